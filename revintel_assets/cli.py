@@ -1,0 +1,170 @@
+"""`revintel` command line (CONTRACT §1): generate, demo, run, ui."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from revintel_resources import paths
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def _generate(out: Path, scale: float, seed: int) -> dict:
+    from revintel_assets.demo.generator import generate_company
+
+    return generate_company(out, scale=scale, seed=seed, progress=sys.stderr.isatty())
+
+
+def cmd_generate(args) -> int:
+    out = Path(args.out)
+    summary = _generate(out, args.scale, args.seed)
+    print(f"Wrote the demo company (scale {args.scale:g}, seed {args.seed}) to {out}")
+    for key in ("opportunities", "accounts", "reps", "transaction_lines", "closed_win_rate"):
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    source = paths.demo_source_dir()
+    if not (source / "sales_pipeline.csv").exists():
+        print(f"Generating the demo company (scale {args.scale:g}) into {source} ...")
+        _generate(source, args.scale, args.seed)
+    return _materialize(source, None, args)
+
+
+def cmd_run(args) -> int:
+    source = Path(args.source).expanduser().resolve()
+    return _materialize(source, args.format, args)
+
+
+def _materialize(source: Path, fmt: str | None, args) -> int:
+    from revintel_assets.definitions import defs
+    from revintel_assets.ingest.errors import SourceError
+    from revintel_assets.orchestrate import materialize_all
+
+    os.environ["REVINTEL_SOURCE"] = str(source)
+    if fmt:
+        os.environ["REVINTEL_FORMAT"] = fmt
+    if getattr(args, "as_of", None):
+        os.environ["REVINTEL_AS_OF"] = args.as_of
+    print(f"revintel: materializing the asset graph on {source}")
+    start = time.perf_counter()
+    try:
+        records = materialize_all(defs)
+    except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
+        root = _root_cause(exc)
+        if isinstance(root, SourceError):
+            print(f"revintel: cannot import the source: {root}", file=sys.stderr)
+            return 2
+        raise
+    _summary(records, time.perf_counter() - start)
+    if args.no_serve:
+        return 0
+    return _serve()
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = getattr(seen, "user_exception", None) or seen.__cause__
+        if nxt is None or nxt is seen:
+            return seen
+        seen = nxt
+
+
+def _summary(records: list[dict], seconds: float) -> None:
+    import duckdb
+
+    db = paths.analyst_db_path()
+    print(f"\nDone in {seconds:.1f}s. Analyst file (open it read-only at any time): {db}")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
+            "WHERE schema_name NOT IN ('staging', 'meta') ORDER BY 1").fetchall()
+        for name, _ in rows:
+            n = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            print(f"  {name:<40} {n:>12,} rows")
+        src = con.execute("SELECT source_format, export_date FROM meta.source").fetchall()
+        if src:
+            print(f"Source layout: {src[0][0]}; export date (as-of): {src[0][1]}")
+    finally:
+        con.close()
+
+
+def _serve(dagster_port: int = 3000, streamlit_port: int = 8501) -> int:
+    from revintel_resources.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
+                          "-h", HOST, "-p", str(dagster_port)], cwd=REPO, env=env,
+                         start_new_session=True),
+        subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboards" / "app.py"),
+                          "--server.headless", "true", "--server.address", HOST,
+                          "--server.port", str(streamlit_port), "--browser.gatherUsageStats", "false"],
+                         cwd=REPO, env=env, start_new_session=True),
+    ]
+    print(f"Dagster UI:    http://{HOST}:{dagster_port}\nStreamlit app: http://{HOST}:{streamlit_port}\n"
+          "Ctrl+C stops both.")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+    return 0
+
+
+def cmd_ui(args) -> int:
+    return _serve(args.dagster_port, args.streamlit_port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="revintel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write the demo company's raw files")
+    g.add_argument("--out", required=True)
+    g.add_argument("--scale", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=42)
+    g.set_defaults(fn=cmd_generate)
+
+    d = sub.add_parser("demo", help="generate the demo company (if missing) and materialize everything")
+    d.add_argument("--scale", type=float, default=1.0, help="demo size when it is generated")
+    d.add_argument("--seed", type=int, default=42)
+    d.set_defaults(fn=cmd_demo)
+
+    r = sub.add_parser("run", help="materialize everything on a folder of real exports")
+    r.add_argument("--source", required=True)
+    r.add_argument("--format", help="force the layout, e.g. maventech, sales_log, maventech+sales_log")
+    r.set_defaults(fn=cmd_run)
+    for p in (d, r):
+        p.add_argument("--no-serve", action="store_true", help="exit after materializing")
+        p.add_argument("--as-of", help="score as of this date instead of the source's export date")
+
+    u = sub.add_parser("ui", help="start the Dagster UI + daemon and the Streamlit app")
+    u.add_argument("--dagster-port", type=int, default=3000)
+    u.add_argument("--streamlit-port", type=int, default=8501)
+    u.set_defaults(fn=cmd_ui)
+
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The import: one asset that reads the source folder into canonical staging tables and the
+quarantine. Everything downstream is SQL over those tables."""
+
+
+import json
+
+import dagster as dg
+
+from revintel_assets.ingest.source import import_source
+from revintel_assets.metadata import table_metadata
+from revintel_assets.star.docs import table_doc
+from revintel_assets.star.partitions import transaction_months
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.source import SourceResource
+
+
+@dg.asset(
+    key=["staging", "source_import"],
+    group_name="ingest",
+    kinds={"duckdb", "csv"},
+    owners=["team:data-engineering"],
+    pool="warehouse",
+    description="Detects the source layout (MavenTech CRM, wide sales log, ...), loads every file into "
+                "canonical staging tables and writes rejected rows with their reason to star.quarantine. "
+                "Registers the months found in the data as partitions of star.fact_transactions.",
+)
+def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  source: SourceResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    with wh.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        report = import_source(con, source.folder(), source.forced_format())
+        con.execute("COMMIT")
+    wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
+             "FROM staging.quarantine_new ORDER BY source_file, line_number",
+             run_id=context.run_id, **table_doc("star.quarantine"))
+    wh.write("meta.source", sql="SELECT ? AS source_path, ? AS source_format, ?::DATE AS export_date, "
+             "current_timestamp::TIMESTAMP AS loaded_at, ? AS files",
+             params=[str(report.layout.folder), report.layout.name, report.export_date,
+                     json.dumps(report.files)], run_id=context.run_id)
+
+    months = [r[0].isoformat() for r in wh.query(
+        "SELECT DISTINCT date_trunc('month', d)::DATE FROM (SELECT order_date d FROM staging.transactions "
+        "UNION ALL SELECT close_date FROM staging.opportunities WHERE stage = 'Won' "
+        "AND NOT EXISTS (SELECT 1 FROM staging.transactions)) WHERE d IS NOT NULL "
+        "ORDER BY 1").rows()]
+    new = [m for m in months if not context.instance.has_dynamic_partition(transaction_months.name, m)]
+    if new:
+        context.instance.add_dynamic_partitions(transaction_months.name, new)
+
+    raw_rows = sum(f["raw_rows"] for f in report.files.values())
+    quarantined = sum(sum(f.get("quarantined", {}).values()) + f.get("rejected_unreadable", 0)
+                      for f in report.files.values())
+    for name, f in report.files.items():
+        context.log.info(f"{name}: {f['raw_rows']} raw rows, quarantined {f.get('quarantined') or {}}, "
+                         f"unreadable {f.get('rejected_unreadable', 0)}")
+    return dg.MaterializeResult(metadata={
+        "source": dg.MetadataValue.path(str(report.layout.folder)),
+        "format": report.layout.name,
+        "export_date": report.export_date or "",
+        "raw_rows": dg.MetadataValue.int(raw_rows),
+        "quarantined_rows": dg.MetadataValue.int(quarantined),
+        "transaction_months": dg.MetadataValue.int(len(months)),
+        "files": dg.MetadataValue.json(report.files),
+        **{f"quarantine_{k}": v for k, v in table_metadata(wh, "star.quarantine").items()
+           if k == "preview"},
+    })

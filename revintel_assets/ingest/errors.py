@@ -1,0 +1,13 @@
+"""The one error a user sees when a source file cannot be used at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SourceError(Exception):
+    """A source file that cannot be read: names the file, the line and what was expected."""
+
+    def __init__(self, path: Path | str, line: int, expected: str, found: str):
+        self.path, self.line, self.expected, self.found = Path(path), line, expected, found
+        super().__init__(f"{path}, line {line}: expected {expected}; {found}")

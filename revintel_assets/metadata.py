@@ -1,0 +1,24 @@
+"""Materialization metadata every warehouse asset reports: rows, a preview and the schema."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from revintel_resources.warehouse import Warehouse
+
+
+def table_metadata(wh: Warehouse, table: str, where: str = "TRUE", params: list | None = None,
+                   preview_rows: int = 5) -> dict:
+    with wh.connect() as con:
+        n = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchall()[0][0]
+        preview = con.sql(f"SELECT * FROM {table} WHERE {where} LIMIT {preview_rows}", params=params).pl()
+        cols = con.execute(
+            "SELECT column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE schema_name = ? AND table_name = ? ORDER BY column_index", table.split(".")).fetchall()
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, t, description=d) for c, t, d in cols])
+    return {
+        "dagster/row_count": dg.MetadataValue.int(n),
+        "dagster/column_schema": schema,
+        "table": dg.MetadataValue.text(table),
+        "preview": dg.MetadataValue.md(preview.to_pandas().to_markdown(index=False) if n else "(empty)"),
+    }

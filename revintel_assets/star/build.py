@@ -1,0 +1,172 @@
+"""SELECTs that build the star schema (CONTRACT §3) from the canonical staging tables.
+
+Each function returns SQL; the assets hand it to the warehouse, which runs it inside the write
+transaction, so the large tables never pass through Python. Foreign keys that do not resolve
+keep their row and point at a stub member flagged `is_stub` (CONTRACT §2: "unknown" members are
+kept and reported, not dropped).
+"""
+
+from __future__ import annotations
+
+from revintel_assets.ingest.parse_sql import key_sql
+
+_ACCOUNT_NAMES = f"""(SELECT account_id, {key_sql('account_name')} AS k FROM staging.accounts)"""
+
+
+def dim_account() -> str:
+    return f"""
+    WITH base AS (
+        SELECT account_id, account_name, sector, employees, annual_revenue, country, parent_name,
+               year_established, false AS is_stub FROM staging.accounts),
+    crm_stubs AS (
+        SELECT DISTINCT account_name AS account_id, account_name FROM staging.opportunities
+        WHERE account_name IS NOT NULL
+          AND {key_sql('account_name')} NOT IN (SELECT k FROM {_ACCOUNT_NAMES})
+          AND account_name NOT IN (SELECT account_id FROM base)),
+    tx_stubs AS (
+        SELECT customer_id AS account_id, min(customer_name) AS account_name FROM staging.transactions
+        WHERE customer_id NOT IN (SELECT account_id FROM base)
+          AND coalesce({key_sql('customer_name')}, '') NOT IN (SELECT k FROM {_ACCOUNT_NAMES})
+        GROUP BY 1),
+    stubs AS (
+        SELECT account_id, any_value(account_name) AS account_name
+        FROM (SELECT * FROM crm_stubs UNION ALL SELECT * FROM tx_stubs) GROUP BY 1)
+    SELECT b.account_id, b.account_name, b.sector, b.employees, b.annual_revenue, b.country,
+           p.account_id AS parent_account_id, b.year_established, b.is_stub
+    FROM base b LEFT JOIN {_ACCOUNT_NAMES} p ON p.k = {key_sql('b.parent_name')}
+    UNION ALL
+    SELECT account_id, account_name, NULL, NULL, NULL, NULL, NULL, NULL, true FROM stubs
+    ORDER BY account_id"""
+
+
+def dim_rep() -> str:
+    return """
+    WITH seen AS (
+        SELECT rep_name, NULL AS region FROM staging.opportunities WHERE rep_name IS NOT NULL
+        UNION ALL SELECT rep_name, region FROM staging.transactions WHERE rep_name IS NOT NULL),
+    stubs AS (
+        SELECT rep_name, min(region) AS region FROM seen
+        WHERE rep_name NOT IN (SELECT rep_name FROM staging.reps) GROUP BY 1)
+    SELECT rep_name AS rep_id, rep_name, manager, region, false AS is_stub FROM staging.reps
+    UNION ALL SELECT rep_name, rep_name, NULL, region, true FROM stubs
+    ORDER BY rep_id"""
+
+
+def dim_product() -> str:
+    return f"""
+    WITH crm_stubs AS (
+        SELECT DISTINCT product_name FROM staging.opportunities o
+        WHERE product_name IS NOT NULL AND {key_sql('product_name')} NOT IN (
+            SELECT {key_sql('product_name')} FROM staging.products
+            UNION ALL SELECT {key_sql('product_id')} FROM staging.products)),
+    sku_stubs AS (
+        SELECT product_id, min(division) AS division FROM staging.transactions
+        WHERE product_id NOT IN (SELECT product_id FROM staging.products) GROUP BY 1)
+    SELECT product_id, product_name, series, division, list_price, false AS is_stub FROM staging.products
+    UNION ALL SELECT product_name, product_name, NULL, 'Unassigned', NULL, true FROM crm_stubs
+    UNION ALL SELECT s.product_id, s.product_id, NULL, coalesce(m.division, s.division), NULL, true
+        FROM sku_stubs s LEFT JOIN staging.sku_map m ON m.sku = s.product_id
+    ORDER BY product_id"""
+
+
+def _resolved_opportunities() -> str:
+    """Opportunities with their keys resolved against the dimensions, and history summarised."""
+    return f"""
+    WITH prod AS (
+        SELECT product_id, division, {key_sql('product_name')} AS k FROM star.dim_product
+        UNION SELECT product_id, division, {key_sql('product_id')} FROM star.dim_product),
+    acc AS (
+        SELECT account_id, {key_sql('account_name')} AS k FROM star.dim_account),
+    hist AS (
+        SELECT opportunity_id, min(changed_at) AS first_change,
+               min(changed_at) FILTER (WHERE stage NOT IN ('Prospecting')) AS first_engaged,
+               arg_max(expected_close_date, changed_at) FILTER (WHERE expected_close_date IS NOT NULL) AS expected_close,
+               arg_max(amount, changed_at) FILTER (WHERE amount IS NOT NULL) AS last_amount
+        FROM staging.history GROUP BY 1)
+    SELECT o.*, a.account_id, p.product_id, p.division, h.first_change, h.first_engaged,
+           h.expected_close, h.last_amount
+    FROM staging.opportunities o
+    LEFT JOIN (SELECT k, min(account_id) AS account_id FROM acc GROUP BY k) a
+           ON a.k = {key_sql('o.account_name')}
+    LEFT JOIN (SELECT k, min(product_id) AS product_id, min(division) AS division FROM prod GROUP BY k) p
+           ON p.k = {key_sql('o.product_name')}
+    LEFT JOIN hist h USING (opportunity_id)"""
+
+
+def fact_opportunity() -> str:
+    return f"""
+    SELECT opportunity_id, account_id, rep_name AS rep_id, product_id,
+           coalesce(division, 'Unassigned') AS division, stage,
+           coalesce(first_change, engage_date) AS created_date,
+           coalesce(engage_date, first_engaged) AS engage_date,
+           coalesce(expected_close, close_date) AS expected_close_date,
+           close_date,
+           CASE WHEN stage = 'Won' THEN coalesce(close_value, last_amount)
+                ELSE coalesce(last_amount, nullif(close_value, 0)) END AS amount,
+           close_value, stage IN ('Won', 'Lost') AS is_closed, stage = 'Won' AS is_won,
+           source_file, _line AS source_line
+    FROM ({_resolved_opportunities()})
+    ORDER BY opportunity_id"""
+
+
+def fact_opportunity_history() -> str:
+    """The source's change log; for deals without one, events derived from the dates the
+    source has (engaged, closed), flagged `derived`."""
+    return """
+    WITH logged AS (
+        SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount, false AS derived
+        FROM staging.history h JOIN star.fact_opportunity f USING (opportunity_id)),
+    unlogged AS (
+        SELECT * FROM star.fact_opportunity
+        WHERE opportunity_id NOT IN (SELECT opportunity_id FROM logged)),
+    derived AS (
+        SELECT opportunity_id, engage_date AS changed_at, 'Engaging' AS stage,
+               NULL::DATE AS expected_close_date, NULL::DOUBLE AS amount, true AS derived
+        FROM unlogged WHERE engage_date IS NOT NULL
+        UNION ALL
+        SELECT opportunity_id, close_date, stage, close_date, amount, true
+        FROM unlogged WHERE is_closed)
+    SELECT * FROM logged UNION ALL SELECT * FROM derived
+    ORDER BY opportunity_id, changed_at"""
+
+
+def fact_transactions() -> str:
+    """Sales-log lines; when the source has no log, won opportunities stand in for it."""
+    return f"""
+    WITH by_name AS (SELECT {key_sql('account_name')} AS k, min(account_id) AS account_id
+                     FROM star.dim_account GROUP BY 1),
+    logged AS (
+        SELECT coalesce(a.account_id, n.account_id, t.customer_id) AS account_id, t.order_date,
+               t.product_id, t.division, t.quantity, t.amount, t.source, t.source_file,
+               t._line AS source_line, t.rep_name AS rep_id
+        FROM staging.transactions t
+        LEFT JOIN star.dim_account a ON a.account_id = t.customer_id
+        LEFT JOIN by_name n ON n.k = {key_sql('t.customer_name')}),
+    from_crm AS (
+        SELECT account_id, close_date AS order_date, product_id, division, 1.0 AS quantity,
+               close_value AS amount, 'crm_won' AS source, source_file, source_line, rep_id
+        FROM star.fact_opportunity
+        WHERE is_won AND account_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM staging.transactions))
+    SELECT *, date_trunc('month', order_date)::DATE AS month_start
+    FROM (SELECT * FROM logged UNION ALL SELECT * FROM from_crm)"""
+
+
+def transaction_months() -> str:
+    return f"SELECT DISTINCT month_start FROM ({fact_transactions()}) ORDER BY 1"
+
+
+def dim_date() -> str:
+    """Every day from the first date in the data to a year past the last (forecast horizon)."""
+    return """
+    WITH bounds AS (
+        SELECT min(d) AS lo, max(d) AS hi FROM (
+            SELECT created_date AS d FROM star.fact_opportunity
+            UNION ALL SELECT coalesce(close_date, expected_close_date) FROM star.fact_opportunity
+            UNION ALL SELECT order_date FROM staging.transactions))
+    SELECT d::DATE AS date, date_trunc('week', d)::DATE AS week_start,
+           date_trunc('month', d)::DATE AS month_start, quarter(d) AS quarter,
+           date_trunc('quarter', d)::DATE AS quarter_start, year(d) AS year,
+           isodow(d) AS day_of_week
+    FROM bounds, generate_series(coalesce(lo, DATE '2000-01-01'),
+                                 coalesce(hi, DATE '2000-01-01') + INTERVAL 400 DAY, INTERVAL 1 DAY) t(d)"""

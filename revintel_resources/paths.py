@@ -1,0 +1,45 @@
+"""Where revintel writes things. Everything lives under one data directory so two
+directories never interfere (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("REVINTEL_DATA_DIR", "./data")).expanduser().resolve()
+
+
+def warehouse_dir() -> Path:
+    return data_dir() / "warehouse"
+
+
+def analyst_db_path() -> Path:
+    """The published, read-only-for-everyone analyst file (CONTRACT §3)."""
+    return warehouse_dir() / "revintel.duckdb"
+
+
+def work_dir() -> Path:
+    return warehouse_dir() / ".work"
+
+
+def work_db_path() -> Path:
+    """The file runs write; never opened by readers."""
+    return work_dir() / "revintel.duckdb"
+
+
+def writer_lock_path() -> Path:
+    return work_dir() / "writer.lock"
+
+
+def mlflow_uri() -> str:
+    return f"sqlite:///{data_dir() / 'mlflow' / 'mlflow.db'}"
+
+
+def dagster_home() -> Path:
+    return data_dir() / "dagster_home"
+
+
+def demo_source_dir() -> Path:
+    return data_dir() / "demo"
