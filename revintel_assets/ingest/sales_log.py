@@ -19,7 +19,6 @@ from revintel_assets.ingest.quarantine import Rule, apply_rules
 from revintel_assets.ingest.raw_csv import load_raw_csv, read_header
 
 FIXED = ["CustomerId", "Customer", "Rec Date", "Division", "Rep", "Branch"]
-SKU_MAP_FILES = ("sku_map.csv", "sku_divisions.csv")
 
 
 def looks_like_sales_log(header: list[str]) -> bool:
@@ -38,14 +37,13 @@ def sku_columns(columns: list[str]) -> list[str]:
     return [c for c in columns if c not in FIXED and not c.endswith("_Qty") and f"{c}_Qty" in present]
 
 
-def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, folder: Path) -> dict[str, dict]:
+def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, dict]:
     raw = load_raw_csv(con, path, "staging.raw_sales_log", FIXED, "wide sales log")
     skus = sku_columns(raw.columns)
     if not skus:
         raise SourceError(path, 1, "per-SKU column pairs '<SKU>' and '<SKU>_Qty'",
                           "found no such pair in the header")
     report = {path.name: {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected}}
-    report.update(_load_sku_map(con, folder))
 
     any_bad_cell = " OR ".join(f"{bad_money(s)} OR {bad_money(s + '_Qty')}" for s in skus)
     first_bad = "coalesce(" + ", ".join(
@@ -77,31 +75,3 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, folder: Path) -
         WHERE l.cell.amount IS NOT NULL OR l.cell.qty IS NOT NULL
         ORDER BY l._line, l.sku""")
     return report
-
-
-def _load_sku_map(con, folder: Path) -> dict[str, dict]:
-    path = next((folder / f for f in SKU_MAP_FILES if (folder / f).exists()), None)
-    if path is None:
-        con.execute("CREATE OR REPLACE TABLE staging.sku_map (sku VARCHAR, division VARCHAR)")
-        return {}
-    raw = load_raw_csv(con, path, "staging.raw_sku_map", ["division"], "SKU map")
-    sku = "sku" if "sku" in raw.columns else ("stock_code" if "stock_code" in raw.columns else None)
-    if sku is None:
-        raise SourceError(path, 1, "a SKU map header 'sku, division'", f"found {', '.join(raw.columns)}")
-    caught = apply_rules(con, "staging.raw_sku_map", path.name, raw.columns, [
-        Rule("missing_sku", blank(sku), "'sku is empty'"),
-        Rule("missing_division", blank("division"), "'division is empty'"),
-    ])
-    con.execute(f"""CREATE OR REPLACE TABLE staging.sku_map AS
-        SELECT trim({col(sku)}) AS sku, arg_min(trim(division), _line) AS division,
-               min(_line) AS _line FROM staging.raw_sku_map GROUP BY 1""")
-    dup = con.execute("SELECT count(*) FROM staging.raw_sku_map").fetchall()[0][0] - \
-        con.execute("SELECT count(*) FROM staging.sku_map").fetchall()[0][0]
-    if dup:  # keep the first division per SKU; the later rows are accounted for, not dropped
-        con.execute(f"""INSERT INTO staging.quarantine_new SELECT '{path.name}', r._line,
-            r.{col(sku)} || ',' || r.division, 'sku already mapped on line ' || m._line
-            FROM staging.raw_sku_map r JOIN staging.sku_map m ON m.sku = trim(r.{col(sku)})
-            WHERE r._line <> m._line""")
-        caught["duplicate_sku"] = dup
-    return {path.name: {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected,
-                        "quarantined": caught}}

@@ -16,6 +16,8 @@ from revintel_assets.ingest.errors import SourceError
 from revintel_assets.ingest.maventech import import_maventech
 from revintel_assets.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.ingest.sales_log import find_sales_log, import_sales_log
+from revintel_assets.ingest.sku_map import load_sku_map
+from revintel_assets.ingest.tidy import find_tidy, import_tidy
 
 CRM_FORMATS = ("maventech", "salesforce")
 TX_FORMATS = ("sales_log", "tidy")
@@ -46,6 +48,7 @@ class SourceLayout:
     crm: str | None = None
     transactions: str | None = None
     transactions_file: Path | None = None
+    mapping: dict | None = None
 
     @property
     def name(self) -> str:
@@ -71,6 +74,9 @@ def detect_layout(folder: Path, forced: str | None = None) -> SourceLayout:
     log = find_sales_log(folder)
     if log is not None:
         layout.transactions, layout.transactions_file = "sales_log", log
+    elif (tidy := find_tidy(folder)) is not None:
+        layout.transactions = "tidy"
+        layout.transactions_file, layout.mapping = tidy
     if forced:
         parts = set(forced.split("+"))
         unknown = parts - set(CRM_FORMATS) - set(TX_FORMATS)
@@ -80,8 +86,9 @@ def detect_layout(folder: Path, forced: str | None = None) -> SourceLayout:
         layout.crm = next((p for p in parts if p in CRM_FORMATS), None)
         layout.transactions = next((p for p in parts if p in TX_FORMATS), None)
     if layout.crm is None and layout.transactions is None:
-        raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv or Opportunity.csv) or a "
-                          "sales log (a CSV with CustomerId, Customer, Rec Date, ... columns)",
+        raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv or Opportunity.csv), a "
+                          "sales log (CustomerId, Customer, Rec Date, ...) or tidy transactions "
+                          "(customer_id, order_date, sku, quantity, amount)",
                           f"found {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}")
     return layout
 
@@ -99,14 +106,14 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
     elif layout.crm == "salesforce":
         raise SourceError(layout.folder / "Opportunity.csv", 0, "a supported CRM layout",
                           "the Salesforce importer is not available yet; export in the MavenTech layout")
+    report.files.update(load_sku_map(con, layout.folder))
+    if layout.transactions and layout.transactions_file is None:
+        raise SourceError(layout.folder, 0, f"a {layout.transactions} transactions file",
+                          f"--format names {layout.transactions} but no such file was found")
     if layout.transactions == "sales_log":
-        if layout.transactions_file is None:
-            raise SourceError(layout.folder, 0, "a sales log CSV (CustomerId, Customer, Rec Date, ...)",
-                              "--format names sales_log but no such file was found")
-        report.files.update(import_sales_log(con, layout.transactions_file, layout.folder))
+        report.files.update(import_sales_log(con, layout.transactions_file))
     elif layout.transactions == "tidy":
-        raise SourceError(layout.folder, 0, "a supported transaction layout",
-                          "the tidy-transactions importer is not available yet")
+        report.files.update(import_tidy(con, layout.transactions_file, layout.mapping))
     report.export_date = _export_date(con)
     return report
 
