@@ -5,6 +5,7 @@ quarantine. Everything downstream is SQL over those tables."""
 import json
 
 import dagster as dg
+import polars as pl
 
 from revintel_assets.ingest.source import import_source
 from revintel_assets.metadata import table_metadata
@@ -38,6 +39,10 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
              "current_timestamp::TIMESTAMP AS loaded_at, ? AS files",
              params=[str(report.layout.folder), report.layout.name, report.export_date,
                      json.dumps(report.files)], run_id=context.run_id)
+
+    wh.write("meta.source_files", pl.DataFrame(
+        {"source_file": list(report.files), "raw_rows": [f["raw_rows"] for f in report.files.values()]},
+        schema={"source_file": pl.Utf8, "raw_rows": pl.Int64}), run_id=context.run_id)
 
     months = [r[0].isoformat() for r in wh.query(
         "SELECT DISTINCT date_trunc('month', d)::DATE FROM (SELECT order_date d FROM staging.transactions "

@@ -19,7 +19,6 @@ SKU_MAP_FILES = ("sku_map.csv", "sku_divisions.csv")
 def load_sku_map(con, folder: Path) -> dict[str, dict]:
     path = next((folder / f for f in SKU_MAP_FILES if (folder / f).exists()), None)
     if path is None:
-        con.execute("CREATE OR REPLACE TABLE staging.sku_map (sku VARCHAR, division VARCHAR)")
         return {}
     raw = load_raw_csv(con, path, "staging.raw_sku_map", ["division"], "SKU map")
     sku = "sku" if "sku" in raw.columns else ("stock_code" if "stock_code" in raw.columns else None)
@@ -31,7 +30,7 @@ def load_sku_map(con, folder: Path) -> dict[str, dict]:
     ])
     con.execute(f"""CREATE OR REPLACE TABLE staging.sku_map AS
         SELECT trim({col(sku)}) AS sku, arg_min(trim(division), _line) AS division,
-               min(_line) AS _line FROM staging.raw_sku_map GROUP BY 1""")
+               min(_line) AS _line, '{path.name}' AS source_file FROM staging.raw_sku_map GROUP BY 1""")
     dup = con.execute("SELECT count(*) FROM staging.raw_sku_map").fetchall()[0][0] - \
         con.execute("SELECT count(*) FROM staging.sku_map").fetchall()[0][0]
     if dup:  # keep the first division per SKU; the later rows are accounted for, not dropped

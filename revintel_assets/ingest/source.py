@@ -38,7 +38,7 @@ CANONICAL = {
                             "product_id VARCHAR, division VARCHAR, quantity DOUBLE, amount DOUBLE, "
                             "rep_name VARCHAR, region VARCHAR, source VARCHAR, source_file VARCHAR, "
                             "_line BIGINT",
-    "staging.sku_map": "sku VARCHAR, division VARCHAR",
+    "staging.sku_map": "sku VARCHAR, division VARCHAR, _line BIGINT, source_file VARCHAR",
 }
 
 

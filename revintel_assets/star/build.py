@@ -114,17 +114,19 @@ def fact_opportunity_history() -> str:
     source has (engaged, closed), flagged `derived`."""
     return """
     WITH logged AS (
-        SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount, false AS derived
+        SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount, false AS derived,
+               h.source_file, h._line AS source_line
         FROM staging.history h JOIN star.fact_opportunity f USING (opportunity_id)),
     unlogged AS (
         SELECT * FROM star.fact_opportunity
         WHERE opportunity_id NOT IN (SELECT opportunity_id FROM logged)),
     derived AS (
         SELECT opportunity_id, engage_date AS changed_at, 'Engaging' AS stage,
-               NULL::DATE AS expected_close_date, NULL::DOUBLE AS amount, true AS derived
+               NULL::DATE AS expected_close_date, NULL::DOUBLE AS amount, true AS derived,
+               NULL AS source_file, NULL::BIGINT AS source_line
         FROM unlogged WHERE engage_date IS NOT NULL
         UNION ALL
-        SELECT opportunity_id, close_date, stage, close_date, amount, true
+        SELECT opportunity_id, close_date, stage, close_date, amount, true, NULL, NULL
         FROM unlogged WHERE is_closed)
     SELECT * FROM logged UNION ALL SELECT * FROM derived
     ORDER BY opportunity_id, changed_at"""
@@ -170,3 +172,24 @@ def dim_date() -> str:
            isodow(d) AS day_of_week
     FROM bounds, generate_series(coalesce(lo, DATE '2000-01-01'),
                                  coalesce(hi, DATE '2000-01-01') + INTERVAL 400 DAY, INTERVAL 1 DAY) t(d)"""
+
+
+def reconciliation() -> str:
+    """Per source file: raw rows read, rows that reached the star schema, rows quarantined.
+    Dimension files map 1:1 onto their dimension's non-stub rows; fact files by source line."""
+    return """
+    WITH star_lines AS (
+        SELECT source_file, source_line FROM star.fact_opportunity
+        UNION SELECT source_file, source_line FROM star.fact_opportunity_history WHERE NOT derived
+        UNION SELECT source_file, source_line FROM star.fact_transactions WHERE source <> 'crm_won'
+        UNION SELECT source_file, _line FROM staging.accounts
+        UNION SELECT source_file, _line FROM staging.reps
+        UNION SELECT source_file, _line FROM staging.products
+        UNION SELECT source_file, _line FROM staging.sku_map),
+    star AS (SELECT source_file, count(*) AS star_rows FROM star_lines GROUP BY 1),
+    q AS (SELECT source_file, count(*) AS quarantined_rows FROM star.quarantine GROUP BY 1)
+    SELECT f.source_file, f.raw_rows, coalesce(s.star_rows, 0) AS star_rows,
+           coalesce(q.quarantined_rows, 0) AS quarantined_rows,
+           f.raw_rows - coalesce(s.star_rows, 0) - coalesce(q.quarantined_rows, 0) AS unaccounted
+    FROM meta.source_files f LEFT JOIN star s USING (source_file) LEFT JOIN q USING (source_file)
+    ORDER BY 1"""

@@ -1,0 +1,93 @@
+"""Damaged exports: every bad row lands in the quarantine with its line and reason; unreadable
+files stop with a message naming the file, the line and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import build_star
+from revintel_assets.ingest.errors import SourceError
+from revintel_assets.ingest.source import import_source
+from revintel_assets.star import build
+
+PIPELINE = (
+    "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value\r\n"
+    "A1,Ann,GTXPro,Acme,Won,2017-01-02,2017-02-01,1000\r\n"      # 2: fine ('GTXPro' = 'GTX Pro')
+    "A2,Ann,GTX Pro,Acme,Lost,2017-01-05,2017-01-03,0\r\n"       # 3: closed before engaged
+    "A3,Bob,MG Special,,Engaging,2017-13-45,,\r\n"                # 4: bad engage_date
+    "A4,Bob,MG Special,Beta,Closed Won,01/15/2017,02/20/2017,\"$1,200\"\r\n"  # 5: fine, US dates, money
+    "A5,Bob,MG Special,Beta,Pondering,2017-01-02,,\r\n"           # 6: unknown stage
+    "A6,Bob,MG Special,Beta,Won,2017-01-02\r\n"                   # 7: too few fields
+    "A1,Ann,GTXPro,Acme,Won,2017-01-02,2017-02-01,1000\r\n"      # 8: exact duplicate of 2
+    "A4,Bob,MG Special,Beta,Lost,2017-01-15,2017-02-20,0\r\n"     # 9: same id, other contents
+    "A7,Cy,Unknown Thing,Gamma,Prospecting,,,\r\n"                # 10: fine, unknown product/account/rep
+    "A8,Bob,MG Special,Beta,Won,2017-01-02,,5\r\n"                # 11: won without close date
+    "A9,Bob,MG Special,Beta,Won,2017-01-02,2017-01-09,(5)\r\n"    # 12: negative value
+)
+
+
+def _write(folder: Path, name: str, text: str, bom: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+
+
+@pytest.fixture
+def damaged(tmp_path) -> Path:
+    src = tmp_path / "crm"
+    _write(src, "sales_pipeline.csv", PIPELINE, bom=True)
+    _write(src, "products.csv", "product,series,sales_price\r\nGTX Pro,GTX,4821\r\nMG Special,MG,55\r\n")
+    _write(src, "accounts.csv", "account,sector,year_established,revenue,employees,office_location,subsidiary_of\r\n"
+           "Acme,retail,1990,10.5,100,USA,\r\nBeta,software,2001,1.5,20,Kenya,Acme\r\n")
+    _write(src, "sales_teams.csv", "sales_agent,manager,regional_office\r\nAnn,Max,East\r\nBob,Max,West\r\n")
+    return src
+
+
+def test_bad_rows_are_quarantined_with_line_and_reason(damaged):
+    con = duckdb.connect()
+    build_star(con, damaged)
+    q = dict(con.execute("SELECT line_number, reason FROM star.quarantine "
+                         "WHERE source_file = 'sales_pipeline.csv'").fetchall())
+    assert set(q) == {3, 4, 6, 7, 8, 9, 11, 12}
+    assert "before engage_date" in q[3]
+    assert "engage_date '2017-13-45' is not a date" in q[4]
+    assert "Pondering" in q[6]
+    assert "unreadable row" in q[7]
+    assert q[8] == "exact duplicate of line 2 (merged)"
+    assert "already on line 5 with other contents" in q[9]
+    assert "no close_date" in q[11] and "negative" in q[12]
+    ok = dict(con.execute("SELECT opportunity_id, close_value FROM star.fact_opportunity").fetchall())
+    assert ok == {"A1": 1000.0, "A4": 1200.0, "A7": None}
+    # unknown product / account / rep are kept as stub members, not dropped
+    stubs = con.execute("SELECT (SELECT count(*) FROM star.dim_product WHERE is_stub), "
+                        "(SELECT count(*) FROM star.dim_account WHERE is_stub), "
+                        "(SELECT count(*) FROM star.dim_rep WHERE is_stub)").fetchall()[0]
+    assert stubs == (1, 1, 1)
+    parent = con.execute("SELECT parent_account_id FROM star.dim_account WHERE account_id = 'Beta'").fetchall()
+    assert parent == [("Acme",)]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+@pytest.mark.parametrize("content,found", [
+    (b"", "sales_pipeline.csv"),
+    (b"\x00\x01\x02\xff\xfe binary \x00" * 50, "sales_pipeline.csv"),
+    (b"id,name\n1,x\n", "missing column(s) opportunity_id, sales_agent"),
+])
+def test_unreadable_file_stops_with_a_clear_message(tmp_path, content, found):
+    src = tmp_path / "crm"
+    src.mkdir()
+    (src / "sales_pipeline.csv").write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src)
+    message = str(err.value)
+    assert "sales_pipeline.csv" in message and "line 1" in message and "expected" in message
+    assert found in message
+
+
+def test_folder_without_known_files_names_what_it_expects(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(SourceError, match="expected a CRM export"):
+        import_source(duckdb.connect(), tmp_path)
