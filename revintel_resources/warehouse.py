@@ -1,0 +1,386 @@
+"""The DuckDB warehouse: one *work* file that runs write, one *published* file that readers open.
+
+DuckDB lets only one process hold a database file at a time (even a read-only open fails while a
+writer has it), so:
+
+* every access to the work file goes through `Warehouse.connect()`, which takes a cross-process
+  file lock and opens a short-lived connection; the lock is held only as long as that connection;
+* readers (Streamlit, analysts) never touch the work file; they open the analyst file, which
+  `publish()` swaps atomically with `os.replace`, so a reader sees the old or the new file, never
+  a half-written one (an already open reader keeps the old inode).
+
+`write()` replaces a whole table or some of its partitions in a single transaction, so a crash at
+any point leaves the previous contents in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import filelock
+import polars as pl
+
+from revintel_resources import paths
+
+TABLE_LOG = "meta.table_log"
+
+
+class WarehouseLockTimeout(TimeoutError):
+    """Another process held the writer lock for longer than we were willing to wait."""
+
+
+class PartitionViolation(ValueError):
+    """A write put rows outside the partition it declared (it does not own those rows)."""
+
+
+@dataclass(frozen=True)
+class PartitionFilter:
+    """The rows of one partition dimension; exactly one of:
+
+    values: `column IN values`; range: `column BETWEEN lo AND hi` (inclusive, for key ranges);
+    window: `column >= start AND column < end` (half-open, for time windows: right for DATE and TIMESTAMP).
+    """
+
+    column: str
+    values: Sequence[Any] | None = None
+    range: tuple[Any, Any] | None = None
+    window: tuple[Any, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.values, self.range, self.window)) != 1:
+            raise ValueError(f"partition on {self.column!r}: give exactly one of values / range / window")
+        if self.values is not None and len(self.values) == 0:
+            raise ValueError(f"partition on {self.column!r}: values must not be empty")
+
+    def sql(self) -> tuple[str, list[Any]]:
+        col = quote(self.column)
+        if self.range is not None:
+            return f"{col} BETWEEN ? AND ?", list(self.range)
+        if self.window is not None:
+            return f"{col} >= ? AND {col} < ?", list(self.window)
+        return f"{col} IN ({', '.join('?' * len(self.values))})", list(self.values)
+
+    def key(self) -> str:
+        """The partition as logged in meta.table_log: `a,b` for values, `lo..hi` / `[start, end)` for ranges."""
+        if self.range is not None:
+            return f"{self.range[0]}..{self.range[1]}"
+        if self.window is not None:
+            return f"[{self.window[0]}, {self.window[1]})"
+        return ",".join(map(str, self.values))
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def split_table(table: str) -> tuple[str, str]:
+    parts = table.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"table must be 'schema.name', got {table!r}")
+    return parts[0], parts[1]
+
+
+def qualified(table: str) -> str:
+    return ".".join(quote(p) for p in split_table(table))
+
+
+def _sql_literal(text: str) -> str:
+    # COMMENT ON does not take bound parameters, so the comment is inlined as a string literal.
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Warehouse:
+    def __init__(
+        self,
+        work_path: Path,
+        lock_path: Path,
+        analyst_path: Path,
+        lock_timeout_s: float = 900,
+    ) -> None:
+        self.work_path = Path(work_path)
+        self.lock_path = Path(lock_path)
+        self.analyst_path = Path(analyst_path)
+        self.lock_timeout_s = lock_timeout_s
+        self._lock: filelock.FileLock | None = None
+        self._lock_pid: int | None = None
+
+    @classmethod
+    def from_env(cls, data_dir: str | Path | None = None, lock_timeout_s: float = 900) -> Warehouse:
+        """Paths from `paths.py`; with `data_dir`, the same layout re-rooted there."""
+
+        def at(p: Path) -> Path:
+            return Path(data_dir).expanduser().resolve() / p.relative_to(paths.data_dir()) if data_dir else p
+
+        return cls(
+            at(paths.work_db_path()), at(paths.writer_lock_path()), at(paths.analyst_db_path()), lock_timeout_s
+        )
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _file_lock(self) -> filelock.FileLock:
+        # A FileLock object must not cross a fork, so each process builds its own.
+        if self._lock is None or self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = filelock.FileLock(str(self.lock_path)), os.getpid()
+        return self._lock
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Writer lock + a read-write connection to the work file, both released on exit.
+
+        Keep the block short: every other run and `publish()` waits for it.
+        """
+        self.work_path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._file_lock()
+        try:
+            lock.acquire(timeout=self.lock_timeout_s)
+        except filelock.Timeout as e:
+            raise WarehouseLockTimeout(
+                f"could not get the warehouse writer lock {self.lock_path} within {self.lock_timeout_s:g}s; "
+                "another run (or publish) is holding it"
+            ) from e
+        try:
+            con = duckdb.connect(str(self.work_path))
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            lock.release()
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        with self.connect() as con:
+            # DuckDB 2.x: the DB-API result has no .pl()/.arrow(); a relation does, and reads rows once.
+            return con.sql(sql, params=params).pl()
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
+        with self.connect() as con:
+            con.execute(sql, params)
+
+    def table_exists(self, table: str) -> bool:
+        with self.connect() as con:
+            return _table_exists(con, table)
+
+    def row_count(self, table: str, where: str | None = None) -> int:
+        sql = f"SELECT count(*) FROM {qualified(table)}" + (f" WHERE {where}" if where else "")
+        with self.connect() as con:
+            return con.execute(sql).fetchone()[0]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write(
+        self,
+        table: str,
+        data: pl.DataFrame | None = None,
+        *,
+        sql: str | None = None,
+        params: Sequence[Any] | None = None,
+        partition_column: str | None = None,
+        partition_values: Sequence[Any] | None = None,
+        partition_range: tuple[Any, Any] | None = None,
+        partition: Sequence[PartitionFilter] | None = None,
+        comment: str | None = None,
+        column_comments: dict[str, str] | None = None,
+        run_id: str | None = None,
+    ) -> int:
+        """Replace the table (or the given partition of it) with `data` or the rows of `sql`; returns rows written.
+
+        Partition: `partition_column` with `partition_values` (IN) or `partition_range` (inclusive BETWEEN),
+        or `partition` = several PartitionFilter ANDed together (multi-dimensional partitions).
+        `sql` is a SELECT run in the same connection (with `params`), so big tables stay in DuckDB.
+        All of it is one transaction: on any error the table keeps its previous contents.
+        """
+        if (data is None) == (sql is None):
+            raise ValueError("write(): give exactly one of data / sql")
+        filters = list(partition or [])
+        if partition_column is not None:
+            filters.append(PartitionFilter(partition_column, partition_values, partition_range))
+        elif partition_values is not None or partition_range is not None:
+            raise ValueError("partition_values / partition_range need partition_column")
+
+        with self.connect() as con:
+            if data is not None:
+                src_name = f"__revintel_src_{uuid.uuid4().hex}"
+                con.register(src_name, data)
+                source, source_params = f"SELECT * FROM {quote(src_name)}", []
+            else:
+                source, source_params = f"SELECT * FROM ({sql.strip().rstrip(';')})", list(params or [])
+            con.execute("BEGIN TRANSACTION")
+            try:
+                n = self._write_in_transaction(con, table, source, source_params, filters)
+                self._comment(con, table, comment, column_comments)
+                _log(con, table, "|".join(f.key() for f in filters) or None, n, run_id)
+                con.execute("COMMIT")
+            except BaseException:
+                # BaseException too: a KeyboardInterrupt must not leave a half-applied transaction behind.
+                with contextlib.suppress(duckdb.Error):  # e.g. the failure was in COMMIT itself
+                    con.execute("ROLLBACK")
+                raise
+            return n
+
+    def _write_in_transaction(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        source: str,
+        source_params: list[Any],
+        filters: list[PartitionFilter],
+    ) -> int:
+        schema, _ = split_table(table)
+        qtable = qualified(table)
+        rel = con.sql(source, params=source_params or None)  # binds only: names and types, no rows read
+        # An all-null polars column has type NULL; store it as DuckDB's CTAS would (INTEGER).
+        new_cols = {c: ("INTEGER" if str(t) == '"NULL"' else str(t)) for c, t in zip(rel.columns, rel.types)}
+        missing = [f.column for f in filters if f.column not in new_cols]
+        if missing:
+            raise ValueError(f"{table}: partition column(s) {missing} not in the data ({list(new_cols)})")
+
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        if _table_exists(con, table):
+            self._evolve(con, table, new_cols, full_replace=not filters)
+        else:
+            _create(con, table, new_cols)
+
+        where, where_params = where_clause(filters)
+        con.execute(f"DELETE FROM {qtable}" + (f" WHERE {where}" if where else ""), where_params)
+        n = self._insert(con, qtable, source, source_params)
+        if filters:
+            # The partition was emptied above, so every row now in it came from this insert.
+            inside = con.execute(f"SELECT count(*) FROM {qtable} WHERE {where}", where_params).fetchone()[0]
+            if inside != n:
+                raise PartitionViolation(
+                    f"{table}: {n - inside} of {n} rows fall outside the declared partition "
+                    f"({'; '.join(f'{f.column}: {f.key()}' for f in filters)}); nothing was written"
+                )
+        return n
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, qtable: str, source: str, source_params: list[Any]) -> int:
+        # Its own method so the crash test can signal "inside the transaction" right before it.
+        # BY NAME: column order does not matter, and table columns absent from the source become NULL.
+        return con.execute(f"INSERT INTO {qtable} BY NAME {source}", source_params or None).fetchone()[0]
+
+    def _evolve(self, con: duckdb.DuckDBPyConnection, table: str, new_cols: dict[str, str], full_replace: bool) -> None:
+        """Make the existing table accept the new columns: add missing ones, widen types, or rebuild it."""
+        qtable = qualified(table)
+        old_cols = _columns(con, table)
+        alters = []
+        for col, new_t in new_cols.items():
+            old_t = old_cols.get(col)
+            if old_t is None:
+                alters.append(f"ALTER TABLE {qtable} ADD COLUMN {quote(col)} {new_t}")
+            elif old_t == new_t or _casts_implicitly(con, new_t, old_t):
+                continue  # e.g. INTEGER into BIGINT: the INSERT casts losslessly
+            elif _casts_implicitly(con, old_t, new_t):
+                # Widen (e.g. BIGINT -> DOUBLE) so rows of other partitions keep their values.
+                alters.append(f"ALTER TABLE {qtable} ALTER COLUMN {quote(col)} TYPE {new_t}")
+            elif full_replace:
+                # Every row is replaced anyway: rebuild with the new types (still inside the transaction).
+                con.execute(f"DROP TABLE {qtable}")
+                _create(con, table, new_cols)
+                return
+            else:
+                raise TypeError(f"{table}.{col}: new type {new_t} cannot be stored in the existing {old_t} column")
+        for stmt in alters:
+            con.execute(stmt)
+
+    @staticmethod
+    def _comment(
+        con: duckdb.DuckDBPyConnection, table: str, comment: str | None, column_comments: dict[str, str] | None
+    ) -> None:
+        qtable = qualified(table)
+        if comment is not None:
+            con.execute(f"COMMENT ON TABLE {qtable} IS {_sql_literal(comment)}")
+        for col, text in (column_comments or {}).items():
+            con.execute(f"COMMENT ON COLUMN {qtable}.{quote(col)} IS {_sql_literal(text)}")
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish(self) -> Path:
+        """Atomically replace the analyst file with a consistent copy of the work file."""
+        self.analyst_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.analyst_path.with_name(f".{self.analyst_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        with self.connect() as con:
+            # Fold the WAL into the file; closing the connection (below) makes the file self-contained.
+            con.execute("CHECKPOINT")
+            con.close()
+            wal = self.work_path.with_name(self.work_path.name + ".wal")
+            if wal.exists():
+                # Only happens if this process holds another connection to the work file.
+                raise RuntimeError(f"{wal} still exists after checkpoint; refusing to publish a partial copy")
+            try:
+                # Still under the lock: no writer can change the work file while we copy it.
+                with open(self.work_path, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, length=16 * 1024 * 1024)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(tmp, self.analyst_path)  # atomic: readers see old or new, never partial
+            finally:
+                tmp.unlink(missing_ok=True)
+        # Make the rename itself durable.
+        dir_fd = os.open(self.analyst_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return self.analyst_path
+
+
+# -- helpers on an open connection ------------------------------------------------------------------
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = split_table(table)
+    sql = (
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?"
+    )
+    return con.execute(sql, [schema, name]).fetchone()[0] > 0
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    schema, name = split_table(table)
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, name],
+    ).fetchall()
+    return dict(rows)
+
+
+def _create(con: duckdb.DuckDBPyConnection, table: str, cols: dict[str, str]) -> None:
+    col_sql = ", ".join(f"{quote(c)} {t}" for c, t in cols.items())
+    con.execute(f"CREATE TABLE {qualified(table)} ({col_sql})")
+
+
+def _casts_implicitly(con: duckdb.DuckDBPyConnection, src_type: str, dst_type: str) -> bool:
+    return con.execute(f"SELECT can_cast_implicitly(NULL::{src_type}, NULL::{dst_type})").fetchone()[0]
+
+
+def where_clause(filters: Sequence[PartitionFilter]) -> tuple[str, list[Any]]:
+    """SQL condition (filters ANDed) and its parameters; empty for no filters."""
+    parts, params = [], []
+    for f in filters:
+        s, p = f.sql()
+        parts.append(f"({s})")
+        params += p
+    return " AND ".join(parts), params
+
+
+def _log(con: duckdb.DuckDBPyConnection, table: str, partition_key: str | None, n: int, run_id: str | None) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {TABLE_LOG} (table_name VARCHAR, partition_key VARCHAR, "
+        "row_count BIGINT, written_at TIMESTAMP, run_id VARCHAR)"
+    )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute(f"INSERT INTO {TABLE_LOG} VALUES (?, ?, ?, ?, ?)", [table, partition_key, n, now, run_id])

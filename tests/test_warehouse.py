@@ -1,0 +1,378 @@
+"""The DuckDB I/O layer against real DuckDB files and real processes (no mocks)."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import filelock
+import polars as pl
+import pytest
+
+from revintel_resources.io_manager import DuckDBPolarsIOManager
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.warehouse import PartitionViolation, Warehouse, WarehouseLockTimeout
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Warehouse:
+    return Warehouse.from_env(tmp_path)
+
+
+def run_py(code: str, *args: str) -> subprocess.Popen:
+    """Start a child Python process running `code` (with the repo importable)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 45) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{err}"
+    return out
+
+
+def sales(day: str, n: int, version: int = 0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"day": [dt.date.fromisoformat(day)] * n, "id": list(range(n)), "amount": [float(version)] * n}
+    )
+
+
+def partition_state(wh: Warehouse, table: str, where: str) -> tuple[int, int]:
+    """(row count, order-independent checksum) of some rows."""
+    return tuple(wh.query(f"SELECT count(*), coalesce(sum(hash(id, v)), 0) FROM {table} WHERE {where}").row(0))
+
+
+# -- write semantics ------------------------------------------------------------------------------
+
+
+def test_partition_replace_only_touches_its_partition(wh: Warehouse) -> None:
+    wh.write("s.sales", sales("2024-01-01", 3), partition_column="day", partition_values=["2024-01-01"])
+    wh.write("s.sales", sales("2024-01-02", 4), partition_column="day", partition_values=["2024-01-02"])
+    n = wh.write("s.sales", sales("2024-01-01", 2, 9), partition_column="day", partition_values=["2024-01-01"])
+    assert n == 2
+    got = wh.query("SELECT day, count(*) n, max(amount) a FROM s.sales GROUP BY day ORDER BY day").rows()
+    assert got == [(dt.date(2024, 1, 1), 2, 9.0), (dt.date(2024, 1, 2), 4, 0.0)]
+    log = wh.query("SELECT partition_key, row_count FROM meta.table_log WHERE table_name = 's.sales'").rows()
+    assert log == [("2024-01-01", 3), ("2024-01-02", 4), ("2024-01-01", 2)]
+
+
+def test_full_replace_and_comments(wh: Warehouse) -> None:
+    wh.write("s.acc", pl.DataFrame({"id": [1, 2, 3]}), comment="accounts", column_comments={"id": "account id"})
+    assert wh.write("s.acc", pl.DataFrame({"id": [7]}), run_id="run-1") == 1
+    assert wh.query("SELECT id FROM s.acc").rows() == [(7,)]
+    assert wh.query("SELECT comment FROM duckdb_tables() WHERE table_name = 'acc'").item() == "accounts"
+    assert wh.query("SELECT comment FROM duckdb_columns() WHERE table_name = 'acc'").item() == "account id"
+    # Incompatible type in a full replace: the table is rebuilt (atomically) with the new type.
+    wh.write("s.acc", pl.DataFrame({"id": ["a"]}))
+    assert wh.query("SELECT id FROM s.acc").rows() == [("a",)]
+    assert wh.query("SELECT run_id FROM meta.table_log WHERE row_count = 1 LIMIT 1").item() == "run-1"
+
+
+def test_insert_by_name_and_added_column(wh: Warehouse) -> None:
+    wh.write("s.t", pl.DataFrame({"day": [dt.date(2024, 1, 1)], "a": [1], "b": ["x"]}),
+             partition_column="day", partition_values=[dt.date(2024, 1, 1)])
+    # Shuffled column order, plus a new column; the old partition keeps NULL in it.
+    wh.write("s.t", pl.DataFrame({"c": [3.5], "b": ["y"], "day": [dt.date(2024, 1, 2)], "a": [2]}),
+             partition_column="day", partition_values=[dt.date(2024, 1, 2)])
+    rows = wh.query("SELECT day, a, b, c FROM s.t ORDER BY day").rows()
+    assert rows == [(dt.date(2024, 1, 1), 1, "x", None), (dt.date(2024, 1, 2), 2, "y", 3.5)]
+    # A column missing from the new data becomes NULL, and a widened type (BIGINT -> DOUBLE) is kept.
+    wh.write("s.t", pl.DataFrame({"day": [dt.date(2024, 1, 1)], "a": [1.5]}),
+             partition_column="day", partition_values=[dt.date(2024, 1, 1)])
+    assert wh.query("SELECT a, b, c FROM s.t ORDER BY day").rows() == [(1.5, None, None), (2.0, "y", 3.5)]
+
+
+def test_partition_range_replace_via_sql(wh: Warehouse) -> None:
+    for d in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]:
+        wh.write("s.sales", sales(d, 2), partition_column="day", partition_values=[d])
+    n = wh.write(
+        "s.sales",
+        sql="SELECT DATE '2024-01-02' + (i % 2)::INT AS day, i AS id, 5.0 AS amount FROM range(10) t(i)",
+        partition_column="day",
+        partition_range=("2024-01-02", "2024-01-03"),
+    )
+    assert n == 10
+    got = wh.query("SELECT day::VARCHAR, count(*) FROM s.sales GROUP BY day ORDER BY day").rows()
+    assert got == [("2024-01-01", 2), ("2024-01-02", 5), ("2024-01-03", 5), ("2024-01-04", 2)]
+
+
+def test_row_outside_declared_partition_raises_and_keeps_table(wh: Warehouse) -> None:
+    wh.write("s.sales", sales("2024-01-01", 3), partition_column="day", partition_values=["2024-01-01"])
+    wh.write("s.sales", sales("2024-01-02", 3), partition_column="day", partition_values=["2024-01-02"])
+    bad = pl.concat([sales("2024-01-01", 5, 1), sales("2024-01-02", 1, 1)])  # one row belongs to another partition
+    with pytest.raises(PartitionViolation, match="1 of 6 rows fall outside"):
+        wh.write("s.sales", bad.with_columns(extra=pl.lit(1)), partition_column="day", partition_values=["2024-01-01"])
+    assert wh.query("SELECT count(*), sum(amount) FROM s.sales").row(0) == (6, 0.0)
+    assert "extra" not in wh.query("SELECT * FROM s.sales LIMIT 0").columns  # the ALTER was rolled back too
+    assert wh.row_count("meta.table_log") == 2
+
+
+def test_lock_timeout_names_the_lock_file(tmp_path: Path) -> None:
+    wh = Warehouse.from_env(tmp_path, lock_timeout_s=0.2)
+    wh.execute("CREATE TABLE x AS SELECT 1 a")
+    with filelock.FileLock(str(wh.lock_path)):  # another holder (separate file descriptor)
+        with pytest.raises(WarehouseLockTimeout, match=str(wh.lock_path)):
+            wh.query("SELECT * FROM x")
+    assert wh.table_exists("main.x") and wh.row_count("main.x", "a = 1") == 1
+
+
+# -- crash safety -----------------------------------------------------------------------------------
+
+CRASH_WRITER = """
+    import sys
+    from pathlib import Path
+    from revintel_resources.warehouse import Warehouse
+
+    class SignallingWarehouse(Warehouse):
+        def _insert(self, con, *args):
+            Path(sys.argv[2]).touch()  # we are inside BEGIN ... the partition's DELETE has run
+            return super()._insert(con, *args)
+
+    wh = SignallingWarehouse.from_env(sys.argv[1])
+    wh.write("s.big", sql="SELECT 1 AS p, i AS id, md5(i::VARCHAR) AS v FROM range(6000000) t(i)",
+             partition_column="p", partition_values=[1])
+"""
+
+
+def test_sigkill_mid_write_leaves_partition_intact(tmp_path: Path, wh: Warehouse) -> None:
+    wh.write("s.big", sql="SELECT 1 AS p, i AS id, md5(i::VARCHAR) AS v FROM range(100000) t(i)",
+             partition_column="p", partition_values=[1])
+    wh.write("s.big", sql="SELECT 2 AS p, i AS id, 'x' AS v FROM range(500) t(i)",
+             partition_column="p", partition_values=[2])
+    before = [partition_state(wh, "s.big", f"p = {p}") for p in (1, 2)]
+
+    marker = tmp_path / "inside-transaction"
+    proc = run_py(CRASH_WRITER, str(tmp_path), str(marker))
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "writer never reached its insert"
+        time.sleep(0.01)
+    time.sleep(0.5)  # well inside the multi-second insert
+    assert proc.poll() is None, "writer finished before we could kill it; make the insert bigger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    assert [partition_state(wh, "s.big", f"p = {p}") for p in (1, 2)] == before
+    assert wh.row_count("meta.table_log") == 2  # the killed write left no log row
+    # The lock died with the process; a re-run goes through.
+    n = wh.write("s.big", sql="SELECT 1 AS p, i AS id, 'y' AS v FROM range(1000) t(i)",
+                 partition_column="p", partition_values=[1])
+    assert n == 1000 and wh.row_count("s.big", "p = 1") == 1000
+    assert partition_state(wh, "s.big", "p = 2") == before[1]
+
+
+# -- concurrency -----------------------------------------------------------------------------------
+
+PARTITION_WRITER = """
+    import sys
+    import polars as pl
+    from revintel_resources.warehouse import Warehouse
+
+    wh = Warehouse.from_env(sys.argv[1], lock_timeout_s=30)
+    part = sys.argv[2]
+    for version in range(8):
+        df = pl.DataFrame({"part": [part] * 50000, "id": range(50000), "version": [version] * 50000})
+        wh.write("s.shared", df, partition_column="part", partition_values=[part])
+"""
+
+
+def test_two_writers_on_different_partitions(tmp_path: Path, wh: Warehouse) -> None:
+    procs = [run_py(PARTITION_WRITER, str(tmp_path), part) for part in ("a", "b")]
+    for proc in procs:
+        finish(proc)
+    got = wh.query("SELECT part, count(*), min(version), max(version) FROM s.shared GROUP BY part ORDER BY part")
+    assert got.rows() == [("a", 50000, 7, 7), ("b", 50000, 7, 7)]
+    assert wh.row_count("meta.table_log") == 16
+
+
+PUBLISHER = """
+    import sys, time
+    import polars as pl
+    from revintel_resources.warehouse import Warehouse
+
+    wh = Warehouse.from_env(sys.argv[1], lock_timeout_s=30)
+    seconds = float(sys.argv[2])
+
+    def cycle(version):
+        # Version k goes into two tables in two separate writes; only publish() makes it visible.
+        for table in ("s.a", "s.b"):
+            df = pl.DataFrame({"part": ["p"] * 2000, "id": range(2000), "version": [version] * 2000})
+            wh.write(table, df, partition_column="part", partition_values=["p"])
+        wh.publish()
+
+    cycle(0)
+    print("ready", flush=True)
+    version, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        version += 1
+        cycle(version)
+    print(version, flush=True)
+"""
+
+READER = """
+    import json, sys, time
+    import duckdb
+
+    path, seconds = sys.argv[1], float(sys.argv[2])
+    reads = errors = inconsistent = 0
+    versions, first_error = set(), None
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        reads += 1
+        try:
+            con = duckdb.connect(path, read_only=True)
+            try:
+                seen = [con.execute(f"SELECT count(*), min(version), max(version) FROM {t} WHERE part = 'p'").fetchone()
+                        for t in ("s.a", "s.b")]
+            finally:
+                con.close()
+        except Exception as e:
+            errors += 1
+            first_error = first_error or repr(e)
+            continue
+        ok = all(s == (2000, seen[0][1], seen[0][1]) for s in seen)
+        inconsistent += not ok
+        versions.add(seen[0][1])
+    print(json.dumps({"reads": reads, "errors": errors, "inconsistent": inconsistent,
+                      "versions_seen": len(versions), "first_error": first_error}))
+"""
+
+
+def test_publish_while_readers_read(tmp_path: Path, wh: Warehouse) -> None:
+    seconds = 4.0
+    publisher = run_py(PUBLISHER, str(tmp_path), str(seconds))
+    assert publisher.stdout.readline().strip() == "ready", publisher.communicate()[1]
+    reader = run_py(READER, str(wh.analyst_path), str(seconds))
+    stats = json.loads(finish(reader))
+    cycles = int(finish(publisher).strip())
+    print(f"\nreader: {stats}; publisher cycles: {cycles}")
+    assert stats["errors"] == 0, stats["first_error"]
+    assert stats["inconsistent"] == 0
+    assert stats["reads"] > 50 and stats["versions_seen"] > 2 and cycles > 2
+    # No temp files left next to the published file.
+    assert sorted(p.name for p in wh.analyst_path.parent.iterdir()) == [".work", wh.analyst_path.name]
+
+
+# -- through Dagster --------------------------------------------------------------------------------
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-10")
+
+
+@dg.asset(key=["star", "dim_account"])
+def dim_account() -> pl.DataFrame:
+    return pl.DataFrame({"account_id": [1, 2, 3], "name": ["a", "b", "c"]})
+
+
+@dg.asset(key=["star", "account_count"], deps=[dim_account])
+def account_count(warehouse: WarehouseResource) -> None:
+    # Writes itself with SQL inside the warehouse; the IO manager is handed None and does nothing.
+    warehouse.get().write("star.account_count", sql="SELECT count(*) AS n FROM star.dim_account")
+
+
+@dg.asset(key=["raw", "daily_sales"], partitions_def=DAILY, metadata={"partition_expr": "day"},
+          backfill_policy=dg.BackfillPolicy.single_run())
+def daily_sales(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    window = context.partition_time_window
+    days = pl.date_range(window.start.date(), window.end.date(), closed="left", eager=True)
+    return pl.DataFrame({"day": days}).join(pl.DataFrame({"amount": [1.0, 2.0]}), how="cross")
+
+
+@dg.asset(key=["star", "daily_total"], partitions_def=DAILY, metadata={"partition_expr": "day"},
+          backfill_policy=dg.BackfillPolicy.single_run())
+def daily_total(daily_sales: pl.DataFrame) -> pl.DataFrame:
+    return daily_sales.group_by("day").agg(total=pl.col("amount").sum(), rows=pl.len())
+
+
+@dg.asset(key=["all_sales"])
+def all_sales(daily_sales: pl.DataFrame) -> pl.DataFrame:
+    return daily_sales.select(days=pl.col("day").n_unique(), rows=pl.len())
+
+
+def test_io_manager_through_dagster(tmp_path: Path) -> None:
+    resources = {"io_manager": DuckDBPolarsIOManager(data_dir=str(tmp_path)),
+                 "warehouse": WarehouseResource(data_dir=str(tmp_path))}
+    wh = Warehouse.from_env(tmp_path)
+
+    result = dg.materialize([dim_account, account_count], resources=resources)
+    assert result.success
+    assert wh.query("SELECT * FROM star.account_count").item() == 3
+    meta = result.asset_materializations_for_node("star__dim_account")[0].metadata
+    assert meta["dagster/row_count"].value == 3
+    assert [c.name for c in meta["dagster/column_schema"].schema.columns] == ["account_id", "name"]
+    assert "| account_id" in meta["preview"].value
+
+    # One partition, then downstream loads just that partition as input.
+    for key in ("2024-01-02", "2024-01-03"):
+        assert dg.materialize([daily_sales, daily_total], partition_key=key, resources=resources).success
+    totals = wh.query("SELECT day::VARCHAR, total, rows FROM star.daily_total ORDER BY day").rows()
+    assert totals == [("2024-01-02", 3.0, 2), ("2024-01-03", 3.0, 2)]
+
+    # Single-run backfill of a partition range: one run, one write per asset covering three days.
+    tags = {"dagster/asset_partition_range_start": "2024-01-03", "dagster/asset_partition_range_end": "2024-01-05"}
+    result = dg.materialize([daily_sales, daily_total], resources=resources, tags=tags)
+    assert result.success
+    assert wh.query("SELECT day::VARCHAR, count(*) FROM raw.daily_sales GROUP BY day ORDER BY day").rows() == [
+        ("2024-01-02", 2), ("2024-01-03", 2), ("2024-01-04", 2), ("2024-01-05", 2)]
+    assert wh.query("SELECT count(*), sum(total) FROM star.daily_total").row(0) == (4, 12.0)
+    log = wh.query("SELECT partition_key FROM meta.table_log WHERE table_name = 'raw.daily_sales'")["partition_key"]
+    assert log[-1] == "[2024-01-03 00:00:00, 2024-01-06 00:00:00)"
+
+    # An unpartitioned downstream loads every upstream partition.
+    result = dg.materialize([daily_sales, all_sales], resources=resources, selection=[all_sales])
+    assert result.success
+    assert wh.query("SELECT days, rows FROM public.all_sales").row(0) == (4, 8)
+
+
+REGIONS = dg.StaticPartitionsDefinition(["eu", "us"])
+DAY_REGION = dg.MultiPartitionsDefinition(
+    {"day": dg.DailyPartitionsDefinition(start_date="2024-01-01"), "region": REGIONS}
+)
+
+
+@dg.asset(key=["raw", "region_targets"], partitions_def=REGIONS, metadata={"partition_expr": "region"})
+def region_targets(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    return pl.DataFrame({"target": [10, 20], "region": [context.partition_key] * 2})
+
+
+@dg.asset(key=["raw", "region_sales"], partitions_def=DAY_REGION,
+          metadata={"partition_expr": {"day": "ts", "region": "region"}})
+def region_sales(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    key = context.partition_key.keys_by_dimension
+    ts = dt.datetime.fromisoformat(key["day"])
+    return pl.DataFrame({"ts": [ts, ts + dt.timedelta(hours=23, minutes=59)], "region": [key["region"]] * 2})
+
+
+@dg.asset(key=["star", "region_sales_copy"], partitions_def=DAY_REGION,
+          metadata={"partition_expr": {"day": "ts", "region": "region"}})
+def region_sales_copy(region_sales: pl.DataFrame) -> pl.DataFrame:
+    return region_sales
+
+
+def test_io_manager_static_and_multi_partitions(tmp_path: Path) -> None:
+    resources = {"io_manager": DuckDBPolarsIOManager(data_dir=str(tmp_path))}
+    wh = Warehouse.from_env(tmp_path)
+    for key in ("eu", "us", "eu"):
+        assert dg.materialize([region_targets], partition_key=key, resources=resources).success
+    assert wh.query("SELECT region, count(*) FROM raw.region_targets GROUP BY 1 ORDER BY 1").rows() == [
+        ("eu", 2), ("us", 2)]
+
+    for key in ("2024-01-01|eu", "2024-01-02|eu", "2024-01-01|us", "2024-01-01|eu"):
+        assert dg.materialize([region_sales, region_sales_copy], partition_key=key, resources=resources).success
+    for table in ("raw.region_sales", "star.region_sales_copy"):
+        got = wh.query(f"SELECT ts::DATE::VARCHAR, region, count(*) FROM {table} GROUP BY ALL ORDER BY ALL").rows()
+        assert got == [("2024-01-01", "eu", 2), ("2024-01-01", "us", 2), ("2024-01-02", "eu", 2)]
