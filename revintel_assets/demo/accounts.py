@@ -58,7 +58,8 @@ class Accounts:
 
 
 def account_ids(gidx: np.ndarray) -> pl.Series:
-    return C.prefixed_ids("A", gidx, 6, "account_id")
+    """A000001 for global account number 0."""
+    return C.prefixed_ids("A", np.asarray(gidx) + 1, 6, "account_id")
 
 
 def _pick_parents(log_emp: np.ndarray, is_sub: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -16,7 +16,8 @@ import polars as pl
 # --------------------------------------------------------------------------------- calendar
 EPOCH = np.datetime64("2023-01-01", "D")
 EPOCH_UNIX_DAYS = int(EPOCH.astype(np.int64))  # polars Date = days since 1970-01-01
-EXPORT_DAY = int(np.datetime64("2025-12-31") - EPOCH)  # 1095: the export date, never the wall clock
+# the export date (day 1095), fixed: the generator never looks at the wall clock
+EXPORT_DAY = int((np.datetime64("2025-12-31") - EPOCH).astype(np.int64))
 N_MONTHS = 36  # Jan 2023 .. Dec 2025
 _EPOCH_MONTH = EPOCH.astype("datetime64[M]")
 
@@ -52,15 +53,30 @@ def weekday(days: np.ndarray) -> np.ndarray:
     return (np.asarray(days) + 6) % 7
 
 
+def _dates(days) -> np.ndarray:
+    return EPOCH + np.asarray(days, dtype=np.int64).astype("timedelta64[D]")
+
+
+def _days(dates: np.ndarray) -> np.ndarray:
+    return (dates - EPOCH).astype(np.int64)
+
+
 def next_business_day(days: np.ndarray) -> np.ndarray:
-    """Weekend days roll forward to Monday: sales people do not close deals on Sundays."""
-    wd = weekday(days)
-    return days + np.where(wd == 5, 2, np.where(wd == 6, 1, 0))
+    return _days(np.busday_offset(_dates(days), 0, roll="forward"))
 
 
 def prev_business_day(days: np.ndarray) -> np.ndarray:
-    wd = weekday(days)
-    return days - np.where(wd == 5, 1, np.where(wd == 6, 2, 0))
+    return _days(np.busday_offset(_dates(days), 0, roll="backward"))
+
+
+def add_business_days(days: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Day n business days after `days` (rolled forward to a business day first)."""
+    return _days(np.busday_offset(_dates(days), n, roll="forward"))
+
+
+def business_days_between(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Business days in [start, end)."""
+    return np.busday_count(_dates(start), _dates(end))
 
 
 def prefixed_ids(prefix: str, numbers: np.ndarray, width: int, name: str) -> pl.Series:
@@ -70,7 +86,10 @@ def prefixed_ids(prefix: str, numbers: np.ndarray, width: int, name: str) -> pl.
 
 
 def to_pl_date(days: np.ndarray, name: str) -> pl.Series:
-    return pl.Series(name, np.asarray(days, dtype=np.int64) + EPOCH_UNIX_DAYS).cast(pl.Int32).cast(pl.Date)
+    """Day numbers as a polars Date column; negative day numbers mean "no date" (null)."""
+    days = np.asarray(days, dtype=np.int64)
+    unix = np.where(days >= 0, days + EPOCH_UNIX_DAYS, np.nan)
+    return pl.Series(name, unix, nan_to_null=True).cast(pl.Int32).cast(pl.Date)
 
 
 # ------------------------------------------------------------------------- product catalogue
@@ -138,7 +157,7 @@ class Catalog:
 
 
 def build_catalog() -> Catalog:
-    cols = list(zip(*_SKUS))
+    cols = list(zip(*_SKUS, strict=True))
     return Catalog(list(cols[0]), list(cols[1]), list(cols[2]), np.array(cols[3], float),
                    np.array(cols[4]), np.array(cols[5]), np.array(cols[6], float))
 
@@ -213,7 +232,7 @@ _ROOT = """tech soft works hold lane city max tron net core logic scape ware ium
 gen labs link path point port ridge stream sys vault view wave bridge field forge gate grid hub
 line matrix mind nest pulse quest rise scale shift span sphere star tide trail well wing zone
 bit byte cloud craft data dock flow frame leaf loop mark""".split()
-_DESCRIPTOR = ["", "", "", "", "Inc", "Corp", "Group", "Labs", "Systems", "Holdings", "Partners",
+_DESCRIPTOR = ["", "Inc", "Corp", "Group", "Labs", "Systems", "Holdings", "Partners",
                "Technologies", "Solutions", "Industries", "Co", "Dynamics"]
 _QUALIFIER = ["International", "Global", "Americas", "Europe", "Asia", "North", "South", "East",
               "West", "Capital", "Ventures", "Enterprises", "Worldwide", "Digital", "Networks"]
@@ -223,15 +242,19 @@ _BASE = len(_PREFIX) * len(_ROOT) * len(_DESCRIPTOR)
 def _check_names() -> None:
     stems = {p + r for p in _PREFIX for r in _ROOT}
     assert len(stems) == len(_PREFIX) * len(_ROOT), "company name stems collide"
-    assert not set(_DESCRIPTOR) & set(_QUALIFIER)
+    assert len(set(_DESCRIPTOR)) == len(_DESCRIPTOR) and not set(_DESCRIPTOR) & set(_QUALIFIER)
 
 
 _check_names()
 
 
 def name_permutation(rng: np.random.Generator) -> np.ndarray:
-    """Shuffles the base name space once so account 0 is not 'Acmetech'."""
-    return rng.permutation(_BASE)
+    """Shuffles the base name space once so account 0 is not 'Acmetech'. A weighted shuffle
+    (Efraimidis-Spirakis keys) puts bare one-word names ("Betasoloin") first more often, so
+    small companies look like MavenTech's list while large ones still get unique names."""
+    bare = np.arange(_BASE) % len(_DESCRIPTOR) == 0
+    keys = np.log(rng.random(_BASE)) / np.where(bare, 12.0, 1.0)
+    return np.argsort(-keys, kind="stable")
 
 
 def account_names(index: np.ndarray, perm: np.ndarray) -> pl.Series:
@@ -263,7 +286,7 @@ def person_names(n: int, rng: np.random.Generator) -> list[str]:
     mid = np.arange(n) // pool
     first, last = np.divmod(k, len(_LAST))
     return [f"{_FIRST[f]} {chr(64 + m) + '. ' if m else ''}{_LAST[s]}"
-            for f, s, m in zip(first, last, mid)]  # one-off over reps, not deals
+            for f, s, m in zip(first, last, mid, strict=True)]  # one-off over reps, not deals
 
 
 # ------------------------------------------------------------------------------ sales team
@@ -299,7 +322,7 @@ def build_team(n_reps: int, rng: np.random.Generator) -> Team:
     mgr_first = np.concatenate([[0], np.cumsum(n_mgr)[:-1]])
     rank = np.arange(n_reps) - np.concatenate([[0], np.cumsum(per_region)[:-1]])[region]
     # reps of a region are dealt to its managers in turn
-    manager = [mgr_names[mgr_first[r] + k % n_mgr[r]] for r, k in zip(region, rank)]
+    manager = [mgr_names[mgr_first[r] + k % n_mgr[r]] for r, k in zip(region, rank, strict=True)]
     region_reps = [np.flatnonzero(region == r) if per_region[r] else np.arange(n_reps)
                    for r in range(len(REGIONS))]
     return Team(pl.Series("sales_agent", rep_names), region, manager,

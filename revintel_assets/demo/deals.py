@@ -8,7 +8,7 @@ The story of one deal, in the order it is drawn:
 2. The rep prices it (a discount off list price: reps have habits, big accounts haggle) and
    guesses a close date (reps differ in optimism). A hidden "momentum" decides how long the
    deal sits in Prospecting and how often the rep proactively pushes the expected close date
-   there; ~6% of deals are stalled from the start.
+   there; ~8% of deals are stalled from the start.
 3. The win probability p is drawn from what a model can see by the end of Prospecting:
    account fit (sector/size), the account's propensity (visible in its history), the rep's
    skill (visible as track record), product tier, discount, deal size against the account's
@@ -26,6 +26,11 @@ The story of one deal, in the order it is drawn:
 
 Everything is simulated to its natural end; the export cuts it at 2025-12-31, so deals
 still running then appear open at whatever stage they had reached.
+
+What p is a ceiling for: p is fixed when Prospecting ends. Later signals (the stage a deal
+reaches, how long it lingers, late pushes) partly follow from the drawn outcome, as in real
+pipelines, so a model scoring a deal late in its life can legitimately beat p; for a deal
+scored at or soon after creation, p is the best possible score.
 """
 
 from __future__ import annotations
@@ -41,13 +46,15 @@ from revintel_assets.demo.accounts import Accounts
 STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
 WON, LOST = 4, 5
 DEALS_PER_ACCOUNT = 10.0  # over the three years, at every scale
-ALPHA = 0.05  # intercept of the win logit, calibrated for a ~50% closed win rate
+ALPHA = -0.25  # intercept of the win logit, calibrated for a ~50% closed win rate
 TIER_EFFECT = np.array([0.25, 0.0, -0.35])  # entry SKUs are easier to win than enterprise ones
 DIVISION_EFFECT = np.array([0.0, -0.1, 0.15, -0.1, 0.1])
 NOISE_SD = 0.6  # the part of p no model can see
 # where lost deals die: (Prospecting, Engaging, Proposal, Negotiation); hopeless ones earlier
 LOST_AT = np.array([[0.10, 0.35, 0.33, 0.22], [0.22, 0.45, 0.22, 0.11]])
-LOSER_LINGER = 1.7  # lost deals sit this much longer in the stage they die in
+LOSER_LINGER = 2.3  # lost deals sit this much longer in the stage they die in
+DEAL_RATE_U = 1.0  # keen accounts open many more deals
+DIV_CHOICE_W = 2.0  # deals go to divisions the account is drawn to
 MONTH_WEIGHT = np.array([1.05, 1.05, 1.1, 1.0, 1.0, 0.95, 0.8, 0.75, 1.05, 1.1, 1.0, 0.7])
 
 
@@ -55,7 +62,7 @@ def creation_weights() -> np.ndarray:
     """Probability of each day 2023-01-01..2025-12-31 being a deal's creation day."""
     days = np.arange(C.EXPORT_DAY + 1)
     month = C.month_index(days)
-    w = MONTH_WEIGHT[month % 12] * (1.0 + 0.2 * days / 365.0)  # the company grows ~20%/year
+    w = MONTH_WEIGHT[month % 12] * (1.0 + 0.3 * days / 365.0)  # the company grows: ~30% more deals a year
     w[C.weekday(days) >= 5] = 0.0
     return w / w.sum()
 
@@ -77,7 +84,7 @@ class Deals:
     won: np.ndarray
     p: np.ndarray  # true win probability
     final_amount: np.ndarray
-    history: pl.DataFrame | None = None  # filled by deal_history
+    history: pl.DataFrame | None = None  # event table, filled by _history
 
 
 def _gumbel_choice(score: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -93,7 +100,7 @@ def _major_table(cat: C.Catalog) -> np.ndarray:
 
 
 def _draw_opportunities(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator):
-    w = 10 ** (0.35 * (acc.log_emp - 2.9)) * np.exp(0.45 * acc.u)  # big, keen accounts buy more
+    w = 10 ** (0.35 * (acc.log_emp - 2.9)) * np.exp(DEAL_RATE_U * acc.u)  # big, keen accounts buy more
     n_per = rng.poisson(DEALS_PER_ACCOUNT * w / w.mean())
     account = np.repeat(np.arange(len(acc)), n_per)
     created = rng.choice(len(_CREATION_P), len(account), p=_CREATION_P)
@@ -102,7 +109,7 @@ def _draw_opportunities(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.ran
     n = len(account)
     rep = np.where(rng.random(n) < 0.75, acc.owner[account],
                    C.pick_region_rep(team, acc.region[account], rng))
-    division = _gumbel_choice(acc.fit[account] + 0.8 * acc.v[account], rng)
+    division = _gumbel_choice(DIV_CHOICE_W * (acc.fit[account] + acc.v[account]), rng)
     size_tier = np.clip((acc.log_emp[account] - 2.3) / 0.9, 0, 2)
     tier = _gumbel_choice(-1.2 * np.abs(np.arange(3) - size_tier[:, None]), rng)
     sku = _major_table(cat)[division, tier]
@@ -110,17 +117,18 @@ def _draw_opportunities(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.ran
     return account, created, rep, division, tier, sku, qty
 
 
-def _early_slips(created, tp_days, e0, rate, rng):
-    """Proactive pushes while in Prospecting, strictly before the first expected close date.
-    Returns (deal index per slip, slip day) with distinct days per deal."""
-    avail = np.maximum(0, np.minimum(tp_days - 1, e0 - 3 - created))
+def _early_slips(created, engage, e0, rate, rng):
+    """Proactive pushes on business days while in Prospecting, before the first expected close
+    date. Returns (slips per deal, deal index per slip, slip day), days distinct per deal."""
+    first = created + 1
+    avail = C.business_days_between(first, np.maximum(first, np.minimum(engage, e0 - 2)))
     n_e = np.minimum(np.minimum(rng.poisson(rate), avail), 4)
     deal = np.repeat(np.arange(len(created)), n_e)
     j = np.arange(len(deal)) - np.repeat(np.cumsum(n_e) - n_e, n_e)  # slip number in its deal
     lo = j * avail[deal] // n_e[deal]
     hi = (j + 1) * avail[deal] // n_e[deal]  # disjoint integer bins keep the days distinct
-    day = created[deal] + 1 + lo + (rng.random(len(deal)) * (hi - lo)).astype(np.int64)
-    return n_e, deal, day
+    k = lo + (rng.random(len(deal)) * (hi - lo)).astype(np.int64)
+    return n_e, deal, C.add_business_days(first[deal], k)
 
 
 def _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount, n_e, tp_days, rng):
@@ -129,31 +137,41 @@ def _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount,
              - 0.25 * (acc.log_emp[a] - C.DIVISION_IDEAL_SIZE[division]) ** 2
              + 0.35 * acc.u[a] + team.skill[rep] + TIER_EFFECT[tier] + DIVISION_EFFECT[division]
              + 2.0 * discount - 6.0 * np.maximum(discount - 0.2, 0)  # deep discounts smell of trouble
-             - 0.25 * size_gap - 0.55 * n_e - 0.6 * np.log(tp_days / 12.0)
+             - 0.25 * size_gap - 0.55 * n_e - 0.6 * np.log(tp_days / 16.0)
              + rng.normal(0, NOISE_SD, len(a)))
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def _stage_path(created, tp_days, z, stalled, won, p, rng):
-    """Entry days of Engaging/Proposal/Negotiation (-1 = never reached) and the close day."""
+MAX_DWELL = 160  # business days in one stage (~7 months); even zombie deals get cleaned up
+
+
+def _business(calendar_days: np.ndarray) -> np.ndarray:
+    """A dwell time in calendar days as a whole number of business days in [1, MAX_DWELL]."""
+    return np.clip(np.rint(calendar_days * 5 / 7), 1, MAX_DWELL).astype(np.int64)
+
+
+def _stage_path(created, pros_bd, z, stalled, won, p, rng):
+    """Entry days of Engaging/Proposal/Negotiation (-1 = never reached), the close day and the
+    entry day of the stage the deal closes from. Dwell times count business days."""
     n = len(created)
     dwell = np.column_stack([
-        tp_days,
-        np.maximum(1, np.rint(20 * np.exp(-0.25 * z + 0.5 * rng.normal(size=n)) * (1 + stalled))),
-        np.maximum(1, np.rint(13 * np.exp(-0.2 * z + 0.5 * rng.normal(size=n)))),
-        np.maximum(1, np.rint(9 * np.exp(0.5 * rng.normal(size=n)))),
-    ]).astype(np.int64)
+        pros_bd,
+        _business(32 * np.exp(-0.25 * z + 0.5 * rng.normal(size=n)) * (1 + 1.5 * stalled)),
+        _business(17 * np.exp(-0.2 * z + 0.5 * rng.normal(size=n))),
+        _business(12 * np.exp(0.5 * rng.normal(size=n))),
+    ])
     cum = np.cumsum(LOST_AT[(p < 0.35).astype(int)], axis=1)
     last = np.where(won, 3, (rng.random(n)[:, None] > cum).sum(axis=1))  # stage it closes from
     starts = np.empty((n, 4), np.int64)
     starts[:, 0] = created
     for k in range(1, 4):  # loop over stages
-        starts[:, k] = C.next_business_day(starts[:, k - 1] + dwell[:, k - 1])
+        starts[:, k] = C.add_business_days(starts[:, k - 1], dwell[:, k - 1])
     stay = np.take_along_axis(dwell, last[:, None], 1)[:, 0]
-    stay = np.where(won, stay, np.maximum(1, np.rint(stay * LOSER_LINGER)).astype(np.int64))
-    close = C.next_business_day(np.take_along_axis(starts, last[:, None], 1)[:, 0] + stay)
+    stay = np.where(won, stay, np.rint(stay * LOSER_LINGER).astype(np.int64))
+    last_start = starts[np.arange(n), last]
+    close = C.add_business_days(last_start, stay)
     entry = np.where(np.arange(1, 4) <= last[:, None], starts[:, 1:], -1)
-    return entry, close, starts[np.arange(n), last]
+    return entry, close, last_start
 
 
 def _timing_quirks(close, won, last_start, rng):
@@ -162,7 +180,7 @@ def _timing_quirks(close, won, last_start, rng):
     qe = C.quarter_end(close)
     gap = qe - close
     drag = won & (gap >= 10) & (gap <= 35) & (rng.random(n) < 0.5)
-    close = np.where(drag, C.prev_business_day(qe - rng.integers(0, 10, n)), close)
+    close = np.where(drag, np.maximum(C.prev_business_day(qe - rng.integers(0, 10, n)), close), close)
     prev_qe = C.quarter_start(close) - 1
     pull = C.prev_business_day(prev_qe - rng.integers(0, 6, n))
     pull_ok = won & ~drag & (close - prev_qe <= 12) & (pull > last_start) & (rng.random(n) < 0.25)
@@ -171,7 +189,7 @@ def _timing_quirks(close, won, last_start, rng):
     sweep = ~won & (C.quarter_end(close) - close <= 30) & (sweep_day > close) & (rng.random(n) < 0.3)
     close = np.where(sweep, sweep_day, close)
     august = (C.month_index(close) % 12 == 7) & (rng.random(n) < 0.3)
-    return np.where(august, C.next_business_day(close + rng.integers(14, 29, n)), close)
+    return np.where(august, C.add_business_days(close, rng.integers(10, 21, n)), close)
 
 
 def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator) -> Deals:
@@ -180,16 +198,17 @@ def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.G
     discount = np.round(np.clip(0.07 + team.discount[rep] + 0.02 * (acc.log_emp[a] - 2.9)
                                 + rng.normal(0, 0.045, n), 0, 0.4) * 200) / 200
     z = rng.normal(size=n)  # hidden momentum
-    stalled = rng.random(n) < 0.06
-    tp_days = np.maximum(1, np.rint(12 * np.exp(-0.35 * z + 0.55 * rng.normal(size=n))
-                                    * np.where(stalled, 4, 1))).astype(np.int64)
+    stalled = rng.random(n) < 0.08
+    pros_bd = _business(16 * np.exp(-0.35 * z + 0.55 * rng.normal(size=n)) * np.where(stalled, 5, 1))
+    engage = C.add_business_days(created, pros_bd)  # only reached if the deal survives Prospecting
+    tp_days = engage - created
     first_guess = np.clip(55 * team.optimism[rep] * np.exp(0.3 * rng.normal(size=n)), 21, 240)
     e0 = C.month_end(created + np.rint(first_guess).astype(np.int64))
     rate = 0.45 * np.exp(-0.5 * z) * np.minimum(tp_days, 60) / 20 + stalled
-    n_e, slip_deal, slip_day = _early_slips(created, tp_days, e0, rate, rng)
+    n_e, slip_deal, slip_day = _early_slips(created, engage, e0, rate, rng)
     p = _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount, n_e, tp_days, rng)
     won = rng.random(n) < p
-    entry, close, last_start = _stage_path(created, tp_days, z, stalled, won, p, rng)
+    entry, close, last_start = _stage_path(created, pros_bd, z, stalled, won, p, rng)
     close = _timing_quirks(close, won, last_start, rng)
     deals = Deals(a, rep, sku, division, qty, created, entry, close, won, p,
                   final_amount=np.zeros(n, np.int64))
@@ -206,7 +225,7 @@ def _overdue_pushes(close, e_start, rng):
     for _ in range(60):
         if len(active) == 0:
             break
-        day = e[active] + rng.integers(1, 8, len(active))
+        day = C.add_business_days(e[active] + 1, rng.integers(0, 5, len(active)))
         ok = (day < close[active]) & (day <= C.EXPORT_DAY)
         act, day = active[ok], day[ok]
         months = rng.choice([1, 1, 1, 2, 2, 3], len(act))
@@ -234,10 +253,11 @@ def _amounts(d: Deals, cat: C.Catalog, discount, rng):
     list_value = cat.price[d.sku] * d.qty
     estimate = np.maximum(10, np.rint(list_value * (1 - discount) * rng.lognormal(0, 0.12, n) / 10) * 10)
     exit_eng = np.where(d.entry[:, 1] >= 0, d.entry[:, 1], d.close)
-    room = exit_eng - d.entry[:, 0]
-    rescoped = (d.entry[:, 0] >= 0) & (room >= 2) & (rng.random(n) < 0.15)
-    rescope_day = d.entry[:, 0] + 1 + (rng.random(n) * (room - 1)).astype(np.int64)
+    room = C.business_days_between(d.entry[:, 0] + 1, np.maximum(d.entry[:, 0] + 1, exit_eng))
+    rescoped = (d.entry[:, 0] >= 0) & (room >= 1) & (rng.random(n) < 0.15)
+    rescope_day = C.add_business_days(d.entry[:, 0] + 1, (rng.random(n) * room).astype(np.int64))
     rescope = np.maximum(10, np.rint(estimate * rng.uniform(0.75, 1.3, n) / 10) * 10)
+    rescope = np.where(rescope == estimate, estimate + 10, rescope)  # a rescope changes the amount
     quote = np.rint(list_value * (1 - discount))
     qe_close = d.won & (C.quarter_end(d.close) - d.close < 14)
     conceded = (d.entry[:, 2] >= 0) & (rng.random(n) < np.where(qe_close, 0.6, 0.3))
@@ -248,10 +268,13 @@ def _amounts(d: Deals, cat: C.Catalog, discount, rng):
 
 
 def _history(d: Deals, cat, discount, e0, n_e, slip_deal, slip_day, rng) -> pl.DataFrame:
-    """Long event table (deal, day, stage, expected, amount), forward-filled and cut at export."""
+    """Long event table (deal, day, seq = event code, stage, expected, amount), forward-filled
+    and cut at the export date. Event codes: 0 create, 1-3 stage entries, 5 push, 6 rescope,
+    9 close; on one day a stage change sorts before a push."""
     n = len(d.account)
     idx = np.arange(n)
-    estimate, (rescoped, rescope_day, rescope), quote, (conceded, offer), final = _amounts(d, cat, discount, rng)
+    amounts = _amounts(d, cat, discount, rng)
+    estimate, (rescoped, rescope_day, rescope), quote, (conceded, offer), final = amounts
     d.final_amount = final.astype(np.int64)
     slip_e = C.month_end(C.month_start(C.month_index(e0[slip_deal]) + 1 + (
         np.arange(len(slip_deal)) - np.repeat(np.cumsum(n_e) - n_e, n_e))))
@@ -273,4 +296,4 @@ def _history(d: Deals, cat, discount, e0, n_e, slip_deal, slip_day, rng) -> pl.D
     return (pl.concat(parts).filter(pl.col("day") <= C.EXPORT_DAY)
             .sort(["deal", "day", "seq"])
             .with_columns(pl.col("stage", "expected", "amount").forward_fill())
-            .select("deal", "day", "stage", "expected", "amount"))
+            .select("deal", "day", "seq", "stage", "expected", "amount"))
