@@ -37,6 +37,9 @@ def cmd_demo(args) -> int:
     if not (source / "sales_pipeline.csv").exists():
         print(f"Generating the demo company (scale {args.scale:g}) into {source} ...")
         _generate(source, args.scale, args.seed)
+    # The demo's ground truth is read only to report oracle metrics beside the models', never
+    # by a feature or a model (revintel_assets/deals/oracle.py).
+    os.environ["REVINTEL_TRUTH_DIR"] = str(source / "truth")
     return _materialize(source, None, args)
 
 

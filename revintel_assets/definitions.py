@@ -9,12 +9,15 @@ import dagster as dg
 # single-run backfills are the point of our partitioned assets; the beta label is noise here
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from revintel_assets.deals.assets import ASSETS as DEAL_ASSETS
+from revintel_assets.deals.assets import deal_scores, deal_snapshot, win_probability
 from revintel_assets.ingest.assets import source_import
 from revintel_assets.star.assets import ASSETS as STAR_ASSETS
 from revintel_assets.star.assets import fact_transactions
 from revintel_resources.io_manager import DuckDBPolarsIOManager
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
+from revintel_resources.tracking import MLflowResource
 
 import_job = dg.define_asset_job(
     "import_job", selection=dg.AssetSelection.assets(source_import)
@@ -24,15 +27,26 @@ transactions_job = dg.define_asset_job(
     "transactions_job", selection=dg.AssetSelection.assets(fact_transactions),
     description="Rebuild star.fact_transactions for the selected months (one run per range).")
 
-JOBS = [import_job, transactions_job]
+snapshot_job = dg.define_asset_job(
+    "deal_snapshot_job", selection=dg.AssetSelection.assets(deal_snapshot),
+    description="Build as-of deal snapshots; a range of dates runs as one vectorised pass.")
+win_model_job = dg.define_asset_job(
+    "win_model_job", selection=dg.AssetSelection.assets(win_probability),
+    description="Train, evaluate, register (and maybe promote) the win model for a training cutoff.")
+deal_scoring_job = dg.define_asset_job(
+    "deal_scoring_job", selection=dg.AssetSelection.assets(deal_scores),
+    description="Score and explain the deals open on an as-of date with the champion of that date.")
+
+JOBS = [import_job, transactions_job, snapshot_job, win_model_job, deal_scoring_job]
 
 defs = dg.Definitions(
-    assets=[source_import, *STAR_ASSETS],
+    assets=[source_import, *STAR_ASSETS, *DEAL_ASSETS],
     jobs=JOBS,
     resources={
         "warehouse": WarehouseResource(),
         "source": SourceResource(),
         "io_manager": DuckDBPolarsIOManager(),
+        "mlflow_tracking": MLflowResource(),
     },
     executor=dg.in_process_executor,
 )

@@ -2,11 +2,14 @@
 quarantine. Everything downstream is SQL over those tables."""
 
 
+import datetime as dt
 import json
 
 import dagster as dg
 import polars as pl
 
+from revintel_assets.deals import partitions as deal_partitions
+from revintel_assets.deals.calendar import DealPlan
 from revintel_assets.ingest.source import import_source
 from revintel_assets.metadata import table_metadata
 from revintel_assets.star.docs import table_doc
@@ -52,6 +55,13 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     new = [m for m in months if not context.instance.has_dynamic_partition(transaction_months.name, m)]
     if new:
         context.instance.add_dynamic_partitions(transaction_months.name, new)
+
+    first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(engage_date) d FROM staging.opportunities "
+                          "UNION ALL SELECT min(changed_at) FROM staging.history)")["d"][0]
+    if first_deal is not None and report.export_date:
+        as_of = deal_partitions.as_of_override() or dt.date.fromisoformat(report.export_date)
+        plan = deal_partitions.register(context.instance, DealPlan(first_deal, as_of))
+        context.log.info(f"deal as-of dates: {len(plan.snapshot_dates)}, training cutoffs: {plan.model_cutoffs}")
 
     raw_rows = sum(f["raw_rows"] for f in report.files.values())
     quarantined = sum(sum(f.get("quarantined", {}).values()) + f.get("rejected_unreadable", 0)

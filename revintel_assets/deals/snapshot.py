@@ -1,0 +1,161 @@
+"""As-of deal snapshots: every deal open on date T with the features known on T.
+
+The rule that keeps them honest: a feature for T reads only history events with
+`changed_at <= T`, outcomes of *other* deals closed on or before T, and static facts (product,
+account firmographics). Never the deal's final stage, amount or expected close date, never the
+wall clock. `fact_opportunity.close_date` is used for exactly two things: deciding that a deal is
+still open on T (close_date > T is knowable on T: it has not closed yet), and the training label,
+which is not a feature.
+
+All dates are built in one vectorised pass: history events are reduced to running values once,
+then an ASOF JOIN picks, for every (deal, T), the last event on or before T.
+"""
+
+from __future__ import annotations
+
+FEATURES_NUMERIC = [
+    "deal_age_days", "days_in_stage", "stage_norm_days", "stage_time_ratio", "n_stage_changes",
+    "n_pushes", "total_slip_days", "days_to_expected_close", "n_amount_changes", "amount",
+    "amount_change_ratio", "list_price", "amount_to_list", "account_prior_won", "account_prior_lost",
+    "account_win_rate", "account_employees", "account_revenue", "rep_prior_closed", "rep_win_rate",
+    "rep_open_deals", "days_to_quarter_end", "month_of_year",
+]
+FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
+FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
+OUTCOME = ["outcome_date", "is_won"]  # label columns: NOT features, filled only for deals that closed
+
+SHRINK = 10  # pseudo-deals pulling a rep's or account's win rate toward the global rate
+
+_EVENTS = """
+    ev_raw AS (
+        SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount,
+               row_number() OVER (PARTITION BY h.opportunity_id ORDER BY h.changed_at,
+                                  h.source_line NULLS LAST, h.stage) AS seq
+        FROM star.fact_opportunity_history h WHERE h.changed_at IS NOT NULL),
+    ev_ff AS (
+        SELECT *,
+            last_value(stage IGNORE NULLS) OVER w AS stage_ff,
+            last_value(expected_close_date IGNORE NULLS) OVER w AS close_ff,
+            first_value(expected_close_date IGNORE NULLS) OVER w AS close_first,
+            last_value(amount IGNORE NULLS) OVER w AS amount_ff,
+            first_value(amount IGNORE NULLS) OVER w AS amount_first
+        FROM ev_raw WINDOW w AS (PARTITION BY opportunity_id ORDER BY seq
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    ev_flags AS (
+        SELECT *,
+            coalesce(stage_ff IS DISTINCT FROM lag(stage_ff) OVER w, true) AS stage_changed,
+            coalesce(close_ff > lag(close_ff) OVER w, false) AS pushed,
+            coalesce(amount_ff IS DISTINCT FROM lag(amount_ff) OVER w AND lag(amount_ff) OVER w IS NOT NULL,
+                     false) AS amount_changed
+        FROM ev_ff WINDOW w AS (PARTITION BY opportunity_id ORDER BY seq)),
+    ev_run AS (
+        SELECT *,
+            max(CASE WHEN stage_changed THEN changed_at END) OVER w AS stage_since,
+            sum(stage_changed::INT) OVER w - 1 AS n_stage_changes,
+            sum(pushed::INT) OVER w AS n_pushes,
+            sum(amount_changed::INT) OVER w AS n_amount_changes
+        FROM ev_flags WINDOW w AS (PARTITION BY opportunity_id ORDER BY seq
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    -- several events on one day: the day's last one carries the running values
+    ev AS (SELECT * FROM ev_run QUALIFY row_number() OVER (
+               PARTITION BY opportunity_id, changed_at ORDER BY seq DESC) = 1),
+    -- completed stage spells, for the "usual time in this stage" norm known on T
+    spells AS (
+        SELECT stage_ff AS stage, changed_at AS started,
+               lead(changed_at) OVER (PARTITION BY opportunity_id ORDER BY seq) AS ended
+        FROM ev_flags WHERE stage_changed),
+    stage_norms AS (
+        SELECT stage, ended, avg(ended - started) OVER (PARTITION BY stage ORDER BY ended
+               RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS norm_days
+        FROM spells WHERE ended IS NOT NULL AND stage NOT IN ('Won', 'Lost')
+        QUALIFY row_number() OVER (PARTITION BY stage, ended ORDER BY started DESC) = 1)"""
+
+_OUTCOMES = """
+    closed AS (SELECT opportunity_id, account_id, rep_id, close_date, is_won::INT AS won
+               FROM star.fact_opportunity WHERE is_closed AND close_date IS NOT NULL),
+    global_rate AS (
+        SELECT DISTINCT close_date, sum(won) OVER w / count(*) OVER w AS rate
+        FROM closed WINDOW w AS (ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    rep_hist AS (
+        SELECT DISTINCT rep_id, close_date, count(*) OVER w AS n, sum(won) OVER w AS wins
+        FROM closed WHERE rep_id IS NOT NULL
+        WINDOW w AS (PARTITION BY rep_id ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    acc_hist AS (
+        SELECT DISTINCT account_id, close_date, count(*) OVER w AS n, sum(won) OVER w AS wins
+        FROM closed WHERE account_id IS NOT NULL
+        WINDOW w AS (PARTITION BY account_id ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    rep_load_ev AS (
+        SELECT rep_id, d, sum(delta) AS delta FROM (
+            SELECT rep_id, created_date AS d, 1 AS delta FROM star.fact_opportunity WHERE created_date IS NOT NULL
+            UNION ALL SELECT rep_id, close_date, -1 FROM star.fact_opportunity
+                WHERE close_date IS NOT NULL AND created_date IS NOT NULL) WHERE rep_id IS NOT NULL GROUP BY 1, 2),
+    rep_load AS (SELECT rep_id, d, sum(delta) OVER (PARTITION BY rep_id ORDER BY d) AS open_deals FROM rep_load_ev)"""
+
+
+def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date) FROM meta.source)") -> str:
+    """SELECT of features.deal_snapshot for every as-of date in `dates_sql` (one DATE column `as_of_date`).
+
+    Deals with no dated event at all (e.g. MavenTech prospecting deals without engage date) can
+    only be placed on the export date, so they join the snapshot from that date on.
+    """
+    return f"""
+    WITH dates AS (SELECT DISTINCT as_of_date::DATE AS as_of_date FROM ({dates_sql})),
+    {_EVENTS},
+    {_OUTCOMES},
+    grid AS (
+        SELECT d.as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
+               o.created_date, o.close_date, o.is_won
+        FROM dates d JOIN star.fact_opportunity o
+          ON (o.created_date <= d.as_of_date
+              OR (o.created_date IS NULL AND d.as_of_date >= {export_date_sql}))
+         AND (o.close_date IS NULL OR o.close_date > d.as_of_date)),
+    g1 AS (SELECT g.*, e.stage_ff, e.stage_since, e.n_stage_changes, e.n_pushes, e.close_ff,
+                  e.close_first, e.amount_ff, e.amount_first, e.n_amount_changes
+           FROM grid g ASOF LEFT JOIN ev e
+             ON e.opportunity_id = g.opportunity_id AND g.as_of_date >= e.changed_at),
+    g2 AS (SELECT g1.*, gr.rate AS global_rate FROM g1 ASOF LEFT JOIN global_rate gr
+             ON g1.as_of_date >= gr.close_date),
+    g3 AS (SELECT g2.*, r.n AS rep_n, r.wins AS rep_wins FROM g2 ASOF LEFT JOIN rep_hist r
+             ON r.rep_id = g2.rep_id AND g2.as_of_date >= r.close_date),
+    g4 AS (SELECT g3.*, a.n AS acc_n, a.wins AS acc_wins FROM g3 ASOF LEFT JOIN acc_hist a
+             ON a.account_id = g3.account_id AND g3.as_of_date >= a.close_date),
+    g5 AS (SELECT g4.*, l.open_deals AS rep_open_deals FROM g4 ASOF LEFT JOIN rep_load l
+             ON l.rep_id = g4.rep_id AND g4.as_of_date >= l.d),
+    g6 AS (SELECT g5.*, coalesce(g5.stage_ff, 'Prospecting') AS stage_now FROM g5),
+    g7 AS (SELECT g6.*, n.norm_days FROM g6 ASOF LEFT JOIN stage_norms n
+             ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended)
+    SELECT
+        g.as_of_date, g.opportunity_id, g.account_id, g.rep_id, g.product_id,
+        coalesce(g.division, 'Unassigned') AS division, g.stage_now AS stage,
+        g.created_date, g.close_ff AS expected_close_date,
+        (g.as_of_date - g.created_date) AS deal_age_days,
+        (g.as_of_date - coalesce(g.stage_since, g.created_date)) AS days_in_stage,
+        g.norm_days::DOUBLE AS stage_norm_days,
+        ((g.as_of_date - coalesce(g.stage_since, g.created_date)) / nullif(g.norm_days, 0))::DOUBLE AS stage_time_ratio,
+        coalesce(g.n_stage_changes, 0) AS n_stage_changes,
+        coalesce(g.n_pushes, 0) AS n_pushes,
+        coalesce(g.close_ff - g.close_first, 0) AS total_slip_days,
+        (g.close_ff - g.as_of_date) AS days_to_expected_close,
+        coalesce(g.n_amount_changes, 0) AS n_amount_changes,
+        g.amount_ff AS amount,
+        (g.amount_ff / nullif(g.amount_first, 0))::DOUBLE AS amount_change_ratio,
+        p.list_price,
+        (g.amount_ff / nullif(p.list_price, 0))::DOUBLE AS amount_to_list,
+        coalesce(g.acc_wins, 0) AS account_prior_won,
+        coalesce(g.acc_n - g.acc_wins, 0) AS account_prior_lost,
+        ((coalesce(g.acc_wins, 0) + {SHRINK} * coalesce(g.global_rate, 0.5))
+            / (coalesce(g.acc_n, 0) + {SHRINK}))::DOUBLE AS account_win_rate,
+        a.employees AS account_employees, a.annual_revenue AS account_revenue,
+        a.sector AS account_sector,
+        coalesce(g.rep_n, 0) AS rep_prior_closed,
+        ((coalesce(g.rep_wins, 0) + {SHRINK} * coalesce(g.global_rate, 0.5))
+            / (coalesce(g.rep_n, 0) + {SHRINK}))::DOUBLE AS rep_win_rate,
+        coalesce(g.rep_open_deals, 0) AS rep_open_deals,
+        (date_trunc('quarter', g.as_of_date) + INTERVAL 3 MONTH)::DATE - g.as_of_date AS days_to_quarter_end,
+        month(g.as_of_date) AS month_of_year,
+        g.close_date AS outcome_date,
+        CASE WHEN g.close_date IS NOT NULL THEN g.is_won END AS is_won
+    FROM g7 g
+    LEFT JOIN star.dim_product p ON p.product_id = g.product_id
+    LEFT JOIN star.dim_account a ON a.account_id = g.account_id
+    ORDER BY g.as_of_date, g.opportunity_id"""
