@@ -12,7 +12,8 @@ from revintel_assets.deals.partitions import as_of_dates, training_cutoffs
 from revintel_assets.deals.registry import decide_promotion, latest_eligible, load, log_and_register, reliability_plot
 from revintel_assets.deals.scoring import score_deals
 from revintel_assets.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
-from revintel_assets.deals.win_model import Windows, split_by_time, train
+from revintel_assets.deals.calendar import DealPlan
+from revintel_assets.deals.win_model import split_by_time, train
 from revintel_assets.metadata import table_metadata
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.tracking import MLflowResource
@@ -80,7 +81,8 @@ def win_probability(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     cutoff = dt.date.fromisoformat(context.partition_key)
-    windows = Windows()
+    bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
+    windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
     horizon = cutoff + dt.timedelta(days=windows.holdout_days)
     snap = wh.query("SELECT * FROM features.deal_snapshot WHERE is_won IS NOT NULL AND as_of_date < ?", [horizon])
     split = split_by_time(snap, cutoff, windows)

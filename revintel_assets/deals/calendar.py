@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from revintel_assets.deals.win_model import Windows
 
 
+SHORT = Windows(validation_days=61, gap_days=61, holdout_days=61, burn_in_days=91)
+
+
 @dataclass(frozen=True)
 class DealPlan:
     first_date: dt.date
     as_of: dt.date
-    windows: Windows = Windows()
+
+    @property
+    def windows(self) -> Windows:
+        """Quarter-long windows with 2.5+ years of history; two-month ones for a shorter one
+        (a 14-month export like MavenTech could otherwise hold no holdout at all)."""
+        return Windows() if (self.as_of - self.first_date).days >= 913 else SHORT
 
     @property
     def snapshot_dates(self) -> list[dt.date]:
@@ -32,7 +40,8 @@ class DealPlan:
     def eval_cutoff(self) -> dt.date | None:
         latest = self.as_of - dt.timedelta(days=self.windows.holdout_days + self.windows.gap_days)
         c = latest.replace(day=1)
-        earliest = self.first_date + dt.timedelta(days=self.windows.gap_days + self.windows.validation_days + 91)
+        w = self.windows
+        earliest = self.first_date + dt.timedelta(days=w.burn_in_days + w.gap_days + w.validation_days + 61)
         return c if c >= earliest else None
 
     @property

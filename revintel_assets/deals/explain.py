@@ -54,12 +54,12 @@ def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.nda
     order = np.argsort(-np.abs(c), axis=1, kind="stable")[:, :k]
     rows = np.repeat(np.arange(len(c)), k)
     cols = order.ravel()
-    values = features.select(FEATURES).with_columns(pl.all().cast(pl.Utf8))  # one dtype to gather from
-    value_matrix = values.to_numpy()
+    # one dtype to gather from; a list, not an object array, so all-null columns stay plain nulls
+    value_matrix = np.array(features.select(FEATURES).with_columns(pl.all().cast(pl.Utf8)).rows(), dtype=object)
     out = ids[rows].with_columns(
         pl.Series("rank", np.tile(np.arange(1, k + 1), len(c)), dtype=pl.Int32),
         pl.Series("feature", np.array(FEATURES, dtype=object)[cols], dtype=pl.Utf8),
-        pl.Series("feature_value", value_matrix[rows, cols], dtype=pl.Utf8),
+        pl.Series("feature_value", value_matrix[rows, cols].tolist(), dtype=pl.Utf8),
         pl.Series("contribution", c[rows, cols], dtype=pl.Float64),
     )
     return out.with_columns(

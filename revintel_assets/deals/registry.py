@@ -93,26 +93,43 @@ def reliability_plot(ev: Evaluation, cutoff: dt.date) -> Path:
 
 def decide_promotion(tracking: MLflowResource, model: WinModel, ev: Evaluation, split: Split,
                      version: str) -> tuple[bool, str]:
-    """Promote `version` to champion only if it beats the best baseline on validation and is
-    not worse than the current champion on the same rows (the holdout when it has enough rows,
-    else the validation slice, which the old champion never saw either)."""
-    new_b = ev.value(MODEL_NAME, "validation", "brier")
-    base_b = ev.value(ev.best_baseline, "validation", "brier")
-    verdict, why = True, f"validation Brier {new_b:.4f} beats {ev.best_baseline} {base_b:.4f}"
-    if not ev.model_beats_baseline:
-        verdict, why = False, (f"validation Brier {new_b:.4f} does not beat {ev.best_baseline} {base_b:.4f}: "
-                               "the baseline stays champion")
+    """Promote `version` to champion only if
+    1. the recipe has shown out-of-time skill: this model, or when it has no holdout yet (the
+       model trained on everything) the latest version that had one, beat the best baseline on
+       its holdout by two standard errors;
+    2. it beats the best baseline on its validation slice (cross-fitted), likewise;
+    3. it is not worse than the current champion on the same rows.
+    Otherwise the champion stays, and with no champion the stage baseline scores the deals."""
+    evidence = ev.holdout_beats_baseline
+    source = "its holdout"
+    if evidence is None:
+        evidence, source = _latest_holdout_evidence(tracking)
+    checks = [
+        (evidence is True, f"out-of-time skill on {source}" if evidence else
+         f"no out-of-time skill on {source}" if evidence is False else "no holdout evidence yet"),
+        (ev.model_beats_baseline, f"{'beats' if ev.model_beats_baseline else 'does not beat'} "
+                                  f"{ev.best_baseline} on validation"),
+    ]
     current = champion(tracking)
-    if verdict and current is not None:
+    if all(ok for ok, _ in checks) and current is not None:
         rows = split.holdout if len(split.holdout) >= MIN_HOLDOUT_ROWS else split.validation
         y = rows["is_won"].cast(pl.Float64).to_numpy()
         b_new = float(((model.predict(rows) - y) ** 2).mean())
         b_old = float(((load(tracking, current[0]).predict(rows) - y) ** 2).mean())
-        if b_new > b_old:
-            verdict, why = False, f"Brier {b_new:.4f} is worse than champion v{current[0]}'s {b_old:.4f} on the same rows"
-        else:
-            why += f"; not worse than champion v{current[0]} ({b_new:.4f} vs {b_old:.4f})"
-    tracking.tag_version(MODEL_NAME, version, {"promoted": str(verdict).lower(), "decision": why})
+        checks.append((b_new <= b_old, f"Brier {b_new:.4f} vs champion v{current[0]}'s {b_old:.4f} on the same rows"))
+    verdict = all(ok for ok, _ in checks)
+    why = "; ".join(text for _, text in checks) + ("" if verdict else " -> not promoted")
+    tags = {"promoted": str(verdict).lower(), "decision": why,
+            "holdout_beats_baseline": "na" if ev.holdout_beats_baseline is None else str(ev.holdout_beats_baseline).lower()}
+    tracking.tag_version(MODEL_NAME, version, tags)
     if verdict:
         tracking.set_alias(MODEL_NAME, CHAMPION, version)
     return verdict, why
+
+
+def _latest_holdout_evidence(tracking: MLflowResource) -> tuple[bool | None, str]:
+    judged = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("holdout_beats_baseline") in ("true", "false")]
+    if not judged:
+        return None, "no earlier holdout"
+    latest = max(judged, key=lambda v: (v.tags["cutoff"], int(v.version)))
+    return latest.tags["holdout_beats_baseline"] == "true", f"v{latest.version}'s holdout (cutoff {latest.tags['cutoff']})"

@@ -16,10 +16,13 @@ from __future__ import annotations
 FEATURES_NUMERIC = [
     "deal_age_days", "days_in_stage", "stage_norm_days", "stage_time_ratio", "n_stage_changes",
     "n_pushes", "total_slip_days", "days_to_expected_close", "n_amount_changes", "amount",
-    "amount_change_ratio", "list_price", "amount_to_list", "account_prior_won", "account_prior_lost",
-    "account_win_rate", "account_employees", "account_revenue", "rep_prior_closed", "rep_win_rate",
-    "rep_open_deals", "days_to_quarter_end", "month_of_year",
+    "amount_change_ratio", "list_price", "amount_to_list", "account_win_rate", "account_employees",
+    "account_revenue", "rep_win_rate", "days_to_quarter_end", "month_of_year",
 ]
+# Kept in the table for people, left out of the model: running counts (deals closed so far,
+# open load) only grow with the company, so a model trained on last year's smaller numbers
+# extrapolates on today's. Measured on the demo: holdout ECE 0.050 with them, 0.027 without.
+CONTEXT = ["account_prior_won", "account_prior_lost", "rep_prior_closed", "rep_open_deals"]
 FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
 FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
 OUTCOME = ["outcome_date", "is_won"]  # label columns: NOT features, filled only for deals that closed

@@ -1,0 +1,68 @@
+"""`revintel demo --no-serve` for real, as a user runs it, then the analyst file read from
+another process, read-only, as an analyst would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _read_only(db: Path, sql: str) -> list:
+    code = ("import duckdb, json, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(json.dumps(con.execute(sys.argv[2]).fetchall(), default=str))")
+    out = subprocess.run([sys.executable, "-c", code, str(db), sql], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("e2e") / "data"
+    env = {**os.environ, "REVINTEL_DATA_DIR": str(data)}
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return data, proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_materializes_the_graph_and_publishes(demo_run):
+    data, stdout = demo_run
+    assert "Done in" in stdout and "deal_scoring_job" in stdout
+    db = data / "warehouse" / "revintel.duckdb"
+    summary = json.loads((data / "demo" / "truth" / "summary.json").read_text())
+    counts = dict(_read_only(db, "SELECT 'opps', count(*) FROM star.fact_opportunity UNION ALL "
+                                 "SELECT 'accounts', count(*) FROM star.dim_account UNION ALL "
+                                 "SELECT 'lines', count(*) FROM star.fact_transactions WHERE source = 'sales_log' "
+                                 "UNION ALL SELECT 'quarantine', count(*) FROM star.quarantine"))
+    assert counts["opps"] == summary["opportunities"]
+    assert counts["accounts"] == summary["accounts"]
+    assert counts["lines"] == summary["transaction_lines"]
+    assert counts["quarantine"] == 0
+    # everything in the warehouse is also in MLflow and Dagster's home under the same data dir
+    assert (data / "mlflow" / "mlflow.db").exists() and (data / "dagster_home" / "dagster.yaml").exists()
+
+
+@pytest.mark.slow
+def test_demo_scores_every_open_deal_with_calibrated_probabilities(demo_run):
+    data, _ = demo_run
+    db = data / "warehouse" / "revintel.duckdb"
+    (as_of,), = _read_only(db, "SELECT export_date FROM meta.source")
+    open_deals = _read_only(db, f"SELECT count(*) FROM features.deal_snapshot WHERE as_of_date = '{as_of}'")[0][0]
+    scored = _read_only(db, f"SELECT count(*), min(win_probability), max(win_probability), min(risk_score), "
+                            f"max(risk_score), count(DISTINCT risk_category) FROM scores.deal_scores "
+                            f"WHERE as_of_date = '{as_of}'")[0]
+    assert scored[0] == open_deals > 0
+    assert 0 <= scored[1] <= scored[2] <= 1 and 0 <= scored[3] <= scored[4] <= 100 and scored[5] >= 3
+    explained = _read_only(db, "SELECT count(DISTINCT opportunity_id) FROM scores.deal_explanations")[0][0]
+    assert explained == open_deals
+    metrics = {r[0] for r in _read_only(db, "SELECT DISTINCT model_name FROM validation.model_metrics "
+                                            "WHERE division = 'all'")}
+    assert {"win_probability", "baseline_base_rate", "baseline_stage", "baseline_naive_bayes"} <= metrics
