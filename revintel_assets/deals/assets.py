@@ -71,7 +71,8 @@ def _too_little(context, reason: str) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["models", "win_probability"], deps=[deal_snapshot.key], partitions_def=training_cutoffs,
+    key=["models", "win_probability"], partitions_def=training_cutoffs,
+    deps=[dg.AssetDep(deal_snapshot, partition_mapping=dg.AllPartitionMapping())],  # learns from every date
     kinds={"lightgbm", "mlflow"}, metadata={"partition_expr": "cutoff_date"},
     description="Calibrated LightGBM win probability for one training cutoff, judged against the "
                 "base-rate, stage and naive-Bayes baselines on the same validation and holdout rows. "
@@ -120,6 +121,8 @@ def _write_validation(wh, ev: Evaluation, cutoff: dt.date, run_id: str) -> None:
     wh.write("validation.calibration_bins", ev.bins, partition=owned, run_id=run_id)
 
 
+# a date is scored by whichever promoted model was trained by then, so scores depend on all of them
+ALL_MODELS = dg.AssetDep(win_probability, partition_mapping=dg.AllPartitionMapping())
 SCORES_DOC = ("Every deal open on as_of_date, scored by the model that was champion then "
               "(model_version), with a 0-100 risk score, its drivers and a recommended action.", {
     "win_probability": "Calibrated probability the deal is won (isotonic or sigmoid on a later time slice)",
@@ -137,10 +140,10 @@ EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is Tree
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(["scores", "deal_scores"], deps=[deal_snapshot.key, win_probability.key],
+    specs=[dg.AssetSpec(["scores", "deal_scores"], deps=[deal_snapshot.key, ALL_MODELS],
                         kinds={"duckdb"}, metadata={"partition_expr": "as_of_date"}, description=SCORES_DOC[0],
                         group_name="deals", owners=["team:revenue-data-science"]),
-           dg.AssetSpec(["scores", "deal_explanations"], deps=[deal_snapshot.key, win_probability.key],
+           dg.AssetSpec(["scores", "deal_explanations"], deps=[deal_snapshot.key, ALL_MODELS],
                         kinds={"duckdb", "shap"}, metadata={"partition_expr": "as_of_date"},
                         description=EXPLAIN_DOC[0], group_name="deals", owners=["team:revenue-data-science"])],
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
