@@ -28,6 +28,11 @@ from dashboards import db  # noqa: E402
 # (file in dashboards/pages, title, icon, url_path) — one line per page; first is the default.
 PAGES: list[tuple[str, str, str, str]] = [
     ("home.py", "Home", ":material/home:", "home"),
+    ("pipeline_risk.py", "Pipeline Risk", ":material/crisis_alert:", "pipeline-risk"),
+    ("deal_detail.py", "Deal Detail", ":material/handshake:", "deal-detail"),
+    ("icp.py", "ICP", ":material/target:", "icp"),
+    ("whitespace.py", "Whitespace", ":material/add_business:", "whitespace"),
+    ("model_health.py", "Model Health", ":material/monitor_heart:", "model-health"),
 ]
 
 

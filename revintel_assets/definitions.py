@@ -11,9 +11,14 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from revintel_assets.deals.assets import ASSETS as DEAL_ASSETS
 from revintel_assets.deals.assets import deal_scores, deal_snapshot, win_probability
+from revintel_assets.deals.checks import CHECKS as DEAL_CHECKS
+from revintel_assets.icp.assets import ASSETS as ICP_ASSETS
+from revintel_assets.icp.assets import customer_division, division_propensity, icp_cutoffs, icp_scores, whitespace
 from revintel_assets.ingest.assets import source_import
 from revintel_assets.star.assets import ASSETS as STAR_ASSETS
 from revintel_assets.star.assets import fact_transactions
+from revintel_assets.star.checks import ASSETS as STAR_CHECK_ASSETS
+from revintel_assets.star.checks import CHECKS as STAR_CHECKS
 from revintel_resources.io_manager import DuckDBPolarsIOManager
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
@@ -37,11 +42,26 @@ deal_scoring_job = dg.define_asset_job(
     "deal_scoring_job", selection=dg.AssetSelection.assets(deal_scores),
     description="Score and explain the deals open on an as-of date with the champion of that date.")
 
-JOBS = [import_job, transactions_job, snapshot_job, win_model_job, deal_scoring_job]
+icp_plan_job = dg.define_asset_job(
+    "icp_plan_job", selection=dg.AssetSelection.assets(icp_cutoffs),
+    description="ICP calendar and divisions from the data; registers the ICP partitions.")
+icp_features_job = dg.define_asset_job(
+    "icp_features_job", selection=dg.AssetSelection.assets(customer_division),
+    description="Account × division feature matrices for the selected cutoffs × divisions (one SQL pass per cutoff).")
+icp_models_job = dg.define_asset_job(
+    "icp_models_job", selection=dg.AssetSelection.assets(division_propensity, icp_scores),
+    description="Train, validate and register the division models, then score every account × division.")
+icp_whitespace_job = dg.define_asset_job(
+    "icp_whitespace_job", selection=dg.AssetSelection.assets(whitespace),
+    description="Rank never-bought divisions by propensity × expected value, per cutoff.")
+
+JOBS = [import_job, transactions_job, snapshot_job, win_model_job, deal_scoring_job,
+        icp_plan_job, icp_features_job, icp_models_job, icp_whitespace_job]
 
 defs = dg.Definitions(
-    assets=[source_import, *STAR_ASSETS, *DEAL_ASSETS],
+    assets=[source_import, *STAR_ASSETS, *STAR_CHECK_ASSETS, *DEAL_ASSETS, *ICP_ASSETS],
     jobs=JOBS,
+    asset_checks=[*DEAL_CHECKS, *STAR_CHECKS],
     resources={
         "warehouse": WarehouseResource(),
         "source": SourceResource(),

@@ -32,6 +32,10 @@ STEPS = [
     Step("deal_snapshot_job", partitions="as_of_date"),
     Step("win_model_job", partitions="training_cutoff", mode="each"),
     Step("deal_scoring_job", partitions="as_of_date", mode="latest"),
+    Step("icp_plan_job"),
+    Step("icp_features_job", partitions="*"),  # "*": the job's own (cutoff × division) keys
+    Step("icp_models_job", partitions="*"),
+    Step("icp_whitespace_job", partitions="icp_model_cutoff"),
 ]
 
 
@@ -53,7 +57,8 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print) ->
     records: list[dict] = []
     for i, step in enumerate(STEPS, 1):
         job = defs.resolve_job_def(step.job)
-        keys = instance.get_dynamic_partitions(step.partitions) if step.partitions else []
+        keys = (job.partitions_def.get_partition_keys(dynamic_partitions_store=instance) if step.partitions == "*"
+                else instance.get_dynamic_partitions(step.partitions) if step.partitions else [])
         if step.partitions and not keys:
             say(f"[{i}/{len(STEPS)}] {step.job}: no {step.partitions} partitions in this source, skipped")
             continue

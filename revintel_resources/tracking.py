@@ -4,11 +4,21 @@ MLflow >= 3.13 refuses a plain ./mlruns file store, so tracking and registry liv
 `sqlite:///<data_dir>/mlflow/mlflow.db` with artifacts beside it. sqlite admits one writer at a
 time; registry writes from parallel training runs are serialised by a file lock instead of
 being retried until "database is locked" goes away.
+
+`run()` wraps `start_run()` with helpers to log params, metrics, the feature list, a figure and
+a pyfunc model (e.g. the ICP models)::
+
+    with tracking.run("revintel-icp", "icp Hardware 2025-06-01", tags={...}) as run:
+        run.log_params({...}); run.log_metrics({...}); run.log_features([...])
+        uri = run.log_model(python_model)
+    version = tracking.register(uri, registered_name("revintel-icp", "Hardware"))
+    tracking.set_alias(name, "champion", version)
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +31,45 @@ from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from revintel_resources import paths
+
+# Pinned requirements skip MLflow's requirement inference, which imports the model and takes seconds.
+PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "numpy", "polars", "pandas"]
+
+
+def registered_name(prefix: str, key: str) -> str:
+    """Registry-safe name: ('revintel-icp', 'Stationery & Party') -> 'revintel-icp-stationery-party'."""
+    return f"{prefix}-{re.sub(r'[^a-z0-9]+', '-', key.lower()).strip('-')}"
+
+
+class Run:
+    """Helpers on one active run (fluent API; the store lock is held by `MLflowResource.run`)."""
+
+    def __init__(self, active: mlflow.ActiveRun) -> None:
+        self.active = active
+
+    @property
+    def run_id(self) -> str:
+        return self.active.info.run_id
+
+    def log_params(self, params: dict) -> None:
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})  # params are short strings
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}  # NaN dropped
+        if clean:
+            mlflow.log_metrics(clean, step=step)
+
+    def log_features(self, features: list[str], name: str = "features.json") -> None:
+        mlflow.log_dict({"features": list(features)}, name)
+
+    def log_figure(self, figure, name: str) -> None:
+        """A matplotlib figure, e.g. a gains chart, as a run artifact."""
+        mlflow.log_figure(figure, name)
+
+    def log_model(self, python_model, name: str = "model") -> str:
+        """Log a pyfunc model (an mlflow.pyfunc.PythonModel); returns its model URI."""
+        info = mlflow.pyfunc.log_model(name=name, python_model=python_model, pip_requirements=PIP_REQUIREMENTS)
+        return info.model_uri
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -60,6 +109,19 @@ class MLflowResource(dg.ConfigurableResource):
         experiment_id = self.experiment(experiment)
         with self._locked(), mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
             yield run
+
+    @contextlib.contextmanager
+    def run(self, experiment: str, run_name: str, tags: dict | None = None) -> Iterator[Run]:
+        """`start_run` with the `Run` helpers; `tags` are set on the run."""
+        with self.start_run(experiment, run_name) as active:
+            if tags:
+                mlflow.set_tags({k: str(v) for k, v in tags.items()})
+            yield Run(active)
+
+    def load_model(self, model_uri: str):
+        """A pyfunc model, e.g. 'models:/revintel-icp-hardware@champion' or 'runs:/<id>/model'."""
+        self.configure()
+        return mlflow.pyfunc.load_model(model_uri)
 
     def register(self, model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
         client = self.configure()

@@ -34,7 +34,7 @@ _EVENTS = """
         SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount,
                row_number() OVER (PARTITION BY h.opportunity_id ORDER BY h.changed_at,
                                   h.source_line NULLS LAST, h.stage) AS seq
-        FROM star.fact_opportunity_history h WHERE h.changed_at IS NOT NULL),
+        FROM {star}.fact_opportunity_history h WHERE h.changed_at IS NOT NULL),
     ev_ff AS (
         SELECT *,
             last_value(stage IGNORE NULLS) OVER w AS stage_ff,
@@ -75,7 +75,7 @@ _EVENTS = """
 
 _OUTCOMES = """
     closed AS (SELECT opportunity_id, account_id, rep_id, close_date, is_won::INT AS won
-               FROM star.fact_opportunity WHERE is_closed AND close_date IS NOT NULL),
+               FROM {star}.fact_opportunity WHERE is_closed AND close_date IS NOT NULL),
     global_rate AS (
         SELECT DISTINCT close_date, sum(won) OVER w / count(*) OVER w AS rate
         FROM closed WINDOW w AS (ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
@@ -89,13 +89,14 @@ _OUTCOMES = """
         WINDOW w AS (PARTITION BY account_id ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
     rep_load_ev AS (
         SELECT rep_id, d, sum(delta) AS delta FROM (
-            SELECT rep_id, created_date AS d, 1 AS delta FROM star.fact_opportunity WHERE created_date IS NOT NULL
-            UNION ALL SELECT rep_id, close_date, -1 FROM star.fact_opportunity
+            SELECT rep_id, created_date AS d, 1 AS delta FROM {star}.fact_opportunity WHERE created_date IS NOT NULL
+            UNION ALL SELECT rep_id, close_date, -1 FROM {star}.fact_opportunity
                 WHERE close_date IS NOT NULL AND created_date IS NOT NULL) WHERE rep_id IS NOT NULL GROUP BY 1, 2),
     rep_load AS (SELECT rep_id, d, sum(delta) OVER (PARTITION BY rep_id ORDER BY d) AS open_deals FROM rep_load_ev)"""
 
 
-def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date) FROM meta.source)") -> str:
+def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date) FROM meta.source)",
+                 star: str = "star") -> str:
     """SELECT of features.deal_snapshot for every as-of date in `dates_sql` (one DATE column `as_of_date`).
 
     Deals with no dated event at all (e.g. MavenTech prospecting deals without engage date) can
@@ -103,12 +104,12 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     """
     return f"""
     WITH dates AS (SELECT DISTINCT as_of_date::DATE AS as_of_date FROM ({dates_sql})),
-    {_EVENTS},
-    {_OUTCOMES},
+    {_EVENTS.format(star=star)},
+    {_OUTCOMES.format(star=star)},
     grid AS (
         SELECT d.as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
                o.created_date, o.close_date, o.is_won
-        FROM dates d JOIN star.fact_opportunity o
+        FROM dates d JOIN {star}.fact_opportunity o
           ON (o.created_date <= d.as_of_date
               OR (o.created_date IS NULL AND d.as_of_date >= {export_date_sql}))
          AND (o.close_date IS NULL OR o.close_date > d.as_of_date)),
@@ -159,6 +160,25 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
         g.close_date AS outcome_date,
         CASE WHEN g.close_date IS NOT NULL THEN g.is_won END AS is_won
     FROM g7 g
-    LEFT JOIN star.dim_product p ON p.product_id = g.product_id
-    LEFT JOIN star.dim_account a ON a.account_id = g.account_id
+    LEFT JOIN {star}.dim_product p ON p.product_id = g.product_id
+    LEFT JOIN {star}.dim_account a ON a.account_id = g.account_id
     ORDER BY g.as_of_date, g.opportunity_id"""
+
+
+def star_as_of_sql(t: str, schema: str) -> list[str]:
+    """Statements that rebuild the star tables the snapshot reads as they stood at the end of
+    day `t` (history cut at t, later closes undone), in `schema`: the production leakage check
+    recomputes a stored partition from them and expects no difference."""
+    day = f"DATE '{t}'"
+    return [
+        f"CREATE OR REPLACE SCHEMA {schema}",
+        f"CREATE TABLE {schema}.fact_opportunity_history AS SELECT * FROM star.fact_opportunity_history "
+        f"WHERE changed_at <= {day}",
+        f"""CREATE TABLE {schema}.fact_opportunity AS SELECT * REPLACE (
+                CASE WHEN close_date > {day} THEN NULL ELSE close_date END AS close_date,
+                CASE WHEN close_date > {day} THEN false ELSE is_closed END AS is_closed,
+                CASE WHEN close_date > {day} THEN false ELSE is_won END AS is_won)
+            FROM star.fact_opportunity WHERE created_date <= {day}""",
+        f"CREATE TABLE {schema}.dim_product AS SELECT * FROM star.dim_product",
+        f"CREATE TABLE {schema}.dim_account AS SELECT * FROM star.dim_account",
+    ]

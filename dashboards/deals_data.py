@@ -1,0 +1,176 @@
+"""Shared queries and wording for the deal pages (Pipeline Risk, Deal Detail).
+
+Everything goes through ``dashboards.db`` (read-only, short connections, cached). Joins to the
+dimensions are added only where the published file has them, so a warehouse without
+``star.dim_rep`` still shows its scores (with ids instead of names).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from dashboards import db
+
+SCORES = "scores.deal_scores"
+EXPLANATIONS = "scores.deal_explanations"
+HISTORY = "star.fact_opportunity_history"
+CATEGORIES = ["Low", "Medium", "High", "Critical"]
+CATEGORY_COLORS = {"Low": "#2e7d32", "Medium": "#f9a825", "High": "#ef6c00", "Critical": "#c62828"}
+BADGE_COLORS = {"Low": "green", "Medium": "yellow", "High": "orange", "Critical": "red"}
+AT_RISK = ("High", "Critical")
+# Vega axis labels for money: 950, 12k, 3.4M (d3's "~s" prints 0.4k for 400)
+COMPACT = ("abs(datum.value) >= 1e6 ? format(datum.value / 1e6, ',.1~f') + 'M' : abs(datum.value) >= 1e3 "
+           "? format(datum.value / 1e3, ',.1~f') + 'k' : format(datum.value, ',~f')")
+RAISES, LOWERS = "#2e7d32", "#c62828"
+SHAP_CAVEAT = ("Contributions are TreeSHAP values in the model's raw log-odds; the probability shown is "
+               "calibrated afterwards, so the bars show direction and relative weight, not percentage points.")
+BASELINE_CAVEAT = ("The stage baseline scored this deal, so there is one contribution: its stage's historical "
+                   "win rate against the overall win rate, in log-odds. The probability shown is that stage rate.")
+
+
+def columns(table: str) -> set[str]:
+    """Column names of ``schema.table`` in the published file (empty when it is missing)."""
+    schema, _, name = table.rpartition(".")
+    return set(db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                        "AND table_name = ?", [schema or "main", name])["column_name"].to_list())
+
+
+def as_of_dates() -> list[dt.date]:
+    """Dates with scores, latest first."""
+    return db.query(f"SELECT DISTINCT as_of_date FROM {SCORES} ORDER BY 1 DESC")["as_of_date"].to_list()
+
+
+def _dim(table: str, alias: str, key: str, wanted: dict[str, str]) -> tuple[str, list[str]]:
+    """(join clause, select items) for the columns of ``wanted`` (column -> output name) the
+    dimension has; absent ones become NULL so the pages see one shape."""
+    have = columns(table) if db.table_exists(table) else set()
+    items = [f"{alias}.{col} AS {out}" if col in have else f"NULL::VARCHAR AS {out}"
+             for col, out in wanted.items()]
+    join = f"LEFT JOIN {table} {alias} ON {alias}.{key} = s.{key}" if key in have else ""
+    if not join:
+        items = [f"NULL::VARCHAR AS {out}" for out in wanted.values()]
+    return join, items
+
+
+def scored_deals(as_of: dt.date) -> pl.DataFrame:
+    """The deals scored on ``as_of`` with account / rep / product names, manager, region, division."""
+    acc_join, acc = _dim("star.dim_account", "a", "account_id", {"account_name": "account_name"})
+    rep_join, rep = _dim("star.dim_rep", "r", "rep_id", {"rep_name": "rep_name", "manager": "manager",
+                                                          "region": "region"})
+    prd_join, prd = _dim("star.dim_product", "p", "product_id", {"product_name": "product_name",
+                                                                  "division": "product_division"})
+    division = "s.division" if "division" in columns(SCORES) else "NULL::VARCHAR"
+    df = db.query(f"""
+        SELECT s.opportunity_id, s.account_id, s.rep_id, s.product_id, s.stage, s.amount::DOUBLE AS amount,
+               s.win_probability::DOUBLE AS win_probability, s.expected_close_date,
+               s.risk_score::DOUBLE AS risk_score, s.risk_category, s.risk_drivers, s.recommended_action,
+               s.model_version, {division} AS score_division, {', '.join(acc + rep + prd)}
+        FROM {SCORES} s {acc_join} {rep_join} {prd_join}
+        WHERE s.as_of_date = ?
+        ORDER BY s.risk_score DESC, s.amount DESC NULLS LAST, s.opportunity_id""", [as_of])
+    return df.with_columns(
+        pl.coalesce("account_name", "account_id").alias("account"),
+        pl.coalesce("rep_name", "rep_id").alias("rep"),
+        pl.coalesce("product_name", "product_id").alias("product"),
+        pl.coalesce("score_division", "product_division").alias("division"),
+    ).drop("score_division", "product_division")
+
+
+def model_note(versions: list[str], as_of: dt.date) -> str:
+    """An honest sentence on which model produced the scores of ``as_of``."""
+    versions = sorted(v for v in versions if v)
+    if not versions:
+        return f"Deals open on {as_of}; no model version recorded for their scores."
+    parts = []
+    for v in versions:
+        if v.startswith("baseline_stage@"):
+            parts.append(f"`{v}` — no trained model beat the stage baseline on held-out data by "
+                         f"{v.split('@', 1)[1]}, so the stage baseline scores these deals: each deal's win "
+                         "probability is its stage's historical win rate")
+        else:
+            parts.append(f"`{v}` — the LightGBM win-probability model that was champion on this date "
+                         "(it beat the baselines on held-out data; probabilities calibrated)")
+    return f"Deals open on {as_of}, scored by " + "; ".join(parts) + "."
+
+
+def is_baseline(version: str | None) -> bool:
+    return bool(version) and str(version).startswith("baseline_stage@")
+
+
+def explanations(as_of: dt.date, opportunity_id: str) -> pl.DataFrame:
+    if not db.table_exists(EXPLANATIONS):
+        return pl.DataFrame()
+    return db.query(f"SELECT rank, feature, feature_value::VARCHAR AS feature_value, "
+                    f"contribution::DOUBLE AS contribution, "
+                    "direction, explanation "
+                    f"FROM {EXPLANATIONS} WHERE as_of_date = ? AND opportunity_id = ? ORDER BY rank",
+                    [as_of, opportunity_id])
+
+
+def pct(p: float | None) -> str:
+    """A probability for people: 42%, and <1% / >99% rather than a false 0% / 100%."""
+    if p is None:
+        return "—"
+    return "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
+
+
+def feature_label(feature: str, value: str | None) -> str:
+    """``stage_time_ratio = 3.55`` rather than the stored ``3.5515443306923196``."""
+    if value is None:
+        return f"{feature} = unknown"
+    try:
+        x = float(value)
+    except ValueError:
+        return f"{feature} = {value[:24]}"
+    return f"{feature} = {x:,.0f}" if abs(x) >= 100 or x == int(x) else f"{feature} = {x:.2f}"
+
+
+def _fmt_amount(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.0f}"
+
+
+LANES = ["Stage", "Expected close", "Amount"]
+
+
+def history(opportunity_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the deal's change log with values carried forward and each row's change in words,
+    one timeline event per change: ``changed_at, lane, label, detail``)."""
+    empty = pl.DataFrame()
+    if not db.table_exists(HISTORY):
+        return empty, empty
+    order = "changed_at, source_line NULLS LAST" if "source_line" in columns(HISTORY) else "changed_at"
+    raw = db.query(f"SELECT changed_at::DATE AS changed_at, stage, expected_close_date, amount::DOUBLE AS amount "
+                   f"FROM {HISTORY} WHERE opportunity_id = ? AND changed_at IS NOT NULL ORDER BY {order}",
+                   [opportunity_id])
+    if raw.is_empty():
+        return raw, empty
+    log = raw.with_columns(pl.col("stage", "expected_close_date", "amount").forward_fill())
+    changes, events, prev = [], [], {"stage": None, "expected_close_date": None, "amount": None}
+    for row in log.iter_rows(named=True):
+        what = []
+        if row["stage"] != prev["stage"] and row["stage"] is not None:
+            what.append(f"stage {prev['stage']} → {row['stage']}" if prev["stage"] else f"opened in {row['stage']}")
+            events.append((row["changed_at"], "Stage", row["stage"], what[-1]))
+        old, new = prev["expected_close_date"], row["expected_close_date"]
+        if new != old and new is not None:
+            if old is None:
+                what.append(f"close date set to {new}")
+                label = f"{new:%b %d}"
+            else:
+                days = (new - old).days
+                what.append(f"close date {'pushed' if days > 0 else 'pulled in'} {old} → {new} ({days:+d} d)")
+                label = f"{days:+d} d"
+            events.append((row["changed_at"], "Expected close", label, what[-1]))
+        if row["amount"] != prev["amount"] and row["amount"] is not None:
+            what.append(f"amount {_fmt_amount(prev['amount'])} → {_fmt_amount(row['amount'])}"
+                        if prev["amount"] is not None else f"amount {_fmt_amount(row['amount'])}")
+            events.append((row["changed_at"], "Amount", _fmt_amount(row["amount"]), what[-1]))
+        changes.append("; ".join(what) or "no change")
+        prev = row
+    timeline = pl.DataFrame(events, schema={"changed_at": pl.Date, "lane": pl.String, "label": pl.String,
+                                            "detail": pl.String}, orient="row")
+    # labels alternate above / below the dots so that neighbouring changes do not overwrite each other
+    timeline = timeline.with_columns((pl.int_range(pl.len()).over("lane") % 2 == 0).alias("above"))
+    return log.with_columns(pl.Series("change", changes, dtype=pl.String)), timeline

@@ -1,0 +1,75 @@
+"""ICP: how likely each account is to buy from a division in the next window, and why."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from dashboards import db
+
+st.title("ICP — division propensity")
+st.caption("Calibrated probability that each account buys from the division within the window after the "
+           "cutoff, from that division's model. Buyers already buy the division; the rest are whitespace.")
+db.require_tables("scores.icp_scores")
+
+cutoffs = db.query("SELECT DISTINCT cutoff_date FROM scores.icp_scores ORDER BY 1 DESC")["cutoff_date"].to_list()
+left, right = st.columns(2)
+cutoff = left.selectbox("Cutoff", cutoffs, index=0, help="The latest cutoff is the as-of date of the data")
+divisions = db.query("SELECT DISTINCT division FROM scores.icp_scores WHERE cutoff_date = ? ORDER BY 1",
+                     [cutoff])["division"].to_list()
+division = right.selectbox("Division", divisions)
+
+scores = db.query("SELECT * FROM scores.icp_scores WHERE cutoff_date = ? AND division = ?", [cutoff, division])
+if scores.is_empty():
+    st.info("No scores for this cutoff and division.")
+    st.stop()
+has_buyer = "is_buyer" in scores.columns
+scores = scores.with_columns(
+    (pl.when(pl.col("is_buyer")).then(pl.lit("already buys")).otherwise(pl.lit("never bought"))
+     if has_buyer else pl.lit("all")).alias("segment"))
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Accounts scored", f"{scores.height:,}", border=True)
+c2.metric("Mean propensity", f"{scores['propensity'].mean():.1%}", border=True)
+c3.metric("Top-decile mean", f"{scores.filter(pl.col('decile') == 1)['propensity'].mean():.1%}", border=True)
+version = str(scores["model_version"][0])
+c4.metric("Model version", "v" + version.rsplit("/", 1)[-1], border=True, help=f"MLflow registered model {version}")
+
+st.subheader(":material/bar_chart: Score distribution", divider="gray")
+hist = (alt.Chart(scores.select("propensity", "segment").to_pandas())
+        .mark_bar(opacity=0.8)
+        .encode(x=alt.X("propensity:Q", bin=alt.Bin(maxbins=30), title="propensity"),
+                y=alt.Y("count():Q", title="accounts", stack=True),
+                color=alt.Color("segment:N", title=None, legend=alt.Legend(orient="bottom")),
+                tooltip=["segment", "count()"])
+        .properties(height=260))
+st.altair_chart(hist, width="stretch")
+
+lcol, rcol = st.columns([3, 2], gap="large")
+with lcol:
+    st.subheader(":material/leaderboard: Top accounts", divider="gray")
+    only_new = st.toggle("Only accounts that never bought the division", value=False) if has_buyer else False
+    top = scores.filter(~pl.col("is_buyer")) if only_new else scores
+    cols = [c for c in ("account_id", "account_name", "propensity", "decile", "segment") if c in top.columns]
+    st.dataframe(top.sort("propensity", descending=True).head(25).select(cols), hide_index=True, width="stretch",
+                 column_config={"propensity": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)})
+with rcol:
+    st.subheader(":material/psychology: What drives the model", divider="gray")
+    if db.table_exists("validation.icp_feature_importance"):
+        imp = db.query("SELECT feature, share FROM validation.icp_feature_importance WHERE cutoff_date = ? "
+                       "AND division = ? ORDER BY share DESC LIMIT 15", [cutoff, division])
+        if imp.is_empty():
+            st.caption("No feature importance recorded for this model.")
+        else:
+            imp = imp.with_columns(pl.col("feature").str.replace("^rank__", ""))
+            chart = (alt.Chart(imp.to_pandas()).mark_bar(cornerRadiusEnd=3)
+                     .encode(x=alt.X("share:Q", title="share of split gain", axis=alt.Axis(format="%")),
+                             y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
+                             tooltip=["feature", alt.Tooltip("share:Q", format=".1%")])
+                     .properties(height=alt.Step(18)))
+            st.altair_chart(chart, width="stretch")
+            st.caption("Gain share per feature (features ranked within each cutoff). Division activity, buying "
+                       "months and cross-division affinity usually lead.")
+    else:
+        st.caption("`validation.icp_feature_importance` not built yet.")

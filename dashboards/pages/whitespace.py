@@ -1,0 +1,72 @@
+"""Whitespace: divisions an account has never bought, ranked by propensity × expected value."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from dashboards import db
+
+ALL = "All"
+
+st.title("Whitespace")
+st.caption("Every account × division the account has never bought (and has no open opportunity in), "
+           "scored propensity × expected value: what similar accounts spend in that division, capped.")
+db.require_tables("scores.whitespace")
+
+cutoffs = db.query("SELECT DISTINCT cutoff_date FROM scores.whitespace ORDER BY 1 DESC")["cutoff_date"].to_list()
+ws = db.query("SELECT * FROM scores.whitespace WHERE cutoff_date = ?", [cutoffs[0]])
+
+
+def options(col: str) -> list:
+    if col not in ws.columns:
+        return []
+    return sorted(v for v in ws[col].unique().to_list() if v is not None)
+
+
+f1, f2, f3, f4, f5 = st.columns([1.5, 2, 1.4, 1.2, 1.2])
+cutoff = f1.selectbox("Cutoff", cutoffs, index=0)
+if cutoff != cutoffs[0]:
+    ws = db.query("SELECT * FROM scores.whitespace WHERE cutoff_date = ?", [cutoff])
+chosen_divs = f2.multiselect("Division", options("division"), placeholder="All divisions")
+filters = {col: box.selectbox(label, [ALL, *options(col)])
+           for box, label, col in ((f3, "Rep", "rep_id"), (f4, "Region", "region"), (f5, "Sector", "sector"))}
+
+view = ws
+if chosen_divs:
+    view = view.filter(pl.col("division").is_in(chosen_divs))
+for col, value in filters.items():
+    if value != ALL:
+        view = view.filter(pl.col(col) == value)
+
+m1, m2, m3 = st.columns(3)
+m1.metric("Open pairs", f"{view.height:,}", border=True)
+m2.metric("Expected value (sum of propensity × value)", f"{(view['whitespace_score'].sum() if view.height else 0):,.0f}",
+          border=True)
+m3.metric("Accounts", f"{view['account_id'].n_unique() if view.height else 0:,}", border=True)
+
+if view.is_empty():
+    st.info("No whitespace matches these filters.")
+    st.stop()
+
+st.subheader(":material/stacked_bar_chart: Expected value by division", divider="gray")
+by_div = view.group_by("division").agg(pl.col("whitespace_score").sum().alias("expected"),
+                                        pl.len().alias("pairs")).sort("expected", descending=True)
+chart = (alt.Chart(by_div.to_pandas()).mark_bar(cornerRadiusEnd=3)
+         .encode(x=alt.X("expected:Q", title="sum of propensity × expected value"),
+                 y=alt.Y("division:N", sort="-x", title=None),
+                 tooltip=["division", alt.Tooltip("expected:Q", format=",.0f"), "pairs"])
+         .properties(height=alt.Step(24)))
+st.altair_chart(chart, width="stretch")
+
+st.subheader(":material/target: Best opportunities", divider="gray")
+cols = [c for c in ("rank_overall", "account_id", "account_name", "division", "propensity", "expected_value",
+                    "whitespace_score", "rank_in_account", "rep_id", "region", "sector", "country") if c in view.columns]
+table = view.sort("whitespace_score", descending=True).select(cols)
+st.dataframe(table.head(200), hide_index=True, width="stretch",
+             column_config={"propensity": st.column_config.NumberColumn(format="%.3f"),
+                            "expected_value": st.column_config.NumberColumn(format="%.0f"),
+                            "whitespace_score": st.column_config.NumberColumn(format="%.0f")})
+st.download_button("Download CSV", table.write_csv().encode(), file_name=f"whitespace_{cutoff}.csv",
+                   mime="text/csv", icon=":material/download:")

@@ -1,0 +1,109 @@
+"""Which cutoffs the ICP models use, derived from the data alone (never the wall clock).
+
+A cutoff c is a date: features use rows dated on or before c, the label is a purchase in
+(c, c + W months]. Cutoffs are month starts (a month-start cutoff splits months cleanly), except
+the scoring cutoff, which is the as-of date (the source's export date). For a model that scores
+cutoff c, only cutoffs t whose label window has ended by c (t + W <= c) may be trained on, so
+the model has seen nothing after c:
+
+    training cutoffs  t1 < t2 < ... < tk      (t_k + W <= c); the last one validates
+    evaluation cutoff c                       (c + W <= as_of: its labels are all known)
+    holdout cutoff    the latest evaluation cutoff: no model or choice has seen its window
+    scoring cutoff    the as-of date; its model trains on every window that has ended
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+def add_months(d: dt.date, months: int) -> dt.date:
+    """Same day `months` later, clamped to the month's end (as DuckDB's + INTERVAL n MONTH)."""
+    y, m = divmod(d.year * 12 + d.month - 1 + months, 12)
+    m += 1
+    nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
+    return min(dt.date(y, m, 1).replace(day=1) + dt.timedelta(days=d.day - 1), nxt - dt.timedelta(days=1))
+
+
+def month_start(d: dt.date) -> dt.date:
+    return d.replace(day=1)
+
+
+def default_window(first_date: dt.date, as_of: dt.date) -> int:
+    """6 months with at least 2.5 years of history, else 3 (a year of data cannot hold a
+    6-month training window and a 6-month holdout window)."""
+    return 6 if (as_of - first_date).days >= 913 else 3
+
+
+@dataclass(frozen=True)
+class IcpPlan:
+    first_date: dt.date
+    as_of: dt.date
+    window_months: int
+    n_train: int = 6           # training cutoffs per model (monthly, the last one validates)
+    n_eval: int = 3            # evaluation cutoffs: the holdout and the months before it
+    min_history_months: int = 3  # a cutoff needs this much history to describe an account
+    eval_cutoffs: list[dt.date] = field(init=False)
+
+    def __post_init__(self) -> None:
+        evals = []
+        c = self.holdout_cutoff
+        while c is not None and len(evals) < self.n_eval and len(self.train_cutoffs(c)) >= 2:
+            evals.append(c)
+            c = add_months(c, -1)
+        object.__setattr__(self, "eval_cutoffs", sorted(evals))
+
+    @property
+    def earliest_cutoff(self) -> dt.date:
+        return add_months(month_start(self.first_date), self.min_history_months)
+
+    @property
+    def holdout_cutoff(self) -> dt.date | None:
+        """The latest month start whose whole window lies on or before the as-of date."""
+        c = month_start(add_months(self.as_of, -self.window_months))
+        while add_months(c, self.window_months) > self.as_of:
+            c = add_months(c, -1)
+        return c if c >= self.earliest_cutoff else None
+
+    @property
+    def score_cutoff(self) -> dt.date:
+        return self.as_of
+
+    def label_end(self, cutoff: dt.date) -> dt.date:
+        return add_months(cutoff, self.window_months)
+
+    def labelled(self, cutoff: dt.date) -> bool:
+        return self.label_end(cutoff) <= self.as_of
+
+    def train_cutoffs(self, c: dt.date) -> list[dt.date]:
+        """The n_train latest month starts whose windows ended by c, oldest first."""
+        t = month_start(add_months(c, -self.window_months))
+        out = []
+        while len(out) < self.n_train and t >= self.earliest_cutoff:
+            if add_months(t, self.window_months) <= c:
+                out.append(t)
+            t = add_months(t, -1)
+        return sorted(out)
+
+    @property
+    def model_cutoffs(self) -> list[dt.date]:
+        """Cutoffs that get a model: the evaluation cutoffs and the scoring cutoff."""
+        out = list(self.eval_cutoffs)
+        if len(self.train_cutoffs(self.score_cutoff)) >= 2 and self.score_cutoff not in out:
+            out.append(self.score_cutoff)
+        return out
+
+    @property
+    def feature_cutoffs(self) -> list[dt.date]:
+        cuts = set(self.model_cutoffs)
+        for c in self.model_cutoffs:
+            cuts.update(self.train_cutoffs(c))
+        return sorted(cuts)
+
+    def role(self, c: dt.date) -> str:
+        if c == self.score_cutoff:
+            return "score"
+        if c == self.holdout_cutoff and c in self.eval_cutoffs:
+            return "holdout"
+        return "evaluation" if c in self.eval_cutoffs else "training"

@@ -1,0 +1,224 @@
+"""features.customer_division: one row per (cutoff, division, account active before the cutoff).
+
+Everything is one DuckDB query per cutoff, all divisions at once, over the star schema. The only
+rows a feature may read are dated on or before the cutoff (transactions by order_date,
+opportunities by created/close date); the label alone looks into (cutoff, cutoff + W months].
+Deleting every source row dated after the cutoff therefore leaves every feature unchanged
+(tests/test_icp_features.py checks exactly that).
+
+Conventions: a *purchase day* is an (account, day) with at least one positive line; several
+orders on one day are kept (their lines all count towards monetary value) but count as one
+purchase day, so frequency does not depend on how a source splits orders. Returns (negative
+lines) never count as purchases. Columns are NULL where undefined (e.g. division recency of
+an account that never bought it), which LightGBM handles natively.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+WINDOWS = (3, 6, 12, 24)  # months
+
+KEYS = ["cutoff_date", "division", "account_id"]
+LABELS = ["label", "label_amount", "label_new_buyer", "label_window_months"]
+# Descriptive columns that are not model inputs.
+INFO = ["account_name", "sector", "country", "is_buyer"]
+
+
+def _lit(d: dt.date) -> str:
+    return f"DATE '{d.isoformat()}'"
+
+
+def _str_list(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def _windowed(prefix: str, value: str, date_col: str = "order_date", cond: str = "TRUE") -> str:
+    """count/sum over the trailing windows ending at the cutoff."""
+    return ",\n".join(
+        f"{value.format(f=f'({cond}) AND {date_col} > c.c - INTERVAL {w} MONTH')} AS {prefix}_{w}m"
+        for w in WINDOWS)
+
+
+def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, as_of: dt.date) -> str:
+    """SELECT producing the feature rows of one cutoff for `divisions`.
+
+    `as_of` only decides whether the label window has passed (label NULL otherwise); it never
+    changes a feature.
+    """
+    c, divs = _lit(cutoff), _str_list(divisions)
+    return f"""
+    WITH c AS (SELECT {c} AS c, {c} + INTERVAL {window_months} MONTH AS label_end,
+                      {_lit(as_of)} AS as_of),
+    divs AS (SELECT unnest([{divs}]) AS division),
+    -- per account, division and day: what was bought (lines dated on or before the cutoff)
+    days AS (
+        SELECT t.account_id, t.division, t.order_date,
+               sum(t.amount) FILTER (WHERE t.amount > 0) AS gross,
+               sum(least(t.amount, 0)) AS returned
+        FROM star.fact_transactions t, c
+        WHERE t.order_date <= c.c AND t.account_id IS NOT NULL AND t.division IS NOT NULL
+        GROUP BY ALL),
+    buy_days AS (SELECT * FROM days WHERE gross > 0),
+    acct_days AS (SELECT account_id, order_date, sum(gross) AS gross FROM buy_days GROUP BY ALL),
+    acct_gaps AS (
+        SELECT *, order_date - lag(order_date) OVER (PARTITION BY account_id ORDER BY order_date) AS gap
+        FROM acct_days),
+    acct AS (  -- the account overall; only accounts with a purchase before the cutoff
+        SELECT account_id,
+               c.c - max(order_date) AS recency_days, c.c - min(order_date) AS tenure_days,
+               count(*) AS frequency_all, sum(gross) AS monetary_all,
+               {_windowed('frequency', 'count(*) FILTER (WHERE {f})')},
+               {_windowed('monetary', 'coalesce(sum(gross) FILTER (WHERE {f}), 0)')},
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH) AS active_months_12m,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 24 MONTH) AS active_months_24m,
+               avg(gap) AS gap_mean_days, stddev_samp(gap) AS gap_sd_days,
+               median(gap) AS gap_median_days, max(gap) AS gap_max_days
+        FROM acct_gaps, c GROUP BY account_id, c.c),
+    acct_returns AS (
+        SELECT account_id, -sum(returned) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH) AS returned_12m
+        FROM days, c GROUP BY account_id),
+    div_gaps AS (
+        SELECT *, order_date - lag(order_date) OVER (PARTITION BY account_id, division ORDER BY order_date) AS gap
+        FROM buy_days),
+    ad AS (  -- the account in each division it bought
+        SELECT account_id, division,
+               c.c - max(order_date) AS div_recency_days, c.c - min(order_date) AS div_tenure_days,
+               count(*) AS div_frequency_all, sum(gross) AS div_monetary_all,
+               {_windowed('div_frequency', 'count(*) FILTER (WHERE {f})')},
+               {_windowed('div_monetary', 'coalesce(sum(gross) FILTER (WHERE {f}), 0)')},
+               -- the same calendar window one year earlier: seasonal buyers repeat
+               count(*) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH
+                                  AND order_date <= c.label_end - INTERVAL 12 MONTH) AS div_frequency_last_year_window,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH) AS div_active_months_12m,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 24 MONTH) AS div_active_months_24m,
+               avg(gap) AS div_gap_mean_days
+        FROM div_gaps, c GROUP BY account_id, division, c.c, c.label_end),
+    own AS (SELECT account_id, division, div_tenure_days FROM ad),
+    n_acc AS (SELECT count(*) AS n FROM acct),
+    div_owners AS (SELECT division, count(*) AS n_owners FROM own GROUP BY 1),
+    -- affinity learned from pre-cutoff baskets: P(owns d | owns a) over all accounts
+    pair_conf AS (
+        SELECT a.division AS from_div, b.division AS to_div, count(*) / any_value(o.n_owners) AS conf
+        FROM own a JOIN own b ON a.account_id = b.account_id AND a.division <> b.division
+        JOIN div_owners o ON o.division = a.division GROUP BY 1, 2),
+    affinity AS (
+        SELECT o.account_id, p.to_div AS division, max(p.conf) AS affinity_max, avg(p.conf) AS affinity_mean
+        FROM own o JOIN pair_conf p ON p.from_div = o.division GROUP BY 1, 2),
+    mix AS (  -- division mix and cross-division ownership (also as it stood 6 months earlier)
+        SELECT account_id, count(*) AS divisions_owned,
+               count(*) FILTER (WHERE div_tenure_days >= 182) AS divisions_owned_6m_ago
+        FROM own GROUP BY 1),
+    firm AS (
+        SELECT a.account_id, a.account_name, a.sector, a.country, a.employees, a.annual_revenue,
+               a.year_established, a.parent_account_id IS NOT NULL AS has_parent, a.parent_account_id
+        FROM star.dim_account a),
+    seg AS (  -- how common the division is among similar accounts (same sector / country)
+        SELECT f.sector, f.country, o.division, count(*) AS owners
+        FROM own o JOIN firm f USING (account_id) GROUP BY ALL),
+    seg_size AS (
+        SELECT f.sector, f.country, count(*) AS n FROM acct JOIN firm f USING (account_id) GROUP BY ALL),
+    season AS (  -- share of the division's last-year revenue that fell in the coming window's months
+        SELECT division,
+               sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH
+                                    AND order_date <= c.label_end - INTERVAL 12 MONTH)
+               / nullif(sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH), 0)
+               * 12 / {window_months} AS division_season_index,
+               sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 3 MONTH)
+               / nullif(sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH), 0) * 4
+                   AS division_momentum
+        FROM buy_days, c GROUP BY division, c.c, c.label_end),
+    opp AS (  -- CRM signals as they stood at the cutoff
+        SELECT o.account_id, o.division,
+               count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c
+                                  AND (o.close_date IS NULL OR o.close_date > c.c)) AS open_opps,
+               count(*) FILTER (WHERE o.is_closed AND NOT o.is_won AND o.close_date <= c.c
+                                  AND o.close_date > c.c - INTERVAL 12 MONTH) AS lost_opps_12m,
+               count(*) FILTER (WHERE o.is_won AND o.close_date <= c.c) AS won_opps,
+               c.c - max(coalesce(o.created_date, o.engage_date))
+                   FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c) AS days_since_opp
+        FROM star.fact_opportunity o, c WHERE o.account_id IS NOT NULL GROUP BY o.account_id, o.division, c.c),
+    opp_acct AS (SELECT account_id, sum(open_opps) AS open_opps_all, sum(lost_opps_12m) AS lost_opps_12m_all
+                 FROM opp GROUP BY 1),
+    label AS (
+        SELECT t.account_id, t.division, sum(t.amount) AS label_amount
+        FROM star.fact_transactions t, c
+        WHERE t.order_date > c.c AND t.order_date <= c.label_end AND t.amount > 0 GROUP BY 1, 2)
+    SELECT c.c AS cutoff_date, d.division, a.account_id,
+           f.account_name, f.sector, f.country, ad.account_id IS NOT NULL AS is_buyer,
+           a.recency_days, a.tenure_days, a.frequency_all, a.monetary_all,
+           {', '.join(f'a.frequency_{w}m' for w in WINDOWS)},
+           {', '.join(f'a.monetary_{w}m' for w in WINDOWS)},
+           a.monetary_all / a.frequency_all AS avg_day_value,
+           -- trend: the last 3 months against the 3 before, and the last 6 against the 6 before
+           (a.monetary_3m + 1) / (a.monetary_6m - a.monetary_3m + 1) AS trend_3m,
+           (a.monetary_6m + 1) / (a.monetary_12m - a.monetary_6m + 1) AS trend_6m,
+           a.active_months_12m, a.active_months_24m,
+           -- buying months per observed month: a rate that does not grow with tenure
+           a.active_months_24m / least(24, greatest(1, a.tenure_days / 30.44)) AS active_month_rate,
+           coalesce(ad.div_active_months_12m, 0) AS div_active_months_12m,
+           coalesce(ad.div_active_months_24m, 0) AS div_active_months_24m,
+           coalesce(ad.div_active_months_24m, 0) / least(24, greatest(1, a.tenure_days / 30.44)) AS div_active_month_rate,
+           a.gap_mean_days, a.gap_median_days, a.gap_max_days,
+           a.gap_sd_days / nullif(a.gap_mean_days, 0) AS gap_cv,
+           a.recency_days / nullif(a.gap_mean_days, 0) AS overdue_ratio,
+           coalesce(r.returned_12m, 0) AS returned_12m,
+           ad.div_recency_days, ad.div_tenure_days,
+           coalesce(ad.div_frequency_all, 0) AS div_frequency_all,
+           coalesce(ad.div_monetary_all, 0) AS div_monetary_all,
+           {', '.join(f'coalesce(ad.div_frequency_{w}m, 0) AS div_frequency_{w}m' for w in WINDOWS)},
+           {', '.join(f'coalesce(ad.div_monetary_{w}m, 0) AS div_monetary_{w}m' for w in WINDOWS)},
+           coalesce(ad.div_frequency_last_year_window, 0) AS div_frequency_last_year_window,
+           ad.div_gap_mean_days,
+           ad.div_recency_days / nullif(ad.div_gap_mean_days, 0) AS div_overdue_ratio,
+           coalesce(ad.div_monetary_all, 0) / a.monetary_all AS div_share_all,
+           coalesce(ad.div_monetary_12m, 0) / nullif(a.monetary_12m, 0) AS div_share_12m,
+           coalesce(ad.div_frequency_12m, 0) / nullif(a.frequency_12m, 0) AS div_day_share_12m,
+           m.divisions_owned - (ad.account_id IS NOT NULL)::INT AS other_divisions_owned,
+           m.divisions_owned_6m_ago - coalesce(ad.div_tenure_days >= 182, false)::INT AS other_divisions_owned_6m_ago,
+           coalesce(af.affinity_max, 0) AS affinity_max, coalesce(af.affinity_mean, 0) AS affinity_mean,
+           coalesce(dn.n_owners, 0) / n_acc.n AS division_penetration,
+           coalesce(ss.owners, 0) / nullif(sz.n, 0) AS segment_penetration,
+           sz.n AS segment_accounts,
+           s.division_season_index, s.division_momentum,
+           f.employees, f.annual_revenue, f.year_established, f.has_parent,
+           (po.account_id IS NOT NULL) AS parent_owns_division,
+           coalesce(o.open_opps, 0) AS open_opps, coalesce(o.lost_opps_12m, 0) AS lost_opps_12m,
+           coalesce(o.won_opps, 0) AS won_opps, o.days_since_opp,
+           coalesce(oa.open_opps_all, 0) AS open_opps_all, coalesce(oa.lost_opps_12m_all, 0) AS lost_opps_12m_all,
+           CASE WHEN c.label_end <= c.as_of THEN l.account_id IS NOT NULL END AS label,
+           CASE WHEN c.label_end <= c.as_of THEN coalesce(l.label_amount, 0) END AS label_amount,
+           CASE WHEN c.label_end <= c.as_of THEN l.account_id IS NOT NULL AND ad.account_id IS NULL END
+               AS label_new_buyer,
+           {window_months} AS label_window_months
+    FROM acct a CROSS JOIN divs d CROSS JOIN c CROSS JOIN n_acc
+    LEFT JOIN ad ON ad.account_id = a.account_id AND ad.division = d.division
+    LEFT JOIN acct_returns r ON r.account_id = a.account_id
+    LEFT JOIN mix m ON m.account_id = a.account_id
+    LEFT JOIN affinity af ON af.account_id = a.account_id AND af.division = d.division
+    LEFT JOIN div_owners dn ON dn.division = d.division
+    LEFT JOIN firm f ON f.account_id = a.account_id
+    LEFT JOIN seg ss ON ss.division = d.division AND ss.sector IS NOT DISTINCT FROM f.sector
+                    AND ss.country IS NOT DISTINCT FROM f.country
+    LEFT JOIN seg_size sz ON sz.sector IS NOT DISTINCT FROM f.sector AND sz.country IS NOT DISTINCT FROM f.country
+    LEFT JOIN season s ON s.division = d.division
+    LEFT JOIN own po ON po.account_id = f.parent_account_id AND po.division = d.division
+    LEFT JOIN opp o ON o.account_id = a.account_id AND o.division = d.division
+    LEFT JOIN opp_acct oa ON oa.account_id = a.account_id
+    LEFT JOIN label l ON l.account_id = a.account_id AND l.division = d.division
+    ORDER BY d.division, a.account_id"""
+
+
+def divisions_sql() -> str:
+    """Divisions from the SKU map / product dimension that have sales: new ones need no code."""
+    return """
+    SELECT DISTINCT p.division FROM star.dim_product p
+    WHERE p.division IS NOT NULL
+      AND EXISTS (SELECT 1 FROM star.fact_transactions t WHERE t.division = p.division)
+    ORDER BY 1"""
+
+
+def feature_columns(columns: Sequence[str]) -> list[str]:
+    """The model inputs among a feature table's columns."""
+    return [c for c in columns if c not in KEYS + LABELS + INFO]

@@ -1,0 +1,40 @@
+"""Ground truth of the demo company for ICP evaluation only (oracle_auc / oracle_brier).
+
+No asset reads truth for features, training or scores; this module is called by the model
+asset *after* a model is trained, to report how far it is from the ceiling on the same holdout
+rows. The truth folder is given explicitly: REVINTEL_TRUTH_DIR (set by `revintel demo`), or the
+generated demo's own truth/ folder when the loaded source *is* the demo folder. Real sources
+have neither, and the oracle metrics are simply absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import polars as pl
+
+from revintel_resources import paths
+
+
+def truth_dir(source_path: str | None) -> Path | None:
+    env = os.environ.get("REVINTEL_TRUTH_DIR")
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    demo = paths.demo_source_dir()
+    if source_path and Path(source_path).resolve() == demo.resolve() and (demo / "truth").is_dir():
+        return demo / "truth"
+    return None
+
+
+def division_truth(folder: Path | None, cutoffs: list[dt.date], window_months: int) -> pl.DataFrame | None:
+    """(account_id, division, cutoff_date, true_probability) for the cutoffs and window, or None."""
+    if folder is None or not (folder / "division_truth.csv").exists():
+        return None
+    truth = (pl.scan_csv(folder / "division_truth.csv",
+                         schema_overrides={"account_id": pl.Utf8, "division": pl.Utf8, "cutoff_date": pl.Date,
+                                           "window_months": pl.Int64, "true_probability": pl.Float64})
+             .filter(pl.col("cutoff_date").is_in(cutoffs) & (pl.col("window_months") == window_months))
+             .select("account_id", "division", "cutoff_date", "true_probability").collect())
+    return truth if truth.height else None

@@ -1,0 +1,167 @@
+"""Pipeline Risk and Deal Detail in a real headless Chromium against a small fixture warehouse.
+
+The fixture extends the base one of ``browser.py``: O5, O6, O7 are its open (Engaging) deals, on
+accounts A2, A3, A4 and reps R1, R0, R1, worth 5,000, 6,000 and 7,000.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from browser import build_analyst_db, chromium, render_page, screenshot, streamlit_server, wait_until_rendered
+
+AS_OF, EARLIER = "2017-12-31", "2017-12-24"
+ACTIONS = {
+    "O5": "Requalify: ask what changed since the last push; consider a lower forecast category",
+    "O6": "Confirm a realistic close date with the buyer and update the forecast",
+    "O7": "Review the deal strategy with the manager before investing more time",
+}
+SHAP_CAVEAT = ("Contributions are TreeSHAP values in the model's raw log-odds; the probability shown is "
+               "calibrated afterwards, so the bars show direction and relative weight, not percentage points.")
+# opportunity_id, p, risk, category, drivers  (amount / account / rep come from star.fact_opportunity)
+SCORES = [
+    ("O5", 0.62, 41.0, "Medium", "close date pushed 2 times"),
+    ("O6", 0.18, 82.5, "Critical", "low win probability (18%); 3.1x the usual time in Engaging; "
+                                   "past expected close by 12 days"),
+    ("O7", 0.41, 55.0, "High", "large deal (top 34% by value)"),
+]
+EXPLAIN = [  # O6: rank, feature, value, contribution, sentence
+    (1, "stage_time_ratio", "3.1", -0.82, "3.1x the usual time in this stage; deals like this win less often"),
+    (2, "days_to_expected_close", "-12", -0.55, "-12 days to the expected close date; deals like this win less often"),
+    (3, "rep_win_rate", "0.58", 0.31, "Rep's win rate so far 58%; deals like this win more often"),
+    (4, "amount_to_list", "10.9", 0.05, "Priced at 10.9x list; deals like this win more often"),
+]
+
+
+def _values(rows) -> str:
+    def lit(v):
+        return "NULL" if v is None else "'" + v.replace("'", "''") + "'" if isinstance(v, str) else repr(v)
+    return ",\n".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
+
+
+scores_rows = [(d, oid, p, risk, cat, drv, ACTIONS[oid]) for d in (AS_OF, EARLIER) for oid, p, risk, cat, drv in SCORES]
+explain_rows = [(oid, r, f, v, c if oid == "O6" else c / 2, s)  # the same sentences, weaker, for O5 and O7
+                for oid in ("O5", "O6", "O7") for r, f, v, c, s in EXPLAIN]
+FIXTURE = [
+    "CREATE SCHEMA scores",
+    """CREATE TABLE star.dim_rep AS SELECT * FROM (VALUES ('R0', 'Ada Lowe', 'Mia Park', 'East'),
+         ('R1', 'Bo Chen', 'Mia Park', 'West')) t(rep_id, rep_name, manager, region)""",
+    """CREATE TABLE star.dim_product AS SELECT 'GTX Basic' AS product_id, 'GTX Basic' AS product_name,
+         'GTX' AS series, 'GTX' AS division, 550.0 AS list_price""",
+    f"""CREATE TABLE scores.deal_scores AS
+        SELECT s.as_of_date::DATE AS as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
+               o.stage, o.amount::DOUBLE AS amount, s.p::DOUBLE AS win_probability,
+               DATE '2017-12-19' + (o.opportunity_id = 'O5')::INT * 30 AS expected_close_date,
+               s.risk::DOUBLE AS risk_score, s.cat AS risk_category, s.drv AS risk_drivers,
+               s.action AS recommended_action,
+               'win_probability/3' AS model_version
+        FROM (VALUES {_values(scores_rows)}) s(as_of_date, opportunity_id, p, risk, cat, drv, action)
+        JOIN star.fact_opportunity o USING (opportunity_id)""",
+    f"""CREATE TABLE scores.deal_explanations AS
+        SELECT DATE '{AS_OF}' AS as_of_date, opportunity_id, rank::INT AS rank, feature, feature_value,
+               contribution::DOUBLE AS contribution,
+               CASE WHEN contribution >= 0 THEN 'raises' ELSE 'lowers' END AS direction, explanation
+        FROM (VALUES {_values(explain_rows)})
+             e(opportunity_id, rank, feature, feature_value, contribution, explanation)""",
+    """CREATE TABLE star.fact_opportunity_history AS SELECT * FROM (VALUES
+         ('O6', DATE '2017-02-12', 'Prospecting', DATE '2017-06-30', 5500.0),
+         ('O6', DATE '2017-03-01', 'Engaging', NULL, NULL),
+         ('O6', DATE '2017-07-01', NULL, DATE '2017-12-19', NULL),
+         ('O6', DATE '2017-09-15', NULL, NULL, 6000.0),
+         ('O5', DATE '2017-02-05', 'Engaging', DATE '2017-11-30', 5000.0))
+       t(opportunity_id, changed_at, stage, expected_close_date, amount)""",
+]
+
+BASELINE = f"baseline_stage@{AS_OF}"
+BASELINE_FIXTURE = [
+    sql for sql in FIXTURE if "dim_rep" not in sql and "fact_opportunity_history" not in sql
+] + [
+    f"UPDATE scores.deal_scores SET model_version = '{BASELINE}'",
+    "DELETE FROM scores.deal_explanations WHERE opportunity_id = 'O6'",
+    f"""INSERT INTO scores.deal_explanations VALUES (DATE '{AS_OF}', 'O6', 1, 'stage', 'Engaging', -0.4, 'lowers',
+        'Stage is Engaging; the stage baseline scores every deal in it at that stage''s historical win rate')""",
+]
+
+
+def open_page(browser, url: str, path: str, *, name: str, expect_text) -> tuple[str, str, str]:
+    """Like ``render_page`` for a URL the page rewrites (query params): (final URL, page text,
+    text of the st.dataframe grids, which draw on a canvas and are not in the page text)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    try:
+        try:
+            for _ in range(2):  # the first visit of a page may show "Page not found" (streamlit#9992)
+                page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+                wait_until_rendered(page, expect_text=expect_text)
+                if not page.locator("[role='dialog']", has_text="Page not found").count():
+                    break
+        finally:
+            screenshot(page, name)
+        grids = page.evaluate("() => [...document.querySelectorAll(\"[data-testid='stDataFrame'] table\")]"
+                              ".map(t => t.innerText).join('\\n')")
+        return page.url, page.locator("body").inner_text(), grids
+    finally:
+        ctx.close()
+
+
+def metric(text: str, label: str) -> str:
+    m = re.search(rf"^{re.escape(label)}\s*\n\s*(\S+)", text, re.M)
+    assert m, f"no metric {label!r} in page text:\n{text}"
+    return m.group(1)
+
+
+@pytest.mark.browser
+def test_pipeline_risk_and_deal_detail(tmp_path):
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=FIXTURE)
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        _, text, grid = open_page(browser, url, "pipeline-risk", name="pipeline_risk",
+                                  expect_text=["Open deals", "Value by risk category", "Download CSV"])
+        assert metric(text, "Open deals") == "3"
+        assert metric(text, "Pipeline value") == "18,000"
+        assert metric(text, "At-risk value") == "13,000"  # O6 Critical + O7 High
+        assert "72% of pipeline" in text
+        assert metric(text, "Avg win probability") == "40%"
+        assert "win_probability/3" in text and "champion" in text
+        assert AS_OF in text
+        assert "Critical" in grid and ACTIONS["O6"] in grid and "3.1x the usual time in Engaging" in grid
+        assert f"deal-detail?as_of={AS_OF}&deal=O6" in grid  # the link to Deal Detail
+
+        # Default: the highest-risk deal (O6), with its explanation and history.
+        final, text, grid = open_page(browser, url, "deal-detail", name="deal_detail",
+                                      expect_text=["What moved the win probability", "History"])
+        assert final.endswith("deal=O6")
+        assert "O6 — Cancore" in text and "Critical risk" in text
+        assert "Ada Lowe (manager Mia Park, East)" in text
+        assert metric(text, "Win probability") == "18%"
+        assert ACTIONS["O6"] in text
+        assert "3.1x the usual time in Engaging" in text  # a risk driver
+        assert EXPLAIN[0][4] in text and EXPLAIN[2][4] in text  # explanation sentences
+        assert SHAP_CAVEAT in text
+        assert "close date pushed 2017-06-30 → 2017-12-19 (+172 d)" in grid  # the history table
+        assert "stage Prospecting → Engaging" in grid and "amount 5,500 → 6,000" in grid
+        assert "+172 d" in text and "Prospecting" in text  # the timeline's labels
+
+        # A link from Pipeline Risk: ?deal=O5 (and an unknown id falls back to the riskiest deal).
+        final, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_o5",
+                                   expect_text="O5 — Betatech")
+        assert ACTIONS["O5"] in text and "Medium risk" in text and final.endswith("deal=O5")
+        final, text, _ = open_page(browser, url, f"deal-detail?as_of={EARLIER}&deal=O99", name="deal_detail_unknown",
+                                   expect_text="O6 — Cancore")
+        assert "Deal O99 is not among the deals open on " + EARLIER in text
+        assert f"as_of={EARLIER}" in final and "deal=O6" in final  # the URL names what is shown
+
+        # The stage baseline scored (no model beat it), and no history / rep table: said plainly, no crash.
+        build_analyst_db(data_dir, extra_sql=BASELINE_FIXTURE)
+        final, text, _ = open_page(browser, url, "deal-detail", name="deal_detail_baseline",
+                                   expect_text=["O6 — Cancore", "not built yet: no change history"])
+        assert "no trained model beat the stage baseline on held-out data" in text
+        assert "Stage is Engaging" in text and "The stage baseline scored this deal" in text
+        assert SHAP_CAVEAT not in text and "Traceback" not in text
+
+        # A warehouse without the deal scores: a friendly message, no traceback.
+        build_analyst_db(data_dir)
+        text = render_page(browser, url, "pipeline-risk", name="pipeline_risk_not_built", expect_text="Not built yet")
+        assert "scores.deal_scores" in text and "Traceback" not in text

@@ -1,0 +1,94 @@
+"""features.customer_division: no leakage (time travel), label semantics, divisions from data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+import pytest
+from icp_fixtures import DIVISIONS, random_star, travel_back
+from polars.testing import assert_frame_equal
+
+from revintel_assets.icp.features import LABELS, divisions_sql, feature_columns, feature_sql
+
+AS_OF = dt.date(2024, 12, 31)
+
+
+def features(con, cutoff, divisions=DIVISIONS, window=6, as_of=AS_OF) -> pl.DataFrame:
+    return con.sql(feature_sql(cutoff, divisions, window, as_of)).pl()
+
+
+@pytest.mark.parametrize("cutoff", [dt.date(2024, 3, 1), dt.date(2024, 6, 17)])
+def test_time_travel_features_identical(cutoff):
+    """Delete every source row dated after the cutoff, rebuild: every feature is unchanged."""
+    con = duckdb.connect()
+    random_star(con)
+    before = features(con, cutoff)
+    assert before["label"].sum() > 0 and before["open_opps"].sum() > 0 and before["lost_opps_12m"].sum() > 0
+    travel_back(con, cutoff)
+    after = features(con, cutoff)
+    cols = [c for c in before.columns if c not in LABELS]
+    assert_frame_equal(before.select(cols), after.select(cols))
+    assert after["label"].sum() == 0  # the future is gone; only the label saw it
+
+
+def _tiny(con, lines: list[tuple[str, str, str, float]]) -> None:
+    con.execute("CREATE SCHEMA star")
+    con.execute("""CREATE TABLE star.dim_account AS SELECT * FROM (VALUES
+        ('A1', 'One', 'retail', 10, 1.0, 'US', NULL, 2000), ('A2', 'Two', 'retail', 10, 1.0, 'US', NULL, 2000),
+        ('A3', 'Three', 'retail', 10, 1.0, 'US', NULL, 2000))
+        t(account_id, account_name, sector, employees, annual_revenue, country, parent_account_id, year_established)""")
+    con.execute("CREATE TABLE star.dim_product AS SELECT * FROM (VALUES ('x1', 'X'), ('y1', 'Y'), ('z1', 'Z')) "
+                "t(product_id, division)")
+    con.execute("""CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, account_id VARCHAR, rep_id VARCHAR,
+                   division VARCHAR, created_date DATE, engage_date DATE, close_date DATE, is_closed BOOLEAN,
+                   is_won BOOLEAN, amount DOUBLE)""")
+    con.execute("CREATE TABLE star.fact_transactions (account_id VARCHAR, order_date DATE, division VARCHAR, "
+                "amount DOUBLE, rep_id VARCHAR)")
+    con.executemany("INSERT INTO star.fact_transactions VALUES (?, ?::DATE, ?, ?, NULL)", lines)
+
+
+def test_labels_and_same_day_orders():
+    con = duckdb.connect()
+    _tiny(con, [
+        ("A1", "2024-01-10", "X", 100.0), ("A1", "2024-01-10", "X", 50.0),  # two orders, same day: both count
+        ("A1", "2024-03-01", "Y", 10.0),   # on the cutoff: a feature, not the label
+        ("A1", "2024-09-01", "Y", 20.0),   # exactly cutoff + 6 months: inside the window
+        ("A2", "2024-02-01", "X", 70.0),
+        ("A2", "2024-09-02", "X", 30.0),   # one day after the window: not the label
+        ("A2", "2024-04-01", "Y", -40.0),  # a return is not a purchase
+        ("A3", "2024-06-01", "X", 5.0),    # no purchase before the cutoff: not an active account
+    ])
+    f = features(con, dt.date(2024, 3, 1), ["X", "Y"]).sort("account_id", "division")
+    assert f["account_id"].to_list() == ["A1", "A1", "A2", "A2"]
+    row = {(r["account_id"], r["division"]): r for r in f.iter_rows(named=True)}
+    assert row["A1", "X"]["div_monetary_all"] == 150.0 and row["A1", "X"]["div_frequency_all"] == 1
+    assert row["A1", "X"]["label"] is False and row["A1", "X"]["is_buyer"] is True
+    assert row["A1", "Y"]["div_recency_days"] == 0 and row["A1", "Y"]["label"] is True
+    assert row["A1", "Y"]["label_amount"] == 20.0 and row["A1", "Y"]["label_new_buyer"] is False
+    assert row["A2", "X"]["label"] is False
+    assert row["A2", "Y"]["is_buyer"] is False and row["A2", "Y"]["label"] is False
+    assert row["A2", "Y"]["div_recency_days"] is None
+    # a new buyer of the division: never bought it, buys in the window
+    g = features(con, dt.date(2024, 1, 31), ["Y"]).filter(pl.col("account_id") == "A1").row(0, named=True)
+    assert g["is_buyer"] is False and g["label"] is True and g["label_new_buyer"] is True
+    # window not over by the as-of date: no label at all
+    assert features(con, dt.date(2024, 8, 1), ["X"], as_of=dt.date(2024, 9, 30))["label"].null_count() == 3
+
+
+def test_divisions_come_from_the_data():
+    con = duckdb.connect()
+    _tiny(con, [("A1", "2024-01-10", "X", 1.0), ("A1", "2024-01-11", "Y", 1.0)])
+    assert con.sql(divisions_sql()).pl()["division"].to_list() == ["X", "Y"]  # Z has no sales yet
+    con.execute("INSERT INTO star.fact_transactions VALUES ('A2', DATE '2024-01-12', 'Z', 1.0, NULL)")
+    assert con.sql(divisions_sql()).pl()["division"].to_list() == ["X", "Y", "Z"]
+
+
+def test_feature_columns_exclude_labels_and_keys():
+    con = duckdb.connect()
+    random_star(con, n_accounts=50)
+    cols = feature_columns(features(con, dt.date(2024, 3, 1)).columns)
+    assert not set(cols) & {"label", "label_amount", "label_new_buyer", "cutoff_date", "account_id", "division",
+                            "is_buyer"}
+    assert {"div_active_months_24m", "affinity_max", "open_opps", "division_season_index"} <= set(cols)

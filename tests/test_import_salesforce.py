@@ -1,0 +1,192 @@
+"""Salesforce export (CONTRACT §2.2): hand-made, real-looking files with the quirks real exports
+have (BOM, CRLF, 18- and 15-character ids, ISO timestamps with milliseconds, booleans as
+true/1, relationship columns, custom stages), imported into the star schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import build_star
+from revintel_assets.ingest.errors import SourceError
+from revintel_assets.ingest.source import detect_layout, import_source
+from revintel_assets.star import build
+
+ACC_ACME, ACC_BETA, ACC_SUB = "0015g00000AcmeXAAA", "0015g00000BetaXAAA", "0015g00000SubsXAAA"
+U_ANN, U_BOB, U_MAX = "0055g00000AnnXXAAQ", "0055g00000BobXXAAQ", "0055g00000MaxXXAAQ"
+P_CORE, P_PLUS = "01t5g00000CoreXAAA", "01t5g00000PlusXAAA"
+
+OPPORTUNITY = (
+    "Id,Name,AccountId,OwnerId,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon,"
+    "ForecastCategoryName,Product2Id,LastStageChangeDate\r\n"
+    # 2: won, 18-char ids, ISO timestamp with millis and Z
+    f"0065g00000Opp1XAAA,Acme renewal,{ACC_ACME},{U_ANN},Closed Won,\"$12,000.00\",2024-03-28,"
+    f"2024-01-15T10:22:33.000Z,true,true,Closed,{P_CORE},2024-03-28T09:00:00.000Z\r\n"
+    # 3: lost, 15-char account id (a report export) matching the 18-char Account.Id
+    f"0065g00000Opp2XAAA,Beta new,{ACC_BETA[:15]},{U_BOB},Closed Lost,5000,2024-02-20,"
+    "2024-01-03T08:00:00.000Z,1,0,Omitted,,2024-02-20T00:00:00.000Z\r\n"
+    # 4: open, Salesforce stage 'Id. Decision Makers' -> Engaging
+    f"0065g00000Opp3XAAA,Beta upsell,{ACC_BETA},{U_BOB},Id. Decision Makers,7500,2024-06-30,"
+    f"2024-02-01T12:00:00.000Z,false,false,Pipeline,{P_PLUS},2024-03-01T00:00:00.000Z\r\n"
+    # 5: stage says Negotiation but IsClosed/IsWon say won: kept as Won, flagged
+    f"0065g00000Opp4XAAA,Acme add-on,{ACC_ACME},{U_ANN},Negotiation/Review,3000,2024-04-02,"
+    f"2024-02-10T12:00:00.000Z,TRUE,TRUE,Closed,{P_CORE},2024-04-02T00:00:00.000Z\r\n"
+    # 6: custom stage nobody knows, open: quarantined (a mapping file can name it)
+    f"0065g00000Opp5XAAA,Gamma pilot,{ACC_ACME},{U_ANN},Verbal Yes,900,2024-07-01,"
+    "2024-03-01T12:00:00.000Z,false,false,Commit,,\r\n"
+    # 7: closed before created
+    f"0065g00000Opp6XAAA,Backdated,{ACC_ACME},{U_ANN},Closed Won,100,2023-12-01,"
+    "2024-01-02T12:00:00.000Z,true,true,Closed,,\r\n"
+    # 8: negative amount, in parentheses
+    f"0065g00000Opp7XAAA,Credit,{ACC_ACME},{U_ANN},Closed Won,(250.00),2024-03-01,"
+    "2024-01-02T12:00:00.000Z,true,true,Closed,,\r\n"
+    # 9: unknown account and owner: kept with stub members
+    "0065g00000Opp8XAAA,Stranger,001000000000ZZZ,005000000000ZZZ,Prospecting,1000,2024-09-30,"
+    "2024-03-10T12:00:00.000Z,false,false,Pipeline,,\r\n"
+    # 10: exact duplicate of line 4
+    f"0065g00000Opp3XAAA,Beta upsell,{ACC_BETA},{U_BOB},Id. Decision Makers,7500,2024-06-30,"
+    f"2024-02-01T12:00:00.000Z,false,false,Pipeline,{P_PLUS},2024-03-01T00:00:00.000Z\r\n"
+    # 11: same id as line 2 (15-char form), other contents
+    f"0065g00000Opp1XAAA,Acme renewal,{ACC_ACME},{U_ANN},Closed Lost,12000,2024-03-28,"
+    "2024-01-15T10:22:33.000Z,true,false,Omitted,,\r\n"
+    # 12: truncated row
+    "0065g00000Opp9XAAA,Cut off,0015g00000AcmeXAAA,0055g00000AnnXXAAQ,Prospecting\r\n"
+    # 13: impossible created date
+    f"0065g00000OppAXAAA,Typo,{ACC_ACME},{U_ANN},Qualification,100,2024-05-01,"
+    "1899-12-31T00:00:00.000Z,false,false,Pipeline,,\r\n"
+)
+ACCOUNT = (
+    "Id,Name,Industry,NumberOfEmployees,AnnualRevenue,BillingCountry,ParentId\r\n"
+    f"{ACC_ACME},Acme Corp,Technology,1200,\"150,000,000\",United States,\r\n"
+    f"{ACC_BETA},Beta GmbH,Manufacturing,85,,Germany,{ACC_SUB}\r\n"
+    f"{ACC_SUB},Beta Holding,Finance,,,Germany,\r\n"
+)
+USER = (
+    "Id,Name,ManagerId,UserRole.Name\r\n"
+    f"{U_ANN},Ann Lee,{U_MAX},AE West\r\n"
+    f"{U_BOB},Bob Stone,{U_MAX},AE East\r\n"
+    f"{U_MAX},Max Power,,Sales Director\r\n"
+)
+HISTORY = (
+    "OpportunityId,CreatedDate,StageName,CloseDate,Amount\r\n"
+    "0065g00000Opp3XAAA,2024-02-01T12:00:00.000Z,Prospecting,2024-05-31,6000\r\n"
+    "0065g00000Opp3XAAA,2024-03-01T09:30:00.000Z,Id. Decision Makers,2024-06-30,7500\r\n"
+    "0065g00000NopeXAAA,2024-03-01T09:30:00.000Z,Prospecting,2024-06-30,10\r\n"  # unknown opportunity
+)
+PRODUCT2 = (
+    "Id,Name,Family,ProductCode\r\n"
+    f"{P_CORE},Core Platform,Software,CORE-1\r\n"
+    f"{P_PLUS},Plus Add-on,Services,PLUS-1\r\n"
+)
+
+
+def write(folder: Path, name: str, text: str, bom: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+
+
+@pytest.fixture
+def sf(tmp_path) -> Path:
+    src = tmp_path / "sfdc"
+    write(src, "Opportunity.csv", OPPORTUNITY, bom=True)
+    write(src, "Account.csv", ACCOUNT)
+    write(src, "User.csv", USER)
+    write(src, "OpportunityHistory.csv", HISTORY)
+    write(src, "Product2.csv", PRODUCT2)
+    return src
+
+
+def _q(con, file: str) -> dict[int, str]:
+    return dict(con.execute("SELECT line_number, reason FROM star.quarantine WHERE source_file = ?",
+                            [file]).fetchall())
+
+
+def test_salesforce_layout_is_detected(sf):
+    assert detect_layout(sf).name == "salesforce"
+
+
+def test_salesforce_imports_into_the_star_schema(sf):
+    con = duckdb.connect()
+    report = build_star(con, sf)
+    assert report.layout.name == "salesforce"
+    q = _q(con, "Opportunity.csv")
+    assert set(q) == {6, 7, 8, 10, 11, 12, 13}
+    assert "Verbal Yes" in q[6] and "stages:" in q[6]
+    assert "before CreatedDate" in q[7]
+    assert "negative" in q[8]
+    assert q[10] == "exact duplicate of line 4 (merged)"
+    assert "already on line 2 with other contents" in q[11]
+    assert "unreadable row" in q[12]
+    assert "impossible date" in q[13]
+    opps = {r[0]: r[1:] for r in con.execute(
+        "SELECT opportunity_id, account_id, rep_id, product_id, division, stage, is_closed, is_won, amount, "
+        "created_date::VARCHAR, close_date::VARCHAR, expected_close_date::VARCHAR, import_flag "
+        "FROM star.fact_opportunity").fetchall()}
+    assert set(opps) == {"0065g00000Opp1X", "0065g00000Opp2X", "0065g00000Opp3X", "0065g00000Opp4X",
+                         "0065g00000Opp8X"}
+    o1 = opps["0065g00000Opp1X"]
+    assert o1[:8] == ("0015g00000AcmeX", "0055g00000AnnXX", "01t5g00000CoreX", "Software", "Won", True, True, 12000.0)
+    assert o1[8:11] == ("2024-01-15", "2024-03-28", "2024-03-28")
+    assert opps["0065g00000Opp2X"][0] == "0015g00000BetaX"  # 15-char id matched the 18-char one
+    o3 = opps["0065g00000Opp3X"]
+    assert o3[4:7] == ("Engaging", False, False) and o3[9] is None and o3[10] == "2024-06-30"
+    assert o3[8] == "2024-02-01"  # first history event
+    o4 = opps["0065g00000Opp4X"]
+    assert o4[4] == "Won" and "disagrees with IsClosed=TRUE, IsWon=TRUE" in o4[11]
+    assert report.files["Opportunity.csv"]["flagged_kept"] == {"stage_disagrees_with_isclosed_iswon": 1}
+    # unknown account and owner: kept, stub members
+    assert opps["0065g00000Opp8X"][:2] == ("001000000000ZZZ", "005000000000ZZZ")
+    stubs = con.execute("SELECT (SELECT list(account_id) FROM star.dim_account WHERE is_stub), "
+                        "(SELECT list(rep_id) FROM star.dim_rep WHERE is_stub)").fetchall()[0]
+    assert stubs == (["001000000000ZZZ"], ["005000000000ZZZ"])
+    # dimensions: parent by id, manager by id, region from the role
+    acc = dict(con.execute("SELECT account_name, parent_account_id FROM star.dim_account").fetchall())
+    assert acc["Beta GmbH"] == "0015g00000SubsX"
+    assert con.execute("SELECT annual_revenue FROM star.dim_account WHERE account_name = 'Acme Corp'"
+                       ).fetchall() == [(150_000_000.0,)]
+    reps = {r[0]: r[1:] for r in con.execute("SELECT rep_name, manager, region FROM star.dim_rep").fetchall()}
+    assert reps["Ann Lee"] == ("Max Power", "AE West")
+    # history: the unknown opportunity is quarantined, the rest kept
+    assert list(_q(con, "OpportunityHistory.csv")) == [4]
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity_history WHERE NOT derived").fetchall() == [(2,)]
+    # won deals stand in for transactions (no separate log)
+    assert con.execute("SELECT count(*) FROM star.fact_transactions WHERE source = 'crm_won'").fetchall() == [(2,)]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert report.export_date == "2024-04-02"
+
+
+def test_salesforce_custom_stage_through_a_mapping(sf):
+    write(sf, "revintel_mapping.yaml", "stages:\n  Verbal Yes: Negotiation\n")
+    con = duckdb.connect()
+    build_star(con, sf)
+    assert con.execute("SELECT stage FROM star.fact_opportunity WHERE opportunity_id = '0065g00000Opp5X'"
+                       ).fetchall() == [("Negotiation",)]
+
+
+def test_opportunity_export_without_optional_files(tmp_path):
+    src = tmp_path / "sf_min"
+    write(src, "Opportunity.csv", "Id,StageName,Amount,CloseDate,CreatedDate\n"
+          "006A,Prospecting,100,2024-05-01,2024-01-01\n006B,Closed Won,200,2024-02-01,2024-01-05\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    rows = con.execute("SELECT opportunity_id, stage, is_won, account_id FROM star.fact_opportunity ORDER BY 1").fetchall()
+    assert rows == [("006A", "Prospecting", False, None), ("006B", "Won", True, None)]
+
+
+def test_missing_salesforce_column_shows_the_mapping_to_write(tmp_path):
+    src = tmp_path / "sf_variant"
+    write(src, "Opportunity.csv", "Id,Stage,Amount,CloseDate,Created_On\n006A,Prospecting,100,2024-05-01,2024-01-01\n")
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src)
+    msg = str(err.value)
+    assert "Opportunity.csv" in msg and "line 1" in msg and "Salesforce export" in msg
+    assert "StageName" in msg and "CreatedDate" in msg and "revintel_mapping.yaml" in msg
+    assert "StageName: Stage" in msg and "CreatedDate: Created_On" in msg
+    # ... and the mapping it suggests works
+    write(src, "revintel_mapping.yaml", "columns:\n  Opportunity.csv:\n    StageName: Stage\n    CreatedDate: Created_On\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(1,)]
