@@ -7,7 +7,6 @@ import polars as pl
 
 from revintel_assets.deals.baselines import BASELINES
 from revintel_assets.deals.evaluate import MODEL_NAME, Evaluation, evaluate
-from revintel_assets.deals.oracle import deal_truth
 from revintel_assets.deals.partitions import as_of_dates, training_cutoffs
 from revintel_assets.deals.registry import decide_promotion, latest_eligible, load, log_and_register, reliability_plot
 from revintel_assets.deals.scoring import score_deals
@@ -15,6 +14,7 @@ from revintel_assets.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
 from revintel_assets.deals.calendar import DealPlan
 from revintel_assets.deals.win_model import split_by_time, train
 from revintel_assets.metadata import table_metadata
+from revintel_assets.validation.oracle import deal_truth, truth_dir
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
@@ -93,7 +93,8 @@ def win_probability(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         return _too_little(context, f"{closed} closed deals before the validation slice (need at least "
                                     f"{MIN_TRAIN_DEALS}) and {n['validation']} validation rows (need {MIN_VALIDATION_ROWS})")
     model = train(split)
-    ev = evaluate(model, split, cutoff, version="pending", truth=deal_truth())
+    source = wh.query("SELECT any_value(source_path) AS p FROM meta.source")["p"][0]
+    ev = evaluate(model, split, cutoff, version="pending", truth=deal_truth(truth_dir(source)))
     version = log_and_register(mlflow_tracking, model, ev, cutoff, windows, n, reliability_plot(ev, cutoff))
     ev.metrics = ev.metrics.with_columns(
         pl.when(pl.col("model_version") == "pending").then(pl.lit(f"{MODEL_NAME}/{version}"))

@@ -1,4 +1,4 @@
-"""Ground truth of the demo company for ICP evaluation only (oracle_auc / oracle_brier).
+"""Ground truth of the demo company, for evaluation only (oracle_auc / oracle_brier).
 
 No asset reads truth for features, training or scores; this module is called by the model
 asset *after* a model is trained, to report how far it is from the ceiling on the same holdout
@@ -38,3 +38,11 @@ def division_truth(folder: Path | None, cutoffs: list[dt.date], window_months: i
              .filter(pl.col("cutoff_date").is_in(cutoffs) & (pl.col("window_months") == window_months))
              .select("account_id", "division", "cutoff_date", "true_probability").collect())
     return truth if truth.height else None
+
+
+def deal_truth(folder: Path | None) -> pl.DataFrame | None:
+    """(opportunity_id, true_win_probability) of the demo company, or None."""
+    if folder is None or not (folder / "deal_truth.csv").exists():
+        return None
+    return pl.read_csv(folder / "deal_truth.csv", schema_overrides={"opportunity_id": pl.Utf8,
+                                                                     "true_win_probability": pl.Float64})

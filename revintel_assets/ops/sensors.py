@@ -1,0 +1,71 @@
+"""Sensors: new source files start an import; finished runs publish the analyst file; a new ICP
+plan sets its models off."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from revintel_resources.source import SourceResource
+from revintel_resources.warehouse import Warehouse
+
+WAREHOUSE_JOBS = ["import_job", "transactions_job", "deal_snapshot_job", "win_model_job", "deal_scoring_job",
+                  "nightly_rescore_job", "icp_plan_job", "icp_features_job", "icp_models_job", "icp_whitespace_job"]
+
+
+def fingerprint(folder: Path) -> str:
+    """Names, sizes and modification times of the source files: cheap, and any re-export changes it."""
+    if not folder.is_dir():
+        return "missing"
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+
+
+@dg.sensor(job_name="import_job", minimum_interval_seconds=60,
+           description="Starts an import when files in the source folder appear or change.")
+def source_files_changed(context: dg.SensorEvaluationContext, source: SourceResource):
+    print_ = fingerprint(source.folder())
+    if print_ == "missing" or print_ == context.cursor:
+        return dg.SkipReason(f"no change in {source.folder()}")
+    context.update_cursor(print_)
+    return dg.RunRequest(run_key=f"source-{print_}", tags={"revintel/trigger": "source files"})
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitor_all_code_locations=False,
+                      description="After every successful run that wrote the warehouse, publish a consistent "
+                                  "copy for readers (atomic rename; readers never wait).")
+def publish_after_success(context: dg.RunStatusSensorContext):
+    if context.dagster_run.job_name not in WAREHOUSE_JOBS:
+        return dg.SkipReason("run did not write the warehouse")
+    path = Warehouse.from_env().publish()
+    context.log.info(f"published {path}")
+
+
+# The monthly ICP refresh, step by step: each job starts when the one before it succeeded, so
+# features exist before models and models before whitespace. Only runs started by the monthly
+# schedule carry the tag; the CLI sequences its own runs.
+ICP_CHAIN = {"icp_plan_job": "icp_features_job", "icp_features_job": "icp_models_job",
+             "icp_models_job": "icp_whitespace_job"}
+CHAIN_TAG = "revintel/schedule"
+
+
+def icp_chain(job_defs: dict) -> dg.RunStatusSensorDefinition:
+    @dg.run_status_sensor(name="icp_monthly_chain", run_status=dg.DagsterRunStatus.SUCCESS,
+                          monitored_jobs=[job_defs[name] for name in ICP_CHAIN],
+                          request_jobs=[job_defs[name] for name in ICP_CHAIN.values()],
+                          description="Monthly ICP refresh: plan -> features -> models -> whitespace.")
+    def _sensor(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        nxt = ICP_CHAIN.get(run.job_name)
+        if nxt is None or run.tags.get(CHAIN_TAG) != "monthly":
+            return dg.SkipReason("not part of the monthly ICP refresh")
+        keys = context.repository_def.get_job(nxt).partitions_def.get_partition_keys(
+            dynamic_partitions_store=context.instance)
+        if not keys:
+            return dg.SkipReason(f"{nxt}: no partitions")
+        return dg.RunRequest(run_key=f"{nxt}-{run.run_id}", job_name=nxt, tags={
+            CHAIN_TAG: "monthly", "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1]})
+
+    return _sensor
