@@ -26,6 +26,7 @@ from revintel_assets.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATU
 from revintel_assets.validation.metrics import Calibrator, calibrate
 
 SEED = 7
+P_FLOOR = 0.005
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ class WinModel:
         return self.booster.predict(self.encoder.matrix(df), num_iteration=self.best_iteration, raw_score=True)
 
     def predict(self, df: pl.DataFrame) -> np.ndarray:
-        return np.clip(self.calibrator(self.raw_log_odds(df)), 0.0, 1.0)
+        # Isotonic maps its emptiest block to exactly 0 or 1; no open deal is certain, so the
+        # probability is floored at half a percent either side.
+        return np.clip(self.calibrator(self.raw_log_odds(df)), P_FLOOR, 1 - P_FLOOR)
 
     def contributions(self, df: pl.DataFrame) -> np.ndarray:
         """TreeSHAP per feature (+ bias in the last column), in raw log-odds."""
