@@ -33,6 +33,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("icp.py", "ICP", ":material/target:", "icp"),
     ("whitespace.py", "Whitespace", ":material/add_business:", "whitespace"),
     ("model_health.py", "Model Health", ":material/monitor_heart:", "model-health"),
+    ("forecast.py", "Forecast", ":material/query_stats:", "forecast"),
 ]
 
 

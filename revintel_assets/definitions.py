@@ -12,6 +12,10 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from revintel_assets.deals.assets import ASSETS as DEAL_ASSETS
 from revintel_assets.deals.assets import deal_scores, deal_snapshot, win_probability
 from revintel_assets.deals.checks import CHECKS as DEAL_CHECKS
+from revintel_assets.ops.schedules import SCHEDULES
+from revintel_assets.ops.sensors import icp_chain, publish_after_success, source_files_changed
+from revintel_assets.forecast.assets import ASSETS as FORECAST_ASSETS
+from revintel_assets.forecast.assets import revenue_forecast
 from revintel_assets.icp.assets import ASSETS as ICP_ASSETS
 from revintel_assets.icp.assets import customer_division, division_propensity, icp_cutoffs, icp_scores, whitespace
 from revintel_assets.ingest.assets import source_import
@@ -55,13 +59,25 @@ icp_whitespace_job = dg.define_asset_job(
     "icp_whitespace_job", selection=dg.AssetSelection.assets(whitespace),
     description="Rank never-bought divisions by propensity × expected value, per cutoff.")
 
-JOBS = [import_job, transactions_job, snapshot_job, win_model_job, deal_scoring_job,
-        icp_plan_job, icp_features_job, icp_models_job, icp_whitespace_job]
+nightly_rescore_job = dg.define_asset_job(
+    "nightly_rescore_job", selection=dg.AssetSelection.assets(deal_snapshot, deal_scores, revenue_forecast),
+    description="One as-of date end to end: snapshot -> scores + explanations -> forecast (with the swing "
+                "tuned by the latest backtest); a successful run publishes the analyst file.")
+
+forecast_job = dg.define_asset_job(
+    "forecast_job", selection=dg.AssetSelection.groups("forecast"),
+    description="Backtest the revenue forecast on past weekly origins (tuning its shared swing), then "
+                "forecast booked revenue per week / month / segment as of the date.")
+
+JOBS = [import_job, nightly_rescore_job, transactions_job, snapshot_job, win_model_job, deal_scoring_job,
+        icp_plan_job, icp_features_job, icp_models_job, icp_whitespace_job, forecast_job]
 
 defs = dg.Definitions(
-    assets=[source_import, *STAR_ASSETS, *STAR_CHECK_ASSETS, *DEAL_ASSETS, *ICP_ASSETS],
+    assets=[source_import, *STAR_ASSETS, *STAR_CHECK_ASSETS, *DEAL_ASSETS, *ICP_ASSETS, *FORECAST_ASSETS],
     jobs=JOBS,
     asset_checks=[*DEAL_CHECKS, *STAR_CHECKS],
+    schedules=SCHEDULES,
+    sensors=[source_files_changed, publish_after_success, icp_chain({j.name: j for j in JOBS})],
     resources={
         "warehouse": WarehouseResource(),
         "source": SourceResource(),

@@ -32,6 +32,7 @@ STEPS = [
     Step("deal_snapshot_job", partitions="as_of_date"),
     Step("win_model_job", partitions="training_cutoff", mode="each"),
     Step("deal_scoring_job", partitions="as_of_date", mode="latest"),
+    Step("forecast_job", partitions="as_of_date", mode="latest"),  # backtests + forecast of the as-of date
     Step("icp_plan_job"),
     Step("icp_features_job", partitions="*"),  # "*": the job's own (cutoff × division) keys
     Step("icp_models_job", partitions="*"),

@@ -41,7 +41,8 @@ def _values(rows) -> str:
     return ",\n".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
 
 
-scores_rows = [(d, oid, p, risk, cat, drv, ACTIONS[oid]) for d in (AS_OF, EARLIER) for oid, p, risk, cat, drv in SCORES]
+scores_rows = [(d, oid, p, risk, cat, drv.replace("12 days", "5 days") if d == EARLIER else drv, ACTIONS[oid])
+               for d in (AS_OF, EARLIER) for oid, p, risk, cat, drv in SCORES]
 explain_rows = [(oid, r, f, v, c if oid == "O6" else c / 2, s)  # the same sentences, weaker, for O5 and O7
                 for oid in ("O5", "O6", "O7") for r, f, v, c, s in EXPLAIN]
 FIXTURE = [
@@ -74,13 +75,12 @@ FIXTURE = [
        t(opportunity_id, changed_at, stage, expected_close_date, amount)""",
 ]
 
-BASELINE = f"baseline_stage@{AS_OF}"
 BASELINE_FIXTURE = [
     sql for sql in FIXTURE if "dim_rep" not in sql and "fact_opportunity_history" not in sql
 ] + [
-    f"UPDATE scores.deal_scores SET model_version = '{BASELINE}'",
+    "UPDATE scores.deal_scores SET model_version = 'baseline_stage@' || as_of_date",
     "DELETE FROM scores.deal_explanations WHERE opportunity_id = 'O6'",
-    f"""INSERT INTO scores.deal_explanations VALUES (DATE '{AS_OF}', 'O6', 1, 'stage', 'Engaging', -0.4, 'lowers',
+    f"""INSERT INTO scores.deal_explanations VALUES (DATE '{EARLIER}', 'O6', 1, 'stage', 'Engaging', -0.4, 'lowers',
         'Stage is Engaging; the stage baseline scores every deal in it at that stage''s historical win rate')""",
 ]
 
@@ -144,19 +144,18 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         assert "stage Prospecting → Engaging" in grid and "amount 5,500 → 6,000" in grid
         assert "+172 d" in text and "Prospecting" in text  # the timeline's labels
 
-        # A link from Pipeline Risk: ?deal=O5 (and an unknown id falls back to the riskiest deal).
+        # A link from Pipeline Risk: ?deal=O5.
         final, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_o5",
                                    expect_text="O5 — Betatech")
         assert ACTIONS["O5"] in text and "Medium risk" in text and final.endswith("deal=O5")
-        final, text, _ = open_page(browser, url, f"deal-detail?as_of={EARLIER}&deal=O99", name="deal_detail_unknown",
-                                   expect_text="O6 — Cancore")
+
+        # The stage baseline scored (no model beat it), no history / rep table, and an unknown deal id in
+        # the link: all said plainly, the riskiest deal shown instead, no crash.
+        build_analyst_db(data_dir, extra_sql=BASELINE_FIXTURE)
+        final, text, _ = open_page(browser, url, f"deal-detail?as_of={EARLIER}&deal=O99", name="deal_detail_baseline",
+                                   expect_text=["O6 — Cancore", "not built yet: no change history"])
         assert "Deal O99 is not among the deals open on " + EARLIER in text
         assert f"as_of={EARLIER}" in final and "deal=O6" in final  # the URL names what is shown
-
-        # The stage baseline scored (no model beat it), and no history / rep table: said plainly, no crash.
-        build_analyst_db(data_dir, extra_sql=BASELINE_FIXTURE)
-        final, text, _ = open_page(browser, url, "deal-detail", name="deal_detail_baseline",
-                                   expect_text=["O6 — Cancore", "not built yet: no change history"])
         assert "no trained model beat the stage baseline on held-out data" in text
         assert "Stage is Engaging" in text and "The stage baseline scored this deal" in text
         assert SHAP_CAVEAT not in text and "Traceback" not in text

@@ -115,7 +115,7 @@ st.altair_chart(timeline, width="stretch")
 st.caption(f"Each dot is a change (hover for details); the dashed line is the as-of date ({as_of}) — "
            "changes after it were not known when the deal was scored.")
 st.dataframe(hist.select("changed_at", "stage", "expected_close_date", "amount", "change"), hide_index=True,
-             width="stretch", column_config={
+             width="stretch", height=min(38 + 35 * hist.height, 600), column_config={
                  "changed_at": st.column_config.DateColumn("Date"), "stage": "Stage",
                  "expected_close_date": st.column_config.DateColumn("Expected close"),
                  "amount": st.column_config.NumberColumn("Amount", format="localized"),

@@ -59,7 +59,7 @@ m[2].metric("At-risk value", f"{at_risk:,.0f}", border=True,
             delta=f"{at_risk / value:.0%} of pipeline" if value else None, delta_color="off", delta_arrow="off",
             help="Value of the deals in the High and Critical risk categories")
 m[3].metric("Avg win probability", dd.pct(view["win_probability"].mean()) if view.height else "—", border=True,
-            help="Mean calibrated win probability of the deals shown")
+            help="Mean win probability of the deals shown")
 st.caption(dd.model_note(deals["model_version"].unique().to_list(), as_of))
 
 if view.is_empty():

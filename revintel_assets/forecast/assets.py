@@ -1,0 +1,196 @@
+"""Revenue forecast assets: rolling-origin backtests (which also tune the shared shock) -> the
+forecast of the as-of date. The computations live in timing / simulate / model / backtest; these
+functions read and write the warehouse and report metadata."""
+
+
+import datetime as dt
+import time
+
+import dagster as dg
+import polars as pl
+
+from revintel_assets.deals.assets import deal_snapshot, win_probability
+from revintel_assets.deals.partitions import as_of_dates
+from revintel_assets.forecast import backtest, docs, model, probabilities, simulate, timing
+from revintel_assets.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
+from revintel_assets.metadata import table_metadata
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import PartitionFilter
+
+FAMILY = "forecast"
+COMMON = dict(group_name="forecast", owners=["team:revenue-data-science"], pool="warehouse")
+SCORES = dg.AssetKey(["scores", "deal_scores"])
+STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product")]
+class ForecastConfig(dg.Config):
+    horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # 4..13
+    n_sims: int = 10_000  # the forecast of the as-of date
+    backtest_sims: int = 2_000  # per backtest origin: quantiles to ~1 %, 5x cheaper
+    n_origins: int = 28  # latest weekly origins whose whole horizon is observed; 0 = all
+    refit_timing_weeks: int = 4  # backtests refit the timing model every 4 origins (on pre-origin data)
+    seed: int = 7
+
+
+def _tables(wh, as_of: dt.date):
+    opps = wh.query("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
+                    "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
+                    "LEFT JOIN star.dim_product p USING (product_id)")
+    dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
+    snaps = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date <= ?", [as_of])
+    return opps, dim_rep, snaps
+
+
+def _metric_rows(frame: pl.DataFrame, as_of: dt.date, version: str) -> pl.DataFrame:
+    """validation.model_metrics rows (CONTRACT names) + model_family / period_type / segment_type."""
+    return frame.with_columns(
+        pl.when(pl.col("model_name") == "revenue_forecast").then(pl.lit(version))
+        .otherwise(pl.col("model_name") + "@" + str(as_of)).alias("model_version"),
+        pl.lit(as_of).alias("cutoff_date"), pl.lit("all").alias("division"), pl.lit("holdout").alias("split"),
+        pl.lit(FAMILY).alias("model_family"), pl.col("value").cast(pl.Float64))
+
+
+@dg.asset(
+    key=["forecast", "forecast_backtest"], deps=[deal_snapshot.key, win_probability.key, *STAR],
+    partitions_def=as_of_dates, kinds={"numpy", "duckdb", "mlflow"},
+    metadata={"table": "forecast.forecast_backtest", "partition_expr": "backtest_as_of"},
+    description="Rolling-origin backtests of the revenue forecast: one origin a week (the latest n whose "
+                "whole horizon is observed), each from what was known then (snapshot, promoted win model "
+                "or stage baseline, timing fitted before it), against revenue actually booked. Tunes the "
+                "shared shock on these origins and writes coverage / pinball / CRPS / WAPE / bias for the "
+                "forecast and the weighted-pipeline baseline to validation.model_metrics.", **COMMON)
+def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
+                      mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    opps, dim_rep, snaps = _tables(wh, as_of)
+    chosen = backtest.origins(snaps["as_of_date"].unique().to_list(), as_of, config.horizon_weeks, config.n_origins)
+    if not chosen:
+        context.log.warning("forecast backtest skipped: no weekly origin has its whole horizon observed yet")
+        return dg.MaterializeResult(metadata={"status": "skipped: no origin with an observed horizon",
+                                              "n_origins": dg.MetadataValue.int(0)})
+    start = time.perf_counter()
+    labelled = snaps.filter(pl.col("is_won").is_not_null())
+    prob_fn = probabilities.registry(mlflow_tracking, labelled)
+    prepared, fitted = [], None
+    for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
+        if i % max(1, config.refit_timing_weeks) == 0:
+            fitted = timing.fit(snaps, o)
+        prepared.append(backtest.prepare_origin(o, snaps, opps, dim_rep, prob_fn, fitted, config.horizon_weeks))
+    sims = [backtest.run_sims(o, config.backtest_sims, config.seed) for o in prepared]
+    sigma_h, sigma_w, grid = backtest.tune_shock(prepared, sims, config.seed)
+    rows = pl.concat([backtest.evaluate_origin(o, x, simulate.shock(
+        config.backtest_sims, o.cal.atom_week_all, sigma_h, sigma_w, config.seed)).with_columns(
+        pl.lit(o.model_version).alias("win_model_version")) for o, x in zip(prepared, sims)])
+    rows = rows.with_columns(pl.lit(as_of).alias("backtest_as_of"))
+    metrics = backtest.metrics(rows)
+    timing_rows = backtest.timing_validation(snaps, as_of)
+    version = f"revenue_forecast@{as_of}"
+    all_metrics = _metric_rows(pl.concat([metrics, timing_rows.with_columns(pl.lit(None, dtype=pl.Utf8)
+                                                                            .alias("segment_type"))],
+                                         how="diagonal_relaxed"), as_of, version)
+
+    owned = [PartitionFilter("backtest_as_of", values=[as_of])]
+    wh.write("forecast.forecast_backtest", rows, partition=owned, run_id=context.run_id,
+             comment=docs.BACKTEST[0], column_comments=docs.BACKTEST[1])
+    wh.write("forecast.shock_tuning", grid.with_columns(
+        pl.lit(as_of).alias("as_of_date"), pl.lit(config.horizon_weeks).alias("horizon_weeks"),
+        ((pl.col("sigma_horizon") == sigma_h) & (pl.col("sigma_week") == sigma_w)).alias("chosen")),
+        partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id,
+        comment=docs.TUNING[0], column_comments=docs.TUNING[1])
+    wh.write("validation.model_metrics", all_metrics, run_id=context.run_id,
+             partition=[PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[as_of])])
+
+    def m(name, metric, ptype="week", stype="total"):
+        hit = metrics.filter((pl.col("model_name") == name) & (pl.col("metric") == metric)
+                             & (pl.col("period_type") == ptype) & (pl.col("segment_type") == stype))
+        return float(hit["value"][0]) if len(hit) else float("nan")
+
+    numeric = {f"{p}_{k}": m("revenue_forecast", k, p) for p in ("week", "month")
+               for k in ("coverage_p10_p90", "pinball_p50", "crps", "wape_p50", "bias")}
+    numeric |= {f"{p}_baseline_pinball_p50": m("baseline_weighted_pipeline", "pinball_p50", p) for p in ("week", "month")}
+    numeric |= {"coverage_all_segments": float(rows["covered"].mean()), "sigma_horizon": sigma_h, "sigma_week": sigma_w,
+                "seconds": time.perf_counter() - start}
+    where = "backtest_as_of = ?"
+    return dg.MaterializeResult(metadata={
+        **table_metadata(wh, "forecast.forecast_backtest", where, [as_of]),
+        **{k: dg.MetadataValue.float(float(v)) for k, v in numeric.items() if v == v},
+        "n_origins": dg.MetadataValue.int(len(chosen)), "first_origin": str(chosen[0]), "last_origin": str(chosen[-1]),
+        "backtest_sims": dg.MetadataValue.int(config.backtest_sims),
+        "win_model_versions": ", ".join(sorted(set(rows["win_model_version"].unique().to_list())))})
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["forecast", "revenue_forecast"],
+                        deps=[SCORES, deal_snapshot.key, forecast_backtest.key, *STAR],
+                        kinds={"numpy", "duckdb"}, metadata={"partition_expr": "as_of_date"},
+                        description=docs.FORECAST[0], group_name="forecast", owners=["team:revenue-data-science"]),
+           dg.AssetSpec(["forecast", "deal_contributions"], deps=[SCORES],
+                        kinds={"duckdb"}, metadata={"partition_expr": "as_of_date"},
+                        description=docs.CONTRIBUTIONS[0], group_name="forecast",
+                        owners=["team:revenue-data-science"])],
+    partitions_def=as_of_dates, pool="warehouse")
+def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
+                     mlflow_tracking: MLflowResource):
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    opps, dim_rep, snaps = _tables(wh, as_of)
+    rows = snaps.filter(pl.col("as_of_date") == as_of).drop("outcome_date", "is_won")
+    scored = (wh.query("SELECT opportunity_id, win_probability, expected_close_date AS scored_close, model_version "
+                       "FROM scores.deal_scores WHERE as_of_date = ?", [as_of])
+              if wh.table_exists("scores.deal_scores") else pl.DataFrame())
+    if len(scored):
+        deals = rows.join(scored, on="opportunity_id", how="inner").with_columns(
+            pl.col("expected_close_date").fill_null(pl.col("scored_close")))
+        source = ", ".join(sorted(scored["model_version"].unique().to_list()))
+    else:  # not scored (yet): the same rule scoring.py uses, so the forecast still stands
+        p, source = probabilities.registry(mlflow_tracking, snaps.filter(pl.col("is_won").is_not_null()))(as_of, rows)
+        deals = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64))
+        context.log.warning(f"scores.deal_scores has no rows for {as_of}; win probabilities from {source}")
+    sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)
+    if tuned_on is None:
+        context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
+    start = time.perf_counter()
+    fitted = timing.fit(snaps, as_of)
+    cal = calendar(as_of, config.horizon_weeks)
+    frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, config.n_sims, config.seed, sigma_h, sigma_w)
+    seconds = time.perf_counter() - start
+    frame = frame.with_columns(pl.lit(config.n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                               pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"))
+    contributions = model.deal_contributions(prep, range(4, config.horizon_weeks + 1))
+    owned = dict(partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id)
+    wh.write("forecast.revenue_forecast", frame, comment=docs.FORECAST[0], column_comments=docs.FORECAST[1], **owned)
+    wh.write("forecast.deal_contributions", contributions, comment=docs.CONTRIBUTIONS[0],
+             column_comments=docs.CONTRIBUTIONS[1], **owned)
+
+    total = frame.filter((pl.col("segment_type") == "total"))
+    first_month = total.filter(pl.col("period_type") == "month").sort("period_start").row(0, named=True)
+    horizon = prep.engine.q[:, cal.atom_week >= 0].sum(axis=1)
+    yield dg.MaterializeResult(asset_key=["forecast", "revenue_forecast"], metadata={
+        **table_metadata(wh, "forecast.revenue_forecast", "as_of_date = ?", [as_of]),
+        "open_deals": dg.MetadataValue.int(len(deals)), "n_sims": dg.MetadataValue.int(config.n_sims),
+        "bookings_simulated": dg.MetadataValue.int(int(bookings)),
+        "engine_seconds": dg.MetadataValue.float(seconds),
+        "first_month_p10": dg.MetadataValue.float(first_month["p10"]),
+        "first_month_p50": dg.MetadataValue.float(first_month["p50"]),
+        "first_month_p90": dg.MetadataValue.float(first_month["p90"]),
+        "expected_from_open_deals": dg.MetadataValue.float(float((horizon * prep.engine.amount).sum())),
+        "sigma_horizon": dg.MetadataValue.float(sigma_h), "sigma_week": dg.MetadataValue.float(sigma_w),
+        "shock_tuned_on": str(tuned_on), "win_model_version": source,
+        "timing_rows": dg.MetadataValue.int(fitted.n_rows)})
+    yield dg.MaterializeResult(asset_key=["forecast", "deal_contributions"],
+                               metadata=table_metadata(wh, "forecast.deal_contributions", "as_of_date = ?", [as_of]))
+
+
+def _shock(wh, as_of: dt.date, horizon_weeks: int) -> tuple:
+    """The shock sizes chosen by the latest backtest run on or before as_of (0, 0 without one)."""
+    if not wh.table_exists("forecast.shock_tuning"):
+        return 0.0, 0.0, None
+    best = wh.query("SELECT sigma_horizon, sigma_week, as_of_date FROM forecast.shock_tuning WHERE chosen "
+                    "AND as_of_date <= ? ORDER BY (horizon_weeks = ?) DESC, as_of_date DESC LIMIT 1",
+                    [as_of, horizon_weeks])
+    if not len(best):
+        return 0.0, 0.0, None
+    return float(best["sigma_horizon"][0]), float(best["sigma_week"][0]), best["as_of_date"][0]
+
+
+ASSETS = [forecast_backtest, revenue_forecast]

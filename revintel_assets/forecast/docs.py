@@ -1,0 +1,47 @@
+"""Table and column comments (COMMENT ON) of the forecast tables, for analysts."""
+
+FORECAST = (
+    "Revenue forecast as of as_of_date: booked revenue (won amounts by close date) per week and per "
+    "month, per segment (total / region / manager / rep / division), from n_sims Monte-Carlo simulations "
+    "of the open deals (calibrated win probability x close-date distribution), new pipeline (deals not "
+    "yet created), and a shared period-level swing tuned on backtests. The first period of each type is "
+    "partial: it starts the day after as_of_date.", {
+        "period_start": "Monday of the week / first day of the month (the first period covers first_day..last_day only)",
+        "first_day": "First day the period covers (as_of_date + 1 for the first period)",
+        "last_day": "Last day the period covers",
+        "p10": "10th percentile of simulated booked revenue: 9 periods in 10 should book at least this",
+        "p50": "Median simulated booked revenue",
+        "p90": "90th percentile: 9 periods in 10 should book at most this",
+        "mean": "Mean simulated booked revenue (expected value)",
+        "sigma_horizon": "Size (log sd) of the shared swing over the whole horizon, tuned on backtests",
+        "sigma_week": "Size (log sd) of the shared weekly swing, tuned on backtests",
+        "win_model_version": "Where the win probabilities came from (scores.deal_scores model_version)",
+    })
+
+BACKTEST = (
+    "Rolling-origin backtests: for each past Monday (as_of_date) the forecast made with only what was "
+    "known then, and the revenue actually booked (actual). backtest_as_of is the run's data as-of date; "
+    "covered = p10 <= actual <= p90. baseline_weighted_pipeline is sum(win probability x amount) placed "
+    "on each deal's expected close date.", {
+        "as_of_date": "The backtest origin: the forecast uses only data known on this date",
+        "backtest_as_of": "As-of date of the data the backtest run had (partition)",
+        "actual": "Revenue actually booked in the period (won amounts by close date)",
+        "covered": "p10 <= actual <= p90",
+        "crps": "Continuous ranked probability score of the simulated distribution (currency; lower is better)",
+        "baseline_weighted_pipeline": "Baseline point forecast: sum of p x amount by expected close date",
+        "win_model_version": "Win model (or stage baseline) that was current on the origin",
+    })
+
+TUNING = (
+    "Grid search of the shared shock on the backtests: P10-P90 coverage over total / region / manager / "
+    "division rows for each (sigma_horizon, sigma_week); chosen = closest to 80 %.", {})
+
+CONTRIBUTIONS = (
+    "Open deals as of as_of_date and how much each one adds to the forecast and to its spread, for each "
+    "horizon (weeks): p_in_horizon = P(won and closed inside the horizon), expected_revenue = "
+    "p_in_horizon x amount, sd_revenue = amount x sqrt(p (1 - p)), variance_share = its share of the "
+    "variance of the horizon total (deals are independent given the shared swing).", {
+        "p_in_horizon": "P(the deal is won and closes within horizon_weeks)",
+        "sd_revenue": "Standard deviation the deal adds: amount * sqrt(p_in_horizon * (1 - p_in_horizon))",
+        "variance_share": "Share of the horizon total's deal-level variance that comes from this deal",
+    })

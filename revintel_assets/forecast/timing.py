@@ -1,0 +1,207 @@
+"""When will an open deal close, if it is won? A competing-risks, piecewise-constant hazard model.
+
+Why this model (and not a quantile regression or a booster on durations):
+
+* Censoring is the heart of the problem. On a cutoff C, a deal seen open on an earlier snapshot
+  date s has either closed (won or lost, on a known day) or is still open: its duration is only
+  known to exceed C - s. A hazard model uses those censored rows correctly (they count as time at
+  risk); a regression on observed durations of closed deals would learn that deals close fast,
+  because the slow ones have not closed yet.
+* Won and lost are competing exits. Revenue needs the close date *given a win*; with
+  cause-specific hazards h_won, h_lost and survival S, the won incidence is S * h_won, and
+  dividing by its total gives the timing given a win. The win probability itself comes from the
+  calibrated win model (scores.deal_scores), so timing only has to get the *shape* right.
+* Cells + empirical-Bayes shrinkage keep it transparent and fast enough to refit at every
+  backtest origin (well under a second): hazards per (stage x days-to-expected-close x pushes x
+  age) cell, pulled toward the (stage x days-to-expected-close) cell, then the stage, then the
+  whole book; rep and product get a shrunk "closing speed" multiplier (observed / expected
+  closes); days within a week are weighted by weekday and quarter-end (won deals cluster on
+  business days and at quarter end).
+
+Landmarking: every weekly snapshot row (deal, s) is one observation with the features known on
+s, and time counted from s, so the model answers "from a date like T, for a deal like this".
+Nothing after the cutoff is read: outcomes later than C are treated as still open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation"]
+DTEC_EDGES = [-30, 0, 14, 30, 60, 120]  # days to expected close: overdue >30, overdue, 0-13, ... >=120; + unknown
+PUSH_EDGES = [1, 2]  # 0, 1, 2+
+AGE_EDGES = [30, 90, 180]  # deal age in days
+N_STAGE, N_DTEC, N_PUSH, N_AGE = len(STAGES) + 1, len(DTEC_EDGES) + 2, len(PUSH_EDGES) + 1, len(AGE_EDGES) + 1
+# duration bins (days since the as-of date): weekly for half a year, then four-weekly for two years
+BIN_EDGES = np.r_[np.arange(0, 183, 7), np.arange(210, 729, 28)]
+WIDTH = np.diff(BIN_EDGES).astype(np.float64)
+N_BINS = len(WIDTH)
+PSEUDO_DAYS = 150.0  # exposure (deal-days) of the prior each cell's hazard is shrunk with
+PSEUDO_CLOSES = 30.0  # closes of the prior behind a rep/product speed multiplier
+PSEUDO_WINS = 200.0  # won closes behind the calendar weights
+SPEED_RANGE = (0.5, 2.0)
+
+
+def cell_codes(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(full cell, stage x dtec cell, stage) codes of snapshot-like rows, from what is known on their date."""
+    stage = rows["stage"].replace_strict({s: i for i, s in enumerate(STAGES)}, default=len(STAGES),
+                                         return_dtype=pl.Int64).to_numpy()
+    dtec_raw = rows["days_to_expected_close"].cast(pl.Float64)
+    dtec = np.where(dtec_raw.is_null().to_numpy(), N_DTEC - 1,
+                    np.searchsorted(DTEC_EDGES, dtec_raw.fill_null(0).to_numpy(), side="right"))
+    push = np.searchsorted(PUSH_EDGES, rows["n_pushes"].fill_null(0).to_numpy(), side="right")
+    age = np.searchsorted(AGE_EDGES, rows["deal_age_days"].fill_null(0).to_numpy(), side="right")
+    sd = stage * N_DTEC + dtec
+    return (sd * N_PUSH + push) * N_AGE + age, sd, stage
+
+
+def calendar_class(days: np.ndarray) -> np.ndarray:
+    """Class of each date (numpy datetime64[D]): weekday x (last 10 days of a quarter / the 25
+    days before that / other)."""
+    d = days.astype("datetime64[D]")
+    weekday = ((d.astype(np.int64) + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
+    month = d.astype("datetime64[M]")
+    q_start = (month.astype(np.int64) // 3 * 3).astype("datetime64[M]")
+    q_end = (q_start + np.timedelta64(3, "M")).astype("datetime64[D]")
+    to_end = (q_end - d).astype(np.int64)  # 1 on the quarter's last day
+    bucket = np.where(to_end <= 10, 0, np.where(to_end <= 35, 1, 2))
+    return weekday * 3 + bucket
+
+
+@dataclass
+class TimingModel:
+    cutoff: dt.date
+    hazard_won: np.ndarray  # (n_cells, N_BINS) per-day hazard of closing won
+    hazard_lost: np.ndarray
+    speed_rep: dict[str, float]
+    speed_product: dict[str, float]
+    calendar_weight: np.ndarray  # (21,) relative weight of a day class for won closes
+    n_rows: int
+    n_closes: int
+
+    def close_given_won(self, rows: pl.DataFrame, as_of: dt.date, n_days: int) -> np.ndarray:
+        """(n_rows, n_days + 1): P(close on day T+d | won) for d = 1..n_days, last column: later."""
+        cell, _, _ = cell_codes(rows)
+        speed = self._speed(rows)
+        hw = self.hazard_won[cell] * speed[:, None]
+        hl = self.hazard_lost[cell] * speed[:, None]
+        h = hw + hl
+        # piecewise-exponential: probability of surviving each bin, and of a won exit inside it
+        surv_bin = np.exp(-h * WIDTH)
+        start = np.cumprod(np.c_[np.ones(len(h)), surv_bin[:, :-1]], axis=1)
+        won_bin = start * np.divide(hw, h, out=np.zeros_like(h), where=h > 0) * (1 - surv_bin)
+        tail = start[:, -1] * surv_bin[:, -1] * np.divide(hw[:, -1], h[:, -1], out=np.full(len(h), 0.5),
+                                                           where=h[:, -1] > 0)
+        total = won_bin.sum(axis=1) + tail
+        total = np.where(total > 0, total, 1.0)
+        # spread each bin over its days by calendar weight (weekends and quarter ends)
+        bin_of_day = np.searchsorted(BIN_EDGES, np.arange(1, n_days + 1), side="left") - 1
+        all_days = np.arange(1, BIN_EDGES[bin_of_day[-1] + 1] + 1)  # to the end of the last bin touched
+        w = self.calendar_weight[calendar_class(np.datetime64(as_of, "D") + all_days)]
+        bin_w = np.bincount(np.searchsorted(BIN_EDGES, all_days, side="left") - 1, w, minlength=N_BINS)
+        day_share = w[:n_days] / bin_w[bin_of_day]  # days past n_days keep their share in "later"
+        out = np.empty((len(h), n_days + 1))
+        out[:, :n_days] = won_bin[:, bin_of_day] * day_share
+        out[:, n_days] = np.clip(total - out[:, :n_days].sum(axis=1), 0, None)
+        return out / total[:, None]
+
+    def _speed(self, rows: pl.DataFrame) -> np.ndarray:
+        rep = rows["rep_id"].replace_strict(self.speed_rep, default=1.0, return_dtype=pl.Float64)
+        prod = rows["product_id"].replace_strict(self.speed_product, default=1.0, return_dtype=pl.Float64)
+        return (rep * prod).fill_null(1.0).to_numpy()
+
+
+def _durations(snap: pl.DataFrame, cutoff: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """(duration in days, exit: 0 open at the cutoff / 1 won / 2 lost), knowing only what was known on the cutoff."""
+    s = snap["as_of_date"].to_numpy().astype("datetime64[D]")
+    out = snap["outcome_date"].to_numpy().astype("datetime64[D]")
+    c = np.datetime64(cutoff, "D")
+    closed = ~np.isnat(out) & (out <= c)
+    end = np.where(closed, out, c)
+    exit_ = np.where(closed, np.where(snap["is_won"].fill_null(False).to_numpy(), 1, 2), 0)
+    return (end - s).astype(np.int64), exit_
+
+
+def _exposure(dur: np.ndarray) -> np.ndarray:
+    """(n, N_BINS) days at risk in each bin (days 1..dur are at risk; beyond the last bin: ignored)."""
+    return np.clip(dur[:, None] - BIN_EDGES[:-1][None, :], 0, WIDTH[None, :])
+
+
+def _grouped(codes: np.ndarray, n_codes: int, dur: np.ndarray, exit_: np.ndarray, weight: np.ndarray):
+    """Exposure, won and lost exits per (code, bin) of rows aggregated to (code, duration, exit) with counts."""
+    x = np.zeros((n_codes, N_BINS))
+    np.add.at(x, codes, _exposure(dur) * weight[:, None])
+    ev = (exit_ > 0) & (dur <= BIN_EDGES[-1])
+    flat = codes[ev] * N_BINS + np.searchsorted(BIN_EDGES, dur[ev], side="left") - 1
+    won = np.bincount(flat, weight[ev] * (exit_[ev] == 1), minlength=n_codes * N_BINS).reshape(n_codes, N_BINS)
+    lost = np.bincount(flat, weight[ev] * (exit_[ev] == 2), minlength=n_codes * N_BINS).reshape(n_codes, N_BINS)
+    return x, won, lost
+
+
+def _shrink(events: np.ndarray, exposure: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Gamma-Poisson posterior mean of a hazard: (events + a * prior) / (exposure + a)."""
+    return (events + PSEUDO_DAYS * prior) / (exposure + PSEUDO_DAYS)
+
+
+def fit(snapshots: pl.DataFrame, cutoff: dt.date, history_days: int = 730) -> TimingModel:
+    """Fit on snapshot rows dated before `cutoff` (and within `history_days` of it), censored at the cutoff.
+
+    `snapshots` needs: as_of_date, stage, days_to_expected_close, n_pushes, deal_age_days, rep_id,
+    product_id, outcome_date, is_won (the latter two are read only up to the cutoff)."""
+    snap = snapshots.filter((pl.col("as_of_date") < cutoff)
+                            & (pl.col("as_of_date") >= cutoff - dt.timedelta(days=history_days)))
+    dur, exit_ = _durations(snap, cutoff)
+    keep = dur > 0
+    snap, dur, exit_ = snap.filter(pl.Series(keep)), dur[keep], exit_[keep]
+    full, sd, stage = cell_codes(snap)
+    # rows that share (cell, duration, exit) are interchangeable: aggregate them once (~10x fewer)
+    key = (full * (BIN_EDGES[-1] + 2) + np.minimum(dur, BIN_EDGES[-1] + 1)) * 3 + exit_
+    uniq, count = np.unique(key, return_counts=True)
+    g_exit, rest = uniq % 3, uniq // 3
+    g_dur, g_full = rest % (BIN_EDGES[-1] + 2), rest // (BIN_EDGES[-1] + 2)
+    g_sd, g_stage = g_full // (N_PUSH * N_AGE), g_full // (N_PUSH * N_AGE * N_DTEC)
+    weight = count.astype(np.float64)
+
+    # hierarchy: whole book -> stage -> stage x dtec -> full cell, each shrunk toward its parent
+    n_full, n_sd = N_STAGE * N_DTEC * N_PUSH * N_AGE, N_STAGE * N_DTEC
+    x0, w0, l0 = _grouped(np.zeros(len(uniq), dtype=np.int64), 1, g_dur, g_exit, weight)
+    hw, hl = _shrink(w0, x0, w0.sum() / max(x0.sum(), 1)), _shrink(l0, x0, l0.sum() / max(x0.sum(), 1))
+    for codes, n_codes, parent in ((g_stage, N_STAGE, np.zeros(N_STAGE, dtype=np.int64)),
+                                   (g_sd, n_sd, np.arange(n_sd) // N_DTEC),
+                                   (g_full, n_full, np.arange(n_full) // (N_PUSH * N_AGE))):
+        x, w, l = _grouped(codes, n_codes, g_dur, g_exit, weight)
+        hw, hl = _shrink(w, x, hw[parent]), _shrink(l, x, hl[parent])
+
+    # closing speed of reps and products: observed closes / closes the cell hazards expect
+    cum = np.c_[np.zeros(n_full), np.cumsum(np.repeat(hw + hl, WIDTH.astype(int), axis=1), axis=1)]
+    expected = cum[full, np.minimum(dur, BIN_EDGES[-1])]  # cumulative hazard over the days at risk
+    closed = ((exit_ > 0) & (dur <= BIN_EDGES[-1])).astype(np.float64)
+    speeds = {}
+    for col in ("rep_id", "product_id"):
+        # numpy sums in row order: the same rows give bit-identical speeds (polars' parallel sums may not)
+        keys, inverse = np.unique(snap[col].fill_null("").to_numpy().astype(str), return_inverse=True)
+        o = np.bincount(inverse, closed, len(keys))
+        e = np.bincount(inverse, expected, len(keys))
+        ratio = np.clip((o + PSEUDO_CLOSES) / (e + PSEUDO_CLOSES), *SPEED_RANGE)
+        speeds[col] = {k: float(r) for k, r in zip(keys, ratio) if k}
+
+    return TimingModel(cutoff, hw, hl, speeds["rep_id"], speeds["product_id"],
+                       _calendar_weights(snap, cutoff), n_rows=len(dur), n_closes=int(closed.sum()))
+
+
+def _calendar_weights(snap: pl.DataFrame, cutoff: dt.date) -> np.ndarray:
+    """Relative rate of won closes per day class (weekday x quarter-end), shrunk toward 1."""
+    won = snap.filter(pl.col("is_won").fill_null(False) & (pl.col("outcome_date") <= cutoff)
+                      ).unique("opportunity_id")["outcome_date"].to_numpy().astype("datetime64[D]")
+    n_classes = 21
+    if len(won) == 0:
+        return np.ones(n_classes)
+    span = np.arange(won.min(), np.datetime64(cutoff, "D") + 1)
+    days = np.bincount(calendar_class(span), minlength=n_classes).astype(np.float64)
+    wins = np.bincount(calendar_class(won), minlength=n_classes).astype(np.float64)
+    expected = days / days.sum() * len(won)
+    return (wins + PSEUDO_WINS * days / days.sum()) / (expected + PSEUDO_WINS * days / days.sum())

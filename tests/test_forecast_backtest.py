@@ -1,0 +1,68 @@
+"""Backtests use only what was known on each origin, and score what happened afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from revintel_assets.forecast import backtest, model, probabilities, simulate, synthetic, timing
+
+ORIGIN = dt.date(2024, 6, 3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic.history(n_deals=3000, seed=2)
+
+
+def _origin(snaps, opps, reps, actual_opps=None):
+    labelled = snaps.filter(pl.col("is_won").is_not_null())
+    fitted = timing.fit(snaps, ORIGIN)
+    return backtest.prepare_origin(ORIGIN, snaps, opps, reps, probabilities.stage_baseline(labelled), fitted, 8,
+                                   actual_opps=actual_opps)
+
+
+def test_backtest_uses_only_pre_origin_data(data):
+    snaps, opps, reps = data
+    full = _origin(snaps, opps, reps)
+    snap_cut, opp_cut = backtest.truncate_to(ORIGIN, snaps, opps)
+    cut = _origin(snap_cut, opp_cut, reps, actual_opps=opps)
+    for a, b in ((full.prep.engine.q, cut.prep.engine.q), (full.prep.engine.amount, cut.prep.engine.amount),
+                 (full.prep.engine.new_mu, cut.prep.engine.new_mu)):
+        assert np.array_equal(a, b)
+    x_full, x_cut = backtest.run_sims(full, 500, 1), backtest.run_sims(cut, 500, 1)
+    assert np.array_equal(x_full, x_cut)
+    assert full.actual["week"].sum() > 0 and np.array_equal(full.actual["week"], cut.actual["week"])
+    # the truncated tables really hold nothing later than the origin
+    assert snap_cut["as_of_date"].max() <= ORIGIN and (snap_cut["outcome_date"].drop_nulls() <= ORIGIN).all()
+    assert opp_cut["created_date"].max() <= ORIGIN and (opp_cut["close_date"].drop_nulls() <= ORIGIN).all()
+
+
+def test_actuals_baseline_and_metrics(data):
+    snaps, opps, reps = data
+    o = _origin(snaps, opps, reps)
+    cal = o.cal
+    won = opps.filter(pl.col("is_won").fill_null(False) & (pl.col("close_date") > ORIGIN)
+                      & (pl.col("close_date") <= cal.days[-1]))
+    assert np.isclose(o.actual["month"][0].sum(), won["amount"].sum())  # row 0 = total
+    assert np.isclose(o.actual["week"][0].sum(), won.filter(pl.col("close_date") <= cal.period_bounds("week")[-1][1])
+                      ["amount"].sum())
+    x = backtest.run_sims(o, 1000, 3)
+    rows = backtest.evaluate_origin(o, x, simulate.shock(1000, cal.atom_week_all, 0.1, 0.1, 3)).with_columns(
+        pl.lit(ORIGIN).alias("as_of_date"))
+    assert (rows["p10"] <= rows["p50"]).all() and (rows["p50"] <= rows["p90"]).all()
+    m = backtest.metrics(rows)
+    names = set(m["metric"])
+    assert {"coverage_p10_p90", "pinball_p10", "pinball_p50", "pinball_p90", "crps", "wape_p50", "bias"} <= names
+    assert set(m["model_name"]) == {"revenue_forecast", "baseline_weighted_pipeline"}
+
+
+def test_crps_matches_its_definition():
+    rng = np.random.default_rng(0)
+    s = np.sort(rng.normal(size=(3, 400)), axis=1)
+    y = np.array([0.0, 1.0, -2.0])
+    brute = np.abs(s - y[:, None]).mean(axis=1) - 0.5 * np.abs(s[:, :, None] - s[:, None, :]).mean(axis=(1, 2))
+    assert np.allclose(backtest.crps_sorted(s, y), brute)

@@ -1,0 +1,111 @@
+"""The simulation engine's properties: seeded, exact where there is no uncertainty, additive
+over segments, and right as often as it claims on a process whose law we know."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from revintel_assets.forecast import model, simulate, synthetic
+from revintel_assets.forecast.periods import calendar
+
+
+def small(seed=0, n=400, n_atoms=6, new=False):
+    inp = synthetic.engine_input(n_deals=n, n_atoms=n_atoms, n_reps=7, n_divisions=3, seed=seed, new_pipeline=new)
+    if new:
+        inp.new_mu = np.full((7, 3, n_atoms), 0.05)
+    return inp
+
+
+def test_seeded_determinism_and_workers():
+    inp = small(new=True)
+    a = simulate.simulate(inp, n_sims=500, seed=3, workers=1)
+    b = simulate.simulate(inp, n_sims=500, seed=3, workers=2)
+    c = simulate.simulate(inp, n_sims=500, seed=4, workers=2)
+    assert np.array_equal(a.rep_grid, b.rep_grid) and np.array_equal(a.division_grid, b.division_grid)
+    assert not np.array_equal(a.rep_grid, c.rep_grid)
+
+
+def test_no_uncertainty_collapses_to_the_expected_sum():
+    rng = np.random.default_rng(0)
+    n, n_atoms = 300, 5
+    q = np.zeros((n, n_atoms))
+    sure = rng.random(n) < 0.5  # half certain to book in a known atom, half certain never to book
+    atom = rng.integers(0, n_atoms, n)
+    q[np.flatnonzero(sure), atom[sure]] = 1.0
+    amount = rng.integers(1, 100, n).astype(float)
+    inp = simulate.EngineInput(q=q, amount=amount, rep=rng.integers(0, 4, n), division=rng.integers(0, 2, n),
+                               n_reps=4, n_divisions=2)
+    res = simulate.simulate(inp, n_sims=1000, seed=1)
+    expected = np.bincount(atom[sure], amount[sure], minlength=n_atoms)
+    total = res.rep_grid.sum(axis=0)  # (sims, atoms)
+    assert np.allclose(total, expected[None, :])
+    qs = np.quantile(total, model.QUANTILES, axis=0)
+    assert np.allclose(qs, expected[None, :])
+
+
+def test_totals_equal_the_sum_of_segments_in_every_simulation():
+    inp = small(new=True)
+    res = simulate.simulate(inp, n_sims=300, seed=2)
+    assert np.allclose(res.rep_grid.sum(axis=0), res.division_grid.sum(axis=0))
+    segs = model.Segments(reps=[f"r{i}" for i in range(7)], divisions=["a", "b", "c"],
+                          members=[("total", "total", np.ones(7)),
+                                   ("region", "east", (np.arange(7) < 3).astype(float)),
+                                   ("region", "west", (np.arange(7) >= 3).astype(float))])
+    labels, sims = model.segment_sims(res, segs)
+    by = {lab: sims[i] for i, lab in enumerate(labels)}
+    total = by[("total", "total")]
+    assert np.allclose(total, by[("region", "east")] + by[("region", "west")], rtol=1e-5)
+    assert np.allclose(total, sum(by[("rep", r)] for r in segs.reps), rtol=1e-5)
+    assert np.allclose(total, sum(by[("division", d)] for d in segs.divisions), rtol=1e-5)
+
+
+def test_marginals_match_a_known_bernoulli_process_and_coverage_holds():
+    """200 deals, each won inside the horizon with p = 0.3, amount 1: the total is Binomial(200, 0.3).
+    The simulated quantiles match the binomial ones, the per-sim marginal of each deal is exact, and
+    fresh draws of the true process fall inside P10-P90 about 80 % of the time."""
+    n, p = 200, 0.3
+    q = np.c_[np.full(n, p / 2), np.full(n, p / 2)]
+    inp = simulate.EngineInput(q=q, amount=np.ones(n), rep=np.zeros(n, dtype=int), division=np.zeros(n, dtype=int),
+                               n_reps=1, n_divisions=1)
+    res = simulate.simulate(inp, n_sims=10_000, seed=5)
+    total = res.rep_grid[0].sum(axis=1)
+    assert abs(total.mean() - n * p) < 0.2
+    assert abs(total.var() - n * p * (1 - p)) / (n * p * (1 - p)) < 0.05
+    lo, hi = np.quantile(total, [0.1, 0.9])
+    assert abs(lo - stats.binom.ppf(0.1, n, p)) <= 1 and abs(hi - stats.binom.ppf(0.9, n, p)) <= 1
+    truth = np.random.default_rng(9).binomial(n, p, 20_000)
+    coverage = ((truth >= lo) & (truth <= hi)).mean()
+    assert 0.78 <= coverage <= 0.88  # discrete: the closed interval holds a little more than 80 %
+
+
+def test_fast_engine_agrees_with_the_naive_one():
+    inp = small(n=2000, n_atoms=8)
+    fast = simulate.simulate(inp, n_sims=4000, seed=1).rep_grid.sum(axis=0)
+    naive = simulate.naive_simulate(inp, n_sims=4000, seed=1).rep_grid.sum(axis=0)
+    expected = (inp.q * inp.amount[:, None]).sum(axis=0)
+    for x in (fast, naive):
+        assert np.allclose(x.mean(axis=0), expected, rtol=0.03)
+    assert np.allclose(fast.std(axis=0), naive.std(axis=0), rtol=0.08)
+
+
+def test_shock_is_mean_one_and_shared_within_a_week():
+    cal = calendar(np.datetime64("2025-03-05").astype(object), 6)
+    m = simulate.shock(20_000, cal.atom_week_all, 0.2, 0.3, seed=1)
+    assert abs(m.mean() - 1) < 0.01
+    same_week = np.flatnonzero(cal.atom_week_all == cal.atom_week_all[0])
+    assert np.allclose(m[:, same_week[0]], m[:, same_week[-1]])
+    assert np.array_equal(simulate.shock(10, cal.atom_week_all, 0, 0, seed=1), np.ones((10, cal.n_atoms)))
+
+
+def test_calendar_atoms_make_weeks_and_months():
+    import datetime as dt
+    cal = calendar(dt.date(2025, 12, 31), 13)
+    assert cal.days[0] == dt.date(2026, 1, 1) and cal.days[-1] == dt.date(2026, 3, 31)
+    assert cal.weeks[0] == dt.date(2025, 12, 29) and len(cal.weeks) == 13
+    assert cal.months == [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+    w, m = cal.period_matrix("week"), cal.period_matrix("month")
+    assert (m.sum(axis=1) == 1).all() and (w.sum(axis=1) <= 1).all()
+    with pytest.raises(ValueError):
+        calendar(dt.date(2025, 12, 31), 20)
