@@ -45,6 +45,8 @@ def cmd_demo(args) -> int:
 
 def cmd_run(args) -> int:
     source = Path(args.source).expanduser().resolve()
+    if getattr(args, "mapping", None):  # read by the import (ingest/mapping.py)
+        os.environ["REVINTEL_MAPPING"] = str(Path(args.mapping).expanduser().resolve())
     return _materialize(source, args.format, args)
 
 
@@ -154,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="materialize everything on a folder of real exports")
     r.add_argument("--source", required=True)
-    r.add_argument("--format", help="force the layout, e.g. maventech, sales_log, maventech+sales_log")
+    r.add_argument("--format", help="force the layout: maventech, salesforce, sales_log, tidy, or a CRM+log "
+                                    "pair such as maventech+sales_log")
+    r.add_argument("--mapping", help="mapping file (YAML) for a variant export; default "
+                                     "DIR/revintel_mapping.yaml (README: 'Bring your own export')")
     r.set_defaults(fn=cmd_run)
     for p in (d, r):
         p.add_argument("--no-serve", action="store_true", help="exit after materializing")

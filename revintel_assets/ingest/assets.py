@@ -66,10 +66,26 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     raw_rows = sum(f["raw_rows"] for f in report.files.values())
     quarantined = sum(sum(f.get("quarantined", {}).values()) + f.get("rejected_unreadable", 0)
                       for f in report.files.values())
+    by_rule: dict[str, int] = {}
+    flagged: dict[str, int] = {}
     for name, f in report.files.items():
         context.log.info(f"{name}: {f['raw_rows']} raw rows, quarantined {f.get('quarantined') or {}}, "
-                         f"unreadable {f.get('rejected_unreadable', 0)}")
+                         f"unreadable {f.get('rejected_unreadable', 0)}"
+                         + (f", {f['encoding']}" if f.get("encoding") else ""))
+        for rule, n in (f.get("quarantined") or {}).items():
+            by_rule[rule] = by_rule.get(rule, 0) + n
+        if f.get("rejected_unreadable"):
+            by_rule["unreadable_row"] = by_rule.get("unreadable_row", 0) + f["rejected_unreadable"]
+        for flag, n in (f.get("flagged_kept") or {}).items():
+            flagged[flag] = flagged.get(flag, 0) + n
+    if quarantined:
+        context.log.warning(f"{quarantined} of {raw_rows} raw rows quarantined (star.quarantine): "
+                            + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items(), key=lambda kv: -kv[1])))
+    if flagged:
+        context.log.warning(f"rows kept but flagged: {flagged}")
     return dg.MaterializeResult(metadata={
+        "quarantined_by_rule": dg.MetadataValue.json(by_rule),
+        "flagged_kept": dg.MetadataValue.json(flagged),
         "source": dg.MetadataValue.path(str(report.layout.folder)),
         "format": report.layout.name,
         "export_date": report.export_date or "",

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 # ISO first; then the layouts spreadsheets and CRMs commonly write. Day-first layouts are
 # ambiguous against month-first ones, so they only come in through a mapping file.
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d", "%m/%d/%Y",
-                "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S"]
+                "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M"]
+# Dates before this, or more than FUTURE_YEARS past the export, are impossible in a sales export.
+EARLIEST = "1990-01-01"
+FUTURE_YEARS = 5
+
+STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
+CLOSED = ("Won", "Lost")
+# Stage names as MavenTech, Salesforce and common CRMs write them (compared lower-cased).
+STAGE_ALIASES = {
+    **dict.fromkeys(["prospecting", "prospect", "qualification", "qualify", "lead", "new"], "Prospecting"),
+    **dict.fromkeys(["engaging", "engaged", "discovery", "in_progress", "in progress", "needs analysis",
+                     "value proposition", "id. decision makers", "id decision makers", "perception analysis",
+                     "demo", "solution"], "Engaging"),
+    **dict.fromkeys(["proposal", "proposal/price quote", "quote", "proposal sent"], "Proposal"),
+    **dict.fromkeys(["negotiation", "negotiation/review", "commit", "contract"], "Negotiation"),
+    **dict.fromkeys(["won", "closed won", "closed/won", "closed - won", "closedwon"], "Won"),
+    **dict.fromkeys(["lost", "closed lost", "closed/lost", "closed - lost", "closedlost"], "Lost"),
+}
 
 
 def col(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def blank(name: str) -> str:
@@ -17,17 +40,43 @@ def blank(name: str) -> str:
     return f"(nullif(trim({col(name)}), '') IS NULL)"
 
 
+def date_expr(expr: str, formats: list[str] | None = None) -> str:
+    """A date from text: the given formats, then the built-in ones; ISO timestamps with
+    fractions or zones ('2024-01-15T10:22:33.000Z', Salesforce) by their date part."""
+    fmts = ", ".join(lit(f) for f in dict.fromkeys([*(formats or []), *DATE_FORMATS]))
+    t = f"trim({expr})"
+    return (f"coalesce(try_strptime({t}, [{fmts}])::DATE, CASE WHEN regexp_matches({t}, "
+            f"'^\\d{{4}}-\\d{{2}}-\\d{{2}}[T ]\\d{{2}}:\\d{{2}}') THEN try_strptime(left({t}, 10), '%Y-%m-%d')::DATE END)")
+
+
 def date_sql(name: str, formats: list[str] | None = None) -> str:
-    fmts = ", ".join("'" + f + "'" for f in (formats or DATE_FORMATS))
-    return f"try_strptime(trim({col(name)}), [{fmts}])::DATE"
+    return date_expr(col(name), formats)
 
 
-def money_sql(name: str) -> str:
-    """Amounts as exports write them: currency symbols, thousands separators, (negatives)."""
-    c = f"trim({col(name)})"
-    sign = f"CASE WHEN {c} LIKE '(%)' OR {c} LIKE '-%' THEN -1 ELSE 1 END"
-    digits = f"nullif(regexp_replace({c}, '[^0-9.eE]', '', 'g'), '')"
-    return f"({sign} * try_cast({digits} AS DOUBLE))"
+def money_expr(expr: str, decimal: str = ".") -> str:
+    """Amounts as exports write them: currency symbols or codes, thousands separators,
+    (parenthesised) or trailing-minus negatives. Anything else is NULL, never a guess:
+    '1.200,50' read with decimal '.' is not a number (a mapping says `decimal: ","`)."""
+    t = f"trim({expr})"
+    # drop currency codes / words, symbols, spaces (incl. no-break), apostrophes (Swiss 1'000)
+    core = (f"regexp_replace(regexp_replace({t}, '[A-Za-z]{{2,}}\\.?', '', 'g'), "
+            f"'[\\s\\x{{00a0}}\\x{{202f}}''’$€£¥₹₽¢()]', '', 'g')")
+    sign = (f"CASE WHEN regexp_matches({t}, '^[^0-9]*\\(.*\\)[^0-9]*$') OR regexp_matches({core}, '^-|-$') "
+            "THEN -1 ELSE 1 END")
+    digits = f"trim({core}, '+-')"
+    if decimal == ",":
+        grouped, plain = r"^(\d{1,3}(\.\d{3})+|\d+)?(,\d+)?$", r"^\d+(,\d+)?([eE][+-]?\d+)?$"
+        number = f"replace(replace({digits}, '.', ''), ',', '.')"
+    else:
+        grouped, plain = r"^(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?$", r"^\d*\.?\d+([eE][+-]?\d+)?$"
+        number = f"replace({digits}, ',', '')"
+    ok = (f"(regexp_matches({digits}, '\\d') AND (regexp_matches({digits}, '{grouped}') "
+          f"OR regexp_matches({digits}, '{plain}')))")
+    return f"(CASE WHEN {ok} THEN {sign} * try_cast({number} AS DOUBLE) END)"
+
+
+def money_sql(name: str, decimal: str = ".") -> str:
+    return money_expr(col(name), decimal)
 
 
 def bad_date(name: str, formats: list[str] | None = None) -> str:
@@ -35,10 +84,57 @@ def bad_date(name: str, formats: list[str] | None = None) -> str:
     return f"(NOT {blank(name)} AND {date_sql(name, formats)} IS NULL)"
 
 
-def bad_money(name: str) -> str:
-    return f"(NOT {blank(name)} AND {money_sql(name)} IS NULL)"
+def bad_money(name: str, decimal: str = ".") -> str:
+    return f"(NOT {blank(name)} AND {money_sql(name, decimal)} IS NULL)"
+
+
+def stage_expr(expr: str, extra: dict[str, str] | None = None) -> str:
+    """Canonical stage name; NULL for a stage revintel does not know (a mapping can teach it)."""
+    aliases = {**STAGE_ALIASES, **{k.strip().lower(): v for k, v in (extra or {}).items()}}
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in aliases.items())
+    return f"(CASE lower(trim({expr})) {whens} END)"
+
+
+def stage_sql(name: str, extra: dict[str, str] | None = None) -> str:
+    return stage_expr(col(name), extra)
+
+
+def bool_expr(expr: str) -> str:
+    """Salesforce-style booleans: true/false, 1/0, yes/no; NULL when blank or anything else."""
+    return (f"(CASE lower(trim({expr})) WHEN 'true' THEN true WHEN '1' THEN true WHEN 'yes' THEN true "
+            f"WHEN 't' THEN true WHEN 'y' THEN true WHEN 'false' THEN false WHEN '0' THEN false "
+            f"WHEN 'no' THEN false WHEN 'f' THEN false WHEN 'n' THEN false END)")
 
 
 def key_sql(expr: str) -> str:
     """Matching key for names spelt differently across files ('GTXPro' vs 'GTX Pro')."""
     return f"lower(regexp_replace({expr}, '[^A-Za-z0-9]', '', 'g'))"
+
+
+@dataclass
+class Dialect:
+    """How one source writes dates, money and stages (from its mapping file)."""
+    date_formats: list[str] = field(default_factory=list)
+    decimal: str = "."
+    stages: dict[str, str] = field(default_factory=dict)
+
+    def date(self, name: str) -> str:
+        return date_sql(name, self.date_formats)
+
+    def money(self, name: str) -> str:
+        return money_sql(name, self.decimal)
+
+    def bad_date(self, name: str) -> str:
+        return bad_date(name, self.date_formats)
+
+    def bad_money(self, name: str) -> str:
+        return bad_money(name, self.decimal)
+
+    def stage(self, name: str) -> str:
+        return stage_sql(name, self.stages)
+
+    def impossible_date(self, name: str, latest: str | None) -> str:
+        """Parsed, but before 1990 or more than FUTURE_YEARS past the export (`latest`)."""
+        d = self.date(name)
+        hi = f" OR {d} > DATE {lit(latest)} + INTERVAL {FUTURE_YEARS} YEAR" if latest else ""
+        return f"({d} < DATE '{EARLIEST}'{hi})"

@@ -36,15 +36,58 @@ def raw_row_sql(columns: list[str]) -> str:
 
 def apply_rules(con: duckdb.DuckDBPyConnection, table: str, source_file: str,
                 raw_columns: list[str], rules: list[Rule]) -> dict[str, int]:
-    """Move rows breaking each rule to the quarantine; returns rows caught per rule name."""
+    """Move rows breaking a rule to the quarantine (first rule broken wins, one pass over the
+    table); returns rows caught per rule name."""
     ensure_quarantine_staging(con)
-    caught: dict[str, int] = {}
+    if not rules:
+        return {}
     raw = raw_row_sql(raw_columns)
-    for rule in rules:
-        n = con.execute(
-            f"INSERT INTO {QUARANTINE_STAGING} SELECT ?, _line, {raw}, {rule.reason} "
-            f"FROM {table} WHERE coalesce({rule.condition}, false)", [source_file]).fetchall()[0][0]
-        if n:
-            con.execute(f"DELETE FROM {table} WHERE coalesce({rule.condition}, false)")
-            caught[rule.name] = n
-    return caught
+    first = "CASE " + " ".join(f"WHEN coalesce({r.condition}, false) THEN {i}"
+                               for i, r in enumerate(rules)) + " END"
+    reason = "CASE _rule " + " ".join(f"WHEN {i} THEN {r.reason}" for i, r in enumerate(rules)) + " END"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _hits AS SELECT * FROM (SELECT *, {first} AS _rule "
+                f"FROM {table}) WHERE _rule IS NOT NULL")
+    con.execute(f"INSERT INTO {QUARANTINE_STAGING} SELECT ?, _line, {raw}, "
+                f"coalesce(({reason})::VARCHAR, ([{', '.join(repr(r.name) for r in rules)}])[_rule + 1]) FROM _hits",
+                [source_file])
+    counts = con.execute("SELECT _rule, count(*) FROM _hits GROUP BY 1").fetchall()
+    if counts:
+        con.execute(f"DELETE FROM {table} WHERE _line IN (SELECT _line FROM _hits)")
+    con.execute("DROP TABLE _hits")
+    return {rules[i].name: n for i, n in sorted(counts)}
+
+
+def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: str, file: str, columns: list[str],
+           what: str, conflicts: bool = True) -> dict[str, int]:
+    """Exact duplicates are merged; a second row with the same key but other contents is
+    quarantined. Both go to the quarantine with a reason, so the raw count still reconciles.
+    `conflicts=False` when the key is the whole row (every repeat is a duplicate)."""
+    raw = raw_row_sql(columns)
+    same = "true" if not conflicts else "raw_row = first_raw"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS SELECT _line,
+        first_value(_line) OVER w AS first_line, {raw} AS raw_row,
+        first_value({raw}) OVER w AS first_raw
+        FROM {table} WINDOW w AS (PARTITION BY {key} ORDER BY _line)
+        QUALIFY row_number() OVER w > 1""")
+    rows = con.execute(f"""SELECT count(*) FILTER (WHERE {same}),
+                           count(*) FILTER (WHERE NOT ({same})) FROM _dups""").fetchall()[0]
+    con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT ?, _line, raw_row,
+        CASE WHEN {same} THEN 'exact duplicate of line ' || first_line || ' (merged)'
+             ELSE ? || ' already on line ' || first_line || ' with other contents' END FROM _dups""",
+                [file, what])
+    con.execute(f"DELETE FROM {table} WHERE _line IN (SELECT _line FROM _dups)")
+    con.execute("DROP TABLE _dups")
+    out = {}
+    if rows[0]:
+        out["exact_duplicate_merged"] = rows[0]
+    if rows[1]:
+        out["conflicting_duplicate"] = rows[1]
+    return out
+
+
+def latest_date(con: duckdb.DuckDBPyConnection, table: str, exprs: list[str]) -> str | None:
+    """The file's own export date for the 'impossible date' rule: its latest date that is not in
+    the future of the machine reading it (a bound for sanity checks, never an as-of date)."""
+    union = " UNION ALL ".join(f"SELECT {e} AS d FROM {table}" for e in exprs)
+    row = con.execute(f"SELECT max(d) FROM ({union}) WHERE d <= current_date").fetchall()[0][0]
+    return row.isoformat() if row else None

@@ -17,23 +17,27 @@ def dim_account() -> str:
     return f"""
     WITH base AS (
         SELECT account_id, account_name, sector, employees, annual_revenue, country, parent_name,
-               year_established, false AS is_stub FROM staging.accounts),
+               parent_id, year_established, false AS is_stub FROM staging.accounts),
     crm_stubs AS (
-        SELECT DISTINCT account_name AS account_id, account_name FROM staging.opportunities
-        WHERE account_name IS NOT NULL
-          AND {key_sql('account_name')} NOT IN (SELECT k FROM {_ACCOUNT_NAMES})
-          AND account_name NOT IN (SELECT account_id FROM base)),
+        SELECT DISTINCT coalesce(account_id, account_name) AS account_id, account_name FROM staging.opportunities
+        WHERE coalesce(account_id, account_name) IS NOT NULL
+          AND (account_id IS NULL OR account_id NOT IN (SELECT account_id FROM base WHERE account_id IS NOT NULL))
+          AND (account_id IS NOT NULL OR {key_sql('account_name')} NOT IN (SELECT k FROM {_ACCOUNT_NAMES} WHERE k IS NOT NULL))
+          AND coalesce(account_id, account_name) NOT IN (SELECT account_id FROM base WHERE account_id IS NOT NULL)),
     tx_stubs AS (
         SELECT customer_id AS account_id, min(customer_name) AS account_name FROM staging.transactions
-        WHERE customer_id NOT IN (SELECT account_id FROM base)
-          AND coalesce({key_sql('customer_name')}, '') NOT IN (SELECT k FROM {_ACCOUNT_NAMES})
+        WHERE customer_id NOT IN (SELECT account_id FROM base WHERE account_id IS NOT NULL)
+          AND coalesce({key_sql('customer_name')}, '') NOT IN (SELECT k FROM {_ACCOUNT_NAMES} WHERE k IS NOT NULL)
         GROUP BY 1),
     stubs AS (
         SELECT account_id, any_value(account_name) AS account_name
         FROM (SELECT * FROM crm_stubs UNION ALL SELECT * FROM tx_stubs) GROUP BY 1)
     SELECT b.account_id, b.account_name, b.sector, b.employees, b.annual_revenue, b.country,
-           p.account_id AS parent_account_id, b.year_established, b.is_stub
-    FROM base b LEFT JOIN {_ACCOUNT_NAMES} p ON p.k = {key_sql('b.parent_name')}
+           coalesce(pi.account_id, p.account_id) AS parent_account_id, b.year_established, b.is_stub
+    FROM base b
+    LEFT JOIN (SELECT DISTINCT account_id FROM base) pi ON pi.account_id = b.parent_id
+    LEFT JOIN (SELECT k, min(account_id) AS account_id FROM {_ACCOUNT_NAMES} GROUP BY k) p
+           ON p.k = {key_sql('b.parent_name')}
     UNION ALL
     SELECT account_id, account_name, NULL, NULL, NULL, NULL, NULL, NULL, true FROM stubs
     ORDER BY account_id"""
@@ -41,36 +45,46 @@ def dim_account() -> str:
 
 def dim_rep() -> str:
     return """
-    WITH seen AS (
-        SELECT rep_name, NULL AS region FROM staging.opportunities WHERE rep_name IS NOT NULL
-        UNION ALL SELECT rep_name, region FROM staging.transactions WHERE rep_name IS NOT NULL),
+    WITH reps AS (SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, manager, region FROM staging.reps),
+    seen AS (
+        SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, NULL AS region FROM staging.opportunities
+        WHERE coalesce(rep_id, rep_name) IS NOT NULL
+        UNION ALL SELECT rep_name, rep_name, region FROM staging.transactions WHERE rep_name IS NOT NULL),
     stubs AS (
-        SELECT rep_name, min(region) AS region FROM seen
-        WHERE rep_name NOT IN (SELECT rep_name FROM staging.reps) GROUP BY 1)
-    SELECT rep_name AS rep_id, rep_name, manager, region, false AS is_stub FROM staging.reps
-    UNION ALL SELECT rep_name, rep_name, NULL, region, true FROM stubs
+        SELECT rep_id, min(rep_name) AS rep_name, min(region) AS region FROM seen
+        WHERE rep_id NOT IN (SELECT rep_id FROM reps WHERE rep_id IS NOT NULL) GROUP BY 1)
+    SELECT rep_id, rep_name, manager, region, false AS is_stub FROM reps
+    UNION ALL SELECT rep_id, rep_name, NULL, region, true FROM stubs
     ORDER BY rep_id"""
 
 
 def dim_product() -> str:
     return f"""
-    WITH crm_stubs AS (
-        SELECT DISTINCT product_name FROM staging.opportunities o
-        WHERE product_name IS NOT NULL AND {key_sql('product_name')} NOT IN (
-            SELECT {key_sql('product_name')} FROM staging.products
-            UNION ALL SELECT {key_sql('product_id')} FROM staging.products)),
+    WITH known AS (
+        SELECT {key_sql('product_name')} AS k FROM staging.products
+        UNION ALL SELECT {key_sql('product_id')} FROM staging.products),
+    crm_stubs AS (
+        SELECT DISTINCT coalesce(product_id, product_name) AS product_id, product_name FROM staging.opportunities o
+        WHERE coalesce(product_id, product_name) IS NOT NULL
+          AND (product_id IS NULL OR product_id NOT IN (SELECT product_id FROM staging.products
+                                                        WHERE product_id IS NOT NULL))
+          AND {key_sql('coalesce(product_id, product_name)')} NOT IN (SELECT k FROM known WHERE k IS NOT NULL)
+          AND {key_sql('product_name')} NOT IN (SELECT k FROM known WHERE k IS NOT NULL)),
     sku_stubs AS (
         SELECT product_id, min(division) AS division FROM staging.transactions
-        WHERE product_id NOT IN (SELECT product_id FROM staging.products) GROUP BY 1)
+        WHERE product_id NOT IN (SELECT product_id FROM staging.products WHERE product_id IS NOT NULL)
+        GROUP BY 1)
     SELECT product_id, product_name, series, division, list_price, false AS is_stub FROM staging.products
-    UNION ALL SELECT product_name, product_name, NULL, 'Unassigned', NULL, true FROM crm_stubs
+    UNION ALL SELECT product_id, any_value(product_name), NULL, 'Unassigned', NULL, true FROM crm_stubs
+        WHERE product_id NOT IN (SELECT product_id FROM sku_stubs) GROUP BY product_id
     UNION ALL SELECT s.product_id, s.product_id, NULL, coalesce(m.division, s.division), NULL, true
         FROM sku_stubs s LEFT JOIN staging.sku_map m ON m.sku = s.product_id
     ORDER BY product_id"""
 
 
 def _resolved_opportunities() -> str:
-    """Opportunities with their keys resolved against the dimensions, and history summarised."""
+    """Opportunities with their keys resolved against the dimensions, and history summarised.
+    An id (Salesforce) matches exactly; a name matches by spelling key ('GTXPro' = 'GTX Pro')."""
     return f"""
     WITH prod AS (
         SELECT product_id, division, {key_sql('product_name')} AS k FROM star.dim_product
@@ -83,27 +97,34 @@ def _resolved_opportunities() -> str:
                arg_max(expected_close_date, changed_at) FILTER (WHERE expected_close_date IS NOT NULL) AS expected_close,
                arg_max(amount, changed_at) FILTER (WHERE amount IS NOT NULL) AS last_amount
         FROM staging.history GROUP BY 1)
-    SELECT o.*, a.account_id, p.product_id, p.division, h.first_change, h.first_engaged,
-           h.expected_close, h.last_amount
+    SELECT o.* EXCLUDE (account_id, product_id, rep_id),
+           coalesce(ai.account_id, a.account_id) AS account_id,
+           coalesce(pi.product_id, p.product_id) AS product_id,
+           coalesce(pi.division, p.division) AS division,
+           coalesce(o.rep_id, o.rep_name) AS rep_id,
+           h.first_change, h.first_engaged, h.expected_close, h.last_amount
     FROM staging.opportunities o
+    LEFT JOIN star.dim_account ai ON ai.account_id = o.account_id
     LEFT JOIN (SELECT k, min(account_id) AS account_id FROM acc GROUP BY k) a
-           ON a.k = {key_sql('o.account_name')}
+           ON o.account_id IS NULL AND a.k = {key_sql('o.account_name')}
+    LEFT JOIN star.dim_product pi ON pi.product_id = o.product_id
     LEFT JOIN (SELECT k, min(product_id) AS product_id, min(division) AS division FROM prod GROUP BY k) p
-           ON p.k = {key_sql('o.product_name')}
+           ON p.k = {key_sql('coalesce(o.product_id, o.product_name)')}
     LEFT JOIN hist h USING (opportunity_id)"""
 
 
 def fact_opportunity() -> str:
     return f"""
-    SELECT opportunity_id, account_id, rep_name AS rep_id, product_id,
+    SELECT opportunity_id, account_id, rep_id, product_id,
            coalesce(division, 'Unassigned') AS division, stage,
-           coalesce(first_change, engage_date) AS created_date,
+           coalesce(first_change, created_date, engage_date) AS created_date,
            coalesce(engage_date, first_engaged) AS engage_date,
-           coalesce(expected_close, close_date) AS expected_close_date,
+           coalesce(expected_close, expected_close_date, close_date) AS expected_close_date,
            close_date,
            CASE WHEN stage = 'Won' THEN coalesce(close_value, last_amount)
                 ELSE coalesce(last_amount, nullif(close_value, 0)) END AS amount,
-           close_value, stage IN ('Won', 'Lost') AS is_closed, stage = 'Won' AS is_won,
+           close_value, coalesce(is_closed, stage IN ('Won', 'Lost')) AS is_closed,
+           coalesce(is_won, stage = 'Won') AS is_won, import_flag,
            source_file, _line AS source_line
     FROM ({_resolved_opportunities()})
     ORDER BY opportunity_id"""
@@ -120,11 +141,19 @@ def fact_opportunity_history() -> str:
     unlogged AS (
         SELECT * FROM star.fact_opportunity
         WHERE opportunity_id NOT IN (SELECT opportunity_id FROM logged)),
+    since AS (SELECT opportunity_id, stage_since FROM staging.opportunities WHERE stage_since IS NOT NULL),
     derived AS (
         SELECT opportunity_id, engage_date AS changed_at, 'Engaging' AS stage,
                NULL::DATE AS expected_close_date, NULL::DOUBLE AS amount, true AS derived,
                NULL AS source_file, NULL::BIGINT AS source_line
         FROM unlogged WHERE engage_date IS NOT NULL
+        UNION ALL  -- a CRM with a creation date (Salesforce): every deal starts prospecting
+        SELECT opportunity_id, created_date, 'Prospecting', NULL, NULL, true, NULL, NULL
+        FROM unlogged WHERE created_date IS NOT NULL AND engage_date IS NULL
+        UNION ALL  -- an open deal past prospecting: in its stage since the CRM says (LastStageChangeDate)
+        SELECT u.opportunity_id, s.stage_since, u.stage, u.expected_close_date, u.amount, true, NULL, NULL
+        FROM unlogged u JOIN since s USING (opportunity_id)
+        WHERE NOT u.is_closed AND u.stage <> 'Prospecting' AND s.stage_since > u.created_date
         UNION ALL
         SELECT opportunity_id, close_date, stage, close_date, amount, true, NULL, NULL
         FROM unlogged WHERE is_closed)
@@ -193,3 +222,29 @@ def reconciliation() -> str:
            f.raw_rows - coalesce(s.star_rows, 0) - coalesce(q.quarantined_rows, 0) AS unaccounted
     FROM meta.source_files f LEFT JOIN star s USING (source_file) LEFT JOIN q USING (source_file)
     ORDER BY 1"""
+
+
+def unknown_references() -> str:
+    """Keys of kept rows that name no real member of their dimension (they point at stubs)."""
+    return """
+    WITH refs AS (
+        SELECT 'account' AS member, account_id AS key, source_file, source_line FROM star.fact_opportunity
+        WHERE account_id IN (SELECT account_id FROM star.dim_account WHERE is_stub)
+        UNION ALL
+        SELECT 'rep', rep_id, source_file, source_line FROM star.fact_opportunity
+        WHERE rep_id IN (SELECT rep_id FROM star.dim_rep WHERE is_stub)
+        UNION ALL
+        SELECT 'product', product_id, source_file, source_line FROM star.fact_opportunity
+        WHERE product_id IN (SELECT product_id FROM star.dim_product WHERE is_stub)
+        UNION ALL
+        SELECT 'account', customer_id, source_file, _line FROM staging.transactions
+        WHERE customer_id IN (SELECT account_id FROM star.dim_account WHERE is_stub)
+        UNION ALL
+        SELECT 'rep', rep_name, source_file, _line FROM staging.transactions
+        WHERE rep_name IN (SELECT rep_id FROM star.dim_rep WHERE is_stub)
+        UNION ALL
+        SELECT 'product', product_id, source_file, _line FROM staging.transactions
+        WHERE product_id IN (SELECT product_id FROM star.dim_product WHERE is_stub))
+    SELECT member, key, count(*)::BIGINT AS referencing_rows,
+           arg_min(source_file, source_line) AS source_file, min(source_line) AS first_line
+    FROM refs GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"""

@@ -1,0 +1,205 @@
+"""One test per import rule that test_import_rules.py does not cover: impossible dates, negative
+amounts, encodings, blank lines and quoted newlines (line numbers stay physical), several money
+and date spellings, files that are not CSV, the mapping file, unknown foreign keys."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import build_star
+from revintel_assets.ingest.errors import SourceError
+from revintel_assets.ingest.source import import_source
+from revintel_assets.star import build
+
+HEADER = "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value"
+
+
+def _src(tmp_path: Path, pipeline: bytes | str, **files: str) -> Path:
+    src = tmp_path / "crm"
+    src.mkdir(exist_ok=True)
+    (src / "sales_pipeline.csv").write_bytes(pipeline if isinstance(pipeline, bytes) else pipeline.encode())
+    for name, text in files.items():
+        (src / name.replace("__", ".")).write_text(text)
+    return src
+
+
+def _star(src: Path):
+    con = duckdb.connect()
+    report = build_star(con, src)
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+    q = dict(con.execute("SELECT line_number, reason FROM star.quarantine WHERE source_file = 'sales_pipeline.csv'"
+                         ).fetchall())
+    return con, report, q
+
+
+def _opps(con) -> dict:
+    return dict(con.execute("SELECT opportunity_id, source_line FROM star.fact_opportunity").fetchall())
+
+
+def test_impossible_dates(tmp_path):
+    con, report, q = _star(_src(tmp_path, f"{HEADER}\n"
+                                "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n"
+                                "A2,Ann,X,Acme,Won,1899-12-31,2017-02-01,10\n"      # 3: before 1990
+                                "A3,Ann,X,Acme,Engaging,2017-01-02,,\n"
+                                "A4,Ann,X,Acme,Lost,2017-01-02,2099-01-01,0\n"))    # 5: > export + 5 years
+    assert set(q) == {3, 5} and all("impossible date" in r for r in q.values())
+    assert report.files["sales_pipeline.csv"]["quarantined"] == {"impossible_date": 2}
+
+
+def test_negative_amounts_in_every_spelling(tmp_path):
+    con, _, q = _star(_src(tmp_path, f"{HEADER}\n"
+                           "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,-10\n"
+                           "A2,Ann,X,Acme,Won,2017-01-02,2017-02-01,(10)\n"
+                           "A3,Ann,X,Acme,Won,2017-01-02,2017-02-01,10-\n"
+                           "A4,Ann,X,Acme,Won,2017-01-02,2017-02-01,\"$ (1,000.00)\"\n"
+                           "A5,Ann,X,Acme,Won,2017-01-02,2017-02-01,\"EUR 1,000.50\"\n"))
+    assert set(q) == {2, 3, 4, 5} and all("negative" in r for r in q.values())
+    assert con.execute("SELECT close_value FROM star.fact_opportunity").fetchall() == [(1000.5,)]
+
+
+def test_money_and_date_spellings(tmp_path):
+    con, _, q = _star(_src(tmp_path, f"{HEADER}\n"
+                           "A1,Ann,X,Acme,Won,01/15/2017,2017/02/01,\"1,200\"\n"
+                           "A2,Ann,X,Acme,Won,2017-01-15 10:30:00,2017-02-01T08:00:00.000Z,\"$1,200.50\"\n"
+                           "A3,Ann,X,Acme,Won,2017-01-15,2017-02-01,\"1.200,50\"\n"    # 4: ambiguous: not a number
+                           "A4,Ann,X,Acme,Won,15.01.2017,2017-02-01,5\n"))            # 5: day-first needs a mapping
+    assert set(q) == {4, 5}
+    assert "is not a number" in q[4] and "is not a date" in q[5]
+    rows = con.execute("SELECT opportunity_id, engage_date::VARCHAR, close_date::VARCHAR, close_value "
+                       "FROM star.fact_opportunity ORDER BY 1").fetchall()
+    assert rows == [("A1", "2017-01-15", "2017-02-01", 1200.0), ("A2", "2017-01-15", "2017-02-01", 1200.5)]
+
+
+def test_blank_lines_and_quoted_newlines_keep_physical_line_numbers(tmp_path):
+    text = (f"{HEADER}\r\n"
+            "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\r\n"      # 2
+            "\r\n"                                                  # 3: blank, not a row
+            "A2,Ann,\"X\nsecond line\",Acme,Lost,2017-01-02,2017-02-01,0\r\n"  # 4-5: one row over two lines
+            "A3,Ann,X,Acme,Won,2017-01-02\r\n"                    # 6: truncated
+            "\r\n\r\n"                                              # 7, 8
+            "A4,Ann,X,Acme,Won,2017-01-02,2017-02-01,10,extra\r\n"  # 9: too many fields
+            "A5,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\r\n")     # 10
+    con, report, q = _star(_src(tmp_path, text))
+    assert _opps(con) == {"A1": 2, "A2": 4, "A5": 10}
+    assert set(q) == {6, 9} and all("unreadable row" in r for r in q.values())
+    assert report.files["sales_pipeline.csv"]["raw_rows"] == 5
+
+
+def test_latin1_file_is_read_as_latin1_and_says_so(tmp_path):
+    text = f"{HEADER}\nA1,Ren\xe9 M\xfcller,X,Soci\xe9t\xe9,Won,2017-01-02,2017-02-01,10\n".encode("latin-1")
+    con, report, q = _star(_src(tmp_path, text))
+    assert q == {}
+    assert con.execute("SELECT rep_id, account_id FROM star.fact_opportunity").fetchall() == [("René Müller", "Société")]
+    assert "latin-1" in report.files["sales_pipeline.csv"]["encoding"]
+
+
+def test_invalid_utf8_rows_in_a_utf8_file_are_quarantined(tmp_path):
+    text = (f"{HEADER}\nA1,Ren\u00e9,X,Acme,Won,2017-01-02,2017-02-01,10\n".encode()
+            + b"A2,Bad\xff\xfebytes,X,Acme,Won,2017-01-02,2017-02-01,10\n"
+            + b"A3,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n")
+    con, _, q = _star(_src(tmp_path, text))
+    assert list(q) == [3] and "unreadable row" in q[3] and "utf-8" in q[3].lower()
+    assert _opps(con) == {"A1": 2, "A3": 4}
+
+
+@pytest.mark.parametrize("content,found", [
+    (b"   \r\n\r\n", "the file is empty"),
+    (b"\xef\xbb\xbf", "the file is empty"),
+    (b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40, "binary content"),  # an .xlsx saved as .csv
+    (b'{"opportunities": [{"id": 1}]}\n', "missing column(s)"),
+])
+def test_files_that_are_not_csv_stop_the_run(tmp_path, content, found):
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), _src(tmp_path, content))
+    msg = str(err.value)
+    assert "sales_pipeline.csv" in msg and "expected" in msg and found in msg
+
+
+def test_corrupt_gzip_stops_the_run(tmp_path):
+    src = tmp_path / "tx"
+    src.mkdir()
+    good = gzip.compress(b"customer_id,order_date,sku,quantity,amount\nC1,2020-01-01,S1,1,5\n" * 50)
+    (src / "transactions.csv.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(SourceError, match="transactions.csv.gz"):
+        import_source(duckdb.connect(), src, "tidy")
+
+
+def test_mapping_file_renames_columns_stages_and_date_formats(tmp_path):
+    src = _src(tmp_path, "opportunity_id,sales_agent,product,account,status,created_on,close_date,value\n"
+                         "A1,Ann,X,Acme,In_Progress,15.01.2017,,\n"
+                         "A2,Ann,X,Acme,Gewonnen,15.01.2017,20.02.2017,\"1.234,50\"\n",
+               revintel_mapping__yaml="columns:\n  deal_stage: status\n  engage_date: created_on\n"
+                                      "  close_value: value\nstages:\n  Gewonnen: Won\n"
+                                      "date_formats: ['%d.%m.%Y']\ndecimal: ','\n")
+    con, report, q = _star(src)
+    assert q == {}
+    rows = con.execute("SELECT opportunity_id, stage, engage_date::VARCHAR, close_date::VARCHAR, close_value "
+                       "FROM star.fact_opportunity ORDER BY 1").fetchall()
+    assert rows == [("A1", "Engaging", "2017-01-15", None, None), ("A2", "Won", "2017-01-15", "2017-02-20", 1234.5)]
+    assert report.files["sales_pipeline.csv"]["renamed_columns"] == {
+        "status": "deal_stage", "created_on": "engage_date", "value": "close_value"}
+
+
+def test_missing_column_without_mapping_shows_how_to_write_one(tmp_path):
+    src = _src(tmp_path, "opportunity_id,sales_agent,product,account,deal_stage,created_on,close_date,close_value\n"
+                         "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n")
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src)
+    msg = str(err.value)
+    assert "sales_pipeline.csv, line 1" in msg and "MavenTech CRM" in msg and "missing column(s) engage_date" in msg
+    assert "revintel_mapping.yaml" in msg and "engage_date: created_on" in msg
+
+
+def test_header_spelling_variants_match_without_a_mapping(tmp_path):
+    src = _src(tmp_path, "Opportunity ID,Sales Agent,Product,Account,Deal Stage,Engage Date,Close Date,Close Value\n"
+                         "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n")
+    con, _, q = _star(src)
+    assert q == {} and _opps(con) == {"A1": 2}
+
+
+def test_bad_mapping_file_is_a_clear_error(tmp_path):
+    src = _src(tmp_path, f"{HEADER}\n", revintel_mapping__yaml="stages:\n  Verbal: Maybe\n")
+    with pytest.raises(SourceError, match="stages mapped onto Prospecting"):
+        import_source(duckdb.connect(), src)
+    (src / "revintel_mapping.yaml").write_text("columns: [a\n")
+    with pytest.raises(SourceError, match="revintel_mapping.yaml, line"):
+        import_source(duckdb.connect(), src)
+
+
+def test_tidy_mapping_for_a_variant_export(tmp_path):
+    src = tmp_path / "shop"
+    src.mkdir()
+    (src / "orders.csv").write_text("Kunde;Datum;Artikel;Menge;Betrag\nK1;03.02.2021;A-1;2;1.234,50\n"
+                                    "K2;04.02.2021;A-2;1;(12,00)\n;05.02.2021;A-1;1;3,00\n")
+    (src / "sku_map.csv").write_text("sku,division\nA-1,Tools\n")
+    (src / "revintel_mapping.yaml").write_text(
+        "layout: tidy\ndelimiter: ';'\ndecimal: ','\ndate_formats: ['%d.%m.%Y']\n"
+        "columns:\n  customer_id: Kunde\n  order_date: Datum\n  sku: Artikel\n  quantity: Menge\n  amount: Betrag\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    rows = con.execute("SELECT account_id, order_date::VARCHAR, product_id, division, quantity, amount "
+                       "FROM star.fact_transactions ORDER BY 1").fetchall()
+    assert rows == [("K1", "2021-02-03", "A-1", "Tools", 2.0, 1234.5), ("K2", "2021-02-04", "A-2", "Unassigned", 1.0, -12.0)]
+    assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
+        (4, "customer_id is empty: the line cannot be attributed to an account")]
+
+
+def test_unknown_foreign_keys_are_kept_and_reported(tmp_path):
+    src = _src(tmp_path, f"{HEADER}\n"
+                         "A1,Ann,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"
+                         "A2,Zed,Mystery Box,Nowhere Inc,Won,2017-01-02,2017-02-01,10\n"
+                         "A3,Zed,Mystery Box,Nowhere Inc,Lost,2017-01-02,2017-02-01,0\n",
+               products__csv="product,series,sales_price\nGTX Pro,GTX,4821\n",
+               accounts__csv="account,sector,revenue,employees,office_location\nAcme,retail,1,2,US\n",
+               sales_teams__csv="sales_agent,manager,regional_office\nAnn,Max,East\n")
+    con, _, q = _star(src)
+    assert q == {} and len(_opps(con)) == 3
+    refs = con.execute(build.unknown_references()).fetchall()
+    assert refs == [("account", "Nowhere Inc", 2, "sales_pipeline.csv", 3),
+                    ("product", "Mystery Box", 2, "sales_pipeline.csv", 3),
+                    ("rep", "Zed", 2, "sales_pipeline.csv", 3)]
