@@ -66,7 +66,11 @@ def champion(tracking: MLflowResource) -> tuple[str, dt.date] | None:
 
 
 def latest_eligible(tracking: MLflowResource, as_of: dt.date) -> str | None:
-    """The champion if it was trained by `as_of`, else the newest promoted version that was."""
+    """The champion if it was trained by `as_of` (so moving the alias rolls scoring back or
+    forward), else the newest promoted version that was."""
+    current = champion(tracking)
+    if current is not None and current[1] <= as_of:
+        return current[0]
     eligible = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("promoted") == "true"
                 and dt.date.fromisoformat(v.tags["cutoff"]) <= as_of]
     if not eligible:
