@@ -31,6 +31,10 @@ import filelock
 import polars as pl
 
 from revintel_resources import paths
+from revintel_resources.backends import DEFAULT as DEFAULT_BACKEND
+from revintel_resources.backends import Backend
+from revintel_resources.backends import resolve as resolve_backend
+from revintel_resources.glossary import GLOSSARY
 
 TABLE_LOG = "meta.table_log"
 
@@ -106,23 +110,27 @@ class Warehouse:
         lock_path: Path,
         analyst_path: Path,
         lock_timeout_s: float = 900,
+        backend: Backend | None = None,
     ) -> None:
         self.work_path = Path(work_path)
         self.lock_path = Path(lock_path)
         self.analyst_path = Path(analyst_path)
         self.lock_timeout_s = lock_timeout_s
+        self.backend = backend or Backend(DEFAULT_BACKEND)  # backends.py: REVINTEL_WAREHOUSE
         self._lock: filelock.FileLock | None = None
         self._lock_pid: int | None = None
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None, lock_timeout_s: float = 900) -> Warehouse:
-        """Paths from `paths.py`; with `data_dir`, the same layout re-rooted there."""
+        """Paths from `paths.py`; with `data_dir`, the same layout re-rooted there. The engine comes
+        from $REVINTEL_WAREHOUSE (backends.py; default: the local DuckDB files)."""
 
         def at(p: Path) -> Path:
             return Path(data_dir).expanduser().resolve() / p.relative_to(paths.data_dir()) if data_dir else p
 
         return cls(
-            at(paths.work_db_path()), at(paths.writer_lock_path()), at(paths.analyst_db_path()), lock_timeout_s
+            at(paths.work_db_path()), at(paths.writer_lock_path()), at(paths.analyst_db_path()), lock_timeout_s,
+            backend=resolve_backend(),
         )
 
     # -- connections ----------------------------------------------------------------------------
@@ -150,7 +158,10 @@ class Warehouse:
                 "another run (or publish) is holding it"
             ) from e
         try:
-            con = duckdb.connect(str(self.work_path))
+            if self.backend.local_file:
+                con = duckdb.connect(str(self.work_path))
+            else:  # e.g. MotherDuck: the service arbitrates concurrent writers and readers
+                con = duckdb.connect(self.backend.database, config=dict(self.backend.config))
             try:
                 yield con
             finally:
@@ -304,13 +315,22 @@ class Warehouse:
         qtable = qualified(table)
         if comment is not None:
             con.execute(f"COMMENT ON TABLE {qtable} IS {_sql_literal(comment)}")
-        for col, text in (column_comments or {}).items():
+        schema, name = split_table(table)
+        uncommented = {r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? AND comment IS NULL",
+            [schema, name]).fetchall()}
+        defaults = {c: t for c, t in GLOSSARY.items() if c in uncommented}
+        for col, text in {**defaults, **(column_comments or {})}.items():
             con.execute(f"COMMENT ON COLUMN {qtable}.{quote(col)} IS {_sql_literal(text)}")
 
     # -- publishing -----------------------------------------------------------------------------
 
     def publish(self) -> Path:
-        """Atomically replace the analyst file with a consistent copy of the work file."""
+        """Atomically replace the analyst file with a consistent copy of the work file.
+
+        On a remote backend (MotherDuck) readers query the service itself: nothing to copy."""
+        if not self.backend.local_file:
+            return self.analyst_path
         self.analyst_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.analyst_path.with_name(f".{self.analyst_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         with self.connect() as con:

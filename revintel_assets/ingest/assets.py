@@ -90,6 +90,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "format": report.layout.name,
         "export_date": report.export_date or "",
         "raw_rows": dg.MetadataValue.int(raw_rows),
+        "dagster/row_count": dg.MetadataValue.int(raw_rows - quarantined),  # rows staged for the star
         "quarantined_rows": dg.MetadataValue.int(quarantined),
         "transaction_months": dg.MetadataValue.int(len(months)),
         "files": dg.MetadataValue.json(report.files),
