@@ -1,7 +1,7 @@
 """revintel — the Streamlit app (multipage, ``st.navigation``).
 
 Run: ``streamlit run dashboards/app.py`` (with ``REVINTEL_DATA_DIR`` pointing at the data
-directory). Each page is a script in ``dashboards/pages/``; to add one, add one line to
+directory). Each page is a script in ``dashboards/views/`` (not ``pages/``: Streamlit would also list that folder on its own); to add one, add one line to
 ``PAGES`` below: ``(file, title, material icon, url_path)``. The page is then served at
 ``/<url_path>``; the first entry is the default page (also served at ``/``).
 
@@ -25,7 +25,7 @@ if str(_HERE.parent) not in sys.path:  # make `dashboards` / `revintel_*` import
 
 from dashboards import db  # noqa: E402
 
-# (file in dashboards/pages, title, icon, url_path) — one line per page; first is the default.
+# (file in dashboards/views, title, icon, url_path) — one line per page; first is the default.
 PAGES: list[tuple[str, str, str, str]] = [
     ("home.py", "Home", ":material/home:", "home"),
     ("pipeline_risk.py", "Pipeline Risk", ":material/crisis_alert:", "pipeline-risk"),
@@ -65,7 +65,7 @@ def main() -> None:
     st.set_page_config(page_title="revintel", page_icon=":material/insights:", layout="wide")
     st.set_option("client.toolbarMode", "viewer")  # no "Deploy" button for analysts
     pages = [
-        st.Page(_HERE / "pages" / file, title=title, icon=icon, url_path=url, default=(i == 0))
+        st.Page(_HERE / "views" / file, title=title, icon=icon, url_path=url, default=(i == 0))
         for i, (file, title, icon, url) in enumerate(PAGES)
     ]
     page = st.navigation(pages, position="sidebar", expanded=True)
