@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from revintel_resources.instance import ensure_dagster_home
+from revintel_resources.instance import ensure_dagster_home, recover_dead_runs, run_tags
 from revintel_resources.warehouse import Warehouse
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -81,7 +81,9 @@ def _describe(tags: dict[str, str]) -> str:
 def _execute(job, instance, tags: dict[str, str], say) -> list[dict]:
     start = time.perf_counter()
     partition = tags.pop("dagster/partition", None)
-    result = job.execute_in_process(instance=instance, tags={"revintel/launched_by": "cli", **tags},
+    for run_id in recover_dead_runs(instance):
+        say(f"      recovered run {run_id[:8]}: its process had died; marked failed, pool slot freed")
+    result = job.execute_in_process(instance=instance, tags=run_tags({"revintel/launched_by": "cli", **tags}),
                                     partition_key=partition, run_config=QUIET, raise_on_error=True)
     seen: dict[str, dict] = {}  # a range run reports each partition; the rows cover the range
     for event in result.get_asset_materialization_events():

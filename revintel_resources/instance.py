@@ -36,6 +36,9 @@ concurrency:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
+run_monitoring:
+  enabled: true  # a launched run whose process died is marked failed, freeing its pool slot
+  poll_interval_seconds: 30
 telemetry:
   enabled: false
 """
@@ -50,3 +53,44 @@ def ensure_dagster_home() -> Path:
         config.write_text(DAGSTER_YAML.format(home=home))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+PID_TAG = "revintel/pid"
+
+
+def run_tags(tags: dict[str, str] | None = None) -> dict[str, str]:
+    """Tags for an in-process run: its process id, so a later run can tell it died."""
+    return {**(tags or {}), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_dead_runs(instance) -> list[str]:
+    """Mark in-process runs whose process is gone as failed and free their pool slots.
+
+    A run killed with SIGKILL (or by the OOM killer) never reports its end: it stays STARTED
+    and keeps its `warehouse` pool slot, and every later step would wait for that slot forever.
+    Daemon-launched runs are covered by run monitoring (dagster.yaml); runs started in-process
+    by the CLI carry their pid, and this is their recovery.
+    """
+    import dagster as dg
+
+    recovered = []
+    for record in instance.get_run_records(
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])):
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if pid is None or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"process {pid} is gone (killed?); marked failed by revintel")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        recovered.append(run.run_id)
+    return recovered

@@ -24,13 +24,13 @@ WORKER = textwrap.dedent("""
     warnings.filterwarnings("ignore")
     import dagster as dg
     from revintel_assets.definitions import defs
-    from revintel_resources.instance import ensure_dagster_home
+    from revintel_resources.instance import ensure_dagster_home, run_tags
     from revintel_resources.warehouse import Warehouse
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def("deal_snapshot_job")
     for key in sys.argv[1:]:
-        job.execute_in_process(instance=instance, partition_key=key, raise_on_error=True,
+        job.execute_in_process(instance=instance, partition_key=key, raise_on_error=True, tags=run_tags(),
                                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
         Warehouse.from_env().publish()  # what the publish-after-success sensor does
     print("ok", len(sys.argv) - 1)
@@ -103,12 +103,14 @@ KILLED_WRITER = textwrap.dedent("""
     warnings.filterwarnings("ignore")
     import dagster as dg
     from revintel_assets.definitions import defs
-    from revintel_resources.instance import ensure_dagster_home
+    from revintel_resources.instance import ensure_dagster_home, recover_dead_runs, run_tags
     ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    print("recovered", len(recover_dead_runs(instance)))
     keys = sys.argv[1:]
     defs.resolve_job_def("deal_snapshot_job").execute_in_process(
-        instance=dg.DagsterInstance.get(), raise_on_error=True,
-        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        instance=instance, raise_on_error=True,
+        tags=run_tags({"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}),
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
 """)
 
@@ -149,5 +151,6 @@ def test_sigkill_mid_write_leaves_partitions_whole_and_the_rerun_completes(wareh
                            capture_output=True, text=True, timeout=600)
     recovery = time.perf_counter() - start
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "recovered 1" in rerun.stdout  # the killed run's pool slot was freed, not waited on forever
     assert _state(data) == before  # same inputs, same tables
     print(f"sigkill mid-write: {len(before)} partitions intact; rerun completed in {recovery:.1f}s")
