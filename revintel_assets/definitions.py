@@ -12,6 +12,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from revintel_assets.deals.assets import ASSETS as DEAL_ASSETS
 from revintel_assets.deals.assets import deal_scores, deal_snapshot, win_probability
 from revintel_assets.deals.checks import CHECKS as DEAL_CHECKS
+from revintel_assets.ops.checks import CHECKS as OPS_CHECKS
 from revintel_assets.ops.schedules import SCHEDULES
 from revintel_assets.ops.sensors import icp_chain, publish_after_success, source_files_changed
 from revintel_assets.forecast.assets import ASSETS as FORECAST_ASSETS
@@ -75,7 +76,7 @@ JOBS = [import_job, nightly_rescore_job, transactions_job, snapshot_job, win_mod
 defs = dg.Definitions(
     assets=[source_import, *STAR_ASSETS, *STAR_CHECK_ASSETS, *DEAL_ASSETS, *ICP_ASSETS, *FORECAST_ASSETS],
     jobs=JOBS,
-    asset_checks=[*DEAL_CHECKS, *STAR_CHECKS],
+    asset_checks=[*DEAL_CHECKS, *STAR_CHECKS, *OPS_CHECKS],
     schedules=SCHEDULES,
     sensors=[source_files_changed, publish_after_success, icp_chain({j.name: j for j in JOBS})],
     resources={

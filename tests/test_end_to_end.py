@@ -22,14 +22,9 @@ def _read_only(db: Path, sql: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    data = tmp_path_factory.mktemp("e2e") / "data"
-    env = {**os.environ, "REVINTEL_DATA_DIR": str(data)}
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.1"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return data, proc.stdout
+def demo_run(demo_data):
+    data, stdout, _ = demo_data
+    return data, stdout
 
 
 @pytest.mark.slow

@@ -58,14 +58,9 @@ READER = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    data = tmp_path_factory.mktemp("stress") / "data"
-    env = {**os.environ, "REVINTEL_DATA_DIR": str(data)}
-    env.pop("DAGSTER_HOME", None)
-    out = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.05"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return data, {**env, "DAGSTER_HOME": str(data / "dagster_home")}
+def warehouse(demo_data):
+    data, _, env = demo_data
+    return data, env
 
 
 def _as_of_keys(data: Path) -> list[str]:

@@ -1,0 +1,251 @@
+"""Every asset check in the definitions fails on a planted defect and passes on clean data.
+
+One small demo warehouse is built per module (`revintel demo --no-serve --scale 0.05` into a tmp
+REVINTEL_DATA_DIR); each defect is planted in a copy of its work file (and of the MLflow store
+for the champion check), and the check is evaluated by invoking it directly with resources built
+for that copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from revintel_assets.deals import checks as deal_checks
+from revintel_assets.definitions import defs
+from revintel_assets.ops import checks as ops_checks
+from revintel_assets.star import checks as star_checks
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.tracking import MLflowResource
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+WORK = Path("warehouse") / ".work" / "revintel.duckdb"
+LATEST_SCORES = "(SELECT max(as_of_date) FROM scores.deal_scores)"
+
+
+@pytest.fixture(scope="module")
+def demo(demo_data) -> Path:
+    """The session's demo warehouse (only ever copied here); REVINTEL_CHECKS_DEMO_DIR reuses another."""
+    prebuilt = os.environ.get("REVINTEL_CHECKS_DEMO_DIR")
+    return Path(prebuilt) if prebuilt else demo_data[0]
+
+
+def need(demo: Path, *tables: str) -> None:
+    """Skip (showing why) when a failed demo step left a table this check reads unbuilt."""
+    con = duckdb.connect(str(demo / WORK), read_only=True)
+    try:
+        have = {f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        con.close()
+    missing = [t for t in tables if t not in have]
+    if missing:
+        log = (demo / "demo.log").read_text()[-1500:] if (demo / "demo.log").exists() else ""
+        pytest.fail(f"the demo did not build {missing}:\n{log}")
+
+
+# tables each check reads (a demo step failing elsewhere should skip, not fail, the unrelated checks)
+READS = {"snapshot_keys_unique": ["features.deal_snapshot"], "snapshot_time_travel": ["features.deal_snapshot"],
+         "every_open_deal_scored": ["scores.deal_scores"], "score_drift_psi": ["scores.deal_scores"],
+         "nightly_freshness": ["scores.deal_scores", "meta.source"],
+         "forecast_coverage_watch": ["forecast.forecast_backtest"], "star_reconciles": ["star.fact_transactions"],
+         "fact_opportunity_keys": ["star.fact_opportunity"], "dim_account_keys": ["star.dim_account"],
+         "icp_scores_valid": ["scores.icp_scores"], "champion_beats_baseline": []}
+
+
+@pytest.fixture(autouse=True)
+def _no_as_of_override(monkeypatch):
+    monkeypatch.delenv("REVINTEL_AS_OF", raising=False)
+
+
+def copy_of(demo: Path, dest: Path, *sql: str, mlflow: bool = False) -> Path:
+    """A data dir holding a copy of the demo's work file with `sql` applied (the planted defect)."""
+    (dest / WORK).parent.mkdir(parents=True)
+    shutil.copy(demo / WORK, dest / WORK)
+    wal = (demo / WORK).with_name(WORK.name + ".wal")
+    if wal.exists():
+        shutil.copy(wal, (dest / WORK).with_name(wal.name))
+    if mlflow:
+        (dest / "mlflow").mkdir()
+        shutil.copy(demo / "mlflow" / "mlflow.db", dest / "mlflow" / "mlflow.db")
+    if sql:
+        con = duckdb.connect(str(dest / WORK))
+        try:
+            for stmt in sql:
+                con.execute(stmt)
+        finally:
+            con.close()
+    return dest
+
+
+def run(check: dg.AssetChecksDefinition, data_dir: Path) -> dg.AssetCheckResult:
+    """Invoke the check directly with resources for `data_dir` (only those it asks for)."""
+    available = {"warehouse": WarehouseResource(data_dir=str(data_dir)),
+                 "mlflow_tracking": MLflowResource(data_dir=str(data_dir))}
+    result = check(**{k: v for k, v in available.items() if k in check.required_resource_keys})
+    assert isinstance(result, dg.AssetCheckResult)
+    return result
+
+
+def one_value(data_dir: Path, sql: str):
+    con = duckdb.connect(str(data_dir / WORK), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def dup(table: str) -> str:
+    return f"INSERT INTO {table} SELECT * FROM {table} LIMIT 1"
+
+
+def null_key(table: str, column: str) -> str:
+    return f"UPDATE {table} SET {column} = NULL WHERE rowid = (SELECT min(rowid) FROM {table})"
+
+
+def _quarantine_defect(demo: Path) -> str:
+    # drop a quarantine row so counts no longer reconcile (a star row if nothing was quarantined)
+    if one_value(demo, "SELECT count(*) FROM star.quarantine"):
+        return "DELETE FROM star.quarantine WHERE rowid = (SELECT min(rowid) FROM star.quarantine)"
+    return "DELETE FROM star.fact_opportunity WHERE rowid = (SELECT min(rowid) FROM star.fact_opportunity)"
+
+
+def _backtest_rows(coverage_half: bool) -> list[str]:
+    """Latest backtest, weekly total: actual inside [p10, p90] on every row, or on every other row."""
+    scope = ("backtest_as_of = (SELECT max(backtest_as_of) FROM forecast.forecast_backtest) "
+             "AND period_type = 'week' AND segment_type = 'total'")
+    stmts = [f"UPDATE forecast.forecast_backtest SET actual = (p10 + p90) / 2 WHERE {scope}"]
+    if coverage_half:
+        stmts.append(f"""UPDATE forecast.forecast_backtest SET actual = p90 + abs(p90) + 1 WHERE {scope}
+            AND rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER (ORDER BY rowid) AS i
+                          FROM forecast.forecast_backtest WHERE {scope}) WHERE i % 2 = 0)""")
+    return stmts
+
+
+EARLIER_SCORES = [
+    "CREATE TEMP TABLE latest AS SELECT * FROM scores.deal_scores WHERE as_of_date = "
+    "(SELECT max(as_of_date) FROM scores.deal_scores)",
+    "INSERT INTO scores.deal_scores SELECT * REPLACE (as_of_date - 7 AS as_of_date) FROM latest"]
+
+# name -> (check, defect SQL, or a function of the demo dir giving it)
+DEFECTS = {
+    "snapshot_duplicate_key": (deal_checks.snapshot_keys_unique, [dup("features.deal_snapshot")]),
+    "snapshot_null_key": (deal_checks.snapshot_keys_unique, [null_key("features.deal_snapshot", "opportunity_id")]),
+    # every stored date moves, so whichever date the check samples leaks
+    "snapshot_feature_shifted": (deal_checks.snapshot_time_travel,
+                                 ["UPDATE features.deal_snapshot SET deal_age_days = deal_age_days + 1"]),
+    "score_row_deleted": (deal_checks.every_open_deal_scored, [
+        f"DELETE FROM scores.deal_scores WHERE rowid = (SELECT min(rowid) FROM scores.deal_scores "
+        f"WHERE as_of_date = {LATEST_SCORES})"]),
+    "score_p_out_of_range": (deal_checks.every_open_deal_scored, [
+        f"UPDATE scores.deal_scores SET win_probability = 1.3 WHERE rowid = (SELECT min(rowid) "
+        f"FROM scores.deal_scores WHERE as_of_date = {LATEST_SCORES})"]),
+    "score_duplicated": (deal_checks.every_open_deal_scored, [
+        f"INSERT INTO scores.deal_scores SELECT * FROM scores.deal_scores WHERE as_of_date = {LATEST_SCORES} LIMIT 1"]),
+    # a second scored date a week earlier (the demo scores only the latest), then the latest rescored
+    "scores_drifted": (deal_checks.score_drift_psi, [*EARLIER_SCORES,
+        f"UPDATE scores.deal_scores SET win_probability = 0.97 WHERE as_of_date = {LATEST_SCORES}"]),
+    "quarantine_row_dropped": (star_checks.star_reconciles, _quarantine_defect),
+    "stale_scores": (ops_checks.nightly_freshness, [
+        f"DELETE FROM scores.deal_scores WHERE as_of_date = {LATEST_SCORES}"]),
+    "coverage_half": (ops_checks.forecast_coverage_watch, _backtest_rows(coverage_half=True)),
+    "coverage_full": (ops_checks.forecast_coverage_watch, _backtest_rows(coverage_half=False)),
+    "opportunity_duplicate": (ops_checks.fact_opportunity_keys, [dup("star.fact_opportunity")]),
+    "opportunity_null": (ops_checks.fact_opportunity_keys, [null_key("star.fact_opportunity", "opportunity_id")]),
+    "account_duplicate": (ops_checks.dim_account_keys, [dup("star.dim_account")]),
+    "account_null": (ops_checks.dim_account_keys, [null_key("star.dim_account", "account_id")]),
+    "icp_duplicate": (ops_checks.icp_scores_valid, [dup("scores.icp_scores")]),
+    "icp_null_key": (ops_checks.icp_scores_valid, [null_key("scores.icp_scores", "account_id")]),
+    "icp_p_out_of_range": (ops_checks.icp_scores_valid, [
+        "UPDATE scores.icp_scores SET propensity = 1.3 WHERE rowid = (SELECT min(rowid) FROM scores.icp_scores)"]),
+}
+
+
+def test_every_check_in_definitions_is_covered():
+    assert set(READS) == {c.check_key.name for c in ALL_CHECKS}
+    in_defs = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    covered = {c.check_key.name for c, _ in DEFECTS.values()} | {deal_checks.champion_beats_baseline.check_key.name}
+    assert in_defs == covered, f"not covered: {in_defs - covered}; unknown: {covered - in_defs}"
+
+
+@pytest.fixture(scope="module")
+def clean(demo, tmp_path_factory) -> Path:
+    return copy_of(demo, tmp_path_factory.mktemp("clean"), mlflow=True)
+
+
+ALL_CHECKS = sorted({c for c, _ in DEFECTS.values()} | {deal_checks.champion_beats_baseline},
+                    key=lambda c: c.check_key.name)
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.check_key.name)
+def test_check_passes_on_clean_data(check, clean):
+    need(clean, *READS[check.check_key.name])
+    result = run(check, clean)
+    assert result.passed is True, result.metadata
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_check_fails_on_planted_defect(defect, demo, tmp_path):
+    check, sql = DEFECTS[defect]
+    need(demo, *READS[check.check_key.name])
+    sql = [sql(demo)] if callable(sql) else sql
+    result = run(check, copy_of(demo, tmp_path / "data", *sql))
+    assert result.passed is False, result.metadata
+
+
+def test_champion_check_fails_when_champion_not_promoted(demo, tmp_path):
+    data = copy_of(demo, tmp_path / "data", mlflow=True)
+    mlflow = MLflowResource(data_dir=str(data))
+    mv = mlflow.get_alias("win_probability", "champion")
+    if mv is None:  # the demo kept the stage baseline: promote an unproven version to plant the defect
+        versions = mlflow.versions("win_probability")
+        if not versions:
+            pytest.skip("the demo registered no win model version")
+        mv = versions[0]
+        mlflow.set_alias("win_probability", "champion", mv.version)
+    mlflow.tag_version("win_probability", mv.version, {"promoted": "false"})
+    result = run(deal_checks.champion_beats_baseline, data)
+    assert result.passed is False, result.metadata
+
+
+def test_psi_passes_on_two_equally_scored_dates(demo, tmp_path):
+    need(demo, "scores.deal_scores")
+    result = run(deal_checks.score_drift_psi, copy_of(demo, tmp_path / "data", *EARLIER_SCORES))
+    assert result.passed is True and result.metadata["psi"].value < 0.01, result.metadata
+
+
+def test_freshness_uses_as_of_override_not_wall_clock(clean, monkeypatch):
+    need(clean, "scores.deal_scores", "meta.source")
+    con = duckdb.connect(str(clean / WORK), read_only=True)
+    try:
+        f = ops_checks.freshness(con)
+        assert f["fresh"] and f["lag_days"] <= 0
+        stale = ops_checks.freshness(con, (f["export_date"] + dt.timedelta(days=3)).isoformat())
+        assert stale["fresh"] is False
+        assert stale["lag_days"] == 3 + (f["export_date"] - f["latest_scored"]).days
+    finally:
+        con.close()
+    monkeypatch.setenv("REVINTEL_AS_OF", "2999-01-01")
+    assert run(ops_checks.nightly_freshness, clean).passed is False
+
+
+def test_coverage_band_is_inclusive():
+    assert ops_checks.coverage_ok(0.70) and ops_checks.coverage_ok(0.90) and ops_checks.coverage_ok(0.8)
+    assert not ops_checks.coverage_ok(0.5) and not ops_checks.coverage_ok(0.95) and not ops_checks.coverage_ok(None)
+
+
+def test_key_violations_counts_nulls_apart_from_duplicates():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA s; CREATE TABLE s.t AS SELECT * FROM (VALUES (1, 1), (1, 1), (NULL, 2), (2, NULL)) v(a, b)")
+    assert ops_checks.key_violations(con, "s.t", ["a", "b"]) == {"rows": 4, "duplicates": 1, "null_keys": 2,
+                                                                  "missing_table": 0}
+    assert ops_checks.key_violations(con, "s.missing", ["a"])["missing_table"] == 1
