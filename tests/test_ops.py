@@ -57,3 +57,24 @@ def test_source_sensor_fires_on_new_or_changed_files_only(instance, tmp_path):
                                                            cursor=ctx.cursor))
     assert isinstance(changed, dg.RunRequest) and changed.run_key != fired.run_key
     assert empty is not None
+
+
+def test_source_sensor_does_not_reimport_what_the_warehouse_already_holds(instance, tmp_path, monkeypatch):
+    import duckdb
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    data = tmp_path / "data"
+    (data / "warehouse").mkdir(parents=True)
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"))
+    con.execute("CREATE SCHEMA meta; CREATE TABLE meta.source AS SELECT ? AS source_path", [str(folder)])
+    con.close()
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
+    source = SourceResource(path=str(folder))
+    ctx = dg.build_sensor_context(instance=instance, resources={"source": source})
+    assert isinstance(source_files_changed(ctx), dg.SkipReason)
+    (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n2\n")
+    again = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source},
+                                                         cursor=ctx.cursor))
+    assert isinstance(again, dg.RunRequest)

@@ -26,6 +26,7 @@ def day_before(context: dg.ScheduleEvaluationContext) -> str:
 
 
 @dg.schedule(job_name=NIGHTLY_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
              description="Every night at 02:00 UTC: the previous day's deal snapshot, scores, explanations "
                          "and forecast; a successful run publishes the analyst file.")
 def nightly_rescore(context: dg.ScheduleEvaluationContext):
@@ -35,6 +36,7 @@ def nightly_rescore(context: dg.ScheduleEvaluationContext):
 
 
 @dg.schedule(job_name=MONTHLY_JOB, cron_schedule="0 3 1 * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
              description="On the 1st at 03:00 UTC: train the win model with the last day of the month as "
                          "cutoff (promoted only through its gate), and refresh the ICP plan (its models follow).")
 def monthly_retrain(context: dg.ScheduleEvaluationContext):

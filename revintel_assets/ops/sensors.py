@@ -22,17 +22,38 @@ def fingerprint(folder: Path) -> str:
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
-@dg.sensor(job_name="import_job", minimum_interval_seconds=60,
+@dg.sensor(job_name="import_job", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Starts an import when files in the source folder appear or change.")
 def source_files_changed(context: dg.SensorEvaluationContext, source: SourceResource):
     print_ = fingerprint(source.folder())
     if print_ == "missing" or print_ == context.cursor:
         return dg.SkipReason(f"no change in {source.folder()}")
+    first_look = context.cursor is None
     context.update_cursor(print_)
+    if first_look and _already_imported(source.folder()):
+        return dg.SkipReason("first look: this folder is what the published warehouse holds")
     return dg.RunRequest(run_key=f"source-{print_}", tags={"revintel/trigger": "source files"})
 
 
+def _already_imported(folder: Path) -> bool:
+    """Did the published warehouse come from this folder? (read-only; readers never block)"""
+    import duckdb
+
+    db = Warehouse.from_env().analyst_path
+    if not db.exists():
+        return False
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT source_path FROM meta.source").fetchall()
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return any(Path(r[0]) == folder for r in rows)
+
+
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitor_all_code_locations=False,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
                       description="After every successful run that wrote the warehouse, publish a consistent "
                                   "copy for readers (atomic rename; readers never wait).")
 def publish_after_success(context: dg.RunStatusSensorContext):
@@ -52,6 +73,7 @@ CHAIN_TAG = "revintel/schedule"
 
 def icp_chain(job_defs: dict) -> dg.RunStatusSensorDefinition:
     @dg.run_status_sensor(name="icp_monthly_chain", run_status=dg.DagsterRunStatus.SUCCESS,
+                          default_status=dg.DefaultSensorStatus.RUNNING,
                           monitored_jobs=[job_defs[name] for name in ICP_CHAIN],
                           request_jobs=[job_defs[name] for name in ICP_CHAIN.values()],
                           description="Monthly ICP refresh: plan -> features -> models -> whitespace.")
