@@ -18,6 +18,7 @@ joins, `QUALIFY`, list parameters; docs/SCALING.md says what moving there takes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,16 +38,33 @@ class Backend:
 
     name: `duckdb` or `motherduck`; database: what `duckdb.connect` takes (None: the local work
     file); config: extra `duckdb.connect(config=...)` settings; local_file: whether runs write a
-    local file that `publish()` copies for readers.
+    local file that `publish()` copies for readers; memory_limit: DuckDB's buffer limit for the
+    local file ($REVINTEL_DUCKDB_MEMORY_LIMIT, default 6GB; `none` = DuckDB's own 80% of RAM).
     """
 
     name: str
     database: str | None = None
     config: Mapping[str, str] = field(default_factory=dict)
     local_file: bool = True
+    memory_limit: str | None = None  # local DuckDB only: SET memory_limit (spills beyond it)
 
     def describe(self) -> str:
         return self.name if self.database is None else f"{self.name} ({self.database})"
+
+
+MEMORY_ENV = "REVINTEL_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "6GB"  # docs/BENCHMARKS.md: the nightly at scale 100 must stay under 8 GiB in all
+
+
+def memory_limit(env: Mapping[str, str] | None = None) -> str | None:
+    """DuckDB memory_limit for the local file: `6GB` by default, None for `none` (DuckDB's default)."""
+    env = os.environ if env is None else env
+    value = (env.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT).strip()
+    if value.lower() in ("none", "default"):
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
+        raise UnknownWarehouseBackend(f"{MEMORY_ENV}={value!r}: expected a size such as 6GB or 512MiB, or none")
+    return value
 
 
 def backend_name(env: Mapping[str, str] | None = None) -> str:
@@ -59,7 +77,7 @@ def resolve(env: Mapping[str, str] | None = None) -> Backend:
     env = os.environ if env is None else env
     name = backend_name(env)
     if name == "duckdb":
-        return Backend("duckdb")
+        return Backend("duckdb", memory_limit=memory_limit(env))
     if name == "motherduck":
         database = (env.get("MOTHERDUCK_DATABASE") or "revintel").strip()
         if not database or any(c in database for c in "?/ "):

@@ -116,7 +116,7 @@ class Warehouse:
         self.lock_path = Path(lock_path)
         self.analyst_path = Path(analyst_path)
         self.lock_timeout_s = lock_timeout_s
-        self.backend = backend or Backend(DEFAULT_BACKEND)  # backends.py: REVINTEL_WAREHOUSE
+        self.backend = backend or Backend(DEFAULT_BACKEND)  # backends.py: REVINTEL_WAREHOUSE; no memory cap
         self._lock: filelock.FileLock | None = None
         self._lock_pid: int | None = None
 
@@ -160,6 +160,10 @@ class Warehouse:
         try:
             if self.backend.local_file:
                 con = duckdb.connect(str(self.work_path))
+                if self.backend.memory_limit:
+                    # DuckDB's default (80% of RAM) let a 154-date snapshot backfill at scale 100
+                    # take 20 GB; capped, it spills to warehouse/.work/revintel.duckdb.tmp instead.
+                    con.execute(f"SET memory_limit = '{self.backend.memory_limit}'")
             else:  # e.g. MotherDuck: the service arbitrates concurrent writers and readers
                 con = duckdb.connect(self.backend.database, config=dict(self.backend.config))
             try:

@@ -22,6 +22,12 @@ FAMILY = "forecast"
 COMMON = dict(group_name="forecast", owners=["team:revenue-data-science"], pool="warehouse")
 SCORES = dg.AssetKey(["scores", "deal_scores"])
 STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product")]
+# what timing.fit reads of the snapshots, and how far back (its history_days)
+TIMING_COLUMNS = ["as_of_date", "opportunity_id", "stage", "days_to_expected_close", "n_pushes", "deal_age_days",
+                  "rep_id", "product_id", "outcome_date", "is_won"]
+TIMING_DAYS = 730
+
+
 class ForecastConfig(dg.Config):
     horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # 4..13
     n_sims: int = 10_000  # the forecast of the as-of date
@@ -133,8 +139,16 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                      mlflow_tracking: MLflowResource):
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
-    opps, dim_rep, snaps = _tables(wh, as_of)
-    rows = snaps.filter(pl.col("as_of_date") == as_of).drop("outcome_date", "is_won")
+    # Not every snapshot ever taken (29M rows x 37 columns at scale 100): the as-of date's rows,
+    # and for the timing fit only its window and the columns it reads (timing.fit's docstring).
+    opps = wh.query("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
+                    "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
+                    "LEFT JOIN star.dim_product p USING (product_id)")
+    dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
+    rows = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
+                    [as_of])
+    snaps = wh.query(f"SELECT {', '.join(TIMING_COLUMNS)} FROM features.deal_snapshot "
+                     "WHERE as_of_date < ? AND as_of_date >= ?", [as_of, as_of - dt.timedelta(days=TIMING_DAYS)])
     scored = (wh.query("SELECT opportunity_id, win_probability, expected_close_date AS scored_close, model_version "
                        "FROM scores.deal_scores WHERE as_of_date = ?", [as_of])
               if wh.table_exists("scores.deal_scores") else pl.DataFrame())
@@ -143,14 +157,16 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
             pl.col("expected_close_date").fill_null(pl.col("scored_close")))
         source = ", ".join(sorted(scored["model_version"].unique().to_list()))
     else:  # not scored (yet): the same rule scoring.py uses, so the forecast still stands
-        p, source = probabilities.registry(mlflow_tracking, snaps.filter(pl.col("is_won").is_not_null()))(as_of, rows)
+        labelled = wh.query("SELECT as_of_date, opportunity_id, stage, outcome_date, is_won FROM features.deal_snapshot "
+                            "WHERE is_won IS NOT NULL AND as_of_date <= ?", [as_of])  # all of it, as scoring reads
+        p, source = probabilities.registry(mlflow_tracking, labelled)(as_of, rows)
         deals = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64))
         context.log.warning(f"scores.deal_scores has no rows for {as_of}; win probabilities from {source}")
     sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)
     if tuned_on is None:
         context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
     start = time.perf_counter()
-    fitted = timing.fit(snaps, as_of)
+    fitted = timing.fit(snaps, as_of, history_days=TIMING_DAYS)
     cal = calendar(as_of, config.horizon_weeks)
     frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, config.n_sims, config.seed, sigma_h, sigma_w)
     seconds = time.perf_counter() - start

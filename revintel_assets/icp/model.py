@@ -24,6 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from revintel_assets.icp.features import feature_columns
 from revintel_assets.validation.metrics import Calibrator, calibrate
@@ -199,13 +200,16 @@ def train_baselines(frame: pl.DataFrame) -> Baselines:
     """Both baselines on all labelled training rows (the model's fit + validation rows)."""
     frame = _labelled(frame)
     y = frame["label"].cast(pl.Int8).to_numpy()
-    rfm = LogisticRegression().fit(rfm_score(frame).reshape(-1, 1), y)
     features = feature_columns(frame.columns)
     logistic = make_pipeline(
         FunctionTransformer(_signed_log), SimpleImputer(strategy="median", add_indicator=True,
                                                         keep_empty_features=True),
         StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    logistic.fit(matrix(frame, features), y)
+    # One BLAS/OpenMP thread, like LightGBM here: on a busy 2-core box the default 2 threads
+    # spin-wait and the fit is ~3x slower (measured, docs/BENCHMARKS.md). Same result.
+    with threadpool_limits(1):
+        rfm = LogisticRegression().fit(rfm_score(frame).reshape(-1, 1), y)
+        logistic.fit(matrix(frame, features), y)
     return Baselines(rfm, logistic, features)
 
 

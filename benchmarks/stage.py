@@ -1,0 +1,169 @@
+"""Run ONE benchmark stage in this process, the way `revintel demo/run` and the schedules run it.
+
+    python -m benchmarks.stage STAGE --data DIR [--scale X]
+
+DIR is a revintel data directory (REVINTEL_DATA_DIR) whose source is DIR/demo. Every stage
+except `generate` and `prepare` is one Dagster job run (`execute_in_process` on the instance
+under DIR/dagster_home, same jobs as the CLI and the UI) for the partitions a production run of
+that stage would take:
+
+| stage        | job (partitions)                                                                  |
+| ------------ | --------------------------------------------------------------------------------- |
+| generate     | `revintel generate --scale X` into DIR/gen (deleted afterwards)                    |
+| import       | import_job, then transactions_job over every month (one range run)                |
+| snapshot     | deal_snapshot_job for one as-of date (the export date)                            |
+| win_model    | win_model_job for one training cutoff (the export date)                           |
+| scoring      | deal_scoring_job for the export date (scores + SHAP explanations)                 |
+| forecast     | forecast_job, asset revenue_forecast (+ deal_contributions), export date          |
+| backtest     | forecast_job, asset forecast_backtest, export date                                |
+| icp_features | icp_features_job for the scoring cutoff x every division                          |
+| icp_models   | icp_models_job for the scoring cutoff x every division (models + icp_scores)     |
+| whitespace   | icp_whitespace_job for the scoring cutoff                                         |
+| nightly      | nightly_rescore_job for the export date, then publish (what the sensor does)      |
+| prepare      | the whole graph (orchestrate.materialize_all), as `revintel run --no-serve`       |
+
+The caller (benchmarks/__main__.py) measures this whole process: wall time and peak RSS.
+The stage prints one JSON line (`{"stage": ..., "inner_s": ...}`) on stdout at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+STAGES = ["generate", "import", "snapshot", "win_model", "scoring", "forecast", "backtest",
+          "icp_features", "icp_models", "whitespace", "nightly"]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _env(data: Path) -> None:
+    os.environ["REVINTEL_DATA_DIR"] = str(data)
+    os.environ["REVINTEL_SOURCE"] = str(data / "demo")
+    truth = data / "demo" / "truth"
+    if truth.is_dir():
+        os.environ["REVINTEL_TRUTH_DIR"] = str(truth)
+    os.environ.setdefault("DAGSTER_HOME", str(data / "dagster_home"))
+
+
+def _run(defs, instance, job_name: str, *, key: str | None = None, keys: list[str] | None = None,
+         assets: list[list[str]] | None = None) -> None:
+    import dagster as dg
+
+    job = defs.resolve_job_def(job_name)
+    tags = {"revintel/launched_by": "benchmark"}
+    if keys:
+        tags |= {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    job.execute_in_process(instance=instance, partition_key=key, tags=tags, run_config=QUIET,
+                           asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
+                           raise_on_error=True)
+
+
+def _export_date(instance) -> str:
+    """The latest as-of partition: the source's export date (what demo/run score as of)."""
+    override = os.environ.get("REVINTEL_AS_OF")
+    return override or max(instance.get_dynamic_partitions("as_of_date"))
+
+
+def _score_cutoff_keys(defs, instance, job_name: str) -> list[str]:
+    """The (cutoff|division) keys of the ICP scoring cutoff (the latest model cutoff)."""
+    cutoff = max(instance.get_dynamic_partitions("icp_model_cutoff"))
+    job = defs.resolve_job_def(job_name)
+    keys = job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+    return sorted(k for k in keys if str(k).split("|")[0] == cutoff)
+
+
+def release_killed_runs(instance) -> list[str]:
+    """A run killed mid-step (timeout, memory cap) keeps its `warehouse` pool slot and stays
+    STARTED, so the next run would wait forever: mark such runs failed and free their slots.
+    Only for benchmark data directories, where nothing else is running."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+    stuck = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+    for run in stuck:
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.report_run_failed(run)
+    return [r.run_id for r in stuck]
+
+
+def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = None) -> dict:
+    _env(data)
+    if stage == "generate":
+        from revintel_assets.demo.generator import generate_company
+
+        out = data / "gen"
+        try:
+            summary = generate_company(out, scale=scale, seed=42, progress=False)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        return {"opportunities": summary.get("opportunities"), "transaction_lines": summary.get("transaction_lines")}
+
+    from revintel_resources.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    import dagster as dg
+
+    from revintel_assets.definitions import defs
+    from revintel_resources.warehouse import Warehouse
+
+    instance = dg.DagsterInstance.get()
+    if stage == "cleanup":
+        return {"released_runs": release_killed_runs(instance)}
+    if stage == "prepare":
+        from revintel_assets import orchestrate
+
+        if jobs:  # a part of the graph only (e.g. a large scale prepared in steps)
+            orchestrate.STEPS = [s for s in orchestrate.STEPS if s.job in jobs]
+        orchestrate.materialize_all(defs, say=lambda s: print(s, file=sys.stderr, flush=True))
+        return {}
+    if stage == "import":
+        _run(defs, instance, "import_job")
+        months = sorted(instance.get_dynamic_partitions("transaction_month"))
+        if months:
+            _run(defs, instance, "transactions_job", keys=months)
+        return {"months": len(months)}
+    as_of = _export_date(instance)
+    if stage == "snapshot":
+        _run(defs, instance, "deal_snapshot_job", key=as_of)
+    elif stage == "win_model":
+        cutoffs = instance.get_dynamic_partitions("training_cutoff")
+        _run(defs, instance, "win_model_job", key=as_of if as_of in cutoffs else max(cutoffs))
+    elif stage == "scoring":
+        _run(defs, instance, "deal_scoring_job", key=as_of)
+    elif stage == "forecast":
+        _run(defs, instance, "forecast_job", key=as_of,
+             assets=[["forecast", "revenue_forecast"], ["forecast", "deal_contributions"]])
+    elif stage == "backtest":
+        _run(defs, instance, "forecast_job", key=as_of, assets=[["forecast", "forecast_backtest"]])
+    elif stage in ("icp_features", "icp_models"):
+        job = f"{stage}_job"
+        _run(defs, instance, job, keys=_score_cutoff_keys(defs, instance, job))
+    elif stage == "whitespace":
+        _run(defs, instance, "icp_whitespace_job", key=max(instance.get_dynamic_partitions("icp_model_cutoff")))
+    elif stage == "nightly":
+        _run(defs, instance, "nightly_rescore_job", key=as_of)
+        Warehouse.from_env().publish()  # the publish_after_success sensor's work, counted in
+    else:
+        raise SystemExit(f"unknown stage {stage!r}; one of {STAGES + ['prepare']}")
+    return {"as_of": as_of}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=[*STAGES, "prepare", "cleanup"])
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--jobs", nargs="+", help="prepare: only these jobs of orchestrate.STEPS")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    info = run_stage(args.stage, args.data.resolve(), args.scale, args.jobs)
+    print(json.dumps({"stage": args.stage, "inner_s": round(time.perf_counter() - start, 2), **info}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
