@@ -106,7 +106,10 @@ class WinModel:
         return self.booster.predict(self.encoder.matrix(df), num_iteration=self.best_iteration, pred_contrib=True)
 
 
-PARAMS = dict(objective="binary", learning_rate=0.08, num_leaves=15, min_data_in_leaf=100,
+# learning_rate 0.3 with at most 150 trees: TreeSHAP for every open deal costs time in proportion
+# to the trees. Measured on the demo holdout: 595 trees at 0.08 gave AUC 0.786 / ECE 0.027 but 34 s
+# of SHAP per 20,000 deals; 149 trees at 0.3 give AUC 0.780 / ECE 0.028 and 8 s.
+PARAMS = dict(objective="binary", learning_rate=0.3, num_leaves=15, min_data_in_leaf=100,
               feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1, lambda_l2=5.0,
               cat_smooth=20, min_data_per_group=50, verbose=-1, seed=SEED, deterministic=True,
               force_row_wise=True,
@@ -115,7 +118,7 @@ PARAMS = dict(objective="binary", learning_rate=0.08, num_leaves=15, min_data_in
               num_threads=1)
 
 
-def train(split: Split, params: dict | None = None, max_rounds: int = 600) -> WinModel:
+def train(split: Split, params: dict | None = None, max_rounds: int = 150) -> WinModel:
     params = {**PARAMS, **(params or {})}
     enc = Encoder().fit(split.train)
     cat_idx = list(range(len(FEATURES_NUMERIC), len(FEATURES)))
