@@ -156,7 +156,8 @@ def table(results: dict) -> str:
     scales = sorted(results["scales"], key=float)
     head = "| stage | " + " | ".join(f"scale {s}" for s in scales) + " |"
     lines = [head, "|" + " --- |" * (len(scales) + 1)]
-    for stage in [*STAGES, "full_run"]:
+    variants = sorted({k for s in scales for k in results["scales"][s] if "@" in k})
+    for stage in [*STAGES, "full_run", *variants]:
         cells = []
         for s in scales:
             r = results["scales"][s].get(stage)
@@ -167,7 +168,8 @@ def table(results: dict) -> str:
             else:
                 cells.append(f"{r['wall_s']:.1f} s (cpu {r.get('cpu_s', 0):.0f}) · {r['peak_rss_mb']:,.0f} MiB · "
                              f"load {r['load_avg']:.1f} · n={r['ok_runs']}")
-        lines.append(f"| {LABELS[stage]} | " + " | ".join(cells) + " |")
+        base, _, label = stage.partition("@")
+        lines.append(f"| {LABELS[base]}{f' [{label}]' if label else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", type=Path, default=REPO / "docs" / "BENCHMARKS.md",
                    help="markdown file whose <!-- table:start/end --> block gets the table")
     p.add_argument("--render", action="store_true", help="only re-render the table from the JSON")
+    p.add_argument("--label", help="store as STAGE@LABEL (a variant, e.g. REVINTEL_BENCH_FORECAST_SIMS=2000)")
     args = p.parse_args(argv)
     if args.render:
         render(json.loads(args.json.read_text()), args.table)
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                     if r["timed_out"] or r.get("over_memory"):  # killed: free its Dagster pool slot
                         subprocess.run(_stage_cmd("cleanup", data, scale), cwd=REPO, capture_output=True)
                     break
-            entry[stage] = _summary(measured) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")}
+            entry[stage + (f"@{args.label}" if args.label else "")] = _summary(measured) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")}
             results = _save(args.json, results, key, entry)
     if args.table.exists():
         render(results, args.table)
