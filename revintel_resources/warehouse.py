@@ -410,5 +410,5 @@ def _log(con: duckdb.DuckDBPyConnection, table: str, partition_key: str | None, 
         f"CREATE TABLE IF NOT EXISTS {TABLE_LOG} (table_name VARCHAR, partition_key VARCHAR, "
         "row_count BIGINT, written_at TIMESTAMP, run_id VARCHAR)"
     )
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # ok-now: when the write happened (a log), never a feature
     con.execute(f"INSERT INTO {TABLE_LOG} VALUES (?, ?, ?, ?, ?)", [table, partition_key, n, now, run_id])
