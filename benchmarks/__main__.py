@@ -166,7 +166,8 @@ def table(results: dict) -> str:
             elif r["status"] != "ok":
                 cells.append(r["status"])
             else:
-                cells.append(f"{r['wall_s']:.1f} s (cpu {r.get('cpu_s', 0):.0f}) · {r['peak_rss_mb']:,.0f} MiB · "
+                cpu = f"{r['cpu_s']:.0f}" if r.get("cpu_s") is not None else "n/a"
+                cells.append(f"{r['wall_s']:.1f} s (cpu {cpu}) · {r['peak_rss_mb']:,.0f} MiB · "
                              f"load {r['load_avg']:.1f} · n={r['ok_runs']}")
         base, _, label = stage.partition("@")
         lines.append(f"| {LABELS[base]}{f' [{label}]' if label else ''} | " + " | ".join(cells) + " |")
@@ -241,22 +242,34 @@ def curve(results: dict) -> str:
     """Growth per stage: wall (and CPU) time ratios scale 1 -> 10 -> 100, against the 12x budget."""
     sc = results["scales"]
 
-    def get(stage, s, k):
+    def pick(stage, s):
+        """The default run, else (scale 100) the first variant that completed, e.g. `[s10 model]`."""
         r = sc.get(s, {}).get(stage)
-        return r.get(k) if r and r.get("status") == "ok" else None
+        if r and r.get("status") == "ok":
+            return stage
+        # like for like first: the variant scored by the same (scale-10) model as scale 10
+        for k in sorted(sc.get(s, {}), key=lambda k: ("@s10 model" not in k, k)):
+            if k.startswith(stage + "@") and "no model" not in k and sc[s][k].get("status") == "ok":
+                return k
+        return None
+
+    def get(stage, s, k):
+        key = pick(stage, s)
+        return sc[s][key].get(k) if key else None
 
     def ratio(a, b):
         return f"{b / a:.1f}×" if a and b else "–"
 
-    lines = ["| stage | wall 1 / 10 / 100 (s) | wall × 1→10 | wall × 10→100 | cpu × 10→100 | ≤ 12× (10→100) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| stage | wall 1 / 10 / 100 (s) | wall × 1→10 | wall × 10→100 | cpu × 10→100 | ≤ 12× (10→100) | scale 100 run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for stage in [*STAGES, "full_run"]:
         w = [get(stage, s, "wall_s") for s in ("1", "10", "100")]
         c = [get(stage, s, "cpu_s") for s in ("1", "10", "100")]
         ok = "–" if not (w[1] and w[2]) else ("yes" if w[2] / w[1] <= 12 else
                                               f"no (cpu {c[2] / c[1]:.1f}×)" if c[1] and c[2] else "no")
         lines.append(f"| {LABELS[stage]} | {' / '.join(f'{x:.1f}' if x else '–' for x in w)} | "
-                     f"{ratio(w[0], w[1])} | {ratio(w[1], w[2])} | {ratio(c[1], c[2])} | {ok} |")
+                     f"{ratio(w[0], w[1])} | {ratio(w[1], w[2])} | {ratio(c[1], c[2])} | {ok} | "
+                     f"{(pick(stage, '100') or sc.get('100', {}).get(stage, {}).get('status') or 'not run')} |")
     return "\n".join(lines)
 
 
