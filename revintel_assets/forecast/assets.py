@@ -7,6 +7,7 @@ import datetime as dt
 import time
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from revintel_assets.deals.assets import deal_snapshot, win_probability
@@ -37,13 +38,32 @@ class ForecastConfig(dg.Config):
     seed: int = 7
 
 
-def _tables(wh, as_of: dt.date):
-    opps = wh.query("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
-                    "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
-                    "LEFT JOIN star.dim_product p USING (product_id)")
+OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
+            "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
+            "LEFT JOIN star.dim_product p USING (product_id)")
+# labelled snapshot rows, counted: all the stage baseline and the expected-close fallback read of them
+LABEL_COUNTS_SQL = ("SELECT as_of_date, outcome_date, stage, is_won, count(*) AS n FROM features.deal_snapshot "
+                    "WHERE is_won IS NOT NULL AND as_of_date <= ? GROUP BY ALL")
+CACHE_BYTES = 1 << 30  # backtest sims kept between tuning and scoring up to this; beyond it, re-simulated
+
+
+def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int):
+    """What the backtest reads, and no more (not every column of every snapshot: 29M rows x 37
+    columns at scale 100): the origins' dates, the timing columns over the window the timing fits
+    and timing_validation look at, and the labelled rows as counts. The origins' own snapshot
+    rows (every column: the win model reads them) are read one origin at a time."""
+    dates = wh.query("SELECT DISTINCT as_of_date FROM features.deal_snapshot WHERE as_of_date <= ?",
+                     [as_of])["as_of_date"].to_list()
+    chosen = backtest.origins(dates, as_of, horizon_weeks, n_origins)
+    if not chosen:
+        return chosen, None, None, None, None
+    since = min(chosen[0], as_of - dt.timedelta(days=backtest.TIMING_VALIDATION_DAYS[1])) - dt.timedelta(days=TIMING_DAYS)
+    timing_rows = wh.query(f"SELECT {', '.join(TIMING_COLUMNS)}, expected_close_date FROM features.deal_snapshot "
+                           "WHERE as_of_date <= ? AND as_of_date >= ?", [as_of, since])
+    counts = wh.query(LABEL_COUNTS_SQL, [as_of])
+    opps = wh.query(OPPS_SQL)
     dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
-    snaps = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date <= ?", [as_of])
-    return opps, dim_rep, snaps
+    return chosen, timing_rows, counts, opps, dim_rep
 
 
 def _metric_rows(frame: pl.DataFrame, as_of: dt.date, version: str) -> pl.DataFrame:
@@ -68,26 +88,48 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
                       mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
-    opps, dim_rep, snaps = _tables(wh, as_of)
-    chosen = backtest.origins(snaps["as_of_date"].unique().to_list(), as_of, config.horizon_weeks, config.n_origins)
+    chosen, snaps, counts, opps, dim_rep = _backtest_tables(wh, as_of, config.horizon_weeks, config.n_origins)
     if not chosen:
         context.log.warning("forecast backtest skipped: no weekly origin has its whole horizon observed yet")
         return dg.MaterializeResult(metadata={"status": "skipped: no origin with an observed horizon",
                                               "n_origins": dg.MetadataValue.int(0)})
     start = time.perf_counter()
-    labelled = snaps.filter(pl.col("is_won").is_not_null())
-    prob_fn = probabilities.registry(mlflow_tracking, labelled)
-    prepared, fitted = [], None
+    prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
+    # pass 1, one origin at a time: prepare, simulate, count the shock grid's tuning hits; the
+    # origin keeps its engine inputs, and its sims only while they fit in CACHE_BYTES
+    prepared, cached, hits, fitted = [], [], 0, None
     for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
         if i % max(1, config.refit_timing_weeks) == 0:
             fitted = timing.fit(snaps, o)
-        prepared.append(backtest.prepare_origin(o, snaps, opps, dim_rep, prob_fn, fitted, config.horizon_weeks))
-    sims = [backtest.run_sims(o, config.backtest_sims, config.seed) for o in prepared]
-    sigma_h, sigma_w, grid = backtest.tune_shock(prepared, sims, config.seed)
-    rows = pl.concat([backtest.evaluate_origin(o, x, simulate.shock(
-        config.backtest_sims, o.cal.atom_week_all, sigma_h, sigma_w, config.seed)).with_columns(
-        pl.lit(o.model_version).alias("win_model_version")) for o, x in zip(prepared, sims)])
-    rows = rows.with_columns(pl.lit(as_of).alias("backtest_as_of"))
+        rows = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?", [o])
+        origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted, config.horizon_weeks,
+                                         rows=rows, label_counts=counts)
+        origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
+        size = len(origin.labels) * origin.cal.n_atoms * config.backtest_sims * 4
+        keep = (len(cached) + 1) * size <= CACHE_BYTES and (not cached or cached[-1] is not None)
+        group_labels, groups = model.group_matrix(origin.prep.segments)
+        res = simulate.simulate_blocks(origin.prep.engine, config.backtest_sims, config.seed, groups=groups,
+                                       keep_reps=keep)
+        # the tuning segments, in label order (groups, then divisions), first TUNING_SIMS sims
+        tune_groups = [k for k, lab in enumerate(group_labels) if lab[0] in backtest.TUNING_TYPES]
+        x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS],
+                                 res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)])
+        assert len(x_tune) == len(backtest.tuning_rows(origin))
+        hits = hits + backtest.tuning_hits(origin, x_tune, config.seed)
+        cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
+                      if keep else None)
+        prepared.append(origin)
+        del res, x_tune
+    sigma_h, sigma_w, grid = backtest.choose_shock(hits)
+    # pass 2: score every origin with the chosen shock (cached sims, or the same sims again)
+    frames = []
+    for o, x in zip(prepared, cached):
+        shock_m = simulate.shock(config.backtest_sims, o.cal.atom_week_all, sigma_h, sigma_w, config.seed)
+        rows_o = (backtest.evaluate_origin(o, x, shock_m) if x is not None
+                  else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, shock_m))
+        frames.append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version")))
+    del cached
+    rows = pl.concat(frames).with_columns(pl.lit(as_of).alias("backtest_as_of"))
     metrics = backtest.metrics(rows)
     timing_rows = backtest.timing_validation(snaps, as_of)
     version = f"revenue_forecast@{as_of}"
@@ -141,9 +183,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     as_of = dt.date.fromisoformat(context.partition_key)
     # Not every snapshot ever taken (29M rows x 37 columns at scale 100): the as-of date's rows,
     # and for the timing fit only its window and the columns it reads (timing.fit's docstring).
-    opps = wh.query("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
-                    "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
-                    "LEFT JOIN star.dim_product p USING (product_id)")
+    opps = wh.query(OPPS_SQL)
     dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
     rows = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
                     [as_of])
@@ -157,9 +197,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
             pl.col("expected_close_date").fill_null(pl.col("scored_close")))
         source = ", ".join(sorted(scored["model_version"].unique().to_list()))
     else:  # not scored (yet): the same rule scoring.py uses, so the forecast still stands
-        labelled = wh.query("SELECT as_of_date, opportunity_id, stage, outcome_date, is_won FROM features.deal_snapshot "
-                            "WHERE is_won IS NOT NULL AND as_of_date <= ?", [as_of])  # all of it, as scoring reads
-        p, source = probabilities.registry(mlflow_tracking, labelled)(as_of, rows)
+        counts = wh.query(LABEL_COUNTS_SQL, [as_of])  # all of it, as scoring reads, counted
+        p, source = probabilities.registry(mlflow_tracking, counts, counts=True)(as_of, rows)
         deals = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64))
         context.log.warning(f"scores.deal_scores has no rows for {as_of}; win probabilities from {source}")
     sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from revintel_assets.deals.scoring import _history_rows, expected_close
-from revintel_assets.forecast import model, simulate, timing
+from revintel_assets.forecast import model, probabilities, simulate, timing
 from revintel_assets.forecast.periods import Calendar, calendar
 
 SIGMA_HORIZON_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -29,6 +29,7 @@ SIGMA_WEEK_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 TARGET_COVERAGE = 0.8
 TUNING_SIMS = 1000
 TUNING_TYPES = ("total", "region", "manager", "division")  # reps: evaluated, not tuned on (too sparse)
+TIMING_VALIDATION_DAYS = (365, 730)  # timing_validation's origins: this many days before the as-of date
 
 ProbabilityFn = Callable[[dt.date, pl.DataFrame], tuple[np.ndarray, str]]
 
@@ -109,19 +110,28 @@ def _by_segment(frame: pl.DataFrame, day: np.ndarray, value: np.ndarray, cal: Ca
     return out
 
 
-def prepare_origin(o: dt.date, snapshots: pl.DataFrame, opps: pl.DataFrame, dim_rep: pl.DataFrame,
+def prepare_origin(o: dt.date, snapshots: pl.DataFrame | None, opps: pl.DataFrame, dim_rep: pl.DataFrame,
                    probability_fn: ProbabilityFn, timing_model: timing.TimingModel, horizon_weeks: int,
-                   actual_opps: pl.DataFrame | None = None) -> Origin:
+                   actual_opps: pl.DataFrame | None = None, *, rows: pl.DataFrame | None = None,
+                   label_counts: pl.DataFrame | None = None) -> Origin:
     """Everything for one origin, from the tables truncated to it (actuals from `actual_opps`, read only
-    for scoring, after the forecast is made)."""
+    for scoring, after the forecast is made).
+
+    Either `snapshots` (labelled snapshot rows, every column), or, to read less, `rows` (the origin's
+    snapshot rows) and `label_counts` (probabilities.label_counts of the labelled rows)."""
     # the origin's open deals, with every outcome column blanked: nothing later can leak through them
-    rows = snapshots.filter(pl.col("as_of_date") == o).with_columns(
-        pl.lit(None, dtype=pl.Date).alias("outcome_date"), pl.lit(None, dtype=pl.Boolean).alias("is_won"))
-    _, opp = truncate_to(o, snapshots.clear(), opps)
+    if rows is None:
+        rows = snapshots.filter(pl.col("as_of_date") == o)
+    rows = rows.with_columns(pl.lit(None, dtype=pl.Date).alias("outcome_date"), pl.lit(None, dtype=pl.Boolean).alias("is_won"))
+    _, opp = truncate_to(o, _EMPTY_SNAPSHOTS, opps)
     cal = calendar(o, horizon_weeks)
     p, version = probability_fn(o, rows)
-    known = _history_rows(snapshots.filter((pl.col("as_of_date") < o) & pl.col("is_won").is_not_null()), o)
-    rows = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), expected_close(rows, known))
+    if label_counts is not None:
+        close = probabilities.expected_close_from_counts(rows, label_counts, o)
+    else:
+        known = _history_rows(snapshots.filter((pl.col("as_of_date") < o) & pl.col("is_won").is_not_null()), o)
+        close = expected_close(rows, known)
+    rows = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close)
     segments = model.Segments.build(dim_rep, opps["rep_id"].unique().to_list(), opps["division"].unique().to_list())
     labels = _labels(segments)
     prep = model.prepare(rows, timing_model, cal, segments, opp)
@@ -130,63 +140,112 @@ def prepare_origin(o: dt.date, snapshots: pl.DataFrame, opps: pl.DataFrame, dim_
     return Origin(o, cal, prep, actual, base, labels, version)
 
 
+_EMPTY_SNAPSHOTS = pl.DataFrame(schema={"as_of_date": pl.Date, "outcome_date": pl.Date, "is_won": pl.Boolean})
+
+
 def _labels(segments: model.Segments) -> list:
     return ([(t, s) for t, s, _ in segments.members] + [("rep", r) for r in segments.reps]
             + [("division", d) for d in segments.divisions])
 
 
-def run_sims(origin: Origin, n_sims: int, seed: int) -> np.ndarray:
-    res = simulate.simulate(origin.prep.engine, n_sims=n_sims, seed=seed)
-    labels, sims = model.segment_sims(res, origin.prep.segments)
-    assert labels == origin.labels
-    return sims
+def run_sims(origin: Origin, n_sims: int, seed: int, workers: int = 2) -> np.ndarray:
+    """(n_labels, n_atoms, n_sims) float32 un-shocked sims of every label of the origin (groups,
+    reps, divisions; sims last). Holds every rep x sim: for small inputs (the asset caches these
+    only within a memory budget, else it re-simulates: evaluate_origin_blocked)."""
+    group_labels, groups = model.group_matrix(origin.prep.segments)
+    res = simulate.simulate_blocks(origin.prep.engine, n_sims, seed, groups=groups, keep_reps=True, workers=workers)
+    assert group_labels == origin.labels[:len(group_labels)]
+    return np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
 
 
-def tune_shock(origins_: list[Origin], sims: list[np.ndarray], seed: int) -> tuple[float, float, pl.DataFrame]:
-    """Grid search of the shock sizes on the backtests: the pair whose P10-P90 coverage over the
-    tuning segments is closest to 80 % (ties: the smaller shock)."""
-    results = []
-    # the tuning segments and the first TUNING_SIMS simulations (exchangeable), cut once
-    keeps = [[i for i, (t, _) in enumerate(o.labels) if t in TUNING_TYPES] for o in origins_]
-    cut = [np.ascontiguousarray(x[k, :TUNING_SIMS]) for k, x in zip(keeps, sims)]
-    for sh in SIGMA_HORIZON_GRID:
-        for sw in SIGMA_WEEK_GRID:
-            hit = n = 0
-            for o, x, keep in zip(origins_, cut, keeps):
-                m = simulate.shock(x.shape[1], o.cal.atom_week_all, sh, sw, seed)
-                for ptype in ("week", "month"):
-                    per = model.period_sims(x, o.cal, m, ptype)  # (seg, P, S)
-                    y = o.actual[ptype][keep][:, :, None]
-                    lower_ok = (per <= y).mean(axis=2) >= 0.1
-                    upper_ok = (per < y).mean(axis=2) <= 0.9
-                    hit += int((lower_ok & upper_ok).sum())
-                    n += lower_ok.size
-            results.append({"sigma_horizon": sh, "sigma_week": sw, "coverage": hit / max(n, 1), "rows": n})
-    grid = pl.DataFrame(results).with_columns((pl.col("coverage") - TARGET_COVERAGE).abs().alias("gap"))
+SHOCK_GRID = [(sh, sw) for sh in SIGMA_HORIZON_GRID for sw in SIGMA_WEEK_GRID]
+
+
+def tuning_rows(o: Origin) -> np.ndarray:
+    """Indices (into o.labels) of the segments the shock is tuned on."""
+    return np.array([i for i, (t, _) in enumerate(o.labels) if t in TUNING_TYPES], dtype=np.int64)
+
+
+def tuning_hits(o: Origin, x_tune: np.ndarray, seed: int) -> np.ndarray:
+    """(len(SHOCK_GRID), 2) [covered, rows] of one origin for every shock pair of the grid.
+    x_tune: (len(tuning_rows(o)), n_atoms, >= TUNING_SIMS) un-shocked sims (the first TUNING_SIMS
+    are used: simulations are exchangeable). Origins are scored one at a time, so a backtest keeps
+    no origin's sims once its hits are counted."""
+    keep = tuning_rows(o)
+    x = np.ascontiguousarray(x_tune[:, :, :TUNING_SIMS], dtype=np.float32)
+    out = np.zeros((len(SHOCK_GRID), 2), dtype=np.int64)
+    pts = {p: np.ascontiguousarray(o.cal.period_matrix(p).T, dtype=np.float32) for p in ("week", "month")}
+    for g, (sh, sw) in enumerate(SHOCK_GRID):
+        st = np.ascontiguousarray(simulate.shock(x.shape[2], o.cal.atom_week_all, sh, sw, seed).T, dtype=np.float32)
+        xs = x * st
+        for ptype in ("week", "month"):
+            per = np.matmul(pts[ptype], xs)  # (seg, P, S)
+            y = o.actual[ptype][keep][:, :, None]
+            lower_ok = (per <= y).mean(axis=2) >= 0.1
+            upper_ok = (per < y).mean(axis=2) <= 0.9
+            out[g] += (int((lower_ok & upper_ok).sum()), lower_ok.size)
+    return out
+
+
+def choose_shock(hits: np.ndarray) -> tuple[float, float, pl.DataFrame]:
+    """The pair whose P10-P90 coverage over the tuning segments (hits summed over origins) is
+    closest to 80 % (ties: the smaller shock)."""
+    grid = pl.DataFrame({"sigma_horizon": [sh for sh, _ in SHOCK_GRID], "sigma_week": [sw for _, sw in SHOCK_GRID],
+                         "coverage": [int(h) / max(int(n), 1) for h, n in hits], "rows": [int(n) for _, n in hits]})
+    grid = grid.with_columns((pl.col("coverage") - TARGET_COVERAGE).abs().alias("gap"))
     best = grid.sort(["gap", "sigma_horizon", "sigma_week"]).row(0, named=True)
     return best["sigma_horizon"], best["sigma_week"], grid.drop("gap")
 
 
-def evaluate_origin(o: Origin, x: np.ndarray, shock_m: np.ndarray) -> pl.DataFrame:
-    """forecast_backtest rows of one origin: quantiles, mean, actual, covered, CRPS, baseline."""
+def tune_shock(origins_: list[Origin], sims: list[np.ndarray], seed: int) -> tuple[float, float, pl.DataFrame]:
+    """Grid search of the shock sizes on the backtests (sims: run_sims' arrays)."""
+    hits = sum(tuning_hits(o, x[tuning_rows(o)], seed) for o, x in zip(origins_, sims))
+    return choose_shock(hits)
+
+
+def _origin_rows(o: Origin, stats: dict[str, np.ndarray]) -> pl.DataFrame:
     frames = []
-    for ptype in ("week", "month"):
-        s = np.sort(model.period_sims(x, o.cal, shock_m, ptype), axis=2)
-        qs = model.sorted_quantiles(s)
-        y = o.actual[ptype]
-        frames.append(model.summarise(o.labels, {ptype: s}, o.cal, presorted=True).with_columns(
-            pl.Series("actual", y.ravel()), pl.Series("baseline_weighted_pipeline", o.baseline[ptype].ravel()),
-            pl.Series("crps", crps_sorted(s, y).ravel()),
-            pl.Series("covered", ((qs[0] <= y) & (y <= qs[2])).ravel())))
+    for ptype, st in stats.items():
+        frames.append(model.summary_frame(o.labels, {ptype: st}, o.cal).with_columns(
+            pl.Series("actual", o.actual[ptype].ravel()),
+            pl.Series("baseline_weighted_pipeline", o.baseline[ptype].ravel()),
+            pl.Series("crps", st[:, :, 4].ravel()), pl.Series("covered", st[:, :, 5].ravel() > 0)))
     return pl.concat(frames)
 
 
-def crps_sorted(s: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """CRPS of the sample (sorted along the last axis) against y: E|X - y| - E|X - X'| / 2."""
-    n = s.shape[-1]
-    first = np.abs(s - y[..., None]).mean(axis=-1)
-    w = (2 * np.arange(1, n + 1) - n - 1) / (n * n)
-    return first - (s * w).sum(axis=-1)
+def evaluate_origin(o: Origin, x: np.ndarray, shock_m: np.ndarray) -> pl.DataFrame:
+    """forecast_backtest rows of one origin: quantiles, mean, actual, covered, CRPS, baseline
+    (x: run_sims' (n_labels, n_atoms, n_sims) array; shock_m: (n_sims, n_atoms))."""
+    st = shock_m.T
+    return _origin_rows(o, {p: model.period_stats(x, o.cal.period_matrix(p).T, st, o.actual[p])
+                            for p in ("week", "month")})
+
+
+def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarray, workers: int = 2) -> pl.DataFrame:
+    """evaluate_origin's rows, re-simulating the origin (same seed: the same sims) and scoring
+    reps chunk by chunk inside the engine: memory does not grow with reps x sims."""
+    st = np.ascontiguousarray(shock_m.T, dtype=np.float32)
+    group_labels, groups = model.group_matrix(o.prep.segments)
+    n_g, n_r = len(group_labels), len(o.prep.segments.reps)
+    ptypes = ("week", "month")
+    pts = {p: o.cal.period_matrix(p).T for p in ptypes}
+    widths = [len(pts[p]) * 6 for p in ptypes]
+
+    def reduce(lo: int, hi: int, block: np.ndarray) -> np.ndarray:
+        return np.concatenate([model.period_stats(block, pts[p], st, o.actual[p][n_g + lo:n_g + hi]).reshape(hi - lo, -1)
+                               for p in ptypes], axis=1)
+
+    res = simulate.simulate_blocks(o.prep.engine, n_sims, seed, groups=groups, reduce=reduce, n_out=sum(widths),
+                                   workers=workers)
+    stats = {}
+    for k, p in enumerate(ptypes):
+        rep = res.rep_out[:, sum(widths[:k]):sum(widths[:k + 1])].reshape(n_r, len(pts[p]), 6)
+        stats[p] = np.concatenate([model.period_stats(res.group_grid, pts[p], st, o.actual[p][:n_g]), rep,
+                                   model.period_stats(res.division_grid, pts[p], st, o.actual[p][n_g + n_r:])])
+    return _origin_rows(o, stats)
+
+
+crps_sorted = model.crps_sorted
 
 
 def pinball(y: np.ndarray, q: np.ndarray, tau: float) -> np.ndarray:
@@ -227,7 +286,8 @@ def timing_validation(snapshots: pl.DataFrame, as_of: dt.date, every_weeks: int 
     deals that were in fact won compare P(close within k days | won) with what happened; the naive
     rule "it closes by its expected close date" is the baseline. Brier score, lower is better."""
     mondays = sorted(d for d in snapshots["as_of_date"].unique().to_list() if d.weekday() == 0
-                     and as_of - dt.timedelta(days=730) <= d <= as_of - dt.timedelta(days=365))
+                     and as_of - dt.timedelta(days=TIMING_VALIDATION_DAYS[1]) <= d
+                     <= as_of - dt.timedelta(days=TIMING_VALIDATION_DAYS[0]))
     out = []
     for o in mondays[::every_weeks]:  # a handful of origins
         fitted = timing.fit(snapshots, o)

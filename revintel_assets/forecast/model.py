@@ -69,8 +69,19 @@ def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: S
     return Prepared(deals, engine, cal, segments)
 
 
+SEGMENT_BLOCK_CELLS = 4_000_000  # period_stats works on this many (segment, atom, sim) values at a time (16 MB)
+
+
+def group_matrix(segments: Segments, types=SEGMENT_TYPES) -> tuple[list, np.ndarray]:
+    """(labels, (n_groups, n_reps) 0/1) of the total / region / manager segments among `types`."""
+    grouped = [m for m in segments.members if m[0] in types]
+    matrix = np.stack([m[2] for m in grouped]) if grouped else np.zeros((0, len(segments.reps)))
+    return [(t, s) for t, s, _ in grouped], matrix
+
+
 def segment_sims(result: simulate.SimResult, segments: Segments, types=SEGMENT_TYPES) -> tuple[list, np.ndarray]:
-    """(labels [(segment_type, segment)], sims (n_segments, n_sims, n_atoms) float32), un-shocked."""
+    """(labels [(segment_type, segment)], sims (n_segments, n_sims, n_atoms) float32), un-shocked.
+    Holds every segment x sim: for tests and benchmarks (the forecast summarises in blocks)."""
     n_reps = result.rep_grid.shape[0]
     flat = result.rep_grid.reshape(n_reps, -1)
     labels, blocks = [], []
@@ -89,7 +100,8 @@ def segment_sims(result: simulate.SimResult, segments: Segments, types=SEGMENT_T
 
 
 def period_sims(sims: np.ndarray, cal: Calendar, shock_m: np.ndarray | None, period_type: str) -> np.ndarray:
-    """(n_segments, n_periods, n_sims) revenue per period, with the shared shock applied."""
+    """(n_segments, n_periods, n_sims) revenue per period, with the shared shock applied
+    (sims: (n_segments, n_sims, n_atoms), segment_sims' layout)."""
     x = sims if shock_m is None else sims * shock_m[None, :, :].astype(np.float32)
     out = x @ cal.period_matrix(period_type).astype(np.float32)  # (seg, sims, periods)
     return np.ascontiguousarray(out.transpose(0, 2, 1))
@@ -103,13 +115,63 @@ def sorted_quantiles(s: np.ndarray) -> np.ndarray:
     return np.stack([s[..., lo[i]] * (1 - frac[i]) + s[..., hi[i]] * frac[i] for i in range(len(pos))])
 
 
+STATS = ("p10", "p50", "p90", "mean")  # period_stats' last axis (+ "crps" when scored against actuals)
+
+
+def period_stats(x: np.ndarray, period_t: np.ndarray, shock_t: np.ndarray | None,
+                 actual: np.ndarray | None = None) -> np.ndarray:
+    """Summary of segments' simulated revenue per period, a block of segments at a time.
+
+    x: (n, n_atoms, n_sims) un-shocked sims (sims last); period_t: (n_periods, n_atoms) 0/1;
+    shock_t: (n_atoms, n_sims) multipliers or None. Returns (n, n_periods, 4) p10 / p50 / p90 / mean,
+    or with `actual` (n, n_periods): (n, n_periods, 6) + crps + covered (p10 <= actual <= p90)."""
+    n, n_atoms, n_sims = x.shape
+    pt = np.ascontiguousarray(period_t, dtype=np.float32)
+    st = None if shock_t is None else np.ascontiguousarray(shock_t, dtype=np.float32)
+    out = np.empty((n, len(pt), 4 if actual is None else 6))
+    step = max(1, SEGMENT_BLOCK_CELLS // max(1, n_atoms * n_sims))
+    for i in range(0, n, step):  # blocks of segments: bounded temporaries
+        xs = np.asarray(x[i:i + step], dtype=np.float32)
+        if st is not None:
+            xs = xs * st
+        per = np.matmul(pt, xs)  # (k, n_periods, n_sims)
+        j = i + len(per)
+        out[i:j, :, 3] = per.mean(axis=2)
+        if actual is None:
+            out[i:j, :, :3] = np.moveaxis(np.quantile(per, QUANTILES, axis=2), 0, -1)
+        else:
+            per.sort(axis=2)
+            qs = sorted_quantiles(per)
+            y = actual[i:j]
+            out[i:j, :, :3] = np.moveaxis(qs, 0, -1)
+            out[i:j, :, 4] = crps_sorted(per, y)
+            out[i:j, :, 5] = (qs[0] <= y) & (y <= qs[2])
+    return out
+
+
+def crps_sorted(s: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """CRPS of the sample (sorted along the last axis) against y: E|X - y| - E|X - X'| / 2."""
+    n = s.shape[-1]
+    first = np.abs(s - y[..., None]).mean(axis=-1)
+    w = (2 * np.arange(1, n + 1) - n - 1) / (n * n)
+    return first - (s * w).sum(axis=-1)
+
+
 def summarise(labels: list, per_period: dict[str, np.ndarray], cal: Calendar, presorted: bool = False) -> pl.DataFrame:
     """Rows of forecast.revenue_forecast for one as-of date (samples along the last axis)."""
-    frames = []
+    stats = {}
     for ptype, x in per_period.items():
         qs = sorted_quantiles(x) if presorted else np.quantile(x, QUANTILES, axis=2)  # (3, seg, periods)
+        stats[ptype] = np.concatenate([np.moveaxis(qs, 0, -1), x.mean(axis=2)[..., None]], axis=-1)
+    return summary_frame(labels, stats, cal)
+
+
+def summary_frame(labels: list, stats: dict[str, np.ndarray], cal: Calendar) -> pl.DataFrame:
+    """Rows of forecast.revenue_forecast from period_stats' (n_segments, n_periods, >= 4) arrays."""
+    frames = []
+    for ptype, st in stats.items():
         bounds = cal.period_bounds(ptype)
-        n_seg, n_p = x.shape[:2]
+        n_seg, n_p = st.shape[:2]
         frames.append(pl.DataFrame({
             "as_of_date": [cal.as_of] * (n_seg * n_p),
             "period_type": [ptype] * (n_seg * n_p),
@@ -118,8 +180,7 @@ def summarise(labels: list, per_period: dict[str, np.ndarray], cal: Calendar, pr
             "last_day": [b[1] for _ in range(n_seg) for b in bounds],
             "segment_type": [t for t, _ in labels for _ in range(n_p)],
             "segment": [s for _, s in labels for _ in range(n_p)],
-            "p10": qs[0].ravel().astype(np.float64), "p50": qs[1].ravel().astype(np.float64),
-            "p90": qs[2].ravel().astype(np.float64), "mean": x.mean(axis=2).ravel().astype(np.float64),
+            **{name: st[:, :, k].ravel().astype(np.float64) for k, name in enumerate(STATS)},
         }))
     return pl.concat(frames)
 
@@ -148,12 +209,29 @@ def deal_contributions(prep: Prepared, horizons=range(4, 14)) -> pl.DataFrame:
 def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_rep: pl.DataFrame,
              opps: pl.DataFrame, n_sims: int, seed: int, sigma_horizon: float, sigma_week: float,
              workers: int = 2) -> tuple[pl.DataFrame, Prepared, int]:
-    """(forecast.revenue_forecast rows, the prepared inputs, bookings simulated) for one as-of date."""
+    """(forecast.revenue_forecast rows, the prepared inputs, bookings simulated) for one as-of date.
+
+    Reps are summarised chunk by chunk inside the engine (their quantiles need only their own
+    sims), groups and divisions are summed across chunks: memory does not grow with reps x sims."""
     segments = Segments.build(dim_rep, opps["rep_id"].unique().to_list() + deals["rep_id"].unique().to_list(),
                               opps["division"].unique().to_list() + deals["division"].unique().to_list())
     prep = prepare(deals, timing_model, cal, segments, opps)
-    result = simulate.simulate(prep.engine, n_sims=n_sims, seed=seed, workers=workers)
-    labels, sims = segment_sims(result, segments)
-    shock_m = simulate.shock(n_sims, cal.atom_week_all, sigma_horizon, sigma_week, seed)
-    per = {ptype: period_sims(sims, cal, shock_m, ptype) for ptype in ("week", "month")}
-    return summarise(labels, per, cal), prep, result.bookings
+    shock_t = np.ascontiguousarray(simulate.shock(n_sims, cal.atom_week_all, sigma_horizon, sigma_week, seed).T,
+                                   dtype=np.float32)
+    ptypes = ("week", "month")
+    pts = {p: cal.period_matrix(p).T for p in ptypes}
+    widths = [len(pts[p]) * len(STATS) for p in ptypes]
+
+    def reduce(lo: int, hi: int, block: np.ndarray) -> np.ndarray:
+        return np.concatenate([period_stats(block, pts[p], shock_t).reshape(hi - lo, -1) for p in ptypes], axis=1)
+
+    group_labels, groups = group_matrix(segments)
+    res = simulate.simulate_blocks(prep.engine, n_sims, seed, groups=groups, reduce=reduce, n_out=sum(widths),
+                                   workers=workers)
+    stats = {}
+    for k, p in enumerate(ptypes):
+        rep = res.rep_out[:, sum(widths[:k]):sum(widths[:k + 1])].reshape(len(segments.reps), len(pts[p]), len(STATS))
+        stats[p] = np.concatenate([period_stats(res.group_grid, pts[p], shock_t), rep,
+                                   period_stats(res.division_grid, pts[p], shock_t)])
+    labels = group_labels + [("rep", r) for r in segments.reps] + [("division", d) for d in segments.divisions]
+    return summary_frame(labels, stats, cal), prep, res.bookings

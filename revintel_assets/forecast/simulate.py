@@ -27,13 +27,15 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds the temporary index arrays (~200 MB per worker)
 FORK_BOOKINGS = 20_000_000  # below this, forking costs more than it saves
-MAX_GRID_CELLS = 4_000_000  # and the local (rep, division, atom, sim) grid of a chunk (32 MB)
+MAX_GRID_CELLS = 8_000_000  # and the local (rep, division, atom, sim) grid of a chunk (64 MB)
 
 
 def next_prime(n: int) -> int:
@@ -68,10 +70,30 @@ class EngineInput:
 @dataclass
 class SimResult:
     """Raw (un-shocked) revenue per simulation: rep_grid (n_reps, n_sims, n_atoms) and
-    division_grid (n_divisions, n_sims, n_atoms); every booking is in both."""
+    division_grid (n_divisions, n_sims, n_atoms); every booking is in both. Holds every rep's
+    every simulation: for tests and small inputs only (the forecast uses `simulate_blocks`)."""
 
     rep_grid: np.ndarray
     division_grid: np.ndarray
+    n_sims: int
+    bookings: int
+
+
+@dataclass
+class Blocked:
+    """What `simulate_blocks` keeps, with sims along the LAST axis (n, n_atoms, n_sims):
+
+    rep_out:       (n_reps, k) float64, the `reduce` callback's summary of each rep (None without one)
+    group_grid:    (n_groups, n_atoms, n_sims) float32, sums over the reps of each group
+    division_grid: (n_divisions, n_atoms, n_sims) float64
+    rep_grid:      (n_reps, n_atoms, n_sims) float32 only with keep_reps=True (small inputs)
+    Peak memory: the group and division grids (x workers) plus one chunk per worker, whatever
+    n_reps x n_sims is."""
+
+    rep_out: np.ndarray | None
+    group_grid: np.ndarray
+    division_grid: np.ndarray
+    rep_grid: np.ndarray | None
     n_sims: int
     bookings: int
 
@@ -123,97 +145,161 @@ def _scatter_chunk(deals: np.ndarray, counts: np.ndarray, offset, stride, modulu
     return grid.reshape(rep_hi - rep_lo, n_div, n_atoms, modulus), n
 
 
-def _chunks(rep_sorted: np.ndarray, bookings: np.ndarray, max_reps: int) -> list[tuple[np.ndarray, int, int]]:
-    """Split deals (sorted by rep) into chunks of whole reps with bounded bookings and grid size."""
-    reps, first = np.unique(rep_sorted, return_index=True)
-    per_rep = np.add.reduceat(bookings, first) if len(first) else np.array([], dtype=np.int64)
-    out, lo, acc = [], 0, 0
-    for i in range(len(reps)):  # loop over reps (a few hundred at most), never over deals or sims
-        acc += per_rep[i]
-        hi = i + 1
-        if acc >= MAX_BOOKINGS_PER_CHUNK or hi == len(reps) or reps[hi] - reps[lo] >= max_reps:
-            stop = first[hi] if hi < len(reps) else len(rep_sorted)
-            out.append((np.arange(first[lo], stop), int(reps[lo]), int(reps[hi - 1]) + 1))
-            lo, acc = hi, 0
+def _rep_chunks(work: np.ndarray, max_reps: int) -> list[tuple[int, int]]:
+    """Cut reps 0..n-1 into contiguous ranges of at most max_reps reps and (unless one rep alone
+    exceeds it) MAX_BOOKINGS_PER_CHUNK expected bookings. Depends on the inputs only, never on
+    the number of workers, so every random draw lands in the same chunk whatever `workers` is."""
+    out, lo, acc = [], 0, 0.0
+    for i in range(len(work)):  # loop over reps (a few thousand at most), never over deals or sims
+        if i > lo and (acc + work[i] > MAX_BOOKINGS_PER_CHUNK or i - lo >= max_reps):
+            out.append((lo, i))
+            lo, acc = i, 0.0
+        acc += work[i]
+    if len(work):
+        out.append((lo, len(work)))
     return out
 
 
-def _shared(shape: tuple) -> np.ndarray:
-    """A zeroed float64 array in anonymous shared memory (visible to forked children)."""
-    size = int(np.prod(shape)) * 8
-    return np.frombuffer(mmap.mmap(-1, max(size, 8)), dtype=np.float64, count=int(np.prod(shape))).reshape(shape)
+def _shared(shape: tuple, dtype=np.float64) -> np.ndarray:
+    """A zeroed array in anonymous shared memory (visible to forked children)."""
+    n = int(np.prod(shape))
+    size = n * np.dtype(dtype).itemsize
+    return np.frombuffer(mmap.mmap(-1, max(size, 8)), dtype=dtype, count=n).reshape(shape)
 
 
-def _parallel(run, chunks, rep_grid: np.ndarray, div_grid: np.ndarray, workers: int) -> None:
-    """Run the chunks; with workers > 1, in forked processes writing into shared memory.
+def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, groups: np.ndarray | None = None,
+                    reduce: Callable[[int, int, np.ndarray], np.ndarray] | None = None, n_out: int = 0,
+                    keep_reps: bool = False, workers: int = 2) -> Blocked:
+    """Simulate chunk by chunk of reps; seeded and deterministic whatever `workers` is.
 
-    np.repeat and np.bincount hold the GIL, so threads would not use the second core; processes do.
-    Each chunk owns whole reps (disjoint slices of the rep grid); each worker has its own division
-    grid, summed at the end (so division sums may differ from one worker in the last bits only)."""
-    if workers <= 1 or len(chunks) < 2 or not hasattr(os, "fork"):
-        for c in chunks:
-            run(c, rep_grid, div_grid)
-        return
-    shared_rep = _shared(rep_grid.shape)
-    shared_div = _shared((workers, *div_grid.shape))
-    pids = []
-    for w in range(workers):  # a couple of processes, never one per deal or simulation
-        pid = os.fork()
-        if pid == 0:  # child: its share of the chunks, then leave at once (no atexit, no cleanup)
-            code = 0
-            try:
-                for c in chunks[w::workers]:
-                    run(c, shared_rep, shared_div[w])
-            except BaseException:
-                code = 1
-            os._exit(code)
-        pids.append(pid)
-    failed = [pid for pid in pids if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
-    if failed:
-        raise RuntimeError(f"simulation worker process(es) {failed} failed")
-    rep_grid += shared_rep
-    div_grid += shared_div.sum(axis=0)
-
-
-def simulate(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, workers: int = 2) -> SimResult:
-    """Raw simulated revenue grids; seeded and deterministic whatever `workers` is."""
+    groups: (n_groups, n_reps) 0/1 membership (total / regions / managers): their sims are summed
+    chunk by chunk. reduce(lo, hi, block) gets the float32 (hi - lo, n_atoms, n_sims) sims of reps
+    lo..hi-1 and returns their (hi - lo, n_out) summary (quantiles...): the full rep x sim grid is
+    never held (unless keep_reps). With workers > 1 and enough bookings, chunks run in forked
+    processes (np.repeat / np.bincount hold the GIL); `reduce` runs there too."""
     if not 1 <= n_sims <= 40_000:
         raise ValueError(f"n_sims must be in 1..40,000 (int32 slots), got {n_sims}")
     rng = np.random.default_rng(seed)
-    n_atoms = inp.q.shape[1]
+    n_atoms, n_reps, n_div = inp.q.shape[1], inp.n_reps, inp.n_divisions
     order = np.argsort(inp.rep, kind="stable")
-    sorted_inp = EngineInput(q=inp.q[order], amount=np.asarray(inp.amount, dtype=np.float64)[order],
-                             rep=np.asarray(inp.rep, dtype=np.int64)[order],
-                             division=np.asarray(inp.division, dtype=np.int64)[order],
-                             n_reps=inp.n_reps, n_divisions=inp.n_divisions)
-    rep_grid = np.zeros((inp.n_reps, n_sims, n_atoms))
-    div_grid = np.zeros((inp.n_divisions, n_sims, n_atoms))
+    s = EngineInput(q=inp.q[order], amount=np.asarray(inp.amount, dtype=np.float64)[order],
+                    rep=np.asarray(inp.rep, dtype=np.int64)[order],
+                    division=np.asarray(inp.division, dtype=np.int64)[order],
+                    n_reps=n_reps, n_divisions=n_div)
+    deal_start = np.searchsorted(s.rep, np.arange(n_reps + 1))
+    modulus = next_prime(n_sims)
+    work = np.zeros(n_reps)
+    counts = offset = stride = None
     total = 0
     if len(order):
-        counts, offset, stride, modulus = _open_deal_bookings(sorted_inp, n_sims, rng)
-        max_reps = max(1, MAX_GRID_CELLS // (inp.n_divisions * n_atoms * modulus))
-        chunks = _chunks(sorted_inp.rep, counts.sum(axis=1), max_reps)
+        counts, offset, stride, modulus = _open_deal_bookings(s, n_sims, rng)
+        per_deal = counts.sum(axis=1)
+        total = int(per_deal.sum())  # bookings drawn (a few land in the prime's spare slots and are dropped)
+        work += np.bincount(s.rep, per_deal, minlength=n_reps)
+    new_mu = inp.new_mu if inp.new_mu is not None and inp.new_mu.sum() > 0 else None
+    pools = None
+    if new_mu is not None:
+        work += n_sims * new_mu.sum(axis=(1, 2))
+        pools = [np.asarray(a, dtype=np.float64) if len(a) else np.zeros(1) for a in inp.new_amounts]
+    max_reps = max(1, MAX_GRID_CELLS // (n_div * n_atoms * modulus))
+    chunks = _rep_chunks(work, max_reps)
+    n_groups = 0 if groups is None else len(groups)
+    expected_work = float(work.sum())
+    use = workers if workers > 1 and len(chunks) > 1 and expected_work >= FORK_BOOKINGS and hasattr(os, "fork") else 1
+    alloc = _shared if use > 1 else (lambda shape, dtype=np.float64: np.zeros(shape, dtype))
+    group_acc = alloc((use, n_groups, n_atoms, n_sims), np.float32)
+    div_acc = alloc((use, n_div, n_atoms, n_sims), np.float64)
+    new_counts = alloc((use,), np.int64)
+    rep_out = alloc((n_reps, n_out), np.float64) if reduce is not None else None
+    rep_keep = alloc((n_reps, n_atoms, n_sims), np.float32) if keep_reps else None
 
-        def run(chunk, rep_out, div_out):
-            deals, lo, hi = chunk
-            grid, _ = _scatter_chunk(deals, counts, offset, stride, modulus, sorted_inp, lo, hi)
+    def run(chunk: tuple[int, int], w: int) -> None:
+        lo, hi = chunk
+        if counts is not None and deal_start[hi] > deal_start[lo]:
+            grid, _ = _scatter_chunk(np.arange(deal_start[lo], deal_start[hi]), counts, offset, stride, modulus,
+                                     s, lo, hi)
             grid = grid[..., :n_sims]  # drop the prime modulus' spare slots
-            # (rep, div, atom, sim) -> rep grid (rep, sim, atom) and division grid (div, sim, atom)
-            rep_out[lo:hi] += grid.sum(axis=1).transpose(0, 2, 1)
-            div_out += grid.sum(axis=0).transpose(0, 2, 1)
+            block = grid.sum(axis=1)  # (rep, atom, sim)
+            div_acc[w] += grid.sum(axis=0)
+            del grid
+        else:
+            block = np.zeros((hi - lo, n_atoms, n_sims))
+        if new_mu is not None:
+            new_counts[w] += _new_pipeline_chunk(new_mu, pools, n_sims, seed, lo, hi, block, div_acc[w])
+        block32 = block.astype(np.float32)
+        del block
+        if n_groups:
+            m = groups[:, lo:hi]
+            touched = np.flatnonzero(m.any(axis=1))
+            if len(touched):
+                part = (m[touched].astype(np.float32) @ block32.reshape(hi - lo, -1))
+                group_acc[w, touched] += part.reshape(len(touched), n_atoms, n_sims)
+        if keep_reps:
+            rep_keep[lo:hi] = block32
+        if reduce is not None:
+            rep_out[lo:hi] = reduce(lo, hi, block32)
 
-        total = int(counts.sum())  # bookings drawn (a few land in the prime's spare slots and are dropped)
-        _parallel(run, chunks, rep_grid, div_grid, workers if total >= FORK_BOOKINGS else 1)
-    if inp.new_mu is not None and inp.new_mu.sum() > 0:
-        total += _new_pipeline(inp, n_sims, rng, rep_grid, div_grid)
-    return SimResult(rep_grid, div_grid, n_sims, total)
+    if use <= 1:
+        for c in chunks:
+            run(c, 0)
+    else:
+        pids = []
+        for w in range(use):  # a couple of processes, never one per deal or simulation
+            pid = os.fork()
+            if pid == 0:  # child: its share of the chunks, then leave at once (no atexit, no cleanup)
+                code = 0
+                try:
+                    for c in chunks[w::use]:
+                        run(c, w)
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                os._exit(code)
+            pids.append(pid)
+        failed = [pid for pid in pids if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
+        if failed:
+            raise RuntimeError(f"simulation worker process(es) {failed} failed")
+    for w in range(1, use):  # in place: no extra full-size temporaries
+        group_acc[0] += group_acc[w]
+        div_acc[0] += div_acc[w]
+    return Blocked(rep_out, group_acc[0], div_acc[0], rep_keep, n_sims, total + int(new_counts.sum()))
+
+
+def simulate(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, workers: int = 2) -> SimResult:
+    """Raw simulated revenue grids (n, n_sims, n_atoms), the same draws as `simulate_blocks`; holds
+    every rep x sim, so for tests, benchmarks and small inputs only."""
+    res = simulate_blocks(inp, n_sims, seed, keep_reps=True, workers=workers)
+    return SimResult(np.ascontiguousarray(res.rep_grid.transpose(0, 2, 1), dtype=np.float64),
+                     np.ascontiguousarray(res.division_grid.transpose(0, 2, 1)), n_sims, res.bookings)
+
+
+def _new_pipeline_chunk(new_mu: np.ndarray, pools: list[np.ndarray], n_sims: int, seed: int, lo: int, hi: int,
+                        block: np.ndarray, div_grid: np.ndarray) -> int:
+    """Deals not yet created, for reps lo..hi-1: a Poisson process per (rep, division, atom). The
+    number of events over all sims is Poisson(n_sims * mu); each lands in a uniformly random
+    simulation (Poisson splitting: exactly independent Poisson(mu) counts per simulation), with an
+    amount resampled from that division's recent won amounts. Seeded per chunk (by its first rep),
+    so the draws do not depend on how chunks are shared among workers."""
+    rng = np.random.default_rng([seed, 11, lo])
+    _, n_div, n_atoms = new_mu.shape
+    events = rng.poisson(n_sims * new_mu[lo:hi].ravel())
+    cell = np.repeat(np.arange(events.size), events)
+    if not len(cell):
+        return 0
+    rep, rest = np.divmod(cell, n_div * n_atoms)
+    div, atom = np.divmod(rest, n_atoms)
+    sim = rng.integers(0, n_sims, len(cell))
+    sizes = np.array([len(p) for p in pools])
+    starts = np.cumsum(sizes) - sizes
+    pick = starts[div] + (rng.random(len(cell)) * sizes[div]).astype(np.int64)
+    w = np.concatenate(pools)[pick]
+    block += np.bincount((rep * n_atoms + atom) * n_sims + sim, w, block.size).reshape(block.shape)
+    div_grid += np.bincount((div * n_atoms + atom) * n_sims + sim, w, div_grid.size).reshape(div_grid.shape)
+    return len(cell)
 
 
 def _new_pipeline(inp: EngineInput, n_sims: int, rng: np.random.Generator, rep_grid, div_grid) -> int:
-    """Deals not yet created: a Poisson process per (rep, division, atom). The number of events
-    over all sims is Poisson(n_sims * mu); each lands in a uniformly random simulation (Poisson
-    splitting: exactly independent Poisson(mu) counts per simulation), with an amount resampled
-    from that division's recent won amounts."""
+    """The naive engine's new pipeline, on full (n, n_sims, n_atoms) grids."""
     n_reps, n_div, n_atoms = inp.new_mu.shape
     events = rng.poisson(n_sims * inp.new_mu.ravel())
     cell = np.repeat(np.arange(events.size), events)
