@@ -65,13 +65,15 @@ def prepare(path: Path, trees: int = 150) -> None:
 
 
 def one_run(model_path: Path, deals: int) -> dict:
-    from revintel_assets.deals.scoring import score_deals
+    from revintel_assets.deals.scoring import outcome_stats, score_deals
 
     model = pickle.loads(model_path.read_bytes())
     rows = synthetic_rows(deals, seed=2)
-    history = rows.head(5000).with_columns(pl.col("as_of_date").alias("outcome_date"))
+    as_of = rows["as_of_date"][0]
+    history = rows.head(5000).with_columns(pl.col("as_of_date").alias("outcome_date"),
+                                           (pl.col("as_of_date") - pl.duration(days=30)).alias("as_of_date"))
     start = time.perf_counter()
-    scores, explanations = score_deals(rows, history, rows["as_of_date"][0], model, "bench/1")
+    scores, explanations = score_deals(rows, outcome_stats(history, as_of), as_of, model, "bench/1")
     seconds = time.perf_counter() - start
     return {"seconds_scoring": seconds, "scores": len(scores), "explanations": len(explanations),
             "trees": model.best_iteration}

@@ -18,7 +18,9 @@ a pyfunc model (e.g. the ICP models)::
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +33,11 @@ from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from revintel_resources import paths
+
+# A pickled PythonModel is how a pyfunc carries booster + calibrator; MLflow warns on every log
+# (in colour: the message starts with an escape code, hence the leading .*).
+logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 # Pinned requirements skip MLflow's requirement inference, which imports the model and takes seconds.
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "numpy", "polars", "pandas"]

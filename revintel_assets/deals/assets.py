@@ -5,11 +5,11 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from revintel_assets.deals.baselines import BASELINES
+from revintel_assets.deals.baselines import BASELINES, NB_FEATURES
 from revintel_assets.deals.evaluate import MODEL_NAME, Evaluation, evaluate
 from revintel_assets.deals.partitions import as_of_dates, training_cutoffs
 from revintel_assets.deals.registry import decide_promotion, latest_eligible, load, log_and_register, reliability_plot
-from revintel_assets.deals.scoring import score_deals
+from revintel_assets.deals.scoring import OUTCOME_STATS_SQL, score_deals
 from revintel_assets.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
 from revintel_assets.deals.calendar import DealPlan
 from revintel_assets.deals.win_model import split_by_time, train
@@ -64,6 +64,29 @@ def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                                           "label_columns": dg.MetadataValue.json(OUTCOME)})
 
 
+class WinModelConfig(dg.Config):
+    # Above this many labelled (deal, as-of) rows, training reads a deterministic sample of whole
+    # deals (all their snapshots, so the 1/sqrt(n) weights stay right). Scale 10 (~2.5 M rows) is
+    # read whole; at scale 100 (~25 M rows, 16+ GiB in memory) the sample keeps ~3 M rows. Every
+    # metric is still out of time, on the sampled deals' later rows.
+    max_training_rows: int = 3_000_000
+
+
+# what training, the baselines and the evaluation read: not the 37-column table
+TRAINING_COLUMNS = list(dict.fromkeys(["opportunity_id", "as_of_date", "created_date", *FEATURES, *NB_FEATURES, *OUTCOME]))
+
+
+def training_rows(wh, horizon: dt.date, max_rows: int) -> tuple[pl.DataFrame, float]:
+    """Labelled snapshot rows before `horizon` (only TRAINING_COLUMNS); above `max_rows`, the
+    rows of a hash-chosen share of deals. Returns the rows and the share of deals kept."""
+    where = "is_won IS NOT NULL AND as_of_date < ?"
+    total = wh.query(f"SELECT count(*) AS n FROM features.deal_snapshot WHERE {where}", [horizon])["n"][0]
+    share = min(1.0, max_rows / total) if total else 1.0
+    sample = "" if share >= 1.0 else f" AND hash(opportunity_id) % 1000000 < {int(share * 1_000_000)}"
+    cols = ", ".join(TRAINING_COLUMNS)
+    return wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE {where}{sample}", [horizon]), share
+
+
 def _too_little(context, reason: str) -> dg.MaterializeResult:
     # CONTRACT §4: too little data is a warning and an explanation, not a crash
     context.log.warning(f"win_probability not trained: {reason}")
@@ -78,15 +101,16 @@ def _too_little(context, reason: str) -> dg.MaterializeResult:
                 "base-rate, stage and naive-Bayes baselines on the same validation and holdout rows. "
                 "Logged and registered in MLflow; promoted to `champion` only through the gate.",
     **COMMON)
-def win_probability(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, warehouse: WarehouseResource,
                     mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     cutoff = dt.date.fromisoformat(context.partition_key)
     bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
     windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
     horizon = cutoff + dt.timedelta(days=windows.holdout_days)
-    snap = wh.query("SELECT * FROM features.deal_snapshot WHERE is_won IS NOT NULL AND as_of_date < ?", [horizon])
+    snap, share = training_rows(wh, horizon, config.max_training_rows)
     split = split_by_time(snap, cutoff, windows)
+    del snap  # the split holds what training needs; at scale the whole frame is gigabytes
     n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
     closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
     if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
@@ -112,6 +136,7 @@ def win_probability(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "model_version": f"{MODEL_NAME}/{version}", "promoted": promoted, "decision": why,
         "best_baseline": ev.best_baseline, "beats_baseline": ev.model_beats_baseline,
         "calibration": model.calibrator.method, "best_iteration": model.best_iteration,
+        "deal_share_sampled": dg.MetadataValue.float(share),
         **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in n.items()},
     })
 
@@ -152,17 +177,14 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 mlflow_tracking: MLflowResource):
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
-    # Only what scoring reads of the labelled history (stage rates, time to win): 5 of ~35 columns,
-    # and only outcomes known by the last scored date. At scale 100 this is millions of rows.
-    history = wh.query("SELECT as_of_date, opportunity_id, stage, outcome_date, is_won FROM features.deal_snapshot "
-                       "WHERE is_won IS NOT NULL AND as_of_date < ? AND outcome_date <= ?", [max(keys), max(keys)])
     scores, explanations, versions = [], [], set()
     for key in keys:  # one model lookup per date; the scoring itself is vectorised
         as_of = dt.date.fromisoformat(key)
         rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
+        stats = wh.query(OUTCOME_STATS_SQL, [as_of, as_of])  # outcomes known on the date, reduced in DuckDB
         version = latest_eligible(mlflow_tracking, as_of)
         model = load(mlflow_tracking, version) if version else None
-        s, e = score_deals(rows, history, as_of, model, f"{MODEL_NAME}/{version}" if version else None)
+        s, e = score_deals(rows, stats, as_of, model, f"{MODEL_NAME}/{version}" if version else None)
         scores.append(s)
         explanations.append(e)
         versions.add(s["model_version"][0] if len(s) else "none")

@@ -39,15 +39,17 @@ def log_and_register(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
                            "best_iteration": model.best_iteration, "calibration": model.calibrator.method,
                            "cutoff": cutoff.isoformat(), **{f"window_{k}": v for k, v in vars(windows).items()},
                            **{f"rows_{k}": v for k, v in n_rows.items()}})
-        for row in ev.metrics.iter_rows(named=True):
-            if row["value"] == row["value"]:  # NaN metrics (one class only) are not logged
-                mlflow.log_metric(f"{row['split']}.{row['model_name']}.{row['metric']}", row["value"])
+        # the model before the metrics: MLflow copies every metric already on the run to a logged
+        # model, one history query each (2.4 s of the demo's 20 ICP runs)
+        info = mlflow.pyfunc.log_model(name="model", python_model=WinModelPyfunc(model), pip_requirements=[])
+        mlflow.log_metrics({f"{row['split']}.{row['model_name']}.{row['metric']}": row["value"]
+                            for row in ev.metrics.iter_rows(named=True)
+                            if row["value"] == row["value"]})  # NaN metrics (one class only) are not logged
         mlflow.log_dict({"features": FEATURES}, "features.json")
         if plot is not None:
             mlflow.log_artifact(str(plot))
         mlflow.set_tags({"cutoff": cutoff.isoformat(), "best_baseline": ev.best_baseline,
                          "beats_baseline": str(ev.model_beats_baseline)})
-        info = mlflow.pyfunc.log_model(name="model", python_model=WinModelPyfunc(model), pip_requirements=[])
         run_id = run.info.run_id
     version = tracking.register(info.model_uri, MODEL_NAME, tags={"cutoff": cutoff.isoformat(), "run_id": run_id,
                                                                   "beats_baseline": str(ev.model_beats_baseline)})

@@ -8,18 +8,12 @@ of one cutoff on its own. `champion` points at the model of the scoring cutoff.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import warnings
-
 import mlflow.pyfunc
 import polars as pl
 
 from revintel_assets.icp.model import DivisionModel
 from revintel_resources.tracking import MLflowResource, registered_name
 
-# A pickled PythonModel is how a pyfunc carries booster + calibrator; MLflow warns on every log.
-logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
 EXPERIMENT = "revintel-icp"
 PREFIX = "revintel-icp"
@@ -48,7 +42,7 @@ def gains_figure(gains: pl.DataFrame, title: str):
     ax.plot([1, 10], [0.1, 1.0], ls="--", c="grey", lw=1)
     ax.set(xlabel="decile (1 = top)", ylabel="cumulative share of buyers", title=title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.15, top=0.9)  # fixed: tight_layout cost 55 ms a chart
     return fig
 
 
@@ -61,6 +55,9 @@ def log_and_register(tracking: MLflowResource, model: DivisionModel, cutoff: dt.
         run.log_params({**model.info, "division": model.division, "cutoff": cutoff.isoformat(),
                         "window_months": window_months,
                         "train_cutoffs": ",".join(map(str, model.train_cutoffs))})
+        # the model before the metrics: MLflow copies every metric already on the run to a logged
+        # model, one history query each (2.4 s of the demo's 20 runs)
+        uri = run.log_model(PyfuncDivisionModel(model))
         if metrics is not None:
             run.log_metrics({f"{r['split']}.{r['segment']}.{r['model_name']}.{r['metric']}": r["value"]
                              for r in metrics.iter_rows(named=True)})
@@ -72,7 +69,6 @@ def log_and_register(tracking: MLflowResource, model: DivisionModel, cutoff: dt.
             import matplotlib.pyplot as plt
 
             plt.close(fig)
-        uri = run.log_model(PyfuncDivisionModel(model))
         run_id = run.run_id
     version = tracking.register(uri, name, tags={"cutoff": cutoff.isoformat(), "role": role, "run_id": run_id})
     if role == "score":

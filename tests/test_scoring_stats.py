@@ -1,0 +1,53 @@
+"""Scoring reads the labelled history as per-stage counts and medians computed in DuckDB
+(OUTCOME_STATS_SQL); they must give exactly what the stage baseline and the expected-close
+fallback computed from the full rows."""
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from revintel_assets.deals import scoring
+from revintel_assets.deals.baselines import stage_rate
+
+
+def _history(n: int = 4000, seed: int = 3) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    as_of = np.datetime64("2025-01-01") + rng.integers(0, 300, n).astype("timedelta64[D]")
+    lag = rng.integers(1, 200, n).astype("timedelta64[D]")
+    return pl.DataFrame({
+        "as_of_date": as_of, "opportunity_id": [f"O{i % 900}" for i in range(n)],
+        "stage": rng.choice(["Prospecting", "Engaging", "Proposal"], n),
+        "outcome_date": as_of + lag, "is_won": rng.random(n) < 0.4,
+    }).with_columns(pl.col("as_of_date").cast(pl.Date), pl.col("outcome_date").cast(pl.Date))
+
+
+def test_outcome_stats_match_the_row_level_computation():
+    history = _history()
+    as_of = dt.date(2025, 8, 1)
+    rows = pl.DataFrame({"as_of_date": [as_of] * 4, "stage": ["Prospecting", "Engaging", "Proposal", "Closing?"],
+                         "expected_close_date": [None, dt.date(2025, 9, 1), None, None]},
+                        schema_overrides={"expected_close_date": pl.Date})
+    known = scoring._history_rows(history.filter(pl.col("as_of_date") < as_of), as_of)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    con.register("h", history.to_arrow())
+    con.execute("CREATE TABLE features.deal_snapshot AS SELECT * FROM h")
+    from_sql = pl.from_arrow(con.sql(scoring.OUTCOME_STATS_SQL.replace("?", f"DATE '{as_of}'")).to_arrow_table())
+    for stats in (from_sql, scoring.outcome_stats(history, as_of)):
+        p, base = scoring._stage_probability(stats, rows)
+        np.testing.assert_allclose(p, stage_rate(known, rows), rtol=0, atol=1e-12)
+        assert base == float(known["is_won"].mean())
+        assert scoring._expected_close(rows, stats).to_list() == scoring.expected_close(rows, known).to_list()
+    # an unknown stage falls back to the base rate; a date the CRM holds is kept
+    assert p[3] == base and scoring._expected_close(rows, stats)[1] == dt.date(2025, 9, 1)
+
+
+def test_no_history_scores_one_half():
+    empty = scoring.outcome_stats(_history().head(0), dt.date(2025, 1, 1))
+    rows = pl.DataFrame({"as_of_date": [dt.date(2025, 1, 1)], "stage": ["Proposal"],
+                         "expected_close_date": [None]}, schema_overrides={"expected_close_date": pl.Date})
+    p, base = scoring._stage_probability(empty, rows)
+    assert p.tolist() == [0.5] and base == 0.5
+    assert scoring._expected_close(rows, empty)[0] == dt.date(2025, 1, 31)
