@@ -30,11 +30,14 @@ OUTCOME = ["outcome_date", "is_won"]  # label columns: NOT features, filled only
 SHRINK = 10  # pseudo-deals pulling a rep's or account's win rate toward the global rate
 
 _EVENTS = """
-    ev_raw AS (
+    ev_all AS (
         SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount,
                row_number() OVER (PARTITION BY h.opportunity_id ORDER BY h.changed_at,
                                   h.source_line NULLS LAST, h.stage) AS seq
         FROM {star}.fact_opportunity_history h WHERE h.changed_at IS NOT NULL),
+    -- Running values only for deals on the grid: a nightly date needs the ~10 % of deals open
+    -- then, not three years of every deal's history (a backfill of every date needs them all).
+    ev_raw AS (SELECT * FROM ev_all WHERE opportunity_id IN (SELECT opportunity_id FROM grid)),
     ev_ff AS (
         SELECT *,
             last_value(stage IGNORE NULLS) OVER w AS stage_ff,
@@ -49,7 +52,8 @@ _EVENTS = """
             coalesce(stage_ff IS DISTINCT FROM lag(stage_ff) OVER w, true) AS stage_changed,
             coalesce(close_ff > lag(close_ff) OVER w, false) AS pushed,
             coalesce(amount_ff IS DISTINCT FROM lag(amount_ff) OVER w AND lag(amount_ff) OVER w IS NOT NULL,
-                     false) AS amount_changed
+                     false) AS amount_changed,
+            lead(changed_at) OVER w AS next_changed_at
         FROM ev_ff WINDOW w AS (PARTITION BY opportunity_id ORDER BY seq)),
     ev_run AS (
         SELECT *,
@@ -59,14 +63,19 @@ _EVENTS = """
             sum(amount_changed::INT) OVER w AS n_amount_changes
         FROM ev_flags WINDOW w AS (PARTITION BY opportunity_id ORDER BY seq
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
-    -- several events on one day: the day's last one carries the running values
-    ev AS (SELECT * FROM ev_run QUALIFY row_number() OVER (
-               PARTITION BY opportunity_id, changed_at ORDER BY seq DESC) = 1),
-    -- completed stage spells, for the "usual time in this stage" norm known on T
+    -- several events on one day: the day's last one (seq orders by day first) carries the
+    -- running values; a filter on lead() instead of a group-by over every column
+    ev AS (SELECT * FROM ev_run WHERE next_changed_at IS DISTINCT FROM changed_at),
+    -- completed stage spells of every deal, for the "usual time in this stage" norm known on T:
+    -- a spell starts where a stage differs from the deal's previous non-null stage
+    stage_rows AS (
+        SELECT opportunity_id, seq, changed_at, stage,
+               lag(stage) OVER (PARTITION BY opportunity_id ORDER BY seq) AS prev_stage
+        FROM ev_all WHERE stage IS NOT NULL),
     spells AS (
-        SELECT stage_ff AS stage, changed_at AS started,
+        SELECT stage, changed_at AS started,
                lead(changed_at) OVER (PARTITION BY opportunity_id ORDER BY seq) AS ended
-        FROM ev_flags WHERE stage_changed),
+        FROM stage_rows WHERE prev_stage IS DISTINCT FROM stage),
     stage_norms AS (
         SELECT stage, ended, avg(ended - started) OVER (PARTITION BY stage ORDER BY ended
                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS norm_days
@@ -104,8 +113,6 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     """
     return f"""
     WITH dates AS (SELECT DISTINCT as_of_date::DATE AS as_of_date FROM ({dates_sql})),
-    {_EVENTS.format(star=star)},
-    {_OUTCOMES.format(star=star)},
     grid AS (
         SELECT d.as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
                o.created_date, o.close_date, o.is_won
@@ -113,6 +120,8 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
           ON (o.created_date <= d.as_of_date
               OR (o.created_date IS NULL AND d.as_of_date >= {export_date_sql}))
          AND (o.close_date IS NULL OR o.close_date > d.as_of_date)),
+    {_EVENTS.format(star=star)},
+    {_OUTCOMES.format(star=star)},
     g1 AS (SELECT g.*, e.stage_ff, e.stage_since, e.n_stage_changes, e.n_pushes, e.close_ff,
                   e.close_first, e.amount_ff, e.amount_first, e.n_amount_changes
            FROM grid g ASOF LEFT JOIN ev e
