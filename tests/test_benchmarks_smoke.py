@@ -21,7 +21,9 @@ def test_benchmark_smoke(tmp_path: Path):
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--scales", "0.03", "--runs", "1", "--stages", "generate", "import",
-         "--root", str(tmp_path / "root"), "--json", str(out), "--timeout", "120",
+         # --table: the temp dir, never the real docs (it also rewrites SCALING.md beside it)
+         "--root", str(tmp_path / "root"), "--json", str(out), "--table", str(tmp_path / "BENCHMARKS.md"),
+         "--timeout", "120",
          "--prepare-jobs", "none"],
         cwd=REPO, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -35,5 +37,7 @@ def test_benchmark_smoke(tmp_path: Path):
         assert r["raw"][0]["info"]["stage"] == stage
     assert stages["import"]["raw"][0]["info"]["months"] > 0
     assert "full_run" not in stages  # nothing was materialized as a whole
+    assert not (tmp_path / "BENCHMARKS.md").exists()  # no table markers there: nothing written
+    assert REPO.joinpath("docs", "benchmarks.json").read_text().count('"0.03"') == 0
     rendered = table(results)
     assert "import + star schema" in rendered and "not run" in rendered
