@@ -53,8 +53,9 @@ def cell_codes(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dtec_raw = rows["days_to_expected_close"].cast(pl.Float64)
     dtec = np.where(dtec_raw.is_null().to_numpy(), N_DTEC - 1,
                     np.searchsorted(DTEC_EDGES, dtec_raw.fill_null(0).to_numpy(), side="right"))
-    push = np.searchsorted(PUSH_EDGES, rows["n_pushes"].fill_null(0).to_numpy(), side="right")
-    age = np.searchsorted(AGE_EDGES, rows["deal_age_days"].fill_null(0).to_numpy(), side="right")
+    # cast first: DuckDB sums arrive as Decimal(38, 0), whose to_numpy goes through Python objects
+    push = np.searchsorted(PUSH_EDGES, rows["n_pushes"].cast(pl.Float64).fill_null(0).to_numpy(), side="right")
+    age = np.searchsorted(AGE_EDGES, rows["deal_age_days"].cast(pl.Float64).fill_null(0).to_numpy(), side="right")
     sd = stage * N_DTEC + dtec
     return (sd * N_PUSH + push) * N_AGE + age, sd, stage
 
@@ -183,7 +184,7 @@ def fit(snapshots: pl.DataFrame, cutoff: dt.date, history_days: int = 730) -> Ti
     speeds = {}
     for col in ("rep_id", "product_id"):
         # numpy sums in row order: the same rows give bit-identical speeds (polars' parallel sums may not)
-        keys, inverse = np.unique(snap[col].fill_null("").to_numpy().astype(str), return_inverse=True)
+        keys, inverse = _codes(snap[col])
         o = np.bincount(inverse, closed, len(keys))
         e = np.bincount(inverse, expected, len(keys))
         ratio = np.clip((o + PSEUDO_CLOSES) / (e + PSEUDO_CLOSES), *SPEED_RANGE)
@@ -191,6 +192,15 @@ def fit(snapshots: pl.DataFrame, cutoff: dt.date, history_days: int = 730) -> Ti
 
     return TimingModel(cutoff, hw, hl, speeds["rep_id"], speeds["product_id"],
                        _calendar_weights(snap, cutoff), n_rows=len(dur), n_closes=int(closed.sum()))
+
+
+def _codes(values: pl.Series) -> tuple[list[str], np.ndarray]:
+    """(sorted distinct values, index of each row's value): np.unique(..., return_inverse=True) on
+    strings without turning millions of them into a numpy string array. Null -> ""."""
+    s = values.cast(pl.Utf8).fill_null("")
+    keys = s.unique().sort()
+    inverse = s.replace_strict(keys, pl.int_range(len(keys), eager=True), return_dtype=pl.Int64).to_numpy()
+    return keys.to_list(), inverse
 
 
 def _calendar_weights(snap: pl.DataFrame, cutoff: dt.date) -> np.ndarray:
