@@ -44,7 +44,7 @@ OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.di
 # labelled snapshot rows, counted: all the stage baseline and the expected-close fallback read of them
 LABEL_COUNTS_SQL = ("SELECT as_of_date, outcome_date, stage, is_won, count(*) AS n FROM features.deal_snapshot "
                     "WHERE is_won IS NOT NULL AND as_of_date <= ? GROUP BY ALL")
-CACHE_BYTES = 1 << 30  # backtest sims kept between tuning and scoring up to this; beyond it, re-simulated
+CACHE_BYTES = 2 << 30  # backtest sims kept between tuning and scoring up to this; beyond it, re-simulated
 
 
 def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int):

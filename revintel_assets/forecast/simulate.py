@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds the temporary index arrays (~200 MB per worker)
-FORK_BOOKINGS = 20_000_000  # below this, forking costs more than it saves
-MAX_GRID_CELLS = 8_000_000  # and the local (rep, division, atom, sim) grid of a chunk (64 MB)
+FORK_BOOKINGS = 8_000_000  # below this, forking costs more than it saves (~50 ms a fork)
+MAX_GRID_CELLS = 2_000_000  # and the local (rep, atom, sim) grid of a chunk (16 MB)
 
 
 def next_prime(n: int) -> int:
@@ -112,21 +112,23 @@ def _open_deal_bookings(inp: EngineInput, n_sims: int, rng: np.random.Generator)
 
 
 def _scatter_chunk(deals: np.ndarray, counts: np.ndarray, offset, stride, modulus: int, inp: EngineInput,
-                   rep_lo: int, rep_hi: int) -> tuple[np.ndarray, int]:
-    """Bookings of `deals` (sorted by rep, reps in [rep_lo, rep_hi)) -> a local (rep, division,
-    atom, sim) grid with `modulus` sim slots (the slots >= n_sims are dropped by the caller).
+                   rep_lo: int, rep_hi: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bookings of `deals` (sorted by rep, reps in [rep_lo, rep_hi)) -> a local (rep, atom, sim)
+    grid and a (division, atom, sim) grid, each with `modulus` sim slots (the slots >= n_sims
+    are dropped by the caller).
 
     Bookings are laid out deal by deal, atom by atom: within a deal they are consecutive terms of
     the progression offset + k * stride, so the sim slots come from one cumsum (+ mod), and each
-    (deal, atom) run adds a constant grid base. Seven passes over the bookings, no random numbers."""
-    n_atoms, n_div = counts.shape[1], inp.n_divisions
+    (deal, atom) run adds a constant grid base. A few passes over the bookings, no random numbers,
+    and nothing proportional to reps x divisions x sims."""
+    n_atoms, n_div, n_reps = counts.shape[1], inp.n_divisions, rep_hi - rep_lo
     c = counts[deals]
     per_deal = c.sum(axis=1)
     has = per_deal > 0
     deals, c, per_deal = deals[has], c[has], per_deal[has]
     n = int(per_deal.sum())
     if n == 0:
-        return np.zeros((rep_hi - rep_lo, n_div, n_atoms, modulus)), 0
+        return np.zeros((n_reps, n_atoms, modulus)), np.zeros((n_div, n_atoms, modulus)), 0
     # int32 throughout: a deal's terms stay below modulus * (1 + n_sims) < 2**31 (n_sims <= 40,000)
     g, o = stride[deals].astype(np.int32), offset[deals].astype(np.int32)
     # cumsum of the increments gives offset + k * stride inside each deal: the first booking of a
@@ -136,13 +138,17 @@ def _scatter_chunk(deals: np.ndarray, counts: np.ndarray, offset, stride, modulu
     last_prev = np.r_[np.int32(0), (o + (per_deal.astype(np.int32) - 1) * g)[:-1]]
     inc[first] = o - last_prev
     slot = np.cumsum(inc)
+    del inc
     slot %= modulus
-    cell = ((inp.rep[deals] - rep_lo) * n_div + inp.division[deals])[:, None] * n_atoms + np.arange(n_atoms)
     run_len = c.ravel()
-    slot += np.repeat((cell.ravel() * modulus).astype(np.int32), run_len)
     w = np.repeat(np.repeat(inp.amount[deals], n_atoms), run_len)
-    grid = np.bincount(slot, weights=w, minlength=(rep_hi - rep_lo) * n_div * n_atoms * modulus)
-    return grid.reshape(rep_hi - rep_lo, n_div, n_atoms, modulus), n
+    atoms = np.arange(n_atoms, dtype=np.int32)
+    rep_cell = ((inp.rep[deals] - rep_lo).astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
+    rep_grid = np.bincount(slot + np.repeat(rep_cell.ravel(), run_len), weights=w, minlength=n_reps * n_atoms * modulus)
+    div_cell = (inp.division[deals].astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
+    slot += np.repeat(div_cell.ravel(), run_len)
+    div_grid = np.bincount(slot, weights=w, minlength=n_div * n_atoms * modulus)
+    return rep_grid.reshape(n_reps, n_atoms, modulus), div_grid.reshape(n_div, n_atoms, modulus), n
 
 
 def _rep_chunks(work: np.ndarray, max_reps: int) -> list[tuple[int, int]]:
@@ -201,7 +207,7 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     if new_mu is not None:
         work += n_sims * new_mu.sum(axis=(1, 2))
         pools = [np.asarray(a, dtype=np.float64) if len(a) else np.zeros(1) for a in inp.new_amounts]
-    max_reps = max(1, MAX_GRID_CELLS // (n_div * n_atoms * modulus))
+    max_reps = max(1, MAX_GRID_CELLS // (n_atoms * modulus))
     chunks = _rep_chunks(work, max_reps)
     n_groups = 0 if groups is None else len(groups)
     expected_work = float(work.sum())
@@ -216,12 +222,11 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     def run(chunk: tuple[int, int], w: int) -> None:
         lo, hi = chunk
         if counts is not None and deal_start[hi] > deal_start[lo]:
-            grid, _ = _scatter_chunk(np.arange(deal_start[lo], deal_start[hi]), counts, offset, stride, modulus,
-                                     s, lo, hi)
-            grid = grid[..., :n_sims]  # drop the prime modulus' spare slots
-            block = grid.sum(axis=1)  # (rep, atom, sim)
-            div_acc[w] += grid.sum(axis=0)
-            del grid
+            block, div, _ = _scatter_chunk(np.arange(deal_start[lo], deal_start[hi]), counts, offset, stride,
+                                           modulus, s, lo, hi)
+            block = block[..., :n_sims]  # (rep, atom, sim): drop the prime modulus' spare slots
+            div_acc[w] += div[..., :n_sims]
+            del div
         else:
             block = np.zeros((hi - lo, n_atoms, n_sims))
         if new_mu is not None:
