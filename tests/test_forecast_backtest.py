@@ -66,3 +66,27 @@ def test_crps_matches_its_definition():
     y = np.array([0.0, 1.0, -2.0])
     brute = np.abs(s - y[:, None]).mean(axis=1) - 0.5 * np.abs(s[:, :, None] - s[:, None, :]).mean(axis=(1, 2))
     assert np.allclose(backtest.crps_sorted(s, y), brute)
+
+
+def test_scoring_an_origin_chunk_by_chunk_equals_scoring_its_cached_sims(data):
+    """The asset re-simulates origins whose sims it cannot keep: same seed, same sims, same rows."""
+    snaps, opps, reps = data
+    o = _origin(snaps, opps, reps)
+    m = simulate.shock(600, o.cal.atom_week_all, 0.1, 0.2, 3)
+    cached = backtest.evaluate_origin(o, backtest.run_sims(o, 600, 3), m)
+    assert cached.equals(backtest.evaluate_origin_blocked(o, 600, 3, m))
+
+
+def test_counted_labels_give_the_same_probabilities_and_close_dates(data):
+    snaps, opps, reps = data
+    labelled = snaps.filter(pl.col("is_won").is_not_null())
+    counts = probabilities.label_counts(labelled)
+    rows = snaps.filter(pl.col("as_of_date") == ORIGIN).with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(None).otherwise(pl.col("expected_close_date"))
+        .alias("expected_close_date"))
+    p_rows, _ = probabilities.stage_baseline(labelled)(ORIGIN, rows)
+    p_counts, _ = probabilities.stage_baseline(counts, counts=True)(ORIGIN, rows)
+    assert np.array_equal(p_rows, p_counts)
+    from revintel_assets.deals.scoring import _history_rows, expected_close
+    known = _history_rows(labelled.filter(pl.col("as_of_date") < ORIGIN), ORIGIN)
+    assert expected_close(rows, known).equals(probabilities.expected_close_from_counts(rows, counts, ORIGIN))

@@ -109,3 +109,51 @@ def test_calendar_atoms_make_weeks_and_months():
     assert (m.sum(axis=1) == 1).all() and (w.sum(axis=1) <= 1).all()
     with pytest.raises(ValueError):
         calendar(dt.date(2025, 12, 31), 20)
+
+
+def test_blocked_engine_memory_is_bounded_by_the_chunk_not_reps_x_sims(monkeypatch):
+    """Reps are simulated and summarised chunk by chunk: the engine's peak allocation follows
+    MAX_GRID_CELLS, not n_reps x n_sims x n_atoms (which is what ran a scale-100 forecast out of
+    memory). numpy reports its allocations to tracemalloc."""
+    import tracemalloc
+
+    n_reps, n_atoms, n_sims = 200, 10, 2000
+    inp = synthetic.engine_input(n_deals=2000, n_atoms=n_atoms, n_reps=n_reps, n_divisions=2, seed=3)
+    full_grid = n_reps * n_atoms * n_sims * 4  # float32: 16 MB
+    monkeypatch.setattr(simulate, "MAX_GRID_CELLS", 100_000)
+    reduce = lambda lo, hi, block: block.sum(axis=1).mean(axis=1, keepdims=True)  # noqa: E731
+    tracemalloc.start()
+    try:
+        res = simulate.simulate_blocks(inp, n_sims, seed=1, reduce=reduce, n_out=1, workers=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < full_grid / 4, f"peak {peak / 1e6:.1f} MB vs full grid {full_grid / 1e6:.1f} MB"
+    expected = np.bincount(inp.rep, (inp.q.sum(axis=1) * inp.amount), minlength=n_reps)
+    assert np.allclose(res.rep_out[:, 0], expected, rtol=0.1, atol=expected.mean() * 0.1)
+
+
+def test_blocked_summaries_equal_the_full_grid_ones():
+    """The forecast's per-rep quantiles computed inside the engine, chunk by chunk, are the ones the
+    full (rep x sim x atom) grid gives; groups and divisions too."""
+    inp = small(new=True, n=600)
+    segs = model.Segments(reps=[f"r{i}" for i in range(7)], divisions=["a", "b", "c"],
+                          members=[("total", "total", np.ones(7)),
+                                   ("region", "east", (np.arange(7) < 3).astype(float)),
+                                   ("region", "west", (np.arange(7) >= 3).astype(float))])
+    cal = calendar(np.datetime64("2025-03-05").astype(object), 6)
+    inp.q = np.c_[inp.q, np.zeros((len(inp.q), cal.n_atoms - inp.q.shape[1]))][:, :cal.n_atoms]
+    inp.new_mu = np.full((7, 3, cal.n_atoms), 0.05)
+    shock_t = simulate.shock(400, cal.atom_week_all, 0.1, 0.2, 1).T
+    pt = cal.period_matrix("week").T
+    group_labels, groups = model.group_matrix(segs)
+    blocked = simulate.simulate_blocks(inp, 400, seed=2, groups=groups, reduce=lambda lo, hi, b: model.period_stats(
+        b, pt, shock_t).reshape(hi - lo, -1), n_out=len(pt) * 4, keep_reps=True)
+    full = simulate.simulate(inp, 400, seed=2)
+    labels, sims = model.segment_sims(full, segs)
+    ref = model.period_stats(np.ascontiguousarray(sims.transpose(0, 2, 1)), pt, shock_t)
+    reps = [i for i, (t, _) in enumerate(labels) if t == "rep"]
+    assert np.allclose(blocked.rep_out.reshape(7, len(pt), 4), ref[reps], rtol=1e-5)
+    got_groups = model.period_stats(blocked.group_grid, pt, shock_t)
+    assert np.allclose(got_groups, ref[:len(group_labels)], rtol=1e-4)
+    assert np.allclose(model.period_stats(blocked.division_grid, pt, shock_t), ref[-3:], rtol=1e-5)
