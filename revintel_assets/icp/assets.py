@@ -14,7 +14,7 @@ from revintel_assets.icp import docs
 from revintel_assets.icp.calendar import IcpPlan, default_window
 from revintel_assets.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.icp.features import divisions_sql, feature_sql
-from revintel_assets.icp.model import NotEnoughData, train_baselines, train_division
+from revintel_assets.icp.model import NotEnoughData, sample_accounts, train_baselines, train_division
 from revintel_assets.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions, sync)
 from revintel_assets.icp.registry import log_and_register
@@ -154,6 +154,7 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
     for d in divs:
         rows = frame.filter(pl.col("division") == d)
         train_rows, scored = rows.filter(pl.col("cutoff_date") != cutoff), rows.filter(pl.col("cutoff_date") == cutoff)
+        train_rows = sample_accounts(train_rows.filter(pl.col("label").is_not_null()))  # model and baselines alike
         try:
             model = train_division(train_rows, d)
         except NotEnoughData as e:

@@ -120,6 +120,24 @@ def _labelled(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("label").is_not_null())
 
 
+# Labelled training rows per division above which a seeded sample of whole accounts trains the
+# model and both baselines. Scale 1 (~10,000 rows) is untouched; at scale 10 (~100,000 rows)
+# LightGBM with linear leaves spent 67 of the 118 s of a cutoff; the rows hold one account many
+# times (one per training cutoff), so a sample of accounts loses little. Measured at scale 10,
+# holdout cutoff 2025-06-01, 5 divisions: mean AUC 0.8843 sampled vs 0.8861 on every row
+# (logistic baseline 0.8848, RFM 0.8431 on the same holdout rows), 38 s of CPU instead of 73 s.
+MAX_TRAINING_ROWS = 40_000
+
+
+def sample_accounts(frame: pl.DataFrame, max_rows: int = MAX_TRAINING_ROWS, seed: int = SEED) -> pl.DataFrame:
+    """All rows of a seeded share of the accounts, about `max_rows` of them; the frame if smaller."""
+    if frame.height <= max_rows:
+        return frame
+    accounts = frame["account_id"].unique().sort()
+    keep = np.random.default_rng(seed + 1).random(len(accounts)) < max_rows / frame.height
+    return frame.filter(pl.col("account_id").is_in(accounts.filter(pl.Series(keep)).implode()))
+
+
 def split_training(frame: pl.DataFrame, validation_share: float = 0.25,
                    seed: int = SEED) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(fit, validation) by account: a seeded quarter of the accounts validates, at every
