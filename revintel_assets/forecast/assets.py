@@ -51,19 +51,43 @@ def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int):
     """What the backtest reads, and no more (not every column of every snapshot: 29M rows x 37
     columns at scale 100): the origins' dates, the timing columns over the window the timing fits
     and timing_validation look at, and the labelled rows as counts. The origins' own snapshot
-    rows (every column: the win model reads them) are read one origin at a time."""
-    dates = wh.query("SELECT DISTINCT as_of_date FROM features.deal_snapshot WHERE as_of_date <= ?",
-                     [as_of])["as_of_date"].to_list()
-    chosen = backtest.origins(dates, as_of, horizon_weeks, n_origins)
+    rows (every column: the win model reads them) are read as they are needed (_origin_rows)."""
+    sizes = wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date <= ? GROUP BY 1",
+                     [as_of])
+    chosen = backtest.origins(sizes["as_of_date"].to_list(), as_of, horizon_weeks, n_origins)
     if not chosen:
-        return chosen, None, None, None, None
+        return chosen, None, None, None, None, None
+    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
     since = min(chosen[0], as_of - dt.timedelta(days=backtest.TIMING_VALIDATION_DAYS[1])) - dt.timedelta(days=TIMING_DAYS)
     timing_rows = wh.query(f"SELECT {', '.join(TIMING_COLUMNS)}, expected_close_date FROM features.deal_snapshot "
                            "WHERE as_of_date <= ? AND as_of_date >= ?", [as_of, since])
     counts = wh.query(LABEL_COUNTS_SQL, [as_of])
     opps = wh.query(OPPS_SQL)
     dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
-    return chosen, timing_rows, counts, opps, dim_rep
+    return chosen, timing_rows, counts, opps, dim_rep, _origin_rows(wh, chosen, n_rows)
+
+
+ROWS_PER_QUERY = 300_000  # origins' snapshot rows are read a few origins at a time (one origin at scale 100)
+
+
+def _origin_rows(wh, chosen: list[dt.date], n_rows: dict):
+    """Yields each origin's snapshot rows (every column but the outcome), reading a batch of
+    origins per query while they hold at most ROWS_PER_QUERY rows (fewer round trips when small,
+    one origin's rows in memory at a time when large)."""
+    i = 0
+    while i < len(chosen):
+        j, total = i + 1, n_rows.get(chosen[i], 0)
+        while j < len(chosen) and total + n_rows.get(chosen[j], 0) <= ROWS_PER_QUERY:
+            total += n_rows.get(chosen[j], 0)
+            j += 1
+        batch = chosen[i:j]
+        frame = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date IN "
+                         f"({', '.join('?' * len(batch))})", batch)
+        parts = frame.partition_by("as_of_date", as_dict=True, maintain_order=True)
+        del frame
+        for o in batch:
+            yield parts.pop((o,))  # every origin is a snapshot date: it has rows
+        i = j
 
 
 def _metric_rows(frame: pl.DataFrame, as_of: dt.date, version: str) -> pl.DataFrame:
@@ -88,7 +112,8 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
                       mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
-    chosen, snaps, counts, opps, dim_rep = _backtest_tables(wh, as_of, config.horizon_weeks, config.n_origins)
+    chosen, snaps, counts, opps, dim_rep, origin_rows = _backtest_tables(wh, as_of, config.horizon_weeks,
+                                                                         config.n_origins)
     if not chosen:
         context.log.warning("forecast backtest skipped: no weekly origin has its whole horizon observed yet")
         return dg.MaterializeResult(metadata={"status": "skipped: no origin with an observed horizon",
@@ -101,7 +126,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
         if i % max(1, config.refit_timing_weeks) == 0:
             fitted = timing.fit(snaps, o)
-        rows = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?", [o])
+        rows = next(origin_rows)
         origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted, config.horizon_weeks,
                                          rows=rows, label_counts=counts)
         origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs

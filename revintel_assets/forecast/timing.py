@@ -134,8 +134,9 @@ def _exposure(dur: np.ndarray) -> np.ndarray:
 
 def _grouped(codes: np.ndarray, n_codes: int, dur: np.ndarray, exit_: np.ndarray, weight: np.ndarray):
     """Exposure, won and lost exits per (code, bin) of rows aggregated to (code, duration, exit) with counts."""
-    x = np.zeros((n_codes, N_BINS))
-    np.add.at(x, codes, _exposure(dur) * weight[:, None])
+    exposure = _exposure(dur) * weight[:, None]
+    # per bin, a bincount (rows summed in order, like np.add.at, ~50x faster)
+    x = np.stack([np.bincount(codes, exposure[:, b], minlength=n_codes) for b in range(N_BINS)], axis=1)
     ev = (exit_ > 0) & (dur <= BIN_EDGES[-1])
     flat = codes[ev] * N_BINS + np.searchsorted(BIN_EDGES, dur[ev], side="left") - 1
     won = np.bincount(flat, weight[ev] * (exit_[ev] == 1), minlength=n_codes * N_BINS).reshape(n_codes, N_BINS)
