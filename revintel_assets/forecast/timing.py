@@ -48,7 +48,7 @@ SPEED_RANGE = (0.5, 2.0)
 
 def cell_codes(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(full cell, stage x dtec cell, stage) codes of snapshot-like rows, from what is known on their date."""
-    stage = rows["stage"].replace_strict({s: i for i, s in enumerate(STAGES)}, default=len(STAGES),
+    stage = rows["stage"].cast(pl.Utf8).replace_strict({s: i for i, s in enumerate(STAGES)}, default=len(STAGES),
                                          return_dtype=pl.Int64).to_numpy()
     dtec_raw = rows["days_to_expected_close"].cast(pl.Float64)
     dtec = np.where(dtec_raw.is_null().to_numpy(), N_DTEC - 1,
@@ -111,8 +111,8 @@ class TimingModel:
         return out / total[:, None]
 
     def _speed(self, rows: pl.DataFrame) -> np.ndarray:
-        rep = rows["rep_id"].replace_strict(self.speed_rep, default=1.0, return_dtype=pl.Float64)
-        prod = rows["product_id"].replace_strict(self.speed_product, default=1.0, return_dtype=pl.Float64)
+        rep = rows["rep_id"].cast(pl.Utf8).replace_strict(self.speed_rep, default=1.0, return_dtype=pl.Float64)
+        prod = rows["product_id"].cast(pl.Utf8).replace_strict(self.speed_product, default=1.0, return_dtype=pl.Float64)
         return (rep * prod).fill_null(1.0).to_numpy()
 
 
