@@ -15,7 +15,6 @@ from dominating training.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -25,6 +24,7 @@ from sklearn.model_selection import GroupKFold
 
 from revintel_assets.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC
 from revintel_assets.validation.metrics import Calibrator, calibrate
+from revintel_assets.parallel import forked_rows
 
 SEED = 7
 P_FLOOR = 0.005
@@ -95,8 +95,7 @@ class WinModel:
     validation_oof: np.ndarray | None = None  # cross-fitted calibrated predictions on validation
 
     def raw_log_odds(self, df: pl.DataFrame) -> np.ndarray:
-        return self.booster.predict(self.encoder.matrix(df), num_iteration=self.best_iteration, raw_score=True,
-                                    num_threads=PREDICT_THREADS)
+        return self.booster.predict(self.encoder.matrix(df), num_iteration=self.best_iteration, raw_score=True)
 
     def predict(self, df: pl.DataFrame) -> np.ndarray:
         # Isotonic maps its emptiest block to exactly 0 or 1; no open deal is certain, so the
@@ -105,8 +104,9 @@ class WinModel:
 
     def contributions(self, df: pl.DataFrame) -> np.ndarray:
         """TreeSHAP per feature (+ bias in the last column), in raw log-odds."""
-        return self.booster.predict(self.encoder.matrix(df), num_iteration=self.best_iteration, pred_contrib=True,
-                                    num_threads=PREDICT_THREADS)
+        x = self.encoder.matrix(df)
+        return forked_rows(lambda part: self.booster.predict(part, num_iteration=self.best_iteration,
+                                                             pred_contrib=True, num_threads=1), x, x.shape[1] + 1)
 
 
 # learning_rate 0.3 with at most 150 trees: TreeSHAP for every open deal costs time in proportion
@@ -119,11 +119,6 @@ PARAMS = dict(objective="binary", learning_rate=0.3, num_leaves=15, min_data_in_
               # One thread: with OpenMP's spinning workers, two threads on a 2-core box that is
               # also running anything else took 160 s instead of 17 s (measured).
               num_threads=1)
-
-
-# Prediction is one long parallel loop over rows, unlike training's many short ones: every core
-# helps. TreeSHAP for 100,000 deals on this 2-core box at load 4: 98 s on one thread, 42 s on two.
-PREDICT_THREADS = max(1, min(os.cpu_count() or 1, 8))
 
 
 def train(split: Split, params: dict | None = None, max_rounds: int = 150) -> WinModel:
