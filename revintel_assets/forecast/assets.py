@@ -155,6 +155,8 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         prepared.append(origin)
         del res, x_tune
     sigma_h, sigma_w, grid = backtest.choose_shock(hits)
+    timing_rows = backtest.timing_validation(snaps, as_of)
+    del snaps  # the largest input (every snapshot's timing columns): not needed for scoring
     # pass 2: score every origin with the chosen shock (cached sims, or the same sims again)
     frames = []
     for o, x in zip(prepared, cached):
@@ -165,7 +167,6 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     del cached
     rows = pl.concat(frames).with_columns(pl.lit(as_of).alias("backtest_as_of"))
     metrics = backtest.metrics(rows)
-    timing_rows = backtest.timing_validation(snaps, as_of)
     version = f"revenue_forecast@{as_of}"
     all_metrics = _metric_rows(pl.concat([metrics, timing_rows.with_columns(pl.lit(None, dtype=pl.Utf8)
                                                                             .alias("segment_type"))],
@@ -239,6 +240,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
         context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
     start = time.perf_counter()
     fitted = timing.fit(snaps, as_of, history_days=TIMING_DAYS)
+    del snaps  # 22M rows at scale 100: gone before the engine forks its workers
     cal = calendar(as_of, config.horizon_weeks)
     frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, config.n_sims, config.seed, sigma_h, sigma_w)
     seconds = time.perf_counter() - start
