@@ -37,7 +37,12 @@ _EVENTS = """
         FROM {star}.fact_opportunity_history h WHERE h.changed_at IS NOT NULL),
     -- Running values only for deals on the grid: a nightly date needs the ~10 % of deals open
     -- then, not three years of every deal's history (a backfill of every date needs them all).
-    ev_raw AS (SELECT * FROM ev_all WHERE opportunity_id IN (SELECT opportunity_id FROM grid)),
+    -- (deals open at some point between the first and the last date: exact for one date, a
+    -- superset for a range)
+    ev_raw AS (SELECT * FROM ev_all WHERE opportunity_id IN (
+        SELECT opportunity_id FROM {star}.fact_opportunity
+        WHERE (created_date IS NULL OR created_date <= (SELECT max(as_of_date) FROM dates))
+          AND (close_date IS NULL OR close_date > (SELECT min(as_of_date) FROM dates)))),
     ev_ff AS (
         SELECT *,
             last_value(stage IGNORE NULLS) OVER w AS stage_ff,
