@@ -201,7 +201,7 @@ def _codes(values: pl.Series) -> tuple[list[str], np.ndarray]:
     s = values.cast(pl.Utf8).fill_null("")
     keys = s.unique().sort()
     inverse = s.replace_strict(keys, pl.int_range(len(keys), eager=True), return_dtype=pl.Int64).to_numpy()
-    return keys.to_list(), inverse
+    return keys.to_list(), inverse.astype(np.int64)  # no rows: polars hands back an object array
 
 
 def _calendar_weights(snap: pl.DataFrame, cutoff: dt.date) -> np.ndarray:
@@ -215,4 +215,8 @@ def _calendar_weights(snap: pl.DataFrame, cutoff: dt.date) -> np.ndarray:
     days = np.bincount(calendar_class(span), minlength=n_classes).astype(np.float64)
     wins = np.bincount(calendar_class(won), minlength=n_classes).astype(np.float64)
     expected = days / days.sum() * len(won)
-    return (wins + PSEUDO_WINS * days / days.sum()) / (expected + PSEUDO_WINS * days / days.sum())
+    prior = PSEUDO_WINS * days / days.sum()
+    # a day class the span never contains (a short history, e.g. no quarter end yet) has no
+    # evidence either way: weight 1, not 0/0 (NaN broke the MavenTech backtest)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(days > 0, (wins + prior) / (expected + prior), 1.0)
