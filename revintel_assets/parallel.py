@@ -1,17 +1,14 @@
-"""Row-parallel numpy work in forked processes, for the one step of the nightly run that is
-CPU-bound in a single thread: TreeSHAP of every open deal (LightGBM computes it on one core here,
-whatever `num_threads` says; measured: CPU time equals wall time at 2 threads).
-
-Threads would not help (the work holds the GIL between LightGBM calls, and LightGBM's OpenMP
-threads spin-wait on a busy box), so the rows are split into one contiguous block per worker,
-each computed by a forked child into anonymous shared memory. Same numbers as one process: each
-row's result depends on that row only.
+"""Work split across forked processes writing into anonymous shared memory: the forecast engine
+(chunks of reps) and TreeSHAP of every open deal (blocks of rows). LightGBM computes TreeSHAP on
+one core here whatever `num_threads` says (measured: CPU time equals wall time at 2 threads), and
+numpy's scatter/bincount hold the GIL, so threads would not use the second core; processes do.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import traceback
 from collections.abc import Callable
 
 import numpy as np
@@ -25,28 +22,47 @@ def workers() -> int:
     return max(1, int(env)) if env else max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
-def forked_rows(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, out_cols: int,
-                n_workers: int | None = None) -> np.ndarray:
-    """fn(x) for a 2-D float64 result with `out_cols` columns, rows split across forked workers."""
-    n = len(x)
-    k = min(n_workers or workers(), n // MIN_ROWS_PER_WORKER)
-    if k <= 1 or not hasattr(os, "fork"):
-        return np.asarray(fn(x), dtype=np.float64).reshape(n, out_cols)
-    buf = mmap.mmap(-1, max(n * out_cols * 8, 8))
-    out = np.frombuffer(buf, dtype=np.float64, count=n * out_cols).reshape(n, out_cols)
-    bounds = np.linspace(0, n, k + 1).astype(int)
+def shared(shape: tuple, dtype=np.float64) -> np.ndarray:
+    """A zeroed array in anonymous shared memory (visible to forked children)."""
+    n = int(np.prod(shape))
+    size = n * np.dtype(dtype).itemsize
+    return np.frombuffer(mmap.mmap(-1, max(size, 8)), dtype=dtype, count=n).reshape(shape)
+
+
+def run_forked(n_workers: int, work: Callable[[int], None], what: str = "worker") -> None:
+    """work(0) .. work(n_workers - 1), each in a forked child; raises if any child failed. The
+    children must write their results into `shared` arrays."""
     pids = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):  # one child per core, never one per row
+    for w in range(n_workers):  # a couple of processes, never one per row
         pid = os.fork()
-        if pid == 0:  # child: its block, then leave at once (no atexit handlers, no cleanup)
+        if pid == 0:  # child: its share, then leave at once (no atexit handlers, no cleanup)
             code = 0
             try:
-                out[lo:hi] = np.asarray(fn(x[lo:hi]), dtype=np.float64).reshape(hi - lo, out_cols)
+                work(w)
             except BaseException:
+                traceback.print_exc()
                 code = 1
             os._exit(code)
         pids.append(pid)
     failed = [pid for pid in pids if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
     if failed:
-        raise RuntimeError(f"worker process(es) {failed} failed")
-    return out.copy()  # an ordinary array; the shared buffer is released with `buf`
+        raise RuntimeError(f"{what} process(es) {failed} failed")
+
+
+def forked_rows(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, out_cols: int,
+                n_workers: int | None = None) -> np.ndarray:
+    """fn(x) for a 2-D float64 result with `out_cols` columns, one contiguous block of rows per
+    worker. Same numbers as one process: each row's result depends on that row only."""
+    n = len(x)
+    k = min(n_workers or workers(), n // MIN_ROWS_PER_WORKER)
+    if k <= 1 or not hasattr(os, "fork"):
+        return np.asarray(fn(x), dtype=np.float64).reshape(n, out_cols)
+    out = shared((n, out_cols))
+    bounds = np.linspace(0, n, k + 1).astype(int)
+
+    def block(w: int) -> None:
+        lo, hi = bounds[w], bounds[w + 1]
+        out[lo:hi] = np.asarray(fn(x[lo:hi]), dtype=np.float64).reshape(hi - lo, out_cols)
+
+    run_forked(k, block)
+    return out.copy()  # an ordinary array, not a view of the shared mapping

@@ -25,13 +25,13 @@ each chunk touches a contiguous slice of the rep grid (small bincounts, bounded 
 from __future__ import annotations
 
 import math
-import mmap
 import os
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from revintel_assets import parallel
 
 MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds the temporary index arrays (~200 MB per worker)
 FORK_BOOKINGS = 8_000_000  # below this, forking costs more than it saves (~50 ms a fork)
@@ -166,13 +166,6 @@ def _rep_chunks(work: np.ndarray, max_reps: int) -> list[tuple[int, int]]:
     return out
 
 
-def _shared(shape: tuple, dtype=np.float64) -> np.ndarray:
-    """A zeroed array in anonymous shared memory (visible to forked children)."""
-    n = int(np.prod(shape))
-    size = n * np.dtype(dtype).itemsize
-    return np.frombuffer(mmap.mmap(-1, max(size, 8)), dtype=dtype, count=n).reshape(shape)
-
-
 def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, groups: np.ndarray | None = None,
                     reduce: Callable[[int, int, np.ndarray], np.ndarray] | None = None, n_out: int = 0,
                     keep_reps: bool = False, workers: int = 2) -> Blocked:
@@ -212,7 +205,7 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     n_groups = 0 if groups is None else len(groups)
     expected_work = float(work.sum())
     use = workers if workers > 1 and len(chunks) > 1 and expected_work >= FORK_BOOKINGS and hasattr(os, "fork") else 1
-    alloc = _shared if use > 1 else (lambda shape, dtype=np.float64: np.zeros(shape, dtype))
+    alloc = parallel.shared if use > 1 else (lambda shape, dtype=np.float64: np.zeros(shape, dtype))
     group_acc = alloc((use, n_groups, n_atoms, n_sims), np.float32)
     div_acc = alloc((use, n_div, n_atoms, n_sims), np.float64)
     new_counts = alloc((use,), np.int64)
@@ -247,23 +240,8 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     if use <= 1:
         for c in chunks:
             run(c, 0)
-    else:
-        pids = []
-        for w in range(use):  # a couple of processes, never one per deal or simulation
-            pid = os.fork()
-            if pid == 0:  # child: its share of the chunks, then leave at once (no atexit, no cleanup)
-                code = 0
-                try:
-                    for c in chunks[w::use]:
-                        run(c, w)
-                except BaseException:
-                    traceback.print_exc()
-                    code = 1
-                os._exit(code)
-            pids.append(pid)
-        failed = [pid for pid in pids if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
-        if failed:
-            raise RuntimeError(f"simulation worker process(es) {failed} failed")
+    else:  # each worker takes every use-th chunk; chunks own whole reps (disjoint rep slices)
+        parallel.run_forked(use, lambda w: [run(c, w) for c in chunks[w::use]], "simulation worker")
     for w in range(1, use):  # in place: no extra full-size temporaries
         group_acc[0] += group_acc[w]
         div_acc[0] += div_acc[w]
@@ -278,6 +256,22 @@ def simulate(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, workers: int
                      np.ascontiguousarray(res.division_grid.transpose(0, 2, 1)), n_sims, res.bookings)
 
 
+def _new_bookings(mu: np.ndarray, pools: list[np.ndarray], n_sims: int, rng: np.random.Generator):
+    """Bookings of deals not yet created, for the reps of `mu` (rep, division, atom): the events of
+    all sims of a cell are Poisson(n_sims * mu), each in a uniformly random simulation (Poisson
+    splitting), with an amount resampled from its division's pool. Returns (rep, div, atom, sim, amount)."""
+    _, n_div, n_atoms = mu.shape
+    events = rng.poisson(n_sims * mu.ravel())
+    cell = np.repeat(np.arange(events.size), events)
+    rep, rest = np.divmod(cell, n_div * n_atoms)
+    div, atom = np.divmod(rest, n_atoms)
+    sim = rng.integers(0, n_sims, len(cell))
+    sizes = np.array([len(p) for p in pools])
+    starts = np.cumsum(sizes) - sizes
+    pick = starts[div] + (rng.random(len(cell)) * sizes[div]).astype(np.int64)
+    return rep, div, atom, sim, np.concatenate(pools)[pick]
+
+
 def _new_pipeline_chunk(new_mu: np.ndarray, pools: list[np.ndarray], n_sims: int, seed: int, lo: int, hi: int,
                         block: np.ndarray, div_grid: np.ndarray) -> int:
     """Deals not yet created, for reps lo..hi-1: a Poisson process per (rep, division, atom). The
@@ -285,42 +279,21 @@ def _new_pipeline_chunk(new_mu: np.ndarray, pools: list[np.ndarray], n_sims: int
     simulation (Poisson splitting: exactly independent Poisson(mu) counts per simulation), with an
     amount resampled from that division's recent won amounts. Seeded per chunk (by its first rep),
     so the draws do not depend on how chunks are shared among workers."""
-    rng = np.random.default_rng([seed, 11, lo])
-    _, n_div, n_atoms = new_mu.shape
-    events = rng.poisson(n_sims * new_mu[lo:hi].ravel())
-    cell = np.repeat(np.arange(events.size), events)
-    if not len(cell):
-        return 0
-    rep, rest = np.divmod(cell, n_div * n_atoms)
-    div, atom = np.divmod(rest, n_atoms)
-    sim = rng.integers(0, n_sims, len(cell))
-    sizes = np.array([len(p) for p in pools])
-    starts = np.cumsum(sizes) - sizes
-    pick = starts[div] + (rng.random(len(cell)) * sizes[div]).astype(np.int64)
-    w = np.concatenate(pools)[pick]
+    rep, div, atom, sim, w = _new_bookings(new_mu[lo:hi], pools, n_sims, np.random.default_rng([seed, 11, lo]))
+    n_atoms = new_mu.shape[2]
     block += np.bincount((rep * n_atoms + atom) * n_sims + sim, w, block.size).reshape(block.shape)
     div_grid += np.bincount((div * n_atoms + atom) * n_sims + sim, w, div_grid.size).reshape(div_grid.shape)
-    return len(cell)
+    return len(w)
 
 
 def _new_pipeline(inp: EngineInput, n_sims: int, rng: np.random.Generator, rep_grid, div_grid) -> int:
     """The naive engine's new pipeline, on full (n, n_sims, n_atoms) grids."""
-    n_reps, n_div, n_atoms = inp.new_mu.shape
-    events = rng.poisson(n_sims * inp.new_mu.ravel())
-    cell = np.repeat(np.arange(events.size), events)
-    if not len(cell):
-        return 0
-    rep, rest = np.divmod(cell, n_div * n_atoms)
-    div, atom = np.divmod(rest, n_atoms)
-    sim = rng.integers(0, n_sims, len(cell))
     pools = [np.asarray(a, dtype=np.float64) if len(a) else np.zeros(1) for a in inp.new_amounts]
-    sizes = np.array([len(p) for p in pools])
-    starts = np.cumsum(sizes) - sizes
-    pick = starts[div] + (rng.random(len(cell)) * sizes[div]).astype(np.int64)
-    w = np.concatenate(pools)[pick]
+    rep, div, atom, sim, w = _new_bookings(inp.new_mu, pools, n_sims, rng)
+    n_atoms = inp.new_mu.shape[2]
     rep_grid += np.bincount((rep * n_sims + sim) * n_atoms + atom, w, rep_grid.size).reshape(rep_grid.shape)
     div_grid += np.bincount((div * n_sims + sim) * n_atoms + atom, w, div_grid.size).reshape(div_grid.shape)
-    return len(cell)
+    return len(w)
 
 
 def shock(n_sims: int, week_of_atom: np.ndarray, sigma_horizon: float, sigma_week: float,
