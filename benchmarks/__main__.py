@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.stage import STAGES
+from revintel_resources.settings import child_env
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {
@@ -107,7 +108,9 @@ def _save(path: Path, results: dict, key: str, entry: dict) -> dict:
 
 
 def _stage_cmd(stage: str, data: Path, scale: float) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.stage", stage, "--data", str(data), "--scale", f"{scale:g}"]
+    # `env` execs the stage in place (same pid, so wait4 still measures it) with DIR as its data dir
+    assign = [f"{k}={v}" for k, v in child_env(data_dir=data).items()]
+    return ["env", *assign, sys.executable, "-m", "benchmarks.stage", stage, "--data", str(data), "--scale", f"{scale:g}"]
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", type=Path, default=REPO / "docs" / "BENCHMARKS.md",
                    help="markdown file whose <!-- table:start/end --> block gets the table")
     p.add_argument("--render", action="store_true", help="only re-render the table from the JSON")
-    p.add_argument("--label", help="store as STAGE@LABEL (a variant, e.g. REVINTEL_BENCH_FORECAST_SIMS=2000)")
+    p.add_argument("--label", help="store as STAGE@LABEL (a variant, e.g. --forecast-sims 2000 passed to benchmarks.stage)")
     args = p.parse_args(argv)
     if args.render:
         render(json.loads(args.json.read_text()), args.table)

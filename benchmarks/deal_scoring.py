@@ -26,7 +26,7 @@ import polars as pl
 
 
 def synthetic_rows(n: int, seed: int = 0) -> pl.DataFrame:
-    from revintel_assets.deals.snapshot import FEATURES_CATEGORICAL, FEATURES_NUMERIC
+    from revintel_assets.defs.deals.snapshot import FEATURES_CATEGORICAL, FEATURES_NUMERIC
 
     rng = np.random.default_rng(seed)
     cols = {c: rng.gamma(2.0, 20.0, n) for c in FEATURES_NUMERIC}
@@ -50,9 +50,9 @@ def prepare(path: Path, trees: int = 150) -> None:
     without early stopping so it really has all of them."""
     import lightgbm as lgb
 
-    from revintel_assets.deals.snapshot import FEATURES, FEATURES_NUMERIC
-    from revintel_assets.deals.win_model import PARAMS, Encoder, WinModel
-    from revintel_assets.validation.metrics import calibrate
+    from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_NUMERIC
+    from revintel_assets.defs.deals.win_model import PARAMS, Encoder, WinModel
+    from revintel_assets.defs.validation.metrics import calibrate
 
     rows = synthetic_rows(60_000, seed=1)
     enc = Encoder().fit(rows)
@@ -65,7 +65,7 @@ def prepare(path: Path, trees: int = 150) -> None:
 
 
 def one_run(model_path: Path, deals: int) -> dict:
-    from revintel_assets.deals.scoring import outcome_stats, score_deals
+    from revintel_assets.defs.deals.scoring import outcome_stats, score_deals
 
     model = pickle.loads(model_path.read_bytes())
     rows = synthetic_rows(deals, seed=2)

@@ -27,8 +27,9 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
-from revintel_assets.forecast import model, simulate, synthetic
-from revintel_assets.forecast.periods import calendar
+from revintel_assets.defs.forecast import model, simulate
+from tests import synthetic
+from revintel_assets.defs.forecast.periods import calendar
 import datetime as dt
 sims, deals, naive = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "naive"
 cal = calendar(dt.date(2025, 12, 31), 13)

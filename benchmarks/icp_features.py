@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from revintel_assets.icp.features import feature_sql  # noqa: E402
+from revintel_assets.defs.icp.features import feature_sql  # noqa: E402
 
 DIVISIONS = ["Analytics", "Cloud Platform", "Hardware", "Security", "Services"]
 

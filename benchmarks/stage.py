@@ -2,7 +2,8 @@
 
     python -m benchmarks.stage STAGE --data DIR [--scale X]
 
-DIR is a revintel data directory (REVINTEL_DATA_DIR) whose source is DIR/demo. Every stage
+DIR is a revintel data directory whose source is DIR/demo; run the stage with REVINTEL_DATA_DIR=DIR
+(benchmarks/__main__.py does). Every stage
 except `generate` and `prepare` is one Dagster job run (`execute_in_process` on the instance
 under DIR/dagster_home, same jobs as the CLI and the UI) for the partitions a production run of
 that stage would take:
@@ -30,53 +31,53 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
+
+from revintel_assets import plan
+
+DATA: Path = Path("data")  # set by run_stage
+FORECAST_SIMS: int | None = None
 
 STAGES = ["generate", "import", "snapshot", "win_model", "scoring", "forecast", "backtest",
           "icp_features", "icp_models", "whitespace", "nightly"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _env(data: Path) -> None:
-    os.environ["REVINTEL_DATA_DIR"] = str(data)
-    os.environ["REVINTEL_SOURCE"] = str(data / "demo")
+def _source(data: Path) -> dict:
+    """The `source` resource's run config: the data directory's demo (and its truth)."""
     truth = data / "demo" / "truth"
-    if truth.is_dir():
-        os.environ["REVINTEL_TRUTH_DIR"] = str(truth)
-    os.environ.setdefault("DAGSTER_HOME", str(data / "dagster_home"))
+    return {"path": str(data / "demo"), **({"truth_dir": str(truth)} if truth.is_dir() else {})}
 
 
-def _run_config(job) -> dict:
-    """QUIET, plus `REVINTEL_BENCH_FORECAST_SIMS=N`: the forecast's n_sims (ForecastConfig) for the
-    jobs that hold revenue_forecast, a documented launchpad setting, not a code change."""
-    sims = os.environ.get("REVINTEL_BENCH_FORECAST_SIMS")
-    ops = {node.name for node in job.graph.node_defs} if sims else set()
-    if "revenue_forecast" not in ops:
-        return QUIET
-    return {**QUIET, "ops": {"revenue_forecast": {"config": {"n_sims": int(sims)}}}}
+def _run_config(job, data: Path, forecast_sims: int | None) -> dict:
+    """QUIET and the source, plus `--forecast-sims N`: the forecast's n_sims (ForecastConfig) for
+    the jobs that hold revenue_forecast, a documented launchpad setting, not a code change."""
+    config = {**QUIET, "resources": {"source": {"config": _source(data)}}}
+    ops = {node.name for node in job.graph.node_defs} if forecast_sims else set()
+    if "revenue_forecast" in ops:
+        config["ops"] = {"revenue_forecast": {"config": {"n_sims": forecast_sims}}}
+    return config
 
 
 def _run(defs, instance, job_name: str, *, key: str | None = None, keys: list[str] | None = None,
          assets: list[list[str]] | None = None) -> None:
     import dagster as dg
 
-    job = defs.resolve_job_def(job_name)
+    job = defs.resolve_job_def(plan.job(job_name).name)
     tags = {"revintel/launched_by": "benchmark"}
     if keys:
         tags |= {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-    job.execute_in_process(instance=instance, partition_key=key, tags=tags, run_config=_run_config(job),
+    job.execute_in_process(instance=instance, partition_key=key, tags=tags, run_config=_run_config(job, DATA, FORECAST_SIMS),
                            asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
                            raise_on_error=True)
 
 
 def _export_date(instance) -> str:
     """The latest as-of partition: the source's export date (what demo/run score as of)."""
-    override = os.environ.get("REVINTEL_AS_OF")
-    return override or max(instance.get_dynamic_partitions("as_of_date"))
+    return max(instance.get_dynamic_partitions("as_of_date"))
 
 
 def _score_cutoff_keys(defs, instance, job_name: str) -> list[str]:
@@ -87,21 +88,15 @@ def _score_cutoff_keys(defs, instance, job_name: str) -> list[str]:
     return sorted(k for k in keys if str(k).split("|")[0] == cutoff)
 
 
-def release_killed_runs(instance) -> list[str]:
-    """A run killed mid-step (timeout, memory cap) keeps its `warehouse` pool slot and stays
-    STARTED, so the next run would wait forever: mark such runs failed and free their slots.
-    Only for benchmark data directories, where nothing else is running."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = None,
+              forecast_sims: int | None = None) -> dict:
+    global DATA, FORECAST_SIMS
+    DATA, FORECAST_SIMS = data, forecast_sims
+    from revintel_resources.settings import settings
 
-    stuck = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
-    for run in stuck:
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        instance.report_run_failed(run)
-    return [r.run_id for r in stuck]
-
-
-def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = None) -> dict:
-    _env(data)
+    if settings().resolved_data_dir() != data:
+        raise SystemExit(f"--data {data} but REVINTEL_DATA_DIR is {settings().resolved_data_dir()}: run the stage "
+                         f"with REVINTEL_DATA_DIR={data}")
     if stage == "generate":
         from revintel_assets.demo.generator import generate_company
 
@@ -112,23 +107,20 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
             shutil.rmtree(out, ignore_errors=True)
         return {"opportunities": summary.get("opportunities"), "transaction_lines": summary.get("transaction_lines")}
 
-    from revintel_resources.instance import ensure_dagster_home
-
-    ensure_dagster_home()
-    import dagster as dg
-
-    from revintel_assets.definitions import defs
+    from revintel_assets.definitions import load
+    from revintel_resources.instance import dagster_instance, recover_dead_runs
     from revintel_resources.warehouse import Warehouse
 
-    instance = dg.DagsterInstance.get()
-    if stage == "cleanup":
-        return {"released_runs": release_killed_runs(instance)}
+    defs = load()
+    instance = dagster_instance()
+    if stage == "cleanup":  # a run killed mid-step (timeout, memory cap) keeps its pool slot
+        return {"released_runs": recover_dead_runs(instance, every_started=True)}
     if stage == "prepare":
         from revintel_assets import orchestrate
 
-        if jobs:  # a part of the graph only (e.g. a large scale prepared in steps)
-            orchestrate.STEPS = [s for s in orchestrate.STEPS if s.job in jobs]
-        orchestrate.materialize_all(defs, say=lambda s: print(s, file=sys.stderr, flush=True))
+        # jobs: a part of the plan only (e.g. a large scale prepared in steps)
+        orchestrate.materialize_all(defs, say=lambda s: print(s, file=sys.stderr, flush=True),
+                                    resources={"source": _source(data)}, jobs=jobs)
         return {}
     if stage == "import":
         _run(defs, instance, "import_job")
@@ -147,8 +139,10 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
     elif stage == "forecast":
         _run(defs, instance, "forecast_job", key=as_of,
              assets=[["forecast", "revenue_forecast"], ["forecast", "deal_contributions"]])
-    elif stage == "backtest":
-        _run(defs, instance, "forecast_job", key=as_of, assets=[["forecast", "forecast_backtest"]])
+    elif stage == "backtest":  # the backtest's op also writes its shock tuning and validation rows
+        _run(defs, instance, "forecast_job", key=as_of, assets=[["forecast", "forecast_backtest"],
+                                                                 ["forecast", "shock_tuning"],
+                                                                 ["validation", "revenue_forecast"]])
     elif stage in ("icp_features", "icp_models"):
         job = f"{stage}_job"
         _run(defs, instance, job, keys=_score_cutoff_keys(defs, instance, job))
@@ -167,10 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=[*STAGES, "prepare", "cleanup"])
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--jobs", nargs="+", help="prepare: only these jobs of orchestrate.STEPS")
+    parser.add_argument("--jobs", nargs="+", help="prepare: only these jobs of the run plan (revintel_assets/plan.py)")
+    parser.add_argument("--forecast-sims", type=int, help="the forecast's n_sims (ForecastConfig), e.g. 2000")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    info = run_stage(args.stage, args.data.resolve(), args.scale, args.jobs)
+    info = run_stage(args.stage, args.data.resolve(), args.scale, args.jobs, args.forecast_sims)
     print(json.dumps({"stage": args.stage, "inner_s": round(time.perf_counter() - start, 2), **info}), flush=True)
     return 0
 

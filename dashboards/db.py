@@ -1,7 +1,7 @@
 """Read access to the published analyst file for the Streamlit pages.
 
 Every query opens ``paths.analyst_db_path()`` read-only, runs, and closes the connection at
-once, so the dashboard never holds the file open while a run publishes a new one (CONTRACT §3,
+once, so the dashboard never holds the file open while a run publishes a new one (docs/CONTRACT.md §3,
 §4). Results are cached with ``st.cache_data``; the cache key contains the file's identity
 (mtime, size, inode), so a newly published file is picked up on the next rerun.
 

@@ -1,4 +1,4 @@
-"""`revintel` command line (CONTRACT §1): generate, demo, run, ui."""
+"""`revintel` command line (docs/CONTRACT.md §1): generate, demo, run, ui."""
 
 from __future__ import annotations
 
@@ -38,32 +38,32 @@ def cmd_demo(args) -> int:
         print(f"Generating the demo company (scale {args.scale:g}) into {source} ...")
         _generate(source, args.scale, args.seed)
     # The demo's ground truth is read only to report oracle metrics beside the models', never
-    # by a feature or a model (revintel_assets/deals/oracle.py).
-    os.environ["REVINTEL_TRUTH_DIR"] = str(source / "truth")
-    return _materialize(source, None, args)
+    # by a feature or a model (revintel_assets/defs/validation/oracle.py).
+    return _materialize({"path": str(source), "truth_dir": str(source / "truth")}, args)
 
 
 def cmd_run(args) -> int:
-    source = Path(args.source).expanduser().resolve()
-    if getattr(args, "mapping", None):  # read by the import (ingest/mapping.py)
-        os.environ["REVINTEL_MAPPING"] = str(Path(args.mapping).expanduser().resolve())
-    return _materialize(source, args.format, args)
+    source = {"path": str(Path(args.source).expanduser().resolve())}
+    if args.format:
+        source["format"] = args.format
+    if args.mapping:  # read by the import (ingest/mapping.py)
+        source["mapping"] = str(Path(args.mapping).expanduser().resolve())
+    return _materialize(source, args)
 
 
-def _materialize(source: Path, fmt: str | None, args) -> int:
-    from revintel_assets.definitions import defs
-    from revintel_assets.ingest.errors import SourceError
+def _materialize(source: dict[str, str], args) -> int:
+    """Every step of the run plan, the source given to the assets as the `source` resource's run
+    config (what the launchpad shows for these runs), never through the environment."""
+    from revintel_assets.definitions import load
+    from revintel_assets.defs.ingest.errors import SourceError
     from revintel_assets.orchestrate import materialize_all
 
-    os.environ["REVINTEL_SOURCE"] = str(source)
-    if fmt:
-        os.environ["REVINTEL_FORMAT"] = fmt
     if getattr(args, "as_of", None):
-        os.environ["REVINTEL_AS_OF"] = args.as_of
-    print(f"revintel: materializing the asset graph on {source}")
+        source["as_of"] = args.as_of
+    print(f"revintel: materializing the asset graph on {source['path']}")
     start = time.perf_counter()
     try:
-        records = materialize_all(defs)
+        records = materialize_all(load(), resources={"source": source})
     except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
         root = _root_cause(exc)
         if isinstance(root, SourceError):
@@ -73,7 +73,8 @@ def _materialize(source: Path, fmt: str | None, args) -> int:
     _summary(records, time.perf_counter() - start)
     if args.no_serve:
         return 0
-    return _serve()
+    # the UI's sensors and launchpad default to the source just materialized
+    return _serve(settings_env={("source" if k == "path" else k): v for k, v in source.items()})
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -105,11 +106,12 @@ def _summary(records: list[dict], seconds: float) -> None:
         con.close()
 
 
-def _serve(dagster_port: int = 3000, streamlit_port: int = 8501) -> int:
+def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: dict | None = None) -> int:
     from revintel_resources.instance import ensure_dagster_home
+    from revintel_resources.settings import child_env
 
-    ensure_dagster_home()
-    env = dict(os.environ)
+    # the children's environment (this process's own is never changed)
+    env = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home()), **child_env(**(settings_env or {}))}
     procs = [
         subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
                           "-h", HOST, "-p", str(dagster_port)], cwd=REPO, env=env,

@@ -22,3 +22,10 @@ def table_metadata(wh: Warehouse, table: str, where: str = "TRUE", params: list 
         "table": dg.MetadataValue.text(table),
         "preview": dg.MetadataValue.md(preview.to_pandas().to_markdown(index=False) if n else "(empty)"),
     }
+
+
+def family_rows(wh: Warehouse, table: str, family: str) -> int:
+    """Rows of one model family in a shared validation table (each family's asset owns its rows)."""
+    if not wh.table_exists(table):
+        return 0
+    return int(wh.query(f"SELECT count(*) AS n FROM {table} WHERE model_family = ?", [family])["n"][0])

@@ -13,13 +13,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from revintel_resources.settings import settings
+
 MIN_ROWS_PER_WORKER = 20_000  # below this a fork costs more than it saves
 
 
 def workers() -> int:
     """Cores this process may use (REVINTEL_WORKERS overrides; 1 = no fork)."""
-    env = os.environ.get("REVINTEL_WORKERS")
-    return max(1, int(env)) if env else max(1, min(len(os.sched_getaffinity(0)), 8))
+    chosen = settings().workers
+    return chosen if chosen else max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
 def shared(shape: tuple, dtype=np.float64) -> np.ndarray:

@@ -17,7 +17,6 @@ joins, `QUALIFY`, list parameters; docs/SCALING.md says what moving there takes.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,15 @@ ENV_VAR = "REVINTEL_WAREHOUSE"
 DEFAULT = "duckdb"
 BACKENDS = ("duckdb", "motherduck")
 NOT_DUCKDB = {"snowflake", "bigquery", "redshift", "postgres", "databricks"}
+
+
+def _from_settings() -> dict[str, str]:
+    """The variables below as the settings object read them (settings.py is their only reader)."""
+    from revintel_resources.settings import settings
+
+    s = settings()
+    env = {ENV_VAR: s.warehouse, MEMORY_ENV: s.duckdb_memory_limit, "MOTHERDUCK_DATABASE": s.motherduck_database}
+    return env | ({"MOTHERDUCK_TOKEN": s.motherduck_token} if s.motherduck_token else {})
 
 
 class UnknownWarehouseBackend(ValueError):
@@ -58,7 +66,7 @@ DEFAULT_MEMORY_LIMIT = "6GB"  # docs/BENCHMARKS.md: the nightly at scale 100 mus
 
 def memory_limit(env: Mapping[str, str] | None = None) -> str | None:
     """DuckDB memory_limit for the local file: `6GB` by default, None for `none` (DuckDB's default)."""
-    env = os.environ if env is None else env
+    env = _from_settings() if env is None else env
     value = (env.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT).strip()
     if value.lower() in ("none", "default"):
         return None
@@ -68,13 +76,13 @@ def memory_limit(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def backend_name(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
+    env = _from_settings() if env is None else env
     return (env.get(ENV_VAR) or DEFAULT).strip().lower()
 
 
 def resolve(env: Mapping[str, str] | None = None) -> Backend:
     """The backend $REVINTEL_WAREHOUSE selects (default duckdb); a clear error for anything else."""
-    env = os.environ if env is None else env
+    env = _from_settings() if env is None else env
     name = backend_name(env)
     if name == "duckdb":
         return Backend("duckdb", memory_limit=memory_limit(env))

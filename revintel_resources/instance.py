@@ -45,14 +45,21 @@ telemetry:
 
 
 def ensure_dagster_home() -> Path:
-    """Create $REVINTEL_DATA_DIR/dagster_home with dagster.yaml and point DAGSTER_HOME at it."""
+    """Create $REVINTEL_DATA_DIR/dagster_home with its dagster.yaml (child processes such as
+    `dagster dev` get it as DAGSTER_HOME in their environment; this process is never changed)."""
     home = paths.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML.format(home=home))
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def dagster_instance():
+    """The Dagster instance of this data directory (the one the UI and the daemon use)."""
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(ensure_dagster_home()))
 
 
 PID_TAG = "revintel/pid"
@@ -73,13 +80,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover_dead_runs(instance) -> list[str]:
+def recover_dead_runs(instance, every_started: bool = False) -> list[str]:
     """Mark in-process runs whose process is gone as failed and free their pool slots.
 
     A run killed with SIGKILL (or by the OOM killer) never reports its end: it stays STARTED
     and keeps its `warehouse` pool slot, and every later step would wait for that slot forever.
     Daemon-launched runs are covered by run monitoring (dagster.yaml); runs started in-process
-    by the CLI carry their pid, and this is their recovery.
+    by the CLI carry their pid, and this is their recovery. `every_started`: also runs without a
+    pid tag (a benchmark directory, where nothing else can be running).
     """
     import dagster as dg
 
@@ -88,9 +96,13 @@ def recover_dead_runs(instance) -> list[str]:
             filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])):
         run = record.dagster_run
         pid = run.tags.get(PID_TAG)
-        if pid is None or int(pid) == os.getpid() or _alive(int(pid)):
+        if pid is None and not every_started:
+            continue
+        if pid is not None and (int(pid) == os.getpid() or _alive(int(pid))):
             continue
         instance.report_run_failed(run, message=f"process {pid} is gone (killed?); marked failed by revintel")
+        # Dagster frees a failed run's pool slots only from its own run monitoring (daemon-launched
+        # runs); an in-process run's slots are freed here, through the event log storage
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         recovered.append(run.run_id)
     return recovered

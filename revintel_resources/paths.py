@@ -1,14 +1,15 @@
 """Where revintel writes things. Everything lives under one data directory so two
-directories never interfere (CONTRACT §1)."""
+directories never interfere (docs/CONTRACT.md §1)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from revintel_resources.settings import settings
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("REVINTEL_DATA_DIR", "./data")).expanduser().resolve()
+    return settings().resolved_data_dir()
 
 
 def warehouse_dir() -> Path:
@@ -16,7 +17,7 @@ def warehouse_dir() -> Path:
 
 
 def analyst_db_path() -> Path:
-    """The published, read-only-for-everyone analyst file (CONTRACT §3)."""
+    """The published, read-only-for-everyone analyst file (docs/CONTRACT.md §3)."""
     return warehouse_dir() / "revintel.duckdb"
 
 

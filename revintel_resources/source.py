@@ -1,24 +1,60 @@
-"""Where the raw exports are. Chosen by environment so the CLI, the UI and the schedules agree:
-REVINTEL_SOURCE (default: the generated demo company under the data dir) and REVINTEL_FORMAT."""
+"""Which source a run reads, and as of when: a typed resource the CLI and the launchpad configure
+per run (`resources: source: config: {path, format, mapping, as_of}`); unset fields fall back to
+the settings (`settings.py`: REVINTEL_SOURCE, ...), then to the demo company under the data dir."""
 
 from __future__ import annotations
 
-import os
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from revintel_resources import paths
+from revintel_resources.settings import settings
 
 
 class SourceResource(dg.ConfigurableResource):
     path: str | None = Field(default=None, description="Folder of raw exports; default REVINTEL_SOURCE or the demo")
     format: str | None = Field(default=None, description="Force a layout, e.g. 'maventech+sales_log'")
+    mapping: str | None = Field(default=None, description="Mapping file (YAML) for a variant export; default "
+                                                          "SOURCE/revintel_mapping.yaml")
+    as_of: str | None = Field(default=None, description="Score as of this date (YYYY-MM-DD) instead of the "
+                                                        "source's export date")
+    truth_dir: str | None = Field(default=None, description="The demo's ground truth (oracle metrics only)")
 
     def folder(self) -> Path:
-        chosen = self.path or os.environ.get("REVINTEL_SOURCE") or str(paths.demo_source_dir())
+        chosen = self.path or settings().source or paths.demo_source_dir()
         return Path(chosen).expanduser().resolve()
 
     def forced_format(self) -> str | None:
-        return self.format or os.environ.get("REVINTEL_FORMAT") or None
+        return self.format or settings().format or None
+
+    def mapping_file(self) -> Path | None:
+        chosen = self.mapping or settings().mapping
+        return Path(chosen).expanduser() if chosen else None
+
+    def as_of_override(self) -> dt.date | None:
+        """The as-of date a user asked for (None: the source's export date)."""
+        if self.as_of:
+            return dt.date.fromisoformat(self.as_of)
+        return settings().as_of
+
+    def as_of_date(self, wh) -> dt.date | None:
+        """The date this source is scored as of: the override, else the export date the import
+        recorded in meta.source (None before any import). The one place this rule lives."""
+        override = self.as_of_override()
+        if override or not wh.table_exists("meta.source"):
+            return override
+        return wh.query("SELECT max(export_date)::DATE AS d FROM meta.source")["d"][0]
+
+    def truth_folder(self) -> Path | None:
+        """The demo's ground truth: configured, or the generated demo's own truth/ when the source
+        *is* the demo folder. Real sources have none."""
+        chosen = self.truth_dir or settings().truth_dir
+        if chosen:
+            return Path(chosen) if Path(chosen).is_dir() else None
+        demo = paths.demo_source_dir()
+        if self.folder() == demo.resolve() and (demo / "truth").is_dir():
+            return demo / "truth"
+        return None

@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from revintel_assets.ingest.source import import_source
-from revintel_assets.star import build
+from revintel_assets.defs.ingest.source import import_source
+from revintel_assets.defs.star import build
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAVENTECH = SHARED / "maventech_crm"

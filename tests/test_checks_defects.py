@@ -20,12 +20,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from revintel_assets.deals import checks as deal_checks
-from revintel_assets.definitions import defs
-from revintel_assets.ops import checks as ops_checks
-from revintel_assets.star import checks as star_checks
+from revintel_assets.defs.deals import checks as deal_checks
+from revintel_assets.definitions import load
+from revintel_assets.defs.ops import checks as ops_checks
+from revintel_assets.defs.star import checks as star_checks
 from revintel_resources.resources import WarehouseResource
+from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
+
+defs = load()
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -90,7 +93,7 @@ def copy_of(demo: Path, dest: Path, *sql: str, mlflow: bool = False) -> Path:
 def run(check: dg.AssetChecksDefinition, data_dir: Path) -> dg.AssetCheckResult:
     """Invoke the check directly with resources for `data_dir` (only those it asks for)."""
     available = {"warehouse": WarehouseResource(data_dir=str(data_dir)),
-                 "mlflow_tracking": MLflowResource(data_dir=str(data_dir))}
+                 "mlflow_tracking": MLflowResource(data_dir=str(data_dir)), "source": SourceResource()}
     result = check(**{k: v for k, v in available.items() if k in check.required_resource_keys})
     assert isinstance(result, dg.AssetCheckResult)
     return result
@@ -234,7 +237,7 @@ def test_freshness_uses_as_of_override_not_wall_clock(clean, monkeypatch):
     try:
         f = ops_checks.freshness(con)
         assert f["fresh"] and f["lag_days"] <= 0
-        stale = ops_checks.freshness(con, (f["export_date"] + dt.timedelta(days=3)).isoformat())
+        stale = ops_checks.freshness(con, f["export_date"] + dt.timedelta(days=3))
         assert stale["fresh"] is False
         assert stale["lag_days"] == 3 + (f["export_date"] - f["latest_scored"]).days
     finally:

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from conftest import MAVENTECH, build_star, need
-from revintel_assets.deals.snapshot import FEATURES, snapshot_sql
+from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql
 from revintel_assets.demo.generator import generate_company
 
 

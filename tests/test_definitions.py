@@ -9,7 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from revintel_assets.definitions import defs
+from revintel_assets.definitions import load
+
+defs = load()
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,12 +36,12 @@ def test_every_asset_has_description_group_kinds_and_owner():
 
 
 def test_only_the_oracle_modules_can_find_the_demo_truth():
-    """Ground truth measures models; it must never feed one. It is reachable only through
-    REVINTEL_TRUTH_DIR (set by `revintel demo`), and only the oracle modules read that, to
-    put oracle metrics beside the models' on the same rows."""
+    """Ground truth measures models; it must never feed one. It is reachable only through the
+    source resource's truth_folder() (configured by `revintel demo`), and only the oracle module
+    reads its files, to put oracle metrics beside the models' on the same rows."""
     offenders = []
-    for path in (REPO / "revintel_assets").rglob("*.py"):
-        if path.parent.name == "demo" or path.name in {"oracle.py", "cli.py"}:
+    for path in [*(REPO / "revintel_assets").rglob("*.py"), *(REPO / "revintel_resources").rglob("*.py")]:
+        if path.parent.name == "demo" or path.name in {"oracle.py", "cli.py", "source.py", "settings.py"}:
             continue
         text = path.read_text()
         if "REVINTEL_TRUTH_DIR" in text or '"truth"' in text or "'truth'" in text or "truth/" in text:

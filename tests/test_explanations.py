@@ -12,9 +12,9 @@ import pytest
 import shap
 
 from conftest import build_star
-from revintel_assets.deals.explain import top_contributions
-from revintel_assets.deals.snapshot import FEATURES, snapshot_sql
-from revintel_assets.deals.win_model import Windows, split_by_time, train
+from revintel_assets.defs.deals.explain import top_contributions
+from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql
+from revintel_assets.defs.deals.win_model import Windows, split_by_time, train
 from revintel_assets.demo.generator import generate_company
 
 

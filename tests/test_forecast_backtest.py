@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from revintel_assets.forecast import backtest, model, probabilities, simulate, synthetic, timing
+from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
+import synthetic  # tests/synthetic.py: a fixture, not product code
 
 ORIGIN = dt.date(2024, 6, 3)
 
@@ -87,6 +88,6 @@ def test_counted_labels_give_the_same_probabilities_and_close_dates(data):
     p_rows, _ = probabilities.stage_baseline(labelled)(ORIGIN, rows)
     p_counts, _ = probabilities.stage_baseline(counts, counts=True)(ORIGIN, rows)
     assert np.array_equal(p_rows, p_counts)
-    from revintel_assets.deals.scoring import _history_rows, expected_close
+    from revintel_assets.defs.deals.scoring import _history_rows, expected_close
     known = _history_rows(labelled.filter(pl.col("as_of_date") < ORIGIN), ORIGIN)
     assert expected_close(rows, known).equals(probabilities.expected_close_from_counts(rows, counts, ORIGIN))

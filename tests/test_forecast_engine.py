@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from revintel_assets.forecast import model, simulate, synthetic
-from revintel_assets.forecast.periods import calendar
+from revintel_assets.defs.forecast import model, simulate
+import synthetic  # tests/synthetic.py: a fixture, not product code
+from revintel_assets.defs.forecast.periods import calendar
 
 
 def small(seed=0, n=400, n_atoms=6, new=False):

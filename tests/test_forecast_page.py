@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from browser import analyst_db_path, build_analyst_db, chromium, render_page, streamlit_server
-from revintel_assets.forecast import backtest, model, probabilities, simulate, synthetic, timing
-from revintel_assets.forecast.periods import calendar
+from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
+import synthetic  # tests/synthetic.py: a fixture, not product code
+from revintel_assets.defs.forecast.periods import calendar
 
 AS_OF = dt.date(2024, 9, 30)
 

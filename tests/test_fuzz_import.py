@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import MAVENTECH, ONLINE_RETAIL, build_star
-from revintel_assets.ingest.errors import SourceError
-from revintel_assets.star import build
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.star import build
 from test_import_salesforce import ACCOUNT, OPPORTUNITY
 
 # REVINTEL_FUZZ_EXAMPLES=500 for a long, randomised run; the default is bounded and repeatable

@@ -13,13 +13,13 @@ import numpy as np
 import polars as pl
 from conftest import ONLINE_RETAIL, build_star, need
 
-from revintel_assets.icp.calendar import IcpPlan, default_window
-from revintel_assets.icp.evaluate import MODEL_NAME, evaluate, metric
-from revintel_assets.icp.features import divisions_sql, feature_sql
-from revintel_assets.icp.model import train_baselines, train_division
-from revintel_assets.icp.whitespace import whitespace_sql
-from revintel_assets.validation import oracle
-from revintel_assets.validation.metrics import deciles
+from revintel_assets.defs.icp.calendar import IcpPlan, default_window
+from revintel_assets.defs.icp.evaluate import MODEL_NAME, evaluate, metric
+from revintel_assets.defs.icp.features import divisions_sql, feature_sql
+from revintel_assets.defs.icp.model import train_baselines, train_division
+from revintel_assets.defs.icp.whitespace import whitespace_sql
+from revintel_assets.defs.validation import oracle
+from revintel_assets.defs.validation.metrics import deciles
 
 ROOT = Path(__file__).resolve().parents[1]
 DIVS = ["Garden", "Kitchen & Dining"]
@@ -69,12 +69,14 @@ def test_online_retail_holdout_and_whitespace():
 def test_no_asset_module_reads_truth(monkeypatch):
     """Only validation/oracle.py may name the truth files; features, models and scores never do."""
     offenders = []
-    for path in [*(ROOT / "revintel_assets" / "icp").glob("*.py"), ROOT / "revintel_assets" / "validation" / "metrics.py"]:
+    for path in [*(ROOT / "revintel_assets" / "defs" / "icp").glob("*.py"), ROOT / "revintel_assets" / "defs" / "validation" / "metrics.py"]:
         if re.search(r"truth", path.read_text(), re.I) and path.name not in {"assets.py", "evaluate.py"}:
             offenders.append(path.name)
     assert not offenders, offenders
     # assets.py and evaluate.py only pass truth through to evaluation, never to training or scoring
-    src = (ROOT / "revintel_assets" / "icp" / "assets.py").read_text()
+    src = (ROOT / "revintel_assets" / "defs" / "icp" / "assets.py").read_text()
     assert "division_truth.csv" not in src and "truth/" not in src
     monkeypatch.delenv("REVINTEL_TRUTH_DIR", raising=False)
-    assert oracle.truth_dir(None) is None and oracle.truth_dir("/some/real/export") is None
+    from revintel_resources.source import SourceResource
+
+    assert SourceResource(path="/some/real/export").truth_folder() is None

@@ -10,7 +10,7 @@ import pytest
 from icp_fixtures import DIVISIONS, random_star, travel_back
 from polars.testing import assert_frame_equal
 
-from revintel_assets.icp.features import LABELS, divisions_sql, feature_columns, feature_sql
+from revintel_assets.defs.icp.features import LABELS, divisions_sql, feature_columns, feature_sql
 
 AS_OF = dt.date(2024, 12, 31)
 

@@ -8,8 +8,8 @@ import duckdb
 import polars as pl
 from icp_fixtures import DIVISIONS, random_star
 
-from revintel_assets.icp.features import feature_sql
-from revintel_assets.icp.whitespace import CAP_QUANTILE, rep_view_sql, whitespace_sql
+from revintel_assets.defs.icp.features import feature_sql
+from revintel_assets.defs.icp.whitespace import CAP_QUANTILE, rep_view_sql, whitespace_sql
 
 CUTOFF, WINDOW = dt.date(2024, 6, 1), 6
 

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from conftest import build_star
-from revintel_assets.ingest.errors import SourceError
-from revintel_assets.ingest.source import import_source
-from revintel_assets.star import build
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.source import import_source
+from revintel_assets.defs.star import build
 
 HEADER = "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value"
 

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from conftest import MAVENTECH, ONLINE_RETAIL, build_star, need
-from revintel_assets.star import build
+from revintel_assets.defs.star import build
 
 
 def _reconciles(con) -> list[tuple]:

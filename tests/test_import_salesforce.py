@@ -10,9 +10,9 @@ import duckdb
 import pytest
 
 from conftest import build_star
-from revintel_assets.ingest.errors import SourceError
-from revintel_assets.ingest.source import detect_layout, import_source
-from revintel_assets.star import build
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.source import detect_layout, import_source
+from revintel_assets.defs.star import build
 
 ACC_ACME, ACC_BETA, ACC_SUB = "0015g00000AcmeXAAA", "0015g00000BetaXAAA", "0015g00000SubsXAAA"
 U_ANN, U_BOB, U_MAX = "0055g00000AnnXXAAQ", "0055g00000BobXXAAQ", "0055g00000MaxXXAAQ"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from revintel_assets.validation.metrics import (calibrate, calibration_bins, classification_metrics, deciles,
+from revintel_assets.defs.validation.metrics import (calibrate, calibration_bins, classification_metrics, deciles,
                                                 gains_table, propensity_metrics)
 
 Y = [0, 0, 1, 1]

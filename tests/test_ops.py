@@ -8,10 +8,12 @@ import os
 import dagster as dg
 import pytest
 
-from revintel_assets.definitions import defs
-from revintel_assets.ops.schedules import monthly_retrain, nightly_rescore
-from revintel_assets.ops.sensors import source_files_changed
+from revintel_assets.definitions import load
+from revintel_assets.defs.ops.schedules import monthly_retrain, nightly_rescore
+from revintel_assets.defs.ops.sensors import source_files_changed
 from revintel_resources.source import SourceResource
+
+defs = load()
 
 
 @pytest.fixture

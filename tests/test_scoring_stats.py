@@ -8,8 +8,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from revintel_assets.deals import scoring
-from revintel_assets.deals.baselines import stage_rate
+from revintel_assets.defs.deals import scoring
+from revintel_assets.defs.deals.baselines import stage_rate
 
 
 def _history(n: int = 4000, seed: int = 3) -> pl.DataFrame:

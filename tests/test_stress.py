@@ -23,11 +23,11 @@ WORKER = textwrap.dedent("""
     import os, sys, warnings
     warnings.filterwarnings("ignore")
     import dagster as dg
-    from revintel_assets.definitions import defs
-    from revintel_resources.instance import ensure_dagster_home, run_tags
+    from revintel_assets.definitions import load
+    from revintel_resources.instance import dagster_instance, run_tags
     from revintel_resources.warehouse import Warehouse
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
+    defs = load()
+    instance = dagster_instance()
     job = defs.resolve_job_def("deal_snapshot_job")
     for key in sys.argv[1:]:
         job.execute_in_process(instance=instance, partition_key=key, raise_on_error=True, tags=run_tags(),
@@ -97,10 +97,10 @@ KILLED_WRITER = textwrap.dedent("""
     import sys, warnings
     warnings.filterwarnings("ignore")
     import dagster as dg
-    from revintel_assets.definitions import defs
-    from revintel_resources.instance import ensure_dagster_home, recover_dead_runs, run_tags
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
+    from revintel_assets.definitions import load
+    from revintel_resources.instance import dagster_instance, recover_dead_runs, run_tags
+    defs = load()
+    instance = dagster_instance()
     print("recovered", len(recover_dead_runs(instance)))
     keys = sys.argv[1:]
     defs.resolve_job_def("deal_snapshot_job").execute_in_process(

@@ -1,0 +1,220 @@
+"""Deal intelligence assets: as-of snapshots → win-probability model → scores → explanations."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from revintel_assets.defs.deals.baselines import BASELINES, NB_FEATURES
+from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
+from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
+from revintel_assets.defs.deals.registry import decide_promotion, latest_eligible, load, log_and_register, reliability_plot
+from revintel_assets.defs.deals.scoring import OUTCOME_STATS_SQL, score_deals
+from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
+from revintel_assets.defs.deals.calendar import DealPlan
+from revintel_assets.defs.deals.win_model import split_by_time, train
+from revintel_assets.metadata import family_rows, table_metadata
+from revintel_assets.defs.validation.oracle import deal_truth
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.source import SourceResource
+from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import PartitionFilter
+
+MIN_TRAIN_DEALS = 200  # below this a booster learns noise; the run says so and goes on
+MIN_VALIDATION_ROWS = 100
+
+STAR = [dg.AssetKey(["star", t]) for t in
+        ("fact_opportunity", "fact_opportunity_history", "dim_account", "dim_product")]
+COMMON = dict(group_name="deals", owners=["team:revenue-data-science"], pool="warehouse")
+
+SNAPSHOT_DOC = (
+    "Every deal open on as_of_date with the features known on that date (history events up to "
+    "it, other deals' outcomes up to it, static facts). outcome_date/is_won are the label, filled "
+    "for deals that closed later; they are never features.", {
+        "as_of_date": "Partition column: the date the features are as of",
+        "days_in_stage": "Days since the deal entered its current stage (as of as_of_date)",
+        "stage_time_ratio": "days_in_stage / the usual days in that stage, from spells ended by as_of_date",
+        "n_pushes": "Times the expected close date moved later, up to as_of_date",
+        "days_to_expected_close": "Expected close date known on as_of_date minus as_of_date (negative: overdue)",
+        "rep_win_rate": f"Rep's win rate on deals closed by as_of_date, shrunk toward the global rate",
+        "account_win_rate": "Account's win rate on deals closed by as_of_date, shrunk toward the global rate",
+        "is_won": "Label: the deal's eventual outcome (NULL while open); not a feature",
+        "outcome_date": "Label: when the deal closed; not a feature",
+    })
+
+
+@dg.asset(
+    key=["features", "deal_snapshot"], deps=STAR, partitions_def=as_of_dates,
+    backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
+    metadata={"table": "features.deal_snapshot", "partition_expr": "as_of_date"},
+    description="Leakage-free as-of deal features, one partition per as-of date. A range of dates "
+                "materializes in one vectorised pass (single-run backfill).", **COMMON)
+def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    keys = sorted(context.partition_keys)
+    dates = " UNION ALL ".join(f"SELECT DATE '{k}' AS as_of_date" for k in keys)
+    wh.write("features.deal_snapshot", sql=snapshot_sql(dates), partition_column="as_of_date",
+             partition_values=keys, run_id=context.run_id, comment=SNAPSHOT_DOC[0],
+             column_comments=SNAPSHOT_DOC[1])
+    where = f"as_of_date IN ({', '.join('?' * len(keys))})"
+    meta = table_metadata(wh, "features.deal_snapshot", where, keys)
+    labelled = wh.query(f"SELECT count(is_won) AS n FROM features.deal_snapshot WHERE {where}", keys)["n"][0]
+    return dg.MaterializeResult(metadata={**meta, "as_of_dates": dg.MetadataValue.int(len(keys)),
+                                          "labelled_rows": dg.MetadataValue.int(int(labelled)),
+                                          "features": dg.MetadataValue.json(FEATURES),
+                                          "label_columns": dg.MetadataValue.json(OUTCOME)})
+
+
+class WinModelConfig(dg.Config):
+    # Above this many labelled (deal, as-of) rows, training reads a deterministic sample of whole
+    # deals (all their snapshots, so the 1/sqrt(n) weights stay right). Scale 10 (~2.5 M rows) is
+    # read whole; at scale 100 (~25 M rows, 16+ GiB in memory) the sample keeps ~3 M rows. Every
+    # metric is still out of time, on the sampled deals' later rows.
+    max_training_rows: int = 3_000_000
+
+
+# what training, the baselines and the evaluation read: not the 37-column table
+TRAINING_COLUMNS = list(dict.fromkeys(["opportunity_id", "as_of_date", "created_date", *FEATURES, *NB_FEATURES, *OUTCOME]))
+
+
+def training_rows(wh, horizon: dt.date, max_rows: int) -> tuple[pl.DataFrame, float]:
+    """Labelled snapshot rows before `horizon` (only TRAINING_COLUMNS); above `max_rows`, the
+    rows of a hash-chosen share of deals. Returns the rows and the share of deals kept."""
+    where = "is_won IS NOT NULL AND as_of_date < ?"
+    total = wh.query(f"SELECT count(*) AS n FROM features.deal_snapshot WHERE {where}", [horizon])["n"][0]
+    share = min(1.0, max_rows / total) if total else 1.0
+    sample = "" if share >= 1.0 else f" AND hash(opportunity_id) % 1000000 < {int(share * 1_000_000)}"
+    cols = ", ".join(TRAINING_COLUMNS)
+    return wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE {where}{sample}", [horizon]), share
+
+
+def _too_little(context, reason: str):
+    # docs/CONTRACT.md §4: too little data is a warning and an explanation, not a crash
+    context.log.warning(f"win_probability not trained: {reason}")
+    for key in (["models", "win_probability"], ["validation", "win_probability"]):
+        yield dg.MaterializeResult(asset_key=key, metadata={"status": dg.MetadataValue.text(f"skipped: {reason}")})
+
+
+LEARNS_FROM = [dg.AssetDep(deal_snapshot, partition_mapping=dg.AllPartitionMapping())]  # every as-of date
+VALIDATION_TABLES = ("validation.model_metrics", "validation.calibration_bins")
+SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
+
+
+@dg.multi_asset(specs=[
+    dg.AssetSpec(["models", "win_probability"], deps=LEARNS_FROM, kinds={"lightgbm", "mlflow"}, **SPEC,
+                 metadata={"partition_expr": "cutoff_date"},
+                 description="Calibrated LightGBM win probability for one training cutoff, logged and registered "
+                             "in MLflow; promoted to `champion` only through the gate."),
+    dg.AssetSpec(["validation", "win_probability"], deps=LEARNS_FROM, kinds={"duckdb"}, **SPEC,
+                 metadata={"partition_expr": "cutoff_date", "tables": ", ".join(VALIDATION_TABLES),
+                           "model_family": "deals"},
+                 description="The win model judged against the base-rate, stage and naive-Bayes baselines on the "
+                             "same validation and holdout rows (rows with model_family = 'deals').")],
+    partitions_def=training_cutoffs, pool="warehouse")
+def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, warehouse: WarehouseResource,
+                    mlflow_tracking: MLflowResource, source: SourceResource):
+    wh = warehouse.get()
+    cutoff = dt.date.fromisoformat(context.partition_key)
+    bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
+    windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
+    horizon = cutoff + dt.timedelta(days=windows.holdout_days)
+    snap, share = training_rows(wh, horizon, config.max_training_rows)
+    split = split_by_time(snap, cutoff, windows)
+    del snap  # the split holds what training needs; at scale the whole frame is gigabytes
+    n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
+    closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
+    if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
+        yield from _too_little(context, f"{closed} closed deals before the validation slice (need at least "
+                                    f"{MIN_TRAIN_DEALS}) and {n['validation']} validation rows (need {MIN_VALIDATION_ROWS})")
+        return
+    model = train(split)
+    ev = evaluate(model, split, cutoff, version="pending", truth=deal_truth(source.truth_folder()))
+    version = log_and_register(mlflow_tracking, model, ev, cutoff, windows, n, reliability_plot(ev, cutoff))
+    ev.metrics = ev.metrics.with_columns(
+        pl.when(pl.col("model_version") == "pending").then(pl.lit(f"{MODEL_NAME}/{version}"))
+        .otherwise(pl.col("model_version")).alias("model_version"))
+    promoted, why = decide_promotion(mlflow_tracking, model, ev, split, version)
+    context.log.info(f"model {MODEL_NAME}/{version}: {why}")
+    _write_validation(wh, ev, cutoff, context.run_id)
+
+    numeric = {f"{s}_{m}": ev.value(MODEL_NAME, s, m) for s in ("validation", "holdout")
+               for m in ("auc", "brier", "ece", "n")}
+    numeric |= {f"holdout_{b}_brier": ev.value(b, "holdout", "brier") for b in BASELINES}
+    numeric |= {f"holdout_{m}": ev.value(MODEL_NAME, "holdout", m) for m in ("oracle_auc", "oracle_brier")}
+    yield dg.MaterializeResult(asset_key=["validation", "win_probability"], metadata={
+        f"{t}_rows": dg.MetadataValue.int(family_rows(wh, t, "deals")) for t in VALIDATION_TABLES})
+    yield dg.MaterializeResult(asset_key=["models", "win_probability"], metadata={
+        **{k: dg.MetadataValue.float(float(v)) for k, v in numeric.items() if v is not None and v == v},
+        "model_version": f"{MODEL_NAME}/{version}", "promoted": promoted, "decision": why,
+        "best_baseline": ev.best_baseline, "beats_baseline": ev.model_beats_baseline,
+        "calibration": model.calibrator.method, "best_iteration": model.best_iteration,
+        "deal_share_sampled": dg.MetadataValue.float(share),
+        **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in n.items()},
+    })
+
+
+def _write_validation(wh, ev: Evaluation, cutoff: dt.date, run_id: str) -> None:
+    owned = [PartitionFilter("model_family", values=["deals"]), PartitionFilter("cutoff_date", values=[cutoff])]
+    wh.write("validation.model_metrics", ev.metrics, partition=owned, run_id=run_id)
+    wh.write("validation.calibration_bins", ev.bins, partition=owned, run_id=run_id)
+
+
+# a date is scored by whichever promoted model was trained by then, so scores depend on all of them
+ALL_MODELS = dg.AssetDep(dg.AssetKey(["models", "win_probability"]), partition_mapping=dg.AllPartitionMapping())
+SCORES_DOC = ("Every deal open on as_of_date, scored by the model that was champion then "
+              "(model_version), with a 0-100 risk score, its drivers and a recommended action.", {
+    "win_probability": "Calibrated probability the deal is won (isotonic or sigmoid on a later time slice)",
+    "risk_score": "(1 - p) * 50 + stagnation vs usual time in stage (up to 30) + value percentile (up to 20)",
+    "risk_category": "Low < 30 <= Medium < 50 <= High < 70 <= Critical",
+    "expected_close_date": "CRM's expected close date known then; else as_of + median time to win from that stage",
+    "model_version": "win_probability/<MLflow version>, or baseline_stage@<date> when no model beat the baseline",
+})
+EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is TreeSHAP in the booster's raw "
+               "log-odds; the probability shown is calibrated afterwards (a monotone map), so directions "
+               "carry over but sizes are not probability points.", {
+    "contribution": "TreeSHAP value in raw log-odds (not probability points)",
+    "direction": "raises / lowers the win probability",
+})
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["scores", "deal_scores"], deps=[deal_snapshot.key, ALL_MODELS],
+                        kinds={"duckdb"}, metadata={"partition_expr": "as_of_date"}, description=SCORES_DOC[0],
+                        group_name="deals", owners=["team:revenue-data-science"]),
+           dg.AssetSpec(["scores", "deal_explanations"], deps=[deal_snapshot.key, ALL_MODELS],
+                        kinds={"duckdb", "shap"}, metadata={"partition_expr": "as_of_date"},
+                        description=EXPLAIN_DOC[0], group_name="deals", owners=["team:revenue-data-science"])],
+    partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                mlflow_tracking: MLflowResource):
+    wh = warehouse.get()
+    keys = sorted(context.partition_keys)
+    scores, explanations, versions = [], [], set()
+    for key in keys:  # one model lookup per date; the scoring itself is vectorised
+        as_of = dt.date.fromisoformat(key)
+        rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
+        stats = wh.query(OUTCOME_STATS_SQL, [as_of, as_of])  # outcomes known on the date, reduced in DuckDB
+        version = latest_eligible(mlflow_tracking, as_of)
+        model = load(mlflow_tracking, version) if version else None
+        s, e = score_deals(rows, stats, as_of, model, f"{MODEL_NAME}/{version}" if version else None)
+        scores.append(s)
+        explanations.append(e)
+        versions.add(s["model_version"][0] if len(s) else "none")
+    owned = dict(partition_column="as_of_date", partition_values=keys, run_id=context.run_id)
+    all_scores = pl.concat(scores)
+    wh.write("scores.deal_scores", all_scores, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)
+    wh.write("scores.deal_explanations", pl.concat(explanations), comment=EXPLAIN_DOC[0],
+             column_comments=EXPLAIN_DOC[1], **owned)
+    where = f"as_of_date IN ({', '.join('?' * len(keys))})"
+    mix = all_scores["risk_category"].value_counts().rows()
+    yield dg.MaterializeResult(asset_key=["scores", "deal_scores"], metadata={
+        **table_metadata(wh, "scores.deal_scores", where, keys),
+        "model_versions": ", ".join(sorted(versions)),
+        "mean_win_probability": dg.MetadataValue.float(float(all_scores["win_probability"].mean() or 0)),
+        "pipeline_value": dg.MetadataValue.float(float(all_scores["amount"].sum() or 0)),
+        **{f"deals_{cat.lower()}": dg.MetadataValue.int(n) for cat, n in mix}})
+    yield dg.MaterializeResult(asset_key=["scores", "deal_explanations"],
+                               metadata=table_metadata(wh, "scores.deal_explanations", where, keys))
+
+
+defs = dg.Definitions(assets=[deal_snapshot, win_probability, deal_scores])

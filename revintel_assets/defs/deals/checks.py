@@ -1,0 +1,100 @@
+"""Quality gates on the deal assets. Blocking checks stop bad scores from flowing downstream."""
+
+import random
+
+import dagster as dg
+import numpy as np
+
+from revintel_assets.defs.deals.assets import deal_scores, deal_snapshot
+from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql, star_as_of_sql
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.tracking import MLflowResource
+
+SCORES = dg.AssetKey(["scores", "deal_scores"])
+
+
+def _latest(wh, table: str):
+    return wh.query(f"SELECT max(as_of_date) AS d FROM {table}")["d"][0]
+
+
+@dg.asset_check(asset=deal_snapshot, blocking=True, description="(as_of_date, opportunity_id) is unique and not null")
+def snapshot_keys_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    bad = warehouse.get().query(
+        "SELECT count(*) - count(DISTINCT (as_of_date, opportunity_id)) AS dup, "
+        "count(*) FILTER (WHERE opportunity_id IS NULL OR as_of_date IS NULL) AS nulls FROM features.deal_snapshot").row(0)
+    return dg.AssetCheckResult(passed=sum(bad) == 0, metadata={"duplicates": bad[0], "null_keys": bad[1]})
+
+
+@dg.asset_check(asset=deal_snapshot, description="Time travel on a sampled stored date: rebuilt from the star "
+                "tables cut at that date, its features must not move (no leakage)")
+def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    dates = [str(d) for d in wh.query("SELECT DISTINCT as_of_date FROM features.deal_snapshot ORDER BY 1")["as_of_date"]]
+    if not dates:
+        return dg.AssetCheckResult(passed=True, metadata={"checked": "no partitions yet"})
+    t = random.Random(len(dates)).choice(dates[:-1] or dates)  # the export date has no future to remove
+    cols = ", ".join(["opportunity_id", *FEATURES])
+    with wh.connect() as con:
+        for stmt in star_as_of_sql(t, "time_travel"):
+            con.execute(stmt)
+        # rebuilt once (the full snapshot query is the expensive part), then compared both ways
+        rebuilt = snapshot_sql(f"SELECT DATE '{t}' AS as_of_date", star="time_travel")
+        con.execute(f"CREATE TABLE time_travel.rebuilt AS SELECT {cols} FROM ({rebuilt})")
+        diff = con.execute(f"""SELECT count(*) FROM (
+            (SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'
+             EXCEPT ALL SELECT {cols} FROM time_travel.rebuilt)
+            UNION ALL
+            (SELECT {cols} FROM time_travel.rebuilt
+             EXCEPT ALL SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'))""").fetchall()[0][0]
+        con.execute("DROP SCHEMA time_travel CASCADE")
+    return dg.AssetCheckResult(passed=diff == 0, metadata={"as_of_date": t, "rows_that_moved": diff})
+
+
+@dg.asset_check(asset=SCORES, blocking=True, additional_deps=[deal_snapshot.key],
+                description="Every deal open on the latest as-of date is scored once, with p in [0, 1] and risk in [0, 100]")
+def every_open_deal_scored(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    t = _latest(wh, "scores.deal_scores")
+    row = wh.query("""SELECT (SELECT count(*) FROM features.deal_snapshot WHERE as_of_date = $t) AS open_deals,
+        count(*) AS scored, count(DISTINCT opportunity_id) AS distinct_scored,
+        count(*) FILTER (WHERE win_probability NOT BETWEEN 0 AND 1 OR win_probability IS NULL) AS bad_p,
+        count(*) FILTER (WHERE risk_score NOT BETWEEN 0 AND 100 OR risk_score IS NULL) AS bad_risk
+        FROM scores.deal_scores WHERE as_of_date = $t""", {"t": t}).row(0, named=True)
+    ok = row["open_deals"] == row["scored"] == row["distinct_scored"] and row["bad_p"] == row["bad_risk"] == 0
+    return dg.AssetCheckResult(passed=ok, metadata={"as_of_date": str(t), **row})
+
+
+@dg.asset_check(asset=SCORES, description="Population stability of win probabilities between the two latest "
+                "scored dates (warning above 0.25)")
+def score_drift_psi(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    dates = wh.query("SELECT DISTINCT as_of_date FROM scores.deal_scores ORDER BY 1 DESC LIMIT 2")["as_of_date"].to_list()
+    if len(dates) < 2:
+        return dg.AssetCheckResult(passed=True, metadata={"psi": "needs two scored dates"})
+    p = {d: wh.query("SELECT win_probability FROM scores.deal_scores WHERE as_of_date = ?", [d])["win_probability"]
+         .to_numpy() for d in dates}
+    psi = population_stability(p[dates[1]], p[dates[0]])
+    return dg.AssetCheckResult(passed=psi <= 0.25, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"psi": float(psi), "from": str(dates[1]), "to": str(dates[0])})
+
+
+def population_stability(before: np.ndarray, after: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    a = np.histogram(before, edges)[0] / max(len(before), 1) + 1e-4
+    b = np.histogram(after, edges)[0] / max(len(after), 1) + 1e-4
+    return float(np.sum((b - a) * np.log(b / a)))
+
+
+@dg.asset_check(asset=dg.AssetKey(["models", "win_probability"]), description="The champion (if any) beat the best baseline on its own "
+                "holdout; otherwise the stage baseline must be the one scoring")
+def champion_beats_baseline(mlflow_tracking: MLflowResource) -> dg.AssetCheckResult:
+    mv = mlflow_tracking.get_alias("win_probability", "champion")
+    if mv is None:
+        return dg.AssetCheckResult(passed=True, metadata={"champion": "none: the stage baseline scores deals"})
+    evidence = mv.tags.get("holdout_beats_baseline", "na")
+    return dg.AssetCheckResult(passed=mv.tags.get("promoted") == "true",
+                               metadata={"champion": f"v{mv.version}", "cutoff": mv.tags.get("cutoff", ""),
+                                         "holdout_beats_baseline": evidence, "decision": mv.tags.get("decision", "")})
+
+
+defs = dg.Definitions(asset_checks=[snapshot_keys_unique, snapshot_time_travel, every_open_deal_scored, score_drift_psi, champion_beats_baseline])

@@ -1,0 +1,106 @@
+"""Judge a trained win model against its baselines on the same rows, and pick the champion.
+
+Every model and baseline is scored on exactly the same validation and holdout rows; the oracle
+(the demo's true probabilities) on those rows too, where the truth exists. The baseline stays
+champion when the model does not beat it on validation: on data with no signal the product
+says so instead of serving noise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from revintel_assets.defs.deals.baselines import BASELINES
+from revintel_assets.defs.deals.win_model import Split, WinModel
+from revintel_assets.defs.validation.metrics import calibration_bins, classification_metrics
+
+MODEL_NAME = "win_probability"
+MIN_HOLDOUT_ROWS = 200
+
+
+@dataclass
+class Evaluation:
+    metrics: pl.DataFrame  # CONTRACT.md validation.model_metrics rows
+    bins: pl.DataFrame  # CONTRACT.md validation.calibration_bins rows
+    best_baseline: str
+    model_beats_baseline: bool  # on validation (cross-fitted calibration), by two standard errors
+    holdout_baseline: str | None = None
+    holdout_beats_baseline: bool | None = None  # None: too few holdout rows to say
+
+    def value(self, model: str, split: str, metric: str) -> float | None:
+        row = self.metrics.filter((pl.col("model_name") == model) & (pl.col("split") == split)
+                                  & (pl.col("metric") == metric))
+        return float(row["value"][0]) if len(row) else None
+
+
+def baseline_fit_rows(split: Split, split_name: str) -> pl.DataFrame:
+    """Baselines learn from everything labelled before the rows they score, as the model does
+    (it calibrates on the validation slice): train for validation, train + validation for the
+    holdout. A base rate frozen at the end of training would be a straw man."""
+    return split.train if split_name == "validation" else pl.concat([split.train, split.validation], how="diagonal")
+
+
+def predictions(model: WinModel, split: Split, split_name: str) -> dict[str, np.ndarray]:
+    rows = split.validation if split_name == "validation" else split.holdout
+    out = {MODEL_NAME: model.validation_oof if split_name == "validation" else model.predict(rows)}
+    fit = baseline_fit_rows(split, split_name)
+    for name, fn in BASELINES.items():
+        out[name] = fn(fit, rows)
+    return out
+
+
+def evaluate(model: WinModel, split: Split, cutoff: dt.date, version: str,
+             truth: pl.DataFrame | None = None) -> Evaluation:
+    metric_rows, bin_rows = [], []
+    for split_name, rows in (("validation", split.validation), ("holdout", split.holdout)):
+        if len(rows) == 0:
+            continue
+        y = rows["is_won"].cast(pl.Int8).to_numpy()
+        preds = predictions(model, split, split_name)
+        if truth is not None:
+            oracle = rows.select("opportunity_id").join(truth, on="opportunity_id", how="left",
+                                                        maintain_order="left")["true_win_probability"]
+            if oracle.null_count() == 0:
+                m = classification_metrics(y, oracle.to_numpy())
+                metric_rows += [(MODEL_NAME, version, split_name, "oracle_auc", m["auc"]),
+                                (MODEL_NAME, version, split_name, "oracle_brier", m["brier"])]
+        for name, p in preds.items():
+            v = version if name == MODEL_NAME else f"{name}@{cutoff}"
+            metric_rows += [(name, v, split_name, k, val) for k, val in classification_metrics(y, p).items()]
+            bin_rows.append(calibration_bins(y, p).with_columns(
+                pl.lit(name).alias("model_name"), pl.lit(split_name).alias("split")))
+    metrics = pl.DataFrame(metric_rows, schema=["model_name", "model_version", "split", "metric", "value"],
+                           orient="row").with_columns(pl.lit(cutoff).alias("cutoff_date"),
+                                                      pl.lit("all").alias("division"),
+                                                      pl.lit("deals").alias("model_family"))
+    bins = pl.concat(bin_rows).with_columns(pl.lit(cutoff).alias("cutoff_date"), pl.lit("all").alias("division"),
+                                            pl.lit("deals").alias("model_family"))
+    ev = Evaluation(metrics, bins, "", False)
+    ev.best_baseline, ev.model_beats_baseline = _versus_best_baseline(ev, model, split, "validation")
+    if len(split.holdout) >= MIN_HOLDOUT_ROWS:
+        ev.holdout_baseline, ev.holdout_beats_baseline = _versus_best_baseline(ev, model, split, "holdout")
+    return ev
+
+
+def _versus_best_baseline(ev: Evaluation, model: WinModel, split: Split, split_name: str) -> tuple[str, bool]:
+    briers = {name: ev.value(name, split_name, "brier") for name in BASELINES}
+    best = min(briers, key=lambda k: briers[k])
+    rows = split.validation if split_name == "validation" else split.holdout
+    p_model = model.validation_oof if split_name == "validation" else model.predict(rows)
+    return best, beats(rows, p_model, BASELINES[best](baseline_fit_rows(split, split_name), rows))
+
+
+def beats(rows: pl.DataFrame, p_model: np.ndarray, p_base: np.ndarray) -> bool:
+    """Is the model's Brier lower than the baseline's by more than noise? Rows of one deal are
+    not independent, so the paired difference is averaged per deal before its standard error
+    is taken; the model must win by two standard errors."""
+    y = rows["is_won"].cast(pl.Float64).to_numpy()
+    gain = pl.DataFrame({"deal": rows["opportunity_id"], "d": (p_base - y) ** 2 - (p_model - y) ** 2})
+    per_deal = gain.group_by("deal").agg(pl.col("d").mean())["d"].to_numpy()
+    if len(per_deal) < 2:
+        return False
+    return bool(per_deal.mean() > 2 * per_deal.std(ddof=1) / np.sqrt(len(per_deal)))

@@ -1,0 +1,85 @@
+"""Per-deal explanations: the features that moved this deal's score most, in words.
+
+Contributions are TreeSHAP values from LightGBM itself (`pred_contrib=True`): they add up,
+with the bias, to the booster's *raw log-odds*, not to the calibrated probability shown to
+users. The calibration is monotone, so the direction of every contribution carries over; the
+size in probability points does not, which is why `contribution` is labelled log-odds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from revintel_assets.defs.deals.snapshot import FEATURES
+
+# feature -> (phrase for the value, with {v}), how values print
+PHRASES = {
+    "days_in_stage": "{v} days in the current stage",
+    "stage_time_ratio": "{v}x the usual time in this stage",
+    "stage_norm_days": "deals usually spend {v} days in this stage",
+    "n_stage_changes": "{v} stage changes so far",
+    "n_pushes": "close date pushed {v} times",
+    "total_slip_days": "close date slipped {v} days in total",
+    "days_to_expected_close": "{v} days to the expected close date",
+    "n_amount_changes": "amount changed {v} times",
+    "amount": "amount {v}",
+    "amount_change_ratio": "amount is {v}x the first estimate",
+    "list_price": "list price {v}",
+    "amount_to_list": "priced at {v}x list",
+    "account_prior_won": "the account has won {v} deals before",
+    "account_prior_lost": "the account has lost {v} deals before",
+    "account_win_rate": "account win rate so far {v}",
+    "account_employees": "account has {v} employees",
+    "account_revenue": "account revenue {v}",
+    "rep_prior_closed": "the rep has closed {v} deals",
+    "rep_win_rate": "rep's win rate so far {v}",
+    "rep_open_deals": "the rep carries {v} open deals",
+    "days_to_quarter_end": "{v} days to quarter end",
+    "month_of_year": "month {v} of the year",
+    "deal_age_days": "deal is {v} days old",
+    "stage": "stage is {v}",
+    "product_id": "product {v}",
+    "division": "division {v}",
+    "account_sector": "sector {v}",
+}
+RATES = {"account_win_rate", "rep_win_rate"}
+RATIOS = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
+
+
+def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.ndarray, k: int = 5) -> pl.DataFrame:
+    """Long table: for each row of `ids` (as_of_date, opportunity_id) its k largest |contributions|."""
+    c = contrib[:, : len(FEATURES)]
+    k = min(k, c.shape[1])
+    order = np.argsort(-np.abs(c), axis=1, kind="stable")[:, :k]
+    rows = np.repeat(np.arange(len(c)), k)
+    cols = order.ravel()
+    # one dtype to gather from; a list, not an object array, so all-null columns stay plain nulls
+    value_matrix = np.array(features.select(FEATURES).with_columns(pl.all().cast(pl.Utf8)).rows(), dtype=object)
+    out = ids[rows].with_columns(
+        pl.Series("rank", np.tile(np.arange(1, k + 1), len(c)), dtype=pl.Int32),
+        pl.Series("feature", np.array(FEATURES, dtype=object)[cols], dtype=pl.Utf8),
+        pl.Series("feature_value", value_matrix[rows, cols].tolist(), dtype=pl.Utf8),
+        pl.Series("contribution", c[rows, cols], dtype=pl.Float64),
+    )
+    return out.with_columns(
+        pl.when(pl.col("contribution") >= 0).then(pl.lit("raises")).otherwise(pl.lit("lowers")).alias("direction"),
+    ).with_columns(_sentence().alias("explanation"))
+
+
+def _pretty_value() -> pl.Expr:
+    num = pl.col("feature_value").cast(pl.Float64, strict=False)
+    return (
+        pl.when(pl.col("feature_value").is_null()).then(pl.lit("unknown"))
+        .when(pl.col("feature").is_in(list(RATES))).then((num * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%")
+        .when(pl.col("feature").is_in(list(RATIOS))).then(num.round(1).cast(pl.Utf8))
+        .when(num.is_not_null()).then(num.round(0).cast(pl.Int64).cast(pl.Utf8))
+        .otherwise(pl.col("feature_value")))
+
+
+def _sentence() -> pl.Expr:
+    phrase = pl.col("feature").replace_strict(PHRASES, default="{v}").str.replace("{v}", _pretty_value(), literal=True)
+    tail = (pl.when(pl.col("direction") == "raises")
+            .then(pl.lit("; deals like this win more often"))
+            .otherwise(pl.lit("; deals like this win less often")))
+    return phrase.str.slice(0, 1).str.to_uppercase() + phrase.str.slice(1) + tail

@@ -1,0 +1,303 @@
+"""Revenue forecast assets: rolling-origin backtests (which also tune the shared shock) -> the
+forecast of the as-of date. The computations live in timing / simulate / model / backtest; these
+functions read and write the warehouse and report metadata."""
+
+
+import datetime as dt
+import time
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from revintel_assets.defs.deals.assets import deal_snapshot
+from revintel_assets.defs.deals.partitions import as_of_dates
+from revintel_assets.defs.forecast import backtest, docs, model, probabilities, simulate, timing
+from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
+from revintel_assets.metadata import family_rows, table_metadata
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import PartitionFilter
+
+FAMILY = "forecast"
+COMMON = dict(group_name="forecast", owners=["team:revenue-data-science"], pool="warehouse")
+SCORES = dg.AssetKey(["scores", "deal_scores"])
+STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product")]
+# what timing.fit reads of the snapshots, and how far back (its history_days)
+TIMING_COLUMNS = ["as_of_date", "opportunity_id", "stage", "days_to_expected_close", "n_pushes", "deal_age_days",
+                  "rep_id", "product_id", "outcome_date", "is_won"]
+TIMING_DAYS = 730
+
+
+def _timing_rows(wh, where: str, params: list, extra: str = "") -> pl.DataFrame:
+    """TIMING_COLUMNS of the snapshot rows `where` selects, compactly (22M rows at scale 100):
+    opportunity ids hashed (timing only counts distinct won deals with them), integer pushes, and
+    stage / rep / product as categoricals (4 bytes a row instead of a string each)."""
+    cols = {"opportunity_id": "hash(opportunity_id) AS opportunity_id", "n_pushes": "CAST(n_pushes AS INTEGER) AS n_pushes"}
+    select = ", ".join(cols.get(c, c) for c in TIMING_COLUMNS) + extra
+    frame = wh.query(f"SELECT {select} FROM features.deal_snapshot WHERE {where}", params)
+    return frame.with_columns(pl.col("stage", "rep_id", "product_id").cast(pl.Categorical))
+
+
+class ForecastConfig(dg.Config):
+    horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # 4..13
+    n_sims: int = 10_000  # the forecast of the as-of date
+    backtest_sims: int = 2_000  # per backtest origin: quantiles to ~1 %, 5x cheaper
+    n_origins: int = 28  # latest weekly origins whose whole horizon is observed; 0 = all
+    refit_timing_weeks: int = 4  # backtests refit the timing model every 4 origins (on pre-origin data)
+    seed: int = 7
+
+
+OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
+            "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
+            "LEFT JOIN star.dim_product p USING (product_id)")
+# labelled snapshot rows, counted: all the stage baseline and the expected-close fallback read of them
+LABEL_COUNTS_SQL = ("SELECT as_of_date, outcome_date, stage, is_won, count(*) AS n FROM features.deal_snapshot "
+                    "WHERE is_won IS NOT NULL AND as_of_date <= ? GROUP BY ALL")
+CACHE_BYTES = 2 << 30  # backtest sims kept between tuning and scoring up to this; beyond it, re-simulated
+
+
+def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int):
+    """What the backtest reads, and no more (not every column of every snapshot: 29M rows x 37
+    columns at scale 100): the origins' dates, the timing columns over the window the timing fits
+    and timing_validation look at, and the labelled rows as counts. The origins' own snapshot
+    rows (every column: the win model reads them) are read as they are needed (_origin_rows)."""
+    sizes = wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date <= ? GROUP BY 1",
+                     [as_of])
+    chosen = backtest.origins(sizes["as_of_date"].to_list(), as_of, horizon_weeks, n_origins)
+    if not chosen:
+        return chosen, None, None, None, None, None
+    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
+    since = min(chosen[0], as_of - dt.timedelta(days=backtest.TIMING_VALIDATION_DAYS[1])) - dt.timedelta(days=TIMING_DAYS)
+    timing_rows = _timing_rows(wh, "as_of_date <= ? AND as_of_date >= ?", [as_of, since], ", expected_close_date")
+    counts = wh.query(LABEL_COUNTS_SQL, [as_of])
+    opps = wh.query(OPPS_SQL)
+    dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
+    return chosen, timing_rows, counts, opps, dim_rep, _origin_rows(wh, chosen, n_rows)
+
+
+ROWS_PER_QUERY = 300_000  # origins' snapshot rows are read a few origins at a time (one origin at scale 100)
+
+
+def _origin_rows(wh, chosen: list[dt.date], n_rows: dict):
+    """Yields each origin's snapshot rows (every column but the outcome), reading a batch of
+    origins per query while they hold at most ROWS_PER_QUERY rows (fewer round trips when small,
+    one origin's rows in memory at a time when large)."""
+    i = 0
+    while i < len(chosen):
+        j, total = i + 1, n_rows.get(chosen[i], 0)
+        while j < len(chosen) and total + n_rows.get(chosen[j], 0) <= ROWS_PER_QUERY:
+            total += n_rows.get(chosen[j], 0)
+            j += 1
+        batch = chosen[i:j]
+        frame = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date IN "
+                         f"({', '.join('?' * len(batch))})", batch)
+        parts = frame.partition_by("as_of_date", as_dict=True, maintain_order=True)
+        del frame
+        for o in batch:
+            yield parts.pop((o,))  # every origin is a snapshot date: it has rows
+        i = j
+
+
+def _metric_rows(frame: pl.DataFrame, as_of: dt.date, version: str) -> pl.DataFrame:
+    """validation.model_metrics rows (CONTRACT.md names) + model_family / period_type / segment_type."""
+    return frame.with_columns(
+        pl.when(pl.col("model_name") == "revenue_forecast").then(pl.lit(version))
+        .otherwise(pl.col("model_name") + "@" + str(as_of)).alias("model_version"),
+        pl.lit(as_of).alias("cutoff_date"), pl.lit("all").alias("division"), pl.lit("holdout").alias("split"),
+        pl.lit(FAMILY).alias("model_family"), pl.col("value").cast(pl.Float64))
+
+
+BACKTEST_DEPS = [deal_snapshot.key, dg.AssetKey(["models", "win_probability"]), *STAR]
+SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
+BACKTEST = dg.AssetKey(["forecast", "forecast_backtest"])
+
+
+@dg.multi_asset(specs=[
+    dg.AssetSpec(BACKTEST, deps=BACKTEST_DEPS, kinds={"numpy", "duckdb", "mlflow"}, **SPEC,
+                 metadata={"table": "forecast.forecast_backtest", "partition_expr": "backtest_as_of"},
+                 description="Rolling-origin backtests of the revenue forecast: one origin a week (the latest n "
+                             "whose whole horizon is observed), each from what was known then (snapshot, promoted "
+                             "win model or stage baseline, timing fitted before it), against revenue booked."),
+    dg.AssetSpec(["forecast", "shock_tuning"], deps=BACKTEST_DEPS, kinds={"duckdb"}, **SPEC,
+                 metadata={"table": "forecast.shock_tuning", "partition_expr": "as_of_date"},
+                 description="The shared shock grid scored on the backtest origins, and the sizes chosen; "
+                             "the forecast of a date uses the latest choice on or before it."),
+    dg.AssetSpec(["validation", "revenue_forecast"], deps=BACKTEST_DEPS, kinds={"duckdb"}, **SPEC,
+                 metadata={"tables": "validation.model_metrics", "model_family": FAMILY},
+                 description="Coverage / pinball / CRPS / WAPE / bias of the forecast and the weighted-pipeline "
+                             "baseline over the backtest origins (rows with model_family = 'forecast').")],
+    partitions_def=as_of_dates, pool="warehouse")
+def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
+                      mlflow_tracking: MLflowResource):
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    chosen, snaps, counts, opps, dim_rep, origin_rows = _backtest_tables(wh, as_of, config.horizon_weeks,
+                                                                         config.n_origins)
+    if not chosen:
+        context.log.warning("forecast backtest skipped: no weekly origin has its whole horizon observed yet")
+        for key in (BACKTEST, ["forecast", "shock_tuning"], ["validation", "revenue_forecast"]):
+            yield dg.MaterializeResult(asset_key=key, metadata={"status": "skipped: no origin with an observed horizon",
+                                                                "n_origins": dg.MetadataValue.int(0)})
+        return
+    start = time.perf_counter()
+    prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
+    # pass 1, one origin at a time: prepare, simulate, count the shock grid's tuning hits; the
+    # origin keeps its engine inputs, and its sims only while they fit in CACHE_BYTES
+    prepared, cached, hits, fitted = [], [], 0, None
+    for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
+        if i % max(1, config.refit_timing_weeks) == 0:
+            fitted = timing.fit(snaps, o)
+        rows = next(origin_rows)
+        origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted, config.horizon_weeks,
+                                         rows=rows, label_counts=counts)
+        origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
+        size = len(origin.labels) * origin.cal.n_atoms * config.backtest_sims * 4
+        keep = (len(cached) + 1) * size <= CACHE_BYTES and (not cached or cached[-1] is not None)
+        group_labels, groups = model.group_matrix(origin.prep.segments)
+        res = simulate.simulate_blocks(origin.prep.engine, config.backtest_sims, config.seed, groups=groups,
+                                       keep_reps=keep)
+        # the tuning segments, in label order (groups, then divisions), first TUNING_SIMS sims
+        tune_groups = [k for k, lab in enumerate(group_labels) if lab[0] in backtest.TUNING_TYPES]
+        x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS],
+                                 res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)])
+        assert len(x_tune) == len(backtest.tuning_rows(origin))
+        hits = hits + backtest.tuning_hits(origin, x_tune, config.seed)
+        cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
+                      if keep else None)
+        prepared.append(origin)
+        del res, x_tune
+    sigma_h, sigma_w, grid = backtest.choose_shock(hits)
+    timing_rows = backtest.timing_validation(snaps, as_of)
+    del snaps  # the largest input (every snapshot's timing columns): not needed for scoring
+    # pass 2: score every origin with the chosen shock (cached sims, or the same sims again)
+    frames = []
+    for o, x in zip(prepared, cached):
+        shock_m = simulate.shock(config.backtest_sims, o.cal.atom_week_all, sigma_h, sigma_w, config.seed)
+        rows_o = (backtest.evaluate_origin(o, x, shock_m) if x is not None
+                  else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, shock_m))
+        frames.append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version")))
+    del cached
+    rows = pl.concat(frames).with_columns(pl.lit(as_of).alias("backtest_as_of"))
+    metrics = backtest.metrics(rows)
+    version = f"revenue_forecast@{as_of}"
+    all_metrics = _metric_rows(pl.concat([metrics, timing_rows.with_columns(pl.lit(None, dtype=pl.Utf8)
+                                                                            .alias("segment_type"))],
+                                         how="diagonal_relaxed"), as_of, version)
+
+    owned = [PartitionFilter("backtest_as_of", values=[as_of])]
+    wh.write("forecast.forecast_backtest", rows, partition=owned, run_id=context.run_id,
+             comment=docs.BACKTEST[0], column_comments=docs.BACKTEST[1])
+    wh.write("forecast.shock_tuning", grid.with_columns(
+        pl.lit(as_of).alias("as_of_date"), pl.lit(config.horizon_weeks).alias("horizon_weeks"),
+        ((pl.col("sigma_horizon") == sigma_h) & (pl.col("sigma_week") == sigma_w)).alias("chosen")),
+        partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id,
+        comment=docs.TUNING[0], column_comments=docs.TUNING[1])
+    wh.write("validation.model_metrics", all_metrics, run_id=context.run_id,
+             partition=[PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[as_of])])
+
+    def m(name, metric, ptype="week", stype="total"):
+        hit = metrics.filter((pl.col("model_name") == name) & (pl.col("metric") == metric)
+                             & (pl.col("period_type") == ptype) & (pl.col("segment_type") == stype))
+        return float(hit["value"][0]) if len(hit) else float("nan")
+
+    numeric = {f"{p}_{k}": m("revenue_forecast", k, p) for p in ("week", "month")
+               for k in ("coverage_p10_p90", "pinball_p50", "crps", "wape_p50", "bias")}
+    numeric |= {f"{p}_baseline_pinball_p50": m("baseline_weighted_pipeline", "pinball_p50", p) for p in ("week", "month")}
+    numeric |= {"coverage_all_segments": float(rows["covered"].mean()), "sigma_horizon": sigma_h, "sigma_week": sigma_w,
+                "seconds": time.perf_counter() - start}
+    where = "backtest_as_of = ?"
+    yield dg.MaterializeResult(asset_key=["forecast", "shock_tuning"],
+                               metadata=table_metadata(wh, "forecast.shock_tuning", "as_of_date = ?", [as_of]))
+    yield dg.MaterializeResult(asset_key=["validation", "revenue_forecast"], metadata={
+        "validation.model_metrics_rows": dg.MetadataValue.int(family_rows(wh, "validation.model_metrics", FAMILY))})
+    yield dg.MaterializeResult(asset_key=BACKTEST, metadata={
+        **table_metadata(wh, "forecast.forecast_backtest", where, [as_of]),
+        **{k: dg.MetadataValue.float(float(v)) for k, v in numeric.items() if v == v},
+        "n_origins": dg.MetadataValue.int(len(chosen)), "first_origin": str(chosen[0]), "last_origin": str(chosen[-1]),
+        "backtest_sims": dg.MetadataValue.int(config.backtest_sims),
+        "win_model_versions": ", ".join(sorted(set(rows["win_model_version"].unique().to_list())))})
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["forecast", "revenue_forecast"],
+                        deps=[SCORES, deal_snapshot.key, BACKTEST, dg.AssetKey(["forecast", "shock_tuning"]), *STAR],
+                        kinds={"numpy", "duckdb"}, metadata={"partition_expr": "as_of_date"},
+                        description=docs.FORECAST[0], group_name="forecast", owners=["team:revenue-data-science"]),
+           dg.AssetSpec(["forecast", "deal_contributions"], deps=[SCORES],
+                        kinds={"duckdb"}, metadata={"partition_expr": "as_of_date"},
+                        description=docs.CONTRIBUTIONS[0], group_name="forecast",
+                        owners=["team:revenue-data-science"])],
+    partitions_def=as_of_dates, pool="warehouse")
+def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
+                     mlflow_tracking: MLflowResource):
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    # Not every snapshot ever taken (29M rows x 37 columns at scale 100): the as-of date's rows,
+    # and for the timing fit only its window and the columns it reads (timing.fit's docstring).
+    opps = wh.query(OPPS_SQL)
+    dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
+    rows = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
+                    [as_of])
+    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, as_of - dt.timedelta(days=TIMING_DAYS)])
+    scored = (wh.query("SELECT opportunity_id, win_probability, expected_close_date AS scored_close, model_version "
+                       "FROM scores.deal_scores WHERE as_of_date = ?", [as_of])
+              if wh.table_exists("scores.deal_scores") else pl.DataFrame())
+    if len(scored):
+        deals = rows.join(scored, on="opportunity_id", how="inner").with_columns(
+            pl.col("expected_close_date").fill_null(pl.col("scored_close")))
+        source = ", ".join(sorted(scored["model_version"].unique().to_list()))
+    else:  # not scored (yet): the same rule scoring.py uses, so the forecast still stands
+        counts = wh.query(LABEL_COUNTS_SQL, [as_of])  # all of it, as scoring reads, counted
+        p, source = probabilities.registry(mlflow_tracking, counts, counts=True)(as_of, rows)
+        deals = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64))
+        context.log.warning(f"scores.deal_scores has no rows for {as_of}; win probabilities from {source}")
+    sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)
+    if tuned_on is None:
+        context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
+    start = time.perf_counter()
+    fitted = timing.fit(snaps, as_of, history_days=TIMING_DAYS)
+    del snaps  # 22M rows at scale 100: gone before the engine forks its workers
+    cal = calendar(as_of, config.horizon_weeks)
+    frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, config.n_sims, config.seed, sigma_h, sigma_w)
+    seconds = time.perf_counter() - start
+    frame = frame.with_columns(pl.lit(config.n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                               pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"))
+    contributions = model.deal_contributions(prep, range(4, config.horizon_weeks + 1))
+    owned = dict(partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id)
+    wh.write("forecast.revenue_forecast", frame, comment=docs.FORECAST[0], column_comments=docs.FORECAST[1], **owned)
+    wh.write("forecast.deal_contributions", contributions, comment=docs.CONTRIBUTIONS[0],
+             column_comments=docs.CONTRIBUTIONS[1], **owned)
+
+    total = frame.filter((pl.col("segment_type") == "total"))
+    first_month = total.filter(pl.col("period_type") == "month").sort("period_start").row(0, named=True)
+    horizon = prep.engine.q[:, cal.atom_week >= 0].sum(axis=1)
+    yield dg.MaterializeResult(asset_key=["forecast", "revenue_forecast"], metadata={
+        **table_metadata(wh, "forecast.revenue_forecast", "as_of_date = ?", [as_of]),
+        "open_deals": dg.MetadataValue.int(len(deals)), "n_sims": dg.MetadataValue.int(config.n_sims),
+        "bookings_simulated": dg.MetadataValue.int(int(bookings)),
+        "engine_seconds": dg.MetadataValue.float(seconds),
+        "first_month_p10": dg.MetadataValue.float(first_month["p10"]),
+        "first_month_p50": dg.MetadataValue.float(first_month["p50"]),
+        "first_month_p90": dg.MetadataValue.float(first_month["p90"]),
+        "expected_from_open_deals": dg.MetadataValue.float(float((horizon * prep.engine.amount).sum())),
+        "sigma_horizon": dg.MetadataValue.float(sigma_h), "sigma_week": dg.MetadataValue.float(sigma_w),
+        "shock_tuned_on": str(tuned_on), "win_model_version": source,
+        "timing_rows": dg.MetadataValue.int(fitted.n_rows)})
+    yield dg.MaterializeResult(asset_key=["forecast", "deal_contributions"],
+                               metadata=table_metadata(wh, "forecast.deal_contributions", "as_of_date = ?", [as_of]))
+
+
+def _shock(wh, as_of: dt.date, horizon_weeks: int) -> tuple:
+    """The shock sizes chosen by the latest backtest run on or before as_of (0, 0 without one)."""
+    if not wh.table_exists("forecast.shock_tuning"):
+        return 0.0, 0.0, None
+    best = wh.query("SELECT sigma_horizon, sigma_week, as_of_date FROM forecast.shock_tuning WHERE chosen "
+                    "AND as_of_date <= ? ORDER BY (horizon_weeks = ?) DESC, as_of_date DESC LIMIT 1",
+                    [as_of, horizon_weeks])
+    if not len(best):
+        return 0.0, 0.0, None
+    return float(best["sigma_horizon"][0]), float(best["sigma_week"][0]), best["as_of_date"][0]
+
+
+defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast])

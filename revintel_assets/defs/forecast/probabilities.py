@@ -1,0 +1,100 @@
+"""Win probabilities as known on a past date, by scoring.py's rule: the latest *promoted* win model
+with training cutoff <= that date, else the stage baseline fitted on outcomes known by then."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+import polars as pl
+
+from revintel_assets.defs.deals.baselines import stage_rate
+from revintel_assets.defs.deals.evaluate import MODEL_NAME
+from revintel_assets.defs.deals.scoring import _history_rows
+
+
+def label_counts(history: pl.DataFrame) -> pl.DataFrame:
+    """Labelled snapshot rows counted per (as_of_date, outcome_date, stage, is_won): all that the
+    stage baseline and the expected-close fallback read of them (assets.LABEL_COUNTS_SQL in SQL)."""
+    return (history.filter(pl.col("is_won").is_not_null())
+            .group_by("as_of_date", "outcome_date", "stage", "is_won").agg(pl.len().cast(pl.Int64).alias("n")))
+
+
+def _known_counts(counts: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """_history_rows(history before as_of, as_of), counted."""
+    return counts.filter((pl.col("as_of_date") < as_of) & (pl.col("outcome_date") <= as_of)
+                         & pl.col("is_won").is_not_null())
+
+
+def stage_rate_from_counts(known: pl.DataFrame, rows: pl.DataFrame, prior: float = 20.0) -> np.ndarray:
+    """baselines.stage_rate from counted rows: the same sums, so the same probabilities."""
+    n = known["n"].cast(pl.Float64)
+    base = float((n * known["is_won"].cast(pl.Float64)).sum() / n.sum())
+    table = known.group_by("stage").agg(
+        (((pl.col("n") * pl.col("is_won").cast(pl.Float64)).sum() + prior * base)
+         / (pl.col("n").sum().cast(pl.Float64) + prior)).alias("p"))
+    return rows.select("stage").join(table, on="stage", how="left", maintain_order="left")["p"].fill_null(base).to_numpy()
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
+    """Median of `values` repeated `weights` times (polars' rule: the mean of the middle two)."""
+    total = int(weights.sum())
+    if total == 0:
+        return None
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(weights[order])
+    lo = v[np.searchsorted(cum, (total - 1) // 2, side="right")]
+    hi = v[np.searchsorted(cum, total // 2, side="right")]
+    return (float(lo) + float(hi)) / 2
+
+
+def expected_close_from_counts(rows: pl.DataFrame, counts: pl.DataFrame, as_of: dt.date) -> pl.Series:
+    """scoring.expected_close(rows, _history_rows(history before as_of, as_of)) from counted rows:
+    the CRM's expected close date, else the median stage-to-win lag among deals already won."""
+    col = rows["expected_close_date"]
+    if col.null_count() == 0:  # nothing to fill (the lags would not be read)
+        return col.alias("expected_close_date")
+    won = _known_counts(counts, as_of).filter(pl.col("is_won")).with_columns(
+        (pl.col("outcome_date") - pl.col("as_of_date")).dt.total_days().alias("lag_days"))
+    lags = {s: _weighted_median(g["lag_days"].to_numpy(), g["n"].to_numpy())
+            for (s,), g in won.group_by("stage")}
+    lag = pl.DataFrame({"stage": list(lags), "lag": list(lags.values())},
+                       schema={"stage": rows.schema["stage"], "lag": pl.Float64})
+    overall = _weighted_median(won["lag_days"].to_numpy(), won["n"].to_numpy())
+    filled = rows.join(lag, on="stage", how="left", maintain_order="left").with_columns(
+        pl.col("lag").fill_null(overall).fill_null(30).round(0).cast(pl.Int64))
+    estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
+    return col.fill_null(estimate.to_series()).alias("expected_close_date")
+
+
+def stage_baseline(history: pl.DataFrame, counts: bool = False):
+    """fn(date, rows) -> (p, version) from the stage baseline only (no model registry needed).
+    history: labelled snapshot rows, or (counts=True) label_counts of them."""
+
+    def fn(as_of: dt.date, rows: pl.DataFrame) -> tuple[np.ndarray, str]:
+        if counts:
+            known = _known_counts(history, as_of)
+            p = stage_rate_from_counts(known, rows) if known["n"].sum() else np.full(len(rows), 0.5)
+        else:
+            known = _history_rows(history.filter(pl.col("as_of_date") < as_of), as_of)
+            p = stage_rate(known, rows) if len(known) else np.full(len(rows), 0.5)
+        return p, f"baseline_stage@{as_of}"
+
+    return fn
+
+
+def registry(tracking, history: pl.DataFrame, counts: bool = False):
+    """fn(date, rows) -> (p, version) with the model that was champion-eligible on that date."""
+    from revintel_assets.defs.deals.registry import latest_eligible, load
+
+    fallback = stage_baseline(history, counts=counts)
+    cached = lru_cache(maxsize=8)(lambda version: load(tracking, version))
+
+    def fn(as_of: dt.date, rows: pl.DataFrame) -> tuple[np.ndarray, str]:
+        version = latest_eligible(tracking, as_of)
+        if version is None:
+            return fallback(as_of, rows)
+        return cached(version).predict(rows), f"{MODEL_NAME}/{version}"
+
+    return fn

@@ -1,0 +1,318 @@
+"""ICP and whitespace assets: calendar → feature matrices → division models (+ validation) →
+ICP scores → whitespace. The computations live in plain modules; these functions read and
+write the warehouse and report metadata."""
+
+
+import datetime as dt
+import json
+
+import dagster as dg
+import polars as pl
+
+from revintel_assets.defs.icp import docs
+from revintel_assets.defs.icp.calendar import IcpPlan, default_window
+from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
+from revintel_assets.defs.icp.features import divisions_sql, feature_sql
+from revintel_assets.defs.icp.model import NotEnoughData, sample_accounts, train_baselines, train_division
+from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
+                                            feature_partitions, model_cutoffs, model_partitions, sync)
+from revintel_assets.defs.icp.registry import log_and_register
+from revintel_assets.defs.icp.whitespace import rep_view_sql, whitespace_sql
+from revintel_assets.metadata import family_rows, table_metadata
+from revintel_assets.defs.validation import oracle
+from revintel_assets.defs.validation.metrics import deciles
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.source import SourceResource
+from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import PartitionFilter
+
+COMMON = dict(group_name="icp", owners=["team:revenue-data-science"], pool="warehouse")
+STAR = [dg.AssetKey(["star", t]) for t in ("fact_transactions", "dim_product", "dim_account",
+                                            "fact_opportunity", "dim_rep")]
+BASELINES = ("baseline_rfm", "baseline_logistic")
+
+
+class IcpConfig(dg.Config):
+    window_months: int = 0  # 0: from the data span (6 with >= 2.5 years of history, else 3)
+    n_train: int = 6
+    n_eval: int = 3
+
+
+def _as_of(wh, source: SourceResource) -> tuple[dt.date | None, dt.date | None]:
+    """(first transaction date, as-of): the source's as-of date, else its last transaction."""
+    first, last = wh.query("SELECT min(order_date) AS f, max(order_date) AS l FROM star.fact_transactions").row(0)
+    return first, source.as_of_date(wh) or last
+
+
+def load_plan(wh) -> tuple[IcpPlan, list[str]]:
+    row = wh.query("SELECT * FROM features.icp_cutoffs LIMIT 1").row(0, named=True)
+    plan = IcpPlan(row["first_date"], row["as_of"], row["window_months"], n_train=row["n_train"],
+                   n_eval=row["n_eval"])
+    divs = wh.query("SELECT division FROM features.icp_divisions ORDER BY 1")["division"].to_list()
+    return plan, divs
+
+
+SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
+
+
+@dg.multi_asset(specs=[
+    dg.AssetSpec(["features", "icp_cutoffs"], deps=STAR, kinds={"duckdb"}, metadata={"table": "features.icp_cutoffs"},
+                 description="The ICP calendar from the data: as-of date, window length, training / evaluation / "
+                             "holdout / scoring cutoffs; registers them as dynamic partitions.", **SPEC),
+    dg.AssetSpec(["features", "icp_divisions"], deps=STAR, kinds={"duckdb"},
+                 metadata={"table": "features.icp_divisions"}, **SPEC,
+                 description="The divisions the ICP models cover (from star.dim_product); registered as the "
+                             "icp_division partitions.")], pool="warehouse")
+def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse: WarehouseResource,
+                source: SourceResource):
+    wh = warehouse.get()
+    first, as_of = _as_of(wh, source)
+    divs = wh.query(divisions_sql())["division"].to_list()
+    bad = [d for d in divs if any(ch in d for ch in INVALID)]
+    if bad:
+        raise ValueError(f"division names {bad} contain one of {INVALID}, which partition keys cannot hold")
+    if first is None:
+        plan_rows, model_keys, feature_keys = [], [], []
+        plan = None
+    else:
+        plan = IcpPlan(first, as_of, config.window_months or default_window(first, as_of),
+                       n_train=config.n_train, n_eval=config.n_eval)
+        plan_rows = [{"cutoff_date": c, "role": plan.role(c), "label_end": plan.label_end(c),
+                      "labelled": plan.labelled(c), "train_cutoffs": plan.train_cutoffs(c)
+                      if c in plan.model_cutoffs else [], "window_months": plan.window_months,
+                      "first_date": first, "as_of": as_of, "n_train": plan.n_train, "n_eval": plan.n_eval}
+                     for c in plan.feature_cutoffs]
+        model_keys = [c.isoformat() for c in plan.model_cutoffs]
+        feature_keys = [c.isoformat() for c in plan.feature_cutoffs]
+    if not plan_rows:
+        context.log.warning("ICP: not enough history for any model (need a few months of transactions)")
+    frame = pl.DataFrame(plan_rows, schema={
+        "cutoff_date": pl.Date, "role": pl.Utf8, "label_end": pl.Date, "labelled": pl.Boolean,
+        "train_cutoffs": pl.List(pl.Date), "window_months": pl.Int64, "first_date": pl.Date, "as_of": pl.Date,
+        "n_train": pl.Int64, "n_eval": pl.Int64})
+    wh.write("features.icp_cutoffs", frame, run_id=context.run_id, comment=docs.CUTOFFS[0],
+             column_comments=docs.CUTOFFS[1])
+    wh.write("features.icp_divisions", pl.DataFrame({"division": divs}, schema={"division": pl.Utf8}),
+             run_id=context.run_id, comment="Divisions the ICP models cover (from star.dim_product).")
+    sync(context.instance, divisions, divs if plan_rows else [])
+    sync(context.instance, feature_cutoffs, feature_keys)
+    sync(context.instance, model_cutoffs, model_keys)
+    yield dg.MaterializeResult(asset_key=["features", "icp_divisions"],
+                               metadata=table_metadata(wh, "features.icp_divisions"))
+    yield dg.MaterializeResult(asset_key=["features", "icp_cutoffs"], metadata={
+        "dagster/row_count": dg.MetadataValue.int(len(plan_rows)),
+        "as_of": str(as_of), "window_months": dg.MetadataValue.int(plan.window_months if plan else 0),
+        "holdout_cutoff": str(plan.holdout_cutoff if plan else None),
+        "divisions": dg.MetadataValue.json(divs), "feature_cutoffs": dg.MetadataValue.json(feature_keys),
+        "model_cutoffs": dg.MetadataValue.json(model_keys)})
+
+
+# A feature partition reads every month of transactions up to the end of its label window.
+STAR_ALL = [dg.AssetDep(k, partition_mapping=dg.AllPartitionMapping()) if k.path[-1] == "fact_transactions" else k
+            for k in STAR]
+
+
+@dg.asset(key=["features", "customer_division"], deps=[*icp_cutoffs.keys, *STAR_ALL], partitions_def=feature_partitions,
+          backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
+          metadata={"table": "features.customer_division", "partition_expr": {"cutoff": "cutoff_date",
+                                                                              "division": "division"}},
+          description="Account × division feature matrix per cutoff: RFM overall and in the division over "
+                      "3/6/12/24 months, buying months, gaps, trend, division mix, cross-division affinity, "
+                      "seasonality, firmographics and CRM signals, from rows dated on or before the cutoff; "
+                      "label = purchase in the next window. One SQL pass per cutoff covers all divisions.",
+          **COMMON)
+def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    plan, _ = load_plan(wh)
+    rows = 0
+    for cutoff, divs in by_cutoff(context.partition_keys).items():
+        c = dt.date.fromisoformat(cutoff)
+        rows += wh.write("features.customer_division", sql=feature_sql(c, divs, plan.window_months, plan.as_of),
+                         partition=[PartitionFilter("cutoff_date", values=[c]), PartitionFilter("division", values=divs)],
+                         run_id=context.run_id, comment=docs.FEATURES[0], column_comments=docs.FEATURES[1])
+    cuts = sorted(by_cutoff(context.partition_keys))
+    where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
+    meta = table_metadata(wh, "features.customer_division", where, [dt.date.fromisoformat(c) for c in cuts])
+    labelled = wh.query(f"SELECT count(label) AS n, avg(label::INT) AS rate FROM features.customer_division "
+                        f"WHERE {where}", [dt.date.fromisoformat(c) for c in cuts]).row(0)
+    return dg.MaterializeResult(metadata={**meta, "dagster/row_count": dg.MetadataValue.int(rows),
+                                          "cutoffs": dg.MetadataValue.int(len(cuts)),
+                                          "labelled_rows": dg.MetadataValue.int(int(labelled[0] or 0)),
+                                          "label_rate": dg.MetadataValue.float(float(labelled[1] or 0))})
+
+
+def _too_little(division: str, cutoff: dt.date, reason: str) -> dict:
+    return {"cutoff_date": cutoff, "division": division, "status": "skipped", "message": reason,
+            "model_version": None, "model_uri": None}
+
+
+def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: dt.date, divs: list[str],
+                  truth: pl.DataFrame | None) -> tuple[list[dict], list[dict], list[pl.DataFrame]]:
+    """Train, evaluate and register the models of one cutoff; returns (model rows, evaluations, importances)."""
+    train_cuts = plan.train_cutoffs(cutoff)
+    frame = wh.query("SELECT * FROM features.customer_division WHERE division IN (SELECT unnest(?)) "
+                     "AND cutoff_date IN (SELECT unnest(?))", [divs, [*train_cuts, cutoff]])
+    models, evals, importances = [], [], []
+    role = plan.role(cutoff)
+    for d in divs:
+        rows = frame.filter(pl.col("division") == d)
+        train_rows, scored = rows.filter(pl.col("cutoff_date") != cutoff), rows.filter(pl.col("cutoff_date") == cutoff)
+        train_rows = sample_accounts(train_rows.filter(pl.col("label").is_not_null()))  # model and baselines alike
+        try:
+            model = train_division(train_rows, d)
+        except NotEnoughData as e:
+            context.log.warning(f"ICP model {d} @ {cutoff} not trained: {e}")
+            models.append(_too_little(d, cutoff, str(e)))
+            continue
+        ev = None
+        if plan.labelled(cutoff) and scored["label"].drop_nulls().n_unique() == 2:
+            base = train_baselines(train_rows)
+            preds = {MODEL_NAME: model.predict(scored), **base.predict(scored)}
+            ev = evaluate(scored, preds, cutoff, d, versions={MODEL_NAME: "pending", **{b: b for b in BASELINES}},
+                          truth=truth)
+        name, version = log_and_register(tracking, model, cutoff, role, plan.window_months,
+                                         ev["metrics"] if ev else None, ev["gains"] if ev else None)
+        model_version = f"{name}/{version}"
+        if ev:
+            ev["metrics"] = ev["metrics"].with_columns(model_version=pl.when(pl.col("model_version") == "pending")
+                                                       .then(pl.lit(model_version)).otherwise(pl.col("model_version")))
+            evals.append(ev)
+        models.append({"cutoff_date": cutoff, "division": d, "status": "trained", "message": None,
+                       "model_version": model_version, "model_uri": f"models:/{name}/{version}",
+                       "role": role, "train_cutoffs": json.dumps([str(t) for t in model.train_cutoffs]),
+                       "features": len(model.features), **{k: model.info[k] for k in (
+                           "fit_rows", "validation_rows", "fit_positives", "validation_positives", "calibration",
+                           "best_iteration")}})
+        importances.append(model.importance().head(25).with_row_index("rank", offset=1).with_columns(
+            cutoff_date=pl.lit(cutoff, pl.Date), division=pl.lit(d), model_version=pl.lit(model_version)))
+    return models, evals, importances
+
+
+MODEL_DEPS = [dg.AssetDep(customer_division, partition_mapping=MODEL_READS_FEATURES), *icp_cutoffs.keys]
+VALIDATION_TABLES = ("validation.model_metrics", "validation.holdout_gains", "validation.calibration_bins")
+
+
+@dg.multi_asset(specs=[
+    dg.AssetSpec(["models", "division_propensity"], deps=MODEL_DEPS, kinds={"lightgbm", "mlflow"}, **SPEC,
+                 metadata={"tables": "validation.icp_models, validation.icp_feature_importance"},
+                 description="Calibrated LightGBM per division for a cutoff, trained only on cutoffs whose windows "
+                             "ended by it; MLflow run + registered model per division (`champion` = the scoring "
+                             "cutoff's model), listed in validation.icp_models with its feature importance."),
+    dg.AssetSpec(["validation", "division_propensity"], deps=MODEL_DEPS, kinds={"duckdb"}, **SPEC,
+                 metadata={"tables": ", ".join(VALIDATION_TABLES), "model_family": FAMILY},
+                 description="Holdout validation of the division models where the cutoff's window has passed: "
+                             "metrics, gains and calibration beside baseline_rfm and baseline_logistic on the "
+                             "same rows (and oracle_auc on the demo company); rows with model_family = 'icp'.")],
+    partitions_def=model_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        mlflow_tracking: MLflowResource, source: SourceResource):
+    wh = warehouse.get()
+    plan, _ = load_plan(wh)
+    groups = {dt.date.fromisoformat(c): ds for c, ds in by_cutoff(context.partition_keys).items()}
+    truth = oracle.division_truth(source.truth_folder(), [c for c in groups if plan.labelled(c)], plan.window_months)
+    meta: dict = {}
+    for cutoff, divs in groups.items():
+        models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth)
+        owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[cutoff]),
+                 PartitionFilter("division", values=divs)]
+        for table, key in zip(VALIDATION_TABLES, ("metrics", "gains", "bins")):
+            if evals:
+                wh.write(table, pl.concat([e[key] for e in evals]), partition=owned, run_id=context.run_id,
+                         comment=docs.VALIDATION[table])
+            elif wh.table_exists(table):  # the partition is replaced by nothing: no stale metrics
+                wh.write(table, sql=f"SELECT * FROM {table} WHERE false", partition=owned, run_id=context.run_id)
+        mine = [PartitionFilter("cutoff_date", values=[cutoff]), PartitionFilter("division", values=divs)]
+        wh.write("validation.icp_models", pl.DataFrame(models, infer_schema_length=None), partition=mine,
+                 run_id=context.run_id, comment=docs.MODELS[0], column_comments=docs.MODELS[1])
+        if importances:
+            wh.write("validation.icp_feature_importance", pl.concat(importances), partition=mine,
+                     run_id=context.run_id, comment=docs.IMPORTANCE[0], column_comments=docs.IMPORTANCE[1])
+        meta |= _model_metadata(plan, cutoff, models, evals)
+    yield dg.MaterializeResult(asset_key=["models", "division_propensity"], metadata=meta)
+    yield dg.MaterializeResult(asset_key=["validation", "division_propensity"], metadata={
+        f"{t}_rows": dg.MetadataValue.int(family_rows(wh, t, FAMILY)) for t in VALIDATION_TABLES})
+
+
+def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: list[dict]) -> dict:
+    trained = sum(m["status"] == "trained" for m in models)
+    out = {f"{cutoff} models trained": dg.MetadataValue.int(trained)}
+    skipped = {m["division"]: m["message"] for m in models if m["status"] != "trained"}
+    if skipped:
+        out[f"{cutoff} skipped"] = dg.MetadataValue.json(skipped)
+    if not evals:
+        return out
+    table = [{"division": e["metrics"]["division"][0],
+              **{f"{m}_{k}": metric(e["metrics"], m, k) for m in (MODEL_NAME, *BASELINES)
+                 for k in ("auc", "lift_top_decile")},
+              "oracle_auc": metric(e["metrics"], MODEL_NAME, "oracle_auc")} for e in evals]
+    frame = pl.DataFrame(table)
+    prefix = "holdout" if cutoff == plan.holdout_cutoff else f"eval {cutoff}"
+    for col in frame.columns[1:]:
+        mean = frame[col].drop_nulls().mean()
+        if mean is not None:
+            out[f"{prefix} mean {col}"] = dg.MetadataValue.float(float(mean))
+    out[f"{prefix} by division"] = dg.MetadataValue.md(frame.to_pandas().round(4).to_markdown(index=False))
+    return out
+
+
+@dg.asset(key=["scores", "icp_scores"], partitions_def=model_partitions, deps=[["models", "division_propensity"]],
+          backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "mlflow"},
+          metadata={"table": "scores.icp_scores", "partition_expr": {"cutoff": "cutoff_date", "division": "division"}},
+          description="Every account × division at the cutoff with its calibrated propensity and decile, "
+                      "scored by that cutoff's registered division model.", **COMMON)
+def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+               mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    written = 0
+    for cutoff, divs in by_cutoff(context.partition_keys).items():
+        c = dt.date.fromisoformat(cutoff)
+        models = wh.query("SELECT division, model_version, model_uri FROM validation.icp_models "
+                          "WHERE cutoff_date = ? AND status = 'trained'", [c])
+        frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
+                         "AND division IN (SELECT unnest(?))", [c, divs])
+        parts = []
+        for d, version, uri in models.filter(pl.col("division").is_in(divs)).iter_rows():
+            rows = frame.filter(pl.col("division") == d)
+            p = mlflow_tracking.load_model(uri).unwrap_python_model().model.predict(rows)
+            parts.append(rows.select("cutoff_date", "division", "account_id", "account_name", "is_buyer")
+                         .with_columns(propensity=pl.Series(p), decile=pl.Series(deciles(p)),
+                                       model_version=pl.lit(version)))
+        missing = sorted(set(divs) - set(models["division"]))
+        if missing:
+            context.log.warning(f"ICP scores @ {cutoff}: no trained model for {missing}; not scored")
+        if parts:
+            written += wh.write("scores.icp_scores", pl.concat(parts),
+                                partition=[PartitionFilter("cutoff_date", values=[c]),
+                                           PartitionFilter("division", values=divs)],
+                                run_id=context.run_id, comment=docs.SCORES[0], column_comments=docs.SCORES[1])
+    return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(written)})
+
+
+@dg.asset(key=["scores", "whitespace"], partitions_def=model_cutoffs, deps=[icp_scores.key],
+          backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
+          metadata={"table": "scores.whitespace", "partition_expr": "cutoff_date"},
+          description="Every account × division it has never bought (and has no open opportunity in), "
+                      "scored propensity × expected value and ranked overall and within the account, with the "
+                      "account's rep; view scores.whitespace_by_rep = each rep's top 10.", **COMMON)
+def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    plan, _ = load_plan(wh)
+    written, cuts = 0, sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
+    if not wh.table_exists("scores.icp_scores"):  # docs/CONTRACT.md §4: too little data is a warning, not a crash
+        context.log.warning("whitespace: no ICP scores (no division model could be trained); nothing ranked")
+        return dg.MaterializeResult(metadata={"status": "skipped: no ICP scores",
+                                              "dagster/row_count": dg.MetadataValue.int(0)})
+    for c in cuts:
+        written += wh.write("scores.whitespace", sql=whitespace_sql(c, plan.window_months), partition_column="cutoff_date",
+                            partition_values=[c], run_id=context.run_id, comment=docs.WHITESPACE[0],
+                            column_comments=docs.WHITESPACE[1])
+    wh.execute(rep_view_sql())
+    where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
+    total = wh.query(f"SELECT coalesce(sum(expected_value * propensity), 0) AS v FROM scores.whitespace WHERE {where}",
+                     cuts)["v"][0]
+    return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.whitespace", where, cuts),
+                                          "dagster/row_count": dg.MetadataValue.int(written),
+                                          "expected_whitespace_value": dg.MetadataValue.float(float(total))})
+
+
+defs = dg.Definitions(assets=[icp_cutoffs, customer_division, division_propensity, icp_scores, whitespace])

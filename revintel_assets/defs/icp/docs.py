@@ -1,0 +1,62 @@
+"""COMMENT ON text for the ICP tables analysts query."""
+
+FEATURES = ("One row per account active before cutoff_date × division: features from rows dated on or "
+            "before the cutoff only; label = bought from the division in (cutoff, cutoff + label_window_months]. "
+            "is_buyer separates accounts that already buy the division from whitespace (never bought).", {
+    "cutoff_date": "Partition: features use data dated on or before this date",
+    "division": "Partition: the target division (from star.dim_product)",
+    "is_buyer": "Bought from the division on or before the cutoff (not whitespace)",
+    "recency_days": "Days from the last purchase (any division) to the cutoff",
+    "div_recency_days": "Days from the last purchase in the division to the cutoff (NULL: never bought it)",
+    "div_active_months_24m": "Distinct months with a purchase in the division, last 24 months",
+    "affinity_max": "Max over divisions the account owns of P(owns target | owns that division), pre-cutoff accounts",
+    "segment_penetration": "Share of accounts with the same sector and country that own the division",
+    "division_season_index": "Division revenue in the coming window's months last year, relative to a flat year",
+    "open_opps": "Opportunities in the division open at the cutoff (created on/before, not closed by it)",
+    "lost_opps_12m": "Opportunities in the division lost in the 12 months before the cutoff",
+    "label": "Bought from the division in the window after the cutoff (NULL while the window is open)",
+    "label_amount": "Division revenue in the window after the cutoff (for value capture)",
+    "label_new_buyer": "label and not is_buyer: a first purchase of the division",
+})
+
+CUTOFFS = ("The ICP calendar: every cutoff the models use, its role (training / evaluation / holdout / "
+           "score) and which cutoffs train the model that scores it. Derived from the data's dates only.", {
+    "role": "training: only trains; evaluation / holdout: a model is judged on it; score: the as-of date",
+    "train_cutoffs": "Cutoffs whose label windows ended by this one: the rows its model trains on",
+})
+
+SCORES = ("Propensity that the account buys from the division within the window after cutoff_date, "
+          "from the calibrated division model (model_version = MLflow registered name/version).", {
+    "propensity": "Calibrated probability of a purchase in the division within the window",
+    "decile": "1 = the top 10 % of accounts for this division and cutoff",
+    "is_buyer": "Already bought the division before the cutoff",
+})
+
+WHITESPACE = ("Divisions an account has never bought and has no open opportunity in, ranked by "
+              "propensity × expected value (what similar accounts spend there, capped at the 95th percentile).", {
+    "expected_value": "Division revenue over one window that similar accounts (same sector, else country) generate",
+    "whitespace_score": "propensity × expected_value",
+    "rank_overall": "1 = the biggest opportunity of the cutoff",
+    "rank_in_account": "1 = the account's best division to pitch",
+    "rep_id": "The account's rep: on its latest order, else its latest opportunity",
+})
+
+MODELS = ("One row per ICP model (cutoff × division): what it trained on, where it is in MLflow, "
+          "or why it was not trained.", {
+    "status": "trained, or skipped with the reason in message",
+    "model_uri": "MLflow model URI (pyfunc) used by scores.icp_scores",
+})
+
+IMPORTANCE = ("Gain share of each feature in each ICP model: what drives the model.", {
+    "share": "Share of the model's total split gain",
+})
+
+VALIDATION = {  # docs/CONTRACT.md §3; shared with the deals models (model_family tells them apart)
+    "validation.model_metrics": "Metrics of every model and baseline per cutoff, division and split (validation / "
+                                "holdout), measured on rows the model never saw. segment 'never_bought' (ICP): only "
+                                "accounts that had not bought the division.",
+    "validation.holdout_gains": "Gains table per model, cutoff and division: decile 1 = top 10 % by score; lift = "
+                                "decile buyer rate / overall rate; cumulative_capture = share of buyers in deciles 1..k.",
+    "validation.calibration_bins": "Calibration per model: 10 equal-width bins of the predicted probability with the "
+                                   "observed rate.",
+}

@@ -1,0 +1,70 @@
+"""Holdout evaluation of a division model and its baselines on exactly the same rows.
+
+Produces the docs/CONTRACT.md §3 rows of validation.model_metrics, validation.holdout_gains and
+validation.calibration_bins (with `model_family = 'icp'`, so the deals models' rows in the same
+tables are never touched). Besides all rows (`segment = 'all'`), the model's metrics are also
+given for the accounts that never bought the division (`segment = 'never_bought'`): that is
+the whitespace the scores are used for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from revintel_assets.defs.validation.metrics import (calibration_bins, classification_metrics, gains_table,
+                                                propensity_metrics)
+
+MODEL_NAME = "division_propensity"
+FAMILY = "icp"
+
+
+def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, division: str,
+             versions: dict[str, str], split: str = "holdout",
+             truth: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+    """`rows`: labelled feature rows of one (cutoff, division); `preds`: model name -> probability."""
+    y = rows["label"].cast(pl.Int8).to_numpy()
+    value = rows["label_amount"].to_numpy()
+    never = ~rows["is_buyer"].to_numpy()
+    metrics, gains, bins = [], [], []
+    for name, p in preds.items():
+        scores = {**classification_metrics(y, p), **propensity_metrics(y, p, value)}
+        metrics += [(name, k, v, "all") for k, v in scores.items()]
+        if name == MODEL_NAME and never.any():
+            sub = {**classification_metrics(y[never], p[never]), **propensity_metrics(y[never], p[never], value[never])}
+            metrics += [(name, k, v, "never_bought") for k, v in sub.items()]
+        gains.append(gains_table(y, p, value).with_columns(model_name=pl.lit(name)))
+        bins.append(calibration_bins(y, p).with_columns(model_name=pl.lit(name)))
+    if truth is not None:
+        joined = rows.select("account_id").join(truth.filter((pl.col("division") == division)
+                                                             & (pl.col("cutoff_date") == cutoff))
+                                                .select("account_id", "true_probability"),
+                                                on="account_id", how="left", maintain_order="left")
+        tp = joined["true_probability"].to_numpy().astype(float)
+        ok = ~np.isnan(tp)
+        if ok.sum() and 0 < y[ok].sum() < ok.sum():
+            oracle = classification_metrics(y[ok], tp[ok])
+            metrics += [(MODEL_NAME, "oracle_auc", oracle["auc"], "all"),
+                        (MODEL_NAME, "oracle_brier", oracle["brier"], "all"),
+                        (MODEL_NAME, "oracle_n", float(ok.sum()), "all")]
+    keys = dict(cutoff_date=pl.lit(cutoff, pl.Date), division=pl.lit(division), model_family=pl.lit(FAMILY))
+    metric_frame = (pl.DataFrame(metrics, schema={"model_name": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64,
+                                                  "segment": pl.Utf8}, orient="row")
+                    .with_columns(**keys, split=pl.lit(split),
+                                  model_version=pl.col("model_name").replace_strict(versions, default=None)))
+    return {
+        "metrics": metric_frame.select("model_family", "model_name", "model_version", "cutoff_date", "division",
+                                       "split", "segment", "metric", "value"),
+        "gains": pl.concat(gains).with_columns(**keys).select(
+            "model_family", "model_name", "cutoff_date", "division", "decile", "n", "positives", "rate", "lift",
+            "cumulative_capture", "value", "cumulative_value_capture"),
+        "bins": pl.concat(bins).with_columns(**keys).select(
+            "model_family", "model_name", "cutoff_date", "division", "bin", "mean_predicted", "observed_rate", "n"),
+    }
+
+
+def metric(frame: pl.DataFrame, model: str, name: str, segment: str = "all") -> float | None:
+    row = frame.filter((pl.col("model_name") == model) & (pl.col("metric") == name) & (pl.col("segment") == segment))
+    return None if row.is_empty() or row["value"][0] is None else float(row["value"][0])

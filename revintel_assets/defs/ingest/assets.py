@@ -1,0 +1,111 @@
+"""The import: one asset that reads the source folder into canonical staging tables and the
+quarantine. Everything downstream is SQL over those tables."""
+
+
+import datetime as dt
+import json
+
+import dagster as dg
+import polars as pl
+
+from revintel_assets.defs.deals import partitions as deal_partitions
+from revintel_assets.defs.deals.calendar import DealPlan
+from revintel_assets.defs.ingest.source import import_source
+from revintel_assets.metadata import table_metadata
+from revintel_assets.defs.star.docs import table_doc
+from revintel_assets.defs.star.partitions import transaction_months
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.source import SourceResource
+
+
+INGEST = dict(group_name="ingest", owners=["team:data-engineering"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["staging", "source_import"], kinds={"duckdb", "csv"}, **INGEST,
+                     description="Detects the source layout (MavenTech CRM, wide sales log, ...), loads every "
+                                 "file into canonical staging tables, and registers the months, as-of dates and "
+                                 "training cutoffs found in the data as partitions."),
+        dg.AssetSpec(["star", "quarantine"], kinds={"duckdb"}, metadata={"table": "star.quarantine"}, **INGEST,
+                     description="Every raw row the import rejected: file, physical line, the raw row, the reason."),
+        dg.AssetSpec(["meta", "source"], kinds={"duckdb"}, metadata={"table": "meta.source"}, **INGEST,
+                     description="What was loaded: source folder, detected layout, export date, files."),
+        dg.AssetSpec(["meta", "source_files"], kinds={"duckdb"}, metadata={"table": "meta.source_files"},
+                     **INGEST, description="Raw rows read per source file (the reconciliation's left side)."),
+    ],
+    pool="warehouse",
+)
+def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    wh = warehouse.get()
+    with wh.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        report = import_source(con, source.folder(), source.forced_format(), source.mapping_file())
+        con.execute("COMMIT")
+    wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
+             "FROM staging.quarantine_new ORDER BY source_file, line_number",
+             run_id=context.run_id, **table_doc("star.quarantine"))
+    wh.write("meta.source", sql="SELECT ? AS source_path, ? AS source_format, ?::DATE AS export_date, "
+             "current_timestamp::TIMESTAMP AS loaded_at, ? AS files",
+             params=[str(report.layout.folder), report.layout.name, report.export_date,
+                     json.dumps(report.files)], run_id=context.run_id)
+
+    wh.write("meta.source_files", pl.DataFrame(
+        {"source_file": list(report.files), "raw_rows": [f["raw_rows"] for f in report.files.values()]},
+        schema={"source_file": pl.Utf8, "raw_rows": pl.Int64}), run_id=context.run_id)
+
+    months = [r[0].isoformat() for r in wh.query(
+        "SELECT DISTINCT date_trunc('month', d)::DATE FROM (SELECT order_date d FROM staging.transactions "
+        "UNION ALL SELECT close_date FROM staging.opportunities WHERE stage = 'Won' "
+        "AND NOT EXISTS (SELECT 1 FROM staging.transactions)) WHERE d IS NOT NULL "
+        "ORDER BY 1").rows()]
+    new = [m for m in months if not context.instance.has_dynamic_partition(transaction_months.name, m)]
+    if new:
+        context.instance.add_dynamic_partitions(transaction_months.name, new)
+
+    first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(engage_date) d FROM staging.opportunities "
+                          "UNION ALL SELECT min(changed_at) FROM staging.history)")["d"][0]
+    if first_deal is not None and report.export_date:
+        as_of = source.as_of_override() or dt.date.fromisoformat(report.export_date)
+        plan = deal_partitions.register(context.instance, DealPlan(first_deal, as_of))
+        context.log.info(f"deal as-of dates: {len(plan.snapshot_dates)}, training cutoffs: {plan.model_cutoffs}")
+
+    raw_rows = sum(f["raw_rows"] for f in report.files.values())
+    quarantined = sum(sum(f.get("quarantined", {}).values()) + f.get("rejected_unreadable", 0)
+                      for f in report.files.values())
+    by_rule: dict[str, int] = {}
+    flagged: dict[str, int] = {}
+    for name, f in report.files.items():
+        context.log.info(f"{name}: {f['raw_rows']} raw rows, quarantined {f.get('quarantined') or {}}, "
+                         f"unreadable {f.get('rejected_unreadable', 0)}"
+                         + (f", {f['encoding']}" if f.get("encoding") else ""))
+        for rule, n in (f.get("quarantined") or {}).items():
+            by_rule[rule] = by_rule.get(rule, 0) + n
+        if f.get("rejected_unreadable"):
+            by_rule["unreadable_row"] = by_rule.get("unreadable_row", 0) + f["rejected_unreadable"]
+        for flag, n in (f.get("flagged_kept") or {}).items():
+            flagged[flag] = flagged.get(flag, 0) + n
+    if quarantined:
+        context.log.warning(f"{quarantined} of {raw_rows} raw rows quarantined (star.quarantine): "
+                            + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items(), key=lambda kv: -kv[1])))
+    if flagged:
+        context.log.warning(f"rows kept but flagged: {flagged}")
+    yield dg.MaterializeResult(asset_key=["staging", "source_import"], metadata={
+        "quarantined_by_rule": dg.MetadataValue.json(by_rule),
+        "flagged_kept": dg.MetadataValue.json(flagged),
+        "source": dg.MetadataValue.path(str(report.layout.folder)),
+        "format": report.layout.name,
+        "export_date": report.export_date or "",
+        "raw_rows": dg.MetadataValue.int(raw_rows),
+        "dagster/row_count": dg.MetadataValue.int(raw_rows - quarantined),  # rows staged for the star
+        "quarantined_rows": dg.MetadataValue.int(quarantined),
+        "transaction_months": dg.MetadataValue.int(len(months)),
+        "files": dg.MetadataValue.json(report.files),
+        **{f"quarantine_{k}": v for k, v in table_metadata(wh, "star.quarantine").items()
+           if k == "preview"},
+    })
+    for table in ("star.quarantine", "meta.source", "meta.source_files"):
+        yield dg.MaterializeResult(asset_key=table.split("."), metadata=table_metadata(wh, table))
+
+
+defs = dg.Definitions(assets=[source_import])

@@ -1,0 +1,139 @@
+"""The user's mapping file: how a variant export maps onto revintel's names, without code changes.
+
+`revintel_mapping.yaml` in the source folder, or the file given by `revintel run --mapping FILE`
+(environment REVINTEL_MAPPING). Every key is optional:
+
+    layout: maventech            # force the layout: maventech | salesforce | sales_log | tidy (a+b for both)
+    files:                       # revintel's file name: your file name
+      sales_pipeline.csv: deals_2024.csv
+    columns:                     # revintel's column: your column, for every file of the layout ...
+      engage_date: created_on
+      sales_pipeline.csv:        # ... or for one file only
+        close_value: amount_eur
+    stages:                      # your stage name: Prospecting | Engaging | Proposal | Negotiation | Won | Lost
+      In_Progress: Engaging
+      Verbal Commit: Negotiation
+    date_formats: ["%d.%m.%Y", "%d.%m.%Y %H:%M"]   # tried before the built-in ones (strftime codes)
+    decimal: ","                 # decimal separator; the thousands separator is then "." (or a space)
+    delimiter: ";"               # field separator, default ","
+    encoding: latin-1            # force an encoding (default: UTF-8, latin-1 when the whole file is not UTF-8)
+
+Tidy transactions may also name a SQL expression over your columns instead of a column
+(`amount: "Quantity * UnitPrice"`), see mappings/online_retail.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from revintel_assets.defs.ingest.errors import SourceError
+
+USER_MAPPING = "revintel_mapping.yaml"
+STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
+KEYS = {"layout", "files", "columns", "stages", "date_formats", "decimal", "delimiter", "encoding",
+        "signature", "thousands"}
+
+
+@dataclass
+class Mapping:
+    path: Path | None = None
+    layout: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)
+    date_formats: list[str] = field(default_factory=list)
+    decimal: str = "."
+    delimiter: str = ","
+    encoding: str | None = None
+    signature: list[str] | None = None
+
+    def file(self, canonical: str) -> str:
+        return self.files.get(canonical, canonical)
+
+    def columns_for(self, canonical_file: str | None) -> dict[str, str]:
+        """revintel column -> user's column, for one file: the flat entries, then the file's own."""
+        flat = {k: v for k, v in self.columns.items() if isinstance(v, str)}
+        own = self.columns.get(canonical_file) if canonical_file else None
+        return {**flat, **(own if isinstance(own, dict) else {})}
+
+    @property
+    def origin(self) -> str:
+        return str(self.path) if self.path else "the built-in defaults"
+
+
+def mapping_path(folder: Path, explicit: str | Path | None = None) -> Path | None:
+    chosen = explicit
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_absolute() and not path.exists():
+            path = Path(folder) / path
+        if not path.exists():
+            raise SourceError(path, 0, "a mapping file (YAML)", "it does not exist")
+        return path
+    path = Path(folder) / USER_MAPPING
+    return path if path.exists() else None
+
+
+def load_mapping(folder: Path, explicit: str | Path | None = None) -> Mapping:
+    path = mapping_path(folder, explicit)
+    if path is None:
+        return Mapping()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
+        raise SourceError(path, line, "a YAML mapping file (see README, 'Bring your own export')",
+                          str(exc).splitlines()[0]) from exc
+    return parse_mapping(data, path)
+
+
+def parse_mapping(data: dict, path: Path | None = None) -> Mapping:
+    where = path or Path("mapping")
+    if not isinstance(data, dict):
+        raise SourceError(where, 1, "a YAML mapping (keys: " + ", ".join(sorted(KEYS - {"signature", "thousands"})) + ")",
+                          f"found a {type(data).__name__}")
+    unknown = set(data) - KEYS
+    if unknown:
+        raise SourceError(where, 1, "mapping keys among " + ", ".join(sorted(KEYS - {"signature", "thousands"})),
+                          f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    stages = {str(k): str(v) for k, v in (data.get("stages") or {}).items()}
+    bad = {k: v for k, v in stages.items() if v not in STAGES}
+    if bad:
+        raise SourceError(where, 1, f"stages mapped onto {', '.join(STAGES)}",
+                          "got " + ", ".join(f"{k}: {v}" for k, v in bad.items()))
+    decimal = str(data.get("decimal", "."))
+    if decimal not in (".", ","):
+        raise SourceError(where, 1, "decimal: '.' or ','", f"got {decimal!r}")
+    columns = data.get("columns") or {}
+    if not isinstance(columns, dict):
+        raise SourceError(where, 1, "columns: a map of revintel column -> your column", f"got {columns!r}")
+    formats = data.get("date_formats") or []
+    if isinstance(formats, str):
+        formats = [formats]
+    return Mapping(path=path, layout=data.get("layout"), files=dict(data.get("files") or {}),
+                   columns={str(k): (v if isinstance(v, dict) else str(v)) for k, v in columns.items()},
+                   stages=stages, date_formats=[str(f) for f in formats], decimal=decimal,
+                   delimiter=str(data.get("delimiter", ",")), encoding=data.get("encoding"),
+                   signature=data.get("signature"))
+
+
+def example(file: str, missing: list[str], found: list[str], taken: list[str] = ()) -> str:
+    """The mapping a user would write for the missing columns, with our best guesses among
+    the columns not already used (`taken`)."""
+    import difflib
+
+    spare = [c for c in found if c not in missing and c not in taken]
+    lines = [f"  {file}:"]
+    for m in missing:
+        guess = difflib.get_close_matches(m, spare, n=1, cutoff=0.4)
+        if not guess and "date" in m.lower():  # created_on, changed_at, Created Time ...
+            guess = [c for c in spare if any(w in c.lower() for w in ("date", "_on", "_at", "time"))][:1]
+        if guess:
+            spare.remove(guess[0])
+        lines.append(f"    {m}: {guess[0] if guess else '<your column>'}")
+    return (f"Map your column names in {USER_MAPPING} in the source folder (or pass --mapping FILE), "
+            "e.g.:\ncolumns:\n" + "\n".join(lines))

@@ -1,0 +1,196 @@
+"""CRM in the MavenTech layout (docs/CONTRACT.md §2.1) → canonical staging tables.
+
+Canonical staging tables, shared with the other CRM importers so the star schema is built once
+(`source.CANONICAL` has every column; importers INSERT BY NAME and leave the rest NULL):
+  staging.accounts(account_id, account_name, sector, employees, annual_revenue, country,
+                   parent_name, year_established)
+  staging.reps(rep_id, rep_name, manager, region)
+  staging.products(product_id, product_name, series, division, list_price)
+  staging.opportunities(opportunity_id, rep_name, product_name, account_name, stage,
+                        engage_date, close_date, close_value, source_file, _line)
+  staging.history(opportunity_id, changed_at, stage, expected_close_date, amount)  -- optional
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from revintel_assets.defs.ingest.mapping import Mapping
+from revintel_assets.defs.ingest.parse_sql import CLOSED, STAGES, Dialect, blank, col, lit, stage_sql  # noqa: F401
+from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
+from revintel_assets.defs.ingest.raw_csv import load_raw_csv
+
+FILES = {
+    "pipeline": "sales_pipeline.csv",
+    "accounts": "accounts.csv",
+    "products": "products.csv",
+    "teams": "sales_teams.csv",
+    "history": "opportunity_history.csv",
+}
+REQUIRED = {
+    "pipeline": ["opportunity_id", "sales_agent", "product", "account", "deal_stage",
+                 "engage_date", "close_date", "close_value"],
+    "accounts": ["account", "sector", "revenue", "employees", "office_location"],
+    "products": ["product", "series", "sales_price"],
+    "teams": ["sales_agent", "manager", "regional_office"],
+    "history": ["opportunity_id", "changed_at", "deal_stage", "expected_close_date", "amount"],
+}
+OPTIONAL = {
+    "accounts": ["account_id", "subsidiary_of", "year_established"],
+    "products": ["sku", "division"],
+}
+OPTIONAL_FILES = {"history", "accounts", "teams", "products"}
+LAYOUT = "MavenTech CRM"
+
+
+def present_files(folder: Path, mapping: Mapping | None = None) -> dict[str, Path]:
+    mapping = mapping or Mapping()
+    return {k: folder / mapping.file(f) for k, f in FILES.items() if (folder / mapping.file(f)).exists()}
+
+
+def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapping | None = None) -> dict[str, dict]:
+    """Load the files present; returns per file: raw rows and rows caught per quarantine rule."""
+    mapping = mapping or Mapping()
+    dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
+    files = present_files(folder, mapping)
+    report: dict[str, dict] = {}
+    loaders = {"accounts": _accounts, "products": _products, "teams": _teams,
+               "pipeline": _pipeline, "history": _history}
+    for kind, loader in loaders.items():
+        if kind not in files:
+            continue
+        raw = load_raw_csv(con, files[kind], f"staging.raw_{kind}", REQUIRED[kind], LAYOUT,
+                           rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL.get(kind),
+                           delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind])
+        caught = loader(con, raw.columns, files[kind].name, dialect)
+        report[files[kind].name] = file_report(raw, caught)
+    return report
+
+
+def file_report(raw, caught: dict[str, int]) -> dict:
+    out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected, "quarantined": caught}
+    if raw.encoding != "utf-8":
+        out["encoding"] = f"{raw.encoding} (the file is not UTF-8 anywhere; read as {raw.encoding})"
+    if not raw.exact_lines:
+        out["line_numbers"] = "approximate: malformed quoting, lines are counted as CSV records"
+    if raw.renamed:
+        out["renamed_columns"] = raw.renamed
+    return out
+
+
+def _opt(columns: list[str], name: str, cast: str = "VARCHAR") -> str:
+    return f"nullif(trim({col(name)}), '')::{cast}" if name in columns else f"NULL::{cast}"
+
+
+def _accounts(con, columns, file, d: Dialect):
+    caught = apply_rules(con, "staging.raw_accounts", file, columns,
+                         [Rule("missing_account_name", blank("account"), "'account name is empty'")])
+    caught |= dedupe(con, "staging.raw_accounts", "trim(account)", file, columns, "account name")
+    account_id = _opt(columns, "account_id") if "account_id" in columns else "trim(account)"
+    con.execute(f"""INSERT INTO staging.accounts BY NAME SELECT
+        coalesce({account_id}, trim(account)) AS account_id, trim(account) AS account_name,
+        {_opt(columns, 'sector')} AS sector, try_cast({_opt(columns, 'employees')} AS BIGINT) AS employees,
+        {d.money('revenue')} AS annual_revenue, {_opt(columns, 'office_location')} AS country,
+        {_opt(columns, 'subsidiary_of')} AS parent_name,
+        try_cast({_opt(columns, 'year_established')} AS INTEGER) AS year_established,
+        {lit(file)} AS source_file, _line
+        FROM staging.raw_accounts""")
+    return caught
+
+
+def _products(con, columns, file, d: Dialect):
+    caught = apply_rules(con, "staging.raw_products", file, columns, [
+        Rule("missing_product_name", blank("product"), "'product name is empty'"),
+        Rule("bad_list_price", d.bad_money("sales_price"),
+             "'sales_price ''' || sales_price || ''' is not a number'"),
+        Rule("negative_list_price", f"{d.money('sales_price')} < 0",
+             "'sales_price ' || sales_price || ' is negative'"),
+    ])
+    caught |= dedupe(con, "staging.raw_products", "trim(product)", file, columns, "product name")
+    product_id = "coalesce(nullif(trim(sku), ''), trim(product))" if "sku" in columns else "trim(product)"
+    division = "coalesce(nullif(trim(division), ''), trim(series))" if "division" in columns else "trim(series)"
+    con.execute(f"""INSERT INTO staging.products BY NAME SELECT
+        {product_id} AS product_id, trim(product) AS product_name, trim(series) AS series,
+        coalesce({division}, 'Unassigned') AS division, {d.money('sales_price')} AS list_price,
+        {lit(file)} AS source_file, _line FROM staging.raw_products""")
+    return caught
+
+
+def _teams(con, columns, file, d: Dialect):
+    caught = apply_rules(con, "staging.raw_teams", file, columns,
+                         [Rule("missing_rep_name", blank("sales_agent"), "'sales_agent is empty'")])
+    caught |= dedupe(con, "staging.raw_teams", "trim(sales_agent)", file, columns, "sales_agent")
+    con.execute(f"""INSERT INTO staging.reps BY NAME SELECT trim(sales_agent) AS rep_id,
+        trim(sales_agent) AS rep_name, nullif(trim(manager), '') AS manager,
+        nullif(trim(regional_office), '') AS region, {lit(file)} AS source_file, _line
+        FROM staging.raw_teams""")
+    return caught
+
+
+def _pipeline(con, columns, file, d: Dialect):
+    stage = d.stage("deal_stage")
+    closed = f"({stage} IN {CLOSED})"
+    latest = latest_date(con, "staging.raw_pipeline", [d.date("engage_date"), d.date("close_date")])
+    caught = apply_rules(con, "staging.raw_pipeline", file, columns, [
+        Rule("missing_opportunity_id", blank("opportunity_id"), "'opportunity_id is empty'"),
+        Rule("unknown_stage", f"{stage} IS NULL",
+             f"'deal_stage ''' || coalesce(deal_stage, '') || ''' is not one of {', '.join(STAGES)} "
+             "(a mapping file can name it under stages:)'"),
+        Rule("bad_engage_date", d.bad_date("engage_date"),
+             "'engage_date ''' || engage_date || ''' is not a date (expected YYYY-MM-DD)'"),
+        Rule("bad_close_date", d.bad_date("close_date"),
+             "'close_date ''' || close_date || ''' is not a date (expected YYYY-MM-DD)'"),
+        Rule("impossible_date", f"{d.impossible_date('engage_date', latest)} OR {d.impossible_date('close_date', latest)}",
+             f"'impossible date: engage_date ' || coalesce(engage_date, '') || ', close_date ' || "
+             f"coalesce(close_date, '') || ' (before 1990 or after {latest or 'the export'} + 5 years)'"),
+        Rule("closed_without_close_date", f"{closed} AND {blank('close_date')}",
+             "'deal is ' || deal_stage || ' but has no close_date'"),
+        Rule("closed_before_engaged", f"{d.date('close_date')} < {d.date('engage_date')}",
+             "'close_date ' || close_date || ' is before engage_date ' || engage_date"),
+        Rule("bad_close_value", d.bad_money("close_value"),
+             "'close_value ''' || close_value || ''' is not a number'"),
+        Rule("negative_close_value", f"{d.money('close_value')} < 0",
+             "'close_value ' || close_value || ' is negative'"),
+    ])
+    caught |= dedupe(con, "staging.raw_pipeline", "trim(opportunity_id)", file, columns, "opportunity_id")
+    con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
+        trim(opportunity_id) AS opportunity_id, nullif(trim(sales_agent), '') AS rep_name,
+        nullif(trim(product), '') AS product_name, nullif(trim(account), '') AS account_name,
+        {stage} AS stage, {d.date('engage_date')} AS engage_date,
+        CASE WHEN {closed} THEN {d.date('close_date')} END AS close_date,
+        {d.money('close_value')} AS close_value, {lit(file)} AS source_file, _line
+        FROM staging.raw_pipeline""")
+    return caught
+
+
+def _history(con, columns, file, d: Dialect):
+    latest = latest_date(con, "staging.raw_history", [d.date("changed_at"), d.date("expected_close_date")])
+    caught = apply_rules(con, "staging.raw_history", file, columns, [
+        Rule("missing_opportunity_id", blank("opportunity_id"), "'opportunity_id is empty'"),
+        Rule("bad_changed_at", f"{blank('changed_at')} OR {d.bad_date('changed_at')}",
+             "'changed_at ''' || coalesce(changed_at, '') || ''' is not a date'"),
+        Rule("unknown_stage", f"NOT {blank('deal_stage')} AND {d.stage('deal_stage')} IS NULL",
+             "'deal_stage ''' || deal_stage || ''' is not a known stage (a mapping file can name it under stages:)'"),
+        Rule("bad_expected_close_date", d.bad_date("expected_close_date"),
+             "'expected_close_date ''' || expected_close_date || ''' is not a date'"),
+        Rule("impossible_date", f"{d.impossible_date('changed_at', latest)} OR "
+             f"{d.impossible_date('expected_close_date', latest)}",
+             f"'impossible date: changed_at ' || changed_at || ', expected_close_date ' || "
+             f"coalesce(expected_close_date, '') || ' (before 1990 or after {latest or 'the export'} + 5 years)'"),
+        Rule("bad_amount", d.bad_money("amount"), "'amount ''' || amount || ''' is not a number'"),
+        Rule("negative_amount", f"{d.money('amount')} < 0", "'amount ' || amount || ' is negative'"),
+        Rule("unknown_opportunity",
+             "trim(opportunity_id) NOT IN (SELECT opportunity_id FROM staging.opportunities)",
+             "'opportunity_id ' || opportunity_id || ' is not in the pipeline file'"),
+    ])
+    caught |= dedupe(con, "staging.raw_history", "trim(opportunity_id), trim(changed_at), "
+                     "coalesce(trim(deal_stage), ''), coalesce(trim(expected_close_date), ''), "
+                     "coalesce(trim(amount), '')", file, columns, "history event", conflicts=False)
+    con.execute(f"""INSERT INTO staging.history BY NAME SELECT
+        trim(opportunity_id) AS opportunity_id, {d.date('changed_at')} AS changed_at,
+        {d.stage('deal_stage')} AS stage, {d.date('expected_close_date')} AS expected_close_date,
+        {d.money('amount')} AS amount, {lit(file)} AS source_file, _line
+        FROM staging.raw_history""")
+    return caught

@@ -1,0 +1,232 @@
+"""Load one raw CSV export into an all-VARCHAR staging table, keeping every row accounted for.
+
+DuckDB's parallel CSV reader does the parsing. Rows it cannot parse (too few or too many fields,
+invalid UTF-8, a stray quote) go to its rejects table; we turn those into quarantine rows.
+
+Line numbers are physical lines of the file (header = 1). DuckDB numbers rows by record, with
+blank lines counted and a quoted multi-line field counted once; a quote-aware scan of the
+bytes maps each record to the physical line it starts on. Accepted rows get theirs by
+elimination: DuckDB preserves file order, so the k-th accepted row is the k-th non-blank
+record that was not rejected.
+
+Before DuckDB sees a file we check what it is: empty, binary (NUL bytes) or not text stops the
+run with a SourceError naming the file, the line and what was expected. Encoding: UTF-8 (a BOM
+is fine). A file that is not UTF-8 anywhere (no valid multi-byte sequence but bytes >= 0x80) is
+read as latin-1 and the report says so; a UTF-8 file with some invalid bytes keeps UTF-8 and
+those rows go to the quarantine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.mapping import example
+from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
+
+SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
+_UTF8_MULTI = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_BLANK = re.compile(rb"(?:^|\n)\r?(?:\n|$)")
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    file: str
+    table: str
+    columns: list[str]
+    rows: int
+    rejected: int
+    encoding: str = "utf-8"
+    renamed: dict = field(default_factory=dict)
+    exact_lines: bool = True  # False: malformed quoting; line numbers are DuckDB's record numbers
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def norm(name: str) -> str:
+    """Header spelling key: 'Opportunity ID', 'opportunity_id' and 'OpportunityId' agree."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def read_bytes(path: Path, limit: int | None = None) -> bytes:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(-1 if limit is None else limit)
+        with open(path, "rb") as fh:
+            return fh.read(-1 if limit is None else limit)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise SourceError(path, 1, "a readable CSV file", str(exc) or type(exc).__name__) from exc
+
+
+def read_header(path: Path) -> list[str]:
+    """First line of a CSV as stripped column names (BOM removed); for format detection."""
+    try:
+        first = read_bytes(path, 1 << 16).split(b"\n", 1)[0]
+    except SourceError:
+        return []
+    text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
+    return [c.strip().strip('"').strip() for c in text.split(",")]
+
+
+def check_text(path: Path, data: bytes, layout: str) -> str:
+    """Stop on files that are not CSV text at all; returns the encoding to read with."""
+    expected = f"a comma-separated text file with a header row ({layout} layout)"
+    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise SourceError(path, 1, expected, "the file is empty")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise SourceError(path, data.count(b"\n", 0, nul) + 1, expected,
+                          f"found binary content (a NUL byte at offset {nul}); is this a spreadsheet "
+                          "or archive? Export it as CSV")
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        if _UTF8_MULTI.search(data):
+            return "utf-8"  # mostly UTF-8: the rows with invalid bytes go to the quarantine
+        return "latin-1"  # not UTF-8 anywhere: a latin-1 / Windows export
+
+
+def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
+    """Physical start line and blankness of each record as DuckDB counts them (record 1 =
+    header), or None when records and lines coincide (no blank line, no quoted newline)."""
+    if b'"' not in data and not _BLANK.search(data.rstrip(b"\r\n")):
+        return None
+    import numpy as np
+
+    arr = np.frombuffer(data, np.uint8)
+    sep = 10 if b"\n" in data else 13
+    nl = np.flatnonzero(arr == sep)
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [len(arr)]])
+    quotes = np.flatnonzero(arr == 34)
+    del arr
+    in_quote = (np.searchsorted(quotes, starts) % 2).astype(bool)  # odd quotes before the line start
+    length = ends - starts
+    blank = (length == 0) | ((length == 1) & (np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)] == 13))
+    lines = np.arange(1, len(starts) + 1)
+    rec = ~in_quote
+    rec_lines, rec_blank = lines[rec], blank[rec]
+    k = len(rec_blank)
+    while k and rec_blank[k - 1]:  # trailing newline(s): not records
+        k -= 1
+    if k == len(lines) and not rec_blank[:k].any():
+        return None
+    return rec_lines[:k].tolist(), rec_blank[:k].tolist()
+
+
+def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, required: list[str],
+                 layout: str, rename: dict[str, str] | None = None, optional: list[str] | None = None,
+                 delimiter: str = ",", encoding: str | None = None,
+                 canonical_file: str | None = None) -> RawLoad:
+    """Create `table` (all VARCHAR, columns as in the file) plus `_line`; rejected rows quarantined.
+
+    `rename` maps revintel's column names onto the user's (from the mapping file); required and
+    optional columns that differ only in spelling ('Opportunity ID') are matched too.
+    Raises SourceError when the file cannot be read at all or lacks a required column.
+    """
+    data = read_bytes(path)
+    enc = encoding or check_text(path, data, layout)
+    if encoding:
+        check_text(path, data, layout)
+    records = record_lines(data) if len(data) < SCAN_LIMIT else None
+    del data
+    src = _sql_str(str(path))
+    rej, scan = f"{table.replace('.', '_')}_rejects", f"{table.replace('.', '_')}_scans"
+    enc_opt = ", encoding='latin-1'" if enc == "latin-1" else ""
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () AS _ord "
+            f"FROM read_csv({src}, all_varchar=true, header=true, store_rejects=true, "
+            f"rejects_table='{rej}', rejects_scan='{scan}', sample_size=-1, "
+            f"delim={_sql_str(delimiter)}, quote='\"', escape='\"'{enc_opt})")
+    except duckdb.Error as exc:
+        raise SourceError(path, 1, f"a comma-separated text file with a header row ({layout} layout)",
+                          str(exc).splitlines()[0]) from exc
+
+    columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE _raw)").fetchall()]
+    columns = [c for c in columns if c != "_ord"]
+    renamed = _rename(con, columns, required + (optional or []), rename or {})
+    columns = [renamed.get(c, c) for c in columns]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        shown = [c for c in columns if not c.startswith("column")] or columns
+        raise SourceError(
+            path, 1, f"the {layout} header with columns {', '.join(required)}",
+            f"missing column(s) {', '.join(missing)}; found {', '.join(shown)}.\n"
+            + example(canonical_file or path.name, missing, shown, required + (optional or [])))
+
+    rejected = con.execute(f"SELECT count(DISTINCT line) FROM {rej}").fetchall()[0][0]
+    accepted = con.execute("SELECT count(*) FROM _raw").fetchall()[0][0]
+    ensure_quarantine_staging(con)
+    exact = True
+    if records is not None:
+        # The scan must agree with DuckDB's records; when a malformed file (a stray quote, a lone
+        # CR) makes them differ, fall back to DuckDB's record numbers and say so.
+        starts, blanks = records
+        max_rej = con.execute(f"SELECT coalesce(max(line), 0) FROM {rej}").fetchall()[0][0]
+        rej_blank = con.execute(f"SELECT list(line) FROM {rej}").fetchall()[0][0] or []
+        data_records = sum(1 for b in blanks[1:] if not b)
+        if (data_records != accepted + rejected or max_rej > len(starts)
+                or any(blanks[line - 1] for line in rej_blank if 0 < line <= len(blanks))):
+            records, exact = None, False
+    if records is None:
+        top = accepted + rejected + 1 + con.execute(f"SELECT coalesce(max(line), 0) FROM {rej}").fetchall()[0][0]
+        con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT g AS rec, g AS phys, false AS blank "
+                    f"FROM generate_series(1, {top}) t(g)")
+    else:
+        import pyarrow as pa
+
+        starts, blanks = records
+        _records = pa.table({"rec": pa.array(range(1, len(starts) + 1), pa.int64()),  # noqa: F841
+                             "phys": pa.array(starts, pa.int64()), "blank": pa.array(blanks, pa.bool_())})
+        con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records")
+    # rejected rows: DuckDB's record number -> physical line (one quarantine row per record)
+    con.execute(
+        f"""INSERT INTO {QUARANTINE_STAGING}
+        SELECT {_sql_str(path.name)}, coalesce(r.phys, j.line)::BIGINT, trim(any_value(j.csv_line), chr(10) || chr(13)),
+               'unreadable row: ' || string_agg(DISTINCT j.error_type, ', ') || ' ('
+                   || any_value(j.error_message) || ')'
+        FROM {rej} j LEFT JOIN _records r ON r.rec = j.line GROUP BY j.line, r.phys""")
+    # Physical line of the k-th accepted row: the k-th non-blank data record not rejected.
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {table} AS
+        WITH lines AS (
+            SELECT phys AS _line, row_number() OVER (ORDER BY rec) AS _ord FROM _records
+            WHERE rec >= 2 AND NOT blank AND rec NOT IN (SELECT line FROM {rej}))
+        SELECT r.* EXCLUDE (_ord), coalesce(l._line, -r._ord) AS _line
+        FROM _raw r LEFT JOIN lines l USING (_ord) ORDER BY r._ord""")
+    con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}; DROP TABLE _raw; "
+                "DROP TABLE _records")
+    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact)
+
+
+def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) -> dict[str, str]:
+    """Rename the user's columns in `_raw` to revintel's: mapping first, then spelling variants."""
+    out: dict[str, str] = {}
+    present = set(columns)
+    for ours, theirs in rename.items():
+        if theirs in present and ours not in present and theirs not in out:
+            out[theirs] = ours
+    by_key: dict[str, list[str]] = {}
+    for c in columns:
+        by_key.setdefault(norm(c), []).append(c)
+    for ours in wanted:
+        if ours in present or ours in out.values():
+            continue
+        cands = [c for c in by_key.get(norm(ours), []) if c not in out and c not in wanted]
+        if len(cands) == 1:
+            out[cands[0]] = ours
+    for theirs, ours in out.items():
+        con.execute(f'ALTER TABLE _raw RENAME COLUMN "{theirs.replace(chr(34), chr(34) * 2)}" '
+                    f'TO "{ours.replace(chr(34), chr(34) * 2)}"')
+    return out

@@ -1,0 +1,180 @@
+"""Detect a source folder's layout and import it into canonical staging tables.
+
+A source may hold a CRM, a transaction log, or both (docs/CONTRACT.md §2). Every importer writes the
+same canonical staging tables, created empty first, so the star schema is built by one set of
+SQL whatever the source looked like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from revintel_assets.defs.ingest import maventech, salesforce
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.mapping import Mapping, load_mapping
+from revintel_assets.defs.ingest.maventech import import_maventech
+from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
+from revintel_assets.defs.ingest.raw_csv import norm, read_header
+from revintel_assets.defs.ingest.salesforce import import_salesforce
+from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
+from revintel_assets.defs.ingest.sku_map import load_sku_map
+from revintel_assets.defs.ingest.tidy import find_tidy, import_tidy
+
+CRM_FORMATS = ("maventech", "salesforce")
+TX_FORMATS = ("sales_log", "tidy")
+
+CANONICAL = {
+    "staging.accounts": "account_id VARCHAR, account_name VARCHAR, sector VARCHAR, employees BIGINT, "
+                        "annual_revenue DOUBLE, country VARCHAR, parent_name VARCHAR, parent_id VARCHAR, "
+                        "year_established INTEGER, source_file VARCHAR, _line BIGINT",
+    "staging.reps": "rep_id VARCHAR, rep_name VARCHAR, manager VARCHAR, region VARCHAR, source_file VARCHAR, "
+                    "_line BIGINT",
+    "staging.products": "product_id VARCHAR, product_name VARCHAR, series VARCHAR, division VARCHAR, "
+                        "list_price DOUBLE, product_code VARCHAR, source_file VARCHAR, _line BIGINT",
+    # *_name columns are matched by spelling ('GTXPro' = 'GTX Pro'); *_id columns, when a CRM has
+    # ids (Salesforce), exactly. created_date / expected_close_date / stage_since / is_closed /
+    # is_won are NULL when the layout has no such field (then derived from stage and dates).
+    "staging.opportunities": "opportunity_id VARCHAR, rep_name VARCHAR, product_name VARCHAR, "
+                             "account_name VARCHAR, stage VARCHAR, engage_date DATE, close_date DATE, "
+                             "close_value DOUBLE, account_id VARCHAR, rep_id VARCHAR, product_id VARCHAR, "
+                             "created_date DATE, expected_close_date DATE, stage_since DATE, "
+                             "is_closed BOOLEAN, is_won BOOLEAN, import_flag VARCHAR, "
+                             "source_file VARCHAR, _line BIGINT",
+    "staging.history": "opportunity_id VARCHAR, changed_at DATE, stage VARCHAR, "
+                       "expected_close_date DATE, amount DOUBLE, source_file VARCHAR, _line BIGINT",
+    "staging.transactions": "customer_id VARCHAR, customer_name VARCHAR, order_date DATE, "
+                            "product_id VARCHAR, division VARCHAR, quantity DOUBLE, amount DOUBLE, "
+                            "rep_name VARCHAR, region VARCHAR, source VARCHAR, source_file VARCHAR, "
+                            "_line BIGINT",
+    "staging.sku_map": "sku VARCHAR, division VARCHAR, _line BIGINT, source_file VARCHAR",
+}
+# Header signatures: a CRM file under another name is still recognised by its columns.
+CRM_SIGNATURES = {
+    "maventech": ("sales_pipeline.csv", {"opportunityid", "dealstage", "salesagent"}),
+    "salesforce": ("Opportunity.csv", {"id", "stagename", "closedate"}),
+}
+
+
+@dataclass
+class SourceLayout:
+    folder: Path
+    crm: str | None = None
+    transactions: str | None = None
+    transactions_file: Path | None = None
+    mapping: dict | None = None  # the tidy reader's column map
+    user_mapping: Mapping = field(default_factory=Mapping)
+
+    @property
+    def name(self) -> str:
+        return "+".join(p for p in (self.crm, self.transactions) if p) or "none"
+
+
+@dataclass
+class ImportReport:
+    layout: SourceLayout
+    files: dict[str, dict] = field(default_factory=dict)  # file -> raw_rows, quarantined per rule
+    export_date: str | None = None
+
+
+def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(folder, 0, "a folder of CSV exports", "it does not exist or is not a folder")
+    mapping = mapping if mapping is not None else load_mapping(folder)
+    layout = SourceLayout(folder, user_mapping=mapping)
+    forced = forced or mapping.layout
+    if (folder / mapping.file("sales_pipeline.csv")).exists():
+        layout.crm = "maventech"
+    elif (folder / mapping.file("Opportunity.csv")).exists():
+        layout.crm = "salesforce"
+    else:
+        layout.crm = _crm_by_header(folder, mapping)
+    log = find_sales_log(folder)
+    if log is not None:
+        layout.transactions, layout.transactions_file = "sales_log", log
+    elif (tidy := find_tidy(folder, mapping)) is not None:
+        layout.transactions = "tidy"
+        layout.transactions_file, layout.mapping = tidy
+    if forced:
+        parts = set(str(forced).split("+"))
+        unknown = parts - set(CRM_FORMATS) - set(TX_FORMATS)
+        if unknown:
+            raise SourceError(mapping.path or folder, 0, f"--format (or layout:) among {', '.join(CRM_FORMATS + TX_FORMATS)}",
+                              f"got {', '.join(sorted(unknown))}")
+        layout.crm = next((p for p in parts if p in CRM_FORMATS), None)
+        layout.transactions = next((p for p in parts if p in TX_FORMATS), None)
+        if layout.transactions == "tidy" and layout.mapping is None:
+            layout.transactions_file, layout.mapping = find_tidy(folder, mapping, force=True) or (None, None)
+        if layout.transactions == "sales_log" and layout.transactions_file is None:
+            layout.transactions_file = find_sales_log(folder, force=True)
+    if layout.crm is None and layout.transactions is None:
+        raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv or Opportunity.csv), a "
+                          "sales log (CustomerId, Customer, Rec Date, ...) or tidy transactions "
+                          "(customer_id, order_date, sku, quantity, amount)",
+                          f"found {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}")
+    return layout
+
+
+def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
+    """A CRM file exported under another name: recognised by its header, remembered in the mapping."""
+    for path in sorted(folder.glob("*.csv")):
+        header = {norm(c) for c in read_header(path)}
+        for crm, (canonical, signature) in CRM_SIGNATURES.items():
+            if signature <= header:
+                mapping.files.setdefault(canonical, path.name)
+                return crm
+    return None
+
+
+def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | None = None,
+                  mapping: str | Path | Mapping | None = None) -> ImportReport:
+    """Read every file of the source into the canonical staging tables and the quarantine.
+
+    `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml."""
+    folder = Path(folder)
+    if folder.is_dir() and not isinstance(mapping, Mapping):
+        mapping = load_mapping(folder, mapping)
+    layout = detect_layout(folder, forced, mapping)
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
+    ensure_quarantine_staging(con)
+    for table, columns in CANONICAL.items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    report = ImportReport(layout)
+    user = layout.user_mapping
+    if layout.crm and not _crm_files(layout):
+        raise SourceError(layout.folder, 0, f"a {layout.crm} CRM export",
+                          f"--format names {layout.crm} but its main file was not found")
+    if layout.crm == "maventech":
+        report.files.update(import_maventech(con, layout.folder, user))
+    elif layout.crm == "salesforce":
+        report.files.update(import_salesforce(con, layout.folder, user))
+    report.files.update(load_sku_map(con, layout.folder))
+    con.execute("""UPDATE staging.products SET division = m.division FROM staging.sku_map m
+                   WHERE m.sku = staging.products.product_code""")
+    if layout.transactions and layout.transactions_file is None:
+        raise SourceError(layout.folder, 0, f"a {layout.transactions} transactions file",
+                          f"--format names {layout.transactions} but no such file was found")
+    if layout.transactions == "sales_log":
+        report.files.update(import_sales_log(con, layout.transactions_file, user))
+    elif layout.transactions == "tidy":
+        report.files.update(import_tidy(con, layout.transactions_file, layout.mapping, user))
+    report.export_date = _export_date(con)
+    return report
+
+
+def _crm_files(layout: SourceLayout) -> bool:
+    main = {"maventech": maventech.FILES["pipeline"], "salesforce": salesforce.FILES["opportunity"]}
+    return (layout.folder / layout.user_mapping.file(main[layout.crm])).exists()
+
+
+def _export_date(con) -> str | None:
+    """The latest date in the data: what `demo` and `run` score as of (docs/CONTRACT.md §1)."""
+    row = con.execute("""SELECT max(d) FROM (
+        SELECT greatest(engage_date, close_date, created_date, stage_since) AS d FROM staging.opportunities
+        UNION ALL SELECT changed_at FROM staging.history
+        UNION ALL SELECT order_date FROM staging.transactions)""").fetchall()[0]
+    return row[0].isoformat() if row and row[0] else None

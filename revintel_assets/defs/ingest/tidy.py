@@ -1,0 +1,135 @@
+"""Tidy transactions (docs/CONTRACT.md §2.4): one row per order line → canonical staging.transactions.
+
+Column names come from a mapping: the user's mapping file (`revintel_mapping.yaml` or
+`--mapping`, see ingest/mapping.py) when it names tidy columns, else a built-in mapping whose
+header signature matches (e.g. the UCI Online Retail export), else the canonical names
+`customer_id, order_date, sku, quantity, amount` themselves. A mapped value is a column of the
+file or a SQL expression over its columns (`amount: "Quantity * UnitPrice"`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.mapping import Mapping
+from revintel_assets.defs.ingest.maventech import file_report
+from revintel_assets.defs.ingest.parse_sql import EARLIEST, FUTURE_YEARS, col, date_expr, lit, money_expr
+from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
+from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
+
+CANONICAL = ["customer_id", "order_date", "sku", "quantity", "amount"]
+MAPPINGS = Path(__file__).parent / "mappings"
+USER_MAPPING = "revintel_mapping.yaml"
+_IDENT = re.compile(r"^[\w .#/-]+$")
+
+
+def _candidates(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith((".csv", ".csv.gz"))
+                  and not p.name.startswith(("sku_map", "sku_divisions")))
+
+
+def _gz_header(path: Path) -> list[str]:
+    return read_header(path)
+
+
+def _user_tidy(user: Mapping, path: Path) -> dict | None:
+    cols = user.columns_for(path.name)
+    if not any(k in cols for k in CANONICAL):
+        return None
+    cols = {**{c: c for c in CANONICAL}, **cols}
+    signature = user.signature or [v for k, v in cols.items() if k in CANONICAL and _IDENT.match(v)]
+    return {"layout": "tidy", "signature": signature, "columns": cols, "date_formats": user.date_formats,
+            "origin": user.origin}
+
+
+def find_tidy(folder: Path, user: Mapping | None = None, force: bool = False) -> tuple[Path, dict] | None:
+    """The transactions file and the mapping that reads it, or None (with `force`, the first CSV,
+    so that the import names what is missing)."""
+    user = user or Mapping()
+    builtin = [yaml.safe_load(p.read_text()) for p in sorted(MAPPINGS.glob("*.yaml"))]
+    identity = {"layout": "tidy", "signature": CANONICAL, "columns": {c: c for c in CANONICAL}}
+    candidates = _candidates(folder)
+    if user.files.get("transactions.csv"):
+        candidates = [folder / user.files["transactions.csv"]]
+    for path in candidates:
+        header = set(_gz_header(path))
+        mine = _user_tidy(user, path)
+        for mapping in [m for m in (mine, *builtin, identity) if m]:
+            if mapping.get("layout") == "tidy" and set(mapping["signature"]) <= header:
+                return path, mapping
+    if force and candidates:
+        return candidates[0], _user_tidy(user, candidates[0]) or identity
+    return None
+
+
+def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
+                user: Mapping | None = None) -> dict[str, dict]:
+    user = user or Mapping()
+    cols = {**{c: c for c in CANONICAL}, **mapping["columns"]}
+    header = _gz_header(path)
+    plain = {k: v for k, v in cols.items() if _IDENT.match(v)}
+    required = [v for k, v in plain.items() if k in CANONICAL]
+    optional = [v for k, v in plain.items() if k not in CANONICAL]
+    raw = load_raw_csv(con, path, "staging.raw_tidy", required, "tidy transactions",
+                       optional=optional, delimiter=user.delimiter, encoding=user.encoding,
+                       canonical_file=path.name)
+    expr = {}
+    for k, v in cols.items():
+        if v in raw.columns:
+            expr[k] = col(v)
+        elif k in plain:
+            expr[k] = "NULL::VARCHAR"  # an optional column the file does not have
+        else:  # a SQL expression over the file's columns: check that it binds before using it
+            try:
+                con.execute(f"SELECT ({v})::VARCHAR FROM staging.raw_tidy LIMIT 0")
+            except duckdb.Error as exc:
+                raise SourceError(mapping.get("origin", "mapping"), 0,
+                                  f"for {k} a column of {path.name} ({', '.join(header)}) or a SQL "
+                                  "expression over them", f"{v!r} does not work: {str(exc).splitlines()[0]}") from exc
+            expr[k] = f"({v})"
+    fmts = [*user.date_formats, *mapping.get("date_formats", [])]
+    date = date_expr(f"{expr['order_date']}::VARCHAR", fmts)
+    def number(k: str) -> str:  # a column as exported (money rules), or an expression's value
+        return money_expr(expr[k], user.decimal) if cols[k] in raw.columns else f"try_cast({expr[k]} AS DOUBLE)"
+
+    qty, amount = number("quantity"), number("amount")
+    latest = latest_date(con, "staging.raw_tidy", [date])
+    hi = f" OR {date} > DATE {lit(latest)} + INTERVAL {FUTURE_YEARS} YEAR" if latest else ""
+    caught = apply_rules(con, "staging.raw_tidy", path.name, raw.columns, [
+        Rule("missing_customer_id", f"nullif(trim({expr['customer_id']}), '') IS NULL",
+             "'customer_id is empty: the line cannot be attributed to an account'"),
+        Rule("bad_order_date", f"{date} IS NULL",
+             f"'order_date ''' || coalesce({expr['order_date']}::VARCHAR, '') || ''' is not a date'"),
+        Rule("impossible_date", f"{date} < DATE '{EARLIEST}'{hi}",
+             f"'impossible order_date ' || {expr['order_date']}::VARCHAR || "
+             f"' (before 1990 or after {latest} + {FUTURE_YEARS} years)'"),
+        Rule("missing_sku", f"nullif(trim({expr['sku']}), '') IS NULL", "'sku is empty'"),
+        Rule("bad_quantity", f"{qty} IS NULL",
+             f"'quantity ''' || coalesce({expr['quantity']}::VARCHAR, '') || ''' is not a number'"),
+        Rule("bad_amount", f"{amount} IS NULL",
+             f"'amount ''' || coalesce({expr['amount']}::VARCHAR, '') || ''' is not a number'"),
+    ])
+    country = expr.get("country", "NULL")
+    name = expr.get("customer_name", "NULL")
+    con.execute(f"""INSERT INTO staging.transactions BY NAME
+        WITH t AS (SELECT trim({expr['customer_id']}) AS customer_id, nullif(trim({name}), '') AS customer_name,
+                          {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
+                          {amount} AS amount, _line FROM staging.raw_tidy)
+        SELECT t.*, coalesce(m.division, 'Unassigned') AS division, 'tidy' AS source,
+               {lit(path.name)} AS source_file
+        FROM t LEFT JOIN staging.sku_map m ON m.sku = t.product_id ORDER BY t._line""")
+    # A tidy log carries no accounts file; the customers it names become accounts with the
+    # country they order from most, so firmographics are not empty.
+    con.execute(f"""INSERT INTO staging.accounts (account_id, account_name, country, source_file, _line)
+        SELECT trim({expr['customer_id']}) AS id,
+               coalesce(any_value(nullif(trim({name}), '')), trim({expr['customer_id']})),
+               mode({country}), {lit(path.name)}, min(_line)
+        FROM staging.raw_tidy
+        WHERE trim({expr['customer_id']}) NOT IN (SELECT account_id FROM staging.accounts WHERE account_id IS NOT NULL)
+        GROUP BY 1""")
+    return {path.name: file_report(raw, caught)}

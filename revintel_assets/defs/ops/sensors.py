@@ -1,0 +1,91 @@
+"""Sensors: new source files start an import; finished runs publish the analyst file; a new ICP
+plan sets its models off."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from revintel_assets import plan
+from revintel_assets.defs.jobs import JOBS
+from revintel_resources.source import SourceResource
+from revintel_resources.warehouse import Warehouse
+
+
+def fingerprint(folder: Path) -> str:
+    """Names, sizes and modification times of the source files: cheap, and any re-export changes it."""
+    if not folder.is_dir():
+        return "missing"
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+
+
+@dg.sensor(job_name=plan.job("import_job").name, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Starts an import when files in the source folder appear or change.")
+def source_files_changed(context: dg.SensorEvaluationContext, source: SourceResource):
+    print_ = fingerprint(source.folder())
+    if print_ == "missing" or print_ == context.cursor:
+        return dg.SkipReason(f"no change in {source.folder()}")
+    first_look = context.cursor is None
+    context.update_cursor(print_)
+    if first_look and _already_imported(source.folder()):
+        return dg.SkipReason("first look: this folder is what the published warehouse holds")
+    return dg.RunRequest(run_key=f"source-{print_}", tags={"revintel/trigger": "source files"})
+
+
+def _already_imported(folder: Path) -> bool:
+    """Did the published warehouse come from this folder? (read-only; readers never block)"""
+    import duckdb
+
+    db = Warehouse.from_env().analyst_path
+    if not db.exists():
+        return False
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT source_path FROM meta.source").fetchall()
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return any(Path(r[0]) == folder for r in rows)
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitor_all_code_locations=False,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="After every successful run that wrote the warehouse, publish a consistent "
+                                  "copy for readers (atomic rename; readers never wait).")
+def publish_after_success(context: dg.RunStatusSensorContext):
+    if context.dagster_run.job_name not in plan.warehouse_jobs():
+        return dg.SkipReason("run did not write the warehouse")
+    path = Warehouse.from_env().publish()
+    context.log.info(f"published {path}")
+
+
+# The monthly ICP refresh, step by step: each job starts when the one before it succeeded, so
+# features exist before models and models before whitespace. Only runs started by the monthly
+# schedule carry the tag; the CLI sequences its own runs.
+ICP_CHAIN = plan.icp_chain()
+CHAIN_TAG = "revintel/schedule"
+
+
+@dg.run_status_sensor(name="icp_monthly_chain", run_status=dg.DagsterRunStatus.SUCCESS,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      monitored_jobs=[JOBS[name] for name in ICP_CHAIN],
+                      request_jobs=[JOBS[name] for name in ICP_CHAIN.values()],
+                      description="Monthly ICP refresh: plan -> features -> models -> whitespace.")
+def icp_monthly_chain(context: dg.RunStatusSensorContext):
+    run = context.dagster_run
+    nxt = ICP_CHAIN.get(run.job_name)
+    if nxt is None or run.tags.get(CHAIN_TAG) != "monthly":
+        return dg.SkipReason("not part of the monthly ICP refresh")
+    keys = context.repository_def.get_job(nxt).partitions_def.get_partition_keys(
+        dynamic_partitions_store=context.instance)
+    if not keys:
+        return dg.SkipReason(f"{nxt}: no partitions")
+    return dg.RunRequest(run_key=f"{nxt}-{run.run_id}", job_name=nxt, tags={
+        CHAIN_TAG: "monthly", "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1]})
+
+
+defs = dg.Definitions(sensors=[source_files_changed, publish_after_success, icp_monthly_chain])

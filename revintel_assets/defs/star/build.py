@@ -1,0 +1,250 @@
+"""SELECTs that build the star schema (docs/CONTRACT.md §3) from the canonical staging tables.
+
+Each function returns SQL; the assets hand it to the warehouse, which runs it inside the write
+transaction, so the large tables never pass through Python. Foreign keys that do not resolve
+keep their row and point at a stub member flagged `is_stub` (docs/CONTRACT.md §2: "unknown" members are
+kept and reported, not dropped).
+"""
+
+from __future__ import annotations
+
+from revintel_assets.defs.ingest.parse_sql import key_sql
+
+_ACCOUNT_NAMES = f"""(SELECT account_id, {key_sql('account_name')} AS k FROM staging.accounts)"""
+
+
+def dim_account() -> str:
+    return f"""
+    WITH base AS (
+        SELECT account_id, account_name, sector, employees, annual_revenue, country, parent_name,
+               parent_id, year_established, false AS is_stub FROM staging.accounts),
+    crm_stubs AS (
+        SELECT DISTINCT coalesce(account_id, account_name) AS account_id, account_name FROM staging.opportunities
+        WHERE coalesce(account_id, account_name) IS NOT NULL
+          AND (account_id IS NULL OR account_id NOT IN (SELECT account_id FROM base WHERE account_id IS NOT NULL))
+          AND (account_id IS NOT NULL OR {key_sql('account_name')} NOT IN (SELECT k FROM {_ACCOUNT_NAMES} WHERE k IS NOT NULL))
+          AND coalesce(account_id, account_name) NOT IN (SELECT account_id FROM base WHERE account_id IS NOT NULL)),
+    tx_stubs AS (
+        SELECT customer_id AS account_id, min(customer_name) AS account_name FROM staging.transactions
+        WHERE customer_id NOT IN (SELECT account_id FROM base WHERE account_id IS NOT NULL)
+          AND coalesce({key_sql('customer_name')}, '') NOT IN (SELECT k FROM {_ACCOUNT_NAMES} WHERE k IS NOT NULL)
+        GROUP BY 1),
+    stubs AS (
+        SELECT account_id, any_value(account_name) AS account_name
+        FROM (SELECT * FROM crm_stubs UNION ALL SELECT * FROM tx_stubs) GROUP BY 1)
+    SELECT b.account_id, b.account_name, b.sector, b.employees, b.annual_revenue, b.country,
+           coalesce(pi.account_id, p.account_id) AS parent_account_id, b.year_established, b.is_stub
+    FROM base b
+    LEFT JOIN (SELECT DISTINCT account_id FROM base) pi ON pi.account_id = b.parent_id
+    LEFT JOIN (SELECT k, min(account_id) AS account_id FROM {_ACCOUNT_NAMES} GROUP BY k) p
+           ON p.k = {key_sql('b.parent_name')}
+    UNION ALL
+    SELECT account_id, account_name, NULL, NULL, NULL, NULL, NULL, NULL, true FROM stubs
+    ORDER BY account_id"""
+
+
+def dim_rep() -> str:
+    return """
+    WITH reps AS (SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, manager, region FROM staging.reps),
+    seen AS (
+        SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, NULL AS region FROM staging.opportunities
+        WHERE coalesce(rep_id, rep_name) IS NOT NULL
+        UNION ALL SELECT rep_name, rep_name, region FROM staging.transactions WHERE rep_name IS NOT NULL),
+    stubs AS (
+        SELECT rep_id, min(rep_name) AS rep_name, min(region) AS region FROM seen
+        WHERE rep_id NOT IN (SELECT rep_id FROM reps WHERE rep_id IS NOT NULL) GROUP BY 1)
+    SELECT rep_id, rep_name, manager, region, false AS is_stub FROM reps
+    UNION ALL SELECT rep_id, rep_name, NULL, region, true FROM stubs
+    ORDER BY rep_id"""
+
+
+def dim_product() -> str:
+    return f"""
+    WITH known AS (
+        SELECT {key_sql('product_name')} AS k FROM staging.products
+        UNION ALL SELECT {key_sql('product_id')} FROM staging.products),
+    crm_stubs AS (
+        SELECT DISTINCT coalesce(product_id, product_name) AS product_id, product_name FROM staging.opportunities o
+        WHERE coalesce(product_id, product_name) IS NOT NULL
+          AND (product_id IS NULL OR product_id NOT IN (SELECT product_id FROM staging.products
+                                                        WHERE product_id IS NOT NULL))
+          AND {key_sql('coalesce(product_id, product_name)')} NOT IN (SELECT k FROM known WHERE k IS NOT NULL)
+          AND {key_sql('product_name')} NOT IN (SELECT k FROM known WHERE k IS NOT NULL)),
+    sku_stubs AS (
+        SELECT product_id, min(division) AS division FROM staging.transactions
+        WHERE product_id NOT IN (SELECT product_id FROM staging.products WHERE product_id IS NOT NULL)
+        GROUP BY 1)
+    SELECT product_id, product_name, series, division, list_price, false AS is_stub FROM staging.products
+    UNION ALL SELECT product_id, any_value(product_name), NULL, 'Unassigned', NULL, true FROM crm_stubs
+        WHERE product_id NOT IN (SELECT product_id FROM sku_stubs) GROUP BY product_id
+    UNION ALL SELECT s.product_id, s.product_id, NULL, coalesce(m.division, s.division), NULL, true
+        FROM sku_stubs s LEFT JOIN staging.sku_map m ON m.sku = s.product_id
+    ORDER BY product_id"""
+
+
+def _resolved_opportunities() -> str:
+    """Opportunities with their keys resolved against the dimensions, and history summarised.
+    An id (Salesforce) matches exactly; a name matches by spelling key ('GTXPro' = 'GTX Pro')."""
+    return f"""
+    WITH prod AS (
+        SELECT product_id, division, {key_sql('product_name')} AS k FROM star.dim_product
+        UNION SELECT product_id, division, {key_sql('product_id')} FROM star.dim_product),
+    acc AS (
+        SELECT account_id, {key_sql('account_name')} AS k FROM star.dim_account),
+    hist AS (
+        SELECT opportunity_id, min(changed_at) AS first_change,
+               min(changed_at) FILTER (WHERE stage NOT IN ('Prospecting')) AS first_engaged,
+               arg_max(expected_close_date, changed_at) FILTER (WHERE expected_close_date IS NOT NULL) AS expected_close,
+               arg_max(amount, changed_at) FILTER (WHERE amount IS NOT NULL) AS last_amount
+        FROM staging.history GROUP BY 1)
+    SELECT o.* EXCLUDE (account_id, product_id, rep_id),
+           coalesce(ai.account_id, a.account_id) AS account_id,
+           coalesce(pi.product_id, p.product_id) AS product_id,
+           coalesce(pi.division, p.division) AS division,
+           coalesce(o.rep_id, o.rep_name) AS rep_id,
+           h.first_change, h.first_engaged, h.expected_close, h.last_amount
+    FROM staging.opportunities o
+    LEFT JOIN star.dim_account ai ON ai.account_id = o.account_id
+    LEFT JOIN (SELECT k, min(account_id) AS account_id FROM acc GROUP BY k) a
+           ON o.account_id IS NULL AND a.k = {key_sql('o.account_name')}
+    LEFT JOIN star.dim_product pi ON pi.product_id = o.product_id
+    LEFT JOIN (SELECT k, min(product_id) AS product_id, min(division) AS division FROM prod GROUP BY k) p
+           ON p.k = {key_sql('coalesce(o.product_id, o.product_name)')}
+    LEFT JOIN hist h USING (opportunity_id)"""
+
+
+def fact_opportunity() -> str:
+    return f"""
+    SELECT opportunity_id, account_id, rep_id, product_id,
+           coalesce(division, 'Unassigned') AS division, stage,
+           coalesce(first_change, created_date, engage_date) AS created_date,
+           coalesce(engage_date, first_engaged) AS engage_date,
+           coalesce(expected_close, expected_close_date, close_date) AS expected_close_date,
+           close_date,
+           CASE WHEN stage = 'Won' THEN coalesce(close_value, last_amount)
+                ELSE coalesce(last_amount, nullif(close_value, 0)) END AS amount,
+           close_value, coalesce(is_closed, stage IN ('Won', 'Lost')) AS is_closed,
+           coalesce(is_won, stage = 'Won') AS is_won, import_flag,
+           source_file, _line AS source_line
+    FROM ({_resolved_opportunities()})
+    ORDER BY opportunity_id"""
+
+
+def fact_opportunity_history() -> str:
+    """The source's change log; for deals without one, events derived from the dates the
+    source has (engaged, closed), flagged `derived`."""
+    return """
+    WITH logged AS (
+        SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount, false AS derived,
+               h.source_file, h._line AS source_line
+        FROM staging.history h JOIN star.fact_opportunity f USING (opportunity_id)),
+    unlogged AS (
+        SELECT * FROM star.fact_opportunity
+        WHERE opportunity_id NOT IN (SELECT opportunity_id FROM logged)),
+    since AS (SELECT opportunity_id, stage_since FROM staging.opportunities WHERE stage_since IS NOT NULL),
+    derived AS (
+        SELECT opportunity_id, engage_date AS changed_at, 'Engaging' AS stage,
+               NULL::DATE AS expected_close_date, NULL::DOUBLE AS amount, true AS derived,
+               NULL AS source_file, NULL::BIGINT AS source_line
+        FROM unlogged WHERE engage_date IS NOT NULL
+        UNION ALL  -- a CRM with a creation date (Salesforce): every deal starts prospecting
+        SELECT opportunity_id, created_date, 'Prospecting', NULL, NULL, true, NULL, NULL
+        FROM unlogged WHERE created_date IS NOT NULL AND engage_date IS NULL
+        UNION ALL  -- an open deal past prospecting: in its stage since the CRM says (LastStageChangeDate)
+        SELECT u.opportunity_id, s.stage_since, u.stage, u.expected_close_date, u.amount, true, NULL, NULL
+        FROM unlogged u JOIN since s USING (opportunity_id)
+        WHERE NOT u.is_closed AND u.stage <> 'Prospecting' AND s.stage_since > u.created_date
+        UNION ALL
+        SELECT opportunity_id, close_date, stage, close_date, amount, true, NULL, NULL
+        FROM unlogged WHERE is_closed)
+    SELECT * FROM logged UNION ALL SELECT * FROM derived
+    ORDER BY opportunity_id, changed_at"""
+
+
+def fact_transactions() -> str:
+    """Sales-log lines; when the source has no log, won opportunities stand in for it."""
+    return f"""
+    WITH by_name AS (SELECT {key_sql('account_name')} AS k, min(account_id) AS account_id
+                     FROM star.dim_account GROUP BY 1),
+    logged AS (
+        SELECT coalesce(a.account_id, n.account_id, t.customer_id) AS account_id, t.order_date,
+               t.product_id, t.division, t.quantity, t.amount, t.source, t.source_file,
+               t._line AS source_line, t.rep_name AS rep_id
+        FROM staging.transactions t
+        LEFT JOIN star.dim_account a ON a.account_id = t.customer_id
+        LEFT JOIN by_name n ON n.k = {key_sql('t.customer_name')}),
+    from_crm AS (
+        SELECT account_id, close_date AS order_date, product_id, division, 1.0 AS quantity,
+               close_value AS amount, 'crm_won' AS source, source_file, source_line, rep_id
+        FROM star.fact_opportunity
+        WHERE is_won AND account_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM staging.transactions))
+    SELECT *, date_trunc('month', order_date)::DATE AS month_start
+    FROM (SELECT * FROM logged UNION ALL SELECT * FROM from_crm)"""
+
+
+def transaction_months() -> str:
+    return f"SELECT DISTINCT month_start FROM ({fact_transactions()}) ORDER BY 1"
+
+
+def dim_date() -> str:
+    """Every day from the first date in the data to a year past the last (forecast horizon)."""
+    return """
+    WITH bounds AS (
+        SELECT min(d) AS lo, max(d) AS hi FROM (
+            SELECT created_date AS d FROM star.fact_opportunity
+            UNION ALL SELECT coalesce(close_date, expected_close_date) FROM star.fact_opportunity
+            UNION ALL SELECT order_date FROM staging.transactions))
+    SELECT d::DATE AS date, date_trunc('week', d)::DATE AS week_start,
+           date_trunc('month', d)::DATE AS month_start, quarter(d) AS quarter,
+           date_trunc('quarter', d)::DATE AS quarter_start, year(d) AS year,
+           isodow(d) AS day_of_week
+    FROM bounds, generate_series(coalesce(lo, DATE '2000-01-01'),
+                                 coalesce(hi, DATE '2000-01-01') + INTERVAL 400 DAY, INTERVAL 1 DAY) t(d)"""
+
+
+def reconciliation() -> str:
+    """Per source file: raw rows read, rows that reached the star schema, rows quarantined.
+    Dimension files map 1:1 onto their dimension's non-stub rows; fact files by source line."""
+    return """
+    WITH star_lines AS (
+        SELECT source_file, source_line FROM star.fact_opportunity
+        UNION SELECT source_file, source_line FROM star.fact_opportunity_history WHERE NOT derived
+        UNION SELECT source_file, source_line FROM star.fact_transactions WHERE source <> 'crm_won'
+        UNION SELECT source_file, _line FROM staging.accounts
+        UNION SELECT source_file, _line FROM staging.reps
+        UNION SELECT source_file, _line FROM staging.products
+        UNION SELECT source_file, _line FROM staging.sku_map),
+    star AS (SELECT source_file, count(*) AS star_rows FROM star_lines GROUP BY 1),
+    q AS (SELECT source_file, count(*) AS quarantined_rows FROM star.quarantine GROUP BY 1)
+    SELECT f.source_file, f.raw_rows, coalesce(s.star_rows, 0) AS star_rows,
+           coalesce(q.quarantined_rows, 0) AS quarantined_rows,
+           f.raw_rows - coalesce(s.star_rows, 0) - coalesce(q.quarantined_rows, 0) AS unaccounted
+    FROM meta.source_files f LEFT JOIN star s USING (source_file) LEFT JOIN q USING (source_file)
+    ORDER BY 1"""
+
+
+def unknown_references() -> str:
+    """Keys of kept rows that name no real member of their dimension (they point at stubs)."""
+    return """
+    WITH refs AS (
+        SELECT 'account' AS member, account_id AS key, source_file, source_line FROM star.fact_opportunity
+        WHERE account_id IN (SELECT account_id FROM star.dim_account WHERE is_stub)
+        UNION ALL
+        SELECT 'rep', rep_id, source_file, source_line FROM star.fact_opportunity
+        WHERE rep_id IN (SELECT rep_id FROM star.dim_rep WHERE is_stub)
+        UNION ALL
+        SELECT 'product', product_id, source_file, source_line FROM star.fact_opportunity
+        WHERE product_id IN (SELECT product_id FROM star.dim_product WHERE is_stub)
+        UNION ALL
+        SELECT 'account', customer_id, source_file, _line FROM staging.transactions
+        WHERE customer_id IN (SELECT account_id FROM star.dim_account WHERE is_stub)
+        UNION ALL
+        SELECT 'rep', rep_name, source_file, _line FROM staging.transactions
+        WHERE rep_name IN (SELECT rep_id FROM star.dim_rep WHERE is_stub)
+        UNION ALL
+        SELECT 'product', product_id, source_file, _line FROM staging.transactions
+        WHERE product_id IN (SELECT product_id FROM star.dim_product WHERE is_stub))
+    SELECT member, key, count(*)::BIGINT AS referencing_rows,
+           arg_min(source_file, source_line) AS source_file, min(source_line) AS first_line
+    FROM refs GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"""

@@ -1,0 +1,93 @@
+"""The run plan, declared once: every job, what it selects, and how `revintel demo/run` runs it.
+
+Everything else derives from this list: the definitions' jobs (`defs/jobs.py`), the order and
+partitions of `revintel demo/run` (`orchestrate.py`), the jobs whose success publishes the
+analyst file and the monthly ICP chain (`defs/ops/sensors.py`), the schedules' jobs
+(`defs/ops/schedules.py`) and the benchmark stages (`benchmarks/stage.py`). Adding a stage is
+one entry here (plus its assets).
+
+Selections use Dagster's selection syntax (`dg.AssetSelection.from_string`), so this module
+imports no asset and can be read on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    select: str  # Dagster asset selection syntax
+    description: str
+    # How `revintel demo/run` runs it: over the dynamic partitions named here ("*": the job's own
+    # keys, e.g. cutoff x division; None: unpartitioned), as one range run ("range"), one run per
+    # key ("each") or only the latest key ("latest"). in_cli=False: not part of demo/run.
+    partitions: str | None = None
+    mode: str = "range"
+    in_cli: bool = True
+    icp_chain: bool = False  # a link of the monthly ICP refresh, run after the link before it
+
+
+PLAN: tuple[Job, ...] = (
+    Job("import_job", 'group:ingest or (group:star and not key:"star/fact_transactions")',
+        "Read the source folder (quarantine and source metadata included) and rebuild the star "
+        "schema's dimensions and opportunities."),
+    Job("transactions_job", 'key:"star/fact_transactions"',
+        "Rebuild star.fact_transactions for the selected months (one run per range).",
+        partitions="transaction_month"),
+    Job("deal_snapshot_job", 'key:"features/deal_snapshot"',
+        "Build as-of deal snapshots; a range of dates runs as one vectorised pass.", partitions="as_of_date"),
+    Job("win_model_job", 'key:"models/win_probability" or key:"validation/win_probability"',
+        "Train, evaluate, register (and maybe promote) the win model for a training cutoff, and write "
+        "its holdout validation.", partitions="training_cutoff", mode="each"),
+    Job("deal_scoring_job", 'key:"scores/deal_scores" or key:"scores/deal_explanations"',
+        "Score and explain the deals open on an as-of date with the champion of that date.",
+        partitions="as_of_date", mode="latest"),
+    Job("forecast_job", "group:forecast",
+        "Backtest the revenue forecast on past weekly origins (tuning its shared swing), then forecast "
+        "booked revenue per week / month / segment as of the date.", partitions="as_of_date", mode="latest"),
+    Job("icp_plan_job", 'key:"features/icp_cutoffs" or key:"features/icp_divisions"',
+        "ICP calendar and divisions from the data; registers the ICP partitions.", icp_chain=True),
+    Job("icp_features_job", 'key:"features/customer_division"',
+        "Account x division feature matrices for the selected cutoffs x divisions (one SQL pass per cutoff).",
+        partitions="*", icp_chain=True),
+    Job("icp_models_job", 'key:"models/division_propensity" or key:"validation/division_propensity" '
+                          'or key:"scores/icp_scores"',
+        "Train, validate and register the division models, then score every account x division.",
+        partitions="*", icp_chain=True),
+    Job("icp_whitespace_job", 'key:"scores/whitespace"',
+        "Rank never-bought divisions by propensity x expected value, per cutoff.",
+        partitions="icp_model_cutoff", icp_chain=True),
+    Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
+                               'or key:"scores/deal_explanations" or key:"forecast/revenue_forecast" '
+                               'or key:"forecast/deal_contributions"',
+        "One as-of date end to end: snapshot -> scores + explanations -> forecast (with the swing tuned "
+        "by the latest backtest); a successful run publishes the analyst file.", in_cli=False),
+)
+
+NIGHTLY_JOB = "nightly_rescore_job"  # the nightly schedule's job
+RETRAIN_JOB = "win_model_job"  # the monthly schedule's job (with the first link of the ICP chain)
+
+
+def job(name: str) -> Job:
+    for j in PLAN:
+        if j.name == name:
+            return j
+    raise KeyError(f"no job {name!r} in the run plan (revintel_assets/plan.py)")
+
+
+def cli_steps() -> list[Job]:
+    """What `revintel demo/run` runs, in order."""
+    return [j for j in PLAN if j.in_cli]
+
+
+def warehouse_jobs() -> list[str]:
+    """Jobs whose success publishes the analyst file: every job of the plan writes the warehouse."""
+    return [j.name for j in PLAN]
+
+
+def icp_chain() -> dict[str, str]:
+    """Monthly ICP refresh: each link -> the next one (plan order)."""
+    links = [j.name for j in PLAN if j.icp_chain]
+    return dict(zip(links, links[1:]))

@@ -1,0 +1,60 @@
+"""Every setting of revintel, in one typed object: the only reader of `REVINTEL_*` variables.
+
+Environment variables give the defaults; the CLI
+and the Dagster launchpad override them per run through the resources' config
+(`revintel_resources/source.py`, `resources.py`), never by writing `os.environ`. The README's
+"Configuration" table lists these fields; `tests/test_settings.py` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REVINTEL_", extra="ignore", frozen=True,
+                                      env_ignore_empty=True)
+
+    data_dir: Path = Field(Path("./data"), description="Where everything is written (warehouse, MLflow, "
+                                                        "Dagster home, the generated demo)")
+    source: Path | None = Field(None, description="Folder of raw exports the import reads; default: the "
+                                                   "demo company under the data directory (`--source`)")
+    format: str | None = Field(None, description="Force the layout: maventech, salesforce, sales_log, tidy, "
+                                                  "or a pair such as salesforce+tidy (`--format`)")
+    mapping: Path | None = Field(None, description="Mapping file for a variant export; default "
+                                                    "SOURCE/revintel_mapping.yaml (`--mapping`)")
+    as_of: dt.date | None = Field(None, description="Score as of this date instead of the export date "
+                                                     "(`--as-of`); never later than the data")
+    truth_dir: Path | None = Field(None, description="The demo's ground truth, read only to report oracle "
+                                                      "metrics (set by `revintel demo`)")
+    workers: int | None = Field(None, ge=1, description="Worker processes for the heavy kernels; default: "
+                                                         "the cores this process may use (at most 8)")
+    warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
+    duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
+                                                        "DuckDB's default)")
+    motherduck_database: str = Field("revintel", validation_alias=AliasChoices(
+        "MOTHERDUCK_DATABASE", "REVINTEL_MOTHERDUCK_DATABASE"), description="MotherDuck database name")
+    motherduck_token: str | None = Field(None, validation_alias=AliasChoices(
+        "MOTHERDUCK_TOKEN", "motherduck_token"), description="MotherDuck token (MOTHERDUCK_TOKEN)")
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+
+def settings() -> Settings:
+    """The settings as the environment gives them now (cheap; read at each call, so a test that
+    sets a variable sees it)."""
+    return Settings()
+
+
+def child_env(**values) -> dict[str, str]:
+    """Environment variables that give a child process (the UI started by `revintel run`) these
+    settings, e.g. child_env(source="/exports") -> {"REVINTEL_SOURCE": "/exports"}."""
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"not settings: {sorted(unknown)}")
+    return {f"REVINTEL_{k.upper()}": str(v) for k, v in values.items() if v is not None}
