@@ -2,7 +2,7 @@
 
 Run: ``streamlit run dashboards/app.py`` (with ``REVINTEL_DATA_DIR`` pointing at the data
 directory). Each page is a script in ``dashboards/views/`` (not ``pages/``: Streamlit would also list that folder on its own); to add one, add one line to
-``PAGES`` below: ``(file, title, material icon, url_path)``. The page is then served at
+``PAGES`` in ``dashboards/pages.py``: ``(file, title, material icon, url_path)``. The page is then served at
 ``/<url_path>``; the first entry is the default page (also served at ``/``).
 
 Pages read the warehouse through ``dashboards.db``. A page that queries a table the
@@ -24,17 +24,8 @@ if str(_HERE.parent) not in sys.path:  # make `dashboards` / `revintel_*` import
     sys.path.insert(0, str(_HERE.parent))
 
 from dashboards import db  # noqa: E402
+from dashboards.pages import PAGES  # noqa: E402
 
-# (file in dashboards/views, title, icon, url_path) — one line per page; first is the default.
-PAGES: list[tuple[str, str, str, str]] = [
-    ("home.py", "Home", ":material/home:", "home"),
-    ("pipeline_risk.py", "Pipeline Risk", ":material/crisis_alert:", "pipeline-risk"),
-    ("deal_detail.py", "Deal Detail", ":material/handshake:", "deal-detail"),
-    ("icp.py", "ICP", ":material/target:", "icp"),
-    ("whitespace.py", "Whitespace", ":material/add_business:", "whitespace"),
-    ("model_health.py", "Model Health", ":material/monitor_heart:", "model-health"),
-    ("forecast.py", "Forecast", ":material/query_stats:", "forecast"),
-]
 
 
 def _age(seconds: float) -> str:

@@ -16,7 +16,11 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent.parent)
+    from revintel_assets.lineage import dashboard_specs
+
+    core = dg.load_from_defs_folder(path_within_project=Path(__file__).parent.parent)
+    # each Streamlit page as an external asset downstream of the tables it reads
+    return dg.Definitions.merge(core, dg.Definitions(assets=dashboard_specs(core)))
 
 
 @cache

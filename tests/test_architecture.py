@@ -111,6 +111,43 @@ def test_every_table_written_has_a_producing_asset():
     assert undeclared == [], undeclared
 
 
+def test_readme_asset_graph_is_generated_from_the_definitions():
+    """Stale graph? `python -m revintel_assets.lineage` rewrites it."""
+    from revintel_assets.lineage import readme_block
+
+    assert readme_block(load()) in (REPO / "README.md").read_text()
+
+
+def test_readme_lists_every_setting():
+    from revintel_resources.settings import Settings
+
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name, field in Settings.model_fields.items()
+               if f"`{_env_name(name, field)}`" not in readme]
+    assert missing == [], f"settings missing from the README's Configuration table: {missing}"
+
+
+def test_every_dashboard_page_is_downstream_of_what_it_reads():
+    from revintel_assets.lineage import producers, tables_read
+    from dashboards.pages import PAGES
+
+    defs = load()
+    graph = defs.resolve_asset_graph()
+    made_by = producers(defs)
+    for file, _, _, url in PAGES:
+        deps = graph.get(_key("dashboards/" + url.replace("-", "_"))).parent_keys
+        for table in tables_read(file):
+            assert made_by.get(table, set()) <= deps
+    # the model health page reads validation.model_metrics: every model family's validation asset
+    deps = graph.get(_key("dashboards/model_health")).parent_keys
+    assert {_key(f"validation/{m}") for m in ("win_probability", "division_propensity", "revenue_forecast")} <= deps
+
+
+def _env_name(name: str, field) -> str:
+    alias = getattr(field.validation_alias, "choices", None)
+    return alias[0] if alias else f"REVINTEL_{name.upper()}"
+
+
 @pytest.mark.slow
 def test_dg_check_defs(tmp_path):
     env = {**os.environ, "REVINTEL_DATA_DIR": str(tmp_path)}
