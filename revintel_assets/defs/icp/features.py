@@ -19,6 +19,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 WINDOWS = (3, 6, 12, 24)  # months
+# Money is summed as an exact decimal: float sums in DuckDB depend on how threads split the rows,
+# so the same data gave features (and so models) that differed in the last bits from run to run.
+MONEY = "DECIMAL(38, 6)"
 
 KEYS = ["cutoff_date", "division", "account_id"]
 LABELS = ["label", "label_amount", "label_new_buyer", "label_window_months"]
@@ -48,15 +51,18 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     changes a feature.
     """
     c, divs = _lit(cutoff), _str_list(divisions)
-    return f"""
+    money = ["monetary_all", *(f"monetary_{w}m" for w in WINDOWS), "returned_12m", "div_monetary_all",
+             *(f"div_monetary_{w}m" for w in WINDOWS)]
+    as_double = ", ".join(f"{m}::DOUBLE AS {m}" for m in money)  # exact sums, DOUBLE columns as before
+    return f"""SELECT * REPLACE ({as_double}) FROM (
     WITH c AS (SELECT {c} AS c, {c} + INTERVAL {window_months} MONTH AS label_end,
                       {_lit(as_of)} AS as_of),
     divs AS (SELECT unnest([{divs}]) AS division),
     -- per account, division and day: what was bought (lines dated on or before the cutoff)
     days AS (
         SELECT t.account_id, t.division, t.order_date,
-               sum(t.amount) FILTER (WHERE t.amount > 0) AS gross,
-               sum(least(t.amount, 0)) AS returned
+               sum(t.amount::{MONEY}) FILTER (WHERE t.amount > 0) AS gross,
+               sum(least(t.amount, 0)::{MONEY}) AS returned
         FROM star.fact_transactions t, c
         WHERE t.order_date <= c.c AND t.account_id IS NOT NULL AND t.division IS NOT NULL
         GROUP BY ALL),
@@ -73,7 +79,11 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                {_windowed('monetary', 'coalesce(sum(gross) FILTER (WHERE {f}), 0)')},
                count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH) AS active_months_12m,
                count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 24 MONTH) AS active_months_24m,
-               avg(gap) AS gap_mean_days, stddev_samp(gap) AS gap_sd_days,
+               avg(gap) AS gap_mean_days,
+               -- stddev_samp from exact integer sums: DuckDB's parallel stddev combines partial
+               -- states in thread order, so its last bits (and the models) changed run to run
+               sqrt((count(gap) * sum(gap * gap) - sum(gap) * sum(gap))
+                    / nullif(count(gap) * (count(gap) - 1), 0)::DOUBLE) AS gap_sd_days,
                median(gap) AS gap_median_days, max(gap) AS gap_max_days
         FROM acct_gaps, c GROUP BY account_id, c.c),
     acct_returns AS (
@@ -104,7 +114,8 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
         FROM own a JOIN own b ON a.account_id = b.account_id AND a.division <> b.division
         JOIN div_owners o ON o.division = a.division GROUP BY 1, 2),
     affinity AS (
-        SELECT o.account_id, p.to_div AS division, max(p.conf) AS affinity_max, avg(p.conf) AS affinity_mean
+        SELECT o.account_id, p.to_div AS division, max(p.conf) AS affinity_max,
+               list_avg(list(p.conf ORDER BY p.from_div)) AS affinity_mean  -- a fixed order: same bits every run
         FROM own o JOIN pair_conf p ON p.from_div = o.division GROUP BY 1, 2),
     mix AS (  -- division mix and cross-division ownership (also as it stood 6 months earlier)
         SELECT account_id, count(*) AS divisions_owned,
@@ -142,7 +153,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     opp_acct AS (SELECT account_id, sum(open_opps) AS open_opps_all, sum(lost_opps_12m) AS lost_opps_12m_all
                  FROM opp GROUP BY 1),
     label AS (
-        SELECT t.account_id, t.division, sum(t.amount) AS label_amount
+        SELECT t.account_id, t.division, sum(t.amount::{MONEY})::DOUBLE AS label_amount
         FROM star.fact_transactions t, c
         WHERE t.order_date > c.c AND t.order_date <= c.label_end AND t.amount > 0 GROUP BY 1, 2)
     SELECT c.c AS cutoff_date, d.division, a.account_id,
@@ -207,7 +218,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     LEFT JOIN opp o ON o.account_id = a.account_id AND o.division = d.division
     LEFT JOIN opp_acct oa ON oa.account_id = a.account_id
     LEFT JOIN label l ON l.account_id = a.account_id AND l.division = d.division
-    ORDER BY d.division, a.account_id"""
+    ) ORDER BY division, account_id"""
 
 
 def divisions_sql() -> str:
