@@ -188,7 +188,7 @@ class Warehouse:
 
     def table_exists(self, table: str) -> bool:
         with self.connect() as con:
-            return _table_exists(con, table)
+            return table_exists(con, table)
 
     def row_count(self, table: str, where: str | None = None) -> int:
         sql = f"SELECT count(*) FROM {qualified(table)}" + (f" WHERE {where}" if where else "")
@@ -262,14 +262,14 @@ class Warehouse:
         # stored as DuckDB's CTAS would (INTEGER).
         null_cols = {c for c, t in zip(rel.columns, rel.types) if str(t) == '"NULL"'}
         new_cols = {c: ("INTEGER" if c in null_cols else str(t)) for c, t in zip(rel.columns, rel.types)}
-        if null_cols and _table_exists(con, table):
+        if null_cols and table_exists(con, table):
             new_cols.update({c: t for c, t in _columns(con, table).items() if c in null_cols})
         missing = [f.column for f in filters if f.column not in new_cols]
         if missing:
             raise ValueError(f"{table}: partition column(s) {missing} not in the data ({list(new_cols)})")
 
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-        if _table_exists(con, table):
+        if table_exists(con, table):
             self._evolve(con, table, new_cols, full_replace=not filters)
         else:
             _create(con, table, new_cols)
@@ -369,7 +369,7 @@ class Warehouse:
 # -- helpers on an open connection ------------------------------------------------------------------
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, name = split_table(table)
     sql = (
         "SELECT count(*) FROM duckdb_tables() "
@@ -415,3 +415,16 @@ def _log(con: duckdb.DuckDBPyConnection, table: str, partition_key: str | None, 
     )
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # ok-now: when the write happened (a log), never a feature
     con.execute(f"INSERT INTO {TABLE_LOG} VALUES (?, ?, ?, ?, ?)", [table, partition_key, n, now, run_id])
+
+
+def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> dict[str, int]:
+    """Rows, duplicated key rows (rows beyond the first per key) and rows with any NULL key column."""
+    if not table_exists(con, table):
+        return {"rows": 0, "duplicates": 0, "null_keys": 0, "missing_table": 1}
+    cols = ", ".join(quote(k) for k in keys)
+    nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+    # duplicates among complete keys only: rows with a NULL key are counted once, as null_keys
+    rows, dup, null_keys = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT ({nulls})) - count(DISTINCT ({cols})) FILTER (WHERE NOT ({nulls})), "
+        f"count(*) FILTER (WHERE {nulls}) FROM {qualified(table)}").fetchone()
+    return {"rows": int(rows), "duplicates": int(dup), "null_keys": int(null_keys), "missing_table": 0}

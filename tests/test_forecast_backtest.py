@@ -88,6 +88,7 @@ def test_counted_labels_give_the_same_probabilities_and_close_dates(data):
     p_rows, _ = probabilities.stage_baseline(labelled)(ORIGIN, rows)
     p_counts, _ = probabilities.stage_baseline(counts, counts=True)(ORIGIN, rows)
     assert np.array_equal(p_rows, p_counts)
-    from revintel_assets.defs.deals.scoring import _history_rows, expected_close
-    known = _history_rows(labelled.filter(pl.col("as_of_date") < ORIGIN), ORIGIN)
-    assert expected_close(rows, known).equals(probabilities.expected_close_from_counts(rows, counts, ORIGIN))
+    from revintel_assets.defs.deals.scoring import expected_close_from_rows
+    from revintel_assets.rules import known_history
+    known = known_history(labelled.filter(pl.col("as_of_date") < ORIGIN), ORIGIN)
+    assert expected_close_from_rows(rows, known).equals(probabilities.expected_close_from_counts(rows, counts, ORIGIN))

@@ -10,6 +10,7 @@ import polars as pl
 
 from revintel_assets.defs.deals import scoring
 from revintel_assets.defs.deals.baselines import stage_rate
+from revintel_assets.rules import known_history
 
 
 def _history(n: int = 4000, seed: int = 3) -> pl.DataFrame:
@@ -29,7 +30,7 @@ def test_outcome_stats_match_the_row_level_computation():
     rows = pl.DataFrame({"as_of_date": [as_of] * 4, "stage": ["Prospecting", "Engaging", "Proposal", "Closing?"],
                          "expected_close_date": [None, dt.date(2025, 9, 1), None, None]},
                         schema_overrides={"expected_close_date": pl.Date})
-    known = scoring._history_rows(history.filter(pl.col("as_of_date") < as_of), as_of)
+    known = known_history(history.filter(pl.col("as_of_date") < as_of), as_of)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA features")
     con.register("h", history.to_arrow())
@@ -39,7 +40,7 @@ def test_outcome_stats_match_the_row_level_computation():
         p, base = scoring._stage_probability(stats, rows)
         np.testing.assert_allclose(p, stage_rate(known, rows), rtol=0, atol=1e-12)
         assert base == float(known["is_won"].mean())
-        assert scoring._expected_close(rows, stats).to_list() == scoring.expected_close(rows, known).to_list()
+        assert scoring._expected_close(rows, stats).to_list() == scoring.expected_close_from_rows(rows, known).to_list()
     # an unknown stage falls back to the base rate; a date the CRM holds is kept
     assert p[3] == base and scoring._expected_close(rows, stats)[1] == dt.date(2025, 9, 1)
 

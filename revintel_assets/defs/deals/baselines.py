@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from revintel_assets.rules import stage_counts, stage_win_rate
+
 NB_FEATURES = ["stage", "product_id", "account_sector", "rep_id", "division"]
 
 
@@ -18,12 +20,9 @@ def base_rate(train: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
     return np.full(len(rows), _rate(train))
 
 
-def stage_rate(train: pl.DataFrame, rows: pl.DataFrame, prior: float = 20.0) -> np.ndarray:
-    """Historical win rate of deals seen in the same stage, shrunk toward the base rate."""
-    base = _rate(train)
-    table = train.group_by("stage").agg(
-        ((pl.col("is_won").cast(pl.Float64).sum() + prior * base) / (pl.len() + prior)).alias("p"))
-    return rows.select("stage").join(table, on="stage", how="left", maintain_order="left")["p"].fill_null(base).to_numpy()
+def stage_rate(train: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
+    """Historical win rate of deals seen in the same stage, shrunk toward the base rate (rules.py)."""
+    return stage_win_rate(stage_counts(train), rows)[0]
 
 
 def naive_bayes(train: pl.DataFrame, rows: pl.DataFrame, alpha: float = 1.0) -> np.ndarray:

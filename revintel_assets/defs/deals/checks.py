@@ -8,6 +8,7 @@ import numpy as np
 from revintel_assets.defs.deals.assets import deal_scores, deal_snapshot
 from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql, star_as_of_sql
 from revintel_resources.resources import WarehouseResource
+from revintel_resources.warehouse import key_violations
 from revintel_resources.tracking import MLflowResource
 
 SCORES = dg.AssetKey(["scores", "deal_scores"])
@@ -19,10 +20,10 @@ def _latest(wh, table: str):
 
 @dg.asset_check(asset=deal_snapshot, blocking=True, description="(as_of_date, opportunity_id) is unique and not null")
 def snapshot_keys_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    bad = warehouse.get().query(
-        "SELECT count(*) - count(DISTINCT (as_of_date, opportunity_id)) AS dup, "
-        "count(*) FILTER (WHERE opportunity_id IS NULL OR as_of_date IS NULL) AS nulls FROM features.deal_snapshot").row(0)
-    return dg.AssetCheckResult(passed=sum(bad) == 0, metadata={"duplicates": bad[0], "null_keys": bad[1]})
+    with warehouse.get().connect() as con:
+        v = key_violations(con, "features.deal_snapshot", ["as_of_date", "opportunity_id"])
+    return dg.AssetCheckResult(passed=v["duplicates"] == v["null_keys"] == v["missing_table"] == 0,
+                               metadata={"duplicates": v["duplicates"], "null_keys": v["null_keys"]})
 
 
 @dg.asset_check(asset=deal_snapshot, description="Time travel on a sampled stored date: rebuilt from the star "

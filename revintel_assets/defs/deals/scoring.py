@@ -15,28 +15,19 @@ import polars as pl
 from revintel_assets.defs.deals.explain import top_contributions
 from revintel_assets.defs.deals.risk import RiskWeights, score_risk
 from revintel_assets.defs.deals.win_model import WinModel
+from revintel_assets.rules import expected_close, known_history, stage_win_rate
 
 SCORE_COLUMNS = ["as_of_date", "opportunity_id", "account_id", "rep_id", "product_id", "division", "stage",
                  "amount", "win_probability", "expected_close_date", "risk_score", "risk_category",
                  "risk_drivers", "recommended_action", "model_version"]
 
 
-def _history_rows(history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    known = history.filter((pl.col("outcome_date") <= as_of) & pl.col("is_won").is_not_null())
-    return known.with_columns((1.0 / pl.len().over("opportunity_id")).alias("weight"))
-
-
-def expected_close(rows: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
-    """The expected close date the CRM holds on that date; where it holds none (MavenTech), the
-    median time from this stage to a win among deals already won."""
+def expected_close_from_rows(rows: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
+    """rules.expected_close with the stage-to-win medians of labelled rows (`known_history`)."""
     won = known.filter(pl.col("is_won"))
-    lag = won.group_by("stage").agg((pl.col("outcome_date") - pl.col("as_of_date")).dt.total_days()
-                                     .median().alias("lag"))
-    overall = won.select((pl.col("outcome_date") - pl.col("as_of_date")).dt.total_days().median()).item()
-    filled = rows.join(lag, on="stage", how="left", maintain_order="left").with_columns(
-        pl.col("lag").fill_null(overall).fill_null(30).round(0).cast(pl.Int64))
-    estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
-    return rows["expected_close_date"].fill_null(estimate.to_series()).alias("expected_close_date")
+    days = (pl.col("outcome_date") - pl.col("as_of_date")).dt.total_days()
+    lag = won.group_by("stage").agg(days.median().alias("lag"))
+    return expected_close(rows, lag, won.select(days.median()).item())
 
 
 # What scoring needs of the outcomes known on a date, per stage (and overall: stage NULL): labelled
@@ -52,7 +43,7 @@ OUTCOME_STATS_SQL = """
 
 def outcome_stats(history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """OUTCOME_STATS_SQL on a frame of labelled snapshot rows (tests, small data)."""
-    known = _history_rows(history.filter(pl.col("as_of_date") < as_of), as_of)
+    known = known_history(history.filter(pl.col("as_of_date") < as_of), as_of)
     aggs = [pl.len().alias("n"), pl.col("is_won").cast(pl.Int64).sum().alias("won"),
             (pl.col("outcome_date") - pl.col("as_of_date")).dt.total_days().filter(pl.col("is_won"))
             .median().alias("lag")]
@@ -60,28 +51,18 @@ def outcome_stats(history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
                       known.select(pl.lit(None, dtype=pl.Utf8).alias("stage"), *aggs)], how="vertical_relaxed")
 
 
-def _stage_probability(stats: pl.DataFrame, rows: pl.DataFrame, prior: float = 20.0) -> tuple[np.ndarray, float]:
-    """baselines.stage_rate from the counts: the stage's win rate shrunk toward the base rate."""
-    total = stats.filter(pl.col("stage").is_null())
-    n, won = (int(total["n"][0] or 0), int(total["won"][0] or 0)) if len(total) else (0, 0)
-    if n == 0:
-        return np.full(len(rows), 0.5), 0.5
-    base = won / n
-    table = stats.filter(pl.col("stage").is_not_null()).select(
-        "stage", ((pl.col("won") + prior * base) / (pl.col("n") + prior)).alias("p"))
-    p = rows.select("stage").join(table, on="stage", how="left", maintain_order="left")["p"].fill_null(base)
-    return p.to_numpy(), base
+def _stage_probability(stats: pl.DataFrame, rows: pl.DataFrame) -> tuple[np.ndarray, float]:
+    """rules.stage_win_rate from the per-stage rows of outcome_stats (the NULL-stage total aside)."""
+    per_stage = stats.filter(pl.col("stage").is_not_null()).select(
+        "stage", pl.col("n").cast(pl.Int64), pl.col("won").cast(pl.Int64))
+    return stage_win_rate(per_stage, rows)
 
 
 def _expected_close(rows: pl.DataFrame, stats: pl.DataFrame) -> pl.Series:
-    """expected_close() from the per-stage medians."""
+    """rules.expected_close from the per-stage medians of outcome_stats."""
     overall = stats.filter(pl.col("stage").is_null())["lag"].cast(pl.Float64)
-    lag = stats.filter(pl.col("stage").is_not_null()).select("stage", pl.col("lag").cast(pl.Float64))
-    filled = rows.join(lag, on="stage", how="left", maintain_order="left").with_columns(
-        pl.col("lag").fill_null(pl.lit(overall[0] if len(overall) else None, dtype=pl.Float64))
-        .fill_null(30).round(0).cast(pl.Int64))
-    estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
-    return rows["expected_close_date"].fill_null(estimate.to_series()).alias("expected_close_date")
+    return expected_close(rows, stats.filter(pl.col("stage").is_not_null()).select("stage", "lag"),
+                          overall[0] if len(overall) else None)
 
 
 def score_deals(rows: pl.DataFrame, stats: pl.DataFrame, as_of: dt.date, model: WinModel | None,

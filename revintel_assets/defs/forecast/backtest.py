@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.scoring import _history_rows, expected_close
+from revintel_assets.defs.deals.scoring import expected_close_from_rows
+from revintel_assets.rules import known_history
 from revintel_assets.defs.forecast import model, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import Calendar, calendar
 
@@ -129,8 +130,8 @@ def prepare_origin(o: dt.date, snapshots: pl.DataFrame | None, opps: pl.DataFram
     if label_counts is not None:
         close = probabilities.expected_close_from_counts(rows, label_counts, o)
     else:
-        known = _history_rows(snapshots.filter((pl.col("as_of_date") < o) & pl.col("is_won").is_not_null()), o)
-        close = expected_close(rows, known)
+        known = known_history(snapshots.filter((pl.col("as_of_date") < o) & pl.col("is_won").is_not_null()), o)
+        close = expected_close_from_rows(rows, known)
     rows = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close)
     segments = model.Segments.build(dim_rep, opps["rep_id"].unique().to_list(), opps["division"].unique().to_list())
     labels = _labels(segments)

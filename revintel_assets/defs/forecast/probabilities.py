@@ -11,7 +11,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.baselines import stage_rate
 from revintel_assets.defs.deals.evaluate import MODEL_NAME
-from revintel_assets.defs.deals.scoring import _history_rows
+from revintel_assets.rules import expected_close, known_history, stage_counts, stage_win_rate
 
 
 def label_counts(history: pl.DataFrame) -> pl.DataFrame:
@@ -22,19 +22,14 @@ def label_counts(history: pl.DataFrame) -> pl.DataFrame:
 
 
 def _known_counts(counts: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    """_history_rows(history before as_of, as_of), counted."""
+    """rules.known_history(history before as_of, as_of), counted."""
     return counts.filter((pl.col("as_of_date") < as_of) & (pl.col("outcome_date") <= as_of)
                          & pl.col("is_won").is_not_null())
 
 
-def stage_rate_from_counts(known: pl.DataFrame, rows: pl.DataFrame, prior: float = 20.0) -> np.ndarray:
-    """baselines.stage_rate from counted rows: the same sums, so the same probabilities."""
-    n = known["n"].cast(pl.Float64)
-    base = float((n * known["is_won"].cast(pl.Float64)).sum() / n.sum())
-    table = known.group_by("stage").agg(
-        (((pl.col("n") * pl.col("is_won").cast(pl.Float64)).sum() + prior * base)
-         / (pl.col("n").sum().cast(pl.Float64) + prior)).alias("p"))
-    return rows.select("stage").join(table, on="stage", how="left", maintain_order="left")["p"].fill_null(base).to_numpy()
+def stage_rate_from_counts(known: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
+    """baselines.stage_rate from counted rows: the same integer counts, so the same probabilities."""
+    return stage_win_rate(stage_counts(known, weight="n"), rows)[0]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
@@ -50,8 +45,8 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
 
 
 def expected_close_from_counts(rows: pl.DataFrame, counts: pl.DataFrame, as_of: dt.date) -> pl.Series:
-    """scoring.expected_close(rows, _history_rows(history before as_of, as_of)) from counted rows:
-    the CRM's expected close date, else the median stage-to-win lag among deals already won."""
+    """rules.expected_close with the stage-to-win medians of counted rows (weighted medians: the
+    same values scoring.expected_close_from_rows takes from the rows themselves)."""
     col = rows["expected_close_date"]
     if col.null_count() == 0:  # nothing to fill (the lags would not be read)
         return col.alias("expected_close_date")
@@ -61,11 +56,7 @@ def expected_close_from_counts(rows: pl.DataFrame, counts: pl.DataFrame, as_of: 
             for (s,), g in won.group_by("stage")}
     lag = pl.DataFrame({"stage": list(lags), "lag": list(lags.values())},
                        schema={"stage": rows.schema["stage"], "lag": pl.Float64})
-    overall = _weighted_median(won["lag_days"].to_numpy(), won["n"].to_numpy())
-    filled = rows.join(lag, on="stage", how="left", maintain_order="left").with_columns(
-        pl.col("lag").fill_null(overall).fill_null(30).round(0).cast(pl.Int64))
-    estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
-    return col.fill_null(estimate.to_series()).alias("expected_close_date")
+    return expected_close(rows, lag, _weighted_median(won["lag_days"].to_numpy(), won["n"].to_numpy()))
 
 
 def stage_baseline(history: pl.DataFrame, counts: bool = False):
@@ -77,7 +68,7 @@ def stage_baseline(history: pl.DataFrame, counts: bool = False):
             known = _known_counts(history, as_of)
             p = stage_rate_from_counts(known, rows) if known["n"].sum() else np.full(len(rows), 0.5)
         else:
-            known = _history_rows(history.filter(pl.col("as_of_date") < as_of), as_of)
+            known = known_history(history.filter(pl.col("as_of_date") < as_of), as_of)
             p = stage_rate(known, rows) if len(known) else np.full(len(rows), 0.5)
         return p, f"baseline_stage@{as_of}"
 

@@ -19,7 +19,7 @@ from revintel_assets.defs.icp.assets import icp_scores
 from revintel_assets.defs.star.assets import dim_account, fact_opportunity
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
-from revintel_resources.warehouse import _table_exists, qualified, quote
+from revintel_resources.warehouse import key_violations, table_exists
 
 SCORES = dg.AssetKey(["scores", "deal_scores"])
 COVERAGE_BAND = (0.70, 0.90)
@@ -29,22 +29,9 @@ COVERAGE_BAND = (0.70, 0.90)
 
 
 def trained_division_models(con: duckdb.DuckDBPyConnection) -> int:
-    if not _table_exists(con, "validation.icp_models"):
+    if not table_exists(con, "validation.icp_models"):
         return 0
     return con.execute("SELECT count(*) FROM validation.icp_models WHERE status = 'trained'").fetchall()[0][0]
-
-
-def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> dict[str, int]:
-    """Rows, duplicated key rows (rows beyond the first per key) and rows with any NULL key column."""
-    if not _table_exists(con, table):
-        return {"rows": 0, "duplicates": 0, "null_keys": 0, "missing_table": 1}
-    cols = ", ".join(quote(k) for k in keys)
-    nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
-    # duplicates among complete keys only: rows with a NULL key are counted once, as null_keys
-    rows, dup, null_keys = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT ({nulls})) - count(DISTINCT ({cols})) FILTER (WHERE NOT ({nulls})), "
-        f"count(*) FILTER (WHERE {nulls}) FROM {qualified(table)}").fetchone()
-    return {"rows": int(rows), "duplicates": int(dup), "null_keys": int(null_keys), "missing_table": 0}
 
 
 def propensity_out_of_range(con: duckdb.DuckDBPyConnection) -> int:
@@ -57,7 +44,7 @@ def export_date(con: duckdb.DuckDBPyConnection, override: dt.date | None = None)
     """The date the data is as of: `override` (the source's as_of) or meta.source's export date."""
     if override:
         return override
-    if not _table_exists(con, "meta.source"):
+    if not table_exists(con, "meta.source"):
         return None
     return con.execute("SELECT max(export_date)::DATE FROM meta.source").fetchone()[0]
 
@@ -65,7 +52,7 @@ def export_date(con: duckdb.DuckDBPyConnection, override: dt.date | None = None)
 def freshness(con: duckdb.DuckDBPyConnection, override: dt.date | None = None) -> dict:
     """Latest scored as_of_date vs the export date; lag_days > 0 means the scores are stale."""
     latest = (con.execute("SELECT max(as_of_date)::DATE FROM scores.deal_scores").fetchone()[0]
-              if _table_exists(con, "scores.deal_scores") else None)
+              if table_exists(con, "scores.deal_scores") else None)
     export = export_date(con, override)
     lag = (export - latest).days if latest is not None and export is not None else None
     return {"latest_scored": latest, "export_date": export, "lag_days": lag,
@@ -74,7 +61,7 @@ def freshness(con: duckdb.DuckDBPyConnection, override: dt.date | None = None) -
 
 def forecast_coverage(con: duckdb.DuckDBPyConnection, period_type: str = "week", segment_type: str = "total") -> dict:
     """P10–P90 coverage of the latest backtest (share of origin × period rows with p10 <= actual <= p90)."""
-    if not _table_exists(con, "forecast.forecast_backtest"):
+    if not table_exists(con, "forecast.forecast_backtest"):
         return {"backtest_as_of": None, "coverage": None, "origins": 0, "rows": 0}
     backtest_as_of, coverage, origins, rows = con.execute(
         """SELECT backtest_as_of, avg(CASE WHEN actual BETWEEN p10 AND p90 THEN 1.0 ELSE 0.0 END),

@@ -1,0 +1,57 @@
+"""Business rules that deals, the forecast and their baselines share, each written once.
+
+Pure functions on polars frames; callers reduce their inputs (labelled snapshot rows, counted
+rows, or DuckDB's per-stage statistics) to the small frames these take, so the rule itself has
+one implementation however the history reaches it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+STAGE_PRIOR = 20.0  # pseudo-deals at the base rate behind each stage's win rate
+DEFAULT_LAG_DAYS = 30  # expected close when no deal was ever won: a month out
+
+
+def known_history(history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Labelled snapshot rows whose outcome was known on `as_of` (each deal's rows weighted 1/n)."""
+    known = history.filter((pl.col("outcome_date") <= as_of) & pl.col("is_won").is_not_null())
+    return known.with_columns((1.0 / pl.len().over("opportunity_id")).alias("weight"))
+
+
+def stage_counts(labelled: pl.DataFrame, weight: str | None = None) -> pl.DataFrame:
+    """(stage, n, won) from labelled rows; `weight`: a column of row counts (counted rows)."""
+    won = pl.col("is_won").cast(pl.Int64)
+    if weight:
+        return labelled.group_by("stage").agg(pl.col(weight).sum().cast(pl.Int64).alias("n"),
+                                              (pl.col(weight) * won).sum().cast(pl.Int64).alias("won"))
+    return labelled.group_by("stage").agg(pl.len().cast(pl.Int64).alias("n"), won.sum().alias("won"))
+
+
+def stage_win_rate(counts: pl.DataFrame, rows: pl.DataFrame, prior: float = STAGE_PRIOR) -> tuple[np.ndarray, float]:
+    """Each row's stage win rate shrunk toward the base rate, and the base rate.
+
+    counts: (stage, n, won) per stage (labelled (deal, as-of) rows and wins); integers, so every
+    caller gets the same bits. No history: 0.5 for every row."""
+    n, won = int(counts["n"].sum() or 0), int(counts["won"].sum() or 0)
+    if n == 0:
+        return np.full(len(rows), 0.5), 0.5
+    base = won / n
+    table = counts.select("stage", ((pl.col("won") + prior * base) / (pl.col("n") + prior)).alias("p"))
+    p = rows.select("stage").join(table, on="stage", how="left", maintain_order="left")["p"].fill_null(base)
+    return p.to_numpy(), base
+
+
+def expected_close(rows: pl.DataFrame, lags: pl.DataFrame, overall: float | None) -> pl.Series:
+    """The expected close date the CRM holds on the row's date; where it holds none (MavenTech),
+    the as-of date plus the median days from the row's stage to a win among deals already won
+    (`lags`: stage, lag), else the overall median, else DEFAULT_LAG_DAYS."""
+    lag = lags.select("stage", pl.col("lag").cast(pl.Float64))
+    filled = rows.join(lag, on="stage", how="left", maintain_order="left").with_columns(
+        pl.col("lag").fill_null(pl.lit(overall, dtype=pl.Float64)).fill_null(DEFAULT_LAG_DAYS)
+        .round(0).cast(pl.Int64))
+    estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
+    return rows["expected_close_date"].fill_null(estimate.to_series()).alias("expected_close_date")
