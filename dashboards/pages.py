@@ -11,6 +11,7 @@ VIEWS = Path(__file__).resolve().parent / "views"
 PAGES: list[tuple[str, str, str, str]] = [
     ("home.py", "Home", ":material/home:", "home"),
     ("pipeline_risk.py", "Pipeline Risk", ":material/crisis_alert:", "pipeline-risk"),
+    ("what_changed.py", "What Changed", ":material/waterfall_chart:", "what-changed"),
     ("deal_detail.py", "Deal Detail", ":material/handshake:", "deal-detail"),
     ("icp.py", "ICP", ":material/target:", "icp"),
     ("whitespace.py", "Whitespace", ":material/add_business:", "whitespace"),

@@ -44,6 +44,9 @@ PLAN: tuple[Job, ...] = (
     Job("deal_scoring_job", 'key:"scores/deal_scores" or key:"scores/deal_explanations"',
         "Score and explain the deals open on an as-of date with the champion of that date.",
         partitions="as_of_date", mode="latest"),
+    Job("pipeline_job", "group:pipeline",
+        "What changed since the previous as-of date: every deal's movement and the period waterfall, "
+        "for every as-of date in one pass.", partitions="as_of_date"),
     Job("forecast_job", "group:forecast",
         "Backtest the revenue forecast on past weekly origins (tuning its shared swing), then forecast "
         "booked revenue per week / month / segment as of the date.", partitions="as_of_date", mode="latest"),
@@ -60,9 +63,9 @@ PLAN: tuple[Job, ...] = (
         "Rank never-bought divisions by propensity x expected value, per cutoff.",
         partitions="icp_model_cutoff", icp_chain=True),
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
-                               'or key:"scores/deal_explanations" or key:"forecast/revenue_forecast" '
+                               'or key:"scores/deal_explanations" or group:pipeline or key:"forecast/revenue_forecast" '
                                'or key:"forecast/deal_contributions"',
-        "One as-of date end to end: snapshot -> scores + explanations -> forecast (with the swing tuned "
+        "One as-of date end to end: snapshot -> scores + explanations, pipeline changes -> forecast (with the swing tuned "
         "by the latest backtest); a successful run publishes the analyst file.", in_cli=False),
 )
 

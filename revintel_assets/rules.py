@@ -12,6 +12,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+OPEN_STAGES = ("Prospecting", "Engaging", "Proposal", "Negotiation")  # revintel's open stages, in order
 STAGE_PRIOR = 20.0  # pseudo-deals at the base rate behind each stage's win rate
 DEFAULT_LAG_DAYS = 30  # expected close when no deal was ever won: a month out
 

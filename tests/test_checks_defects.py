@@ -23,6 +23,7 @@ import pytest
 from revintel_assets.defs.deals import checks as deal_checks
 from revintel_assets.definitions import load
 from revintel_assets.defs.ops import checks as ops_checks
+from revintel_assets.defs.pipeline import assets as pipeline_assets
 from revintel_assets.defs.star import checks as star_checks
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
@@ -62,7 +63,8 @@ READS = {"snapshot_keys_unique": ["features.deal_snapshot"], "snapshot_time_trav
          "nightly_freshness": ["scores.deal_scores", "meta.source"],
          "forecast_coverage_watch": ["forecast.forecast_backtest"], "star_reconciles": ["star.fact_transactions"],
          "fact_opportunity_keys": ["star.fact_opportunity"], "dim_account_keys": ["star.dim_account"],
-         "icp_scores_valid": ["scores.icp_scores"], "champion_beats_baseline": []}
+         "icp_scores_valid": ["scores.icp_scores"], "champion_beats_baseline": [],
+         "pipeline_waterfall_reconciles": ["scores.pipeline_waterfall"]}
 
 
 @pytest.fixture(autouse=True)
@@ -169,6 +171,13 @@ DEFECTS = {
     "account_null": (ops_checks.dim_account_keys, [null_key("star.dim_account", "account_id")]),
     "icp_duplicate": (ops_checks.icp_scores_valid, [dup("scores.icp_scores")]),
     "icp_null_key": (ops_checks.icp_scores_valid, [null_key("scores.icp_scores", "account_id")]),
+    # one cent off in one category of one segment, and a category row lost
+    "waterfall_cent_off": (pipeline_assets.pipeline_waterfall_reconciles, [
+        "UPDATE scores.pipeline_waterfall SET amount = amount + 0.01 WHERE rowid = (SELECT min(rowid) "
+        "FROM scores.pipeline_waterfall WHERE category = 'won')"]),
+    "waterfall_row_dropped": (pipeline_assets.pipeline_waterfall_reconciles, [
+        "DELETE FROM scores.pipeline_waterfall WHERE rowid = (SELECT min(rowid) FROM scores.pipeline_waterfall "
+        "WHERE category = 'new' AND amount <> 0)"]),
     "icp_p_out_of_range": (ops_checks.icp_scores_valid, [
         "UPDATE scores.icp_scores SET propensity = 1.3 WHERE rowid = (SELECT min(rowid) FROM scores.icp_scores)"]),
 }

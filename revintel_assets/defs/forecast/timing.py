@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation"]
+from revintel_assets.rules import OPEN_STAGES
+
+STAGES = list(OPEN_STAGES)
 DTEC_EDGES = [-30, 0, 14, 30, 60, 120]  # days to expected close: overdue >30, overdue, 0-13, ... >=120; + unknown
 PUSH_EDGES = [1, 2]  # 0, 1, 2+
 AGE_EDGES = [30, 90, 180]  # deal age in days

@@ -1,0 +1,82 @@
+"""What changed: the pipeline waterfall between an as-of date and the one before it, by segment
+and period, and the deals behind every bar."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from dashboards import db
+
+ORDER = ["start", "new", "pulled_in", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
+LABELS = {"start": "Start", "new": "New", "pulled_in": "Pulled in", "amount_up": "Amount up", "won": "Won",
+          "lost": "Lost", "pushed_out": "Pushed out", "amount_down": "Amount down", "end": "End",
+          "stage_advanced": "Stage advanced", "stage_back": "Stage moved back", "unchanged": "Unchanged"}
+
+st.title("What changed")
+st.caption("The open pipeline expected to close in the period, on the date before and on the chosen date, "
+           "and every movement in between. Start + the movements = end, to the cent.")
+db.require_tables("scores.pipeline_waterfall", "scores.pipeline_changes")
+
+dates = db.query("SELECT DISTINCT as_of_date FROM scores.pipeline_waterfall ORDER BY 1 DESC")["as_of_date"].to_list()
+f1, f2, f3, f4 = st.columns([1.3, 1.2, 1.2, 2])
+as_of = f1.selectbox("As of", dates, index=0)
+period = f2.selectbox("Period", ["this_quarter", "next_quarter"], format_func=lambda p: p.replace("_", " ").capitalize())
+seg_type = f3.selectbox("Segment", ["total", "region", "manager", "rep", "division"], format_func=str.capitalize)
+wf = db.query("SELECT * FROM scores.pipeline_waterfall WHERE as_of_date = ? AND period = ? AND segment_type = ?",
+              [as_of, period, seg_type])
+segments = sorted(wf["segment"].unique().to_list())
+segment = f4.selectbox(seg_type.capitalize(), segments, index=0) if seg_type != "total" else "all"
+wf = wf.filter(pl.col("segment") == segment)
+if wf.is_empty():
+    st.info("No pipeline in this period and segment on either date.")
+    st.stop()
+compare = wf["compare_date"][0]
+amount = {r["category"]: r["amount"] for r in wf.iter_rows(named=True)}
+deals = {r["category"]: r["deals"] for r in wf.iter_rows(named=True)}
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(f"Pipeline on {compare}", f"{amount.get('start', 0):,.0f}", border=True)
+m2.metric(f"Pipeline on {as_of}", f"{amount.get('end', 0):,.0f}",
+          delta=f"{amount.get('end', 0) - amount.get('start', 0):,.0f}", border=True)
+m3.metric("Won", f"{-amount.get('won', 0):,.0f}", help=f"{deals.get('won', 0)} deals", border=True)
+m4.metric("Lost or pushed out", f"{-(amount.get('lost', 0) + amount.get('pushed_out', 0)):,.0f}", border=True)
+
+# a waterfall: each movement a bar from the running total before it to the one after it
+bars, running = [], 0.0
+for cat in ORDER:
+    value = float(amount.get(cat, 0.0))
+    if cat in ("start", "end"):
+        bars.append({"step": LABELS[cat], "top": value, "bottom": 0.0, "amount": value, "kind": "level"})
+        running = value
+    elif value:
+        bars.append({"step": LABELS[cat], "top": max(running, running + value), "bottom": min(running, running + value),
+                     "amount": value, "kind": "up" if value > 0 else "down"})
+        running += value
+frame = pl.DataFrame(bars).to_pandas()
+chart = (alt.Chart(frame).mark_bar()
+         .encode(x=alt.X("step:N", sort=[b["step"] for b in bars], title=None, axis=alt.Axis(labelAngle=0)),
+                 y=alt.Y("bottom:Q", title="pipeline", stack=None), y2=alt.Y2("top:Q"),
+                 color=alt.Color("kind:N", scale=alt.Scale(domain=["level", "up", "down"],
+                                                          range=["#4c78a8", "#54a24b", "#e45756"]), legend=None),
+                 tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format=",.0f")])
+         .properties(height=320))
+st.altair_chart(chart, width="stretch")
+
+st.subheader(":material/list: The deals behind each bar", divider="gray")
+cats = [c for c in LABELS if c not in ("start", "end") and deals.get(c)]
+chosen = st.selectbox("Movement", cats, format_func=lambda c: f"{LABELS[c]} ({deals.get(c, 0)} deals)")
+changes = db.query("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes c "
+                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ? AND c.category = ?",
+                   [as_of, chosen])
+if seg_type != "total":
+    col = {"rep": "rep_id"}.get(seg_type, seg_type)
+    changes = changes.filter(pl.col(col) == segment)
+st.dataframe(changes.select("opportunity_id", "account_id", "rep_id", "division", "stage_before", "stage_after",
+                            "amount_before", "amount_after", "expected_close_before", "expected_close_after"),
+             hide_index=True, width="stretch",
+             column_config={c: st.column_config.DateColumn(format="YYYY-MM-DD")
+                            for c in ("expected_close_before", "expected_close_after")})
+st.caption("Deals are categorised by what happened to them overall (a deal pushed into another quarter counts "
+           "as pushed out even if its amount changed too); the waterfall counts each deal once per period.")

@@ -1,0 +1,136 @@
+"""What moved in the pipeline between two dates (pure SQL, no Dagster).
+
+Both sides come from `features.deal_snapshot`: a deal's stage, amount and expected close date as
+they were known on each date (its history up to that date), so a change is never read from a
+later state. A deal open on the earlier date and gone on the later one closed in between; its
+snapshot's outcome columns say won or lost (known by the later date, since it closed before it).
+
+Deal values: the amount, else the product's list price, else 0 (open deals without an amount
+still carry pipeline), summed as exact DECIMAL cents so the waterfall reconciles to the cent.
+Periods are calendar quarters of the later date: this_quarter and next_quarter.
+"""
+
+from __future__ import annotations
+
+from revintel_assets.rules import OPEN_STAGES
+
+CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_up", "amount_down",
+              "stage_advanced", "stage_back", "unchanged")
+SEGMENTS = ("total", "region", "manager", "rep", "division")
+CENTS = "DECIMAL(38, 2)"
+_RANK = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(OPEN_STAGES))
+
+
+def pairs_sql(keys: list[str]) -> str:
+    """(as_of_date, compare_date) for each as-of date: the previous date with a snapshot."""
+    dates = ", ".join(f"DATE '{k}'" for k in keys)
+    return f"""SELECT a AS as_of_date,
+                      (SELECT max(as_of_date) FROM features.deal_snapshot WHERE as_of_date < a) AS compare_date
+               FROM unnest([{dates}]) t(a)"""
+
+
+def _joined(pairs: str) -> str:
+    """Every deal open on either date of each pair, before and after."""
+    value = f"coalesce(amount, list_price, 0)::{CENTS}"
+    return f"""
+    pairs AS ({pairs}),
+    b AS (SELECT p.as_of_date AS pair_as_of, s.*, {value} AS value FROM pairs p
+          JOIN features.deal_snapshot s ON s.as_of_date = p.compare_date),
+    a AS (SELECT s.*, {value} AS value FROM pairs p JOIN features.deal_snapshot s ON s.as_of_date = p.as_of_date),
+    j AS (
+        SELECT coalesce(a.as_of_date, b.pair_as_of) AS as_of_date, p.compare_date,
+               coalesce(a.opportunity_id, b.opportunity_id) AS opportunity_id,
+               coalesce(a.account_id, b.account_id) AS account_id, coalesce(a.rep_id, b.rep_id) AS rep_id,
+               coalesce(a.division, b.division) AS division,
+               b.opportunity_id IS NOT NULL AS open_before, a.opportunity_id IS NOT NULL AS open_after,
+               b.stage AS stage_before, a.stage AS stage_after,
+               b.value AS amount_before, a.value AS amount_after,
+               b.expected_close_date AS expected_close_before, a.expected_close_date AS expected_close_after,
+               b.is_won AS won
+        FROM b FULL JOIN a ON a.opportunity_id = b.opportunity_id AND a.as_of_date = b.pair_as_of
+        JOIN pairs p ON p.as_of_date = coalesce(a.as_of_date, b.pair_as_of)
+        WHERE p.compare_date IS NOT NULL)"""
+
+
+def changes_sql(pairs: str) -> str:
+    """scores.pipeline_changes: one row per deal open on either date, with its category."""
+    return f"""
+    WITH {_joined(pairs)}
+    SELECT as_of_date, compare_date, opportunity_id, account_id, rep_id, division,
+           CASE WHEN NOT open_before THEN 'new'
+                WHEN NOT open_after THEN CASE WHEN won THEN 'won' ELSE 'lost' END
+                WHEN date_trunc('quarter', expected_close_after) > date_trunc('quarter', expected_close_before)
+                    THEN 'pushed_out'
+                WHEN date_trunc('quarter', expected_close_after) < date_trunc('quarter', expected_close_before)
+                    THEN 'pulled_in'
+                WHEN amount_after > amount_before THEN 'amount_up'
+                WHEN amount_after < amount_before THEN 'amount_down'
+                WHEN (CASE stage_after {_RANK} END) > (CASE stage_before {_RANK} END) THEN 'stage_advanced'
+                WHEN (CASE stage_after {_RANK} END) < (CASE stage_before {_RANK} END) THEN 'stage_back'
+                ELSE 'unchanged' END AS category,
+           stage_before, stage_after, amount_before::DOUBLE AS amount_before, amount_after::DOUBLE AS amount_after,
+           expected_close_before, expected_close_after
+    FROM j ORDER BY as_of_date, opportunity_id"""
+
+
+def waterfall_sql(pairs: str) -> str:
+    """scores.pipeline_waterfall: per period and segment, the open pipeline closing in the period
+    on the compare date (`start`) and on the as-of date (`end`), and the signed change of each
+    category in between; start + the changes = end, exactly."""
+    in_p = "{side} AND expected_close_{when} >= p_start AND expected_close_{when} < p_end"
+    before, after = in_p.format(side="open_before", when="before"), in_p.format(side="open_after", when="after")
+    rank = lambda col: f"(CASE {col} {_RANK} END)"  # noqa: E731
+    segments = "\n        UNION ALL ".join(
+        f"SELECT *, '{s}' AS segment_type, {expr} AS segment FROM deal_rows"
+        for s, expr in (("total", "'all'"), ("region", "coalesce(region, 'unknown')"),
+                        ("manager", "coalesce(manager, 'unknown')"), ("rep", "coalesce(rep_id, 'unknown')"),
+                        ("division", "coalesce(division, 'unknown')")))
+    return f"""
+    WITH {_joined(pairs)},
+    periods AS (
+        SELECT as_of_date, 'this_quarter' AS period, date_trunc('quarter', as_of_date)::DATE AS p_start
+        FROM pairs
+        UNION ALL SELECT as_of_date, 'next_quarter', (date_trunc('quarter', as_of_date) + INTERVAL 3 MONTH)::DATE
+        FROM pairs),
+    scoped AS (
+        SELECT j.*, pr.period, pr.p_start, (pr.p_start + INTERVAL 3 MONTH)::DATE AS p_end
+        FROM j JOIN periods pr USING (as_of_date)),
+    flagged AS (SELECT *, coalesce({before}, false) AS in_before, coalesce({after}, false) AS in_after FROM scoped),
+    deal_rows AS (  -- every deal in the period's pipeline on either date: one change each
+        SELECT f.*, r.region, r.manager,
+               CASE WHEN in_before AND in_after THEN
+                        CASE WHEN amount_after > amount_before THEN 'amount_up'
+                             WHEN amount_after < amount_before THEN 'amount_down'
+                             WHEN {rank('stage_after')} > {rank('stage_before')} THEN 'stage_advanced'
+                             WHEN {rank('stage_after')} < {rank('stage_before')} THEN 'stage_back'
+                             ELSE 'unchanged' END
+                    WHEN in_before AND NOT open_after THEN CASE WHEN won THEN 'won' ELSE 'lost' END
+                    WHEN in_before THEN CASE WHEN expected_close_after >= p_end THEN 'pushed_out' ELSE 'pulled_in' END
+                    WHEN NOT open_before THEN 'new'
+                    ELSE CASE WHEN expected_close_before >= p_end THEN 'pulled_in' ELSE 'pushed_out' END
+               END AS category,
+               (CASE WHEN in_after THEN amount_after ELSE 0 END)
+               - (CASE WHEN in_before THEN amount_before ELSE 0 END) AS delta
+        FROM flagged f LEFT JOIN star.dim_rep r ON r.rep_id = f.rep_id
+        WHERE in_before OR in_after),
+    seg AS (
+        {segments})
+    SELECT as_of_date, compare_date, period, segment_type, segment, category,
+           count(*)::BIGINT AS deals, sum(delta)::DOUBLE AS amount
+    FROM seg GROUP BY ALL
+    UNION ALL
+    SELECT as_of_date, compare_date, period, segment_type, segment, 'start', count(*) FILTER (WHERE in_before),
+           coalesce(sum(amount_before) FILTER (WHERE in_before), 0)::DOUBLE
+    FROM seg GROUP BY ALL
+    UNION ALL
+    SELECT as_of_date, compare_date, period, segment_type, segment, 'end', count(*) FILTER (WHERE in_after),
+           coalesce(sum(amount_after) FILTER (WHERE in_after), 0)::DOUBLE
+    FROM seg GROUP BY ALL
+    ORDER BY as_of_date, period, segment_type, segment, category"""
+
+
+# start + the signed changes - end, in exact cents, per (date, period, segment): must be 0 everywhere
+RECONCILE_SQL = f"""
+    SELECT as_of_date, period, segment_type, segment,
+           sum(CASE WHEN category = 'end' THEN -amount ELSE amount END::{CENTS}) AS gap
+    FROM scores.pipeline_waterfall GROUP BY ALL HAVING gap <> 0"""

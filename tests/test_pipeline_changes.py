@@ -1,0 +1,124 @@
+"""Pipeline changes and the waterfall on a hand-made pair of snapshots: every category lands where
+a sales leader expects it, and start + changes = end to the cent for every segment."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from revintel_assets.defs.pipeline import changes
+
+C, A = dt.date(2025, 10, 6), dt.date(2025, 10, 13)  # compare date, as-of date (Q4 2025)
+Q4, Q1 = dt.date(2025, 11, 15), dt.date(2026, 2, 15)
+
+# opportunity_id: (before: stage, amount, expected close) or None, (after: ...) or None, is_won
+DEALS = {
+    "same": (("Proposal", 100.0, Q4), ("Proposal", 100.0, Q4), None),
+    "up": (("Proposal", 100.0, Q4), ("Proposal", 150.25, Q4), None),
+    "down": (("Engaging", 100.0, Q4), ("Engaging", 60.0, Q4), None),
+    "adv": (("Engaging", 70.0, Q4), ("Negotiation", 70.0, Q4), None),
+    "back": (("Negotiation", 80.0, Q4), ("Engaging", 80.0, Q4), None),
+    "won": (("Negotiation", 200.0, Q4), None, True),
+    "lost": (("Proposal", 30.0, Q4), None, False),
+    "new": (None, ("Prospecting", 40.0, Q4), None),
+    "pushed": (("Proposal", 90.0, Q4), ("Proposal", 95.0, Q1), None),
+    "pulled": (("Proposal", 55.0, Q1), ("Proposal", 55.0, Q4), None),
+    "no_amount": (("Proposal", None, Q4), ("Proposal", None, Q4), None),  # valued at its list price
+}
+
+
+@pytest.fixture()
+def con():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features; CREATE SCHEMA star; CREATE SCHEMA scores")
+    con.execute("""CREATE TABLE features.deal_snapshot (as_of_date DATE, opportunity_id VARCHAR, account_id VARCHAR,
+                   rep_id VARCHAR, division VARCHAR, stage VARCHAR, amount DOUBLE, list_price DOUBLE,
+                   expected_close_date DATE, is_won BOOLEAN)""")
+    con.execute("CREATE TABLE star.dim_rep AS SELECT 'r1' AS rep_id, 'm1' AS manager, 'West' AS region")
+    for i, (opp, (before, after, won)) in enumerate(DEALS.items()):
+        rep = "r1" if i % 2 else "r2"  # r2 is not in dim_rep: its region and manager are 'unknown'
+        for date, side in ((C, before), (A, after)):
+            if side:
+                con.execute("INSERT INTO features.deal_snapshot VALUES (?, ?, 'acc', ?, 'Div', ?, ?, 12.5, ?, ?)",
+                            [date, opp, rep, side[0], side[1], side[2], won])
+    return con
+
+
+def test_every_deal_gets_its_category(con):
+    pairs = changes.pairs_sql([str(A)])
+    rows = dict(con.execute(f"SELECT opportunity_id, category FROM ({changes.changes_sql(pairs)})").fetchall())
+    assert rows == {"same": "unchanged", "up": "amount_up", "down": "amount_down", "adv": "stage_advanced",
+                    "back": "stage_back", "won": "won", "lost": "lost", "new": "new", "pushed": "pushed_out",
+                    "pulled": "pulled_in", "no_amount": "unchanged"}
+
+
+def test_waterfall_reconciles_to_the_cent_for_every_segment(con):
+    pairs = changes.pairs_sql([str(A)])
+    con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
+    assert con.execute(changes.RECONCILE_SQL).fetchall() == []
+    total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
+                             "AND segment_type = 'total'").fetchall())
+    # Q4 pipeline on the compare date: every Q4 deal before (pulled is in Q1 then)
+    assert total["start"] == 100 + 100 + 100 + 70 + 80 + 200 + 30 + 90 + 12.5
+    assert total["won"] == -200 and total["lost"] == -30 and total["new"] == 40
+    assert total["pushed_out"] == -90 and total["pulled_in"] == 55 and total["amount_up"] == 50.25
+    assert total["end"] == 100 + 150.25 + 60 + 70 + 80 + 40 + 55 + 12.5
+    segments = {r[0] for r in con.execute("SELECT DISTINCT segment_type FROM scores.pipeline_waterfall").fetchall()}
+    assert segments == set(changes.SEGMENTS)
+    # next quarter: the pushed deal arrives (95), the pulled one leaves (-55)
+    nxt = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'next_quarter' "
+                           "AND segment_type = 'total'").fetchall())
+    assert nxt == {"start": 55, "pulled_in": -55, "pushed_out": 95, "end": 95}
+
+
+def test_the_reconciliation_catches_a_cent(con):
+    pairs = changes.pairs_sql([str(A)])
+    con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
+    con.execute("UPDATE scores.pipeline_waterfall SET amount = amount - 0.01 WHERE category = 'won' "
+                "AND segment_type = 'rep' AND period = 'this_quarter'")
+    gaps = con.execute(changes.RECONCILE_SQL).fetchall()
+    assert len(gaps) == 1 and gaps[0][2] == "rep"
+
+
+def test_the_first_date_has_nothing_to_compare_with(con):
+    pairs = changes.pairs_sql([str(C)])
+    assert con.execute(f"SELECT count(*) FROM ({changes.changes_sql(pairs)})").fetchone()[0] == 0
+
+
+@pytest.mark.browser
+def test_what_changed_page(tmp_path, con):
+    """The page in real Chromium, on a warehouse whose tables the real SQL built."""
+    from browser import build_analyst_db, chromium, render_page, streamlit_server
+
+    pairs = changes.pairs_sql([str(A)])
+    waterfall = con.execute(f"SELECT * FROM ({changes.waterfall_sql(pairs)})").fetchall()
+    moved = con.execute(f"SELECT * FROM ({changes.changes_sql(pairs)})").fetchall()
+
+    def values(rows):
+        lit = lambda v: "NULL" if v is None else f"'{v}'" if isinstance(v, (str, dt.date)) else repr(v)  # noqa: E731
+        return ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
+
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=[
+        "CREATE SCHEMA scores",
+        "CREATE TABLE star.dim_rep AS SELECT 'r1' AS rep_id, 'r1' AS rep_name, 'm1' AS manager, 'West' AS region",
+        f"""CREATE TABLE scores.pipeline_waterfall AS SELECT as_of_date::DATE AS as_of_date,
+            compare_date::DATE AS compare_date, period, segment_type, segment, category, deals, amount
+            FROM (VALUES {values(waterfall)}) t(as_of_date, compare_date, period, segment_type, segment, category,
+                                               deals, amount)""",
+        f"""CREATE TABLE scores.pipeline_changes AS SELECT as_of_date::DATE AS as_of_date,
+            compare_date::DATE AS compare_date, opportunity_id, account_id, rep_id, division, category,
+            stage_before, stage_after, amount_before, amount_after, expected_close_before::DATE AS
+            expected_close_before, expected_close_after::DATE AS expected_close_after
+            FROM (VALUES {values(moved)}) t(as_of_date, compare_date, opportunity_id, account_id, rep_id, division,
+                                           category, stage_before, stage_after, amount_before, amount_after,
+                                           expected_close_before, expected_close_after)"""])
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        text = render_page(browser, url, "what-changed", name="what_changed",
+                           expect_text=["What changed", "The deals behind each bar"])
+    assert f"Pipeline on {C}\n\n782" in text  # start: 782.5 shown rounded (half to even)
+    assert f"Pipeline on {A}\n\n568" in text  # end: 567.75
+    assert "Won" in text and "200" in text
+    assert "Traceback" not in text
