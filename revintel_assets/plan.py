@@ -29,6 +29,8 @@ class Job:
     icp_chain: bool = False  # a link of the monthly ICP refresh, run after the link before it
 
 
+PIPELINE = 'group:pipeline and not key:"reports/weekly_digest"'  # changes, waterfall, alerts: cheap SQL
+
 PLAN: tuple[Job, ...] = (
     Job("import_job", 'group:ingest or (group:star and not key:"star/fact_transactions")',
         "Read the source folder (quarantine and source metadata included) and rebuild the star "
@@ -44,9 +46,12 @@ PLAN: tuple[Job, ...] = (
     Job("deal_scoring_job", 'key:"scores/deal_scores" or key:"scores/deal_explanations"',
         "Score and explain the deals open on an as-of date with the champion of that date.",
         partitions="as_of_date", mode="latest"),
-    Job("pipeline_job", "group:pipeline",
-        "What changed since the previous as-of date: every deal's movement and the period waterfall, "
-        "for every as-of date in one pass.", partitions="as_of_date"),
+    Job("pipeline_job", PIPELINE,
+        "What changed since the previous as-of date: every deal's movement, the period waterfall and the "
+        "deal warnings, for every as-of date in one pass.", partitions="as_of_date"),
+    Job("digest_job", 'key:"reports/weekly_digest"',
+        "The weekly digest per manager (files, and the webhook when set) for the latest as-of date.",
+        partitions="as_of_date", mode="latest"),
     Job("forecast_job", "group:forecast",
         "Backtest the revenue forecast on past weekly origins (tuning its shared swing), then forecast "
         "booked revenue per week / month / segment as of the date.", partitions="as_of_date", mode="latest"),
@@ -63,13 +68,14 @@ PLAN: tuple[Job, ...] = (
         "Rank never-bought divisions by propensity x expected value, per cutoff.",
         partitions="icp_model_cutoff", icp_chain=True),
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
-                               'or key:"scores/deal_explanations" or group:pipeline or key:"forecast/revenue_forecast" '
+                               f'or key:"scores/deal_explanations" or ({PIPELINE}) or key:"forecast/revenue_forecast" '
                                'or key:"forecast/deal_contributions"',
         "One as-of date end to end: snapshot -> scores + explanations, pipeline changes -> forecast (with the swing tuned "
         "by the latest backtest); a successful run publishes the analyst file.", in_cli=False),
 )
 
 NIGHTLY_JOB = "nightly_rescore_job"  # the nightly schedule's job
+DIGEST_JOB = "digest_job"  # the weekly digest schedule's job
 RETRAIN_JOB = "win_model_job"  # the monthly schedule's job (with the first link of the ICP chain)
 
 

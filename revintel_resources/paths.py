@@ -44,3 +44,8 @@ def dagster_home() -> Path:
 
 def demo_source_dir() -> Path:
     return data_dir() / "demo"
+
+
+def digests_dir() -> Path:
+    """The weekly digests, one folder per as-of date, one Markdown + HTML file per manager."""
+    return data_dir() / "digests"

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
                                                       "metrics (set by `revintel demo`)")
     workers: int | None = Field(None, ge=1, description="Worker processes for the heavy kernels; default: "
                                                          "the cores this process may use (at most 8)")
+    app_url: str = Field("http://127.0.0.1:8501", description="Where the Streamlit app is reached: the digest's "
+                                                               "links to Deal Detail start with it")
+    digest_webhook_url: str | None = Field(None, description="POST the weekly digest here as JSON {\"text\": ...} "
+                                                             "(a Slack incoming webhook, or any endpoint)")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
     duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
                                                         "DuckDB's default)")

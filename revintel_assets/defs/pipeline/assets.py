@@ -1,13 +1,20 @@
 """Pipeline movement: what changed between consecutive as-of dates, deal by deal, and the
 waterfall that reconciles the open pipeline of a period from one date to the next."""
 
+import dataclasses
+import datetime as dt
+
 import dagster as dg
+import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.pipeline import changes
+from revintel_assets.defs.pipeline import changes, digest
+from revintel_assets.defs.pipeline.alerts import AlertRules, alerts_sql
 from revintel_assets.metadata import table_metadata
+from revintel_resources import paths
 from revintel_resources.resources import WarehouseResource
+from revintel_resources.settings import settings
 from revintel_resources.warehouse import PartitionFilter
 
 SPEC = dict(group_name="pipeline", owners=["team:revenue-operations"])
@@ -67,4 +74,78 @@ def pipeline_waterfall_reconciles(warehouse: WarehouseResource) -> dg.AssetCheck
            if gaps.height else {})})
 
 
-defs = dg.Definitions(assets=[pipeline_changes], asset_checks=[pipeline_waterfall_reconciles])
+class AlertConfig(dg.Config):
+    """Thresholds of the deal warnings (alerts.AlertRules; defaults there)."""
+    stalled_ratio: float = AlertRules.stalled_ratio
+    pushes: int = AlertRules.pushes
+    amount_cut: float = AlertRules.amount_cut
+    idle_days: int = AlertRules.idle_days
+    score_drop: float = AlertRules.score_drop
+
+
+ALERTS_DOC = ("Deal warnings on the as-of date: stalled in stage, close date passed, pushed repeatedly, amount cut "
+              "since the previous as-of date, no activity, win probability dropped (thresholds: the asset's config).", {
+    "alert_type": "stalled / close_date_passed / pushed_repeatedly / amount_cut / no_activity / score_dropped",
+    "detail": "What the rule saw, in words"})
+
+
+@dg.asset(key=["scores", "deal_alerts"], partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(),
+          deps=[deal_snapshot.key, dg.AssetKey(["scores", "pipeline_changes"]), dg.AssetKey(["scores", "deal_scores"]),
+                dg.AssetKey(["star", "fact_opportunity_history"])],
+          kinds={"duckdb", "sql"}, metadata={"partition_expr": "as_of_date"}, description=ALERTS_DOC[0],
+          pool="warehouse", **SPEC)
+def deal_alerts(context: dg.AssetExecutionContext, config: AlertConfig, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    keys = sorted(context.partition_keys)
+    rules = AlertRules(**config.model_dump())
+    wh.write("scores.deal_alerts", sql=alerts_sql(keys, rules, wh.table_exists("scores.deal_scores")),
+             partition=[PartitionFilter("as_of_date", values=keys)], run_id=context.run_id,
+             comment=ALERTS_DOC[0], column_comments=ALERTS_DOC[1])
+    where = f"as_of_date IN ({', '.join('?' * len(keys))})"
+    mix = wh.query(f"SELECT alert_type, count(*) AS n FROM scores.deal_alerts WHERE {where} GROUP BY 1", keys).rows()
+    return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.deal_alerts", where, keys),
+                                          "rules": dg.MetadataValue.json(dataclasses.asdict(rules)),
+                                          **{f"alerts_{t}": dg.MetadataValue.int(int(n)) for t, n in mix}})
+
+
+@dg.asset(key=["reports", "weekly_digest"], partitions_def=as_of_dates, kinds={"markdown", "html"},
+          deps=[dg.AssetKey(["scores", "pipeline_changes"]), dg.AssetKey(["scores", "deal_alerts"]),
+                dg.AssetKey(["star", "dim_rep"])],
+          description="The weekly digest per manager (Markdown and HTML under the data directory's digests/<date>/, "
+                      "one section per rep: top movers, new risks, slipped deals, linked to Deal Detail), posted to "
+                      "the digest webhook when one is set.", **SPEC)
+def weekly_digest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    moved = wh.query("SELECT c.*, coalesce(r.manager, 'no manager') AS manager FROM scores.pipeline_changes c "
+                     "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ?", [as_of])
+    compare = moved["compare_date"][0] if len(moved) else None
+    # new risks: alerts of the date that the date before did not raise for the same deal
+    alerts = wh.query("""SELECT a.*, coalesce(r.manager, 'no manager') AS manager FROM scores.deal_alerts a
+                         LEFT JOIN star.dim_rep r USING (rep_id) WHERE a.as_of_date = ? AND NOT EXISTS (
+                           SELECT 1 FROM scores.deal_alerts p WHERE p.as_of_date = ? AND p.opportunity_id = a.opportunity_id
+                           AND p.alert_type = a.alert_type)""", [as_of, compare])
+    folder = paths.digests_dir() / str(as_of)
+    folder.mkdir(parents=True, exist_ok=True)
+    s = settings()
+    managers = sorted(set(moved["manager"]) | set(alerts["manager"]))
+    texts = []
+    for manager in managers:
+        md = digest.manager_digest(manager, as_of, compare, moved.filter(pl.col("manager") == manager),
+                                   alerts.filter(pl.col("manager") == manager), s.app_url)
+        name = "".join(ch if ch.isalnum() else "_" for ch in manager)
+        (folder / f"{name}.md").write_text(md)
+        (folder / f"{name}.html").write_text(digest.to_html(md, f"Pipeline digest — {manager}"))
+        texts.append(md)
+    posted = None
+    if s.digest_webhook_url and texts:
+        posted = digest.post_webhook(s.digest_webhook_url, "\n\n".join(texts))
+        context.log.info(f"digest posted to the webhook: HTTP {posted}")
+    return dg.MaterializeResult(metadata={"folder": dg.MetadataValue.path(str(folder)),
+                                          "managers": dg.MetadataValue.int(len(managers)),
+                                          "new_risks": dg.MetadataValue.int(len(alerts)),
+                                          "webhook_status": dg.MetadataValue.int(posted or 0)})
+
+
+defs = dg.Definitions(assets=[pipeline_changes, deal_alerts, weekly_digest],
+                      asset_checks=[pipeline_waterfall_reconciles])

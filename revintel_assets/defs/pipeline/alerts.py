@@ -1,0 +1,67 @@
+"""Deal warnings: plain rules over what was known on the as-of date (pure SQL, no Dagster).
+
+Each rule reads the deal's as-of snapshot, its change history up to the date, this week's
+pipeline change and, where deals were scored on an earlier date too, the score then. Thresholds
+are the `AlertRules` fields (the asset's config in the launchpad).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    stalled_ratio: float = 2.0  # in the stage this many times its usual time
+    pushes: int = 3  # expected close date moved later this many times
+    amount_cut: float = 0.2  # amount cut by this share since the previous as-of date
+    idle_days: int = 30  # no change of stage, close date or amount for this many days
+    score_drop: float = 0.10  # win probability fell by this much since the previous scored date
+
+
+ALERT_TYPES = ("stalled", "close_date_passed", "pushed_repeatedly", "amount_cut", "no_activity", "score_dropped")
+
+
+def alerts_sql(keys: list[str], rules: AlertRules, with_scores: bool) -> str:
+    dates = ", ".join(f"DATE '{k}'" for k in keys)
+    score_drop = f"""
+        UNION ALL
+        SELECT n.as_of_date, n.opportunity_id, n.rep_id, 'score_dropped',
+               printf('win probability %d%% -> %d%% since %s', round(p.win_probability * 100)::INT,
+                      round(n.win_probability * 100)::INT, p.as_of_date::VARCHAR)
+        FROM scores.deal_scores n JOIN d ON n.as_of_date = d.as_of_date
+        JOIN LATERAL (SELECT max(as_of_date) AS prev FROM scores.deal_scores WHERE as_of_date < n.as_of_date) pv ON true
+        JOIN scores.deal_scores p ON p.as_of_date = pv.prev AND p.opportunity_id = n.opportunity_id
+        WHERE p.win_probability - n.win_probability >= {rules.score_drop}""" if with_scores else ""
+    return f"""
+    WITH d AS (SELECT unnest([{dates}]) AS as_of_date),
+    s AS (SELECT s.* FROM features.deal_snapshot s JOIN d USING (as_of_date)),
+    last_change AS (
+        SELECT s.as_of_date, s.opportunity_id, max(h.changed_at) AS changed_at
+        FROM s JOIN star.fact_opportunity_history h
+          ON h.opportunity_id = s.opportunity_id AND h.changed_at <= s.as_of_date
+        GROUP BY ALL)
+    SELECT * FROM (
+        SELECT as_of_date, opportunity_id, rep_id, 'stalled' AS alert_type,
+               printf('%.1fx the usual time in %s (%d days)', stage_time_ratio, stage, days_in_stage) AS detail
+        FROM s WHERE stage_time_ratio >= {rules.stalled_ratio}
+        UNION ALL
+        SELECT as_of_date, opportunity_id, rep_id, 'close_date_passed',
+               printf('expected close date passed %d days ago', -days_to_expected_close)
+        FROM s WHERE days_to_expected_close < 0
+        UNION ALL
+        SELECT as_of_date, opportunity_id, rep_id, 'pushed_repeatedly',
+               printf('close date pushed %d times', n_pushes::BIGINT)
+        FROM s WHERE n_pushes >= {rules.pushes}
+        UNION ALL
+        SELECT c.as_of_date, c.opportunity_id, c.rep_id, 'amount_cut',
+               printf('amount cut %,.0f -> %,.0f since %s', c.amount_before, c.amount_after, c.compare_date::VARCHAR)
+        FROM scores.pipeline_changes c JOIN d USING (as_of_date)
+        WHERE c.amount_after < c.amount_before * (1 - {rules.amount_cut})
+        UNION ALL
+        SELECT s.as_of_date, s.opportunity_id, s.rep_id, 'no_activity',
+               printf('no change for %d days', s.as_of_date - coalesce(l.changed_at, s.created_date))
+        FROM s LEFT JOIN last_change l USING (as_of_date, opportunity_id)
+        WHERE s.as_of_date - coalesce(l.changed_at, s.created_date) >= {rules.idle_days}
+        {score_drop})
+    ORDER BY as_of_date, opportunity_id, alert_type"""

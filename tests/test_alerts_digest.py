@@ -1,0 +1,126 @@
+"""Deal warnings, the weekly digest and its webhook (a real local HTTP server), and the digest
+schedule that never goes past the data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import threading
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from revintel_assets.defs.pipeline.alerts import AlertRules, alerts_sql
+
+A, C = dt.date(2025, 10, 13), dt.date(2025, 10, 6)
+
+
+def _warehouse(con):
+    con.execute("CREATE SCHEMA IF NOT EXISTS features; CREATE SCHEMA IF NOT EXISTS star; "
+                "CREATE SCHEMA IF NOT EXISTS scores")
+    con.execute("""CREATE TABLE features.deal_snapshot AS SELECT * FROM (VALUES
+        (DATE '2025-10-13', 'stuck', 'r1', 'Engaging', 3.4, 61, 10, 0, DATE '2025-01-01'),
+        (DATE '2025-10-13', 'late', 'r1', 'Proposal', 1.0, 10, -12, 1, DATE '2025-09-01'),
+        (DATE '2025-10-13', 'pushy', 'r2', 'Proposal', 1.0, 10, 30, 4, DATE '2025-09-01'),
+        (DATE '2025-10-13', 'fine', 'r2', 'Proposal', 1.0, 5, 30, 0, DATE '2025-10-01'))
+        t(as_of_date, opportunity_id, rep_id, stage, stage_time_ratio, days_in_stage, days_to_expected_close,
+          n_pushes, created_date)""")
+    con.execute("""CREATE TABLE star.fact_opportunity_history AS SELECT * FROM (VALUES
+        ('stuck', DATE '2025-08-13'), ('late', DATE '2025-10-01'), ('pushy', DATE '2025-10-10'),
+        ('fine', DATE '2025-12-01')) t(opportunity_id, changed_at)""")
+    con.execute("""CREATE TABLE scores.pipeline_changes AS SELECT * FROM (VALUES
+        (DATE '2025-10-13', DATE '2025-10-06', 'late', 'r1', 'amount_down', 1000.0, 700.0, DATE '2025-10-01', DATE '2025-10-01'),
+        (DATE '2025-10-13', DATE '2025-10-06', 'pushy', 'r2', 'pushed_out', 500.0, 500.0, DATE '2025-12-01', DATE '2026-02-01'),
+        (DATE '2025-10-13', DATE '2025-10-06', 'fine', 'r2', 'amount_down', 100.0, 95.0, DATE '2025-12-01', DATE '2025-12-01'))
+        t(as_of_date, compare_date, opportunity_id, rep_id, category, amount_before, amount_after,
+          expected_close_before, expected_close_after)""")
+    con.execute("""CREATE TABLE scores.deal_scores AS SELECT * FROM (VALUES
+        (DATE '2025-10-06', 'fine', 'r2', 0.60), (DATE '2025-10-13', 'fine', 'r2', 0.45),
+        (DATE '2025-10-06', 'late', 'r1', 0.50), (DATE '2025-10-13', 'late', 'r1', 0.48))
+        t(as_of_date, opportunity_id, rep_id, win_probability)""")
+    con.execute("CREATE TABLE star.dim_rep AS SELECT * FROM (VALUES ('r1', 'Mia Park'), ('r2', 'Mia Park')) "
+                "t(rep_id, manager)")
+
+
+def test_each_rule_fires_where_it_should():
+    con = duckdb.connect()
+    _warehouse(con)
+    got = {(r[1], r[3]) for r in con.execute(alerts_sql([str(A)], AlertRules(), with_scores=True)).fetchall()}
+    assert got == {("stuck", "stalled"), ("stuck", "no_activity"), ("late", "close_date_passed"),
+                   ("late", "amount_cut"), ("pushy", "pushed_repeatedly"), ("fine", "score_dropped")}
+    # a change dated after the as-of date is not activity known then: 'fine' was created 12 days before
+    # and changes only on 2025-12-01, so it has been idle for 12 days (a leak would make it -49)
+    strict = AlertRules(idle_days=10)
+    idle = {r[1] for r in con.execute(alerts_sql([str(A)], strict, with_scores=True)).fetchall() if r[3] == "no_activity"}
+    assert idle == {"stuck", "late", "fine"}  # 'pushy' changed 3 days before
+    looser = AlertRules(stalled_ratio=5, pushes=10, amount_cut=0.5, idle_days=365, score_drop=0.5)
+    assert {r[3] for r in con.execute(alerts_sql([str(A)], looser, with_scores=True)).fetchall()} == {"close_date_passed"}
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def webhook():
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Hook.received = []
+    yield f"http://127.0.0.1:{server.server_port}/hook", _Hook.received
+    server.shutdown()
+
+
+def test_digest_asset_writes_files_and_posts_to_a_local_webhook(tmp_path, monkeypatch, webhook):
+    from revintel_assets.defs.deals.partitions import as_of_dates
+    from revintel_assets.defs.pipeline.assets import deal_alerts, weekly_digest
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.warehouse import Warehouse
+
+    url, received = webhook
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REVINTEL_DIGEST_WEBHOOK_URL", url)
+    monkeypatch.setenv("REVINTEL_APP_URL", "http://app.example:8501")
+    with Warehouse.from_env().connect() as con:
+        _warehouse(con)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(as_of_dates.name, [str(C), str(A)])
+    resources = {"warehouse": WarehouseResource()}
+    for key in (str(C), str(A)):
+        assert dg.materialize([deal_alerts], partition_key=key, instance=instance, resources=resources,
+                              selection=[deal_alerts]).success
+    assert dg.materialize([weekly_digest], partition_key=str(A), instance=instance, resources=resources).success
+    md = (tmp_path / "data" / "digests" / str(A) / "Mia_Park.md").read_text()
+    assert "## r1" in md and "## r2" in md
+    assert "[pushy](http://app.example:8501/deal-detail?as_of=2025-10-13&deal=pushy): close 2025-12-01 → 2026-02-01" in md
+    assert "close date pushed 4 times" in md  # a new risk
+    assert (tmp_path / "data" / "digests" / str(A) / "Mia_Park.html").read_text().count("<h2>") == 2
+    assert len(received) == 1 and received[0]["text"] == md
+
+
+def test_digest_schedule_never_goes_past_the_data(tmp_path, monkeypatch):
+    from revintel_assets.defs.pipeline.schedules import weekly_digest_schedule
+    from revintel_resources.warehouse import Warehouse
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    wh = Warehouse.from_env()
+    wh.write("meta.source", pl.DataFrame({"export_date": [dt.date(2025, 12, 31)]}))
+    wh.publish()
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 6))
+        request = weekly_digest_schedule(ctx)
+        assert request.partition_key == "2025-12-31"  # the data's last date, not the day before the tick
+        assert instance.get_dynamic_partitions("as_of_date") == []  # evaluating registers nothing
+        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2025, 11, 24, 6))
+        assert weekly_digest_schedule(ctx).partition_key == "2025-11-23"
