@@ -69,7 +69,8 @@ PLAN: tuple[Job, ...] = (
         partitions="icp_model_cutoff", icp_chain=True),
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
                                f'or key:"scores/deal_explanations" or ({PIPELINE}) or key:"forecast/revenue_forecast" '
-                               'or key:"forecast/deal_contributions"',
+                               'or key:"forecast/deal_contributions" or key:"scores/deal_outlook" '
+                               'or key:"validation/deal_outlook"',
         "One as-of date end to end: snapshot -> scores + explanations, pipeline changes -> forecast (with the swing tuned "
         "by the latest backtest); a successful run publishes the analyst file.", in_cli=False),
 )

@@ -12,8 +12,9 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.forecast import backtest, docs, model, probabilities, simulate, timing
+from revintel_assets.defs.forecast import backtest, docs, model, outlook, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
+from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.tracking import MLflowResource
@@ -300,4 +301,86 @@ def _shock(wh, as_of: dt.date, horizon_weeks: int) -> tuple:
     return float(best["sigma_horizon"][0]), float(best["sigma_week"][0]), best["as_of_date"][0]
 
 
-defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast])
+OUTLOOK_DOC = ("Per open deal and period (this / next quarter of the as-of date): the chance it is won in the "
+               "period, won later or earlier (slips), or lost; the three sum to 1.", {
+    "p_win_in_period": "Win probability x P(close in the period | won) from the timing model of the date",
+    "p_slip": "Won, but not in the period",
+    "p_lose": "1 - win probability"})
+OUTLOOK_ORIGINS = 8  # past as-of dates the outlook is judged on: every 4th Monday whose quarters are over
+
+
+@dg.multi_asset(specs=[
+    dg.AssetSpec(["scores", "deal_outlook"], deps=[SCORES, deal_snapshot.key], kinds={"numpy", "duckdb"}, **SPEC,
+                 metadata={"partition_expr": "as_of_date"}, description=OUTLOOK_DOC[0]),
+    dg.AssetSpec(["validation", "deal_outlook"], deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"])],
+                 kinds={"duckdb"}, **SPEC, metadata={"tables": "validation.model_metrics", "model_family": "outlook"},
+                 description="The outlook judged on past as-of dates whose quarters are over (each with the win "
+                             "probability and timing known then): AUC / Brier / ECE of p_win_in_period and p_slip, "
+                             "beside the CRM's close date as the baseline (baseline_expected_close).")],
+    partitions_def=as_of_dates, pool="warehouse")
+def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow_tracking: MLflowResource):
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    since = as_of - dt.timedelta(days=TIMING_DAYS + 7 * 4 * OUTLOOK_ORIGINS + 200)
+    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, since])
+    rows = wh.query("SELECT s.* EXCLUDE (outcome_date, is_won), d.win_probability FROM features.deal_snapshot s "
+                    "JOIN scores.deal_scores d USING (as_of_date, opportunity_id) WHERE s.as_of_date = ?", [as_of]) \
+        if wh.table_exists("scores.deal_scores") else pl.DataFrame()
+    if len(rows):
+        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing.fit(snaps, as_of, TIMING_DAYS), as_of)
+        wh.write("scores.deal_outlook", frame, partition_column="as_of_date", partition_values=[as_of],
+                 run_id=context.run_id, comment=OUTLOOK_DOC[0], column_comments=OUTLOOK_DOC[1])
+    else:
+        context.log.warning(f"no deal scores on {as_of}: no outlook")
+    yield dg.MaterializeResult(asset_key=["scores", "deal_outlook"], metadata={
+        "dagster/row_count": dg.MetadataValue.int(2 * len(rows))})
+    metrics = _judge_outlook(wh, mlflow_tracking, snaps, as_of)
+    owned = [PartitionFilter("model_family", values=["outlook"]), PartitionFilter("cutoff_date", values=[as_of])]
+    if len(metrics):
+        wh.write("validation.model_metrics", metrics, partition=owned, run_id=context.run_id)
+    yield dg.MaterializeResult(asset_key=["validation", "deal_outlook"], metadata={
+        **{f"{r['model_name']} {r['period_type']} {r['metric']}": dg.MetadataValue.float(float(r["value"]))
+           for r in metrics.filter(pl.col("metric").is_in(["auc", "brier", "ece"])).iter_rows(named=True)
+           if r["value"] == r["value"]},
+        "origins": dg.MetadataValue.int(int(metrics["origins"][0]) if len(metrics) else 0)})
+
+
+def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Metrics of the outlook on past Mondays whose next quarter ended by as_of, from what was known
+    on each (the probability source of that date, timing fitted before it); outcomes as of as_of."""
+    dates = sorted(d for d in snaps["as_of_date"].unique().to_list()
+                   if d.weekday() == 0 and outlook.quarter_bounds(d)["next_quarter"][1] <= as_of)
+    chosen = dates[::-4][:OUTLOOK_ORIGINS]
+    if not chosen:
+        return pl.DataFrame()
+    prob = probabilities.registry(tracking, wh.query(LABEL_COUNTS_SQL, [as_of]), counts=True)
+    frames = []
+    for o in chosen:
+        rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [o])
+        p, _ = prob(o, rows.drop("outcome_date", "is_won"))
+        f = outlook.outlook(rows, np.asarray(p), timing.fit(snaps, o, TIMING_DAYS), o)
+        base = f.join(rows.select("opportunity_id", "expected_close_date"), on="opportunity_id")
+        f = outlook.labels(f.with_columns(pl.Series("p_win", np.tile(p, 2))), rows.select(
+            "opportunity_id", "outcome_date", "is_won"), as_of)
+        # the baseline: the CRM's close date decides the period, the same win probability the size
+        in_p = (pl.col("expected_close_date") >= pl.col("p_start")) & (pl.col("expected_close_date") < pl.col("p_end"))
+        frames.append(f.join(base.select("opportunity_id", "period", "expected_close_date"), on=["opportunity_id", "period"])
+                      .with_columns(pl.when(in_p).then(pl.col("p_win")).otherwise(0.0).alias("baseline_in_period")))
+    rows = pl.concat(frames)
+    out = []
+    for period in outlook.PERIODS:
+        r = rows.filter(pl.col("period") == period)
+        known = r.filter(pl.col("slipped").is_not_null())
+        for name, y, p in (("deal_outlook_win_in_period", r["won_in_period"], r["p_win_in_period"]),
+                           ("baseline_expected_close_win_in_period", r["won_in_period"], r["baseline_in_period"]),
+                           ("deal_outlook_slip", known["slipped"], known["p_slip"]),
+                           ("baseline_expected_close_slip", known["slipped"],
+                            known["p_win"] - known["baseline_in_period"])):
+            for metric, value in classification_metrics(y.cast(pl.Float64).to_numpy(), p.to_numpy()).items():
+                out.append({"model_name": name, "period_type": period, "metric": metric, "value": float(value)})
+    return pl.DataFrame(out).with_columns(
+        pl.col("model_name").alias("model_version"), pl.lit(as_of).alias("cutoff_date"), pl.lit("all").alias("division"),
+        pl.lit("holdout").alias("split"), pl.lit("outlook").alias("model_family"), pl.lit(len(chosen)).alias("origins"))
+
+
+defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast, deal_outlook])
