@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
+from revintel_assets.defs.forecast.periods import calendar
 import synthetic  # tests/synthetic.py: a fixture, not product code
 
 ORIGIN = dt.date(2024, 6, 3)
@@ -92,3 +93,23 @@ def test_counted_labels_give_the_same_probabilities_and_close_dates(data):
     from revintel_assets.rules import known_history
     known = known_history(labelled.filter(pl.col("as_of_date") < ORIGIN), ORIGIN)
     assert expected_close_from_rows(rows, known).equals(probabilities.expected_close_from_counts(rows, counts, ORIGIN))
+
+
+def test_walk_forward_shock_sees_only_origins_observed_before():
+    """An origin's shock comes only from origins whose whole horizon ended before it: changing the
+    later origins' tuning hits cannot move it (no look-ahead), and early origins are not judged."""
+    start = dt.date(2025, 1, 6)
+    chosen = [start + dt.timedelta(weeks=i) for i in range(30)]
+    n = len(backtest.SHOCK_GRID)
+    rng = np.random.default_rng(0)
+    hits = [np.c_[rng.integers(0, 100, n), np.full(n, 100)] for _ in chosen]
+    walk = backtest.walk_forward_shocks(chosen, hits, horizon_weeks=13)
+    judged = [i for i, w in enumerate(walk) if w is not None]
+    assert judged and judged[0] > backtest.MIN_PRIOR_ORIGINS and walk[0] is None
+    i = judged[0]
+    ends = [calendar(o, 13).days[-1] for o in chosen]
+    prior = [j for j in range(len(chosen)) if ends[j] < chosen[i]]
+    assert len(prior) == backtest.MIN_PRIOR_ORIGINS and max(prior) < i
+    tampered = [h if j in prior else np.c_[np.full(n, 100), np.full(n, 100)] for j, h in enumerate(hits)]
+    assert backtest.walk_forward_shocks(chosen, tampered, 13)[i] == walk[i]
+    assert walk[i] == backtest.choose_shock(sum(hits[j] for j in prior))[:2]

@@ -44,7 +44,9 @@ class ForecastConfig(dg.Config):
     horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # 4..13
     n_sims: int = 10_000  # the forecast of the as-of date
     backtest_sims: int = 2_000  # per backtest origin: quantiles to ~1 %, 5x cheaper
-    n_origins: int = 28  # latest weekly origins whose whole horizon is observed; 0 = all
+    # latest weekly origins whose whole horizon is observed (0 = all); walk forward judges those with
+    # at least MIN_PRIOR_ORIGINS origins observed before them: about 20 of 40 with a 13-week horizon
+    n_origins: int = 40
     refit_timing_weeks: int = 4  # backtests refit the timing model every 4 origins (on pre-origin data)
     seed: int = 7
 
@@ -105,7 +107,7 @@ def _metric_rows(frame: pl.DataFrame, as_of: dt.date, version: str) -> pl.DataFr
     return frame.with_columns(
         pl.when(pl.col("model_name") == "revenue_forecast").then(pl.lit(version))
         .otherwise(pl.col("model_name") + "@" + str(as_of)).alias("model_version"),
-        pl.lit(as_of).alias("cutoff_date"), pl.lit("all").alias("division"), pl.lit("holdout").alias("split"),
+        pl.lit(as_of).alias("cutoff_date"), pl.lit("all").alias("division"),
         pl.lit(FAMILY).alias("model_family"), pl.col("value").cast(pl.Float64))
 
 
@@ -145,7 +147,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
     # pass 1, one origin at a time: prepare, simulate, count the shock grid's tuning hits; the
     # origin keeps its engine inputs, and its sims only while they fit in CACHE_BYTES
-    prepared, cached, hits, fitted = [], [], 0, None
+    prepared, cached, hits, fitted = [], [], [], None
     for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
         if i % max(1, config.refit_timing_weeks) == 0:
             fitted = timing.fit(snaps, o)
@@ -163,27 +165,49 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS],
                                  res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)])
         assert len(x_tune) == len(backtest.tuning_rows(origin))
-        hits = hits + backtest.tuning_hits(origin, x_tune, config.seed)
+        hits.append(backtest.tuning_hits(origin, x_tune, config.seed))
         cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
                       if keep else None)
         prepared.append(origin)
         del res, x_tune
-    sigma_h, sigma_w, grid = backtest.choose_shock(hits)
+    # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
+    # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
+    sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits))
+    walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks)
     timing_rows = backtest.timing_validation(snaps, as_of)
     del snaps  # the largest input (every snapshot's timing columns): not needed for scoring
-    # pass 2: score every origin with the chosen shock (cached sims, or the same sims again)
-    frames = []
-    for o, x in zip(prepared, cached):
-        shock_m = simulate.shock(config.backtest_sims, o.cal.atom_week_all, sigma_h, sigma_w, config.seed)
-        rows_o = (backtest.evaluate_origin(o, x, shock_m) if x is not None
-                  else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, shock_m))
-        frames.append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version")))
+    # pass 2: score each origin on the sims tuning never saw (cached, or the same sims again), with
+    # its walk-forward shock, the in-sample one, and none
+    judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
+    skip, n_eval = backtest.TUNING_SIMS, config.backtest_sims - backtest.TUNING_SIMS
+    if n_eval < 200:
+        raise ValueError(f"backtest_sims = {config.backtest_sims}: the evaluation uses the sims the tuning did not "
+                         f"see, so it must exceed {backtest.TUNING_SIMS} by at least 200")
+    for o, x, wf in zip(prepared, cached, walk):
+        # origins with a walk-forward shock are also scored without any, to show what the swing adds
+        shocks = {"in_sample": (sigma_h, sigma_w), **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
+        for kind, (sh, sw) in shocks.items():
+            shock_m = simulate.shock(n_eval, o.cal.atom_week_all, sh, sw, config.seed + backtest.EVAL_SEED_OFFSET)
+            rows_o = (backtest.evaluate_origin(o, x[..., skip:], shock_m) if x is not None
+                      else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, shock_m, skip=skip))
+            judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
+                                                    pl.lit(sh).alias("sigma_horizon"), pl.lit(sw).alias("sigma_week")))
     del cached
-    rows = pl.concat(frames).with_columns(pl.lit(as_of).alias("backtest_as_of"))
-    metrics = backtest.metrics(rows)
+    if not judged["walk_forward"]:
+        context.log.warning(f"forecast backtest: fewer than {backtest.MIN_PRIOR_ORIGINS} origins observed before "
+                            "any other: no walk-forward figures; the in-sample ones are reported as validation")
+    rows = pl.concat(judged["walk_forward"] or judged["in_sample"]).with_columns(pl.lit(as_of).alias("backtest_as_of"))
+    metrics = backtest.metrics(rows).with_columns(
+        pl.lit("holdout" if judged["walk_forward"] else "validation").alias("split"))
+    in_sample = backtest.metrics(pl.concat(judged["in_sample"])).with_columns(pl.lit("validation").alias("split"))
+    no_swing = (backtest.metrics(pl.concat(judged["no_swing"]))
+                .filter((pl.col("metric") == "coverage_p10_p90") & (pl.col("model_name") == "revenue_forecast"))
+                .with_columns(pl.lit("coverage_p10_p90_no_swing").alias("metric"), pl.lit("holdout").alias("split"))
+                if judged["no_swing"] else pl.DataFrame())
     version = f"revenue_forecast@{as_of}"
-    all_metrics = _metric_rows(pl.concat([metrics, timing_rows.with_columns(pl.lit(None, dtype=pl.Utf8)
-                                                                            .alias("segment_type"))],
+    all_metrics = _metric_rows(pl.concat([metrics, in_sample, no_swing,
+                                          timing_rows.with_columns(pl.lit(None, dtype=pl.Utf8).alias("segment_type"),
+                                                                   pl.lit("holdout").alias("split"))],
                                          how="diagonal_relaxed"), as_of, version)
 
     owned = [PartitionFilter("backtest_as_of", values=[as_of])]

@@ -30,6 +30,8 @@ SIGMA_WEEK_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 TARGET_COVERAGE = 0.8
 TUNING_SIMS = 1000
 TUNING_TYPES = ("total", "region", "manager", "division")  # reps: evaluated, not tuned on (too sparse)
+MIN_PRIOR_ORIGINS = 4  # walk forward: an origin is judged with a shock tuned on at least this many earlier ones
+EVAL_SEED_OFFSET = 1  # the evaluation's shock draws use seed + 1; its sims are the ones tuning never saw
 TIMING_VALIDATION_DAYS = (365, 730)  # timing_validation's origins: this many days before the as-of date
 
 ProbabilityFn = Callable[[dt.date, pl.DataFrame], tuple[np.ndarray, str]]
@@ -198,6 +200,17 @@ def choose_shock(hits: np.ndarray) -> tuple[float, float, pl.DataFrame]:
     return best["sigma_horizon"], best["sigma_week"], grid.drop("gap")
 
 
+def walk_forward_shocks(chosen: list[dt.date], hits: list[np.ndarray], horizon_weeks: int) -> list[tuple | None]:
+    """For each origin, the shock chosen only on origins whose whole horizon was observed before
+    it (their hits); None where fewer than MIN_PRIOR_ORIGINS such origins exist (not judged)."""
+    ends = [calendar(o, horizon_weeks).days[-1] for o in chosen]
+    out = []
+    for o in chosen:
+        prior = [h for h, end in zip(hits, ends) if end < o]
+        out.append(choose_shock(sum(prior))[:2] if len(prior) >= MIN_PRIOR_ORIGINS else None)
+    return out
+
+
 def tune_shock(origins_: list[Origin], sims: list[np.ndarray], seed: int) -> tuple[float, float, pl.DataFrame]:
     """Grid search of the shock sizes on the backtests (sims: run_sims' arrays)."""
     hits = sum(tuning_hits(o, x[tuning_rows(o)], seed) for o, x in zip(origins_, sims))
@@ -222,9 +235,11 @@ def evaluate_origin(o: Origin, x: np.ndarray, shock_m: np.ndarray) -> pl.DataFra
                             for p in ("week", "month")})
 
 
-def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarray, workers: int = 2) -> pl.DataFrame:
+def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarray, workers: int = 2,
+                            skip: int = 0) -> pl.DataFrame:
     """evaluate_origin's rows, re-simulating the origin (same seed: the same sims) and scoring
-    reps chunk by chunk inside the engine: memory does not grow with reps x sims."""
+    reps chunk by chunk inside the engine: memory does not grow with reps x sims. skip: the first
+    sims are left out (those the tuning saw), as evaluate_origin(o, x[..., skip:], ...) does."""
     st = np.ascontiguousarray(shock_m.T, dtype=np.float32)
     group_labels, groups = model.group_matrix(o.prep.segments)
     n_g, n_r = len(group_labels), len(o.prep.segments.reps)
@@ -233,6 +248,7 @@ def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarr
     widths = [len(pts[p]) * 6 for p in ptypes]
 
     def reduce(lo: int, hi: int, block: np.ndarray) -> np.ndarray:
+        block = block[..., skip:]
         return np.concatenate([model.period_stats(block, pts[p], st, o.actual[p][n_g + lo:n_g + hi]).reshape(hi - lo, -1)
                                for p in ptypes], axis=1)
 
@@ -241,8 +257,9 @@ def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarr
     stats = {}
     for k, p in enumerate(ptypes):
         rep = res.rep_out[:, sum(widths[:k]):sum(widths[:k + 1])].reshape(n_r, len(pts[p]), 6)
-        stats[p] = np.concatenate([model.period_stats(res.group_grid, pts[p], st, o.actual[p][:n_g]), rep,
-                                   model.period_stats(res.division_grid, pts[p], st, o.actual[p][n_g + n_r:])])
+        stats[p] = np.concatenate([model.period_stats(res.group_grid[..., skip:], pts[p], st, o.actual[p][:n_g]), rep,
+                                   model.period_stats(res.division_grid[..., skip:], pts[p], st,
+                                                      o.actual[p][n_g + n_r:])])
     return _origin_rows(o, stats)
 
 
