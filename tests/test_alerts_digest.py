@@ -117,7 +117,11 @@ def test_digest_schedule_never_goes_past_the_data(tmp_path, monkeypatch):
     wh = Warehouse.from_env()
     wh.write("meta.source", pl.DataFrame({"export_date": [dt.date(2025, 12, 31)]}))
     wh.publish()
-    with dg.instance_for_test() as instance:
+    # a real instance in tmp_path (instance_for_test would leave a global instance behind that later
+    # definition loads, in other tests, would open after its directory is gone)
+    (tmp_path / "dagster_home").mkdir()
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    if True:
         ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 6))
         request = weekly_digest_schedule(ctx)
         assert request.partition_key == "2025-12-31"  # the data's last date, not the day before the tick
