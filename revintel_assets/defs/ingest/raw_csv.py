@@ -26,7 +26,8 @@ from pathlib import Path
 import duckdb
 
 from revintel_assets.defs.ingest.errors import SourceError
-from revintel_assets.defs.ingest.mapping import example
+from revintel_assets.defs.ingest.expr import quote_ident
+from revintel_assets.defs.ingest.mapping import example, inside
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 
 SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
@@ -133,6 +134,10 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     optional columns that differ only in spelling ('Opportunity ID') are matched too.
     Raises SourceError when the file cannot be read at all or lacks a required column.
     """
+    try:  # a symlink in the source folder must not lead the import to a file outside it
+        inside(path.parent, path.name)
+    except ValueError as exc:
+        raise SourceError(path, 0, "a file inside the source folder", f"{path.name} is {exc}") from None
     data = read_bytes(path)
     enc = encoding or check_text(path, data, layout)
     if encoding:
@@ -187,9 +192,14 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         import pyarrow as pa
 
         starts, blanks = records
-        _records = pa.table({"rec": pa.array(range(1, len(starts) + 1), pa.int64()),  # noqa: F841
-                             "phys": pa.array(starts, pa.int64()), "blank": pa.array(blanks, pa.bool_())})
-        con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records")
+        records_arrow = pa.table({"rec": pa.array(range(1, len(starts) + 1), pa.int64()),
+                                  "phys": pa.array(starts, pa.int64()), "blank": pa.array(blanks, pa.bool_())})
+        # registered, not found by a replacement scan: those are off on a locked-down connection
+        con.register("_records_arrow", records_arrow)
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_arrow")
+        finally:
+            con.unregister("_records_arrow")
     # rejected rows: DuckDB's record number -> physical line (one quarantine row per record)
     con.execute(
         f"""INSERT INTO {QUARANTINE_STAGING}
@@ -227,6 +237,5 @@ def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) 
         if len(cands) == 1:
             out[cands[0]] = ours
     for theirs, ours in out.items():
-        con.execute(f'ALTER TABLE _raw RENAME COLUMN "{theirs.replace(chr(34), chr(34) * 2)}" '
-                    f'TO "{ours.replace(chr(34), chr(34) * 2)}"')
+        con.execute(f"ALTER TABLE _raw RENAME COLUMN {quote_ident(theirs)} TO {quote_ident(ours)}")
     return out

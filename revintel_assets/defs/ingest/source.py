@@ -14,7 +14,7 @@ import duckdb
 
 from revintel_assets.defs.ingest import maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
-from revintel_assets.defs.ingest.mapping import Mapping, load_mapping
+from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.raw_csv import norm, read_header
@@ -129,15 +129,32 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     return None
 
 
+def lock_down(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Second door behind the mapping grammar and the quoted identifiers (docs/SECURITY.md): the
+    connection may read files only inside the source folder (symlinks are resolved by DuckDB),
+    write or attach no file, install no extension, and this cannot be undone by SQL. The settings
+    belong to the database instance, which lives as long as its connections: the warehouse opens
+    a fresh one per `connect()`, so later steps are not affected."""
+    root = str(Path(folder).resolve()).replace("'", "''")
+    con.execute(f"SET allowed_directories = ['{root}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | None = None,
-                  mapping: str | Path | Mapping | None = None) -> ImportReport:
+                  mapping: str | Path | Mapping | None = None, locked: bool = True) -> ImportReport:
     """Read every file of the source into the canonical staging tables and the quarantine.
 
-    `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml."""
+    `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml.
+    `locked`: lock the connection down to reading the source folder (lock_down) before any file
+    is read; irreversible for the connection's database instance."""
     folder = Path(folder)
     if folder.is_dir() and not isinstance(mapping, Mapping):
         mapping = load_mapping(folder, mapping)
     layout = detect_layout(folder, forced, mapping)
+    check_files(layout.user_mapping, folder)
+    if locked:
+        lock_down(con, folder)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
     ensure_quarantine_staging(con)
