@@ -1,0 +1,215 @@
+"""Issue 18: nothing in a source folder runs as code, reads or writes outside it, or leaks a file's
+contents into the warehouse or an error message. Every payload below worked on the code before
+the fix (a mapping value or a CSV header pasted into DuckDB SQL, `files:` outside the folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from revintel_assets.defs.ingest import expr
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.source import import_source, lock_down
+
+SECRET = "TOPSECRET-4f1c9e"
+TIDY = ("customer_id,order_date,sku,quantity,amount,Qty,UnitPrice\n"
+        "C1,2024-01-05,S1,2,10.5,2,5.25\n"
+        "C2,2024-02-05,S2,1,3,1,3\n"
+        ",2024-03-05,S3,1,4,1,4\n")  # missing customer_id: quarantined, so raw_row_sql runs
+
+
+@pytest.fixture
+def box(tmp_path) -> dict[str, Path]:
+    """A source folder, a secret file beside it (outside it) and paths a payload would write."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "transactions.csv").write_text(TIDY)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.csv"
+    secret.write_text(f"{SECRET},b\n1,2\n")
+    return {"src": src, "secret": secret, "out": tmp_path / "pwned.csv", "db": tmp_path / "other.duckdb",
+            "tmp": tmp_path}
+
+
+def _mapping(src: Path, body: str) -> Path:
+    path = src / "revintel_mapping.yaml"
+    path.write_text(body)
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def _everything(con) -> str:
+    """Every value of every table of the connection, as text (to look for the secret)."""
+    out = []
+    for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall():
+        out.append(str(con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()))
+    return "\n".join(out)
+
+
+def _import(src: Path, con=None):
+    con = con or duckdb.connect()
+    return con, import_source(con, src)
+
+
+def _yaml_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# -- mapping values are column names or a small grammar, never SQL --------------------------------
+
+PAYLOADS = {
+    "copy_to": "1)::VARCHAR; COPY (SELECT 42) TO '{out}' (FORMAT csv); SELECT (1",
+    "copy_plain": "COPY (SELECT 1) TO '{out}'",
+    "read_text": "(SELECT content FROM read_text('{secret}'))",
+    "attach": "1)::VARCHAR; ATTACH '{db}' AS o; CREATE TABLE o.t AS SELECT 1 AS x; SELECT (1",
+    "drop": "1)::VARCHAR; DROP TABLE staging.raw_tidy; SELECT (1",
+    "comment": "amount --",
+    "other_function": "getenv('HOME')",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_mapping_payload_is_rejected_with_file_and_line(box, name):
+    payload = PAYLOADS[name].format(out=box["out"], secret=box["secret"], db=box["db"])
+    path = _mapping(box["src"], f"layout: tidy\ncolumns:\n  customer_id: customer_id\n"
+                                f"  amount: {_yaml_str(payload)}\n")
+    con = duckdb.connect()
+    with pytest.raises(SourceError) as err:
+        import_source(con, box["src"])
+    assert err.value.path == path and err.value.line == _line_of(path, "amount:") == 4
+    assert "column name" in err.value.expected
+    assert SECRET not in str(err.value)
+    assert not box["out"].exists() and not box["db"].exists()
+    assert SECRET not in _everything(con)
+
+
+def test_expression_grammar_still_maps_real_exports(box):
+    """`Quantity * UnitPrice` (the README's example; before the fix it failed on the all-text staging
+    table) and the Online Retail mapping's try_cast form give the same amounts."""
+    for value in ("Qty * UnitPrice", "try_cast(Qty AS DOUBLE) * try_cast(UnitPrice AS DOUBLE)",
+                  '"Qty" * ("UnitPrice" + 0) / 1'):
+        _mapping(box["src"], f"layout: tidy\ncolumns:\n  amount: {_yaml_str(value)}\n")
+        con, _ = _import(box["src"])
+        assert con.execute("SELECT customer_id, amount FROM staging.transactions ORDER BY 1").fetchall() == \
+            [("C1", 10.5), ("C2", 3.0)], value
+
+
+def test_expression_compiles_to_quoted_identifiers_only():
+    assert expr.compile_expr("Quantity * UnitPrice") == \
+        '(try_cast("Quantity" AS DOUBLE) * try_cast("UnitPrice" AS DOUBLE))'
+    assert expr.compile_expr('-"a""b" + 1.5e2') == '((- try_cast("a""b" AS DOUBLE)) + 150.0)'
+    assert expr.compile_expr("a -- b") == '(try_cast("a" AS DOUBLE) - (- try_cast("b" AS DOUBLE)))'  # not a comment
+    for bad in ("a; DROP TABLE x", "read_text('x')", "a /* x */", "(a", "a b", "try_cast(a AS BLOB)",
+                "x'41'", "a::VARCHAR", "$1", "a\nb", "1e999"):
+        with pytest.raises(expr.ExprError):
+            expr.compile_expr(bad)
+    with pytest.raises(expr.ExprError, match="no column 'nope'"):
+        expr.compile_expr("nope * 2", ["a"])
+
+
+def test_unknown_column_in_expression_names_mapping_line(box):
+    path = _mapping(box["src"], "layout: tidy\ncolumns:\n  quantity: Qty\n  amount: Qty * Price\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.path == path and err.value.line == 4 and "no column 'Price'" in str(err.value)
+
+
+def test_header_names_with_spaces_and_brackets_still_map(box):
+    (box["src"] / "transactions.csv").write_text(
+        "Customer No,order_date,sku,quantity,Amount (EUR)\nC1,2024-01-05,S1,2,10.5\n")
+    _mapping(box["src"], "columns:\n  customer_id: Customer No\n  amount: Amount (EUR)\n")
+    con, _ = _import(box["src"])
+    assert con.execute("SELECT customer_id, amount FROM staging.transactions").fetchall() == [("C1", 10.5)]
+
+
+# -- files: stay inside the source folder ---------------------------------------------------------
+
+def _crm(src: Path, target: str) -> Path:
+    return _mapping(src, f"files:\n  sales_pipeline.csv: {_yaml_str(target)}\n")
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "etc_passwd", "absolute"])
+def test_files_entry_outside_the_folder_is_refused(box, kind):
+    src = box["src"]
+    target = {"dotdot": "../outside/secret.csv",
+              "etc_passwd": "../" * len(src.resolve().parts) + "etc/passwd",
+              "absolute": str(box["secret"])}[kind]
+    path = _crm(src, target)
+    con = duckdb.connect()
+    with pytest.raises(SourceError) as err:
+        import_source(con, src)
+    assert err.value.path == path and err.value.line == 2
+    assert "inside the source folder" in err.value.expected
+    message = str(err.value)
+    assert SECRET not in message and "root:" not in message
+    assert SECRET not in _everything(con)
+
+
+def test_symlink_out_of_the_folder_is_refused(box):
+    (box["src"] / "transactions.csv").unlink()
+    (box["src"] / "sales_pipeline.csv").symlink_to(box["secret"])
+    con = duckdb.connect()
+    with pytest.raises(SourceError) as err:
+        import_source(con, box["src"])
+    assert "sales_pipeline.csv" in str(err.value) and SECRET not in str(err.value)
+    assert SECRET not in _everything(con)
+
+
+def test_files_entry_inside_the_folder_still_works(box):
+    (box["src"] / "exports").mkdir()
+    (box["src"] / "transactions.csv").rename(box["src"] / "exports" / "tx_2024.csv")
+    _mapping(box["src"], "layout: tidy\nfiles:\n  transactions.csv: exports/tx_2024.csv\n")
+    con, report = _import(box["src"])
+    assert con.execute("SELECT count(*) FROM staging.transactions").fetchone()[0] == 2
+
+
+# -- a CSV header is data ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [
+    'a") || read_text(\'/etc/hostname\') || ("',             # the issue's payload
+    'x", (SELECT content FROM read_text(\'{secret}\'))) || coalesce("x',  # one that worked
+])
+def test_hostile_csv_header_stays_a_name(box, header):
+    header = header.format(secret=box["secret"])
+    quoted = '"' + header.replace('"', '""') + '"'
+    (box["src"] / "transactions.csv").write_text(
+        f"customer_id,order_date,sku,quantity,amount,x,{quoted}\n"
+        "C1,2024-01-05,S1,2,10.5,,v\n"
+        ",2024-03-05,S3,1,4,,w\n")
+    con, report = _import(box["src"])
+    rows = con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new").fetchall()
+    assert rows == [(3, ",2024-03-05,S3,1,4,,w", "customer_id is empty: the line cannot be attributed to an account")]
+    hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else SECRET
+    everything = _everything(con)
+    assert SECRET not in everything
+    assert hostname not in everything.replace(header, "")
+
+
+# -- the second door: the import connection cannot touch other files ------------------------------
+
+def test_import_connection_is_locked_down(box, monkeypatch):
+    """Even SQL that slipped past the grammar cannot write, read or attach outside the folder."""
+    con = duckdb.connect()
+    lock_down(con, box["src"])
+    assert con.execute(f"SELECT count(*) FROM read_csv('{box['src'] / 'transactions.csv'}')").fetchone()[0] == 3
+    for sql in (f"COPY (SELECT 1) TO '{box['out']}'", f"SELECT * FROM read_text('{box['secret']}')",
+                f"ATTACH '{box['db']}' AS o", "SET enable_external_access = true",
+                "SET allowed_directories = ['/']", "SET lock_configuration = false",
+                f"SELECT * FROM read_text('{box['src']}/../outside/secret.csv')"):
+        with pytest.raises(duckdb.Error):
+            con.execute(sql)
+    assert not box["out"].exists() and not box["db"].exists()
+
+    # a compiler bug that let SQL through: the import still cannot write outside
+    monkeypatch.setattr(expr, "compile_expr", lambda text, available=None:
+                        f"1)::VARCHAR; COPY (SELECT 42) TO '{box['out']}'; SELECT (1")
+    _mapping(box["src"], "layout: tidy\ncolumns:\n  amount: Qty * UnitPrice\n")
+    with pytest.raises((SourceError, duckdb.Error)):
+        import_source(duckdb.connect(), box["src"])
+    assert not box["out"].exists()
