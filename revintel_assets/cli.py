@@ -58,19 +58,26 @@ def _materialize(source: dict[str, str], args) -> int:
     from revintel_assets.defs.ingest.errors import SourceError
     from revintel_assets.orchestrate import materialize_all
 
+    from revintel_resources.runlock import RunLocked, run_lock
+
     if getattr(args, "as_of", None):
         source["as_of"] = args.as_of
-    print(f"revintel: materializing the asset graph on {source['path']}")
-    start = time.perf_counter()
-    try:
-        records = materialize_all(load(), resources={"source": source})
-    except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
-        root = _root_cause(exc)
-        if isinstance(root, SourceError):
-            print(f"revintel: cannot import the source: {root}", file=sys.stderr)
-            return 2
-        raise
-    _summary(records, time.perf_counter() - start)
+    try:  # one run per data directory: a second one refuses at once (runlock.py)
+        with run_lock(paths.data_dir(), f"{getattr(args, 'command', 'run')} on {source['path']}"):
+            print(f"revintel: materializing the asset graph on {source['path']}")
+            start = time.perf_counter()
+            try:
+                records = materialize_all(load(), resources={"source": source})
+            except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
+                root = _root_cause(exc)
+                if isinstance(root, SourceError):
+                    print(f"revintel: cannot import the source: {root}", file=sys.stderr)
+                    return 2
+                raise
+            _summary(records, time.perf_counter() - start)
+    except RunLocked as exc:
+        print(f"revintel: {exc}", file=sys.stderr)
+        return 3
     if args.no_serve:
         return 0
     # the UI's sensors and launchpad default to the source just materialized

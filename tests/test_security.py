@@ -213,3 +213,62 @@ def test_import_connection_is_locked_down(box, monkeypatch):
     with pytest.raises((SourceError, duckdb.Error)):
         import_source(duckdb.connect(), box["src"])
     assert not box["out"].exists()
+
+
+# -- one run per data directory ---------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli_env(data: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DAGSTER_HOME", "REVINTEL_AS_OF", "REVINTEL_SOURCE", "REVINTEL_MAPPING")}
+    return {**env, "REVINTEL_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}
+
+
+def _tidy_source(folder: Path, customers: int = 3) -> Path:
+    folder.mkdir(parents=True)
+    rows = [f"C{c},2024-{m:02d}-05,S{c % 2},1,{10 + c}" for c in range(customers) for m in range(1, 13)]
+    (folder / "transactions.csv").write_text("customer_id,order_date,sku,quantity,amount\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_second_run_on_one_data_dir_refuses_at_once(tmp_path):
+    """Two real `revintel run` processes on one data directory with different sources: the second
+    exits 3 with one line naming the first one's pid; when the first dies (SIGKILL) the lock is free."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from revintel_resources.runlock import run_lock
+
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "revintel_assets.cli", "run", "--no-serve", "--source"]
+    first = subprocess.Popen(cmd + [str(_tidy_source(tmp_path / "a"))], cwd=REPO, env=_cli_env(data),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        lock = data / ".run.lock"
+        while not (lock.exists() and lock.read_text().startswith(f"pid {first.pid},")):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+            time.sleep(0.2)
+        start = time.monotonic()
+        second = subprocess.run(cmd + [str(_tidy_source(tmp_path / "b"))], cwd=REPO, env=_cli_env(data),
+                                capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - start
+        assert first.poll() is None, "the first run ended before the second was tried"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 3, second.stderr[-2000:]
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("revintel: another revintel run (pid ") \
+        and f"pid {first.pid}," in lines[0], second.stderr
+    assert "Traceback" not in second.stderr and "materializing" not in second.stdout
+    assert took < 60
+    with run_lock(data):  # the kernel dropped the killed run's lock
+        pass
