@@ -272,3 +272,69 @@ def test_second_run_on_one_data_dir_refuses_at_once(tmp_path):
     assert took < 60
     with run_lock(data):  # the kernel dropped the killed run's lock
         pass
+
+
+# -- a copied data directory is independent of its original -----------------------------------------
+
+def _snapshot(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_copied_data_dir_writes_only_into_itself(tmp_path):
+    """Dagster (dagster.yaml base_dirs) and MLflow (artifact locations of experiments, runs,
+    logged models, model versions) of a copy write into the copy; the original is untouched."""
+    import shutil
+
+    import dagster as dg
+    import mlflow.pyfunc
+
+    from revintel_resources.instance import ensure_dagster_home
+    from revintel_resources.tracking import MLflowResource
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return [1] * len(model_input)
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+
+    def use(data: Path, tag: str) -> str:
+        instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(data / "dagster_home")))
+        try:
+            assert tiny.execute_in_process(instance=instance, tags={"which": tag}).success
+        finally:
+            instance.dispose()
+        ml = MLflowResource(data_dir=str(data))
+        with ml.run("relocation", f"run {tag}") as run:
+            run.log_features(["a", tag])
+            uri = run.log_model(Constant())
+        version = ml.register(uri, "revintel-relocation", tags={"run_id": run.run_id})
+        ml.set_alias("revintel-relocation", "champion", version)
+        assert ml.load_model("models:/revintel-relocation@champion").predict([0, 0]) == [1, 1]
+        return run.run_id
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    use(original, "first")
+    shutil.copytree(original, copy)
+    before = _snapshot(original)
+    run_id = use(copy, "second")
+    assert _snapshot(original) == before
+    assert any(run_id in str(p) for p in (copy / "mlflow" / "artifacts").rglob("features.json"))
+    assert str(original) not in (copy / "dagster_home" / "dagster.yaml").read_text()
+    import sqlite3
+
+    con = sqlite3.connect(copy / "mlflow" / "mlflow.db")
+    stored = str(con.execute("SELECT group_concat(artifact_location) FROM experiments").fetchall()
+                 + con.execute("SELECT group_concat(artifact_uri) FROM runs").fetchall()
+                 + con.execute("SELECT group_concat(storage_location) FROM model_versions").fetchall())
+    con.close()
+    assert str(original) not in stored and str(copy) in stored
+    assert "mlruns" not in stored  # the Default experiment lives under the data directory too
