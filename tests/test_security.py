@@ -338,3 +338,119 @@ def test_copied_data_dir_writes_only_into_itself(tmp_path):
     con.close()
     assert str(original) not in stored and str(copy) in stored
     assert "mlruns" not in stored  # the Default experiment lives under the data directory too
+
+
+# -- clean failures ------------------------------------------------------------------------------
+
+def test_utf16_exports_are_read_not_called_binary(box):
+    """Excel's 'Unicode text' is UTF-16 LE: read (with or without BOM), same rows as UTF-8;
+    big-endian is named as UTF-16 (before: 'binary content ... a spreadsheet or archive')."""
+    (box["src"] / "transactions.csv").unlink()
+    utf8 = TIDY.replace("S2", "Sé")
+    expected = None
+    for enc in ("utf-8", "utf-16", "utf-16-le"):
+        (box["src"] / "transactions.csv").write_bytes(utf8.encode(enc))
+        con, report = _import(box["src"])
+        got = (con.execute("SELECT * EXCLUDE (source_file) FROM staging.transactions ORDER BY _line").fetchall(),
+               con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new").fetchall())
+        expected = expected or got
+        assert got == expected and ("C2", "Sé") in [(r[0], r[3]) for r in got[0]], enc
+    (box["src"] / "transactions.csv").write_bytes(b"\xfe\xff" + utf8.encode("utf-16-be"))
+    with pytest.raises(SourceError, match="UTF-16 big-endian; save it as UTF-8") as err:
+        _import(box["src"])
+    assert "binary" not in str(err.value)
+
+
+def test_first_source_error_in_the_chain_wins():
+    from revintel_assets.cli import _root_cause
+
+    class StepError(Exception):  # as Dagster wraps a step's exception
+        def __init__(self, user_exception):
+            super().__init__("step failed")
+            self.user_exception = user_exception
+
+    try:
+        try:
+            raise OSError(5, "library failure")
+        except OSError as exc:
+            raise SourceError("f.csv", 3, "a CSV", "unreadable") from exc
+    except SourceError as exc:
+        wrapped = StepError(exc)
+        wrapped.__cause__ = exc
+    assert isinstance(_root_cause(wrapped), SourceError)
+    assert isinstance(_root_cause(StepError(ValueError("x"))), ValueError)
+
+
+def _cli(args: list[str], data: Path, timeout: float = 300):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "revintel_assets.cli", *args], cwd=REPO, env=_cli_env(data),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_source_error_from_a_library_error_exits_2(tmp_path):
+    """A SourceError raised from DuckDB's error (here: a delimiter DuckDB refuses) is the one
+    line the user sees, exit 2 (before: exit 1 and DuckDB's traceback)."""
+    src = _tidy_source(tmp_path / "src")
+    (src / "revintel_mapping.yaml").write_text("delimiter: '\"'\n")
+    proc = _cli(["run", "--no-serve", "--source", str(src)], tmp_path / "data")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("revintel:")]
+    assert len(lines) == 1 and lines[0].startswith("revintel: cannot import the source: ") \
+        and "transactions.csv, line 1" in lines[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Stack Trace" not in proc.stderr
+
+
+def test_storage_failure_is_one_line_exit_1(monkeypatch, capsys):
+    """Simulated: a step fails with ENOSPC (as Dagster wraps it) -> one line, exit 1."""
+    import errno
+
+    import revintel_assets.definitions as definitions
+    import revintel_assets.orchestrate as orchestrate
+    from revintel_assets import cli
+
+    class StepError(Exception):
+        def __init__(self, user_exception):
+            super().__init__("step failed")
+            self.user_exception = user_exception
+
+    def full(*args, **kwargs):
+        raise StepError(OSError(errno.ENOSPC, "No space left on device", "/data/warehouse/.work/x.wal"))
+
+    monkeypatch.setattr(definitions, "load", lambda: None)
+    monkeypatch.setattr(orchestrate, "materialize_all", full)
+    assert cli.main(["run", "--no-serve", "--source", str(REPO)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the disk is full" in err[0] and "unchanged" in err[0], err
+
+    def duck(*args, **kwargs):
+        raise StepError(duckdb.IOException('IO Error: Could not write file "x.duckdb": Read-only file system'))
+
+    monkeypatch.setattr(orchestrate, "materialize_all", duck)
+    assert cli.main(["run", "--no-serve", "--source", str(REPO)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "read-only" in err[0], err
+
+
+@pytest.mark.parametrize("case", ["full", "read_only"])
+def test_real_full_disk_and_read_only_warehouse(tmp_path, case):
+    """A small tmpfs as the data directory (disk full) or a read-only one as its warehouse/, where
+    this machine lets the test mount one: one `revintel:` line, exit 1, no traceback."""
+    import subprocess
+
+    data = tmp_path / "data"
+    mnt = data if case == "full" else data / "warehouse"
+    mnt.mkdir(parents=True)
+    opts = "size=3m" if case == "full" else "ro,size=64k"
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root?); test_storage_failure_is_one_line_exit_1 simulates it")
+    try:
+        proc = _cli(["run", "--no-serve", "--source", str(_tidy_source(tmp_path / "src"))], data)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("revintel:")]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("revintel: cannot write the data directory") and \
+        ("disk is full" if case == "full" else "read-only") in lines[0], lines

@@ -70,10 +70,17 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
 def read_header(path: Path) -> list[str]:
     """First line of a CSV as stripped column names (BOM removed); for format detection."""
     try:
-        first = read_bytes(path, 1 << 16).split(b"\n", 1)[0]
+        head = read_bytes(path, 1 << 16)
     except SourceError:
         return []
-    text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
+    utf16 = _utf16(head)
+    if utf16:  # big-endian is recognised too, so that the import names its encoding
+        codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else (
+            "utf-16-le" if utf16 == "utf-16" else "utf-16-be")
+        text = head.decode(codec, errors="replace")
+    else:
+        text = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+    text = text.split("\n", 1)[0].strip("\r\n")
     return [c.strip().strip('"').strip() for c in text.split(",")]
 
 
@@ -82,6 +89,12 @@ def check_text(path: Path, data: bytes, layout: str) -> str:
     expected = f"a comma-separated text file with a header row ({layout} layout)"
     if not data.strip(b" \t\r\n\xef\xbb\xbf"):
         raise SourceError(path, 1, expected, "the file is empty")
+    utf16 = _utf16(data)
+    if utf16 == "utf-16":
+        return utf16  # little-endian (Excel's "Unicode text"): DuckDB reads it as such
+    if utf16:
+        raise SourceError(path, 1, expected, "the file is UTF-16 big-endian; save it as UTF-8 "
+                          "(or UTF-16 little-endian) and run again")
     nul = data.find(b"\x00")
     if nul >= 0:
         raise SourceError(path, data.count(b"\n", 0, nul) + 1, expected,
@@ -94,6 +107,25 @@ def check_text(path: Path, data: bytes, layout: str) -> str:
         if _UTF8_MULTI.search(data):
             return "utf-8"  # mostly UTF-8: the rows with invalid bytes go to the quarantine
         return "latin-1"  # not UTF-8 anywhere: a latin-1 / Windows export
+
+
+def _utf16(data: bytes) -> str | None:
+    """'utf-16' for UTF-16 little-endian (with or without BOM), 'utf-16-be' for big-endian, None
+    otherwise. Without a BOM: text in UTF-16 has a NUL in (nearly) every other byte."""
+    if data.startswith(b"\xff\xfe"):
+        return "utf-16"
+    if data.startswith(b"\xfe\xff"):
+        return "utf-16-be"
+    sample = data[:1 << 16]
+    half = len(sample) // 2
+    if half < 2:
+        return None
+    even, odd = sample[0:2 * half:2].count(0), sample[1:2 * half:2].count(0)
+    if odd > 0.9 * half and even < 0.1 * half:
+        return "utf-16"
+    if even > 0.9 * half and odd < 0.1 * half:
+        return "utf-16-be"
+    return None
 
 
 def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
@@ -139,14 +171,15 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     except ValueError as exc:
         raise SourceError(path, 0, "a file inside the source folder", f"{path.name} is {exc}") from None
     data = read_bytes(path)
-    enc = encoding or check_text(path, data, layout)
-    if encoding:
-        check_text(path, data, layout)
+    detected = check_text(path, data, layout)
+    enc = detected if detected == "utf-16" else (encoding or detected)
+    if enc == "utf-16":  # line structure from the text, not from the two-byte code units
+        data = data.decode("utf-16" if data.startswith(b"\xff\xfe") else "utf-16-le", "replace").encode("utf-8")
     records = record_lines(data) if len(data) < SCAN_LIMIT else None
     del data
     src = _sql_str(str(path))
     rej, scan = f"{table.replace('.', '_')}_rejects", f"{table.replace('.', '_')}_scans"
-    enc_opt = ", encoding='latin-1'" if enc == "latin-1" else ""
+    enc_opt = {"latin-1": ", encoding='latin-1'", "utf-16": ", encoding='utf-16'"}.get(enc, "")
     try:
         con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
         con.execute(
