@@ -454,3 +454,15 @@ def test_real_full_disk_and_read_only_warehouse(tmp_path, case):
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("revintel: cannot write the data directory") and \
         ("disk is full" if case == "full" else "read-only") in lines[0], lines
+
+
+def test_over_long_line_names_the_line_and_the_limit(box):
+    """A 5 MB field: before, 'CSV Error on Line: 1' (DuckDB's first message line, wrong line)."""
+    (box["src"] / "transactions.csv").write_text(
+        "customer_id,order_date,sku,quantity,amount\nC1,2024-01-05,S1,2,10.5\n"
+        f"C2,2024-01-05,{'x' * (5 << 20)},2,10.5\nC3,2024-01-05,S1,2,10.5\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.line == 3 and "lines of at most 2,000,000 bytes" in err.value.expected
+    assert "xxxx" not in str(err.value) and len(str(err.value)) < 400
+

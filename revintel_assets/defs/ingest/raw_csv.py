@@ -84,6 +84,24 @@ def read_header(path: Path) -> list[str]:
     return [c.strip().strip('"').strip() for c in text.split(",")]
 
 
+def first_long_line(path: Path, limit: int) -> int | None:
+    """1-based number of the first physical line longer than `limit` bytes (read in chunks,
+    never a whole line in memory), or None."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    line, length = 1, 0
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            start = 0
+            while (nl := chunk.find(b"\n", start)) >= 0:
+                if length + nl - start > limit:
+                    return line
+                line, length, start = line + 1, 0, nl + 1
+            length += len(chunk) - start
+            if length > limit:
+                return line
+    return None
+
+
 def check_text(path: Path, data: bytes, layout: str) -> str:
     """Stop on files that are not CSV text at all; returns the encoding to read with."""
     expected = f"a comma-separated text file with a header row ({layout} layout)"
@@ -188,8 +206,15 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
             f"rejects_table='{rej}', rejects_scan='{scan}', sample_size=-1, "
             f"delim={_sql_str(delimiter)}, quote='\"', escape='\"'{enc_opt})")
     except duckdb.Error as exc:
-        raise SourceError(path, 1, f"a comma-separated text file with a header row ({layout} layout)",
-                          str(exc).splitlines()[0]) from exc
+        expected = f"a comma-separated text file with a header row ({layout} layout)"
+        too_long = re.search(r"Maximum line size of (\d+) bytes exceeded", str(exc))
+        if too_long:  # DuckDB's message quotes the whole line and numbers it within a buffer
+            limit = int(too_long.group(1))
+            line = first_long_line(path, limit)
+            raise SourceError(path, line or 1, f"{expected}, lines of at most {limit:,} bytes",
+                              f"line {line} is longer" if line else
+                              "a record spanning several lines is longer (an unclosed quote?)") from exc
+        raise SourceError(path, 1, expected, str(exc).splitlines()[0]) from exc
 
     columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE _raw)").fetchall()]
     columns = [c for c in columns if c != "_ord"]
