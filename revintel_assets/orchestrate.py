@@ -41,6 +41,8 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
     """Run every step of the plan (or only `jobs`), with `resources` as run config (e.g.
     {"source": {"path": ...}}); returns one record per materialized asset (key, partitions, rows)."""
     instance = dagster_instance()
+    for stale in Warehouse.from_env().remove_stale_publish_files():
+        say(f"removed {stale.name}: the copy of a publish that was killed before it finished")
     run_config = {**QUIET, "resources": {name: {"config": cfg} for name, cfg in (resources or {}).items()}}
     steps = [s for s in cli_steps() if jobs is None or s.name in jobs]
     records: list[dict] = []

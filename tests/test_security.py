@@ -466,3 +466,17 @@ def test_over_long_line_names_the_line_and_the_limit(box):
     assert err.value.line == 3 and "lines of at most 2,000,000 bytes" in err.value.expected
     assert "xxxx" not in str(err.value) and len(str(err.value)) < 400
 
+
+def test_stale_publish_copy_is_removed_at_the_next_start(tmp_path):
+    from revintel_resources.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path / ".work" / "w.duckdb", tmp_path / ".work" / "writer.lock", tmp_path / "revintel.duckdb")
+    wh.execute("CREATE TABLE t AS SELECT 1 AS x")
+    wh.publish()
+    stale = tmp_path / ".revintel.duckdb.999999.deadbeef.tmp"  # a publish killed before its rename
+    stale.write_bytes(b"x" * 1000)
+    assert wh.remove_stale_publish_files() == [stale] and not stale.exists()
+    stale.write_bytes(b"x")
+    wh.publish()
+    assert not stale.exists() and (tmp_path / "revintel.duckdb").exists()
+
