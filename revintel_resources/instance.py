@@ -124,11 +124,14 @@ def recover_dead_runs(instance, every_started: bool = False) -> list[str]:
     import dagster as dg
 
     recovered = []
+    # NOT_STARTED: an in-process run whose process was killed between creating the run and
+    # starting it stays NOT_STARTED forever (issue 18); with a dead pid it is failed like the others
     for record in instance.get_run_records(
-            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])):
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+                                            dg.DagsterRunStatus.NOT_STARTED])):
         run = record.dagster_run
         pid = run.tags.get(PID_TAG)
-        if pid is None and not every_started:
+        if pid is None and (not every_started or run.status == dg.DagsterRunStatus.NOT_STARTED):
             continue
         if pid is not None and (int(pid) == os.getpid() or _alive(int(pid))):
             continue

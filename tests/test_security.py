@@ -480,3 +480,32 @@ def test_stale_publish_copy_is_removed_at_the_next_start(tmp_path):
     wh.publish()
     assert not stale.exists() and (tmp_path / "revintel.duckdb").exists()
 
+
+def test_run_killed_before_it_started_is_marked_failed(tmp_path):
+    import subprocess
+    import sys
+
+    import dagster as dg
+
+    from revintel_resources.instance import PID_TAG, ensure_dagster_home, recover_dead_runs
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(tmp_path / "dagster_home")))
+    try:
+        run = instance.create_run_for_job(job_def=tiny, tags={PID_TAG: str(dead.pid)})
+        untagged = instance.create_run_for_job(job_def=tiny)  # e.g. the UI's: not ours to judge
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+        assert recover_dead_runs(instance) == [run.run_id]
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(untagged.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+    finally:
+        instance.dispose()
