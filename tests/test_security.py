@@ -509,3 +509,14 @@ def test_run_killed_before_it_started_is_marked_failed(tmp_path):
         assert instance.get_run_by_id(untagged.run_id).status == dg.DagsterRunStatus.NOT_STARTED
     finally:
         instance.dispose()
+
+
+def test_motherduck_token_is_not_in_repr():
+    from revintel_resources.backends import Backend
+    from revintel_resources.settings import Settings
+
+    token = "md-token-5ecret"
+    backend = Backend("motherduck", database="md:revintel", config={"motherduck_token": token}, local_file=False)
+    assert token not in repr(backend) and token not in str(backend) and "md:revintel" in repr(backend)
+    settings = Settings(motherduck_token=token)
+    assert settings.motherduck_token == token and token not in repr(settings) and token not in str(settings)
