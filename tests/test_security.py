@@ -520,3 +520,11 @@ def test_motherduck_token_is_not_in_repr():
     assert token not in repr(backend) and token not in str(backend) and "md:revintel" in repr(backend)
     settings = Settings(motherduck_token=token)
     assert settings.motherduck_token == token and token not in repr(settings) and token not in str(settings)
+
+
+def test_division_that_cannot_be_a_partition_key_stops_the_import(box):
+    """Before: imported, and the run failed at step 7 (icp) after six steps published nothing."""
+    (box["src"] / "sku_map.csv").write_text("sku,division\nS1,Hardware\nS2,Hard|ware\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.path.name == "sku_map.csv" and err.value.line == 3 and "Hard|ware" in str(err.value)

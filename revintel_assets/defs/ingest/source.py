@@ -179,8 +179,27 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
         report.files.update(import_sales_log(con, layout.transactions_file, user))
     elif layout.transactions == "tidy":
         report.files.update(import_tidy(con, layout.transactions_file, layout.mapping, user))
+    _check_partition_keys(con, layout.folder)
     report.export_date = _export_date(con)
     return report
+
+
+# Divisions become Dagster partition keys (icp_division; "cutoff|division" in the multi-partition
+# keys): these substrings make Dagster refuse them, several steps after the import.
+BAD_KEY_PARTS = ["|", "...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0"]
+
+
+def _check_partition_keys(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """A division name that cannot be a partition key stops the import, naming file and line."""
+    where = " OR ".join("contains(division, ?)" for _ in BAD_KEY_PARTS)
+    for table in ("staging.sku_map", "staging.products", "staging.transactions"):
+        row = con.execute(f"SELECT source_file, _line, division FROM {table} WHERE {where} "
+                          "ORDER BY source_file, _line LIMIT 1", BAD_KEY_PARTS).fetchall()
+        if row:
+            file, line, division = row[0]
+            raise SourceError(folder / file, line or 0,
+                              "division names without '|', '...', tabs or line breaks (each division is a "
+                              "partition of the ICP models)", f"found division {division!r}")
 
 
 def _crm_files(layout: SourceLayout) -> bool:
