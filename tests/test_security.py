@@ -559,3 +559,57 @@ def test_streamlit_binds_localhost_and_hides_tracebacks():
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_markdown_escaping_keeps_text_and_drops_syntax():
+    from dashboards.safe import code, md
+
+    payload = "![b](http://evil.example/beacon.png) [verify](http://phish.example) :red[x] $x$ www.evil.example"
+    escaped = md(payload)
+    assert "](" not in escaped and "http://" not in escaped and "www.evil" not in escaped
+    assert escaped.replace("\\", "").replace("\u200b", "") == payload  # shown as written
+    assert md("Acme\n# Header") == r"Acme \# Header"
+    assert code("a`b") == "`` a`b ``" and code("x") == "` x `"
+
+
+@pytest.mark.browser
+def test_deal_page_shows_hostile_data_and_url_as_text(tmp_path):
+    """An account name, a recommended action and a ?deal= parameter written as Markdown image and
+    link: shown as text, no <img> or <a> to them in the page (before: an image beacon and a
+    phishing link rendered)."""
+    from urllib.parse import quote
+
+    from browser import build_analyst_db, chromium, streamlit_server
+    from test_deal_pages import AS_OF, FIXTURE, open_page
+
+    beacon, phish = "http://127.0.0.1:9/beacon.png", "http://phish.example/login"
+    name = f"Cancore ![b]({beacon}) [verify account]({phish})"
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=[
+        *FIXTURE,
+        f"UPDATE star.dim_account SET account_name = '{name}' WHERE account_id = 'A3'",
+        f"UPDATE scores.deal_scores SET recommended_action = '[Call now]({phish})' WHERE opportunity_id = 'O6'"])
+    wanted = quote(f"x` ![b]({beacon}) [click]({phish}) `y")
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        try:
+            for path, expect in ((f"deal-detail?as_of={AS_OF}&deal=O6", "What moved the win probability"),
+                                 (f"deal-detail?as_of={AS_OF}&deal={wanted}", "is not among the deals open")):
+                for _ in range(2):  # the first visit may show "Page not found" (streamlit#9992)
+                    page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+                    page.wait_for_selector(f"text={expect}", timeout=60_000)
+                    if not page.locator("[role='dialog']", has_text="Page not found").count():
+                        break
+                links = page.evaluate("() => [...document.querySelectorAll('a[href], img[src]')]"
+                                      ".map(e => e.href || e.src)")
+                assert not [h for h in links if h.startswith((beacon, phish))], links
+                text = page.locator("body").inner_text().replace("\u200b", "")
+                assert "Traceback" not in text
+            assert f"[click]({phish})" in text  # the URL parameter, as text
+        finally:
+            ctx.close()
+        _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O6", name="deal_hostile",
+                               expect_text="What moved the win probability")
+        text = text.replace("\u200b", "")
+        assert f"[verify account]({phish})" in text and f"[Call now]({phish})" in text
