@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import subprocess
@@ -58,32 +59,96 @@ def _materialize(source: dict[str, str], args) -> int:
     from revintel_assets.defs.ingest.errors import SourceError
     from revintel_assets.orchestrate import materialize_all
 
+    from revintel_resources.runlock import RunLocked, run_lock
+
     if getattr(args, "as_of", None):
         source["as_of"] = args.as_of
-    print(f"revintel: materializing the asset graph on {source['path']}")
-    start = time.perf_counter()
-    try:
-        records = materialize_all(load(), resources={"source": source})
-    except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
-        root = _root_cause(exc)
-        if isinstance(root, SourceError):
-            print(f"revintel: cannot import the source: {root}", file=sys.stderr)
-            return 2
+    try:  # one run per data directory: a second one refuses at once (runlock.py)
+        with run_lock(paths.data_dir(), f"{getattr(args, 'command', 'run')} on {source['path']}"):
+            print(f"revintel: materializing the asset graph on {source['path']}")
+            start = time.perf_counter()
+            try:
+                records = materialize_all(load(), resources={"source": source})
+            except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
+                root = _root_cause(exc)
+                if isinstance(root, SourceError):
+                    print(f"revintel: cannot import the source: {root}", file=sys.stderr)
+                    return 2
+                storage = _storage_failure(exc)
+                if storage:
+                    print(f"revintel: {storage}", file=sys.stderr)
+                    return 1
+                raise
+            _summary(records, time.perf_counter() - start)
+    except RunLocked as exc:
+        print(f"revintel: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:  # the data directory itself cannot be created or locked
+        storage = _storage_failure(exc)
+        if storage:
+            print(f"revintel: {storage}", file=sys.stderr)
+            return 1
         raise
-    _summary(records, time.perf_counter() - start)
     if args.no_serve:
         return 0
     # the UI's sensors and launchpad default to the source just materialized
     return _serve(settings_env={("source" if k == "path" else k): v for k, v in source.items()})
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (Dagster's user_exception, then __cause__)."""
+    out, seen = [], exc
+    while seen is not None and seen not in out and len(out) < 50:
+        out.append(seen)
+        seen = getattr(seen, "user_exception", None) or seen.__cause__
+    return out
+
+
 def _root_cause(exc: BaseException) -> BaseException:
-    seen = exc
-    while True:
-        nxt = getattr(seen, "user_exception", None) or seen.__cause__
-        if nxt is None or nxt is seen:
-            return seen
-        seen = nxt
+    """The first SourceError in the chain (one raised from a library error keeps its own
+    message and exit code 2), else the innermost exception."""
+    from revintel_assets.defs.ingest.errors import SourceError
+
+    chain = _chain(exc)
+    return next((e for e in chain if isinstance(e, SourceError)), chain[-1])
+
+
+# errno and the words DuckDB, sqlite and Python use for them
+_STORAGE = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied", errno.EIO: "an I/O error"}
+_STORAGE_WORDS = {"no space left on device": errno.ENOSPC, "disk quota exceeded": errno.EDQUOT,
+                  "database or disk is full": errno.ENOSPC, "read-only file system": errno.EROFS,
+                  "attempt to write a readonly database": errno.EROFS, "permission denied": errno.EACCES,
+                  "disk i/o error": errno.EIO}  # sqlite's word for a write that failed (often: disk full)
+
+
+def _free_bytes(path) -> int:
+    try:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return 1 << 62
+
+
+def _storage_failure(exc: BaseException) -> str | None:
+    """One line for a run that failed because the data directory cannot be written (disk full,
+    read-only, no permission), else None. The published analyst file is only ever replaced
+    whole by publish(), so it is unchanged."""
+    for e in _chain(exc):
+        code = e.errno if isinstance(e, OSError) and e.errno in _STORAGE else None
+        if code is None:
+            text = str(e).lower()
+            code = next((c for words, c in _STORAGE_WORDS.items() if words in text), None)
+        if code is not None:
+            where = getattr(e, "filename", None) or paths.data_dir()
+            what = _STORAGE[code]
+            if code == errno.EIO and _free_bytes(paths.data_dir()) < (1 << 20):
+                what = "the disk is full"
+            return (f"cannot write the data directory ({where}): {what}. The published "
+                    f"analyst file {paths.analyst_db_path()} is unchanged; free space or fix the "
+                    "permissions and run again.")
+    return None
 
 
 def _summary(records: list[dict], seconds: float) -> None:

@@ -8,7 +8,9 @@ partitions. After the last job the warehouse is published for readers.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Callable
 
 import dagster as dg
@@ -17,7 +19,10 @@ from revintel_assets.plan import Job, cli_steps
 from revintel_resources.instance import dagster_instance, recover_dead_runs, run_tags
 from revintel_resources.warehouse import Warehouse
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console logger prints a failed step's whole stack trace at ERROR; the CLI says what
+# went wrong in one line instead (cli.py), and the steps' own warnings are echoed by _execute.
+# The full events stay in Dagster's event log (the UI's run page).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _runs(step: Job, keys: list[str]) -> list[dict[str, str]]:
@@ -36,6 +41,8 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
     """Run every step of the plan (or only `jobs`), with `resources` as run config (e.g.
     {"source": {"path": ...}}); returns one record per materialized asset (key, partitions, rows)."""
     instance = dagster_instance()
+    for stale in Warehouse.from_env().remove_stale_publish_files():
+        say(f"removed {stale.name}: the copy of a publish that was killed before it finished")
     run_config = {**QUIET, "resources": {name: {"config": cfg} for name, cfg in (resources or {}).items()}}
     steps = [s for s in cli_steps() if jobs is None or s.name in jobs]
     records: list[dict] = []
@@ -61,13 +68,28 @@ def _describe(tags: dict[str, str]) -> str:
     return ""
 
 
+def _warnings(instance, run_id: str) -> list[str]:
+    """What the run's steps logged at WARNING (context.log.warning), e.g. quarantined rows."""
+    try:
+        entries = instance.all_logs(run_id)
+    except Exception:  # the event log itself is unreadable (disk full?): the failure says why
+        return []
+    return [e.user_message for e in entries if e.dagster_event is None and e.level == logging.WARNING]
+
+
 def _execute(job, instance, tags: dict[str, str], say, run_config: dict) -> list[dict]:
     start = time.perf_counter()
     partition = tags.pop("dagster/partition", None)
     for run_id in recover_dead_runs(instance):
         say(f"      recovered run {run_id[:8]}: its process had died; marked failed, pool slot freed")
-    result = job.execute_in_process(instance=instance, tags=run_tags({"revintel/launched_by": "cli", **tags}),
-                                    partition_key=partition, run_config=run_config, raise_on_error=True)
+    run_id = str(uuid.uuid4())
+    try:
+        result = job.execute_in_process(instance=instance, tags=run_tags({"revintel/launched_by": "cli", **tags}),
+                                        partition_key=partition, run_config=run_config, raise_on_error=True,
+                                        run_id=run_id)
+    finally:
+        for message in _warnings(instance, run_id):
+            say(f"      warning: {message}")
     seen: dict[str, dict] = {}  # a range run reports each partition; the rows cover the range
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization

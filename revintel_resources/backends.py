@@ -52,7 +52,7 @@ class Backend:
 
     name: str
     database: str | None = None
-    config: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, str] = field(default_factory=dict, repr=False)  # holds the MotherDuck token
     local_file: bool = True
     memory_limit: str | None = None  # local DuckDB only: SET memory_limit (spills beyond it)
 

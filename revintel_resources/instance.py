@@ -9,12 +9,15 @@ in the UI) rather than inside a step. Two runs at once keep both cores busy on a
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from revintel_resources import paths
 
 DAGSTER_YAML = """\
-# Written by revintel (revintel_resources/instance.py); edit freely, it is not overwritten.
+# Written by revintel (revintel_resources/instance.py); edit freely, it is not overwritten, except
+# that base_dir paths under another data directory's dagster_home (a copied or restored data
+# directory) are moved to this one at each start.
 storage:
   sqlite:
     base_dir: {home}/storage
@@ -44,15 +47,44 @@ telemetry:
 """
 
 
-def ensure_dagster_home() -> Path:
+def ensure_dagster_home(home: Path | None = None) -> Path:
     """Create $REVINTEL_DATA_DIR/dagster_home with its dagster.yaml (child processes such as
-    `dagster dev` get it as DAGSTER_HOME in their environment; this process is never changed)."""
-    home = paths.dagster_home()
+    `dagster dev` get it as DAGSTER_HOME in their environment; this process is never changed).
+    A dagster.yaml copied from another data directory is relocated here (relocate_config)."""
+    home = Path(home) if home else paths.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML.format(home=home))
+    else:
+        relocate_config(config, home)
     return home
+
+
+def relocate_config(config: Path, home: Path) -> bool:
+    """Dagster's sqlite storage takes absolute base_dirs (no paths relative to DAGSTER_HOME), so a
+    copied data directory's dagster.yaml still names the original's: its runs, event logs and
+    compute logs would go there. Every base_dir under another `.../dagster_home` is moved under
+    `home` (a base_dir the user pointed elsewhere is left alone). True when the file changed."""
+    import yaml
+
+    text = config.read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return False  # the user's file; Dagster will say what is wrong with it
+    stored = ((data.get("local_artifact_storage") or {}).get("config") or {}).get("base_dir")
+    if not isinstance(stored, str) or not Path(stored).is_absolute() or Path(stored).name != home.name \
+            or Path(stored) == home:
+        return False
+    pattern = re.compile(r"(base_dir:\s*['\"]?)" + re.escape(stored) + r"(?=[/'\"\s]|$)", re.MULTILINE)
+    new = pattern.sub(lambda m: m.group(1) + str(home), text)
+    if new == text:
+        return False
+    tmp = config.with_suffix(".yaml.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, config)
+    return True
 
 
 def dagster_instance():
@@ -92,11 +124,14 @@ def recover_dead_runs(instance, every_started: bool = False) -> list[str]:
     import dagster as dg
 
     recovered = []
+    # NOT_STARTED: an in-process run whose process was killed between creating the run and
+    # starting it stays NOT_STARTED forever (issue 18); with a dead pid it is failed like the others
     for record in instance.get_run_records(
-            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])):
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+                                            dg.DagsterRunStatus.NOT_STARTED])):
         run = record.dagster_run
         pid = run.tags.get(PID_TAG)
-        if pid is None and not every_started:
+        if pid is None and (not every_started or run.status == dg.DagsterRunStatus.NOT_STARTED):
             continue
         if pid is not None and (int(pid) == os.getpid() or _alive(int(pid))):
             continue

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     motherduck_database: str = Field("revintel", validation_alias=AliasChoices(
         "MOTHERDUCK_DATABASE", "REVINTEL_MOTHERDUCK_DATABASE"), description="MotherDuck database name")
     motherduck_token: str | None = Field(None, validation_alias=AliasChoices(
-        "MOTHERDUCK_TOKEN", "motherduck_token"), description="MotherDuck token (MOTHERDUCK_TOKEN)")
+        "MOTHERDUCK_TOKEN", "motherduck_token"), repr=False,
+        description="MotherDuck token (MOTHERDUCK_TOKEN)")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

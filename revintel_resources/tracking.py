@@ -5,6 +5,12 @@ MLflow >= 3.13 refuses a plain ./mlruns file store, so tracking and registry liv
 time; registry writes from parallel training runs are serialised by a file lock instead of
 being retried until "database is locked" goes away.
 
+Relocatable: MLflow stores absolute artifact locations (experiments, runs, logged models, model
+versions), so a copied data directory would write its artifacts into the original. At each start
+(`configure()`) the locations that point at another data directory's `mlflow/` are rewritten to
+this one's (`relocate()`), and the Default experiment's (MLflow puts it under the working
+directory) goes under `mlflow/artifacts/0`.
+
 `run()` wraps `start_run()` with helpers to log params, metrics, the feature list, a figure and
 a pyfunc model (e.g. the ICP models)::
 
@@ -19,7 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import sqlite3
+from urllib.parse import unquote, urlparse
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +47,52 @@ from revintel_resources import paths
 # (in colour: the message starts with an escape code, hence the leading .*).
 logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+
+# (table, column) where MLflow keeps an absolute artifact location
+LOCATION_COLUMNS = [("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                    ("model_versions", "source")]
+_relocated: set[tuple[int, str]] = set()  # (pid, root) already checked by this process
+
+
+def relocate(root: Path) -> int:
+    """Point every stored artifact location of `root/mlflow.db` that lies under another data
+    directory's `mlflow/` at `root` instead; returns the rows changed. Idempotent."""
+    db = root / "mlflow.db"
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return 0
+        new_uri, new_path = root.as_uri(), str(root)
+        olds = set()
+        for (loc,) in con.execute("SELECT artifact_location FROM experiments WHERE artifact_location LIKE "
+                                  "'%/mlflow/artifacts/%'"):
+            head = loc[:loc.index("/mlflow/artifacts/") + len("/mlflow")]
+            if head not in (new_uri, new_path):
+                olds.add(head)
+        changed = 0
+        with con:
+            for old in olds:
+                old_uri = old if old.startswith("file:") else Path(old).as_uri()
+                old_path = unquote(urlparse(old_uri).path)
+                for prefix, new in ((old_uri, new_uri), (old_path, new_path)):
+                    for table, column in LOCATION_COLUMNS:
+                        if table in tables:
+                            changed += con.execute(
+                                f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                                f"WHERE substr({column}, 1, ?) = ? AND substr({column}, ?, 1) IN ('/', '')",
+                                [new, len(prefix) + 1, len(prefix), prefix, len(prefix) + 1]).rowcount
+            # the Default experiment: MLflow creates it under the working directory (./mlruns/0)
+            changed += con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0 "
+                                   "AND substr(artifact_location, 1, ?) <> ?",
+                                   [(root / "artifacts" / "0").as_uri(), len(new_uri), new_uri]).rowcount
+        return changed
+    finally:
+        con.close()
+
 
 # Pinned requirements skip MLflow's requirement inference, which imports the model and takes seconds.
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "numpy", "polars", "pandas"]
@@ -98,6 +153,11 @@ class MLflowResource(dg.ConfigurableResource):
 
     def configure(self) -> MlflowClient:
         self.root().mkdir(parents=True, exist_ok=True)
+        key = (os.getpid(), str(self.root()))
+        if key not in _relocated and (self.root() / "mlflow.db").exists():
+            with self._locked():
+                relocate(self.root())
+            _relocated.add(key)
         mlflow.set_tracking_uri(self.tracking_uri())
         mlflow.set_registry_uri(self.tracking_uri())
         return MlflowClient(self.tracking_uri(), self.tracking_uri())
@@ -108,7 +168,9 @@ class MLflowResource(dg.ConfigurableResource):
             exp = client.get_experiment_by_name(name)
             if exp is not None:
                 return exp.experiment_id
-            return client.create_experiment(name, artifact_location=(self.root() / "artifacts" / name).as_uri())
+            created = client.create_experiment(name, artifact_location=(self.root() / "artifacts" / name).as_uri())
+            relocate(self.root())  # a new store: its Default experiment under this data directory
+            return created
 
     @contextlib.contextmanager
     def start_run(self, experiment: str, run_name: str) -> Iterator[mlflow.ActiveRun]:

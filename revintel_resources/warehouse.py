@@ -333,6 +333,29 @@ class Warehouse:
 
     # -- publishing -----------------------------------------------------------------------------
 
+    def _stale_publish_files(self) -> list[Path]:
+        return sorted(self.analyst_path.parent.glob(f".{self.analyst_path.name}.*.tmp"))
+
+    def remove_stale_publish_files(self) -> list[Path]:
+        """Copies left by a publish that was killed before its rename (each as large as the work
+        file). Every publish holds the writer lock while its copy exists, so under the lock any
+        such file is stale."""
+        if not self.backend.local_file or not self.analyst_path.parent.is_dir():
+            return []
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._file_lock()
+        try:
+            lock.acquire(timeout=self.lock_timeout_s)
+        except filelock.Timeout:
+            return []  # a long writer: the next start cleans up
+        try:
+            stale = self._stale_publish_files()
+            for path in stale:
+                path.unlink(missing_ok=True)
+            return stale
+        finally:
+            lock.release()
+
     def publish(self) -> Path:
         """Atomically replace the analyst file with a consistent copy of the work file.
 
@@ -342,6 +365,8 @@ class Warehouse:
         self.analyst_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.analyst_path.with_name(f".{self.analyst_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         with self.connect() as con:
+            for stale in self._stale_publish_files():  # a publish killed before its rename
+                stale.unlink(missing_ok=True)
             # Fold the WAL into the file; closing the connection (below) makes the file self-contained.
             con.execute("CHECKPOINT")
             con.close()

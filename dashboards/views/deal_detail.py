@@ -7,6 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import db
+from dashboards.safe import code, md
 from dashboards import deals_data as dd
 
 st.title("Deal Detail")
@@ -32,19 +33,20 @@ wanted = st.query_params.get("deal")  # ?deal=<opportunity_id>, e.g. from a Pipe
 deal_id = pick[1].selectbox("Deal (highest risk first)", ids, index=ids.index(wanted) if wanted in label else 0,
                             format_func=label.get, key="deal_pick")
 if wanted and wanted not in label:
-    st.warning(f"Deal `{wanted}` is not among the deals open on {as_of}; showing the highest-risk deal instead.",
+    st.warning(f"Deal {code(wanted)} is not among the deals open on {as_of}; showing the highest-risk deal instead.",
                icon=":material/search_off:")
 st.query_params["deal"] = deal_id  # the URL always names the deal shown: shareable
 d = deals.filter(pl.col("opportunity_id") == deal_id).row(0, named=True)
 
 # ---------------------------------------------------------------- the deal
 color = dd.BADGE_COLORS.get(d["risk_category"], "gray")
-st.subheader(f"{d['opportunity_id']} — {d['account']} &nbsp;:{color}-badge[{d['risk_category']} risk]")
+# every value from the data goes into Markdown as literal text (safe.md): no links, images, directives
+st.subheader(f"{md(d['opportunity_id'])} — {md(d['account'])} &nbsp;:{color}-badge[{md(d['risk_category'])} risk]")
 rep = d["rep"] + (f" (manager {d['manager']}" + (f", {d['region']}" if d["region"] else "") + ")"
                   if d["manager"] else (f" ({d['region']})" if d["region"] else ""))
 product = d["product"] + (f" ({d['division']})" if d["division"] and d["division"] != d["product"] else "")
-st.markdown(f"**Account** {d['account']} &nbsp;·&nbsp; **Rep** {rep} &nbsp;·&nbsp; **Product** {product} "
-            f"&nbsp;·&nbsp; **Stage** {d['stage']}")
+st.markdown(f"**Account** {md(d['account'])} &nbsp;·&nbsp; **Rep** {md(rep)} &nbsp;·&nbsp; **Product** {md(product)} "
+            f"&nbsp;·&nbsp; **Stage** {md(d['stage'])}")
 close = d["expected_close_date"]
 days = (close - as_of).days if close else None
 due = None if days is None else f"{-days} days overdue" if days < 0 else "today" if days == 0 else f"in {days} days"
@@ -60,10 +62,10 @@ left, right = st.columns(2, gap="large")
 with left:
     st.markdown("**:material/report: Risk drivers**")
     drivers = [x.strip() for x in (d["risk_drivers"] or "").split(";") if x.strip()]
-    st.markdown("\n".join(f"- {x}" for x in drivers) or "- no risk signal")
+    st.markdown("\n".join(f"- {md(x)}" for x in drivers) or "- no risk signal")
 with right:
     st.markdown("**:material/task_alt: Recommended action**")
-    st.info(d["recommended_action"] or "—", icon=":material/arrow_forward:")
+    st.info(md(d["recommended_action"]) or "—", icon=":material/arrow_forward:")
 st.caption(dd.model_note([d["model_version"]], as_of))
 
 # ---------------------------------------------------------------- what moved the score

@@ -9,6 +9,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import db
+from dashboards.safe import code, md
 
 ANALYST_SCHEMAS = ("star", "features", "scores", "forecast", "validation")
 HEADLINE = [  # (metric label, table)
@@ -122,8 +123,8 @@ with left:
             else:
                 files_txt = "—" if files is None else str(files)
             lines = [
-                ("Path", f"`{row.get('source_path', '—')}`"),
-                ("Format", f"**{row.get('source_format', '—')}**"),
+                ("Path", code(row.get('source_path', '—'))),
+                ("Format", f"**{md(row.get('source_format', '—'))}**"),
                 ("Export date", str(row.get("export_date", "—"))),
                 ("Loaded at", str(row.get("loaded_at", "—"))[:19]),
                 ("Files", files_txt),
@@ -131,7 +132,7 @@ with left:
             st.markdown("\n".join(f"- {k}: {v}" for k, v in lines))
             if file_list:
                 with st.expander("Files read"):
-                    st.markdown("\n".join(f"- `{f}`" for f in file_list))
+                    st.markdown("\n".join(f"- {code(f)}" for f in file_list))
 
 with right:
     st.subheader(":material/report: Quarantined rows", divider="gray")

@@ -6,7 +6,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, safe
 from dashboards import deals_data as dd
 
 st.title("Pipeline Risk")
@@ -119,5 +119,5 @@ st.dataframe(
         "model_version": "Model version",
     })
 csv = view.select(pl.lit(as_of).alias("as_of_date"), pl.exclude("account_name", "rep_name", "product_name"))
-st.download_button("Download CSV", csv.write_csv().encode(), file_name=f"pipeline_risk_{as_of}.csv",
+st.download_button("Download CSV", safe.csv_bytes(csv), file_name=f"pipeline_risk_{as_of}.csv",
                    mime="text/csv", icon=":material/download:")

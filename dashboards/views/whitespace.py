@@ -6,7 +6,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, safe
 
 ALL = "All"
 
@@ -68,5 +68,5 @@ st.dataframe(table.head(200), hide_index=True, width="stretch",
              column_config={"propensity": st.column_config.NumberColumn(format="%.3f"),
                             "expected_value": st.column_config.NumberColumn(format="%.0f"),
                             "whitespace_score": st.column_config.NumberColumn(format="%.0f")})
-st.download_button("Download CSV", table.write_csv().encode(), file_name=f"whitespace_{cutoff}.csv",
+st.download_button("Download CSV", safe.csv_bytes(table), file_name=f"whitespace_{cutoff}.csv",
                    mime="text/csv", icon=":material/download:")

@@ -40,7 +40,9 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     wh = warehouse.get()
     with wh.connect() as con:
         con.execute("BEGIN TRANSACTION")
-        report = import_source(con, source.folder(), source.forced_format(), source.mapping_file())
+        # a local work file: locked down to reading the source folder (MotherDuck runs remotely)
+        report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
+                               locked=wh.backend.local_file)
         con.execute("COMMIT")
     wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
              "FROM staging.quarantine_new ORDER BY source_file, line_number",

@@ -18,8 +18,11 @@
     delimiter: ";"               # field separator, default ","
     encoding: latin-1            # force an encoding (default: UTF-8, latin-1 when the whole file is not UTF-8)
 
-Tidy transactions may also name a SQL expression over your columns instead of a column
-(`amount: "Quantity * UnitPrice"`), see mappings/online_retail.yaml.
+Tidy transactions may also compute a column from yours (`amount: "Quantity * UnitPrice"`, see
+mappings/online_retail.yaml): column names, numbers, + - * / and parentheses, try_cast, abs,
+round, coalesce (ingest/expr.py). A mapping describes, it never executes: a value outside that
+grammar, or a `files:` entry outside the source folder, stops the run with a SourceError naming
+the mapping file and line (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from revintel_assets.defs.ingest import expr
 from revintel_assets.defs.ingest.errors import SourceError
 
 USER_MAPPING = "revintel_mapping.yaml"
@@ -50,6 +54,11 @@ class Mapping:
     delimiter: str = ","
     encoding: str | None = None
     signature: list[str] | None = None
+    lines: dict[tuple, int] = field(default_factory=dict)  # ("columns", key) -> line in the file
+
+    def line(self, *keys: str) -> int:
+        """The line of a key in the mapping file (0 when unknown)."""
+        return self.lines.get(tuple(keys), self.lines.get(tuple(keys[:1]), 0))
 
     def file(self, canonical: str) -> str:
         return self.files.get(canonical, canonical)
@@ -83,16 +92,65 @@ def load_mapping(folder: Path, explicit: str | Path | None = None) -> Mapping:
     if path is None:
         return Mapping()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        text = path.read_text(encoding="utf-8-sig")
+        data = yaml.safe_load(text) or {}
+        lines = key_lines(text)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
+        # the kind of problem only: never the text of a file that may not be a mapping at all
+        problem = getattr(exc, "problem", None) or type(exc).__name__
         raise SourceError(path, line, "a YAML mapping file (see README, 'Bring your own export')",
-                          str(exc).splitlines()[0]) from exc
-    return parse_mapping(data, path)
+                          str(problem).splitlines()[0]) from exc
+    mapping = parse_mapping(data, path, lines)
+    check_files(mapping, Path(folder))
+    return mapping
 
 
-def parse_mapping(data: dict, path: Path | None = None) -> Mapping:
+def key_lines(text: str) -> dict[tuple, int]:
+    """1-based line of every key of the mapping, up to two levels below the top:
+    ("columns",), ("columns", "amount"), ("columns", "sales_pipeline.csv", "close_value")."""
+    out: dict[tuple, int] = {}
+
+    def walk(node, prefix: tuple, depth: int) -> None:
+        if not isinstance(node, yaml.MappingNode) or depth > 2:
+            return
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                here = (*prefix, str(key.value))
+                out[here] = key.start_mark.line + 1
+                walk(value, here, depth + 1)
+
+    walk(yaml.compose(text), (), 0)
+    return out
+
+
+def inside(folder: Path, name: str | Path) -> Path:
+    """`folder / name` when it stays inside the folder (relative, no `..`, no symlink out), else
+    ValueError. Never reads the file."""
+    rel = Path(name)
+    if rel.is_absolute() or str(name).startswith("~") or ".." in rel.parts or not rel.parts:
+        raise ValueError("an absolute path or one that leaves the folder with '..'")
+    root = Path(folder).resolve()
+    target = (Path(folder) / rel).resolve()
+    if target != root and root not in target.parents:
+        raise ValueError("a symlink that leads out of the folder")
+    return Path(folder) / rel
+
+
+def check_files(mapping: Mapping, folder: Path) -> None:
+    """`files:` entries name files inside the source folder."""
+    for canonical, name in mapping.files.items():
+        try:
+            inside(folder, name)
+        except ValueError as exc:
+            raise SourceError(mapping.origin, mapping.line("files", canonical),
+                              f"files: {canonical}: a file name inside the source folder {folder}",
+                              f"{name!r} is {exc}") from None
+
+
+def parse_mapping(data: dict, path: Path | None = None, lines: dict[tuple, int] | None = None) -> Mapping:
     where = path or Path("mapping")
+    lines = lines or {}
     if not isinstance(data, dict):
         raise SourceError(where, 1, "a YAML mapping (keys: " + ", ".join(sorted(KEYS - {"signature", "thousands"})) + ")",
                           f"found a {type(data).__name__}")
@@ -110,15 +168,44 @@ def parse_mapping(data: dict, path: Path | None = None) -> Mapping:
         raise SourceError(where, 1, "decimal: '.' or ','", f"got {decimal!r}")
     columns = data.get("columns") or {}
     if not isinstance(columns, dict):
-        raise SourceError(where, 1, "columns: a map of revintel column -> your column", f"got {columns!r}")
+        raise SourceError(where, lines.get(("columns",), 1), "columns: a map of revintel column -> your column",
+                          f"got a {type(columns).__name__}")
+    columns = {str(k): (_columns(v, where, lines, (str(k),)) if isinstance(v, dict)
+                        else _column(v, where, lines, ("columns", str(k))))
+               for k, v in columns.items()}
+    files = data.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise SourceError(where, lines.get(("files",), 1), "files: a map of revintel file name -> your file name",
+                          "got something else")
     formats = data.get("date_formats") or []
     if isinstance(formats, str):
         formats = [formats]
-    return Mapping(path=path, layout=data.get("layout"), files=dict(data.get("files") or {}),
-                   columns={str(k): (v if isinstance(v, dict) else str(v)) for k, v in columns.items()},
+    return Mapping(path=path, layout=data.get("layout"), files={str(k): v for k, v in files.items()},
+                   columns=columns, lines=lines,
                    stages=stages, date_formats=[str(f) for f in formats], decimal=decimal,
                    delimiter=str(data.get("delimiter", ",")), encoding=data.get("encoding"),
                    signature=data.get("signature"))
+
+
+def _columns(values: dict, where: Path, lines: dict, prefix: tuple) -> dict[str, str]:
+    return {str(k): _column(v, where, lines, ("columns", *prefix, str(k))) for k, v in values.items()}
+
+
+def _column(value, where: Path, lines: dict, keys: tuple) -> str:
+    """A mapped column: a header name as written (`Rec Date`), or an expression in the grammar of
+    ingest/expr.py; a lone quoted name (`"Customer's ID"`) is stored bare. Anything else stops here."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SourceError(where, lines.get(keys, 0), f"for {keys[-1]}: {expr.GRAMMAR}",
+                          f"got a {type(value).__name__}")
+    text = str(value).strip()
+    try:
+        node = expr.parse(text)
+        return node.value if node.kind == "col" else text
+    except expr.ExprError as exc:
+        if expr.plausible_name(text):
+            return text  # a header name with spaces or brackets, matched against the file's header
+        raise SourceError(where, lines.get(keys, 0), f"for {keys[-1]}: {expr.GRAMMAR}",
+                          f"{exc}; mapping values are never run as SQL") from None
 
 
 def example(file: str, missing: list[str], found: list[str], taken: list[str] = ()) -> str:

@@ -71,7 +71,9 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
 
 def file_report(raw, caught: dict[str, int]) -> dict:
     out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected, "quarantined": caught}
-    if raw.encoding != "utf-8":
+    if raw.encoding == "utf-16":
+        out["encoding"] = "utf-16 (read as UTF-16 little-endian)"
+    elif raw.encoding != "utf-8":
         out["encoding"] = f"{raw.encoding} (the file is not UTF-8 anywhere; read as {raw.encoding})"
     if not raw.exact_lines:
         out["line_numbers"] = "approximate: malformed quoting, lines are counted as CSV records"

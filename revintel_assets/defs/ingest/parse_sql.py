@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from revintel_assets.defs.ingest.expr import quote_ident
+
 # ISO first; then the layouts spreadsheets and CRMs commonly write. Day-first layouts are
 # ambiguous against month-first ones, so they only come in through a mapping file.
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d", "%m/%d/%Y",
@@ -28,7 +30,7 @@ STAGE_ALIASES = {
 
 
 def col(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return quote_ident(name)
 
 
 def lit(value: str) -> str:

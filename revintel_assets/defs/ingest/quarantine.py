@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from revintel_assets.defs.ingest.expr import quote_ident
+
 QUARANTINE_STAGING = "staging.quarantine_new"
 
 
@@ -30,7 +32,7 @@ def ensure_quarantine_staging(con: duckdb.DuckDBPyConnection) -> None:
 
 def raw_row_sql(columns: list[str]) -> str:
     """The row as the user would recognise it: its fields joined by commas."""
-    parts = ", ".join(f"coalesce(\"{c}\", '')" for c in columns)
+    parts = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in columns)
     return f"concat_ws(',', {parts})"
 
 

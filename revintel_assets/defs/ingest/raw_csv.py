@@ -18,6 +18,7 @@ those rows go to the quarantine.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import re
 from dataclasses import dataclass, field
@@ -26,11 +27,14 @@ from pathlib import Path
 import duckdb
 
 from revintel_assets.defs.ingest.errors import SourceError
-from revintel_assets.defs.ingest.mapping import example
+from revintel_assets.defs.ingest.expr import quote_ident
+from revintel_assets.defs.ingest.mapping import example, inside
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 
+_CHUNK = 1 << 24  # bytes per step of the scans below (memory: a small multiple of this, not of the file)
 SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
 _UTF8_MULTI = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_BLANK_FILE = re.compile(rb"[ \t\r\n\xef\xbb\xbf]*")
 _BLANK = re.compile(rb"(?:^|\n)\r?(?:\n|$)")
 
 
@@ -69,30 +73,84 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
 def read_header(path: Path) -> list[str]:
     """First line of a CSV as stripped column names (BOM removed); for format detection."""
     try:
-        first = read_bytes(path, 1 << 16).split(b"\n", 1)[0]
+        head = read_bytes(path, 1 << 16)
     except SourceError:
         return []
-    text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
+    utf16 = _utf16(head)
+    if utf16:  # big-endian is recognised too, so that the import names its encoding
+        codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else (
+            "utf-16-le" if utf16 == "utf-16" else "utf-16-be")
+        text = head.decode(codec, errors="replace")
+    else:
+        text = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+    text = text.split("\n", 1)[0].strip("\r\n")
     return [c.strip().strip('"').strip() for c in text.split(",")]
+
+
+def first_long_line(path: Path, limit: int) -> int | None:
+    """1-based number of the first physical line longer than `limit` bytes (read in chunks,
+    never a whole line in memory), or None."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    line, length = 1, 0
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            start = 0
+            while (nl := chunk.find(b"\n", start)) >= 0:
+                if length + nl - start > limit:
+                    return line
+                line, length, start = line + 1, 0, nl + 1
+            length += len(chunk) - start
+            if length > limit:
+                return line
+    return None
 
 
 def check_text(path: Path, data: bytes, layout: str) -> str:
     """Stop on files that are not CSV text at all; returns the encoding to read with."""
     expected = f"a comma-separated text file with a header row ({layout} layout)"
-    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
+    if _BLANK_FILE.fullmatch(data):  # (data.strip() copied the whole file)
         raise SourceError(path, 1, expected, "the file is empty")
+    utf16 = _utf16(data)
+    if utf16 == "utf-16":
+        return utf16  # little-endian (Excel's "Unicode text"): DuckDB reads it as such
+    if utf16:
+        raise SourceError(path, 1, expected, "the file is UTF-16 big-endian; save it as UTF-8 "
+                          "(or UTF-16 little-endian) and run again")
     nul = data.find(b"\x00")
     if nul >= 0:
         raise SourceError(path, data.count(b"\n", 0, nul) + 1, expected,
                           f"found binary content (a NUL byte at offset {nul}); is this a spreadsheet "
                           "or archive? Export it as CSV")
-    try:
-        data.decode("utf-8")
+    try:  # validated in chunks: decoding the whole file at once held a second copy of it as text
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        view = memoryview(data)
+        for lo in range(0, len(data), _CHUNK):
+            decoder.decode(view[lo:lo + _CHUNK])
+        decoder.decode(b"", final=True)
         return "utf-8"
     except UnicodeDecodeError:
         if _UTF8_MULTI.search(data):
             return "utf-8"  # mostly UTF-8: the rows with invalid bytes go to the quarantine
         return "latin-1"  # not UTF-8 anywhere: a latin-1 / Windows export
+
+
+def _utf16(data: bytes) -> str | None:
+    """'utf-16' for UTF-16 little-endian (with or without BOM), 'utf-16-be' for big-endian, None
+    otherwise. Without a BOM: text in UTF-16 has a NUL in (nearly) every other byte."""
+    if data.startswith(b"\xff\xfe"):
+        return "utf-16"
+    if data.startswith(b"\xfe\xff"):
+        return "utf-16-be"
+    sample = data[:1 << 16]
+    half = len(sample) // 2
+    if half < 2:
+        return None
+    even, odd = sample[0:2 * half:2].count(0), sample[1:2 * half:2].count(0)
+    if odd > 0.9 * half and even < 0.1 * half:
+        return "utf-16"
+    if even > 0.9 * half and odd < 0.1 * half:
+        return "utf-16-be"
+    return None
 
 
 def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
@@ -107,9 +165,17 @@ def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
     nl = np.flatnonzero(arr == sep)
     starts = np.concatenate([[0], nl + 1])
     ends = np.concatenate([nl, [len(arr)]])
-    quotes = np.flatnonzero(arr == 34)
+    # odd quotes before the line start: a running XOR of "is a quote", chunk by chunk (the positions
+    # of every quote as int64 took 8 bytes per quote: ~8x the size of a file of quoted empty fields)
+    in_quote = np.zeros(len(starts), dtype=bool)
+    carry = 0
+    for lo in range(0, len(arr), _CHUNK):
+        parity = np.bitwise_xor.accumulate((arr[lo:lo + _CHUNK] == 34).view(np.uint8))
+        parity ^= carry
+        i0, i1 = np.searchsorted(starts, [lo + 1, lo + len(parity) + 1])
+        in_quote[i0:i1] = parity[starts[i0:i1] - 1 - lo].astype(bool)
+        carry = int(parity[-1])
     del arr
-    in_quote = (np.searchsorted(quotes, starts) % 2).astype(bool)  # odd quotes before the line start
     length = ends - starts
     blank = (length == 0) | ((length == 1) & (np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)] == 13))
     lines = np.arange(1, len(starts) + 1)
@@ -133,15 +199,20 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     optional columns that differ only in spelling ('Opportunity ID') are matched too.
     Raises SourceError when the file cannot be read at all or lacks a required column.
     """
+    try:  # a symlink in the source folder must not lead the import to a file outside it
+        inside(path.parent, path.name)
+    except ValueError as exc:
+        raise SourceError(path, 0, "a file inside the source folder", f"{path.name} is {exc}") from None
     data = read_bytes(path)
-    enc = encoding or check_text(path, data, layout)
-    if encoding:
-        check_text(path, data, layout)
+    detected = check_text(path, data, layout)
+    enc = detected if detected == "utf-16" else (encoding or detected)
+    if enc == "utf-16":  # line structure from the text, not from the two-byte code units
+        data = data.decode("utf-16" if data.startswith(b"\xff\xfe") else "utf-16-le", "replace").encode("utf-8")
     records = record_lines(data) if len(data) < SCAN_LIMIT else None
     del data
     src = _sql_str(str(path))
     rej, scan = f"{table.replace('.', '_')}_rejects", f"{table.replace('.', '_')}_scans"
-    enc_opt = ", encoding='latin-1'" if enc == "latin-1" else ""
+    enc_opt = {"latin-1": ", encoding='latin-1'", "utf-16": ", encoding='utf-16'"}.get(enc, "")
     try:
         con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
         con.execute(
@@ -150,8 +221,15 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
             f"rejects_table='{rej}', rejects_scan='{scan}', sample_size=-1, "
             f"delim={_sql_str(delimiter)}, quote='\"', escape='\"'{enc_opt})")
     except duckdb.Error as exc:
-        raise SourceError(path, 1, f"a comma-separated text file with a header row ({layout} layout)",
-                          str(exc).splitlines()[0]) from exc
+        expected = f"a comma-separated text file with a header row ({layout} layout)"
+        too_long = re.search(r"Maximum line size of (\d+) bytes exceeded", str(exc))
+        if too_long:  # DuckDB's message quotes the whole line and numbers it within a buffer
+            limit = int(too_long.group(1))
+            line = first_long_line(path, limit)
+            raise SourceError(path, line or 1, f"{expected}, lines of at most {limit:,} bytes",
+                              f"line {line} is longer" if line else
+                              "a record spanning several lines is longer (an unclosed quote?)") from exc
+        raise SourceError(path, 1, expected, str(exc).splitlines()[0]) from exc
 
     columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE _raw)").fetchall()]
     columns = [c for c in columns if c != "_ord"]
@@ -187,9 +265,14 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         import pyarrow as pa
 
         starts, blanks = records
-        _records = pa.table({"rec": pa.array(range(1, len(starts) + 1), pa.int64()),  # noqa: F841
-                             "phys": pa.array(starts, pa.int64()), "blank": pa.array(blanks, pa.bool_())})
-        con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records")
+        records_arrow = pa.table({"rec": pa.array(range(1, len(starts) + 1), pa.int64()),
+                                  "phys": pa.array(starts, pa.int64()), "blank": pa.array(blanks, pa.bool_())})
+        # registered, not found by a replacement scan: those are off on a locked-down connection
+        con.register("_records_arrow", records_arrow)
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_arrow")
+        finally:
+            con.unregister("_records_arrow")
     # rejected rows: DuckDB's record number -> physical line (one quarantine row per record)
     con.execute(
         f"""INSERT INTO {QUARANTINE_STAGING}
@@ -227,6 +310,5 @@ def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) 
         if len(cands) == 1:
             out[cands[0]] = ours
     for theirs, ours in out.items():
-        con.execute(f'ALTER TABLE _raw RENAME COLUMN "{theirs.replace(chr(34), chr(34) * 2)}" '
-                    f'TO "{ours.replace(chr(34), chr(34) * 2)}"')
+        con.execute(f"ALTER TABLE _raw RENAME COLUMN {quote_ident(theirs)} TO {quote_ident(ours)}")
     return out

