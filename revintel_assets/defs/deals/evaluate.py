@@ -9,7 +9,7 @@ says so instead of serving noise.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,7 @@ class Evaluation:
     model_beats_baseline: bool  # on validation (cross-fitted calibration), by two standard errors
     holdout_baseline: str | None = None
     holdout_beats_baseline: bool | None = None  # None: too few holdout rows to say
+    gains: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> brier_gain vs its best baseline
 
     def value(self, model: str, split: str, metric: str) -> float | None:
         row = self.metrics.filter((pl.col("model_name") == model) & (pl.col("split") == split)
@@ -91,16 +92,32 @@ def _versus_best_baseline(ev: Evaluation, model: WinModel, split: Split, split_n
     best = min(briers, key=lambda k: briers[k])
     rows = split.validation if split_name == "validation" else split.holdout
     p_model = model.validation_oof if split_name == "validation" else model.predict(rows)
-    return best, beats(rows, p_model, BASELINES[best](baseline_fit_rows(split, split_name), rows))
+    ev.gains[split_name] = brier_gain(rows, p_model, BASELINES[best](baseline_fit_rows(split, split_name), rows))
+    return best, gain_is_significant(ev.gains[split_name])
+
+
+def brier_gain(rows: pl.DataFrame, p_model: np.ndarray, p_base: np.ndarray) -> dict[str, float]:
+    """The paired Brier comparison behind `beats`, as numbers that can be recorded and re-checked:
+    per-deal mean Brier of each (rows of one deal are not independent, so each deal's rows are
+    averaged first), the mean per-deal gain (base - model) and its standard error."""
+    y = rows["is_won"].cast(pl.Float64).to_numpy()
+    frame = pl.DataFrame({"deal": rows["opportunity_id"], "m": (p_model - y) ** 2, "b": (p_base - y) ** 2})
+    per_deal = frame.group_by("deal").agg(pl.col("m").mean(), pl.col("b").mean())
+    gain = (per_deal["b"] - per_deal["m"]).to_numpy()
+    n = len(gain)
+    return {"deals": float(n), "model_brier_per_deal": float(per_deal["m"].mean()) if n else float("nan"),
+            "baseline_brier_per_deal": float(per_deal["b"].mean()) if n else float("nan"),
+            "gain_mean": float(gain.mean()) if n else float("nan"),
+            "gain_se": float(gain.std(ddof=1) / np.sqrt(n)) if n >= 2 else float("nan")}
+
+
+def gain_is_significant(g: dict[str, float]) -> bool:
+    """The model wins by more than two standard errors of the per-deal paired gain."""
+    return bool(g["deals"] >= 2 and g["gain_mean"] > 2 * g["gain_se"])
 
 
 def beats(rows: pl.DataFrame, p_model: np.ndarray, p_base: np.ndarray) -> bool:
     """Is the model's Brier lower than the baseline's by more than noise? Rows of one deal are
     not independent, so the paired difference is averaged per deal before its standard error
     is taken; the model must win by two standard errors."""
-    y = rows["is_won"].cast(pl.Float64).to_numpy()
-    gain = pl.DataFrame({"deal": rows["opportunity_id"], "d": (p_base - y) ** 2 - (p_model - y) ** 2})
-    per_deal = gain.group_by("deal").agg(pl.col("d").mean())["d"].to_numpy()
-    if len(per_deal) < 2:
-        return False
-    return bool(per_deal.mean() > 2 * per_deal.std(ddof=1) / np.sqrt(len(per_deal)))
+    return gain_is_significant(brier_gain(rows, p_model, p_base))

@@ -1,12 +1,20 @@
 """Win probability: LightGBM on as-of snapshots, calibrated on a later slice, judged on a holdout.
 
-Time is the only split. For a training cutoff C (all of it known on C):
+Split by time AND by deal. For a training cutoff C (all of it known on C):
   train       as-of dates  < C - gap - validation        outcome known by C
   validation  as-of dates in [C - gap - validation, C - gap)   outcome known by C
   holdout     as-of dates in [C, C + holdout)            outcome known by the export (later)
 The gap lets most validation deals close before C, so the slice that early-stops and
 calibrates the model is not just the deals that closed fast. Deals still open at the end are
 censored (no label) and left out of every metric; that is said, not hidden.
+
+No deal is in two of the three. The holdout's deals are open on or after C, so they closed
+after C and are in neither of the others. A deal open across the start of the validation slice
+("straddling") would have rows on both sides: each such deal is given to one side by a hash of
+its id (half each), and its rows there count twice (inverse-probability weights), so neither
+side loses the long-lived deals it would otherwise have had. (Before issue 14, 50 % of the
+validation deals also had training rows: early stopping, calibration and the validation
+evidence were partly in-sample.)
 
 Each deal appears on many as-of dates; weights 1/sqrt(its snapshot count) stop long-lived deals
 from dominating training.
@@ -15,6 +23,7 @@ from dominating training.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -45,25 +54,52 @@ class Split:
     holdout: pl.DataFrame
 
 
+STRADDLER_TO_VALIDATION = 0.5  # share of the deals open across the train/validation boundary
+
+
 def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows()) -> Split:
     val_end = cutoff - dt.timedelta(days=w.gap_days)
     val_start = val_end - dt.timedelta(days=w.validation_days)
     labelled = snap.filter(pl.col("is_won").is_not_null())
     known = labelled.filter(pl.col("outcome_date") <= cutoff)
     burn_in = snap["created_date"].min() + dt.timedelta(days=w.burn_in_days) if len(snap) else val_start
-    return Split(
-        train=_weighted(known.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left"))),
-        validation=_weighted(known.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))),
-        holdout=labelled.filter(pl.col("as_of_date").is_between(
-            cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")),
-    )
+    train = known.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left"))
+    validation = known.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))
+    straddling = set(train["opportunity_id"].to_list()) & set(validation["opportunity_id"].to_list())
+    to_validation = {d for d in straddling if deal_hash(d) < STRADDLER_TO_VALIDATION}
+    train = _weighted(train.filter(~pl.col("opportunity_id").is_in(list(to_validation))),
+                      straddling - to_validation, 1 / (1 - STRADDLER_TO_VALIDATION))
+    validation = _weighted(validation.filter(~pl.col("opportunity_id").is_in(list(straddling - to_validation))),
+                           to_validation, 1 / STRADDLER_TO_VALIDATION)
+    split = Split(train=train, validation=validation,
+                  holdout=labelled.filter(pl.col("as_of_date").is_between(
+                      cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")))
+    assert not shared_deals(split), "a deal in two of train / validation / holdout"
+    return split
 
 
-def _weighted(df: pl.DataFrame) -> pl.DataFrame:
+def deal_hash(deal_id) -> float:
+    """A stable number in [0, 1) per deal id (not Python's salted hash())."""
+    return int(hashlib.blake2b(str(deal_id).encode(), digest_size=8).hexdigest(), 16) / 2 ** 64
+
+
+def shared_deals(split: Split) -> dict[str, int]:
+    """Deals found in two parts of the split (empty when the split is deal-disjoint)."""
+    parts = {k: set(getattr(split, k)["opportunity_id"].to_list()) for k in ("train", "validation", "holdout")}
+    pairs = {f"{a}&{b}": len(parts[a] & parts[b]) for a, b in
+             (("train", "validation"), ("train", "holdout"), ("validation", "holdout"))}
+    return {k: v for k, v in pairs.items() if v}
+
+
+def _weighted(df: pl.DataFrame, reweighted: set | None = None, factor: float = 1.0) -> pl.DataFrame:
     """1/sqrt(snapshots of the deal): long-lived deals count less, but not so little that the
     model stops learning what the cross-section of open deals (which it scores) looks like.
-    Measured on the demo holdout: 1/n gives ECE 0.032, 1/sqrt(n) 0.027, no weights 0.021."""
-    return df.with_columns((1.0 / pl.len().over("opportunity_id").sqrt()).alias("weight"))
+    Measured on the demo holdout: 1/n gives ECE 0.032, 1/sqrt(n) 0.027, no weights 0.021.
+    `ipw` is the inverse-probability weight of the straddling deals kept on this side
+    (`factor`, else 1)."""
+    ipw = (pl.col("opportunity_id").is_in(list(reweighted or ())).cast(pl.Float64) * (factor - 1.0) + 1.0)
+    return df.with_columns(ipw.alias("ipw")).with_columns(
+        (pl.col("ipw") / pl.len().over("opportunity_id").sqrt()).alias("weight"))
 
 
 @dataclass
@@ -136,18 +172,22 @@ def train(split: Split, params: dict | None = None, max_rounds: int = 150) -> Wi
     raw_val = booster.predict(enc.matrix(split.validation), num_iteration=best, raw_score=True)
     # Unweighted on purpose: scores are read cross-sectionally (every deal open on a date), and
     # long-lived deals are as over-represented there as they are in these rows.
+    # (the straddling deals' inverse-probability weights only: see split_by_time)
     y_val = split.validation["is_won"].cast(pl.Int8).to_numpy()
-    calibrator = calibrate(raw_val, y_val)
-    oof = cross_fitted(raw_val, y_val, split.validation["opportunity_id"].to_numpy())
+    ipw = split.validation["ipw"].to_numpy() if "ipw" in split.validation.columns else None
+    calibrator = calibrate(raw_val, y_val, weight=ipw)
+    oof = cross_fitted(raw_val, y_val, split.validation["opportunity_id"].to_numpy(), weight=ipw)
     return WinModel(booster, enc, calibrator, best, params, validation_oof=oof)
 
 
-def cross_fitted(raw: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5) -> np.ndarray:
+def cross_fitted(raw: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5,
+                 weight: np.ndarray | None = None) -> np.ndarray:
     """Calibrated validation predictions, each from a calibrator that did not see its deal.
 
     The calibrator is fitted on the validation slice, so its in-sample predictions there look
     perfect; the gate against the baselines uses these out-of-fold ones instead."""
     out = np.empty(len(raw))
     for fit_idx, pred_idx in GroupKFold(n_splits=min(folds, len(np.unique(groups)))).split(raw, y, groups):
-        out[pred_idx] = calibrate(raw[fit_idx], y[fit_idx])(raw[pred_idx])
+        w = None if weight is None else weight[fit_idx]
+        out[pred_idx] = calibrate(raw[fit_idx], y[fit_idx], weight=w)(raw[pred_idx])
     return out
