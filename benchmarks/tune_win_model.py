@@ -24,7 +24,7 @@ from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.win_model import split_by_time, train
 from revintel_assets.defs.validation.metrics import classification_metrics
 
-GRID = {"learning_rate": [0.3, 0.1, 0.05], "num_leaves": [15, 31], "min_data_in_leaf": [50, 100, 200]}
+GRID = {"learning_rate": [0.3, 0.1, 0.05], "num_leaves": [15, 31], "min_data_in_leaf": [50, 200]}
 MAX_ROUNDS = {0.3: 150, 0.1: 600, 0.05: 1200}
 
 

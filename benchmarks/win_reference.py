@@ -49,7 +49,7 @@ HOLDOUT_SHARE = 0.2  # of the known deals, for early stopping and isotonic calib
 def load_snapshot(db: Path) -> pl.DataFrame:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute("SELECT * FROM features.deal_snapshot").pl()
+        return con.sql("SELECT * FROM features.deal_snapshot").pl()
     finally:
         con.close()
 

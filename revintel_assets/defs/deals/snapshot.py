@@ -196,7 +196,7 @@ def star_as_of_sql(t: str, schema: str) -> list[str]:
         f"CREATE TABLE {schema}.fact_opportunity_history AS SELECT * FROM star.fact_opportunity_history "
         f"WHERE changed_at <= {day}",
         f"""CREATE TABLE {schema}.fact_opportunity AS
-            WITH asof AS (
+            WITH cut AS (
                 SELECT opportunity_id,
                        last(stage ORDER BY changed_at, source_line NULLS LAST) FILTER (WHERE stage IS NOT NULL) AS stage,
                        last(amount ORDER BY changed_at, source_line NULLS LAST) FILTER (WHERE amount IS NOT NULL) AS amount,
@@ -212,7 +212,7 @@ def star_as_of_sql(t: str, schema: str) -> list[str]:
                 CASE WHEN o.close_date > {day} THEN NULL ELSE o.close_date END AS close_date,
                 CASE WHEN o.close_date > {day} THEN false ELSE o.is_closed END AS is_closed,
                 CASE WHEN o.close_date > {day} THEN false ELSE o.is_won END AS is_won)
-            FROM star.fact_opportunity o LEFT JOIN asof a USING (opportunity_id)
+            FROM star.fact_opportunity o LEFT JOIN cut a USING (opportunity_id)
             WHERE o.created_date <= {day}""",
         f"CREATE TABLE {schema}.dim_product AS SELECT * FROM star.dim_product",
         f"CREATE TABLE {schema}.dim_account AS SELECT * FROM star.dim_account",

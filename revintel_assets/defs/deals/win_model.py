@@ -145,19 +145,24 @@ class WinModel:
                                                              pred_contrib=True, num_threads=1), x, x.shape[1] + 1)
 
 
-# learning_rate 0.3 with at most 150 trees: TreeSHAP for every open deal costs time in proportion
-# to the trees. Measured on the demo holdout: 595 trees at 0.08 gave AUC 0.786 / ECE 0.027 but 34 s
-# of SHAP per 20,000 deals; 149 trees at 0.3 give AUC 0.780 / ECE 0.028 and 8 s.
-PARAMS = dict(objective="binary", learning_rate=0.3, num_leaves=15, min_data_in_leaf=100,
+# Hyperparameters chosen on ONE design company's validation rows only (the demo at seed 42, its
+# evaluation cutoff's deal-disjoint validation slice; benchmarks/tune_win_model.py, 12 candidates:
+# learning rate 0.3 / 0.1 / 0.05 x 15 / 31 leaves x 50 / 200 rows per leaf). Cross-fitted
+# validation Brier: 0.1951 for the old 0.3 / 15 / 100 (22 trees once validation shared no deal
+# with training), 0.1932 for 0.05 / 15 / 50 (170 trees). Trees are capped at MAX_ROUNDS and early-
+# stopped; the SHAP budget (benchmarks/deal_scoring.py, 150 trees) is met while the model stops
+# near that size, which the benchmark checks rather than a cap that costs accuracy.
+PARAMS = dict(objective="binary", learning_rate=0.05, num_leaves=15, min_data_in_leaf=50,
               feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1, lambda_l2=5.0,
               cat_smooth=20, min_data_per_group=50, verbose=-1, seed=SEED, deterministic=True,
               force_row_wise=True,
               # One thread: with OpenMP's spinning workers, two threads on a 2-core box that is
               # also running anything else took 160 s instead of 17 s (measured).
               num_threads=1)
+MAX_ROUNDS = 1000
 
 
-def train(split: Split, params: dict | None = None, max_rounds: int = 150) -> WinModel:
+def train(split: Split, params: dict | None = None, max_rounds: int = MAX_ROUNDS) -> WinModel:
     params = {**PARAMS, **(params or {})}
     enc = Encoder().fit(split.train)
     cat_idx = list(range(len(FEATURES_NUMERIC), len(FEATURES)))
