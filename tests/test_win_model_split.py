@@ -156,3 +156,48 @@ def test_champion_check_fails_when_the_recorded_evidence_does_not_hold(tmp_path,
         tags = {"gate_champion": "0"}
     result = _check(_champion(tmp_path, metrics, tags))
     assert result.passed is False, result.metadata
+
+
+# --- the gate's head-to-head runs on rows neither model has seen -------------------------------
+
+class ConstantWinModel:
+    """Stands in for a WinModel in the registry: a fixed probability for every row."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def predict(self, df) -> np.ndarray:
+        return np.full(len(df), self.p)
+
+
+def _register(tracking: MLflowResource, p: float, cutoff: dt.date) -> str:
+    from revintel_assets.defs.deals.registry import WinModelPyfunc
+
+    with tracking.start_run(experiment="win_probability", run_name=f"const {p}") as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=WinModelPyfunc(ConstantWinModel(p)),
+                                       pip_requirements=[])
+    return tracking.register(info.model_uri, "win_probability", tags={"cutoff": cutoff.isoformat(),
+                                                                      "run_id": run.info.run_id})
+
+
+@pytest.mark.parametrize("challenger_p, expect", [("holdout_rate", True), (0.99, False)])
+def test_gate_head_to_head_on_unseen_rows_is_recorded(snaps, tmp_path, challenger_p, expect):
+    from revintel_assets.defs.deals.evaluate import Evaluation
+    from revintel_assets.defs.deals.registry import decide_promotion
+
+    split = split_by_time(snaps, CUTOFF, Windows())
+    tracking = MLflowResource(data_dir=str(tmp_path))
+    old_cutoff = CUTOFF - dt.timedelta(days=30)
+    old = _register(tracking, 0.5, old_cutoff)
+    tracking.set_alias("win_probability", "champion", old)
+    p = float(split.holdout["is_won"].cast(pl.Float64).mean()) if challenger_p == "holdout_rate" else challenger_p
+    new = _register(tracking, p, CUTOFF)
+    ev = Evaluation(pl.DataFrame(), pl.DataFrame(), "baseline_stage", True, "baseline_stage", True)
+    promoted, why = decide_promotion(tracking, ConstantWinModel(p), ev, split, new, CUTOFF)
+    assert promoted is expect, why
+    mv = next(v for v in tracking.versions("win_probability") if str(v.version) == str(new))
+    assert mv.tags["beats_champion"] == str(expect).lower() and mv.tags["gate_champion"] == str(old)
+    m = tracking.run_metrics(mv.tags["run_id"])
+    assert m["gate.rows"] == len(unseen_by_both(split, old_cutoff)) > 0
+    assert (m["gate.brier_challenger"] <= m["gate.brier_champion"]) is expect
+    assert str(tracking.get_alias("win_probability", "champion").version) == str(new if expect else old)
