@@ -35,6 +35,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.baselines import stage_rate
 from revintel_assets.defs.deals.calendar import DealPlan
+from revintel_assets.defs.deals.evaluate import baseline_fit_rows
 from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC
 from revintel_assets.defs.deals.win_model import split_by_time, train
 from revintel_assets.defs.validation.metrics import classification_metrics
@@ -112,7 +113,7 @@ def measure(db: Path, truth_dir: Path | None) -> dict:
     t = time.perf_counter()
     preds["reference"], out["reference_trees"] = reference_predict(snap, cutoff, rows)
     out["reference_seconds"] = round(time.perf_counter() - t, 1)
-    preds["baseline_stage"] = stage_rate(pl.concat([split.train, split.validation], how="diagonal"), rows)
+    preds["baseline_stage"] = stage_rate(baseline_fit_rows(split, "holdout"), rows)
     truth = deal_truth(truth_dir)
     if truth is not None:
         oracle = rows.select("opportunity_id").join(truth, on="opportunity_id", how="left", maintain_order="left")

@@ -113,7 +113,8 @@ class _Constant(mlflow.pyfunc.PythonModel):
 
 GOOD = {"holdout.win_probability.brier": 0.20, "holdout.baseline_stage.brier": 0.23,
         "holdout.baseline_base_rate.brier": 0.25, "holdout.gate.model_brier_per_deal": 0.19,
-        "holdout.gate.baseline_brier_per_deal": 0.22, "holdout.gate.gain_se": 0.004, "holdout.gate.deals": 900}
+        "holdout.gate.baseline_brier_per_deal": 0.22, "holdout.gate.gain_se": 0.004, "holdout.gate.deals": 900,
+        "holdout.gate.auc": 0.70, "holdout.gate.auc_se": 0.02}
 
 
 def _champion(tmp_path, metrics: dict, tags: dict | None = None) -> MLflowResource:
@@ -138,7 +139,7 @@ def test_champion_check_passes_on_recorded_evidence(tmp_path):
     assert result.passed is True, result.metadata
 
 
-@pytest.mark.parametrize("tamper", ["model_worse_than_baseline", "gain_within_noise", "no_metrics",
+@pytest.mark.parametrize("tamper", ["model_worse_than_baseline", "gain_within_noise", "auc_at_chance", "no_metrics",
                                     "lost_head_to_head", "no_head_to_head"])
 def test_champion_check_fails_when_the_recorded_evidence_does_not_hold(tmp_path, tamper):
     """The tags still say promoted / beats the baseline; the recomputation must disagree."""
@@ -147,6 +148,8 @@ def test_champion_check_fails_when_the_recorded_evidence_does_not_hold(tmp_path,
         metrics["holdout.win_probability.brier"] = 0.24
     elif tamper == "gain_within_noise":
         metrics["holdout.gate.gain_se"] = 0.02
+    elif tamper == "auc_at_chance":
+        metrics["holdout.gate.auc"] = 0.51
     elif tamper == "no_metrics":
         metrics = {"holdout.win_probability.brier": 0.20}
     elif tamper == "lost_head_to_head":

@@ -124,6 +124,8 @@ def recheck_champion_evidence(tracking: MLflowResource, mv) -> tuple[list[str], 
     if not m["holdout.win_probability.brier"] < min(baselines.values()):
         problems.append(f"v{ev_version}'s holdout Brier {m['holdout.win_probability.brier']:.4f} is not below the "
                         f"best baseline's {min(baselines.values()):.4f}")
+    if not ("holdout.gate.auc" in m and m["holdout.gate.auc"] > 0.5 + 2 * m.get("holdout.gate.auc_se", float("inf"))):
+        problems.append(f"v{ev_version}'s holdout AUC is not above chance by two standard errors")
     if not (m["holdout.gate.deals"] >= 2 and gain > 2 * m["holdout.gate.gain_se"]):
         problems.append(f"v{ev_version}'s per-deal gain {gain:.5f} is not above two standard errors "
                         f"({2 * m['holdout.gate.gain_se']:.5f})")

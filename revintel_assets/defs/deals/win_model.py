@@ -52,6 +52,10 @@ class Split:
     train: pl.DataFrame
     validation: pl.DataFrame
     holdout: pl.DataFrame
+    # what the baselines scoring the holdout learn from: every row known by the cutoff before the
+    # gap (train + validation as cut by time alone, straddling deals whole). The holdout shares
+    # no deal with them; dropping half the straddlers' rows would bias the baselines' base rate.
+    baseline_rows: pl.DataFrame | None = None
 
 
 STRADDLER_TO_VALIDATION = 0.5  # share of the deals open across the train/validation boundary
@@ -65,6 +69,7 @@ def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows()) -
     burn_in = snap["created_date"].min() + dt.timedelta(days=w.burn_in_days) if len(snap) else val_start
     train = known.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left"))
     validation = known.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))
+    baseline_rows = pl.concat([train, validation])
     straddling = set(train["opportunity_id"].to_list()) & set(validation["opportunity_id"].to_list())
     to_validation = {d for d in straddling if deal_hash(d) < STRADDLER_TO_VALIDATION}
     train = _weighted(train.filter(~pl.col("opportunity_id").is_in(list(to_validation))),
@@ -73,7 +78,8 @@ def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows()) -
                            to_validation, 1 / STRADDLER_TO_VALIDATION)
     split = Split(train=train, validation=validation,
                   holdout=labelled.filter(pl.col("as_of_date").is_between(
-                      cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")))
+                      cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")),
+                  baseline_rows=baseline_rows)
     assert not shared_deals(split), "a deal in two of train / validation / holdout"
     return split
 
