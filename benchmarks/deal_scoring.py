@@ -83,13 +83,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trees", type=int, default=150,
+                        help="model size; the win model is early-stopped (129-170 trees on the demo, issue 14)")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
         print(json.dumps(one_run(Path(args._child), args.deals)))
         return
     model_path = Path(tempfile.mkdtemp()) / "model.pkl"
-    prepare(model_path)
+    prepare(model_path, trees=args.trees)
     runs = []
     for _ in range(args.runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -219,5 +219,16 @@ class MLflowResource(dg.ConfigurableResource):
         except MlflowException:
             return None
 
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric logged on a run."""
+        return dict(self.configure().get_run(run_id).data.metrics)
+
+    def log_run_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Add metrics to a finished run (evidence computed after registration, e.g. a gate)."""
+        client = self.configure()
+        with self._locked():
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, float(value))
+
     def versions(self, name: str) -> list[ModelVersion]:
         return list(self.configure().search_model_versions(f"name = '{name}'"))

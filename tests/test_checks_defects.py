@@ -234,6 +234,67 @@ def test_champion_check_fails_when_champion_not_promoted(demo, tmp_path):
     assert result.passed is False, result.metadata
 
 
+# --- the time-travel check catches a snapshot SQL that reads final values (issue 14, item 5) ---
+
+GRID_COLUMNS = "o.created_date, o.close_date, o.is_won\n"
+LEAKS = {  # feature expression of the real SQL -> the same feature read from the deal's final state
+    "final_amount": ("g.amount_ff AS amount", "g.final_amount AS amount"),
+    "final_expected_close": ("(g.close_ff - g.as_of_date) AS days_to_expected_close",
+                             "(g.final_close - g.as_of_date) AS days_to_expected_close"),
+}
+
+
+def leaky_snapshot_sql(leak: str | None):
+    """snapshot_sql, or a variant whose one feature reads fact_opportunity's FINAL value."""
+    from revintel_assets.defs.deals.snapshot import snapshot_sql
+
+    def sql(dates_sql: str, *args, **kwargs) -> str:
+        text = snapshot_sql(dates_sql, *args, **kwargs)
+        if leak is None:
+            return text
+        honest, leaky = LEAKS[leak]
+        assert GRID_COLUMNS in text and honest in text, "the real snapshot SQL changed: update the planted leak"
+        return (text.replace(GRID_COLUMNS, "o.created_date, o.close_date, o.is_won, o.amount AS final_amount, "
+                                           "o.expected_close_date AS final_close\n")
+                .replace(honest, leaky))
+    return sql
+
+
+def _rebuild_stored_snapshot(data: Path, sql_fn) -> None:
+    """What production would have stored had the snapshot asset run `sql_fn`: every stored date rebuilt."""
+    con = duckdb.connect(str(data / WORK))
+    try:
+        dates = "SELECT DISTINCT as_of_date FROM features.deal_snapshot"
+        con.execute(f"CREATE TEMP TABLE rebuilt AS {sql_fn(dates)}")
+        con.execute("DELETE FROM features.deal_snapshot")
+        con.execute("INSERT INTO features.deal_snapshot BY NAME SELECT * FROM rebuilt")
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("leak", sorted(LEAKS))
+def test_time_travel_check_fails_on_a_snapshot_sql_that_reads_final_values(leak, demo, tmp_path, monkeypatch):
+    """Before issue 14 the check rebuilt from star tables that keep every deal's final amount and
+    expected close date, so the leaky SQL got the same final values on both sides and passed."""
+    need(demo, "features.deal_snapshot", "star.fact_opportunity")
+    data = copy_of(demo, tmp_path / "data")
+    leaky = leaky_snapshot_sql(leak)
+    _rebuild_stored_snapshot(data, leaky)
+    monkeypatch.setattr(deal_checks, "snapshot_sql", leaky)  # the check rebuilds with the same (leaky) SQL
+    result = run(deal_checks.snapshot_time_travel, data)
+    assert result.passed is False, result.metadata
+    assert result.metadata["rows_that_moved"].value > 0
+
+
+def test_time_travel_check_passes_the_real_snapshot_sql_rebuilt_the_same_way(demo, tmp_path):
+    """The harness above is not what fails: the real SQL, stored and checked the same way, passes."""
+    need(demo, "features.deal_snapshot", "star.fact_opportunity")
+    data = copy_of(demo, tmp_path / "data")
+    _rebuild_stored_snapshot(data, leaky_snapshot_sql(None))
+    result = run(deal_checks.snapshot_time_travel, data)
+    assert result.passed is True, result.metadata
+
+
 def test_psi_passes_on_two_equally_scored_dates(demo, tmp_path):
     need(demo, "scores.deal_scores")
     result = run(deal_checks.score_drift_psi, copy_of(demo, tmp_path / "data", *EARLIER_SCORES))

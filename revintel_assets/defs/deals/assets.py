@@ -133,7 +133,7 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
     ev.metrics = ev.metrics.with_columns(
         pl.when(pl.col("model_version") == "pending").then(pl.lit(f"{MODEL_NAME}/{version}"))
         .otherwise(pl.col("model_version")).alias("model_version"))
-    promoted, why = decide_promotion(mlflow_tracking, model, ev, split, version)
+    promoted, why = decide_promotion(mlflow_tracking, model, ev, split, version, cutoff)
     context.log.info(f"model {MODEL_NAME}/{version}: {why}")
     _write_validation(wh, ev, cutoff, context.run_id)
 

@@ -86,16 +86,61 @@ def population_stability(before: np.ndarray, after: np.ndarray, bins: int = 10) 
     return float(np.sum((b - a) * np.log(b / a)))
 
 
-@dg.asset_check(asset=dg.AssetKey(["models", "win_probability"]), description="The champion (if any) beat the best baseline on its own "
-                "holdout; otherwise the stage baseline must be the one scoring")
+@dg.asset_check(asset=dg.AssetKey(["models", "win_probability"]), description="The champion (if any) was promoted "
+                "by the gate, and its evidence holds when recomputed from the metrics recorded in MLflow: the "
+                "version that gave the holdout evidence beat the best baseline there by two standard errors of "
+                "the per-deal paired Brier gain, and the champion was not worse than the champion before it on "
+                "rows neither had seen; otherwise the stage baseline must be the one scoring")
 def champion_beats_baseline(mlflow_tracking: MLflowResource) -> dg.AssetCheckResult:
     mv = mlflow_tracking.get_alias("win_probability", "champion")
     if mv is None:
         return dg.AssetCheckResult(passed=True, metadata={"champion": "none: the stage baseline scores deals"})
-    evidence = mv.tags.get("holdout_beats_baseline", "na")
-    return dg.AssetCheckResult(passed=mv.tags.get("promoted") == "true",
-                               metadata={"champion": f"v{mv.version}", "cutoff": mv.tags.get("cutoff", ""),
-                                         "holdout_beats_baseline": evidence, "decision": mv.tags.get("decision", "")})
+    problems, facts = recheck_champion_evidence(mlflow_tracking, mv)
+    return dg.AssetCheckResult(passed=not problems, metadata={
+        "champion": f"v{mv.version}", "cutoff": mv.tags.get("cutoff", ""), "decision": mv.tags.get("decision", ""),
+        "problems": "; ".join(problems) or "none", **{k: dg.MetadataValue.float(v) for k, v in facts.items()}})
+
+
+def recheck_champion_evidence(tracking: MLflowResource, mv) -> tuple[list[str], dict[str, float]]:
+    """Recompute the gate's verdict from the recorded metrics (not from the tags' claims)."""
+    problems, facts = [], {}
+    if mv.tags.get("promoted") != "true":
+        problems.append("the champion was not promoted by the gate")
+    versions = {str(v.version): v for v in tracking.versions("win_probability")}
+    ev_version = mv.tags.get("evidence_version", str(mv.version))
+    source = versions.get(ev_version)
+    if source is None:
+        return problems + [f"evidence version {ev_version!r} is not registered"], facts
+    if source.tags.get("cutoff", "") > mv.tags.get("cutoff", ""):
+        problems.append(f"evidence v{ev_version} has a later cutoff than the champion")
+    m = tracking.run_metrics(source.tags.get("run_id") or source.run_id)
+    need = ["holdout.win_probability.brier", "holdout.gate.model_brier_per_deal",
+            "holdout.gate.baseline_brier_per_deal", "holdout.gate.gain_se", "holdout.gate.deals"]
+    baselines = {k: v for k, v in m.items() if k.startswith("holdout.baseline_") and k.endswith(".brier")}
+    if any(k not in m for k in need) or not baselines:
+        return problems + [f"v{ev_version} recorded no holdout comparison"], facts
+    gain = m["holdout.gate.baseline_brier_per_deal"] - m["holdout.gate.model_brier_per_deal"]
+    facts = {"evidence_model_brier": m["holdout.win_probability.brier"], "best_baseline_brier": min(baselines.values()),
+             "per_deal_gain": gain, "per_deal_gain_se": m["holdout.gate.gain_se"]}
+    if not m["holdout.win_probability.brier"] < min(baselines.values()):
+        problems.append(f"v{ev_version}'s holdout Brier {m['holdout.win_probability.brier']:.4f} is not below the "
+                        f"best baseline's {min(baselines.values()):.4f}")
+    if not ("holdout.gate.auc" in m and m["holdout.gate.auc"] > 0.5 + 2 * m.get("holdout.gate.auc_se", float("inf"))):
+        problems.append(f"v{ev_version}'s holdout AUC is not above chance by two standard errors")
+    if not (m["holdout.gate.deals"] >= 2 and gain > 2 * m["holdout.gate.gain_se"]):
+        problems.append(f"v{ev_version}'s per-deal gain {gain:.5f} is not above two standard errors "
+                        f"({2 * m['holdout.gate.gain_se']:.5f})")
+    # the head-to-head with the champion before it, where rows unseen by both existed
+    h2h = tracking.run_metrics(mv.tags.get("run_id") or mv.run_id)
+    if "gate.brier_challenger" not in h2h and ev_version != str(mv.version):
+        h2h = m  # a retrain inherits its evidence version's head-to-head
+    if "gate.brier_challenger" in h2h:
+        facts |= {"h2h_brier_champion_then": h2h["gate.brier_champion"], "h2h_brier_challenger": h2h["gate.brier_challenger"]}
+        if h2h["gate.brier_challenger"] > h2h["gate.brier_champion"]:
+            problems.append("worse than the champion before it on rows neither had seen")
+    elif mv.tags.get("gate_champion", "none") != "none" and ev_version == str(mv.version):
+        problems.append(f"replaced champion v{mv.tags['gate_champion']} with no recorded head-to-head")
+    return problems, facts
 
 
 defs = dg.Definitions(asset_checks=[snapshot_keys_unique, snapshot_time_travel, every_open_deal_scored, score_drift_psi, champion_beats_baseline])

@@ -45,6 +45,9 @@ def log_and_register(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
         mlflow.log_metrics({f"{row['split']}.{row['model_name']}.{row['metric']}": row["value"]
                             for row in ev.metrics.iter_rows(named=True)
                             if row["value"] == row["value"]})  # NaN metrics (one class only) are not logged
+        # the paired comparison behind "beats the best baseline", re-checked by champion_beats_baseline
+        mlflow.log_metrics({f"{split_name}.gate.{k}": v for split_name, g in ev.gains.items()
+                            for k, v in g.items() if v == v})
         mlflow.log_dict({"features": FEATURES}, "features.json")
         if plot is not None:
             mlflow.log_artifact(str(plot))
@@ -97,19 +100,34 @@ def reliability_plot(ev: Evaluation, cutoff: dt.date) -> Path:
     return path
 
 
+def unseen_by_both(split: Split, champion_cutoff: dt.date) -> pl.DataFrame:
+    """Labelled rows neither the challenger (cutoff C) nor the champion (cutoff C0) learned from.
+
+    A model with cutoff C trains, early-stops and calibrates only on deals whose outcome was known
+    by C, so a deal is unseen by it iff it closed after C. The challenger's holdout rows (as-of on
+    or after C, so closed after C) whose as-of date is also on or after C0 are out of time and out
+    of sample for both."""
+    return split.holdout.filter((pl.col("as_of_date") >= champion_cutoff) & (pl.col("outcome_date") > champion_cutoff))
+
+
 def decide_promotion(tracking: MLflowResource, model: WinModel, ev: Evaluation, split: Split,
-                     version: str) -> tuple[bool, str]:
+                     version: str, cutoff: dt.date | None = None) -> tuple[bool, str]:
     """Promote `version` to champion only if
     1. the recipe has shown out-of-time skill: this model, or when it has no holdout yet (the
        model trained on everything) the latest version that had one, beat the best baseline on
        its holdout by two standard errors;
     2. it beats the best baseline on its validation slice (cross-fitted), likewise;
-    3. it is not worse than the current champion on the same rows.
+    3. it is not worse (Brier) than the current champion on rows NEITHER has seen (its holdout
+       rows past the champion's cutoff, see `unseen_by_both`). A model with no such rows (trained
+       on everything labelled) inherits the head-to-head verdict of the version that gave its
+       holdout evidence, and may only move the champion forward in time.
+    The evidence (rows, Brier of each, which versions) is recorded as version tags and as
+    `gate.*` metrics on the challenger's run, where `champion_beats_baseline` re-checks it.
     Otherwise the champion stays, and with no champion the stage baseline scores the deals."""
-    evidence = ev.holdout_beats_baseline
-    source = "its holdout"
+    evidence, source, evidence_version = ev.holdout_beats_baseline, "its holdout", version
+    inherited_h2h = None
     if evidence is None:
-        evidence, source = _latest_holdout_evidence(tracking)
+        evidence, source, evidence_version, inherited_h2h = _latest_holdout_evidence(tracking)
     checks = [
         (evidence is True, f"out-of-time skill on {source}" if evidence else
          f"no out-of-time skill on {source}" if evidence is False else "no holdout evidence yet"),
@@ -117,25 +135,55 @@ def decide_promotion(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
                                   f"{ev.best_baseline} on validation"),
     ]
     current = champion(tracking)
-    if all(ok for ok, _ in checks) and current is not None:
-        rows = split.holdout if len(split.holdout) >= MIN_HOLDOUT_ROWS else split.validation
-        y = rows["is_won"].cast(pl.Float64).to_numpy()
-        b_new = float(((model.predict(rows) - y) ** 2).mean())
-        b_old = float(((load(tracking, current[0]).predict(rows) - y) ** 2).mean())
-        checks.append((b_new <= b_old, f"Brier {b_new:.4f} vs champion v{current[0]}'s {b_old:.4f} on the same rows"))
+    tags = {"evidence_version": evidence_version or "none", "gate_champion": "none", "beats_champion": "na"}
+    metrics: dict[str, float] = {}
+    if current is not None:
+        old_version, old_cutoff = current
+        tags["gate_champion"] = old_version
+        rows = unseen_by_both(split, old_cutoff)
+        if len(rows) >= MIN_HOLDOUT_ROWS:
+            y = rows["is_won"].cast(pl.Float64).to_numpy()
+            b_new = float(((model.predict(rows) - y) ** 2).mean())
+            b_old = float(((load(tracking, old_version).predict(rows) - y) ** 2).mean())
+            ok = b_new <= b_old
+            metrics = {"gate.rows": float(len(rows)), "gate.deals": float(rows["opportunity_id"].n_unique()),
+                       "gate.brier_challenger": b_new, "gate.brier_champion": b_old}
+            tags |= {"beats_champion": str(ok).lower(), "gate_rows": f"{len(rows)} holdout rows, as-of "
+                     f"{rows['as_of_date'].min()}..{rows['as_of_date'].max()}, deals closed after both cutoffs"}
+            checks.append((ok, f"Brier {b_new:.4f} vs champion v{old_version}'s {b_old:.4f} on {len(rows)} "
+                               f"rows neither has seen"))
+        else:
+            forward = cutoff is None or cutoff >= old_cutoff
+            ok = inherited_h2h in ("true", "na") and forward
+            tags |= {"beats_champion": inherited_h2h or "na",
+                     "gate_rows": f"none unseen by both (inherits v{evidence_version}'s head-to-head)"}
+            checks.append((ok, f"no rows unseen by both; v{evidence_version}'s head-to-head: {inherited_h2h or 'na'}"
+                               + ("" if forward else f"; cutoff {cutoff} is older than the champion's {old_cutoff}")))
     verdict = all(ok for ok, _ in checks)
     why = "; ".join(text for _, text in checks) + ("" if verdict else " -> not promoted")
-    tags = {"promoted": str(verdict).lower(), "decision": why,
-            "holdout_beats_baseline": "na" if ev.holdout_beats_baseline is None else str(ev.holdout_beats_baseline).lower()}
+    tags |= {"promoted": str(verdict).lower(), "decision": why,
+             "holdout_beats_baseline": "na" if ev.holdout_beats_baseline is None else str(ev.holdout_beats_baseline).lower()}
+    run_id = _run_id(tracking, version)
+    if metrics and run_id:
+        tracking.log_run_metrics(run_id, metrics)
     tracking.tag_version(MODEL_NAME, version, tags)
     if verdict:
         tracking.set_alias(MODEL_NAME, CHAMPION, version)
     return verdict, why
 
 
-def _latest_holdout_evidence(tracking: MLflowResource) -> tuple[bool | None, str]:
+def _run_id(tracking: MLflowResource, version: str) -> str | None:
+    for v in tracking.versions(MODEL_NAME):
+        if str(v.version) == str(version):
+            return v.tags.get("run_id") or v.run_id
+    return None
+
+
+def _latest_holdout_evidence(tracking: MLflowResource) -> tuple[bool | None, str, str | None, str | None]:
+    """(beat the baseline?, where, which version, its head-to-head with the champion then)."""
     judged = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("holdout_beats_baseline") in ("true", "false")]
     if not judged:
-        return None, "no earlier holdout"
+        return None, "no earlier holdout", None, None
     latest = max(judged, key=lambda v: (v.tags["cutoff"], int(v.version)))
-    return latest.tags["holdout_beats_baseline"] == "true", f"v{latest.version}'s holdout (cutoff {latest.tags['cutoff']})"
+    return (latest.tags["holdout_beats_baseline"] == "true", f"v{latest.version}'s holdout (cutoff {latest.tags['cutoff']})",
+            str(latest.version), latest.tags.get("beats_champion", "na"))

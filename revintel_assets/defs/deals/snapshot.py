@@ -181,18 +181,39 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
 
 def star_as_of_sql(t: str, schema: str) -> list[str]:
     """Statements that rebuild the star tables the snapshot reads as they stood at the end of
-    day `t` (history cut at t, later closes undone), in `schema`: the production leakage check
-    recomputes a stored partition from them and expects no difference."""
+    day `t`, in `schema`: the production leakage check recomputes a stored partition from them
+    and expects no difference.
+
+    Cut at t means more than "history up to t, later closes undone": `fact_opportunity` keeps
+    each deal's FINAL stage, amount, expected close date, close value and engage date, which a
+    leaky snapshot could read. Here they are what the CRM showed on t: the last value in the
+    history up to t (NULL when the history has none yet), so a snapshot that reads the final
+    value of any of them gets a different number for every deal that changed after t.
+    """
     day = f"DATE '{t}'"
     return [
         f"CREATE OR REPLACE SCHEMA {schema}",
         f"CREATE TABLE {schema}.fact_opportunity_history AS SELECT * FROM star.fact_opportunity_history "
         f"WHERE changed_at <= {day}",
-        f"""CREATE TABLE {schema}.fact_opportunity AS SELECT * REPLACE (
-                CASE WHEN close_date > {day} THEN NULL ELSE close_date END AS close_date,
-                CASE WHEN close_date > {day} THEN false ELSE is_closed END AS is_closed,
-                CASE WHEN close_date > {day} THEN false ELSE is_won END AS is_won)
-            FROM star.fact_opportunity WHERE created_date <= {day}""",
+        f"""CREATE TABLE {schema}.fact_opportunity AS
+            WITH cut AS (
+                SELECT opportunity_id,
+                       last(stage ORDER BY changed_at, source_line NULLS LAST) FILTER (WHERE stage IS NOT NULL) AS stage,
+                       last(amount ORDER BY changed_at, source_line NULLS LAST) FILTER (WHERE amount IS NOT NULL) AS amount,
+                       last(expected_close_date ORDER BY changed_at, source_line NULLS LAST)
+                           FILTER (WHERE expected_close_date IS NOT NULL) AS expected_close_date
+                FROM {schema}.fact_opportunity_history GROUP BY opportunity_id)
+            SELECT o.* REPLACE (
+                a.stage AS stage,
+                a.amount AS amount,
+                a.expected_close_date AS expected_close_date,
+                CASE WHEN o.engage_date > {day} THEN NULL ELSE o.engage_date END AS engage_date,
+                CASE WHEN o.close_date > {day} THEN NULL ELSE o.close_value END AS close_value,
+                CASE WHEN o.close_date > {day} THEN NULL ELSE o.close_date END AS close_date,
+                CASE WHEN o.close_date > {day} THEN false ELSE o.is_closed END AS is_closed,
+                CASE WHEN o.close_date > {day} THEN false ELSE o.is_won END AS is_won)
+            FROM star.fact_opportunity o LEFT JOIN cut a USING (opportunity_id)
+            WHERE o.created_date <= {day}""",
         f"CREATE TABLE {schema}.dim_product AS SELECT * FROM star.dim_product",
         f"CREATE TABLE {schema}.dim_account AS SELECT * FROM star.dim_account",
     ]

@@ -21,6 +21,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 MIN_ISOTONIC_ROWS = 1000  # isotonic overfits (a step per few points) below this many rows
 EPS = 1e-6
+# Isotonic regression maps its emptiest end blocks to exactly 0 or 1 (a block where every
+# calibration row lost or won). No prediction is certain: calibrated outputs stay this far inside.
+P_GUARD = 1e-4
 
 
 def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
@@ -140,20 +143,22 @@ class Calibrator:
     def __call__(self, raw) -> np.ndarray:
         raw = np.asarray(raw, dtype=float).ravel()
         if self.method == "isotonic":
-            return np.clip(self.model.predict(raw), EPS, 1 - EPS)
-        return self.model.predict_proba(raw.reshape(-1, 1))[:, 1]
+            return np.clip(self.model.predict(raw), P_GUARD, 1 - P_GUARD)
+        return np.clip(self.model.predict_proba(raw.reshape(-1, 1))[:, 1], P_GUARD, 1 - P_GUARD)
 
     def __repr__(self) -> str:
         return f"Calibrator({self.method!r})"
 
 
-def calibrate(p_raw_val, y_val, min_isotonic: int = MIN_ISOTONIC_ROWS) -> Calibrator:
+def calibrate(p_raw_val, y_val, min_isotonic: int = MIN_ISOTONIC_ROWS, weight=None) -> Calibrator:
     """Fit on held-out (raw score, outcome) pairs: isotonic with at least `min_isotonic` rows
-    (and both classes), else sigmoid (Platt) scaling, which has two parameters only."""
+    (and both classes), else sigmoid (Platt) scaling, which has two parameters only. `weight`:
+    optional row weights (e.g. inverse-probability weights of a sampled slice)."""
     y, raw = _arrays(y_val, p_raw_val)
+    w = None if weight is None else np.asarray(weight, dtype=float).ravel()
     if len(raw) >= min_isotonic and 0 < y.sum() < len(y):
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y, sample_weight=w)
         return Calibrator("isotonic", iso)
     if not 0 < y.sum() < len(y):
         raise ValueError("calibrate(): the calibration rows need both outcomes")
-    return Calibrator("sigmoid", LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y))
+    return Calibrator("sigmoid", LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y, sample_weight=w))

@@ -1,0 +1,206 @@
+"""The deal model's evidence is out of sample: train, validation and holdout never share a deal,
+calibrated probabilities are never exactly 0 or 1, and the champion check recomputes the gate's
+evidence from the metrics recorded in MLflow (issue 14, item 1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+
+from revintel_assets.defs.deals.checks import champion_beats_baseline
+from revintel_assets.defs.deals.registry import unseen_by_both
+from revintel_assets.defs.deals.win_model import STRADDLER_TO_VALIDATION, Split, Windows, shared_deals, split_by_time
+from revintel_assets.defs.validation.metrics import P_GUARD, calibrate
+from revintel_resources.tracking import MLflowResource
+from synthetic import history
+
+CUTOFF = dt.date(2024, 9, 1)
+
+
+@pytest.fixture(scope="module")
+def snaps() -> pl.DataFrame:
+    return history(n_deals=3000, seed=3)[0]
+
+
+def test_train_validation_and_holdout_share_no_deal(snaps):
+    split = split_by_time(snaps, CUTOFF, Windows())
+    assert shared_deals(split) == {}
+    assert min(len(split.train), len(split.validation), len(split.holdout)) > 0
+    # time still orders them
+    w = Windows()
+    val_start = CUTOFF - dt.timedelta(days=w.gap_days + w.validation_days)
+    assert split.train["as_of_date"].max() < val_start <= split.validation["as_of_date"].min()
+    assert split.holdout["as_of_date"].min() >= CUTOFF
+    assert split.train["outcome_date"].max() <= CUTOFF and split.validation["outcome_date"].max() <= CUTOFF
+
+
+def test_a_time_only_split_would_share_deals(snaps):
+    """The test above can fail: on the same rows, cutting by time alone (the code before issue 14)
+    leaves deals open across the validation boundary on both sides, and shared_deals says so."""
+    w = Windows()
+    val_end = CUTOFF - dt.timedelta(days=w.gap_days)
+    val_start = val_end - dt.timedelta(days=w.validation_days)
+    known = snaps.filter(pl.col("is_won").is_not_null() & (pl.col("outcome_date") <= CUTOFF))
+    time_only = Split(train=known.filter(pl.col("as_of_date") < val_start),
+                      validation=known.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left")),
+                      holdout=snaps.head(0))
+    assert shared_deals(time_only).get("train&validation", 0) > 50
+
+
+def test_straddling_deals_go_to_one_side_with_inverse_probability_weights(snaps):
+    split = split_by_time(snaps, CUTOFF, Windows())
+    w = Windows()
+    val_start = CUTOFF - dt.timedelta(days=w.gap_days + w.validation_days)
+    # a deal with rows on both sides of val_start (and known by the cutoff) is a straddler
+    known = snaps.filter(pl.col("is_won").is_not_null() & (pl.col("outcome_date") <= CUTOFF))
+    before = set(known.filter(pl.col("as_of_date") < val_start)["opportunity_id"].to_list())
+    after = set(known.filter(pl.col("as_of_date").is_between(
+        val_start, val_start + dt.timedelta(days=w.validation_days), closed="left"))["opportunity_id"].to_list())
+    straddlers = before & after
+    in_val = straddlers & set(split.validation["opportunity_id"].to_list())
+    in_train = straddlers & set(split.train["opportunity_id"].to_list())
+    assert in_val | in_train == straddlers and not in_val & in_train
+    assert abs(len(in_val) / len(straddlers) - STRADDLER_TO_VALIDATION) < 0.1
+    ipw_val = split.validation.filter(pl.col("opportunity_id").is_in(list(in_val)))["ipw"].unique().to_list()
+    ipw_train = split.train.filter(pl.col("opportunity_id").is_in(list(in_train)))["ipw"].unique().to_list()
+    assert ipw_val == [1 / STRADDLER_TO_VALIDATION] and ipw_train == [1 / (1 - STRADDLER_TO_VALIDATION)]
+    others = split.train.filter(~pl.col("opportunity_id").is_in(list(straddlers)))["ipw"].unique().to_list()
+    assert others == [1.0]
+
+
+def test_shared_deals_sees_a_planted_overlap(snaps):
+    split = split_by_time(snaps, CUTOFF, Windows())
+    leaked = Split(train=pl.concat([split.train, split.validation.head(1)], how="diagonal"),
+                   validation=split.validation, holdout=split.holdout)
+    assert shared_deals(leaked) == {"train&validation": 1}
+
+
+def test_gate_rows_are_unseen_by_both_models(snaps):
+    split = split_by_time(snaps, CUTOFF, Windows())
+    later_champion = CUTOFF + dt.timedelta(days=30)
+    rows = unseen_by_both(split, later_champion)
+    assert 0 < len(rows) < len(split.holdout)
+    assert rows["as_of_date"].min() >= later_champion and rows["outcome_date"].min() > later_champion
+    assert len(unseen_by_both(split, CUTOFF - dt.timedelta(days=400))) == len(split.holdout)
+
+
+def test_isotonic_never_returns_exactly_0_or_1():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=4000)
+    y = (raw > 0).astype(int)  # separable: isotonic's end blocks are pure
+    cal = calibrate(raw, y)
+    assert cal.method == "isotonic"
+    unguarded = cal.model.predict(raw)
+    assert unguarded.min() == 0.0 and unguarded.max() == 1.0  # the guard below is needed
+    p = cal(np.concatenate([raw, [-50.0, 50.0]]))
+    assert p.min() == pytest.approx(P_GUARD) and p.max() == pytest.approx(1 - P_GUARD)
+    assert ((p > 0) & (p < 1)).all()
+    small = calibrate(raw[:200], y[:200])  # the sigmoid path saturates too
+    assert small.method == "sigmoid" and ((small(np.array([-50.0, 50.0])) >= P_GUARD)
+                                          & (small(np.array([-50.0, 50.0])) <= 1 - P_GUARD)).all()
+
+
+# --- champion_beats_baseline recomputes the recorded evidence -------------------------------
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return np.full(len(model_input), 0.5)
+
+
+GOOD = {"holdout.win_probability.brier": 0.20, "holdout.baseline_stage.brier": 0.23,
+        "holdout.baseline_base_rate.brier": 0.25, "holdout.gate.model_brier_per_deal": 0.19,
+        "holdout.gate.baseline_brier_per_deal": 0.22, "holdout.gate.gain_se": 0.004, "holdout.gate.deals": 900,
+        "holdout.gate.auc": 0.70, "holdout.gate.auc_se": 0.02}
+
+
+def _champion(tmp_path, metrics: dict, tags: dict | None = None) -> MLflowResource:
+    tracking = MLflowResource(data_dir=str(tmp_path))
+    with tracking.start_run(experiment="win_probability", run_name="test") as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=[])
+        mlflow.log_metrics(metrics)
+    version = tracking.register(info.model_uri, "win_probability", tags={"cutoff": "2025-07-01",
+                                                                          "run_id": run.info.run_id})
+    tracking.tag_version("win_probability", version, {"promoted": "true", "evidence_version": version,
+                                                      "holdout_beats_baseline": "true", **(tags or {})})
+    tracking.set_alias("win_probability", "champion", version)
+    return tracking
+
+
+def _check(tracking: MLflowResource):
+    return champion_beats_baseline(mlflow_tracking=tracking)
+
+
+def test_champion_check_passes_on_recorded_evidence(tmp_path):
+    result = _check(_champion(tmp_path, GOOD))
+    assert result.passed is True, result.metadata
+
+
+@pytest.mark.parametrize("tamper", ["model_worse_than_baseline", "gain_within_noise", "auc_at_chance", "no_metrics",
+                                    "lost_head_to_head", "no_head_to_head"])
+def test_champion_check_fails_when_the_recorded_evidence_does_not_hold(tmp_path, tamper):
+    """The tags still say promoted / beats the baseline; the recomputation must disagree."""
+    metrics, tags = dict(GOOD), {}
+    if tamper == "model_worse_than_baseline":
+        metrics["holdout.win_probability.brier"] = 0.24
+    elif tamper == "gain_within_noise":
+        metrics["holdout.gate.gain_se"] = 0.02
+    elif tamper == "auc_at_chance":
+        metrics["holdout.gate.auc"] = 0.51
+    elif tamper == "no_metrics":
+        metrics = {"holdout.win_probability.brier": 0.20}
+    elif tamper == "lost_head_to_head":
+        metrics |= {"gate.brier_challenger": 0.21, "gate.brier_champion": 0.20, "gate.rows": 500}
+        tags = {"gate_champion": "0"}
+    elif tamper == "no_head_to_head":
+        tags = {"gate_champion": "0"}
+    result = _check(_champion(tmp_path, metrics, tags))
+    assert result.passed is False, result.metadata
+
+
+# --- the gate's head-to-head runs on rows neither model has seen -------------------------------
+
+class ConstantWinModel:
+    """Stands in for a WinModel in the registry: a fixed probability for every row."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def predict(self, df) -> np.ndarray:
+        return np.full(len(df), self.p)
+
+
+def _register(tracking: MLflowResource, p: float, cutoff: dt.date) -> str:
+    from revintel_assets.defs.deals.registry import WinModelPyfunc
+
+    with tracking.start_run(experiment="win_probability", run_name=f"const {p}") as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=WinModelPyfunc(ConstantWinModel(p)),
+                                       pip_requirements=[])
+    return tracking.register(info.model_uri, "win_probability", tags={"cutoff": cutoff.isoformat(),
+                                                                      "run_id": run.info.run_id})
+
+
+@pytest.mark.parametrize("challenger_p, expect", [("holdout_rate", True), (0.99, False)])
+def test_gate_head_to_head_on_unseen_rows_is_recorded(snaps, tmp_path, challenger_p, expect):
+    from revintel_assets.defs.deals.evaluate import Evaluation
+    from revintel_assets.defs.deals.registry import decide_promotion
+
+    split = split_by_time(snaps, CUTOFF, Windows())
+    tracking = MLflowResource(data_dir=str(tmp_path))
+    old_cutoff = CUTOFF - dt.timedelta(days=30)
+    old = _register(tracking, 0.5, old_cutoff)
+    tracking.set_alias("win_probability", "champion", old)
+    p = float(split.holdout["is_won"].cast(pl.Float64).mean()) if challenger_p == "holdout_rate" else challenger_p
+    new = _register(tracking, p, CUTOFF)
+    ev = Evaluation(pl.DataFrame(), pl.DataFrame(), "baseline_stage", True, "baseline_stage", True)
+    promoted, why = decide_promotion(tracking, ConstantWinModel(p), ev, split, new, CUTOFF)
+    assert promoted is expect, why
+    mv = next(v for v in tracking.versions("win_probability") if str(v.version) == str(new))
+    assert mv.tags["beats_champion"] == str(expect).lower() and mv.tags["gate_champion"] == str(old)
+    m = tracking.run_metrics(mv.tags["run_id"])
+    assert m["gate.rows"] == len(unseen_by_both(split, old_cutoff)) > 0
+    assert (m["gate.brier_challenger"] <= m["gate.brier_champion"]) is expect
+    assert str(tracking.get_alias("win_probability", "champion").version) == str(new if expect else old)
