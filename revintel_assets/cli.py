@@ -63,8 +63,9 @@ def _materialize(source: dict[str, str], args) -> int:
 
     if getattr(args, "as_of", None):
         source["as_of"] = args.as_of
-    try:  # one run per data directory: a second one refuses at once (runlock.py)
-        with run_lock(paths.data_dir(), f"{getattr(args, 'command', 'run')} on {source['path']}"):
+    try:  # one run per data directory: a second one waits, or with --no-wait exits 3 (runlock.py)
+        with run_lock(paths.data_dir(), f"{getattr(args, 'command', 'run')} on {source['path']}",
+                      wait=not getattr(args, "no_wait", False)):
             print(f"revintel: materializing the asset graph on {source['path']}")
             start = time.perf_counter()
             try:
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(fn=cmd_run)
     for p in (d, r):
         p.add_argument("--no-serve", action="store_true", help="exit after materializing")
+        p.add_argument("--no-wait", action="store_true", help="when another run holds the data directory, "
+                                                              "exit with code 3 instead of waiting for it")
         p.add_argument("--as-of", help="score as of this date instead of the source's export date")
 
     u = sub.add_parser("ui", help="start the Dagster UI + daemon and the Streamlit app")

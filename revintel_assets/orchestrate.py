@@ -56,7 +56,7 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
         for tags in _runs(step, keys):
             say(f"[{i}/{len(steps)}] {step.name} {_describe(tags)}...")
             records.extend(_execute(job, instance, tags, say, run_config))
-    Warehouse.from_env().publish()
+    Warehouse.from_env().publish(expected_source=(resources or {}).get("source", {}).get("path"))
     return records
 
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
                                                       "metrics (set by `revintel demo`)")
     workers: int | None = Field(None, ge=1, description="Worker processes for the heavy kernels; default: "
                                                          "the cores this process may use (at most 8)")
+    folder_mapping: bool = Field(False, description="Let runs the sensor, a schedule or the UI started use a "
+                                                    "revintel_mapping.yaml found in the source folder (`revintel run` "
+                                                    "always may)")
+    source_roots: str | None = Field(None, description="Folders (separated by ':') a source may lie under; "
+                                                       "set it to limit what the launchpad can point the import at")
     app_url: str = Field("http://127.0.0.1:8501", description="Where the Streamlit app is reached: the digest's "
                                                                "links to Deal Detail start with it")
     digest_webhook_url: str | None = Field(None, description="POST the weekly digest here as JSON {\"text\": ...} "

@@ -43,6 +43,10 @@ class WarehouseLockTimeout(TimeoutError):
     """Another process held the writer lock for longer than we were willing to wait."""
 
 
+class PublishRefused(RuntimeError):
+    """The work file holds another source than the run that asked to publish it read."""
+
+
 class PartitionViolation(ValueError):
     """A write put rows outside the partition it declared (it does not own those rows)."""
 
@@ -356,10 +360,13 @@ class Warehouse:
         finally:
             lock.release()
 
-    def publish(self) -> Path:
+    def publish(self, expected_source: str | Path | None = None) -> Path:
         """Atomically replace the analyst file with a consistent copy of the work file.
 
-        On a remote backend (MotherDuck) readers query the service itself: nothing to copy."""
+        expected_source: the source folder the publishing run read; when the work file's
+        meta.source names another (a run on another source slipped in between), refuse rather
+        than publish a mix. On a remote backend (MotherDuck) readers query the service itself:
+        nothing to copy."""
         if not self.backend.local_file:
             return self.analyst_path
         self.analyst_path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +374,11 @@ class Warehouse:
         with self.connect() as con:
             for stale in self._stale_publish_files():  # a publish killed before its rename
                 stale.unlink(missing_ok=True)
+            if expected_source is not None and table_exists(con, "meta.source"):
+                held = [r[0] for r in con.execute("SELECT DISTINCT source_path FROM meta.source").fetchall()]
+                if held and any(Path(h).resolve() != Path(expected_source).resolve() for h in held):
+                    raise PublishRefused(f"the warehouse now holds {', '.join(held)}, not {expected_source} that "
+                                         "this run read: another run on another source wrote it; not published")
             # Fold the WAL into the file; closing the connection (below) makes the file self-contained.
             con.execute("CHECKPOINT")
             con.close()

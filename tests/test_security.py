@@ -236,8 +236,9 @@ def _tidy_source(folder: Path, customers: int = 3) -> Path:
 
 
 def test_second_run_on_one_data_dir_refuses_at_once(tmp_path):
-    """Two real `revintel run` processes on one data directory with different sources: the second
-    exits 3 with one line naming the first one's pid; when the first dies (SIGKILL) the lock is free."""
+    """Two real `revintel run` processes on one data directory with different sources: the second,
+    with --no-wait, exits 3 with one line naming the first one's pid; when the first dies (SIGKILL)
+    the lock is free."""
     import os
     import signal
     import subprocess
@@ -257,7 +258,8 @@ def test_second_run_on_one_data_dir_refuses_at_once(tmp_path):
             assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
             time.sleep(0.2)
         start = time.monotonic()
-        second = subprocess.run(cmd + [str(_tidy_source(tmp_path / "b"))], cwd=REPO, env=_cli_env(data),
+        second = subprocess.run(cmd[:-1] + ["--no-wait", "--source", str(_tidy_source(tmp_path / "b"))], cwd=REPO,
+                                env=_cli_env(data),
                                 capture_output=True, text=True, timeout=120)
         took = time.monotonic() - start
         assert first.poll() is None, "the first run ended before the second was tried"
@@ -272,6 +274,28 @@ def test_second_run_on_one_data_dir_refuses_at_once(tmp_path):
     assert took < 60
     with run_lock(data):  # the kernel dropped the killed run's lock
         pass
+
+
+def test_a_second_run_waits_for_the_first(tmp_path):
+    """Without --no-wait the second run says once who holds the data directory and waits: here the
+    lock is held by another process for 2 s, then released; the waiter gets it afterwards."""
+    import subprocess
+    import sys
+    import time
+
+    from revintel_resources.runlock import run_lock
+
+    data = tmp_path / "data"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from revintel_resources.runlock import "
+                               "run_lock\nwith run_lock(sys.argv[1], 'test holder'):\n print('held', flush=True)\n"
+                               " time.sleep(2)", str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said, start = [], time.monotonic()
+    with run_lock(data, wait=True, say=said.append, poll_s=0.1):
+        waited = time.monotonic() - start
+    holder.wait(timeout=30)
+    assert len(said) == 1 and f"pid {holder.pid}, test holder since" in said[0] and "--no-wait" in said[0]
+    assert 1.0 < waited < 20
 
 
 # -- a copied data directory is independent of its original -----------------------------------------
@@ -613,3 +637,45 @@ def test_deal_page_shows_hostile_data_and_url_as_text(tmp_path):
                                expect_text="What moved the win probability")
         text = text.replace("\u200b", "")
         assert f"[verify account]({phish})" in text and f"[Call now]({phish})" in text
+
+
+# -- what a run started by the sensor, a schedule or the UI may read -------------------------------
+
+def _import_with(tmp_path, monkeypatch, folder, tags, **env):
+    import dagster as dg
+
+    from revintel_assets.defs.ingest.assets import source_import
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.source import SourceResource
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return dg.materialize([source_import], tags=tags, raise_on_error=False,  # an ephemeral instance
+                          resources={"warehouse": WarehouseResource(), "source": SourceResource(path=str(folder))})
+
+
+def _failure(result) -> str:
+    """The user error's own message (Dagster wraps it: the cause holds it)."""
+    err = result.get_step_failure_events()[0].event_specific_data.error
+    assert err.cause is not None and err.cause.cls_name == "SourceError", err
+    return err.cause.message
+
+
+def test_a_folder_mapping_needs_a_person_or_the_opt_in(tmp_path, monkeypatch):
+    folder = _tidy_source(tmp_path / "src")
+    (folder / "revintel_mapping.yaml").write_text("delimiter: ','\n")
+    unattended = _import_with(tmp_path, monkeypatch, folder, {"revintel/trigger": "source files"})
+    assert not unattended.success
+    assert "REVINTEL_FOLDER_MAPPING" in _failure(unattended)
+    assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success
+    assert _import_with(tmp_path, monkeypatch, folder, {}, REVINTEL_FOLDER_MAPPING="true").success
+
+
+def test_source_roots_limit_what_the_launchpad_can_point_at(tmp_path, monkeypatch):
+    folder = _tidy_source(tmp_path / "outside")
+    (tmp_path / "allowed").mkdir()
+    refused = _import_with(tmp_path, monkeypatch, folder, {}, REVINTEL_SOURCE_ROOTS=str(tmp_path / "allowed"))
+    assert not refused.success
+    assert "REVINTEL_SOURCE_ROOTS" in _failure(refused)
+    assert _import_with(tmp_path, monkeypatch, folder, {}, REVINTEL_SOURCE_ROOTS=f"/nowhere:{tmp_path}").success

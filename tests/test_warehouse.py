@@ -376,3 +376,18 @@ def test_io_manager_static_and_multi_partitions(tmp_path: Path) -> None:
     for table in ("raw.region_sales", "star.region_sales_copy"):
         got = wh.query(f"SELECT ts::DATE::VARCHAR, region, count(*) FROM {table} GROUP BY ALL ORDER BY ALL").rows()
         assert got == [("2024-01-01", "eu", 2), ("2024-01-01", "us", 2), ("2024-01-02", "eu", 2)]
+
+
+def test_publish_refuses_a_warehouse_of_another_source(tmp_path):
+    """A run that read source A does not publish a work file another run rewrote with source B."""
+    import polars as pl
+
+    from revintel_resources.warehouse import PublishRefused
+
+    wh = Warehouse.from_env(tmp_path / "data")
+    wh.write("meta.source", pl.DataFrame({"source_path": [str(tmp_path / "b")]}))
+    with pytest.raises(PublishRefused, match="not .*a"):
+        wh.publish(expected_source=tmp_path / "a")
+    assert not wh.analyst_path.exists()
+    assert wh.publish(expected_source=tmp_path / "b") == wh.analyst_path  # its own source: published
+    assert wh.publish() == wh.analyst_path  # no expectation: as before

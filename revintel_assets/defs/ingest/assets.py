@@ -4,17 +4,21 @@ quarantine. Everything downstream is SQL over those tables."""
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from revintel_assets.defs.deals import partitions as deal_partitions
 from revintel_assets.defs.deals.calendar import DealPlan
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.mapping import USER_MAPPING
 from revintel_assets.defs.ingest.source import import_source
 from revintel_assets.metadata import table_metadata
 from revintel_assets.defs.star.docs import table_doc
 from revintel_assets.defs.star.partitions import transaction_months
 from revintel_resources.resources import WarehouseResource
+from revintel_resources.settings import settings
 from revintel_resources.source import SourceResource
 
 
@@ -38,6 +42,8 @@ INGEST = dict(group_name="ingest", owners=["team:data-engineering"])
 )
 def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     wh = warehouse.get()
+    _check_source_root(source)
+    _check_folder_mapping(source, context.run.tags)
     with wh.connect() as con:
         con.execute("BEGIN TRANSACTION")
         # a local work file: locked down to reading the source folder (MotherDuck runs remotely)
@@ -108,6 +114,30 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     })
     for table in ("star.quarantine", "meta.source", "meta.source_files"):
         yield dg.MaterializeResult(asset_key=table.split("."), metadata=table_metadata(wh, table))
+
+
+def _check_source_root(source: SourceResource) -> None:
+    """With REVINTEL_SOURCE_ROOTS set, a source (from the CLI, the settings or the launchpad) must
+    lie under one of those folders, symlinks resolved."""
+    roots = [Path(r).expanduser().resolve() for r in (settings().source_roots or "").split(":") if r.strip()]
+    folder = source.folder().resolve()
+    if roots and not any(folder == r or r in folder.parents for r in roots):
+        raise SourceError(folder, 0, f"a folder under REVINTEL_SOURCE_ROOTS ({', '.join(map(str, roots))})",
+                          "a source outside them")
+
+
+def _check_folder_mapping(source: SourceResource, tags) -> None:
+    """A mapping file that merely sits in the source folder is trusted by runs a person started
+    (`revintel run`, launched_by=cli, or one that names it with --mapping / source.mapping); a run
+    the sensor, a schedule or the UI started uses it only when REVINTEL_FOLDER_MAPPING=true: whoever
+    can drop files into a watched folder should not decide how it is read."""
+    found = source.folder() / USER_MAPPING
+    if (found.exists() and not source.mapping_file() and tags.get("revintel/launched_by") != "cli"
+            and not settings().folder_mapping):
+        raise SourceError(found, 0, "a mapping this run may use",
+                          "a revintel_mapping.yaml in the watched folder; runs not started by `revintel run` "
+                          "use one only when REVINTEL_FOLDER_MAPPING=true, or when it is named as the source's "
+                          "mapping (launchpad: resources.source.config.mapping)")
 
 
 defs = dg.Definitions(assets=[source_import])

@@ -10,7 +10,7 @@ import dagster as dg
 from revintel_assets import plan
 from revintel_assets.defs.jobs import JOBS
 from revintel_resources.source import SourceResource
-from revintel_resources.warehouse import Warehouse
+from revintel_resources.warehouse import PublishRefused, Warehouse
 
 
 def fingerprint(folder: Path) -> str:
@@ -58,7 +58,12 @@ def _already_imported(folder: Path) -> bool:
 def publish_after_success(context: dg.RunStatusSensorContext):
     if context.dagster_run.job_name not in plan.warehouse_jobs():
         return dg.SkipReason("run did not write the warehouse")
-    path = Warehouse.from_env().publish()
+    # a run launched for a named source (launchpad, CLI) publishes only a warehouse of that source
+    config = (context.dagster_run.run_config or {}).get("resources", {}).get("source", {}).get("config", {})
+    try:
+        path = Warehouse.from_env().publish(expected_source=config.get("path"))
+    except PublishRefused as exc:
+        return dg.SkipReason(str(exc))
     context.log.info(f"published {path}")
 
 
