@@ -4,8 +4,8 @@ The import calls `replace_previous_source` once it knows which source it read. W
 warehouse holds another source (meta.source: a different folder or layout), everything derived
 from that source goes before any of the new one is written:
 
-* tables: every table but the import's own staging and the write log (meta.table_log) is
-  dropped, so no `star.*`, `features.*`, `scores.*`, `forecast.*` or `validation.*` row of the
+* tables: every table and view but the import's own staging and the write log (meta.table_log)
+  is dropped, so no `star.*`, `features.*`, `scores.*`, `forecast.*` or `validation.*` row of the
   old source can mix with the new one's (their partitions would not be overwritten: the new
   source has other dates);
 * partitions: every dynamic partition (months, as-of dates, cutoffs, divisions) is emptied; the
@@ -66,23 +66,27 @@ def previous_source(con: duckdb.DuckDBPyConnection) -> Source | None:
     return Source(row[0], row[1]) if row else None
 
 
-def derived_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every table a source's runs wrote, i.e. all but the staging schema and the write log."""
-    rows = con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                       "WHERE database_name = current_database() ORDER BY 1").fetchall()
-    return [t for (t,) in rows if t.split(".")[0] not in KEEP_SCHEMAS and t not in KEEP_TABLES]
+def derived_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(kind, name) of every view and table a source's runs wrote, i.e. all but the staging schema
+    and the write log; views first (e.g. scores.whitespace_by_rep), so none is left dangling."""
+    rows = con.execute(
+        "SELECT 'VIEW', schema_name || '.' || view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal UNION ALL "
+        "SELECT 'TABLE', schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() ORDER BY 1 DESC, 2").fetchall()
+    return [(kind, t) for kind, t in rows if t.split(".")[0] not in KEEP_SCHEMAS and t not in KEEP_TABLES]
 
 
 def drop_tables(wh: Warehouse) -> list[str]:
-    """Drop the previous source's tables in one transaction (all or nothing). meta.source goes
-    with them, so a run that dies after this sees no previous source and does not redo it."""
+    """Drop the previous source's views and tables in one transaction (all or nothing). meta.source
+    goes with them, so a run that dies after this sees no previous source and does not redo it."""
     with wh.connect() as con:
-        tables = derived_tables(con)
+        objects = derived_tables(con)
         con.execute("BEGIN TRANSACTION")
-        for table in tables:
-            con.execute(f"DROP TABLE {qualified(table)}")
+        for kind, name in objects:
+            con.execute(f"DROP {kind} {qualified(name)}")
         con.execute("COMMIT")
-    return tables
+    return [name for _, name in objects]
 
 
 def clear_partitions(instance: dg.DagsterInstance) -> dict[str, int]:

@@ -41,6 +41,7 @@ def test_switch_replaces_tables_partitions_and_models(tmp_path):
                "CREATE TABLE meta.source AS SELECT '/data/demo' AS source_path, 'maventech+sales_log' AS source_format; "
                "CREATE TABLE star.dim_account AS SELECT 1 AS account_id; "
                "CREATE TABLE scores.deal_scores AS SELECT DATE '2025-12-31' AS as_of_date; "
+               "CREATE VIEW scores.latest AS SELECT * FROM scores.deal_scores; "
                "CREATE TABLE staging.opportunities AS SELECT 'new source' AS x; "
                "CREATE TABLE meta.table_log AS SELECT 'star.dim_account' AS table_name")
     tracking = MLflowResource(data_dir=str(tmp_path))
@@ -58,12 +59,23 @@ def test_switch_replaces_tables_partitions_and_models(tmp_path):
         assert "replaces /data/demo" in note
         tables = {r[0] for r in wh.query("SELECT schema_name || '.' || table_name FROM duckdb_tables()").rows()}
         assert tables == {"staging.opportunities", "meta.table_log"}  # the new import's staging and the log stay
+        assert wh.query("SELECT count(*) FROM duckdb_views() WHERE NOT internal").item() == 0  # none left dangling
         for name in source_switch.DYNAMIC_PARTITIONS:
             assert instance.get_dynamic_partitions(name.name) == []
     assert tracking.get_alias("win_probability", "champion") is None  # nothing of the demo serves MavenTech
     assert tracking.versions("win_probability") == []
     archived = tracking.configure().get_registered_model(f"win_probability--{Source('/data/demo', 'maventech+sales_log').label}")
     assert archived.tags["archived_source"] == "/data/demo" and archived.tags["champion_before_archive"] == str(version)
+
+
+def test_cli_latest_steps_run_as_of_the_source_date_not_the_largest_key():
+    """Before: MavenTech was scored as of 2025-12-31, the largest partition the demo had left."""
+    from revintel_assets import plan
+    from revintel_assets.orchestrate import _runs
+
+    step = plan.job("deal_scoring_job")
+    assert _runs(step, ["2017-12-31", "2025-12-31"], "2017-12-31") == [{"dagster/partition": "2017-12-31"}]
+    assert _runs(step, ["2017-06-30", "2017-12-31"], None) == [{"dagster/partition": "2017-12-31"}]
 
 
 # -- end to end: demo -> MavenTech -> demo in one data directory -------------------------------
@@ -86,10 +98,14 @@ con = duckdb.connect(f"{data}/warehouse/revintel.duckdb", read_only=True)
 out = {"source": con.execute("SELECT source_path, export_date::VARCHAR FROM meta.source").fetchall(),
        "scored": [r[0] for r in con.execute("SELECT DISTINCT as_of_date::VARCHAR FROM scores.deal_scores").fetchall()],
        "tables": {}, "dates": {}}
+views = con.execute("SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+for (v,) in views:  # a view over a dropped table would fail here
+    out["tables"][v] = con.execute(f"SELECT count(*) FROM {v}").fetchone()[0]
 cols = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE schema_name IN "
                    "('star','features','scores','forecast','validation') AND data_type = 'DATE' "
                    "AND column_name IN ('as_of_date','cutoff_date','order_date','close_date','created_date',"
-                   "'changed_at','date','period_start')").fetchall()
+                   "'changed_at','period_start') AND (schema_name, table_name) IN (SELECT (schema_name, table_name) "
+                   "FROM duckdb_tables())").fetchall()  # (star.dim_date is a calendar: it reaches past the data)
 for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN "
                         "('star','features','scores','forecast','validation')").fetchall():
     out["tables"][f"{s}.{t}"] = con.execute(f'SELECT count(*) FROM {s}."{t}"').fetchone()[0]
