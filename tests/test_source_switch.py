@@ -64,7 +64,8 @@ def test_switch_replaces_tables_partitions_and_models(tmp_path):
             assert instance.get_dynamic_partitions(name.name) == []
     assert tracking.get_alias("win_probability", "champion") is None  # nothing of the demo serves MavenTech
     assert tracking.versions("win_probability") == []
-    archived = tracking.configure().get_registered_model(f"win_probability--{Source('/data/demo', 'maventech+sales_log').label}")
+    label = Source("/data/demo", "maventech+sales_log").label
+    archived = tracking.configure().get_registered_model(f"win_probability--{label}")
     assert archived.tags["archived_source"] == "/data/demo" and archived.tags["champion_before_archive"] == str(version)
 
 

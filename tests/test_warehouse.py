@@ -106,7 +106,8 @@ def test_a_column_typed_from_nulls_only_takes_the_next_values(wh: Warehouse) -> 
     later = dt.date(2024, 1, 2)
     wh.write("s.m", pl.DataFrame({"day": [later], "message": ["12 closed deals, need 30"]}),
              partition_column="day", partition_values=[later])
-    assert wh.query("SELECT day, message FROM s.m ORDER BY day").rows() == [(day, None), (later, "12 closed deals, need 30")]
+    rows = wh.query("SELECT day, message FROM s.m ORDER BY day").rows()
+    assert rows == [(day, None), (later, "12 closed deals, need 30")]
     # a column with real values is still protected: text cannot overwrite another partition's numbers
     wh.write("s.n", pl.DataFrame({"day": [day], "v": [1]}), partition_column="day", partition_values=[day])
     with pytest.raises(TypeError, match="cannot be stored"):
