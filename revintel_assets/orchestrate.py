@@ -17,6 +17,7 @@ import dagster as dg
 
 from revintel_assets.plan import Job, cli_steps
 from revintel_resources.instance import dagster_instance, recover_dead_runs, run_tags
+from revintel_resources.source import SourceResource
 from revintel_resources.warehouse import Warehouse
 
 # Dagster's console logger prints a failed step's whole stack trace at ERROR; the CLI says what
@@ -25,14 +26,15 @@ from revintel_resources.warehouse import Warehouse
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def _runs(step: Job, keys: list[str]) -> list[dict[str, str]]:
-    """Partition tags of the runs a step makes."""
+def _runs(step: Job, keys: list[str], as_of: str | None = None) -> list[dict[str, str]]:
+    """Partition tags of the runs a step makes; a "latest" step runs as of `as_of` (the source's
+    as-of date) when it is a key: an earlier run's later keys must not win (issue 13)."""
     if step.partitions is None:
         return [{}]
     if step.mode == "each":
         return [{"dagster/partition": k} for k in sorted(keys)]
     if step.mode == "latest":
-        return [{"dagster/partition": max(keys)}]
+        return [{"dagster/partition": as_of if as_of in keys else max(keys)}]
     return [{"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}]
 
 
@@ -53,11 +55,18 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
         if step.partitions and not keys:
             say(f"[{i}/{len(steps)}] {step.name}: no {step.partitions} partitions in this source, skipped")
             continue
-        for tags in _runs(step, keys):
+        for tags in _runs(step, keys, _as_of(resources) if step.mode == "latest" else None):
             say(f"[{i}/{len(steps)}] {step.name} {_describe(tags)}...")
             records.extend(_execute(job, instance, tags, say, run_config))
     Warehouse.from_env().publish(expected_source=(resources or {}).get("source", {}).get("path"))
     return records
+
+
+def _as_of(resources: dict | None) -> str | None:
+    """The date this run scores as of, by the source resource's own rule (override, else the export
+    date the import recorded)."""
+    day = SourceResource(**(resources or {}).get("source", {})).as_of_date(Warehouse.from_env())
+    return day.isoformat() if day else None
 
 
 def _describe(tags: dict[str, str]) -> str:

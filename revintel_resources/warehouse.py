@@ -315,6 +315,10 @@ class Warehouse:
                 con.execute(f"DROP TABLE {qtable}")
                 _create(con, table, new_cols)
                 return
+            elif _only_nulls(con, qtable, col):
+                # Typed from nothing but NULLs (e.g. INTEGER for a message no row had yet): no value
+                # can be lost, so the column takes the type of the first real values.
+                alters.append(f"ALTER TABLE {qtable} ALTER COLUMN {quote(col)} TYPE {new_t}")
             else:
                 raise TypeError(f"{table}.{col}: new type {new_t} cannot be stored in the existing {old_t} column")
         for stmt in alters:
@@ -428,6 +432,10 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 def _create(con: duckdb.DuckDBPyConnection, table: str, cols: dict[str, str]) -> None:
     col_sql = ", ".join(f"{quote(c)} {t}" for c, t in cols.items())
     con.execute(f"CREATE TABLE {qualified(table)} ({col_sql})")
+
+
+def _only_nulls(con: duckdb.DuckDBPyConnection, qtable: str, col: str) -> bool:
+    return con.execute(f"SELECT count({quote(col)}) = 0 FROM {qtable}").fetchone()[0]
 
 
 def _casts_implicitly(con: duckdb.DuckDBPyConnection, src_type: str, dst_type: str) -> bool:

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from revintel_assets.definitions import load
-from revintel_assets.defs.ops.schedules import monthly_retrain, nightly_rescore
+from revintel_assets.defs.ops.schedules import monthly_retrain, nightly_rescore, target_key
 from revintel_assets.defs.ops.sensors import source_files_changed
 from revintel_resources.source import SourceResource
 
@@ -22,23 +22,96 @@ def instance(tmp_path):
         yield inst
 
 
-def test_nightly_rescore_scores_the_day_before_its_tick(instance):
-    tick = dt.datetime(2026, 3, 5, 2, 0, tzinfo=dt.timezone.utc)
+EXPORT = dt.date(2025, 12, 31)  # a 2025 demo's last date
+REGISTERED = ["2025-12-01", "2025-12-08", "2025-12-29", "2025-12-31"]  # as the import registers them
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch, instance):
+    """A data dir whose published warehouse holds a source exported on EXPORT, imported (as far as
+    Dagster knows) once, with the import's as-of dates and training cutoffs registered."""
+    import duckdb
+
+    data = tmp_path / "data"
+    (data / "warehouse").mkdir(parents=True)
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"))
+    con.execute("CREATE SCHEMA meta; CREATE TABLE meta.source AS SELECT 'x' AS source_path, ?::DATE AS export_date",
+                [EXPORT])
+    con.close()
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
+    instance.add_dynamic_partitions("as_of_date", REGISTERED)
+    instance.add_dynamic_partitions("training_cutoff", ["2025-08-01", "2025-12-31"])
+    instance.report_runless_asset_event(dg.AssetMaterialization(["staging", "source_import"]))
+    return data
+
+
+def _partitions(instance) -> dict[str, list[str]]:
+    return {name: sorted(instance.get_dynamic_partitions(name)) for name in ("as_of_date", "training_cutoff")}
+
+
+def _scored(instance, asset: str, key: str) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset.split("/"), partition=key))
+
+
+def test_target_key_never_passes_the_data_or_the_tick():
+    assert target_key(dt.date(2026, 11, 21), EXPORT, REGISTERED) == "2025-12-31"  # tick after the data
+    assert target_key(dt.date(2025, 12, 30), EXPORT, REGISTERED) == "2025-12-29"  # tick inside the data
+    assert target_key(dt.date(2025, 11, 1), EXPORT, REGISTERED) is None  # nothing registered that early
+    assert target_key(dt.date(2026, 1, 1), None, REGISTERED) is None  # no data yet
+
+
+def test_nightly_in_2026_on_a_2025_export_scores_its_last_date_and_registers_nothing(instance, published):
+    """Issue 13: a 2026-11-22 tick on a 2025 demo registered 2026-11-21 and scored 2,297 'open' deals."""
+    before = _partitions(instance)
+    tick = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.timezone.utc)
     request = nightly_rescore(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
-    assert request.partition_key == "2026-03-04"
-    assert instance.has_dynamic_partition("as_of_date", "2026-03-04")
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2025-12-31"
+    # "Preview tick result" evaluates the tick the way the daemon does (partition key resolved
+    # against the instance): it must register nothing either
+    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                    repository_def=defs.get_repository_def())
+    data = nightly_rescore.evaluate_tick(ctx)
+    assert [r.partition_key for r in data.run_requests] == ["2025-12-31"]
+    assert _partitions(instance) == before
+    # scored since the import: no new data, the next ticks skip
+    _scored(instance, "scores/deal_scores", "2025-12-31")
+    skipped = nightly_rescore(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(skipped, dg.SkipReason) and "no new data" in skipped.skip_message
+    # a new import (new data, or another source) makes the date due again
+    instance.report_runless_asset_event(dg.AssetMaterialization(["staging", "source_import"]))
+    again = nightly_rescore(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(again, dg.RunRequest) and again.partition_key == "2025-12-31"
+    assert _partitions(instance) == before
+
+
+def test_nightly_inside_the_data_scores_the_day_before_when_registered(instance, published):
+    tick = dt.datetime(2025, 12, 30, 2, 0, tzinfo=dt.timezone.utc)
+    request = nightly_rescore(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert request.partition_key == "2025-12-29"
     # the job it targets exists and covers snapshot -> scores -> explanations
     job = defs.resolve_job_def("nightly_rescore_job")
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert {"features/deal_snapshot", "scores/deal_scores", "scores/deal_explanations"} <= keys
 
 
-def test_monthly_retrain_trains_a_new_cutoff_and_refreshes_icp(instance):
+def test_schedules_skip_without_published_data(instance, tmp_path, monkeypatch):
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "empty"))
+    tick = dt.datetime(2026, 3, 5, 2, 0, tzinfo=dt.timezone.utc)
+    assert isinstance(nightly_rescore(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)),
+                      dg.SkipReason)
+    assert instance.get_dynamic_partitions("as_of_date") == []
+
+
+def test_monthly_retrain_trains_at_most_to_the_data_and_refreshes_icp(instance, published):
+    before = _partitions(instance)
     tick = dt.datetime(2026, 4, 1, 3, 0, tzinfo=dt.timezone.utc)
     requests = monthly_retrain(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
-    assert [r.partition_key for r in requests] == ["2026-03-31", None]
+    assert [r.partition_key for r in requests] == ["2025-12-31", None]
     assert requests[1].job_name == "icp_plan_job"
-    assert instance.has_dynamic_partition("training_cutoff", "2026-03-31")
+    assert _partitions(instance) == before
+    _scored(instance, "models/win_probability", "2025-12-31")
+    skipped = monthly_retrain(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(skipped, dg.SkipReason)
 
 
 def test_source_sensor_fires_on_new_or_changed_files_only(instance, tmp_path):

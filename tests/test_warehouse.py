@@ -96,6 +96,24 @@ def test_insert_by_name_and_added_column(wh: Warehouse) -> None:
     assert wh.query("SELECT a, b, c FROM s.t ORDER BY day").rows() == [(1.5, None, None), (2.0, "y", 3.5)]
 
 
+def test_a_column_typed_from_nulls_only_takes_the_next_values(wh: Warehouse) -> None:
+    """Issue 13: a partition whose `message` was all NULL typed the column INTEGER; another
+    partition's text must still fit (an all-NULL column loses nothing when retyped)."""
+    day = dt.date(2024, 1, 1)
+    wh.write("s.m", pl.DataFrame({"day": [day], "message": [None]}), partition_column="day", partition_values=[day])
+    assert wh.query("SELECT data_type FROM duckdb_columns() WHERE table_name = 'm' AND column_name = 'message'"
+                    ).item() == "INTEGER"
+    later = dt.date(2024, 1, 2)
+    wh.write("s.m", pl.DataFrame({"day": [later], "message": ["12 closed deals, need 30"]}),
+             partition_column="day", partition_values=[later])
+    rows = wh.query("SELECT day, message FROM s.m ORDER BY day").rows()
+    assert rows == [(day, None), (later, "12 closed deals, need 30")]
+    # a column with real values is still protected: text cannot overwrite another partition's numbers
+    wh.write("s.n", pl.DataFrame({"day": [day], "v": [1]}), partition_column="day", partition_values=[day])
+    with pytest.raises(TypeError, match="cannot be stored"):
+        wh.write("s.n", pl.DataFrame({"day": [later], "v": ["x"]}), partition_column="day", partition_values=[later])
+
+
 def test_partition_range_replace_via_sql(wh: Warehouse) -> None:
     for d in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]:
         wh.write("s.sales", sales(d, 2), partition_column="day", partition_values=[d])

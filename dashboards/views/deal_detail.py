@@ -6,6 +6,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from dashboards import as_of as as_of_banner
 from dashboards import db
 from dashboards.safe import code, md
 from dashboards import deals_data as dd
@@ -22,6 +23,7 @@ if not dates:
 
 pick = st.columns([1, 3], gap="medium")
 as_of = pick[0].selectbox("As of", dates, index=0, format_func=str, key="as_of", bind="query-params")
+as_of_banner.warn_if_past_the_data(as_of)
 deals = dd.scored_deals(as_of)  # highest risk first
 if deals.is_empty():
     st.info(f"No deal was open on {as_of}.")

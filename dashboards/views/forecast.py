@@ -9,6 +9,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from dashboards import as_of as as_of_banner
 from dashboards import db
 
 st.title("Revenue Forecast")
@@ -21,6 +22,7 @@ c1, c2, c3, c4 = st.columns([1.2, 1, 1, 1.6])
 as_of = c1.selectbox("As of", as_ofs, format_func=str)
 period_type = c2.segmented_control("Period", ["week", "month"], default="week") or "week"
 horizon = c3.slider("Horizon (weeks)", 4, 12, 12)
+as_of_banner.warn_if_past_the_data(as_of)
 seg_types = db.query("SELECT DISTINCT segment_type FROM forecast.revenue_forecast WHERE as_of_date = ?",
                      [as_of])["segment_type"].to_list()
 order = [t for t in ("total", "region", "manager", "rep", "division") if t in seg_types]

@@ -8,6 +8,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from dashboards import as_of as as_of_banner
 from dashboards import db
 from dashboards.safe import code, md
 
@@ -92,6 +93,10 @@ if has_log and not counts.is_empty():
     )
 else:
     freshness = counts.with_columns(pl.lit(None, dtype=pl.Datetime).alias("written_at"))
+
+# the latest scores are what every page shows first: say so when they are dated past the data
+if "scores.deal_scores" in row_count:
+    as_of_banner.warn_if_past_the_data(db.scalar("SELECT max(as_of_date) FROM scores.deal_scores"))
 
 # ---------------------------------------------------------------- headline metrics
 cols = st.columns(len(HEADLINE))

@@ -6,6 +6,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from dashboards import as_of as as_of_banner
 from dashboards import db, safe
 from dashboards import deals_data as dd
 
@@ -22,6 +23,7 @@ if not dates:
 top = st.columns([1.1, 2, 1.6], gap="medium")
 as_of = top[0].selectbox("As of", dates, index=0, format_func=str,
                          help="Dates with scores; the latest is the export date of the data")
+as_of_banner.warn_if_past_the_data(as_of)
 deals = dd.scored_deals(as_of)
 
 

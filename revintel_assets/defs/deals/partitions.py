@@ -8,6 +8,7 @@ import datetime as dt
 
 import dagster as dg
 
+from revintel_assets.defs import partitions
 from revintel_assets.defs.deals.calendar import DealPlan
 
 as_of_dates = dg.DynamicPartitionsDefinition(name="as_of_date")
@@ -16,8 +17,5 @@ training_cutoffs = dg.DynamicPartitionsDefinition(name="training_cutoff")
 
 def register(instance: dg.DagsterInstance, plan: DealPlan) -> DealPlan:
     for definition, keys in ((as_of_dates, plan.snapshot_dates), (training_cutoffs, plan.model_cutoffs)):
-        known = set(instance.get_dynamic_partitions(definition.name))
-        new = [k.isoformat() for k in keys if k.isoformat() not in known]
-        if new:
-            instance.add_dynamic_partitions(definition.name, new)
+        partitions.register(instance, definition, [k.isoformat() for k in keys])
     return plan

@@ -15,7 +15,8 @@ from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metr
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
 from revintel_assets.defs.icp.model import NotEnoughData, sample_accounts, train_baselines, train_division
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
-                                            feature_partitions, model_cutoffs, model_partitions, sync)
+                                            feature_partitions, model_cutoffs, model_partitions)
+from revintel_assets.defs.partitions import register
 from revintel_assets.defs.icp.registry import log_and_register
 from revintel_assets.defs.icp.whitespace import rep_view_sql, whitespace_sql
 from revintel_assets.metadata import family_rows, table_metadata
@@ -94,9 +95,10 @@ def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse:
              column_comments=docs.CUTOFFS[1])
     wh.write("features.icp_divisions", pl.DataFrame({"division": divs}, schema={"division": pl.Utf8}),
              run_id=context.run_id, comment="Divisions the ICP models cover (from star.dim_product).")
-    sync(context.instance, divisions, divs if plan_rows else [])
-    sync(context.instance, feature_cutoffs, feature_keys)
-    sync(context.instance, model_cutoffs, model_keys)
+    # exactly the plan's keys: a recomputed plan must not inherit the previous one's cutoffs
+    register(context.instance, divisions, divs if plan_rows else [], exact=True)
+    register(context.instance, feature_cutoffs, feature_keys, exact=True)
+    register(context.instance, model_cutoffs, model_keys, exact=True)
     yield dg.MaterializeResult(asset_key=["features", "icp_divisions"],
                                metadata=table_metadata(wh, "features.icp_divisions"))
     yield dg.MaterializeResult(asset_key=["features", "icp_cutoffs"], metadata={
@@ -139,6 +141,16 @@ def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                                           "cutoffs": dg.MetadataValue.int(len(cuts)),
                                           "labelled_rows": dg.MetadataValue.int(int(labelled[0] or 0)),
                                           "label_rate": dg.MetadataValue.float(float(labelled[1] or 0))})
+
+
+# Typed explicitly: a cutoff where every division trained has a None-only `message` (and one where
+# none did, None-only model columns); inferred, that column became INTEGER and the next source's
+# text did not fit (issue 13).
+ICP_MODELS_SCHEMA = {
+    "cutoff_date": pl.Date, "division": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8, "model_version": pl.Utf8,
+    "model_uri": pl.Utf8, "role": pl.Utf8, "train_cutoffs": pl.Utf8, "features": pl.Int64, "fit_rows": pl.Int64,
+    "validation_rows": pl.Int64, "fit_positives": pl.Int64, "validation_positives": pl.Int64,
+    "calibration": pl.Utf8, "best_iteration": pl.Int64}
 
 
 def _too_little(division: str, cutoff: dt.date, reason: str) -> dict:
@@ -222,7 +234,7 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
             elif wh.table_exists(table):  # the partition is replaced by nothing: no stale metrics
                 wh.write(table, sql=f"SELECT * FROM {table} WHERE false", partition=owned, run_id=context.run_id)
         mine = [PartitionFilter("cutoff_date", values=[cutoff]), PartitionFilter("division", values=divs)]
-        wh.write("validation.icp_models", pl.DataFrame(models, infer_schema_length=None), partition=mine,
+        wh.write("validation.icp_models", pl.DataFrame(models, schema=ICP_MODELS_SCHEMA), partition=mine,
                  run_id=context.run_id, comment=docs.MODELS[0], column_comments=docs.MODELS[1])
         if importances:
             wh.write("validation.icp_feature_importance", pl.concat(importances), partition=mine,

@@ -28,16 +28,6 @@ MODEL_READS_FEATURES = dg.MultiPartitionMapping({
 INVALID = ("|", ",", "[", "]", "...")  # characters Dagster partition keys cannot hold
 
 
-def sync(instance: dg.DagsterInstance, definition: dg.DynamicPartitionsDefinition, keys: list[str]) -> None:
-    """Make the registered keys exactly `keys`: a new source must not inherit the old one's cutoffs."""
-    known = set(instance.get_dynamic_partitions(definition.name))
-    new = [k for k in keys if k not in known]
-    if new:
-        instance.add_dynamic_partitions(definition.name, new)
-    for stale in known - set(keys):
-        instance.delete_dynamic_partition(definition.name, stale)
-
-
 def by_cutoff(partition_keys) -> dict[str, list[str]]:
     """Multi-partition keys of a run grouped: cutoff -> divisions."""
     out: dict[str, list[str]] = {}

@@ -14,12 +14,15 @@ from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import USER_MAPPING
 from revintel_assets.defs.ingest.source import import_source
+from revintel_assets.defs.partitions import register
 from revintel_assets.metadata import table_metadata
+from revintel_assets.source_switch import Source, replace_previous_source
 from revintel_assets.defs.star.docs import table_doc
 from revintel_assets.defs.star.partitions import transaction_months
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.settings import settings
 from revintel_resources.source import SourceResource
+from revintel_resources.tracking import MLflowResource
 
 
 INGEST = dict(group_name="ingest", owners=["team:data-engineering"])
@@ -40,7 +43,8 @@ INGEST = dict(group_name="ingest", owners=["team:data-engineering"])
     ],
     pool="warehouse",
 )
-def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource,
+                  mlflow_tracking: MLflowResource):
     wh = warehouse.get()
     _check_source_root(source)
     _check_folder_mapping(source, context.run.tags)
@@ -50,6 +54,11 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
                                locked=wh.backend.local_file)
         con.execute("COMMIT")
+    # Another source than the warehouse holds: its tables, partitions and models go first (CONTRACT §1).
+    replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
+                                       Source(str(report.layout.folder), report.layout.name))
+    if replaced:
+        context.log.warning(replaced)
     wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
              "FROM staging.quarantine_new ORDER BY source_file, line_number",
              run_id=context.run_id, **table_doc("star.quarantine"))
@@ -67,9 +76,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "UNION ALL SELECT close_date FROM staging.opportunities WHERE stage = 'Won' "
         "AND NOT EXISTS (SELECT 1 FROM staging.transactions)) WHERE d IS NOT NULL "
         "ORDER BY 1").rows()]
-    new = [m for m in months if not context.instance.has_dynamic_partition(transaction_months.name, m)]
-    if new:
-        context.instance.add_dynamic_partitions(transaction_months.name, new)
+    register(context.instance, transaction_months, months)
 
     first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(engage_date) d FROM staging.opportunities "
                           "UNION ALL SELECT min(changed_at) FROM staging.history)")["d"][0]
@@ -108,6 +115,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "dagster/row_count": dg.MetadataValue.int(raw_rows - quarantined),  # rows staged for the star
         "quarantined_rows": dg.MetadataValue.int(quarantined),
         "transaction_months": dg.MetadataValue.int(len(months)),
+        "replaced_source": replaced or "",
         "files": dg.MetadataValue.json(report.files),
         **{f"quarantine_{k}": v for k, v in table_metadata(wh, "star.quarantine").items()
            if k == "preview"},

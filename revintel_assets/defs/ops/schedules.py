@@ -1,49 +1,114 @@
 """Unattended operation: a nightly rescore and a monthly retrain.
 
-Both compute their partition from the tick, never from the wall clock: the nightly run scores
-as of the day before its tick (docs/CONTRACT.md §1), the monthly one trains a model with that day as its
-cutoff. New keys are registered on the instance before the run is requested, since as-of dates
-and cutoffs are dynamic partitions.
+Both take their date from the tick *and the data*, never from the wall clock alone: a tick scores
+(or trains) as of the day before it, but never past the data's last date, the export date in the
+published analyst file (docs/CONTRACT.md §4: "scores never run past the data"). On a 2025 export
+a 2026 tick therefore scores as of 2025-12-31, and skips when that date is already done since the
+last import (no new data arrived).
+
+Evaluating a schedule (a tick, or "Preview tick result" in the UI) registers nothing: it only
+requests dates the import registered (the export date is always one), the latest of them on or
+before the date it wants. (Dagster applies dynamic partition requests for sensors only, and a
+run cannot start on an unregistered key, so "register at launch" is not available to a schedule.)
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from revintel_assets import plan
 from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
+from revintel_resources.warehouse import Warehouse
 
 NIGHTLY_JOB = plan.job(plan.NIGHTLY_JOB).name
 MONTHLY_JOB = plan.job(plan.RETRAIN_JOB).name
 ICP_FIRST = next(iter(plan.icp_chain()))  # the monthly ICP refresh starts with its first link
+IMPORT = dg.AssetKey(["staging", "source_import"])
 
 
-def _register(instance: dg.DagsterInstance, definition: dg.DynamicPartitionsDefinition, key: str) -> None:
-    if not instance.has_dynamic_partition(definition.name, key):
-        instance.add_dynamic_partitions(definition.name, [key])
+def day_before(context: dg.ScheduleEvaluationContext) -> dt.date:
+    return context.scheduled_execution_time.date() - dt.timedelta(days=1)
 
 
-def day_before(context: dg.ScheduleEvaluationContext) -> str:
-    return (context.scheduled_execution_time.date() - dt.timedelta(days=1)).isoformat()
+def data_last_date(analyst_db: Path) -> dt.date | None:
+    """The export date of the published warehouse (read-only: a tick never waits for a writer)."""
+    if not analyst_db.exists():
+        return None
+    try:
+        con = duckdb.connect(str(analyst_db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute("SELECT max(export_date)::DATE FROM meta.source").fetchone()[0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def target_key(wanted: dt.date, last_date: dt.date | None, registered: list[str]) -> str | None:
+    """The partition a tick runs: the latest registered key on or before min(wanted, last data
+    date); None when there is no data or no such key. Pure, so the rule is tested on its own."""
+    if last_date is None:
+        return None
+    limit = min(wanted, last_date).isoformat()
+    eligible = [k for k in registered if k <= limit]  # ISO dates sort as dates
+    return max(eligible) if eligible else None
+
+
+def done_since_import(instance: dg.DagsterInstance, asset: dg.AssetKey, key: str) -> bool:
+    """Was `asset` materialized for partition `key` after the latest import? Then nothing new
+    arrived for it (and a source switch, an import, makes every date due again)."""
+    imported = instance.get_latest_materialization_event(IMPORT)
+    done = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[key]), limit=1)
+    if not done.records:
+        return False
+    return imported is None or done.records[0].timestamp >= imported.timestamp
+
+
+def _plan_tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPartitionsDefinition,
+               asset: dg.AssetKey, what: str) -> str | dg.SkipReason:
+    """The key a tick runs, or why it skips."""
+    wanted = day_before(context)
+    last = data_last_date(Warehouse.from_env().analyst_path)
+    key = target_key(wanted, last, context.instance.get_dynamic_partitions(partitions.name))
+    if last is None:
+        return dg.SkipReason("no published warehouse with a source yet: run `revintel demo` or `revintel run`")
+    if key is None:
+        return dg.SkipReason(f"no registered {partitions.name} on or before {min(wanted, last)}")
+    if done_since_import(context.instance, asset, key):
+        return dg.SkipReason(f"{what} as of {key} is already done and no new data arrived (the data ends "
+                             f"{last}; the tick wanted {wanted})")
+    if key < wanted.isoformat():
+        context.log.info(f"{what} as of {key}: the data ends {last}, the tick wanted {wanted}")
+    return key
 
 
 @dg.schedule(job_name=NIGHTLY_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Every night at 02:00 UTC: the previous day's deal snapshot, scores, explanations "
-                         "and forecast; a successful run publishes the analyst file.")
+             description="Every night at 02:00 UTC: deal snapshot, scores, explanations and forecast as of the "
+                         "previous day, or the data's last date if that is earlier (skipped when already scored); "
+                         "a successful run publishes the analyst file.")
 def nightly_rescore(context: dg.ScheduleEvaluationContext):
-    key = day_before(context)
-    _register(context.instance, as_of_dates, key)
+    key = _plan_tick(context, as_of_dates, dg.AssetKey(["scores", "deal_scores"]), "scoring")
+    if isinstance(key, dg.SkipReason):
+        return key
     return dg.RunRequest(run_key=f"nightly-{key}", partition_key=key, tags={"revintel/schedule": "nightly"})
 
 
 @dg.schedule(job_name=MONTHLY_JOB, cron_schedule="0 3 1 * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="On the 1st at 03:00 UTC: train the win model with the last day of the month as "
-                         "cutoff (promoted only through its gate), and refresh the ICP plan (its models follow).")
+             description="On the 1st at 03:00 UTC: train the win model with the last day of the month (or the "
+                         "data's last date if earlier) as cutoff, promoted only through its gate, and refresh the "
+                         "ICP plan (its models follow); skipped when that cutoff is already trained.")
 def monthly_retrain(context: dg.ScheduleEvaluationContext):
-    key = day_before(context)
-    _register(context.instance, training_cutoffs, key)
+    key = _plan_tick(context, training_cutoffs, dg.AssetKey(["models", "win_probability"]), "training")
+    if isinstance(key, dg.SkipReason):
+        return key
     return [dg.RunRequest(run_key=f"retrain-{key}", partition_key=key, tags={"revintel/schedule": "monthly"}),
             dg.RunRequest(run_key=f"icp-plan-{key}", job_name=ICP_FIRST, tags={"revintel/schedule": "monthly"})]
 

@@ -1,0 +1,137 @@
+"""A data directory follows its latest source (docs/CONTRACT.md §1, "successive sources").
+
+The import calls `replace_previous_source` once it knows which source it read. When the
+warehouse holds another source (meta.source: a different folder or layout), everything derived
+from that source goes before any of the new one is written:
+
+* tables: every table and view but the import's own staging and the write log (meta.table_log)
+  is dropped, so no `star.*`, `features.*`, `scores.*`, `forecast.*` or `validation.*` row of the
+  old source can mix with the new one's (their partitions would not be overwritten: the new
+  source has other dates);
+* partitions: every dynamic partition (months, as-of dates, cutoffs, divisions) is emptied; the
+  import then registers the new source's keys, the ICP plan its own;
+* models: the registered MLflow models are renamed `<name>--<old source>`, so the new source's
+  champion lookups, promotion gate and "latest eligible model" never see a model trained on other
+  data (the runs stay in their experiments, the renamed models keep their versions for audit).
+
+The same folder read again (a re-export) is the same source: its history, partitions and models
+stay, and the champion gate compares new models with the previous ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
+from revintel_assets.defs.icp.partitions import divisions, feature_cutoffs, model_cutoffs
+from revintel_assets.defs.partitions import register
+from revintel_assets.defs.star.partitions import transaction_months
+from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import TABLE_LOG, Warehouse, qualified
+
+DYNAMIC_PARTITIONS = (transaction_months, as_of_dates, training_cutoffs, divisions, feature_cutoffs, model_cutoffs)
+KEEP_SCHEMAS = {"staging"}  # rebuilt by the import that calls us, before the switch
+KEEP_TABLES = {TABLE_LOG}  # the write path's log: history, not data of a source
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    format: str
+
+    @property
+    def label(self) -> str:
+        """Registry-safe and recognisable: `maventech_crm-3f2a9c1b`."""
+        digest = hashlib.sha256(f"{self.path}|{self.format}".encode()).hexdigest()[:8]
+        return f"{re.sub(r'[^A-Za-z0-9_]+', '_', Path(self.path).name).strip('_') or 'source'}-{digest}"
+
+
+def is_switch(previous: Source | None, new: Source) -> bool:
+    """Another folder, or the same folder read as another layout; nothing before is no switch."""
+    return previous is not None and (Path(previous.path).resolve(), previous.format) != (
+        Path(new.path).resolve(), new.format)
+
+
+def previous_source(con: duckdb.DuckDBPyConnection) -> Source | None:
+    try:
+        row = con.execute("SELECT source_path, source_format FROM meta.source LIMIT 1").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return Source(row[0], row[1]) if row else None
+
+
+def derived_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(kind, name) of every view and table a source's runs wrote, i.e. all but the staging schema
+    and the write log; views first (e.g. scores.whitespace_by_rep), so none is left dangling."""
+    rows = con.execute(
+        "SELECT 'VIEW', schema_name || '.' || view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal UNION ALL "
+        "SELECT 'TABLE', schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() ORDER BY 1 DESC, 2").fetchall()
+    return [(kind, t) for kind, t in rows if t.split(".")[0] not in KEEP_SCHEMAS and t not in KEEP_TABLES]
+
+
+def drop_tables(wh: Warehouse) -> list[str]:
+    """Drop the previous source's views and tables in one transaction (all or nothing). meta.source
+    goes with them, so a run that dies after this sees no previous source and does not redo it."""
+    with wh.connect() as con:
+        objects = derived_tables(con)
+        con.execute("BEGIN TRANSACTION")
+        for kind, name in objects:
+            con.execute(f"DROP {kind} {qualified(name)}")
+        con.execute("COMMIT")
+    return [name for _, name in objects]
+
+
+def clear_partitions(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Empty every dynamic partition; returns how many keys each had."""
+    counts = {d.name: len(instance.get_dynamic_partitions(d.name)) for d in DYNAMIC_PARTITIONS}
+    for definition in DYNAMIC_PARTITIONS:
+        register(instance, definition, [], exact=True)
+    return counts
+
+
+def archive_models(tracking: MLflowResource, old: Source) -> list[str]:
+    """Rename every registered model `<name>--<old source label>`; returns the new names. Lookups
+    are by exact name (win_probability, revintel-icp-<division>), so the new source starts with
+    an empty registry: no champion, no promoted version, no holdout evidence of the old data."""
+    client = tracking.configure()
+    renamed = []
+    for model in client.search_registered_models():
+        if "--" in model.name:  # archived by an earlier switch
+            continue
+        new_name = f"{model.name}--{old.label}"
+        client.rename_registered_model(model.name, new_name)
+        client.set_registered_model_tag(new_name, "archived_source", old.path)
+        for alias, version in (model.aliases or {}).items():
+            # an archived model serves nothing: its `champion` becomes a tag, for the record
+            client.delete_registered_model_alias(new_name, alias)
+            client.set_registered_model_tag(new_name, f"{alias}_before_archive", str(version))
+        renamed.append(new_name)
+    return renamed
+
+
+def replace_previous_source(instance: dg.DagsterInstance, wh: Warehouse, tracking: MLflowResource,
+                            new: Source) -> str | None:
+    """If the warehouse holds another source, remove what was derived from it; returns a line
+    saying what was replaced (None when the source is the same, or the warehouse is new).
+
+    Order matters for a run that dies half-way: models and partitions first, the tables (with
+    meta.source) last, so until the tables are gone the next import still sees the old source
+    and redoes the whole switch."""
+    with wh.connect() as con:
+        old = previous_source(con)
+    if not is_switch(old, new):
+        return None
+    models = archive_models(tracking, old)
+    keys = clear_partitions(instance)
+    tables = drop_tables(wh)
+    return (f"new source {new.path} ({new.format}) replaces {old.path} ({old.format}): dropped {len(tables)} "
+            f"tables, {sum(keys.values())} partition keys, archived {len(models)} registered models as "
+            f"'<name>--{old.label}'")
