@@ -110,6 +110,7 @@ def test_digest_asset_writes_files_and_posts_to_a_local_webhook(tmp_path, monkey
 
 
 def test_digest_schedule_never_goes_past_the_data(tmp_path, monkeypatch):
+    from revintel_assets.defs.deals.partitions import as_of_dates
     from revintel_assets.defs.pipeline.schedules import weekly_digest_schedule
     from revintel_resources.warehouse import Warehouse
 
@@ -121,10 +122,9 @@ def test_digest_schedule_never_goes_past_the_data(tmp_path, monkeypatch):
     # definition loads, in other tests, would open after its directory is gone)
     (tmp_path / "dagster_home").mkdir()
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
-    if True:
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 6))
-        request = weekly_digest_schedule(ctx)
-        assert request.partition_key == "2025-12-31"  # the data's last date, not the day before the tick
-        assert instance.get_dynamic_partitions("as_of_date") == []  # evaluating registers nothing
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2025, 11, 24, 6))
-        assert weekly_digest_schedule(ctx).partition_key == "2025-11-23"
+    instance.add_dynamic_partitions(as_of_dates.name, ["2025-11-17", "2025-11-24", "2025-12-29", "2025-12-31"])
+    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 23, 6))
+    assert weekly_digest_schedule(ctx).partition_key == "2025-12-31"  # the data's last date, not the tick's
+    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2025, 11, 24, 6))
+    assert weekly_digest_schedule(ctx).partition_key == "2025-11-17"  # the latest registered date before
+    assert len(instance.get_dynamic_partitions(as_of_dates.name)) == 4  # evaluating registered nothing
