@@ -24,7 +24,7 @@ from sklearn.model_selection import GroupKFold
 
 from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC
 from revintel_assets.defs.validation.metrics import Calibrator, calibrate
-from revintel_assets.parallel import forked_rows
+from revintel_assets.parallel import map_rows
 
 SEED = 7
 P_FLOOR = 0.005
@@ -105,8 +105,14 @@ class WinModel:
     def contributions(self, df: pl.DataFrame) -> np.ndarray:
         """TreeSHAP per feature (+ bias in the last column), in raw log-odds."""
         x = self.encoder.matrix(df)
-        return forked_rows(lambda part: self.booster.predict(part, num_iteration=self.best_iteration,
-                                                             pred_contrib=True, num_threads=1), x, x.shape[1] + 1)
+        return map_rows(_tree_shap, x, self.booster, self.best_iteration, out_cols=x.shape[1] + 1)
+
+
+def _tree_shap(x: np.ndarray, booster: lgb.Booster, num_iteration: int) -> np.ndarray:
+    """TreeSHAP of a block of rows; module level so that a worker process can import it (the
+    booster reaches it pickled: its model text, which reloads to the same trees). One thread:
+    pred_contrib uses one core anyway, and the worker processes are the parallelism."""
+    return booster.predict(x, num_iteration=num_iteration, pred_contrib=True, num_threads=1)
 
 
 # learning_rate 0.3 with at most 150 trees: TreeSHAP for every open deal costs time in proportion
