@@ -219,7 +219,7 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     rep_keep = np.zeros((n_reps, n_atoms, n_sims), np.float32) if keep_reps else None
     # added up here in chunk order, as one process always did: the same sums whatever `use` is
     results = parallel.map_tasks(_simulate_chunk, [task(lo, hi) for lo, hi in chunks], use)
-    for (lo, hi), (div_open, div_new, n_new, touched, part, out, block32) in zip(chunks, results):
+    for (lo, hi), (div_open, div_new, n_new, touched, part, out, block32) in zip(chunks, results, strict=True):
         if div_open is not None:
             div_grid += div_open
         if div_new is not None:
