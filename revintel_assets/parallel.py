@@ -1,10 +1,12 @@
-"""Work split across processes: the forecast engine (chunks of reps) and TreeSHAP of every open
-deal (blocks of rows) both go through `map_tasks`, which runs tasks in this process and in a pool
-of loky worker processes (loky: joblib's process executor).
+"""Work split across cores: the forecast engine (chunks of reps) and TreeSHAP of every open deal
+(blocks of rows) both go through `map_tasks`, which runs tasks in this process and in a pool of
+loky worker processes (loky: joblib's process executor), or, for work that releases the GIL
+(TreeSHAP: LightGBM's C code), in threads of this process.
 
-Why processes: LightGBM computes TreeSHAP on one core here whatever `num_threads` says
-(measured: CPU time equals wall time at 2 threads), and numpy's scatter/bincount hold the GIL,
-so threads would not use the second core. Why loky rather than forking this process: the
+Why split at all: LightGBM computes TreeSHAP on one core whatever `num_threads` says (measured:
+CPU time equals wall time at 2 threads), so rows go in blocks, one call per thread (its C code
+runs without the GIL); the engine's numpy scatter/bincount hold the GIL, so its chunks need
+processes. Why loky rather than forking this process: the
 Dagster process runs threads, and forking a threaded process can leave a child stuck on a lock
 another thread held (libgomp after fork did hang); loky starts clean interpreters, keeps them
 for the next call (a reusable executor: the start-up, ~0.5 s, is paid once per process) and
@@ -22,6 +24,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,18 +41,26 @@ def workers() -> int:
     return chosen if chosen else max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
-def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None) -> Iterator:
+def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None, *,
+              threads: bool = False) -> Iterator:
     """fn(*task) for every task, yielded in task order, on up to n_workers processes (default
     `workers()`): this one and n_workers - 1 pool processes. With one worker or one task
     everything runs here, lazily, nothing pickled.
 
     fn must be a module-level function (a worker imports it; a closure is pickled whole, with
     everything it refers to) and its arguments picklable: give each task only the slices it
-    needs. Issue 17 (a Dask cluster) plugs in here: all tasks to the cluster instead."""
+    needs. threads=True says fn releases the GIL (LightGBM's C code): then threads of this
+    process run it, nothing is pickled. Issue 17 (a Dask cluster) plugs in here: all tasks to
+    the cluster instead."""
     k = min(n_workers or workers(), len(tasks))
     if k <= 1:
         return (fn(*t) for t in tasks)
-    return _with_pool(fn, tasks, k - 1)
+    return _in_threads(fn, tasks, k) if threads else _with_pool(fn, tasks, k - 1)
+
+
+def _in_threads(fn: Callable, tasks: Sequence[tuple], k: int) -> Iterator:
+    with ThreadPoolExecutor(k) as pool:
+        yield from pool.map(lambda t: fn(*t), tasks)
 
 
 # Worker processes are one core each: the processes are the parallelism (and OpenMP / BLAS
@@ -123,12 +134,13 @@ def _unspill(out):
     return tuple(load(a) for a in out) if type(out) is tuple else load(out)
 
 
-def map_rows(fn: Callable, x: np.ndarray, *args, out_cols: int, n_workers: int | None = None) -> np.ndarray:
+def map_rows(fn: Callable, x: np.ndarray, *args, out_cols: int, n_workers: int | None = None,
+             threads: bool = False) -> np.ndarray:
     """fn(x, *args) for a 2-D float64 result with `out_cols` columns, computed as one contiguous
-    block of rows per worker. Same numbers as one process: each row's result depends on that row
-    only. `args` (a model...) are pickled only with the blocks a pool process takes."""
+    block of rows per worker (`threads`: see map_tasks). Same numbers as one process: each row's
+    result depends on that row only."""
     n = len(x)
     k = min(n_workers or workers(), n // MIN_ROWS_PER_WORKER)
     bounds = np.linspace(0, n, max(k, 1) + 1).astype(int)
-    blocks = map_tasks(fn, [(x[lo:hi], *args) for lo, hi in zip(bounds[:-1], bounds[1:])], k)
+    blocks = map_tasks(fn, [(x[lo:hi], *args) for lo, hi in zip(bounds[:-1], bounds[1:])], k, threads=threads)
     return np.concatenate([np.asarray(b, dtype=np.float64).reshape(-1, out_cols) for b in blocks])

@@ -17,6 +17,7 @@ def test_map_rows_equal_one_process(monkeypatch):
     assert np.array_equal(one, _row_stats(x, 0.5))
     for k in (2, 3):
         assert np.array_equal(parallel.map_rows(_row_stats, x, 0.5, out_cols=3, n_workers=k), one)
+        assert np.array_equal(parallel.map_rows(_row_stats, x, 0.5, out_cols=3, n_workers=k, threads=True), one)
     assert parallel.map_rows(_row_stats, x[:0], 0.5, out_cols=3, n_workers=2).shape == (0, 3)
 
 
@@ -36,12 +37,14 @@ def _boom(part):
 
 def test_a_failing_worker_raises_its_error(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_WORKER", 10)
-    with pytest.raises(ValueError, match="no"):
-        parallel.map_rows(_boom, np.zeros((100, 2)), out_cols=2, n_workers=2)
+    for threads in (False, True):
+        with pytest.raises(ValueError, match="no"):
+            parallel.map_rows(_boom, np.zeros((100, 2)), out_cols=2, n_workers=2, threads=threads)
 
 
 def test_treeshap_in_workers_equals_one_process(monkeypatch):
-    """The booster reaches the workers pickled (its model text): the same contributions, bit for bit."""
+    """In threads, or in pool processes (the booster pickled as its model text): the same
+    contributions, bit for bit."""
     import lightgbm as lgb
 
     from revintel_assets.defs.deals import win_model
@@ -52,5 +55,7 @@ def test_treeshap_in_workers_equals_one_process(monkeypatch):
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(x, y), 30)
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_WORKER", 500)
     one = parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=1)
-    two = parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=2)
-    assert one.shape == (3000, 6) and np.array_equal(one, two)
+    assert one.shape == (3000, 6)
+    for threads in (True, False):  # threads (what contributions() uses) and pool processes
+        assert np.array_equal(parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=2,
+                                                threads=threads), one)

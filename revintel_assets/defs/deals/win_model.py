@@ -105,13 +105,16 @@ class WinModel:
     def contributions(self, df: pl.DataFrame) -> np.ndarray:
         """TreeSHAP per feature (+ bias in the last column), in raw log-odds."""
         x = self.encoder.matrix(df)
-        return map_rows(_tree_shap, x, self.booster, self.best_iteration, out_cols=x.shape[1] + 1)
+        # Threads, not processes: LightGBM's predict runs in C with the GIL released (ctypes), so
+        # a thread per block uses every core, with no worker start-up (a process imports
+        # LightGBM -> scikit-learn -> SciPy first: 1.3 s on an idle box, 6 s at load 8) and no
+        # rows or model pickled. Same numbers as one call (tests/test_parallel.py).
+        return map_rows(_tree_shap, x, self.booster, self.best_iteration, out_cols=x.shape[1] + 1, threads=True)
 
 
 def _tree_shap(x: np.ndarray, booster: lgb.Booster, num_iteration: int) -> np.ndarray:
-    """TreeSHAP of a block of rows; module level so that a worker process can import it (the
-    booster reaches it pickled: its model text, which reloads to the same trees). One thread:
-    pred_contrib uses one core anyway, and the worker processes are the parallelism."""
+    """TreeSHAP of a block of rows. One OpenMP thread per call: pred_contrib uses one core
+    whatever num_threads says, and the blocks are the parallelism."""
     return booster.predict(x, num_iteration=num_iteration, pred_contrib=True, num_threads=1)
 
 
