@@ -6,12 +6,11 @@ loky worker processes (loky: joblib's process executor), or, for work that relea
 Why split at all: LightGBM computes TreeSHAP on one core whatever `num_threads` says (measured:
 CPU time equals wall time at 2 threads), so rows go in blocks, one call per thread (its C code
 runs without the GIL); the engine's numpy scatter/bincount hold the GIL, so its chunks need
-processes. Why loky rather than forking this process: the
-Dagster process runs threads, and forking a threaded process can leave a child stuck on a lock
-another thread held (libgomp after fork did hang); loky starts clean interpreters, keeps them
-for the next call (a reusable executor: the start-up, ~0.5 s, is paid once per process) and
-re-raises a worker's exception here. Tasks and results are pickled, so a task gets only the
-slices of the inputs it needs.
+processes. Why loky rather than forking this process: the Dagster process runs threads, and
+forking a threaded process can leave a child stuck on a lock another thread held (libgomp after
+fork did hang); loky starts clean interpreters, keeps them for the next call (a reusable
+executor: the start-up, ~0.5 s, is paid once per process) and re-raises a worker's exception
+here. Tasks and results are pickled, so a task gets only the slices of the inputs it needs.
 
 A task's result depends on its arguments only (seeded per task, never per worker), and callers
 assemble results in task order, so any worker count gives the same numbers as one process.
@@ -19,6 +18,7 @@ assemble results in task order, so any worker count gives the same numbers as on
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -68,13 +68,29 @@ def _in_threads(fn: Callable, tasks: Sequence[tuple], k: int) -> Iterator:
 ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def _pool(n: int):
+    """loky's reusable executor (the same processes from call to call while n stays the same;
+    they exit after 5 idle minutes)."""
+    return get_reusable_executor(max_workers=n, timeout=300, env=ONE_THREAD)
+
+
+def warm_up(fn: Callable, n_workers: int | None = None) -> None:
+    """Start the pool processes now and have them import fn's module, while this process does
+    something else first (the engine: its random draws), so that tasks do not wait for them."""
+    k = n_workers or workers()
+    if k > 1:
+        pool = _pool(k - 1)
+        for _ in range(k - 1):
+            pool.submit(importlib.import_module, fn.__module__)
+
+
 def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int) -> Iterator:
     """Tasks are taken in order, by the pool (kept fed with tasks) or, whenever the
     next result to yield is not ready yet, by this process. Why not joblib.Parallel: it leaves
     this process idle, ships every result back (the engine's chunk grids: ~800 MB for 10,000 sims
     x 100,000 deals, +15 % CPU measured) and will not start a pool of one. Here the results of
     tasks run here need no shipping, and a worker slow to start just takes fewer tasks."""
-    pool = get_reusable_executor(max_workers=n_pool, timeout=300, env=ONE_THREAD)
+    pool = _pool(n_pool)
     folder = tempfile.mkdtemp(prefix="revintel-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     # a second task queued per worker keeps it busy while this process finishes one of its own;
     # with a task or two per process, one each (else the pool would hold them all)

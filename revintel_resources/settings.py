@@ -31,8 +31,9 @@ class Settings(BaseSettings):
                                                      "(`--as-of`); never later than the data")
     truth_dir: Path | None = Field(None, description="The demo's ground truth, read only to report oracle "
                                                       "metrics (set by `revintel demo`)")
-    workers: int | None = Field(None, ge=1, description="Worker processes for the heavy kernels; default: "
-                                                         "the cores this process may use (at most 8)")
+    workers: int | None = Field(None, ge=1, description="Cores the heavy kernels use (forecast engine: "
+                                                         "processes, TreeSHAP: threads); default: the cores "
+                                                         "this process may use (at most 8)")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
     duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
                                                         "DuckDB's default)")

@@ -178,6 +178,10 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     would not help); `reduce` runs there too, so it must pickle (keep what it refers to small)."""
     if not 1 <= n_sims <= 40_000:
         raise ValueError(f"n_sims must be in 1..40,000 (int32 slots), got {n_sims}")
+    workers = workers or parallel.workers()
+    expected = n_sims * (float(np.sum(inp.q)) + (float(inp.new_mu.sum()) if inp.new_mu is not None else 0.0))
+    if workers > 1 and expected >= PARALLEL_BOOKINGS:  # the pool starts while this process draws
+        parallel.warm_up(_simulate_chunk, workers)
     rng = np.random.default_rng(seed)
     n_atoms, n_reps, n_div = inp.q.shape[1], inp.n_reps, inp.n_divisions
     order = np.argsort(inp.rep, kind="stable")
@@ -203,7 +207,6 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     max_reps = max(1, MAX_GRID_CELLS // (n_atoms * modulus))
     chunks = _rep_chunks(work, max_reps)
     n_groups = 0 if groups is None else len(groups)
-    workers = workers or parallel.workers()
     use = workers if workers > 1 and len(chunks) > 1 and float(work.sum()) >= PARALLEL_BOOKINGS else 1
 
     def task(lo: int, hi: int) -> tuple:  # a chunk's own slices only: no task ships the whole input
@@ -219,11 +222,13 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     rep_keep = np.zeros((n_reps, n_atoms, n_sims), np.float32) if keep_reps else None
     # added up here in chunk order, as one process always did: the same sums whatever `use` is
     results = parallel.map_tasks(_simulate_chunk, [task(lo, hi) for lo, hi in chunks], use)
-    for (lo, hi), (div_open, div_new, n_new, touched, part, out, block32) in zip(chunks, results, strict=True):
+    div_flat = div_grid.reshape(-1)
+    for (lo, hi), (div_open, new_cells, new_sums, n_new, touched, part, out, block32) in zip(chunks, results,
+                                                                                             strict=True):
         if div_open is not None:
             div_grid += div_open
-        if div_new is not None:
-            div_grid += div_new
+        if new_cells is not None:  # x + 0.0 == x: adding the non-zero cells only is the same sum
+            div_flat[new_cells] += new_sums
             total += n_new
         if part is not None:
             group_grid[touched] += part
@@ -241,8 +246,9 @@ def _simulate_chunk(lo: int, hi: int, n_sims: int, seed: int, modulus: int, n_at
     worker process can import it). deals: (counts, offset, stride, amount, rep, division) of the
     chunk's deals or None; new_mu and groups: the chunk's reps only. Returns the open deals' and
     the new pipeline's division grids, the new bookings, the touched groups and their sums, the
-    reduce output and (keep_reps) the float32 block."""
-    div_open = div_new = part = out = None
+    reduce output and (keep_reps) the float32 block. The new pipeline's division grid comes as
+    its non-zero cells (~10 %: a sixth of the bytes to ship back and add)."""
+    div_open = new_cells = new_sums = part = out = None
     n_new = 0
     if deals is not None:
         block, div, _ = _scatter_chunk(*deals, modulus, n_div, lo, hi)
@@ -253,6 +259,9 @@ def _simulate_chunk(lo: int, hi: int, n_sims: int, seed: int, modulus: int, n_at
         block = np.zeros((hi - lo, n_atoms, n_sims))
     if new_mu is not None:
         div_new, n_new = _new_pipeline_chunk(new_mu, pools, n_sims, seed, lo, block)
+        new_cells = np.flatnonzero(div_new)
+        new_sums = div_new.reshape(-1)[new_cells]
+        del div_new
     block32 = block.astype(np.float32)
     del block
     touched = None
@@ -263,7 +272,7 @@ def _simulate_chunk(lo: int, hi: int, n_sims: int, seed: int, modulus: int, n_at
             part = part.reshape(len(touched), n_atoms, n_sims)
     if reduce is not None:
         out = reduce(lo, hi, block32)
-    return div_open, div_new, n_new, touched, part, out, block32 if keep_reps else None
+    return div_open, new_cells, new_sums, n_new, touched, part, out, block32 if keep_reps else None
 
 
 def simulate(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, workers: int | None = None) -> SimResult:
