@@ -10,7 +10,8 @@ processes. Why loky rather than forking this process: the Dagster process runs t
 forking a threaded process can leave a child stuck on a lock another thread held (libgomp after
 fork did hang); loky starts clean interpreters, keeps them for the next call (a reusable
 executor: the start-up, ~0.5 s, is paid once per process) and re-raises a worker's exception
-here. Tasks and results are pickled, so a task gets only the slices of the inputs it needs.
+here. Tasks are pickled, so a task gets only the slices of the inputs it needs; results over
+1 MB come back through files in /dev/shm rather than loky's pipe.
 
 A task's result depends on its arguments only (seeded per task, never per worker), and callers
 assemble results in task order, so any worker count gives the same numbers as one process.
@@ -30,13 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 from joblib.externals.loky import get_reusable_executor
 
-from revintel_resources.settings import settings
-
-MIN_ROWS_PER_WORKER = 20_000  # below this a block costs more to ship than it saves
+MIN_ROWS_PER_WORKER = 20_000  # below this, splitting rows costs more than it saves
 
 
 def workers() -> int:
     """Cores this process may use (REVINTEL_WORKERS overrides; 1 = everything in this process)."""
+    # imported here: pool processes import this module too, and need no pydantic-settings (0.15 s)
+    from revintel_resources.settings import settings
+
     chosen = settings().workers
     return chosen if chosen else max(1, min(len(os.sched_getaffinity(0)), 8))
 
@@ -50,8 +52,9 @@ def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None
     fn must be a module-level function (a worker imports it; a closure is pickled whole, with
     everything it refers to) and its arguments picklable: give each task only the slices it
     needs. threads=True says fn releases the GIL (LightGBM's C code): then threads of this
-    process run it, nothing is pickled. Issue 17 (a Dask cluster) plugs in here: all tasks to
-    the cluster instead."""
+    process run it, nothing is pickled. Issue 17 (a Dask cluster) plugs in here: the tasks are
+    already self-contained (module-level fn, per-task arguments, results in task order), so
+    with a cluster configured they can all go to it (joblib's dask backend or client.map)."""
     k = min(n_workers or workers(), len(tasks))
     if k <= 1:
         return (fn(*t) for t in tasks)
@@ -85,10 +88,10 @@ def warm_up(fn: Callable, n_workers: int | None = None) -> None:
 
 
 def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int) -> Iterator:
-    """Tasks are taken in order, by the pool (kept fed with tasks) or, whenever the
-    next result to yield is not ready yet, by this process. Why not joblib.Parallel: it leaves
+    """Tasks are taken in order, by the pool (kept fed with tasks) or, whenever the next result
+    to yield is not ready yet, by this process. Why not joblib.Parallel: it leaves
     this process idle, ships every result back (the engine's chunk grids: ~800 MB for 10,000 sims
-    x 100,000 deals, +15 % CPU measured) and will not start a pool of one. Here the results of
+    x 100,000 deals: +13-20 % CPU measured) and will not start a pool of one. Here the results of
     tasks run here need no shipping, and a worker slow to start just takes fewer tasks."""
     pool = _pool(n_pool)
     folder = tempfile.mkdtemp(prefix="revintel-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
