@@ -31,8 +31,9 @@ class Settings(BaseSettings):
                                                      "(`--as-of`); never later than the data")
     truth_dir: Path | None = Field(None, description="The demo's ground truth, read only to report oracle "
                                                       "metrics (set by `revintel demo`)")
-    workers: int | None = Field(None, ge=1, description="Worker processes for the heavy kernels; default: "
-                                                         "the cores this process may use (at most 8)")
+    workers: int | None = Field(None, ge=1, description="Cores the heavy kernels use (forecast engine: "
+                                                         "processes, TreeSHAP: threads); default: the cores "
+                                                         "this process may use (at most 8)")
     folder_mapping: bool = Field(False, description="Let runs the sensor, a schedule or the UI started use a "
                                                     "revintel_mapping.yaml found in the source folder (`revintel run` "
                                                     "always may)")

@@ -70,6 +70,13 @@ def test_one_module_reads_revintel_settings():
     assert writers == [], writers
 
 
+def test_no_os_fork():
+    """Worker processes come from joblib (revintel_assets/parallel.py): forking the threaded
+    Dagster process can leave a child stuck on a lock another thread held."""
+    offenders = [str(p.relative_to(REPO)) for p in CODE if "os.fork" in p.read_text()]
+    assert offenders == [], offenders
+
+
 def test_nothing_refers_outside_the_repository():
     offenders = []
     for p in [*CODE, *REPO.glob("*.md"), *(REPO / "docs").glob("*.md")]:

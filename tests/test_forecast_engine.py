@@ -28,6 +28,25 @@ def test_seeded_determinism_and_workers():
     assert not np.array_equal(a.rep_grid, c.rep_grid)
 
 
+def test_worker_processes_give_the_single_process_numbers(monkeypatch):
+    """Forced onto the worker processes (several chunks, no work threshold): every output, float32
+    group sums included, is bit for bit the single-process one, because chunks are seeded by
+    their first rep and their results are added up in chunk order whatever the worker count."""
+    monkeypatch.setattr(simulate, "PARALLEL_BOOKINGS", 0)
+    monkeypatch.setattr(simulate, "MAX_GRID_CELLS", 10_000)  # 7 reps -> several chunks
+    inp = small(new=True, n=600)
+    inp.amount = inp.amount * 1.37  # non-integer amounts: the order of the sums shows
+    groups = np.array([np.ones(7), np.arange(7) < 3, np.arange(7) >= 3], dtype=float)
+    shock_t = np.ones((6, 500), np.float32)
+    reduce = lambda lo, hi, b: (b * shock_t).sum(axis=1)[:, :3]  # noqa: E731 (a closure, pickled whole)
+    runs = [simulate.simulate_blocks(inp, 500, seed=5, groups=groups, reduce=reduce, n_out=3, keep_reps=True,
+                                     workers=w) for w in (1, 2, 3)]
+    for r in runs[1:]:
+        for name in ("rep_out", "group_grid", "division_grid", "rep_grid"):
+            assert np.array_equal(getattr(r, name), getattr(runs[0], name)), name
+        assert r.bookings == runs[0].bookings
+
+
 def test_no_uncertainty_collapses_to_the_expected_sum():
     rng = np.random.default_rng(0)
     n, n_atoms = 300, 5

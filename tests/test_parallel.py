@@ -1,4 +1,4 @@
-"""forked_rows: the same numbers as one process, whatever the number of workers."""
+"""parallel.map_tasks / map_rows: the same numbers as one process, whatever the number of workers."""
 
 import numpy as np
 import pytest
@@ -6,20 +6,56 @@ import pytest
 from revintel_assets import parallel
 
 
-def test_forked_rows_equal_one_process(monkeypatch):
+def _row_stats(part: np.ndarray, scale: float) -> np.ndarray:  # module level: workers import it
+    return np.column_stack([part.sum(axis=1), part.max(axis=1), part[:, 0] * scale])
+
+
+def test_map_rows_equal_one_process(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_WORKER", 10)
     x = np.random.default_rng(0).normal(size=(1001, 4))
-    fn = lambda part: np.column_stack([part.sum(axis=1), part.max(axis=1), np.arange(len(part)) * 0 + part[:, 0]])
-    one = parallel.forked_rows(fn, x, 3, n_workers=1)
-    for k in (2, 3, 7):
-        assert np.array_equal(parallel.forked_rows(fn, x, 3, n_workers=k), one)
+    one = parallel.map_rows(_row_stats, x, 0.5, out_cols=3, n_workers=1)
+    assert np.array_equal(one, _row_stats(x, 0.5))
+    for k in (2, 3):
+        assert np.array_equal(parallel.map_rows(_row_stats, x, 0.5, out_cols=3, n_workers=k), one)
+        assert np.array_equal(parallel.map_rows(_row_stats, x, 0.5, out_cols=3, n_workers=k, threads=True), one)
+    assert parallel.map_rows(_row_stats, x[:0], 0.5, out_cols=3, n_workers=2).shape == (0, 3)
 
 
-def test_a_failing_worker_is_an_error(monkeypatch):
+def test_map_tasks_keeps_task_order():
+    tasks = [(i, np.full(300_000, i)) for i in range(7)]  # 2.4 MB arrays: memory-mapped by joblib
+    assert list(parallel.map_tasks(_sum, tasks, 2)) == [i * 300_000 for i in range(7)]
+    assert list(parallel.map_tasks(_sum, tasks, 1)) == [i * 300_000 for i in range(7)]
+
+
+def _sum(i: int, a: np.ndarray) -> int:
+    return int(a.sum())
+
+
+def _boom(part):
+    raise ValueError("no")
+
+
+def test_a_failing_worker_raises_its_error(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_WORKER", 10)
+    for threads in (False, True):
+        with pytest.raises(ValueError, match="no"):
+            parallel.map_rows(_boom, np.zeros((100, 2)), out_cols=2, n_workers=2, threads=threads)
 
-    def boom(part):
-        raise ValueError("no")
 
-    with pytest.raises(RuntimeError, match="worker process"):
-        parallel.forked_rows(boom, np.zeros((100, 2)), 2, n_workers=2)
+def test_treeshap_in_workers_equals_one_process(monkeypatch):
+    """In threads, or in pool processes (the booster pickled as its model text): the same
+    contributions, bit for bit."""
+    import lightgbm as lgb
+
+    from revintel_assets.defs.deals import win_model
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 5))
+    y = (x[:, 0] + rng.normal(size=3000) > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(x, y), 30)
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_WORKER", 500)
+    one = parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=1)
+    assert one.shape == (3000, 6)
+    for threads in (True, False):  # threads (what contributions() uses) and pool processes
+        assert np.array_equal(parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=2,
+                                                threads=threads), one)

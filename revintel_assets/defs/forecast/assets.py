@@ -282,7 +282,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
         context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
     start = time.perf_counter()
     fitted = timing.fit(snaps, as_of, history_days=TIMING_DAYS)
-    del snaps  # 22M rows at scale 100: gone before the engine forks its workers
+    del snaps  # 22M rows at scale 100: gone before the engine starts its workers
     cal = calendar(as_of, config.horizon_weeks)
     frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, config.n_sims, config.seed, sigma_h, sigma_w)
     seconds = time.perf_counter() - start

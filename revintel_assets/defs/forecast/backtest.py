@@ -151,7 +151,7 @@ def _labels(segments: model.Segments) -> list:
             + [("division", d) for d in segments.divisions])
 
 
-def run_sims(origin: Origin, n_sims: int, seed: int, workers: int = 2) -> np.ndarray:
+def run_sims(origin: Origin, n_sims: int, seed: int, workers: int | None = None) -> np.ndarray:
     """(n_labels, n_atoms, n_sims) float32 un-shocked sims of every label of the origin (groups,
     reps, divisions; sims last). Holds every rep x sim: for small inputs (the asset caches these
     only within a memory budget, else it re-simulates: evaluate_origin_blocked)."""
@@ -235,8 +235,8 @@ def evaluate_origin(o: Origin, x: np.ndarray, shock_m: np.ndarray) -> pl.DataFra
                             for p in ("week", "month")})
 
 
-def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarray, workers: int = 2,
-                            skip: int = 0) -> pl.DataFrame:
+def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarray,
+                            workers: int | None = None, skip: int = 0) -> pl.DataFrame:
     """evaluate_origin's rows, re-simulating the origin (same seed: the same sims) and scoring
     reps chunk by chunk inside the engine: memory does not grow with reps x sims. skip: the first
     sims are left out (those the tuning saw), as evaluate_origin(o, x[..., skip:], ...) does."""
@@ -246,10 +246,11 @@ def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarr
     ptypes = ("week", "month")
     pts = {p: o.cal.period_matrix(p).T for p in ptypes}
     widths = [len(pts[p]) * 6 for p in ptypes]
+    actual = o.actual  # not `o`: reduce is pickled to the engine's workers with what it refers to
 
     def reduce(lo: int, hi: int, block: np.ndarray) -> np.ndarray:
         block = block[..., skip:]
-        return np.concatenate([model.period_stats(block, pts[p], st, o.actual[p][n_g + lo:n_g + hi]).reshape(hi - lo, -1)
+        return np.concatenate([model.period_stats(block, pts[p], st, actual[p][n_g + lo:n_g + hi]).reshape(hi - lo, -1)
                                for p in ptypes], axis=1)
 
     res = simulate.simulate_blocks(o.prep.engine, n_sims, seed, groups=groups, reduce=reduce, n_out=sum(widths),

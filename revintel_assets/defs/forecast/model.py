@@ -224,7 +224,7 @@ def deal_contributions(prep: Prepared, horizons=range(4, 14)) -> pl.DataFrame:
 
 def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_rep: pl.DataFrame,
              opps: pl.DataFrame, n_sims: int, seed: int, sigma_horizon: float, sigma_week: float,
-             workers: int = 2) -> tuple[pl.DataFrame, Prepared, int]:
+             workers: int | None = None) -> tuple[pl.DataFrame, Prepared, int]:
     """(forecast.revenue_forecast rows, the prepared inputs, bookings simulated) for one as-of date.
 
     Reps are summarised chunk by chunk inside the engine (their quantiles need only their own

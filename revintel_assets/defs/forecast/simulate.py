@@ -25,7 +25,6 @@ each chunk touches a contiguous slice of the rep grid (small bincounts, bounded 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ import numpy as np
 from revintel_assets import parallel
 
 MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds the temporary index arrays (~200 MB per worker)
-FORK_BOOKINGS = 8_000_000  # below this, forking costs more than it saves (~50 ms a fork)
+PARALLEL_BOOKINGS = 8_000_000  # below this, shipping chunks to worker processes costs more than it saves
 MAX_GRID_CELLS = 2_000_000  # and the local (rep, atom, sim) grid of a chunk (16 MB)
 
 
@@ -87,8 +86,8 @@ class Blocked:
     group_grid:    (n_groups, n_atoms, n_sims) float32, sums over the reps of each group
     division_grid: (n_divisions, n_atoms, n_sims) float64
     rep_grid:      (n_reps, n_atoms, n_sims) float32 only with keep_reps=True (small inputs)
-    Peak memory: the group and division grids (x workers) plus one chunk per worker, whatever
-    n_reps x n_sims is."""
+    Peak memory: the group and division grids plus a chunk per worker (and the chunk results
+    waiting their turn to be added), whatever n_reps x n_sims is."""
 
     rep_out: np.ndarray | None
     group_grid: np.ndarray
@@ -111,26 +110,26 @@ def _open_deal_bookings(inp: EngineInput, n_sims: int, rng: np.random.Generator)
     return counts, offset, stride, modulus
 
 
-def _scatter_chunk(deals: np.ndarray, counts: np.ndarray, offset, stride, modulus: int, inp: EngineInput,
+def _scatter_chunk(counts: np.ndarray, offset, stride, amount, rep, division, modulus: int, n_div: int,
                    rep_lo: int, rep_hi: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Bookings of `deals` (sorted by rep, reps in [rep_lo, rep_hi)) -> a local (rep, atom, sim)
-    grid and a (division, atom, sim) grid, each with `modulus` sim slots (the slots >= n_sims
-    are dropped by the caller).
+    """Bookings of a chunk's deals (every array holds those deals only, sorted by rep, reps in
+    [rep_lo, rep_hi)) -> a local (rep, atom, sim) grid and a (division, atom, sim) grid, each with
+    `modulus` sim slots (the slots >= n_sims are dropped by the caller).
 
     Bookings are laid out deal by deal, atom by atom: within a deal they are consecutive terms of
     the progression offset + k * stride, so the sim slots come from one cumsum (+ mod), and each
     (deal, atom) run adds a constant grid base. A few passes over the bookings, no random numbers,
     and nothing proportional to reps x divisions x sims."""
-    n_atoms, n_div, n_reps = counts.shape[1], inp.n_divisions, rep_hi - rep_lo
-    c = counts[deals]
-    per_deal = c.sum(axis=1)
+    n_atoms, n_reps = counts.shape[1], rep_hi - rep_lo
+    per_deal = counts.sum(axis=1)
     has = per_deal > 0
-    deals, c, per_deal = deals[has], c[has], per_deal[has]
+    c, per_deal = counts[has], per_deal[has]
+    offset, stride, amount, rep, division = offset[has], stride[has], amount[has], rep[has], division[has]
     n = int(per_deal.sum())
     if n == 0:
         return np.zeros((n_reps, n_atoms, modulus)), np.zeros((n_div, n_atoms, modulus)), 0
     # int32 throughout: a deal's terms stay below modulus * (1 + n_sims) < 2**31 (n_sims <= 40,000)
-    g, o = stride[deals].astype(np.int32), offset[deals].astype(np.int32)
+    g, o = stride.astype(np.int32), offset.astype(np.int32)
     # cumsum of the increments gives offset + k * stride inside each deal: the first booking of a
     # deal jumps from the previous deal's last term to this deal's offset
     inc = np.repeat(g, per_deal)
@@ -141,11 +140,11 @@ def _scatter_chunk(deals: np.ndarray, counts: np.ndarray, offset, stride, modulu
     del inc
     slot %= modulus
     run_len = c.ravel()
-    w = np.repeat(np.repeat(inp.amount[deals], n_atoms), run_len)
+    w = np.repeat(np.repeat(amount, n_atoms), run_len)
     atoms = np.arange(n_atoms, dtype=np.int32)
-    rep_cell = ((inp.rep[deals] - rep_lo).astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
+    rep_cell = ((rep - rep_lo).astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
     rep_grid = np.bincount(slot + np.repeat(rep_cell.ravel(), run_len), weights=w, minlength=n_reps * n_atoms * modulus)
-    div_cell = (inp.division[deals].astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
+    div_cell = (division.astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
     slot += np.repeat(div_cell.ravel(), run_len)
     div_grid = np.bincount(slot, weights=w, minlength=n_div * n_atoms * modulus)
     return rep_grid.reshape(n_reps, n_atoms, modulus), div_grid.reshape(n_div, n_atoms, modulus), n
@@ -168,16 +167,21 @@ def _rep_chunks(work: np.ndarray, max_reps: int) -> list[tuple[int, int]]:
 
 def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, groups: np.ndarray | None = None,
                     reduce: Callable[[int, int, np.ndarray], np.ndarray] | None = None, n_out: int = 0,
-                    keep_reps: bool = False, workers: int = 2) -> Blocked:
+                    keep_reps: bool = False, workers: int | None = None) -> Blocked:
     """Simulate chunk by chunk of reps; seeded and deterministic whatever `workers` is.
 
     groups: (n_groups, n_reps) 0/1 membership (total / regions / managers): their sims are summed
     chunk by chunk. reduce(lo, hi, block) gets the float32 (hi - lo, n_atoms, n_sims) sims of reps
     lo..hi-1 and returns their (hi - lo, n_out) summary (quantiles...): the full rep x sim grid is
-    never held (unless keep_reps). With workers > 1 and enough bookings, chunks run in forked
-    processes (np.repeat / np.bincount hold the GIL); `reduce` runs there too."""
+    never held (unless keep_reps). With workers > 1 (default `parallel.workers()`) and enough
+    bookings, chunks run in worker processes (np.repeat / np.bincount hold the GIL, so threads
+    would not help); `reduce` runs there too, so it must pickle (keep what it refers to small)."""
     if not 1 <= n_sims <= 40_000:
         raise ValueError(f"n_sims must be in 1..40,000 (int32 slots), got {n_sims}")
+    workers = workers or parallel.workers()
+    expected = n_sims * (float(np.sum(inp.q)) + (float(inp.new_mu.sum()) if inp.new_mu is not None else 0.0))
+    if workers > 1 and expected >= PARALLEL_BOOKINGS:  # the pool starts while this process draws
+        parallel.warm_up(_simulate_chunk, workers)
     rng = np.random.default_rng(seed)
     n_atoms, n_reps, n_div = inp.q.shape[1], inp.n_reps, inp.n_divisions
     order = np.argsort(inp.rep, kind="stable")
@@ -203,52 +207,75 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     max_reps = max(1, MAX_GRID_CELLS // (n_atoms * modulus))
     chunks = _rep_chunks(work, max_reps)
     n_groups = 0 if groups is None else len(groups)
-    expected_work = float(work.sum())
-    use = workers if workers > 1 and len(chunks) > 1 and expected_work >= FORK_BOOKINGS and hasattr(os, "fork") else 1
-    alloc = parallel.shared if use > 1 else (lambda shape, dtype=np.float64: np.zeros(shape, dtype))
-    group_acc = alloc((use, n_groups, n_atoms, n_sims), np.float32)
-    div_acc = alloc((use, n_div, n_atoms, n_sims), np.float64)
-    new_counts = alloc((use,), np.int64)
-    rep_out = alloc((n_reps, n_out), np.float64) if reduce is not None else None
-    rep_keep = alloc((n_reps, n_atoms, n_sims), np.float32) if keep_reps else None
+    use = workers if workers > 1 and len(chunks) > 1 and float(work.sum()) >= PARALLEL_BOOKINGS else 1
 
-    def run(chunk: tuple[int, int], w: int) -> None:
-        lo, hi = chunk
-        if counts is not None and deal_start[hi] > deal_start[lo]:
-            block, div, _ = _scatter_chunk(np.arange(deal_start[lo], deal_start[hi]), counts, offset, stride,
-                                           modulus, s, lo, hi)
-            block = block[..., :n_sims]  # (rep, atom, sim): drop the prime modulus' spare slots
-            div_acc[w] += div[..., :n_sims]
-            del div
-        else:
-            block = np.zeros((hi - lo, n_atoms, n_sims))
-        if new_mu is not None:
-            new_counts[w] += _new_pipeline_chunk(new_mu, pools, n_sims, seed, lo, hi, block, div_acc[w])
-        block32 = block.astype(np.float32)
-        del block
-        if n_groups:
-            m = groups[:, lo:hi]
-            touched = np.flatnonzero(m.any(axis=1))
-            if len(touched):
-                part = (m[touched].astype(np.float32) @ block32.reshape(hi - lo, -1))
-                group_acc[w, touched] += part.reshape(len(touched), n_atoms, n_sims)
-        if keep_reps:
+    def task(lo: int, hi: int) -> tuple:  # a chunk's own slices only: no task ships the whole input
+        d0, d1 = deal_start[lo], deal_start[hi]
+        deals = (counts[d0:d1], offset[d0:d1], stride[d0:d1], s.amount[d0:d1], s.rep[d0:d1],
+                 s.division[d0:d1]) if counts is not None and d1 > d0 else None
+        return (lo, hi, n_sims, seed, modulus, n_atoms, n_div, deals, None if new_mu is None else new_mu[lo:hi],
+                pools, groups[:, lo:hi] if n_groups else None, reduce, keep_reps)
+
+    group_grid = np.zeros((n_groups, n_atoms, n_sims), np.float32)
+    div_grid = np.zeros((n_div, n_atoms, n_sims))
+    rep_out = np.zeros((n_reps, n_out)) if reduce is not None else None
+    rep_keep = np.zeros((n_reps, n_atoms, n_sims), np.float32) if keep_reps else None
+    # added up here in chunk order, as one process always did: the same sums whatever `use` is
+    results = parallel.map_tasks(_simulate_chunk, [task(lo, hi) for lo, hi in chunks], use)
+    div_flat = div_grid.reshape(-1)
+    for (lo, hi), (div_open, new_cells, new_sums, n_new, touched, part, out, block32) in zip(chunks, results,
+                                                                                             strict=True):
+        if div_open is not None:
+            div_grid += div_open
+        if new_cells is not None:  # x + 0.0 == x: adding the non-zero cells only is the same sum
+            div_flat[new_cells] += new_sums
+            total += n_new
+        if part is not None:
+            group_grid[touched] += part
+        if rep_out is not None:
+            rep_out[lo:hi] = out
+        if rep_keep is not None:
             rep_keep[lo:hi] = block32
-        if reduce is not None:
-            rep_out[lo:hi] = reduce(lo, hi, block32)
-
-    if use <= 1:
-        for c in chunks:
-            run(c, 0)
-    else:  # each worker takes every use-th chunk; chunks own whole reps (disjoint rep slices)
-        parallel.run_forked(use, lambda w: [run(c, w) for c in chunks[w::use]], "simulation worker")
-    for w in range(1, use):  # in place: no extra full-size temporaries
-        group_acc[0] += group_acc[w]
-        div_acc[0] += div_acc[w]
-    return Blocked(rep_out, group_acc[0], div_acc[0], rep_keep, n_sims, total + int(new_counts.sum()))
+    return Blocked(rep_out, group_grid, div_grid, rep_keep, n_sims, total)
 
 
-def simulate(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, workers: int = 2) -> SimResult:
+def _simulate_chunk(lo: int, hi: int, n_sims: int, seed: int, modulus: int, n_atoms: int, n_div: int,
+                    deals: tuple | None, new_mu: np.ndarray | None, pools: list | None, groups: np.ndarray | None,
+                    reduce: Callable | None, keep_reps: bool) -> tuple:
+    """Reps lo..hi-1: the task `simulate_blocks` hands to `parallel.map_tasks` (module level, so a
+    worker process can import it). deals: (counts, offset, stride, amount, rep, division) of the
+    chunk's deals or None; new_mu and groups: the chunk's reps only. Returns the open deals' and
+    the new pipeline's division grids, the new bookings, the touched groups and their sums, the
+    reduce output and (keep_reps) the float32 block. The new pipeline's division grid comes as
+    its non-zero cells (~10 %: a sixth of the bytes to ship back and add)."""
+    div_open = new_cells = new_sums = part = out = None
+    n_new = 0
+    if deals is not None:
+        block, div, _ = _scatter_chunk(*deals, modulus, n_div, lo, hi)
+        block = block[..., :n_sims]  # (rep, atom, sim): drop the prime modulus' spare slots
+        div_open = div[..., :n_sims]
+        del div
+    else:
+        block = np.zeros((hi - lo, n_atoms, n_sims))
+    if new_mu is not None:
+        div_new, n_new = _new_pipeline_chunk(new_mu, pools, n_sims, seed, lo, block)
+        new_cells = np.flatnonzero(div_new)
+        new_sums = div_new.reshape(-1)[new_cells]
+        del div_new
+    block32 = block.astype(np.float32)
+    del block
+    touched = None
+    if groups is not None:
+        touched = np.flatnonzero(groups.any(axis=1))
+        if len(touched):
+            part = (groups[touched].astype(np.float32) @ block32.reshape(hi - lo, -1))
+            part = part.reshape(len(touched), n_atoms, n_sims)
+    if reduce is not None:
+        out = reduce(lo, hi, block32)
+    return div_open, new_cells, new_sums, n_new, touched, part, out, block32 if keep_reps else None
+
+
+def simulate(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, workers: int | None = None) -> SimResult:
     """Raw simulated revenue grids (n, n_sims, n_atoms), the same draws as `simulate_blocks`; holds
     every rep x sim, so for tests, benchmarks and small inputs only."""
     res = simulate_blocks(inp, n_sims, seed, keep_reps=True, workers=workers)
@@ -272,18 +299,19 @@ def _new_bookings(mu: np.ndarray, pools: list[np.ndarray], n_sims: int, rng: np.
     return rep, div, atom, sim, np.concatenate(pools)[pick]
 
 
-def _new_pipeline_chunk(new_mu: np.ndarray, pools: list[np.ndarray], n_sims: int, seed: int, lo: int, hi: int,
-                        block: np.ndarray, div_grid: np.ndarray) -> int:
-    """Deals not yet created, for reps lo..hi-1: a Poisson process per (rep, division, atom). The
-    number of events over all sims is Poisson(n_sims * mu); each lands in a uniformly random
-    simulation (Poisson splitting: exactly independent Poisson(mu) counts per simulation), with an
-    amount resampled from that division's recent won amounts. Seeded per chunk (by its first rep),
-    so the draws do not depend on how chunks are shared among workers."""
-    rep, div, atom, sim, w = _new_bookings(new_mu[lo:hi], pools, n_sims, np.random.default_rng([seed, 11, lo]))
-    n_atoms = new_mu.shape[2]
+def _new_pipeline_chunk(mu: np.ndarray, pools: list[np.ndarray], n_sims: int, seed: int, lo: int,
+                        block: np.ndarray) -> tuple[np.ndarray, int]:
+    """Deals not yet created, for the reps of `mu` (new_mu[lo:hi]): a Poisson process per (rep,
+    division, atom). The number of events over all sims is Poisson(n_sims * mu); each lands in a
+    uniformly random simulation (Poisson splitting: exactly independent Poisson(mu) counts per
+    simulation), with an amount resampled from that division's recent won amounts. Added to
+    `block`; returns the (division, atom, sim) grid and the bookings. Seeded per chunk (by its
+    first rep), so the draws do not depend on how chunks are shared among workers."""
+    rep, div, atom, sim, w = _new_bookings(mu, pools, n_sims, np.random.default_rng([seed, 11, lo]))
+    _, n_div, n_atoms = mu.shape
     block += np.bincount((rep * n_atoms + atom) * n_sims + sim, w, block.size).reshape(block.shape)
-    div_grid += np.bincount((div * n_atoms + atom) * n_sims + sim, w, div_grid.size).reshape(div_grid.shape)
-    return len(w)
+    div_grid = np.bincount((div * n_atoms + atom) * n_sims + sim, w, n_div * n_atoms * n_sims)
+    return div_grid.reshape(n_div, n_atoms, n_sims), len(w)
 
 
 def _new_pipeline(inp: EngineInput, n_sims: int, rng: np.random.Generator, rep_grid, div_grid) -> int:
