@@ -65,7 +65,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     if new:
         context.instance.add_dynamic_partitions(transaction_months.name, new)
 
-    first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(engage_date) d FROM staging.opportunities "
+    first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(coalesce(engage_date, created_date)) d FROM staging.opportunities "
                           "UNION ALL SELECT min(changed_at) FROM staging.history)")["d"][0]
     if first_deal is not None and report.export_date:
         as_of = source.as_of_override() or dt.date.fromisoformat(report.export_date)

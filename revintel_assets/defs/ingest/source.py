@@ -41,7 +41,7 @@ CANONICAL = {
                              "account_name VARCHAR, stage VARCHAR, engage_date DATE, close_date DATE, "
                              "close_value DOUBLE, account_id VARCHAR, rep_id VARCHAR, product_id VARCHAR, "
                              "created_date DATE, expected_close_date DATE, stage_since DATE, "
-                             "is_closed BOOLEAN, is_won BOOLEAN, import_flag VARCHAR, "
+                             "is_closed BOOLEAN, is_won BOOLEAN, forecast_category VARCHAR, import_flag VARCHAR, "
                              "source_file VARCHAR, _line BIGINT",
     "staging.history": "opportunity_id VARCHAR, changed_at DATE, stage VARCHAR, "
                        "expected_close_date DATE, amount DOUBLE, source_file VARCHAR, _line BIGINT",

@@ -113,7 +113,15 @@ def _resolved_opportunities() -> str:
     LEFT JOIN hist h USING (opportunity_id)"""
 
 
+# forecast_category (CONTRACT §3): the CRM's own (Salesforce ForecastCategoryName) when it has one,
+# else derived from the stage as Salesforce's default stage picklist does: Won -> Closed,
+# Lost -> Omitted, Negotiation -> Commit, Proposal -> Best Case, Prospecting / Engaging -> Pipeline.
+FORECAST_CATEGORY_BY_STAGE = {"Won": "Closed", "Lost": "Omitted", "Negotiation": "Commit",
+                              "Proposal": "Best Case", "Prospecting": "Pipeline", "Engaging": "Pipeline"}
+
+
 def fact_opportunity() -> str:
+    derived = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in FORECAST_CATEGORY_BY_STAGE.items())
     return f"""
     SELECT opportunity_id, account_id, rep_id, product_id,
            coalesce(division, 'Unassigned') AS division, stage,
@@ -124,7 +132,12 @@ def fact_opportunity() -> str:
            CASE WHEN stage = 'Won' THEN coalesce(close_value, last_amount)
                 ELSE coalesce(last_amount, nullif(close_value, 0)) END AS amount,
            close_value, coalesce(is_closed, stage IN ('Won', 'Lost')) AS is_closed,
-           coalesce(is_won, stage = 'Won') AS is_won, import_flag,
+           coalesce(is_won, stage = 'Won') AS is_won,
+           CASE WHEN coalesce(is_closed, stage IN ('Won', 'Lost')) THEN
+                CASE WHEN coalesce(is_won, stage = 'Won') THEN 'Closed' ELSE 'Omitted' END
+                ELSE coalesce(CASE WHEN forecast_category <> 'Closed' THEN forecast_category END,
+                              CASE stage {derived} END, 'Pipeline') END AS forecast_category,
+           import_flag,
            source_file, _line AS source_line
     FROM ({_resolved_opportunities()})
     ORDER BY opportunity_id"""
