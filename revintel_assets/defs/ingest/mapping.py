@@ -210,15 +210,21 @@ def _column(value, where: Path, lines: dict, keys: tuple) -> str:
 
 def example(file: str, missing: list[str], found: list[str], taken: list[str] = ()) -> str:
     """The mapping a user would write for the missing columns, with our best guesses among
-    the columns not already used (`taken`)."""
-    import difflib
+    the columns not already used (`taken`). A guess is a synonym or a related spelling
+    (synonyms.related), never merely the closest string ('amount: Country' was)."""
+    from revintel_assets.defs.ingest.synonyms import related, resolve
 
     spare = [c for c in found if c not in missing and c not in taken]
     lines = [f"  {file}:"]
     for m in missing:
-        guess = difflib.get_close_matches(m, spare, n=1, cutoff=0.4)
+        guess = [g] if (g := resolve(m, spare)) else [c for c in spare if related(m, c)][:1]
         if not guess and "date" in m.lower():  # created_on, changed_at, Created Time ...
             guess = [c for c in spare if any(w in c.lower() for w in ("date", "_on", "_at", "time"))][:1]
+        if not guess and m == "amount":  # order lines: quantity times unit price
+            qty, price = resolve("quantity", found), resolve("unit_price", found)
+            if qty and price:
+                lines.append(f'    {m}: "{qty} * {price}"')
+                continue
         if guess:
             spare.remove(guess[0])
         lines.append(f"    {m}: {guess[0] if guess else '<your column>'}")

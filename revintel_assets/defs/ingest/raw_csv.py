@@ -30,6 +30,7 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import example, inside
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
+from revintel_assets.defs.ingest.synonyms import SYNONYMS
 
 _CHUNK = 1 << 24  # bytes per step of the scans below (memory: a small multiple of this, not of the file)
 SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
@@ -48,6 +49,7 @@ class RawLoad:
     encoding: str = "utf-8"
     renamed: dict = field(default_factory=dict)
     exact_lines: bool = True  # False: malformed quoting; line numbers are DuckDB's record numbers
+    missing_optional: tuple = ()  # optional columns (of `noted`) the file does not have: NULLs
 
 
 def _sql_str(value: str) -> str:
@@ -192,7 +194,7 @@ def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
 def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, required: list[str],
                  layout: str, rename: dict[str, str] | None = None, optional: list[str] | None = None,
                  delimiter: str = ",", encoding: str | None = None,
-                 canonical_file: str | None = None) -> RawLoad:
+                 canonical_file: str | None = None, noted: list[str] | None = None) -> RawLoad:
     """Create `table` (all VARCHAR, columns as in the file) plus `_line`; rejected rows quarantined.
 
     `rename` maps revintel's column names onto the user's (from the mapping file); required and
@@ -290,7 +292,8 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         FROM _raw r LEFT JOIN lines l USING (_ord) ORDER BY r._ord""")
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}; DROP TABLE _raw; "
                 "DROP TABLE _records")
-    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact)
+    absent = tuple(c for c in (noted or []) if c not in columns)
+    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent)
 
 
 def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) -> dict[str, str]:
@@ -306,9 +309,11 @@ def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) 
     for ours in wanted:
         if ours in present or ours in out.values():
             continue
-        cands = [c for c in by_key.get(norm(ours), []) if c not in out and c not in wanted]
-        if len(cands) == 1:
-            out[cands[0]] = ours
+        for key in [norm(ours), *(norm(x) for x in SYNONYMS.get(ours, []))]:  # spelling, then synonyms
+            cands = [c for c in by_key.get(key, []) if c not in out and c not in wanted]
+            if len(cands) == 1:
+                out[cands[0]] = ours
+                break
     for theirs, ours in out.items():
         con.execute(f"ALTER TABLE _raw RENAME COLUMN {quote_ident(theirs)} TO {quote_ident(ours)}")
     return out
