@@ -92,6 +92,15 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                             + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items(), key=lambda kv: -kv[1])))
     if flagged:
         context.log.warning(f"rows kept but flagged: {flagged}")
+    if report.unmapped:
+        u = report.unmapped
+        context.log.warning(f"{u['lines']:,} order lines ({u['share_of_lines']:.1%}, revenue {u['revenue']:,.2f}, "
+                            f"{u['skus']:,} SKUs) have a SKU the SKU map does not name: kept under 'Unmapped SKUs', "
+                            "never modelled nor recommended (star.unmapped_skus)")
+    notes = {name: f["missing_optional_columns"] for name, f in report.files.items()
+             if f.get("missing_optional_columns")}
+    for name, cols in notes.items():
+        context.log.info(f"{name}: optional column(s) {', '.join(cols)} not in the export; left empty")
     yield dg.MaterializeResult(asset_key=["staging", "source_import"], metadata={
         "quarantined_by_rule": dg.MetadataValue.json(by_rule),
         "flagged_kept": dg.MetadataValue.json(flagged),
@@ -103,6 +112,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "quarantined_rows": dg.MetadataValue.int(quarantined),
         "transaction_months": dg.MetadataValue.int(len(months)),
         "files": dg.MetadataValue.json(report.files),
+        "unmapped_skus": dg.MetadataValue.json(report.unmapped),
         **{f"quarantine_{k}": v for k, v in table_metadata(wh, "star.quarantine").items()
            if k == "preview"},
     })

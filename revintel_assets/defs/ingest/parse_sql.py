@@ -14,6 +14,15 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d"
 EARLIEST = "1990-01-01"
 FUTURE_YEARS = 5
 
+# Division labels that are not divisions (issue 13): order lines whose SKU the SKU map does not
+# name, and deals whose product is unknown. Kept in the star schema (division is NULL-free) with
+# star.dim_product.sellable = false: never modelled, never recommended as whitespace.
+UNMAPPED = "Unmapped SKUs"
+UNASSIGNED = "Unassigned"
+# A tidy log with no SKU map at all: one division for the whole catalogue.
+NO_SKU_MAP = "All products"
+NOT_SELLABLE = (UNMAPPED, UNASSIGNED)
+
 STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
 CLOSED = ("Won", "Lost")
 # Stage names as MavenTech, Salesforce and common CRMs write them (compared lower-cased).

@@ -15,6 +15,7 @@ import duckdb
 from revintel_assets.defs.ingest import maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
+from revintel_assets.defs.ingest.parse_sql import UNMAPPED
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.raw_csv import norm, read_header
@@ -50,6 +51,7 @@ CANONICAL = {
                             "rep_name VARCHAR, region VARCHAR, source VARCHAR, source_file VARCHAR, "
                             "_line BIGINT",
     "staging.sku_map": "sku VARCHAR, division VARCHAR, _line BIGINT, source_file VARCHAR",
+    "staging.non_sellable": "division VARCHAR",  # the mapping's non_sellable_divisions
 }
 # Header signatures: a CRM file under another name is still recognised by its columns.
 CRM_SIGNATURES = {
@@ -77,6 +79,7 @@ class ImportReport:
     layout: SourceLayout
     files: dict[str, dict] = field(default_factory=dict)  # file -> raw_rows, quarantined per rule
     export_date: str | None = None
+    unmapped: dict = field(default_factory=dict)  # order lines whose SKU the SKU map lacks
 
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:
@@ -179,8 +182,17 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
         report.files.update(import_sales_log(con, layout.transactions_file, user))
     elif layout.transactions == "tidy":
         report.files.update(import_tidy(con, layout.transactions_file, layout.mapping, user))
+    non_sellable = [*user.non_sellable, *((layout.mapping or {}).get("non_sellable_divisions") or [])]
+    for division in dict.fromkeys(str(d).strip() for d in non_sellable):
+        con.execute("INSERT INTO staging.non_sellable VALUES (?)", [division])
     _check_partition_keys(con, layout.folder)
     report.export_date = _export_date(con)
+    lines, revenue, skus = con.execute("SELECT count(*), coalesce(sum(amount), 0), count(DISTINCT product_id) "
+                                       "FROM staging.transactions WHERE division = ?", [UNMAPPED]).fetchall()[0]
+    if lines:
+        report.unmapped = {"lines": lines, "revenue": round(float(revenue), 2), "skus": skus,
+                           "share_of_lines": round(lines / max(1, con.execute(
+                               "SELECT count(*) FROM staging.transactions").fetchall()[0][0]), 4)}
     return report
 
 

@@ -20,7 +20,8 @@ from revintel_assets.defs.ingest import expr as mexpr
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import EARLIEST, FUTURE_YEARS, col, date_expr, lit, money_expr
+from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr,
+                                                   lit, money_expr)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
 from revintel_assets.defs.ingest.synonyms import resolve
@@ -163,7 +164,9 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         WITH t AS (SELECT trim({expr['customer_id']}) AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
                           {amount} AS amount, _line FROM staging.raw_tidy)
-        SELECT t.*, coalesce(m.division, 'Unassigned') AS division, 'tidy' AS source,
+        SELECT t.*, coalesce(m.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
+                                               THEN {lit(UNMAPPED)} ELSE {lit(NO_SKU_MAP)} END) AS division,
+               'tidy' AS source,
                {lit(path.name)} AS source_file
         FROM t LEFT JOIN staging.sku_map m ON m.sku = t.product_id ORDER BY t._line""")
     # A tidy log carries no accounts file; the customers it names become accounts with the

@@ -8,7 +8,7 @@ kept and reported, not dropped).
 
 from __future__ import annotations
 
-from revintel_assets.defs.ingest.parse_sql import key_sql
+from revintel_assets.defs.ingest.parse_sql import NOT_SELLABLE, UNMAPPED, key_sql, lit
 
 _ACCOUNT_NAMES = f"""(SELECT account_id, {key_sql('account_name')} AS k FROM staging.accounts)"""
 
@@ -59,6 +59,23 @@ def dim_rep() -> str:
 
 
 def dim_product() -> str:
+    """Products with `sellable`: FALSE for SKUs the SKU map lacks, products of no known division,
+    the mapping's non_sellable_divisions, and divisions whose net revenue in the transaction log
+    is not positive (postage, fees, credits). The ICP models and whitespace cover sellable
+    divisions only (icp/features.py::divisions_sql)."""
+    not_sellable = ", ".join(lit(d) for d in NOT_SELLABLE)
+    return f"""
+    WITH products AS (
+        SELECT product_id, product_name, series, division, list_price, is_stub FROM ({_dim_product()})),
+    net AS (SELECT division, sum(amount) AS revenue FROM staging.transactions GROUP BY 1)
+    SELECT p.*, (p.division NOT IN ({not_sellable})
+                 AND p.division NOT IN (SELECT division FROM staging.non_sellable WHERE division IS NOT NULL)
+                 AND coalesce(n.revenue > 0, NOT EXISTS (SELECT 1 FROM staging.transactions))) AS sellable
+    FROM products p LEFT JOIN net n USING (division)
+    ORDER BY product_id"""
+
+
+def _dim_product() -> str:
     return f"""
     WITH known AS (
         SELECT {key_sql('product_name')} AS k FROM staging.products
@@ -194,6 +211,17 @@ def fact_transactions() -> str:
           AND NOT EXISTS (SELECT 1 FROM staging.transactions))
     SELECT *, date_trunc('month', order_date)::DATE AS month_start
     FROM (SELECT * FROM logged UNION ALL SELECT * FROM from_crm)"""
+
+
+def unmapped_skus() -> str:
+    """Order lines whose SKU the SKU map does not name (issue 13): per SKU, lines, quantity and
+    revenue. They stay in star.fact_transactions under division 'Unmapped SKUs', not sellable."""
+    return f"""
+    SELECT product_id AS sku, count(*)::BIGINT AS lines, sum(quantity) AS quantity, sum(amount) AS revenue,
+           min(order_date) AS first_order, max(order_date) AS last_order,
+           arg_min(source_file, _line) AS source_file, min(_line) AS first_line
+    FROM staging.transactions WHERE division = {lit(UNMAPPED)}
+    GROUP BY 1 ORDER BY revenue DESC, sku"""
 
 
 def transaction_months() -> str:
