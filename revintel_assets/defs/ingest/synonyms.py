@@ -26,6 +26,17 @@ SYNONYMS: dict[str, list[str]] = {
     "sector": ["industry"],
     "sales_price": ["list_price", "price", "unit_price"],
     "regional_office": ["region", "office"],
+    # HubSpot deals export
+    "Record ID": ["Deal ID", "hs_object_id", "Record Id"],
+    "Deal Stage": ["dealstage"],
+    "Create Date": ["createdate", "Created Date", "Deal Create Date"],
+    "Close Date": ["closedate"],
+    "Deal owner": ["HubSpot Owner", "Deal Owner Name", "hubspot_owner_id"],
+    "Associated Company": ["Associated Company (Primary)", "Associated Company Name", "Company name",
+                           "Associated Companies"],
+    "Deal probability": ["hs_deal_stage_probability", "Deal Stage Probability"],
+    "Is Closed Won": ["hs_is_closed_won"],
+    "Is closed": ["hs_is_closed", "Is Deal Closed?"],
     # tidy transactions (UCI Online Retail and Online Retail II, generic order lines)
     "customer_id": ["customerid", "customer_id", "customer_no", "customer_number", "client_id", "cust_id",
                     "account_id", "customer"],

@@ -33,8 +33,8 @@ _IDENT = re.compile(r"^[\w .#/-]+$")
 
 
 def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.endswith((".csv", ".csv.gz"))
-                  and not p.name.startswith(("sku_map", "sku_divisions")))
+    return sorted(p for p in folder.iterdir() if p.name.lower().endswith((".csv", ".csv.gz", ".xlsx"))
+                  and not p.name.startswith(("sku_map", "sku_divisions", "~$")))
 
 
 def _gz_header(path: Path) -> list[str]:
