@@ -185,7 +185,7 @@ def test_tidy_mapping_for_a_variant_export(tmp_path):
     build_star(con, src)
     rows = con.execute("SELECT account_id, order_date::VARCHAR, product_id, division, quantity, amount "
                        "FROM star.fact_transactions ORDER BY 1").fetchall()
-    assert rows == [("K1", "2021-02-03", "A-1", "Tools", 2.0, 1234.5), ("K2", "2021-02-04", "A-2", "Unassigned", 1.0, -12.0)]
+    assert rows == [("K1", "2021-02-03", "A-1", "Tools", 2.0, 1234.5), ("K2", "2021-02-04", "A-2", "Unmapped SKUs", 1.0, -12.0)]
     assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
         (4, "customer_id is empty: the line cannot be attributed to an account")]
 
