@@ -224,3 +224,21 @@ def test_migrated_export_without_history_keeps_every_closed_deal():
                        "WHERE stage = 'Prospecting'").fetchall() == [(49,)]
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
         assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_created_date_shared_by_most_rows_is_a_load_date(tmp_path):
+    """A CreatedDate that most rows share is a load date even when it is before the CloseDates."""
+    rows = "".join(f"006L{i},Closed Won,100,2024-0{3 + i % 5}-1{i % 9},2024-02-01T05:00:00.000Z,true,true\r\n"
+                   for i in range(6))
+    rows += "006R1,Closed Lost,50,2024-05-01,2024-03-01T05:00:00.000Z,true,false\r\n"
+    write(tmp_path / "sf", "Opportunity.csv", "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon\r\n" + rows,
+          bom=True)
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "sf")
+    assert report.files["Opportunity.csv"]["flagged_kept"] == {"created_date_is_load_date": 6}
+    got = dict(con.execute("SELECT opportunity_id, created_date::VARCHAR FROM star.fact_opportunity").fetchall())
+    assert got["006R1"] == "2024-03-01"  # its own CreatedDate is real
+    # the others: CloseDate minus the median real cycle (006R1: 61 days), never after the load date
+    assert got["006L0"] == "2024-01-09" and all(v <= "2024-02-01" for k, v in got.items() if k != "006R1")
+    assert "shared by 6 of 7 rows" in con.execute(
+        "SELECT import_flag FROM star.fact_opportunity WHERE opportunity_id = '006L0'").fetchall()[0][0]
