@@ -110,3 +110,16 @@ def test_transactions_only_log_completes_and_skips_deals_with_a_reason(tmp_path)
     assert divisions == {"Home Decor", "Kitchen", "Garden", "Toys"}  # never Non-product nor Unmapped SKUs
     sellable = dict(query(data, "SELECT division, bool_and(sellable) FROM star.dim_product GROUP BY 1"))
     assert sellable["Non-product"] is False and sellable["Unmapped SKUs"] is False
+
+
+def test_hubspot_export_completes_and_scores(tmp_path):
+    data = tmp_path / "data"
+    proc = run_cli(FIXTURES / "hubspot", data)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    assert query(data, "SELECT source_format FROM meta.source") == [("hubspot",)]
+    assert query(data, "SELECT count(*) FROM star.fact_opportunity") == [(39,)]
+    assert [r[1] for r in query(data, "SELECT reason, count(*) FROM star.quarantine GROUP BY 1")] == [1]
+    assert query(data, "SELECT count(*) FROM scores.deal_scores") == [(15,)]
+    assert "icp_features_job: skipped, no ICP division and cutoff" in proc.stdout
