@@ -42,6 +42,7 @@ SKIP_REASONS = {
     "as_of_date": "the source has no dated opportunities (deal scores, pipeline changes, the digest and the "
                   "forecast need a CRM export)",
     "training_cutoff": "the source has no dated opportunities to train the win model on",
+    "icp_model_cutoff": "no ICP model cutoff (too little history for the ICP: a few months of sales are needed)",
     "*": "no ICP division and cutoff (the ICP needs a few months of sales in sellable divisions: products "
          "with a division or series, or a SKU map)",
 }

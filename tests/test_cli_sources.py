@@ -123,3 +123,23 @@ def test_hubspot_export_completes_and_scores(tmp_path):
     assert [r[1] for r in query(data, "SELECT reason, count(*) FROM star.quarantine GROUP BY 1")] == [1]
     assert query(data, "SELECT count(*) FROM scores.deal_scores") == [(15,)]
     assert "icp_features_job: skipped, no ICP division and cutoff" in proc.stdout
+
+
+def test_too_little_maventech_variant_completes(tmp_path):
+    """Four deals in a MavenTech-style export with created_on, In_Progress and no sector /
+    office_location / series: imports without a mapping, and too little data is a warning, not a
+    crash (deal_outlook used to fail on an empty metrics frame)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_import_variants import maventech_variant
+
+    src = maventech_variant(tmp_path / "mt")
+    data = tmp_path / "data"
+    proc = run_cli(src, data)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    assert "win_probability not trained" in proc.stdout
+    assert "icp_whitespace_job: skipped, no ICP model cutoff" in proc.stdout
+    assert query(data, "SELECT count(*) FROM star.fact_opportunity") == [(4,)]
+    assert query(data, "SELECT count(*) FROM star.quarantine") == [(0,)]
+    assert query(data, "SELECT count(*) FROM scores.deal_scores") == [(2,)]
