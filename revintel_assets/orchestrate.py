@@ -38,6 +38,18 @@ def _runs(step: Job, keys: list[str], as_of: str | None = None) -> list[dict[str
     return [{"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}]
 
 
+# Why a step has nothing to run, in the user's words (issue 13: every source completes the graph).
+SKIP_REASONS = {
+    "transaction_month": "the source has no transactions and no won deals",
+    "as_of_date": "the source has no dated opportunities (deal scores, pipeline changes, the digest and the "
+                  "forecast need a CRM export)",
+    "training_cutoff": "the source has no dated opportunities to train the win model on",
+    "icp_model_cutoff": "no ICP model cutoff (too little history for the ICP: a few months of sales are needed)",
+    "*": "no ICP division and cutoff (the ICP needs a few months of sales in sellable divisions: products "
+         "with a division or series, or a SKU map)",
+}
+
+
 def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, resources: dict | None = None,
                     jobs: list[str] | None = None) -> list[dict]:
     """Run every step of the plan (or only `jobs`), with `resources` as run config (e.g.
@@ -53,7 +65,8 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
         keys = (job.partitions_def.get_partition_keys(dynamic_partitions_store=instance) if step.partitions == "*"
                 else instance.get_dynamic_partitions(step.partitions) if step.partitions else [])
         if step.partitions and not keys:
-            say(f"[{i}/{len(steps)}] {step.name}: no {step.partitions} partitions in this source, skipped")
+            reason = SKIP_REASONS.get(step.partitions, f"no {step.partitions} partitions in this source")
+            say(f"[{i}/{len(steps)}] {step.name}: skipped, {reason}")
             continue
         for tags in _runs(step, keys, _as_of(resources) if step.mode == "latest" else None):
             say(f"[{i}/{len(steps)}] {step.name} {_describe(tags)}...")

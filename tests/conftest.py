@@ -14,7 +14,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAVENTECH = SHARED / "maventech_crm"
 ONLINE_RETAIL = SHARED / "online_retail"
 
-STAR_ORDER = ["dim_account", "dim_rep", "dim_product", "fact_opportunity",
+STAR_ORDER = ["dim_account", "dim_rep", "dim_product", "fact_opportunity", "unmapped_skus",
               "fact_opportunity_history", "dim_date", "fact_transactions"]
 
 

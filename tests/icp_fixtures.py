@@ -22,7 +22,7 @@ def random_star(con: duckdb.DuckDBPyConnection, n_accounts: int = 300, seed: int
         FROM range(1, {n_accounts + 1}) r(i)""")
     con.execute("""CREATE OR REPLACE TABLE star.dim_product AS
         SELECT d || '-' || k AS product_id, d || ' ' || k AS product_name, d AS series, d AS division,
-               100.0 * k AS list_price, false AS is_stub
+               100.0 * k AS list_price, false AS is_stub, true AS sellable
         FROM unnest(['Analytics', 'Hardware', 'Services']) t(d), range(1, 4) r(k)""")
     con.execute("""CREATE OR REPLACE TABLE star.dim_rep AS
         SELECT 'R' || i AS rep_id, 'Rep ' || i AS rep_name, 'M' || (i % 2) AS manager,

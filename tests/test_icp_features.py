@@ -39,8 +39,8 @@ def _tiny(con, lines: list[tuple[str, str, str, float]]) -> None:
         ('A1', 'One', 'retail', 10, 1.0, 'US', NULL, 2000), ('A2', 'Two', 'retail', 10, 1.0, 'US', NULL, 2000),
         ('A3', 'Three', 'retail', 10, 1.0, 'US', NULL, 2000))
         t(account_id, account_name, sector, employees, annual_revenue, country, parent_account_id, year_established)""")
-    con.execute("CREATE TABLE star.dim_product AS SELECT * FROM (VALUES ('x1', 'X'), ('y1', 'Y'), ('z1', 'Z')) "
-                "t(product_id, division)")
+    con.execute("CREATE TABLE star.dim_product AS SELECT * FROM (VALUES ('x1', 'X', true), ('y1', 'Y', true), "
+                "('z1', 'Z', true)) t(product_id, division, sellable)")
     con.execute("""CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, account_id VARCHAR, rep_id VARCHAR,
                    division VARCHAR, created_date DATE, engage_date DATE, close_date DATE, is_closed BOOLEAN,
                    is_won BOOLEAN, amount DOUBLE)""")

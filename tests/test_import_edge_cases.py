@@ -146,13 +146,14 @@ def test_mapping_file_renames_columns_stages_and_date_formats(tmp_path):
 
 
 def test_missing_column_without_mapping_shows_how_to_write_one(tmp_path):
-    src = _src(tmp_path, "opportunity_id,sales_agent,product,account,deal_stage,created_on,close_date,close_value\n"
+    # (created_on is a known synonym of engage_date since issue 13; touch_date is not)
+    src = _src(tmp_path, "opportunity_id,sales_agent,product,account,deal_stage,touch_date,close_date,close_value\n"
                          "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n")
     with pytest.raises(SourceError) as err:
         import_source(duckdb.connect(), src)
     msg = str(err.value)
     assert "sales_pipeline.csv, line 1" in msg and "MavenTech CRM" in msg and "missing column(s) engage_date" in msg
-    assert "revintel_mapping.yaml" in msg and "engage_date: created_on" in msg
+    assert "revintel_mapping.yaml" in msg and "engage_date: touch_date" in msg
 
 
 def test_header_spelling_variants_match_without_a_mapping(tmp_path):
@@ -184,7 +185,7 @@ def test_tidy_mapping_for_a_variant_export(tmp_path):
     build_star(con, src)
     rows = con.execute("SELECT account_id, order_date::VARCHAR, product_id, division, quantity, amount "
                        "FROM star.fact_transactions ORDER BY 1").fetchall()
-    assert rows == [("K1", "2021-02-03", "A-1", "Tools", 2.0, 1234.5), ("K2", "2021-02-04", "A-2", "Unassigned", 1.0, -12.0)]
+    assert rows == [("K1", "2021-02-03", "A-1", "Tools", 2.0, 1234.5), ("K2", "2021-02-04", "A-2", "Unmapped SKUs", 1.0, -12.0)]
     assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
         (4, "customer_id is empty: the line cannot be attributed to an account")]
 

@@ -33,10 +33,10 @@ OPPORTUNITY = (
     # 5: stage says Negotiation but IsClosed/IsWon say won: kept as Won, flagged
     f"0065g00000Opp4XAAA,Acme add-on,{ACC_ACME},{U_ANN},Negotiation/Review,3000,2024-04-02,"
     f"2024-02-10T12:00:00.000Z,TRUE,TRUE,Closed,{P_CORE},2024-04-02T00:00:00.000Z\r\n"
-    # 6: custom stage nobody knows, open: quarantined (a mapping file can name it)
+    # 6: custom stage nobody knows, open: placed by ForecastCategoryName Commit -> Negotiation, flagged
     f"0065g00000Opp5XAAA,Gamma pilot,{ACC_ACME},{U_ANN},Verbal Yes,900,2024-07-01,"
     "2024-03-01T12:00:00.000Z,false,false,Commit,,\r\n"
-    # 7: closed before created
+    # 7: closed before created: CreatedDate is a load date; kept, flagged, created from CloseDate
     f"0065g00000Opp6XAAA,Backdated,{ACC_ACME},{U_ANN},Closed Won,100,2023-12-01,"
     "2024-01-02T12:00:00.000Z,true,true,Closed,,\r\n"
     # 8: negative amount, in parentheses
@@ -112,9 +112,7 @@ def test_salesforce_imports_into_the_star_schema(sf):
     report = build_star(con, sf)
     assert report.layout.name == "salesforce"
     q = _q(con, "Opportunity.csv")
-    assert set(q) == {6, 7, 8, 10, 11, 12, 13}
-    assert "Verbal Yes" in q[6] and "stages:" in q[6]
-    assert "before CreatedDate" in q[7]
+    assert set(q) == {8, 10, 11, 12, 13}
     assert "negative" in q[8]
     assert q[10] == "exact duplicate of line 4 (merged)"
     assert "already on line 2 with other contents" in q[11]
@@ -125,7 +123,12 @@ def test_salesforce_imports_into_the_star_schema(sf):
         "created_date::VARCHAR, close_date::VARCHAR, expected_close_date::VARCHAR, import_flag "
         "FROM star.fact_opportunity").fetchall()}
     assert set(opps) == {"0065g00000Opp1X", "0065g00000Opp2X", "0065g00000Opp3X", "0065g00000Opp4X",
-                         "0065g00000Opp8X"}
+                         "0065g00000Opp5X", "0065g00000Opp6X", "0065g00000Opp8X"}
+    o5 = opps["0065g00000Opp5X"]  # unknown stage placed by ForecastCategoryName
+    assert o5[4:7] == ("Negotiation", False, False) and "'Verbal Yes' unknown; placed as Negotiation" in o5[11]
+    o6 = opps["0065g00000Opp6X"]  # CreatedDate after CloseDate: a load date, creation before the close
+    assert o6[4] == "Won" and "is a load date (after CloseDate)" in o6[11]
+    assert o6[8] < o6[9] == "2023-12-01"
     o1 = opps["0065g00000Opp1X"]
     assert o1[:8] == ("0015g00000AcmeX", "0055g00000AnnXX", "01t5g00000CoreX", "Software", "Won", True, True, 12000.0)
     assert o1[8:11] == ("2024-01-15", "2024-03-28", "2024-03-28")
@@ -135,7 +138,11 @@ def test_salesforce_imports_into_the_star_schema(sf):
     assert o3[8] == "2024-02-01"  # first history event
     o4 = opps["0065g00000Opp4X"]
     assert o4[4] == "Won" and "disagrees with IsClosed=TRUE, IsWon=TRUE" in o4[11]
-    assert report.files["Opportunity.csv"]["flagged_kept"] == {"stage_disagrees_with_isclosed_iswon": 1}
+    assert report.files["Opportunity.csv"]["flagged_kept"] == {
+        "stage_disagrees_with_isclosed_iswon": 1, "stage_placed_from_other_fields": 1, "created_date_is_load_date": 1}
+    fc = dict(con.execute("SELECT opportunity_id, forecast_category FROM star.fact_opportunity").fetchall())
+    assert fc["0065g00000Opp3X"] == "Pipeline" and fc["0065g00000Opp5X"] == "Commit"
+    assert fc["0065g00000Opp1X"] == "Closed" and fc["0065g00000Opp2X"] == "Omitted"
     # unknown account and owner: kept, stub members
     assert opps["0065g00000Opp8X"][:2] == ("001000000000ZZZ", "005000000000ZZZ")
     stubs = con.execute("SELECT (SELECT list(account_id) FROM star.dim_account WHERE is_stub), "
@@ -152,7 +159,7 @@ def test_salesforce_imports_into_the_star_schema(sf):
     assert list(_q(con, "OpportunityHistory.csv")) == [4]
     assert con.execute("SELECT count(*) FROM star.fact_opportunity_history WHERE NOT derived").fetchall() == [(2,)]
     # won deals stand in for transactions (no separate log)
-    assert con.execute("SELECT count(*) FROM star.fact_transactions WHERE source = 'crm_won'").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM star.fact_transactions WHERE source = 'crm_won'").fetchall() == [(3,)]
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
         assert unaccounted == 0, (file, raw, star, quarantined)
     assert report.export_date == "2024-04-02"
@@ -190,3 +197,48 @@ def test_missing_salesforce_column_shows_the_mapping_to_write(tmp_path):
     con = duckdb.connect()
     build_star(con, src)
     assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(1,)]
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_migrated_export_without_history_keeps_every_closed_deal():
+    """Issue 13: a Data Loader export (quoted, CRLF, BOM) whose CreatedDate is the bulk-load date
+    (after CloseDate) for every row, no OpportunityHistory.csv: nothing closed is quarantined,
+    creation comes from the earliest evidence, standard stage variants are built in."""
+    con = duckdb.connect()
+    report = build_star(con, FIXTURES / "salesforce_no_history")
+    opp = report.files["Opportunity.csv"]
+    assert opp["raw_rows"] == 50 and opp["quarantined"] == {"unknown_stage": 1}
+    assert opp["flagged_kept"]["created_date_is_load_date"] == 49
+    assert opp["flagged_kept"]["stage_placed_from_other_fields"] == 3  # 'Verbal Agreement', Probability 90
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity WHERE is_closed").fetchall() == [(32,)]
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity WHERE created_date > coalesce(close_date, "
+                       "DATE '2024-06-03') OR created_date IS NULL").fetchall() == [(0,)]
+    stages = dict(con.execute("SELECT stage, count(*) FROM star.fact_opportunity GROUP BY 1").fetchall())
+    assert stages == {"Won": 22, "Lost": 10, "Prospecting": 3, "Engaging": 5, "Proposal": 3, "Negotiation": 6}
+    assert con.execute("SELECT DISTINCT forecast_category FROM star.fact_opportunity ORDER BY 1").fetchall() == [
+        ("Best Case",), ("Closed",), ("Commit",), ("Omitted",), ("Pipeline",)]
+    # derived history starts every deal at its creation: the as-of dates have a start
+    assert con.execute("SELECT count(DISTINCT opportunity_id) FROM star.fact_opportunity_history "
+                       "WHERE stage = 'Prospecting'").fetchall() == [(49,)]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_created_date_shared_by_most_rows_is_a_load_date(tmp_path):
+    """A CreatedDate that most rows share is a load date even when it is before the CloseDates."""
+    rows = "".join(f"006L{i},Closed Won,100,2024-0{3 + i % 5}-1{i % 9},2024-02-01T05:00:00.000Z,true,true\r\n"
+                   for i in range(6))
+    rows += "006R1,Closed Lost,50,2024-05-01,2024-03-01T05:00:00.000Z,true,false\r\n"
+    write(tmp_path / "sf", "Opportunity.csv", "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon\r\n" + rows,
+          bom=True)
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "sf")
+    assert report.files["Opportunity.csv"]["flagged_kept"] == {"created_date_is_load_date": 6}
+    got = dict(con.execute("SELECT opportunity_id, created_date::VARCHAR FROM star.fact_opportunity").fetchall())
+    assert got["006R1"] == "2024-03-01"  # its own CreatedDate is real
+    # the others: CloseDate minus the median real cycle (006R1: 61 days), never after the load date
+    assert got["006L0"] == "2024-01-09" and all(v <= "2024-02-01" for k, v in got.items() if k != "006R1")
+    assert "shared by 6 of 7 rows" in con.execute(
+        "SELECT import_flag FROM star.fact_opportunity WHERE opportunity_id = '006L0'").fetchall()[0][0]

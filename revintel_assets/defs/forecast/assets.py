@@ -364,7 +364,8 @@ def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         wh.write("validation.model_metrics", metrics, partition=owned, run_id=context.run_id)
     yield dg.MaterializeResult(asset_key=["validation", "deal_outlook"], metadata={
         **{f"{r['model_name']} {r['period_type']} {r['metric']}": dg.MetadataValue.float(float(r["value"]))
-           for r in metrics.filter(pl.col("metric").is_in(["auc", "brier", "ece"])).iter_rows(named=True)
+           for r in (metrics.filter(pl.col("metric").is_in(["auc", "brier", "ece"])).iter_rows(named=True)
+                     if len(metrics) else [])  # too little history: no metrics frame at all (issue 13)
            if r["value"] == r["value"]},
         "origins": dg.MetadataValue.int(int(metrics["origins"][0]) if len(metrics) else 0)})
 

@@ -225,7 +225,7 @@ def divisions_sql() -> str:
     """Divisions from the SKU map / product dimension that have sales: new ones need no code."""
     return """
     SELECT DISTINCT p.division FROM star.dim_product p
-    WHERE p.division IS NOT NULL
+    WHERE p.division IS NOT NULL AND p.sellable
       AND EXISTS (SELECT 1 FROM star.fact_transactions t WHERE t.division = p.division)
     ORDER BY 1"""
 

@@ -78,7 +78,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "ORDER BY 1").rows()]
     register(context.instance, transaction_months, months)
 
-    first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(engage_date) d FROM staging.opportunities "
+    first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(coalesce(engage_date, created_date)) d FROM staging.opportunities "
                           "UNION ALL SELECT min(changed_at) FROM staging.history)")["d"][0]
     if first_deal is not None and report.export_date:
         as_of = source.as_of_override() or dt.date.fromisoformat(report.export_date)
@@ -105,6 +105,15 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                             + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items(), key=lambda kv: -kv[1])))
     if flagged:
         context.log.warning(f"rows kept but flagged: {flagged}")
+    if report.unmapped:
+        u = report.unmapped
+        context.log.warning(f"{u['lines']:,} order lines ({u['share_of_lines']:.1%}, revenue {u['revenue']:,.2f}, "
+                            f"{u['skus']:,} SKUs) have a SKU the SKU map does not name: kept under 'Unmapped SKUs', "
+                            "never modelled nor recommended (star.unmapped_skus)")
+    notes = {name: f["missing_optional_columns"] for name, f in report.files.items()
+             if f.get("missing_optional_columns")}
+    for name, cols in notes.items():
+        context.log.info(f"{name}: optional column(s) {', '.join(cols)} not in the export; left empty")
     yield dg.MaterializeResult(asset_key=["staging", "source_import"], metadata={
         "quarantined_by_rule": dg.MetadataValue.json(by_rule),
         "flagged_kept": dg.MetadataValue.json(flagged),
@@ -117,6 +126,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "transaction_months": dg.MetadataValue.int(len(months)),
         "replaced_source": replaced or "",
         "files": dg.MetadataValue.json(report.files),
+        "unmapped_skus": dg.MetadataValue.json(report.unmapped),
         **{f"quarantine_{k}": v for k, v in table_metadata(wh, "star.quarantine").items()
            if k == "preview"},
     })

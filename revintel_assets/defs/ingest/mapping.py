@@ -17,6 +17,7 @@
     decimal: ","                 # decimal separator; the thousands separator is then "." (or a space)
     delimiter: ";"               # field separator, default ","
     encoding: latin-1            # force an encoding (default: UTF-8, latin-1 when the whole file is not UTF-8)
+    non_sellable_divisions: [Non-product]   # kept in the star schema, never modelled nor recommended
 
 Tidy transactions may also compute a column from yours (`amount: "Quantity * UnitPrice"`, see
 mappings/online_retail.yaml): column names, numbers, + - * / and parentheses, try_cast, abs,
@@ -39,7 +40,7 @@ from revintel_assets.defs.ingest.errors import SourceError
 USER_MAPPING = "revintel_mapping.yaml"
 STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
 KEYS = {"layout", "files", "columns", "stages", "date_formats", "decimal", "delimiter", "encoding",
-        "signature", "thousands"}
+        "signature", "thousands", "non_sellable_divisions"}
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Mapping:
     delimiter: str = ","
     encoding: str | None = None
     signature: list[str] | None = None
+    non_sellable: list[str] = field(default_factory=list)  # divisions never modelled nor recommended
     lines: dict[tuple, int] = field(default_factory=dict)  # ("columns", key) -> line in the file
 
     def line(self, *keys: str) -> int:
@@ -177,6 +179,12 @@ def parse_mapping(data: dict, path: Path | None = None, lines: dict[tuple, int] 
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise SourceError(where, lines.get(("files",), 1), "files: a map of revintel file name -> your file name",
                           "got something else")
+    non_sellable = data.get("non_sellable_divisions") or []
+    if isinstance(non_sellable, str):
+        non_sellable = [non_sellable]
+    if not isinstance(non_sellable, list) or not all(isinstance(v, (str, int, float)) for v in non_sellable):
+        raise SourceError(where, lines.get(("non_sellable_divisions",), 1),
+                          "non_sellable_divisions: a list of division names", "got something else")
     formats = data.get("date_formats") or []
     if isinstance(formats, str):
         formats = [formats]
@@ -184,7 +192,7 @@ def parse_mapping(data: dict, path: Path | None = None, lines: dict[tuple, int] 
                    columns=columns, lines=lines,
                    stages=stages, date_formats=[str(f) for f in formats], decimal=decimal,
                    delimiter=str(data.get("delimiter", ",")), encoding=data.get("encoding"),
-                   signature=data.get("signature"))
+                   signature=data.get("signature"), non_sellable=[str(v).strip() for v in non_sellable])
 
 
 def _columns(values: dict, where: Path, lines: dict, prefix: tuple) -> dict[str, str]:
@@ -210,15 +218,21 @@ def _column(value, where: Path, lines: dict, keys: tuple) -> str:
 
 def example(file: str, missing: list[str], found: list[str], taken: list[str] = ()) -> str:
     """The mapping a user would write for the missing columns, with our best guesses among
-    the columns not already used (`taken`)."""
-    import difflib
+    the columns not already used (`taken`). A guess is a synonym or a related spelling
+    (synonyms.related), never merely the closest string ('amount: Country' was)."""
+    from revintel_assets.defs.ingest.synonyms import related, resolve
 
     spare = [c for c in found if c not in missing and c not in taken]
     lines = [f"  {file}:"]
     for m in missing:
-        guess = difflib.get_close_matches(m, spare, n=1, cutoff=0.4)
+        guess = [g] if (g := resolve(m, spare)) else [c for c in spare if related(m, c)][:1]
         if not guess and "date" in m.lower():  # created_on, changed_at, Created Time ...
             guess = [c for c in spare if any(w in c.lower() for w in ("date", "_on", "_at", "time"))][:1]
+        if not guess and m == "amount":  # order lines: quantity times unit price
+            qty, price = resolve("quantity", found), resolve("unit_price", found)
+            if qty and price:
+                lines.append(f'    {m}: "{qty} * {price}"')
+                continue
         if guess:
             spare.remove(guess[0])
         lines.append(f"    {m}: {guess[0] if guess else '<your column>'}")

@@ -32,14 +32,22 @@ FILES = {
 REQUIRED = {
     "pipeline": ["opportunity_id", "sales_agent", "product", "account", "deal_stage",
                  "engage_date", "close_date", "close_value"],
-    "accounts": ["account", "sector", "revenue", "employees", "office_location"],
-    "products": ["product", "series", "sales_price"],
-    "teams": ["sales_agent", "manager", "regional_office"],
+    "accounts": ["account"],
+    "products": ["product"],
+    "teams": ["sales_agent"],
     "history": ["opportunity_id", "changed_at", "deal_stage", "expected_close_date", "amount"],
 }
+# Columns that describe accounts, products and reps are optional (CONTRACT §2): missing ones are
+# NULL, and the import report notes them ("missing_optional_columns").
+DESCRIPTIVE = {
+    "accounts": ["sector", "revenue", "employees", "office_location"],
+    "products": ["series", "sales_price"],
+    "teams": ["manager", "regional_office"],
+}
 OPTIONAL = {
-    "accounts": ["account_id", "subsidiary_of", "year_established"],
-    "products": ["sku", "division"],
+    "accounts": [*DESCRIPTIVE["accounts"], "account_id", "subsidiary_of", "year_established"],
+    "products": [*DESCRIPTIVE["products"], "sku", "division"],
+    "teams": DESCRIPTIVE["teams"],
 }
 OPTIONAL_FILES = {"history", "accounts", "teams", "products"}
 LAYOUT = "MavenTech CRM"
@@ -63,7 +71,8 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
             continue
         raw = load_raw_csv(con, files[kind], f"staging.raw_{kind}", REQUIRED[kind], LAYOUT,
                            rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL.get(kind),
-                           delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind])
+                           delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind],
+                           noted=DESCRIPTIVE.get(kind))
         caught = loader(con, raw.columns, files[kind].name, dialect)
         report[files[kind].name] = file_report(raw, caught)
     return report
@@ -73,12 +82,16 @@ def file_report(raw, caught: dict[str, int]) -> dict:
     out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected, "quarantined": caught}
     if raw.encoding == "utf-16":
         out["encoding"] = "utf-16 (read as UTF-16 little-endian)"
+    elif raw.encoding == "xlsx":
+        out["format"] = "Excel workbook (first sheet; line numbers are sheet rows)"
     elif raw.encoding != "utf-8":
         out["encoding"] = f"{raw.encoding} (the file is not UTF-8 anywhere; read as {raw.encoding})"
     if not raw.exact_lines:
         out["line_numbers"] = "approximate: malformed quoting, lines are counted as CSV records"
     if raw.renamed:
         out["renamed_columns"] = raw.renamed
+    if getattr(raw, "missing_optional", ()):
+        out["missing_optional_columns"] = list(raw.missing_optional)
     return out
 
 
@@ -94,7 +107,7 @@ def _accounts(con, columns, file, d: Dialect):
     con.execute(f"""INSERT INTO staging.accounts BY NAME SELECT
         coalesce({account_id}, trim(account)) AS account_id, trim(account) AS account_name,
         {_opt(columns, 'sector')} AS sector, try_cast({_opt(columns, 'employees')} AS BIGINT) AS employees,
-        {d.money('revenue')} AS annual_revenue, {_opt(columns, 'office_location')} AS country,
+        {d.money('revenue') if 'revenue' in columns else 'NULL::DOUBLE'} AS annual_revenue, {_opt(columns, 'office_location')} AS country,
         {_opt(columns, 'subsidiary_of')} AS parent_name,
         try_cast({_opt(columns, 'year_established')} AS INTEGER) AS year_established,
         {lit(file)} AS source_file, _line
@@ -103,19 +116,24 @@ def _accounts(con, columns, file, d: Dialect):
 
 
 def _products(con, columns, file, d: Dialect):
+    price = d.money("sales_price") if "sales_price" in columns else "NULL::DOUBLE"
     caught = apply_rules(con, "staging.raw_products", file, columns, [
         Rule("missing_product_name", blank("product"), "'product name is empty'"),
+    ] + ([] if "sales_price" not in columns else [
         Rule("bad_list_price", d.bad_money("sales_price"),
              "'sales_price ''' || sales_price || ''' is not a number'"),
         Rule("negative_list_price", f"{d.money('sales_price')} < 0",
              "'sales_price ' || sales_price || ' is negative'"),
-    ])
+    ]))
     caught |= dedupe(con, "staging.raw_products", "trim(product)", file, columns, "product name")
     product_id = "coalesce(nullif(trim(sku), ''), trim(product))" if "sku" in columns else "trim(product)"
-    division = "coalesce(nullif(trim(division), ''), trim(series))" if "division" in columns else "trim(series)"
+    # division: the products file's own, else the series, else (neither column) the product itself
+    series = "nullif(trim(series), '')" if "series" in columns else "NULL::VARCHAR"
+    own = "nullif(trim(division), '')" if "division" in columns else "NULL::VARCHAR"
+    fallback = "trim(product)" if "series" not in columns and "division" not in columns else "'Unassigned'"
     con.execute(f"""INSERT INTO staging.products BY NAME SELECT
-        {product_id} AS product_id, trim(product) AS product_name, trim(series) AS series,
-        coalesce({division}, 'Unassigned') AS division, {d.money('sales_price')} AS list_price,
+        {product_id} AS product_id, trim(product) AS product_name, {series} AS series,
+        coalesce({own}, {series}, {fallback}) AS division, {price} AS list_price,
         {lit(file)} AS source_file, _line FROM staging.raw_products""")
     return caught
 
@@ -125,8 +143,8 @@ def _teams(con, columns, file, d: Dialect):
                          [Rule("missing_rep_name", blank("sales_agent"), "'sales_agent is empty'")])
     caught |= dedupe(con, "staging.raw_teams", "trim(sales_agent)", file, columns, "sales_agent")
     con.execute(f"""INSERT INTO staging.reps BY NAME SELECT trim(sales_agent) AS rep_id,
-        trim(sales_agent) AS rep_name, nullif(trim(manager), '') AS manager,
-        nullif(trim(regional_office), '') AS region, {lit(file)} AS source_file, _line
+        trim(sales_agent) AS rep_name, {_opt(columns, 'manager')} AS manager,
+        {_opt(columns, 'regional_office')} AS region, {lit(file)} AS source_file, _line
         FROM staging.raw_teams""")
     return caught
 

@@ -14,19 +14,47 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d"
 EARLIEST = "1990-01-01"
 FUTURE_YEARS = 5
 
+# Division labels that are not divisions (issue 13): order lines whose SKU the SKU map does not
+# name, and deals whose product is unknown. Kept in the star schema (division is NULL-free) with
+# star.dim_product.sellable = false: never modelled, never recommended as whitespace.
+UNMAPPED = "Unmapped SKUs"
+UNASSIGNED = "Unassigned"
+# A tidy log with no SKU map at all: one division for the whole catalogue.
+NO_SKU_MAP = "All products"
+NOT_SELLABLE = (UNMAPPED, UNASSIGNED)
+
 STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
 CLOSED = ("Won", "Lost")
 # Stage names as MavenTech, Salesforce and common CRMs write them (compared lower-cased).
 STAGE_ALIASES = {
-    **dict.fromkeys(["prospecting", "prospect", "qualification", "qualify", "lead", "new"], "Prospecting"),
-    **dict.fromkeys(["engaging", "engaged", "discovery", "in_progress", "in progress", "needs analysis",
-                     "value proposition", "id. decision makers", "id decision makers", "perception analysis",
-                     "demo", "solution"], "Engaging"),
-    **dict.fromkeys(["proposal", "proposal/price quote", "quote", "proposal sent"], "Proposal"),
-    **dict.fromkeys(["negotiation", "negotiation/review", "commit", "contract"], "Negotiation"),
-    **dict.fromkeys(["won", "closed won", "closed/won", "closed - won", "closedwon"], "Won"),
-    **dict.fromkeys(["lost", "closed lost", "closed/lost", "closed - lost", "closedlost"], "Lost"),
+    # Salesforce standard picklist and common variants; HubSpot's default deal pipeline labels
+    # (appointmentscheduled, qualifiedtobuy, ... are the internal names HubSpot exports by API)
+    **dict.fromkeys(["prospecting", "prospect", "qualification", "qualify", "qualifying", "lead", "new",
+                     "appointment scheduled", "appointmentscheduled", "open", "initial contact"], "Prospecting"),
+    **dict.fromkeys(["engaging", "engaged", "discovery", "in_progress", "in progress", "in-progress",
+                     "needs analysis", "value proposition", "id. decision makers", "id decision makers",
+                     "identify decision makers", "perception analysis", "demo", "solution", "qualified",
+                     "qualified to buy", "qualifiedtobuy", "presentation scheduled", "presentationscheduled",
+                     "evaluation", "develop", "solution design"], "Engaging"),
+    **dict.fromkeys(["proposal", "proposal/price quote", "proposal/quote", "proposal / quote", "price quote",
+                     "quote", "quoted", "proposal sent", "propose", "decision maker bought-in",
+                     "decision maker bought in", "decisionmakerboughtin"], "Proposal"),
+    **dict.fromkeys(["negotiation", "negotiation/review", "negotiate", "negotiating", "commit", "contract",
+                     "contract sent", "contractsent", "verbal commit", "closing"], "Negotiation"),
+    **dict.fromkeys(["won", "closed won", "closed/won", "closed - won", "closedwon", "closed-won",
+                     "closed_won", "win"], "Won"),
+    **dict.fromkeys(["lost", "closed lost", "closed/lost", "closed - lost", "closedlost", "closed-lost",
+                     "closed_lost", "closed no decision", "no decision", "disqualified"], "Lost"),
 }
+# Salesforce forecast categories (labels and API values) -> the five star.fact_opportunity keeps
+FORECAST_CATEGORIES = {"commit": "Commit", "best case": "Best Case", "bestcase": "Best Case",
+                       "pipeline": "Pipeline", "omitted": "Omitted", "closed": "Closed",
+                       "forecast": "Commit", "most likely": "Best Case", "mostlikely": "Best Case"}
+
+
+def forecast_category_expr(expr: str) -> str:
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in FORECAST_CATEGORIES.items())
+    return f"(CASE lower(trim({expr})) {whens} END)"
 
 
 def col(name: str) -> str:

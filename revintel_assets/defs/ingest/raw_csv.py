@@ -30,6 +30,7 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import example, inside
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
+from revintel_assets.defs.ingest.synonyms import SYNONYMS
 
 _CHUNK = 1 << 24  # bytes per step of the scans below (memory: a small multiple of this, not of the file)
 SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
@@ -48,6 +49,7 @@ class RawLoad:
     encoding: str = "utf-8"
     renamed: dict = field(default_factory=dict)
     exact_lines: bool = True  # False: malformed quoting; line numbers are DuckDB's record numbers
+    missing_optional: tuple = ()  # optional columns (of `noted`) the file does not have: NULLs
 
 
 def _sql_str(value: str) -> str:
@@ -70,8 +72,36 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
         raise SourceError(path, 1, "a readable CSV file", str(exc) or type(exc).__name__) from exc
 
 
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+
+
+def is_excel(path: Path) -> bool:
+    return Path(path).name.lower().endswith(EXCEL_SUFFIXES)
+
+
+def read_excel_sheet(path: Path, header_only: bool = False):
+    """The first worksheet of an Excel workbook as an all-text Arrow table (polars' engine,
+    fastexcel / calamine): header on row 1, every cell as its text, blank rows kept as all-NULL
+    rows so that row i of the table is sheet row i + 2. SourceError when it is not a workbook."""
+    import fastexcel
+
+    try:
+        book = fastexcel.read_excel(str(path))
+        sheet = book.load_sheet(0, header_row=0, dtypes="string", n_rows=0 if header_only else None)
+        return sheet.to_arrow()
+    except Exception as exc:  # fastexcel raises its own error types for every kind of bad file
+        raise SourceError(path, 1, "an Excel workbook (.xlsx) with a header row on its first sheet",
+                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
 def read_header(path: Path) -> list[str]:
-    """First line of a CSV as stripped column names (BOM removed); for format detection."""
+    """First line of a CSV (or row of a workbook's first sheet) as stripped column names (BOM
+    removed); for format detection."""
+    if is_excel(path):
+        try:
+            return [str(c).strip() for c in read_excel_sheet(path, header_only=True).schema.names]
+        except SourceError:
+            return []
     try:
         head = read_bytes(path, 1 << 16)
     except SourceError:
@@ -192,7 +222,7 @@ def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
 def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, required: list[str],
                  layout: str, rename: dict[str, str] | None = None, optional: list[str] | None = None,
                  delimiter: str = ",", encoding: str | None = None,
-                 canonical_file: str | None = None) -> RawLoad:
+                 canonical_file: str | None = None, noted: list[str] | None = None) -> RawLoad:
     """Create `table` (all VARCHAR, columns as in the file) plus `_line`; rejected rows quarantined.
 
     `rename` maps revintel's column names onto the user's (from the mapping file); required and
@@ -203,6 +233,8 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         inside(path.parent, path.name)
     except ValueError as exc:
         raise SourceError(path, 0, "a file inside the source folder", f"{path.name} is {exc}") from None
+    if is_excel(path):
+        return _load_excel(con, path, table, required, layout, rename, optional, canonical_file, noted)
     data = read_bytes(path)
     detected = check_text(path, data, layout)
     enc = detected if detected == "utf-16" else (encoding or detected)
@@ -231,17 +263,7 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
                               "a record spanning several lines is longer (an unclosed quote?)") from exc
         raise SourceError(path, 1, expected, str(exc).splitlines()[0]) from exc
 
-    columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE _raw)").fetchall()]
-    columns = [c for c in columns if c != "_ord"]
-    renamed = _rename(con, columns, required + (optional or []), rename or {})
-    columns = [renamed.get(c, c) for c in columns]
-    missing = [c for c in required if c not in columns]
-    if missing:
-        shown = [c for c in columns if not c.startswith("column")] or columns
-        raise SourceError(
-            path, 1, f"the {layout} header with columns {', '.join(required)}",
-            f"missing column(s) {', '.join(missing)}; found {', '.join(shown)}.\n"
-            + example(canonical_file or path.name, missing, shown, required + (optional or [])))
+    columns, renamed = _check_header(con, path, required, layout, rename, optional, canonical_file)
 
     rejected = con.execute(f"SELECT count(DISTINCT line) FROM {rej}").fetchall()[0][0]
     accepted = con.execute("SELECT count(*) FROM _raw").fetchall()[0][0]
@@ -290,7 +312,51 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         FROM _raw r LEFT JOIN lines l USING (_ord) ORDER BY r._ord""")
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}; DROP TABLE _raw; "
                 "DROP TABLE _records")
-    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact)
+    absent = tuple(c for c in (noted or []) if c not in columns)
+    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent)
+
+
+def _check_header(con, path: Path, required: list[str], layout: str, rename, optional, canonical_file):
+    """Rename the user's columns in `_raw` to revintel's; SourceError naming the missing ones."""
+    columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE _raw)").fetchall()]
+    columns = [c for c in columns if c not in ("_ord", "_line")]
+    renamed = _rename(con, columns, required + (optional or []), rename or {})
+    columns = [renamed.get(c, c) for c in columns]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        shown = [c for c in columns if not c.startswith("column")] or columns
+        raise SourceError(
+            path, 1, f"the {layout} header with columns {', '.join(required)}",
+            f"missing column(s) {', '.join(missing)}; found {', '.join(shown)}.\n"
+            + example(canonical_file or path.name, missing, shown, required + (optional or [])))
+    return columns, renamed
+
+
+def _load_excel(con, path: Path, table: str, required: list[str], layout: str, rename, optional,
+                canonical_file, noted) -> RawLoad:
+    """An Excel workbook's first sheet, read directly (no conversion step for the user): every
+    cell as text, `_line` = the sheet row (header = row 1), blank rows skipped like blank lines."""
+    import pyarrow as pa
+
+    sheet = read_excel_sheet(path)
+    names = [str(c).strip() for c in sheet.schema.names]
+    if not sheet.num_rows and not any(names):
+        raise SourceError(path, 1, f"an Excel workbook with a header row ({layout} layout)", "the first sheet is empty")
+    arrow = pa.table({**{n: sheet.column(i).cast(pa.string()) for i, n in enumerate(names)},
+                      "_line": pa.array(range(2, sheet.num_rows + 2), pa.int64())})
+    con.register("_excel_arrow", arrow)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM _excel_arrow")
+    finally:
+        con.unregister("_excel_arrow")
+    columns, renamed = _check_header(con, path, required, layout, rename, optional, canonical_file)
+    blank = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in columns) or "false"
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _raw WHERE NOT ({blank}) ORDER BY _line")
+    con.execute("DROP TABLE _raw")
+    ensure_quarantine_staging(con)
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    absent = tuple(c for c in (noted or []) if c not in columns)
+    return RawLoad(path.name, table, columns, rows, 0, "xlsx", renamed, True, absent)
 
 
 def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) -> dict[str, str]:
@@ -306,9 +372,11 @@ def _rename(con, columns: list[str], wanted: list[str], rename: dict[str, str]) 
     for ours in wanted:
         if ours in present or ours in out.values():
             continue
-        cands = [c for c in by_key.get(norm(ours), []) if c not in out and c not in wanted]
-        if len(cands) == 1:
-            out[cands[0]] = ours
+        for key in [norm(ours), *(norm(x) for x in SYNONYMS.get(ours, []))]:  # spelling, then synonyms
+            cands = [c for c in by_key.get(key, []) if c not in out and c not in wanted]
+            if len(cands) == 1:
+                out[cands[0]] = ours
+                break
     for theirs, ours in out.items():
         con.execute(f"ALTER TABLE _raw RENAME COLUMN {quote_ident(theirs)} TO {quote_ident(ours)}")
     return out

@@ -29,7 +29,8 @@ def looks_like_sales_log(header: list[str]) -> bool:
 
 
 def find_sales_log(folder: Path, force: bool = False) -> Path | None:
-    paths = sorted(p for p in folder.glob("*.csv") if not p.name.startswith(("sku_map", "sku_divisions")))
+    paths = sorted(p for p in [*folder.glob("*.csv"), *folder.glob("*.xlsx")]
+                   if not p.name.startswith(("sku_map", "sku_divisions", "~$")))
     for path in paths:
         if looks_like_sales_log(read_header(path)):
             return path

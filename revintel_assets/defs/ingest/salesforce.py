@@ -15,10 +15,25 @@ id), ISO timestamps with milliseconds and zone ('2024-01-15T10:22:33.000Z'), boo
 true/false or 1/0, relationship columns ('Account.Name'), the null id '000000000000000AAA'.
 
 Stages: Prospecting, Qualification -> Prospecting; Needs Analysis, Value Proposition,
-Id. Decision Makers, Perception Analysis -> Engaging; Proposal/Price Quote -> Proposal;
-Negotiation/Review -> Negotiation; Closed Won -> Won; Closed Lost -> Lost (a mapping file adds
-custom stages). IsClosed / IsWon win over the stage name when they disagree: the deal is kept,
-taken as the flags say, and flagged in `import_flag` (counted in the import report).
+Id. Decision Makers, Perception Analysis, Discovery -> Engaging; Proposal/Price Quote,
+Proposal/Quote -> Proposal; Negotiation/Review -> Negotiation; Closed Won, Won -> Won; Closed Lost,
+Lost -> Lost (parse_sql.STAGE_ALIASES; a mapping file adds custom stages). IsClosed / IsWon win
+over the stage name when they disagree: the deal is kept, taken as the flags say, and flagged in
+`import_flag` (counted in the import report).
+
+Unknown stages are placed before anything is quarantined: closed by IsClosed (won by IsWon); an
+open deal by Probability (>= 90 Negotiation, >= 75 Proposal, >= 20 Engaging, else Prospecting),
+else by ForecastCategoryName (Commit -> Negotiation, Best Case -> Proposal, Pipeline -> Engaging,
+Omitted -> Prospecting); without IsClosed, ForecastCategoryName Closed or Probability 100 is won,
+Omitted with Probability 0 lost. Placed deals are flagged in `import_flag`; only a deal nothing
+places is quarantined (`unknown_stage`). ForecastCategoryName is kept as `forecast_category`.
+
+Load dates: migrated orgs carry the bulk-load date in CreatedDate. A CreatedDate after CloseDate,
+or the one CreatedDate shared by at least half of the rows (and 5 or more), is taken as a load
+date: the row is kept and flagged in `import_flag`, and its creation is the earliest evidence:
+LastStageChangeDate when earlier than the load date, CloseDate minus the typical cycle (median
+CloseDate - CreatedDate of the closed deals whose CreatedDate is real; 90 days when there is
+none), and never later than the load date itself.
 """
 
 from __future__ import annotations
@@ -29,7 +44,8 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import CLOSED, STAGES, Dialect, blank, bool_expr, col, lit
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col,
+                                                   forecast_category_expr, lit)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
 
@@ -49,7 +65,7 @@ REQUIRED = {
     "product": ["Id", "Name"],
 }
 OPTIONAL = {
-    "opportunity": ["AccountId", "OwnerId", "IsClosed", "IsWon", "ForecastCategoryName", "Name",
+    "opportunity": ["AccountId", "OwnerId", "IsClosed", "IsWon", "ForecastCategoryName", "Name", "Probability",
                     "LastStageChangeDate", "Product2Id", "Product__c", "ProductName", "Account.Name",
                     "Owner.Name", "Pricebook2Id"],
     "account": ["Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry", "ParentId", "Parent.Name"],
@@ -58,6 +74,7 @@ OPTIONAL = {
     "history": ["CloseDate", "Amount"],
     "product": ["Family", "ProductCode"],
 }
+DEFAULT_CYCLE_DAYS = 90  # sales cycle assumed when no deal has a real CreatedDate
 PRODUCT_COLUMNS = ["Product2Id", "Product__c", "ProductName", "Product2.Name", "Product"]
 
 
@@ -148,21 +165,62 @@ def _products(con, columns, file, d: Dialect):
     return caught, {}
 
 
+def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str) -> str:
+    """The stage of a deal, placed from the other fields Salesforce exports when nothing knows its
+    StageName (module docstring, "Unknown stages"); NULL when nothing places it."""
+    fc = forecast_category_expr(col("ForecastCategoryName")) if "ForecastCategoryName" in columns else "NULL"
+    prob = f"try_cast(replace(trim({col('Probability')}), '%', '') AS DOUBLE)" if "Probability" in columns else "NULL"
+    open_by = (f"CASE WHEN {prob} >= 90 THEN 'Negotiation' WHEN {prob} >= 75 THEN 'Proposal' "
+               f"WHEN {prob} >= 20 THEN 'Engaging' WHEN {prob} >= 0 THEN 'Prospecting' "
+               f"WHEN {fc} IN ('Commit', 'Closed') THEN 'Negotiation' WHEN {fc} = 'Best Case' THEN 'Proposal' "
+               f"WHEN {fc} = 'Pipeline' THEN 'Engaging' WHEN {fc} = 'Omitted' THEN 'Prospecting' END")
+    return (f"(CASE WHEN {named} IS NOT NULL THEN {named} "
+            f"WHEN {is_closed} AND {is_won} THEN 'Won' WHEN {is_closed} THEN 'Lost' "
+            f"WHEN {is_closed} = false THEN {open_by} "
+            f"WHEN {is_won} THEN 'Won' WHEN {fc} = 'Closed' OR {prob} >= 100 THEN 'Won' "
+            f"WHEN {fc} = 'Omitted' AND {prob} = 0 THEN 'Lost' "
+            f"ELSE {open_by} END)")
+
+
+def _load_date(con, t: str, created: str) -> tuple[str | None, int, int]:
+    """A CreatedDate shared by most rows (at least 5 and half of them): the date the records were
+    bulk-loaded, not their creation. Returns (that date, its rows, all rows)."""
+    n = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+    row = con.execute(f"SELECT d, c FROM (SELECT {created} AS d, count(*) AS c FROM {t} GROUP BY 1) "
+                      "WHERE d IS NOT NULL ORDER BY c DESC, d DESC LIMIT 1").fetchall()
+    if row and row[0][1] >= max(5, n / 2):
+        return row[0][0].isoformat(), row[0][1], n
+    return None, 0, n
+
+
 def _opportunities(con, columns, file, d: Dialect):
     t = "staging.raw_sf_opportunity"
-    named = d.stage("StageName")
     is_closed = bool_expr(col("IsClosed")) if "IsClosed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("IsWon")) if "IsWon" in columns else "NULL::BOOLEAN"
+    known = d.stage("StageName")
+    named = _placed_stage(columns, known, is_closed, is_won)
     closed = f"coalesce({is_closed}, {named} IN {CLOSED})"
     won = f"coalesce({is_won} AND {closed}, {named} = 'Won')"
     created, close = d.date("CreatedDate"), d.date("CloseDate")
-    latest = latest_date(con, t, [created] + ([d.date("LastStageChangeDate")]
-                                              if "LastStageChangeDate" in columns else []))
+    since = d.date("LastStageChangeDate") if "LastStageChangeDate" in columns else "NULL::DATE"
+    latest = latest_date(con, t, [created] + ([since] if "LastStageChangeDate" in columns else []))
+    # CreatedDate as a load date (module docstring, "Load dates"): after CloseDate, or the one date
+    # most rows share. Creation is then the earliest evidence: LastStageChangeDate when earlier,
+    # CloseDate minus the typical cycle of the deals whose CreatedDate is real (90 days without any).
+    bulk, bulk_rows, n_rows = _load_date(con, t, created)
+    loaded = f"coalesce({created} > {close}" + (f" OR {created} = DATE {lit(bulk)}, false)" if bulk else ", false)")
+    cycle = con.execute(f"""SELECT round(median(datediff('day', {created}, {close})))::INTEGER FROM {t}
+        WHERE {closed} AND NOT {loaded} AND {close} >= {created}""").fetchall()[0][0]
+    cycle = int(cycle) if cycle is not None and cycle >= 0 else DEFAULT_CYCLE_DAYS
+    evidence = (f"least(CASE WHEN {since} < {created} THEN {since} END, "
+                f"({close} - INTERVAL {cycle} DAY)::DATE, {created})")
+    created_kept = f"(CASE WHEN {loaded} THEN {evidence} ELSE {created} END)"
     caught = apply_rules(con, t, file, columns, [
         Rule("missing_opportunity_id", blank("Id"), "'Id is empty'"),
         Rule("unknown_stage", f"{named} IS NULL AND NOT coalesce({is_closed}, false)",
              f"'StageName ''' || coalesce(\"StageName\", '') || ''' is not one of {', '.join(STAGES)} "
-             "nor a Salesforce standard stage, and the deal is not closed (a mapping file can name it under stages:)'"),
+             "nor a Salesforce standard stage, and IsClosed, IsWon, ForecastCategoryName and Probability "
+             "do not place it (a mapping file can name it under stages:)'"),
         Rule("bad_created_date", d.bad_date("CreatedDate"),
              "'CreatedDate ''' || \"CreatedDate\" || ''' is not a date'"),
         Rule("bad_close_date", d.bad_date("CloseDate"), "'CloseDate ''' || \"CloseDate\" || ''' is not a date'"),
@@ -171,25 +229,31 @@ def _opportunities(con, columns, file, d: Dialect):
              f"coalesce(\"CloseDate\", '') || ' (before 1990 or after {latest or 'the export'} + 5 years)'"),
         Rule("closed_without_close_date", f"{closed} AND {blank('CloseDate')}",
              "'deal is closed but has no CloseDate'"),
-        Rule("closed_before_created", f"{closed} AND {close} < {created}",
-             "'CloseDate ' || \"CloseDate\" || ' is before CreatedDate ' || \"CreatedDate\""),
         Rule("bad_amount", d.bad_money("Amount"), "'Amount ''' || \"Amount\" || ''' is not a number'"),
         Rule("negative_amount", f"{d.money('Amount')} < 0", "'Amount ' || \"Amount\" || ' is negative'"),
     ])
     caught |= dedupe(con, t, sfid('"Id"'), file, columns, "opportunity Id")
     stage = (f"CASE WHEN {closed} AND {won} THEN 'Won' WHEN {closed} THEN 'Lost' "
              f"WHEN {named} IN {CLOSED} THEN 'Negotiation' ELSE {named} END")
-    flag = (f"CASE WHEN {named} IS NULL THEN 'StageName ''' || \"StageName\" || ''' unknown; taken as ' || ({stage}) "
-            f"|| ' from IsClosed/IsWon' "
-            f"WHEN ({named} IN {CLOSED}) <> {closed} OR ({closed} AND ({named} = 'Won') <> {won}) "
-            f"OR (NOT {closed} AND coalesce({is_won}, false)) "
-            f"THEN 'StageName ''' || \"StageName\" || ''' disagrees with IsClosed=' || coalesce(\"IsClosed\", '') "
-            f"|| ', IsWon=' || coalesce(\"IsWon\", '') || '; taken as ' || ({stage}) END"
-            if "IsClosed" in columns or "IsWon" in columns else
-            f"CASE WHEN {named} IS NULL THEN 'unknown StageName' END")
+    placed = f"'StageName ''' || coalesce(\"StageName\", '') || ''' unknown; placed as ' || ({stage})"
+    sources = [n for n in ("IsClosed", "IsWon", "ForecastCategoryName", "Probability") if n in columns]
+    if sources:
+        placed += f" || ' from {'/'.join(sources)}'"
+    stage_flag = (f"CASE WHEN {known} IS NULL THEN {placed} "
+                  f"WHEN ({known} IN {CLOSED}) <> {closed} OR ({closed} AND ({known} = 'Won') <> {won}) "
+                  f"OR (NOT {closed} AND coalesce({is_won}, false)) "
+                  f"THEN 'StageName ''' || \"StageName\" || ''' disagrees with IsClosed=' || coalesce(\"IsClosed\", '') "
+                  f"|| ', IsWon=' || coalesce(\"IsWon\", '') || '; taken as ' || ({stage}) END"
+                  if "IsClosed" in columns or "IsWon" in columns else
+                  f"CASE WHEN {known} IS NULL THEN {placed} END")
+    load_flag = (f"CASE WHEN {loaded} THEN 'CreatedDate ' || {created}::VARCHAR || "
+                 f"' is a load date (' || CASE WHEN {created} > {close} THEN 'after CloseDate' "
+                 f"ELSE 'shared by {bulk_rows} of {n_rows} rows' END || '); created taken as ' || "
+                 f"coalesce({evidence}::VARCHAR, '?') || ' (earliest of LastStageChangeDate and "
+                 f"CloseDate - {cycle} days)' END")
     product = next((c for c in PRODUCT_COLUMNS if c in columns), None)
     product_ref = f"nullif(trim({col(product)}), '')" if product else "NULL"
-    since = f"{d.date('LastStageChangeDate')}" if "LastStageChangeDate" in columns else "NULL::DATE"
+    fc = forecast_category_expr(col("ForecastCategoryName")) if "ForecastCategoryName" in columns else "NULL::VARCHAR"
     con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
         {sfid('"Id"')} AS opportunity_id,
         {sfid(col('AccountId')) if 'AccountId' in columns else 'NULL'} AS account_id,
@@ -198,14 +262,21 @@ def _opportunities(con, columns, file, d: Dialect):
         coalesce({_opt(columns, 'Owner.Name')}, {sfid(col('OwnerId')) if 'OwnerId' in columns else 'NULL'}) AS rep_name,
         {sfid(product_ref) if product in ('Product2Id', 'Product__c') else 'NULL'} AS product_id,
         {product_ref} AS product_name,
-        {stage} AS stage, {created} AS created_date,
+        {stage} AS stage, {created_kept} AS created_date,
         CASE WHEN {closed} THEN {close} END AS close_date, {close} AS expected_close_date,
         {since} AS stage_since, {d.money('Amount')} AS close_value,
-        {closed} AS is_closed, {won} AS is_won, {flag} AS import_flag,
+        {closed} AS is_closed, {won} AS is_won, {fc} AS forecast_category,
+        nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {t}""")
-    flagged = con.execute("SELECT count(*) FROM staging.opportunities WHERE import_flag IS NOT NULL "
-                          "AND source_file = ?", [file]).fetchall()[0][0]
-    return caught, ({"flagged_kept": {"stage_disagrees_with_isclosed_iswon": flagged}} if flagged else {})
+    flags = {}
+    for key, cond in (("created_date_is_load_date", "import_flag LIKE '%is a load date%'"),
+                      ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'"),
+                      ("stage_disagrees_with_isclosed_iswon", "import_flag LIKE '%disagrees with IsClosed%'")):
+        n = con.execute(f"SELECT count(*) FROM staging.opportunities WHERE {cond} AND source_file = ?",
+                        [file]).fetchall()[0][0]
+        if n:
+            flags[key] = n
+    return caught, ({"flagged_kept": flags} if flags else {})
 
 
 def _history(con, columns, file, d: Dialect):

@@ -13,7 +13,7 @@ from revintel_assets.defs.ingest.parse_sql import blank, col, lit
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, Rule, apply_rules
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
 
-SKU_MAP_FILES = ("sku_map.csv", "sku_divisions.csv")
+SKU_MAP_FILES = ("sku_map.csv", "sku_divisions.csv", "sku_map.xlsx", "sku_divisions.xlsx")
 
 
 def load_sku_map(con, folder: Path) -> dict[str, dict]:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import duckdb
 
-from revintel_assets.defs.ingest import maventech, salesforce
+from revintel_assets.defs.ingest import hubspot, maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
+from revintel_assets.defs.ingest.parse_sql import UNMAPPED
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.raw_csv import norm, read_header
@@ -23,7 +24,7 @@ from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_l
 from revintel_assets.defs.ingest.sku_map import load_sku_map
 from revintel_assets.defs.ingest.tidy import find_tidy, import_tidy
 
-CRM_FORMATS = ("maventech", "salesforce")
+CRM_FORMATS = ("maventech", "salesforce", "hubspot")
 TX_FORMATS = ("sales_log", "tidy")
 
 CANONICAL = {
@@ -41,7 +42,7 @@ CANONICAL = {
                              "account_name VARCHAR, stage VARCHAR, engage_date DATE, close_date DATE, "
                              "close_value DOUBLE, account_id VARCHAR, rep_id VARCHAR, product_id VARCHAR, "
                              "created_date DATE, expected_close_date DATE, stage_since DATE, "
-                             "is_closed BOOLEAN, is_won BOOLEAN, import_flag VARCHAR, "
+                             "is_closed BOOLEAN, is_won BOOLEAN, forecast_category VARCHAR, import_flag VARCHAR, "
                              "source_file VARCHAR, _line BIGINT",
     "staging.history": "opportunity_id VARCHAR, changed_at DATE, stage VARCHAR, "
                        "expected_close_date DATE, amount DOUBLE, source_file VARCHAR, _line BIGINT",
@@ -50,11 +51,13 @@ CANONICAL = {
                             "rep_name VARCHAR, region VARCHAR, source VARCHAR, source_file VARCHAR, "
                             "_line BIGINT",
     "staging.sku_map": "sku VARCHAR, division VARCHAR, _line BIGINT, source_file VARCHAR",
+    "staging.non_sellable": "division VARCHAR",  # the mapping's non_sellable_divisions
 }
 # Header signatures: a CRM file under another name is still recognised by its columns.
 CRM_SIGNATURES = {
     "maventech": ("sales_pipeline.csv", {"opportunityid", "dealstage", "salesagent"}),
     "salesforce": ("Opportunity.csv", {"id", "stagename", "closedate"}),
+    "hubspot": (hubspot.FILE, hubspot.SIGNATURE),
 }
 
 
@@ -77,6 +80,7 @@ class ImportReport:
     layout: SourceLayout
     files: dict[str, dict] = field(default_factory=dict)  # file -> raw_rows, quarantined per rule
     export_date: str | None = None
+    unmapped: dict = field(default_factory=dict)  # order lines whose SKU the SKU map lacks
 
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:
@@ -84,12 +88,15 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
     if not folder.is_dir():
         raise SourceError(folder, 0, "a folder of CSV exports", "it does not exist or is not a folder")
     mapping = mapping if mapping is not None else load_mapping(folder)
+    _excel_alternatives(folder, mapping)
     layout = SourceLayout(folder, user_mapping=mapping)
     forced = forced or mapping.layout
     if (folder / mapping.file("sales_pipeline.csv")).exists():
         layout.crm = "maventech"
     elif (folder / mapping.file("Opportunity.csv")).exists():
         layout.crm = "salesforce"
+    elif (folder / mapping.file(hubspot.FILE)).exists():
+        layout.crm = "hubspot"
     else:
         layout.crm = _crm_by_header(folder, mapping)
     log = find_sales_log(folder)
@@ -111,16 +118,33 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
         if layout.transactions == "sales_log" and layout.transactions_file is None:
             layout.transactions_file = find_sales_log(folder, force=True)
     if layout.crm is None and layout.transactions is None:
-        raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv or Opportunity.csv), a "
+        raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv, Opportunity.csv or a HubSpot deals "
+                          "export), a "
                           "sales log (CustomerId, Customer, Rec Date, ...) or tidy transactions "
                           "(customer_id, order_date, sku, quantity, amount)",
                           f"found {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}")
     return layout
 
 
+def _excel_alternatives(folder: Path, mapping: Mapping) -> None:
+    """Any file of a layout may come as an Excel workbook (CONTRACT §2): `Opportunity.xlsx` stands
+    for `Opportunity.csv` when there is no CSV (recorded in the mapping's files:)."""
+    names = [*maventech.FILES.values(), *salesforce.FILES.values(), hubspot.FILE]
+    for canonical in names:
+        if canonical in mapping.files or (folder / canonical).exists():
+            continue
+        stem = canonical.rsplit(".", 1)[0]
+        book = next((folder / f"{stem}{ext}" for ext in (".xlsx", ".XLSX", ".xlsm") if (folder / f"{stem}{ext}").exists()),
+                    None)
+        if book is not None:
+            mapping.files[canonical] = book.name
+
+
 def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     """A CRM file exported under another name: recognised by its header, remembered in the mapping."""
-    for path in sorted(folder.glob("*.csv")):
+    for path in sorted([*folder.glob("*.csv"), *folder.glob("*.xlsx")]):
+        if path.name.startswith("~$"):  # Excel's lock file of an open workbook
+            continue
         header = {norm(c) for c in read_header(path)}
         for crm, (canonical, signature) in CRM_SIGNATURES.items():
             if signature <= header:
@@ -169,6 +193,8 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
         report.files.update(import_maventech(con, layout.folder, user))
     elif layout.crm == "salesforce":
         report.files.update(import_salesforce(con, layout.folder, user))
+    elif layout.crm == "hubspot":
+        report.files.update(hubspot.import_hubspot(con, layout.folder, user))
     report.files.update(load_sku_map(con, layout.folder))
     con.execute("""UPDATE staging.products SET division = m.division FROM staging.sku_map m
                    WHERE m.sku = staging.products.product_code""")
@@ -179,8 +205,17 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
         report.files.update(import_sales_log(con, layout.transactions_file, user))
     elif layout.transactions == "tidy":
         report.files.update(import_tidy(con, layout.transactions_file, layout.mapping, user))
+    non_sellable = [*user.non_sellable, *((layout.mapping or {}).get("non_sellable_divisions") or [])]
+    for division in dict.fromkeys(str(d).strip() for d in non_sellable):
+        con.execute("INSERT INTO staging.non_sellable VALUES (?)", [division])
     _check_partition_keys(con, layout.folder)
     report.export_date = _export_date(con)
+    lines, revenue, skus = con.execute("SELECT count(*), coalesce(sum(amount), 0), count(DISTINCT product_id) "
+                                       "FROM staging.transactions WHERE division = ?", [UNMAPPED]).fetchall()[0]
+    if lines:
+        report.unmapped = {"lines": lines, "revenue": round(float(revenue), 2), "skus": skus,
+                           "share_of_lines": round(lines / max(1, con.execute(
+                               "SELECT count(*) FROM staging.transactions").fetchall()[0][0]), 4)}
     return report
 
 
@@ -203,7 +238,8 @@ def _check_partition_keys(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
 
 
 def _crm_files(layout: SourceLayout) -> bool:
-    main = {"maventech": maventech.FILES["pipeline"], "salesforce": salesforce.FILES["opportunity"]}
+    main = {"maventech": maventech.FILES["pipeline"], "salesforce": salesforce.FILES["opportunity"],
+            "hubspot": hubspot.FILE}
     return (layout.folder / layout.user_mapping.file(main[layout.crm])).exists()
 
 

@@ -20,9 +20,11 @@ from revintel_assets.defs.ingest import expr as mexpr
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import EARLIEST, FUTURE_YEARS, col, date_expr, lit, money_expr
+from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr,
+                                                   lit, money_expr)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
+from revintel_assets.defs.ingest.synonyms import resolve
 
 CANONICAL = ["customer_id", "order_date", "sku", "quantity", "amount"]
 MAPPINGS = Path(__file__).parent / "mappings"
@@ -31,8 +33,8 @@ _IDENT = re.compile(r"^[\w .#/-]+$")
 
 
 def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.endswith((".csv", ".csv.gz"))
-                  and not p.name.startswith(("sku_map", "sku_divisions")))
+    return sorted(p for p in folder.iterdir() if p.name.lower().endswith((".csv", ".csv.gz", ".xlsx"))
+                  and not p.name.startswith(("sku_map", "sku_divisions", "~$")))
 
 
 def _gz_header(path: Path) -> list[str]:
@@ -68,12 +70,41 @@ def find_tidy(folder: Path, user: Mapping | None = None, force: bool = False) ->
     for path in candidates:
         header = set(_gz_header(path))
         mine = _user_tidy(user, path)
-        for mapping in [m for m in (mine, *builtin, identity) if m]:
+        for mapping in [m for m in (mine, *builtin, identity, synonym_mapping(list(header))) if m]:
             if mapping.get("layout") == "tidy" and set(mapping["signature"]) <= header:
                 return path, mapping
     if force and candidates:
         return candidates[0], _user_tidy(user, candidates[0]) or identity
     return None
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def synonym_mapping(header: list[str]) -> dict | None:
+    """A tidy mapping from header synonyms alone (ingest/synonyms.py): customer, date, SKU and
+    quantity columns, and an amount column or Quantity x a unit price column. None unless all
+    resolve (a transactions file is never guessed from unrelated columns)."""
+    header = [h for h in header if h]
+    cols: dict[str, str] = {}
+    for k in ("customer_id", "order_date", "sku", "quantity"):
+        found = resolve(k, header)
+        if not found or found in cols.values():
+            return None
+        cols[k] = found
+    amount, price = resolve("amount", header), resolve("unit_price", header)
+    if amount and amount not in cols.values():
+        cols["amount"] = amount
+    elif price and price not in cols.values():
+        cols["amount"] = f"try_cast({_quoted(cols['quantity'])} AS DOUBLE) * try_cast({_quoted(price)} AS DOUBLE)"
+    else:
+        return None
+    for k in ("order_id", "country", "customer_name"):
+        if (found := resolve(k, header)) and found not in cols.values():
+            cols[k] = found
+    return {"layout": "tidy", "signature": [v for k, v in cols.items() if k != "amount"] + ([price] if price else []),
+            "columns": cols, "origin": "header synonyms (ingest/synonyms.py)"}
 
 
 def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
@@ -133,7 +164,9 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         WITH t AS (SELECT trim({expr['customer_id']}) AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
                           {amount} AS amount, _line FROM staging.raw_tidy)
-        SELECT t.*, coalesce(m.division, 'Unassigned') AS division, 'tidy' AS source,
+        SELECT t.*, coalesce(m.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
+                                               THEN {lit(UNMAPPED)} ELSE {lit(NO_SKU_MAP)} END) AS division,
+               'tidy' AS source,
                {lit(path.name)} AS source_file
         FROM t LEFT JOIN staging.sku_map m ON m.sku = t.product_id ORDER BY t._line""")
     # A tidy log carries no accounts file; the customers it names become accounts with the

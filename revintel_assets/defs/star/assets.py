@@ -38,6 +38,9 @@ fact_opportunity = _star_asset(
 fact_opportunity_history = _star_asset(
     "fact_opportunity_history", build.fact_opportunity_history, [SOURCE, fact_opportunity.key],
     "Stage, close-date and amount changes; derived from dates when the source has no history.")
+unmapped_skus = _star_asset("unmapped_skus", build.unmapped_skus, [SOURCE],
+                            "Order lines whose SKU the SKU map does not name: lines, quantity, revenue per SKU. "
+                            "They stay in fact_transactions under 'Unmapped SKUs', never a division of their own.")
 dim_date = _star_asset("dim_date", build.dim_date, [SOURCE, fact_opportunity.key],
                        "Calendar covering the data plus a forecast year.")
 
@@ -60,4 +63,4 @@ def fact_transactions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 defs = dg.Definitions(assets=[dim_account, dim_rep, dim_product, fact_opportunity, fact_opportunity_history, dim_date,
-                              fact_transactions])
+                              fact_transactions, unmapped_skus])

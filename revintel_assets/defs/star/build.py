@@ -8,7 +8,7 @@ kept and reported, not dropped).
 
 from __future__ import annotations
 
-from revintel_assets.defs.ingest.parse_sql import key_sql
+from revintel_assets.defs.ingest.parse_sql import NOT_SELLABLE, UNMAPPED, key_sql, lit
 
 _ACCOUNT_NAMES = f"""(SELECT account_id, {key_sql('account_name')} AS k FROM staging.accounts)"""
 
@@ -59,6 +59,23 @@ def dim_rep() -> str:
 
 
 def dim_product() -> str:
+    """Products with `sellable`: FALSE for SKUs the SKU map lacks, products of no known division,
+    the mapping's non_sellable_divisions, and divisions whose net revenue in the transaction log
+    is not positive (postage, fees, credits). The ICP models and whitespace cover sellable
+    divisions only (icp/features.py::divisions_sql)."""
+    not_sellable = ", ".join(lit(d) for d in NOT_SELLABLE)
+    return f"""
+    WITH products AS (
+        SELECT product_id, product_name, series, division, list_price, is_stub FROM ({_dim_product()})),
+    net AS (SELECT division, sum(amount) AS revenue FROM staging.transactions GROUP BY 1)
+    SELECT p.*, (p.division NOT IN ({not_sellable})
+                 AND p.division NOT IN (SELECT division FROM staging.non_sellable WHERE division IS NOT NULL)
+                 AND coalesce(n.revenue > 0, NOT EXISTS (SELECT 1 FROM staging.transactions))) AS sellable
+    FROM products p LEFT JOIN net n USING (division)
+    ORDER BY product_id"""
+
+
+def _dim_product() -> str:
     return f"""
     WITH known AS (
         SELECT {key_sql('product_name')} AS k FROM staging.products
@@ -113,7 +130,15 @@ def _resolved_opportunities() -> str:
     LEFT JOIN hist h USING (opportunity_id)"""
 
 
+# forecast_category (CONTRACT §3): the CRM's own (Salesforce ForecastCategoryName) when it has one,
+# else derived from the stage as Salesforce's default stage picklist does: Won -> Closed,
+# Lost -> Omitted, Negotiation -> Commit, Proposal -> Best Case, Prospecting / Engaging -> Pipeline.
+FORECAST_CATEGORY_BY_STAGE = {"Won": "Closed", "Lost": "Omitted", "Negotiation": "Commit",
+                              "Proposal": "Best Case", "Prospecting": "Pipeline", "Engaging": "Pipeline"}
+
+
 def fact_opportunity() -> str:
+    derived = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in FORECAST_CATEGORY_BY_STAGE.items())
     return f"""
     SELECT opportunity_id, account_id, rep_id, product_id,
            coalesce(division, 'Unassigned') AS division, stage,
@@ -124,7 +149,12 @@ def fact_opportunity() -> str:
            CASE WHEN stage = 'Won' THEN coalesce(close_value, last_amount)
                 ELSE coalesce(last_amount, nullif(close_value, 0)) END AS amount,
            close_value, coalesce(is_closed, stage IN ('Won', 'Lost')) AS is_closed,
-           coalesce(is_won, stage = 'Won') AS is_won, import_flag,
+           coalesce(is_won, stage = 'Won') AS is_won,
+           CASE WHEN coalesce(is_closed, stage IN ('Won', 'Lost')) THEN
+                CASE WHEN coalesce(is_won, stage = 'Won') THEN 'Closed' ELSE 'Omitted' END
+                ELSE coalesce(CASE WHEN forecast_category <> 'Closed' THEN forecast_category END,
+                              CASE stage {derived} END, 'Pipeline') END AS forecast_category,
+           import_flag,
            source_file, _line AS source_line
     FROM ({_resolved_opportunities()})
     ORDER BY opportunity_id"""
@@ -181,6 +211,17 @@ def fact_transactions() -> str:
           AND NOT EXISTS (SELECT 1 FROM staging.transactions))
     SELECT *, date_trunc('month', order_date)::DATE AS month_start
     FROM (SELECT * FROM logged UNION ALL SELECT * FROM from_crm)"""
+
+
+def unmapped_skus() -> str:
+    """Order lines whose SKU the SKU map does not name (issue 13): per SKU, lines, quantity and
+    revenue. They stay in star.fact_transactions under division 'Unmapped SKUs', not sellable."""
+    return f"""
+    SELECT product_id AS sku, count(*)::BIGINT AS lines, sum(quantity) AS quantity, sum(amount) AS revenue,
+           min(order_date) AS first_order, max(order_date) AS last_order,
+           arg_min(source_file, _line) AS source_file, min(_line) AS first_line
+    FROM staging.transactions WHERE division = {lit(UNMAPPED)}
+    GROUP BY 1 ORDER BY revenue DESC, sku"""
 
 
 def transaction_months() -> str:

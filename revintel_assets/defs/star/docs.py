@@ -24,6 +24,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "series": "Product series", "division": "Product division (from the products file or SKU map)",
         "list_price": "List price in the source's currency",
         "is_stub": "TRUE when the product is only known from deals or orders",
+        "sellable": "FALSE for SKUs missing from the SKU map ('Unmapped SKUs'), products of no known division "
+                    "('Unassigned'), the mapping's non_sellable_divisions and divisions with non-positive net "
+                    "revenue: kept here, never modelled by ICP nor recommended as whitespace",
+    }),
+    "star.unmapped_skus": ("One row per SKU of the transaction log that the SKU map does not name. Its lines "
+                           "stay in star.fact_transactions under division 'Unmapped SKUs' (not sellable).", {
+        "sku": "The SKU as exported", "lines": "Order lines with it", "revenue": "Their net amount",
+        "first_line": "First line of the SKU in source_file",
     }),
     "star.dim_date": ("Calendar from the first date in the data to 400 days past the last.", {
         "week_start": "Monday of the ISO week", "month_start": "First day of the month",
@@ -33,6 +41,11 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
                               "feature source for past dates: features.* use the history instead.", {
         "account_id": "NULL when the export has no account for the deal",
         "stage": "Prospecting, Engaging, Proposal, Negotiation, Won or Lost",
+        "forecast_category": "Commit, Best Case, Pipeline, Omitted or Closed: the CRM's own (Salesforce "
+                             "ForecastCategoryName) for open deals, else from the stage (Negotiation Commit, "
+                             "Proposal Best Case, earlier stages Pipeline); closed deals Closed (won) / Omitted (lost)",
+        "import_flag": "Why the row was kept although something in it was off (stage placed from other "
+                       "fields, CreatedDate taken as a load date, ...); NULL when nothing was",
         "created_date": "First history event, else engage_date (NULL for undated prospecting deals)",
         "expected_close_date": "Latest expected close date known; close_date for closed deals",
         "amount": "Deal value: won value, else the latest amount in the history",

@@ -1,0 +1,129 @@
+"""CRM as a HubSpot deals export (docs/CONTRACT.md §2.5) → the canonical staging tables.
+
+HubSpot's "Export all deals" writes one file (CSV or .xlsx, named e.g.
+`hubspot-crm-exports-all-deals-2024-06-03.csv`), recognised by its header: `Record ID` (older
+exports: `Deal ID`), `Deal Name`, `Deal Stage` and more; used here: `Amount`, `Close Date`,
+`Create Date`, `Deal owner`, `Pipeline`, `Associated Company` (or `Associated Company (Primary)`),
+and when present `Deal probability`, `Is Closed Won`, `Is closed`. Other columns are ignored.
+
+Stages: HubSpot's default labels (Appointment Scheduled, Qualified To Buy, Presentation
+Scheduled, Decision Maker Bought-In, Contract Sent, Closed Won, Closed Lost) and their internal
+names are built in (parse_sql.STAGE_ALIASES); a custom stage is placed by `Is closed` /
+`Is Closed Won`, else by `Deal probability` (1 Won, 0 Lost, >= 0.9 Negotiation, >= 0.75 Proposal,
+>= 0.2 Engaging, else Prospecting), and quarantined only when nothing places it. Dates: HubSpot
+writes `2024-01-15 10:22` or `2024-01-15`, US exports `01/15/2024 10:22 AM`.
+
+A `Create Date` after `Close Date` (deals imported into HubSpot after they closed) is a load
+date: the row is kept, flagged in `import_flag`, and created = Close Date minus the median cycle
+of the other closed deals (90 days without any), as for Salesforce.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from revintel_assets.defs.ingest.mapping import Mapping
+from revintel_assets.defs.ingest.maventech import file_report
+from revintel_assets.defs.ingest.parse_sql import CLOSED, STAGES, Dialect, blank, bool_expr, col, lit
+from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
+from revintel_assets.defs.ingest.raw_csv import load_raw_csv
+
+LAYOUT = "HubSpot deals export"
+FILE = "deals.csv"  # canonical name; the export's own name is found by its header (source.py)
+SIGNATURE = {"dealname", "dealstage"}  # plus Record ID or Deal ID, checked as a required column
+REQUIRED = ["Record ID", "Deal Stage", "Create Date"]
+OPTIONAL = ["Deal Name", "Amount", "Close Date", "Deal owner", "Pipeline", "Associated Company",
+            "Deal probability", "Is Closed Won", "Is closed", "Deal Type"]
+HUBSPOT_DATES = ["%m/%d/%Y %I:%M %p", "%Y-%m-%d %I:%M %p", "%m/%d/%Y %I:%M:%S %p"]
+DEFAULT_CYCLE_DAYS = 90
+
+
+def present(folder: Path, mapping: Mapping | None = None) -> bool:
+    mapping = mapping or Mapping()
+    return (folder / mapping.file(FILE)).exists()
+
+
+def import_hubspot(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapping | None = None) -> dict[str, dict]:
+    mapping = mapping or Mapping()
+    d = Dialect([*mapping.date_formats, *HUBSPOT_DATES], mapping.decimal, mapping.stages)
+    path = folder / mapping.file(FILE)
+    raw = load_raw_csv(con, path, "staging.raw_hs_deals", REQUIRED, LAYOUT,
+                       rename=mapping.columns_for(FILE), optional=OPTIONAL, delimiter=mapping.delimiter,
+                       encoding=mapping.encoding, canonical_file=FILE)
+    caught, extra = _deals(con, raw.columns, path.name, d)
+    return {path.name: {**file_report(raw, caught), **extra}}
+
+
+def _opt(columns: list[str], name: str) -> str:
+    return f"nullif(trim({col(name)}), '')" if name in columns else "NULL::VARCHAR"
+
+
+def _deals(con, columns, file, d: Dialect):
+    t = "staging.raw_hs_deals"
+    known = d.stage("Deal Stage")
+    is_closed = bool_expr(col("Is closed")) if "Is closed" in columns else "NULL::BOOLEAN"
+    is_won = bool_expr(col("Is Closed Won")) if "Is Closed Won" in columns else "NULL::BOOLEAN"
+    prob = (f"(CASE WHEN try_cast(replace(trim({col('Deal probability')}), '%', '') AS DOUBLE) > 1 "
+            f"THEN try_cast(replace(trim({col('Deal probability')}), '%', '') AS DOUBLE) / 100 "
+            f"ELSE try_cast(trim({col('Deal probability')}) AS DOUBLE) END)" if "Deal probability" in columns else "NULL")
+    placed = (f"(CASE WHEN {known} IS NOT NULL THEN {known} "
+              f"WHEN {is_closed} AND {is_won} THEN 'Won' WHEN {is_closed} THEN 'Lost' "
+              f"WHEN {is_won} THEN 'Won' "
+              f"WHEN {prob} >= 1 AND {is_closed} IS NULL THEN 'Won' WHEN {prob} <= 0 AND {is_closed} IS NULL THEN 'Lost' "
+              f"WHEN {prob} >= 0.9 THEN 'Negotiation' WHEN {prob} >= 0.75 THEN 'Proposal' "
+              f"WHEN {prob} >= 0.2 THEN 'Engaging' WHEN {prob} >= 0 THEN 'Prospecting' END)")
+    closed = f"coalesce({placed} IN {CLOSED}, false)"
+    created = d.date("Create Date")
+    close = d.date("Close Date") if "Close Date" in columns else "NULL::DATE"
+    amount = d.money("Amount") if "Amount" in columns else "NULL::DOUBLE"
+    latest = latest_date(con, t, [created])
+    loaded = f"coalesce({created} > {close}, false)"
+    cycle = con.execute(f"""SELECT round(median(datediff('day', {created}, {close})))::INTEGER FROM {t}
+        WHERE {closed} AND NOT {loaded} AND {close} >= {created}""").fetchall()[0][0]
+    cycle = int(cycle) if cycle is not None and cycle >= 0 else DEFAULT_CYCLE_DAYS
+    created_kept = f"(CASE WHEN {loaded} THEN least(({close} - INTERVAL {cycle} DAY)::DATE, {created}) ELSE {created} END)"
+    rules = [
+        Rule("missing_opportunity_id", blank("Record ID"), "'Record ID is empty'"),
+        Rule("unknown_stage", f"{placed} IS NULL",
+             f"'Deal Stage ''' || coalesce({col('Deal Stage')}, '') || ''' is not one of {', '.join(STAGES)} "
+             "nor a HubSpot default stage, and Is closed / Is Closed Won / Deal probability do not place it "
+             "(a mapping file can name it under stages:)'"),
+        Rule("bad_created_date", f"{blank('Create Date')} OR {d.bad_date('Create Date')}",
+             f"'Create Date ''' || coalesce({col('Create Date')}, '') || ''' is not a date'"),
+        Rule("impossible_date", d.impossible_date("Create Date", latest),
+             f"'impossible date: Create Date ' || {col('Create Date')} || ' (before 1990 or after {latest} + 5 years)'"),
+    ]
+    if "Close Date" in columns:
+        rules += [Rule("bad_close_date", d.bad_date("Close Date"),
+                       f"'Close Date ''' || {col('Close Date')} || ''' is not a date'"),
+                  Rule("impossible_date", d.impossible_date("Close Date", latest),
+                       f"'impossible date: Close Date ' || {col('Close Date')} || ' (before 1990 or after {latest} + 5 years)'")]
+    rules.append(Rule("closed_without_close_date", f"{closed} AND {close} IS NULL", "'deal is closed but has no Close Date'"))
+    if "Amount" in columns:
+        rules += [Rule("bad_amount", d.bad_money("Amount"), f"'Amount ''' || {col('Amount')} || ''' is not a number'"),
+                  Rule("negative_amount", f"{amount} < 0", f"'Amount ' || {col('Amount')} || ' is negative'")]
+    caught = apply_rules(con, t, file, columns, rules)
+    caught |= dedupe(con, t, f"trim({col('Record ID')})", file, columns, "Record ID")
+    stage_flag = (f"CASE WHEN {known} IS NULL THEN 'Deal Stage ''' || {col('Deal Stage')} || ''' unknown; placed as ' "
+                  f"|| {placed} END")
+    load_flag = (f"CASE WHEN {loaded} THEN 'Create Date ' || {created}::VARCHAR || ' is after Close Date (a load date); "
+                 f"created taken as Close Date - {cycle} days' END")
+    account = _opt(columns, "Associated Company")
+    con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
+        trim({col('Record ID')}) AS opportunity_id, {account} AS account_name,
+        {_opt(columns, 'Deal owner')} AS rep_name, NULL::VARCHAR AS product_name,
+        {placed} AS stage, {created_kept} AS created_date,
+        CASE WHEN {closed} THEN {close} END AS close_date, {close} AS expected_close_date,
+        {amount} AS close_value, {closed} AS is_closed, {placed} = 'Won' AS is_won,
+        nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
+        {lit(file)} AS source_file, _line FROM {t}""")
+    flags = {}
+    for key, cond in (("created_date_is_load_date", "import_flag LIKE '%a load date%'"),
+                      ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'")):
+        n = con.execute(f"SELECT count(*) FROM staging.opportunities WHERE {cond} AND source_file = ?",
+                        [file]).fetchall()[0][0]
+        if n:
+            flags[key] = n
+    return caught, ({"flagged_kept": flags} if flags else {})

@@ -1,0 +1,63 @@
+"""Issue 13 item 4: SKUs missing from the SKU map are reported and never form a division; the
+mapping can name non-sellable divisions; a division with non-positive net revenue is never
+modelled nor recommended (star.dim_product.sellable, read by icp/features.py::divisions_sql)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from conftest import build_star
+from revintel_assets.defs.icp.features import divisions_sql
+from revintel_assets.defs.star import build
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(text.replace("\n", "\r\n").encode())
+
+
+ORII = ("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "489434,85048,GLASS BALL,12,2009-12-01 07:45:00,6.95,13085.0,United Kingdom\n"
+        "489434,22350,CAT BOWL,12,2009-12-01 07:45:00,2.55,13085.0,United Kingdom\n"
+        "489435,21232,STRAWBERRY MUG,6,2009-12-02 07:46:00,1.25,13086.0,United Kingdom\n"
+        "489435,99999X,MYSTERY ITEM,3,2009-12-02 07:46:00,4.00,13086.0,United Kingdom\n"
+        "489436,99999X,MYSTERY ITEM,1,2009-12-03 09:06:00,4.00,13087.0,France\n"
+        "489436,POST,POSTAGE,1,2009-12-03 09:06:00,18.00,13087.0,France\n"
+        "C489437,BANK CHARGES,Bank Charges,-1,2009-12-04 09:06:00,40.00,13087.0,France\n"
+        "489438,M,Manual,1,2009-12-04 09:06:00,5.00,13085.0,United Kingdom\n"
+        "C489439,M,Manual,-1,2009-12-05 09:06:00,30.00,13085.0,United Kingdom\n")
+SKU_MAP = ("stock_code,description,division\n85048,GLASS BALL,Home Decor\n22350,CAT BOWL,Kitchen & Dining\n"
+           "21232,STRAWBERRY MUG,Kitchen & Dining\nPOST,POSTAGE,Non-product\nBANK CHARGES,Bank Charges,Non-product\n"
+           "M,Manual,Adjustments\n")
+
+
+def test_unmapped_skus_are_reported_and_not_sellable(tmp_path):
+    src = tmp_path / "orii"
+    write(src, "online_retail_II.csv", ORII)
+    write(src, "sku_divisions.csv", SKU_MAP)
+    write(src, "revintel_mapping.yaml", "non_sellable_divisions: [Non-product]\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.unmapped == {"lines": 2, "revenue": 16.0, "skus": 1, "share_of_lines": round(2 / 9, 4)}
+    assert con.execute("SELECT sku, lines, revenue FROM star.unmapped_skus").fetchall() == [("99999X", 2, 16.0)]
+    divisions = dict(con.execute("SELECT division, bool_and(sellable) FROM star.dim_product GROUP BY 1").fetchall())
+    assert divisions == {"Home Decor": True, "Kitchen & Dining": True, "Non-product": False,
+                         "Adjustments": False,  # net revenue 5 - 30 < 0
+                         "Unmapped SKUs": False}
+    assert "Unassigned" not in divisions
+    # every line is kept (division NULL-free); the ICP covers sellable divisions only
+    assert con.execute("SELECT count(*) FROM star.fact_transactions WHERE division IS NULL").fetchall() == [(0,)]
+    assert [r[0] for r in con.execute(divisions_sql()).fetchall()] == ["Home Decor", "Kitchen & Dining"]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_log_without_a_sku_map_is_one_division(tmp_path):
+    src = tmp_path / "orii"
+    write(src, "online_retail_II.csv", ORII)
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.unmapped == {}
+    assert [r[0] for r in con.execute(divisions_sql()).fetchall()] == ["All products"]

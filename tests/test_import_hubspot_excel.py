@@ -1,0 +1,119 @@
+"""Issue 13 item 2: a HubSpot deals export is a built-in layout, and Excel workbooks (.xlsx) are
+read directly wherever a CSV is (line numbers are sheet rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import sys
+from pathlib import Path
+
+import duckdb
+import xlsxwriter
+
+from conftest import build_star
+from revintel_assets.defs.ingest.source import detect_layout
+from revintel_assets.defs.star import build
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+from make_fixtures import HUBSPOT_HEADER, hubspot_rows  # noqa: E402
+
+
+def _reconciles(con) -> None:
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_hubspot_export_is_detected_and_imported():
+    src = FIXTURES / "hubspot"
+    assert detect_layout(src).name == "hubspot"
+    con = duckdb.connect()
+    report = build_star(con, src)
+    f = report.files["hubspot-crm-exports-all-deals-2024-06-03.csv"]
+    assert f["raw_rows"] == 40 and f["quarantined"] == {"unknown_stage": 1}
+    assert f["flagged_kept"] == {"stage_placed_from_other_fields": 1}  # 'Legal Review', probability 0.95
+    stages = dict(con.execute("SELECT stage, count(*) FROM star.fact_opportunity GROUP BY 1").fetchall())
+    assert stages == {"Won": 12, "Lost": 12, "Prospecting": 3, "Engaging": 6, "Proposal": 2, "Negotiation": 4}
+    row = con.execute("SELECT account_id, rep_id, created_date::VARCHAR, close_date::VARCHAR, amount, forecast_category "
+                      "FROM star.fact_opportunity WHERE opportunity_id = '9876540001'").fetchall()[0]
+    assert row[:4] == ("Beta GmbH", "Bob Ray", "2024-02-16", "2024-02-29") and row[5] == "Closed"
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity WHERE account_id IS NULL").fetchall() == [(6,)]
+    assert con.execute("SELECT DISTINCT forecast_category FROM star.fact_opportunity WHERE NOT is_closed "
+                       "ORDER BY 1").fetchall() == [("Best Case",), ("Commit",), ("Pipeline",)]
+    assert con.execute("SELECT line_number FROM star.quarantine").fetchall() == [(41,)]
+    assert report.export_date is not None
+    _reconciles(con)
+
+
+def _xlsx(path: Path, header: list[str], rows: list[list], dates: tuple[int, ...] = ()) -> None:
+    """A workbook as Excel writes it: typed cells (numbers as numbers, dates as dates)."""
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("Export")
+    fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    ws.write_row(0, 0, header)
+    for r, row in enumerate(rows, start=1):
+        for c, value in enumerate(row):
+            if value == "":
+                continue
+            if c in dates:
+                ws.write_datetime(r, c, dt.datetime.strptime(value, "%Y-%m-%d %H:%M"), fmt)
+            elif value.replace(".", "", 1).isdigit():
+                ws.write_number(r, c, float(value))
+            else:
+                ws.write_string(r, c, value)
+    wb.close()
+
+
+def test_hubspot_export_as_xlsx_gives_the_same_star(tmp_path):
+    rows = hubspot_rows(random.Random(5))
+    rows.insert(10, [""] * len(HUBSPOT_HEADER))  # a blank row: skipped, later rows keep their sheet row
+    src = tmp_path / "hs"
+    src.mkdir()
+    _xlsx(src / "all-deals.xlsx", HUBSPOT_HEADER, rows, dates=(3, 6))
+    assert detect_layout(src).name == "hubspot"
+    con = duckdb.connect()
+    report = build_star(con, src)
+    f = report.files["all-deals.xlsx"]
+    assert f["raw_rows"] == 40 and f["quarantined"] == {"unknown_stage": 1} and "Excel" in f["format"]
+    assert con.execute("SELECT line_number FROM star.quarantine").fetchall() == [(42,)]  # sheet row
+    csv = duckdb.connect()
+    build_star(csv, FIXTURES / "hubspot")
+    q = ("SELECT opportunity_id, stage, created_date, close_date, amount, account_id FROM star.fact_opportunity "
+         "ORDER BY 1")
+    assert con.execute(q).fetchall() == csv.execute(q).fetchall()
+    _reconciles(con)
+
+
+def test_maventech_files_as_xlsx(tmp_path):
+    src = tmp_path / "mt"
+    src.mkdir()
+    _xlsx(src / "sales_pipeline.xlsx",
+          ["opportunity_id", "sales_agent", "product", "account", "deal_stage", "engage_date", "close_date", "close_value"],
+          [["A1", "Ann", "GTX Basic", "Acme", "Won", "2017-01-05 00:00", "2017-02-10 00:00", "550"],
+           ["A2", "Ann", "GTX Basic", "Acme", "Engaging", "2017-02-05 00:00", "", ""]], dates=(5, 6))
+    _xlsx(src / "products.xlsx", ["product", "series", "sales_price"], [["GTX Basic", "GTX", "550"]])
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.layout.name == "maventech" and set(report.files) == {"sales_pipeline.xlsx", "products.xlsx"}
+    assert con.execute("SELECT opportunity_id, stage, engage_date::VARCHAR, close_value, division "
+                       "FROM star.fact_opportunity ORDER BY 1").fetchall() == [
+        ("A1", "Won", "2017-01-05", 550.0, "GTX"), ("A2", "Engaging", "2017-02-05", None, "GTX")]
+    _reconciles(con)
+
+
+def test_tidy_transactions_and_sku_map_as_xlsx(tmp_path):
+    src = tmp_path / "tx"
+    src.mkdir()
+    _xlsx(src / "online_retail_II.xlsx",
+          ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"],
+          [["489434", "85048", "GLASS BALL", "12", "2009-12-01 07:45", "6.95", "13085", "United Kingdom"],
+           ["489435", "22350", "CAT BOWL", "2", "2009-12-02 07:46", "2.5", "13086", "France"]], dates=(4,))
+    _xlsx(src / "sku_map.xlsx", ["sku", "division"], [["85048", "Home Decor"], ["22350", "Kitchen"]])
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.layout.name == "tidy"
+    assert con.execute("SELECT account_id, division, round(amount, 2), order_date::VARCHAR FROM star.fact_transactions "
+                       "ORDER BY 1").fetchall() == [("13085", "Home Decor", 83.4, "2009-12-01"),
+                                                    ("13086", "Kitchen", 5.0, "2009-12-02")]
+    _reconciles(con)

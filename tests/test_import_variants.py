@@ -1,0 +1,96 @@
+"""Issue 13 item 3, optional means optional: variant exports import without a mapping file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from conftest import build_star
+from revintel_assets.defs.ingest.mapping import example
+from revintel_assets.defs.ingest.source import detect_layout
+from revintel_assets.defs.star import build
+
+
+def write(folder: Path, name: str, text: str, bom: bool = False, crlf: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    (folder / name).write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return folder / name
+
+
+def maventech_variant(src: Path) -> Path:
+    write(src, "sales_pipeline.csv",
+          "opportunity_id,sales_agent,product,account,deal_stage,created_on,close_date,close_value\n"
+          "A1,Ann Lee,GTX Basic,Acme,Won,2017-01-05,2017-02-10,550\n"
+          "A2,Ann Lee,GTX Pro,Beta,Lost,2017-01-20,2017-03-01,0\n"
+          "A3,Bob Ray,GTX Basic,Acme,In_Progress,2017-03-02,,\n"
+          "A4,Bob Ray,GTX Pro,Gamma,Prospecting,,,\n", bom=True, crlf=True)
+    write(src, "accounts.csv", "account,revenue,employees\nAcme,100.5,40\nBeta,20,5\nGamma,3,2\n")
+    write(src, "products.csv", "product,sales_price\nGTX Basic,550\nGTX Pro,4821\n")
+    write(src, "sales_teams.csv", "sales_agent,manager,regional_office\nAnn Lee,Max,West\nBob Ray,Max,East\n")
+    return src
+
+
+def test_maventech_variant_imports_without_a_mapping(tmp_path):
+    src = maventech_variant(tmp_path / "mt")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.layout.name == "maventech"
+    assert report.files["sales_pipeline.csv"]["renamed_columns"] == {"created_on": "engage_date"}
+    assert report.files["accounts.csv"]["missing_optional_columns"] == ["sector", "office_location"]
+    assert report.files["products.csv"]["missing_optional_columns"] == ["series"]
+    assert con.execute("SELECT count(*) FROM star.quarantine").fetchall() == [(0,)]
+    rows = con.execute("SELECT opportunity_id, stage, engage_date::VARCHAR FROM star.fact_opportunity ORDER BY 1").fetchall()
+    assert rows == [("A1", "Won", "2017-01-05"), ("A2", "Lost", "2017-01-20"), ("A3", "Engaging", "2017-03-02"),
+                    ("A4", "Prospecting", None)]
+    acc = con.execute("SELECT account_name, sector, country, annual_revenue FROM star.dim_account "
+                      "WHERE NOT is_stub ORDER BY 1").fetchall()
+    assert acc[0] == ("Acme", None, None, 100.5)
+    # no series, no division column: each product is its own division, never 'Unassigned'
+    assert con.execute("SELECT product_name, series, division FROM star.dim_product ORDER BY 1").fetchall() == [
+        ("GTX Basic", None, "GTX Basic"), ("GTX Pro", None, "GTX Pro")]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+ORII = ("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "489434,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2009-12-01 07:45:00,6.95,13085.0,United Kingdom\n"
+        "489434,79323P,PINK CHERRY LIGHTS,12,2009-12-01 07:45:00,6.75,13085.0,United Kingdom\n"
+        "489435,22350,CAT BOWL ,12,2009-12-01 07:46:00,2.55,13085.0,United Kingdom\n"
+        "C489449,22087,PAPER BUNTING WHITE LACE,-12,2009-12-01 10:33:00,2.95,16321.0,Australia\n"
+        "489436,POST,POSTAGE,1,2009-12-01 09:06:00,18.00,,United Kingdom\n")
+
+
+def test_online_retail_ii_is_detected_built_in(tmp_path):
+    src = tmp_path / "orii"
+    write(src, "online_retail_II.csv", ORII)
+    layout = detect_layout(src)
+    assert layout.name == "tidy" and layout.mapping["columns"]["customer_id"] == "Customer ID"
+    con = duckdb.connect()
+    build_star(con, src)
+    rows = con.execute("SELECT account_id, product_id, quantity, round(amount, 2) FROM star.fact_transactions "
+                       "ORDER BY source_line").fetchall()
+    assert rows[0] == ("13085.0", "85048", 12.0, 83.4) and rows[3] == ("16321.0", "22087", -12.0, -35.4)
+    assert [r[0] for r in con.execute("SELECT reason FROM star.quarantine").fetchall()] == [
+        "customer_id is empty: the line cannot be attributed to an account"]
+
+
+def test_tidy_headers_resolve_by_synonym(tmp_path):
+    src = tmp_path / "orders"
+    write(src, "orders.csv", "Order No,Customer No,Order Date,Item Code,Qty,Unit Price,Country\n"
+          "1,C1,2024-01-03,SKU-1,2,10.5,France\n1,C1,2024-01-03,SKU-2,1,3,France\n", crlf=True)
+    layout = detect_layout(src)
+    assert layout.name == "tidy"
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT sum(amount) FROM star.fact_transactions").fetchall() == [(24.0,)]
+
+
+def test_suggested_mapping_never_proposes_an_unrelated_column():
+    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+    text = example("online_retail_II.csv", ["customer_id", "order_date", "sku", "quantity", "amount"], header)
+    assert "Country" not in text
+    assert "customer_id: Customer ID" in text and "sku: StockCode" in text and "order_date: InvoiceDate" in text
+    assert 'amount: "Quantity * Price"' in text
