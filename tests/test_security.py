@@ -651,8 +651,11 @@ def _import_with(tmp_path, monkeypatch, folder, tags, **env):
     monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    from revintel_resources.tracking import MLflowResource
+
     return dg.materialize([source_import], tags=tags, raise_on_error=False,  # an ephemeral instance
-                          resources={"warehouse": WarehouseResource(), "source": SourceResource(path=str(folder))})
+                          resources={"warehouse": WarehouseResource(), "source": SourceResource(path=str(folder)),
+                                     "mlflow_tracking": MLflowResource()})
 
 
 def _failure(result) -> str:
