@@ -28,7 +28,7 @@ from revintel_assets.defs.icp.whitespace import whitespace_holdout_metrics, whit
 
 def report(data_dir: Path) -> dict:
     con = duckdb.connect(str(data_dir / "warehouse" / "revintel.duckdb"), read_only=True)
-    q = lambda sql, *a: con.execute(sql, list(a)).pl()  # noqa: E731
+    q = lambda sql, *a: pl.from_pandas(con.execute(sql, list(a)).fetchdf())  # noqa: E731
     cut = q("SELECT cutoff_date, role FROM features.icp_cutoffs")
     hold = cut.filter(pl.col("role") == "holdout")["cutoff_date"][0]
     score = cut.filter(pl.col("role") == "score")["cutoff_date"][0]

@@ -143,3 +143,37 @@ def test_whitespace_top_k_against_propensity_and_rfm():
     assert got[("baseline_rfm", 1)] == (0.0, 0.0)  # d: newest, most frequent, biggest
     assert got[("whitespace_score", 2)] == (50.0, 1.0)  # c, b
     assert got[("baseline_rfm", 2)] == (50.0, 1.0)  # d, c
+
+
+def test_demo_champion_on_validation_and_no_pile_up(demo_data):
+    """The session demo (scale 0.1): every trained model records a champion, and it is the best
+    mean AUC on the validation accounts of the evaluation cutoffs before it, recomputed here from
+    validation.model_metrics (the holdout split never enters); scores use it; no propensity sits
+    at the old calibrator's ends (>= 0.999 or <= 0.001); holdout metrics carry all three models
+    on the same rows; the whitespace ranking is judged against propensity and RFM."""
+    data, _, _ = demo_data
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
+    q = lambda sql: pl.from_pandas(con.execute(sql).fetchdf())  # noqa: E731
+    evals = sorted(q("SELECT cutoff_date FROM features.icp_cutoffs WHERE role IN ('evaluation', 'holdout')")
+                   ["cutoff_date"].dt.date().to_list())
+    val = q("SELECT cutoff_date, division, model_name, value FROM validation.model_metrics WHERE model_family = 'icp' "
+            "AND split = 'validation' AND segment = 'all' AND metric = 'auc'").with_columns(pl.col("cutoff_date").dt.date())
+    models = q("SELECT cutoff_date, division, champion FROM validation.icp_models WHERE status = 'trained'")
+    assert models.height and models["champion"].is_in(list(CANDIDATES)).all()
+    for c, d, champion in models.with_columns(pl.col("cutoff_date").dt.date()).iter_rows():
+        earlier = val.filter((pl.col("division") == d) & pl.col("cutoff_date").is_in([e for e in evals if e < c]))
+        assert champion == choose_champion(earlier.drop("division"))[0], (c, d)
+    assert val.height > 0  # validation rows exist to choose on
+    scores = q("SELECT s.propensity, s.champion, m.champion AS recorded FROM scores.icp_scores s JOIN "
+               "validation.icp_models m USING (cutoff_date, division)")
+    assert (scores["champion"] == scores["recorded"]).all()
+    p = scores["propensity"].to_numpy()
+    assert (p >= 0.999).mean() <= 0.001 and (p <= 0.001).mean() <= 0.001, ((p >= 0.999).mean(), (p <= 0.001).mean())
+    hold = q("SELECT cutoff_date, division, model_name, value FROM validation.model_metrics WHERE model_family = 'icp' "
+             "AND split = 'holdout' AND segment = 'all' AND metric = 'n' AND division <> 'all'")
+    if hold.height:  # the same number of rows for the three models at every cutoff and division
+        per = hold.group_by("cutoff_date", "division").agg(pl.col("model_name").n_unique().alias("m"),
+                                                          pl.col("value").n_unique().alias("n"))
+        assert per["m"].min() == 3 and per["n"].max() == 1
+    ws = q("SELECT DISTINCT model_name FROM validation.model_metrics WHERE metric = 'whitespace_revenue_top_k'")
+    assert set(ws["model_name"]) == {"whitespace_score", "propensity_only", "baseline_rfm"}
