@@ -51,6 +51,8 @@ def report(data_dir: Path) -> dict:
         accts = q("SELECT count(DISTINCT account_id) AS n, count(DISTINCT account_id) FILTER (WHERE propensity >= 0.99) AS k "
                   "FROM scores.icp_scores WHERE cutoff_date = ?", c).row(0)
         out[f"share_ge_099_{name}"] = round(float((s >= 0.99).mean()), 4)
+        out[f"share_ge_0999_{name}"] = round(float((s >= 0.999).mean()), 4)
+        out[f"share_le_0001_{name}"] = round(float((s <= 0.001).mean()), 4)
         out[f"accounts_any_ge_099_{name}"] = f"{accts[1]} of {accts[0]}"
     rows = q("SELECT s.division, s.account_id, s.propensity, f.label::INT AS label FROM scores.icp_scores s "
              "JOIN features.customer_division f USING (cutoff_date, division, account_id) WHERE s.cutoff_date = ?", hold)
