@@ -312,7 +312,7 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
                          "AND division IN (SELECT unnest(?))", [c, divs])
         parts = []
-        for d, version, uri, champion in models.filter(pl.col("division").is_in(divs)).iter_rows():
+        for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
             rows = frame.filter(pl.col("division") == d)
             model = mlflow_tracking.load_model(uri).unwrap_python_model().model
             p = model.predict(rows)  # the champion chosen on validation
