@@ -13,12 +13,14 @@ from revintel_assets.defs.icp import docs
 from revintel_assets.defs.icp.calendar import IcpPlan, default_window
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
-from revintel_assets.defs.icp.model import NotEnoughData, sample_accounts, train_baselines, train_division
+from revintel_assets.defs.icp.model import (HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold, choose_champion,
+                                            in_fold, sample_accounts, train_baselines, train_division)
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions)
 from revintel_assets.defs.partitions import register
 from revintel_assets.defs.icp.registry import log_and_register
-from revintel_assets.defs.icp.whitespace import rep_view_sql, whitespace_sql
+from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
+                                                 whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
@@ -158,30 +160,62 @@ def _too_little(division: str, cutoff: dt.date, reason: str) -> dict:
             "model_version": None, "model_uri": None}
 
 
+def _validation_auc(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> pl.DataFrame:
+    """AUC of every candidate on the validation accounts of the evaluation cutoffs before `cutoff`
+    (written by earlier cutoffs of this asset; cutoffs run oldest first). Never holdout rows."""
+    earlier = [e for e in plan.eval_cutoffs if e < cutoff]
+    if not earlier or not wh.table_exists("validation.model_metrics"):
+        return pl.DataFrame(schema={"cutoff_date": pl.Date, "model_name": pl.Utf8, "value": pl.Float64})
+    return wh.query("SELECT cutoff_date, model_name, value FROM validation.model_metrics WHERE model_family = ? "
+                    "AND division = ? AND split = 'validation' AND segment = 'all' AND metric = 'auc' "
+                    "AND cutoff_date IN (SELECT unnest(?))", [FAMILY, division, earlier])
+
+
 def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: dt.date, divs: list[str],
                   truth: pl.DataFrame | None) -> tuple[list[dict], list[dict], list[pl.DataFrame]]:
-    """Train, evaluate and register the models of one cutoff; returns (model rows, evaluations, importances)."""
+    """Train, evaluate and register the models of one cutoff; returns (model rows, evaluations, importances).
+
+    At a labelled (evaluation) cutoff the models train on the training accounts only; they are
+    measured on the validation accounts (split 'validation': what chooses later champions) and on
+    the holdout accounts (split 'holdout': reported, never chosen on). The scoring cutoff's models
+    train on every account. The champion of every cutoff is chosen on the validation rows of the
+    evaluation cutoffs before it."""
     train_cuts = plan.train_cutoffs(cutoff)
     frame = wh.query("SELECT * FROM features.customer_division WHERE division IN (SELECT unnest(?)) "
                      "AND cutoff_date IN (SELECT unnest(?))", [divs, [*train_cuts, cutoff]])
     models, evals, importances = [], [], []
     role = plan.role(cutoff)
+    labelled = plan.labelled(cutoff)
     for d in divs:
         rows = frame.filter(pl.col("division") == d)
         train_rows, scored = rows.filter(pl.col("cutoff_date") != cutoff), rows.filter(pl.col("cutoff_date") == cutoff)
-        train_rows = sample_accounts(train_rows.filter(pl.col("label").is_not_null()))  # model and baselines alike
+        train_rows = train_rows.filter(pl.col("label").is_not_null())
+        if labelled:  # no validation or holdout account is fitted on
+            train_rows = in_fold(train_rows, TRAIN)
+        train_rows = sample_accounts(train_rows)  # model and baselines alike
         try:
             model = train_division(train_rows, d)
         except NotEnoughData as e:
             context.log.warning(f"ICP model {d} @ {cutoff} not trained: {e}")
             models.append(_too_little(d, cutoff, str(e)))
             continue
+        model.baselines = train_baselines(train_rows)
+        model.champion, why = choose_champion(_validation_auc(wh, plan, cutoff, d))
+        model.info |= why | {"champion": model.champion}
         ev = None
-        if plan.labelled(cutoff) and scored["label"].drop_nulls().n_unique() == 2:
-            base = train_baselines(train_rows)
-            preds = {MODEL_NAME: model.predict(scored), **base.predict(scored)}
-            ev = evaluate(scored, preds, cutoff, d, versions={MODEL_NAME: "pending", **{b: b for b in BASELINES}},
-                          truth=truth)
+        if labelled:
+            folds = account_fold(scored["account_id"].to_list())
+            parts = {}
+            for split, fold in (("validation", VALIDATION), ("holdout", HOLDOUT)):
+                part = scored.filter(pl.Series(folds == fold))
+                if part["label"].drop_nulls().n_unique() == 2:
+                    parts[split] = evaluate(part, model.predict_all(part), cutoff, d,
+                                            versions={MODEL_NAME: "pending", **{b: b for b in BASELINES}},
+                                            split=split, truth=truth)
+            if parts:
+                ev = {"metrics": pl.concat([p["metrics"] for p in parts.values()]),
+                      "gains": parts["holdout"]["gains"] if "holdout" in parts else None,
+                      "bins": parts["holdout"]["bins"] if "holdout" in parts else None}
         name, version = log_and_register(tracking, model, cutoff, role, plan.window_months,
                                          ev["metrics"] if ev else None, ev["gains"] if ev else None)
         model_version = f"{name}/{version}"
@@ -194,7 +228,10 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
                        "role": role, "train_cutoffs": json.dumps([str(t) for t in model.train_cutoffs]),
                        "features": len(model.features), **{k: model.info[k] for k in (
                            "fit_rows", "validation_rows", "fit_positives", "validation_positives", "calibration",
-                           "best_iteration")}})
+                           "best_iteration")},
+                       "champion": model.champion, "champion_reason": model.info["champion_reason"],
+                       "champion_validation_cutoffs": model.info["validation_cutoffs"],
+                       **{f"validation_auc_{c}": model.info.get(f"validation_auc_{c}") for c in (MODEL_NAME, *BASELINES)}})
         importances.append(model.importance().head(25).with_row_index("rank", offset=1).with_columns(
             cutoff_date=pl.lit(cutoff, pl.Date), division=pl.lit(d), model_version=pl.lit(model_version)))
     return models, evals, importances
@@ -228,8 +265,9 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
         owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[cutoff]),
                  PartitionFilter("division", values=divs)]
         for table, key in zip(VALIDATION_TABLES, ("metrics", "gains", "bins")):
-            if evals:
-                wh.write(table, pl.concat([e[key] for e in evals]), partition=owned, run_id=context.run_id,
+            parts = [e[key] for e in evals if e[key] is not None]
+            if parts:
+                wh.write(table, pl.concat(parts), partition=owned, run_id=context.run_id,
                          comment=docs.VALIDATION[table])
             elif wh.table_exists(table):  # the partition is replaced by nothing: no stale metrics
                 wh.write(table, sql=f"SELECT * FROM {table} WHERE false", partition=owned, run_id=context.run_id)
@@ -251,15 +289,18 @@ def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: l
     skipped = {m["division"]: m["message"] for m in models if m["status"] != "trained"}
     if skipped:
         out[f"{cutoff} skipped"] = dg.MetadataValue.json(skipped)
+    champions = {m["division"]: m.get("champion") for m in models if m["status"] == "trained"}
+    out[f"{cutoff} champions"] = dg.MetadataValue.json(champions)
     if not evals:
         return out
     table = [{"division": e["metrics"]["division"][0],
               **{f"{m}_{k}": metric(e["metrics"], m, k) for m in (MODEL_NAME, *BASELINES)
                  for k in ("auc", "lift_top_decile")},
-              "oracle_auc": metric(e["metrics"], MODEL_NAME, "oracle_auc")} for e in evals]
+              "oracle_auc": metric(e["metrics"], MODEL_NAME, "oracle_auc"),
+              "champion": champions.get(e["metrics"]["division"][0])} for e in evals]
     frame = pl.DataFrame(table)
     prefix = "holdout" if cutoff == plan.holdout_cutoff else f"eval {cutoff}"
-    for col in frame.columns[1:]:
+    for col in [c for c in frame.columns[1:] if c != "champion"]:
         mean = frame[col].drop_nulls().mean()
         if mean is not None:
             out[f"{prefix} mean {col}"] = dg.MetadataValue.float(float(mean))
@@ -278,17 +319,18 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     written = 0
     for cutoff, divs in by_cutoff(context.partition_keys).items():
         c = dt.date.fromisoformat(cutoff)
-        models = wh.query("SELECT division, model_version, model_uri FROM validation.icp_models "
+        models = wh.query("SELECT division, model_version, model_uri, champion FROM validation.icp_models "
                           "WHERE cutoff_date = ? AND status = 'trained'", [c])
         frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
                          "AND division IN (SELECT unnest(?))", [c, divs])
         parts = []
-        for d, version, uri in models.filter(pl.col("division").is_in(divs)).iter_rows():
+        for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
             rows = frame.filter(pl.col("division") == d)
-            p = mlflow_tracking.load_model(uri).unwrap_python_model().model.predict(rows)
+            model = mlflow_tracking.load_model(uri).unwrap_python_model().model
+            p = model.predict(rows)  # the champion chosen on validation
             parts.append(rows.select("cutoff_date", "division", "account_id", "account_name", "is_buyer")
                          .with_columns(propensity=pl.Series(p), decile=pl.Series(deciles(p)),
-                                       model_version=pl.lit(version)))
+                                       model_version=pl.lit(version), champion=pl.lit(model.champion)))
         missing = sorted(set(divs) - set(models["division"]))
         if missing:
             context.log.warning(f"ICP scores @ {cutoff}: no trained model for {missing}; not scored")
@@ -319,12 +361,43 @@ def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
                             partition_values=[c], run_id=context.run_id, comment=docs.WHITESPACE[0],
                             column_comments=docs.WHITESPACE[1])
     wh.execute(rep_view_sql())
+    judged = _judge_whitespace(context, wh, plan, [c for c in cuts if plan.labelled(c)])
     where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
     total = wh.query(f"SELECT coalesce(sum(expected_value * propensity), 0) AS v FROM scores.whitespace WHERE {where}",
                      cuts)["v"][0]
     return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.whitespace", where, cuts),
                                           "dagster/row_count": dg.MetadataValue.int(written),
-                                          "expected_whitespace_value": dg.MetadataValue.float(float(total))})
+                                          "expected_whitespace_value": dg.MetadataValue.float(float(total)),
+                                          **judged})
+
+
+WHITESPACE_DIVISION = "all"  # validation.model_metrics rows of the whitespace ranking: every division at once
+
+
+def _judge_whitespace(context, wh, plan: IcpPlan, cuts: list[dt.date]) -> dict:
+    """Top-k whitespace rows of each labelled cutoff, on the holdout accounts only, against ranking
+    the same rows by propensity alone and by the RFM rule: revenue and buyers realised in the
+    recommended division in the next window, to validation.model_metrics (model_family 'icp',
+    division 'all', segment 'top_<k>')."""
+    out = {}
+    for c in cuts:
+        rows = wh.query(whitespace_holdout_sql(c))
+        rows = rows.filter(pl.Series(account_fold(rows["account_id"].to_list()) == HOLDOUT)) if rows.height else rows
+        res = whitespace_holdout_metrics(rows)
+        metrics = [{"model_family": FAMILY, "model_name": name, "model_version": None, "cutoff_date": c,
+                    "division": WHITESPACE_DIVISION, "split": "holdout", "segment": f"top_{k}", "metric": m,
+                    "value": v} for name, k, revenue, buyers in res
+                   for m, v in (("whitespace_revenue_top_k", revenue), ("whitespace_buyers_top_k", buyers))]
+        owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[c]),
+                 PartitionFilter("division", values=[WHITESPACE_DIVISION])]
+        if metrics:
+            wh.write("validation.model_metrics", pl.DataFrame(metrics, schema={
+                "model_family": pl.Utf8, "model_name": pl.Utf8, "model_version": pl.Utf8, "cutoff_date": pl.Date,
+                "division": pl.Utf8, "split": pl.Utf8, "segment": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}),
+                partition=owned, run_id=context.run_id, comment=docs.VALIDATION["validation.model_metrics"])
+        if c == plan.holdout_cutoff:
+            out |= {f"holdout {name} revenue top {k}": dg.MetadataValue.float(revenue) for name, k, revenue, _ in res}
+    return out
 
 
 defs = dg.Definitions(assets=[icp_cutoffs, customer_division, division_propensity, icp_scores, whitespace])

@@ -44,6 +44,10 @@ class IcpPlan:
     n_train: int = 6           # training cutoffs per model (monthly, the last one validates)
     n_eval: int = 3            # evaluation cutoffs: the holdout and the months before it
     min_history_months: int = 3  # a cutoff needs this much history to describe an account
+    # Besides the n_train latest month starts, every second month back to 11 months before the
+    # newest (where history reaches), so that the training windows cover the whole year and not
+    # one season only (issue 14: on Online Retail all windows led up to Christmas).
+    spread_months: tuple[int, ...] = (7, 9, 11)
     eval_cutoffs: list[dt.date] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,13 +81,18 @@ class IcpPlan:
         return self.label_end(cutoff) <= self.as_of
 
     def train_cutoffs(self, c: dt.date) -> list[dt.date]:
-        """The n_train latest month starts whose windows ended by c, oldest first."""
+        """The n_train latest month starts whose windows ended by c, plus the spread months
+        before the newest of them where history reaches, oldest first."""
         t = month_start(add_months(c, -self.window_months))
         out = []
         while len(out) < self.n_train and t >= self.earliest_cutoff:
             if add_months(t, self.window_months) <= c:
                 out.append(t)
             t = add_months(t, -1)
+        if out:
+            newest = max(out)
+            out += [s for s in (add_months(newest, -m) for m in self.spread_months)
+                    if s >= self.earliest_cutoff and s not in out]
         return sorted(out)
 
     @property

@@ -30,6 +30,7 @@ SCORES = ("Propensity that the account buys from the division within the window 
     "propensity": "Calibrated probability of a purchase in the division within the window",
     "decile": "1 = the top 10 % of accounts for this division and cutoff",
     "is_buyer": "Already bought the division before the cutoff",
+    "champion": "The model that produced the propensity (validation.icp_models.champion)",
 })
 
 WHITESPACE = ("Divisions an account has never bought and has no open opportunity in, ranked by "
@@ -45,6 +46,9 @@ MODELS = ("One row per ICP model (cutoff × division): what it trained on, where
           "or why it was not trained.", {
     "status": "trained, or skipped with the reason in message",
     "model_uri": "MLflow model URI (pyfunc) used by scores.icp_scores",
+    "champion": "Which of division_propensity (LightGBM), baseline_logistic, baseline_rfm scores this cutoff: the best "
+                "mean AUC on the validation accounts of the evaluation cutoffs before it (never the holdout accounts)",
+    "champion_reason": "How the champion was chosen (or 'no validation rows: default' = LightGBM)",
 })
 
 IMPORTANCE = ("Gain share of each feature in each ICP model: what drives the model.", {

@@ -65,6 +65,7 @@ def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, 
     }
 
 
-def metric(frame: pl.DataFrame, model: str, name: str, segment: str = "all") -> float | None:
-    row = frame.filter((pl.col("model_name") == model) & (pl.col("metric") == name) & (pl.col("segment") == segment))
+def metric(frame: pl.DataFrame, model: str, name: str, segment: str = "all", split: str = "holdout") -> float | None:
+    row = frame.filter((pl.col("model_name") == model) & (pl.col("metric") == name) & (pl.col("segment") == segment)
+                       & (pl.col("split") == split))
     return None if row.is_empty() or row["value"][0] is None else float(row["value"][0])

@@ -140,6 +140,59 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                / nullif(sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH), 0) * 4
                    AS division_momentum
         FROM buy_days, c GROUP BY division, c.c, c.label_end),
+    -- seasonality: the division's buyer rate in the coming window's calendar months k years earlier,
+    -- among accounts that had bought before then (NULL where the data does not reach back that far),
+    -- and in the window before it, so the model sees the season's lift as well as its level
+    span AS (SELECT min(order_date) AS first_date FROM star.fact_transactions),
+    sy1 AS (
+        SELECT d.division,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 12 MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 12 MONTH
+                                                     AND b.order_date <= c.label_end - INTERVAL 12 MONTH)
+               / nullif(any_value(co.n), 0) END AS rate,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 12 MONTH - INTERVAL {window_months} MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 12 MONTH - INTERVAL {window_months} MONTH
+                                                     AND b.order_date <= c.c - INTERVAL 12 MONTH)
+               / nullif(any_value(co.n), 0) END AS rate_before
+        FROM divs d CROSS JOIN c CROSS JOIN span
+        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= c.c - INTERVAL 12 MONTH) co
+        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
+                   WHERE c.c - a.tenure_days::INTEGER <= c.c - INTERVAL 12 MONTH) b ON b.division = d.division
+        GROUP BY d.division),
+    sy2 AS (
+        SELECT d.division,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 24 MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 24 MONTH
+                                                     AND b.order_date <= c.label_end - INTERVAL 24 MONTH)
+               / nullif(any_value(co.n), 0) END AS rate,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 24 MONTH - INTERVAL {window_months} MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 24 MONTH - INTERVAL {window_months} MONTH
+                                                     AND b.order_date <= c.c - INTERVAL 24 MONTH)
+               / nullif(any_value(co.n), 0) END AS rate_before
+        FROM divs d CROSS JOIN c CROSS JOIN span
+        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= c.c - INTERVAL 24 MONTH) co
+        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
+                   WHERE c.c - a.tenure_days::INTEGER <= c.c - INTERVAL 24 MONTH) b ON b.division = d.division
+        GROUP BY d.division),
+    sy3 AS (
+        SELECT d.division,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 36 MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 36 MONTH
+                                                     AND b.order_date <= c.label_end - INTERVAL 36 MONTH)
+               / nullif(any_value(co.n), 0) END AS rate,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 36 MONTH - INTERVAL {window_months} MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 36 MONTH - INTERVAL {window_months} MONTH
+                                                     AND b.order_date <= c.c - INTERVAL 36 MONTH)
+               / nullif(any_value(co.n), 0) END AS rate_before
+        FROM divs d CROSS JOIN c CROSS JOIN span
+        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= c.c - INTERVAL 36 MONTH) co
+        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
+                   WHERE c.c - a.tenure_days::INTEGER <= c.c - INTERVAL 36 MONTH) b ON b.division = d.division
+        GROUP BY d.division),
+    recent AS (
+        SELECT d.division, count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL {window_months} MONTH)
+                           / any_value(n_acc.n) AS rate
+        FROM divs d CROSS JOIN c CROSS JOIN n_acc LEFT JOIN buy_days b ON b.division = d.division GROUP BY d.division),
     opp AS (  -- CRM signals as they stood at the cutoff
         SELECT o.account_id, o.division,
                count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c
@@ -193,6 +246,14 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
            coalesce(ss.owners, 0) / nullif(sz.n, 0) AS segment_penetration,
            sz.n AS segment_accounts,
            s.division_season_index, s.division_momentum,
+           -- month of year of the cutoff (a cycle) and the division's rate in the same season before
+           sin(2 * pi() * month(c.c) / 12) AS cutoff_month_sin, cos(2 * pi() * month(c.c) / 12) AS cutoff_month_cos,
+           rc.rate AS division_rate_recent_window,
+           sy1.rate AS division_rate_last_year_window,
+           sy1.rate / nullif(sy1.rate_before, 0) AS division_season_lift_last_year,
+           (coalesce(sy1.rate, 0) + coalesce(sy2.rate, 0) + coalesce(sy3.rate, 0))
+               / nullif((sy1.rate IS NOT NULL)::INT + (sy2.rate IS NOT NULL)::INT + (sy3.rate IS NOT NULL)::INT, 0)
+               AS division_rate_same_season,
            f.employees, f.annual_revenue, f.year_established, f.has_parent,
            (po.account_id IS NOT NULL) AS parent_owns_division,
            coalesce(o.open_opps, 0) AS open_opps, coalesce(o.lost_opps_12m, 0) AS lost_opps_12m,
@@ -214,6 +275,10 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                     AND ss.country IS NOT DISTINCT FROM f.country
     LEFT JOIN seg_size sz ON sz.sector IS NOT DISTINCT FROM f.sector AND sz.country IS NOT DISTINCT FROM f.country
     LEFT JOIN season s ON s.division = d.division
+    LEFT JOIN recent rc ON rc.division = d.division
+    LEFT JOIN sy1 ON sy1.division = d.division
+    LEFT JOIN sy2 ON sy2.division = d.division
+    LEFT JOIN sy3 ON sy3.division = d.division
     LEFT JOIN own po ON po.account_id = f.parent_account_id AND po.division = d.division
     LEFT JOIN opp o ON o.account_id = a.account_id AND o.division = d.division
     LEFT JOIN opp_acct oa ON oa.account_id = a.account_id

@@ -9,6 +9,12 @@ evaluated cutoff. The baselines see exactly the same rows:
   division for accounts that bought it, overall otherwise), mapped to a probability by a
   one-feature logistic fit;
 * `baseline_logistic`: a logistic regression on every feature (log-scaled, imputed, standardised).
+
+All three are trained for every cutoff; per division the *champion* among them is the one with
+the best mean AUC on validation rows (`choose_champion`: the validation accounts at earlier
+evaluation cutoffs, never the holdout), and `DivisionModel.predict` gives the champion's
+probabilities. Evaluated cutoffs train on the training accounts only (`account_fold`): the
+validation and holdout accounts are never fitted on.
 """
 
 from __future__ import annotations
@@ -27,10 +33,60 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from revintel_assets.defs.icp.features import feature_columns
-from revintel_assets.defs.validation.metrics import Calibrator, calibrate
+import hashlib
+
+from revintel_assets.defs.validation.metrics import P_FLOOR, calibrate_bounded
 
 SEED = 20240501
 MIN_POSITIVES = 20  # per fit and validation slice; fewer cannot rank anything reliably
+MODEL_NAME = "division_propensity"  # the LightGBM model's name in validation tables
+CANDIDATES = (MODEL_NAME, "baseline_logistic", "baseline_rfm")  # champion candidates, ties go left
+
+# Account folds, fixed per account for every cutoff (a hash, not a draw over the accounts present
+# at one cutoff): a model judged at an evaluation cutoff never trains on the validation or the
+# holdout accounts, so no account is both fitted and evaluated.
+TRAIN, VALIDATION, HOLDOUT = 0, 1, 2
+FOLD_SALT = "revintel-icp-folds"
+
+# Features that are one value per cutoff and division (the season, the division's level): a
+# within-cutoff percentile would make them constant, so they enter the models raw.
+CUTOFF_LEVEL = ("division_season_index", "division_momentum", "division_penetration", "cutoff_month_sin",
+                "cutoff_month_cos", "division_rate_recent_window", "division_rate_last_year_window",
+                "division_season_lift_last_year", "division_rate_same_season")
+
+
+def account_fold(account_ids) -> np.ndarray:
+    """TRAIN (60 %), VALIDATION (20 %) or HOLDOUT (20 %) per account, from a hash of its id."""
+    ids = [str(a) for a in account_ids]
+    memo: dict[str, int] = {}
+    out = np.empty(len(ids), dtype=np.int8)
+    for i, a in enumerate(ids):
+        if a not in memo:
+            h = int.from_bytes(hashlib.md5(f"{FOLD_SALT}:{a}".encode()).digest()[:4], "little") % 5
+            memo[a] = VALIDATION if h == 0 else HOLDOUT if h == 1 else TRAIN
+        out[i] = memo[a]
+    return out
+
+
+def in_fold(frame: pl.DataFrame, fold: int) -> pl.DataFrame:
+    return frame.filter(pl.Series(account_fold(frame["account_id"].to_list()) == fold))
+
+
+def choose_champion(validation: pl.DataFrame) -> tuple[str, dict]:
+    """The candidate with the best mean validation AUC over the cutoffs in `validation`
+    (columns cutoff_date, model_name, value = AUC on the validation accounts). Only a candidate
+    measured at every one of those cutoffs competes; without validation rows the LightGBM model
+    stays (reason recorded)."""
+    val = validation.filter(pl.col("model_name").is_in(CANDIDATES) & pl.col("value").is_not_nan())
+    if val.is_empty():
+        return MODEL_NAME, {"champion_reason": "no validation rows: default", "validation_cutoffs": 0}
+    n = val["cutoff_date"].n_unique()
+    means = (val.group_by("model_name").agg(pl.col("value").mean().alias("auc"), pl.len().alias("n"))
+             .filter(pl.col("n") == n))
+    scores = {r["model_name"]: r["auc"] for r in means.iter_rows(named=True)}
+    best = max((c for c in CANDIDATES if c in scores), key=lambda c: (scores[c], -CANDIDATES.index(c)))
+    return best, {"champion_reason": f"best mean validation AUC over {n} cutoff(s)", "validation_cutoffs": n,
+                  **{f"validation_auc_{c}": scores.get(c) for c in CANDIDATES}}
 
 # More activity in the division never lowers the propensity: monotone constraints keep the
 # trees from learning noise in sparse corners (and make the explanations read sensibly).
@@ -93,17 +149,31 @@ class DivisionModel:
     division: str
     features: list[str]
     booster: lgb.Booster
-    calibrator: Calibrator
+    calibrator: object
     best_iteration: int
     train_cutoffs: list
     info: dict = field(default_factory=dict)
+    baselines: "Baselines | None" = None  # trained on the same rows; see choose_champion
+    champion: str = MODEL_NAME
 
     def raw(self, frame: pl.DataFrame) -> np.ndarray:
         return self.booster.predict(matrix(frame, self.features), num_iteration=self.best_iteration,
                                     raw_score=True)
 
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+    def predict_lightgbm(self, frame: pl.DataFrame) -> np.ndarray:
         return self.calibrator(self.raw(frame))
+
+    def predict_all(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        out = {MODEL_NAME: self.predict_lightgbm(frame)}
+        if self.baselines is not None:
+            out |= self.baselines.predict(frame)
+        return out
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """The champion's probabilities (LightGBM unless a baseline won on validation)."""
+        if self.champion == MODEL_NAME or self.baselines is None:
+            return self.predict_lightgbm(frame)
+        return self.baselines.predict(frame)[self.champion]
 
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
         """Per-row SHAP values (log-odds) of each feature, last column the bias."""
@@ -164,7 +234,8 @@ def train_division(frame: pl.DataFrame, division: str, config: TrainConfig = Tra
     """Train one division's model on its training rows (all cutoffs < the scored cutoff)."""
     fit, val = split_training(frame)
     raw = [f for f in feature_columns(frame.columns) if f not in config.drop]
-    features = {"raw": raw, "rank": [f"rank__{f}" for f in raw], "both": raw + [f"rank__{f}" for f in raw]}[config.scaling]
+    ranked = [f if f in CUTOFF_LEVEL else f"rank__{f}" for f in raw]  # one value per cutoff: raw
+    features = {"raw": raw, "rank": ranked, "both": raw + [f for f in ranked if f not in raw]}[config.scaling]
     y_fit, y_val = fit["label"].cast(pl.Int8).to_numpy(), val["label"].cast(pl.Int8).to_numpy()
     dfit = lgb.Dataset(matrix(fit, features), y_fit, feature_name=features, free_raw_data=False)
     dval = lgb.Dataset(matrix(val, features), y_val, reference=dfit)
@@ -172,7 +243,7 @@ def train_division(frame: pl.DataFrame, division: str, config: TrainConfig = Tra
                         callbacks=[lgb.early_stopping(config.early_stopping, verbose=False)])
     best = booster.best_iteration or config.max_rounds
     raw_val = booster.predict(matrix(val, features), num_iteration=best, raw_score=True)
-    calibrator = calibrate(raw_val, y_val)
+    calibrator = calibrate_bounded(raw_val, y_val)
     return DivisionModel(division, features, booster, calibrator, best,
                          sorted(frame["cutoff_date"].unique().to_list()),
                          info={"fit_rows": fit.height, "validation_rows": val.height,
@@ -210,8 +281,10 @@ class Baselines:
     features: list[str]
 
     def predict(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-        return {"baseline_rfm": self.rfm.predict_proba(rfm_score(frame).reshape(-1, 1))[:, 1],
-                "baseline_logistic": self.logistic.predict_proba(matrix(frame, self.features))[:, 1]}
+        return {"baseline_rfm": np.clip(self.rfm.predict_proba(rfm_score(frame).reshape(-1, 1))[:, 1],
+                                        P_FLOOR, 1 - P_FLOOR),
+                "baseline_logistic": np.clip(self.logistic.predict_proba(matrix(frame, self.features))[:, 1],
+                                             P_FLOOR, 1 - P_FLOOR)}
 
 
 def train_baselines(frame: pl.DataFrame) -> Baselines:

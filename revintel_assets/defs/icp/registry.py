@@ -20,7 +20,8 @@ PREFIX = "revintel-icp"
 
 
 class PyfuncDivisionModel(mlflow.pyfunc.PythonModel):
-    """Input: feature rows of one cutoff (pandas); output: calibrated probabilities."""
+    """Input: feature rows of one cutoff (pandas); output: the champion's probabilities (the
+    LightGBM model's, calibrated, unless a baseline won on validation; tag `champion`)."""
 
     def __init__(self, model: DivisionModel) -> None:
         self.model = model
@@ -51,7 +52,9 @@ def log_and_register(tracking: MLflowResource, model: DivisionModel, cutoff: dt.
     """Log the run, register the model; returns (registered name, version)."""
     name = registered_name(PREFIX, model.division)
     with tracking.run(EXPERIMENT, f"icp {model.division} {cutoff}",
-                      tags={"division": model.division, "cutoff": cutoff.isoformat(), "role": role}) as run:
+                      tags={"division": model.division, "cutoff": cutoff.isoformat(), "role": role,
+                            "champion": model.champion,
+                            "champion_reason": model.info.get("champion_reason", "")}) as run:
         run.log_params({**model.info, "division": model.division, "cutoff": cutoff.isoformat(),
                         "window_months": window_months,
                         "train_cutoffs": ",".join(map(str, model.train_cutoffs))})
@@ -72,7 +75,8 @@ def log_and_register(tracking: MLflowResource, model: DivisionModel, cutoff: dt.
 
             plt.close(fig)
         run_id = run.run_id
-    version = tracking.register(uri, name, tags={"cutoff": cutoff.isoformat(), "role": role, "run_id": run_id})
+    version = tracking.register(uri, name, tags={"cutoff": cutoff.isoformat(), "role": role, "run_id": run_id,
+                                                 "champion": model.champion})
     if role == "score":
         tracking.set_alias(name, "champion", str(version))
     return name, str(version)

@@ -72,3 +72,50 @@ def rep_view_sql() -> str:
                                      ORDER BY whitespace_score DESC, account_id, division) AS rank_for_rep
         FROM scores.whitespace)
     WHERE rank_for_rep <= {TOP_N_PER_REP}"""
+
+
+# -- judged on the holdout (issue 14) ---------------------------------------------------------------
+
+TOP_K = (25, 100)
+RANKINGS = ("whitespace_score", "propensity_only", "baseline_rfm")
+
+
+def whitespace_holdout_sql(cutoff: dt.date) -> str:
+    """The whitespace rows of a labelled cutoff with what happened next (label, label_amount) and
+    the RFM inputs; the features table holds the outcome columns, the whitespace table the ranking."""
+    c = f"DATE '{cutoff.isoformat()}'"
+    return f"""
+    SELECT w.cutoff_date, w.account_id, w.division, w.propensity, w.expected_value, w.whitespace_score,
+           f.is_buyer, f.recency_days, f.frequency_12m, f.monetary_12m, f.div_recency_days, f.div_frequency_12m,
+           f.div_monetary_12m, f.label, f.label_amount
+    FROM scores.whitespace w JOIN features.customer_division f
+         ON f.cutoff_date = w.cutoff_date AND f.division = w.division AND f.account_id = w.account_id
+    WHERE w.cutoff_date = {c} AND f.label IS NOT NULL"""
+
+
+def whitespace_holdout_metrics(rows, ks=TOP_K):
+    """Revenue (label_amount) and buyers realised in the recommended division among the top-k
+    rows of each ranking: the whitespace score (propensity x expected value), the propensity
+    alone, and the RFM rule (ties broken by expected value). `rows`: whitespace_holdout_sql's
+    rows, already restricted to the accounts to judge on. Returns (ranking, k, revenue, buyers)."""
+    import numpy as np
+    import polars as pl
+
+    from revintel_assets.defs.icp.model import rfm_score
+
+    if rows.is_empty():
+        return []
+    rfm = rfm_score(rows)
+    keys = {"whitespace_score": [rows["whitespace_score"].to_numpy()],
+            "propensity_only": [rows["propensity"].to_numpy()],
+            "baseline_rfm": [rfm, rows["expected_value"].to_numpy()]}
+    amount = rows["label_amount"].to_numpy().astype(float)
+    bought = rows["label"].cast(pl.Int8).to_numpy()
+    tie = np.arange(rows.height)  # input order (account, division) breaks the remaining ties
+    out = []
+    for name in RANKINGS:
+        order = np.lexsort((tie, *[-np.nan_to_num(k.astype(float), nan=-np.inf) for k in reversed(keys[name])]))
+        for k in ks:
+            top = order[:k]
+            out.append((name, k, float(amount[top].sum()), float(bought[top].sum())))
+    return out

@@ -1,0 +1,188 @@
+"""Issue 14 item 3: ICP champion chosen on validation, propensities that cannot pile up at 0 or 1,
+training cutoffs and features that carry the season, whitespace judged against simpler rankings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from revintel_assets.defs.icp.calendar import IcpPlan
+from revintel_assets.defs.icp.features import feature_sql
+from revintel_assets.defs.icp.model import (CANDIDATES, HOLDOUT, MODEL_NAME, TRAIN, VALIDATION, account_fold,
+                                            choose_champion)
+from revintel_assets.defs.icp.whitespace import whitespace_holdout_metrics
+from revintel_assets.defs.validation.metrics import P_FLOOR, calibrate, calibrate_bounded, expected_calibration_error
+
+
+def _isotonic_reaches_one(seed: int):
+    """Scores whose true probability never exceeds sigmoid(1.5 * 3.5) = 0.995 on 1,200 calibration
+    rows: isotonic regression's top block is all buyers, so it returns exactly 1."""
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(0, 1, 1200)
+    y = (rng.random(1200) < 1 / (1 + np.exp(-1.5 * raw))).astype(int)
+    return raw, y
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_calibration_cannot_collapse_where_isotonic_returns_one(seed):
+    raw, y = _isotonic_reaches_one(seed)
+    old = calibrate(raw, y)
+    assert old.model.predict(raw).max() == 1.0 and old.model.predict(raw).min() == 0.0  # the synthetic case
+    grid = np.linspace(-4, 4, 2001)
+    assert (old(grid) >= 0.99).mean() > 0.05  # the old calibrator piles the top scores up at 1 - 1e-4
+    new = calibrate_bounded(raw, y)
+    p = new(grid)
+    assert new.method == "isotonic-shrunk"
+    assert (p >= 0.99).sum() == 0 and (p <= 0.01).sum() == 0, (p.max(), p.min())
+    assert np.all(np.diff(p) >= 0)  # still monotone in the score
+    # and still calibrated on fresh rows from the same world
+    rng = np.random.default_rng(100 + seed)
+    fresh = rng.normal(0, 1, 20000)
+    yf = rng.random(20000) < 1 / (1 + np.exp(-1.5 * fresh))
+    assert expected_calibration_error(yf, new(fresh)) <= expected_calibration_error(yf, old(fresh)) + 0.005
+
+
+def test_calibration_bounds_hold_when_separable():
+    """Perfectly separated rows: isotonic gives exactly 0 and 1, Platt saturates; the bounded
+    calibrator stays inside [1e-3, 1 - 1e-3] on either path."""
+    raw = np.r_[np.linspace(-5, -1, 600), np.linspace(1, 5, 600)]
+    y = np.r_[np.zeros(600), np.ones(600)]
+    for cal in (calibrate_bounded(raw, y), calibrate_bounded(raw[::3], y[::3])):  # isotonic, Platt only
+        p = cal(np.linspace(-50, 50, 101))
+        assert p.min() >= P_FLOOR and p.max() <= 1 - P_FLOOR
+
+
+def test_champion_is_the_best_on_validation_and_only_on_it():
+    val = pl.DataFrame({"cutoff_date": [dt.date(2025, 4, 1)] * 3 + [dt.date(2025, 5, 1)] * 3,
+                        "model_name": list(CANDIDATES) * 2,
+                        "value": [0.80, 0.85, 0.83, 0.82, 0.84, 0.83]})
+    name, why = choose_champion(val)
+    assert name == "baseline_logistic" and why["validation_cutoffs"] == 2
+    assert why["validation_auc_baseline_logistic"] == pytest.approx(0.845)
+    # a candidate missing at one cutoff does not compete on the other alone
+    partial = val.filter(~((pl.col("model_name") == "baseline_logistic") & (pl.col("cutoff_date") == dt.date(2025, 5, 1))))
+    assert choose_champion(partial)[0] == "baseline_rfm"
+    # no validation rows: the LightGBM model stays, and says why
+    empty = val.head(0)
+    assert choose_champion(empty) == (MODEL_NAME, {"champion_reason": "no validation rows: default",
+                                                   "validation_cutoffs": 0})
+    # ties go to the first candidate in CANDIDATES order
+    tie = val.with_columns(value=pl.lit(0.8))
+    assert choose_champion(tie)[0] == CANDIDATES[0]
+
+
+def test_account_folds_are_fixed_per_account_and_disjoint():
+    ids = [f"A{i:05d}" for i in range(20000)]
+    folds = account_fold(ids)
+    share = np.bincount(folds, minlength=3) / len(ids)
+    assert share[TRAIN] == pytest.approx(0.6, abs=0.02) and share[VALIDATION] == pytest.approx(0.2, abs=0.02)
+    assert share[HOLDOUT] == pytest.approx(0.2, abs=0.02)
+    # the same account lands in the same fold whatever else is present (not a draw over a cutoff's accounts)
+    assert np.array_equal(account_fold(ids[::-1])[::-1], folds)
+    assert np.array_equal(account_fold(ids[5000:6000]), folds[5000:6000])
+
+
+def test_training_cutoffs_cover_the_year_where_history_allows():
+    plan = IcpPlan(dt.date(2023, 1, 1), dt.date(2025, 12, 31), 6)
+    months = {t.month for t in plan.train_cutoffs(plan.holdout_cutoff)}
+    assert len(months) >= 9, sorted(months)  # six consecutive months alone covered 6
+    assert all(plan.label_end(t) <= plan.holdout_cutoff for t in plan.train_cutoffs(plan.holdout_cutoff))
+    # one year of data (Online Retail): the spread months would precede the data, none is added
+    short = IcpPlan(dt.date(2010, 12, 1), dt.date(2011, 12, 9), 3)
+    assert all(t >= short.earliest_cutoff for t in short.train_cutoffs(short.score_cutoff))
+
+
+def _star(con, lines):
+    con.execute("CREATE SCHEMA star")
+    con.execute("CREATE TABLE star.fact_transactions (account_id VARCHAR, division VARCHAR, order_date DATE, "
+                "amount DECIMAL(18, 2), rep_id VARCHAR)")
+    con.executemany("INSERT INTO star.fact_transactions VALUES (?, ?, ?, ?, NULL)", lines)
+    con.execute("CREATE TABLE star.dim_account AS SELECT DISTINCT account_id, account_id AS account_name, "
+                "NULL::VARCHAR AS sector, NULL::VARCHAR AS country, NULL::INT AS employees, "
+                "NULL::DOUBLE AS annual_revenue, NULL::INT AS year_established, NULL::VARCHAR AS parent_account_id "
+                "FROM star.fact_transactions")
+    con.execute("CREATE TABLE star.fact_opportunity (account_id VARCHAR, division VARCHAR, created_date DATE, "
+                "engage_date DATE, close_date DATE, is_closed BOOLEAN, is_won BOOLEAN, rep_id VARCHAR)")
+
+
+def test_seasonal_features_same_window_last_year():
+    """Four accounts from Jan 2023; in Nov-Dec 2023 two of them bought Seasonal: at the cutoff
+    2024-11-01 (W = 2) the division's rate in the same window a year earlier is 2 / 4, the
+    month of year is November, and two years back the data does not reach (NULL)."""
+    con = duckdb.connect()
+    lines = [(a, "Other", dt.date(2023, 1, 5), 10) for a in "ABCD"]
+    lines += [("A", "Seasonal", dt.date(2023, 11, 20), 5), ("B", "Seasonal", dt.date(2023, 12, 1), 5),
+              ("C", "Seasonal", dt.date(2024, 9, 15), 5)]
+    _star(con, lines)
+    f = con.sql(feature_sql(dt.date(2024, 11, 1), ["Seasonal"], 2, dt.date(2025, 6, 1))).pl()
+    row = f.row(0, named=True)
+    assert row["division_rate_last_year_window"] == pytest.approx(0.5)
+    assert row["division_rate_same_season"] == pytest.approx(0.5)  # one earlier year in the data
+    assert row["division_rate_recent_window"] == pytest.approx(0.25)  # C in Sep-Oct 2024
+    assert row["cutoff_month_sin"] == pytest.approx(np.sin(2 * np.pi * 11 / 12))
+    assert row["cutoff_month_cos"] == pytest.approx(np.cos(2 * np.pi * 11 / 12))
+    early = con.sql(feature_sql(dt.date(2023, 11, 1), ["Seasonal"], 2, dt.date(2025, 6, 1))).pl()
+    assert early["division_rate_last_year_window"].null_count() == early.height  # before the data
+
+
+def test_whitespace_top_k_against_propensity_and_rfm():
+    rows = pl.DataFrame({
+        "cutoff_date": [dt.date(2025, 6, 1)] * 4, "account_id": ["a", "b", "c", "d"], "division": ["X"] * 4,
+        "propensity": [0.9, 0.5, 0.2, 0.1], "expected_value": [1.0, 10.0, 100.0, 1.0],
+        "whitespace_score": [0.9, 5.0, 20.0, 0.1], "is_buyer": [False] * 4,
+        "recency_days": [300, 200, 100, 5], "frequency_12m": [1, 2, 3, 9], "monetary_12m": [1.0, 2.0, 3.0, 9.0],
+        "div_recency_days": [None] * 4, "div_frequency_12m": [0] * 4, "div_monetary_12m": [0.0] * 4,
+        "label": [True, False, True, False], "label_amount": [7.0, 0.0, 50.0, 0.0]})
+    got = {(name, k): (rev, buyers) for name, k, rev, buyers in whitespace_holdout_metrics(rows, ks=(1, 2))}
+    assert got[("whitespace_score", 1)] == (50.0, 1.0)  # c
+    assert got[("propensity_only", 1)] == (7.0, 1.0)  # a
+    assert got[("baseline_rfm", 1)] == (0.0, 0.0)  # d: newest, most frequent, biggest
+    assert got[("whitespace_score", 2)] == (50.0, 1.0)  # c, b
+    assert got[("baseline_rfm", 2)] == (50.0, 1.0)  # d, c
+
+
+def test_demo_champion_on_validation_and_no_pile_up(demo_data):
+    """The session demo (scale 0.1): every trained model records a champion, and it is the best
+    mean AUC on the validation accounts of the evaluation cutoffs before it, recomputed here from
+    validation.model_metrics (the holdout split never enters); scores use it; no propensity sits
+    at the old calibrator's ends (>= 0.999 or <= 0.001); holdout metrics carry all three models
+    on the same rows; the whitespace ranking is judged against propensity and RFM."""
+    data, _, _ = demo_data
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
+    q = lambda sql: pl.from_pandas(con.execute(sql).fetchdf())  # noqa: E731
+    evals = sorted(q("SELECT cutoff_date FROM features.icp_cutoffs WHERE role IN ('evaluation', 'holdout')")
+                   ["cutoff_date"].dt.date().to_list())
+    val = q("SELECT cutoff_date, division, model_name, value FROM validation.model_metrics WHERE model_family = 'icp' "
+            "AND split = 'validation' AND segment = 'all' AND metric = 'auc'").with_columns(pl.col("cutoff_date").dt.date())
+    models = q("SELECT cutoff_date, division, champion FROM validation.icp_models WHERE status = 'trained'")
+    assert models.height and models["champion"].is_in(list(CANDIDATES)).all()
+    for c, d, champion in models.with_columns(pl.col("cutoff_date").dt.date()).iter_rows():
+        earlier = val.filter((pl.col("division") == d) & pl.col("cutoff_date").is_in([e for e in evals if e < c]))
+        assert champion == choose_champion(earlier.drop("division"))[0], (c, d)
+    assert val.height > 0  # validation rows exist to choose on
+    scores = q("SELECT s.propensity, s.champion, m.champion AS recorded FROM scores.icp_scores s JOIN "
+               "validation.icp_models m USING (cutoff_date, division)")
+    assert (scores["champion"] == scores["recorded"]).all()
+    p = scores.filter(pl.col("champion") == MODEL_NAME)["propensity"].to_numpy()  # the calibrated model's
+    assert len(p) and (p >= 0.999).sum() == 0 and (p <= 0.001).sum() == 0, ((p >= 0.999).mean(), (p <= 0.001).mean())
+    hold = q("SELECT cutoff_date, division, model_name, value FROM validation.model_metrics WHERE model_family = 'icp' "
+             "AND split = 'holdout' AND segment = 'all' AND metric = 'n' AND division <> 'all'")
+    if hold.height:  # the same number of rows for the three models at every cutoff and division
+        per = hold.group_by("cutoff_date", "division").agg(pl.col("model_name").n_unique().alias("m"),
+                                                          pl.col("value").n_unique().alias("n"))
+        assert per["m"].min() == 3 and per["n"].max() == 1
+    ws = q("SELECT DISTINCT model_name FROM validation.model_metrics WHERE metric = 'whitespace_revenue_top_k'")
+    assert set(ws["model_name"]) == {"whitespace_score", "propensity_only", "baseline_rfm"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 item 3, left to do: the logistic baseline's outputs are clipped, not "
+                                       "calibrated; as champion ~1 % of its scores sit at the 0.999 clip")
+def test_demo_no_champion_piles_up_at_the_clip(demo_data):
+    data, _, _ = demo_data
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
+    p = con.execute("SELECT propensity FROM scores.icp_scores").fetchdf()["propensity"].to_numpy()
+    assert (p >= 0.999).mean() <= 0.001 and (p <= 0.001).mean() <= 0.001
