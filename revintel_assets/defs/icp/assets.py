@@ -152,7 +152,9 @@ ICP_MODELS_SCHEMA = {
     "cutoff_date": pl.Date, "division": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8, "model_version": pl.Utf8,
     "model_uri": pl.Utf8, "role": pl.Utf8, "train_cutoffs": pl.Utf8, "features": pl.Int64, "fit_rows": pl.Int64,
     "validation_rows": pl.Int64, "fit_positives": pl.Int64, "validation_positives": pl.Int64,
-    "calibration": pl.Utf8, "best_iteration": pl.Int64}
+    "calibration": pl.Utf8, "best_iteration": pl.Int64, "champion": pl.Utf8, "champion_reason": pl.Utf8,
+    "champion_validation_cutoffs": pl.Int64,
+    **{f"validation_auc_{m}": pl.Float64 for m in ("division_propensity", "baseline_rfm", "baseline_logistic")}}
 
 
 def _too_little(division: str, cutoff: dt.date, reason: str) -> dict:
