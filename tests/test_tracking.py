@@ -3,7 +3,6 @@ two processes registering at once (the file lock keeps sqlite from "database is 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 
 import mlflow.pyfunc
 import numpy as np
@@ -59,8 +58,23 @@ def test_run_log_register_alias_load(tmp_path):
 
 
 def test_two_processes_register_at_once(tmp_path):
+    """Two independent Python processes (started as a user would start two runs, not forked or
+    spawned from this test process, whose multiprocessing state other tests share) register
+    versions of one model at once: every version number handed out exactly once."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
     MLflowResource(data_dir=str(tmp_path)).experiment("concurrency")  # schema created once, up front
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(2) as pool:
-        results = pool.starmap(_register_many, [(str(tmp_path), "m", 2), (str(tmp_path), "m", 2)])
+    here = str(Path(__file__).resolve().parent)
+    code = (f"import sys, json; sys.path.insert(0, {here!r}); from test_tracking import _register_many; "
+            f"print(json.dumps(_register_many({str(tmp_path)!r}, 'm', 2)))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(v for r in results for v in r) == ["1", "2", "3", "4"]
