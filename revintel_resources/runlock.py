@@ -62,7 +62,7 @@ def run_lock(data_dir: Path | None = None, what: str = "run", wait: bool = False
                         "(--no-wait: exit instead)")
                     told = True
                 time.sleep(poll_s)
-        since = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        since = dt.datetime.now().astimezone().isoformat(timespec="seconds")  # ok-now: when this run took the lock
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, {what} since {since}\n".encode(), 0)
         try:

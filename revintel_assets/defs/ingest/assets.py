@@ -54,7 +54,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
                                locked=wh.backend.local_file)
         con.execute("COMMIT")
-    # Another source than the warehouse holds: its tables, partitions and models go first (CONTRACT §1).
+    # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
     replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
                                        Source(str(report.layout.folder), report.layout.name))
     if replaced:
