@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from revintel_resources import paths
+from revintel_resources.settings import settings
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -20,7 +21,8 @@ HOST = "127.0.0.1"
 def _generate(out: Path, scale: float, seed: int) -> dict:
     from revintel_assets.demo.generator import generate_company
 
-    return generate_company(out, scale=scale, seed=seed, progress=sys.stderr.isatty())
+    return generate_company(out, scale=scale, seed=seed, progress=sys.stderr.isatty(),
+                            fy_start_month=settings().fiscal_year_start_month)
 
 
 def cmd_generate(args) -> int:

@@ -56,3 +56,53 @@ def expected_close(rows: pl.DataFrame, lags: pl.DataFrame, overall: float | None
         .round(0).cast(pl.Int64))
     estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
     return rows["expected_close_date"].fill_null(estimate.to_series()).alias("expected_close_date")
+
+
+# ------------------------------------------------------------------ fiscal quarters (one rule)
+def fiscal_quarter_start(d: dt.date, fy_start_month: int = 1) -> dt.date:
+    """First day of the fiscal quarter holding `d`, the fiscal year starting in `fy_start_month`
+    (settings.fiscal_year_start_month): quarters are the 3-month runs counted from that month."""
+    months_in = (d.month - fy_start_month) % 3  # months since the quarter began
+    m = d.month - months_in
+    return dt.date(d.year - (m < 1), (m - 1) % 12 + 1, 1)
+
+
+def add_months(d: dt.date, n: int) -> dt.date:
+    """The first day of the month n months after d's month."""
+    k = d.year * 12 + d.month - 1 + n
+    return dt.date(k // 12, k % 12 + 1, 1)
+
+
+def fiscal_quarter_start_expr(col: pl.Expr, fy_start_month: int = 1) -> pl.Expr:
+    """fiscal_quarter_start as a polars expression over a Date column (the same rule, vectorised)."""
+    months_in = (col.dt.month().cast(pl.Int32) - fy_start_month) % 3
+    return col.dt.month_start().dt.offset_by(pl.format("-{}mo", months_in))
+
+
+def fiscal_quarter_label(q_start: dt.date, fy_start_month: int = 1) -> str:
+    """'FY2025 Q1': the fiscal year is named after the calendar year it ends in (a year starting in
+    February 2025 is FY2026), as most companies with a shifted year do; January start: the calendar year."""
+    n = ((q_start.month - fy_start_month) % 12) // 3 + 1
+    end = add_months(dt.date(q_start.year, fy_start_month, 1) if q_start.month >= fy_start_month
+                     else dt.date(q_start.year - 1, fy_start_month, 1), 11)
+    return f"FY{end.year} Q{n}"
+
+
+# ------------------------------------------------------------------ forecast categories (one rule)
+FORECAST_CATEGORIES = ("Commit", "Best Case", "Pipeline", "Omitted", "Closed")
+# Where the CRM has no category of its own (MavenTech, HubSpot, sales logs, or a past as-of date,
+# whose category the CRM no longer holds), it is derived from the stage as Salesforce's default
+# stage picklist does: Won -> Closed, Lost -> Omitted, Negotiation -> Commit, Proposal -> Best Case,
+# Prospecting / Engaging -> Pipeline; any other stage -> Pipeline.
+FORECAST_CATEGORY_BY_STAGE = {"Won": "Closed", "Lost": "Omitted", "Negotiation": "Commit",
+                              "Proposal": "Best Case", "Prospecting": "Pipeline", "Engaging": "Pipeline"}
+
+
+def forecast_category_expr(stage: pl.Expr) -> pl.Expr:
+    """The derived category of a stage column (FORECAST_CATEGORY_BY_STAGE, else Pipeline)."""
+    return stage.replace_strict(FORECAST_CATEGORY_BY_STAGE, default="Pipeline", return_dtype=pl.Utf8)
+
+
+def fiscal_quarter_start_sql(expr: str, fy_start_month: int = 1) -> str:
+    """fiscal_quarter_start in DuckDB SQL over a DATE expression (the same rule, for the import)."""
+    return f"(date_trunc('month', {expr}) - to_months((month({expr}) - {int(fy_start_month)} + 12) % 3))::DATE"

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
                                                                "links to Deal Detail start with it")
     digest_webhook_url: str | None = Field(None, description="POST the weekly digest here as JSON {\"text\": ...} "
                                                              "(a Slack incoming webhook, or any endpoint)")
+    fiscal_year_start_month: int = Field(1, ge=1, le=12, description="Month (1-12) the fiscal year starts in; "
+                                                                      "quarters (quotas, the Plan page) follow it")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
     duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
                                                         "DuckDB's default)")

@@ -50,6 +50,7 @@ from revintel_assets.demo.purchases import (
     run_rate_lines,
     truth_windows,
 )
+from revintel_assets.demo.quotas import QuotaPlan
 from revintel_assets.demo.summary import Stats
 
 BLOCK = 1000  # accounts per block: the unit of seeding and of memory (a constant: changing it
@@ -81,11 +82,13 @@ class World:
     windows: list[tuple[int, int]]
 
 
-def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress: bool = True) -> dict:
+def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress: bool = True,
+                     fy_start_month: int = 1) -> dict:
     """Writes the raw files; returns sanity figures (also written to out_dir/truth/summary.json).
 
     Files are built in out_dir/.generating and moved into place at the end, summary.json
-    last, so a crash never leaves a complete-looking but partial company behind.
+    last, so a crash never leaves a complete-looking but partial company behind. quotas.csv's
+    quarters follow `fy_start_month` (the fiscal year's first month).
     """
     out_dir = Path(out_dir)
     work = out_dir / ".generating"
@@ -99,16 +102,18 @@ def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress
     stats = Stats(scale, seed, world.windows)
     with tqdm(total=n_blocks + C.N_MONTHS, desc="demo company", unit="step",
               disable=not progress, file=sys.stderr) as bar:
-        owners = _simulate_blocks(work, world, n_accounts, stats, bar)
+        plan = QuotaPlan(n_reps, fy_start_month)
+        owners = _simulate_blocks(work, world, n_accounts, stats, bar, plan)
         _write_sales_log(work, owners, world, stats, bar)
     _write_static(work, world.cat, world.team)
+    plan.frame(world.team, _rng(seed, 5)).write_csv(work / "quotas.csv")
     summary = stats.summary(n_reps=n_reps, team=world.team, cat=world.cat)
     (work / "truth" / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     _publish(work, out_dir)
     return summary
 
 
-def _simulate_blocks(work: Path, world: World, n_accounts: int, stats: Stats, bar) -> np.ndarray:
+def _simulate_blocks(work: Path, world: World, n_accounts: int, stats: Stats, bar, plan: QuotaPlan) -> np.ndarray:
     """Simulates and writes the accounts block by block; returns every account's owner rep.
     Block b draws only from SeedSequence(seed, spawn_key=(3, b)) (accounts, deals, purchases)."""
     owners, next_opp = [], 1
@@ -129,6 +134,7 @@ def _simulate_blocks(work: Path, world: World, n_accounts: int, stats: Stats, ba
             _write_block(files, b == 0, acc, deals, world, next_opp, lam)
             _spool_lines(spool, acc, deals, lines)
             stats.add_block(acc, deals, lines, realised_rates(buying, lam, deals, world.windows))
+            plan.add_block(deals.rep, deals.close, deals.p, deals.final_amount)
             owners.append(acc.owner)
             next_opp += len(deals.account)
             bar.update()

@@ -52,7 +52,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         con.execute("BEGIN TRANSACTION")
         # a local work file: locked down to reading the source folder (MotherDuck runs remotely)
         report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
-                               locked=wh.backend.local_file)
+                               locked=wh.backend.local_file, fy_start_month=settings().fiscal_year_start_month)
         con.execute("COMMIT")
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
     replaced = replace_previous_source(context.instance, wh, mlflow_tracking,

@@ -4,7 +4,8 @@ HubSpot's "Export all deals" writes one file (CSV or .xlsx, named e.g.
 `hubspot-crm-exports-all-deals-2024-06-03.csv`), recognised by its header: `Record ID` (older
 exports: `Deal ID`), `Deal Name`, `Deal Stage` and more; used here: `Amount`, `Close Date`,
 `Create Date`, `Deal owner`, `Pipeline`, `Associated Company` (or `Associated Company (Primary)`),
-and when present `Deal probability`, `Is Closed Won`, `Is closed`. Other columns are ignored.
+and when present `Deal probability`, `Is Closed Won`, `Is closed`, `Forecast category` (kept as
+`forecast_category`: Commit, Best case, Pipeline, Not forecasted -> Omitted). Other columns are ignored.
 
 Stages: HubSpot's default labels (Appointment Scheduled, Qualified To Buy, Presentation
 Scheduled, Decision Maker Bought-In, Contract Sent, Closed Won, Closed Lost) and their internal
@@ -26,7 +27,8 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import CLOSED, STAGES, Dialect, blank, bool_expr, col, lit
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col,
+                                                   forecast_category_expr, lit)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
 
@@ -35,7 +37,7 @@ FILE = "deals.csv"  # canonical name; the export's own name is found by its head
 SIGNATURE = {"dealname", "dealstage"}  # plus Record ID or Deal ID, checked as a required column
 REQUIRED = ["Record ID", "Deal Stage", "Create Date"]
 OPTIONAL = ["Deal Name", "Amount", "Close Date", "Deal owner", "Pipeline", "Associated Company",
-            "Deal probability", "Is Closed Won", "Is closed", "Deal Type"]
+            "Deal probability", "Is Closed Won", "Is closed", "Deal Type", "Forecast category"]
 HUBSPOT_DATES = ["%m/%d/%Y %I:%M %p", "%Y-%m-%d %I:%M %p", "%m/%d/%Y %I:%M:%S %p"]
 DEFAULT_CYCLE_DAYS = 90
 
@@ -117,6 +119,7 @@ def _deals(con, columns, file, d: Dialect):
         {placed} AS stage, {created_kept} AS created_date,
         CASE WHEN {closed} THEN {close} END AS close_date, {close} AS expected_close_date,
         {amount} AS close_value, {closed} AS is_closed, {placed} = 'Won' AS is_won,
+        {forecast_category_expr(col('Forecast category')) if 'Forecast category' in columns else 'NULL'} AS forecast_category,
         nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {t}""")
     flags = {}

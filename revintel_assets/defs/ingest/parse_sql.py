@@ -49,7 +49,9 @@ STAGE_ALIASES = {
 # Salesforce forecast categories (labels and API values) -> the five star.fact_opportunity keeps
 FORECAST_CATEGORIES = {"commit": "Commit", "best case": "Best Case", "bestcase": "Best Case",
                        "pipeline": "Pipeline", "omitted": "Omitted", "closed": "Closed",
-                       "forecast": "Commit", "most likely": "Best Case", "mostlikely": "Best Case"}
+                       "forecast": "Commit", "most likely": "Best Case", "mostlikely": "Best Case",
+                       # HubSpot's forecast category labels
+                       "not forecasted": "Omitted", "closed won": "Closed", "closed lost": "Omitted"}
 
 
 def forecast_category_expr(expr: str) -> str:

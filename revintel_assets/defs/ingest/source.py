@@ -21,6 +21,7 @@ from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_qu
 from revintel_assets.defs.ingest.raw_csv import norm, read_header
 from revintel_assets.defs.ingest.salesforce import import_salesforce
 from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
+from revintel_assets.defs.ingest.quotas import load_quotas
 from revintel_assets.defs.ingest.sku_map import load_sku_map
 from revintel_assets.defs.ingest.tidy import find_tidy, import_tidy
 
@@ -51,6 +52,8 @@ CANONICAL = {
                             "rep_name VARCHAR, region VARCHAR, source VARCHAR, source_file VARCHAR, "
                             "_line BIGINT",
     "staging.sku_map": "sku VARCHAR, division VARCHAR, _line BIGINT, source_file VARCHAR",
+    "staging.quotas": "owner_type VARCHAR, owner VARCHAR, period_type VARCHAR, period_start DATE, amount DOUBLE, "
+                      "source_file VARCHAR, _line BIGINT",  # quotas.py
     "staging.non_sellable": "division VARCHAR",  # the mapping's non_sellable_divisions
 }
 # Header signatures: a CRM file under another name is still recognised by its columns.
@@ -166,12 +169,14 @@ def lock_down(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
 
 
 def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | None = None,
-                  mapping: str | Path | Mapping | None = None, locked: bool = True) -> ImportReport:
+                  mapping: str | Path | Mapping | None = None, locked: bool = True,
+                  fy_start_month: int = 1) -> ImportReport:
     """Read every file of the source into the canonical staging tables and the quarantine.
 
     `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml.
     `locked`: lock the connection down to reading the source folder (lock_down) before any file
-    is read; irreversible for the connection's database instance."""
+    is read; irreversible for the connection's database instance. `fy_start_month`: the fiscal
+    year's first month, which quarterly quotas must start a quarter of."""
     folder = Path(folder)
     if folder.is_dir() and not isinstance(mapping, Mapping):
         mapping = load_mapping(folder, mapping)
@@ -205,6 +210,7 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
         report.files.update(import_sales_log(con, layout.transactions_file, user))
     elif layout.transactions == "tidy":
         report.files.update(import_tidy(con, layout.transactions_file, layout.mapping, user))
+    report.files.update(load_quotas(con, layout.folder, fy_start_month, user))
     non_sellable = [*user.non_sellable, *((layout.mapping or {}).get("non_sellable_divisions") or [])]
     for division in dict.fromkeys(str(d).strip() for d in non_sellable):
         con.execute("INSERT INTO staging.non_sellable VALUES (?)", [division])

@@ -41,6 +41,9 @@ fact_opportunity_history = _star_asset(
 unmapped_skus = _star_asset("unmapped_skus", build.unmapped_skus, [SOURCE],
                             "Order lines whose SKU the SKU map does not name: lines, quantity, revenue per SKU. "
                             "They stay in fact_transactions under 'Unmapped SKUs', never a division of their own.")
+quotas = _star_asset("quotas", build.quotas, [SOURCE, dim_rep.key],
+                     "Quotas per rep / manager / region / total and month or fiscal quarter (quotas.csv, Salesforce "
+                     "ForecastingQuota.csv); empty when the source has none.")
 dim_date = _star_asset("dim_date", build.dim_date, [SOURCE, fact_opportunity.key],
                        "Calendar covering the data plus a forecast year.")
 
@@ -63,4 +66,4 @@ def fact_transactions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 defs = dg.Definitions(assets=[dim_account, dim_rep, dim_product, fact_opportunity, fact_opportunity_history, dim_date,
-                              fact_transactions, unmapped_skus])
+                              fact_transactions, unmapped_skus, quotas])

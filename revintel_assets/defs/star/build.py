@@ -9,6 +9,7 @@ kept and reported, not dropped).
 from __future__ import annotations
 
 from revintel_assets.defs.ingest.parse_sql import NOT_SELLABLE, UNMAPPED, key_sql, lit
+from revintel_assets.rules import FORECAST_CATEGORY_BY_STAGE
 
 _ACCOUNT_NAMES = f"""(SELECT account_id, {key_sql('account_name')} AS k FROM staging.accounts)"""
 
@@ -130,11 +131,8 @@ def _resolved_opportunities() -> str:
     LEFT JOIN hist h USING (opportunity_id)"""
 
 
-# forecast_category (CONTRACT §3): the CRM's own (Salesforce ForecastCategoryName) when it has one,
-# else derived from the stage as Salesforce's default stage picklist does: Won -> Closed,
-# Lost -> Omitted, Negotiation -> Commit, Proposal -> Best Case, Prospecting / Engaging -> Pipeline.
-FORECAST_CATEGORY_BY_STAGE = {"Won": "Closed", "Lost": "Omitted", "Negotiation": "Commit",
-                              "Proposal": "Best Case", "Prospecting": "Pipeline", "Engaging": "Pipeline"}
+# forecast_category (CONTRACT §3): the CRM's own (Salesforce ForecastCategoryName, or a column the
+# mapping names) when it has one, else the stage rule of revintel_assets/rules.py.
 
 
 def fact_opportunity() -> str:
@@ -158,6 +156,16 @@ def fact_opportunity() -> str:
            source_file, _line AS source_line
     FROM ({_resolved_opportunities()})
     ORDER BY opportunity_id"""
+
+
+def quotas() -> str:
+    """Quotas as imported (quotas.py checked owners, periods and amounts); a period's last day."""
+    return """
+    SELECT owner_type, owner, period_type, period_start,
+           (period_start + CASE period_type WHEN 'month' THEN INTERVAL 1 MONTH ELSE INTERVAL 3 MONTH END
+            - INTERVAL 1 DAY)::DATE AS period_end,
+           amount, source_file, _line AS source_line
+    FROM staging.quotas ORDER BY owner_type, owner, period_type, period_start"""
 
 
 def fact_opportunity_history() -> str:

@@ -62,6 +62,15 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "month_start": "Partition column: first day of the order's month",
         "source_line": "Line of the order in source_file",
     }),
+    "star.quotas": ("One row per quota: an owner (rep, manager, region or the total) and a month or fiscal "
+                    "quarter, from quotas.csv or Salesforce ForecastingQuota.csv (docs/CONTRACT.md §2).", {
+        "owner_type": "rep, manager, region or total",
+        "owner": "rep_id for a rep (matched by id or name), the manager's or region's name, 'total'",
+        "period_type": "month or quarter (quarters follow REVINTEL_FISCAL_YEAR_START_MONTH)",
+        "period_start": "First day of the month or fiscal quarter",
+        "period_end": "Last day of the period",
+        "amount": "Quota: revenue to book (won amount by close date) in the period",
+    }),
     "star.quarantine": ("Raw rows that did not make it into the star schema, with the reason. "
                         "Raw rows = star rows + quarantine rows, per file.", {
         "source_file": "File the row came from", "line_number": "Physical line in that file (header = 1)",
