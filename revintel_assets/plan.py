@@ -67,6 +67,10 @@ PLAN: tuple[Job, ...] = (
     Job("icp_whitespace_job", 'key:"scores/whitespace"',
         "Rank never-bought divisions by propensity x expected value, per cutoff.",
         partitions="icp_model_cutoff", icp_chain=True),
+    Job("plan_job", "group:plan",
+        "Am I on plan: quota attainment, the reps' call and the chance of making each quota for the as-of date "
+        "(the forecast engine, with the swing the backtest tuned), and p_hit_quota judged on past quarters.",
+        partitions="as_of_date", mode="latest"),
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
                                f'or key:"scores/deal_explanations" or ({PIPELINE}) or key:"forecast/revenue_forecast" '
                                'or key:"forecast/deal_contributions" or key:"scores/deal_outlook" '

@@ -1,0 +1,207 @@
+"""Plan assets: quota attainment of an as-of date (forecast.quota_attainment, forecast.plan_deals),
+and p_hit_quota judged on past quarters (validation.model_metrics, model_family 'quota_attainment').
+The computations live in attainment.py / honesty.py; these read and write the warehouse."""
+
+
+import datetime as dt
+import time
+
+import dagster as dg
+import polars as pl
+
+from revintel_assets.defs.deals.assets import deal_snapshot
+from revintel_assets.defs.deals.partitions import as_of_dates
+from revintel_assets.defs.forecast import backtest, probabilities, timing
+from revintel_assets.defs.forecast.assets import LABEL_COUNTS_SQL, OPPS_SQL, TIMING_DAYS, _shock, _timing_rows
+from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
+from revintel_assets.defs.plan import attainment, honesty
+from revintel_assets.metadata import family_rows, table_metadata
+from revintel_resources.resources import WarehouseResource
+from revintel_resources.settings import settings
+from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import PartitionFilter
+
+SPEC = dict(group_name="plan", owners=["team:revenue-data-science"])
+STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product", "quotas")]
+ATTAINMENT = dg.AssetKey(["forecast", "quota_attainment"])
+SHOCK_DEPS = [dg.AssetKey(["forecast", "shock_tuning"]), dg.AssetKey(["forecast", "forecast_backtest"])]
+
+
+class PlanConfig(dg.Config):
+    horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # the forecast calendar (a quarter needs 13 weeks)
+    n_sims: int = 10_000  # as the revenue forecast: the same seed gives the same shock draws
+    backtest_sims: int = 2_000  # per past origin of the honesty check
+    seed: int = 7
+
+
+class _Inputs:
+    """What every origin reads, once: opportunities, reps, quotas, label counts, the probability
+    rule and the timing rows of the window the origins' fits look at."""
+
+    def __init__(self, wh, tracking, first: dt.date, last: dt.date):
+        self.wh = wh
+        self.opps = wh.query(OPPS_SQL)
+        self.dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
+        self.quotas = (wh.query("SELECT * FROM star.quotas") if wh.table_exists("star.quotas")
+                       else pl.DataFrame(schema={"owner_type": pl.Utf8, "owner": pl.Utf8, "period_type": pl.Utf8,
+                                                 "period_start": pl.Date, "amount": pl.Float64}))
+        self.counts = wh.query(LABEL_COUNTS_SQL, [last])
+        self.prob = probabilities.registry(tracking, self.counts, counts=True)
+        self.snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [last, first - dt.timedelta(days=TIMING_DAYS)])
+
+    def origin(self, o: dt.date, horizon_weeks: int) -> backtest.Origin:
+        """The forecast inputs as known on o (backtest.prepare_origin: the snapshot of o, the win
+        probability rule of o, timing fitted before o, deals and outcomes truncated to o)."""
+        rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
+                             [o])
+        fitted = timing.fit(self.snaps, o, history_days=TIMING_DAYS)
+        return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
+                                       rows=rows, label_counts=self.counts)
+
+
+def _crm_categories(wh, as_of: dt.date) -> pl.DataFrame | None:
+    """The CRM's forecast categories of open deals, for the export date only: the CRM holds today's
+    category, not the one a deal had on a past date (there the stage rule of that date stands)."""
+    export = wh.query("SELECT max(export_date)::DATE AS d FROM meta.source")["d"][0] if wh.table_exists("meta.source") else None
+    if export is None or as_of != export:
+        return None
+    return wh.query("SELECT opportunity_id, forecast_category FROM star.fact_opportunity WHERE NOT is_closed")
+
+
+@dg.multi_asset(specs=[
+    dg.AssetSpec(ATTAINMENT, deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"]), *STAR, *SHOCK_DEPS],
+                 kinds={"numpy", "duckdb"}, metadata={"partition_expr": "as_of_date"}, description=attainment.DOC[0],
+                 **SPEC),
+    dg.AssetSpec(["forecast", "plan_deals"], deps=[deal_snapshot.key, *STAR], kinds={"duckdb"},
+                 metadata={"partition_expr": "as_of_date"}, description=attainment.DEALS_DOC[0], **SPEC)],
+    partitions_def=as_of_dates, pool="warehouse")
+def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
+                     mlflow_tracking: MLflowResource):
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    start = time.perf_counter()
+    inputs = _Inputs(wh, mlflow_tracking, as_of, as_of)
+    sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)
+    if tuned_on is None:
+        context.log.warning("no backtest tuning of the shared shock yet: ranges and p_hit_quota without it (too sure)")
+    frame, deals = attainment.attainment(inputs.origin(as_of, config.horizon_weeks), inputs.quotas, inputs.opps,
+                                         config.n_sims, config.seed, sigma_h, sigma_w,
+                                         settings().fiscal_year_start_month, _crm_categories(wh, as_of))
+    if inputs.quotas.is_empty():
+        context.log.warning("no quotas (quotas.csv / ForecastingQuota.csv): attainment without quota, coverage or "
+                            "p_hit_quota; the forecast and the call are still written")
+    owned = dict(partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id)
+    wh.write("forecast.quota_attainment", frame, comment=attainment.DOC[0], column_comments=attainment.DOC[1], **owned)
+    wh.write("forecast.plan_deals", deals, comment=attainment.DEALS_DOC[0], column_comments=attainment.DEALS_DOC[1],
+             **owned)
+    total = frame.filter((pl.col("segment_type") == "total") & (pl.col("period") == "quarter")).row(0, named=True)
+    yield dg.MaterializeResult(asset_key=ATTAINMENT, metadata={
+        **table_metadata(wh, "forecast.quota_attainment", "as_of_date = ?", [as_of]),
+        **{f"quarter_total_{k}": dg.MetadataValue.float(float(total[k])) for k in
+           ("quota", "booked_to_date", "p10", "p50", "p90", "p_hit_quota", "commit", "best_case", "weighted_pipeline")
+           if total[k] is not None},
+        "quarter": total["period_label"], "segments_with_quota": dg.MetadataValue.int(
+            int(frame.filter(pl.col("quota").is_not_null())["segment"].n_unique())),
+        "sigma_horizon": dg.MetadataValue.float(sigma_h), "sigma_week": dg.MetadataValue.float(sigma_w),
+        "seconds": dg.MetadataValue.float(time.perf_counter() - start)})
+    yield dg.MaterializeResult(asset_key=["forecast", "plan_deals"],
+                               metadata=table_metadata(wh, "forecast.plan_deals", "as_of_date = ?", [as_of]))
+
+
+@dg.asset_check(asset=ATTAINMENT, additional_deps=[dg.AssetKey(["star", "fact_opportunity"])],
+                description="booked_to_date of the total equals the won amount in star.fact_opportunity closed from "
+                            "the period start to the as-of date, for every stored as-of date and period.")
+def attainment_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    rows = wh.query("""
+        SELECT a.as_of_date, a.period, a.booked_to_date,
+               (SELECT coalesce(sum(coalesce(o.amount, p.list_price)), 0) FROM star.fact_opportunity o
+                LEFT JOIN star.dim_product p USING (product_id)
+                WHERE o.is_won AND o.close_date BETWEEN a.period_start AND a.as_of_date) AS won
+        FROM forecast.quota_attainment a WHERE a.segment_type = 'total'""")
+    bad = rows.filter((pl.col("booked_to_date") - pl.col("won")).abs() > 0.01 + 1e-9 * pl.col("won").abs())
+    return dg.AssetCheckResult(passed=not rows.is_empty() and bad.is_empty(), metadata={
+        "rows": dg.MetadataValue.int(len(rows)), "mismatches": dg.MetadataValue.int(len(bad))},
+        description="booked_to_date reconciles with star.fact_opportunity" if bad.is_empty() else
+        f"{len(bad)} (as-of date, period) totals differ from the won amounts of star.fact_opportunity")
+
+
+def _walk_forward_shock(wh, as_of: dt.date) -> pl.DataFrame:
+    """(as_of_date, sigma_horizon, sigma_week) of the latest backtest run by as_of, when its rows are
+    walk-forward (its forecast metrics are 'holdout'): each origin's shock tuned on earlier origins only."""
+    if not wh.table_exists("forecast.forecast_backtest"):
+        return pl.DataFrame(schema={"as_of_date": pl.Date, "sigma_horizon": pl.Float64, "sigma_week": pl.Float64})
+    run = wh.query("SELECT max(backtest_as_of) AS d FROM forecast.forecast_backtest WHERE backtest_as_of <= ?", [as_of])["d"][0]
+    holdout = run is not None and wh.table_exists("validation.model_metrics") and len(wh.query(
+        "SELECT 1 FROM validation.model_metrics WHERE model_family = 'forecast' AND cutoff_date = ? AND split = 'holdout' "
+        "AND model_name = 'revenue_forecast' LIMIT 1", [run]))
+    if not holdout:
+        return pl.DataFrame(schema={"as_of_date": pl.Date, "sigma_horizon": pl.Float64, "sigma_week": pl.Float64})
+    return wh.query("SELECT DISTINCT as_of_date, sigma_horizon, sigma_week FROM forecast.forecast_backtest "
+                    "WHERE backtest_as_of = ? ORDER BY 1", [run])
+
+
+@dg.asset(key=["validation", "quota_attainment"], deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"]),
+                                                         *STAR, *SHOCK_DEPS],
+          partitions_def=as_of_dates, kinds={"numpy", "duckdb"}, pool="warehouse",
+          metadata={"tables": "validation.model_metrics", "model_family": honesty.FAMILY},
+          description="p_hit_quota judged on past fiscal quarters: at each quarter's start and middle, computed from "
+                      "what was known then (backtest origins), against whether the quota was made; calibration bins "
+                      "(of the pairs said 70-90 %, how many were made) and Brier, beside the weighted-pipeline rule.",
+          **SPEC)
+def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
+                                mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    fy = settings().fiscal_year_start_month
+    dates = wh.query("SELECT DISTINCT as_of_date FROM features.deal_snapshot WHERE as_of_date <= ?", [as_of])
+    chosen = honesty.origins(dates["as_of_date"].to_list(), as_of, fy)
+    quotas = wh.query("SELECT * FROM star.quotas") if wh.table_exists("star.quotas") else pl.DataFrame()
+    if not chosen or quotas.is_empty():
+        context.log.warning("p_hit_quota not judged: " + ("no quotas" if quotas.is_empty() else
+                                                          "no past quarter with snapshots before it"))
+        return dg.MaterializeResult(metadata={"status": "skipped", "n_origins": dg.MetadataValue.int(0)})
+    start = time.perf_counter()
+    inputs = _Inputs(wh, mlflow_tracking, chosen[0][0], chosen[-1][0])
+    walk = _walk_forward_shock(wh, as_of)
+    in_sample = _shock(wh, as_of, config.horizon_weeks)[:2]
+    frames = []
+    for o, kind, qs in chosen:  # two origins per past quarter; everything inside is vectorised
+        prior = walk.filter(pl.col("as_of_date") <= o).tail(1)
+        sh, sw, shock = ((prior["sigma_horizon"][0], prior["sigma_week"][0], "walk_forward") if len(prior)
+                         else (*in_sample, "in_sample"))
+        origin = inputs.origin(o, config.horizon_weeks)
+        rows, _ = attainment.attainment(origin, quotas, inputs.opps, config.backtest_sims, config.seed, sh, sw, fy,
+                                        quarter_start=qs)
+        pers = attainment.periods(o, fy, qs)
+        labels, groups = attainment.segment_labels(origin.prep.segments)
+        made = attainment.booked(inputs.opps, pers[0].end, pers, origin.prep.segments, groups)[:, 0]
+        actual = pl.DataFrame({"period_start": [qs] * len(labels), "segment_type": [t for t, _ in labels],
+                               "segment": [s for _, s in labels], "booked_in_quarter": made})
+        frames.append(honesty.judged(rows, actual).with_columns(pl.lit(kind).alias("origin_kind"),
+                                                                pl.lit(shock).alias("shock")))
+    judged = pl.concat(frames)
+    metrics = honesty.metrics(judged).with_columns(
+        pl.lit(f"quota_attainment@{as_of}").alias("model_version"), pl.lit(as_of).alias("cutoff_date"),
+        pl.lit("all").alias("division"), pl.lit(honesty.FAMILY).alias("model_family"))
+    wh.write("validation.model_metrics", metrics, run_id=context.run_id,
+             partition=[PartitionFilter("model_family", values=[honesty.FAMILY]),
+                        PartitionFilter("cutoff_date", values=[as_of])])
+
+    def value(metric: str, kind: str = "all") -> float:
+        hit = metrics.filter((pl.col("model_name") == "p_hit_quota") & (pl.col("metric") == metric)
+                             & (pl.col("period_type") == kind) & (pl.col("segment_type") == "all"))
+        return float(hit["value"][0]) if len(hit) else float("nan")
+
+    return dg.MaterializeResult(metadata={
+        "validation.model_metrics_rows": dg.MetadataValue.int(family_rows(wh, "validation.model_metrics", honesty.FAMILY)),
+        "judged_pairs": dg.MetadataValue.int(len(judged)), "n_origins": dg.MetadataValue.int(len(chosen)),
+        "shock_walk_forward_share": dg.MetadataValue.float(float((judged["shock"] == "walk_forward").mean())),
+        **{k: dg.MetadataValue.float(v) for k, v in {
+            "brier": value("brier"), "made_rate": value("positives") / max(value("n"), 1),
+            "bin_70_90_n": value("bin_70_90_n"), "bin_70_90_made": value("bin_70_90_made"),
+            "bin_70_90_predicted_mean": value("bin_70_90_predicted_mean")}.items() if v == v},
+        "seconds": dg.MetadataValue.float(time.perf_counter() - start)})
+
+
+defs = dg.Definitions(assets=[quota_attainment, quota_attainment_validation], asset_checks=[attainment_reconciles])
