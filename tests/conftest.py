@@ -15,7 +15,7 @@ MAVENTECH = SHARED / "maventech_crm"
 ONLINE_RETAIL = SHARED / "online_retail"
 
 STAR_ORDER = ["dim_account", "dim_rep", "dim_product", "fact_opportunity", "unmapped_skus",
-              "fact_opportunity_history", "dim_date", "fact_transactions"]
+              "fact_opportunity_history", "dim_date", "fact_transactions", "quotas"]
 
 
 def need(path: Path) -> Path:

@@ -26,6 +26,7 @@ from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import Dialect, blank, col, lit
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
+from revintel_assets.defs.ingest.salesforce import sfid
 from revintel_assets.rules import fiscal_quarter_start_sql
 
 QUOTA_FILES = ("quotas.csv", "quotas.xlsx")
@@ -39,7 +40,7 @@ MONTHLY_GAP_DAYS = 80  # two start dates of one owner closer than this: monthly 
 
 
 def _known_owners(con) -> None:
-    """_quota_owners(owner_type, k, owner): every spelling an owner may be given in (a rep's id or
+    """_quota_owners(o_type, o_key, o_name) (names no export column has): every spelling an owner may be given in (a rep's id or
     name, lower-cased and trimmed) -> the name star tables use (rep_id, manager, region)."""
     key = "lower(trim({}))"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _quota_owners AS
@@ -47,13 +48,12 @@ def _known_owners(con) -> None:
             SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, manager, region FROM staging.reps
             UNION ALL SELECT coalesce(rep_id, rep_name), rep_name, NULL, NULL FROM staging.opportunities
             UNION ALL SELECT rep_name, rep_name, NULL, region FROM staging.transactions)
-        SELECT DISTINCT * FROM (
-            SELECT 'rep' AS owner_type, {key.format('rep_id')} AS k, rep_id AS owner FROM reps
+        SELECT o_type, o_key, min(o_name) AS o_name FROM (
+            SELECT 'rep' AS o_type, {key.format('rep_id')} AS o_key, rep_id AS o_name FROM reps
             UNION ALL SELECT 'rep', {key.format('rep_name')}, rep_id FROM reps
             UNION ALL SELECT 'manager', {key.format('manager')}, trim(manager) FROM reps
             UNION ALL SELECT 'region', {key.format('region')}, trim(region) FROM reps)
-        WHERE k IS NOT NULL AND owner IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY owner_type, k ORDER BY owner) = 1""")
+        WHERE o_key IS NOT NULL AND o_name IS NOT NULL GROUP BY 1, 2""")
 
 
 def _period_rules(start: str, ptype: str, fy_start_month: int) -> Rule:
@@ -83,10 +83,13 @@ def load_quotas(con, folder: Path, fy_start_month: int = 1, mapping=None) -> dic
     return out
 
 
-def _owner_rule(owner_type: str, owner: str) -> Rule:
+def _owner_rule(owner_type: str, owner: str, key: str | None = None, match: str = "o_key") -> Rule:
+    """The owner must be one the export names: `key` (default lower(trim(owner))) compared with
+    `match` (o_key: any spelling; o_name: the exact id, for Salesforce's case-sensitive ids)."""
+    key = key or f"lower(trim({owner}))"
     return Rule("unknown_owner",
-                f"{owner_type} <> 'total' AND NOT EXISTS (SELECT 1 FROM _quota_owners q WHERE q.owner_type = "
-                f"{owner_type} AND q.k = lower(trim({owner})))",
+                f"{owner_type} <> 'total' AND NOT EXISTS (SELECT 1 FROM _quota_owners WHERE o_type = "
+                f"{owner_type} AND {match} = {key})",
                 f"{owner_type} || ' ''' || coalesce({owner}, '') || ''' is not a ' || {owner_type} || "
                 "' the export names (reps: sales_teams / User / opportunity owners)'")
 
@@ -114,8 +117,8 @@ def _quotas_csv(con, path: Path, d: Dialect, fy: int) -> dict:
     key = f"{otype} || '|' || lower(trim(coalesce({col('owner')}, ''))) || '|' || {ptype} || '|' || {start}::VARCHAR"
     caught |= dedupe(con, t, key, path.name, raw.columns, "a quota of this owner and period")
     con.execute(f"""INSERT INTO staging.quotas SELECT {otype},
-        CASE WHEN {otype} = 'total' THEN 'total' ELSE (SELECT owner FROM _quota_owners q
-             WHERE q.owner_type = {otype} AND q.k = lower(trim({col('owner')}))) END,
+        CASE WHEN {otype} = 'total' THEN 'total' ELSE (SELECT o_name FROM _quota_owners
+             WHERE o_type = {otype} AND o_key = lower(trim({col('owner')}))) END,
         {ptype}, {start}, {amount}, {lit(path.name)}, _line FROM {t}""")
     return file_report(raw, caught)
 
@@ -140,16 +143,15 @@ def _forecasting_quota(con, path: Path, d: Dialect, fy: int) -> dict:
         Rule("bad_amount", f"{blank('QuotaAmount')} OR {d.bad_money('QuotaAmount')}",
              f"'QuotaAmount ''' || coalesce({col('QuotaAmount')}, '') || ''' is not a number'"),
         Rule("negative_amount", f"{amount} < 0", f"'QuotaAmount ' || {col('QuotaAmount')} || ' is negative'"),
-        _owner_rule("'rep'", col("QuotaOwnerId")),
+        _owner_rule("'rep'", col("QuotaOwnerId"), sfid(col("QuotaOwnerId")), "o_name"),
     ]
     caught = apply_rules(con, t, path.name, cols, rules)
-    gap = con.execute(f"""SELECT min(g) FROM (SELECT {start} - lag({start}) OVER (PARTITION BY trim({col('QuotaOwnerId')})
+    gap = con.execute(f"""SELECT min(g) FROM (SELECT {start} - lag({start}) OVER (PARTITION BY {sfid(col('QuotaOwnerId'))}
                           ORDER BY {start}) AS g FROM {t}) WHERE g > 0""").fetchall()[0][0]
     ptype = "month" if gap is not None and gap < MONTHLY_GAP_DAYS else "quarter"
     caught |= apply_rules(con, t, path.name, cols, [_period_rules(start, lit(ptype), fy)])
-    caught |= dedupe(con, t, f"trim({col('QuotaOwnerId')}) || '|' || {start}::VARCHAR", path.name, cols,
+    caught |= dedupe(con, t, f"{sfid(col('QuotaOwnerId'))} || '|' || {start}::VARCHAR", path.name, cols,
                      "a quota of this QuotaOwnerId and StartDate")
-    con.execute(f"""INSERT INTO staging.quotas SELECT 'rep', (SELECT owner FROM _quota_owners q WHERE
-        q.owner_type = 'rep' AND q.k = lower(trim({col('QuotaOwnerId')}))), {lit(ptype)}, {start}, {amount},
+    con.execute(f"""INSERT INTO staging.quotas SELECT 'rep', {sfid(col('QuotaOwnerId'))}, {lit(ptype)}, {start}, {amount},
         {lit(path.name)}, _line FROM {t}""")
     return {**file_report(raw, caught), "period_type": ptype}
