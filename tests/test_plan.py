@@ -256,3 +256,25 @@ def test_honesty_origins_and_bins():
     assert abs(v[("p_hit_quota", "bin_70_90_made_rate")] - v[("p_hit_quota", "bin_70_90_predicted_mean")]) < 0.04
     assert v[("p_hit_quota", "brier")] < v[("baseline_weighted_pipeline", "brier")]
     assert set(m["split"]) == {"holdout"}
+
+
+def test_maventech_forecast_category_through_a_mapping(demo, tmp_path):
+    """A CRM column holding the reps' call is kept for open deals (a mapping names it); closed deals
+    stay Closed / Omitted, and deals without one get the stage rule."""
+    src = _demo_source(demo, tmp_path, "owner_type,owner,period_start,period_type,amount\n")
+    pipe = pl.read_csv(src / "sales_pipeline.csv", infer_schema_length=0)
+    pipe.with_columns(pl.when(pl.col("opportunity_id").str.slice(-1).is_in(["1", "2"])).then(pl.lit("best case"))
+                      .otherwise(None).alias("Call")).write_csv(src / "sales_pipeline.csv")
+    (src / "revintel_mapping.yaml").write_text("columns:\n  sales_pipeline.csv:\n    forecast_category: Call\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    rows = con.execute("SELECT right(opportunity_id, 1) IN ('1', '2') AS called, is_closed, is_won, stage, "
+                       "forecast_category FROM star.fact_opportunity").fetchall()
+    for called, closed, won, stage, cat in rows:
+        if closed:
+            assert cat == ("Closed" if won else "Omitted")
+        elif called:
+            assert cat == "Best Case"
+        else:
+            assert cat == {"Negotiation": "Commit", "Proposal": "Best Case"}.get(stage, "Pipeline")
+    assert any(c and not closed for c, closed, *_ in rows)

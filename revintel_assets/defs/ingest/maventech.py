@@ -18,7 +18,8 @@ from pathlib import Path
 import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
-from revintel_assets.defs.ingest.parse_sql import CLOSED, STAGES, Dialect, blank, col, lit, stage_sql  # noqa: F401
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, col,  # noqa: F401
+                                                   forecast_category_expr, lit, stage_sql)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
 
@@ -48,6 +49,8 @@ OPTIONAL = {
     "accounts": [*DESCRIPTIVE["accounts"], "account_id", "subsidiary_of", "year_established"],
     "products": [*DESCRIPTIVE["products"], "sku", "division"],
     "teams": DESCRIPTIVE["teams"],
+    # the CRM's own forecast category when the export has one (or a mapping names it): kept as is
+    "pipeline": ["forecast_category"],
 }
 OPTIONAL_FILES = {"history", "accounts", "teams", "products"}
 LAYOUT = "MavenTech CRM"
@@ -175,12 +178,13 @@ def _pipeline(con, columns, file, d: Dialect):
              "'close_value ' || close_value || ' is negative'"),
     ])
     caught |= dedupe(con, "staging.raw_pipeline", "trim(opportunity_id)", file, columns, "opportunity_id")
+    fc = forecast_category_expr(col("forecast_category")) if "forecast_category" in columns else "NULL::VARCHAR"
     con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
         trim(opportunity_id) AS opportunity_id, nullif(trim(sales_agent), '') AS rep_name,
         nullif(trim(product), '') AS product_name, nullif(trim(account), '') AS account_name,
         {stage} AS stage, {d.date('engage_date')} AS engage_date,
         CASE WHEN {closed} THEN {d.date('close_date')} END AS close_date,
-        {d.money('close_value')} AS close_value, {lit(file)} AS source_file, _line
+        {d.money('close_value')} AS close_value, {fc} AS forecast_category, {lit(file)} AS source_file, _line
         FROM staging.raw_pipeline""")
     return caught
 
