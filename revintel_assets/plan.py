@@ -74,9 +74,10 @@ PLAN: tuple[Job, ...] = (
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
                                f'or key:"scores/deal_explanations" or ({PIPELINE}) or key:"forecast/revenue_forecast" '
                                'or key:"forecast/deal_contributions" or key:"scores/deal_outlook" '
-                               'or key:"validation/deal_outlook"',
+                               'or key:"validation/deal_outlook" or key:"forecast/quota_attainment" '
+                               'or key:"forecast/plan_deals"',
         "One as-of date end to end: snapshot -> scores + explanations, pipeline changes -> forecast (with the swing tuned "
-        "by the latest backtest); a successful run publishes the analyst file.", in_cli=False),
+        "by the latest backtest) -> quota attainment; a successful run publishes the analyst file.", in_cli=False),
 )
 
 NIGHTLY_JOB = "nightly_rescore_job"  # the nightly schedule's job
