@@ -14,7 +14,7 @@ import pytest
 
 import synthetic  # tests/synthetic.py
 from conftest import build_star
-from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
+from revintel_assets.defs.forecast import backtest, probabilities, simulate, timing
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.plan import attainment as A
 from revintel_assets.defs.plan import honesty
