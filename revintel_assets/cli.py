@@ -181,7 +181,10 @@ def _storage_failure(exc: BaseException) -> str | None:
 
 
 def _summary(records: list[dict], seconds: float) -> None:
+    """Row counts of the published tables, then the business headline (headline.py)."""
     import duckdb
+
+    from revintel_assets.headline import headline
 
     db = paths.analyst_db_path()
     print(f"\nDone in {seconds:.1f}s. Analyst file (open it read-only at any time): {db}")
@@ -196,6 +199,7 @@ def _summary(records: list[dict], seconds: float) -> None:
         src = con.execute("SELECT source_format, export_date FROM meta.source").fetchall()
         if src:
             print(f"Source layout: {src[0][0]}; export date (as-of): {src[0][1]}")
+        print("\n" + "\n".join(headline(con)))
     finally:
         con.close()
 
