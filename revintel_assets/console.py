@@ -11,7 +11,6 @@ Dagster run log that keeps the steps' own events and stack traces.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 # Loggers that configure a console handler of their own (and propagate=False) on import.
@@ -46,9 +45,9 @@ def route_library_output(log_file: Path) -> Path:
 
 
 def _is_console(handler: logging.Handler) -> bool:
-    stream = getattr(handler, "stream", None)
-    return type(handler) is logging.StreamHandler and stream in (sys.stderr, sys.stdout, sys.__stderr__,
-                                                                 sys.__stdout__)
+    """A handler writing to a stream that is not a file: stderr, stdout, or a wrapper of them such
+    as MLflow's MlflowLoggingStream."""
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
 
 
 def _route_lightgbm() -> None:
