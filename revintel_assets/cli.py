@@ -260,7 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     u.set_defaults(fn=cmd_ui)
 
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except BaseException as exc:  # Ctrl+C during a run (Dagster's form of it too): its run is marked failed
+        if not isinstance(exc, KeyboardInterrupt) and type(exc).__name__ != "DagsterExecutionInterruptedError":
+            raise
+        print("\nrevintel: interrupted; the published analyst file is unchanged", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
