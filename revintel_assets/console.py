@@ -25,7 +25,7 @@ def route_library_output(log_file: Path) -> Path:
     root = logging.getLogger()
     handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
     if handler is None:
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = _LogFile(log_file, encoding="utf-8")
         handler.set_name(_HANDLER_NAME)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.handlers = [h for h in root.handlers if not _is_console(h)]
@@ -42,6 +42,12 @@ def route_library_output(log_file: Path) -> Path:
             logger.propagate = True
     _route_lightgbm()
     return log_file
+
+
+class _LogFile(logging.FileHandler):
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A log file that cannot be written (a full disk) stays silent: logging's default prints
+        a traceback to stderr, and the run's own message says what is wrong."""
 
 
 def _is_console(handler: logging.Handler) -> bool:
