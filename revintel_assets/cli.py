@@ -104,8 +104,9 @@ def _failed(exc: Exception, log: Path | None) -> int:
     import logging
 
     from revintel_assets.defs.ingest.errors import SourceError
+    from revintel_assets.orchestrate import RunFailed
 
-    run = next((e for e in _chain(exc) if hasattr(e, "run_id") and hasattr(e, "job")), None)
+    run = next((e for e in _chain(exc) if isinstance(e, RunFailed)), None)
     where = " and ".join(x for x in (f"the Dagster run log of run {run.run_id[:8]} ({run.job})" if run else "",
                                      str(log) if log else "") if x)
     logging.getLogger("revintel").error("run failed", exc_info=exc)

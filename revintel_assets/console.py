@@ -11,6 +11,7 @@ Dagster run log that keeps the steps' own events and stack traces.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 # Loggers that configure a console handler of their own (and propagate=False) on import.
@@ -51,9 +52,12 @@ class _LogFile(logging.FileHandler):
 
 
 def _is_console(handler: logging.Handler) -> bool:
-    """A handler writing to a stream that is not a file: stderr, stdout, or a wrapper of them such
-    as MLflow's MlflowLoggingStream."""
-    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    """A handler writing to the terminal: stderr, stdout, or MLflow's wrapper of stderr (not a
+    file, and not an in-memory stream such as pytest's capture)."""
+    stream = getattr(handler, "stream", None)
+    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            and (stream in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+                 or type(stream).__name__ == "MlflowLoggingStream"))
 
 
 def _route_lightgbm() -> None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -146,3 +147,33 @@ def test_ui_stops_every_child_and_frees_its_ports(tmp_path, sig):
     alive = [" ".join(p.cmdline()[:4]) for p in tree if not gone(p)]
     assert not alive, f"still running after {sig.name}: {alive}"
     assert all(port_is_free(p) for p in ports), out
+
+
+def test_any_other_failure_is_one_line_exit_1_naming_the_run(tmp_path, monkeypatch, capsys):
+    """A step failing with a library error (not a source problem): one `revintel:` line naming the
+    step, the error and where the stack trace is (the Dagster run, the log file); exit 1."""
+    import revintel_assets.definitions as definitions
+    import revintel_assets.orchestrate as orchestrate
+    from revintel_assets import cli
+
+    class StepError(Exception):  # Dagster's wrapper: the user's exception and the step key
+        def __init__(self, user_exception):
+            super().__init__("step failed")
+            self.user_exception, self.step_key = user_exception, "forecast__revenue_forecast"
+
+    def failing(*args, **kwargs):
+        try:
+            raise StepError(ValueError("shapes (3,) and (4,) not aligned\nmore detail"))
+        except StepError as exc:
+            raise orchestrate.RunFailed("forecast_job", "0123456789abcdef") from exc
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(definitions, "load", lambda: None)
+    monkeypatch.setattr(orchestrate, "materialize_all", failing)
+    assert cli.main(["run", "--no-serve", "--source", str(FIXTURES / "hubspot")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    log = tmp_path / "data" / "logs" / "revintel.log"
+    assert err == [f"revintel: the run failed in step forecast__revenue_forecast: ValueError: shapes (3,) and (4,) "
+                   f"not aligned (stack trace: the Dagster run log of run 01234567 (forecast_job) and {log})"]
+    assert "Traceback" in log.read_text() and "more detail" in log.read_text()
+    logging.getLogger().handlers = [h for h in logging.getLogger().handlers if not isinstance(h, logging.FileHandler)]
