@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,7 +56,6 @@ def _materialize(source: dict[str, str], args) -> int:
     """Every step of the run plan, the source given to the assets as the `source` resource's run
     config (what the launchpad shows for these runs), never through the environment."""
     from revintel_assets.definitions import load
-    from revintel_assets.defs.ingest.errors import SourceError
     from revintel_assets.orchestrate import materialize_all
 
     from revintel_resources.runlock import RunLocked, run_lock
@@ -68,20 +65,14 @@ def _materialize(source: dict[str, str], args) -> int:
     try:  # one run per data directory: a second one waits, or with --no-wait exits 3 (runlock.py)
         with run_lock(paths.data_dir(), f"{getattr(args, 'command', 'run')} on {source['path']}",
                       wait=not getattr(args, "no_wait", False)):
-            print(f"revintel: materializing the asset graph on {source['path']}")
+            log = _quiet_libraries()
+            print(f"revintel: materializing the asset graph on {source['path']}"
+                  + (f"\n          (library messages and stack traces: {log})" if log else ""))
             start = time.perf_counter()
             try:
                 records = materialize_all(load(), resources={"source": source})
             except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
-                root = _root_cause(exc)
-                if isinstance(root, SourceError):
-                    print(f"revintel: cannot import the source: {root}", file=sys.stderr)
-                    return 2
-                storage = _storage_failure(exc)
-                if storage:
-                    print(f"revintel: {storage}", file=sys.stderr)
-                    return 1
-                raise
+                return _failed(exc, log)
             _summary(records, time.perf_counter() - start)
     except RunLocked as exc:
         print(f"revintel: {exc}", file=sys.stderr)
@@ -96,6 +87,44 @@ def _materialize(source: dict[str, str], args) -> int:
         return 0
     # the UI's sensors and launchpad default to the source just materialized
     return _serve(settings_env={("source" if k == "path" else k): v for k, v in source.items()})
+
+
+def _quiet_libraries() -> Path | None:
+    """Library messages to the log file under the data directory (console.py); None when it
+    cannot be written (a full disk: the run will say so)."""
+    from revintel_assets.console import route_library_output
+
+    try:
+        return route_library_output(paths.log_file())
+    except OSError:
+        return None
+
+
+def _failed(exc: Exception, log: Path | None) -> int:
+    """One plain line for a failed run (exit 2: the source cannot be used; 1: anything else); the
+    stack trace goes to the Dagster run log (the UI's run page) and the log file, not the console."""
+    import logging
+
+    from revintel_assets.defs.ingest.errors import SourceError
+    from revintel_assets.orchestrate import RunFailed
+
+    run = next((e for e in _chain(exc) if isinstance(e, RunFailed)), None)
+    where = " and ".join(x for x in (f"the Dagster run log of run {run.run_id[:8]} ({run.job})" if run else "",
+                                     str(log) if log else "") if x)
+    logging.getLogger("revintel").error("run failed", exc_info=exc)
+    root = _root_cause(exc)
+    if isinstance(root, SourceError):
+        print(f"revintel: cannot import the source: {root}", file=sys.stderr)
+        return 2
+    storage = _storage_failure(exc)
+    if storage:
+        print(f"revintel: {storage}", file=sys.stderr)
+        return 1
+    step = next((e.step_key for e in _chain(exc) if getattr(e, "step_key", None)), None)
+    first = (str(root).strip().splitlines() or [""])[0]
+    print(f"revintel: the run failed{f' in step {step}' if step else ''}: {type(root).__name__}: {first}"
+          + (f" (stack trace: {where})" if where else ""), file=sys.stderr)
+    return 1
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -155,7 +184,10 @@ def _storage_failure(exc: BaseException) -> str | None:
 
 
 def _summary(records: list[dict], seconds: float) -> None:
+    """Row counts of the published tables, then the business headline (headline.py)."""
     import duckdb
+
+    from revintel_assets.headline import headline
 
     db = paths.analyst_db_path()
     print(f"\nDone in {seconds:.1f}s. Analyst file (open it read-only at any time): {db}")
@@ -170,39 +202,27 @@ def _summary(records: list[dict], seconds: float) -> None:
         src = con.execute("SELECT source_format, export_date FROM meta.source").fetchall()
         if src:
             print(f"Source layout: {src[0][0]}; export date (as-of): {src[0][1]}")
+        print("\n" + "\n".join(headline(con)))
     finally:
         con.close()
 
 
 def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: dict | None = None) -> int:
+    from revintel_assets.serve import Child, serve
     from revintel_resources.instance import ensure_dagster_home
     from revintel_resources.settings import child_env
 
     # the children's environment (this process's own is never changed)
     env = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home()), **child_env(**(settings_env or {}))}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
-                          "-h", HOST, "-p", str(dagster_port)], cwd=REPO, env=env,
-                         start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboards" / "app.py"),
-                          "--server.headless", "true", "--server.address", HOST,
-                          "--server.port", str(streamlit_port), "--browser.gatherUsageStats", "false"],
-                         cwd=REPO, env=env, start_new_session=True),
-    ]
-    print(f"Dagster UI:    http://{HOST}:{dagster_port}\nStreamlit app: http://{HOST}:{streamlit_port}\n"
-          "Ctrl+C stops both.")
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=30)
-    return 0
+    logs = paths.log_file().parent
+    return serve([
+        Child("Dagster UI", [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
+                             "-h", HOST, "-p", str(dagster_port)], dagster_port, logs / "dagster.log"),
+        Child("Streamlit app", [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboards" / "app.py"),
+                                "--server.headless", "true", "--server.address", HOST,
+                                "--server.port", str(streamlit_port), "--browser.gatherUsageStats", "false"],
+              streamlit_port, logs / "streamlit.log"),
+    ], HOST, REPO, env)
 
 
 def cmd_ui(args) -> int:
@@ -243,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     u.set_defaults(fn=cmd_ui)
 
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except BaseException as exc:  # Ctrl+C during a run (Dagster's form of it too): its run is marked failed
+        if not isinstance(exc, KeyboardInterrupt) and type(exc).__name__ != "DagsterExecutionInterruptedError":
+            raise
+        print("\nrevintel: interrupted; the published analyst file is unchanged", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

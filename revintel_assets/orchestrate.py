@@ -8,7 +8,6 @@ partitions. After the last job the warehouse is published for readers.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from revintel_assets.plan import Job, cli_steps
+from revintel_assets.progress import RunWatch, clock
 from revintel_resources.instance import dagster_instance, recover_dead_runs, run_tags
 from revintel_resources.source import SourceResource
 from revintel_resources.warehouse import Warehouse
@@ -59,6 +59,7 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
         say(f"removed {stale.name}: the copy of a publish that was killed before it finished")
     run_config = {**QUIET, "resources": {name: {"config": cfg} for name, cfg in (resources or {}).items()}}
     steps = [s for s in cli_steps() if jobs is None or s.name in jobs]
+    started = time.perf_counter()
     records: list[dict] = []
     for i, step in enumerate(steps, 1):
         job = defs.resolve_job_def(step.name)
@@ -68,9 +69,11 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
             reason = SKIP_REASONS.get(step.partitions, f"no {step.partitions} partitions in this source")
             say(f"[{i}/{len(steps)}] {step.name}: skipped, {reason}")
             continue
-        for tags in _runs(step, keys, _as_of(resources) if step.mode == "latest" else None):
-            say(f"[{i}/{len(steps)}] {step.name} {_describe(tags)}...")
-            records.extend(_execute(job, instance, tags, say, run_config))
+        runs = _runs(step, keys, _as_of(resources) if step.mode == "latest" else None)
+        for k, tags in enumerate(runs, 1):
+            of = f"({k} of {len(runs)}) " if len(runs) > 1 else ""
+            say(f"[{i}/{len(steps)}] {step.name} {_describe(tags)}{of}...")
+            records.extend(_execute(job, instance, tags, say, run_config, started))
     Warehouse.from_env().publish(expected_source=(resources or {}).get("source", {}).get("path"))
     return records
 
@@ -90,28 +93,28 @@ def _describe(tags: dict[str, str]) -> str:
     return ""
 
 
-def _warnings(instance, run_id: str) -> list[str]:
-    """What the run's steps logged at WARNING (context.log.warning), e.g. quarantined rows."""
-    try:
-        entries = instance.all_logs(run_id)
-    except Exception:  # the event log itself is unreadable (disk full?): the failure says why
-        return []
-    return [e.user_message for e in entries if e.dagster_event is None and e.level == logging.WARNING]
+class RunFailed(Exception):
+    """A job's run failed; the step's own error is the __cause__, its stack trace in the Dagster
+    run log of `run_id`."""
+
+    def __init__(self, job: str, run_id: str):
+        self.job, self.run_id = job, run_id
+        super().__init__(f"{job} failed (Dagster run {run_id})")
 
 
-def _execute(job, instance, tags: dict[str, str], say, run_config: dict) -> list[dict]:
+def _execute(job, instance, tags: dict[str, str], say, run_config: dict, started: float) -> list[dict]:
     start = time.perf_counter()
     partition = tags.pop("dagster/partition", None)
     for run_id in recover_dead_runs(instance):
         say(f"      recovered run {run_id[:8]}: its process had died; marked failed, pool slot freed")
     run_id = str(uuid.uuid4())
     try:
-        result = job.execute_in_process(instance=instance, tags=run_tags({"revintel/launched_by": "cli", **tags}),
-                                        partition_key=partition, run_config=run_config, raise_on_error=True,
-                                        run_id=run_id)
-    finally:
-        for message in _warnings(instance, run_id):
-            say(f"      warning: {message}")
+        with RunWatch(instance, run_id, say):  # the steps' warnings as they come, and a heartbeat
+            result = job.execute_in_process(instance=instance, tags=run_tags({"revintel/launched_by": "cli", **tags}),
+                                            partition_key=partition, run_config=run_config, raise_on_error=True,
+                                            run_id=run_id)
+    except Exception as exc:
+        raise RunFailed(job.name, run_id) from exc
     seen: dict[str, dict] = {}  # a range run reports each partition; the rows cover the range
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -122,5 +125,6 @@ def _execute(job, instance, tags: dict[str, str], say, run_config: dict) -> list
     for record in seen.values():
         parts = f" in {record['partitions']} partitions" if record["partitions"] > 1 else ""
         say(f"      {record['asset']}: {record['rows'] if record['rows'] is not None else '-'} rows{parts}")
-    say(f"      done in {time.perf_counter() - start:.1f}s (run {result.run_id[:8]})")
+    say(f"      done in {clock(time.perf_counter() - start)} (run {result.run_id[:8]}; "
+        f"{clock(time.perf_counter() - started)} since the start)")
     return list(seen.values())

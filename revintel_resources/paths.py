@@ -42,6 +42,12 @@ def dagster_home() -> Path:
     return data_dir() / "dagster_home"
 
 
+def log_file() -> Path:
+    """Where `revintel demo/run` write library messages (MLflow, warnings) and failed runs' stack
+    traces, instead of the console."""
+    return data_dir() / "logs" / "revintel.log"
+
+
 def demo_source_dir() -> Path:
     return data_dir() / "demo"
 

@@ -183,11 +183,9 @@ def _utf16(data: bytes) -> str | None:
     return None
 
 
-def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
-    """Physical start line and blankness of each record as DuckDB counts them (record 1 =
-    header), or None when records and lines coincide (no blank line, no quoted newline)."""
-    if b'"' not in data and not _BLANK.search(data.rstrip(b"\r\n")):
-        return None
+def _quote_state(data: bytes):
+    """Physical lines of `data`: start and end offsets, and whether each starts inside a quoted
+    field (an odd number of quotes before it)."""
     import numpy as np
 
     arr = np.frombuffer(data, np.uint8)
@@ -205,7 +203,28 @@ def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
         i0, i1 = np.searchsorted(starts, [lo + 1, lo + len(parity) + 1])
         in_quote[i0:i1] = parity[starts[i0:i1] - 1 - lo].astype(bool)
         carry = int(parity[-1])
-    del arr
+    return starts, ends, in_quote
+
+
+def unclosed_quote_line(data: bytes) -> int | None:
+    """1-based line on which a quoted field opens that no later quote closes (the file has an odd
+    number of quotes: from there on the rest of the file is one field), else None."""
+    if data.count(b'"') % 2 == 0:
+        return None
+    import numpy as np
+
+    _, _, in_quote = _quote_state(data)
+    return int(np.flatnonzero(~in_quote)[-1]) + 1
+
+
+def record_lines(data: bytes) -> tuple[list[int], list[bool]] | None:
+    """Physical start line and blankness of each record as DuckDB counts them (record 1 =
+    header), or None when records and lines coincide (no blank line, no quoted newline)."""
+    if b'"' not in data and not _BLANK.search(data.rstrip(b"\r\n")):
+        return None
+    import numpy as np
+
+    starts, ends, in_quote = _quote_state(data)
     length = ends - starts
     blank = (length == 0) | ((length == 1) & (np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)] == 13))
     lines = np.arange(1, len(starts) + 1)
@@ -261,6 +280,15 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
             raise SourceError(path, line or 1, f"{expected}, lines of at most {limit:,} bytes",
                               f"line {line} is longer" if line else
                               "a record spanning several lines is longer (an unclosed quote?)") from exc
+        # DuckDB only says it could not sniff the dialect; a quote never closed is the usual cause
+        text = read_bytes(path)
+        if enc == "utf-16":
+            text = text.decode("utf-16" if text.startswith(b"\xff\xfe") else "utf-16-le", "replace").encode("utf-8")
+        line = unclosed_quote_line(text)
+        if line:
+            raise SourceError(path, line, f"{expected}, every quoted field closed by a quote",
+                              f"the quote opened on line {line} is never closed (the rest of the file "
+                              "would be one field)") from exc
         raise SourceError(path, 1, expected, str(exc).splitlines()[0]) from exc
 
     columns, renamed = _check_header(con, path, required, layout, rename, optional, canonical_file)

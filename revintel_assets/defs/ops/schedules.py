@@ -15,6 +15,7 @@ run cannot start on an unregistered key, so "register at launch" is not availabl
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -71,7 +72,7 @@ def done_since_import(instance: dg.DagsterInstance, asset: dg.AssetKey, key: str
 
 
 def _plan_tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPartitionsDefinition,
-               asset: dg.AssetKey, what: str) -> str | dg.SkipReason:
+              asset: dg.AssetKey, what: str) -> str | dg.SkipReason:
     """The key a tick runs, or why it skips."""
     wanted = day_before(context)
     last = data_last_date(Warehouse.from_env().analyst_path)
@@ -88,16 +89,22 @@ def _plan_tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPart
     return key
 
 
+def tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPartitionsDefinition, asset: dg.AssetKey,
+         what: str, requests: Callable[[str], dg.RunRequest | list[dg.RunRequest]]):
+    """Every schedule's tick: the target key (_plan_tick), a skip when there is none or it is done,
+    else the run requests `requests(key)` makes."""
+    key = _plan_tick(context, partitions, asset, what)
+    return key if isinstance(key, dg.SkipReason) else requests(key)
+
+
 @dg.schedule(job_name=NIGHTLY_JOB, cron_schedule="0 2 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING,
              description="Every night at 02:00 UTC: deal snapshot, scores, explanations and forecast as of the "
                          "previous day, or the data's last date if that is earlier (skipped when already scored); "
                          "a successful run publishes the analyst file.")
 def nightly_rescore(context: dg.ScheduleEvaluationContext):
-    key = _plan_tick(context, as_of_dates, dg.AssetKey(["scores", "deal_scores"]), "scoring")
-    if isinstance(key, dg.SkipReason):
-        return key
-    return dg.RunRequest(run_key=f"nightly-{key}", partition_key=key, tags={"revintel/schedule": "nightly"})
+    return tick(context, as_of_dates, dg.AssetKey(["scores", "deal_scores"]), "scoring", lambda key: dg.RunRequest(
+        run_key=f"nightly-{key}", partition_key=key, tags={"revintel/schedule": "nightly"}))
 
 
 @dg.schedule(job_name=MONTHLY_JOB, cron_schedule="0 3 1 * *", execution_timezone="UTC",
@@ -106,11 +113,9 @@ def nightly_rescore(context: dg.ScheduleEvaluationContext):
                          "data's last date if earlier) as cutoff, promoted only through its gate, and refresh the "
                          "ICP plan (its models follow); skipped when that cutoff is already trained.")
 def monthly_retrain(context: dg.ScheduleEvaluationContext):
-    key = _plan_tick(context, training_cutoffs, dg.AssetKey(["models", "win_probability"]), "training")
-    if isinstance(key, dg.SkipReason):
-        return key
-    return [dg.RunRequest(run_key=f"retrain-{key}", partition_key=key, tags={"revintel/schedule": "monthly"}),
-            dg.RunRequest(run_key=f"icp-plan-{key}", job_name=ICP_FIRST, tags={"revintel/schedule": "monthly"})]
+    return tick(context, training_cutoffs, dg.AssetKey(["models", "win_probability"]), "training", lambda key: [
+        dg.RunRequest(run_key=f"retrain-{key}", partition_key=key, tags={"revintel/schedule": "monthly"}),
+        dg.RunRequest(run_key=f"icp-plan-{key}", job_name=ICP_FIRST, tags={"revintel/schedule": "monthly"})])
 
 
 defs = dg.Definitions(schedules=[nightly_rescore, monthly_retrain])

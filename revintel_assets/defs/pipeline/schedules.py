@@ -1,14 +1,13 @@
 """The weekly digest: Mondays 06:00 UTC, for the day before the tick but never past the data's
 last date (docs/CONTRACT.md §4), by the same rule as the nightly (ops/schedules.py): the latest
 registered as-of date on or before both, skipped when that digest was already written since the
-latest import. Evaluating the schedule registers nothing."""
+latest import (the shared tick, ops/schedules.py). Evaluating the schedule registers nothing."""
 
 import dagster as dg
 
 from revintel_assets import plan
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.ops.schedules import data_last_date, day_before, done_since_import, target_key
-from revintel_resources.warehouse import Warehouse
+from revintel_assets.defs.ops.schedules import tick
 
 DIGEST = dg.AssetKey(["reports", "weekly_digest"])
 
@@ -18,15 +17,8 @@ DIGEST = dg.AssetKey(["reports", "weekly_digest"])
              description="Mondays 06:00 UTC: the weekly digest per manager for the day before (capped at the "
                          "data's last date; skipped when that digest exists).")
 def weekly_digest_schedule(context: dg.ScheduleEvaluationContext):
-    last = data_last_date(Warehouse.from_env().analyst_path)
-    if last is None:
-        return dg.SkipReason("nothing published yet")
-    key = target_key(day_before(context), last, context.instance.get_dynamic_partitions(as_of_dates.name))
-    if key is None:
-        return dg.SkipReason(f"no as-of date on or before {min(day_before(context), last)}")
-    if done_since_import(context.instance, DIGEST, key):
-        return dg.SkipReason(f"the digest of {key} was already written and no new data arrived")
-    return dg.RunRequest(run_key=f"digest-{key}", partition_key=key, tags={"revintel/schedule": "weekly"})
+    return tick(context, as_of_dates, DIGEST, "the digest", lambda key: dg.RunRequest(
+        run_key=f"digest-{key}", partition_key=key, tags={"revintel/schedule": "weekly"}))
 
 
 defs = dg.Definitions(schedules=[weekly_digest_schedule])

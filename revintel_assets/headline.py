@@ -1,0 +1,124 @@
+"""The business headline `revintel demo/run` end with (issue 15): what the published tables say
+about the pipeline, not how many rows they hold. Read from the analyst file only, so the figures
+are the ones the app and an analyst see: open pipeline and its at-risk part (scores.deal_scores),
+P10/P50/P90 of the quarter (forecast.revenue_forecast), and which models are champion (the deal
+model that scored, the ICP champion per division).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+AT_RISK = ("High", "Critical")  # the risk categories the app counts as at risk (dashboards/deals_data.py)
+# An open deal's value: its amount, else its product's list price (an estimate), else 0.
+VALUE = "coalesce(s.amount, p.list_price, 0)"
+
+
+def money(x: float | None) -> str:
+    if x is None:
+        return "-"
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:,.2f}{unit}"
+    return f"{x:,.0f}"
+
+
+def _has(con, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                            [schema, name]).fetchall()[0][0])
+
+
+def headline(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Lines of the headline; each part says why it is missing when its table is."""
+    lines: list[str] = []
+    as_of = _scores(con, lines)
+    _forecast(con, as_of, lines)
+    _deal_model(con, as_of, lines)
+    _icp(con, lines)
+    return lines
+
+
+def _scores(con, lines: list[str]):
+    if not _has(con, "scores.deal_scores") or not con.execute("SELECT count(*) FROM scores.deal_scores").fetchall()[0][0]:
+        lines.append("Open pipeline: no deals scored (the source has no open opportunities to score)")
+        return None
+    price = "p.list_price" if _has(con, "star.dim_product") else "NULL"
+    join = "LEFT JOIN star.dim_product p USING (product_id)" if price != "NULL" else ""
+    risk = ", ".join(f"'{c}'" for c in AT_RISK)
+    as_of, n, value, estimated, unvalued, expected, n_risk, at_risk = con.execute(f"""
+        WITH s AS (SELECT * FROM scores.deal_scores WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)),
+        v AS (SELECT s.*, coalesce(s.amount, {price}, 0) AS value FROM s {join})
+        SELECT any_value(as_of_date), count(*), sum(value), count(*) FILTER (WHERE amount IS NULL AND value > 0),
+               count(*) FILTER (WHERE amount IS NULL AND value = 0),
+               sum(value * win_probability), count(*) FILTER (WHERE risk_category IN ({risk})),
+               coalesce(sum(value) FILTER (WHERE risk_category IN ({risk})), 0)
+        FROM v""").fetchall()[0]
+    notes = [f"{estimated:,} valued at their product's list price (no amount yet)" if estimated else "",
+             f"{unvalued:,} without an amount or a list price, counted as 0" if unvalued else ""]
+    note = f" ({'; '.join(x for x in notes if x)})" if estimated or unvalued else ""
+    lines.append(f"Open pipeline as of {as_of}: {money(value)} in {n:,} deals{note}; "
+                 f"expected (x win probability) {money(expected)}")
+    share = f" ({at_risk / value:.0%} of the pipeline)" if value else ""
+    lines.append(f"At risk (High/Critical): {money(at_risk)} in {n_risk:,} deals{share}")
+    return as_of
+
+
+def _forecast(con, as_of, lines: list[str]) -> None:
+    if not _has(con, "forecast.revenue_forecast"):
+        lines.append("Forecast: not built (it needs open deals and a win model or baseline)")
+        return
+    rows = con.execute("""
+        WITH f AS (SELECT * FROM forecast.revenue_forecast WHERE segment_type = 'total'
+                   AND as_of_date = coalesce(?, (SELECT max(as_of_date) FROM forecast.revenue_forecast)))
+        SELECT period_type, period_start, first_day, last_day, p10, p50, p90 FROM f
+        ORDER BY CASE period_type WHEN 'quarter' THEN 0 WHEN 'month' THEN 1 ELSE 2 END,
+                 first_day = period_start DESC, period_start LIMIT 1""", [as_of]).fetchall()
+    if not rows:
+        lines.append(f"Forecast: no total forecast as of {as_of}")
+        return
+    kind, start, first, last, p10, p50, p90 = rows[0]
+    if kind == "quarter":
+        what = f"this quarter ({first} .. {last}, the rest of Q{(start.month - 1) // 3 + 1} {start.year})"
+    else:  # a forecast without quarter periods: its first whole month, said as such
+        what = f"the {kind} of {start:%B %Y}" if kind == "month" else f"the week of {start}"
+    lines.append(f"Booked revenue forecast, {what}: P10 {money(p10)} / P50 {money(p50)} / P90 {money(p90)}")
+
+
+def _deal_model(con, as_of, lines: list[str]) -> None:
+    if as_of is None:
+        return
+    versions = [r[0] for r in con.execute(
+        "SELECT DISTINCT model_version FROM scores.deal_scores WHERE as_of_date = ? ORDER BY 1", [as_of]).fetchall()]
+    text = f"Deal model that scored: {', '.join(map(str, versions))}"
+    if _has(con, "validation.model_metrics"):
+        # the latest cutoff with holdout evidence: the model's AUC next to its best baseline's
+        rows = con.execute("""
+            WITH h AS (SELECT * FROM validation.model_metrics WHERE division = 'all' AND split = 'holdout'
+                       AND metric = 'auc' AND cutoff_date = (SELECT max(cutoff_date) FROM validation.model_metrics
+                           WHERE model_name = 'win_probability' AND split = 'holdout' AND metric = 'auc'))
+            SELECT any_value(cutoff_date), any_value(model_version) FILTER (WHERE model_name = 'win_probability'),
+                   max(value) FILTER (WHERE model_name = 'win_probability'),
+                   max(value) FILTER (WHERE model_name LIKE 'baseline_%'),
+                   arg_max(model_name, value) FILTER (WHERE model_name LIKE 'baseline_%') FROM h""").fetchall()
+        cutoff, version, auc, base, base_name = rows[0]
+        if auc is not None:
+            text += f"; latest holdout evidence: {version} (trained to {cutoff}) AUC {auc:.3f}" + (
+                f" vs best baseline {base_name} {base:.3f}" if base is not None else "")
+    lines.append(text)
+
+
+def _icp(con, lines: list[str]) -> None:
+    if not _has(con, "validation.icp_models"):
+        lines.append("ICP: no division model (the run says why above)")
+        return
+    rows = con.execute("""
+        SELECT any_value(cutoff_date), champion, count(*), string_agg(division, ', ' ORDER BY division)
+        FROM validation.icp_models
+        WHERE cutoff_date = (SELECT max(cutoff_date) FROM validation.icp_models) AND champion IS NOT NULL
+        GROUP BY champion ORDER BY count(*) DESC, champion""").fetchall()
+    if not rows:
+        lines.append("ICP: no division model could be trained (see the warnings above)")
+        return
+    parts = [f"{name} in {n} ({divisions})" for _, name, n, divisions in rows]
+    lines.append(f"ICP champion per division (cutoff {rows[0][0]}): " + "; ".join(parts))

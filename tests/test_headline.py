@@ -1,0 +1,84 @@
+"""The business headline `revintel demo/run` end with (issue 15 item 6), on a real DuckDB file
+holding the published tables' columns: each figure is the one the tables give."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from revintel_assets.headline import headline, money
+
+AS_OF = dt.date(2025, 11, 14)
+
+
+@pytest.fixture
+def con(tmp_path):
+    con = duckdb.connect(str(tmp_path / "a.duckdb"))
+    con.execute("CREATE SCHEMA scores; CREATE SCHEMA star; CREATE SCHEMA forecast; CREATE SCHEMA validation")
+    con.execute("CREATE TABLE star.dim_product (product_id VARCHAR, list_price DOUBLE)")
+    con.execute("INSERT INTO star.dim_product VALUES ('P1', 500), ('P2', NULL)")
+    con.execute("CREATE TABLE scores.deal_scores (as_of_date DATE, opportunity_id VARCHAR, product_id VARCHAR, "
+                "amount DOUBLE, win_probability DOUBLE, risk_category VARCHAR, model_version VARCHAR)")
+    rows = [  # an older date that must not count, then the latest
+        (AS_OF - dt.timedelta(days=7), "o1", "P1", 9e9, 0.5, "Critical", "win_probability/1"),
+        (AS_OF, "o1", "P1", 1000, 0.5, "Low", "win_probability/2"),
+        (AS_OF, "o2", "P1", 3000, 0.2, "High", "win_probability/2"),
+        (AS_OF, "o3", "P1", None, 0.4, "Critical", "win_probability/2"),  # list price 500
+        (AS_OF, "o4", "P2", None, 0.9, "Medium", "win_probability/2"),  # no value at all: 0
+    ]
+    con.executemany("INSERT INTO scores.deal_scores VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute("CREATE TABLE forecast.revenue_forecast (as_of_date DATE, period_type VARCHAR, period_start DATE, "
+                "first_day DATE, last_day DATE, segment_type VARCHAR, segment VARCHAR, p10 DOUBLE, p50 DOUBLE, "
+                "p90 DOUBLE)")
+    con.executemany("INSERT INTO forecast.revenue_forecast VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        (AS_OF, "month", dt.date(2025, 12, 1), dt.date(2025, 12, 1), dt.date(2025, 12, 31), "total", "total", 1, 2, 3),
+        (AS_OF, "quarter", dt.date(2025, 10, 1), dt.date(2025, 11, 15), dt.date(2025, 12, 31), "total", "total",
+         1200, 2500, 4100),
+        (AS_OF, "quarter", dt.date(2025, 10, 1), dt.date(2025, 11, 15), dt.date(2025, 12, 31), "region", "East",
+         7, 8, 9),
+    ])
+    con.execute("CREATE TABLE validation.model_metrics (model_name VARCHAR, model_version VARCHAR, cutoff_date DATE, "
+                "division VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE)")
+    con.executemany("INSERT INTO validation.model_metrics VALUES (?, ?, ?, 'all', ?, ?, ?)", [
+        ("win_probability", "win_probability/1", dt.date(2025, 7, 1), "holdout", "auc", 0.77),
+        ("baseline_stage", "baseline_stage@2025-07-01", dt.date(2025, 7, 1), "holdout", "auc", 0.60),
+        ("baseline_naive_bayes", "x", dt.date(2025, 7, 1), "holdout", "auc", 0.65),
+        ("win_probability", "win_probability/2", dt.date(2025, 11, 14), "validation", "auc", 0.99),
+    ])
+    con.execute("CREATE TABLE validation.icp_models (cutoff_date DATE, division VARCHAR, champion VARCHAR)")
+    con.executemany("INSERT INTO validation.icp_models VALUES (?, ?, ?)", [
+        (dt.date(2025, 6, 1), "A", "division_propensity"), (dt.date(2025, 11, 1), "A", "baseline_logistic"),
+        (dt.date(2025, 11, 1), "B", "division_propensity"), (dt.date(2025, 11, 1), "C", "baseline_logistic"),
+        (dt.date(2025, 11, 1), "D", None)])
+    yield con
+    con.close()
+
+
+def test_headline_reads_the_published_tables(con):
+    lines = headline(con)
+    # 1000 + 3000 + 500 (list price) + 0; expected 500 + 600 + 200 + 0; at risk: o2 + o3
+    assert lines[0] == ("Open pipeline as of 2025-11-14: 4.50k in 4 deals (1 valued at their product's list price "
+                        "(no amount yet); 1 without an amount or a list price, counted as 0); expected (x win "
+                        "probability) 1.30k")
+    assert lines[1] == "At risk (High/Critical): 3.50k in 2 deals (78% of the pipeline)"
+    assert lines[2] == ("Booked revenue forecast, this quarter (2025-11-15 .. 2025-12-31, the rest of Q4 2025): "
+                        "P10 1.20k / P50 2.50k / P90 4.10k")
+    assert lines[3] == ("Deal model that scored: win_probability/2; latest holdout evidence: win_probability/1 "
+                        "(trained to 2025-07-01) AUC 0.770 vs best baseline baseline_naive_bayes 0.650")
+    assert lines[4] == ("ICP champion per division (cutoff 2025-11-01): baseline_logistic in 2 (A, C); "
+                        "division_propensity in 1 (B)")
+
+
+def test_headline_without_a_quarter_says_which_period_and_without_scores_says_why(con):
+    con.execute("DELETE FROM forecast.revenue_forecast WHERE period_type = 'quarter'")
+    assert headline(con)[2] == "Booked revenue forecast, the month of December 2025: P10 1 / P50 2 / P90 3"
+    con.execute("DROP TABLE scores.deal_scores; DROP TABLE forecast.revenue_forecast; DROP TABLE validation.icp_models")
+    lines = headline(con)
+    assert lines[0].startswith("Open pipeline: no deals scored")
+    assert lines[1].startswith("Forecast: not built") and lines[2].startswith("ICP: no division model")
+
+
+def test_money():
+    assert [money(x) for x in (None, 12.4, 1234, 4_712_364, -2.5e9)] == ["-", "12", "1.23k", "4.71M", "-2.50B"]
