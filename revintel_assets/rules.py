@@ -56,3 +56,20 @@ def expected_close(rows: pl.DataFrame, lags: pl.DataFrame, overall: float | None
         .round(0).cast(pl.Int64))
     estimate = filled.select((pl.col("as_of_date") + pl.duration(days=pl.col("lag"))).cast(pl.Date))
     return rows["expected_close_date"].fill_null(estimate.to_series()).alias("expected_close_date")
+
+
+# What an open deal is worth wherever pipeline is summed (risk, forecast, pipeline changes, the
+# pages): its amount; where the source has none yet (MavenTech leaves open deals' close_value
+# empty), its product's list price; else 0. Such a value is an estimate: it never makes a deal
+# "large". The SQL and the polars form are the same rule for the two engines that apply it.
+VALUE_SQL = "coalesce(amount, list_price, 0)"
+
+
+def deal_value(amount: str = "amount", list_price: str = "list_price") -> pl.Expr:
+    """VALUE_SQL as a polars expression (Float64)."""
+    return pl.coalesce(pl.col(amount).cast(pl.Float64), pl.col(list_price).cast(pl.Float64)).fill_null(0.0)
+
+
+def value_is_estimate(amount: str = "amount") -> pl.Expr:
+    """True where deal_value is the list price (or 0), not an amount the source gave."""
+    return pl.col(amount).is_null()

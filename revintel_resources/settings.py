@@ -43,6 +43,8 @@ class Settings(BaseSettings):
                                                                "links to Deal Detail start with it")
     digest_webhook_url: str | None = Field(None, description="POST the weekly digest here as JSON {\"text\": ...} "
                                                              "(a Slack incoming webhook, or any endpoint)")
+    currency: str = Field("USD", description="Currency shown on every amount in the app when the source names "
+                                             "none (an ISO code such as EUR, or a symbol such as €)")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
     duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
                                                         "DuckDB's default)")
