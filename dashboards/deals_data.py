@@ -186,7 +186,7 @@ def history(opportunity_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         if new != old and new is not None:
             if old is None:
                 what.append(f"close date set to {new}")
-                label = f"{new:%b %d}"
+                label = f"{new:%b %d, %Y}"
             else:
                 days = (new - old).days
                 what.append(f"close date {'pushed' if days > 0 else 'pulled in'} {old} → {new} ({days:+d} d)")

@@ -56,7 +56,8 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     unlikely = p < 0.35
     big = (pl.col("_value_pct") >= 0.8) & ~value_is_estimate()  # a list-price estimate is not "large"
     drivers = pl.concat_str([
-        pl.when(unlikely).then(pl.lit("low win probability (") + (p * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%)"),
+        pl.when(unlikely).then(pl.lit("low win probability (") + pl.when((p * 100).round(0) < 1).then(pl.lit("<1"))
+                               .otherwise((p * 100).round(0).cast(pl.Int64).cast(pl.Utf8)) + "%)"),
         pl.when(stalled).then(ratio.round(1).cast(pl.Utf8) + "x the usual time in " + pl.col("stage")),
         pl.when(pushed).then(pl.lit("close date pushed ") + pl.col("n_pushes").cast(pl.Utf8) + " times"),
         pl.when(overdue).then(pl.lit("past expected close by ")
