@@ -240,7 +240,8 @@ def rep_history(as_of: dt.date) -> pl.DataFrame:
     """Per rep, what was known on ``as_of``: deals won and closed (win rate = won / closed) and the
     deals whose close date was pushed out of its quarter in the last SLIP_WINDOW_DAYS."""
     out = pl.DataFrame(schema={"rep_id": pl.String, "won": pl.Int64, "closed": pl.Int64, "slips": pl.Int64})
-    if db.table_exists("star.fact_opportunity"):
+    if db.table_exists("star.fact_opportunity") and {"is_closed", "is_won", "close_date", "rep_id"} <= columns(
+            "star.fact_opportunity"):
         closed = db.query("SELECT rep_id::VARCHAR AS rep_id, count(*) FILTER (WHERE is_won)::BIGINT AS won, "
                           "count(*)::BIGINT AS closed FROM star.fact_opportunity "
                           "WHERE is_closed AND close_date <= ? GROUP BY 1", [as_of])

@@ -75,18 +75,20 @@ def money_column(label: str, code: str | None = None, **kw):
 
 
 def pct(p: float | None) -> str:
-    """A probability for people: 42%, and <1% / >99% rather than a 0% / 100% that rounding made up."""
+    """A share or probability for people: 42%; <1% / >99% where rounding would print a 0% / 100% that
+    is not (exactly 0 and 1 stay 0% and 100%)."""
     if p is None:
         return "—"
     r = round(p * 100)
-    return "<1%" if r < 1 else ">99%" if r > 99 else f"{r}%"
+    return ("<1%" if r < 1 and p > 0 else ">99%" if r > 99 and p < 1 else f"{r}%")
 
 
 def pct_expr(col: str) -> pl.Expr:
     """`pct` as a polars expression (a text column)."""
-    r = (pl.col(col) * 100).round(0)
-    return (pl.when(pl.col(col).is_null()).then(pl.lit("—")).when(r < 1).then(pl.lit("<1%"))
-            .when(r > 99).then(pl.lit(">99%")).otherwise(r.cast(pl.Int64).cast(pl.String) + "%"))
+    p = pl.col(col)
+    r = (p * 100).round(0)
+    return (pl.when(p.is_null()).then(pl.lit("—")).when((r < 1) & (p > 0)).then(pl.lit("<1%"))
+            .when((r > 99) & (p < 1)).then(pl.lit(">99%")).otherwise(r.cast(pl.Int64).cast(pl.String) + "%"))
 
 
 def feature(name: str) -> str:

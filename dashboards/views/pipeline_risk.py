@@ -155,9 +155,9 @@ table = view.with_columns(
     .alias("valued_at"),
     *([] if period == "all" else [fmt.pct_expr("p_win_in_period").alias("p_win_in_period_pct"),
                                   fmt.pct_expr("p_slip").alias("p_slip_pct")]),
-).select("deal", "account", "risk_score", "risk_category", "win_pct", *quarter_cols, "value", "valued_at",
-         "recommended_action", "risk_drivers", "stage", "rep", "manager", "product", "expected_close_date",
-         "close_period", "model_version")
+).select("deal", "account", "risk_score", "risk_category", "win_pct", *quarter_cols, "value",
+         "risk_drivers", "recommended_action", "stage", "rep", "manager", "product", "expected_close_date",
+         "close_period", "valued_at", "model_version")
 
 
 def _category_style(v: str) -> str:
@@ -174,7 +174,7 @@ st.dataframe(
         "account": "Account", "rep": "Rep", "manager": "Manager", "product": "Product", "stage": "Stage",
         "value": fmt.money_column("Amount", CURRENCY, help="Deals without an amount: their product's list price"),
         "valued_at": "Valued at",
-        "win_pct": st.column_config.TextColumn("Win probability"),
+        "win_pct": st.column_config.TextColumn("Win probability", width="small"),
         "p_win_in_period_pct": st.column_config.TextColumn("Won this period" if period == "this_quarter"
                                                            else "Won next quarter",
                                                            help="Chance the deal is won inside the quarter"),
