@@ -128,7 +128,7 @@ def _rerun(page, expect) -> str:
 def test_pages_on_the_demo(demo_data):
     data, _, _ = demo_data
     con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
-    q = lambda sql, *p: con.execute(sql, list(p)).pl()  # noqa: E731
+    q = lambda sql, *p: con.sql(sql, params=list(p)).pl()  # noqa: E731
     as_of = q("SELECT max(as_of_date) AS d FROM scores.deal_scores")["d"][0]
     files = json.loads(q("SELECT files FROM meta.source")["files"][0])
     deals = q("""SELECT s.*, a.account_name, coalesce(s.amount, p.list_price, 0) AS value FROM scores.deal_scores s
@@ -147,7 +147,7 @@ def test_pages_on_the_demo(demo_data):
             ctx.close()
 
             # Pipeline Risk: currency, the roll-up with rep names, the stage filter, this quarter's view
-            ctx, page = _open(browser, url, "pipeline-risk", "pipeline_risk", ["Reps and managers", "Win rate"])
+            ctx, page = _open(browser, url, "pipeline-risk", "pipeline_risk", ["Reps and managers", "Download CSV"])
             text = page.locator("body").inner_text()
             assert _metric(text, "Pipeline value") == fmt.money_short(float(deals["value"].sum()), "USD")
             assert _metric(text, "Pipeline value").startswith("$") and _metric(text, "At-risk value").startswith("$")
@@ -199,7 +199,9 @@ def test_pages_on_the_demo(demo_data):
 
             # Forecast: the horizon reaches the 13 stored weeks; currency; account and rep names
             ctx, page = _open(browser, url, "forecast", "forecast", "Deals that drive the spread")
-            assert page.locator("[data-testid='stSlider'] [role='slider']").first.get_attribute("aria-valuemax") == "13"
+            slider = page.locator("[data-testid='stSlider']").filter(has_text="Horizon (weeks)")
+            assert slider.locator("[data-testid='stSliderTickBar']").inner_text().split() == ["4", "13"]
+            assert slider.locator("[data-testid='stSliderThumbValue']").inner_text() == "13"
             text = page.locator("body").inner_text()
             assert _metric(text, "This week (P50)").startswith("$")
             spread = q("""SELECT c.opportunity_id, c.account_id, a.account_name FROM forecast.deal_contributions c
@@ -214,7 +216,8 @@ def test_pages_on_the_demo(demo_data):
             # Model Health: opens on the deal model; champion history; drift
             ctx, page = _open(browser, url, "model-health", "model_health", ["Champion history", "Features compared"])
             text = page.locator("body").inner_text()
-            assert re.search(r"^Model family\s*\n\s*deals\s*$", text, re.M), "Model Health should open on the deals"
+            family = page.locator("[data-testid='stSelectbox']").filter(has_text="Model family").locator("input")
+            assert family.input_value() == "deals", "Model Health should open on the deal model"
             version = deals["model_version"][0]
             assert any(version in g for g in _grids(page))
             screenshot(page, "polish_model_health")

@@ -41,7 +41,9 @@ with c4:
     seg_type = s1.selectbox("Segment", order)
     segs = db.query("SELECT DISTINCT segment FROM forecast.revenue_forecast WHERE as_of_date = ? AND segment_type = ? "
                     "ORDER BY 1", [as_of, seg_type])["segment"].to_list()
-    segment = s2.selectbox(seg_type.capitalize(), segs, label_visibility="visible")
+    rep_names = fmt.names("star.dim_rep", "rep_id", "rep_name") if seg_type == "rep" else {}
+    segment = s2.selectbox(seg_type.capitalize(), segs, label_visibility="visible",
+                           format_func=lambda v: rep_names.get(v, v))
 
 horizon_end = as_of + dt.timedelta(days=1) - dt.timedelta(days=(as_of + dt.timedelta(days=1)).weekday()) \
     + dt.timedelta(weeks=horizon) - dt.timedelta(days=1)
@@ -203,6 +205,6 @@ with right:
             base.mark_line(color="#4c78a8").encode(y="p50:Q"),
             base.mark_line(point=True, color="#e45756", strokeDash=[4, 2]).encode(y="actual:Q"),
             base.mark_line(color="#999999", strokeDash=[2, 2]).encode(y="baseline_weighted_pipeline:Q"))
-        st.altair_chart(chart.properties(height=280, title=f"Next full {period_type}: forecast vs actual ({segment})"),
+        st.altair_chart(chart.properties(height=280, title=f"Next full {period_type}: forecast vs actual ({rep_names.get(segment, segment)})"),
                         width="stretch")
         st.caption("Band P10–P90, blue P50, red booked, grey dotted weighted pipeline (baseline).")
