@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import altair as alt
 import polars as pl
 import streamlit as st
@@ -111,11 +113,14 @@ if period == "all":
 else:
     q = dd.quarter_label(bounds[period][0])
     slip = float((view["value"] * view["p_slip"]).sum() or 0) if view.height else 0.0
-    m[3].metric(f"Expected to book in {q}", fmt.money_short(expected, CURRENCY), border=True,
+    m[3].metric(f"Expected in {q}", fmt.money_short(expected, CURRENCY), border=True,
                 help=f"{fmt.money(expected, CURRENCY)}: the sum of value × the chance the deal is won inside {q}")
-    m[4].metric(f"Likely to slip past {q}", fmt.money_short(slip, CURRENCY), border=True,
+    m[4].metric(f"Slips past {q}", fmt.money_short(slip, CURRENCY), border=True,
                 help=f"{fmt.money(slip, CURRENCY)}: the sum of value × the chance the deal is won, but after {q}")
 st.caption(dd.model_note(deals["model_version"].unique().to_list(), as_of))
+if period != "all" and bounds[period][1] - as_of <= dt.timedelta(days=1):
+    st.info(f"{dd.quarter_label(bounds[period][0])} ends on the as-of date: no deal can close in it any more, so "
+            "nothing is expected in it. Look at the next quarter.", icon=":material/event_busy:")
 if estimated.height:
     st.caption(f"{estimated.height:,} of these deals have no amount yet; each is valued at its product's list price "
                f"({fmt.money(float(estimated['value'].sum()), CURRENCY)} in all), here, on Forecast and on What Changed.")
@@ -175,9 +180,9 @@ st.dataframe(
         "value": fmt.money_column("Amount", CURRENCY, help="Deals without an amount: their product's list price"),
         "valued_at": "Valued at",
         "win_pct": st.column_config.TextColumn("Win probability", width="small"),
-        "p_win_in_period_pct": st.column_config.TextColumn("Won this period" if period == "this_quarter"
-                                                           else "Won next quarter",
-                                                           help="Chance the deal is won inside the quarter"),
+        "p_win_in_period_pct": st.column_config.TextColumn(
+            f"Won in {dd.quarter_label(bounds[period][0])}" if period != "all" else "",
+            help="Chance the deal is won inside the quarter"),
         "p_slip_pct": st.column_config.TextColumn("Slips", help="Chance the deal is won, but after the quarter"),
         "risk_score": st.column_config.ProgressColumn("Risk score", format="%.1f", min_value=0, max_value=100,
                                                       color="red"),
