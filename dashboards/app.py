@@ -52,6 +52,20 @@ def _sidebar_status() -> None:
             )
 
 
+def _serve_default_at_its_path(url_path: str) -> None:
+    """Streamlit serves the default page only at "/", and "/home" (its own url_path, what a user
+    types or bookmarks) would open "Page not found". A request for that path is pointed at the
+    default page instead. Private Streamlit state (1.67): without it, "/" still works."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        pages = get_script_run_ctx().pages_manager
+        if pages.intended_page_name == url_path and not pages.intended_page_script_hash:
+            pages.set_script_intent("", "")
+    except Exception:  # noqa: BLE001 - another Streamlit version: keep the old behaviour
+        pass
+
+
 def main() -> None:
     st.set_page_config(page_title="revintel", page_icon=":material/insights:", layout="wide")
     st.set_option("client.toolbarMode", "viewer")  # no "Deploy" button for analysts
@@ -59,6 +73,7 @@ def main() -> None:
         st.Page(_HERE / "views" / file, title=title, icon=icon, url_path=url, default=(i == 0))
         for i, (file, title, icon, url) in enumerate(PAGES)
     ]
+    _serve_default_at_its_path(PAGES[0][3])
     page = st.navigation(pages, position="sidebar", expanded=True)
     st.logo(
         "data:image/svg+xml;utf8,"

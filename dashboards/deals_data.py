@@ -11,7 +11,10 @@ import datetime as dt
 
 import polars as pl
 
-from dashboards import db
+from dashboards import db, fmt
+from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
+from revintel_assets.defs.forecast.outlook import quarter_bounds
+from revintel_assets.rules import deal_value, value_is_estimate
 
 SCORES = "scores.deal_scores"
 EXPLANATIONS = "scores.deal_explanations"
@@ -60,7 +63,8 @@ def scored_deals(as_of: dt.date) -> pl.DataFrame:
     rep_join, rep = _dim("star.dim_rep", "r", "rep_id", {"rep_name": "rep_name", "manager": "manager",
                                                           "region": "region"})
     prd_join, prd = _dim("star.dim_product", "p", "product_id", {"product_name": "product_name",
-                                                                  "division": "product_division"})
+                                                                  "division": "product_division",
+                                                                  "list_price": "list_price"})
     division = "s.division" if "division" in columns(SCORES) else "NULL::VARCHAR"
     df = db.query(f"""
         SELECT s.opportunity_id, s.account_id, s.rep_id, s.product_id, s.stage, s.amount::DOUBLE AS amount,
@@ -75,6 +79,9 @@ def scored_deals(as_of: dt.date) -> pl.DataFrame:
         pl.coalesce("rep_name", "rep_id").alias("rep"),
         pl.coalesce("product_name", "product_id").alias("product"),
         pl.coalesce("score_division", "product_division").alias("division"),
+        # one rule for what an open deal is worth on every page (revintel_assets/rules.py)
+        deal_value(list_price="list_price").alias("value"),
+        value_is_estimate().alias("value_is_list_price"),
     ).drop("score_division", "product_division")
 
 
@@ -109,26 +116,48 @@ def explanations(as_of: dt.date, opportunity_id: str) -> pl.DataFrame:
                     [as_of, opportunity_id])
 
 
-def pct(p: float | None) -> str:
-    """A probability for people: 42%, and <1% / >99% rather than a false 0% / 100%."""
-    if p is None:
-        return "—"
-    return "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
+MONEY_FEATURES = {"amount", "list_price", "account_revenue"}
+RATE_FEATURES = {"account_win_rate", "rep_win_rate"}
+RATIO_FEATURES = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
 
 
-def feature_label(feature: str, value: str | None) -> str:
-    """``stage_time_ratio = 3.55`` rather than the stored ``3.5515443306923196``."""
+def feature_value(feature: str, value: str | None, products: dict[str, str] | None = None) -> str:
+    """A feature's value for people: "$85,620", "58%", "3.6x", "March", a product's name."""
     if value is None:
-        return f"{feature} = unknown"
+        return "unknown"
+    if feature == "product_id":
+        return (products or {}).get(value, value)
     try:
         x = float(value)
     except ValueError:
-        return f"{feature} = {value[:24]}"
-    return f"{feature} = {x:,.0f}" if abs(x) >= 100 or x == int(x) else f"{feature} = {x:.2f}"
+        return value[:40]
+    if feature in MONEY_FEATURES:
+        return fmt.money(x)
+    if feature in RATE_FEATURES:
+        return fmt.pct(x)
+    if feature in RATIO_FEATURES:
+        return f"{x:.1f}x"
+    if feature == "month_of_year" and 1 <= x <= 12:
+        return MONTHS[int(x) - 1]
+    return f"{x:,.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.2f}"
+
+
+def feature_label(feature: str, value: str | None, products: dict[str, str] | None = None) -> str:
+    """"Time in stage vs usual: 3.6x" rather than the stored ``stage_time_ratio = 3.5515443306923196``."""
+    return f"{fmt.feature(feature)}: {feature_value(feature, value, products)}"
+
+
+def explain_sentence(feature: str, value: str | None, contribution: float,
+                     products: dict[str, str] | None = None) -> str:
+    """One readable sentence per contribution: "Deal amount is $85,620: deals like this win less often"."""
+    effect = "more" if contribution >= 0 else "less"
+    return f"{feature_label(feature, value, products)} — deals like this win {effect} often"
 
 
 def _fmt_amount(x: float | None) -> str:
-    return "—" if x is None else f"{x:,.0f}"
+    return fmt.money(x)
 
 
 LANES = ["Stage", "Expected close", "Amount"]
@@ -157,7 +186,7 @@ def history(opportunity_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         if new != old and new is not None:
             if old is None:
                 what.append(f"close date set to {new}")
-                label = f"{new:%b %d}"
+                label = f"{new:%b %d, %Y}"
             else:
                 days = (new - old).days
                 what.append(f"close date {'pushed' if days > 0 else 'pulled in'} {old} → {new} ({days:+d} d)")
@@ -174,3 +203,68 @@ def history(opportunity_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     # labels alternate above / below the dots so that neighbouring changes do not overwrite each other
     timeline = timeline.with_columns((pl.int_range(pl.len()).over("lane") % 2 == 0).alias("above"))
     return log.with_columns(pl.Series("change", changes, dtype=pl.String)), timeline
+
+
+# ---------------------------------------------------------------- quarters, outlook and the roll-up
+OUTLOOK = "scores.deal_outlook"
+CHANGES = "scores.pipeline_changes"
+PERIOD_LABELS = {"this_quarter": "This quarter", "next_quarter": "Next quarter"}
+SLIP_WINDOW_DAYS = 91  # slips counted over the last 13 weeks, the forecast's horizon
+
+
+def quarter_label(start: dt.date) -> str:
+    return f"Q{(start.month - 1) // 3 + 1} {start.year}"
+
+
+def close_period(as_of: dt.date) -> pl.Expr:
+    """The expected close date's period relative to ``as_of``: past due, this / next quarter, later."""
+    bounds = quarter_bounds(as_of)
+    close = pl.col("expected_close_date")
+    return (pl.when(close.is_null()).then(pl.lit("No close date"))
+            .when(close < as_of).then(pl.lit("Past due"))
+            .when(close < bounds["this_quarter"][1]).then(pl.lit(f"This quarter ({quarter_label(bounds['this_quarter'][0])})"))
+            .when(close < bounds["next_quarter"][1]).then(pl.lit(f"Next quarter ({quarter_label(bounds['next_quarter'][0])})"))
+            .otherwise(pl.lit("Later")))
+
+
+def outlook(as_of: dt.date, period: str) -> pl.DataFrame:
+    """opportunity_id, p_win_in_period, p_slip, p_lose of ``period`` on ``as_of`` (empty when not built)."""
+    if not db.table_exists(OUTLOOK):
+        return pl.DataFrame(schema={"opportunity_id": pl.String, "p_win_in_period": pl.Float64,
+                                    "p_slip": pl.Float64, "p_lose": pl.Float64})
+    return db.query(f"SELECT opportunity_id, p_win_in_period::DOUBLE AS p_win_in_period, p_slip::DOUBLE AS p_slip, "
+                    f"p_lose::DOUBLE AS p_lose FROM {OUTLOOK} WHERE as_of_date = ? AND period = ?", [as_of, period])
+
+
+def rep_history(as_of: dt.date) -> pl.DataFrame:
+    """Per rep, what was known on ``as_of``: deals won and closed (win rate = won / closed) and the
+    deals whose close date was pushed out of its quarter in the last SLIP_WINDOW_DAYS."""
+    out = pl.DataFrame(schema={"rep_id": pl.String, "won": pl.Int64, "closed": pl.Int64, "slips": pl.Int64})
+    if db.table_exists("star.fact_opportunity") and {"is_closed", "is_won", "close_date", "rep_id"} <= columns(
+            "star.fact_opportunity"):
+        closed = db.query("SELECT rep_id::VARCHAR AS rep_id, count(*) FILTER (WHERE is_won)::BIGINT AS won, "
+                          "count(*)::BIGINT AS closed FROM star.fact_opportunity "
+                          "WHERE is_closed AND close_date <= ? GROUP BY 1", [as_of])
+        out = closed.with_columns(pl.lit(0, dtype=pl.Int64).alias("slips"))
+    if db.table_exists(CHANGES):
+        slips = db.query(f"SELECT rep_id::VARCHAR AS rep_id, count(*)::BIGINT AS slips FROM {CHANGES} "
+                         "WHERE category = 'pushed_out' AND as_of_date > ? AND as_of_date <= ? GROUP BY 1",
+                         [as_of - dt.timedelta(days=SLIP_WINDOW_DAYS), as_of])
+        out = (out.drop("slips").join(slips, on="rep_id", how="full", coalesce=True)
+               .with_columns(pl.col("won", "closed", "slips").fill_null(0)))
+    return out
+
+
+def rollup(deals: pl.DataFrame, history_by_rep: pl.DataFrame, by: str) -> pl.DataFrame:
+    """One row per ``by`` (rep or manager): pipeline, expected, at risk of the deals given, win rate
+    (closed deals) and slips of its reps. ``deals`` needs rep_id, rep, manager, value, expected, risk_category."""
+    reps = deals.select("rep_id", "rep", "manager").unique("rep_id")
+    known = history_by_rep.join(reps, on="rep_id", how="inner")
+    per = deals.group_by(by).agg(
+        pl.len().alias("deals"), pl.col("value").sum().alias("pipeline"), pl.col("expected").sum().alias("expected"),
+        pl.col("value").filter(pl.col("risk_category").is_in(AT_RISK)).sum().alias("at_risk"))
+    hist = known.group_by(by).agg(pl.col("won", "closed", "slips").sum())
+    return (per.join(hist, on=by, how="left").with_columns(pl.col("won", "closed", "slips").fill_null(0))
+            .with_columns(pl.when(pl.col("closed") > 0).then(pl.col("won") / pl.col("closed")).alias("win_rate"),
+                          (pl.col("at_risk") / pl.col("pipeline")).alias("at_risk_share"))
+            .sort("pipeline", descending=True))

@@ -21,6 +21,8 @@ PAGES: list[tuple[str, str, str, str]] = [
 ]
 
 # helper modules a page reads tables through (their queries count as the page's)
-HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py"], "deal_detail.py": ["deals_data.py", "as_of.py"],
-           "forecast.py": ["as_of.py"], "home.py": ["as_of.py"],
+HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py", "fmt.py"],
+           "deal_detail.py": ["deals_data.py", "as_of.py", "fmt.py"],
+           "forecast.py": ["as_of.py", "fmt.py"], "home.py": ["as_of.py"], "model_health.py": ["fmt.py"],
+           "icp.py": ["fmt.py", "why.py"], "whitespace.py": ["fmt.py", "why.py"],
            "plan.py": ["as_of.py"]}

@@ -106,3 +106,20 @@ def forecast_category_expr(stage: pl.Expr) -> pl.Expr:
 def fiscal_quarter_start_sql(expr: str, fy_start_month: int = 1) -> str:
     """fiscal_quarter_start in DuckDB SQL over a DATE expression (the same rule, for the import)."""
     return f"(date_trunc('month', {expr}) - to_months((month({expr}) - {int(fy_start_month)} + 12) % 3))::DATE"
+
+
+# What an open deal is worth wherever pipeline is summed (risk, forecast, pipeline changes, the
+# pages): its amount; where the source has none yet (MavenTech leaves open deals' close_value
+# empty), its product's list price; else 0. Such a value is an estimate: it never makes a deal
+# "large". The SQL and the polars form are the same rule for the two engines that apply it.
+VALUE_SQL = "coalesce(amount, list_price, 0)"
+
+
+def deal_value(amount: str = "amount", list_price: str = "list_price") -> pl.Expr:
+    """VALUE_SQL as a polars expression (Float64)."""
+    return pl.coalesce(pl.col(amount).cast(pl.Float64), pl.col(list_price).cast(pl.Float64)).fill_null(0.0)
+
+
+def value_is_estimate(amount: str = "amount") -> pl.Expr:
+    """True where deal_value is the list price (or 0), not an amount the source gave."""
+    return pl.col(amount).is_null()

@@ -55,3 +55,57 @@ GLOSSARY = {
     "sector": "Industry sector",
     "country": "Country",
 }
+
+# Model features as people read them (explanations, importance charts). Deal features by name;
+# the ICP's many windowed features by their parts (div_active_months_24m -> "months with a purchase
+# in the division, last 24 months"), so a new window needs no new entry.
+FEATURE_NAMES = {
+    "deal_age_days": "deal age (days)", "days_in_stage": "days in the current stage",
+    "stage_norm_days": "usual days in this stage", "stage_time_ratio": "time in stage vs usual",
+    "n_stage_changes": "stage changes", "n_pushes": "close date pushes", "total_slip_days": "days the close date slipped",
+    "days_to_expected_close": "days to expected close", "n_amount_changes": "amount changes", "amount": "deal amount",
+    "amount_change_ratio": "amount vs first estimate", "list_price": "product list price",
+    "amount_to_list": "price vs list", "account_win_rate": "account's win rate", "account_employees": "account employees",
+    "account_revenue": "account revenue", "rep_win_rate": "rep's win rate", "days_to_quarter_end": "days to quarter end",
+    "month_of_year": "month of the year", "stage": "stage", "product_id": "product", "division": "division",
+    "account_sector": "sector", "account_prior_won": "account's deals won", "account_prior_lost": "account's deals lost",
+    "rep_prior_closed": "rep's deals closed", "rep_open_deals": "rep's open deals",
+    # ICP
+    "recency_days": "days since the last purchase", "tenure_days": "days as a customer",
+    "frequency": "buying days", "monetary": "spend", "active_months": "months with a purchase",
+    "active_month_rate": "share of months with a purchase", "gap_mean_days": "average days between purchases",
+    "gap_sd_days": "spread of days between purchases", "gap_median_days": "median days between purchases",
+    "gap_max_days": "longest gap between purchases (days)", "gap_cv": "irregularity of purchases",
+    "overdue_ratio": "days since last purchase vs the usual gap", "returned": "returns",
+    "avg_day_value": "average spend per buying day", "trend_3m": "spend trend (3 vs previous 3 months)",
+    "trend_6m": "spend trend (6 vs previous 6 months)", "share": "share of the account's spend",
+    "day_share": "share of the account's buying days", "other_divisions_owned": "other divisions bought",
+    "other_divisions_owned_6m_ago": "other divisions bought 6 months before",
+    "affinity_max": "strongest cross-division affinity", "affinity_mean": "average cross-division affinity",
+    "segment_penetration": "share of similar accounts that buy the division",
+    "division_season_index": "division seasonality in the coming window", "division_momentum": "division momentum",
+    "open_opps": "open opportunities", "lost_opps_12m": "opportunities lost, last 12 months",
+    "won_opps": "opportunities won", "days_since_opp": "days since the last opportunity",
+    "frequency_last_year_window": "buying days in the same window last year",
+    "year_established": "year established", "has_parent": "part of a group", "employees": "employees",
+    "annual_revenue": "annual revenue",
+}
+_WINDOWS = {"all": "all time", "12m": "last 12 months", "24m": "last 24 months", "3m": "last 3 months",
+            "6m": "last 6 months", "1m": "last month"}
+
+
+def feature_name(feature: str) -> str:
+    """A model feature in words; unknown ones with underscores as spaces (never the raw column)."""
+    name = feature.removeprefix("rank__")  # ICP ranks features within each cutoff
+    if name in FEATURE_NAMES:
+        return FEATURE_NAMES[name]
+    division = name.startswith("div_")
+    base = name.removeprefix("div_")
+    window = None
+    head, _, tail = base.rpartition("_")
+    if head and tail in _WINDOWS:
+        base, window = head, _WINDOWS[tail]
+    words = FEATURE_NAMES.get(base, base.replace("_", " "))
+    if division:
+        words += " in the division"
+    return f"{words}, {window}" if window else words

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
                                                              "(a Slack incoming webhook, or any endpoint)")
     fiscal_year_start_month: int = Field(1, ge=1, le=12, description="Month (1-12) the fiscal year starts in; "
                                                                       "quarters (quotas, the Plan page) follow it")
+    currency: str = Field("USD", description="Currency shown on every amount in the app when the source names "
+                                             "none (an ISO code such as EUR, or a symbol such as €)")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
     duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
                                                         "DuckDB's default)")

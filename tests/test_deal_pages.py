@@ -120,8 +120,8 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         _, text, grid = open_page(browser, url, "pipeline-risk", name="pipeline_risk",
                                   expect_text=["Open deals", "Value by risk category", "Download CSV"])
         assert metric(text, "Open deals") == "3"
-        assert metric(text, "Pipeline value") == "18,000"
-        assert metric(text, "At-risk value") == "13,000"  # O6 Critical + O7 High
+        assert metric(text, "Pipeline value") == "$18k"
+        assert metric(text, "At-risk value") == "$13k"  # O6 Critical + O7 High
         assert "72% of pipeline" in text
         assert metric(text, "Avg win probability") == "40%"
         assert "win_probability/3" in text and "champion" in text
@@ -138,10 +138,13 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         assert metric(text, "Win probability") == "18%"
         assert ACTIONS["O6"] in text
         assert "3.1x the usual time in Engaging" in text  # a risk driver
-        assert EXPLAIN[0][4] in text and EXPLAIN[2][4] in text  # explanation sentences
+        # explanation sentences in words: readable feature names and values, never the column or a raw float
+        assert "Time in stage vs usual: 3.1x — deals like this win less often" in text
+        assert "Rep's win rate: 58% — deals like this win more often" in text
+        assert "stage_time_ratio" not in text and "rep_win_rate" not in text
         assert SHAP_CAVEAT in text
         assert "close date pushed 2017-06-30 → 2017-12-19 (+172 d)" in grid  # the history table
-        assert "stage Prospecting → Engaging" in grid and "amount 5,500 → 6,000" in grid
+        assert "stage Prospecting → Engaging" in grid and "amount $5,500 → $6,000" in grid
         assert "+172 d" in text and "Prospecting" in text  # the timeline's labels
 
         # A link from Pipeline Risk: ?deal=O5.
@@ -157,7 +160,7 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         assert "Deal O99 is not among the deals open on " + EARLIER in text
         assert f"as_of={EARLIER}" in final and "deal=O6" in final  # the URL names what is shown
         assert "no trained model beat the stage baseline on held-out data" in text
-        assert "Stage is Engaging" in text and "The stage baseline scored this deal" in text
+        assert "Stage: Engaging — deals like this win less often" in text and "The stage baseline scored this deal" in text
         assert SHAP_CAVEAT not in text and "Traceback" not in text
 
         # A warehouse without the deal scores: a friendly message, no traceback.

@@ -56,7 +56,9 @@ def test_icp_whitespace_model_health_pages(tmp_path):
     with streamlit_server(data_dir) as url, chromium() as browser:
         text = render_page(browser, url, "icp", name="icp", expect_text=["Score distribution", "What drives the model"])
         assert "Accounts scored" in text and "40" in text
-        assert "div_active_months_24m" in text  # importance chart labels / caption
+        # importance chart labels in words, never the column name
+        assert "Months with a purchase in the division, last 24 months" in text
+        assert "div_active_months_24m" not in text
         assert "Top accounts" in text and "v1" in text
 
         text = render_page(browser, url, "whitespace", name="whitespace",

@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import as_of as as_of_banner
-from dashboards import db
+from dashboards import db, fmt
 from dashboards.safe import code, md
 from dashboards import deals_data as dd
 
@@ -56,7 +56,9 @@ m = st.columns(4)
 m[0].metric("Win probability", dd.pct(d["win_probability"]), border=True, help="Calibrated probability of a win")
 m[1].metric("Risk score", f"{d['risk_score']:g} / 100", border=True,
             help="Low < 30 ≤ Medium < 50 ≤ High < 70 ≤ Critical")
-m[2].metric("Amount", "—" if d["amount"] is None else f"{d['amount']:,.0f}", border=True)
+m[2].metric("Amount", fmt.money(d["value"]), border=True,
+            delta="list price: no amount yet" if d["value_is_list_price"] else None, delta_color="off", delta_arrow="off",
+            help="A deal without an amount is valued at its product's list price, on every page")
 m[3].metric("Expected close", str(close or "—"), border=True,
             delta=due, delta_color="inverse" if days is not None and days < 0 else "off", delta_arrow="off")
 
@@ -76,9 +78,13 @@ ex = dd.explanations(as_of, deal_id)
 if ex.is_empty():
     st.caption(f"No explanation for this deal in `{dd.EXPLANATIONS}`.")
 else:
+    products = fmt.names("star.dim_product", "product_id", "product_name")
     ex = ex.with_columns(
-        pl.struct("feature", "feature_value").map_elements(lambda r: dd.feature_label(r["feature"], r["feature_value"]),
-                                                          return_dtype=pl.String).alias("label"),
+        pl.struct("feature", "feature_value").map_elements(
+            lambda r: dd.feature_label(r["feature"], r["feature_value"], products), return_dtype=pl.String).alias("label"),
+        pl.struct("feature", "feature_value", "contribution").map_elements(
+            lambda r: dd.explain_sentence(r["feature"], r["feature_value"], r["contribution"], products),
+            return_dtype=pl.String).alias("sentence"),
         pl.when(pl.col("contribution") >= 0).then(pl.lit("raises")).otherwise(pl.lit("lowers")).alias("effect"))
     ccol, tcol = st.columns([3, 2], gap="large")
     bars = (alt.Chart(ex.to_pandas()).mark_bar(cornerRadiusEnd=3)
@@ -87,11 +93,12 @@ else:
                     color=alt.Color("effect:N", title="win probability",
                                     scale=alt.Scale(domain=["raises", "lowers"], range=[dd.RAISES, dd.LOWERS]),
                                     legend=alt.Legend(orient="bottom", direction="horizontal", titleOrient="left")),
-                    tooltip=["feature", "feature_value", alt.Tooltip("contribution:Q", format="+.3f"), "explanation"])
+                    tooltip=[alt.Tooltip("label:N", title="feature"), alt.Tooltip("contribution:Q", format="+.3f"),
+                             alt.Tooltip("sentence:N", title="meaning")])
             .properties(height=alt.Step(30)))
     ccol.altair_chart(bars + alt.Chart().mark_rule(color="#888").encode(x=alt.datum(0)), width="stretch")
-    tcol.markdown("\n".join(f"- {':green' if c >= 0 else ':red'}[{'▲' if c >= 0 else '▼'}] {e}"
-                            for c, e in ex.select("contribution", "explanation").iter_rows()))
+    tcol.markdown("\n".join(f"- {':green' if c >= 0 else ':red'}[{'▲' if c >= 0 else '▼'}] {md(e)}"
+                            for c, e in ex.select("contribution", "sentence").iter_rows()))
     st.caption(dd.BASELINE_CAVEAT if dd.is_baseline(d["model_version"]) else dd.SHAP_CAVEAT)
 
 # ---------------------------------------------------------------- history
@@ -103,7 +110,8 @@ if hist.is_empty():
     st.stop()
 lanes = [lane for lane in dd.LANES if not events.is_empty() and lane in set(events["lane"].to_list())]
 base = alt.Chart(events.to_pandas()).encode(
-    x=alt.X("changed_at:T", title=None, scale=alt.Scale(padding=40)),
+    x=alt.X("changed_at:T", title=None, scale=alt.Scale(padding=40),
+            axis=alt.Axis(format="%b %Y", labelOverlap=True)),
     y=alt.Y("lane:N", sort=lanes, title=None, axis=alt.Axis(labelFontWeight="bold", labelPadding=8)),
     color=alt.Color("lane:N", legend=None, scale=alt.Scale(domain=dd.LANES, range=["#1f77b4", "#ef6c00", "#6a3d9a"])))
 timeline = alt.layer(
@@ -122,5 +130,5 @@ st.dataframe(hist.select("changed_at", "stage", "expected_close_date", "amount",
              width="stretch", height=min(38 + 35 * hist.height, 600), column_config={
                  "changed_at": st.column_config.DateColumn("Date"), "stage": "Stage",
                  "expected_close_date": st.column_config.DateColumn("Expected close"),
-                 "amount": st.column_config.NumberColumn("Amount", format="localized"),
+                 "amount": fmt.money_column("Amount"),
                  "change": st.column_config.TextColumn("Change", width="large")})

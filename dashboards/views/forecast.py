@@ -10,7 +10,8 @@ import polars as pl
 import streamlit as st
 
 from dashboards import as_of as as_of_banner
-from dashboards import db
+from dashboards import db, fmt
+from dashboards.safe import md
 
 st.title("Revenue Forecast")
 st.caption("Booked revenue = won amounts by close date. The band is P10–P90 of 10,000 simulations: "
@@ -21,8 +22,17 @@ as_ofs = db.query("SELECT DISTINCT as_of_date FROM forecast.revenue_forecast ORD
 c1, c2, c3, c4 = st.columns([1.2, 1, 1, 1.6])
 as_of = c1.selectbox("As of", as_ofs, format_func=str)
 period_type = c2.segmented_control("Period", ["week", "month"], default="week") or "week"
-horizon = c3.slider("Horizon (weeks)", 4, 12, 12)
+# the horizon reaches as far as the forecast was stored (13 weeks by default), never a fixed 12
+stored = db.scalar("SELECT count(*) FROM forecast.revenue_forecast WHERE as_of_date = ? AND period_type = 'week' "
+                   "AND segment_type = 'total'", [as_of]) or 0
+if db.table_exists("forecast.deal_contributions"):
+    stored = max(stored, db.scalar("SELECT max(horizon_weeks) FROM forecast.deal_contributions WHERE as_of_date = ?",
+                                   [as_of]) or 0)
+max_h = max(int(stored), 4)
+horizon = c3.slider("Horizon (weeks)", min(4, max_h), max_h, max_h, help=f"Up to the {max_h} weeks stored")
 as_of_banner.warn_if_past_the_data(as_of)
+CURRENCY = fmt.currency()
+data_last = as_of_banner.data_last_date() or as_of
 seg_types = db.query("SELECT DISTINCT segment_type FROM forecast.revenue_forecast WHERE as_of_date = ?",
                      [as_of])["segment_type"].to_list()
 order = [t for t in ("total", "region", "manager", "rep", "division") if t in seg_types]
@@ -31,7 +41,9 @@ with c4:
     seg_type = s1.selectbox("Segment", order)
     segs = db.query("SELECT DISTINCT segment FROM forecast.revenue_forecast WHERE as_of_date = ? AND segment_type = ? "
                     "ORDER BY 1", [as_of, seg_type])["segment"].to_list()
-    segment = s2.selectbox(seg_type.capitalize(), segs, label_visibility="visible")
+    rep_names = fmt.names("star.dim_rep", "rep_id", "rep_name") if seg_type == "rep" else {}
+    segment = s2.selectbox(seg_type.capitalize(), segs, label_visibility="visible",
+                           format_func=lambda v: rep_names.get(v, v))
 
 horizon_end = as_of + dt.timedelta(days=1) - dt.timedelta(days=(as_of + dt.timedelta(days=1)).weekday()) \
     + dt.timedelta(weeks=horizon) - dt.timedelta(days=1)
@@ -39,34 +51,57 @@ fc = db.query("SELECT * FROM forecast.revenue_forecast WHERE as_of_date = ? AND 
               "AND segment = ? AND first_day <= ? ORDER BY period_start", [as_of, period_type, seg_type, segment,
                                                                           horizon_end])
 
-# booked actuals: the periods before the as-of date (context) and, for a past as-of date, inside the horizon
+# booked actuals by whole period, drawn only for periods the data covers to their last day: the week
+# (or month) holding the as-of date is one period, booked so far + the forecast of its rest, never a
+# partial actual or a partial forecast drawn as a drop
 trunc = "week" if period_type == "week" else "month"
+length = "INTERVAL 7 DAY" if period_type == "week" else "INTERVAL 1 MONTH"
 seg_filter = {"total": "TRUE", "rep": "o.rep_id = ?", "division": "o.division = ?",
               "region": "r.region = ?", "manager": "r.manager = ?"}[seg_type]
 params = [] if seg_type == "total" else [segment]
 look_back = as_of - dt.timedelta(weeks=horizon)
 actual = pl.DataFrame(schema={"period_start": pl.Date, "actual": pl.Float64})
+booked_so_far = pl.DataFrame(schema={"period_start": pl.Date, "booked": pl.Float64})
 if db.table_exists("star.fact_opportunity"):
     try:
         actual = db.query(
-            f"SELECT date_trunc('{trunc}', o.close_date)::DATE AS period_start, sum(o.amount) AS actual "
+            f"SELECT period_start, sum(amount)::DOUBLE AS actual FROM (SELECT date_trunc('{trunc}', o.close_date)::DATE "
+            "AS period_start, o.amount FROM star.fact_opportunity o LEFT JOIN star.dim_rep r USING (rep_id) "
+            f"WHERE o.is_won AND o.close_date >= date_trunc('{trunc}', ?::DATE) AND o.close_date <= ? AND {seg_filter}) "
+            f"GROUP BY 1 HAVING (period_start + {length})::DATE - 1 <= ? ORDER BY 1",
+            [look_back, horizon_end, *params, data_last])
+        booked_so_far = db.query(
+            f"SELECT date_trunc('{trunc}', ?::DATE)::DATE AS period_start, coalesce(sum(o.amount), 0)::DOUBLE AS booked "
             "FROM star.fact_opportunity o LEFT JOIN star.dim_rep r USING (rep_id) "
-            f"WHERE o.is_won AND o.close_date > ? AND o.close_date <= ? AND {seg_filter} GROUP BY 1 ORDER BY 1",
-            [look_back, horizon_end, *params])
+            f"WHERE o.is_won AND o.close_date >= date_trunc('{trunc}', ?::DATE) AND o.close_date <= ? AND {seg_filter}",
+            [as_of, as_of, as_of, *params])
     except Exception:  # an older star schema without close_date or dim_rep: no actuals line
         pass
+# the forecast's first period starts the day after the as-of date: add what that period already booked
+partial = fc.filter(pl.col("first_day").cast(pl.Date) > pl.col("period_start").cast(pl.Date)).height > 0
+if partial and booked_so_far.height:
+    so_far = float(booked_so_far["booked"][0] or 0.0)
+    start = booked_so_far["period_start"][0]
+    fc = fc.with_columns(pl.when(pl.col("period_start").cast(pl.Date) == start).then(pl.col(c) + so_far)
+                         .otherwise(pl.col(c)).alias(c) for c in ("p10", "p50", "p90", "mean"))
+else:
+    so_far = 0.0
+date_axis = alt.Axis(format="%b %d, %Y" if period_type == "week" else "%B %Y", labelAngle=0, labelOverlap=True)
 
 k = st.columns(4)
 first = fc.head(1).to_dicts()[0] if len(fc) else None
 if first:
-    k[0].metric(f"This {period_type} (P50)", f"{first['p50']:,.0f}")
-    k[1].metric("P10 – P90", f"{first['p10'] / 1e3:,.0f}k – {first['p90'] / 1e3:,.0f}k")
-k[2].metric(f"{len(fc)} {period_type}s: mean total", f"{fc['mean'].sum():,.0f}" if len(fc) else "—")
+    k[0].metric(f"This {period_type} (P50)", fmt.money(first['p50'], CURRENCY),
+                help=f"Includes {fmt.money(so_far, CURRENCY)} already booked this {period_type}" if partial else None)
+    k[1].metric("P10 – P90", f"{fmt.money_short(first['p10'], CURRENCY)} – {fmt.money_short(first['p90'], CURRENCY)}")
+k[2].metric(f"{len(fc)} {period_type}s: mean total", fmt.money(fc['mean'].sum(), CURRENCY) if len(fc) else "—")
 k[3].metric("Simulations", f"{int(fc['n_sims'][0]):,}" if len(fc) and "n_sims" in fc.columns else "—")
 
 if len(fc):
     band = alt.Chart(fc.to_pandas()).mark_area(opacity=0.25, color="#4c78a8").encode(
-        x=alt.X("period_start:T", title=period_type), y=alt.Y("p10:Q", title="booked revenue"), y2="p90:Q",
+        x=alt.X("period_start:T", title=f"{period_type} starting", axis=date_axis),
+        y=alt.Y("p10:Q", title=f"booked revenue ({CURRENCY})", axis=alt.Axis(labelExpr=fmt.money_axis(CURRENCY))),
+        y2="p90:Q",
         tooltip=["period_start:T", alt.Tooltip("p10:Q", format=",.0f"), alt.Tooltip("p50:Q", format=",.0f"),
                  alt.Tooltip("p90:Q", format=",.0f"), alt.Tooltip("mean:Q", format=",.0f")])
     p50 = alt.Chart(fc.to_pandas()).mark_line(point=True, color="#4c78a8").encode(x="period_start:T", y="p50:Q")
@@ -75,12 +110,15 @@ if len(fc):
         layers.append(alt.Chart(actual.to_pandas()).mark_line(point=True, color="#e45756", strokeDash=[4, 2]).encode(
             x="period_start:T", y="actual:Q", tooltip=["period_start:T", alt.Tooltip("actual:Q", format=",.0f")]))
     st.altair_chart(alt.layer(*layers).properties(height=320), width="stretch")
-    st.caption("Blue band: P10–P90; blue line: P50; red dashed: revenue actually booked. "
-               "The first period is partial (it starts the day after the as-of date).")
+    st.caption("Blue band: P10–P90; blue line: P50; red dashed: revenue actually booked, in whole periods. "
+               + (f"The {period_type} holding the as-of date counts what it booked by then "
+                  f"({fmt.money(so_far, CURRENCY)}) plus the forecast of its remaining days." if partial else ""))
     st.dataframe(fc.select(pl.col("period_start", "first_day", "last_day").cast(pl.Date).cast(pl.Utf8), "p10", "p50", "p90", "mean"),
                  hide_index=True,
-                 width="stretch", column_config={c: st.column_config.NumberColumn(format="%,.0f")
-                                                 for c in ("p10", "p50", "p90", "mean")})
+                 width="stretch", column_config={"period_start": "Period", "first_day": "Forecast from",
+                                                 "last_day": "to",
+                                                 **{c: fmt.money_column(c.upper() if c != "mean" else "Mean", CURRENCY)
+                                                    for c in ("p10", "p50", "p90", "mean")}})
 else:
     st.info("No forecast rows for this selection.")
 
@@ -99,18 +137,24 @@ if db.table_exists("forecast.deal_contributions"):
                      f"p_in_horizon, expected_revenue, sd_revenue FROM forecast.deal_contributions WHERE {where} "
                      "ORDER BY sd_revenue DESC LIMIT 15", p)
     st.caption(f"Open deals whose outcome moves the next {horizon} weeks the most: sd = amount × √(p(1−p)), "
-               "p = chance it is won *and* closes inside the horizon.")
+               "p = chance it is won *and* closes inside the horizon. A deal without an amount counts at its "
+               "product's list price, as on Pipeline Risk.")
+    deals = fmt.with_names(deals, account="account_id", rep="rep_id")
     if len(deals):
         top = deals.row(0, named=True)
-        st.markdown(f"Largest single source of spread: **{top['opportunity_id']}** ({top['rep_id']}, {top['stage']}), "
-                    f"amount {top['amount']:,.0f}, {top['p_in_horizon']:.0%} chance to book inside the horizon, "
-                    f"sd {top['sd_revenue']:,.0f}.")
-    st.dataframe(deals, hide_index=True, width="stretch", column_config={
-        "amount": st.column_config.NumberColumn(format="%,.0f"),
-        "expected_revenue": st.column_config.NumberColumn(format="%,.0f"),
-        "sd_revenue": st.column_config.NumberColumn("spread (sd)", format="%,.0f"),
-        "win_probability": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
-        "p_in_horizon": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")})
+        st.markdown(f"Largest single source of spread: **{md(top['opportunity_id'])}** ({md(top['account'])}, "
+                    f"{md(top['rep'])}, {md(top['stage'])}), amount {md(fmt.money(top['amount'], CURRENCY))}, "
+                    f"{fmt.pct(top['p_in_horizon'])} chance to book inside the horizon, "
+                    f"sd {md(fmt.money(top['sd_revenue'], CURRENCY))}.")
+    st.dataframe(deals.select("opportunity_id", "account", "rep", "division", "stage", "amount", "win_probability",
+                              "p_in_horizon", "expected_revenue", "sd_revenue"),
+                 hide_index=True, width="stretch", column_config={
+        "opportunity_id": "Deal", "account": "Account", "rep": "Rep", "division": "Division", "stage": "Stage",
+        "amount": fmt.money_column("Amount", CURRENCY),
+        "expected_revenue": fmt.money_column("Expected", CURRENCY),
+        "sd_revenue": fmt.money_column("Spread (sd)", CURRENCY),
+        "win_probability": st.column_config.ProgressColumn("Win probability", min_value=0, max_value=1, format="percent"),
+        "p_in_horizon": st.column_config.ProgressColumn("Books in horizon", min_value=0, max_value=1, format="percent")})
 
 # ------------------------------------------------------------------ backtests
 st.subheader(":material/history: Backtests: was the range right as often as it claims?", divider="gray")
@@ -134,15 +178,15 @@ if db.table_exists("validation.model_metrics"):
                   [bt_as_of, period_type, seg_type])
     vals = dict(zip(mm["model_name"].to_list(), mm["value"].to_list()))
     if "revenue_forecast" in vals and "baseline_weighted_pipeline" in vals:
-        b3.metric("P50 pinball loss vs weighted pipeline", f"{vals['revenue_forecast']:,.0f}",
-                  delta=f"{vals['revenue_forecast'] - vals['baseline_weighted_pipeline']:,.0f} vs baseline",
+        b3.metric("P50 pinball loss vs weighted pipeline", fmt.money(vals['revenue_forecast'], CURRENCY),
+                  delta=f"{fmt.money(vals['revenue_forecast'] - vals['baseline_weighted_pipeline'], CURRENCY)} vs baseline",
                   delta_color="inverse")
 
 left, right = st.columns(2, gap="large")
 with left:
     rule = alt.Chart(pl.DataFrame({"y": [0.8]}).to_pandas()).mark_rule(color="grey", strokeDash=[4, 4]).encode(y="y:Q")
     line = alt.Chart(cov.to_pandas()).mark_line(point=True).encode(
-        x=alt.X("as_of_date:T", title="origin"), y=alt.Y("coverage:Q", scale=alt.Scale(domain=[0, 1]),
+        x=alt.X("as_of_date:T", title="origin", axis=alt.Axis(format="%b %d, %Y", labelOverlap=True)), y=alt.Y("coverage:Q", scale=alt.Scale(domain=[0, 1]),
                                                          title="share of periods inside P10–P90"),
         tooltip=["as_of_date:T", alt.Tooltip("coverage:Q", format=".0%"), "rows:Q"])
     st.altair_chart((line + rule).properties(height=280, title="Coverage over time"), width="stretch")
@@ -152,12 +196,15 @@ with right:
         "as_of_date", "period_start").group_by("as_of_date", maintain_order=True).first()
     if len(one):
         pdf = one.to_pandas()
-        base = alt.Chart(pdf).encode(x=alt.X("as_of_date:T", title="origin"))
+        base = alt.Chart(pdf).encode(x=alt.X("as_of_date:T", title="origin",
+                                             axis=alt.Axis(format="%b %d, %Y", labelOverlap=True)))
         chart = alt.layer(
-            base.mark_area(opacity=0.25, color="#4c78a8").encode(y=alt.Y("p10:Q", title="revenue"), y2="p90:Q"),
+            base.mark_area(opacity=0.25, color="#4c78a8").encode(
+                y=alt.Y("p10:Q", title=f"revenue ({CURRENCY})", axis=alt.Axis(labelExpr=fmt.money_axis(CURRENCY))),
+                y2="p90:Q"),
             base.mark_line(color="#4c78a8").encode(y="p50:Q"),
             base.mark_line(point=True, color="#e45756", strokeDash=[4, 2]).encode(y="actual:Q"),
             base.mark_line(color="#999999", strokeDash=[2, 2]).encode(y="baseline_weighted_pipeline:Q"))
-        st.altair_chart(chart.properties(height=280, title=f"Next full {period_type}: forecast vs actual ({segment})"),
+        st.altair_chart(chart.properties(height=280, title=f"Next full {period_type}: forecast vs actual ({rep_names.get(segment, segment)})"),
                         width="stretch")
         st.caption("Band P10–P90, blue P50, red booked, grey dotted weighted pipeline (baseline).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import altair as alt
 import polars as pl
@@ -24,6 +25,23 @@ st.title("Home")
 st.caption("What the published analyst warehouse holds right now: the source it was loaded "
            "from, every table's size and freshness, and the rows that were quarantined.")
 db.require_data()
+
+
+def source_files(files) -> list[str] | None:
+    """The file names in meta.source.files: a JSON object (name -> what was read) or list, a list, or a
+    comma-separated string; None when unknown. (A JSON string is not split on its commas.)"""
+    if files is None:
+        return None
+    if isinstance(files, str):
+        try:
+            files = json.loads(files)
+        except ValueError:
+            return [f.strip() for f in files.split(",") if f.strip()]
+    if isinstance(files, dict):
+        return [str(f) for f in files]
+    if isinstance(files, (list, tuple)):
+        return [str(f.get("name", f)) if isinstance(f, dict) else str(f) for f in files]
+    return None
 
 
 def _fmt_int(n: int | None) -> str:
@@ -117,16 +135,9 @@ with left:
             st.caption("`meta.source` is empty.")
         else:
             row = src.row(0, named=True)
-            files = row.get("files")
-            file_list: list[str] = []
-            if isinstance(files, list):
-                file_list = [str(f) for f in files]
-                files_txt = f"{len(file_list):,}"
-            elif isinstance(files, str) and "," in files:
-                file_list = [f.strip() for f in files.split(",") if f.strip()]
-                files_txt = f"{len(file_list):,}"
-            else:
-                files_txt = "—" if files is None else str(files)
+            file_list = source_files(row.get("files"))
+            files_txt = "—" if file_list is None else f"{len(file_list):,}"
+            file_list = file_list or []
             lines = [
                 ("Path", code(row.get('source_path', '—'))),
                 ("Format", f"**{md(row.get('source_format', '—'))}**"),

@@ -6,12 +6,12 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, fmt, why
 
 st.title("ICP — division propensity")
 st.caption("Calibrated probability that each account buys from the division within the window after the "
            "cutoff, from that division's model. Buyers already buy the division; the rest are whitespace.")
-db.require_tables("scores.icp_scores")
+why.stop_unless_icp("scores.icp_scores")
 
 cutoffs = db.query("SELECT DISTINCT cutoff_date FROM scores.icp_scores ORDER BY 1 DESC")["cutoff_date"].to_list()
 left, right = st.columns(2)
@@ -31,8 +31,8 @@ scores = scores.with_columns(
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Accounts scored", f"{scores.height:,}", border=True)
-c2.metric("Mean propensity", f"{scores['propensity'].mean():.1%}", border=True)
-c3.metric("Top-decile mean", f"{scores.filter(pl.col('decile') == 1)['propensity'].mean():.1%}", border=True)
+c2.metric("Mean propensity", fmt.pct(scores['propensity'].mean()), border=True)
+c3.metric("Top-decile mean", fmt.pct(scores.filter(pl.col('decile') == 1)['propensity'].mean()), border=True)
 version = str(scores["model_version"][0])
 c4.metric("Model version", "v" + version.rsplit("/", 1)[-1], border=True, help=f"MLflow registered model {version}")
 
@@ -51,9 +51,13 @@ with lcol:
     st.subheader(":material/leaderboard: Top accounts", divider="gray")
     only_new = st.toggle("Only accounts that never bought the division", value=False) if has_buyer else False
     top = scores.filter(~pl.col("is_buyer")) if only_new else scores
-    cols = [c for c in ("account_id", "account_name", "propensity", "decile", "segment") if c in top.columns]
+    top = fmt.with_names(top, account="account_id") if "account_name" not in top.columns else top.with_columns(
+        pl.coalesce("account_name", "account_id").alias("account"))
+    cols = [c for c in ("account", "propensity", "decile", "segment") if c in top.columns]
     st.dataframe(top.sort("propensity", descending=True).head(25).select(cols), hide_index=True, width="stretch",
-                 column_config={"propensity": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)})
+                 column_config={"account": "Account", "decile": "Decile", "segment": "Segment",
+                                "propensity": st.column_config.ProgressColumn("Propensity", format="percent",
+                                                                             min_value=0, max_value=1)})
 with rcol:
     st.subheader(":material/psychology: What drives the model", divider="gray")
     if db.table_exists("validation.icp_feature_importance"):
@@ -62,12 +66,14 @@ with rcol:
         if imp.is_empty():
             st.caption("No feature importance recorded for this model.")
         else:
-            imp = imp.with_columns(pl.col("feature").str.replace("^rank__", ""))
+            imp = imp.with_columns(pl.col("feature").str.replace("^rank__", "")).with_columns(
+                pl.col("feature").map_elements(fmt.feature, return_dtype=pl.String).alias("name"))
             chart = (alt.Chart(imp.to_pandas()).mark_bar(cornerRadiusEnd=3)
                      .encode(x=alt.X("share:Q", title="share of split gain", axis=alt.Axis(format="%")),
-                             y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
-                             tooltip=["feature", alt.Tooltip("share:Q", format=".1%")])
-                     .properties(height=alt.Step(18)))
+                             y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
+                             tooltip=[alt.Tooltip("name:N", title="feature"), alt.Tooltip("feature:N", title="column"),
+                                      alt.Tooltip("share:Q", format=".1%")])
+                     .properties(height=alt.Step(22)))
             st.altair_chart(chart, width="stretch")
             st.caption("Gain share per feature (features ranked within each cutoff). Division activity, buying "
                        "months and cross-division affinity usually lead.")

@@ -7,7 +7,9 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, fmt
+from dashboards import drift as drift_mod
+from revintel_assets.defs.deals.snapshot import FEATURES_NUMERIC
 
 HEADLINE = ["auc", "pr_auc", "brier", "ece", "lift_top_decile", "precision_at_k", "value_capture_top_decile",
             "oracle_auc", "n", "positives"]
@@ -45,7 +47,8 @@ st.caption("Models with holdout metrics: " + "; ".join(
     f"**{f}**: " + ", ".join(sorted(holdout.filter(pl.col("model_family") == f)["model_name"].unique().to_list()))
     for f in families))
 k1, k2 = st.columns(2)
-family = k1.selectbox("Model family", families, index=families.index("icp") if "icp" in families else 0)
+# the deal model first: it is what Pipeline Risk and Deal Detail show
+family = k1.selectbox("Model family", families, index=families.index("deals") if "deals" in families else 0)
 divs = sorted(holdout.filter(pl.col("model_family") == family)["division"].unique().to_list())
 division = k2.selectbox("Division", divs)
 scope = latest.filter((pl.col("model_family") == family) & (pl.col("division") == division))
@@ -101,9 +104,97 @@ if trend.is_empty():
     st.caption("No values for this metric.")
 else:
     line = (alt.Chart(trend.select("cutoff_date", "model_name", "value").to_pandas()).mark_line(point=True)
-            .encode(x=alt.X("cutoff_date:T", title="cutoff"), y=alt.Y("value:Q", title=metric, axis=alt.Axis(format=".2f"),
+            .encode(x=alt.X("cutoff_date:T", title="cutoff", axis=alt.Axis(format="%b %d, %Y", labelOverlap=True)), y=alt.Y("value:Q", title=metric, axis=alt.Axis(format=".2f"),
                                                                    scale=alt.Scale(zero=False)),
                     color=alt.Color("model_name:N", title=None, legend=alt.Legend(orient="bottom")),
                     tooltip=["model_name", "cutoff_date", alt.Tooltip("value:Q", format=".3f")])
             .properties(height=260))
     st.altair_chart(line, width="stretch")
+
+# ---------------------------------------------------------------- champion history
+st.subheader(":material/workspace_premium: Champion history", divider="gray")
+st.caption("Which model scored the deals on each as-of date: a trained version only once it beat the baselines "
+           "(and the previous champion) on held-out rows; until then the stage baseline.")
+if db.table_exists("scores.deal_scores"):
+    champions = db.query("""
+        SELECT model_version, min(as_of_date) AS first_date, max(as_of_date) AS last_date,
+               count(DISTINCT as_of_date) AS dates, count(*) AS deals_scored
+        FROM scores.deal_scores GROUP BY 1 ORDER BY 2""")
+    trained = (metrics.filter((pl.col("model_family") == "deals") & (pl.col("model_name") == "win_probability"))
+               .group_by("model_version").agg(pl.col("cutoff_date").max().alias("trained_on")))
+    champions = champions.join(trained, on="model_version", how="left").with_columns(
+        pl.when(pl.col("model_version").str.starts_with("baseline_stage@"))
+        .then(pl.lit("stage baseline (no trained model had beaten it)"))
+        .otherwise(pl.lit("LightGBM win-probability model")).alias("what"))
+    st.dataframe(champions.select("model_version", "what", "trained_on", "first_date", "last_date", "dates",
+                                  "deals_scored"), hide_index=True, width="stretch", column_config={
+        "model_version": "Deal model", "what": "What it is", "trained_on": st.column_config.DateColumn(
+            "Training cutoff", format="YYYY-MM-DD"),
+        "first_date": st.column_config.DateColumn("Champion from", format="YYYY-MM-DD"),
+        "last_date": st.column_config.DateColumn("to", format="YYYY-MM-DD"),
+        "dates": "As-of dates", "deals_scored": "Deals scored"})
+else:
+    st.caption("`scores.deal_scores` is not built yet.")
+if db.table_exists("validation.icp_models"):
+    cols = set(db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'validation' "
+                        "AND table_name = 'icp_models'")["column_name"].to_list())
+    if "champion" in cols:
+        icp = db.query("SELECT cutoff_date, division, champion, champion_reason FROM validation.icp_models "
+                       "WHERE status = 'trained' ORDER BY cutoff_date DESC, division")
+        with st.expander(f"ICP champions ({icp.height} cutoff × division models)"):
+            st.dataframe(icp, hide_index=True, width="stretch", column_config={
+                "cutoff_date": st.column_config.DateColumn("Cutoff", format="YYYY-MM-DD"), "division": "Division",
+                "champion": "Champion", "champion_reason": st.column_config.TextColumn("Why", width="large")})
+
+# ---------------------------------------------------------------- drift
+st.subheader(":material/swap_calls: Drift: today's open deals against what the champion learned from", divider="gray")
+if not (db.table_exists("features.deal_snapshot") and db.table_exists("scores.deal_scores")):
+    st.caption("Needs `features.deal_snapshot` and `scores.deal_scores`.")
+    st.stop()
+latest = db.scalar("SELECT max(as_of_date) FROM scores.deal_scores")
+version = db.scalar("SELECT any_value(model_version) FROM scores.deal_scores WHERE as_of_date = ?", [latest])
+cutoff_row = metrics.filter(pl.col("model_version") == version)["cutoff_date"]
+cutoff = cutoff_row.max() if len(cutoff_row) else latest
+if hasattr(cutoff, "date"):
+    cutoff = cutoff.date()
+# reference: the year of snapshots before the champion's cutoff, less the last 13 weeks (their outcomes
+# were not yet known to train on); current: the deals open on the latest as-of date
+import datetime as _dt  # noqa: E402
+
+ref_end = cutoff - _dt.timedelta(weeks=13)
+ref_start = ref_end - _dt.timedelta(days=365)
+have = set(db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'features' "
+                    "AND table_name = 'deal_snapshot'")["column_name"].to_list())
+CALENDAR = {"days_to_quarter_end", "month_of_year"}  # differ between any two windows by construction
+feats = [f for f in FEATURES_NUMERIC if f in have and f not in CALENDAR]
+select = ", ".join(f"{f}::DOUBLE AS {f}" for f in feats)
+reference = db.query(f"SELECT {select} FROM features.deal_snapshot WHERE as_of_date > ? AND as_of_date <= ? "
+                     "USING SAMPLE reservoir(20000 ROWS) REPEATABLE (7)", [ref_start, ref_end])
+cur_start = latest - _dt.timedelta(weeks=13)
+current = db.query(f"SELECT {select} FROM features.deal_snapshot WHERE as_of_date > ? AND as_of_date <= ? "
+                   "USING SAMPLE reservoir(20000 ROWS) REPEATABLE (7)", [cur_start, latest])
+if reference.is_empty() or current.is_empty():
+    st.caption(f"Not enough history before {ref_end} to compare with: no drift measured.")
+    st.stop()
+table = drift_mod.feature_drift(reference, current, feats).with_columns(
+    pl.col("feature").map_elements(fmt.feature, return_dtype=pl.String).alias("name"))
+shifted = table.filter(pl.col("psi") >= drift_mod.MODERATE)
+d1, d2, d3 = st.columns(3)
+d1.metric("Features compared", f"{table.height}", border=True)
+d2.metric("Moderate or major shift", f"{shifted.height}", border=True,
+          help="PSI ≥ 0.1 (moderate) or ≥ 0.25 (major)")
+d3.metric("Largest shift (PSI)", f"{table['psi'][0]:.2f}" if table.height else "—", border=True,
+          delta=table["name"][0] if table.height else None, delta_color="off", delta_arrow="off")
+chart = (alt.Chart(table.head(15).to_pandas()).mark_bar(cornerRadiusEnd=3)
+         .encode(x=alt.X("psi:Q", title="population stability index (PSI)"),
+                 y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
+                 color=alt.Color("level:N", title=None, scale=alt.Scale(
+                     domain=["stable", "moderate shift", "major shift"], range=["#54a24b", "#f58518", "#e45756"]),
+                     legend=alt.Legend(orient="bottom")),
+                 tooltip=["name", "feature", alt.Tooltip("psi:Q", format=".3f"), "level"])
+         .properties(height=alt.Step(20)))
+st.altair_chart(chart, width="stretch")
+st.caption(f"Reference: {reference.height:,} open-deal snapshots from {ref_start} to {ref_end} (the year before the "
+           f"champion `{version}`'s cutoff {cutoff}, less the 13 weeks whose outcomes were still open); current: {current.height:,} "
+           f"snapshots of the 13 weeks to {latest}. Calendar features (days to quarter end, month) are left out: "
+           "two windows differ in them by construction. PSI < 0.1 stable, 0.1–0.25 moderate, > 0.25 major.")

@@ -6,17 +6,29 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db, safe
+from dashboards import db, fmt, safe, why
 
 ALL = "All"
 
 st.title("Whitespace")
 st.caption("Every account × division the account has never bought (and has no open opportunity in), "
            "scored propensity × expected value: what similar accounts spend in that division, capped.")
-db.require_tables("scores.whitespace")
+why.stop_unless_icp("scores.whitespace")
 
 cutoffs = db.query("SELECT DISTINCT cutoff_date FROM scores.whitespace ORDER BY 1 DESC")["cutoff_date"].to_list()
 ws = db.query("SELECT * FROM scores.whitespace WHERE cutoff_date = ?", [cutoffs[0]])
+CURRENCY = fmt.currency()
+
+
+def _named(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rep and account names beside (not instead of) the ids the filters and the CSV keep."""
+    frame = fmt.with_names(frame, rep="rep_id")
+    if "account_name" in frame.columns:
+        return frame.with_columns(pl.coalesce("account_name", "account_id").alias("account"))
+    return fmt.with_names(frame, account="account_id")
+
+
+ws = _named(ws)
 
 
 def options(col: str) -> list:
@@ -28,10 +40,10 @@ def options(col: str) -> list:
 f1, f2, f3, f4, f5 = st.columns([1.5, 2, 1.4, 1.2, 1.2])
 cutoff = f1.selectbox("Cutoff", cutoffs, index=0)
 if cutoff != cutoffs[0]:
-    ws = db.query("SELECT * FROM scores.whitespace WHERE cutoff_date = ?", [cutoff])
+    ws = _named(db.query("SELECT * FROM scores.whitespace WHERE cutoff_date = ?", [cutoff]))
 chosen_divs = f2.multiselect("Division", options("division"), placeholder="All divisions")
 filters = {col: box.selectbox(label, [ALL, *options(col)])
-           for box, label, col in ((f3, "Rep", "rep_id"), (f4, "Region", "region"), (f5, "Sector", "sector"))}
+           for box, label, col in ((f3, "Rep", "rep"), (f4, "Region", "region"), (f5, "Sector", "sector"))}
 
 view = ws
 if chosen_divs:
@@ -42,8 +54,8 @@ for col, value in filters.items():
 
 m1, m2, m3 = st.columns(3)
 m1.metric("Open pairs", f"{view.height:,}", border=True)
-m2.metric("Expected value (sum of propensity × value)", f"{(view['whitespace_score'].sum() if view.height else 0):,.0f}",
-          border=True)
+m2.metric("Expected value (sum of propensity × value)",
+          fmt.money((view['whitespace_score'].sum() if view.height else 0), CURRENCY), border=True)
 m3.metric("Accounts", f"{view['account_id'].n_unique() if view.height else 0:,}", border=True)
 
 if view.is_empty():
@@ -54,19 +66,28 @@ st.subheader(":material/stacked_bar_chart: Expected value by division", divider=
 by_div = view.group_by("division").agg(pl.col("whitespace_score").sum().alias("expected"),
                                         pl.len().alias("pairs")).sort("expected", descending=True)
 chart = (alt.Chart(by_div.to_pandas()).mark_bar(cornerRadiusEnd=3)
-         .encode(x=alt.X("expected:Q", title="sum of propensity × expected value"),
+         .encode(x=alt.X("expected:Q", title=f"sum of propensity × expected value ({CURRENCY})",
+                         axis=alt.Axis(labelExpr=fmt.money_axis(CURRENCY))),
                  y=alt.Y("division:N", sort="-x", title=None),
-                 tooltip=["division", alt.Tooltip("expected:Q", format=",.0f"), "pairs"])
+                 tooltip=["division", alt.Tooltip("expected:Q", format=",.0f", title=f"expected ({CURRENCY})"), "pairs"])
          .properties(height=alt.Step(24)))
 st.altair_chart(chart, width="stretch")
 
 st.subheader(":material/target: Best opportunities", divider="gray")
-cols = [c for c in ("rank_overall", "account_id", "account_name", "division", "propensity", "expected_value",
-                    "whitespace_score", "rank_in_account", "rep_id", "region", "sector", "country") if c in view.columns]
+cols = [c for c in ("rank_overall", "account", "division", "propensity", "expected_value",
+                    "whitespace_score", "rank_in_account", "rep", "region", "sector", "country") if c in view.columns]
 table = view.sort("whitespace_score", descending=True).select(cols)
 st.dataframe(table.head(200), hide_index=True, width="stretch",
-             column_config={"propensity": st.column_config.NumberColumn(format="%.3f"),
-                            "expected_value": st.column_config.NumberColumn(format="%.0f"),
-                            "whitespace_score": st.column_config.NumberColumn(format="%.0f")})
+             column_config={"rank_overall": "Rank", "account": "Account", "division": "Division", "rep": "Rep",
+                            "region": "Region", "sector": "Sector", "country": "Country",
+                            "rank_in_account": "Rank in account",
+                            "propensity": st.column_config.ProgressColumn("Propensity", format="percent",
+                                                                         min_value=0, max_value=1),
+                            "expected_value": fmt.money_column("Expected value", CURRENCY),
+                            "whitespace_score": fmt.money_column("Whitespace score", CURRENCY)})
+csv_cols = [c for c in ("rank_overall", "account_id", "account", "division", "propensity", "expected_value",
+                        "whitespace_score", "rank_in_account", "rep_id", "rep", "region", "sector", "country")
+            if c in view.columns]
+table = view.sort("whitespace_score", descending=True).select(csv_cols).with_columns(pl.lit(CURRENCY).alias("currency"))
 st.download_button("Download CSV", safe.csv_bytes(table), file_name=f"whitespace_{cutoff}.csv",
                    mime="text/csv", icon=":material/download:")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from revintel_assets.rules import deal_value, value_is_estimate
+
 
 @dataclass(frozen=True)
 class RiskWeights:
@@ -34,7 +36,7 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     days_to_expected_close)."""
     p = pl.col("win_probability")
     ratio = pl.col("stage_time_ratio").fill_null(1.0)
-    value = pl.coalesce("amount", "list_price").fill_null(0.0)
+    value = deal_value()
     lo, mid, hi = w.bands
     df = deals.with_columns(
         value.rank("average").truediv(pl.len()).alias("_value_pct"),
@@ -52,9 +54,10 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     stalled = ratio >= 1.5
     pushed = pl.col("n_pushes") >= 2
     unlikely = p < 0.35
-    big = pl.col("_value_pct") >= 0.8
+    big = (pl.col("_value_pct") >= 0.8) & ~value_is_estimate()  # a list-price estimate is not "large"
     drivers = pl.concat_str([
-        pl.when(unlikely).then(pl.lit("low win probability (") + (p * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%)"),
+        pl.when(unlikely).then(pl.lit("low win probability (") + pl.when((p * 100).round(0) < 1).then(pl.lit("<1"))
+                               .otherwise((p * 100).round(0).cast(pl.Int64).cast(pl.Utf8)) + "%)"),
         pl.when(stalled).then(ratio.round(1).cast(pl.Utf8) + "x the usual time in " + pl.col("stage")),
         pl.when(pushed).then(pl.lit("close date pushed ") + pl.col("n_pushes").cast(pl.Utf8) + " times"),
         pl.when(overdue).then(pl.lit("past expected close by ")

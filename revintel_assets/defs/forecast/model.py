@@ -13,6 +13,7 @@ from revintel_assets.defs.forecast import simulate
 from revintel_assets.defs.forecast.new_pipeline import fit_new_pipeline
 from revintel_assets.defs.forecast.periods import Calendar
 from revintel_assets.defs.forecast.timing import TimingModel
+from revintel_assets.rules import deal_value
 
 QUANTILES = (0.1, 0.5, 0.9)
 SEGMENT_TYPES = ("total", "region", "manager", "rep", "division")
@@ -50,7 +51,7 @@ class Prepared:
 def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: Segments,
             opps: pl.DataFrame | None) -> Prepared:
     """`deals`: open deals on T with snapshot features, `win_probability`, `amount`, `list_price`."""
-    deals = deals.with_columns(pl.col("amount").fill_null(pl.col("list_price")).fill_null(0.0).alias("amount"),
+    deals = deals.with_columns(deal_value().alias("amount"),
                                pl.col("rep_id").fill_null(UNASSIGNED), pl.col("division").fill_null(UNASSIGNED))
     given_won = timing.close_given_won(deals, cal.as_of, cal.n_days)[:, :-1]  # (n, n_days)
     per_day = deals["win_probability"].to_numpy()[:, None] * given_won

@@ -12,7 +12,7 @@ Periods are calendar quarters of the later date: this_quarter and next_quarter.
 
 from __future__ import annotations
 
-from revintel_assets.rules import OPEN_STAGES
+from revintel_assets.rules import OPEN_STAGES, VALUE_SQL
 
 CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_up", "amount_down",
               "stage_advanced", "stage_back", "unchanged")
@@ -31,7 +31,7 @@ def pairs_sql(keys: list[str]) -> str:
 
 def _joined(pairs: str) -> str:
     """Every deal open on either date of each pair, before and after."""
-    value = f"coalesce(amount, list_price, 0)::{CENTS}"
+    value = f"{VALUE_SQL}::{CENTS}"
     return f"""
     pairs AS ({pairs}),
     b AS (SELECT p.as_of_date AS pair_as_of, s.*, {value} AS value FROM pairs p

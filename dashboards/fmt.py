@@ -1,0 +1,122 @@
+"""How the pages print money, probabilities, features and names: once, so every page agrees.
+
+Currency: `meta.source.currency` when the loaded source names one, else the `currency` setting
+(REVINTEL_CURRENCY, default USD). Amounts always carry it: "$85,620", "CHF 85,620".
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboards import db
+from revintel_resources.glossary import feature_name
+from revintel_resources.settings import settings
+
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+# Streamlit's NumberColumn formats for the currencies it knows (whole units, separators)
+_COLUMN_FORMATS = {"USD": "dollar", "EUR": "euro", "JPY": "yen"}
+
+
+def currency() -> str:
+    """ISO code (or symbol) of the amounts: the source's, else the setting."""
+    if db.table_exists("meta.source") and "currency" in set(
+            db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'meta' "
+                     "AND table_name = 'source'")["column_name"].to_list()):
+        found = db.scalar("SELECT max(currency) FROM meta.source")
+        if found:
+            return str(found).strip().upper()
+    return settings().currency.strip() or "USD"
+
+
+def _affix(code: str) -> tuple[str, str]:
+    symbol = SYMBOLS.get(code.upper())
+    if symbol:
+        return symbol, ""
+    if len(code) == 1:  # already a symbol: €
+        return code, ""
+    return f"{code} ", ""
+
+
+def money(x: float | None, code: str | None = None) -> str:
+    """85620 -> "$85,620"; None -> "—"."""
+    if x is None:
+        return "—"
+    pre, post = _affix(code or currency())
+    sign = "-" if x < 0 else ""
+    return f"{sign}{pre}{abs(x):,.0f}{post}"
+
+
+def money_short(x: float | None, code: str | None = None) -> str:
+    """1_234_567 -> "$1.2M", 45_000 -> "$45k"."""
+    if x is None:
+        return "—"
+    pre, post = _affix(code or currency())
+    sign, v = ("-" if x < 0 else ""), abs(x)
+    body = f"{v / 1e6:,.1f}M" if v >= 1e6 else f"{v / 1e3:,.0f}k" if v >= 1e4 else f"{v:,.0f}"
+    return f"{sign}{pre}{body}{post}"
+
+
+def money_axis(code: str | None = None) -> str:
+    """A Vega labelExpr for money axes: $950, $12k, $3.4M."""
+    pre, post = _affix(code or currency())
+    pre, post = pre.replace("'", ""), post.replace("'", "")
+    return (f"(datum.value < 0 ? '-' : '') + '{pre}' + (abs(datum.value) >= 1e6 ? format(abs(datum.value) / 1e6, ',.1~f')"
+            f" + 'M' : abs(datum.value) >= 1e3 ? format(abs(datum.value) / 1e3, ',.1~f') + 'k' "
+            f": format(abs(datum.value), ',~f')) + '{post}'")
+
+
+def money_column(label: str, code: str | None = None, **kw):
+    """A NumberColumn for money: the currency in the cells where Streamlit knows it, and in the header."""
+    code = code or currency()
+    fmt = _COLUMN_FORMATS.get(code.upper(), "localized")
+    kw.setdefault("step", 1)  # whole units: $72,800, not $72,800.00
+    return st.column_config.NumberColumn(f"{label} ({code})", format=fmt, **kw)
+
+
+def pct(p: float | None) -> str:
+    """A share or probability for people: 42%; <1% / >99% where rounding would print a 0% / 100% that
+    is not (exactly 0 and 1 stay 0% and 100%)."""
+    if p is None:
+        return "—"
+    r = round(p * 100)
+    return ("<1%" if r < 1 and p > 0 else ">99%" if r > 99 and p < 1 else f"{r}%")
+
+
+def pct_expr(col: str) -> pl.Expr:
+    """`pct` as a polars expression (a text column)."""
+    p = pl.col(col)
+    r = (p * 100).round(0)
+    return (pl.when(p.is_null()).then(pl.lit("—")).when((r < 1) & (p > 0)).then(pl.lit("<1%"))
+            .when((r > 99) & (p < 1)).then(pl.lit(">99%")).otherwise(r.cast(pl.Int64).cast(pl.String) + "%"))
+
+
+def feature(name: str) -> str:
+    """A model feature in words (revintel_resources/glossary.py), capitalised."""
+    words = feature_name(name)
+    return words[:1].upper() + words[1:]
+
+
+def names(table: str, key: str, name_col: str) -> dict[str, str]:
+    """id -> name from a dimension; empty when the warehouse has no such table or column."""
+    if not db.table_exists(table):
+        return {}
+    cols = set(db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
+                        "table_name = ?", table.split(".", 1))["column_name"].to_list())
+    if not {key, name_col} <= cols:
+        return {}
+    df = db.query(f"SELECT {key}::VARCHAR AS k, {name_col}::VARCHAR AS v FROM {table} WHERE {name_col} IS NOT NULL")
+    return dict(zip(df["k"].to_list(), df["v"].to_list()))
+
+
+def with_names(df: pl.DataFrame, *, account: str | None = None, rep: str | None = None,
+               product: str | None = None) -> pl.DataFrame:
+    """Adds `account`, `rep`, `product` (names, falling back to the id) for the id columns given."""
+    for out, col, table, key, name_col in (("account", account, "star.dim_account", "account_id", "account_name"),
+                                           ("rep", rep, "star.dim_rep", "rep_id", "rep_name"),
+                                           ("product", product, "star.dim_product", "product_id", "product_name")):
+        if col and col in df.columns:
+            lookup = names(table, key, name_col)
+            df = df.with_columns(pl.col(col).cast(pl.String).replace_strict(lookup, default=pl.col(col).cast(pl.String))
+                                 .alias(out))
+    return df

@@ -1,0 +1,254 @@
+"""Issue 15 items 5-6: Pipeline Risk's filters, quarter views and rep/manager roll-up, and the polish a
+new user sees at once (names, currency, <1%, readable features, Home's file count and /home, the
+forecast horizon, Model Health on the deal model, why a model is missing, one deal-value rule).
+
+The browser tests run on the session's `revintel demo --scale 0.1` (conftest.demo_data) in real
+headless Chromium and save screenshots to test-artifacts/; the rules under them are tested directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from browser import build_analyst_db, chromium, screenshot, streamlit_server, wait_until_rendered
+from dashboards import deals_data as dd
+from dashboards import drift, fmt
+from revintel_assets.defs.deals.risk import score_risk
+from revintel_assets.defs.deals.snapshot import FEATURES
+from revintel_assets.rules import deal_value, value_is_estimate
+from revintel_resources.glossary import feature_name
+
+
+# ------------------------------------------------------------------ the rules under the pages
+
+def test_one_value_rule_and_no_large_deal_from_a_list_price():
+    deals = pl.DataFrame({
+        "opportunity_id": ["big", "est1", "est2", "small", "tiny"],
+        "amount": [300_000.0, None, None, 1_000.0, 500.0],
+        "list_price": [100.0, 200_000.0, 150_000.0, 100.0, 100.0],
+        "win_probability": [0.6, 0.5, 0.5, 0.003, 0.9],
+        "stage": ["Engaging"] * 5, "stage_time_ratio": [1.0] * 5, "n_pushes": [0] * 5,
+        "days_to_expected_close": [30] * 5})
+    value = deals.select(deal_value().alias("v"), value_is_estimate().alias("e"))
+    assert value["v"].to_list() == [300_000.0, 200_000.0, 150_000.0, 1_000.0, 500.0]
+    assert value["e"].to_list() == [False, True, True, False, False]
+    drivers = dict(zip(deals["opportunity_id"], score_risk(deals)["risk_drivers"]))
+    # est1 ranks in the top 20 % by value (as "big" does), yet a list-price estimate is never "large deal"
+    assert "large deal" not in drivers["est1"] and "large deal" not in drivers["est2"]
+    assert "large deal" in drivers["big"]
+    assert "low win probability (<1%)" in drivers["small"]  # not "(0%)"
+
+
+def test_percentages_never_round_to_a_false_zero_or_hundred():
+    cases = {0.003: "<1%", 0.005: "<1%", 0.0: "0%", 0.42: "42%", 0.996: ">99%", 1.0: "100%", None: "—"}
+    for p, want in cases.items():
+        assert fmt.pct(p) == want, p
+    frame = pl.DataFrame({"p": list(cases)}, schema={"p": pl.Float64})
+    assert frame.select(fmt.pct_expr("p").alias("p"))["p"].to_list() == list(cases.values())
+
+
+def test_every_feature_has_a_readable_name():
+    for f in FEATURES:
+        assert "_" not in feature_name(f), f
+    assert feature_name("div_active_months_24m") == "months with a purchase in the division, last 24 months"
+    assert feature_name("rank__div_monetary_12m") == "spend in the division, last 12 months"
+    assert dd.feature_label("product_id", "NMB-ENT", {"NMB-ENT": "Nimbus Enterprise"}) == "Product: Nimbus Enterprise"
+    assert dd.feature_value("rep_win_rate", "0.004") == "<1%"
+    assert dd.feature_value("month_of_year", "3") == "March"
+
+
+def test_money_carries_its_currency():
+    assert fmt.money(85_620, "USD") == "$85,620"
+    assert fmt.money(-1_500.4, "EUR") == "-€1,500"
+    assert fmt.money(85_620, "CHF") == "CHF 85,620"
+    assert fmt.money_short(4_712_364, "USD") == "$4.7M" and fmt.money_short(13_000, "GBP") == "£13k"
+
+
+def test_psi_reads_stable_and_shifted():
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=4000)
+    assert drift.psi(ref, rng.normal(size=4000)) < drift.MODERATE
+    assert drift.psi(ref, rng.normal(1.0, 1.0, size=4000)) > drift.MAJOR
+    missing = np.where(rng.random(4000) < 0.4, np.nan, rng.normal(size=4000))  # 40 % missing: a shift too
+    assert drift.psi(ref, missing) > drift.MAJOR
+
+
+def test_rollup_by_rep_and_manager():
+    deals = pl.DataFrame({"rep_id": ["r1", "r1", "r2"], "rep": ["Ann", "Ann", "Bo"], "manager": ["M", "M", "M"],
+                          "value": [100.0, 50.0, 200.0], "expected": [60.0, 10.0, 20.0],
+                          "risk_category": ["Low", "Critical", "High"]})
+    history = pl.DataFrame({"rep_id": ["r1", "r2", "r3"], "won": [3, 1, 9], "closed": [4, 4, 10],
+                            "slips": [2, 0, 5]})
+    by_rep = {r["rep"]: r for r in dd.rollup(deals, history, "rep").iter_rows(named=True)}
+    assert by_rep["Ann"]["pipeline"] == 150 and by_rep["Ann"]["expected"] == 70 and by_rep["Ann"]["at_risk"] == 50
+    assert by_rep["Ann"]["win_rate"] == 0.75 and by_rep["Ann"]["slips"] == 2
+    assert by_rep["Bo"]["win_rate"] == 0.25 and by_rep["Bo"]["at_risk"] == 200
+    (m,) = dd.rollup(deals, history, "manager").iter_rows(named=True)  # r3 has no open deal here: not counted
+    assert (m["pipeline"], m["won"], m["closed"], m["slips"]) == (350, 4, 8, 2)
+
+
+# ------------------------------------------------------------------ the pages, on the demo
+
+def _open(browser, url: str, path: str, name: str, expect) -> tuple[object, object]:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    for _ in range(2):  # the first visit of a page may show "Page not found" (streamlit#9992)
+        page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+        wait_until_rendered(page, expect_text=expect, timeout=60)
+        if not page.locator("[role='dialog']", has_text="Page not found").count():
+            break
+    return ctx, page
+
+
+def _grids(page) -> list[str]:
+    return page.evaluate("() => [...document.querySelectorAll(\"[data-testid='stDataFrame'] table\")]"
+                         ".map(t => t.innerText)")
+
+
+def _metric(text: str, label: str) -> str:
+    m = re.search(rf"^{re.escape(label)}\s*\n\s*(\S+)", text, re.M)
+    assert m, f"no metric {label!r} in page text:\n{text[:3000]}"
+    return m.group(1)
+
+
+def _rerun(page, expect) -> str:
+    page.wait_for_timeout(300)
+    wait_until_rendered(page, expect_text=expect, timeout=60)
+    return page.locator("body").inner_text()
+
+
+@pytest.mark.browser
+def test_pages_on_the_demo(demo_data):
+    data, _, _ = demo_data
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
+    q = lambda sql, *p: con.sql(sql, params=list(p)).pl()  # noqa: E731
+    as_of = q("SELECT max(as_of_date) AS d FROM scores.deal_scores")["d"][0]
+    files = json.loads(q("SELECT files FROM meta.source")["files"][0])
+    deals = q("""SELECT s.*, a.account_name, coalesce(s.amount, p.list_price, 0) AS value FROM scores.deal_scores s
+                 LEFT JOIN star.dim_account a USING (account_id) LEFT JOIN star.dim_product p USING (product_id)
+                 WHERE as_of_date = ?""", as_of)
+    reps = q("SELECT rep_id, rep_name FROM star.dim_rep")
+    try:
+        with streamlit_server(data) as url, chromium() as browser:
+            # Home: the files of meta.source's JSON object counted, not its commas; /home is Home
+            ctx, page = _open(browser, url, "", "home", "Analyst tables")
+            assert f"Files: {len(files)}" in page.locator("body").inner_text()
+            ctx.close()
+            ctx, page = _open(browser, url, "home", "home", "Analyst tables")
+            assert not page.locator("[role='dialog']", has_text="Page not found").count()
+            screenshot(page, "polish_home_path")
+            ctx.close()
+
+            # Pipeline Risk: currency, the roll-up with rep names, the stage filter, this quarter's view
+            ctx, page = _open(browser, url, "pipeline-risk", "pipeline_risk", ["Reps and managers", "Download CSV"])
+            text = page.locator("body").inner_text()
+            assert _metric(text, "Pipeline value") == fmt.money_short(float(deals["value"].sum()), "USD")
+            assert _metric(text, "Pipeline value").startswith("$") and _metric(text, "At-risk value").startswith("$")
+            grids = _grids(page)
+            deals_grid, roll_grid = grids[0], grids[1]
+            shown = [int(x) for x in re.findall(r"(?<![<>\d.])(\d{1,3})%", deals_grid)]
+            assert shown and 0 not in shown, "a deal with p > 0 printed as 0%"  # every open deal has p > 0
+            assert float(deals["win_probability"].min()) > 0
+            if (deals.sort("risk_score", descending=True).head(10)["win_probability"] < 0.005).any():
+                assert "<1%" in deals_grid
+            assert all(name in roll_grid for name in reps["rep_name"].to_list())
+            assert "Slips (13 wk)" in roll_grid and "Win rate" in roll_grid
+            screenshot(page, "polish_pipeline_risk_all")
+
+            stage = "Negotiation"
+            page.locator("[data-testid='stMultiSelect']").filter(has_text="Stage").locator("input").click()
+            page.get_by_role("option", name=stage).click()
+            page.keyboard.press("Escape")
+            text = _rerun(page, "Reps and managers")
+            n_stage = deals.filter(pl.col("stage") == stage).height
+            assert _metric(text, "Open deals") == f"{n_stage:,}"
+
+            # next quarter: on the demo's export date (a quarter's last day) this quarter has no day left
+            page.locator("button", has_text="Next quarter").first.click()
+            start = dd.quarter_bounds(as_of)["next_quarter"][0]
+            quarter = f"Q{(start.month - 1) // 3 + 1} {start.year}"
+            text = _rerun(page, f"Expected in {quarter}")
+            outlook = q("""SELECT sum(coalesce(s.amount, p.list_price, 0) * o.p_win_in_period) AS e
+                           FROM scores.deal_outlook o JOIN scores.deal_scores s USING (as_of_date, opportunity_id)
+                           LEFT JOIN star.dim_product p USING (product_id)
+                           WHERE o.as_of_date = ? AND o.period = 'next_quarter' AND s.stage = ?""", as_of, stage)
+            assert float(outlook["e"][0]) > 0
+            assert _metric(text, f"Expected in {quarter}") == fmt.money_short(float(outlook["e"][0]), "USD")
+            assert f"Slips past {quarter}" in text
+            assert any(f"Expected in {quarter}" in g for g in _grids(page))
+            screenshot(page, "polish_pipeline_risk_quarter")
+            ctx.close()
+
+            # Deal Detail: names, currency, readable explanations, no false 0%
+            top = deals.sort(["risk_score", "value"], descending=True).row(0, named=True)
+            ctx, page = _open(browser, url, f"deal-detail?as_of={as_of}&deal={top['opportunity_id']}", "deal_detail",
+                              "What moved the win probability")
+            text = page.locator("body").inner_text()
+            assert f"{top['opportunity_id']} — {top['account_name']}" in text
+            assert _metric(text, "Amount") == fmt.money(top["value"], "USD")
+            assert _metric(text, "Win probability") == fmt.pct(top["win_probability"]) != "0%"
+            explained = text.split("What moved the win probability", 1)[1].split("Contributions are", 1)[0]
+            assert "deals like this win" in explained
+            assert not re.search(r"\b[a-z]+_[a-z_]+\b", explained), explained  # no feature column names
+            screenshot(page, "polish_deal_detail")
+            ctx.close()
+
+            # Forecast: the horizon reaches the 13 stored weeks; currency; account and rep names
+            ctx, page = _open(browser, url, "forecast", "forecast", "Deals that drive the spread")
+            slider = page.locator("[data-testid='stSlider']").filter(has_text="Horizon (weeks)")
+            assert slider.locator("[data-testid='stSliderTickBar']").inner_text().split() == ["4", "13"]
+            assert slider.locator("[data-testid='stSliderThumbValue']").inner_text() == "13"
+            text = page.locator("body").inner_text()
+            assert _metric(text, "This week (P50)").startswith("$")
+            spread = q("""SELECT c.opportunity_id, c.account_id, a.account_name FROM forecast.deal_contributions c
+                          LEFT JOIN star.dim_account a USING (account_id)
+                          WHERE as_of_date = ? AND horizon_weeks = 13 ORDER BY sd_revenue DESC LIMIT 1""", as_of)
+            sentence = text.split("Largest single source of spread:", 1)[1].split("\n", 1)[0]
+            assert spread["account_name"][0] in sentence and spread["account_id"][0] not in sentence
+            assert "$" in sentence
+            screenshot(page, "polish_forecast")
+            ctx.close()
+
+            # Model Health: opens on the deal model; champion history; drift
+            ctx, page = _open(browser, url, "model-health", "model_health", ["Champion history", "Features compared"])
+            text = page.locator("body").inner_text()
+            family = page.locator("[data-testid='stSelectbox']").filter(has_text="Model family").locator("input")
+            assert family.input_value() == "deals", "Model Health should open on the deal model"
+            version = deals["model_version"][0]
+            assert any(version in g for g in _grids(page))
+            screenshot(page, "polish_model_health")
+            ctx.close()
+    finally:
+        con.close()
+
+
+@pytest.mark.browser
+def test_icp_pages_say_why_no_model(tmp_path):
+    """A source too short for any ICP model: the pages read the recorded reason, not "run revintel demo"."""
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=[
+        "CREATE SCHEMA features",
+        "CREATE TABLE features.icp_divisions AS SELECT 'GTX' AS division",
+        "CREATE TABLE features.icp_cutoffs (cutoff_date DATE, role VARCHAR)"])
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        for path in ("icp", "whitespace"):
+            ctx, page = _open(browser, url, path, f"polish_{path}_no_model", "No ICP model for this data")
+            text = page.locator("body").inner_text()
+            assert "Not enough transaction history for any model" in text
+            assert "Not built yet" not in text and "Traceback" not in text
+            screenshot(page, f"polish_{path}_no_model")
+            ctx.close()
+
+
+def test_close_period_labels():
+    frame = pl.DataFrame({"expected_close_date": [dt.date(2025, 12, 1), dt.date(2025, 12, 31), dt.date(2026, 2, 1),
+                                                  dt.date(2026, 6, 30), None]})
+    got = frame.select(dd.close_period(dt.date(2025, 12, 15)).alias("p"))["p"].to_list()
+    assert got == ["Past due", "This quarter (Q4 2025)", "Next quarter (Q1 2026)", "Later", "No close date"]
