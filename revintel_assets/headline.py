@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import duckdb
 
+from revintel_assets.rules import VALUE_SQL  # an open deal's value, as every page sums it
+
 AT_RISK = ("High", "Critical")  # the risk categories the app counts as at risk (dashboards/deals_data.py)
-# An open deal's value: its amount, else its product's list price (an estimate), else 0.
-VALUE = "coalesce(s.amount, p.list_price, 0)"
 
 
 def money(x: float | None) -> str:
@@ -43,12 +43,12 @@ def _scores(con, lines: list[str]):
     if not _has(con, "scores.deal_scores") or not con.execute("SELECT count(*) FROM scores.deal_scores").fetchall()[0][0]:
         lines.append("Open pipeline: no deals scored (the source has no open opportunities to score)")
         return None
-    price = "p.list_price" if _has(con, "star.dim_product") else "NULL"
-    join = "LEFT JOIN star.dim_product p USING (product_id)" if price != "NULL" else ""
+    priced = _has(con, "star.dim_product")
+    join = "LEFT JOIN (SELECT product_id, list_price FROM star.dim_product) p USING (product_id)" if priced else ""
     risk = ", ".join(f"'{c}'" for c in AT_RISK)
     as_of, n, value, estimated, unvalued, expected, n_risk, at_risk = con.execute(f"""
         WITH s AS (SELECT * FROM scores.deal_scores WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)),
-        v AS (SELECT s.*, coalesce(s.amount, {price}, 0) AS value FROM s {join})
+        v AS (SELECT *, {VALUE_SQL} AS value FROM (SELECT s.*{'' if priced else ', NULL AS list_price'} FROM s) s {join})
         SELECT any_value(as_of_date), count(*), sum(value), count(*) FILTER (WHERE amount IS NULL AND value > 0),
                count(*) FILTER (WHERE amount IS NULL AND value = 0),
                sum(value * win_probability), count(*) FILTER (WHERE risk_category IN ({risk})),
