@@ -17,8 +17,9 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("whitespace.py", "Whitespace", ":material/add_business:", "whitespace"),
     ("model_health.py", "Model Health", ":material/monitor_heart:", "model-health"),
     ("forecast.py", "Forecast", ":material/query_stats:", "forecast"),
+    ("forecast_accuracy.py", "Forecast Accuracy", ":material/rule:", "forecast-accuracy"),
 ]
 
 # helper modules a page reads tables through (their queries count as the page's)
 HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py"], "deal_detail.py": ["deals_data.py", "as_of.py"],
-           "forecast.py": ["as_of.py"], "home.py": ["as_of.py"]}
+           "forecast.py": ["as_of.py", "forecast_whatif.py"], "home.py": ["as_of.py"]}
