@@ -147,3 +147,24 @@ def test_accuracy_reconciles_with_fact_opportunity(runs):
                              ["week_of_quarter"])
     assert table["week_of_quarter"].min() >= 1 and table.filter(pl.col("model_name") == "revenue_forecast")["n"].sum() \
         == scored.filter((pl.col("period_type") == "quarter") & (pl.col("segment_type") == "total")).height
+
+
+def test_walk_forward_tuning_uses_only_horizons_over_before_the_date():
+    import numpy as np
+
+    from revintel_assets.defs.forecast import backtest
+
+    origins = [dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in range(10)]
+    ends = [calendar(o, 13).days[-1] for o in origins]
+    rng = np.random.default_rng(0)
+    hits = [np.stack([rng.integers(0, 10, len(backtest.SHOCK_GRID)), np.full(len(backtest.SHOCK_GRID), 10)], axis=1)
+            for _ in origins]
+    as_of = dt.date(2025, 1, 6)
+    grids = backtest.walk_forward_grids(origins, hits, 13, as_of)
+    for (tuned_for,), g in grids.group_by(["tuned_for"]):
+        used = [h for h, e in zip(hits, ends) if e < tuned_for] if tuned_for != as_of else hits
+        assert g["chosen"].sum() == 1 and g["n_origins"][0] == len(used) >= backtest.MIN_PRIOR_ORIGINS
+        sh, sw, _ = backtest.choose_shock(sum(used))
+        assert g.filter("chosen").select("sigma_horizon", "sigma_week").row(0) == (sh, sw)
+    # the first choice comes only once MIN_PRIOR_ORIGINS horizons are over, the day after the last of them ends
+    assert grids["tuned_for"].min() == sorted(ends)[backtest.MIN_PRIOR_ORIGINS - 1] + dt.timedelta(days=1)
