@@ -280,14 +280,14 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                        dates).partition_by("as_of_date", as_dict=True, include_key=False)
               if dates and wh.table_exists("scores.deal_scores") else {})
     start = time.perf_counter()
-    frames, contributions, fitted, last = [], [], {}, {}
+    frames, contributions, fitted, last, sources = [], [], {}, {}, {}
+    choices = _shock_choices(wh)
     for d, rows in zip(dates, _origin_rows(wh, dates, n_rows)):
         deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
-        if (d,) not in scored:
-            context.log.info(f"{d}: no deal scores; win probabilities from {source}")
+        sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
         if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
             fitted = {cutoffs[d]: timing.fit(snaps, cutoffs[d], history_days=TIMING_DAYS)}
-        sigma_h, sigma_w, tuned_on = _shock(wh, d, config.horizon_weeks)
+        sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
         cal = calendar(d, config.horizon_weeks)
         n_sims = config.n_sims if d == dates[-1] else config.history_sims
         frame, prep, bookings = history.forecast_date(cal, deals, fitted[cutoffs[d]], dim_rep, opps, n_sims,
@@ -301,6 +301,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                     tuned_on=tuned_on, source=source, timing_rows=fitted[cutoffs[d]].n_rows)
     del snaps
     seconds = time.perf_counter() - start
+    context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
+                     + ", ".join(f"{k} ({n} dates)" for k, n in sorted(sources.items())))
     if not frames:
         raise ValueError(f"no snapshot rows for the as-of dates {keys[0]} .. {keys[-1]}: run deal_snapshot_job first")
     if tuple(last["sigma"]) == (0.0, 0.0) and last["tuned_on"] is None:
@@ -370,12 +372,25 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 def _shock(wh, as_of: dt.date, horizon_weeks: int) -> tuple:
     """The shock sizes chosen by the latest backtest run on or before as_of (0, 0 without one)."""
+    return _pick_shock(_shock_choices(wh), as_of, horizon_weeks)
+
+
+def _shock_choices(wh) -> pl.DataFrame | None:
+    """Every chosen shock pair of forecast.shock_tuning, read once for a range of dates."""
     if not wh.table_exists("forecast.shock_tuning"):
-        return 0.0, 0.0, None
+        return None
     # tuned_for: the first date a choice may serve (walk-forward rows; older tables: as_of_date)
-    best = wh.query("SELECT sigma_horizon, sigma_week, coalesce(tuned_for, as_of_date) AS tuned_for "
-                    "FROM forecast.shock_tuning WHERE chosen AND coalesce(tuned_for, as_of_date) <= ? "
-                    "ORDER BY (horizon_weeks = ?) DESC, 3 DESC, as_of_date DESC LIMIT 1", [as_of, horizon_weeks])
+    return wh.query("SELECT sigma_horizon, sigma_week, coalesce(tuned_for, as_of_date) AS tuned_for, as_of_date, "
+                    "horizon_weeks FROM forecast.shock_tuning WHERE chosen")
+
+
+def _pick_shock(choices: pl.DataFrame | None, as_of: dt.date, horizon_weeks: int) -> tuple:
+    """The choice a forecast of as_of may use: tuned for a date on or before it, for its horizon if any,
+    the latest (0, 0, None without one)."""
+    if choices is None:
+        return 0.0, 0.0, None
+    best = choices.filter(pl.col("tuned_for") <= as_of).sort(
+        [pl.col("horizon_weeks") == horizon_weeks, "tuned_for", "as_of_date"], descending=True)
     if not len(best):
         return 0.0, 0.0, None
     return float(best["sigma_horizon"][0]), float(best["sigma_week"][0]), best["tuned_for"][0]

@@ -91,13 +91,14 @@ def stage_baseline(history: pl.DataFrame, counts: bool = False):
 
 def registry(tracking, history: pl.DataFrame, counts: bool = False):
     """fn(date, rows) -> (p, version) with the model that was champion-eligible on that date."""
-    from revintel_assets.defs.deals.registry import latest_eligible, load
+    from revintel_assets.defs.deals.registry import eligible_on, load
 
     fallback = stage_baseline(history, counts=counts)
     cached = lru_cache(maxsize=8)(lambda version: load(tracking, version))
+    eligible = eligible_on(tracking)  # the registry as it stands when the run starts, read once
 
     def fn(as_of: dt.date, rows: pl.DataFrame) -> tuple[np.ndarray, str]:
-        version = latest_eligible(tracking, as_of)
+        version = eligible(as_of)
         if version is None:
             return fallback(as_of, rows)
         return cached(version).predict(rows), f"{MODEL_NAME}/{version}"
