@@ -303,8 +303,12 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     seconds = time.perf_counter() - start
     context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
                      + ", ".join(f"{k} ({n} dates)" for k, n in sorted(sources.items())))
-    if not frames:
-        raise ValueError(f"no snapshot rows for the as-of dates {keys[0]} .. {keys[-1]}: run deal_snapshot_job first")
+    if not frames:  # a source with dated partitions but no open deal on any of them: nothing to forecast from
+        context.log.warning(f"no snapshot rows for the as-of dates {keys[0]} .. {keys[-1]}: no forecast written")
+        for key in (["forecast", "revenue_forecast"], ["forecast", "deal_contributions"]):
+            yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": dg.MetadataValue.int(0),
+                                                                "status": "skipped: no snapshot rows"})
+        return
     if tuple(last["sigma"]) == (0.0, 0.0) and last["tuned_on"] is None:
         context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
     owned = dict(partition_column="as_of_date", partition_values=dates, run_id=context.run_id)
@@ -356,6 +360,9 @@ ACCURACY_DOC = ("Each stored forecast (one per as-of date) against the revenue b
 def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     keys = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
+    if not wh.table_exists("forecast.revenue_forecast"):
+        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
+                                              "status": "skipped: no stored forecast"})
     rows = wh.query(accuracy.booked_sql(len(keys)), [*keys, keys[-1]])
     acc = accuracy.score(rows, keys[-1])
     wh.write("forecast.forecast_accuracy", acc, partition_column="as_of_date", partition_values=keys,
