@@ -16,7 +16,7 @@ that stage would take:
 | win_model    | win_model_job for one training cutoff (the export date)                           |
 | scoring      | deal_scoring_job for the export date (scores + SHAP explanations)                 |
 | forecast     | forecast_job, asset revenue_forecast (+ deal_contributions), export date          |
-| backtest     | forecast_job, asset forecast_backtest, export date                                |
+| backtest     | forecast_backtest_job, asset forecast_backtest, export date                       |
 | icp_features | icp_features_job for the scoring cutoff x every division                          |
 | icp_models   | icp_models_job for the scoring cutoff x every division (models + icp_scores)     |
 | whitespace   | icp_whitespace_job for the scoring cutoff                                         |
@@ -140,7 +140,7 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
         _run(defs, instance, "forecast_job", key=as_of,
              assets=[["forecast", "revenue_forecast"], ["forecast", "deal_contributions"]])
     elif stage == "backtest":  # the backtest's op also writes its shock tuning and validation rows
-        _run(defs, instance, "forecast_job", key=as_of, assets=[["forecast", "forecast_backtest"],
+        _run(defs, instance, "forecast_backtest_job", key=as_of, assets=[["forecast", "forecast_backtest"],
                                                                  ["forecast", "shock_tuning"],
                                                                  ["validation", "revenue_forecast"]])
     elif stage in ("icp_features", "icp_models"):

@@ -18,11 +18,12 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("model_health.py", "Model Health", ":material/monitor_heart:", "model-health"),
     ("forecast.py", "Forecast", ":material/query_stats:", "forecast"),
     ("plan.py", "Plan", ":material/flag:", "plan"),
+    ("forecast_accuracy.py", "Forecast Accuracy", ":material/rule:", "forecast-accuracy"),
 ]
 
 # helper modules a page reads tables through (their queries count as the page's)
 HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py", "fmt.py"],
            "deal_detail.py": ["deals_data.py", "as_of.py", "fmt.py"],
-           "forecast.py": ["as_of.py", "fmt.py"], "home.py": ["as_of.py"], "model_health.py": ["fmt.py"],
-           "icp.py": ["fmt.py", "why.py"], "whitespace.py": ["fmt.py", "why.py"],
+           "forecast.py": ["as_of.py", "fmt.py", "forecast_whatif.py"], "home.py": ["as_of.py"],
+           "model_health.py": ["fmt.py"], "icp.py": ["fmt.py", "why.py"], "whitespace.py": ["fmt.py", "why.py"],
            "plan.py": ["as_of.py"]}

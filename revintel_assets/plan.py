@@ -30,6 +30,10 @@ class Job:
 
 
 PIPELINE = 'group:pipeline and not key:"reports/weekly_digest"'  # changes, waterfall, alerts: cheap SQL
+# the forecast's judges, run as of the latest date only (their origins are every past week already);
+# they run before forecast_job, whose dates take their swing from the tuning they write
+BACKTEST = ('key:"forecast/forecast_backtest" or key:"forecast/shock_tuning" or key:"validation/revenue_forecast" '
+            'or key:"scores/deal_outlook" or key:"validation/deal_outlook"')
 
 PLAN: tuple[Job, ...] = (
     Job("import_job", 'group:ingest or (group:star and not key:"star/fact_transactions")',
@@ -52,9 +56,13 @@ PLAN: tuple[Job, ...] = (
     Job("digest_job", 'key:"reports/weekly_digest"',
         "The weekly digest per manager (files, and the webhook when set) for the latest as-of date.",
         partitions="as_of_date", mode="latest"),
-    Job("forecast_job", "group:forecast",
-        "Backtest the revenue forecast on past weekly origins (tuning its shared swing), then forecast "
-        "booked revenue per week / month / segment as of the date.", partitions="as_of_date", mode="latest"),
+    Job("forecast_backtest_job", BACKTEST,
+        "Backtest the revenue forecast on past weekly origins (tuning its shared swing, walk forward) and judge "
+        "the deal outlook, as of the date.", partitions="as_of_date", mode="latest"),
+    Job("forecast_job", f"group:forecast and not ({BACKTEST})",
+        "Forecast booked revenue per week / month / quarter / segment for every as-of date in one pass, each from "
+        "what was known on it, and score the past forecasts against what was booked (forecast_accuracy).",
+        partitions="as_of_date"),
     Job("icp_plan_job", 'key:"features/icp_cutoffs" or key:"features/icp_divisions"',
         "ICP calendar and divisions from the data; registers the ICP partitions.", icp_chain=True),
     Job("icp_features_job", 'key:"features/customer_division"',

@@ -10,8 +10,9 @@ import polars as pl
 import streamlit as st
 
 from dashboards import as_of as as_of_banner
-from dashboards import db, fmt
+from dashboards import db, fmt, forecast_whatif
 from dashboards.safe import md
+from revintel_assets.defs.forecast import whatif
 
 st.title("Revenue Forecast")
 st.caption("Booked revenue = won amounts by close date. The band is P10–P90 of 10,000 simulations: "
@@ -121,6 +122,58 @@ if len(fc):
                                                     for c in ("p10", "p50", "p90", "mean")}})
 else:
     st.info("No forecast rows for this selection.")
+
+# ------------------------------------------------------------------ what if?
+st.subheader(":material/tune: What if?", divider="gray")
+if not forecast_whatif.available():
+    st.info("The what-if needs the forecast's deal contributions and the deal snapshots of this date.")
+else:
+    wi_base, wi_sims = forecast_whatif.base(as_of, seg_type, segment)
+    st.caption(f"{len(wi_base.deals):,} open deals of {seg_type} {segment}, recomputed with the forecast's own engine "
+               f"({wi_sims:,} simulations, seeded, nothing saved). A moved or new deal closes on its date if won.")
+    picks = forecast_whatif.choices(wi_base)
+    names = {r["opportunity_id"]: f"{r['opportunity_id']} · {r['rep_id']} · {r['stage']} · {r['amount']:,.0f}"
+             for r in picks.iter_rows(named=True)}
+    w1, w2, w3 = st.columns(3)
+    leave_out = w1.multiselect("Leave out deals", list(names), format_func=names.get, key="wi_exclude")
+    move = w2.selectbox("Move the close date of", [None, *names], format_func=lambda o: names.get(o, "—"),
+                        key="wi_move")
+    move_to = w2.date_input("to", value=as_of + dt.timedelta(days=60), key="wi_move_to", disabled=move is None)
+    override = w3.selectbox("Override the win probability of", [None, *names], format_func=lambda o: names.get(o, "—"),
+                            key="wi_prob_deal")
+    prob = w3.slider("to", 0.0, 1.0, 0.9, 0.05, key="wi_prob", disabled=override is None)
+    a1, a2, a3 = st.columns(3)
+    new_amount = a1.number_input("Add a hypothetical deal: amount", min_value=0.0, value=0.0, step=10_000.0,
+                                 key="wi_new_amount")
+    new_close = a2.date_input("closing on", value=as_of + dt.timedelta(days=30), key="wi_new_close")
+    new_prob = a3.slider("with win probability", 0.0, 1.0, 0.5, 0.05, key="wi_new_prob")
+    edits = whatif.Edits(
+        exclude=frozenset(leave_out), close_dates={move: move_to} if move else {},
+        probabilities={override: prob} if override else {},
+        added=(whatif.NewDeal(new_amount, new_close, new_prob, wi_base.reps[0] if wi_base.reps else None),)
+        if new_amount > 0 else ())
+    quota_left = forecast_whatif.remaining_quota(as_of, seg_type, segment)
+    before = whatif.recompute(wi_base, whatif.Edits(), wi_sims, quota=quota_left)
+    after = whatif.recompute(wi_base, edits, wi_sims, quota=quota_left) if edits != whatif.Edits() else before
+    ptype = "quarter" if "quarter" in before["period_type"].to_list() else "month"
+    b0, a0 = (f.filter(pl.col("period_type") == ptype).row(0, named=True) for f in (before, after))
+    label = "rest of the quarter" if ptype == "quarter" else "this month"
+    m = st.columns(4)
+    for col, key in zip(m, ("p10", "p50", "p90")):
+        col.metric(f"What-if {key.upper()} ({label})", f"{a0[key]:,.0f}", delta=f"{a0[key] - b0[key]:,.0f}")
+    if a0.get("p_hit_quota") is not None:
+        m[3].metric("Chance of making the quota", f"{a0['p_hit_quota']:.0%}",
+                    delta=f"{(a0['p_hit_quota'] - b0['p_hit_quota']) * 100:+.0f} pts")
+    else:
+        m[3].metric("Deals simulated", f"{a0['deals']:,}", delta=f"{a0['deals'] - b0['deals']:+,}")
+    months = after.filter(pl.col("period_type") == "month").join(
+        before.filter(pl.col("period_type") == "month").select("period_start", pl.col("p50").alias("p50_before")),
+        on="period_start")
+    st.dataframe(months.select(pl.col("period_start").cast(pl.Utf8).alias("month"), "p50_before",
+                               pl.col("p10"), pl.col("p50").alias("p50_what_if"), "p90"),
+                 hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%,.0f")
+                                for c in ("p50_before", "p10", "p50_what_if", "p90")})
 
 # ------------------------------------------------------------------ the deals behind the spread
 st.subheader(":material/scatter_plot: Deals that drive the spread", divider="gray")

@@ -73,14 +73,24 @@ def champion(tracking: MLflowResource) -> tuple[str, dt.date] | None:
 def latest_eligible(tracking: MLflowResource, as_of: dt.date) -> str | None:
     """The champion if it was trained by `as_of` (so moving the alias rolls scoring back or
     forward), else the newest promoted version that was."""
+    return eligible_on(tracking)(as_of)
+
+
+def eligible_on(tracking: MLflowResource):
+    """latest_eligible as a function of the date, reading the registry once (a range of dates:
+    one read instead of one per date)."""
     current = champion(tracking)
-    if current is not None and current[1] <= as_of:
-        return current[0]
-    eligible = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("promoted") == "true"
-                and dt.date.fromisoformat(v.tags["cutoff"]) <= as_of]
-    if not eligible:
-        return None
-    return max(eligible, key=lambda v: (v.tags["cutoff"], int(v.version))).version
+    promoted = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("promoted") == "true"]
+
+    def pick(as_of: dt.date) -> str | None:
+        if current is not None and current[1] <= as_of:
+            return current[0]
+        eligible = [v for v in promoted if dt.date.fromisoformat(v.tags["cutoff"]) <= as_of]
+        if not eligible:
+            return None
+        return max(eligible, key=lambda v: (v.tags["cutoff"], int(v.version))).version
+
+    return pick
 
 
 def reliability_plot(ev: Evaluation, cutoff: dt.date) -> Path:

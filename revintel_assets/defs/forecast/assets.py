@@ -12,7 +12,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.forecast import backtest, docs, model, outlook, probabilities, simulate, timing
+from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
 from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, table_metadata
@@ -42,7 +42,8 @@ def _timing_rows(wh, where: str, params: list, extra: str = "") -> pl.DataFrame:
 
 class ForecastConfig(dg.Config):
     horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # 4..13
-    n_sims: int = 10_000  # the forecast of the as-of date
+    n_sims: int = 10_000  # the forecast of the as-of date (the latest of a range run: the one the pages open on)
+    history_sims: int = 1_000  # every earlier date of a range run: quantiles to ~2 %, 10x cheaper (as the tuning sims)
     backtest_sims: int = 2_000  # per backtest origin: quantiles to ~1 %, 5x cheaper
     # latest weekly origins whose whole horizon is observed (0 = all); walk forward judges those with
     # at least MIN_PRIOR_ORIGINS origins observed before them: about 20 of 40 with a 13-week horizon
@@ -213,9 +214,10 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     owned = [PartitionFilter("backtest_as_of", values=[as_of])]
     wh.write("forecast.forecast_backtest", rows, partition=owned, run_id=context.run_id,
              comment=docs.BACKTEST[0], column_comments=docs.BACKTEST[1])
-    wh.write("forecast.shock_tuning", grid.with_columns(
-        pl.lit(as_of).alias("as_of_date"), pl.lit(config.horizon_weeks).alias("horizon_weeks"),
-        ((pl.col("sigma_horizon") == sigma_h) & (pl.col("sigma_week") == sigma_w)).alias("chosen")),
+    # the in-sample choice (tuned_for = as_of) and the walk-forward ones, for the forecasts of past dates
+    grids = backtest.walk_forward_grids(chosen, hits, config.horizon_weeks, as_of)
+    wh.write("forecast.shock_tuning", grids.with_columns(
+        pl.lit(as_of).alias("as_of_date"), pl.lit(config.horizon_weeks).alias("horizon_weeks")),
         partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id,
         comment=docs.TUNING[0], column_comments=docs.TUNING[1])
     wh.write("validation.model_metrics", all_metrics, run_id=context.run_id,
@@ -233,7 +235,8 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
                 "seconds": time.perf_counter() - start}
     where = "backtest_as_of = ?"
     yield dg.MaterializeResult(asset_key=["forecast", "shock_tuning"],
-                               metadata=table_metadata(wh, "forecast.shock_tuning", "as_of_date = ?", [as_of]))
+                               metadata=table_metadata(wh, "forecast.shock_tuning", "as_of_date = ? AND tuned_for = ?",
+                                                       [as_of, as_of]))
     yield dg.MaterializeResult(asset_key=["validation", "revenue_forecast"], metadata={
         "validation.model_metrics_rows": dg.MetadataValue.int(family_rows(wh, "validation.model_metrics", FAMILY))})
     yield dg.MaterializeResult(asset_key=BACKTEST, metadata={
@@ -253,76 +256,151 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
                         kinds={"duckdb"}, metadata={"partition_expr": "as_of_date"},
                         description=docs.CONTRIBUTIONS[0], group_name="forecast",
                         owners=["team:revenue-data-science"])],
-    partitions_def=as_of_dates, pool="warehouse")
+    partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
 def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
                      mlflow_tracking: MLflowResource):
+    """The forecast of every as-of date of the run (a range is one pass: the tables are read once,
+    a timing fit serves its block of dates), each from what was known on it (history.py)."""
     wh = warehouse.get()
-    as_of = dt.date.fromisoformat(context.partition_key)
-    # Not every snapshot ever taken (29M rows x 37 columns at scale 100): the as-of date's rows,
-    # and for the timing fit only its window and the columns it reads (timing.fit's docstring).
+    keys = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
     opps = wh.query(OPPS_SQL)
     dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
-    rows = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
-                    [as_of])
-    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, as_of - dt.timedelta(days=TIMING_DAYS)])
-    scored = (wh.query("SELECT opportunity_id, win_probability, expected_close_date AS scored_close, model_version "
-                       "FROM scores.deal_scores WHERE as_of_date = ?", [as_of])
-              if wh.table_exists("scores.deal_scores") else pl.DataFrame())
-    if len(scored):
-        deals = rows.join(scored, on="opportunity_id", how="inner").with_columns(
-            pl.col("expected_close_date").fill_null(pl.col("scored_close")))
-        source = ", ".join(sorted(scored["model_version"].unique().to_list()))
-    else:  # not scored (yet): the same rule scoring.py uses, so the forecast still stands
-        counts = wh.query(LABEL_COUNTS_SQL, [as_of])  # all of it, as scoring reads, counted
-        p, source = probabilities.registry(mlflow_tracking, counts, counts=True)(as_of, rows)
-        deals = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64))
-        context.log.warning(f"scores.deal_scores has no rows for {as_of}; win probabilities from {source}")
-    sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)
-    if tuned_on is None:
-        context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
+    counts = wh.query(LABEL_COUNTS_SQL, [keys[-1]])  # each date reads only the counts known by it
+    prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
+    cutoffs = {d: history.timing_cutoff(d, config.refit_timing_weeks) for d in keys}
+    # Not every snapshot ever taken (29M rows x 37 columns at scale 100): for the timing fits only
+    # their window and the columns they read, and each date's own rows as it comes (_origin_rows)
+    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?",
+                         [max(cutoffs.values()), min(cutoffs.values()) - dt.timedelta(days=TIMING_DAYS)])
+    sizes = wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot GROUP BY 1")
+    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
+    dates = [d for d in keys if n_rows.get(d)]
+    scored = (wh.query("SELECT as_of_date, opportunity_id, win_probability, expected_close_date AS scored_close, "
+                       f"model_version FROM scores.deal_scores WHERE as_of_date IN ({', '.join('?' * len(dates))})",
+                       dates).partition_by("as_of_date", as_dict=True, include_key=False)
+              if dates and wh.table_exists("scores.deal_scores") else {})
     start = time.perf_counter()
-    fitted = timing.fit(snaps, as_of, history_days=TIMING_DAYS)
-    del snaps  # 22M rows at scale 100: gone before the engine starts its workers
-    cal = calendar(as_of, config.horizon_weeks)
-    frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, config.n_sims, config.seed, sigma_h, sigma_w)
+    frames, contributions, fitted, last, sources = [], [], {}, {}, {}
+    choices = _shock_choices(wh)
+    for d, rows in zip(dates, _origin_rows(wh, dates, n_rows)):
+        deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
+        sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
+        if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
+            fitted = {cutoffs[d]: timing.fit(snaps, cutoffs[d], history_days=TIMING_DAYS)}
+        sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
+        cal = calendar(d, config.horizon_weeks)
+        n_sims = config.n_sims if d == dates[-1] else config.history_sims
+        frame, prep, bookings = history.forecast_date(cal, deals, fitted[cutoffs[d]], dim_rep, opps, n_sims,
+                                                      config.seed, (sigma_h, sigma_w))
+        frames.append(frame.with_columns(
+            pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+            pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
+            pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff")))
+        contributions.append(model.deal_contributions(prep, range(4, config.horizon_weeks + 1)))
+        last = dict(date=d, cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=(sigma_h, sigma_w),
+                    tuned_on=tuned_on, source=source, timing_rows=fitted[cutoffs[d]].n_rows)
+    del snaps
     seconds = time.perf_counter() - start
-    frame = frame.with_columns(pl.lit(config.n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
-                               pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"))
-    contributions = model.deal_contributions(prep, range(4, config.horizon_weeks + 1))
-    owned = dict(partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id)
+    context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
+                     + ", ".join(f"{k} ({n} dates)" for k, n in sorted(sources.items())))
+    if not frames:  # a source with dated partitions but no open deal on any of them: nothing to forecast from
+        context.log.warning(f"no snapshot rows for the as-of dates {keys[0]} .. {keys[-1]}: no forecast written")
+        for key in (["forecast", "revenue_forecast"], ["forecast", "deal_contributions"]):
+            yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": dg.MetadataValue.int(0),
+                                                                "status": "skipped: no snapshot rows"})
+        return
+    if tuple(last["sigma"]) == (0.0, 0.0) and last["tuned_on"] is None:
+        context.log.warning("no backtest tuning of the shared shock yet: forecasting without it (ranges too narrow)")
+    owned = dict(partition_column="as_of_date", partition_values=dates, run_id=context.run_id)
+    frame = pl.concat(frames)
     wh.write("forecast.revenue_forecast", frame, comment=docs.FORECAST[0], column_comments=docs.FORECAST[1], **owned)
-    wh.write("forecast.deal_contributions", contributions, comment=docs.CONTRIBUTIONS[0],
+    wh.write("forecast.deal_contributions", pl.concat(contributions), comment=docs.CONTRIBUTIONS[0],
              column_comments=docs.CONTRIBUTIONS[1], **owned)
 
-    total = frame.filter((pl.col("segment_type") == "total"))
+    # the latest date's figures (the one the pages open on)
+    cal, prep = last["cal"], last["prep"]
+    total = frame.filter((pl.col("as_of_date") == last["date"]) & (pl.col("segment_type") == "total"))
     first_month = total.filter(pl.col("period_type") == "month").sort("period_start").row(0, named=True)
     horizon = prep.engine.q[:, cal.atom_week >= 0].sum(axis=1)
+    where = f"as_of_date IN ({', '.join('?' * len(dates))})"
     yield dg.MaterializeResult(asset_key=["forecast", "revenue_forecast"], metadata={
-        **table_metadata(wh, "forecast.revenue_forecast", "as_of_date = ?", [as_of]),
-        "open_deals": dg.MetadataValue.int(len(deals)), "n_sims": dg.MetadataValue.int(config.n_sims),
-        "bookings_simulated": dg.MetadataValue.int(int(bookings)),
+        **table_metadata(wh, "forecast.revenue_forecast", where, dates),
+        "as_of_dates": dg.MetadataValue.int(len(dates)), "latest_as_of": str(last["date"]),
+        "open_deals": dg.MetadataValue.int(last["deals"]), "n_sims": dg.MetadataValue.int(config.n_sims),
+        "bookings_simulated": dg.MetadataValue.int(int(last["bookings"])),
         "engine_seconds": dg.MetadataValue.float(seconds),
         "first_month_p10": dg.MetadataValue.float(first_month["p10"]),
         "first_month_p50": dg.MetadataValue.float(first_month["p50"]),
         "first_month_p90": dg.MetadataValue.float(first_month["p90"]),
         "expected_from_open_deals": dg.MetadataValue.float(float((horizon * prep.engine.amount).sum())),
-        "sigma_horizon": dg.MetadataValue.float(sigma_h), "sigma_week": dg.MetadataValue.float(sigma_w),
-        "shock_tuned_on": str(tuned_on), "win_model_version": source,
-        "timing_rows": dg.MetadataValue.int(fitted.n_rows)})
+        "sigma_horizon": dg.MetadataValue.float(last["sigma"][0]), "sigma_week": dg.MetadataValue.float(last["sigma"][1]),
+        "shock_tuned_on": str(last["tuned_on"]), "win_model_version": last["source"],
+        "timing_rows": dg.MetadataValue.int(last["timing_rows"])})
     yield dg.MaterializeResult(asset_key=["forecast", "deal_contributions"],
-                               metadata=table_metadata(wh, "forecast.deal_contributions", "as_of_date = ?", [as_of]))
+                               metadata=table_metadata(wh, "forecast.deal_contributions", where, dates))
+
+
+ACCURACY_DOC = ("Each stored forecast (one per as-of date) against the revenue booked in its period, once the "
+                "period is over, for revintel, the weighted pipeline and the commit category: error and pinball "
+                "loss of P50, P10-P90 coverage, by week of the quarter and segment.", {
+    "model_name": "revenue_forecast (P10/P50/P90), weighted_pipeline or commit (point calls: p50 only)",
+    "actual": "Won amount (list price where missing) closed from first_day to last_day in the segment",
+    "booked_before": "Won in the period before first_day (known on the as-of date): actual + booked_before = "
+                     "the period's whole bookings",
+    "error": "p50 - actual (> 0: over-called); NULL where the caller made no call (no commit category)",
+    "covered": "p10 <= actual <= p90 (revenue_forecast only)",
+    "week_of_quarter": "Week of the quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14",
+    "lead_days": "Days from the as-of date to the period's first day",
+    "evaluated_as_of": "The run's latest as-of date: only periods over by then are scored"})
+
+
+@dg.asset(key=["forecast", "forecast_accuracy"], deps=[dg.AssetKey(["forecast", "revenue_forecast"]), *STAR],
+          partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
+          metadata={"partition_expr": "as_of_date"}, description=ACCURACY_DOC[0], **COMMON)
+def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    keys = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
+    if not wh.table_exists("forecast.revenue_forecast"):
+        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
+                                              "status": "skipped: no stored forecast"})
+    rows = wh.query(accuracy.booked_sql(len(keys)), [*keys, keys[-1]])
+    acc = accuracy.score(rows, keys[-1])
+    wh.write("forecast.forecast_accuracy", acc, partition_column="as_of_date", partition_values=keys,
+             run_id=context.run_id, comment=ACCURACY_DOC[0], column_comments=ACCURACY_DOC[1])
+    table = accuracy.summary(acc.filter((pl.col("period_type") == "quarter") & (pl.col("segment_type") == "total")),
+                             ["week_of_quarter"]) if len(acc) else pl.DataFrame()
+    where = f"as_of_date IN ({', '.join('?' * len(keys))})"
+    return dg.MaterializeResult(metadata={
+        **table_metadata(wh, "forecast.forecast_accuracy", where, keys),
+        "forecasts_scored": dg.MetadataValue.int(acc["as_of_date"].n_unique() if len(acc) else 0),
+        "quarter_call_by_week": dg.MetadataValue.md(table.to_pandas().to_markdown(index=False, floatfmt=".3f")
+                                                    if len(table) else "(no quarter over yet)")})
 
 
 def _shock(wh, as_of: dt.date, horizon_weeks: int) -> tuple:
     """The shock sizes chosen by the latest backtest run on or before as_of (0, 0 without one)."""
+    return _pick_shock(_shock_choices(wh), as_of, horizon_weeks)
+
+
+def _shock_choices(wh) -> pl.DataFrame | None:
+    """Every chosen shock pair of forecast.shock_tuning, read once for a range of dates."""
     if not wh.table_exists("forecast.shock_tuning"):
+        return None
+    # tuned_for: the first date a choice may serve (walk-forward rows; older tables: as_of_date)
+    return wh.query("SELECT sigma_horizon, sigma_week, coalesce(tuned_for, as_of_date) AS tuned_for, as_of_date, "
+                    "horizon_weeks FROM forecast.shock_tuning WHERE chosen")
+
+
+def _pick_shock(choices: pl.DataFrame | None, as_of: dt.date, horizon_weeks: int) -> tuple:
+    """The choice a forecast of as_of may use: tuned for a date on or before it, for its horizon if any,
+    the latest (0, 0, None without one)."""
+    if choices is None:
         return 0.0, 0.0, None
-    best = wh.query("SELECT sigma_horizon, sigma_week, as_of_date FROM forecast.shock_tuning WHERE chosen "
-                    "AND as_of_date <= ? ORDER BY (horizon_weeks = ?) DESC, as_of_date DESC LIMIT 1",
-                    [as_of, horizon_weeks])
+    best = choices.filter(pl.col("tuned_for") <= as_of).sort(
+        [pl.col("horizon_weeks") == horizon_weeks, "tuned_for", "as_of_date"], descending=True)
     if not len(best):
         return 0.0, 0.0, None
-    return float(best["sigma_horizon"][0]), float(best["sigma_week"][0]), best["as_of_date"][0]
+    return float(best["sigma_horizon"][0]), float(best["sigma_week"][0]), best["tuned_for"][0]
 
 
 OUTLOOK_DOC = ("Per open deal and period (this / next quarter of the as-of date): the chance it is won in the "
@@ -408,4 +486,4 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
         pl.lit("holdout").alias("split"), pl.lit("outlook").alias("model_family"), pl.lit(len(chosen)).alias("origins"))
 
 
-defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast, deal_outlook])
+defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast, forecast_accuracy, deal_outlook])

@@ -81,9 +81,16 @@ def booked(opps: pl.DataFrame, cal: Calendar, segments: model.Segments, labels: 
 def weighted_pipeline(deals: pl.DataFrame, cal: Calendar, segments: model.Segments, labels: list) -> dict[str, np.ndarray]:
     """Baseline: sum of win probability x amount, in the period of the expected close date (overdue
     deals in the first period, deals expected past the horizon nowhere)."""
+    return by_expected_close(deals, (deals["win_probability"] * deals["amount"]).fill_null(0).to_numpy(),
+                             cal, segments, labels)
+
+
+def by_expected_close(deals: pl.DataFrame, value: np.ndarray, cal: Calendar, segments: model.Segments,
+                      labels: list) -> dict[str, np.ndarray]:
+    """`value` of each deal summed per (segment, period) in the period of its expected close date
+    (overdue deals in the first period, deals expected past the horizon nowhere)."""
     exp = deals["expected_close_date"]
     day = np.clip((exp - cal.as_of).dt.total_days().fill_null(10 ** 6).to_numpy() - 1, 0, None)
-    value = (deals["win_probability"] * deals["amount"]).fill_null(0).to_numpy()
     return _by_segment(deals, day, value, cal, segments, labels)
 
 
@@ -95,7 +102,7 @@ def _by_segment(frame: pl.DataFrame, day: np.ndarray, value: np.ndarray, cal: Ca
     rep = frame["rep_id"].fill_null(model.UNASSIGNED).replace_strict(rep_ix, default=-1, return_dtype=pl.Int64).to_numpy()
     div = frame["division"].fill_null(model.UNASSIGNED).replace_strict(div_ix, default=-1, return_dtype=pl.Int64).to_numpy()
     out = {}
-    for ptype in ("week", "month"):
+    for ptype in cal.period_types():
         period = np.full(len(day), -1)
         period[inside] = cal.day_period(ptype)[day[inside].astype(np.int64)]
         n_p = len(cal.period_starts(ptype))
@@ -128,13 +135,12 @@ def prepare_origin(o: dt.date, snapshots: pl.DataFrame | None, opps: pl.DataFram
     rows = rows.with_columns(pl.lit(None, dtype=pl.Date).alias("outcome_date"), pl.lit(None, dtype=pl.Boolean).alias("is_won"))
     _, opp = truncate_to(o, _EMPTY_SNAPSHOTS, opps)
     cal = calendar(o, horizon_weeks)
-    p, version = probability_fn(o, rows)
-    if label_counts is not None:
-        close = probabilities.expected_close_from_counts(rows, label_counts, o)
+    if label_counts is not None:  # the same as the stored forecast of a date without deal scores
+        rows, version = probabilities.known_deals(o, rows, None, probability_fn, label_counts)
     else:
+        p, version = probability_fn(o, rows)
         known = known_history(snapshots.filter((pl.col("as_of_date") < o) & pl.col("is_won").is_not_null()), o)
-        close = expected_close_from_rows(rows, known)
-    rows = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close)
+        rows = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), expected_close_from_rows(rows, known))
     segments = model.Segments.build(dim_rep, opps["rep_id"].unique().to_list(), opps["division"].unique().to_list())
     labels = _labels(segments)
     prep = model.prepare(rows, timing_model, cal, segments, opp)
@@ -209,6 +215,27 @@ def walk_forward_shocks(chosen: list[dt.date], hits: list[np.ndarray], horizon_w
         prior = [h for h, end in zip(hits, ends) if end < o]
         out.append(choose_shock(sum(prior))[:2] if len(prior) >= MIN_PRIOR_ORIGINS else None)
     return out
+
+
+def walk_forward_grids(chosen: list[dt.date], hits: list[np.ndarray], horizon_weeks: int, as_of: dt.date) -> pl.DataFrame:
+    """forecast.shock_tuning rows: for each day a new origin's horizon is over (its end + 1), the
+    grid scored on the origins observed by then (at least MIN_PRIOR_ORIGINS), and on as_of the
+    grid of every origin. `tuned_for`: the first date the choice may be used on (a forecast of
+    date T takes the latest choice with tuned_for <= T, so it sees only horizons over before T)."""
+    ends = [calendar(o, horizon_weeks).days[-1] for o in chosen]
+    out = []
+    for end in sorted(set(ends)):
+        prior = [h for h, e in zip(hits, ends) if e <= end]
+        if len(prior) >= MIN_PRIOR_ORIGINS and end + dt.timedelta(days=1) < as_of:
+            out.append(_chosen_grid(sum(prior), end + dt.timedelta(days=1), len(prior)))
+    out.append(_chosen_grid(sum(hits), as_of, len(hits)))
+    return pl.concat(out)
+
+
+def _chosen_grid(hits: np.ndarray, tuned_for: dt.date, n_origins: int) -> pl.DataFrame:
+    sh, sw, grid = choose_shock(hits)
+    return grid.with_columns(((pl.col("sigma_horizon") == sh) & (pl.col("sigma_week") == sw)).alias("chosen"),
+                             pl.lit(tuned_for).alias("tuned_for"), pl.lit(n_origins).alias("n_origins"))
 
 
 def tune_shock(origins_: list[Origin], sims: list[np.ndarray], seed: int) -> tuple[float, float, pl.DataFrame]:

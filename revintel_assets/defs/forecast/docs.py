@@ -1,12 +1,22 @@
 """Table and column comments (COMMENT ON) of the forecast tables, for analysts."""
 
 FORECAST = (
-    "Revenue forecast as of as_of_date: booked revenue (won amounts by close date) per week and per "
-    "month, per segment (total / region / manager / rep / division), from n_sims Monte-Carlo simulations "
+    "Revenue forecast as of as_of_date, for every weekly as-of date, each made from what was known on it: "
+    "booked revenue (won amounts by close date) per week, per month and for the rest of the quarter, per "
+    "segment (total / region / manager / rep / division), from n_sims Monte-Carlo simulations "
     "of the open deals (calibrated win probability x close-date distribution), new pipeline (deals not "
     "yet created), and a shared period-level swing tuned on backtests. The first period of each type is "
     "partial: it starts the day after as_of_date.", {
-        "period_start": "Monday of the week / first day of the month (the first period covers first_day..last_day only)",
+        "period_type": "week, month, or quarter (the calendar quarter of as_of_date + 1 day, from first_day to its end)",
+        "period_start": "Monday of the week / first day of the month or quarter (the first period covers "
+                        "first_day..last_day only)",
+        "weighted_pipeline": "The weighted pipeline's call: sum of win probability x amount of the deals expected "
+                             "to close in the period (overdue ones in the first)",
+        "commit": "The commit category's call: amount of the open deals in Commit (rules.py, from the stage on "
+                  "as_of_date) expected to close in the period; NULL when the source has no categories",
+        "shock_tuned_for": "The shock tuning used: the latest chosen on backtest horizons over before as_of_date "
+                           "(NULL: none yet, no swing)",
+        "timing_cutoff": "Cutoff of the close-timing model (refit every few weeks; only snapshots before it)",
         "first_day": "First day the period covers (as_of_date + 1 for the first period)",
         "last_day": "Last day the period covers",
         "p10": "10th percentile of simulated booked revenue: 9 periods in 10 should book at least this",

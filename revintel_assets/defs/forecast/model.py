@@ -53,11 +53,7 @@ def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: S
     """`deals`: open deals on T with snapshot features, `win_probability`, `amount`, `list_price`."""
     deals = deals.with_columns(deal_value().alias("amount"),
                                pl.col("rep_id").fill_null(UNASSIGNED), pl.col("division").fill_null(UNASSIGNED))
-    given_won = timing.close_given_won(deals, cal.as_of, cal.n_days)[:, :-1]  # (n, n_days)
-    per_day = deals["win_probability"].to_numpy()[:, None] * given_won
-    q = np.zeros((len(deals), cal.n_atoms))
-    for a in range(cal.n_atoms):  # a few dozen atoms
-        q[:, a] = per_day[:, cal.atom_of_day == a].sum(axis=1)
+    q = deal_atoms(deals, timing, cal)
     rep_ix = {r: i for i, r in enumerate(segments.reps)}
     div_ix = {d: i for i, d in enumerate(segments.divisions)}
     new_mu, pools = (fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
@@ -68,6 +64,20 @@ def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: S
         division=deals["division"].replace_strict(div_ix, return_dtype=pl.Int64).to_numpy(),
         n_reps=len(segments.reps), n_divisions=len(segments.divisions), new_mu=new_mu, new_amounts=pools)
     return Prepared(deals, engine, cal, segments)
+
+
+def deal_atoms(deals: pl.DataFrame, timing: TimingModel, cal: Calendar) -> np.ndarray:
+    """(n_deals, n_atoms) P(won and closes in atom a): win_probability x the timing model's close day given won."""
+    given_won = timing.close_given_won(deals, cal.as_of, cal.n_days)[:, :-1]  # (n, n_days)
+    return atoms_of_days(deals["win_probability"].to_numpy()[:, None] * given_won, cal)
+
+
+def atoms_of_days(per_day: np.ndarray, cal: Calendar) -> np.ndarray:
+    """(n, n_days) -> (n, n_atoms): sums over the days of each atom."""
+    q = np.zeros((len(per_day), cal.n_atoms))
+    for a in range(cal.n_atoms):  # a few dozen atoms
+        q[:, a] = per_day[:, cal.atom_of_day == a].sum(axis=1)
+    return q
 
 
 SEGMENT_BLOCK_CELLS = 4_000_000  # period_stats works on this many (segment, atom, sim) values at a time (16 MB)
@@ -235,7 +245,7 @@ def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_
     prep = prepare(deals, timing_model, cal, segments, opps)
     shock_t = np.ascontiguousarray(simulate.shock(n_sims, cal.atom_week_all, sigma_horizon, sigma_week, seed).T,
                                    dtype=np.float32)
-    ptypes = ("week", "month")
+    ptypes = cal.period_types()
     pts = {p: cal.period_matrix(p).T for p in ptypes}
     widths = [len(pts[p]) * len(STATS) for p in ptypes]
 

@@ -6,6 +6,9 @@
   the last forecast week, covered to its end so that "this month / next month" are whole months.
 * An atom is a run of days sharing the same (week, month): one draw per deal serves both
   period types, and a period's revenue is a sum of atoms.
+* The quarter is the calendar quarter holding T+1, from T+1 to its end (the rest of the quarter:
+  what the quarter's call still depends on). The months always cover it: the horizon reaches the
+  end of the month holding its last week, at least 13 weeks after T+1's Monday.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ def next_month(d: dt.date) -> dt.date:
     return (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
+def quarter_start(d: dt.date) -> dt.date:
+    return dt.date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
+
+
+def next_quarter(d: dt.date) -> dt.date:
+    return next_month(next_month(next_month(quarter_start(d))))
+
+
 @dataclass(frozen=True)
 class Calendar:
     as_of: dt.date
@@ -51,16 +62,38 @@ class Calendar:
     def n_days(self) -> int:
         return len(self.days)
 
+    @property
+    def quarter(self) -> dt.date:
+        """First day of the calendar quarter holding T+1."""
+        return quarter_start(self.days[0])
+
+    def period_types(self) -> tuple[str, ...]:
+        """Week and month; and the quarter when the horizon reaches its end (it does from 13 weeks)."""
+        whole = self.days[-1] >= next_quarter(self.quarter) - dt.timedelta(days=1)
+        return ("week", "month", "quarter") if whole else ("week", "month")
+
+    def _atom_index(self, period_type: str) -> tuple[np.ndarray, int]:
+        """(period index of each atom, -1 outside; number of periods) of a period type."""
+        if period_type == "week":
+            return self.atom_week, len(self.weeks)
+        if period_type == "month":
+            return self.atom_month, len(self.months)
+        if period_type == "quarter":
+            end = next_quarter(self.quarter)
+            inside = np.array([self.quarter <= m < end for m in self.months])
+            return np.where(inside[self.atom_month], 0, -1), 1
+        raise ValueError(f"period_type must be week, month or quarter, got {period_type!r}")
+
     def period_matrix(self, period_type: str) -> np.ndarray:
         """(n_atoms, n_periods) 0/1: which atoms make up each period."""
-        idx, n = (self.atom_week, len(self.weeks)) if period_type == "week" else (self.atom_month, len(self.months))
+        idx, n = self._atom_index(period_type)
         m = np.zeros((self.n_atoms, n))
         ok = idx >= 0
         m[np.flatnonzero(ok), idx[ok]] = 1.0
         return m
 
     def period_starts(self, period_type: str) -> list[dt.date]:
-        return self.weeks if period_type == "week" else self.months
+        return {"week": self.weeks, "month": self.months, "quarter": [self.quarter]}[period_type]
 
     def period_bounds(self, period_type: str) -> list[tuple[dt.date, dt.date]]:
         """(first_day, last_day) each period covers: the first period starts at T+1."""
@@ -70,8 +103,7 @@ class Calendar:
 
     def day_period(self, period_type: str) -> np.ndarray:
         """Period index of each day (-1: outside the period type's horizon)."""
-        idx = self.atom_week if period_type == "week" else self.atom_month
-        return idx[self.atom_of_day]
+        return self._atom_index(period_type)[0][self.atom_of_day]
 
 
 def calendar(as_of: dt.date, horizon_weeks: int = DEFAULT_HORIZON_WEEKS) -> Calendar:

@@ -59,6 +59,20 @@ def expected_close_from_counts(rows: pl.DataFrame, counts: pl.DataFrame, as_of: 
     return expected_close(rows, lag, _weighted_median(won["lag_days"].to_numpy(), won["n"].to_numpy()))
 
 
+def known_deals(as_of: dt.date, rows: pl.DataFrame, scored: pl.DataFrame | None, prob_fn,
+                counts: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """The open deals of `as_of` (snapshot rows, outcomes excluded) with win_probability and an
+    expected close date: the deal scores of the date when it has them, else prob_fn(as_of, rows)
+    and the expected-close rule of scoring (stage-to-win medians of outcomes known by as_of)."""
+    if scored is not None and len(scored):
+        deals = rows.join(scored, on="opportunity_id", how="inner").with_columns(
+            pl.col("expected_close_date").fill_null(pl.col("scored_close")))
+        return deals, ", ".join(sorted(scored["model_version"].unique().to_list()))
+    p, source = prob_fn(as_of, rows)
+    close = expected_close_from_counts(rows, counts, as_of)
+    return rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close), source
+
+
 def stage_baseline(history: pl.DataFrame, counts: bool = False):
     """fn(date, rows) -> (p, version) from the stage baseline only (no model registry needed).
     history: labelled snapshot rows, or (counts=True) label_counts of them."""
@@ -77,13 +91,14 @@ def stage_baseline(history: pl.DataFrame, counts: bool = False):
 
 def registry(tracking, history: pl.DataFrame, counts: bool = False):
     """fn(date, rows) -> (p, version) with the model that was champion-eligible on that date."""
-    from revintel_assets.defs.deals.registry import latest_eligible, load
+    from revintel_assets.defs.deals.registry import eligible_on, load
 
     fallback = stage_baseline(history, counts=counts)
     cached = lru_cache(maxsize=8)(lambda version: load(tracking, version))
+    eligible = eligible_on(tracking)  # the registry as it stands when the run starts, read once
 
     def fn(as_of: dt.date, rows: pl.DataFrame) -> tuple[np.ndarray, str]:
-        version = latest_eligible(tracking, as_of)
+        version = eligible(as_of)
         if version is None:
             return fallback(as_of, rows)
         return cached(version).predict(rows), f"{MODEL_NAME}/{version}"

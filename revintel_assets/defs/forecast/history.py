@@ -1,0 +1,71 @@
+"""The forecast of every as-of date of a range, each from what was known on it.
+
+What "known on T" means is the backtest's (backtest.py): the snapshot of T with its outcomes
+blanked, win probabilities from the source of T (the deal scores of T when there are any, else
+the latest promoted model with cutoff <= T, else the stage baseline of outcomes known by T),
+timing fitted on snapshots before T, new pipeline from deals created by T, and the shared swing
+tuned on backtest horizons that were over before T (assets._shock). Pure: frames in, frames out.
+
+Beside P10-P90 each row carries the calls a sales team makes without a model, so that
+forecast_accuracy can judge all three on the same periods: the weighted pipeline (win
+probability x amount) and the commit category's total, each in the period of the deal's
+expected close date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from revintel_assets import rules
+from revintel_assets.defs.forecast import backtest, model
+from revintel_assets.defs.forecast.periods import Calendar
+
+TIMING_EPOCH = dt.date(1970, 1, 5)  # a Monday: refit blocks are counted from it
+
+
+def timing_cutoff(day: dt.date, every_weeks: int) -> dt.date:
+    """The cutoff of the timing model a date's forecast uses: the first Monday of its block of
+    `every_weeks` weeks (counted from TIMING_EPOCH). A fit on an earlier cutoff only knows less, and
+    the cutoff depends on the date alone: a date's forecast is the same whatever range computed it."""
+    weeks = (day - dt.timedelta(days=day.weekday()) - TIMING_EPOCH).days // 7
+    return TIMING_EPOCH + dt.timedelta(weeks=weeks - weeks % max(1, every_weeks))
+
+
+def commit_category() -> pl.Expr:
+    """The forecast category of a snapshot row, from its stage on that date (rules.py's rule: the
+    CRM's own category of a past date is not kept)."""
+    return rules.forecast_category_expr(pl.col("stage").cast(pl.Utf8))
+
+
+def calls(prep: model.Prepared, labels: list, category: pl.Expr | None) -> pl.DataFrame:
+    """weighted_pipeline and commit per (period_type, segment, period), in summary_frame's row order."""
+    deals, cal = prep.deals, prep.cal
+    weighted = backtest.weighted_pipeline(deals, cal, prep.segments, labels)
+    commit = None
+    if category is not None:
+        is_commit = deals.select(category.fill_null("") == "Commit").to_series().to_numpy()
+        commit = backtest.by_expected_close(deals, np.where(is_commit, deals["amount"].to_numpy(), 0.0), cal,
+                                            prep.segments, labels)
+    types = cal.period_types()
+    return pl.DataFrame({
+        "weighted_pipeline": np.concatenate([weighted[p].ravel() for p in types]),
+        "commit": (np.concatenate([commit[p].ravel() for p in types]) if commit is not None
+                   else pl.Series([None] * sum(weighted[p].size for p in types), dtype=pl.Float64))})
+
+
+def week_of_quarter(as_of: pl.Expr) -> pl.Expr:
+    """1.. : the week of the quarter the forecast of `as_of` is about (the quarter of as_of + 1 day)."""
+    first = as_of + pl.duration(days=1)
+    q_start = pl.date(first.dt.year(), (first.dt.month() - 1) // 3 * 3 + 1, 1)
+    return ((first - q_start).dt.total_days() // 7 + 1).cast(pl.Int32)
+
+
+def forecast_date(cal: Calendar, deals: pl.DataFrame, fitted, dim_rep: pl.DataFrame, opps: pl.DataFrame,
+                  n_sims: int, seed: int, sigma: tuple[float, float]) -> tuple[pl.DataFrame, model.Prepared, int]:
+    """One date's forecast.revenue_forecast rows (with the calls), its prepared inputs and bookings."""
+    frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, n_sims, seed, *sigma)
+    labels = list(dict.fromkeys(zip(frame["segment_type"].to_list(), frame["segment"].to_list())))
+    return pl.concat([frame, calls(prep, labels, commit_category())], how="horizontal"), prep, bookings

@@ -1,0 +1,170 @@
+"""The forecast is stored for every as-of date, each made from what was known on it, and
+forecast_accuracy scores each past forecast against what star.fact_opportunity says was booked.
+
+Real assets (revenue_forecast, forecast_accuracy) on a real DuckDB warehouse and an (empty) MLflow
+store, over a range of as-of dates in one run, on a synthetic CRM."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import pytest
+import synthetic  # tests/synthetic.py
+
+from revintel_assets.defs.forecast import accuracy, history
+from revintel_assets.defs.forecast.periods import calendar
+
+DATES = [dt.date(2024, 7, 1) + dt.timedelta(weeks=k) for k in range(12)] + [dt.date(2024, 11, 25)]
+PLANT_AFTER = dt.date(2024, 8, 12)  # the planted booking is created after this date
+
+
+def _tables(plant: bool) -> dict[str, pl.DataFrame]:
+    snaps, opps, reps = synthetic.history(n_deals=1500, seed=5)
+    products = opps.select("product_id", "list_price").unique("product_id")
+    if plant:  # a big deal created after PLANT_AFTER and won inside its forecasts' horizon
+        created, won = PLANT_AFTER + dt.timedelta(days=3), PLANT_AFTER + dt.timedelta(days=30)
+        row = opps.filter(pl.col("is_won").fill_null(False)).head(1).with_columns(
+            pl.lit("PLANTED").alias("opportunity_id"), pl.lit(created).alias("created_date"),
+            pl.lit(won).alias("close_date"), pl.lit(True).alias("is_won"), pl.lit(5_000_000.0).alias("amount"))
+        opps = pl.concat([opps, row.select(opps.columns)])
+        snap = snaps.filter(pl.col("opportunity_id") == snaps["opportunity_id"][0]).head(1)
+        later = [d for d in snaps["as_of_date"].unique().sort().to_list() if created <= d < won]
+        snaps = pl.concat([snaps] + [snap.with_columns(
+            pl.lit("PLANTED").alias("opportunity_id"), pl.lit(d).alias("as_of_date"), pl.lit(created).alias("created_date"),
+            pl.lit(won).alias("outcome_date"), pl.lit(True).alias("is_won"), pl.lit(5_000_000.0).alias("amount"),
+            pl.lit("Negotiation").alias("stage")) for d in later])
+    fact = opps.drop("list_price").with_columns(pl.col("is_won").is_not_null().alias("is_closed"))
+    return {"features.deal_snapshot": snaps.filter(pl.col("as_of_date").is_in(DATES) | (pl.col("as_of_date") < DATES[0])),
+            "star.fact_opportunity": fact, "star.dim_rep": reps, "star.dim_product": products}
+
+
+def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    from revintel_assets.defs.deals.partitions import as_of_dates
+    from revintel_assets.defs.forecast.assets import forecast_accuracy, revenue_forecast
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.tracking import MLflowResource
+    from revintel_resources.warehouse import Warehouse
+
+    data = tmp_path / ("plant" if plant else "base")
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
+    wh = Warehouse.from_env()
+    tables = _tables(plant)
+    for name, frame in tables.items():
+        wh.write(name, frame)
+    instance = dg.DagsterInstance.ephemeral()
+    keys = [str(d) for d in DATES]
+    instance.add_dynamic_partitions(as_of_dates.name, keys)
+    result = dg.materialize(
+        [revenue_forecast, forecast_accuracy], instance=instance,
+        resources={"warehouse": WarehouseResource(), "mlflow_tracking": MLflowResource()},
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        run_config={"ops": {"revenue_forecast": {"config": {"n_sims": 400}}}})
+    assert result.success
+    return (wh.query("SELECT * FROM forecast.revenue_forecast ORDER BY ALL"),
+            wh.query("SELECT * FROM forecast.forecast_accuracy"), tables["star.fact_opportunity"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    try:
+        base = _run(tmp_path_factory.mktemp("hist"), mp, plant=False)
+        planted = _run(tmp_path_factory.mktemp("hist"), mp, plant=True)
+    finally:
+        mp.undo()
+    return base, planted
+
+
+def test_a_forecast_for_every_as_of_date_with_the_calls(runs):
+    (fc, _, _), _ = runs
+    assert sorted(fc["as_of_date"].unique().to_list()) == DATES  # one range run, every date
+    assert set(fc["period_type"]) == {"week", "month", "quarter"}
+    q = fc.filter((pl.col("period_type") == "quarter") & (pl.col("segment_type") == "total"))
+    assert q.height == len(DATES)
+    for r in q.iter_rows(named=True):  # the rest of the quarter of as_of + 1
+        cal = calendar(r["as_of_date"], 13)
+        assert r["period_start"] == cal.quarter and r["first_day"] == r["as_of_date"] + dt.timedelta(days=1)
+        assert r["p10"] <= r["p50"] <= r["p90"]
+        assert r["timing_cutoff"] == history.timing_cutoff(r["as_of_date"], 4) <= r["as_of_date"]
+    assert (fc["weighted_pipeline"] >= 0).all() and fc["weighted_pipeline"].sum() > 0
+    # commit: the rule in rules.py when declared, else NULL (never made up)
+    assert fc["commit"].is_null().all() == (history.commit_category() is None)
+
+
+def test_a_future_booking_does_not_change_earlier_forecasts(runs):
+    (base, base_acc, _), (planted, planted_acc, _) = runs
+    cols = ["as_of_date", "period_type", "period_start", "segment_type", "segment", "p10", "p50", "p90", "mean",
+            "weighted_pipeline"]
+    before = [d for d in DATES if d <= PLANT_AFTER]
+    after = [d for d in DATES if d > PLANT_AFTER + dt.timedelta(days=3)]
+
+    def pick(frame, dates):
+        return frame.filter(pl.col("as_of_date").is_in(dates)).select(cols).sort(cols[:5])
+
+    assert pick(base, before).equals(pick(planted, before))  # bit for bit: nothing later was read
+    assert not pick(base, after).equals(pick(planted, after))  # ... while later dates see the deal
+    # the booking is scored against the earlier forecasts whose period it falls in
+    key = ["as_of_date", "period_type", "period_start", "segment_type", "segment", "model_name"]
+    joined = base_acc.join(planted_acc, on=key, suffix="_p").filter(
+        (pl.col("as_of_date") <= PLANT_AFTER) & (pl.col("segment_type") == "total")
+        & (pl.col("model_name") == "revenue_forecast") & (pl.col("period_type") == "quarter"))
+    assert len(joined) and (joined["p50"] == joined["p50_p"]).all()
+    assert ((joined["actual_p"] - joined["actual"]) == 5_000_000.0).any()
+
+
+def test_accuracy_reconciles_with_fact_opportunity(runs):
+    (fc, acc, fact), _ = runs
+    evaluated = DATES[-1]
+    assert set(acc["model_name"]) == set(accuracy.MODELS)
+    assert (acc["last_day"] <= evaluated).all() and (acc["evaluated_as_of"] == evaluated).all()
+    scored = acc.filter(pl.col("model_name") == "revenue_forecast")
+    over = fc.filter(pl.col("last_day") <= evaluated)
+    assert scored.height == over.height  # every stored forecast row whose period is over, once per caller
+    amount = fact.join(_tables(False)["star.dim_product"], on="product_id", how="left").with_columns(
+        pl.col("amount").fill_null(pl.col("list_price")))
+    won = amount.filter(pl.col("is_won").fill_null(False))
+    for r in scored.filter(pl.col("segment_type") == "total").iter_rows(named=True):
+        inside = won.filter(pl.col("close_date").is_between(r["first_day"], r["last_day"]))["amount"].sum()
+        assert r["actual"] == pytest.approx(inside, abs=0.01)
+        start = min(r["period_start"], r["first_day"])
+        before = won.filter((pl.col("close_date") >= start) & (pl.col("close_date") < r["first_day"]))["amount"].sum()
+        assert r["booked_before"] == pytest.approx(before, abs=0.01)
+    # segments add up to the total: regions partition the reps, divisions the deals
+    tot = scored.filter(pl.col("segment_type") == "total").select("as_of_date", "period_type", "period_start", "actual")
+    for stype in ("region", "division"):
+        parts = scored.filter(pl.col("segment_type") == stype).group_by("as_of_date", "period_type", "period_start").agg(
+            pl.col("actual").sum().alias("parts"))
+        j = tot.join(parts, on=["as_of_date", "period_type", "period_start"])
+        assert len(j) == len(tot) and ((j["actual"] - j["parts"]).abs() < 0.01).all()
+    # scores: coverage / errors as defined, point calls have no range
+    rf = scored.filter(pl.col("p50").is_not_null())
+    assert (rf["covered"] == ((rf["p10"] <= rf["actual"]) & (rf["actual"] <= rf["p90"]))).all()
+    wp = acc.filter(pl.col("model_name") == "weighted_pipeline")
+    assert wp["covered"].is_null().all() and (wp["pinball_p50"] - wp["abs_error"] / 2).abs().max() < 1e-6
+    table = accuracy.summary(acc.filter(pl.col("period_type") == "quarter") .filter(pl.col("segment_type") == "total"),
+                             ["week_of_quarter"])
+    assert table["week_of_quarter"].min() >= 1 and table.filter(pl.col("model_name") == "revenue_forecast")["n"].sum() \
+        == scored.filter((pl.col("period_type") == "quarter") & (pl.col("segment_type") == "total")).height
+
+
+def test_walk_forward_tuning_uses_only_horizons_over_before_the_date():
+    import numpy as np
+
+    from revintel_assets.defs.forecast import backtest
+
+    origins = [dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in range(10)]
+    ends = [calendar(o, 13).days[-1] for o in origins]
+    rng = np.random.default_rng(0)
+    hits = [np.stack([rng.integers(0, 10, len(backtest.SHOCK_GRID)), np.full(len(backtest.SHOCK_GRID), 10)], axis=1)
+            for _ in origins]
+    as_of = dt.date(2025, 1, 6)
+    grids = backtest.walk_forward_grids(origins, hits, 13, as_of)
+    for (tuned_for,), g in grids.group_by(["tuned_for"]):
+        used = [h for h, e in zip(hits, ends) if e < tuned_for] if tuned_for != as_of else hits
+        assert g["chosen"].sum() == 1 and g["n_origins"][0] == len(used) >= backtest.MIN_PRIOR_ORIGINS
+        sh, sw, _ = backtest.choose_shock(sum(used))
+        assert g.filter("chosen").select("sigma_horizon", "sigma_week").row(0) == (sh, sw)
+    # the first choice comes only once MIN_PRIOR_ORIGINS horizons are over, the day after the last of them ends
+    assert grids["tuned_for"].min() == sorted(ends)[backtest.MIN_PRIOR_ORIGINS - 1] + dt.timedelta(days=1)
