@@ -157,6 +157,49 @@ def table(summary: dict, seeds: list[int], scale: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def latest_results(path: Path, seeds: list[int], drifts: list[float]) -> list[dict]:
+    """The last recorded result of each requested (seed, drift) in a results.jsonl."""
+    latest = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        r = json.loads(line)
+        if r["seed"] in seeds and r["drift"] in drifts:
+            latest[(r["seed"], r["drift"])] = r
+    return [latest[k] for k in sorted(latest, key=lambda k: (k[1], k[0]))]
+
+
+def _ms(cell: dict | None, nd: int) -> str:
+    return "–" if cell is None else f"{cell['mean']:.{nd}f} ± {cell['sd']:.{nd}f}"
+
+
+def compact_table(summary: dict) -> str:
+    """The README's table: one row per model or figure, one column per drift setting."""
+    drifts = list(summary)
+    lines = ["| figure | " + " | ".join(f"drift {d}" for d in drifts) + " |", "|" + " --- |" * (len(drifts) + 1)]
+    names = {"revintel": "deal: revintel win model", "reference": "deal: plain as-of LightGBM reference",
+             "baseline_stage": "deal: stage baseline", "baseline_naive_bayes": "deal: naive-Bayes baseline",
+             "baseline_base_rate": "deal: base-rate baseline", "oracle": "deal: oracle (generator's p)"}
+    for m, label in names.items():
+        lines.append(f"| {label}, AUC / Brier / ECE | " + " | ".join(" / ".join(
+            _ms(summary[d].get(f"deal {m} {k}"), nd) for k, nd in (("auc", 3), ("brier", 4), ("ece", 3)))
+            for d in drifts) + " |")
+    for key, label in (("deal revintel AUC - reference", "deal: revintel − reference AUC, paired per seed"),
+                       ("deal revintel Brier - best baseline", "deal: revintel − best baseline Brier, paired per seed")):
+        lines.append(f"| {label} | " + " | ".join(_ms(summary[d].get(key), 4) for d in drifts) + " |")
+    for m in ("revintel", "reference", "oracle"):
+        lines.append(f"| deal AUC by age {' / '.join(b[2] for b in AGE_BANDS)}: {m} | " + " | ".join(" / ".join(
+            _ms(summary[d].get(f"deal {m} AUC {b[2]}"), 3) for b in AGE_BANDS) for d in drifts) + " |")
+    for key, label in (("icp champion AUC", "ICP: per-division champion, mean AUC"),
+                       ("icp division_propensity AUC", "ICP: LightGBM, mean AUC"),
+                       ("icp baseline_logistic AUC", "ICP: logistic baseline, mean AUC"),
+                       ("icp baseline_rfm AUC", "ICP: RFM baseline, mean AUC")):
+        lines.append(f"| {label} | " + " | ".join(_ms(summary[d].get(key), 3) for d in drifts) + " |")
+    for period in ("week", "month"):
+        lines.append(f"| forecast P10–P90 coverage walk forward, {period}ly (no swing) | " + " | ".join(
+            f"{_ms(summary[d].get(f'forecast coverage_p10_p90 {period}'), 3)} "
+            f"({_ms(summary[d].get(f'forecast coverage_p10_p90_no_swing {period}'), 3)})" for d in drifts) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
@@ -167,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", type=Path, help="write the Markdown table here")
     ap.add_argument("--rerun", action="store_true", help="rebuild settings that already finished")
     ap.add_argument("--collect-only", action="store_true", help="only read finished settings")
+    ap.add_argument("--from-results", action="store_true",
+                    help="no runs: summarise the latest line per (seed, drift) of ROOT/results.jsonl")
     args = ap.parse_args(argv)
     if set(args.seeds) & set(DESIGN_SEEDS):
         print(f"note: seeds {sorted(set(args.seeds) & set(DESIGN_SEEDS))} were used for design", file=sys.stderr)
     args.root.mkdir(parents=True, exist_ok=True)
-    results = []
-    for drift in args.drifts:
+    results = latest_results(args.root / "results.jsonl", args.seeds, args.drifts) if args.from_results else []
+    for drift in [] if args.from_results else args.drifts:
         for seed in args.seeds:
             data_dir = args.root / f"s{seed}-d{drift:g}"
             if args.collect_only and not (data_dir / "done").exists():
@@ -191,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "results": results, "summary": summary}, indent=1, default=str) + "\n")
     rendered = table(summary, sorted({r["seed"] for r in results}), args.scale)
     print(rendered)
+    print(compact_table(summary))
     if args.table:
-        args.table.write_text(rendered)
+        args.table.write_text(rendered + "\nCompact (README):\n\n" + compact_table(summary))
     return 0
 
 

@@ -52,3 +52,13 @@ def test_summary_is_mean_and_sample_sd_per_drift():
     assert math.isnan(s["1"]["icp champion AUC"]["sd"])  # one seed: no spread claimed
     md = table(s, [101, 202], 0.5)
     assert "scale 0.5" in md and "| icp champion AUC | 0.7500 ± 0.0707 | 0.7000 ± nan |" in md
+
+
+def test_compact_table_has_a_column_per_drift():
+    from benchmarks.seeds import compact_table
+
+    s = summarise([_result(101, 0.0, 0.0), _result(202, 0.0, 0.1), _result(101, 1.0, 0.0)])
+    md = compact_table(s)
+    assert md.splitlines()[0] == "| figure | drift 0 | drift 1 |"
+    assert "| ICP: per-division champion, mean AUC | 0.750 ± 0.071 | 0.700 ± nan |" in md
+    assert "deal: revintel − reference AUC" in md and "weekly (no swing)" in md
