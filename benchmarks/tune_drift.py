@@ -3,7 +3,8 @@
 Design data: the demo at seeds 42 and 7 (drift 0 and 1), never the reporting seeds of
 benchmarks/seeds.py. For each candidate (recency half-life of the training weights), trains
 revintel's model on each design warehouse and prints holdout AUC / Brier / ECE beside the plain
-reference of benchmarks/win_reference.py on the same rows.
+reference of benchmarks/win_reference.py on the same rows; --gaps tries shorter train/validation
+gaps (fresher training data) on the same holdout rows.
 
     PYTHONPATH=$PWD python -m benchmarks.tune_drift DATA_DIR [DATA_DIR ...] --half-lives none 365 180
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dirs", type=Path, nargs="+")
     ap.add_argument("--half-lives", nargs="+", default=["none", "365", "180"])
+    ap.add_argument("--gaps", type=int, nargs="*", default=[],
+                    help="also try these train/validation gaps in days (the holdout rows stay the same)")
     args = ap.parse_args(argv)
     for data_dir in args.data_dirs:
         snap = load_snapshot(data_dir / "warehouse" / "revintel.duckdb")
@@ -41,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
             half = None if hl == "none" else float(hl)
             m = train(split, half_life_days=half)
             print(json.dumps({"data": str(data_dir), "model": f"revintel half-life {hl}", "trees": m.best_iteration,
-                              "val_oof_brier": round(classification_metrics(split.validation["is_won"].cast(pl.Int8)
-                                                                            .to_numpy(), m.validation_oof)["brier"], 4),
+                              **fmt(m.predict(rows))}), flush=True)
+        for gap in args.gaps:
+            other = split_by_time(snap, plan.eval_cutoff, replace(plan.windows, gap_days=gap))
+            assert other.holdout.height == rows.height
+            m = train(other)
+            print(json.dumps({"data": str(data_dir), "model": f"revintel gap {gap}", "trees": m.best_iteration,
                               **fmt(m.predict(rows))}), flush=True)
     return 0
 
