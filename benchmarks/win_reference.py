@@ -33,7 +33,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.baselines import stage_rate
+from revintel_assets.defs.deals.baselines import BASELINES
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.evaluate import baseline_fit_rows
 from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC
@@ -91,14 +91,16 @@ def reference_predict(snap: pl.DataFrame, cutoff, rows: pl.DataFrame) -> tuple[n
     return np.clip(p, 1e-4, 1 - 1e-4), booster.best_iteration
 
 
-def measure(db: Path, truth_dir: Path | None) -> dict:
+def holdout_predictions(db: Path, truth_dir: Path | None) -> tuple[pl.DataFrame, dict[str, np.ndarray], dict]:
+    """revintel's holdout rows for its evaluation cutoff, and on them the predictions of revintel's
+    model (trained by the `revintel_assets` on PYTHONPATH), the reference, the stage baseline and,
+    where the truth exists, the oracle; plus facts about the split (fingerprint, sizes, trees)."""
     snap = load_snapshot(db)
     first, last = snap["created_date"].min(), snap["as_of_date"].max()
     plan = DealPlan(first, last)
     cutoff, windows = plan.eval_cutoff, plan.windows
     split = split_by_time(snap, cutoff, windows)
     rows = split.holdout
-    y = rows["is_won"].cast(pl.Int8).to_numpy()
     fingerprint = hashlib.md5("".join(sorted(f"{a}{b}" for a, b in zip(
         rows["opportunity_id"].to_list(), rows["as_of_date"].to_list()))).encode()).hexdigest()[:12]
     out = {"cutoff": str(cutoff), "holdout_rows": len(rows), "holdout_deals": rows["opportunity_id"].n_unique(),
@@ -113,12 +115,19 @@ def measure(db: Path, truth_dir: Path | None) -> dict:
     t = time.perf_counter()
     preds["reference"], out["reference_trees"] = reference_predict(snap, cutoff, rows)
     out["reference_seconds"] = round(time.perf_counter() - t, 1)
-    preds["baseline_stage"] = stage_rate(baseline_fit_rows(split, "holdout"), rows)
+    fit = baseline_fit_rows(split, "holdout")
+    preds |= {name: fn(fit, rows) for name, fn in BASELINES.items()}
     truth = deal_truth(truth_dir)
     if truth is not None:
         oracle = rows.select("opportunity_id").join(truth, on="opportunity_id", how="left", maintain_order="left")
         if oracle["true_win_probability"].null_count() == 0:
             preds["oracle"] = oracle["true_win_probability"].to_numpy()
+    return rows, preds, out
+
+
+def measure(db: Path, truth_dir: Path | None) -> dict:
+    rows, preds, out = holdout_predictions(db, truth_dir)
+    y = rows["is_won"].cast(pl.Int8).to_numpy()
     for name, p in preds.items():
         m = classification_metrics(y, p)
         out[name] = {k: round(m[k], 4) for k in ("auc", "brier", "ece")}

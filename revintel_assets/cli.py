@@ -16,17 +16,18 @@ REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
-def _generate(out: Path, scale: float, seed: int) -> dict:
+def _generate(out: Path, scale: float, seed: int, drift: float = 0.0) -> dict:
     from revintel_assets.demo.generator import generate_company
 
     return generate_company(out, scale=scale, seed=seed, progress=sys.stderr.isatty(),
-                            fy_start_month=settings().fiscal_year_start_month)
+                            fy_start_month=settings().fiscal_year_start_month, drift=drift)
 
 
 def cmd_generate(args) -> int:
     out = Path(args.out)
-    summary = _generate(out, args.scale, args.seed)
-    print(f"Wrote the demo company (scale {args.scale:g}, seed {args.seed}) to {out}")
+    summary = _generate(out, args.scale, args.seed, args.drift)
+    drift = f", drift {args.drift:g}" if args.drift else ""
+    print(f"Wrote the demo company (scale {args.scale:g}, seed {args.seed}{drift}) to {out}")
     for key in ("opportunities", "accounts", "reps", "transaction_lines", "closed_win_rate"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
@@ -37,7 +38,7 @@ def cmd_demo(args) -> int:
     source = paths.demo_source_dir()
     if not (source / "sales_pipeline.csv").exists():
         print(f"Generating the demo company (scale {args.scale:g}) into {source} ...")
-        _generate(source, args.scale, args.seed)
+        _generate(source, args.scale, args.seed, args.drift)
     # The demo's ground truth is read only to report oracle metrics beside the models', never
     # by a feature or a model (revintel_assets/defs/validation/oracle.py).
     return _materialize({"path": str(source), "truth_dir": str(source / "truth")}, args)
@@ -238,11 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--scale", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=42)
     g.set_defaults(fn=cmd_generate)
+    drift_help = ("0 = a stationary world; X > 0 scales win odds falling over the history, rep turnover "
+                  "and wandering skill, stronger seasonality and a product launched mid-history")
 
     d = sub.add_parser("demo", help="generate the demo company (if missing) and materialize everything")
     d.add_argument("--scale", type=float, default=1.0, help="demo size when it is generated")
     d.add_argument("--seed", type=int, default=42)
     d.set_defaults(fn=cmd_demo)
+    for p in (g, d):
+        p.add_argument("--drift", type=float, default=0.0, help=drift_help + " (demo: when it is generated)")
 
     r = sub.add_parser("run", help="materialize everything on a folder of real exports")
     r.add_argument("--source", required=True)

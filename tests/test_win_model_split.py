@@ -204,3 +204,17 @@ def test_gate_head_to_head_on_unseen_rows_is_recorded(snaps, tmp_path, challenge
     assert m["gate.rows"] == len(unseen_by_both(split, old_cutoff)) > 0
     assert (m["gate.brier_challenger"] <= m["gate.brier_champion"]) is expect
     assert str(tracking.get_alias("win_probability", "champion").version) == str(new if expect else old)
+
+
+def test_recency_weight_halves_per_half_life_and_is_off_by_default():
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from revintel_assets.defs.deals.win_model import RECENCY_HALF_LIFE_DAYS, recency_weight
+
+    as_of = pl.Series([dt.date(2025, 1, 1), dt.date(2024, 7, 5), dt.date(2024, 1, 2)])
+    assert RECENCY_HALF_LIFE_DAYS is None  # measured on the design seeds: no gain (README)
+    assert np.array_equal(recency_weight(as_of, None), np.ones(3))
+    np.testing.assert_allclose(recency_weight(as_of, 180), [1.0, 0.5, 0.5 ** (365 / 180)])

@@ -42,6 +42,7 @@ import polars as pl
 
 from revintel_assets.demo import catalog as C
 from revintel_assets.demo.accounts import Accounts
+from revintel_assets.demo.drift import Drift, launch_mask, reassign_reps
 
 STAGES = ["Prospecting", "Engaging", "Proposal", "Negotiation", "Won", "Lost"]
 WON, LOST = 4, 5
@@ -68,6 +69,13 @@ def creation_weights() -> np.ndarray:
 
 
 _CREATION_P = creation_weights()
+
+
+def _drifted_creation_p(drift: Drift) -> np.ndarray:
+    days = np.arange(C.EXPORT_DAY + 1)
+    w = drift.creation_weights(MONTH_WEIGHT)[C.month_index(days) % 12] * (1.0 + 0.3 * days / 365.0)
+    w[C.weekday(days) >= 5] = 0.0
+    return w / w.sum()
 
 
 @dataclass
@@ -99,11 +107,13 @@ def _major_table(cat: C.Catalog) -> np.ndarray:
     return table
 
 
-def _draw_opportunities(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator):
+def _draw_opportunities(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator,
+                        drift: Drift | None = None, drng: np.random.Generator | None = None):
     w = 10 ** (0.35 * (acc.log_emp - 2.9)) * np.exp(DEAL_RATE_U * acc.u)  # big, keen accounts buy more
     n_per = rng.poisson(DEALS_PER_ACCOUNT * w / w.mean())
     account = np.repeat(np.arange(len(acc)), n_per)
-    created = rng.choice(len(_CREATION_P), len(account), p=_CREATION_P)
+    p_day = _CREATION_P if drift is None else _drifted_creation_p(drift)
+    created = rng.choice(len(p_day), len(account), p=p_day)
     order = np.lexsort((account, created))
     account, created = account[order], created[order]
     n = len(account)
@@ -112,6 +122,10 @@ def _draw_opportunities(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.ran
     division = _gumbel_choice(DIV_CHOICE_W * (acc.fit[account] + acc.v[account]), rng)
     size_tier = np.clip((acc.log_emp[account] - 2.3) / 0.9, 0, 2)
     tier = _gumbel_choice(-1.2 * np.abs(np.arange(3) - size_tier[:, None]), rng)
+    if drift is not None:  # no deals for the launched product before its launch; reps come and go
+        rep = reassign_reps(drift, team, rep, acc.region[account], created, drng)
+        early = launch_mask(drift, _major_table(cat)[division, tier], created)
+        tier = np.where(early, cat.tier[drift.launch_alt], tier)
     sku = _major_table(cat)[division, tier]
     qty = 1 + rng.poisson(cat.qty_extra[sku] * 10 ** (0.3 * (acc.log_emp[account] - 2.9)))
     return account, created, rep, division, tier, sku, qty
@@ -131,7 +145,8 @@ def _early_slips(created, engage, e0, rate, rng):
     return n_e, deal, C.add_business_days(first[deal], k)
 
 
-def _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount, n_e, tp_days, rng):
+def _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount, n_e, tp_days, rng,
+                     drift: Drift | None = None, created: np.ndarray | None = None):
     size_gap = np.log(cat.price[sku] * qty / (acc.revenue[a] * 1e6)) + 9.5
     logit = (ALPHA + 0.9 * C.SECTOR_AFFINITY[acc.sector[a], division]
              - 0.25 * (acc.log_emp[a] - C.DIVISION_IDEAL_SIZE[division]) ** 2
@@ -139,6 +154,8 @@ def _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount,
              + 2.0 * discount - 6.0 * np.maximum(discount - 0.2, 0)  # deep discounts smell of trouble
              - 0.25 * size_gap - 0.55 * n_e - 0.6 * np.log(tp_days / 16.0)
              + rng.normal(0, NOISE_SD, len(a)))
+    if drift is not None:  # the world on the day the deal was opened (drift.py)
+        logit = logit + drift.skill_shift(rep, created) + drift.win_shift(created, sku)
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -192,8 +209,9 @@ def _timing_quirks(close, won, last_start, rng):
     return np.where(august, C.add_business_days(close, rng.integers(10, 21, n)), close)
 
 
-def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator) -> Deals:
-    a, created, rep, division, tier, sku, qty = _draw_opportunities(acc, team, cat, rng)
+def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator,
+                   drift: Drift | None = None, drng: np.random.Generator | None = None) -> Deals:
+    a, created, rep, division, tier, sku, qty = _draw_opportunities(acc, team, cat, rng, drift, drng)
     n = len(a)
     discount = np.round(np.clip(0.07 + team.discount[rep] + 0.02 * (acc.log_emp[a] - 2.9)
                                 + rng.normal(0, 0.045, n), 0, 0.4) * 200) / 200
@@ -206,7 +224,8 @@ def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.G
     e0 = C.month_end(created + np.rint(first_guess).astype(np.int64))
     rate = 0.45 * np.exp(-0.5 * z) * np.minimum(tp_days, 60) / 20 + stalled
     n_e, slip_deal, slip_day = _early_slips(created, engage, e0, rate, rng)
-    p = _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount, n_e, tp_days, rng)
+    p = _win_probability(acc, team, cat, a, rep, division, tier, sku, qty, discount, n_e, tp_days, rng,
+                         drift, created)
     won = rng.random(n) < p
     entry, close, last_start = _stage_path(created, pros_bd, z, stalled, won, p, rng)
     close = _timing_quirks(close, won, last_start, rng)

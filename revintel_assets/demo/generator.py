@@ -42,7 +42,9 @@ from tqdm import tqdm
 from revintel_assets.demo import catalog as C
 from revintel_assets.demo.accounts import Accounts, account_ids, make_accounts
 from revintel_assets.demo.deals import STAGES, Deals, simulate_deals
+from revintel_assets.demo.drift import LAUNCH_DAY, Drift, build_drift, launch_mask
 from revintel_assets.demo.purchases import (
+    SEASON,
     division_truth,
     first_crm_win,
     hazards,
@@ -80,10 +82,11 @@ class World:
     team: C.Team
     names: np.ndarray
     windows: list[tuple[int, int]]
+    drift: Drift | None = None  # None: the stationary company (drift.py)
 
 
 def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress: bool = True,
-                     fy_start_month: int = 1) -> dict:
+                     fy_start_month: int = 1, drift: float = 0.0) -> dict:
     """Writes the raw files; returns sanity figures (also written to out_dir/truth/summary.json).
 
     Files are built in out_dir/.generating and moved into place at the end, summary.json
@@ -96,8 +99,9 @@ def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress
     (work / "truth").mkdir(parents=True)
     (work / "spool").mkdir()
     n_accounts, n_reps = company_size(scale)
-    world = World(seed, C.build_catalog(), C.build_team(n_reps, _rng(seed, 1)),
-                  C.name_permutation(_rng(seed, 2)), truth_windows(scale))
+    cat, team = C.build_catalog(), C.build_team(n_reps, _rng(seed, 1))
+    world = World(seed, cat, team, C.name_permutation(_rng(seed, 2)), truth_windows(scale),
+                  build_drift(drift, team, cat, _rng(seed, 5)))
     n_blocks = math.ceil(n_accounts / BLOCK)
     stats = Stats(scale, seed, world.windows)
     with tqdm(total=n_blocks + C.N_MONTHS, desc="demo company", unit="step",
@@ -108,6 +112,8 @@ def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress
     _write_static(work, world.cat, world.team)
     plan.frame(world.team, _rng(seed, 5)).write_csv(work / "quotas.csv")
     summary = stats.summary(n_reps=n_reps, team=world.team, cat=world.cat)
+    if world.drift is not None:  # the stationary company's summary stays as it was
+        summary["drift"] = _drift_summary(world)
     (work / "truth" / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     _publish(work, out_dir)
     return summary
@@ -128,9 +134,15 @@ def _simulate_blocks(work: Path, world: World, n_accounts: int, stats: Stats, ba
                     for s in np.random.SeedSequence(world.seed, spawn_key=(3, b)).spawn(3)]
             first = b * BLOCK
             acc = make_accounts(first, min(BLOCK, n_accounts - first), world.names, world.team, rngs[0])
-            deals = simulate_deals(acc, world.team, world.cat, rngs[1])
-            lam, buying = hazards(acc, first_crm_win(len(acc), deals), rngs[2])
+            dr = world.drift
+            drng = None if dr is None else _rng(world.seed, 6, b)
+            deals = simulate_deals(acc, world.team, world.cat, rngs[1], dr, drng)
+            season = SEASON if dr is None else dr.purchase_season(SEASON)
+            lam, buying = hazards(acc, first_crm_win(len(acc), deals), rngs[2], season)
             lines = run_rate_lines(acc, buying, world.cat, rngs[2])
+            if dr is not None:  # the launched product is not sold before its launch
+                keep = ~launch_mask(dr, lines["sku"], lines["day"])
+                lines = {k: v[keep] for k, v in lines.items()}
             _write_block(files, b == 0, acc, deals, world, next_opp, lam)
             _spool_lines(spool, acc, deals, lines)
             stats.add_block(acc, deals, lines, realised_rates(buying, lam, deals, world.windows))
@@ -139,6 +151,13 @@ def _simulate_blocks(work: Path, world: World, n_accounts: int, stats: Stats, ba
             next_opp += len(deals.account)
             bar.update()
     return np.concatenate(owners)
+
+
+def _drift_summary(world: World) -> dict:
+    d = world.drift
+    return {"level": d.level, "reps_leaving": int((d.end <= C.EXPORT_DAY).sum()),
+            "reps_joining": int((d.start > 0).sum()), "launched_product": world.cat.sku[d.launch_sku],
+            "launch_date": str(C.EPOCH + np.timedelta64(LAUNCH_DAY, "D"))}
 
 
 def _write_block(files, header: bool, acc: Accounts, deals: Deals, world: World, next_opp: int,

@@ -64,7 +64,7 @@ def first_crm_win(n_accounts: int, deals: Deals) -> np.ndarray:
     return first
 
 
-def hazards(acc: Accounts, first_win: np.ndarray, rng: np.random.Generator):
+def hazards(acc: Accounts, first_win: np.ndarray, rng: np.random.Generator, season: np.ndarray = SEASON):
     """Monthly hazards and buying months, both (accounts, divisions, months). Loops over
     months, starting with a hidden year of 2022 so the accounts' ownership at the start of
     the history is not empty (those 2022 orders are not written)."""
@@ -81,7 +81,7 @@ def hazards(acc: Accounts, first_win: np.ndarray, rng: np.random.Generator):
         lagged = owned[i - CROSS_LAG] if i >= CROSS_LAG else np.zeros((n, N_DIV), bool)
         others = lagged.sum(axis=1, keepdims=True) - lagged
         years = (m + 0.5 - 18) / 12
-        logit = base + acc.slope[:, None] * years + SEASON[m % 12] + CROSS_EFFECT * others
+        logit = base + acc.slope[:, None] * years + season[m % 12] + CROSS_EFFECT * others
         lam[:, :, i] = 1.0 / (1.0 + np.exp(-logit))
         bought |= draws[:, :, i] < lam[:, :, i]
     return lam[:, :, BURN_IN:], (draws < lam)[:, :, BURN_IN:]
