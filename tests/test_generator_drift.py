@@ -18,13 +18,14 @@ from revintel_assets.demo.generator import generate_company
 REPO = Path(__file__).resolve().parents[1]
 # sha256 over `sha256sum` lines of every file (sorted paths) of scale 0.05, seeds 42 then 7, written
 # by the generator before `--drift` existed (commit bc82357): drift 0 must keep these bytes.
+# quotas.csv came later (issue 16) and is left out: a new file, not a changed one.
 STATIONARY_DIGEST = "d55dd125a7d3f6854295328f7a2430184635782d7d0e16ba51e664e2ca808b4c"
 LAUNCH = date(2024, 7, 1)
 
 
 def _digest_lines(root: Path) -> str:
     return "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  ./{p.relative_to(root).as_posix()}\n"
-                   for p in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()) if p.is_file())
+                   for p in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()) if p.is_file() and p.name != "quotas.csv")
 
 
 def test_drift_zero_reproduces_the_stationary_company(tmp_path):
