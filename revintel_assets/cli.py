@@ -54,7 +54,8 @@ def cmd_run(args) -> int:
 
 def _materialize(source: dict[str, str], args) -> int:
     """Every step of the run plan, the source given to the assets as the `source` resource's run
-    config (what the launchpad shows for these runs), never through the environment."""
+    config (what the launchpad shows for these runs), never through the environment; likewise
+    `--cluster` as the `compute` resource's."""
     from revintel_assets.definitions import load
     from revintel_assets.defs.ingest.errors import SourceError
     from revintel_assets.orchestrate import materialize_all
@@ -69,7 +70,8 @@ def _materialize(source: dict[str, str], args) -> int:
             print(f"revintel: materializing the asset graph on {source['path']}")
             start = time.perf_counter()
             try:
-                records = materialize_all(load(), resources={"source": source})
+                resources = {"source": source, **({"compute": {"cluster": args.cluster}} if args.cluster else {})}
+                records = materialize_all(load(), resources=resources)
             except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
                 root = _root_cause(exc)
                 if isinstance(root, SourceError):
@@ -93,7 +95,8 @@ def _materialize(source: dict[str, str], args) -> int:
     if args.no_serve:
         return 0
     # the UI's sensors and launchpad default to the source just materialized
-    return _serve(settings_env={("source" if k == "path" else k): v for k, v in source.items()})
+    return _serve(settings_env={**{("source" if k == "path" else k): v for k, v in source.items()},
+                                "cluster": args.cluster})
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -234,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--no-wait", action="store_true", help="when another run holds the data directory, "
                                                               "exit with code 3 instead of waiting for it")
         p.add_argument("--as-of", help="score as of this date instead of the source's export date")
+        p.add_argument("--cluster", help="Dask scheduler (tcp://HOST:PORT) the heavy kernels' tasks go to; "
+                                         "default REVINTEL_CLUSTER, else this machine's cores")
 
     u = sub.add_parser("ui", help="start the Dagster UI + daemon and the Streamlit app")
     u.add_argument("--dagster-port", type=int, default=3000)
