@@ -24,7 +24,7 @@ def test_demo_on_a_dask_cluster_equals_local(demo_data, dask_cluster, tmp_path):
     before = tasks_run(dask_cluster)
     proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.1",
                            "--cluster", dask_cluster], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1800)
+                          timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = tasks_run(dask_cluster)
 
