@@ -112,7 +112,9 @@ def import_vs_scan(args) -> dict:
         if r["rc"]:
             raise SystemExit(f"import failed: {args.data / f'limits_import_{i}.log'}")
         imp.append(r)
-        s = measure(_py(SCAN_CHILD, src))
+        s = measure(_py(SCAN_CHILD, src), log=args.data / f"limits_scan_{i}.log")
+        if s["rc"] or "files" not in s["info"]:
+            raise SystemExit(f"scan failed (rc {s['rc']}): {args.data / f'limits_scan_{i}.log'}")
         scan.append({**s, **s.pop("info")})
         print(f"  import {r['wall_s']:7.1f} s (cpu {r['cpu_s']:.0f})  scan {s['wall_s']:6.1f} s"
               f"  load {r['load_before']:.1f}→{r['load_after']:.1f} / {s['load_before']:.1f}→{s['load_after']:.1f}",
