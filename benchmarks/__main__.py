@@ -289,8 +289,11 @@ def _replace_block(path: Path, name: str, body: str) -> None:
 def render(results: dict, path: Path) -> None:
     """Put the table between the <!-- table:start/end --> markers of `path`, and the growth curve
     into docs/SCALING.md's <!-- curve:start/end --> (files without markers are left alone)."""
+    from benchmarks import scaling
+
     _replace_block(path, "table", table(results))
     _replace_block(path.with_name("SCALING.md"), "curve", curve(results))
+    scaling.render(results, path.with_name("SCALING.md"))  # the chart (scaling.svg) and the 1,000x plan
 
 
 if __name__ == "__main__":

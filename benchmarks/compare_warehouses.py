@@ -25,7 +25,9 @@ def tables(con) -> dict[str, list[str]]:
     return out
 
 
-def compare(a: str, b: str) -> list[str]:
+def compare(a: str, b: str, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Problems found (empty: identical); `ignore`: more columns to leave out, e.g. `source_path`
+    when the two runs read their own copies of the same files."""
     con = duckdb.connect()
     con.execute(f"ATTACH '{a}' AS a (READ_ONLY); ATTACH '{b}' AS b (READ_ONLY)")
     con.execute("USE a")
@@ -42,7 +44,7 @@ def compare(a: str, b: str) -> list[str]:
         if ta[t] != tb[t]:
             problems.append(f"{t}: columns differ: {sorted(set(ta[t]) ^ set(tb[t]))}")
             continue
-        cols = ", ".join(f'"{c}"' for c in ta[t] if c not in VOLATILE)
+        cols = ", ".join(f'"{c}"' for c in ta[t] if c not in VOLATILE | ignore)
         s, n = t.split(".")
         q = f'SELECT {cols} FROM a."{s}"."{n}" EXCEPT ALL SELECT {cols} FROM b."{s}"."{n}"'
         q2 = f'SELECT {cols} FROM b."{s}"."{n}" EXCEPT ALL SELECT {cols} FROM a."{s}"."{n}"'

@@ -55,7 +55,8 @@ def cmd_run(args) -> int:
 
 def _materialize(source: dict[str, str], args) -> int:
     """Every step of the run plan, the source given to the assets as the `source` resource's run
-    config (what the launchpad shows for these runs), never through the environment."""
+    config (what the launchpad shows for these runs), never through the environment; likewise
+    `--cluster` as the `compute` resource's."""
     from revintel_assets.definitions import load
     from revintel_assets.orchestrate import materialize_all
 
@@ -71,7 +72,8 @@ def _materialize(source: dict[str, str], args) -> int:
                   + (f"\n          (library messages and stack traces: {log})" if log else ""))
             start = time.perf_counter()
             try:
-                records = materialize_all(load(), resources={"source": source})
+                resources = {"source": source, **({"compute": {"cluster": args.cluster}} if args.cluster else {})}
+                records = materialize_all(load(), resources=resources)
             except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
                 return _failed(exc, log)
             _summary(records, time.perf_counter() - start)
@@ -87,7 +89,8 @@ def _materialize(source: dict[str, str], args) -> int:
     if args.no_serve:
         return 0
     # the UI's sensors and launchpad default to the source just materialized
-    return _serve(settings_env={("source" if k == "path" else k): v for k, v in source.items()})
+    return _serve(settings_env={**{("source" if k == "path" else k): v for k, v in source.items()},
+                                "cluster": args.cluster})
 
 
 def _quiet_libraries() -> Path | None:
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--no-wait", action="store_true", help="when another run holds the data directory, "
                                                               "exit with code 3 instead of waiting for it")
         p.add_argument("--as-of", help="score as of this date instead of the source's export date")
+        p.add_argument("--cluster", help="Dask scheduler (tcp://HOST:PORT) the heavy kernels' tasks go to; "
+                                         "default REVINTEL_CLUSTER, else this machine's cores")
 
     u = sub.add_parser("ui", help="start the Dagster UI + daemon and the Streamlit app")
     u.add_argument("--dagster-port", type=int, default=3000)

@@ -15,6 +15,13 @@ here. Tasks are pickled, so a task gets only the slices of the inputs it needs; 
 
 A task's result depends on its arguments only (seeded per task, never per worker), and callers
 assemble results in task order, so any worker count gives the same numbers as one process.
+
+Past one machine (issue 17): with a Dask cluster configured (`REVINTEL_CLUSTER=tcp://HOST:PORT`,
+`revintel run --cluster`, the `compute` resource's `cluster` in the launchpad) every task of
+`map_tasks` goes to that cluster instead (`dask.distributed` futures, results in task order),
+whatever the local worker count or input size: the user asked for the cluster. The workers need
+the same revintel installed (they import the task functions); each task runs with one BLAS /
+OpenMP thread there, as in the local pool, so the numbers are the same whichever backend ran it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +51,34 @@ def workers() -> int:
     return chosen if chosen else max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
+_SCOPE: list[str | None] = []  # cluster addresses chosen by runs (`using`), innermost last
+
+
+def cluster() -> str | None:
+    """The Dask scheduler tasks go to: the run's choice (`using`), else REVINTEL_CLUSTER; None or
+    "" = this machine."""
+    if _SCOPE:
+        return _SCOPE[-1] or None
+    from revintel_resources.settings import settings
+
+    return settings().cluster
+
+
+@contextmanager
+def using(address: str | None):
+    """Send the tasks of `map_tasks` inside this block to the Dask cluster at `address` ("" = this
+    machine; None = the settings' choice). The `compute` resource opens it around a step's work,
+    so a run's `--cluster` reaches the kernels without touching the environment."""
+    if address is None:
+        yield
+        return
+    _SCOPE.append(address)
+    try:
+        yield
+    finally:
+        _SCOPE.pop()
+
+
 def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None, *,
               threads: bool = False) -> Iterator:
     """fn(*task) for every task, yielded in task order, on up to n_workers processes (default
@@ -54,11 +90,51 @@ def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None
     needs. threads=True says fn releases the GIL (LightGBM's C code): then threads of this
     process run it, nothing is pickled. Issue 17 (a Dask cluster) plugs in here: the tasks are
     already self-contained (module-level fn, per-task arguments, results in task order), so
-    with a cluster configured they can all go to it (joblib's dask backend or client.map)."""
+    with a cluster configured (`cluster()`) they all go to it, in task order."""
+    address = cluster()
+    if address and tasks:
+        return _on_cluster(address, fn, tasks)
     k = min(n_workers or workers(), len(tasks))
     if k <= 1:
         return (fn(*t) for t in tasks)
     return _in_threads(fn, tasks, k) if threads else _with_pool(fn, tasks, k - 1)
+
+
+_CLIENTS: dict = {}
+
+
+def _client(address: str):
+    """One distributed.Client per scheduler for this process (connecting costs ~0.3 s)."""
+    from distributed import Client
+
+    client = _CLIENTS.get(address)
+    if client is None or client.status not in ("running", "connecting", "newly-created"):
+        client = _CLIENTS[address] = Client(address, timeout="30s", set_as_default=False)
+    return client
+
+
+def _on_cluster(address: str, fn: Callable, tasks: Sequence[tuple]) -> Iterator:
+    """Every task submitted at once (the scheduler balances them over its workers), results yielded
+    in task order. pure=False: a task is never merged with an equal-looking one; the key names the
+    function, so the scheduler's dashboard and task counts say what ran."""
+    client = _client(address)
+    name = getattr(fn, "__name__", "task").lstrip("_") or "task"
+    futures = [client.submit(_one_thread, fn, *t, pure=False, key=f"revintel-{name}-{uuid.uuid4().hex}")
+               for t in tasks]
+    try:
+        for f in futures:
+            yield f.result()  # re-raises the task's exception here
+    finally:  # stopped early or failed: free the workers of what is left
+        client.cancel(futures)
+
+
+def _one_thread(fn: Callable, *args):
+    """On a Dask worker: fn(*args) with one BLAS / OpenMP thread, like the local pool's processes
+    (a worker's threads are the parallelism)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return fn(*args)
 
 
 def _in_threads(fn: Callable, tasks: Sequence[tuple], k: int) -> Iterator:
@@ -81,7 +157,7 @@ def warm_up(fn: Callable, n_workers: int | None = None) -> None:
     """Start the pool processes now and have them import fn's module, while this process does
     something else first (the engine: its random draws), so that tasks do not wait for them."""
     k = n_workers or workers()
-    if k > 1:
+    if k > 1 and not cluster():
         pool = _pool(k - 1)
         for _ in range(k - 1):
             pool.submit(importlib.import_module, fn.__module__)
@@ -159,7 +235,8 @@ def map_rows(fn: Callable, x: np.ndarray, *args, out_cols: int, n_workers: int |
     block of rows per worker (`threads`: see map_tasks). Same numbers as one process: each row's
     result depends on that row only."""
     n = len(x)
-    k = min(n_workers or workers(), n // MIN_ROWS_PER_WORKER)
+    # on a cluster, as many blocks as the rows allow (up to 64): its workers are not this machine's
+    k = min(64 if cluster() else n_workers or workers(), n // MIN_ROWS_PER_WORKER)
     bounds = np.linspace(0, n, max(k, 1) + 1).astype(int)
     blocks = map_tasks(fn, [(x[lo:hi], *args) for lo, hi in zip(bounds[:-1], bounds[1:])], k, threads=threads)
     return np.concatenate([np.asarray(b, dtype=np.float64).reshape(-1, out_cols) for b in blocks])

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     workers: int | None = Field(None, ge=1, description="Cores the heavy kernels use (forecast engine: "
                                                          "processes, TreeSHAP: threads); default: the cores "
                                                          "this process may use (at most 8)")
+    cluster: str | None = Field(None, description="Dask scheduler (tcp://HOST:PORT) the heavy kernels' tasks go "
+                                                   "to (`--cluster`); unset: this machine's cores")
     folder_mapping: bool = Field(False, description="Let runs the sensor, a schedule or the UI started use a "
                                                     "revintel_mapping.yaml found in the source folder (`revintel run` "
                                                     "always may)")

@@ -56,3 +56,62 @@ def demo_data(tmp_path_factory):
     (data / "demo.log").write_text(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-6000:]}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return data, proc.stdout, {**env, "DAGSTER_HOME": str(data / "dagster_home")}
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A real Dask cluster on 127.0.0.1: `dask scheduler` and two `dask worker --nthreads 1`
+    processes, as a team would start them (the workers import this checkout: PYTHONPATH). Yields
+    the scheduler's address; `tasks_run(address)` says which revintel tasks the workers executed."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("dask")
+    repo = str(Path(__file__).resolve().parents[1])
+    # a long low-level log, so every task of a demo run is still in it when the test asks
+    env = {**os.environ, "PYTHONPATH": repo, "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "1000000"}
+    dask = [str(Path(sys.executable).with_name("dask"))]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=env, stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT)]
+    for i in range(2):
+        procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                       "--name", f"w{i}"], env=env, cwd=repo,
+                                      stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT))
+    from distributed import Client
+
+    try:
+        with Client(address, timeout="60s") as c:
+            c.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def tasks_run(address: str) -> dict[str, dict[str, int]]:
+    """Per worker: how many revintel tasks of each function it executed (its transition log)."""
+    from distributed import Client
+
+    def ran(dask_worker):
+        done = {e[0] for e in dask_worker.state.log
+                if isinstance(e[0], str) and e[0].startswith("revintel-") and e[1:3] == ("executing", "memory")}
+        counts: dict[str, int] = {}
+        for key in done:
+            name = key.rsplit("-", 1)[0].removeprefix("revintel-")
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    with Client(address, timeout="60s") as c:
+        return c.run(ran)

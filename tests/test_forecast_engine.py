@@ -177,3 +177,62 @@ def test_blocked_summaries_equal_the_full_grid_ones():
     got_groups = model.period_stats(blocked.group_grid, pt, shock_t)
     assert np.allclose(got_groups, ref[:len(group_labels)], rtol=1e-4)
     assert np.allclose(model.period_stats(blocked.division_grid, pt, shock_t), ref[-3:], rtol=1e-5)
+
+
+# The numpy scatter the compiled kernel replaced (issue 17), kept here as the reference it must equal.
+def _numpy_scatter(counts: np.ndarray, offset, stride, amount, rep, division, modulus: int, n_div: int,
+                   rep_lo: int, rep_hi: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bookings of a chunk's deals (every array holds those deals only, sorted by rep, reps in
+    [rep_lo, rep_hi)) -> a local (rep, atom, sim) grid and a (division, atom, sim) grid, each with
+    `modulus` sim slots (the slots >= n_sims are dropped by the caller).
+
+    Bookings are laid out deal by deal, atom by atom: within a deal they are consecutive terms of
+    the progression offset + k * stride, so the sim slots come from one cumsum (+ mod), and each
+    (deal, atom) run adds a constant grid base. A few passes over the bookings, no random numbers,
+    and nothing proportional to reps x divisions x sims."""
+    n_atoms, n_reps = counts.shape[1], rep_hi - rep_lo
+    per_deal = counts.sum(axis=1)
+    has = per_deal > 0
+    c, per_deal = counts[has], per_deal[has]
+    offset, stride, amount, rep, division = offset[has], stride[has], amount[has], rep[has], division[has]
+    n = int(per_deal.sum())
+    if n == 0:
+        return np.zeros((n_reps, n_atoms, modulus)), np.zeros((n_div, n_atoms, modulus)), 0
+    # int32 throughout: a deal's terms stay below modulus * (1 + n_sims) < 2**31 (n_sims <= 40,000)
+    g, o = stride.astype(np.int32), offset.astype(np.int32)
+    # cumsum of the increments gives offset + k * stride inside each deal: the first booking of a
+    # deal jumps from the previous deal's last term to this deal's offset
+    inc = np.repeat(g, per_deal)
+    first = np.cumsum(per_deal) - per_deal
+    last_prev = np.r_[np.int32(0), (o + (per_deal.astype(np.int32) - 1) * g)[:-1]]
+    inc[first] = o - last_prev
+    slot = np.cumsum(inc)
+    del inc
+    slot %= modulus
+    run_len = c.ravel()
+    w = np.repeat(np.repeat(amount, n_atoms), run_len)
+    atoms = np.arange(n_atoms, dtype=np.int32)
+    rep_cell = ((rep - rep_lo).astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
+    rep_grid = np.bincount(slot + np.repeat(rep_cell.ravel(), run_len), weights=w, minlength=n_reps * n_atoms * modulus)
+    div_cell = (division.astype(np.int32)[:, None] * n_atoms + atoms) * np.int32(modulus)
+    slot += np.repeat(div_cell.ravel(), run_len)
+    div_grid = np.bincount(slot, weights=w, minlength=n_div * n_atoms * modulus)
+    return rep_grid.reshape(n_reps, n_atoms, modulus), div_grid.reshape(n_div, n_atoms, modulus), n
+
+
+@pytest.mark.parametrize("n_sims", [1, 997, 2000])
+def test_compiled_scatter_equals_the_numpy_scatter(n_sims):
+    """Same bookings, same order, same float64 sums, bit for bit (and the same booking count)."""
+    inp = synthetic.engine_input(n_deals=3000, n_atoms=16, seed=4)
+    order = np.argsort(inp.rep, kind="stable")
+    rng = np.random.default_rng(9)
+    s = simulate.EngineInput(q=inp.q[order], amount=np.asarray(inp.amount, dtype=np.float64)[order],
+                             rep=np.asarray(inp.rep, dtype=np.int64)[order],
+                             division=np.asarray(inp.division, dtype=np.int64)[order],
+                             n_reps=inp.n_reps, n_divisions=inp.n_divisions)
+    counts, offset, stride, modulus = simulate._open_deal_bookings(s, n_sims, rng)
+    lo, hi = int(s.rep.min()), int(s.rep.max()) + 1
+    args = (counts, offset, stride, s.amount, s.rep, s.division, modulus, inp.n_divisions, lo, hi)
+    new, old = simulate._scatter_chunk(*args), _numpy_scatter(*args)
+    assert new[2] == old[2] > 0
+    assert np.array_equal(new[0], old[0]) and np.array_equal(new[1], old[1])

@@ -59,3 +59,28 @@ def test_treeshap_in_workers_equals_one_process(monkeypatch):
     for threads in (True, False):  # threads (what contributions() uses) and pool processes
         assert np.array_equal(parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=2,
                                                 threads=threads), one)
+
+
+def test_engine_on_a_dask_cluster_equals_local(dask_cluster, monkeypatch):
+    """The forecast engine's chunks through a real Dask cluster (scheduler + 2 workers on
+    127.0.0.1), chosen by REVINTEL_CLUSTER: bit-identical to this machine, and the workers did run them."""
+    from revintel_assets.defs.forecast import simulate
+    from tests import synthetic
+    from tests.conftest import tasks_run
+
+    inp = synthetic.engine_input(n_deals=20_000, n_atoms=16, seed=1)
+    groups = (np.arange(inp.n_reps)[None, :] % 3 == np.arange(3)[:, None]).astype(float)
+    local = simulate.simulate_blocks(inp, 2000, 3, groups=groups, keep_reps=True, workers=2)
+    before = sum(w.get("simulate_chunk", 0) for w in tasks_run(dask_cluster).values())
+    monkeypatch.setenv("REVINTEL_CLUSTER", dask_cluster)
+    assert parallel.cluster() == dask_cluster
+    remote = simulate.simulate_blocks(inp, 2000, 3, groups=groups, keep_reps=True, workers=2)
+    after = tasks_run(dask_cluster)
+    assert sum(w.get("simulate_chunk", 0) for w in after.values()) > before  # the setting was not ignored
+    for name in ("group_grid", "division_grid", "rep_grid"):
+        assert np.array_equal(getattr(local, name), getattr(remote, name)), name
+    assert local.bookings == remote.bookings
+    # a run's own choice ("" = this machine) wins over the environment
+    with parallel.using(""):
+        assert parallel.cluster() is None
+        assert list(parallel.map_tasks(_sum, [(1, np.ones(3))], 2)) == [3]

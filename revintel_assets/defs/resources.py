@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from revintel_resources.compute import ComputeResource
 from revintel_resources.io_manager import DuckDBPolarsIOManager
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
@@ -12,6 +13,7 @@ defs = dg.Definitions(
     resources={
         "warehouse": WarehouseResource(),
         "source": SourceResource(),
+        "compute": ComputeResource(),
         "io_manager": DuckDBPolarsIOManager(),
         "mlflow_tracking": MLflowResource(),
     },

@@ -15,6 +15,7 @@ from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.win_model import split_by_time, train
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_assets.defs.validation.oracle import deal_truth
+from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
@@ -186,20 +187,21 @@ EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is Tree
                         description=EXPLAIN_DOC[0], group_name="deals", owners=["team:revenue-data-science"])],
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
 def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                mlflow_tracking: MLflowResource):
+                mlflow_tracking: MLflowResource, compute: ComputeResource):
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
     scores, explanations, versions = [], [], set()
-    for key in keys:  # one model lookup per date; the scoring itself is vectorised
-        as_of = dt.date.fromisoformat(key)
-        rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
-        stats = wh.query(OUTCOME_STATS_SQL, [as_of, as_of])  # outcomes known on the date, reduced in DuckDB
-        version = latest_eligible(mlflow_tracking, as_of)
-        model = load(mlflow_tracking, version) if version else None
-        s, e = score_deals(rows, stats, as_of, model, f"{MODEL_NAME}/{version}" if version else None)
-        scores.append(s)
-        explanations.append(e)
-        versions.add(s["model_version"][0] if len(s) else "none")
+    with compute.active():  # TreeSHAP blocks: this machine or the Dask cluster
+        for key in keys:  # one model lookup per date; the scoring itself is vectorised
+            as_of = dt.date.fromisoformat(key)
+            rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
+            stats = wh.query(OUTCOME_STATS_SQL, [as_of, as_of])  # outcomes known on the date, reduced in DuckDB
+            version = latest_eligible(mlflow_tracking, as_of)
+            model = load(mlflow_tracking, version) if version else None
+            s, e = score_deals(rows, stats, as_of, model, f"{MODEL_NAME}/{version}" if version else None)
+            scores.append(s)
+            explanations.append(e)
+            versions.add(s["model_version"][0] if len(s) else "none")
     owned = dict(partition_column="as_of_date", partition_values=keys, run_id=context.run_id)
     all_scores = pl.concat(scores)
     wh.write("scores.deal_scores", all_scores, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)

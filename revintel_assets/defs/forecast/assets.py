@@ -16,6 +16,7 @@ from revintel_assets.defs.forecast import accuracy, backtest, docs, history, mod
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
 from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, table_metadata
+from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
@@ -133,7 +134,7 @@ BACKTEST = dg.AssetKey(["forecast", "forecast_backtest"])
                              "baseline over the backtest origins (rows with model_family = 'forecast').")],
     partitions_def=as_of_dates, pool="warehouse")
 def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
-                      mlflow_tracking: MLflowResource):
+                      mlflow_tracking: MLflowResource, compute: ComputeResource):
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
     chosen, snaps, counts, opps, dim_rep, origin_rows = _backtest_tables(wh, as_of, config.horizon_weeks,
@@ -148,52 +149,53 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
     # pass 1, one origin at a time: prepare, simulate, count the shock grid's tuning hits; the
     # origin keeps its engine inputs, and its sims only while they fit in CACHE_BYTES
-    prepared, cached, hits, fitted = [], [], [], None
-    for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
-        if i % max(1, config.refit_timing_weeks) == 0:
-            fitted = timing.fit(snaps, o)
-        rows = next(origin_rows)
-        origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted, config.horizon_weeks,
-                                         rows=rows, label_counts=counts)
-        origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
-        size = len(origin.labels) * origin.cal.n_atoms * config.backtest_sims * 4
-        keep = (len(cached) + 1) * size <= CACHE_BYTES and (not cached or cached[-1] is not None)
-        group_labels, groups = model.group_matrix(origin.prep.segments)
-        res = simulate.simulate_blocks(origin.prep.engine, config.backtest_sims, config.seed, groups=groups,
-                                       keep_reps=keep)
-        # the tuning segments, in label order (groups, then divisions), first TUNING_SIMS sims
-        tune_groups = [k for k, lab in enumerate(group_labels) if lab[0] in backtest.TUNING_TYPES]
-        x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS],
-                                 res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)])
-        assert len(x_tune) == len(backtest.tuning_rows(origin))
-        hits.append(backtest.tuning_hits(origin, x_tune, config.seed))
-        cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
-                      if keep else None)
-        prepared.append(origin)
-        del res, x_tune
-    # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
-    # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
-    sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits))
-    walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks)
-    timing_rows = backtest.timing_validation(snaps, as_of)
-    del snaps  # the largest input (every snapshot's timing columns): not needed for scoring
-    # pass 2: score each origin on the sims tuning never saw (cached, or the same sims again), with
-    # its walk-forward shock, the in-sample one, and none
-    judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
-    skip, n_eval = backtest.TUNING_SIMS, config.backtest_sims - backtest.TUNING_SIMS
-    if n_eval < 200:
-        raise ValueError(f"backtest_sims = {config.backtest_sims}: the evaluation uses the sims the tuning did not "
-                         f"see, so it must exceed {backtest.TUNING_SIMS} by at least 200")
-    for o, x, wf in zip(prepared, cached, walk):
-        # origins with a walk-forward shock are also scored without any, to show what the swing adds
-        shocks = {"in_sample": (sigma_h, sigma_w), **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
-        for kind, (sh, sw) in shocks.items():
-            shock_m = simulate.shock(n_eval, o.cal.atom_week_all, sh, sw, config.seed + backtest.EVAL_SEED_OFFSET)
-            rows_o = (backtest.evaluate_origin(o, x[..., skip:], shock_m) if x is not None
-                      else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, shock_m, skip=skip))
-            judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
-                                                    pl.lit(sh).alias("sigma_horizon"), pl.lit(sw).alias("sigma_week")))
-    del cached
+    with compute.active():  # every origin's engine chunks: this machine or the Dask cluster
+        prepared, cached, hits, fitted = [], [], [], None
+        for i, o in enumerate(chosen):  # one origin a week; everything inside is vectorised
+            if i % max(1, config.refit_timing_weeks) == 0:
+                fitted = timing.fit(snaps, o)
+            rows = next(origin_rows)
+            origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted, config.horizon_weeks,
+                                             rows=rows, label_counts=counts)
+            origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
+            size = len(origin.labels) * origin.cal.n_atoms * config.backtest_sims * 4
+            keep = (len(cached) + 1) * size <= CACHE_BYTES and (not cached or cached[-1] is not None)
+            group_labels, groups = model.group_matrix(origin.prep.segments)
+            res = simulate.simulate_blocks(origin.prep.engine, config.backtest_sims, config.seed, groups=groups,
+                                           keep_reps=keep)
+            # the tuning segments, in label order (groups, then divisions), first TUNING_SIMS sims
+            tune_groups = [k for k, lab in enumerate(group_labels) if lab[0] in backtest.TUNING_TYPES]
+            x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS],
+                                     res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)])
+            assert len(x_tune) == len(backtest.tuning_rows(origin))
+            hits.append(backtest.tuning_hits(origin, x_tune, config.seed))
+            cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
+                          if keep else None)
+            prepared.append(origin)
+            del res, x_tune
+        # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
+        # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
+        sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits))
+        walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks)
+        timing_rows = backtest.timing_validation(snaps, as_of)
+        del snaps  # the largest input (every snapshot's timing columns): not needed for scoring
+        # pass 2: score each origin on the sims tuning never saw (cached, or the same sims again), with
+        # its walk-forward shock, the in-sample one, and none
+        judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
+        skip, n_eval = backtest.TUNING_SIMS, config.backtest_sims - backtest.TUNING_SIMS
+        if n_eval < 200:
+            raise ValueError(f"backtest_sims = {config.backtest_sims}: the evaluation uses the sims the tuning did not "
+                             f"see, so it must exceed {backtest.TUNING_SIMS} by at least 200")
+        for o, x, wf in zip(prepared, cached, walk):
+            # origins with a walk-forward shock are also scored without any, to show what the swing adds
+            shocks = {"in_sample": (sigma_h, sigma_w), **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
+            for kind, (sh, sw) in shocks.items():
+                shock_m = simulate.shock(n_eval, o.cal.atom_week_all, sh, sw, config.seed + backtest.EVAL_SEED_OFFSET)
+                rows_o = (backtest.evaluate_origin(o, x[..., skip:], shock_m) if x is not None
+                          else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, shock_m, skip=skip))
+                judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
+                                                        pl.lit(sh).alias("sigma_horizon"), pl.lit(sw).alias("sigma_week")))
+        del cached
     if not judged["walk_forward"]:
         context.log.warning(f"forecast backtest: fewer than {backtest.MIN_PRIOR_ORIGINS} origins observed before "
                             "any other: no walk-forward figures; the in-sample ones are reported as validation")
@@ -258,7 +260,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
                         owners=["team:revenue-data-science"])],
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
 def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
-                     mlflow_tracking: MLflowResource):
+                     mlflow_tracking: MLflowResource, compute: ComputeResource):
     """The forecast of every as-of date of the run (a range is one pass: the tables are read once,
     a timing fit serves its block of dates), each from what was known on it (history.py)."""
     wh = warehouse.get()
@@ -282,23 +284,24 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     start = time.perf_counter()
     frames, contributions, fitted, last, sources = [], [], {}, {}, {}
     choices = _shock_choices(wh)
-    for d, rows in zip(dates, _origin_rows(wh, dates, n_rows)):
-        deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
-        sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
-        if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
-            fitted = {cutoffs[d]: timing.fit(snaps, cutoffs[d], history_days=TIMING_DAYS)}
-        sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
-        cal = calendar(d, config.horizon_weeks)
-        n_sims = config.n_sims if d == dates[-1] else config.history_sims
-        frame, prep, bookings = history.forecast_date(cal, deals, fitted[cutoffs[d]], dim_rep, opps, n_sims,
-                                                      config.seed, (sigma_h, sigma_w))
-        frames.append(frame.with_columns(
-            pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
-            pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
-            pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff")))
-        contributions.append(model.deal_contributions(prep, range(4, config.horizon_weeks + 1)))
-        last = dict(date=d, cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=(sigma_h, sigma_w),
-                    tuned_on=tuned_on, source=source, timing_rows=fitted[cutoffs[d]].n_rows)
+    with compute.active():  # the engine's chunks: this machine or the Dask cluster
+        for d, rows in zip(dates, _origin_rows(wh, dates, n_rows)):
+            deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
+            sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
+            if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
+                fitted = {cutoffs[d]: timing.fit(snaps, cutoffs[d], history_days=TIMING_DAYS)}
+            sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
+            cal = calendar(d, config.horizon_weeks)
+            n_sims = config.n_sims if d == dates[-1] else config.history_sims
+            frame, prep, bookings = history.forecast_date(cal, deals, fitted[cutoffs[d]], dim_rep, opps, n_sims,
+                                                          config.seed, (sigma_h, sigma_w))
+            frames.append(frame.with_columns(
+                pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
+                pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff")))
+            contributions.append(model.deal_contributions(prep, range(4, config.horizon_weeks + 1)))
+            last = dict(date=d, cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=(sigma_h, sigma_w),
+                        tuned_on=tuned_on, source=source, timing_rows=fitted[cutoffs[d]].n_rows)
     del snaps
     seconds = time.perf_counter() - start
     context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
