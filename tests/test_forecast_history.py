@@ -43,6 +43,7 @@ def _tables(plant: bool) -> dict[str, pl.DataFrame]:
 def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     from revintel_assets.defs.deals.partitions import as_of_dates
     from revintel_assets.defs.forecast.assets import forecast_accuracy, revenue_forecast
+    from revintel_resources.compute import ComputeResource
     from revintel_resources.resources import WarehouseResource
     from revintel_resources.tracking import MLflowResource
     from revintel_resources.warehouse import Warehouse
@@ -58,7 +59,7 @@ def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame
     instance.add_dynamic_partitions(as_of_dates.name, keys)
     result = dg.materialize(
         [revenue_forecast, forecast_accuracy], instance=instance,
-        resources={"warehouse": WarehouseResource(), "mlflow_tracking": MLflowResource()},
+        resources={"warehouse": WarehouseResource(), "mlflow_tracking": MLflowResource(), "compute": ComputeResource()},
         tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
         run_config={"ops": {"revenue_forecast": {"config": {"n_sims": 400}}}})
     assert result.success
