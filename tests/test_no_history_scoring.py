@@ -49,11 +49,11 @@ def test_open_deals_are_scored_with_their_real_stage_and_amount(run):
 
 
 def _stage_changes(name: str) -> dict[str, dt.date]:
-    """Open deal -> the date the fixture says it reached its current stage (None: not given)."""
+    """Open deal (15-character id, as imported) -> the day the fixture says it reached its current stage."""
     if name == "hubspot":
         return {}
     with open(FIXTURES / name / "Opportunity.csv", encoding="utf-8-sig", newline="") as f:
-        return {r["Id"]: dt.date.fromisoformat(r["LastStageChangeDate"][:10]) for r in csv.DictReader(f)
+        return {r["Id"][:15]: dt.date.fromisoformat(r["LastStageChangeDate"][:10]) for r in csv.DictReader(f)
                 if r["IsClosed"] == "false" and r["LastStageChangeDate"]}
 
 
@@ -100,8 +100,8 @@ def test_the_leakage_and_score_checks_pass(run):
                 UNION ALL
                 (SELECT {cols} FROM ({snapshot_sql(f"SELECT DATE '{t}' AS as_of_date", star='tt')})
                  EXCEPT ALL SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'))""").fetchone()[0]
+            con.execute("DROP SCHEMA tt CASCADE")
             assert moved == 0, t
-        con.execute("DROP SCHEMA tt CASCADE")
 
 
 def test_the_waterfall_has_the_export_dates_pipeline(run):
