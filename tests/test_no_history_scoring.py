@@ -118,3 +118,22 @@ def test_the_waterfall_has_the_export_dates_pipeline(run):
         AND expected_close_date < date_trunc('quarter', DATE '{export}') + INTERVAL 6 MONTH""")[0][0]
     assert sum(a for (p, c), a in rows.items() if c == "end") == pytest.approx(in_periods)
     assert rows.get(("next_quarter", "pushed_out"), 0) <= 0 and rows.get(("this_quarter", "pushed_out"), 0) <= 0
+
+
+def test_maventech_has_no_waterfall_and_says_why():
+    """MavenTech's open deals carry no expected close date, so no deal falls in a period: the
+    waterfall is rightly empty, and the reason the run logs and the page shows names it."""
+    from conftest import MAVENTECH, build_star, need
+    from revintel_assets.defs.deals.snapshot import snapshot_sql
+    from revintel_assets.defs.pipeline import changes
+
+    con = duckdb.connect()
+    build_star(con, need(MAVENTECH))
+    con.execute("CREATE SCHEMA features")
+    con.execute("CREATE TABLE features.deal_snapshot AS " + snapshot_sql(
+        "SELECT * FROM (VALUES (DATE '2017-12-24'), (DATE '2017-12-31')) t(as_of_date)"))
+    pairs = changes.pairs_sql(["2017-12-31"])
+    assert con.execute(f"SELECT count(*) FROM ({changes.waterfall_sql(pairs)})").fetchone()[0] == 0
+    cur = con.execute(changes.empty_waterfall_sql(pairs))
+    why = changes.why_empty(dict(zip([d[0] for d in cur.description], cur.fetchone())))
+    assert why.startswith("none of the 2244 deals open on 2017-12-24 or 2017-12-31 has an expected close date"), why
