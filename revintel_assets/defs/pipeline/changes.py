@@ -155,8 +155,8 @@ def why_empty(row: dict | None) -> str:
     if not row["open_deals"]:
         return f"no deal is open {dates}"
     if not row["with_close"]:
-        return (f"none of the {row['open_deals']} deals open {dates} has an expected close date (the export has "
-                "none), so none falls in this or next quarter; scores.pipeline_changes still lists every deal")
+        return (f"none of the {row['open_deals']} deals open {dates} has an expected close date known on "
+                "those dates, so none falls in this or next quarter; scores.pipeline_changes still lists every deal")
     if not row["in_periods"]:
         return (f"none of the {row['with_close']} expected close dates of deals open {dates} (from "
                 f"{row['first_close']} to {row['last_close']}) falls in this or next quarter of {row['as_of_date']}")
