@@ -32,6 +32,7 @@ def build_star(con: duckdb.DuckDBPyConnection, folder: Path, fmt: str | None = N
     con.execute("CREATE OR REPLACE TABLE meta.source_files (source_file VARCHAR, raw_rows BIGINT)")
     for name, f in report.files.items():
         con.execute("INSERT INTO meta.source_files VALUES (?, ?)", [name, f["raw_rows"]])
+    con.execute("CREATE OR REPLACE TABLE meta.source AS SELECT ?::DATE AS export_date", [report.export_date])
     for name in STAR_ORDER:
         con.execute(f"CREATE OR REPLACE TABLE star.{name} AS {getattr(build, name)()}")
     return report

@@ -220,8 +220,19 @@ def test_migrated_export_without_history_keeps_every_closed_deal():
     assert con.execute("SELECT DISTINCT forecast_category FROM star.fact_opportunity ORDER BY 1").fetchall() == [
         ("Best Case",), ("Closed",), ("Commit",), ("Omitted",), ("Pipeline",)]
     # derived history starts every deal at its creation: the as-of dates have a start
-    assert con.execute("SELECT count(DISTINCT opportunity_id) FROM star.fact_opportunity_history "
-                       "WHERE stage = 'Prospecting'").fetchall() == [(49,)]
+    # (prospecting, or already in its current stage when LastStageChangeDate is not after creation)
+    assert con.execute("SELECT count(DISTINCT h.opportunity_id) FROM star.fact_opportunity_history h "
+                       "JOIN star.fact_opportunity f USING (opportunity_id) WHERE h.changed_at = f.created_date"
+                       ).fetchall() == [(49,)]
+    # every open deal shows its current stage and amount, from LastStageChangeDate at the earliest
+    assert con.execute("""SELECT count(*) FROM star.fact_opportunity f JOIN (
+                            SELECT opportunity_id, arg_max(stage, changed_at) AS stage,
+                                   arg_max(amount, changed_at) AS amount FROM star.fact_opportunity_history
+                            GROUP BY 1) h USING (opportunity_id)
+                          WHERE NOT f.is_closed AND h.stage = f.stage AND h.amount = f.amount""").fetchall() == [(17,)]
+    assert con.execute("""SELECT count(*) FROM star.fact_opportunity_history h JOIN staging.opportunities o
+                          USING (opportunity_id) WHERE h.amount IS NOT NULL AND NOT o.is_closed
+                          AND h.changed_at < o.stage_since""").fetchall() == [(0,)]
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
         assert unaccounted == 0, (file, raw, star, quarantined)
 

@@ -122,3 +122,55 @@ def test_what_changed_page(tmp_path, con):
     assert f"Pipeline on {A}\n\n568" in text  # end: 567.75
     assert "Won" in text and "200" in text
     assert "Traceback" not in text
+
+
+def test_a_deal_whose_expected_close_becomes_known_is_new_to_the_period(con):
+    """An export without history dates a deal's expected close on the export date: open before
+    without one, it enters the period's pipeline as new (not 'pushed out')."""
+    con.execute("UPDATE features.deal_snapshot SET expected_close_date = NULL WHERE opportunity_id = 'new'")
+    con.execute("INSERT INTO features.deal_snapshot VALUES (?, 'dated', 'acc', 'r1', 'Div', 'Proposal', 25.0, 12.5, "
+                "NULL, NULL), (?, 'dated', 'acc', 'r1', 'Div', 'Proposal', 25.0, 12.5, ?, NULL)", [C, A, Q4])
+    pairs = changes.pairs_sql([str(A)])
+    con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
+    assert con.execute(changes.RECONCILE_SQL).fetchall() == []
+    total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
+                             "AND segment_type = 'total'").fetchall())
+    assert total["new"] == 25 and total["pushed_out"] == -90 and total["pulled_in"] == 55
+
+
+def test_an_empty_waterfall_says_why(con):
+    def row(keys):
+        cur = con.execute(changes.empty_waterfall_sql(changes.pairs_sql(keys)))
+        return dict(zip([d[0] for d in cur.description], cur.fetchone()))
+
+    con.execute("UPDATE features.deal_snapshot SET expected_close_date = NULL").fetchall()  # MavenTech: none
+    pairs = changes.pairs_sql([str(A)])
+    assert con.execute(f"SELECT count(*) FROM ({changes.waterfall_sql(pairs)})").fetchone()[0] == 0
+    assert changes.why_empty(row([str(A)])).startswith(
+        f"none of the 11 deals open on {C} or {A} has an expected close date")
+    con.execute("UPDATE features.deal_snapshot SET expected_close_date = DATE '2027-01-10'").fetchall()
+    assert "falls in this or next quarter" in changes.why_empty(row([str(A)]))
+    assert changes.why_empty(row([str(C)])) == "there is no earlier as-of date to compare with"
+
+
+@pytest.mark.browser
+def test_what_changed_page_says_why_it_has_no_waterfall(tmp_path, con):
+    """An export without expected close dates (MavenTech): no chart, the reason in plain words."""
+    from browser import build_analyst_db, chromium, render_page, streamlit_server
+
+    con.execute("UPDATE features.deal_snapshot SET expected_close_date = NULL").fetchall()
+    rows = con.execute("SELECT as_of_date, opportunity_id, amount FROM features.deal_snapshot").fetchall()
+    values = ", ".join(f"(DATE '{d}', '{o}', {'NULL' if a is None else a})" for d, o, a in rows)
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=[
+        "CREATE SCHEMA scores", "CREATE SCHEMA features",
+        f"""CREATE TABLE features.deal_snapshot AS SELECT as_of_date, opportunity_id, amount,
+            NULL::DATE AS expected_close_date FROM (VALUES {values}) t(as_of_date, opportunity_id, amount)""",
+        """CREATE TABLE scores.pipeline_waterfall (as_of_date DATE, compare_date DATE, period VARCHAR,
+            segment_type VARCHAR, segment VARCHAR, category VARCHAR, deals BIGINT, amount DOUBLE)""",
+        "CREATE TABLE scores.pipeline_changes (as_of_date DATE, opportunity_id VARCHAR, category VARCHAR)"])
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        text = render_page(browser, url, "what-changed", name="what_changed_empty",
+                           expect_text=["No pipeline waterfall"])
+    assert f"No pipeline waterfall as of {A}: none of the 11 deals open on {C} or {A} has an expected close date" in text
+    assert "Traceback" not in text

@@ -8,6 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import db
+from revintel_assets.defs.pipeline.changes import empty_waterfall_sql, pairs_sql, why_empty
 
 ORDER = ["start", "new", "pulled_in", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
 LABELS = {"start": "Start", "new": "New", "pulled_in": "Pulled in", "amount_up": "Amount up", "won": "Won",
@@ -20,6 +21,12 @@ st.caption("The open pipeline expected to close in the period, on the date befor
 db.require_tables("scores.pipeline_waterfall", "scores.pipeline_changes")
 
 dates = db.query("SELECT DISTINCT as_of_date FROM scores.pipeline_waterfall ORDER BY 1 DESC")["as_of_date"].to_list()
+if not dates:  # say why rather than show an empty chart (e.g. an export without expected close dates)
+    latest = (db.scalar("SELECT max(as_of_date) FROM features.deal_snapshot")
+              if db.table_exists("features.deal_snapshot") else None)
+    reason = db.query(empty_waterfall_sql(pairs_sql([str(latest)]))).rows(named=True) if latest else []
+    st.info(f"No pipeline waterfall{f' as of {latest}' if latest else ''}: {why_empty(reason[0] if reason else None)}.")
+    st.stop()
 f1, f2, f3, f4 = st.columns([1.3, 1.2, 1.2, 2])
 as_of = f1.selectbox("As of", dates, index=0)
 period = f2.selectbox("Period", ["this_quarter", "next_quarter"], format_func=lambda p: p.replace("_", " ").capitalize())

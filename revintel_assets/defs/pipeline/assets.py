@@ -55,8 +55,14 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     yield dg.MaterializeResult(asset_key=["scores", "pipeline_changes"], metadata={
         **table_metadata(wh, "scores.pipeline_changes", where, keys),
         **{f"deals_{cat}": dg.MetadataValue.int(int(n)) for cat, n in mix}})
+    latest = wh.query("SELECT count(*) AS n FROM scores.pipeline_waterfall WHERE as_of_date = ?", [keys[-1]])["n"][0]
+    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(pairs)).rows(named=True)),
+                                                    None))
+    if why:
+        context.log.warning(f"pipeline waterfall of {keys[-1]} is empty: {why}")
     yield dg.MaterializeResult(asset_key=["scores", "pipeline_waterfall"],
-                               metadata=table_metadata(wh, "scores.pipeline_waterfall", where, keys))
+                               metadata={**table_metadata(wh, "scores.pipeline_waterfall", where, keys),
+                                         "why_empty": why})
 
 
 @dg.asset_check(asset=dg.AssetKey(["scores", "pipeline_waterfall"]), blocking=True,

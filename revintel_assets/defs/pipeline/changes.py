@@ -107,6 +107,9 @@ def waterfall_sql(pairs: str) -> str:
                     WHEN in_before AND NOT open_after THEN CASE WHEN won THEN 'won' ELSE 'lost' END
                     WHEN in_before THEN CASE WHEN expected_close_after >= p_end THEN 'pushed_out' ELSE 'pulled_in' END
                     WHEN NOT open_before THEN 'new'
+                    -- open before without an expected close date: it enters the period's pipeline
+                    -- when the date becomes known (an export without history dates it on export)
+                    WHEN expected_close_before IS NULL THEN 'new'
                     ELSE CASE WHEN expected_close_before >= p_end THEN 'pulled_in' ELSE 'pushed_out' END
                END AS category,
                (CASE WHEN in_after THEN amount_after ELSE 0 END)
@@ -127,6 +130,37 @@ def waterfall_sql(pairs: str) -> str:
            coalesce(sum(amount_after) FILTER (WHERE in_after), 0)::DOUBLE
     FROM seg GROUP BY ALL
     ORDER BY as_of_date, period, segment_type, segment, category"""
+
+
+def empty_waterfall_sql(pairs: str) -> str:
+    """For the latest as-of date of `pairs`: what a waterfall of it would rest on (see why_empty)."""
+    return f"""
+    WITH d AS (SELECT as_of_date, compare_date FROM ({pairs}) ORDER BY as_of_date DESC LIMIT 1),
+    s AS (SELECT d.as_of_date, s.opportunity_id, s.expected_close_date FROM d
+          JOIN features.deal_snapshot s ON s.as_of_date IN (d.as_of_date, d.compare_date))
+    SELECT d.as_of_date, d.compare_date, count(DISTINCT s.opportunity_id) AS open_deals,
+           count(DISTINCT s.opportunity_id) FILTER (WHERE s.expected_close_date IS NOT NULL) AS with_close,
+           count(DISTINCT s.opportunity_id) FILTER (
+               WHERE s.expected_close_date >= date_trunc('quarter', d.as_of_date)
+                 AND s.expected_close_date < date_trunc('quarter', d.as_of_date) + INTERVAL 6 MONTH) AS in_periods,
+           min(s.expected_close_date) AS first_close, max(s.expected_close_date) AS last_close
+    FROM d LEFT JOIN s USING (as_of_date) GROUP BY ALL"""
+
+
+def why_empty(row: dict | None) -> str:
+    """Plain words for a waterfall without rows, from one row of empty_waterfall_sql."""
+    if not row or row["compare_date"] is None:
+        return "there is no earlier as-of date to compare with"
+    dates = f"on {row['compare_date']} or {row['as_of_date']}"
+    if not row["open_deals"]:
+        return f"no deal is open {dates}"
+    if not row["with_close"]:
+        return (f"none of the {row['open_deals']} deals open {dates} has an expected close date known on "
+                "those dates, so none falls in this or next quarter; scores.pipeline_changes still lists every deal")
+    if not row["in_periods"]:
+        return (f"none of the {row['with_close']} expected close dates of deals open {dates} (from "
+                f"{row['first_close']} to {row['last_close']}) falls in this or next quarter of {row['as_of_date']}")
+    return "no deal is in this or next quarter's pipeline on either date"
 
 
 # start + the signed changes - end, in exact cents, per (date, period, segment): must be 0 everywhere

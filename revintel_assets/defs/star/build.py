@@ -170,7 +170,17 @@ def quotas() -> str:
 
 def fact_opportunity_history() -> str:
     """The source's change log; for deals without one, events derived from the dates the
-    source has (engaged, closed), flagged `derived`."""
+    source has, flagged `derived`. One rule for every as-of date, training or scoring: an event
+    is dated when the export gives evidence for it, never earlier.
+
+    - created (Salesforce, HubSpot): the deal is prospecting, no amount known yet;
+    - engaged (MavenTech): the deal is engaging;
+    - an open deal's current stage, amount and expected close: known on the export date at the
+      latest (meta.source.export_date), from LastStageChangeDate when the CRM gives it (never
+      before creation). Left out when it adds nothing to the events above (a MavenTech open deal
+      is engaging since its engage date, with no amount);
+    - a closed deal's final stage and amount: known on its close date.
+    A past as-of date therefore never shows a stage the deal reached after it."""
     return """
     WITH logged AS (
         SELECT h.opportunity_id, h.changed_at, h.stage, h.expected_close_date, h.amount, false AS derived,
@@ -179,19 +189,33 @@ def fact_opportunity_history() -> str:
     unlogged AS (
         SELECT * FROM star.fact_opportunity
         WHERE opportunity_id NOT IN (SELECT opportunity_id FROM logged)),
-    since AS (SELECT opportunity_id, stage_since FROM staging.opportunities WHERE stage_since IS NOT NULL),
+    export AS (SELECT max(export_date)::DATE AS d FROM meta.source),
+    since AS (SELECT opportunity_id, min(stage_since) AS stage_since FROM staging.opportunities
+              WHERE stage_since IS NOT NULL GROUP BY 1),
+    current_state AS (
+        SELECT u.opportunity_id, u.stage, u.expected_close_date, u.amount,
+               -- greatest/least skip NULLs: no creation or engage date leaves the export date
+               greatest(least(coalesce(s.stage_since, e.d), e.d), u.created_date, u.engage_date) AS known_at
+        FROM unlogged u CROSS JOIN export e LEFT JOIN since s USING (opportunity_id)
+        WHERE NOT u.is_closed AND coalesce(s.stage_since, e.d) IS NOT NULL
+          AND (u.stage IS DISTINCT FROM CASE WHEN u.engage_date IS NOT NULL THEN 'Engaging' ELSE 'Prospecting' END
+               OR u.amount IS NOT NULL OR u.expected_close_date IS NOT NULL)),
+    -- an earlier event on the day the current state is known would tie with it: the current state wins
+    starts AS (
+        SELECT u.opportunity_id, u.engage_date AS changed_at, 'Engaging' AS stage FROM unlogged u
+        WHERE u.engage_date IS NOT NULL
+        UNION ALL  -- a CRM with a creation date (Salesforce, HubSpot): every deal starts prospecting
+        SELECT u.opportunity_id, u.created_date, 'Prospecting' FROM unlogged u
+        WHERE u.created_date IS NOT NULL AND u.engage_date IS NULL),
     derived AS (
-        SELECT opportunity_id, engage_date AS changed_at, 'Engaging' AS stage,
+        SELECT st.opportunity_id, st.changed_at, st.stage,
                NULL::DATE AS expected_close_date, NULL::DOUBLE AS amount, true AS derived,
                NULL AS source_file, NULL::BIGINT AS source_line
-        FROM unlogged WHERE engage_date IS NOT NULL
-        UNION ALL  -- a CRM with a creation date (Salesforce): every deal starts prospecting
-        SELECT opportunity_id, created_date, 'Prospecting', NULL, NULL, true, NULL, NULL
-        FROM unlogged WHERE created_date IS NOT NULL AND engage_date IS NULL
-        UNION ALL  -- an open deal past prospecting: in its stage since the CRM says (LastStageChangeDate)
-        SELECT u.opportunity_id, s.stage_since, u.stage, u.expected_close_date, u.amount, true, NULL, NULL
-        FROM unlogged u JOIN since s USING (opportunity_id)
-        WHERE NOT u.is_closed AND u.stage <> 'Prospecting' AND s.stage_since > u.created_date
+        FROM starts st LEFT JOIN current_state c
+          ON c.opportunity_id = st.opportunity_id AND c.known_at = st.changed_at
+        WHERE c.opportunity_id IS NULL
+        UNION ALL
+        SELECT opportunity_id, known_at, stage, expected_close_date, amount, true, NULL, NULL FROM current_state
         UNION ALL
         SELECT opportunity_id, close_date, stage, close_date, amount, true, NULL, NULL
         FROM unlogged WHERE is_closed)

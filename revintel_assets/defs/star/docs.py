@@ -54,7 +54,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     }),
     "star.fact_opportunity_history": ("One row per change of stage, expected close date or amount. "
                                       "derived = reconstructed from dates because the source has no history.", {
-        "changed_at": "Date of the change", "derived": "TRUE when reconstructed from engage/close dates",
+        "changed_at": "Date of the change (derived: the day the export gives evidence for it)",
+        "derived": "TRUE when reconstructed from dates: created / engaged; an open deal's current stage, amount and "
+                   "expected close from LastStageChangeDate, else the export date; a closed deal's outcome at its "
+                   "close date",
     }),
     "star.fact_transactions": ("One row per order line, partitioned by month_start. source = "
                                "'sales_log' for a transaction log, 'crm_won' when won deals stand in for it.", {
