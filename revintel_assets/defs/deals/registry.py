@@ -73,14 +73,26 @@ def champion(tracking: MLflowResource) -> tuple[str, dt.date] | None:
 def latest_eligible(tracking: MLflowResource, as_of: dt.date) -> str | None:
     """The champion if it was trained by `as_of` (so moving the alias rolls scoring back or
     forward), else the newest promoted version that was."""
+    return eligible_by_date(tracking, [as_of])[as_of]
+
+
+def eligible_by_date(tracking: MLflowResource, dates: list[dt.date]) -> dict[dt.date, str | None]:
+    """latest_eligible for every date, from one read of the registry (a range run scores 150+
+    dates; each lookup is a registry query)."""
     current = champion(tracking)
+    promoted = [(dt.date.fromisoformat(v.tags["cutoff"]), int(v.version)) for v in tracking.versions(MODEL_NAME)
+                if v.tags.get("promoted") == "true" and "cutoff" in v.tags]
+    return {d: eligible_version(current, promoted, d) for d in dates}
+
+
+def eligible_version(current: tuple[str, dt.date] | None, promoted: list[tuple[dt.date, int]],
+                     as_of: dt.date) -> str | None:
+    """The rule behind latest_eligible, pure: `current` = (champion version, its cutoff),
+    `promoted` = (cutoff, version) of every version the gate promoted."""
     if current is not None and current[1] <= as_of:
-        return current[0]
-    eligible = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("promoted") == "true"
-                and dt.date.fromisoformat(v.tags["cutoff"]) <= as_of]
-    if not eligible:
-        return None
-    return max(eligible, key=lambda v: (v.tags["cutoff"], int(v.version))).version
+        return str(current[0])
+    eligible = [p for p in promoted if p[0] <= as_of]
+    return str(max(eligible)[1]) if eligible else None
 
 
 def reliability_plot(ev: Evaluation, cutoff: dt.date) -> Path:
