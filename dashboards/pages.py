@@ -20,5 +20,5 @@ PAGES: list[tuple[str, str, str, str]] = [
 ]
 
 # helper modules a page reads tables through (their queries count as the page's)
-HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py"], "deal_detail.py": ["deals_data.py", "as_of.py"],
+HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py"], "deal_detail.py": ["deals_data.py", "as_of.py", "deal_trend.py"],
            "forecast.py": ["as_of.py"], "home.py": ["as_of.py"]}

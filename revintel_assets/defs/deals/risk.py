@@ -31,16 +31,13 @@ class RiskWeights:
 def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFrame:
     """Adds risk_score, risk_category, risk_drivers, recommended_action to `deals`
     (needs win_probability, stage, stage_time_ratio, amount, list_price, n_pushes,
-    days_to_expected_close; and as_of_date when the rows span several dates)."""
+    days_to_expected_close)."""
     p = pl.col("win_probability")
     ratio = pl.col("stage_time_ratio").fill_null(1.0)
     value = pl.coalesce("amount", "list_price").fill_null(0.0)
     lo, mid, hi = w.bands
-    value_pct = value.rank("average").truediv(pl.len())
-    if "as_of_date" in deals.columns:  # rows of several dates: among the deals open on each
-        value_pct = value_pct.over("as_of_date")
     df = deals.with_columns(
-        value_pct.alias("_value_pct"),
+        value.rank("average").truediv(pl.len()).over(_day(deals)).alias("_value_pct"),
         ((ratio - 1) / (w.stagnant_at - 1)).clip(0, 1).alias("_stagnation"),
     ).with_columns(
         ((1 - p) * w.probability + pl.col("_stagnation") * w.stagnation
@@ -77,3 +74,8 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         pl.when(drivers == "").then(pl.lit("no risk signal")).otherwise(drivers).alias("risk_drivers"),
         action.alias("recommended_action"),
     ).drop("_value_pct", "_stagnation")
+
+
+def _day(deals: pl.DataFrame) -> pl.Expr:
+    """Rows of several as-of dates rank among the deals open on their own date."""
+    return pl.col("as_of_date") if "as_of_date" in deals.columns else pl.lit(True)
