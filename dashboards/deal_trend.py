@@ -138,7 +138,8 @@ def render(opportunity_id: str, as_of: dt.date) -> None:
     tcol.markdown("\n".join(
         f"- {':green' if r['change'] >= 0 else ':red'}[{'▲' if r['change'] >= 0 else '▼'} {r['change']:+.2f}] "
         f"**{md(r['name'])}**: {md(_value(r['value_then']))} → {md(_value(r['value_now']))}"
-        + ("" if r["listed"] == "both" else f" *(top 5 {r['listed']})*") for r in mv.head(8).iter_rows(named=True)))
+        + ("" if r["listed"] == "both" else f" *(in the top 5 on {before if r['listed'] == 'then only' else after} only)*")
+        for r in mv.head(8).iter_rows(named=True)))
     notes = ["Change in each feature's TreeSHAP contribution (log-odds), largest movers first. Only each date's top 5 "
              "features are stored; a feature in the top 5 on one date only counts as 0 on the other."]
     if b["model_version"] != a["model_version"]:
