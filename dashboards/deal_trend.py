@@ -143,6 +143,6 @@ def render(opportunity_id: str, as_of: dt.date) -> None:
     notes = ["Change in each feature's TreeSHAP contribution (log-odds), largest movers first. Only each date's top 5 "
              "features are stored; a feature in the top 5 on one date only counts as 0 on the other."]
     if b["model_version"] != a["model_version"]:
-        notes.append(f"The two dates were scored by different models ({b['model_version']} then, "
-                     f"{a['model_version']} now), so part of the move is the change of model.")
+        notes.append(f"The two dates were scored by different models ({md(b['model_version'])} then, "
+                     f"{md(a['model_version'])} now), so part of the move is the change of model.")
     st.caption(" ".join(notes))
