@@ -35,7 +35,8 @@ from revintel_resources.settings import child_env
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {
     "generate": "generation", "import": "import + star schema", "snapshot": "deal snapshot (1 as-of date)",
-    "win_model": "win-model training (1 cutoff)", "scoring": "scoring + explanations", "forecast": "forecast",
+    "win_model": "win-model training (1 cutoff)", "scoring": "scoring + explanations",
+    "scoring_all": "scoring + explanations, every as-of date", "forecast": "forecast",
     "backtest": "backtest", "icp_features": "ICP features (1 cutoff)", "icp_models": "division models (1 cutoff)",
     "whitespace": "whitespace (1 cutoff)", "nightly": "nightly rescore (1 as-of, + publish)",
     "full_run": "full run (`revintel run --no-serve`)",

@@ -55,8 +55,9 @@ def report(path: str) -> None:
                                        WHERE as_of_date < (SELECT max(as_of_date) FROM scores.pipeline_waterfall))
                    ORDER BY category"""))
     print("== deals scored / alerts at the latest date")
-    print(q(con, """SELECT (SELECT count(*) FROM scores.deal_scores WHERE as_of_date = (SELECT max(as_of_date)
-                   FROM scores.deal_scores)) AS scored, (SELECT any_value(model_version) FROM scores.deal_scores) AS model"""))
+    print(q(con, """SELECT count(*) AS scored, any_value(model_version) AS model,
+                   (SELECT count(DISTINCT as_of_date) FROM scores.deal_scores) AS scored_dates
+                   FROM scores.deal_scores WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)"""))
 
 
 if __name__ == "__main__":

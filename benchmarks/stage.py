@@ -15,6 +15,7 @@ that stage would take:
 | snapshot     | deal_snapshot_job for one as-of date (the export date)                            |
 | win_model    | win_model_job for one training cutoff (the export date)                           |
 | scoring      | deal_scoring_job for the export date (scores + SHAP explanations)                 |
+| scoring_all  | deal_scoring_job over every as-of date (one range run, as `revintel demo/run`)    |
 | forecast     | forecast_job, asset revenue_forecast (+ deal_contributions), export date          |
 | backtest     | forecast_backtest_job, asset forecast_backtest, export date                       |
 | icp_features | icp_features_job for the scoring cutoff x every division                          |
@@ -41,7 +42,7 @@ from revintel_assets import plan
 DATA: Path = Path("data")  # set by run_stage
 FORECAST_SIMS: int | None = None
 
-STAGES = ["generate", "import", "snapshot", "win_model", "scoring", "forecast", "backtest",
+STAGES = ["generate", "import", "snapshot", "win_model", "scoring", "scoring_all", "forecast", "backtest",
           "icp_features", "icp_models", "whitespace", "nightly"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -136,6 +137,10 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
         _run(defs, instance, "win_model_job", key=as_of if as_of in cutoffs else max(cutoffs))
     elif stage == "scoring":
         _run(defs, instance, "deal_scoring_job", key=as_of)
+    elif stage == "scoring_all":
+        keys = sorted(instance.get_dynamic_partitions("as_of_date"))
+        _run(defs, instance, "deal_scoring_job", keys=keys)
+        return {"as_of": as_of, "as_of_dates": len(keys)}
     elif stage == "forecast":
         _run(defs, instance, "forecast_job", key=as_of,
              assets=[["forecast", "revenue_forecast"], ["forecast", "deal_contributions"]])

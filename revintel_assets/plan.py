@@ -48,8 +48,9 @@ PLAN: tuple[Job, ...] = (
         "Train, evaluate, register (and maybe promote) the win model for a training cutoff, and write "
         "its holdout validation.", partitions="training_cutoff", mode="each"),
     Job("deal_scoring_job", 'key:"scores/deal_scores" or key:"scores/deal_explanations"',
-        "Score and explain the deals open on an as-of date with the champion of that date.",
-        partitions="as_of_date", mode="latest"),
+        "Score and explain the deals open on every as-of date, each with the champion of that date (the stage "
+        "baseline before the first one); a range of dates runs as one pass per model.",
+        partitions="as_of_date"),
     Job("pipeline_job", PIPELINE,
         "What changed since the previous as-of date: every deal's movement, the period waterfall and the "
         "deal warnings, for every as-of date in one pass.", partitions="as_of_date"),

@@ -38,9 +38,9 @@ def _warehouse(con):
         t(as_of_date, compare_date, opportunity_id, rep_id, category, amount_before, amount_after,
           expected_close_before, expected_close_after)""")
     con.execute("""CREATE TABLE scores.deal_scores AS SELECT * FROM (VALUES
-        (DATE '2025-10-06', 'fine', 'r2', 0.60), (DATE '2025-10-13', 'fine', 'r2', 0.45),
-        (DATE '2025-10-06', 'late', 'r1', 0.50), (DATE '2025-10-13', 'late', 'r1', 0.48))
-        t(as_of_date, opportunity_id, rep_id, win_probability)""")
+        (DATE '2025-10-06', 'fine', 'r2', 0.60, 'win_probability/1'), (DATE '2025-10-13', 'fine', 'r2', 0.45, 'win_probability/1'),
+        (DATE '2025-10-06', 'late', 'r1', 0.50, 'win_probability/1'), (DATE '2025-10-13', 'late', 'r1', 0.48, 'win_probability/1'))
+        t(as_of_date, opportunity_id, rep_id, win_probability, model_version)""")
     con.execute("CREATE TABLE star.dim_rep AS SELECT * FROM (VALUES ('r1', 'Mia Park'), ('r2', 'Mia Park')) "
                 "t(rep_id, manager)")
 
@@ -70,6 +70,16 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def test_a_score_drop_with_a_new_model_says_so():
+    con = duckdb.connect()
+    _warehouse(con)
+    detail = lambda: [r[4] for r in con.execute(alerts_sql([str(A)], AlertRules(), with_scores=True)).fetchall()
+                      if r[3] == "score_dropped"]
+    assert detail() == [f"win probability 60% -> 45% since {C}"]
+    con.execute(f"UPDATE scores.deal_scores SET model_version = 'win_probability/2' WHERE as_of_date = DATE '{A}'")
+    assert detail() == [f"win probability 60% -> 45% since {C} (model changed: win_probability/1 -> win_probability/2)"]
 
 
 @pytest.fixture()

@@ -157,7 +157,7 @@ DEFECTS = {
         f"FROM scores.deal_scores WHERE as_of_date = {LATEST_SCORES})"]),
     "score_duplicated": (deal_checks.every_open_deal_scored, [
         f"INSERT INTO scores.deal_scores SELECT * FROM scores.deal_scores WHERE as_of_date = {LATEST_SCORES} LIMIT 1"]),
-    # a second scored date a week earlier (the demo scores only the latest), then the latest rescored
+    # a copy of the latest date a week earlier (the same model, so PSI compares them), then the latest rescored
     "scores_drifted": (deal_checks.score_drift_psi, [*EARLIER_SCORES,
         f"UPDATE scores.deal_scores SET win_probability = 0.97 WHERE as_of_date = {LATEST_SCORES}"]),
     "quarantine_row_dropped": (star_checks.star_reconciles, _quarantine_defect),

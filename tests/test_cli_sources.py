@@ -47,9 +47,9 @@ def test_crm_only_salesforce_export_completes_and_scores(tmp_path):
          "Salesforce standard stage, and IsClosed, IsWon, ForecastCategoryName and Probability do not place it "
          "(a mapping file can name it under stages:)", 1)]
     assert query(data, "SELECT count(*), count(*) FILTER (WHERE is_closed) FROM star.fact_opportunity") == [(49, 32)]
-    # the open deals are scored as of the export date
-    scored = query(data, "SELECT count(*), count(DISTINCT as_of_date) FROM scores.deal_scores")[0]
-    assert scored == (17, 1)
+    # the open deals are scored as of the export date (17), and on every earlier as-of date: one row per open deal
+    assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = DATE '2024-05-04'") == [(17,)]
+    assert query(data, "SELECT count(*) FROM scores.deal_scores") == query(data, "SELECT count(*) FROM features.deal_snapshot")
     assert query(data, "SELECT export_date::VARCHAR FROM meta.source") == [("2024-05-04",)]
 
 
@@ -121,7 +121,8 @@ def test_hubspot_export_completes_and_scores(tmp_path):
     assert query(data, "SELECT source_format FROM meta.source") == [("hubspot",)]
     assert query(data, "SELECT count(*) FROM star.fact_opportunity") == [(39,)]
     assert [r[1] for r in query(data, "SELECT reason, count(*) FROM star.quarantine GROUP BY 1")] == [1]
-    assert query(data, "SELECT count(*) FROM scores.deal_scores") == [(15,)]
+    assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = "
+                       "(SELECT max(as_of_date) FROM scores.deal_scores)") == [(15,)]
     assert "icp_features_job: skipped, no ICP division and cutoff" in proc.stdout
 
 
@@ -142,4 +143,5 @@ def test_too_little_maventech_variant_completes(tmp_path):
     assert "icp_whitespace_job: skipped, no ICP model cutoff" in proc.stdout
     assert query(data, "SELECT count(*) FROM star.fact_opportunity") == [(4,)]
     assert query(data, "SELECT count(*) FROM star.quarantine") == [(0,)]
-    assert query(data, "SELECT count(*) FROM scores.deal_scores") == [(2,)]
+    assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = "
+                       "(SELECT max(as_of_date) FROM scores.deal_scores)") == [(2,)]

@@ -56,7 +56,8 @@ def test_demo_scores_every_open_deal_with_calibrated_probabilities(demo_run):
                             f"WHERE as_of_date = '{as_of}'")[0]
     assert scored[0] == open_deals > 0
     assert 0 <= scored[1] <= scored[2] <= 1 and 0 <= scored[3] <= scored[4] <= 100 and scored[5] >= 3
-    explained = _read_only(db, "SELECT count(DISTINCT opportunity_id) FROM scores.deal_explanations")[0][0]
+    explained = _read_only(db, f"SELECT count(DISTINCT opportunity_id) FROM scores.deal_explanations "
+                               f"WHERE as_of_date = '{as_of}'")[0][0]
     assert explained == open_deals
     metrics = {r[0] for r in _read_only(db, "SELECT DISTINCT model_name FROM validation.model_metrics "
                                             "WHERE division = 'all'")}

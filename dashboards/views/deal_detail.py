@@ -10,6 +10,7 @@ from dashboards import as_of as as_of_banner
 from dashboards import db, fmt
 from dashboards.safe import code, md
 from dashboards import deals_data as dd
+from dashboards import deal_trend
 
 st.title("Deal Detail")
 st.caption("One open deal as scored on the as-of date: win probability, risk and its drivers, the recommended "
@@ -100,6 +101,8 @@ else:
     tcol.markdown("\n".join(f"- {':green' if c >= 0 else ':red'}[{'▲' if c >= 0 else '▼'}] {md(e)}"
                             for c, e in ex.select("contribution", "sentence").iter_rows()))
     st.caption(dd.BASELINE_CAVEAT if dd.is_baseline(d["model_version"]) else dd.SHAP_CAVEAT)
+
+deal_trend.render(deal_id, as_of)  # the score on every as-of date, and why it moved
 
 # ---------------------------------------------------------------- history
 st.subheader(":material/history: History", divider="gray")

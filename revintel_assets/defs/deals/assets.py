@@ -8,8 +8,8 @@ import polars as pl
 from revintel_assets.defs.deals.baselines import BASELINES, NB_FEATURES
 from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
 from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
-from revintel_assets.defs.deals.registry import decide_promotion, latest_eligible, load, log_and_register, reliability_plot
-from revintel_assets.defs.deals.scoring import OUTCOME_STATS_SQL, score_deals
+from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
+from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
 from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.win_model import split_by_time, train
@@ -190,30 +190,40 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 mlflow_tracking: MLflowResource, compute: ComputeResource):
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
-    scores, explanations, versions = [], [], set()
+    dates = [dt.date.fromisoformat(k) for k in keys]
+    chosen = eligible_by_date(mlflow_tracking, dates)  # each date's champion: one registry read
+    # outcomes known on each date, reduced in DuckDB to a few rows per date (a range join of every
+    # date with the labelled history instead would hold dates x rows at scale)
+    stats = outcome_stats_by_date(wh.query, dates)
+    scores, explanations = [], []
     with compute.active():  # TreeSHAP blocks: this machine or the Dask cluster
-        for key in keys:  # one model lookup per date; the scoring itself is vectorised
-            as_of = dt.date.fromisoformat(key)
-            rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
-            stats = wh.query(OUTCOME_STATS_SQL, [as_of, as_of])  # outcomes known on the date, reduced in DuckDB
-            version = latest_eligible(mlflow_tracking, as_of)
-            model = load(mlflow_tracking, version) if version else None
-            s, e = score_deals(rows, stats, as_of, model, f"{MODEL_NAME}/{version}" if version else None)
+        for version in sorted(set(chosen.values()), key=str):  # a handful: one pass per model, all its dates
+            group = [d for d in dates if chosen[d] == version]
+            rows = wh.query(f"SELECT * FROM features.deal_snapshot WHERE as_of_date IN ({', '.join('?' * len(group))})",
+                            group)
+            model = load(mlflow_tracking, version) if version and not rows.is_empty() else None
+            s, e = score_dates(rows, stats, model, f"{MODEL_NAME}/{version}" if version else None)
             scores.append(s)
             explanations.append(e)
-            versions.add(s["model_version"][0] if len(s) else "none")
+            by = f"{MODEL_NAME}/{version}" if version else "the stage baseline of each date"
+            context.log.info(f"{len(group)} as-of date(s) {group[0]}..{group[-1]}: {len(s)} deals scored by {by}")
     owned = dict(partition_column="as_of_date", partition_values=keys, run_id=context.run_id)
     all_scores = pl.concat(scores)
     wh.write("scores.deal_scores", all_scores, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)
     wh.write("scores.deal_explanations", pl.concat(explanations), comment=EXPLAIN_DOC[0],
              column_comments=EXPLAIN_DOC[1], **owned)
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
-    mix = all_scores["risk_category"].value_counts().rows()
+    latest = all_scores.filter(pl.col("as_of_date") == dates[-1])  # the figures a reader compares run to run
+    mix = latest["risk_category"].value_counts().rows()
+    by_model = all_scores.group_by(pl.col("model_version").str.split("@").list.first()).agg(
+        pl.col("as_of_date").n_unique().alias("dates"), pl.len().alias("rows")).sort("model_version")
     yield dg.MaterializeResult(asset_key=["scores", "deal_scores"], metadata={
         **table_metadata(wh, "scores.deal_scores", where, keys),
-        "model_versions": ", ".join(sorted(versions)),
-        "mean_win_probability": dg.MetadataValue.float(float(all_scores["win_probability"].mean() or 0)),
-        "pipeline_value": dg.MetadataValue.float(float(all_scores["amount"].sum() or 0)),
+        "as_of_dates": dg.MetadataValue.int(len(keys)),
+        "model_versions": "; ".join(f"{m}: {d} date(s), {n} rows" for m, d, n in by_model.rows()),
+        "latest_as_of_date": str(dates[-1]),
+        "mean_win_probability": dg.MetadataValue.float(float(latest["win_probability"].mean() or 0)),
+        "pipeline_value": dg.MetadataValue.float(float(latest["amount"].sum() or 0)),
         **{f"deals_{cat.lower()}": dg.MetadataValue.int(n) for cat, n in mix}})
     yield dg.MaterializeResult(asset_key=["scores", "deal_explanations"],
                                metadata=table_metadata(wh, "scores.deal_explanations", where, keys))

@@ -14,10 +14,6 @@ from revintel_resources.tracking import MLflowResource
 SCORES = dg.AssetKey(["scores", "deal_scores"])
 
 
-def _latest(wh, table: str):
-    return wh.query(f"SELECT max(as_of_date) AS d FROM {table}")["d"][0]
-
-
 @dg.asset_check(asset=deal_snapshot, blocking=True, description="(as_of_date, opportunity_id) is unique and not null")
 def snapshot_keys_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get().connect() as con:
@@ -52,31 +48,49 @@ def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=SCORES, blocking=True, additional_deps=[deal_snapshot.key],
-                description="Every deal open on the latest as-of date is scored once, with p in [0, 1] and risk in [0, 100]")
+                description="On every scored as-of date, every deal open then is scored once, with p in [0, 1] and "
+                            "risk in [0, 100]")
 def every_open_deal_scored(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
-    t = _latest(wh, "scores.deal_scores")
-    row = wh.query("""SELECT (SELECT count(*) FROM features.deal_snapshot WHERE as_of_date = $t) AS open_deals,
-        count(*) AS scored, count(DISTINCT opportunity_id) AS distinct_scored,
-        count(*) FILTER (WHERE win_probability NOT BETWEEN 0 AND 1 OR win_probability IS NULL) AS bad_p,
-        count(*) FILTER (WHERE risk_score NOT BETWEEN 0 AND 100 OR risk_score IS NULL) AS bad_risk
-        FROM scores.deal_scores WHERE as_of_date = $t""", {"t": t}).row(0, named=True)
-    ok = row["open_deals"] == row["scored"] == row["distinct_scored"] and row["bad_p"] == row["bad_risk"] == 0
-    return dg.AssetCheckResult(passed=ok, metadata={"as_of_date": str(t), **row})
+    row = wh.query("""WITH d AS (
+            SELECT as_of_date, count(*) AS scored, count(DISTINCT opportunity_id) AS distinct_scored,
+                   count(*) FILTER (WHERE win_probability NOT BETWEEN 0 AND 1 OR win_probability IS NULL) AS bad_p,
+                   count(*) FILTER (WHERE risk_score NOT BETWEEN 0 AND 100 OR risk_score IS NULL) AS bad_risk
+            FROM scores.deal_scores GROUP BY 1),
+        s AS (SELECT as_of_date, count(*) AS open_deals FROM features.deal_snapshot
+              WHERE as_of_date IN (SELECT as_of_date FROM d) GROUP BY 1)
+        SELECT count(*) AS dates, max(as_of_date)::VARCHAR AS latest,
+               count(*) FILTER (WHERE coalesce(open_deals, 0) <> scored OR scored <> distinct_scored) AS dates_off,
+               min(as_of_date) FILTER (WHERE coalesce(open_deals, 0) <> scored
+                                       OR scored <> distinct_scored)::VARCHAR AS first_date_off,
+               coalesce(sum(open_deals), 0)::BIGINT AS open_deals, coalesce(sum(scored), 0)::BIGINT AS scored,
+               coalesce(sum(bad_p), 0)::BIGINT AS bad_p, coalesce(sum(bad_risk), 0)::BIGINT AS bad_risk
+        FROM d LEFT JOIN s USING (as_of_date)""").row(0, named=True)
+    ok = row["dates_off"] == row["bad_p"] == row["bad_risk"] == 0
+    return dg.AssetCheckResult(passed=ok, metadata={k: v if v is not None else "none" for k, v in row.items()})
 
 
-@dg.asset_check(asset=SCORES, description="Population stability of win probabilities between the two latest "
-                "scored dates (warning above 0.25)")
+@dg.asset_check(asset=SCORES, description="Population stability of win probabilities between the latest scored "
+                "date and the latest earlier date scored by the same model (warning above 0.25); a change of "
+                "champion is a new model, not drift")
 def score_drift_psi(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
-    dates = wh.query("SELECT DISTINCT as_of_date FROM scores.deal_scores ORDER BY 1 DESC LIMIT 2")["as_of_date"].to_list()
-    if len(dates) < 2:
-        return dg.AssetCheckResult(passed=True, metadata={"psi": "needs two scored dates"})
+    latest = wh.query("""SELECT as_of_date, any_value(model_version) AS v FROM scores.deal_scores
+                         WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores) GROUP BY 1""")
+    if latest.is_empty():
+        return dg.AssetCheckResult(passed=True, metadata={"psi": "no scores yet"})
+    t, version = latest.row(0)
+    # the stage baseline is named per date (baseline_stage@<date>): same model = same name before the '@'
+    family = "split_part(model_version, '@', 1) = split_part(?, '@', 1)"
+    before = wh.query(f"SELECT max(as_of_date) AS d FROM scores.deal_scores WHERE as_of_date < ? AND {family}",
+                      [t, version])["d"][0]
+    if before is None:
+        return dg.AssetCheckResult(passed=True, metadata={"psi": f"no earlier date scored by {version}"})
     p = {d: wh.query("SELECT win_probability FROM scores.deal_scores WHERE as_of_date = ?", [d])["win_probability"]
-         .to_numpy() for d in dates}
-    psi = population_stability(p[dates[1]], p[dates[0]])
+         .to_numpy() for d in (before, t)}
+    psi = population_stability(p[before], p[t])
     return dg.AssetCheckResult(passed=psi <= 0.25, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"psi": float(psi), "from": str(dates[1]), "to": str(dates[0])})
+                               metadata={"psi": float(psi), "from": str(before), "to": str(t), "model": version})
 
 
 def population_stability(before: np.ndarray, after: np.ndarray, bins: int = 10) -> float:

@@ -73,24 +73,33 @@ def champion(tracking: MLflowResource) -> tuple[str, dt.date] | None:
 def latest_eligible(tracking: MLflowResource, as_of: dt.date) -> str | None:
     """The champion if it was trained by `as_of` (so moving the alias rolls scoring back or
     forward), else the newest promoted version that was."""
-    return eligible_on(tracking)(as_of)
+    return eligible_by_date(tracking, [as_of])[as_of]
+
+
+def eligible_by_date(tracking: MLflowResource, dates: list[dt.date]) -> dict[dt.date, str | None]:
+    """latest_eligible for every date, from one read of the registry (a range run scores 150+
+    dates; each lookup is a registry query)."""
+    pick = eligible_on(tracking)
+    return {d: pick(d) for d in dates}
+
+
+def eligible_version(current: tuple[str, dt.date] | None, promoted: list[tuple[dt.date, int]],
+                     as_of: dt.date) -> str | None:
+    """The rule behind latest_eligible, pure: `current` = (champion version, its cutoff),
+    `promoted` = (cutoff, version) of every version the gate promoted."""
+    if current is not None and current[1] <= as_of:
+        return str(current[0])
+    eligible = [p for p in promoted if p[0] <= as_of]
+    return str(max(eligible)[1]) if eligible else None
 
 
 def eligible_on(tracking: MLflowResource):
-    """latest_eligible as a function of the date, reading the registry once (a range of dates:
-    one read instead of one per date)."""
+    """latest_eligible as a function of the date, reading the registry once (the forecast asks
+    date by date as it walks a range)."""
     current = champion(tracking)
-    promoted = [v for v in tracking.versions(MODEL_NAME) if v.tags.get("promoted") == "true"]
-
-    def pick(as_of: dt.date) -> str | None:
-        if current is not None and current[1] <= as_of:
-            return current[0]
-        eligible = [v for v in promoted if dt.date.fromisoformat(v.tags["cutoff"]) <= as_of]
-        if not eligible:
-            return None
-        return max(eligible, key=lambda v: (v.tags["cutoff"], int(v.version))).version
-
-    return pick
+    promoted = [(dt.date.fromisoformat(v.tags["cutoff"]), int(v.version)) for v in tracking.versions(MODEL_NAME)
+                if v.tags.get("promoted") == "true" and "cutoff" in v.tags]
+    return lambda as_of: eligible_version(current, promoted, as_of)
 
 
 def reliability_plot(ev: Evaluation, cutoff: dt.date) -> Path:

@@ -39,7 +39,7 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     value = deal_value()
     lo, mid, hi = w.bands
     df = deals.with_columns(
-        value.rank("average").truediv(pl.len()).alias("_value_pct"),
+        value.rank("average").truediv(pl.len()).over(_day(deals)).alias("_value_pct"),
         ((ratio - 1) / (w.stagnant_at - 1)).clip(0, 1).alias("_stagnation"),
     ).with_columns(
         ((1 - p) * w.probability + pl.col("_stagnation") * w.stagnation
@@ -77,3 +77,8 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         pl.when(drivers == "").then(pl.lit("no risk signal")).otherwise(drivers).alias("risk_drivers"),
         action.alias("recommended_action"),
     ).drop("_value_pct", "_stagnation")
+
+
+def _day(deals: pl.DataFrame) -> pl.Expr:
+    """Rows of several as-of dates rank among the deals open on their own date."""
+    return pl.col("as_of_date") if "as_of_date" in deals.columns else pl.lit(True)

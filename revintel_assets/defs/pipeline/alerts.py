@@ -1,7 +1,8 @@
 """Deal warnings: plain rules over what was known on the as-of date (pure SQL, no Dagster).
 
 Each rule reads the deal's as-of snapshot, its change history up to the date, this week's
-pipeline change and, where deals were scored on an earlier date too, the score then. Thresholds
+pipeline change and the score on the previous scored date (every as-of date is scored; a drop
+that comes with a change of model says so). Thresholds
 are the `AlertRules` fields (the asset's config in the launchpad).
 """
 
@@ -29,6 +30,10 @@ def alerts_sql(keys: list[str], rules: AlertRules, with_scores: bool) -> str:
         SELECT n.as_of_date, n.opportunity_id, n.rep_id, 'score_dropped',
                printf('win probability %d%% -> %d%% since %s', round(p.win_probability * 100)::INT,
                       round(n.win_probability * 100)::INT, p.as_of_date::VARCHAR)
+               -- a new champion (or the first model after the stage baseline) moves scores by itself
+               || CASE WHEN split_part(p.model_version, '@', 1) <> split_part(n.model_version, '@', 1)
+                       THEN printf(' (model changed: %s -> %s)', split_part(p.model_version, '@', 1),
+                                   split_part(n.model_version, '@', 1)) ELSE '' END
         FROM scores.deal_scores n JOIN d ON n.as_of_date = d.as_of_date
         JOIN LATERAL (SELECT max(as_of_date) AS prev FROM scores.deal_scores WHERE as_of_date < n.as_of_date) pv ON true
         JOIN scores.deal_scores p ON p.as_of_date = pv.prev AND p.opportunity_id = n.opportunity_id
