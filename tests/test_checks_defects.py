@@ -24,6 +24,7 @@ from revintel_assets.defs.deals import checks as deal_checks
 from revintel_assets.definitions import load
 from revintel_assets.defs.ops import checks as ops_checks
 from revintel_assets.defs.pipeline import assets as pipeline_assets
+from revintel_assets.defs.plan import assets as plan_assets
 from revintel_assets.defs.star import checks as star_checks
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
@@ -64,7 +65,8 @@ READS = {"snapshot_keys_unique": ["features.deal_snapshot"], "snapshot_time_trav
          "forecast_coverage_watch": ["forecast.forecast_backtest"], "star_reconciles": ["star.fact_transactions"],
          "fact_opportunity_keys": ["star.fact_opportunity"], "dim_account_keys": ["star.dim_account"],
          "icp_scores_valid": ["scores.icp_scores"], "champion_beats_baseline": [],
-         "pipeline_waterfall_reconciles": ["scores.pipeline_waterfall"]}
+         "pipeline_waterfall_reconciles": ["scores.pipeline_waterfall"],
+         "attainment_reconciles": ["forecast.quota_attainment"]}
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +180,10 @@ DEFECTS = {
     "waterfall_row_dropped": (pipeline_assets.pipeline_waterfall_reconciles, [
         "DELETE FROM scores.pipeline_waterfall WHERE rowid = (SELECT min(rowid) FROM scores.pipeline_waterfall "
         "WHERE category = 'new' AND amount <> 0)"]),
+    # the total's booked-to-date of one period a hundred off what star.fact_opportunity says was won
+    "attainment_booked_off": (plan_assets.attainment_reconciles, [
+        "UPDATE forecast.quota_attainment SET booked_to_date = booked_to_date + 100 WHERE rowid = (SELECT min(rowid) "
+        "FROM forecast.quota_attainment WHERE segment_type = 'total')"]),
     "icp_p_out_of_range": (ops_checks.icp_scores_valid, [
         "UPDATE scores.icp_scores SET propensity = 1.3 WHERE rowid = (SELECT min(rowid) FROM scores.icp_scores)"]),
 }
