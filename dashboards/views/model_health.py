@@ -117,13 +117,13 @@ st.caption("Which model scored the deals on each as-of date: a trained version o
            "(and the previous champion) on held-out rows; until then the stage baseline.")
 if db.table_exists("scores.deal_scores"):
     champions = db.query("""
-        SELECT model_version, min(as_of_date) AS first_date, max(as_of_date) AS last_date,
-               count(DISTINCT as_of_date) AS dates, count(*) AS deals_scored
-        FROM scores.deal_scores GROUP BY 1 ORDER BY 2""")
+        SELECT split_part(model_version, '@', 1) AS model_version, min(as_of_date) AS first_date,
+               max(as_of_date) AS last_date, count(DISTINCT as_of_date) AS dates, count(*) AS deals_scored
+        FROM scores.deal_scores GROUP BY 1 ORDER BY 2 DESC""")  # the stage baseline is one row, not one per date
     trained = (metrics.filter((pl.col("model_family") == "deals") & (pl.col("model_name") == "win_probability"))
                .group_by("model_version").agg(pl.col("cutoff_date").max().alias("trained_on")))
     champions = champions.join(trained, on="model_version", how="left").with_columns(
-        pl.when(pl.col("model_version").str.starts_with("baseline_stage@"))
+        pl.when(pl.col("model_version").str.starts_with("baseline_stage"))
         .then(pl.lit("stage baseline (no trained model had beaten it)"))
         .otherwise(pl.lit("LightGBM win-probability model")).alias("what"))
     st.dataframe(champions.select("model_version", "what", "trained_on", "first_date", "last_date", "dates",
