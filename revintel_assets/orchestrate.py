@@ -28,9 +28,12 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 def _runs(step: Job, keys: list[str], as_of: str | None = None) -> list[dict[str, str]]:
     """Partition tags of the runs a step makes; a "latest" step runs as of `as_of` (the source's
-    as-of date) when it is a key: an earlier run's later keys must not win (issue 13)."""
+    as-of date) when it is a key, and a range of as-of dates ends there: an earlier run's later
+    keys must not win (issue 13)."""
     if step.partitions is None:
         return [{}]
+    if step.partitions == "as_of_date" and as_of in keys:
+        keys = sorted(k for k in keys if k <= as_of)
     if step.mode == "each":
         return [{"dagster/partition": k} for k in sorted(keys)]
     if step.mode == "latest":

@@ -74,9 +74,14 @@ def test_cli_latest_steps_run_as_of_the_source_date_not_the_largest_key():
     from revintel_assets import plan
     from revintel_assets.orchestrate import _runs
 
-    step = plan.job("forecast_job")
+    step = plan.job("forecast_backtest_job")  # a "latest" step
+    assert step.mode == "latest"
     assert _runs(step, ["2017-12-31", "2025-12-31"], "2017-12-31") == [{"dagster/partition": "2017-12-31"}]
     assert _runs(step, ["2017-06-30", "2017-12-31"], None) == [{"dagster/partition": "2017-12-31"}]
+    ranged = plan.job("forecast_job")  # a range of as-of dates ends at the source's date too
+    assert ranged.mode == "range"
+    assert _runs(ranged, ["2017-06-30", "2017-12-31", "2025-12-31"], "2017-12-31") == [
+        {"dagster/asset_partition_range_start": "2017-06-30", "dagster/asset_partition_range_end": "2017-12-31"}]
 
 
 # -- end to end: demo -> MavenTech -> demo in one data directory -------------------------------
