@@ -44,6 +44,37 @@ def _windowed(prefix: str, value: str, date_col: str = "order_date", cond: str =
         for w in WINDOWS)
 
 
+def _same_season(k: int, window_months: int) -> str:
+    """CTE syk: the division's buyer rate in the coming window's calendar months k years earlier,
+    among accounts that had bought by then, and in the window before it (NULL where the data does
+    not reach back that far)."""
+    back = f"c.c - INTERVAL {12 * k} MONTH"
+    before = f"{back} - INTERVAL {window_months} MONTH"
+    since = f"- INTERVAL {12 * k} MONTH"  # on the one cutoff row's any_value(c.c)
+    return f"""sy{k} AS (
+        SELECT d.division,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) {since} THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > {back}
+                                                     AND b.order_date <= c.label_end - INTERVAL {12 * k} MONTH)
+               / nullif(any_value(co.n), 0) END AS rate,
+               CASE WHEN any_value(span.first_date) < any_value(c.c) {since} - INTERVAL {window_months} MONTH THEN
+               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > {before} AND b.order_date <= {back})
+               / nullif(any_value(co.n), 0) END AS rate_before
+        FROM divs d CROSS JOIN c CROSS JOIN span
+        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= {back}) co
+        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
+                   WHERE c.c - a.tenure_days::INTEGER <= {back}) b ON b.division = d.division
+        GROUP BY d.division)"""
+
+
+def _same_season_ctes(window_months: int) -> str:
+    """sy1, sy2, sy3: the same season one, two and three years earlier."""
+    return "".join(f"    {_same_season(k, window_months)},\n" for k in SEASON_YEARS)
+
+
+SEASON_YEARS = (1, 2, 3)
+
+
 def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, as_of: dt.date) -> str:
     """SELECT producing the feature rows of one cutoff for `divisions`.
 
@@ -144,51 +175,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     -- among accounts that had bought before then (NULL where the data does not reach back that far),
     -- and in the window before it, so the model sees the season's lift as well as its level
     span AS (SELECT min(order_date) AS first_date FROM star.fact_transactions),
-    sy1 AS (
-        SELECT d.division,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 12 MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 12 MONTH
-                                                     AND b.order_date <= c.label_end - INTERVAL 12 MONTH)
-               / nullif(any_value(co.n), 0) END AS rate,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 12 MONTH - INTERVAL {window_months} MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 12 MONTH - INTERVAL {window_months} MONTH
-                                                     AND b.order_date <= c.c - INTERVAL 12 MONTH)
-               / nullif(any_value(co.n), 0) END AS rate_before
-        FROM divs d CROSS JOIN c CROSS JOIN span
-        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= c.c - INTERVAL 12 MONTH) co
-        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
-                   WHERE c.c - a.tenure_days::INTEGER <= c.c - INTERVAL 12 MONTH) b ON b.division = d.division
-        GROUP BY d.division),
-    sy2 AS (
-        SELECT d.division,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 24 MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 24 MONTH
-                                                     AND b.order_date <= c.label_end - INTERVAL 24 MONTH)
-               / nullif(any_value(co.n), 0) END AS rate,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 24 MONTH - INTERVAL {window_months} MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 24 MONTH - INTERVAL {window_months} MONTH
-                                                     AND b.order_date <= c.c - INTERVAL 24 MONTH)
-               / nullif(any_value(co.n), 0) END AS rate_before
-        FROM divs d CROSS JOIN c CROSS JOIN span
-        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= c.c - INTERVAL 24 MONTH) co
-        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
-                   WHERE c.c - a.tenure_days::INTEGER <= c.c - INTERVAL 24 MONTH) b ON b.division = d.division
-        GROUP BY d.division),
-    sy3 AS (
-        SELECT d.division,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 36 MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 36 MONTH
-                                                     AND b.order_date <= c.label_end - INTERVAL 36 MONTH)
-               / nullif(any_value(co.n), 0) END AS rate,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) - INTERVAL 36 MONTH - INTERVAL {window_months} MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL 36 MONTH - INTERVAL {window_months} MONTH
-                                                     AND b.order_date <= c.c - INTERVAL 36 MONTH)
-               / nullif(any_value(co.n), 0) END AS rate_before
-        FROM divs d CROSS JOIN c CROSS JOIN span
-        CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= c.c - INTERVAL 36 MONTH) co
-        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
-                   WHERE c.c - a.tenure_days::INTEGER <= c.c - INTERVAL 36 MONTH) b ON b.division = d.division
-        GROUP BY d.division),
+{_same_season_ctes(window_months)}
     recent AS (
         SELECT d.division, count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL {window_months} MONTH)
                            / any_value(n_acc.n) AS rate
