@@ -24,6 +24,6 @@ PAGES: list[tuple[str, str, str, str]] = [
 # helper modules a page reads tables through (their queries count as the page's)
 HELPERS = {"pipeline_risk.py": ["deals_data.py", "as_of.py", "fmt.py"],
            "deal_detail.py": ["deals_data.py", "as_of.py", "fmt.py", "deal_trend.py"],
-           "forecast.py": ["as_of.py", "fmt.py", "forecast_whatif.py"], "home.py": ["as_of.py"],
+           "forecast.py": ["as_of.py", "fmt.py", "forecast_whatif.py", "segments.py"], "home.py": ["as_of.py"],
            "model_health.py": ["fmt.py"], "icp.py": ["fmt.py", "why.py"], "whitespace.py": ["fmt.py", "why.py"],
-           "plan.py": ["as_of.py"]}
+           "plan.py": ["as_of.py", "segments.py"]}

@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import as_of as as_of_banner
-from dashboards import db, fmt, forecast_whatif
+from dashboards import db, fmt, forecast_whatif, segments
 from dashboards.safe import md
 from revintel_assets.defs.forecast import whatif
 
@@ -178,14 +178,8 @@ else:
 # ------------------------------------------------------------------ the deals behind the spread
 st.subheader(":material/scatter_plot: Deals that drive the spread", divider="gray")
 if db.table_exists("forecast.deal_contributions"):
-    col = {"total": None, "rep": "rep_id", "division": "division"}.get(seg_type, "rep_id")
-    where, p = "as_of_date = ? AND horizon_weeks = ?", [as_of, horizon]
-    if seg_type in ("rep", "division"):
-        where += f" AND {col} = ?"
-        p.append(segment)
-    elif seg_type in ("region", "manager"):
-        where += f" AND rep_id IN (SELECT rep_id FROM star.dim_rep WHERE {seg_type} = ?)"
-        p.append(segment)
+    cond, seg_params = segments.segment_filter(seg_type, segment)
+    where, p = "as_of_date = ? AND horizon_weeks = ?" + cond, [as_of, horizon, *seg_params]
     deals = db.query(f"SELECT opportunity_id, account_id, rep_id, division, stage, amount, win_probability, "
                      f"p_in_horizon, expected_revenue, sd_revenue FROM forecast.deal_contributions WHERE {where} "
                      "ORDER BY sd_revenue DESC LIMIT 15", p)

@@ -10,7 +10,7 @@ import streamlit as st
 from scipy.special import ndtr
 
 from dashboards import as_of as as_of_banner
-from dashboards import db
+from dashboards import db, segments
 
 st.title("Plan: will we make the number?")
 st.caption("Quota next to what is booked, the reps' call (Commit; Commit + Best Case) and revintel's forecast of the "
@@ -86,13 +86,8 @@ SHOWN = ["opportunity_id", "rep_id", "forecast_category", "amount", "p_in_period
 st.subheader(":material/manage_search: The deals that decide it", divider="gray")
 segment = st.selectbox(f"{seg_type.capitalize()}", rows["segment"].to_list())
 if db.table_exists("forecast.plan_deals"):
-    where, params = "as_of_date = ? AND period = ?", [as_of, period]
-    if seg_type == "rep":
-        where += " AND rep_id = ?"
-        params.append(segment)
-    elif seg_type in ("region", "manager"):
-        where += f" AND rep_id IN (SELECT rep_id FROM star.dim_rep WHERE {seg_type} = ?)"
-        params.append(segment)
+    cond, seg_params = segments.segment_filter(seg_type, segment)
+    where, params = "as_of_date = ? AND period = ?" + cond, [as_of, period, *seg_params]
     deals = db.query(f"SELECT opportunity_id, rep_id, stage, forecast_category, amount, win_probability, "
                      f"expected_close_date, p_in_period, expected_in_period, sd_in_period, upside "
                      f"FROM forecast.plan_deals WHERE {where}", params)
