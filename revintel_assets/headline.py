@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 
 from revintel_assets.rules import VALUE_SQL  # an open deal's value, as every page sums it
+from revintel_resources.warehouse import table_exists
 
 AT_RISK = ("High", "Critical")  # the risk categories the app counts as at risk (dashboards/deals_data.py)
 
@@ -23,12 +24,6 @@ def money(x: float | None) -> str:
     return f"{x:,.0f}"
 
 
-def _has(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                            [schema, name]).fetchall()[0][0])
-
-
 def headline(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Lines of the headline; each part says why it is missing when its table is."""
     lines: list[str] = []
@@ -40,10 +35,10 @@ def headline(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _scores(con, lines: list[str]):
-    if not _has(con, "scores.deal_scores") or not con.execute("SELECT count(*) FROM scores.deal_scores").fetchall()[0][0]:
+    if not table_exists(con, "scores.deal_scores") or not con.execute("SELECT count(*) FROM scores.deal_scores").fetchall()[0][0]:
         lines.append("Open pipeline: no deals scored (the source has no open opportunities to score)")
         return None
-    priced = _has(con, "star.dim_product")
+    priced = table_exists(con, "star.dim_product")
     join = "LEFT JOIN (SELECT product_id, list_price FROM star.dim_product) p USING (product_id)" if priced else ""
     risk = ", ".join(f"'{c}'" for c in AT_RISK)
     as_of, n, value, estimated, unvalued, expected, n_risk, at_risk = con.execute(f"""
@@ -65,7 +60,7 @@ def _scores(con, lines: list[str]):
 
 
 def _forecast(con, as_of, lines: list[str]) -> None:
-    if not _has(con, "forecast.revenue_forecast"):
+    if not table_exists(con, "forecast.revenue_forecast"):
         lines.append("Forecast: not built (it needs open deals and a win model or baseline)")
         return
     rows = con.execute("""
@@ -91,7 +86,7 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
     versions = [r[0] for r in con.execute(
         "SELECT DISTINCT model_version FROM scores.deal_scores WHERE as_of_date = ? ORDER BY 1", [as_of]).fetchall()]
     text = f"Deal model that scored: {', '.join(map(str, versions))}"
-    if _has(con, "validation.model_metrics"):
+    if table_exists(con, "validation.model_metrics"):
         # the latest cutoff with holdout evidence: the model's AUC next to its best baseline's
         rows = con.execute("""
             WITH h AS (SELECT * FROM validation.model_metrics WHERE division = 'all' AND split = 'holdout'
@@ -109,7 +104,7 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
 
 
 def _icp(con, lines: list[str]) -> None:
-    if not _has(con, "validation.icp_models"):
+    if not table_exists(con, "validation.icp_models"):
         lines.append("ICP: no division model (the run says why above)")
         return
     rows = con.execute("""
