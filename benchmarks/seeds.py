@@ -78,24 +78,44 @@ def icp_summary(data_dir: Path) -> dict:
             "share_ge_099_score": r["share_ge_099_score"], "champions": r.get("champion_holdout")}
 
 
-def collect(data_dir: Path) -> dict:
+FAMILIES = ("deals", "icp", "forecast")
+
+
+def collect(data_dir: Path, families: tuple[str, ...] = FAMILIES) -> dict:
+    """The figures of the requested model families from one built data directory."""
     db = data_dir / "warehouse" / "revintel.duckdb"
-    rows, preds, facts = holdout_predictions(db, data_dir / "demo" / "truth")
+    out: dict = {}
     con = duckdb.connect(str(db), read_only=True)
     try:
-        stored = con.execute("""SELECT value FROM validation.model_metrics WHERE model_family = 'deals'
-                                AND split = 'holdout' AND model_name = 'win_probability' AND metric = 'auc'
-                                AND cutoff_date = ?""", [facts["cutoff"]]).fetchone()
-        scoring = con.execute("SELECT any_value(model_version) FROM scores.deal_scores "
-                              "WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)").fetchone()
-        forecast = forecast_coverage(con)
+        if "forecast" in families:
+            out["forecast"] = forecast_coverage(con)
+        if "deals" in families:
+            rows, preds, facts = holdout_predictions(db, data_dir / "demo" / "truth")
+            stored = con.execute("""SELECT value FROM validation.model_metrics WHERE model_family = 'deals'
+                                    AND split = 'holdout' AND model_name = 'win_probability' AND metric = 'auc'
+                                    AND cutoff_date = ?""", [facts["cutoff"]]).fetchone()
+            scoring = con.execute("SELECT any_value(model_version) FROM scores.deal_scores "
+                                  "WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)").fetchone()
+            # the model retrained here is the warehouse's when the code is the one that built it (a
+            # check, not a figure; after a model change only, it is the old code's figure)
+            facts["warehouse_holdout_auc"] = None if stored is None else round(float(stored[0]), 4)
+            facts["scoring_model"] = scoring[0] if scoring else None
+            out |= {"deals": deal_metrics(rows, preds), "deal_facts": facts}
     finally:
         con.close()
-    deals = deal_metrics(rows, preds)
-    # the model retrained here must be the warehouse's (same code, same rows): a check, not a figure
-    facts["warehouse_holdout_auc"] = None if stored is None else round(float(stored[0]), 4)
-    facts["scoring_model"] = scoring[0] if scoring else None
-    return {"deals": deals, "deal_facts": facts, "icp": icp_summary(data_dir), "forecast": forecast}
+    if "icp" in families:
+        out["icp"] = icp_summary(data_dir)
+    return out
+
+
+def merge_previous(results: list[dict], previous: Path | None) -> list[dict]:
+    """Each result completed with the families it lacks from the same (seed, drift) in a
+    previous --json file: `--families deals` re-measures the deal model and keeps the rest."""
+    if previous is None or not previous.exists():
+        return results
+    old = {(r["seed"], r["drift"]): r for r in json.loads(previous.read_text())["results"]}
+    return [{**old.get((r["seed"], r["drift"]), {}), **{k: v for k, v in r.items() if v is not None}}
+            for r in results]
 
 
 def build(root: Path, seed: int, drift: float, scale: float, rerun: bool) -> tuple[Path, float | None]:
@@ -118,16 +138,19 @@ def build(root: Path, seed: int, drift: float, scale: float, rerun: bool) -> tup
 
 def flatten(result: dict) -> dict[str, float]:
     """The figures the table shows, one key each."""
-    d, i, f = result["deals"], result["icp"], result["forecast"]
-    out = {f"deal {m} {k}": d[m][k] for m in DEAL_MODELS if m in d for k in ("auc", "brier", "ece")}
-    out |= {f"deal {m} AUC {label}": d[m][f"auc {label}"] for m in ("revintel", "reference", "oracle") if m in d
-            for _, _, label in AGE_BANDS}
-    out["deal revintel AUC - reference"] = d["revintel"]["auc"] - d["reference"]["auc"]
-    best_base = min(d[m]["brier"] for m in d if m.startswith("baseline_"))
-    out["deal revintel Brier - best baseline"] = d["revintel"]["brier"] - best_base
-    out["icp champion AUC"] = i["champion_auc"]
-    out["icp best baseline AUC"] = i["best_baseline_auc"]
-    out |= {f"icp {m} AUC": v for m, v in i["auc_by_model"].items()}
+    d, i, f = result.get("deals"), result.get("icp"), result.get("forecast", {})
+    out = {}
+    if d:
+        out |= {f"deal {m} {k}": d[m][k] for m in DEAL_MODELS if m in d for k in ("auc", "brier", "ece")}
+        out |= {f"deal {m} AUC {label}": d[m][f"auc {label}"] for m in ("revintel", "reference", "oracle") if m in d
+                for _, _, label in AGE_BANDS}
+        out["deal revintel AUC - reference"] = d["revintel"]["auc"] - d["reference"]["auc"]
+        best_base = min(d[m]["brier"] for m in d if m.startswith("baseline_"))
+        out["deal revintel Brier - best baseline"] = d["revintel"]["brier"] - best_base
+    if i:
+        out["icp champion AUC"] = i["champion_auc"]
+        out["icp best baseline AUC"] = i["best_baseline_auc"]
+        out |= {f"icp {m} AUC": v for m, v in i["auc_by_model"].items()}
     out |= {f"forecast {k}": v for k, v in f.items()}
     return {k: v for k, v in out.items() if v is not None}
 
@@ -212,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--collect-only", action="store_true", help="only read finished settings")
     ap.add_argument("--from-results", action="store_true",
                     help="no runs: summarise the latest line per (seed, drift) of ROOT/results.jsonl")
+    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
+                    help="collect only these model families; the others' figures are kept from the "
+                         "same (seed, drift) in the existing --json file (e.g. --families deals after a "
+                         "deal-model change, with --collect-only on settings built before it)")
     args = ap.parse_args(argv)
     if set(args.seeds) & set(DESIGN_SEEDS):
         print(f"note: seeds {sorted(set(args.seeds) & set(DESIGN_SEEDS))} were used for design", file=sys.stderr)
@@ -223,13 +250,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.collect_only and not (data_dir / "done").exists():
                 continue
             data_dir, seconds = (data_dir, None) if args.collect_only else build(args.root, seed, drift, args.scale, args.rerun)
-            result = {"seed": seed, "drift": drift, "scale": args.scale, "build_seconds": seconds, **collect(data_dir)}
+            result = {"seed": seed, "drift": drift, "scale": args.scale, "build_seconds": seconds,
+                      **collect(data_dir, tuple(args.families))}
             results.append(result)
             with open(args.root / "results.jsonl", "a") as f:
                 f.write(json.dumps(result, default=str) + "\n")
             print(json.dumps({k: result[k] for k in ("seed", "drift")} | flatten(result), default=str), flush=True)
     if not results:
         return 1
+    if set(args.families) != set(FAMILIES):
+        results = merge_previous(results, args.json)
     summary = summarise(results)
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, "scale": args.scale, "design_seeds": DESIGN_SEEDS,

@@ -139,7 +139,7 @@ def feature_value(feature: str, value: str | None, products: dict[str, str] | No
         return fmt.pct(x)
     if feature in RATIO_FEATURES:
         return f"{x:.1f}x"
-    if feature == "month_of_year" and 1 <= x <= 12:
+    if feature in ("month_of_year", "created_month") and 1 <= x <= 12:
         return MONTHS[int(x) - 1]
     return f"{x:,.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.2f}"
 

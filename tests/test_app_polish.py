@@ -21,7 +21,7 @@ from browser import build_analyst_db, chromium, screenshot, streamlit_server, wa
 from dashboards import deals_data as dd
 from dashboards import drift, fmt
 from revintel_assets.defs.deals.risk import score_risk
-from revintel_assets.defs.deals.snapshot import FEATURES
+from revintel_assets.defs.deals.snapshot import MODEL_FEATURES
 from revintel_assets.rules import deal_value, value_is_estimate
 from revintel_resources.glossary import feature_name
 
@@ -55,13 +55,14 @@ def test_percentages_never_round_to_a_false_zero_or_hundred():
 
 
 def test_every_feature_has_a_readable_name():
-    for f in FEATURES:
+    for f in MODEL_FEATURES:
         assert "_" not in feature_name(f), f
     assert feature_name("div_active_months_24m") == "months with a purchase in the division, last 24 months"
     assert feature_name("rank__div_monetary_12m") == "spend in the division, last 12 months"
     assert dd.feature_label("product_id", "NMB-ENT", {"NMB-ENT": "Nimbus Enterprise"}) == "Product: Nimbus Enterprise"
     assert dd.feature_value("rep_win_rate", "0.004") == "<1%"
     assert dd.feature_value("month_of_year", "3") == "March"
+    assert dd.feature_value("created_month", "10") == "October"
 
 
 def test_money_carries_its_currency():

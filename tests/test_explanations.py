@@ -13,7 +13,7 @@ import shap
 
 from conftest import build_star
 from revintel_assets.defs.deals.explain import top_contributions
-from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql
+from revintel_assets.defs.deals.snapshot import snapshot_sql
 from revintel_assets.defs.deals.win_model import Windows, split_by_time, train
 from revintel_assets.demo.generator import generate_company
 
@@ -52,6 +52,6 @@ def test_top_contributions_are_ranked_and_worded(model_and_rows):
     first = out.filter(pl.col("opportunity_id") == rows["opportunity_id"][0]).sort("rank")
     sizes = first["contribution"].abs().to_list()
     assert sizes == sorted(sizes, reverse=True)
-    assert abs(sizes[0] - np.abs(contrib[0, : len(FEATURES)]).max()) < 1e-9
+    assert abs(sizes[0] - np.abs(contrib[0, : len(model.encoder.features)]).max()) < 1e-9
     assert first["explanation"].str.contains("deals like this win").all()
     assert set(first["direction"]) <= {"raises", "lowers"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.snapshot import FEATURES
+from revintel_assets.defs.deals.snapshot import MODEL_FEATURES, with_derived
 
 # feature -> (phrase for the value, with {v}), how values print
 PHRASES = {
@@ -37,6 +37,7 @@ PHRASES = {
     "rep_open_deals": "the rep carries {v} open deals",
     "days_to_quarter_end": "{v} days to quarter end",
     "month_of_year": "month {v} of the year",
+    "created_month": "opened in month {v} of the year",
     "deal_age_days": "deal is {v} days old",
     "stage": "stage is {v}",
     "product_id": "product {v}",
@@ -47,18 +48,21 @@ RATES = {"account_win_rate", "rep_win_rate"}
 RATIOS = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
 
 
-def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.ndarray, k: int = 5) -> pl.DataFrame:
-    """Long table: for each row of `ids` (as_of_date, opportunity_id) its k largest |contributions|."""
-    c = contrib[:, : len(FEATURES)]
+def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.ndarray, k: int = 5,
+                      names: list[str] = MODEL_FEATURES) -> pl.DataFrame:
+    """Long table: for each row of `ids` (as_of_date, opportunity_id) its k largest |contributions|
+    (`names`: the model's features, in the contributions' column order)."""
+    c = contrib[:, : len(names)]
     k = min(k, c.shape[1])
     order = np.argsort(-np.abs(c), axis=1, kind="stable")[:, :k]
     rows = np.repeat(np.arange(len(c)), k)
     cols = order.ravel()
     # one dtype to gather from; a list, not an object array, so all-null columns stay plain nulls
-    value_matrix = np.array(features.select(FEATURES).with_columns(pl.all().cast(pl.Utf8)).rows(), dtype=object)
+    value_matrix = np.array(with_derived(features).select(names).with_columns(pl.all().cast(pl.Utf8)).rows(),
+                            dtype=object)
     out = ids[rows].with_columns(
         pl.Series("rank", np.tile(np.arange(1, k + 1), len(c)), dtype=pl.Int32),
-        pl.Series("feature", np.array(FEATURES, dtype=object)[cols], dtype=pl.Utf8),
+        pl.Series("feature", np.array(names, dtype=object)[cols], dtype=pl.Utf8),
         pl.Series("feature_value", value_matrix[rows, cols].tolist(), dtype=pl.Utf8),
         pl.Series("contribution", c[rows, cols], dtype=pl.Float64),
     )

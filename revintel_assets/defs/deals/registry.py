@@ -16,7 +16,6 @@ import mlflow.pyfunc
 import polars as pl
 
 from revintel_assets.defs.deals.evaluate import MIN_HOLDOUT_ROWS, MODEL_NAME, Evaluation
-from revintel_assets.defs.deals.snapshot import FEATURES
 from revintel_assets.defs.deals.win_model import Split, WinModel, Windows
 from revintel_resources.tracking import MLflowResource
 
@@ -48,7 +47,7 @@ def log_and_register(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
         # the paired comparison behind "beats the best baseline", re-checked by champion_beats_baseline
         mlflow.log_metrics({f"{split_name}.gate.{k}": v for split_name, g in ev.gains.items()
                             for k, v in g.items() if v == v})
-        mlflow.log_dict({"features": FEATURES}, "features.json")
+        mlflow.log_dict({"features": model.encoder.features}, "features.json")
         if plot is not None:
             mlflow.log_artifact(str(plot))
         mlflow.set_tags({"cutoff": cutoff.isoformat(), "best_baseline": ev.best_baseline,

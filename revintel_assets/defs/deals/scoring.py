@@ -98,7 +98,7 @@ def score_dates(rows: pl.DataFrame, stats: dict[dt.date, pl.DataFrame], model: W
         else rows["expected_close_date"]
     if model is not None:
         p = model.predict(rows)
-        explanations = top_contributions(ids, rows, model.contributions(rows))
+        explanations = top_contributions(ids, rows, model.contributions(rows), names=model.encoder.features)
         version = pl.lit(model_version)
     else:
         parts = [(_stage_probability(stats[d], part), len(part)) for (d,), part in per_date.items()]
