@@ -37,6 +37,7 @@ def synthetic_rows(n: int, seed: int = 0) -> pl.DataFrame:
     logit = 0.02 * cols["rep_win_rate"] - 0.01 * cols["days_in_stage"] + rng.normal(0, 1, n)
     df = pl.DataFrame(cols).with_columns(
         pl.lit(np.datetime64("2025-12-31")).cast(pl.Date).alias("as_of_date"),
+        pl.Series("created_date", np.datetime64("2025-12-31") - rng.integers(0, 400, n).astype("timedelta64[D]")),
         pl.Series("opportunity_id", [f"O{i:08d}" for i in range(n)]),
         pl.Series("is_won", rng.random(n) < 1 / (1 + np.exp(-logit))),
         pl.lit(None, dtype=pl.Date).alias("expected_close_date"),
@@ -50,7 +51,6 @@ def prepare(path: Path, trees: int = 150) -> None:
     without early stopping so it really has all of them."""
     import lightgbm as lgb
 
-    from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_NUMERIC
     from revintel_assets.defs.deals.win_model import PARAMS, Encoder, WinModel
     from revintel_assets.defs.validation.metrics import calibrate
 
@@ -58,8 +58,8 @@ def prepare(path: Path, trees: int = 150) -> None:
     enc = Encoder().fit(rows)
     y = rows["is_won"].cast(pl.Int8).to_numpy()
     booster = lgb.train({**PARAMS, "min_data_in_leaf": 20}, lgb.Dataset(
-        enc.matrix(rows), y, feature_name=FEATURES,
-        categorical_feature=list(range(len(FEATURES_NUMERIC), len(FEATURES)))), num_boost_round=trees)
+        enc.matrix(rows), y, feature_name=enc.features,
+        categorical_feature=list(range(len(enc.numeric), len(enc.features)))), num_boost_round=trees)
     raw = booster.predict(enc.matrix(rows), raw_score=True)
     path.write_bytes(pickle.dumps(WinModel(booster, enc, calibrate(raw, y), trees, PARAMS)))
 
