@@ -19,6 +19,9 @@ columns are written), then collect from that warehouse:
 Design seeds: the models were designed on seeds 42 and 7. Report on other seeds (e.g. 101, 202,
 303) and never tune on them. A finished setting is reused (--rerun to build it again); each
 result line is appended to ROOT/results.jsonl as it lands, so a long run can be read while going.
+After a change to one model family, `--collect-only --families deals` re-measures that family on
+the built settings (the deal model is retrained from each warehouse's snapshot by the current
+code) and keeps the other families' figures from the existing --json file.
 """
 
 from __future__ import annotations
