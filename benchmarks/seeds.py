@@ -19,6 +19,8 @@ columns are written), then collect from that warehouse:
 Design seeds: the models were designed on seeds 42 and 7. Report on other seeds (e.g. 101, 202,
 303) and never tune on them. A finished setting is reused (--rerun to build it again); each
 result line is appended to ROOT/results.jsonl as it lands, so a long run can be read while going.
+--forecast-only runs only the forecast's jobs again on finished settings (--copy-from: copies of
+another root's), for a forecast change judged on the same deal model.
 """
 
 from __future__ import annotations
@@ -116,6 +118,30 @@ def build(root: Path, seed: int, drift: float, scale: float, rerun: bool) -> tup
     return data_dir, round(time.perf_counter() - start, 1)
 
 
+FORECAST_JOBS = ("forecast_backtest_job", "forecast_job")
+
+
+def rerun_forecast(root: Path, seed: int, drift: float, copy_from: Path | None) -> tuple[Path, float]:
+    """Only the forecast's jobs again on a finished setting (the deal model, scores and snapshots
+    as they are): the forecast's figures before -> after a forecast change, paired on the same
+    warehouse. With copy_from, the finished setting is first copied from there (left untouched)."""
+    data_dir = root / f"s{seed}-d{drift:g}"
+    if copy_from is not None:
+        subprocess.run(["rm", "-rf", str(data_dir)], check=True)
+        subprocess.run(["cp", "-r", str(copy_from / data_dir.name), str(data_dir)], check=True)
+    if not (data_dir / "done").exists():
+        raise SystemExit(f"{data_dir}: not a finished setting (run it without --forecast-only first)")
+    env = {**os.environ, "REVINTEL_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
+    demo = data_dir / "demo"
+    code = ("from revintel_assets.definitions import load; from revintel_assets.orchestrate import materialize_all; "
+            f"materialize_all(load(), resources={{'source': {{'path': {str(demo)!r}, 'truth_dir': {str(demo / 'truth')!r}}}}}, "
+            f"jobs={list(FORECAST_JOBS)!r})")
+    start = time.perf_counter()
+    with open(root / f"s{seed}-d{drift:g}.forecast.log", "w") as log:
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return data_dir, round(time.perf_counter() - start, 1)
+
+
 def flatten(result: dict) -> dict[str, float]:
     """The figures the table shows, one key each."""
     d, i, f = result["deals"], result["icp"], result["forecast"]
@@ -210,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", type=Path, help="write the Markdown table here")
     ap.add_argument("--rerun", action="store_true", help="rebuild settings that already finished")
     ap.add_argument("--collect-only", action="store_true", help="only read finished settings")
+    ap.add_argument("--forecast-only", action="store_true",
+                    help="finished settings: run only the forecast's jobs again (a forecast change, paired on the "
+                         "same deal model), then collect")
+    ap.add_argument("--copy-from", type=Path, help="with --forecast-only: copy each finished setting from this root")
     ap.add_argument("--from-results", action="store_true",
                     help="no runs: summarise the latest line per (seed, drift) of ROOT/results.jsonl")
     args = ap.parse_args(argv)
@@ -222,8 +252,13 @@ def main(argv: list[str] | None = None) -> int:
             data_dir = args.root / f"s{seed}-d{drift:g}"
             if args.collect_only and not (data_dir / "done").exists():
                 continue
-            data_dir, seconds = (data_dir, None) if args.collect_only else build(args.root, seed, drift, args.scale, args.rerun)
-            result = {"seed": seed, "drift": drift, "scale": args.scale, "build_seconds": seconds, **collect(data_dir)}
+            if args.forecast_only:
+                data_dir, seconds = rerun_forecast(args.root, seed, drift, args.copy_from)
+            else:
+                data_dir, seconds = (data_dir, None) if args.collect_only else build(args.root, seed, drift, args.scale,
+                                                                                     args.rerun)
+            result = {"seed": seed, "drift": drift, "scale": args.scale, "build_seconds": seconds,
+                      **({"forecast_only": True} if args.forecast_only else {}), **collect(data_dir)}
             results.append(result)
             with open(args.root / "results.jsonl", "a") as f:
                 f.write(json.dumps(result, default=str) + "\n")

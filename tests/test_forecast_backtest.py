@@ -103,13 +103,25 @@ def test_walk_forward_shock_sees_only_origins_observed_before():
     n = len(backtest.SHOCK_GRID)
     rng = np.random.default_rng(0)
     hits = [np.c_[rng.integers(0, 100, n), np.full(n, 100)] for _ in chosen]
-    walk = backtest.walk_forward_shocks(chosen, hits, horizon_weeks=13)
+    window = 6
+    walk = backtest.walk_forward_shocks(chosen, hits, horizon_weeks=13, window=window)
     judged = [i for i, w in enumerate(walk) if w is not None]
     assert judged and judged[0] > backtest.MIN_PRIOR_ORIGINS and walk[0] is None
-    i = judged[0]
     ends = [calendar(o, 13).days[-1] for o in chosen]
-    prior = [j for j in range(len(chosen)) if ends[j] < chosen[i]]
-    assert len(prior) == backtest.MIN_PRIOR_ORIGINS and max(prior) < i
-    tampered = [h if j in prior else np.c_[np.full(n, 100), np.full(n, 100)] for j, h in enumerate(hits)]
-    assert backtest.walk_forward_shocks(chosen, tampered, 13)[i] == walk[i]
-    assert walk[i] == backtest.choose_shock(sum(hits[j] for j in prior))[:2]
+    for i in (judged[0], judged[-1]):  # the first judged origin, and one with more priors than the window
+        prior = [j for j in range(len(chosen)) if ends[j] < chosen[i]][-window:]
+        assert len(prior) >= backtest.MIN_PRIOR_ORIGINS and max(prior) < i
+        # neither later origins nor those older than the window can move the choice
+        tampered = [h if j in prior else np.c_[np.full(n, 100), np.full(n, 100)] for j, h in enumerate(hits)]
+        assert backtest.walk_forward_shocks(chosen, tampered, 13, window)[i] == walk[i]
+        assert walk[i] == backtest.choose_shock(sum(hits[j] for j in prior))[:2]
+    assert len([j for j in range(len(chosen)) if ends[j] < chosen[judged[-1]]]) > window
+
+
+def test_origins_every_k_weeks_end_at_the_latest_observed():
+    mondays = [dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in range(60)]
+    as_of = dt.date(2025, 2, 1)
+    every1 = backtest.origins(mondays, as_of, 13, 0)
+    every3 = backtest.origins(mondays, as_of, 13, 0, every_weeks=3)
+    assert every3[-1] == every1[-1] and every3 == every1[::-1][::3][::-1]
+    assert backtest.origins(mondays, as_of, 13, 5, every_weeks=3) == every3[-5:]

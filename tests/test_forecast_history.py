@@ -161,9 +161,10 @@ def test_walk_forward_tuning_uses_only_horizons_over_before_the_date():
     hits = [np.stack([rng.integers(0, 10, len(backtest.SHOCK_GRID)), np.full(len(backtest.SHOCK_GRID), 10)], axis=1)
             for _ in origins]
     as_of = dt.date(2025, 1, 6)
-    grids = backtest.walk_forward_grids(origins, hits, 13, as_of)
+    window = 6
+    grids = backtest.walk_forward_grids(origins, hits, 13, as_of, window)
     for (tuned_for,), g in grids.group_by(["tuned_for"]):
-        used = [h for h, e in zip(hits, ends) if e < tuned_for] if tuned_for != as_of else hits
+        used = ([h for h, e in zip(hits, ends) if e < tuned_for] if tuned_for != as_of else hits)[-window:]
         assert g["chosen"].sum() == 1 and g["n_origins"][0] == len(used) >= backtest.MIN_PRIOR_ORIGINS
         sh, sw, _ = backtest.choose_shock(sum(used))
         assert g.filter("chosen").select("sigma_horizon", "sigma_week").row(0) == (sh, sw)
