@@ -19,7 +19,7 @@ columns are written), then collect from that warehouse:
 Design seeds: the models were designed on seeds 42 and 7. Report on other seeds (e.g. 101, 202,
 303) and never tune on them. A finished setting is reused (--rerun to build it again); each
 result line is appended to ROOT/results.jsonl as it lands, so a long run can be read while going.
---forecast-only runs only the forecast's jobs again on finished settings (--copy-from: copies of
+--forecast-only runs only the forecast backtest again on finished settings (--copy-from: copies of
 another root's), for a forecast change judged on the same deal model.
 """
 
@@ -118,11 +118,11 @@ def build(root: Path, seed: int, drift: float, scale: float, rerun: bool) -> tup
     return data_dir, round(time.perf_counter() - start, 1)
 
 
-FORECAST_JOBS = ("forecast_backtest_job", "forecast_job")
+FORECAST_JOBS = ("forecast_backtest_job",)  # the coverage figures are the backtest's (validation.model_metrics)
 
 
 def rerun_forecast(root: Path, seed: int, drift: float, copy_from: Path | None) -> tuple[Path, float]:
-    """Only the forecast's jobs again on a finished setting (the deal model, scores and snapshots
+    """Only the forecast's backtest again on a finished setting (the deal model, scores and snapshots
     as they are): the forecast's figures before -> after a forecast change, paired on the same
     warehouse. With copy_from, the finished setting is first copied from there (left untouched)."""
     data_dir = root / f"s{seed}-d{drift:g}"
@@ -132,7 +132,8 @@ def rerun_forecast(root: Path, seed: int, drift: float, copy_from: Path | None) 
     if not (data_dir / "done").exists():
         raise SystemExit(f"{data_dir}: not a finished setting (run it without --forecast-only first)")
     env = {**os.environ, "REVINTEL_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
-    demo = data_dir / "demo"
+    # the source the warehouse was built from (a copy keeps its original's: publish checks it)
+    demo = (copy_from / data_dir.name / "demo") if copy_from is not None else data_dir / "demo"
     code = ("from revintel_assets.definitions import load; from revintel_assets.orchestrate import materialize_all; "
             f"materialize_all(load(), resources={{'source': {{'path': {str(demo)!r}, 'truth_dir': {str(demo / 'truth')!r}}}}}, "
             f"jobs={list(FORECAST_JOBS)!r})")
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun", action="store_true", help="rebuild settings that already finished")
     ap.add_argument("--collect-only", action="store_true", help="only read finished settings")
     ap.add_argument("--forecast-only", action="store_true",
-                    help="finished settings: run only the forecast's jobs again (a forecast change, paired on the "
+                    help="finished settings: run only the forecast backtest again (a forecast change, paired on the "
                          "same deal model), then collect")
     ap.add_argument("--copy-from", type=Path, help="with --forecast-only: copy each finished setting from this root")
     ap.add_argument("--from-results", action="store_true",

@@ -169,8 +169,9 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
                                            keep_reps=keep)
             # the tuning segments, in label order (groups, then divisions), first TUNING_SIMS sims
             tune_groups = [k for k, lab in enumerate(group_labels) if lab[0] in backtest.TUNING_TYPES]
-            x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS],
-                                     res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)])
+            x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS]]
+                                    + ([res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)]
+                                       if "division" in backtest.TUNING_TYPES else []))
             assert len(x_tune) == len(backtest.tuning_rows(origin))
             hits.append(backtest.tuning_hits(origin, x_tune, config.seed))
             cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])

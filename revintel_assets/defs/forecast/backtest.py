@@ -30,7 +30,11 @@ SIGMA_HORIZON_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 SIGMA_WEEK_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
 TARGET_COVERAGE = 0.8
 TUNING_SIMS = 1000
-TUNING_TYPES = ("total", "region", "manager", "division")  # reps: evaluated, not tuned on (too sparse)
+# Tuned on the total (the figure the pages lead with, and the one judged); every segment is scored.
+# Tuning on total / region / manager / division rows pooled left the total 85-91 % covered on the
+# design seeds at drift 0 (segments miss by more than the total, so their swing is too wide for it).
+TUNING_TYPES = ("total",)
+TUNING_PERIODS = ("week", "month")  # each counts equally in the choice (pooled, weeks outnumber months 13:4)
 MIN_PRIOR_ORIGINS = 4  # walk forward: an origin is judged with a shock tuned on at least this many earlier ones
 # The shock is tuned on the origins of the last TUNING_WINDOW_WEEKS before the choice (those fully
 # observed by then), not on every origin ever: forecast errors drift (early origins forecast from the
@@ -190,32 +194,38 @@ def tuning_rows(o: Origin) -> np.ndarray:
 
 
 def tuning_hits(o: Origin, x_tune: np.ndarray, seed: int) -> np.ndarray:
-    """(len(SHOCK_GRID), 2) [covered, rows] of one origin for every shock pair of the grid.
+    """(len(SHOCK_GRID), len(TUNING_PERIODS), 2) [covered, rows] of one origin for every shock pair
+    of the grid and period type.
     x_tune: (len(tuning_rows(o)), n_atoms, >= TUNING_SIMS) un-shocked sims (the first TUNING_SIMS
     are used: simulations are exchangeable). Origins are scored one at a time, so a backtest keeps
     no origin's sims once its hits are counted."""
     keep = tuning_rows(o)
     x = np.ascontiguousarray(x_tune[:, :, :TUNING_SIMS], dtype=np.float32)
-    out = np.zeros((len(SHOCK_GRID), 2), dtype=np.int64)
-    pts = {p: np.ascontiguousarray(o.cal.period_matrix(p).T, dtype=np.float32) for p in ("week", "month")}
+    out = np.zeros((len(SHOCK_GRID), len(TUNING_PERIODS), 2), dtype=np.int64)
+    pts = {p: np.ascontiguousarray(o.cal.period_matrix(p).T, dtype=np.float32) for p in TUNING_PERIODS}
     for g, (sh, sw) in enumerate(SHOCK_GRID):
         st = np.ascontiguousarray(simulate.shock(x.shape[2], o.cal.atom_week_all, sh, sw, seed).T, dtype=np.float32)
         xs = x * st
-        for ptype in ("week", "month"):
+        for k, ptype in enumerate(TUNING_PERIODS):
             per = np.matmul(pts[ptype], xs)  # (seg, P, S)
             y = o.actual[ptype][keep][:, :, None]
             lower_ok = (per <= y).mean(axis=2) >= 0.1
             upper_ok = (per < y).mean(axis=2) <= 0.9
-            out[g] += (int((lower_ok & upper_ok).sum()), lower_ok.size)
+            out[g, k] = (int((lower_ok & upper_ok).sum()), lower_ok.size)
     return out
 
 
 def choose_shock(hits: np.ndarray) -> tuple[float, float, pl.DataFrame]:
-    """The pair whose P10-P90 coverage over the tuning segments (hits summed over origins) is
-    closest to 80 % (ties: the smaller shock)."""
+    """The pair whose P10-P90 coverage of the tuning rows (hits summed over origins) is closest
+    to 80 % weekly and monthly: least sum over period types of (coverage - 80 %)^2 (ties: the
+    smaller shock). One pair serves both: weekly and monthly ranges come from the same sims."""
+    hits = np.asarray(hits).reshape(len(SHOCK_GRID), len(TUNING_PERIODS), 2)
+    cov = hits[:, :, 0] / np.maximum(hits[:, :, 1], 1)
     grid = pl.DataFrame({"sigma_horizon": [sh for sh, _ in SHOCK_GRID], "sigma_week": [sw for _, sw in SHOCK_GRID],
-                         "coverage": [int(h) / max(int(n), 1) for h, n in hits], "rows": [int(n) for _, n in hits]})
-    grid = grid.with_columns((pl.col("coverage") - TARGET_COVERAGE).abs().alias("gap"))
+                         "coverage": hits[:, :, 0].sum(axis=1) / np.maximum(hits[:, :, 1].sum(axis=1), 1),
+                         **{f"coverage_{p}": cov[:, k] for k, p in enumerate(TUNING_PERIODS)},
+                         "rows": hits[:, :, 1].sum(axis=1).astype(np.int64),
+                         "gap": np.round(((cov - TARGET_COVERAGE) ** 2).sum(axis=1), 12)})
     best = grid.sort(["gap", "sigma_horizon", "sigma_week"]).row(0, named=True)
     return best["sigma_horizon"], best["sigma_week"], grid.drop("gap")
 
