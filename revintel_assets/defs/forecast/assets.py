@@ -44,7 +44,10 @@ def _timing_rows(wh, where: str, params: list, extra: str = "") -> pl.DataFrame:
 class ForecastConfig(dg.Config):
     horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # 4..13
     n_sims: int = 10_000  # the forecast of the as-of date (the latest of a range run: the one the pages open on)
-    history_sims: int = 1_000  # every earlier date of a range run: quantiles to ~2 %, 10x cheaper (as the tuning sims)
+    # every earlier date of a range run: quantiles to ~3 %, 20x cheaper. 500 instead of 1,000 changed
+    # forecast_accuracy on the demo (seed 42, scale 0.5, 153 dates) by <= 1.4 points of coverage and
+    # <= 0.6 % of pinball loss / WAPE per period type and segment type, and the engine's time per date by ~35 %
+    history_sims: int = 500
     backtest_sims: int = 2_000  # per backtest origin: quantiles to ~1 %, 5x cheaper
     # backtest origins: every 3rd Monday whose whole horizon is observed, counted back from the
     # latest, over the whole history (n_origins = 0; else the latest n). Walk forward judges those
