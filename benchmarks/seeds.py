@@ -22,6 +22,9 @@ result line is appended to ROOT/results.jsonl as it lands, so a long run can be 
 After a change to one model family, `--collect-only --families deals` re-measures that family on
 the built settings (the deal model is retrained from each warehouse's snapshot by the current
 code) and keeps the other families' figures from the existing --json file.
+--forecast-only runs only the forecast backtest again on finished settings (--copy-from: copies of
+another root's), for a forecast change judged on the same deal model; combine it with
+--families forecast.
 """
 
 from __future__ import annotations
@@ -139,6 +142,31 @@ def build(root: Path, seed: int, drift: float, scale: float, rerun: bool) -> tup
     return data_dir, round(time.perf_counter() - start, 1)
 
 
+FORECAST_JOBS = ("forecast_backtest_job",)  # the coverage figures are the backtest's (validation.model_metrics)
+
+
+def rerun_forecast(root: Path, seed: int, drift: float, copy_from: Path | None) -> tuple[Path, float]:
+    """Only the forecast's backtest again on a finished setting (the deal model, scores and snapshots
+    as they are): the forecast's figures before -> after a forecast change, paired on the same
+    warehouse. With copy_from, the finished setting is first copied from there (left untouched)."""
+    data_dir = root / f"s{seed}-d{drift:g}"
+    if copy_from is not None:
+        subprocess.run(["rm", "-rf", str(data_dir)], check=True)
+        subprocess.run(["cp", "-r", str(copy_from / data_dir.name), str(data_dir)], check=True)
+    if not (data_dir / "done").exists():
+        raise SystemExit(f"{data_dir}: not a finished setting (run it without --forecast-only first)")
+    env = {**os.environ, "REVINTEL_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
+    # the source the warehouse was built from (a copy keeps its original's: publish checks it)
+    demo = (copy_from / data_dir.name / "demo") if copy_from is not None else data_dir / "demo"
+    code = ("from revintel_assets.definitions import load; from revintel_assets.orchestrate import materialize_all; "
+            f"materialize_all(load(), resources={{'source': {{'path': {str(demo)!r}, 'truth_dir': {str(demo / 'truth')!r}}}}}, "
+            f"jobs={list(FORECAST_JOBS)!r})")
+    start = time.perf_counter()
+    with open(root / f"s{seed}-d{drift:g}.forecast.log", "w") as log:
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return data_dir, round(time.perf_counter() - start, 1)
+
+
 def flatten(result: dict) -> dict[str, float]:
     """The figures the table shows, one key each."""
     d, i, f = result.get("deals"), result.get("icp"), result.get("forecast", {})
@@ -236,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", type=Path, help="write the Markdown table here")
     ap.add_argument("--rerun", action="store_true", help="rebuild settings that already finished")
     ap.add_argument("--collect-only", action="store_true", help="only read finished settings")
+    ap.add_argument("--forecast-only", action="store_true",
+                    help="finished settings: run only the forecast backtest again (a forecast change, paired on the "
+                         "same deal model), then collect")
+    ap.add_argument("--copy-from", type=Path, help="with --forecast-only: copy each finished setting from this root")
     ap.add_argument("--from-results", action="store_true",
                     help="no runs: summarise the latest line per (seed, drift) of ROOT/results.jsonl")
     ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
@@ -252,8 +284,13 @@ def main(argv: list[str] | None = None) -> int:
             data_dir = args.root / f"s{seed}-d{drift:g}"
             if args.collect_only and not (data_dir / "done").exists():
                 continue
-            data_dir, seconds = (data_dir, None) if args.collect_only else build(args.root, seed, drift, args.scale, args.rerun)
+            if args.forecast_only:
+                data_dir, seconds = rerun_forecast(args.root, seed, drift, args.copy_from)
+            else:
+                data_dir, seconds = (data_dir, None) if args.collect_only else build(args.root, seed, drift, args.scale,
+                                                                                     args.rerun)
             result = {"seed": seed, "drift": drift, "scale": args.scale, "build_seconds": seconds,
+                      **({"forecast_only": True} if args.forecast_only else {}),
                       **collect(data_dir, tuple(args.families))}
             results.append(result)
             with open(args.root / "results.jsonl", "a") as f:

@@ -102,14 +102,40 @@ def test_walk_forward_shock_sees_only_origins_observed_before():
     chosen = [start + dt.timedelta(weeks=i) for i in range(30)]
     n = len(backtest.SHOCK_GRID)
     rng = np.random.default_rng(0)
-    hits = [np.c_[rng.integers(0, 100, n), np.full(n, 100)] for _ in chosen]
-    walk = backtest.walk_forward_shocks(chosen, hits, horizon_weeks=13)
+    hits = [np.stack([rng.integers(0, 100, (n, 2)), np.full((n, 2), 100)], axis=2) for _ in chosen]
+    window = 6
+    walk = backtest.walk_forward_shocks(chosen, hits, horizon_weeks=13, window=window)
     judged = [i for i, w in enumerate(walk) if w is not None]
     assert judged and judged[0] > backtest.MIN_PRIOR_ORIGINS and walk[0] is None
-    i = judged[0]
     ends = [calendar(o, 13).days[-1] for o in chosen]
-    prior = [j for j in range(len(chosen)) if ends[j] < chosen[i]]
-    assert len(prior) == backtest.MIN_PRIOR_ORIGINS and max(prior) < i
-    tampered = [h if j in prior else np.c_[np.full(n, 100), np.full(n, 100)] for j, h in enumerate(hits)]
-    assert backtest.walk_forward_shocks(chosen, tampered, 13)[i] == walk[i]
-    assert walk[i] == backtest.choose_shock(sum(hits[j] for j in prior))[:2]
+    for i in (judged[0], judged[-1]):  # the first judged origin, and one with more priors than the window
+        prior = [j for j in range(len(chosen)) if ends[j] < chosen[i]][-window:]
+        assert len(prior) >= backtest.MIN_PRIOR_ORIGINS and max(prior) < i
+        # neither later origins nor those older than the window can move the choice
+        tampered = [h if j in prior else np.full((n, 2, 2), 100) for j, h in enumerate(hits)]
+        assert backtest.walk_forward_shocks(chosen, tampered, 13, window)[i] == walk[i]
+        assert walk[i] == backtest.choose_shock(sum(hits[j] for j in prior))[:2]
+    assert len([j for j in range(len(chosen)) if ends[j] < chosen[judged[-1]]]) > window
+
+
+def test_origins_every_k_weeks_end_at_the_latest_observed():
+    mondays = [dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in range(60)]
+    as_of = dt.date(2025, 2, 1)
+    every1 = backtest.origins(mondays, as_of, 13, 0)
+    every3 = backtest.origins(mondays, as_of, 13, 0, every_weeks=3)
+    assert every3[-1] == every1[-1] and every3 == every1[::-1][::3][::-1]
+    assert backtest.origins(mondays, as_of, 13, 5, every_weeks=3) == every3[-5:]
+
+
+def test_choose_shock_weighs_week_and_month_equally():
+    """The pair is chosen on weekly and monthly coverage each near 80 %, not on the pooled rows
+    (13 weeks to 4 months a horizon): a pair perfect on weeks but far off on months loses."""
+    n = len(backtest.SHOCK_GRID)
+    hits = np.zeros((n, 2, 2), dtype=np.int64)
+    hits[:, 0] = (0, 130)
+    hits[:, 1] = (0, 40)
+    hits[3] = [(104, 130), (40, 40)]  # weeks 80 %, months 100 %: pooled 85 %
+    hits[7] = [(98, 130), (33, 40)]  # weeks 75 %, months 82.5 %: pooled 77 %
+    sh, sw, grid = backtest.choose_shock(hits)
+    assert (sh, sw) == backtest.SHOCK_GRID[7]
+    assert grid["coverage_month"][3] == 1.0 and abs(grid["coverage"][3] - 144 / 170) < 1e-12

@@ -158,12 +158,13 @@ def test_walk_forward_tuning_uses_only_horizons_over_before_the_date():
     origins = [dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in range(10)]
     ends = [calendar(o, 13).days[-1] for o in origins]
     rng = np.random.default_rng(0)
-    hits = [np.stack([rng.integers(0, 10, len(backtest.SHOCK_GRID)), np.full(len(backtest.SHOCK_GRID), 10)], axis=1)
-            for _ in origins]
+    n = len(backtest.SHOCK_GRID)
+    hits = [np.stack([rng.integers(0, 10, (n, 2)), np.full((n, 2), 10)], axis=2) for _ in origins]
     as_of = dt.date(2025, 1, 6)
-    grids = backtest.walk_forward_grids(origins, hits, 13, as_of)
+    window = 6
+    grids = backtest.walk_forward_grids(origins, hits, 13, as_of, window)
     for (tuned_for,), g in grids.group_by(["tuned_for"]):
-        used = [h for h, e in zip(hits, ends) if e < tuned_for] if tuned_for != as_of else hits
+        used = ([h for h, e in zip(hits, ends) if e < tuned_for] if tuned_for != as_of else hits)[-window:]
         assert g["chosen"].sum() == 1 and g["n_origins"][0] == len(used) >= backtest.MIN_PRIOR_ORIGINS
         sh, sw, _ = backtest.choose_shock(sum(used))
         assert g.filter("chosen").select("sigma_horizon", "sigma_week").row(0) == (sh, sw)

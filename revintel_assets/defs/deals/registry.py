@@ -60,7 +60,8 @@ def log_and_register(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
 
 def load(tracking: MLflowResource, version: str) -> WinModel:
     tracking.configure()
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
+    # suppress_warnings: no pip-requirements check against the environment (6-7 s a load, same env)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}", suppress_warnings=True)
     return pyfunc.unwrap_python_model().model
 
 

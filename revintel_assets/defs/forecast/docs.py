@@ -43,8 +43,11 @@ BACKTEST = (
     })
 
 TUNING = (
-    "Grid search of the shared shock on the backtests: P10-P90 coverage over total / region / manager / "
-    "division rows for each (sigma_horizon, sigma_week); chosen = closest to 80 %.", {})
+    "Grid search of the shared shock on the backtests: P10-P90 coverage of the total, weekly and monthly, "
+    "over the last 26 weeks of origins observed by tuned_for, for each (sigma_horizon, sigma_week); chosen = "
+    "least sum of (coverage - 80 %)^2 over week and month.", {
+        "coverage": "Weekly and monthly rows pooled", "coverage_week": "Weekly rows only",
+        "coverage_month": "Monthly rows only"})
 
 CONTRIBUTIONS = (
     "Open deals as of as_of_date and how much each one adds to the forecast and to its spread, for each "
