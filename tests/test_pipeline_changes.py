@@ -26,6 +26,7 @@ DEALS = {
     "pushed": (("Proposal", 90.0, Q4), ("Proposal", 95.0, Q1), None),
     "pulled": (("Proposal", 55.0, Q1), ("Proposal", 55.0, Q4), None),
     "no_amount": (("Proposal", None, Q4), ("Proposal", None, Q4), None),  # valued at its list price
+    "entered": (("Proposal", None, Q4), ("Proposal", 20.0, Q4), None),  # list price 12.5 -> its amount
 }
 
 
@@ -51,7 +52,8 @@ def test_every_deal_gets_its_category(con):
     rows = dict(con.execute(f"SELECT opportunity_id, category FROM ({changes.changes_sql(pairs)})").fetchall())
     assert rows == {"same": "unchanged", "up": "amount_up", "down": "amount_down", "adv": "stage_advanced",
                     "back": "stage_back", "won": "won", "lost": "lost", "new": "new", "pushed": "pushed_out",
-                    "pulled": "pulled_in", "no_amount": "unchanged"}
+                    "pulled": "pulled_in", "no_amount": "unchanged",
+                    "entered": "amount_entered"}
 
 
 def test_waterfall_reconciles_to_the_cent_for_every_segment(con):
@@ -61,10 +63,11 @@ def test_waterfall_reconciles_to_the_cent_for_every_segment(con):
     total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
                              "AND segment_type = 'total'").fetchall())
     # Q4 pipeline on the compare date: every Q4 deal before (pulled is in Q1 then)
-    assert total["start"] == 100 + 100 + 100 + 70 + 80 + 200 + 30 + 90 + 12.5
+    assert total["start"] == 100 + 100 + 100 + 70 + 80 + 200 + 30 + 90 + 12.5 + 12.5
     assert total["won"] == -200 and total["lost"] == -30 and total["new"] == 40
     assert total["pushed_out"] == -90 and total["pulled_in"] == 55 and total["amount_up"] == 50.25
-    assert total["end"] == 100 + 150.25 + 60 + 70 + 80 + 40 + 55 + 12.5
+    assert total["amount_entered"] == 20 - 12.5
+    assert total["end"] == 100 + 150.25 + 60 + 70 + 80 + 40 + 55 + 12.5 + 20
     segments = {r[0] for r in con.execute("SELECT DISTINCT segment_type FROM scores.pipeline_waterfall").fetchall()}
     assert segments == set(changes.SEGMENTS)
     # next quarter: the pushed deal arrives (95), the pulled one leaves (-55)
@@ -118,9 +121,9 @@ def test_what_changed_page(tmp_path, con):
     with streamlit_server(data_dir) as url, chromium() as browser:
         text = render_page(browser, url, "what-changed", name="what_changed",
                            expect_text=["What changed", "The deals behind each bar"])
-    assert f"Pipeline on {C}\n\n782" in text  # start: 782.5 shown rounded (half to even)
-    assert f"Pipeline on {A}\n\n568" in text  # end: 567.75
-    assert "Won" in text and "200" in text
+    assert f"Pipeline on {C}\n\n795" in text  # start: 795.0
+    assert f"Pipeline on {A}\n\n588" in text  # end: 587.75
+    assert "Won" in text and "200" in text and "Amount entered" in text
     assert "Traceback" not in text
 
 
@@ -147,7 +150,7 @@ def test_an_empty_waterfall_says_why(con):
     pairs = changes.pairs_sql([str(A)])
     assert con.execute(f"SELECT count(*) FROM ({changes.waterfall_sql(pairs)})").fetchone()[0] == 0
     assert changes.why_empty(row([str(A)])).startswith(
-        f"none of the 11 deals open on {C} or {A} has an expected close date")
+        f"none of the 12 deals open on {C} or {A} has an expected close date")
     con.execute("UPDATE features.deal_snapshot SET expected_close_date = DATE '2027-01-10'").fetchall()
     assert "falls in this or next quarter" in changes.why_empty(row([str(A)]))
     assert changes.why_empty(row([str(C)])) == "there is no earlier as-of date to compare with"
@@ -172,5 +175,5 @@ def test_what_changed_page_says_why_it_has_no_waterfall(tmp_path, con):
     with streamlit_server(data_dir) as url, chromium() as browser:
         text = render_page(browser, url, "what-changed", name="what_changed_empty",
                            expect_text=["No pipeline waterfall"])
-    assert f"No pipeline waterfall as of {A}: none of the 11 deals open on {C} or {A} has an expected close date" in text
+    assert f"No pipeline waterfall as of {A}: none of the 12 deals open on {C} or {A} has an expected close date" in text
     assert "Traceback" not in text

@@ -10,8 +10,8 @@ import streamlit as st
 from dashboards import db
 from revintel_assets.defs.pipeline.changes import empty_waterfall_sql, pairs_sql, why_empty
 
-ORDER = ["start", "new", "pulled_in", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
-LABELS = {"start": "Start", "new": "New", "pulled_in": "Pulled in", "amount_up": "Amount up", "won": "Won",
+ORDER = ["start", "new", "pulled_in", "amount_entered", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
+LABELS = {"start": "Start", "new": "New", "pulled_in": "Pulled in", "amount_entered": "Amount entered", "amount_up": "Amount up", "won": "Won",
           "lost": "Lost", "pushed_out": "Pushed out", "amount_down": "Amount down", "end": "End",
           "stage_advanced": "Stage advanced", "stage_back": "Stage moved back", "unchanged": "Unchanged"}
 

@@ -22,7 +22,7 @@ DEPS = [deal_snapshot.key, dg.AssetKey(["star", "dim_rep"])]
 CHANGES_DOC = ("Every deal open on the as-of date or on the compare date (the as-of date before it), "
                "with what happened in between.", {
     "category": "new / won / lost / pulled_in / pushed_out (expected close moved to an earlier / later "
-                "quarter) / amount_up / amount_down / stage_advanced / stage_back / unchanged, first match",
+                "quarter) / amount_entered (the amount became known: valued at list price or 0 before) / amount_up / amount_down / stage_advanced / stage_back / unchanged, first match",
     "amount_before": "Deal value on the compare date (amount, else list price, else 0)",
     "amount_after": "Deal value on the as-of date (NULL: closed in between)",
 })

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from revintel_assets.rules import OPEN_STAGES, VALUE_SQL
 
-CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_up", "amount_down",
+CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_entered", "amount_up", "amount_down",
               "stage_advanced", "stage_back", "unchanged")
 SEGMENTS = ("total", "region", "manager", "rep", "division")
 CENTS = "DECIMAL(38, 2)"
@@ -45,6 +45,7 @@ def _joined(pairs: str) -> str:
                b.opportunity_id IS NOT NULL AS open_before, a.opportunity_id IS NOT NULL AS open_after,
                b.stage AS stage_before, a.stage AS stage_after,
                b.value AS amount_before, a.value AS amount_after,
+               b.amount IS NULL AND a.amount IS NOT NULL AS amount_entered,
                b.expected_close_date AS expected_close_before, a.expected_close_date AS expected_close_after,
                b.is_won AS won
         FROM b FULL JOIN a ON a.opportunity_id = b.opportunity_id AND a.as_of_date = b.pair_as_of
@@ -63,6 +64,8 @@ def changes_sql(pairs: str) -> str:
                     THEN 'pushed_out'
                 WHEN date_trunc('quarter', expected_close_after) < date_trunc('quarter', expected_close_before)
                     THEN 'pulled_in'
+                -- valued at its list price (or 0) before, at its own amount now: not a negotiation
+                WHEN amount_entered AND amount_after <> amount_before THEN 'amount_entered'
                 WHEN amount_after > amount_before THEN 'amount_up'
                 WHEN amount_after < amount_before THEN 'amount_down'
                 WHEN (CASE stage_after {_RANK} END) > (CASE stage_before {_RANK} END) THEN 'stage_advanced'
@@ -99,7 +102,8 @@ def waterfall_sql(pairs: str) -> str:
     deal_rows AS (  -- every deal in the period's pipeline on either date: one change each
         SELECT f.*, r.region, r.manager,
                CASE WHEN in_before AND in_after THEN
-                        CASE WHEN amount_after > amount_before THEN 'amount_up'
+                        CASE WHEN amount_entered AND amount_after <> amount_before THEN 'amount_entered'
+                             WHEN amount_after > amount_before THEN 'amount_up'
                              WHEN amount_after < amount_before THEN 'amount_down'
                              WHEN {rank('stage_after')} > {rank('stage_before')} THEN 'stage_advanced'
                              WHEN {rank('stage_after')} < {rank('stage_before')} THEN 'stage_back'
