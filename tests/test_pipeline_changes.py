@@ -177,3 +177,21 @@ def test_what_changed_page_says_why_it_has_no_waterfall(tmp_path, con):
                            expect_text=["No pipeline waterfall"])
     assert f"No pipeline waterfall as of {A}: none of the 12 deals open on {C} or {A} has an expected close date" in text
     assert "Traceback" not in text
+
+
+def test_quarters_follow_the_fiscal_year(con):
+    """With a fiscal year starting in November, Q4-2025 calendar dates split: 2025-10-13 is in the
+    fiscal quarter Aug-Oct, so a close moving from Oct 30 to Nov 15 is pushed out, which calendar
+    quarters call unchanged."""
+    con.execute("INSERT INTO features.deal_snapshot VALUES (?, 'fy', 'acc', 'r1', 'Div', 'Proposal', 10.0, 12.5, "
+                "?, NULL), (?, 'fy', 'acc', 'r1', 'Div', 'Proposal', 10.0, 12.5, ?, NULL)",
+                [C, dt.date(2025, 10, 30), A, dt.date(2025, 11, 15)])
+    pairs = changes.pairs_sql([str(A)])
+    cat = lambda fy: con.execute(f"SELECT category FROM ({changes.changes_sql(pairs, fy)}) "  # noqa: E731
+                                 "WHERE opportunity_id = 'fy'").fetchone()[0]
+    assert cat(1) == "unchanged" and cat(11) == "pushed_out"
+    con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs, 11)}")
+    assert con.execute(changes.RECONCILE_SQL).fetchall() == []
+    this_q = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
+                              "AND segment_type = 'total'").fetchall())
+    assert this_q["pushed_out"] <= -10  # the fiscal quarter Aug-Oct loses it

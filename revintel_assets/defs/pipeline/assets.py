@@ -43,11 +43,11 @@ WATERFALL_DOC = ("Open pipeline expected to close in the period (this / next qua
 def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     keys = sorted(context.partition_keys)  # a range of dates is one SQL pass
-    pairs = changes.pairs_sql(keys)
+    pairs, fy = changes.pairs_sql(keys), settings().fiscal_year_start_month
     owned = [PartitionFilter("as_of_date", values=keys)]
-    wh.write("scores.pipeline_changes", sql=changes.changes_sql(pairs), partition=owned, run_id=context.run_id,
+    wh.write("scores.pipeline_changes", sql=changes.changes_sql(pairs, fy), partition=owned, run_id=context.run_id,
              comment=CHANGES_DOC[0], column_comments=CHANGES_DOC[1])
-    wh.write("scores.pipeline_waterfall", sql=changes.waterfall_sql(pairs), partition=owned,
+    wh.write("scores.pipeline_waterfall", sql=changes.waterfall_sql(pairs, fy), partition=owned,
              run_id=context.run_id, comment=WATERFALL_DOC[0], column_comments=WATERFALL_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     mix = wh.query(f"SELECT category, count(*) AS n FROM scores.pipeline_changes WHERE {where} GROUP BY 1",
@@ -56,7 +56,7 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         **table_metadata(wh, "scores.pipeline_changes", where, keys),
         **{f"deals_{cat}": dg.MetadataValue.int(int(n)) for cat, n in mix}})
     latest = wh.query("SELECT count(*) AS n FROM scores.pipeline_waterfall WHERE as_of_date = ?", [keys[-1]])["n"][0]
-    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(pairs)).rows(named=True)),
+    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(pairs, fy)).rows(named=True)),
                                                     None))
     if why:
         context.log.warning(f"pipeline waterfall of {keys[-1]} is empty: {why}")

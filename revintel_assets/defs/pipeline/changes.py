@@ -7,12 +7,13 @@ snapshot's outcome columns say won or lost (known by the later date, since it cl
 
 Deal values: the amount, else the product's list price, else 0 (open deals without an amount
 still carry pipeline), summed as exact DECIMAL cents so the waterfall reconciles to the cent.
-Periods are calendar quarters of the later date: this_quarter and next_quarter.
+Periods are the fiscal quarters (settings.fiscal_year_start_month; 1 = calendar quarters) of the
+later date: this_quarter and next_quarter.
 """
 
 from __future__ import annotations
 
-from revintel_assets.rules import OPEN_STAGES, VALUE_SQL
+from revintel_assets.rules import OPEN_STAGES, VALUE_SQL, fiscal_quarter_start_sql as _quarter
 
 CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_entered", "amount_up", "amount_down",
               "stage_advanced", "stage_back", "unchanged")
@@ -53,16 +54,16 @@ def _joined(pairs: str) -> str:
         WHERE p.compare_date IS NOT NULL)"""
 
 
-def changes_sql(pairs: str) -> str:
+def changes_sql(pairs: str, fy: int = 1) -> str:
     """scores.pipeline_changes: one row per deal open on either date, with its category."""
     return f"""
     WITH {_joined(pairs)}
     SELECT as_of_date, compare_date, opportunity_id, account_id, rep_id, division,
            CASE WHEN NOT open_before THEN 'new'
                 WHEN NOT open_after THEN CASE WHEN won THEN 'won' ELSE 'lost' END
-                WHEN date_trunc('quarter', expected_close_after) > date_trunc('quarter', expected_close_before)
+                WHEN {_quarter('expected_close_after', fy)} > {_quarter('expected_close_before', fy)}
                     THEN 'pushed_out'
-                WHEN date_trunc('quarter', expected_close_after) < date_trunc('quarter', expected_close_before)
+                WHEN {_quarter('expected_close_after', fy)} < {_quarter('expected_close_before', fy)}
                     THEN 'pulled_in'
                 -- valued at its list price (or 0) before, at its own amount now: not a negotiation
                 WHEN amount_entered AND amount_after <> amount_before THEN 'amount_entered'
@@ -76,7 +77,7 @@ def changes_sql(pairs: str) -> str:
     FROM j ORDER BY as_of_date, opportunity_id"""
 
 
-def waterfall_sql(pairs: str) -> str:
+def waterfall_sql(pairs: str, fy: int = 1) -> str:
     """scores.pipeline_waterfall: per period and segment, the open pipeline closing in the period
     on the compare date (`start`) and on the as-of date (`end`), and the signed change of each
     category in between; start + the changes = end, exactly."""
@@ -91,9 +92,9 @@ def waterfall_sql(pairs: str) -> str:
     return f"""
     WITH {_joined(pairs)},
     periods AS (
-        SELECT as_of_date, 'this_quarter' AS period, date_trunc('quarter', as_of_date)::DATE AS p_start
+        SELECT as_of_date, 'this_quarter' AS period, {_quarter('as_of_date', fy)} AS p_start
         FROM pairs
-        UNION ALL SELECT as_of_date, 'next_quarter', (date_trunc('quarter', as_of_date) + INTERVAL 3 MONTH)::DATE
+        UNION ALL SELECT as_of_date, 'next_quarter', ({_quarter('as_of_date', fy)} + INTERVAL 3 MONTH)::DATE
         FROM pairs),
     scoped AS (
         SELECT j.*, pr.period, pr.p_start, (pr.p_start + INTERVAL 3 MONTH)::DATE AS p_end
@@ -136,7 +137,7 @@ def waterfall_sql(pairs: str) -> str:
     ORDER BY as_of_date, period, segment_type, segment, category"""
 
 
-def empty_waterfall_sql(pairs: str) -> str:
+def empty_waterfall_sql(pairs: str, fy: int = 1) -> str:
     """For the latest as-of date of `pairs`: what a waterfall of it would rest on (see why_empty)."""
     return f"""
     WITH d AS (SELECT as_of_date, compare_date FROM ({pairs}) ORDER BY as_of_date DESC LIMIT 1),
@@ -145,8 +146,8 @@ def empty_waterfall_sql(pairs: str) -> str:
     SELECT d.as_of_date, d.compare_date, count(DISTINCT s.opportunity_id) AS open_deals,
            count(DISTINCT s.opportunity_id) FILTER (WHERE s.expected_close_date IS NOT NULL) AS with_close,
            count(DISTINCT s.opportunity_id) FILTER (
-               WHERE s.expected_close_date >= date_trunc('quarter', d.as_of_date)
-                 AND s.expected_close_date < date_trunc('quarter', d.as_of_date) + INTERVAL 6 MONTH) AS in_periods,
+               WHERE s.expected_close_date >= {_quarter('d.as_of_date', fy)}
+                 AND s.expected_close_date < {_quarter('d.as_of_date', fy)} + INTERVAL 6 MONTH) AS in_periods,
            min(s.expected_close_date) AS first_close, max(s.expected_close_date) AS last_close
     FROM d LEFT JOIN s USING (as_of_date) GROUP BY ALL"""
 
