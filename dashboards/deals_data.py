@@ -13,8 +13,9 @@ import polars as pl
 
 from dashboards import db, fmt
 from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
-from revintel_assets.defs.forecast.outlook import quarter_bounds
-from revintel_assets.rules import deal_value, value_is_estimate
+from revintel_assets.defs.forecast import outlook as _outlook
+from revintel_assets.rules import deal_value, fiscal_quarter_label, value_is_estimate
+from revintel_resources.settings import settings
 
 SCORES = "scores.deal_scores"
 EXPLANATIONS = "scores.deal_explanations"
@@ -212,8 +213,15 @@ PERIOD_LABELS = {"this_quarter": "This quarter", "next_quarter": "Next quarter"}
 SLIP_WINDOW_DAYS = 91  # slips counted over the last 13 weeks, the forecast's horizon
 
 
+def quarter_bounds(as_of: dt.date) -> dict[str, tuple[dt.date, dt.date]]:
+    """This and next fiscal quarter of the as-of date, as scores.deal_outlook counts them."""
+    return _outlook.quarter_bounds(as_of, settings().fiscal_year_start_month)
+
+
 def quarter_label(start: dt.date) -> str:
-    return f"Q{(start.month - 1) // 3 + 1} {start.year}"
+    """Calendar quarters read 'Q1 2026'; a shifted fiscal year 'FY2026 Q1' (rules.fiscal_quarter_label)."""
+    fy = settings().fiscal_year_start_month
+    return f"Q{(start.month - 1) // 3 + 1} {start.year}" if fy == 1 else fiscal_quarter_label(start, fy)
 
 
 def close_period(as_of: dt.date) -> pl.Expr:

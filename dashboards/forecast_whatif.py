@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboards import db
 from revintel_assets.defs.forecast import whatif
+from revintel_resources.settings import settings
 
 TIMING_COLUMNS = ("as_of_date, opportunity_id, stage, days_to_expected_close, n_pushes, deal_age_days, rep_id, "
                   "product_id, outcome_date, is_won")
@@ -40,7 +41,8 @@ def _prepared(version, as_of: dt.date):
                     "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
                     "LEFT JOIN star.dim_product p USING (product_id)")
     dim_rep = db.query("SELECT rep_id, manager, region FROM star.dim_rep")
-    prep = whatif.prepare_date(as_of, rows, stored, snaps, opps, dim_rep, cutoff, int(run["weeks"] or 13))
+    prep = whatif.prepare_date(as_of, rows, stored, snaps, opps, dim_rep, cutoff, int(run["weeks"] or 13),
+                                 settings().fiscal_year_start_month)
     return prep, (float(run["sh"] or 0.0), float(run["sw"] or 0.0)), int(run["n_sims"] or 10_000)
 
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     digest_webhook_url: str | None = Field(None, description="POST the weekly digest here as JSON {\"text\": ...} "
                                                              "(a Slack incoming webhook, or any endpoint)")
     fiscal_year_start_month: int = Field(1, ge=1, le=12, description="Month (1-12) the fiscal year starts in; "
-                                                                      "quarters (quotas, the Plan page) follow it")
+                                                                      "every quarter (quotas, plan, forecast, outlook, waterfall) follows it")
     currency: str = Field("USD", description="Currency shown on every amount in the app when the source names "
                                              "none (an ISO code such as EUR, or a symbol such as €)")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")

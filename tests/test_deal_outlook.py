@@ -44,3 +44,23 @@ def test_labels_count_only_ended_periods_and_known_outcomes():
     assert set(got["period"]) == {"this_quarter"}
     lab = {r["opportunity_id"]: (r["won_in_period"], r["slipped"]) for r in got.iter_rows(named=True)}
     assert lab == {"a": (True, False), "b": (False, True), "c": (False, None)}  # c: still open, slip unknown
+
+
+def test_quarters_follow_the_fiscal_year():
+    """A fiscal year starting in February: 2025-12-10 sits in Nov-Jan, and the forecast calendar's
+    quarter is the same fiscal quarter the outlook and the plan use (rules.fiscal_quarter_start)."""
+    import datetime as dt
+
+    from revintel_assets.defs.forecast.outlook import quarter_bounds
+    from revintel_assets.defs.forecast.periods import calendar
+
+    d = dt.date(2025, 12, 10)
+    assert quarter_bounds(d) == {"this_quarter": (dt.date(2025, 10, 1), dt.date(2026, 1, 1)),
+                                 "next_quarter": (dt.date(2026, 1, 1), dt.date(2026, 4, 1))}
+    assert quarter_bounds(d, 2) == {"this_quarter": (dt.date(2025, 11, 1), dt.date(2026, 2, 1)),
+                                    "next_quarter": (dt.date(2026, 2, 1), dt.date(2026, 5, 1))}
+    cal = calendar(d, 13, 2)
+    assert cal.quarter == dt.date(2025, 11, 1) and "quarter" in cal.period_types()
+    days = cal.day_period("quarter")
+    assert cal.days[int(max(i for i, k in enumerate(days) if k == 0))] == dt.date(2026, 1, 31)
+    assert calendar(d, 13).quarter == dt.date(2025, 10, 1)

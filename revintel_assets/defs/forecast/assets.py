@@ -19,6 +19,7 @@ from revintel_assets.metadata import family_rows, table_metadata
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.tracking import MLflowResource
+from revintel_resources.settings import settings
 from revintel_resources.warehouse import PartitionFilter
 
 FAMILY = "forecast"
@@ -301,7 +302,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
             if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
                 fitted = {cutoffs[d]: timing.fit(snaps, cutoffs[d], history_days=TIMING_DAYS)}
             sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
-            cal = calendar(d, config.horizon_weeks)
+            cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
             n_sims = config.n_sims if d == dates[-1] else config.history_sims
             frame, prep, bookings = history.forecast_date(cal, deals, fitted[cutoffs[d]], dim_rep, opps, n_sims,
                                                           config.seed, (sigma_h, sigma_w))
@@ -442,7 +443,8 @@ def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                     "JOIN scores.deal_scores d USING (as_of_date, opportunity_id) WHERE s.as_of_date = ?", [as_of]) \
         if wh.table_exists("scores.deal_scores") else pl.DataFrame()
     if len(rows):
-        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing.fit(snaps, as_of, TIMING_DAYS), as_of)
+        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing.fit(snaps, as_of, TIMING_DAYS), as_of,
+                                settings().fiscal_year_start_month)
         wh.write("scores.deal_outlook", frame, partition_column="as_of_date", partition_values=[as_of],
                  run_id=context.run_id, comment=OUTLOOK_DOC[0], column_comments=OUTLOOK_DOC[1])
     else:
@@ -464,8 +466,9 @@ def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Metrics of the outlook on past Mondays whose next quarter ended by as_of, from what was known
     on each (the probability source of that date, timing fitted before it); outcomes as of as_of."""
+    fy = settings().fiscal_year_start_month
     dates = sorted(d for d in snaps["as_of_date"].unique().to_list()
-                   if d.weekday() == 0 and outlook.quarter_bounds(d)["next_quarter"][1] <= as_of)
+                   if d.weekday() == 0 and outlook.quarter_bounds(d, fy)["next_quarter"][1] <= as_of)
     chosen = dates[::-4][:OUTLOOK_ORIGINS]
     if not chosen:
         return pl.DataFrame()
@@ -474,10 +477,10 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
     for o in chosen:
         rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [o])
         p, _ = prob(o, rows.drop("outcome_date", "is_won"))
-        f = outlook.outlook(rows, np.asarray(p), timing.fit(snaps, o, TIMING_DAYS), o)
+        f = outlook.outlook(rows, np.asarray(p), timing.fit(snaps, o, TIMING_DAYS), o, fy)
         base = f.join(rows.select("opportunity_id", "expected_close_date"), on="opportunity_id")
         f = outlook.labels(f.with_columns(pl.Series("p_win", np.tile(p, 2))), rows.select(
-            "opportunity_id", "outcome_date", "is_won"), as_of)
+            "opportunity_id", "outcome_date", "is_won"), as_of, fy)
         # the baseline: the CRM's close date decides the period, the same win probability the size
         in_p = (pl.col("expected_close_date") >= pl.col("p_start")) & (pl.col("expected_close_date") < pl.col("p_end"))
         frames.append(f.join(base.select("opportunity_id", "period", "expected_close_date"), on=["opportunity_id", "period"])

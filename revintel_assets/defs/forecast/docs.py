@@ -7,7 +7,7 @@ FORECAST = (
     "of the open deals (calibrated win probability x close-date distribution), new pipeline (deals not "
     "yet created), and a shared period-level swing tuned on backtests. The first period of each type is "
     "partial: it starts the day after as_of_date.", {
-        "period_type": "week, month, or quarter (the calendar quarter of as_of_date + 1 day, from first_day to its end)",
+        "period_type": "week, month, or quarter (the fiscal quarter of as_of_date + 1 day, from first_day to its end; settings.fiscal_year_start_month)",
         "period_start": "Monday of the week / first day of the month or quarter (the first period covers "
                         "first_day..last_day only)",
         "weighted_pipeline": "The weighted pipeline's call: sum of win probability x amount of the deals expected "

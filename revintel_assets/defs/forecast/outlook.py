@@ -15,21 +15,22 @@ import numpy as np
 import polars as pl
 
 from revintel_assets.defs.forecast.timing import TimingModel
+from revintel_assets.rules import add_months, fiscal_quarter_start
 
 PERIODS = ("this_quarter", "next_quarter")
 
 
-def quarter_bounds(as_of: dt.date) -> dict[str, tuple[dt.date, dt.date]]:
-    """period -> [start, end) of this and next calendar quarter."""
-    q0 = dt.date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
-    q1 = dt.date(q0.year + (q0.month + 3 > 12), (q0.month + 2) % 12 + 1, 1)
-    q2 = dt.date(q1.year + (q1.month + 3 > 12), (q1.month + 2) % 12 + 1, 1)
+def quarter_bounds(as_of: dt.date, fy: int = 1) -> dict[str, tuple[dt.date, dt.date]]:
+    """period -> [start, end) of this and next fiscal quarter (fy: the month the fiscal year starts
+    in, settings.fiscal_year_start_month; 1 = calendar quarters)."""
+    q0 = fiscal_quarter_start(as_of, fy)
+    q1, q2 = add_months(q0, 3), add_months(q0, 6)
     return {"this_quarter": (q0, q1), "next_quarter": (q1, q2)}
 
 
-def outlook(rows: pl.DataFrame, p_win: np.ndarray, timing: TimingModel, as_of: dt.date) -> pl.DataFrame:
+def outlook(rows: pl.DataFrame, p_win: np.ndarray, timing: TimingModel, as_of: dt.date, fy: int = 1) -> pl.DataFrame:
     """rows: the snapshot rows of the deals open on as_of (timing's columns); p_win aligned with them."""
-    bounds = quarter_bounds(as_of)
+    bounds = quarter_bounds(as_of, fy)
     n_days = (bounds["next_quarter"][1] - as_of).days - 1  # days as_of+1 .. the last day of next quarter
     dist = timing.close_given_won(rows, as_of, n_days)  # (deals, n_days + 1): day 1.., then later
     day = np.arange(1, n_days + 1)
@@ -45,11 +46,11 @@ def outlook(rows: pl.DataFrame, p_win: np.ndarray, timing: TimingModel, as_of: d
     return pl.concat(out).select("as_of_date", "opportunity_id", "period", "p_win_in_period", "p_slip", "p_lose")
 
 
-def labels(frame: pl.DataFrame, outcomes: pl.DataFrame, known_by: dt.date) -> pl.DataFrame:
+def labels(frame: pl.DataFrame, outcomes: pl.DataFrame, known_by: dt.date, fy: int = 1) -> pl.DataFrame:
     """Adds won_in_period / slipped for periods that ended by `known_by`: won_in_period is known
     for every deal once the period is over; slipped (won, but not in the period) only for deals
     whose outcome is known by then (NULL otherwise)."""
-    bounds = {p: quarter_bounds(frame["as_of_date"][0])[p] for p in PERIODS}
+    bounds = {p: quarter_bounds(frame["as_of_date"][0], fy)[p] for p in PERIODS}
     ends = pl.DataFrame({"period": list(bounds), "p_start": [b[0] for b in bounds.values()],
                          "p_end": [b[1] for b in bounds.values()]})
     closed = pl.col("outcome_date").is_not_null() & (pl.col("outcome_date") <= known_by)

@@ -6,8 +6,9 @@
   the last forecast week, covered to its end so that "this month / next month" are whole months.
 * An atom is a run of days sharing the same (week, month): one draw per deal serves both
   period types, and a period's revenue is a sum of atoms.
-* The quarter is the calendar quarter holding T+1, from T+1 to its end (the rest of the quarter:
-  what the quarter's call still depends on). The months always cover it: the horizon reaches the
+* The quarter is the fiscal quarter holding T+1 (settings.fiscal_year_start_month; a January start
+  gives calendar quarters), from T+1 to its end (the rest of the quarter: what the quarter's call
+  still depends on). The months always cover it: the horizon reaches the
   end of the month holding its last week, at least 13 weeks after T+1's Monday.
 """
 
@@ -17,6 +18,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+
+from revintel_assets.rules import add_months, fiscal_quarter_start
 
 DEFAULT_HORIZON_WEEKS = 13
 MIN_HORIZON_WEEKS, MAX_HORIZON_WEEKS = 4, 13
@@ -34,14 +37,6 @@ def next_month(d: dt.date) -> dt.date:
     return (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
-def quarter_start(d: dt.date) -> dt.date:
-    return dt.date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
-
-
-def next_quarter(d: dt.date) -> dt.date:
-    return next_month(next_month(next_month(quarter_start(d))))
-
-
 @dataclass(frozen=True)
 class Calendar:
     as_of: dt.date
@@ -53,6 +48,7 @@ class Calendar:
     atom_week_all: np.ndarray  # (n_atoms,) week number counted on past the horizon (for the weekly shock)
     weeks: list[dt.date]  # period_start: the calendar week's Monday (the first week is partial: from T+1)
     months: list[dt.date]  # period_start: the month's first day (the first month is partial too)
+    fy_start_month: int = 1  # settings.fiscal_year_start_month: which quarters "quarter" means
 
     @property
     def n_atoms(self) -> int:
@@ -64,12 +60,12 @@ class Calendar:
 
     @property
     def quarter(self) -> dt.date:
-        """First day of the calendar quarter holding T+1."""
-        return quarter_start(self.days[0])
+        """First day of the fiscal quarter holding T+1."""
+        return fiscal_quarter_start(self.days[0], self.fy_start_month)
 
     def period_types(self) -> tuple[str, ...]:
         """Week and month; and the quarter when the horizon reaches its end (it does from 13 weeks)."""
-        whole = self.days[-1] >= next_quarter(self.quarter) - dt.timedelta(days=1)
+        whole = self.days[-1] >= add_months(self.quarter, 3) - dt.timedelta(days=1)
         return ("week", "month", "quarter") if whole else ("week", "month")
 
     def _atom_index(self, period_type: str) -> tuple[np.ndarray, int]:
@@ -79,7 +75,7 @@ class Calendar:
         if period_type == "month":
             return self.atom_month, len(self.months)
         if period_type == "quarter":
-            end = next_quarter(self.quarter)
+            end = add_months(self.quarter, 3)
             inside = np.array([self.quarter <= m < end for m in self.months])
             return np.where(inside[self.atom_month], 0, -1), 1
         raise ValueError(f"period_type must be week, month or quarter, got {period_type!r}")
@@ -106,7 +102,7 @@ class Calendar:
         return self._atom_index(period_type)[0][self.atom_of_day]
 
 
-def calendar(as_of: dt.date, horizon_weeks: int = DEFAULT_HORIZON_WEEKS) -> Calendar:
+def calendar(as_of: dt.date, horizon_weeks: int = DEFAULT_HORIZON_WEEKS, fy: int = 1) -> Calendar:
     if not MIN_HORIZON_WEEKS <= horizon_weeks <= MAX_HORIZON_WEEKS:
         raise ValueError(f"horizon_weeks must be in {MIN_HORIZON_WEEKS}..{MAX_HORIZON_WEEKS}, got {horizon_weeks}")
     first = as_of + dt.timedelta(days=1)
@@ -124,4 +120,4 @@ def calendar(as_of: dt.date, horizon_weeks: int = DEFAULT_HORIZON_WEEKS) -> Cale
     weeks = [w0 + dt.timedelta(weeks=i) for i in range(horizon_weeks)]
     months = month_keys
     return Calendar(as_of, horizon_weeks, days, atom_of_day, week[starts], month[starts], week_all[starts],
-                    weeks, months)
+                    weeks, months, fy)

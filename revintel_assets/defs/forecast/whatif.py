@@ -58,7 +58,7 @@ class Base:
 
 
 def prepare_date(as_of: dt.date, rows: pl.DataFrame, stored: pl.DataFrame, snaps: pl.DataFrame, opps: pl.DataFrame,
-                 dim_rep: pl.DataFrame, timing_cutoff: dt.date, horizon_weeks: int = 13) -> model.Prepared:
+                 dim_rep: pl.DataFrame, timing_cutoff: dt.date, horizon_weeks: int = 13, fy: int = 1) -> model.Prepared:
     """The stored forecast's inputs of `as_of`, rebuilt from the warehouse: its open deals (snapshot
     rows) with the win probability and expected close date it used (forecast.deal_contributions),
     timing refitted on the same snapshots with the same cutoff, new pipeline from opps."""
@@ -67,7 +67,7 @@ def prepare_date(as_of: dt.date, rows: pl.DataFrame, stored: pl.DataFrame, snaps
     fitted = timing.fit(snaps, timing_cutoff, history_days=TIMING_DAYS)
     segments = model.Segments.build(dim_rep, opps["rep_id"].unique().to_list() + deals["rep_id"].unique().to_list(),
                                     opps["division"].unique().to_list() + deals["division"].unique().to_list())
-    return model.prepare(deals, fitted, calendar(as_of, horizon_weeks), segments, opps)
+    return model.prepare(deals, fitted, calendar(as_of, horizon_weeks, fy), segments, opps)
 
 
 def segment_base(prep: model.Prepared, segment_type: str, segment: str, sigma: tuple[float, float]) -> Base:
