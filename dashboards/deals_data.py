@@ -14,7 +14,7 @@ import polars as pl
 from dashboards import db, fmt
 from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
 from revintel_assets.defs.forecast import outlook as _outlook
-from revintel_assets.rules import deal_value, fiscal_quarter_label, value_is_estimate
+from revintel_assets.rules import deal_value, quarter_name, value_is_estimate
 from revintel_resources.settings import settings
 
 SCORES = "scores.deal_scores"
@@ -219,9 +219,7 @@ def quarter_bounds(as_of: dt.date) -> dict[str, tuple[dt.date, dt.date]]:
 
 
 def quarter_label(start: dt.date) -> str:
-    """Calendar quarters read 'Q1 2026'; a shifted fiscal year 'FY2026 Q1' (rules.fiscal_quarter_label)."""
-    fy = settings().fiscal_year_start_month
-    return f"Q{(start.month - 1) // 3 + 1} {start.year}" if fy == 1 else fiscal_quarter_label(start, fy)
+    return quarter_name(start, settings().fiscal_year_start_month)
 
 
 def close_period(as_of: dt.date) -> pl.Expr:

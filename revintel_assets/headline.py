@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
-from revintel_assets.rules import VALUE_SQL  # an open deal's value, as every page sums it
+from revintel_assets.rules import VALUE_SQL, quarter_name  # VALUE_SQL: an open deal's value, as every page sums it
+from revintel_resources.settings import settings
 from revintel_resources.warehouse import table_exists
 
 AT_RISK = ("High", "Critical")  # the risk categories the app counts as at risk (dashboards/deals_data.py)
@@ -74,7 +75,7 @@ def _forecast(con, as_of, lines: list[str]) -> None:
         return
     kind, start, first, last, p10, p50, p90 = rows[0]
     if kind == "quarter":
-        what = f"this quarter ({first} .. {last}, the rest of Q{(start.month - 1) // 3 + 1} {start.year})"
+        what = f"this quarter ({first} .. {last}, the rest of {quarter_name(start, settings().fiscal_year_start_month)})"
     else:  # a forecast without quarter periods: its first whole month, said as such
         what = f"the {kind} of {start:%B %Y}" if kind == "month" else f"the week of {start}"
     lines.append(f"Booked revenue forecast, {what}: P10 {money(p10)} / P50 {money(p50)} / P90 {money(p90)}")

@@ -88,6 +88,14 @@ def fiscal_quarter_label(q_start: dt.date, fy_start_month: int = 1) -> str:
     return f"FY{end.year} Q{n}"
 
 
+def quarter_name(q_start: dt.date, fy_start_month: int = 1) -> str:
+    """How the pages and the CLI name a quarter: 'Q1 2026' for calendar quarters, else the fiscal
+    label ('FY2026 Q1')."""
+    if fy_start_month == 1:
+        return f"Q{(q_start.month - 1) // 3 + 1} {q_start.year}"
+    return fiscal_quarter_label(q_start, fy_start_month)
+
+
 # ------------------------------------------------------------------ forecast categories (one rule)
 FORECAST_CATEGORIES = ("Commit", "Best Case", "Pipeline", "Omitted", "Closed")
 # Where the CRM has no category of its own (MavenTech, HubSpot, sales logs, or a past as-of date,
