@@ -149,12 +149,12 @@ def test_whitespace_top_k_against_propensity_and_rfm():
     assert got[("baseline_rfm", 2)] == (50.0, 1.0)  # d, c
 
 
-def test_demo_champion_on_validation_and_no_pile_up(demo_data):
-    """The session demo (scale 0.1): every trained model records a champion, and it is the best
-    mean AUC on the validation accounts of the evaluation cutoffs before it, recomputed here from
-    validation.model_metrics (the holdout split never enters); scores use it; no propensity sits
-    at the old calibrator's ends (>= 0.999 or <= 0.001); holdout metrics carry all three models
-    on the same rows; the whitespace ranking is judged against propensity and RFM."""
+def test_demo_champion_on_validation(demo_data):
+    """The session demo (scale 0.1): every trained model records a champion, and it is
+    `choose_champion`'s pick from the validation accounts of the evaluation cutoffs before it,
+    recomputed here from validation.model_metrics (the holdout split never enters); scores use it;
+    holdout metrics carry every candidate on the same rows; the whitespace ranking is judged against propensity and RFM. (No pile-up at
+    the ends: test_demo_no_champion_piles_up_at_the_clip.)"""
     data, _, _ = demo_data
     con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
     q = lambda sql: pl.from_pandas(con.execute(sql).fetchdf())  # noqa: E731
@@ -171,8 +171,6 @@ def test_demo_champion_on_validation_and_no_pile_up(demo_data):
     scores = q("SELECT s.propensity, s.champion, m.champion AS recorded FROM scores.icp_scores s JOIN "
                "validation.icp_models m USING (cutoff_date, division)")
     assert (scores["champion"] == scores["recorded"]).all()
-    p = scores.filter(pl.col("champion") == MODEL_NAME)["propensity"].to_numpy()  # the calibrated model's
-    assert len(p) and (p >= 0.999).sum() == 0 and (p <= 0.001).sum() == 0, ((p >= 0.999).mean(), (p <= 0.001).mean())
     hold = q("SELECT cutoff_date, division, model_name, value FROM validation.model_metrics WHERE model_family = 'icp' "
              "AND split = 'holdout' AND segment = 'all' AND metric = 'n' AND division <> 'all'")
     if hold.height:  # the same number of rows for the three models at every cutoff and division
