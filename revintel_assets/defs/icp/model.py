@@ -1,20 +1,23 @@
-"""Division propensity models: LightGBM per division, calibrated, and two baselines.
+"""Division propensity models: per division four candidates, each calibrated on rows it never fitted.
 
 Training rows are the feature rows of the training cutoffs (calendar.py), whose label windows
-all ended by the evaluated cutoff: three quarters of the accounts fit the trees, the other
-quarter early-stops them and fits the calibrator, so every choice is made on data before the
-evaluated cutoff. The baselines see exactly the same rows:
+all ended by the evaluated cutoff. The candidates see exactly the same rows:
 
+* `division_propensity` (LightGBM): three quarters of the accounts fit the trees, the other
+  quarter early-stops them and fits its calibrator;
+* `baseline_logistic`: a logistic regression on every feature (log-scaled, imputed,
+  standardised), fitted on every row and calibrated on out-of-fold log-odds (4 account folds);
 * `baseline_rfm`: the classic recency/frequency/monetary heuristic (a fixed rank rule, in the
   division for accounts that bought it, overall otherwise), mapped to a probability by a
-  one-feature logistic fit;
-* `baseline_logistic`: a logistic regression on every feature (log-scaled, imputed, standardised).
+  calibrator on every row (the rule learns nothing);
+* `blend`: the mean of the calibrated LightGBM and logistic probabilities.
 
-All three are trained for every cutoff; per division the *champion* among them is the one with
-the best mean AUC on validation rows (`choose_champion`: the validation accounts at earlier
-evaluation cutoffs, never the holdout), and `DivisionModel.predict` gives the champion's
-probabilities. Evaluated cutoffs train on the training accounts only (`account_fold`): the
-validation and holdout accounts are never fitted on.
+Every calibrator is `calibrate_bounded` (cannot reach 0 or 1), so whichever candidate is champion
+never piles up at a clip. Per division the *champion* is the blend unless another candidate beats
+it on validation by a margin (`choose_champion`: the validation accounts at earlier evaluation
+cutoffs, never the holdout), and `DivisionModel.predict` gives the champion's probabilities.
+Evaluated cutoffs train on the training accounts only (`account_fold`): the validation and
+holdout accounts are never fitted on.
 """
 
 from __future__ import annotations
