@@ -13,8 +13,8 @@ from revintel_assets.defs.icp import docs
 from revintel_assets.defs.icp.calendar import IcpPlan, default_window
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
-from revintel_assets.defs.icp.model import (HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold, choose_champion,
-                                            in_fold, sample_accounts, train_baselines, train_division)
+from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold,
+                                            choose_champion, in_fold, sample_accounts, train_division)
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions)
 from revintel_assets.defs.partitions import register
@@ -154,7 +154,7 @@ ICP_MODELS_SCHEMA = {
     "validation_rows": pl.Int64, "fit_positives": pl.Int64, "validation_positives": pl.Int64,
     "calibration": pl.Utf8, "best_iteration": pl.Int64, "champion": pl.Utf8, "champion_reason": pl.Utf8,
     "champion_validation_cutoffs": pl.Int64,
-    **{f"validation_auc_{m}": pl.Float64 for m in ("division_propensity", "baseline_rfm", "baseline_logistic")}}
+    **{f"validation_auc_{m}": pl.Float64 for m in CANDIDATES}}
 
 
 def _too_little(division: str, cutoff: dt.date, reason: str) -> dict:
@@ -201,7 +201,6 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
             context.log.warning(f"ICP model {d} @ {cutoff} not trained: {e}")
             models.append(_too_little(d, cutoff, str(e)))
             continue
-        model.baselines = train_baselines(train_rows)
         model.champion, why = choose_champion(_validation_auc(wh, plan, cutoff, d))
         model.info |= why | {"champion": model.champion}
         ev = None
@@ -212,7 +211,7 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
                 part = scored.filter(pl.Series(folds == fold))
                 if part["label"].drop_nulls().n_unique() == 2:
                     parts[split] = evaluate(part, model.predict_all(part), cutoff, d,
-                                            versions={MODEL_NAME: "pending", **{b: b for b in BASELINES}},
+                                            versions={MODEL_NAME: "pending", BLEND: "pending", **{b: b for b in BASELINES}},
                                             split=split, truth=truth)
             if parts:
                 ev = {"metrics": pl.concat([p["metrics"] for p in parts.values()]),
@@ -233,7 +232,7 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
                            "best_iteration")},
                        "champion": model.champion, "champion_reason": model.info["champion_reason"],
                        "champion_validation_cutoffs": model.info["validation_cutoffs"],
-                       **{f"validation_auc_{c}": model.info.get(f"validation_auc_{c}") for c in (MODEL_NAME, *BASELINES)}})
+                       **{f"validation_auc_{c}": model.info.get(f"validation_auc_{c}") for c in CANDIDATES}})
         importances.append(model.importance().head(25).with_row_index("rank", offset=1).with_columns(
             cutoff_date=pl.lit(cutoff, pl.Date), division=pl.lit(d), model_version=pl.lit(model_version)))
     return models, evals, importances
@@ -296,7 +295,7 @@ def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: l
     if not evals:
         return out
     table = [{"division": e["metrics"]["division"][0],
-              **{f"{m}_{k}": metric(e["metrics"], m, k) for m in (MODEL_NAME, *BASELINES)
+              **{f"{m}_{k}": metric(e["metrics"], m, k) for m in (MODEL_NAME, *BASELINES, BLEND)
                  for k in ("auc", "lift_top_decile")},
               "oracle_auc": metric(e["metrics"], MODEL_NAME, "oracle_auc"),
               "champion": champions.get(e["metrics"]["division"][0])} for e in evals]

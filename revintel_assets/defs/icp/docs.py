@@ -46,9 +46,11 @@ MODELS = ("One row per ICP model (cutoff × division): what it trained on, where
           "or why it was not trained.", {
     "status": "trained, or skipped with the reason in message",
     "model_uri": "MLflow model URI (pyfunc) used by scores.icp_scores",
-    "champion": "Which of division_propensity (LightGBM), baseline_logistic, baseline_rfm scores this cutoff: the best "
-                "mean AUC on the validation accounts of the evaluation cutoffs before it (never the holdout accounts)",
-    "champion_reason": "How the champion was chosen (or 'no validation rows: default' = LightGBM)",
+    "champion": "Which of division_propensity (LightGBM), baseline_logistic, baseline_rfm, blend (mean of the "
+                "calibrated LightGBM and logistic) scores this cutoff: the blend unless another candidate's mean AUC on "
+                "the validation accounts of the evaluation cutoffs before it beats it by more than 0.01 (never the "
+                "holdout accounts)",
+    "champion_reason": "How the champion was chosen (or 'no validation rows: default' = the blend)",
 })
 
 IMPORTANCE = ("Gain share of each feature in each ICP model: what drives the model.", {

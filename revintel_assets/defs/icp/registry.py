@@ -20,8 +20,8 @@ PREFIX = "revintel-icp"
 
 
 class PyfuncDivisionModel(mlflow.pyfunc.PythonModel):
-    """Input: feature rows of one cutoff (pandas); output: the champion's probabilities (the
-    LightGBM model's, calibrated, unless a baseline won on validation; tag `champion`)."""
+    """Input: feature rows of one cutoff (pandas); output: the champion's calibrated probabilities
+    (the blend of LightGBM and logistic unless another candidate won on validation; tag `champion`)."""
 
     def __init__(self, model: DivisionModel) -> None:
         self.model = model

@@ -169,25 +169,30 @@ P_FLOOR = 1e-3
 
 
 class BoundedCalibrator:
-    """Isotonic steps shrunk toward Platt scaling, clipped to [P_FLOOR, 1 - P_FLOOR].
+    """Isotonic blocks shrunk toward Platt scaling and toward 1/2, interpolated linearly between
+    the blocks' mean scores (so the ranking inside a block is kept), clipped to [P_FLOOR, 1 - P_FLOOR].
 
     Isotonic regression sets each block to its observed rate, which is exactly 0 or 1 whenever
     every calibration row in a (usually small, end) block lost or won; on the demo that put 185 of
     1,847 accounts at >= 0.995. Here each block's rate is shrunk toward the Platt curve's mean over
-    the block with `prior_rows` pseudo-rows, (buyers + m * platt) / (rows + m): a big block keeps
-    its observed rate, a small all-buyer block cannot reach 1. Platt scaling (a smooth curve that
-    only reaches 1 at infinite score) is used alone below MIN_ISOTONIC_ROWS. Picklable."""
+    the block with `prior_rows` pseudo-rows, plus one pseudo-buyer and one pseudo-non-buyer (the
+    rule of succession), (buyers + m * platt + 1) / (rows + m + 2): a big block keeps its observed
+    rate, an all-buyer block of n rows stays below (n + m + 1) / (n + m + 2) even where the Platt
+    curve is at 1 (without that pseudo-pair, a logistic model's top block of a few hundred
+    buyers sat at the clip). Platt scaling is used alone below MIN_ISOTONIC_ROWS, shrunk the same
+    way with the calibration rows as weight, (N * platt + 1) / (N + 2): a smooth curve that stays
+    inside (1 / (N + 2), (N + 1) / (N + 2)). Picklable."""
 
-    def __init__(self, edges, values, platt) -> None:
-        self.edges, self.values, self.platt = edges, values, platt
-        self.method = "platt" if edges is None else "isotonic-shrunk"
+    def __init__(self, centers, values, platt, rows: int = 0) -> None:
+        self.centers, self.values, self.platt, self.rows = centers, values, platt, rows
+        self.method = "platt" if centers is None else "isotonic-shrunk"
 
     def __call__(self, raw) -> np.ndarray:
         raw = np.asarray(raw, dtype=float).ravel()
-        if self.edges is None:
-            p = self.platt.predict_proba(raw.reshape(-1, 1))[:, 1]
-        else:  # the step of the block whose lowest calibration score is at or below raw
-            p = self.values[np.clip(np.searchsorted(self.edges, raw, side="right") - 1, 0, len(self.values) - 1)]
+        if self.centers is None:
+            p = (self.rows * self.platt.predict_proba(raw.reshape(-1, 1))[:, 1] + 1) / (self.rows + 2)
+        else:  # linear between the blocks' mean scores: steps would tie (and so lose) the ranking within a block
+            p = np.interp(raw, self.centers, self.values)
         return np.clip(p, P_FLOOR, 1 - P_FLOOR)
 
     def __repr__(self) -> str:
@@ -205,7 +210,7 @@ def calibrate_bounded(p_raw_val, y_val, min_isotonic: int = MIN_ISOTONIC_ROWS,
         raise ValueError("calibrate_bounded(): the calibration rows need both outcomes")
     platt = LogisticRegression(C=1.0).fit(raw.reshape(-1, 1), y)
     if len(raw) < min_isotonic:
-        return BoundedCalibrator(None, None, platt)
+        return BoundedCalibrator(None, None, platt, rows=len(raw))
     order = np.argsort(raw, kind="stable")
     xs, ys = raw[order], y[order]
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0).fit(xs, ys).predict(xs)
@@ -216,5 +221,5 @@ def calibrate_bounded(p_raw_val, y_val, min_isotonic: int = MIN_ISOTONIC_ROWS,
     n = np.bincount(block).astype(float)
     buyers = np.bincount(block, weights=ys)
     prior = np.bincount(block, weights=platt.predict_proba(xs.reshape(-1, 1))[:, 1]) / n
-    values = np.maximum.accumulate((buyers + prior_rows * prior) / (n + prior_rows))
-    return BoundedCalibrator(xs[new_block], values, platt)
+    values = np.maximum.accumulate((buyers + prior_rows * prior + 1) / (n + prior_rows + 2))
+    return BoundedCalibrator(np.bincount(block, weights=xs) / n, values, platt)
