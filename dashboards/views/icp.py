@@ -75,7 +75,16 @@ with rcol:
                                       alt.Tooltip("share:Q", format=".1%")])
                      .properties(height=alt.Step(22)))
             st.altair_chart(chart, width="stretch")
-            st.caption("Gain share per feature (features ranked within each cutoff). Division activity, buying "
-                       "months and cross-division affinity usually lead.")
+            champ = (db.query("SELECT champion FROM validation.icp_models WHERE cutoff_date = ? AND division = ?",
+                              [cutoff, division])["champion"].to_list() if db.table_exists("validation.icp_models")
+                     else [])
+            part = {"blend": " The champion here is the blend: the LightGBM model shown is half of it, the "
+                             "logistic model the other half.",
+                    "baseline_logistic": " The champion here is the logistic model: this chart is the LightGBM "
+                                         "challenger's.",
+                    "baseline_rfm": " The champion here is the RFM rule: this chart is the LightGBM challenger's."}
+            st.caption("Gain share per feature of the LightGBM model (features ranked within each cutoff). Division "
+                       "activity, buying months and cross-division affinity usually lead."
+                       + (part.get(champ[0], "") if champ else ""))
     else:
         st.caption("`validation.icp_feature_importance` not built yet.")
