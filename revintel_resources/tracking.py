@@ -98,6 +98,28 @@ def relocate(root: Path) -> int:
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "numpy", "polars", "pandas"]
 
 
+def create_store(db: Path) -> None:
+    """A new MLflow store: MLflow's own schema (its initial tables, then every migration), built
+    in a side file without fsyncs and moved into place. MLflow builds it in place otherwise, with
+    a sync per migration: 17 s on this box instead of 3.5 s, in every fresh data directory."""
+    if db.exists():
+        return
+    import sqlalchemy
+    from mlflow.store.db.utils import _initialize_tables
+
+    side = db.with_name(db.name + ".init")
+    side.unlink(missing_ok=True)
+    engine = sqlalchemy.create_engine(f"sqlite:///{side}")
+    # a half-built side file is deleted and built again: nothing here needs to survive a crash
+    sqlalchemy.event.listen(engine, "connect", lambda con, _: (con.execute("PRAGMA synchronous=OFF"),
+                                                               con.execute("PRAGMA journal_mode=MEMORY")))
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+    os.replace(side, db)
+
+
 def registered_name(prefix: str, key: str) -> str:
     """Registry-safe name: ('revintel-icp', 'Stationery & Party') -> 'revintel-icp-stationery-party'."""
     return f"{prefix}-{re.sub(r'[^a-z0-9]+', '-', key.lower()).strip('-')}"
@@ -153,6 +175,9 @@ class MLflowResource(dg.ConfigurableResource):
 
     def configure(self) -> MlflowClient:
         self.root().mkdir(parents=True, exist_ok=True)
+        if not (self.root() / "mlflow.db").exists():
+            with self._locked():
+                create_store(self.root() / "mlflow.db")
         key = (os.getpid(), str(self.root()))
         if key not in _relocated and (self.root() / "mlflow.db").exists():
             with self._locked():
