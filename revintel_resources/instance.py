@@ -105,10 +105,6 @@ def dagster_instance():
     """The Dagster instance of this data directory (the one the UI and the daemon use)."""
     import dagster as dg
 
-    # A range run announces each asset once, with its partition range, instead of one planned event
-    # per partition (154 dates x 10 assets in the demo). Dagster's trade-off: the partitions of a
-    # range run that fails show as missing, not failed, in the UI (the run itself shows failed).
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     return dg.DagsterInstance.from_config(str(ensure_dagster_home()))
 
 
