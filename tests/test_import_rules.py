@@ -91,3 +91,26 @@ def test_folder_without_known_files_names_what_it_expects(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(SourceError, match="expected a CRM export"):
         import_source(duckdb.connect(), tmp_path)
+
+
+# Values the fast paths of money_expr / date_expr take (empty, plain numbers, ISO dates) and their
+# neighbours that must fall through to the general rules; every one gives the general rules' value.
+CELLS = [None, "", " ", "0", "-0", "7", "007", "-5", "12.50", "-0.5", "5.", ".5", "1,200", "-1,-2", "1.200,50",
+         "1e5", "+3", " 42 ", "(15)", "15-", "$1,234.56", "EUR 12", "12 345", "abc", "1-2", "--5", "٣",
+         "123456789012345678901234567890", "2024-02-29", "2023-02-29", "0000-01-01", "9999-12-31", "2023-1-05",
+         "2023-01-05 ", "2023-01-05T10:22:33.000Z", "2023-01-05 10:22", "01/05/2023", "2023/01/05", "1990-00-10"]
+
+
+@pytest.mark.parametrize("decimal", [".", ","])
+def test_fast_paths_give_the_general_rules_value(decimal):
+    from revintel_assets.defs.ingest.parse_sql import date_expr, date_full_expr, money_expr, money_full_expr
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c (v VARCHAR)")
+    con.executemany("INSERT INTO c VALUES (?)", [[v] for v in CELLS])
+    rows = con.execute(f"SELECT v, {money_expr('v', decimal)}, {money_full_expr('v', decimal)}, "
+                       f"{date_expr('v')}, {date_full_expr('v')} FROM c").fetchall()
+    assert len(rows) == len(CELLS)
+    for v, fast_money, full_money, fast_date, full_date in rows:
+        assert (str(fast_money), fast_date) == (str(full_money), full_date), v  # str: -0.0 vs 0.0 too
+    assert any(r[1] is not None for r in rows) and any(r[3] is not None for r in rows)
