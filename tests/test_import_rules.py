@@ -114,3 +114,32 @@ def test_fast_paths_give_the_general_rules_value(decimal):
     for v, fast_money, full_money, fast_date, full_date in rows:
         assert (str(fast_money), fast_date) == (str(full_money), full_date), v  # str: -0.0 vs 0.0 too
     assert any(r[1] is not None for r in rows) and any(r[3] is not None for r in rows)
+
+
+def test_stage_fast_path_gives_the_alias_value():
+    from revintel_assets.defs.ingest.parse_sql import STAGE_ALIASES, stage_expr
+
+    values = ["Won", "won", " Won", "WON", "Lost", "Closed Won", "Proposal", "proposal/price quote", "Nope", None]
+    con = duckdb.connect()
+    for extra in ({}, {"Won": "Lost", "Demo Booked": "Engaging"}):
+        aliases = {**STAGE_ALIASES, **{k.lower(): v for k, v in extra.items()}}
+        got = dict(con.execute(f"SELECT v, {stage_expr('v', extra)} FROM (SELECT unnest(?::VARCHAR[]) AS v)",
+                               [values]).fetchall())
+        assert got == {v: aliases.get(v.strip().lower()) if v else None for v in values}, extra
+
+
+def test_sales_log_cells_quarantined_with_the_first_bad_sku_column(tmp_path):
+    (tmp_path / "sales_log.csv").write_text(
+        "CustomerId,Customer,Rec Date,Division,Rep,Branch,A,A_Qty,B,B_Qty\n"
+        "C1,One,2024-01-02,D,R,E,10,1,,\n"            # line 2: one line (A)
+        "C2,Two,2024-01-03,D,R,E,abc,1,x,2\n"         # line 3: A and B bad: A is named
+        "C3,Three,2024-01-04,D,R,E,,,5,1x\n"          # line 4: B's quantity bad
+        "C4,Four,2024-01-05,D,R,E, ,3,,\n"            # line 5: no amount at all
+        "C5,Five,2024-01-06,D,R,E,\"$1,200.50\",,(7),\n")  # line 6: two lines, money formats
+    con = duckdb.connect()
+    import_source(con, tmp_path, locked=False)
+    q = con.execute("SELECT line_number, reason FROM staging.quarantine_new ORDER BY 1").fetchall()
+    assert q == [(3, "SKU column A is not a number"), (4, "SKU column B is not a number"),
+                 (5, "order has no SKU line (every SKU column is empty)")]
+    lines = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY 1, 2").fetchall()
+    assert lines == [(2, "A", 1.0, 10.0), (6, "A", 1.0, 1200.5), (6, "B", 1.0, -7.0)]

@@ -153,7 +153,12 @@ def stage_expr(expr: str, extra: dict[str, str] | None = None) -> str:
     """Canonical stage name; NULL for a stage revintel does not know (a mapping can teach it)."""
     aliases = {**STAGE_ALIASES, **{k.strip().lower(): v for k, v in (extra or {}).items()}}
     whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in aliases.items())
-    return f"(CASE lower(trim({expr})) {whens} END)"
+    # Fast path, same value: a stage written exactly as revintel names it (what most rows hold)
+    # skips the ~100 comparisons of the alias CASE, unless a mapping reassigns that spelling.
+    own = [s for s in STAGES if aliases.get(s.lower()) == s]
+    if not own:
+        return f"(CASE lower(trim({expr})) {whens} END)"
+    return f"(CASE WHEN {expr} IN ({', '.join(lit(s) for s in own)}) THEN {expr} ELSE (CASE lower(trim({expr})) {whens} END) END)"
 
 
 def stage_sql(name: str, extra: dict[str, str] | None = None) -> str:
