@@ -3,11 +3,14 @@
 DuckDB's parallel CSV reader does the parsing. Rows it cannot parse (too few or too many fields,
 invalid UTF-8, a stray quote) go to its rejects table; we turn those into quarantine rows.
 
-Line numbers are physical lines of the file (header = 1). DuckDB numbers rows by record, with
-blank lines counted and a quoted multi-line field counted once; a quote-aware scan of the
-bytes maps each record to the physical line it starts on. Accepted rows get theirs by
-elimination: DuckDB preserves file order, so the k-th accepted row is the k-th non-blank
-record that was not rejected.
+Line numbers are physical lines of the file (header = 1). The table is numbered as DuckDB
+reads it (file order is preserved, so the k-th accepted row gets k + 1): right as it stands
+for the usual file, whose records are its lines and none of them rejected; the import then
+makes one pass over the file. Otherwise (a rejected row, a blank line, a quoted multi-line
+field) DuckDB's record numbers count blank lines and a multi-line field once; a quote-aware
+scan of the bytes maps each record to the physical line it starts on, and the accepted rows
+get theirs by elimination (the k-th accepted row is the k-th non-blank record that was not
+rejected), rewritten in place (only `_line`).
 
 Before DuckDB sees a file we check what it is: empty, binary (NUL bytes) or not text stops the
 run with a SourceError naming the file, the line and what was expected. Encoding: UTF-8 (a BOM
