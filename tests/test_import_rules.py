@@ -91,3 +91,55 @@ def test_folder_without_known_files_names_what_it_expects(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(SourceError, match="expected a CRM export"):
         import_source(duckdb.connect(), tmp_path)
+
+
+# Values the fast paths of money_expr / date_expr take (empty, plain numbers, ISO dates) and their
+# neighbours that must fall through to the general rules; every one gives the general rules' value.
+CELLS = [None, "", " ", "0", "-0", "7", "007", "-5", "12.50", "-0.5", "5.", ".5", "1,200", "-1,-2", "1.200,50",
+         "1e5", "+3", " 42 ", "(15)", "15-", "$1,234.56", "EUR 12", "12 345", "abc", "1-2", "--5", "٣",
+         "123456789012345678901234567890", "2024-02-29", "2023-02-29", "0000-01-01", "9999-12-31", "2023-1-05",
+         "2023-01-05 ", "2023-01-05T10:22:33.000Z", "2023-01-05 10:22", "01/05/2023", "2023/01/05", "1990-00-10"]
+
+
+@pytest.mark.parametrize("decimal", [".", ","])
+def test_fast_paths_give_the_general_rules_value(decimal):
+    from revintel_assets.defs.ingest.parse_sql import date_expr, date_full_expr, money_expr, money_full_expr
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c (v VARCHAR)")
+    con.executemany("INSERT INTO c VALUES (?)", [[v] for v in CELLS])
+    rows = con.execute(f"SELECT v, {money_expr('v', decimal)}, {money_full_expr('v', decimal)}, "
+                       f"{date_expr('v')}, {date_full_expr('v')} FROM c").fetchall()
+    assert len(rows) == len(CELLS)
+    for v, fast_money, full_money, fast_date, full_date in rows:
+        assert (str(fast_money), fast_date) == (str(full_money), full_date), v  # str: -0.0 vs 0.0 too
+    assert any(r[1] is not None for r in rows) and any(r[3] is not None for r in rows)
+
+
+def test_stage_fast_path_gives_the_alias_value():
+    from revintel_assets.defs.ingest.parse_sql import STAGE_ALIASES, stage_expr
+
+    values = ["Won", "won", " Won", "WON", "Lost", "Closed Won", "Proposal", "proposal/price quote", "Nope", None]
+    con = duckdb.connect()
+    for extra in ({}, {"Won": "Lost", "Demo Booked": "Engaging"}):
+        aliases = {**STAGE_ALIASES, **{k.lower(): v for k, v in extra.items()}}
+        got = dict(con.execute(f"SELECT v, {stage_expr('v', extra)} FROM (SELECT unnest(?::VARCHAR[]) AS v)",
+                               [values]).fetchall())
+        assert got == {v: aliases.get(v.strip().lower()) if v else None for v in values}, extra
+
+
+def test_sales_log_cells_quarantined_with_the_first_bad_sku_column(tmp_path):
+    (tmp_path / "sales_log.csv").write_text(
+        "CustomerId,Customer,Rec Date,Division,Rep,Branch,A,A_Qty,B,B_Qty\n"
+        "C1,One,2024-01-02,D,R,E,10,1,,\n"            # line 2: one line (A)
+        "C2,Two,2024-01-03,D,R,E,abc,1,x,2\n"         # line 3: A and B bad: A is named
+        "C3,Three,2024-01-04,D,R,E,,,5,1x\n"          # line 4: B's quantity bad
+        "C4,Four,2024-01-05,D,R,E, ,3,,\n"            # line 5: no amount at all
+        "C5,Five,2024-01-06,D,R,E,\"$1,200.50\",,(7),\n")  # line 6: two lines, money formats
+    con = duckdb.connect()
+    import_source(con, tmp_path, locked=False)
+    q = con.execute("SELECT line_number, reason FROM staging.quarantine_new ORDER BY 1").fetchall()
+    assert q == [(3, "SKU column A is not a number"), (4, "SKU column B is not a number"),
+                 (5, "order has no SKU line (every SKU column is empty)")]
+    lines = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY 1, 2").fetchall()
+    assert lines == [(2, "A", 1.0, 10.0), (6, "A", 1.0, 1200.5), (6, "B", 1.0, -7.0)]

@@ -68,7 +68,7 @@ PAYLOADS = {
     "copy_plain": "COPY (SELECT 1) TO '{out}'",
     "read_text": "(SELECT content FROM read_text('{secret}'))",
     "attach": "1)::VARCHAR; ATTACH '{db}' AS o; CREATE TABLE o.t AS SELECT 1 AS x; SELECT (1",
-    "drop": "1)::VARCHAR; DROP TABLE staging.raw_tidy; SELECT (1",
+    "drop": "1)::VARCHAR; DROP TABLE temp.raw_tidy; SELECT (1",
     "comment": "amount --",
     "other_function": "getenv('HOME')",
 }

@@ -51,7 +51,7 @@ def import_hubspot(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mappin
     mapping = mapping or Mapping()
     d = Dialect([*mapping.date_formats, *HUBSPOT_DATES], mapping.decimal, mapping.stages)
     path = folder / mapping.file(FILE)
-    raw = load_raw_csv(con, path, "staging.raw_hs_deals", REQUIRED, LAYOUT,
+    raw = load_raw_csv(con, path, "temp.raw_hs_deals", REQUIRED, LAYOUT,
                        rename=mapping.columns_for(FILE), optional=OPTIONAL, delimiter=mapping.delimiter,
                        encoding=mapping.encoding, canonical_file=FILE)
     caught, extra = _deals(con, raw.columns, path.name, d)
@@ -63,7 +63,7 @@ def _opt(columns: list[str], name: str) -> str:
 
 
 def _deals(con, columns, file, d: Dialect):
-    t = "staging.raw_hs_deals"
+    t = "temp.raw_hs_deals"
     known = d.stage("Deal Stage")
     is_closed = bool_expr(col("Is closed")) if "Is closed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("Is Closed Won")) if "Is Closed Won" in columns else "NULL::BOOLEAN"

@@ -72,7 +72,7 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
     for kind, loader in loaders.items():
         if kind not in files:
             continue
-        raw = load_raw_csv(con, files[kind], f"staging.raw_{kind}", REQUIRED[kind], LAYOUT,
+        raw = load_raw_csv(con, files[kind], f"temp.raw_{kind}", REQUIRED[kind], LAYOUT,
                            rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL.get(kind),
                            delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind],
                            noted=DESCRIPTIVE.get(kind))
@@ -103,9 +103,9 @@ def _opt(columns: list[str], name: str, cast: str = "VARCHAR") -> str:
 
 
 def _accounts(con, columns, file, d: Dialect):
-    caught = apply_rules(con, "staging.raw_accounts", file, columns,
+    caught = apply_rules(con, "temp.raw_accounts", file, columns,
                          [Rule("missing_account_name", blank("account"), "'account name is empty'")])
-    caught |= dedupe(con, "staging.raw_accounts", "trim(account)", file, columns, "account name")
+    caught |= dedupe(con, "temp.raw_accounts", "trim(account)", file, columns, "account name")
     account_id = _opt(columns, "account_id") if "account_id" in columns else "trim(account)"
     con.execute(f"""INSERT INTO staging.accounts BY NAME SELECT
         coalesce({account_id}, trim(account)) AS account_id, trim(account) AS account_name,
@@ -114,13 +114,13 @@ def _accounts(con, columns, file, d: Dialect):
         {_opt(columns, 'subsidiary_of')} AS parent_name,
         try_cast({_opt(columns, 'year_established')} AS INTEGER) AS year_established,
         {lit(file)} AS source_file, _line
-        FROM staging.raw_accounts""")
+        FROM temp.raw_accounts""")
     return caught
 
 
 def _products(con, columns, file, d: Dialect):
     price = d.money("sales_price") if "sales_price" in columns else "NULL::DOUBLE"
-    caught = apply_rules(con, "staging.raw_products", file, columns, [
+    caught = apply_rules(con, "temp.raw_products", file, columns, [
         Rule("missing_product_name", blank("product"), "'product name is empty'"),
     ] + ([] if "sales_price" not in columns else [
         Rule("bad_list_price", d.bad_money("sales_price"),
@@ -128,7 +128,7 @@ def _products(con, columns, file, d: Dialect):
         Rule("negative_list_price", f"{d.money('sales_price')} < 0",
              "'sales_price ' || sales_price || ' is negative'"),
     ]))
-    caught |= dedupe(con, "staging.raw_products", "trim(product)", file, columns, "product name")
+    caught |= dedupe(con, "temp.raw_products", "trim(product)", file, columns, "product name")
     product_id = "coalesce(nullif(trim(sku), ''), trim(product))" if "sku" in columns else "trim(product)"
     # division: the products file's own, else the series, else (neither column) the product itself
     series = "nullif(trim(series), '')" if "series" in columns else "NULL::VARCHAR"
@@ -137,26 +137,26 @@ def _products(con, columns, file, d: Dialect):
     con.execute(f"""INSERT INTO staging.products BY NAME SELECT
         {product_id} AS product_id, trim(product) AS product_name, {series} AS series,
         coalesce({own}, {series}, {fallback}) AS division, {price} AS list_price,
-        {lit(file)} AS source_file, _line FROM staging.raw_products""")
+        {lit(file)} AS source_file, _line FROM temp.raw_products""")
     return caught
 
 
 def _teams(con, columns, file, d: Dialect):
-    caught = apply_rules(con, "staging.raw_teams", file, columns,
+    caught = apply_rules(con, "temp.raw_teams", file, columns,
                          [Rule("missing_rep_name", blank("sales_agent"), "'sales_agent is empty'")])
-    caught |= dedupe(con, "staging.raw_teams", "trim(sales_agent)", file, columns, "sales_agent")
+    caught |= dedupe(con, "temp.raw_teams", "trim(sales_agent)", file, columns, "sales_agent")
     con.execute(f"""INSERT INTO staging.reps BY NAME SELECT trim(sales_agent) AS rep_id,
         trim(sales_agent) AS rep_name, {_opt(columns, 'manager')} AS manager,
         {_opt(columns, 'regional_office')} AS region, {lit(file)} AS source_file, _line
-        FROM staging.raw_teams""")
+        FROM temp.raw_teams""")
     return caught
 
 
 def _pipeline(con, columns, file, d: Dialect):
     stage = d.stage("deal_stage")
     closed = f"({stage} IN {CLOSED})"
-    latest = latest_date(con, "staging.raw_pipeline", [d.date("engage_date"), d.date("close_date")])
-    caught = apply_rules(con, "staging.raw_pipeline", file, columns, [
+    latest = latest_date(con, "temp.raw_pipeline", [d.date("engage_date"), d.date("close_date")])
+    caught = apply_rules(con, "temp.raw_pipeline", file, columns, [
         Rule("missing_opportunity_id", blank("opportunity_id"), "'opportunity_id is empty'"),
         Rule("unknown_stage", f"{stage} IS NULL",
              f"'deal_stage ''' || coalesce(deal_stage, '') || ''' is not one of {', '.join(STAGES)} "
@@ -177,7 +177,7 @@ def _pipeline(con, columns, file, d: Dialect):
         Rule("negative_close_value", f"{d.money('close_value')} < 0",
              "'close_value ' || close_value || ' is negative'"),
     ])
-    caught |= dedupe(con, "staging.raw_pipeline", "trim(opportunity_id)", file, columns, "opportunity_id")
+    caught |= dedupe(con, "temp.raw_pipeline", "trim(opportunity_id)", file, columns, "opportunity_id")
     fc = forecast_category_expr(col("forecast_category")) if "forecast_category" in columns else "NULL::VARCHAR"
     con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
         trim(opportunity_id) AS opportunity_id, nullif(trim(sales_agent), '') AS rep_name,
@@ -185,13 +185,13 @@ def _pipeline(con, columns, file, d: Dialect):
         {stage} AS stage, {d.date('engage_date')} AS engage_date,
         CASE WHEN {closed} THEN {d.date('close_date')} END AS close_date,
         {d.money('close_value')} AS close_value, {fc} AS forecast_category, {lit(file)} AS source_file, _line
-        FROM staging.raw_pipeline""")
+        FROM temp.raw_pipeline""")
     return caught
 
 
 def _history(con, columns, file, d: Dialect):
-    latest = latest_date(con, "staging.raw_history", [d.date("changed_at"), d.date("expected_close_date")])
-    caught = apply_rules(con, "staging.raw_history", file, columns, [
+    latest = latest_date(con, "temp.raw_history", [d.date("changed_at"), d.date("expected_close_date")])
+    caught = apply_rules(con, "temp.raw_history", file, columns, [
         Rule("missing_opportunity_id", blank("opportunity_id"), "'opportunity_id is empty'"),
         Rule("bad_changed_at", f"{blank('changed_at')} OR {d.bad_date('changed_at')}",
              "'changed_at ''' || coalesce(changed_at, '') || ''' is not a date'"),
@@ -209,12 +209,12 @@ def _history(con, columns, file, d: Dialect):
              "trim(opportunity_id) NOT IN (SELECT opportunity_id FROM staging.opportunities)",
              "'opportunity_id ' || opportunity_id || ' is not in the pipeline file'"),
     ])
-    caught |= dedupe(con, "staging.raw_history", "trim(opportunity_id), trim(changed_at), "
+    caught |= dedupe(con, "temp.raw_history", "trim(opportunity_id), trim(changed_at), "
                      "coalesce(trim(deal_stage), ''), coalesce(trim(expected_close_date), ''), "
                      "coalesce(trim(amount), '')", file, columns, "history event", conflicts=False)
     con.execute(f"""INSERT INTO staging.history BY NAME SELECT
         trim(opportunity_id) AS opportunity_id, {d.date('changed_at')} AS changed_at,
         {d.stage('deal_stage')} AS stage, {d.date('expected_close_date')} AS expected_close_date,
         {d.money('amount')} AS amount, {lit(file)} AS source_file, _line
-        FROM staging.raw_history""")
+        FROM temp.raw_history""")
     return caught

@@ -72,9 +72,27 @@ def blank(name: str) -> str:
     return f"(nullif(trim({col(name)}), '') IS NULL)"
 
 
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+_PLAIN_NUMBER = r"-?\d+(\.\d+)?"
+_PLAIN_INTEGER = r"-?\d+"
+
+
 def date_expr(expr: str, formats: list[str] | None = None) -> str:
     """A date from text: the given formats, then the built-in ones; ISO timestamps with
-    fractions or zones ('2024-01-15T10:22:33.000Z', Salesforce) by their date part."""
+    fractions or zones ('2024-01-15T10:22:33.000Z', Salesforce) by their date part.
+
+    Fast path, same value as date_full_expr: empty cells and plain YYYY-MM-DD (what the first
+    built-in format reads) skip the eight-format parse. Not with the user's formats: they come
+    first and may read YYYY-MM-DD otherwise."""
+    full = date_full_expr(expr, formats)
+    if formats:
+        return full
+    return (f"(CASE WHEN {expr} IS NULL THEN NULL::DATE WHEN regexp_full_match({expr}, '{_ISO_DATE}') "
+            f"AND try_cast({expr} AS DATE) IS NOT NULL THEN try_cast({expr} AS DATE) ELSE {full} END)")
+
+
+def date_full_expr(expr: str, formats: list[str] | None = None) -> str:
+    """date_expr without its fast path."""
     fmts = ", ".join(lit(f) for f in dict.fromkeys([*(formats or []), *DATE_FORMATS]))
     t = f"trim({expr})"
     return (f"coalesce(try_strptime({t}, [{fmts}])::DATE, CASE WHEN regexp_matches({t}, "
@@ -88,7 +106,18 @@ def date_sql(name: str, formats: list[str] | None = None) -> str:
 def money_expr(expr: str, decimal: str = ".") -> str:
     """Amounts as exports write them: currency symbols or codes, thousands separators,
     (parenthesised) or trailing-minus negatives. Anything else is NULL, never a guess:
-    '1.200,50' read with decimal '.' is not a number (a mapping says `decimal: ","`)."""
+    '1.200,50' read with decimal '.' is not a number (a mapping says `decimal: ","`).
+
+    Fast path, same value as money_full_expr: an empty cell, or a plain number (optional minus,
+    digits, a decimal point when it is '.'), skips its five regular expressions; CASE evaluates
+    a branch only on the rows that reach it (a wide sales log is mostly empty cells)."""
+    fast = _PLAIN_NUMBER if decimal != "," else _PLAIN_INTEGER
+    return (f"(CASE WHEN {expr} IS NULL THEN NULL::DOUBLE WHEN regexp_full_match({expr}, '{fast}') "
+            f"THEN try_cast({expr} AS DOUBLE) ELSE {money_full_expr(expr, decimal)} END)")
+
+
+def money_full_expr(expr: str, decimal: str = ".") -> str:
+    """money_expr without its fast path: every value through the general rules."""
     t = f"trim({expr})"
     # drop currency codes / words, symbols, spaces (incl. no-break), apostrophes (Swiss 1'000)
     core = (f"regexp_replace(regexp_replace({t}, '[A-Za-z]{{2,}}\\.?', '', 'g'), "
@@ -112,19 +141,24 @@ def money_sql(name: str, decimal: str = ".") -> str:
 
 
 def bad_date(name: str, formats: list[str] | None = None) -> str:
-    """Present but not a date."""
-    return f"(NOT {blank(name)} AND {date_sql(name, formats)} IS NULL)"
+    """Present but not a date (an empty cell is decided without parsing it)."""
+    return f"(CASE WHEN {col(name)} IS NULL THEN false ELSE NOT {blank(name)} AND {date_sql(name, formats)} IS NULL END)"
 
 
 def bad_money(name: str, decimal: str = ".") -> str:
-    return f"(NOT {blank(name)} AND {money_sql(name, decimal)} IS NULL)"
+    return f"(CASE WHEN {col(name)} IS NULL THEN false ELSE NOT {blank(name)} AND {money_sql(name, decimal)} IS NULL END)"
 
 
 def stage_expr(expr: str, extra: dict[str, str] | None = None) -> str:
     """Canonical stage name; NULL for a stage revintel does not know (a mapping can teach it)."""
     aliases = {**STAGE_ALIASES, **{k.strip().lower(): v for k, v in (extra or {}).items()}}
     whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in aliases.items())
-    return f"(CASE lower(trim({expr})) {whens} END)"
+    # Fast path, same value: a stage written exactly as revintel names it (what most rows hold)
+    # skips the ~100 comparisons of the alias CASE, unless a mapping reassigns that spelling.
+    own = [s for s in STAGES if aliases.get(s.lower()) == s]
+    if not own:
+        return f"(CASE lower(trim({expr})) {whens} END)"
+    return f"(CASE WHEN {expr} IN ({', '.join(lit(s) for s in own)}) THEN {expr} ELSE (CASE lower(trim({expr})) {whens} END) END)"
 
 
 def stage_sql(name: str, extra: dict[str, str] | None = None) -> str:

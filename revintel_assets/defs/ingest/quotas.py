@@ -95,7 +95,7 @@ def _owner_rule(owner_type: str, owner: str, key: str | None = None, match: str 
 
 
 def _quotas_csv(con, path: Path, d: Dialect, fy: int) -> dict:
-    t = "staging.raw_quotas"
+    t = "temp.raw_quotas"
     raw = load_raw_csv(con, path, t, REQUIRED, "quotas file (owner_type, owner, period_start, period_type, amount)")
     otype, ptype = f"lower(trim({col('owner_type')}))", f"lower(trim({col('period_type')}))"
     start, amount = d.date("period_start"), d.money("amount")
@@ -124,7 +124,7 @@ def _quotas_csv(con, path: Path, d: Dialect, fy: int) -> dict:
 
 
 def _forecasting_quota(con, path: Path, d: Dialect, fy: int) -> dict:
-    t = "staging.raw_sf_quotas"
+    t = "temp.raw_sf_quotas"
     raw = load_raw_csv(con, path, t, SF_REQUIRED, "Salesforce ForecastingQuota export", optional=SF_OPTIONAL)
     cols = raw.columns
     start, amount = d.date("StartDate"), d.money("QuotaAmount")

@@ -101,7 +101,7 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
     for kind, loader in loaders.items():
         if kind not in files:
             continue
-        raw = load_raw_csv(con, files[kind], f"staging.raw_sf_{kind}", REQUIRED[kind], LAYOUT,
+        raw = load_raw_csv(con, files[kind], f"temp.raw_sf_{kind}", REQUIRED[kind], LAYOUT,
                            rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL[kind],
                            delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind])
         caught, extra = loader(con, raw.columns, files[kind].name, dialect)
@@ -118,9 +118,9 @@ def _opt(columns: list[str], *names: str, cast: str = "VARCHAR") -> str:
 
 
 def _accounts(con, columns, file, d: Dialect):
-    caught = apply_rules(con, "staging.raw_sf_account", file, columns,
+    caught = apply_rules(con, "temp.raw_sf_account", file, columns,
                          [Rule("missing_id", blank("Id"), "'Id is empty'")])
-    caught |= dedupe(con, "staging.raw_sf_account", sfid('"Id"'), file, columns, "account Id")
+    caught |= dedupe(con, "temp.raw_sf_account", sfid('"Id"'), file, columns, "account Id")
     revenue = d.money("AnnualRevenue") if "AnnualRevenue" in columns else "NULL"
     con.execute(f"""INSERT INTO staging.accounts BY NAME SELECT
         {sfid('"Id"')} AS account_id, coalesce(nullif(trim("Name"), ''), {sfid('"Id"')}) AS account_name,
@@ -128,14 +128,14 @@ def _accounts(con, columns, file, d: Dialect):
         {revenue} AS annual_revenue, {_opt(columns, 'BillingCountry')} AS country,
         {sfid(col('ParentId')) if 'ParentId' in columns else 'NULL'} AS parent_id,
         {_opt(columns, 'Parent.Name')} AS parent_name,
-        {lit(file)} AS source_file, _line FROM staging.raw_sf_account""")
+        {lit(file)} AS source_file, _line FROM temp.raw_sf_account""")
     return caught, {}
 
 
 def _users(con, columns, file, d: Dialect):
-    caught = apply_rules(con, "staging.raw_sf_user", file, columns,
+    caught = apply_rules(con, "temp.raw_sf_user", file, columns,
                          [Rule("missing_id", blank("Id"), "'Id is empty'")])
-    caught |= dedupe(con, "staging.raw_sf_user", sfid('"Id"'), file, columns, "user Id")
+    caught |= dedupe(con, "temp.raw_sf_user", sfid('"Id"'), file, columns, "user Id")
     full = ("nullif(trim(concat_ws(' ', nullif(trim(\"FirstName\"), ''), nullif(trim(\"LastName\"), ''))), '')"
             if {"FirstName", "LastName"} <= set(columns) else "NULL")
     manager_id = sfid(col("ManagerId")) if "ManagerId" in columns else "NULL"
@@ -144,7 +144,7 @@ def _users(con, columns, file, d: Dialect):
                           coalesce({_opt(columns, 'Name')}, {full}, {sfid('"Id"')}) AS rep_name,
                           {manager_id} AS manager_id, {_opt(columns, 'Manager.Name')} AS manager_name,
                           {_opt(columns, 'Region', 'UserRole.Name', 'UserRoleName', 'Division', 'Department')} AS region,
-                          _line FROM staging.raw_sf_user)
+                          _line FROM temp.raw_sf_user)
         SELECT u.rep_id, u.rep_name, coalesce(m.rep_name, u.manager_name, u.manager_id) AS manager,
                u.region, {lit(file)} AS source_file, u._line
         FROM u LEFT JOIN u m ON m.rep_id = u.manager_id""")
@@ -152,16 +152,16 @@ def _users(con, columns, file, d: Dialect):
 
 
 def _products(con, columns, file, d: Dialect):
-    caught = apply_rules(con, "staging.raw_sf_product", file, columns,
+    caught = apply_rules(con, "temp.raw_sf_product", file, columns,
                          [Rule("missing_id", blank("Id"), "'Id is empty'")])
-    caught |= dedupe(con, "staging.raw_sf_product", sfid('"Id"'), file, columns, "product Id")
+    caught |= dedupe(con, "temp.raw_sf_product", sfid('"Id"'), file, columns, "product Id")
     code = _opt(columns, "ProductCode")
     con.execute(f"""INSERT INTO staging.products BY NAME SELECT
         {sfid('"Id"')} AS product_id, coalesce(nullif(trim("Name"), ''), {code}, {sfid('"Id"')}) AS product_name,
         {_opt(columns, 'Family')} AS series,
         coalesce({_opt(columns, 'Family')}, 'Unassigned') AS division,
         {code} AS product_code, {lit(file)} AS source_file, _line
-        FROM staging.raw_sf_product""")
+        FROM temp.raw_sf_product""")
     return caught, {}
 
 
@@ -194,7 +194,7 @@ def _load_date(con, t: str, created: str) -> tuple[str | None, int, int]:
 
 
 def _opportunities(con, columns, file, d: Dialect):
-    t = "staging.raw_sf_opportunity"
+    t = "temp.raw_sf_opportunity"
     is_closed = bool_expr(col("IsClosed")) if "IsClosed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("IsWon")) if "IsWon" in columns else "NULL::BOOLEAN"
     known = d.stage("StageName")
@@ -280,7 +280,7 @@ def _opportunities(con, columns, file, d: Dialect):
 
 
 def _history(con, columns, file, d: Dialect):
-    t = "staging.raw_sf_history"
+    t = "temp.raw_sf_history"
     close = d.date("CloseDate") if "CloseDate" in columns else "NULL::DATE"
     latest = latest_date(con, t, [d.date("CreatedDate")])
     rules = [

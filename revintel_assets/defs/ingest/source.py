@@ -14,6 +14,7 @@ import duckdb
 
 from revintel_assets.defs.ingest import hubspot, maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
 from revintel_assets.defs.ingest.parse_sql import UNMAPPED
 from revintel_assets.defs.ingest.maventech import import_maventech
@@ -185,6 +186,9 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
     if locked:
         lock_down(con, folder)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    for (old,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' "
+                              "AND NOT temporary AND table_name LIKE 'raw\\_%' ESCAPE '\\'").fetchall():
+        con.execute(f"DROP TABLE staging.{quote_ident(old)}")  # raw rows are temporary tables now
     con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
     ensure_quarantine_staging(con)
     for table, columns in CANONICAL.items():

@@ -116,7 +116,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     plain = {k: v for k, v in cols.items() if v in header or not mexpr.is_compound(v)}
     required = [v for k, v in plain.items() if k in CANONICAL]
     optional = [v for k, v in plain.items() if k not in CANONICAL]
-    raw = load_raw_csv(con, path, "staging.raw_tidy", required, "tidy transactions",
+    raw = load_raw_csv(con, path, "temp.raw_tidy", required, "tidy transactions",
                        optional=optional, delimiter=user.delimiter, encoding=user.encoding,
                        canonical_file=path.name)
     expr = {}
@@ -130,7 +130,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
                      f"for {k}: a column of {path.name} ({', '.join(raw.columns)}) or {mexpr.GRAMMAR}")
             try:
                 sql = mexpr.compile_expr(v, raw.columns)
-                con.execute(f"SELECT ({sql})::VARCHAR FROM staging.raw_tidy LIMIT 0")
+                con.execute(f"SELECT ({sql})::VARCHAR FROM temp.raw_tidy LIMIT 0")
             except mexpr.ExprError as exc:
                 raise SourceError(*where, f"{v!r}: {exc}") from None
             except duckdb.Error as exc:
@@ -142,9 +142,9 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         return money_expr(expr[k], user.decimal) if cols[k] in raw.columns else f"try_cast({expr[k]} AS DOUBLE)"
 
     qty, amount = number("quantity"), number("amount")
-    latest = latest_date(con, "staging.raw_tidy", [date])
+    latest = latest_date(con, "temp.raw_tidy", [date])
     hi = f" OR {date} > DATE {lit(latest)} + INTERVAL {FUTURE_YEARS} YEAR" if latest else ""
-    caught = apply_rules(con, "staging.raw_tidy", path.name, raw.columns, [
+    caught = apply_rules(con, "temp.raw_tidy", path.name, raw.columns, [
         Rule("missing_customer_id", f"nullif(trim({expr['customer_id']}), '') IS NULL",
              "'customer_id is empty: the line cannot be attributed to an account'"),
         Rule("bad_order_date", f"{date} IS NULL",
@@ -163,7 +163,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     con.execute(f"""INSERT INTO staging.transactions BY NAME
         WITH t AS (SELECT trim({expr['customer_id']}) AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
-                          {amount} AS amount, _line FROM staging.raw_tidy)
+                          {amount} AS amount, _line FROM temp.raw_tidy)
         SELECT t.*, coalesce(m.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
                                                THEN {lit(UNMAPPED)} ELSE {lit(NO_SKU_MAP)} END) AS division,
                'tidy' AS source,
@@ -175,7 +175,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         SELECT trim({expr['customer_id']}) AS id,
                coalesce(any_value(nullif(trim({name}), '')), trim({expr['customer_id']})),
                mode({country}), {lit(path.name)}, min(_line)
-        FROM staging.raw_tidy
+        FROM temp.raw_tidy
         WHERE trim({expr['customer_id']}) NOT IN (SELECT account_id FROM staging.accounts WHERE account_id IS NOT NULL)
         GROUP BY 1""")
     return {path.name: file_report(raw, caught)}
