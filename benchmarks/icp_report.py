@@ -38,6 +38,11 @@ def report(data_dir: Path) -> dict:
     out["holdout_auc_by_model"] = {r["model_name"]: round(r["value"], 4) for r in
                                    m.group_by("model_name").agg(pl.col("value").mean()).sort("model_name").iter_rows(named=True)}
     out["holdout_auc"] = {f"{r['division']}|{r['model_name']}": round(r["value"], 4) for r in m.sort("division", "model_name").iter_rows(named=True)}
+    # the generator's true propensity on the same holdout rows (demo only: NULL elsewhere)
+    o = q("SELECT avg(value) AS v FROM validation.model_metrics WHERE model_family = 'icp' AND split = 'holdout' "
+          "AND segment = 'all' AND metric = 'oracle_auc' AND cutoff_date = ? AND division <> 'all' "
+          "AND model_name = 'division_propensity'", hold)["v"][0]
+    out["holdout_oracle_auc_mean"] = None if o is None or o != o else round(float(o), 4)
     cols = [c[0] for c in con.execute("DESCRIBE validation.icp_models").fetchall()]
     if "champion" in cols:
         ch = q("SELECT cutoff_date, division, champion FROM validation.icp_models WHERE cutoff_date IN (?, ?)", hold, score)

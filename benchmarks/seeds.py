@@ -83,7 +83,8 @@ def icp_summary(data_dir: Path) -> dict:
     by_model = r["holdout_auc_by_model"]
     baselines = {k: v for k, v in by_model.items() if k.startswith("baseline_")}
     best = max(baselines, key=baselines.get) if baselines else None
-    return {"champion_auc": r.get("holdout_auc_champion_mean"), "auc_by_model": by_model,
+    return {"champion_auc": r.get("holdout_auc_champion_mean"), "oracle_auc": r.get("holdout_oracle_auc_mean"),
+            "auc_by_model": by_model,
             "best_baseline": best, "best_baseline_auc": baselines.get(best),
             "share_ge_099_score": r["share_ge_099_score"], "champions": r.get("champion_holdout")}
 
@@ -219,6 +220,9 @@ def flatten(result: dict) -> dict[str, float]:
         out["icp best baseline AUC"] = i["best_baseline_auc"]
         if i["champion_auc"] is not None and i["best_baseline_auc"] is not None:
             out["icp champion AUC - best baseline"] = i["champion_auc"] - i["best_baseline_auc"]
+        if i.get("oracle_auc") is not None and i["champion_auc"] is not None:
+            out["icp oracle AUC"] = i["oracle_auc"]
+            out["icp champion AUC - oracle"] = i["champion_auc"] - i["oracle_auc"]
         out |= {f"icp {m} AUC": v for m, v in i["auc_by_model"].items()}
     out |= {f"forecast {k}": v for k, v in f.items()}
     return {k: v for k, v in out.items() if v is not None}
