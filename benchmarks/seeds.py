@@ -289,7 +289,9 @@ def compact_table(summary: dict) -> str:
                        ("icp division_propensity AUC", "ICP: LightGBM, mean AUC"),
                        ("icp blend AUC", "ICP: blend (LightGBM + logistic), mean AUC"),
                        ("icp baseline_logistic AUC", "ICP: logistic baseline, mean AUC"),
-                       ("icp baseline_rfm AUC", "ICP: RFM baseline, mean AUC")):
+                       ("icp baseline_rfm AUC", "ICP: RFM baseline, mean AUC"),
+                       ("icp oracle AUC", "ICP: oracle (generator's true propensity), mean AUC"),
+                       ("icp champion AUC - oracle", "ICP: champion − oracle AUC, paired per seed")):
         lines.append(f"| {label} | " + " | ".join(_ms(summary[d].get(key), 3) for d in drifts) + " |")
     for period in ("week", "month"):
         lines.append(f"| forecast P10–P90 coverage walk forward, {period}ly (no swing) | " + " | ".join(
