@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.snapshot import DERIVED, MODEL_FEATURES, with_derived
+from revintel_assets.defs.deals.snapshot import MODEL_FEATURES, with_derived
 
 # feature -> (phrase for the value, with {v}), how values print
 PHRASES = {
@@ -58,8 +58,7 @@ def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.nda
     rows = np.repeat(np.arange(len(c)), k)
     cols = order.ravel()
     # one dtype to gather from; a list, not an object array, so all-null columns stay plain nulls
-    if set(names) & set(DERIVED):
-        features = with_derived(features)
+    features = with_derived(features, names)
     value_matrix = np.array(features.select(names).with_columns(pl.all().cast(pl.Utf8)).rows(), dtype=object)
     out = ids[rows].with_columns(
         pl.Series("rank", np.tile(np.arange(1, k + 1), len(c)), dtype=pl.Int32),

@@ -231,6 +231,8 @@ def star_as_of_sql(t: str, schema: str) -> list[str]:
     ]
 
 
-def with_derived(rows: pl.DataFrame) -> pl.DataFrame:
-    """The snapshot rows with the DERIVED model features added (from columns they carry)."""
-    return rows.with_columns(**DERIVED)
+def with_derived(rows: pl.DataFrame, features: list[str]) -> pl.DataFrame:
+    """The snapshot rows with the DERIVED model features among `features` added (from columns
+    they carry); a model from before them (none in its features) needs no created_date."""
+    wanted = {name: expr for name, expr in DERIVED.items() if name in features}
+    return rows.with_columns(**wanted) if wanted else rows

@@ -31,8 +31,8 @@ import numpy as np
 import polars as pl
 from sklearn.model_selection import GroupKFold
 
-from revintel_assets.defs.deals.snapshot import (DERIVED, FEATURES_CATEGORICAL, FEATURES_NUMERIC,
-                                                  MODEL_FEATURES_NUMERIC, with_derived)
+from revintel_assets.defs.deals.snapshot import (FEATURES_CATEGORICAL, FEATURES_NUMERIC, MODEL_FEATURES_NUMERIC,
+                                                  with_derived)
 from revintel_assets.defs.validation.metrics import Calibrator, calibrate
 from revintel_assets.parallel import map_rows
 
@@ -132,8 +132,7 @@ class Encoder:
         return self
 
     def matrix(self, df: pl.DataFrame) -> np.ndarray:
-        if set(self.numeric) & set(DERIVED):  # a model from before them needs no created_date
-            df = with_derived(df)
+        df = with_derived(df, self.numeric)
         cols = [df[c].cast(pl.Float64).to_numpy() for c in self.numeric]
         for c in FEATURES_CATEGORICAL:
             codes = {v: i for i, v in enumerate(self.vocab[c])}

@@ -18,8 +18,8 @@ from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
-from revintel_resources.tracking import MLflowResource
 from revintel_resources.settings import settings
+from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
 
 FAMILY = "forecast"

@@ -331,12 +331,18 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         if (data_records != accepted + rejected or max_rej > len(starts)
                 or any(blanks[line - 1] for line in rej_blank if 0 < line <= len(blanks))):
             records, exact = None, False
-    if records is None and not rejected:
-        # The usual file: records are lines and none was rejected, so the k-th row (numbered in
-        # file order as the table was read) is on line k + 1: nothing to renumber.
-        con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
-        absent = tuple(c for c in (noted or []) if c not in columns)
-        return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent)
+    # The usual file: records are lines and none was rejected, so the k-th row (numbered in file
+    # order as the table was read) is already on its line, k + 1.
+    if records is not None or rejected:
+        _renumber(con, path, table, rej, records, accepted, rejected)
+    con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
+    absent = tuple(c for c in (noted or []) if c not in columns)
+    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent)
+
+
+def _renumber(con, path: Path, table: str, rej: str, records, accepted: int, rejected: int) -> None:
+    """Quarantine the rejected records and move each accepted row's `_line` to the physical line
+    its record starts on (records: record_lines' answer, or None to trust DuckDB's numbers)."""
     if records is None:
         top = accepted + rejected + 1 + con.execute(f"SELECT coalesce(max(line), 0) FROM {rej}").fetchall()[0][0]
         con.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT g AS rec, g AS phys, false AS blank "
@@ -370,9 +376,7 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
             SELECT o.range AS _ord, coalesce(l._line, -o.range) AS _line
             FROM range(1, {accepted} + 1) o LEFT JOIN lines l ON l._ord = o.range) m
         WHERE {table}._line - 1 = m._ord""")
-    con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}; DROP TABLE _records")
-    absent = tuple(c for c in (noted or []) if c not in columns)
-    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent)
+    con.execute("DROP TABLE _records")
 
 
 def _check_header(con, table: str, path: Path, required: list[str], layout: str, rename, optional, canonical_file):
