@@ -30,20 +30,21 @@ def ensure_quarantine_staging(con: duckdb.DuckDBPyConnection) -> None:
         "(source_file VARCHAR, line_number BIGINT, raw_row VARCHAR, reason VARCHAR)")
 
 
-def raw_row_sql(columns: list[str]) -> str:
-    """The row as the user would recognise it: its fields joined by commas."""
-    parts = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in columns)
+def raw_row_sql(columns: list[str], alias: str = "") -> str:
+    """The row as the user would recognise it: its fields joined by commas (`alias`: of the table)."""
+    parts = ", ".join(f"coalesce({alias + '.' if alias else ''}{quote_ident(c)}, '')" for c in columns)
     return f"concat_ws(',', {parts})"
 
 
 def apply_rules(con: duckdb.DuckDBPyConnection, table: str, source_file: str,
-                raw_columns: list[str], rules: list[Rule]) -> dict[str, int]:
+                raw_columns: list[str], rules: list[Rule], raw_sql: str | None = None) -> dict[str, int]:
     """Move rows breaking a rule to the quarantine (first rule broken wins, one pass over the
-    table); returns rows caught per rule name."""
+    table); returns rows caught per rule name. `raw_sql`: the raw row when the table does not
+    hold every column as text (default raw_row_sql(raw_columns))."""
     ensure_quarantine_staging(con)
     if not rules:
         return {}
-    raw = raw_row_sql(raw_columns)
+    raw = raw_sql or raw_row_sql(raw_columns)
     first = "CASE " + " ".join(f"WHEN coalesce({r.condition}, false) THEN {i}"
                                for i, r in enumerate(rules)) + " END"
     reason = "CASE _rule " + " ".join(f"WHEN {i} THEN {r.reason}" for i, r in enumerate(rules)) + " END"
@@ -64,13 +65,13 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: str, file: str, colu
     """Exact duplicates are merged; a second row with the same key but other contents is
     quarantined. Both go to the quarantine with a reason, so the raw count still reconciles.
     `conflicts=False` when the key is the whole row (every repeat is a duplicate)."""
-    raw = raw_row_sql(columns)
     same = "true" if not conflicts else "raw_row = first_raw"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS SELECT _line,
-        first_value(_line) OVER w AS first_line, {raw} AS raw_row,
-        first_value({raw}) OVER w AS first_raw
-        FROM {table} WINDOW w AS (PARTITION BY {key} ORDER BY _line)
-        QUALIFY row_number() OVER w > 1""")
+    # the repeats by their key alone; raw rows built for them and their first rows only
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS
+        SELECT d._line, d.first_line, {raw_row_sql(columns, 't')} AS raw_row, {raw_row_sql(columns, 'f')} AS first_raw
+        FROM (SELECT _line, first_value(_line) OVER w AS first_line FROM {table}
+              WINDOW w AS (PARTITION BY {key} ORDER BY _line) QUALIFY row_number() OVER w > 1) d
+        JOIN {table} t ON t._line = d._line JOIN {table} f ON f._line = d.first_line""")
     rows = con.execute(f"""SELECT count(*) FILTER (WHERE {same}),
                            count(*) FILTER (WHERE NOT ({same})) FROM _dups""").fetchall()[0]
     con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT ?, _line, raw_row,

@@ -265,11 +265,16 @@ def _create(table: str) -> str:
 def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, required: list[str],
                  layout: str, rename: dict[str, str] | None = None, optional: list[str] | None = None,
                  delimiter: str = ",", encoding: str | None = None,
-                 canonical_file: str | None = None, noted: list[str] | None = None) -> RawLoad:
+                 canonical_file: str | None = None, noted: list[str] | None = None,
+                 narrow=None) -> RawLoad:
     """Create `table` (all VARCHAR, columns as in the file) plus `_line`; rejected rows quarantined.
 
     `rename` maps revintel's column names onto the user's (from the mapping file); required and
     optional columns that differ only in spelling ('Opportunity ID') are matched too.
+    `narrow(source, final)`: the table's columns as a SELECT list over the file's column names
+    (`source`, in file order; `final`: the same after renaming) instead of every column, e.g. the
+    wide sales log's mostly empty SKU cells folded into one list per row (materialising 72 text
+    columns cost ~2x reading them); None keeps them all. RawLoad.columns still names every column.
     Raises SourceError when the file cannot be read at all or lacks a required column.
     """
     try:  # a symlink in the source folder must not lead the import to a file outside it
@@ -277,7 +282,7 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     except ValueError as exc:
         raise SourceError(path, 0, "a file inside the source folder", f"{path.name} is {exc}") from None
     if is_excel(path):
-        return _load_excel(con, path, table, required, layout, rename, optional, canonical_file, noted)
+        return _load_excel(con, path, table, required, layout, rename, optional, canonical_file, noted, narrow)
     data = read_bytes(path)
     detected = check_text(path, data, layout)
     enc = detected if detected == "utf-16" else (encoding or detected)
@@ -288,13 +293,19 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     src = _sql_str(str(path))
     rej, scan = f"{table.replace('.', '_')}_rejects", f"{table.replace('.', '_')}_scans"
     enc_opt = {"latin-1": ", encoding='latin-1'", "utf-16": ", encoding='utf-16'"}.get(enc, "")
+    options = f"delim={_sql_str(delimiter)}, quote='\"', escape='\"'{enc_opt}"
+    wanted = required + (optional or [])
     try:
         con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
-        con.execute(
-            f"{_create(table)} AS SELECT *, row_number() OVER () + 1 AS _line "
-            f"FROM read_csv({src}, all_varchar=true, header=true, store_rejects=true, "
-            f"rejects_table='{rej}', rejects_scan='{scan}', sample_size=-1, "
-            f"delim={_sql_str(delimiter)}, quote='\"', escape='\"'{enc_opt})")
+        reader = (f"read_csv({src}, all_varchar=true, header=true, store_rejects=true, rejects_table='{rej}', "
+                  f"rejects_scan='{scan}', sample_size=-1, {options})")
+        select, header = "*", None
+        if narrow is not None:  # the header: binding the same reader (it reads no rows)
+            header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+            final = [_rename_map(header, wanted, rename or {}).get(c, c) for c in header]
+            select = narrow(header, final) or "*"
+            con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
+        con.execute(f"{_create(table)} AS SELECT {select}, row_number() OVER () + 1 AS _line FROM {reader}")
     except duckdb.Error as exc:
         expected = f"a comma-separated text file with a header row ({layout} layout)"
         too_long = re.search(r"Maximum line size of (\d+) bytes exceeded", str(exc))
@@ -315,7 +326,8 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
                               "would be one field)") from exc
         raise SourceError(path, 1, expected, str(exc).splitlines()[0]) from exc
 
-    columns, renamed = _check_header(con, table, path, required, layout, rename, optional, canonical_file)
+    columns, renamed = _check_header(con, table, path, required, layout, rename, optional, canonical_file,
+                                     header if select != "*" else None)
 
     rejected = con.execute(f"SELECT count(DISTINCT line) FROM {rej}").fetchall()[0][0]
     accepted = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
@@ -379,11 +391,16 @@ def _renumber(con, path: Path, table: str, rej: str, records, accepted: int, rej
     con.execute("DROP TABLE _records")
 
 
-def _check_header(con, table: str, path: Path, required: list[str], layout: str, rename, optional, canonical_file):
-    """Rename the user's columns in `table` to revintel's; SourceError naming the missing ones."""
-    columns = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
-    columns = [c for c in columns if c not in ("_ord", "_line")]
-    renamed = _rename(con, table, columns, required + (optional or []), rename or {})
+def _check_header(con, table: str, path: Path, required: list[str], layout: str, rename, optional, canonical_file,
+                  header: list[str] | None = None):
+    """Rename the user's columns in `table` to revintel's; SourceError naming the missing ones.
+    `header`: the file's columns when `table` holds a narrow projection already named as ours."""
+    if header is None:
+        columns = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
+        columns = [c for c in columns if c not in ("_ord", "_line")]
+        renamed = _rename(con, table, columns, required + (optional or []), rename or {})
+    else:
+        columns, renamed = header, _rename_map(header, required + (optional or []), rename or {})
     columns = [renamed.get(c, c) for c in columns]
     missing = [c for c in required if c not in columns]
     if missing:
@@ -396,7 +413,7 @@ def _check_header(con, table: str, path: Path, required: list[str], layout: str,
 
 
 def _load_excel(con, path: Path, table: str, required: list[str], layout: str, rename, optional,
-                canonical_file, noted) -> RawLoad:
+                canonical_file, noted, narrow=None) -> RawLoad:
     """An Excel workbook's first sheet, read directly (no conversion step for the user): every
     cell as text, `_line` = the sheet row (header = row 1), blank rows skipped like blank lines."""
     import pyarrow as pa
@@ -414,7 +431,9 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
         con.unregister("_excel_arrow")
     columns, renamed = _check_header(con, "_raw", path, required, layout, rename, optional, canonical_file)
     blank = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in columns) or "false"
-    con.execute(f"{_create(table)} AS SELECT * FROM _raw WHERE NOT ({blank}) ORDER BY _line")
+    select = (narrow(columns, columns) if narrow is not None else None) or "*"
+    con.execute(f"{_create(table)} AS SELECT {select}{', _line' if select != '*' else ''} FROM _raw "
+                f"WHERE NOT ({blank}) ORDER BY _line")
     con.execute("DROP TABLE _raw")
     ensure_quarantine_staging(con)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
@@ -423,7 +442,15 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
 
 
 def _rename(con, table: str, columns: list[str], wanted: list[str], rename: dict[str, str]) -> dict[str, str]:
-    """Rename the user's columns in `table` to revintel's: mapping first, then spelling variants."""
+    """Rename the user's columns in `table` to revintel's (_rename_map)."""
+    out = _rename_map(columns, wanted, rename)
+    for theirs, ours in out.items():
+        con.execute(f"ALTER TABLE {table} RENAME COLUMN {quote_ident(theirs)} TO {quote_ident(ours)}")
+    return out
+
+
+def _rename_map(columns: list[str], wanted: list[str], rename: dict[str, str]) -> dict[str, str]:
+    """The user's column -> revintel's: mapping first, then spelling variants."""
     out: dict[str, str] = {}
     present = set(columns)
     for ours, theirs in rename.items():
@@ -440,6 +467,4 @@ def _rename(con, table: str, columns: list[str], wanted: list[str], rename: dict
             if len(cands) == 1:
                 out[cands[0]] = ours
                 break
-    for theirs, ours in out.items():
-        con.execute(f"ALTER TABLE {table} RENAME COLUMN {quote_ident(theirs)} TO {quote_ident(ours)}")
     return out

@@ -42,33 +42,64 @@ def sku_columns(columns: list[str]) -> list[str]:
     return [c for c in columns if c not in FIXED and not c.endswith("_Qty") and f"{c}_Qty" in present]
 
 
+def _pairs(skus: list[str], source: dict[str, str]) -> str:
+    """One list per order of its non-empty (SKU index, amount text, quantity text) pairs, sorted
+    by SKU name (the order of the order lines). A wide log is mostly empty (61 M cells at scale
+    10 for 4.6 M values); kept as 66 text columns they cost twice the read."""
+    items = ", ".join(f"{{'i': {k}, 'a': {col(source[s])}, 'q': {col(source[s + '_Qty'])}}}"
+                      for k, s in sorted(enumerate(skus), key=lambda ks: ks[1]))
+    return f"list_filter([{items}], lambda x: x.a IS NOT NULL OR x.q IS NOT NULL)"
+
+
+def _narrow(header: list[str], final: list[str]) -> str | None:
+    """The raw table's columns: every column that is not a SKU pair as text, the pairs as `_pairs`."""
+    skus = sku_columns(final)
+    if not skus:
+        return None  # every column; import_sales_log says what is missing
+    source = dict(zip(final, header))
+    paired = {*skus, *(f"{s}_Qty" for s in skus)}
+    plain = [f"{col(h)} AS {col(f)}" for h, f in zip(header, final) if f not in paired]
+    return ", ".join([*plain, f"{_pairs(skus, source)} AS _pairs"])
+
+
+def _raw_row(columns: list[str], skus: list[str]) -> str:
+    """The quarantined row as the file wrote it (raw_row_sql over every column), its SKU cells
+    taken back out of `_pairs`; evaluated for quarantined rows only."""
+    index = {s: k for k, s in enumerate(skus)}
+    parts = []
+    for c in columns:
+        sku, field = (c[:-4], "q") if c.endswith("_Qty") and c[:-4] in index else (c, "a")
+        if sku in index:
+            parts.append(f"coalesce((list_filter(_pairs, lambda x: x.i = {index[sku]}))[1].{field}, '')")
+        else:
+            parts.append(f"coalesce({col(c)}, '')")
+    return f"concat_ws(',', {', '.join(parts)})"
+
+
+def _list(values) -> str:
+    return f"([{', '.join('NULL' if v is None else lit(v) for v in values)}]::VARCHAR[])"
+
+
 def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping | None = None) -> dict[str, dict]:
     mapping = mapping or Mapping()
     d = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
     raw = load_raw_csv(con, path, "temp.raw_sales_log", FIXED, "wide sales log",
                        rename=mapping.columns_for("sales_log.csv"), delimiter=mapping.delimiter,
-                       encoding=mapping.encoding, canonical_file="sales_log.csv")
+                       encoding=mapping.encoding, canonical_file="sales_log.csv", narrow=_narrow)
     skus = sku_columns(raw.columns)
     if not skus:
         raise SourceError(path, 1, "per-SKU column pairs '<SKU>' and '<SKU>_Qty'",
                           "found no such pair in the header")
 
-    # The SKU cells, long: one row per non-empty cell (UNPIVOT leaves NULLs out; a wide log is
-    # mostly empty, 60 M cells at scale 10 for 4.6 M values), each parsed once. The cell rules
-    # and the order lines both read this instead of 132 expressions per order.
-    amounts = ", ".join(col(s) for s in skus)
-    qtys = ", ".join(f"{col(s + '_Qty')} AS {col(s)}" for s in skus)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _cells AS
-        SELECT _line, sku, is_qty, v, {money_expr('v', d.decimal)} AS m, nullif(trim(v), '') IS NULL AS empty
-        FROM (SELECT _line, sku, false AS is_qty, v FROM (
-                  UNPIVOT (SELECT _line, {amounts} FROM temp.raw_sales_log) ON {amounts} INTO NAME sku VALUE v)
-              UNION ALL
-              SELECT _line, sku, true, v FROM (
-                  UNPIVOT (SELECT _line, {qtys} FROM temp.raw_sales_log) ON {amounts} INTO NAME sku VALUE v))""")
-    # per order: the first SKU column (in file order) holding an amount or quantity that is not a number
+    # Each order's SKU cells are its `_pairs`, unnested (cheap: no per-column work) and parsed
+    # where they are used. Per order: the first SKU column (in file order) holding an amount or
+    # quantity that is not a number.
+    names = _list(skus)
+    amount, qty = money_expr("p.a", d.decimal), money_expr("p.q", d.decimal)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _bad_cells AS
-        SELECT _line AS _bad_line, arg_min(sku, list_position([{", ".join(lit(s) for s in skus)}], sku)) AS _bad_sku
-        FROM _cells WHERE NOT empty AND m IS NULL GROUP BY _line""")
+        SELECT _line AS _bad_line, min(p.i) AS _bad_i FROM (SELECT _line, unnest(_pairs) AS p FROM temp.raw_sales_log)
+        WHERE (nullif(trim(p.a), '') IS NOT NULL AND {amount} IS NULL)
+           OR (nullif(trim(p.q), '') IS NOT NULL AND {qty} IS NULL) GROUP BY _line""")
     latest = latest_date(con, "temp.raw_sales_log", [d.date("Rec Date")])
     rec = col("Rec Date")
     caught = apply_rules(con, "temp.raw_sales_log", path.name, raw.columns, [
@@ -78,28 +109,27 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
         Rule("impossible_date", d.impossible_date("Rec Date", latest),
              f"'impossible Rec Date ' || {rec} || ' (before 1990 or after {latest} + 5 years)'"),
         Rule("bad_sku_cell", "_line IN (SELECT _bad_line FROM _bad_cells)",
-             "'SKU column ' || (SELECT _bad_sku FROM _bad_cells WHERE _bad_line = _line) || ' is not a number'"),
-        Rule("order_without_lines", "_line NOT IN (SELECT _line FROM _cells WHERE NOT is_qty AND NOT empty)",
+             f"'SKU column ' || {names}[(SELECT _bad_i FROM _bad_cells WHERE _bad_line = _line) + 1] || ' is not a number'"),
+        Rule("order_without_lines", "len(list_filter(_pairs, lambda x: nullif(trim(x.a), '') IS NOT NULL)) = 0",
              "'order has no SKU line (every SKU column is empty)'"),
-    ])
+    ], raw_sql=_raw_row(raw.columns, skus))
     report = {path.name: file_report(raw, caught)}
 
+    # One order line per pair with a number, in (line, SKU name) order as the orders and their
+    # pairs are stored: no join back to the orders, no sort (insertion order is preserved).
+    mapped = dict(con.execute("SELECT sku, division FROM staging.sku_map").fetchall())
+    divisions = _list(mapped.get(s) for s in skus)
     con.execute(f"""INSERT INTO staging.transactions BY NAME
-        WITH orders AS (
-            SELECT trim("CustomerId") AS customer_id, nullif(trim("Customer"), '') AS customer_name,
-                   {d.date('Rec Date')} AS order_date, nullif(trim("Division"), '') AS order_division,
-                   nullif(trim("Rep"), '') AS rep_name, nullif(trim("Branch"), '') AS region, _line
-            FROM temp.raw_sales_log),
-        lines AS (
-            SELECT _line, sku, any_value(m) FILTER (WHERE NOT is_qty) AS amount,
-                   any_value(m) FILTER (WHERE is_qty) AS qty
-            FROM _cells GROUP BY _line, sku)
-        SELECT o.customer_id, o.customer_name, o.order_date, l.sku AS product_id,
-               coalesce(m.division, o.order_division, 'Unassigned') AS division,
-               coalesce(l.qty, 1) AS quantity, l.amount AS amount,
-               o.rep_name, o.region, 'sales_log' AS source, {lit(path.name)} AS source_file, o._line
-        FROM orders o JOIN lines l USING (_line) LEFT JOIN staging.sku_map m ON m.sku = l.sku
-        WHERE l.amount IS NOT NULL OR l.qty IS NOT NULL
-        ORDER BY o._line, l.sku""")
-    con.execute("DROP TABLE _cells; DROP TABLE _bad_cells")
+        SELECT customer_id, customer_name, order_date, product_id,
+               coalesce(sku_division, order_division, 'Unassigned') AS division, coalesce(qty, 1) AS quantity,
+               amount, rep_name, region, 'sales_log' AS source, {lit(path.name)} AS source_file, _line
+        FROM (SELECT *, {names}[p.i + 1] AS product_id, {divisions}[p.i + 1] AS sku_division,
+                     {amount} AS amount, {qty} AS qty
+              FROM (SELECT trim("CustomerId") AS customer_id, nullif(trim("Customer"), '') AS customer_name,
+                           {d.date('Rec Date')} AS order_date, nullif(trim("Division"), '') AS order_division,
+                           nullif(trim("Rep"), '') AS rep_name, nullif(trim("Branch"), '') AS region, _line,
+                           unnest(_pairs) AS p
+                    FROM temp.raw_sales_log))
+        WHERE amount IS NOT NULL OR qty IS NOT NULL""")
+    con.execute("DROP TABLE _bad_cells")
     return report
