@@ -65,6 +65,9 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: str, file: str, colu
     """Exact duplicates are merged; a second row with the same key but other contents is
     quarantined. Both go to the quarantine with a reason, so the raw count still reconciles.
     `conflicts=False` when the key is the whole row (every repeat is a duplicate)."""
+    repeated = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {key} HAVING count(*) > 1)").fetchall()[0][0]
+    if not repeated:  # the usual file: a hash aggregate says so, no sort of every row by key
+        return {}
     same = "true" if not conflicts else "raw_row = first_raw"
     # the repeats by their key alone; raw rows built for them and their first rows only
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS
@@ -76,7 +79,7 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: str, file: str, colu
                            count(*) FILTER (WHERE NOT ({same})) FROM _dups""").fetchall()[0]
     con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT ?, _line, raw_row,
         CASE WHEN {same} THEN 'exact duplicate of line ' || first_line || ' (merged)'
-             ELSE ? || ' already on line ' || first_line || ' with other contents' END FROM _dups""",
+             ELSE ? || ' already on line ' || first_line || ' with other contents' END FROM _dups ORDER BY _line""",
                 [file, what])
     con.execute(f"DELETE FROM {table} WHERE _line IN (SELECT _line FROM _dups)")
     con.execute("DROP TABLE _dups")
