@@ -143,3 +143,23 @@ def test_sales_log_cells_quarantined_with_the_first_bad_sku_column(tmp_path):
                  (5, "order has no SKU line (every SKU column is empty)")]
     lines = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY 1, 2").fetchall()
     assert lines == [(2, "A", 1.0, 10.0), (6, "A", 1.0, 1200.5), (6, "B", 1.0, -7.0)]
+
+
+def test_sales_log_rows_keep_their_columns_and_lines_in_sku_order(tmp_path):
+    """The wide log is held as its other columns plus a list of SKU pairs: a quarantined row is
+    still every field in file order, the first bad SKU is the first in file order (Z9 before
+    A1), a column without a _Qty twin stays a column, and the order lines are stored by line,
+    then SKU name."""
+    (tmp_path / "sales_log.csv").write_text(
+        "CustomerId,Customer,Rec Date,Z9,Z9_Qty,Note,A1,A1_Qty,Lone,Division,Rep,Branch\n"
+        'C1,One,2024-01-02,5,1,"two\nlines",7,2,x,D,R,E\n'     # lines 2-3: Z9 and A1
+        "C2,Two,2024-01-03,bad,,,q,,y,D,R,E\n"                  # line 4: Z9 and A1 bad: Z9 named
+        "C3,Three,2024-01-04,,,note,,4,,D,R,E\n"                # line 5: a quantity, no amount
+        "C4,Four,2024-01-05,1,,,2,,,D,R,E\n")                   # line 6: A1 and Z9
+    con = duckdb.connect()
+    import_source(con, tmp_path, locked=False)
+    q = con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new ORDER BY 1").fetchall()
+    assert q == [(4, "C2,Two,2024-01-03,bad,,,q,,y,D,R,E", "SKU column Z9 is not a number"),
+                 (5, "C3,Three,2024-01-04,,,note,,4,,D,R,E", "order has no SKU line (every SKU column is empty)")]
+    stored = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY rowid").fetchall()
+    assert stored == [(2, "A1", 2.0, 7.0), (2, "Z9", 1.0, 5.0), (6, "A1", 1.0, 2.0), (6, "Z9", 1.0, 1.0)]
