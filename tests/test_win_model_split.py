@@ -244,3 +244,59 @@ def test_calibration_weight_favours_later_validation_months_and_is_off_by_defaul
     late_rate = np.average(y[late], weights=val["ipw"].to_numpy()[late])
     assert abs(recent.mean() - late_rate) < abs(flat.mean() - late_rate) - 0.01
     assert np.all(np.diff(recent) >= 0) and P_GUARD <= recent.min() and recent.max() <= 1 - P_GUARD
+
+
+def test_eventual_win_rate_is_the_aalen_johansen_estimate_known_at_the_cutoff():
+    """Five deals opened on one day: won and lost at age 10, lost at 20, one still open, one
+    closing (won) after the cutoff. By hand: q = 1/3 before age 10 (1 win of the 3 closes, the
+    20-day loss weighted by surviving age 10: 0.2 / (0.4 + 0.6 / 3)), 0 from age 10 on. The win
+    after the cutoff is censored: flipping it changes nothing."""
+    from revintel_assets.defs.deals.censoring import eventual_win_rate
+
+    cutoff, born = dt.date(2024, 1, 1), dt.date(2023, 1, 1)
+    frame = pl.DataFrame({"opportunity_id": list("ABCDE"), "created_date": [born] * 5,
+                          "outcome_date": [born + dt.timedelta(days=d) for d in (10, 10, 20)] + [None,
+                                           born + dt.timedelta(days=400)],
+                          "is_won": [True, False, False, None, True]})
+    q = eventual_win_rate(frame, cutoff)
+    np.testing.assert_allclose(q[[0, 9]], 1 / 3)
+    np.testing.assert_allclose(q[[10, 19, 200]], 0.0)
+    flipped = frame.with_columns(pl.when(pl.col("opportunity_id") == "E").then(False)
+                                 .otherwise(pl.col("is_won")).alias("is_won"))
+    np.testing.assert_array_equal(eventual_win_rate(flipped, cutoff), q)
+
+
+def test_censored_validation_rows_are_imputed_from_data_known_at_the_cutoff(snaps):
+    """Deals still open at the cutoff (mostly losers here, as in a real pipeline) are missing
+    from the closed-only validation slice. With CENSORING = "impute" each of their validation
+    rows comes back twice, won with weight q and lost with 1 - q, for the calibrator only: the
+    observed slice, the deal-disjoint split and the gate's rows are unchanged, q never reads an
+    outcome after the cutoff, and the calibrated level falls below the closed-only one."""
+    from revintel_assets.defs.deals.win_model import CENSORING, calibration_rows, calibration_weight
+
+    assert CENSORING == "impute"
+    plain, split = split_by_time(snaps, CUTOFF, Windows(), censoring=None), split_by_time(snaps, CUTOFF, Windows())
+    assert plain.censored is None and split.validation.drop("label_weight", strict=False).equals(plain.validation)
+    assert shared_deals(split) == {}
+    cens = split.censored.filter(pl.col("part") == "validation")
+    assert len(cens) > 100 and cens["outcome_date"].drop_nulls().min() > CUTOFF
+    assert not set(cens["opportunity_id"]) & set(split.validation["opportunity_id"])
+    pairs = cens.group_by("opportunity_id", "as_of_date").agg(pl.len(), pl.col("label_weight").sum())
+    assert pairs["len"].unique().to_list() == [2] and np.allclose(pairs["label_weight"], 1.0)
+    won_q = cens.filter(pl.col("is_won"))["label_weight"]
+    assert 0 < won_q.mean() < plain.validation["is_won"].mean()  # the open deals win less
+    # no outcome after the cutoff is read: flip every later outcome, the imputed rows stay
+    later = pl.col("outcome_date") > CUTOFF
+    flipped = snaps.with_columns(pl.when(later).then(~pl.col("is_won")).otherwise(pl.col("is_won")).alias("is_won"))
+    assert split_by_time(flipped, CUTOFF, Windows()).censored.equals(split.censored)
+    # the calibrator's rows: the observed slice first (the gate's out-of-fold predictions are
+    # its first len(validation) rows), then the imputed ones; its level falls (an isotonic fit
+    # keeps the weighted mean of its labels)
+    cal = calibration_rows(split)
+    assert len(cal) == len(split.validation) + len(cens) and cal.head(len(split.validation))["is_won"].equals(
+        split.validation["is_won"])
+    raw = np.random.default_rng(1).normal(size=len(cal))
+    level = calibrate(raw, cal["is_won"].cast(pl.Int8).to_numpy(), weight=calibration_weight(cal, None))(raw).mean()
+    closed = calibrate(raw[:len(plain.validation)], plain.validation["is_won"].cast(pl.Int8).to_numpy(),
+                       weight=calibration_weight(plain.validation, None))(raw[:len(plain.validation)]).mean()
+    assert level < closed - 0.01
