@@ -5,8 +5,11 @@ Split by time AND by deal. For a training cutoff C (all of it known on C):
   validation  as-of dates in [C - gap - validation, C - gap)   outcome known by C
   holdout     as-of dates in [C, C + holdout)            outcome known by the export (later)
 The gap lets most validation deals close before C, so the slice that early-stops and
-calibrates the model is not just the deals that closed fast. Deals still open at the end are
-censored (no label) and left out of every metric; that is said, not hidden.
+calibrates the model is not just the deals that closed fast. Deals still open at C are censored
+(no label): left out of every metric and of the booster's training, but their validation rows
+join the calibrator with an outcome imputed from data known at C (CENSORING, censoring.py), since
+those deals mostly lose and a closed-only slice over-states the win rate. At the evaluation
+cutoff they are holdout deals: the imputed label never reads their outcome.
 
 No deal is in two of the three. The holdout's deals are open on or after C, so they closed
 after C and are in neither of the others. A deal open across the start of the validation slice
