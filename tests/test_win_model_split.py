@@ -248,9 +248,10 @@ def test_calibration_weight_favours_later_validation_months_and_is_off_by_defaul
 
 def test_eventual_win_rate_is_the_aalen_johansen_estimate_known_at_the_cutoff():
     """Five deals opened on one day: won and lost at age 10, lost at 20, one still open, one
-    closing (won) after the cutoff. By hand: q = 1/3 before age 10 (1 win of the 3 closes, the
-    20-day loss weighted by surviving age 10: 0.2 / (0.4 + 0.6 / 3)), 0 from age 10 on. The win
-    after the cutoff is censored: flipping it changes nothing."""
+    closing (won) after the cutoff. By hand (no tail pooling, min_closes=1): q = 1/3 before age
+    10 (1 win of the 3 closes, the 20-day loss weighted by surviving age 10: 0.2 / (0.4 + 0.6 /
+    3)), 0 from age 10 on (the last estimable value carried past the last close). The win after
+    the cutoff is censored: flipping it changes nothing."""
     from revintel_assets.defs.deals.censoring import eventual_win_rate
 
     cutoff, born = dt.date(2024, 1, 1), dt.date(2023, 1, 1)
@@ -258,12 +259,34 @@ def test_eventual_win_rate_is_the_aalen_johansen_estimate_known_at_the_cutoff():
                           "outcome_date": [born + dt.timedelta(days=d) for d in (10, 10, 20)] + [None,
                                            born + dt.timedelta(days=400)],
                           "is_won": [True, False, False, None, True]})
-    q = eventual_win_rate(frame, cutoff)
+    q = eventual_win_rate(frame, cutoff, min_closes=1)
     np.testing.assert_allclose(q[[0, 9]], 1 / 3)
     np.testing.assert_allclose(q[[10, 19, 200]], 0.0)
     flipped = frame.with_columns(pl.when(pl.col("opportunity_id") == "E").then(False)
                                  .otherwise(pl.col("is_won")).alias("is_won"))
-    np.testing.assert_array_equal(eventual_win_rate(flipped, cutoff), q)
+    np.testing.assert_array_equal(eventual_win_rate(flipped, cutoff, min_closes=1), q)
+
+
+def test_eventual_win_rate_pools_a_thin_tail_instead_of_trusting_a_handful_of_late_closes():
+    """MavenTech's case: many deals close young, one late win, older deals still open. Unguarded,
+    that one win sets q = 1.0 for every deal older than the rest; with MIN_CLOSES the ages with
+    fewer closes behind them take the estimate of the oldest age that has enough (here: the
+    young closes' rate, 40 %, with the late win pooled in)."""
+    from revintel_assets.defs.deals.censoring import MIN_CLOSES, eventual_win_rate
+
+    cutoff, born = dt.date(2024, 1, 1), dt.date(2022, 1, 1)
+    n = 100  # two closes a day at ages 10-59, 2 in 5 won; one won at 300; 20 open at 600
+    close_age = [10 + i // 2 for i in range(n)] + [300] + [None] * 20
+    frame = pl.DataFrame({"opportunity_id": [f"D{i}" for i in range(len(close_age))],
+                          "created_date": [born] * len(close_age),
+                          "outcome_date": [None if a is None else born + dt.timedelta(days=a) for a in close_age],
+                          "is_won": [i % 5 < 2 for i in range(n)] + [True] + [None] * 20})
+    assert MIN_CLOSES > 1
+    plain, guarded = eventual_win_rate(frame, cutoff, min_closes=1), eventual_win_rate(frame, cutoff)
+    np.testing.assert_allclose(plain[[100, 299, 600]], 1.0)  # the single late win decides
+    tail = guarded[[100, 299, 600]]
+    assert np.allclose(tail, tail[0]) and 0.35 < tail[0] < 0.5
+    np.testing.assert_allclose(guarded[:10], plain[:10])  # well-supported ages are untouched
 
 
 def test_censored_validation_rows_are_imputed_from_data_known_at_the_cutoff(snaps):
