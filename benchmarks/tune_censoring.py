@@ -9,8 +9,10 @@ generator's replayed draws, which the product never reads), i.e. every deal open
 holdout's as-of dates, as issue 14's held-out companies are judged. Candidates:
 
 * none: closed deals only (win_model.CENSORING = None, the model before this benchmark);
-* ipcw: labelled rows weighted 1 / P(closed by C | age band, weeks to C);
-* remaining: labelled rows weighted 1 / P(known by C | days left to their close);
+* ipcw: labelled rows weighted 1 / P(closed by C | age band, weeks to C) (`closed_share_weight`;
+  within a cell it cannot tell winners from losers, so it only moves weight between cells);
+* remaining: labelled rows weighted 1 / P(known by C | days left to their close)
+  (`remaining_time_weight`); neither adopted, so they live here, not in the product;
 * impute: censored rows imputed (Aalen-Johansen q);
 * X-cal: the correction X for the calibrator only (the booster trains as with none);
   impute-cal is the product's (win_model.CENSORING, CENSORED_IN_TRAINING).
@@ -36,9 +38,52 @@ import polars as pl
 from benchmarks.eventual_outcomes import eventual_outcomes
 from benchmarks.win_reference import load_snapshot
 from revintel_assets.defs.deals.calendar import DealPlan
-from revintel_assets.defs.deals.censoring import AGE_BANDS
-from revintel_assets.defs.deals.win_model import split_by_time, train
+from revintel_assets.defs.deals.censoring import closed_by
+from revintel_assets.defs.deals.win_model import Split, split_by_time, train
 from revintel_assets.defs.validation.metrics import classification_metrics
+
+
+AGE_BANDS = (15, 61)  # deal age on the as-of date: 0-14, 15-60, > 60 days
+WEEKS = 2  # width of a weeks-to-cutoff cell, in weeks
+
+
+def closed_share_weight(rows: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+    """`label_weight` = 1 / (share of the rows in the cell, deal-age band x weeks to C, whose
+    deal closed by C), on every row of `rows` (the slice's rows, closed or not; the caller keeps
+    the closed ones)."""
+    band = pl.col("deal_age_days").cut(list(np.array(AGE_BANDS) - 0.5), labels=["a", "b", "c"])
+    weeks = ((pl.lit(cutoff) - pl.col("as_of_date")).dt.total_days() // (7 * WEEKS)).alias("_t")
+    share = closed_by(cutoff).cast(pl.Float64).mean().over(band, weeks)
+    return rows.with_columns((1.0 / share.clip(0.2)).alias("label_weight"))
+
+
+def remaining_time_weight(rows: pl.DataFrame, cutoff: dt.date, cap: float = 10.0) -> pl.DataFrame:
+    """`label_weight` = 1 / G(R) on rows whose deal closed by C: R = days from the as-of date to
+    the close, G(R) = the share of the slice's as-of dates at least R days before C, i.e. the
+    chance that a row with R days left, on an as-of date of the slice, had its outcome known by
+    C. Slow deals (mostly losers) count more; the censored deals themselves are never read.
+    Rows with more days left than any as-of date allows are lost to every weight (capped)."""
+    dates = rows["as_of_date"].unique()
+    t = np.sort(np.array([(cutoff - d).days for d in dates.to_list()], dtype=float))
+    remaining = (rows["outcome_date"] - rows["as_of_date"]).dt.total_days().to_numpy().astype(float)
+    share = 1.0 - np.searchsorted(t, remaining, side="left") / max(len(t), 1)
+    return rows.with_columns(pl.Series("label_weight", 1.0 / np.maximum(share, 1.0 / cap)))
+
+
+def reweighted(split: Split, snap: pl.DataFrame, cutoff: dt.date, mode: str) -> Split:
+    """A closed-only split (censoring=None) with its train / validation rows weighted by `mode`
+    ("ipcw" or "remaining"): `label_weight` multiplies `ipw` and `weight`, as split_by_time's
+    weights do. The ipcw cells' shares are read on the whole slice (the open deals' rows too)."""
+    def one(rows: pl.DataFrame) -> pl.DataFrame:
+        if mode == "remaining":
+            rows = remaining_time_weight(rows, cutoff)
+        else:
+            dates = rows["as_of_date"]
+            cells = (closed_share_weight(snap.filter(pl.col("as_of_date").is_between(dates.min(), dates.max())), cutoff)
+                     .filter(closed_by(cutoff)).select("opportunity_id", "as_of_date", "label_weight"))
+            rows = rows.join(cells, on=["opportunity_id", "as_of_date"], how="left", maintain_order="left")
+        return rows.with_columns(pl.col("ipw") * pl.col("label_weight"), pl.col("weight") * pl.col("label_weight"))
+    return replace(split, train=one(split.train), validation=one(split.validation))
 
 
 def _score(rows: pl.DataFrame, p: np.ndarray, y: np.ndarray) -> dict:
@@ -70,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                 split = split_by_time(snap, cutoff, replace(plan.windows, gap_days=int(cand.split()[1])), censoring=None)
             else:
                 mode = cand.removesuffix("-cal") if cand != "none" else None
-                split = split_by_time(snap, cutoff, plan.windows, censoring=mode)
+                split = split_by_time(snap, cutoff, plan.windows, censoring="impute" if mode == "impute" else None)
+                if mode in ("ipcw", "remaining"):
+                    split = reweighted(split, snap, cutoff, mode)
             model = train(split, censored_in_training=not cand.endswith("-cal"))
             out = {"setting": setting, "candidate": cand, "trees": model.best_iteration}
             if split.censored is not None:

@@ -6,15 +6,12 @@ often than the deals open on its as-of dates did: the validation slice that cali
 ([C - 182, C - 91) days) drops ~15 % of its rows this way on the demo, and those deals won 8-18 %
 against 40-47 % for the rows kept.
 
-Two corrections, both from rows known at C only (no outcome after C is read):
-
-* `impute`: each censored row is kept twice, once won and once lost, weighted q and 1 - q, where
-  q = P(eventually won | still open at the age the deal has on C), an Aalen-Johansen estimate of
-  the won / lost cumulative incidence over deal age from every deal's history up to C (deals
-  closed by C are events at their closing age, the others are censored at their age on C).
-* `ipcw`: every labelled row is weighted 1 / (share of the slice's rows in its cell whose deal
-  closed by C), cells = deal-age band on the as-of date x weeks from the as-of date to C. Within
-  a cell it cannot tell winners from losers, so it only moves weight between cells.
+The correction (`impute`), from rows known at C only (no outcome after C is read): each censored
+row is kept twice, once won and once lost, weighted q and 1 - q, where q = P(eventually won |
+still open at the age the deal has on C), an Aalen-Johansen estimate of the won / lost cumulative
+incidence over deal age from every deal's history up to C (deals closed by C are events at their
+closing age, the others are censored at their age on C). The weighting alternatives it was
+judged against live in benchmarks/tune_censoring.py.
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-AGE_BANDS = (15, 61)  # deal age on the as-of date: 0-14, 15-60, > 60 days
-WEEKS = 2  # width of a weeks-to-cutoff cell, in weeks
 # q at age a rests on the closes after age a: past the oldest ages a handful of late closes (or
 # one) would set it alone. The tail is pooled instead: every age with fewer than MIN_CLOSES closes
 # after it takes q of the oldest age that has MIN_CLOSES (the estimate from those closes). A
@@ -92,26 +87,3 @@ def imputed_rows(rows: pl.DataFrame, cutoff: dt.date, q: np.ndarray) -> pl.DataF
     won = base.with_columns(pl.lit(True).alias("is_won"), pl.col("_q").alias("label_weight"))
     lost = base.with_columns(pl.lit(False).alias("is_won"), (1 - pl.col("_q")).alias("label_weight"))
     return pl.concat([won, lost]).drop("_age", "_q")
-
-
-def closed_share_weight(rows: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
-    """`label_weight` = 1 / (share of the rows in the cell, deal-age band x weeks to C, whose
-    deal closed by C), on every row of `rows` (the slice's rows, closed or not; the caller keeps
-    the closed ones)."""
-    band = pl.col("deal_age_days").cut(list(np.array(AGE_BANDS) - 0.5), labels=["a", "b", "c"])
-    weeks = ((pl.lit(cutoff) - pl.col("as_of_date")).dt.total_days() // (7 * WEEKS)).alias("_t")
-    share = closed_by(cutoff).cast(pl.Float64).mean().over(band, weeks)
-    return rows.with_columns((1.0 / share.clip(0.2)).alias("label_weight"))
-
-
-def remaining_time_weight(rows: pl.DataFrame, cutoff: dt.date, cap: float = 10.0) -> pl.DataFrame:
-    """`label_weight` = 1 / G(R) on rows whose deal closed by C: R = days from the as-of date to
-    the close, G(R) = the share of the slice's as-of dates at least R days before C, i.e. the
-    chance that a row with R days left, on an as-of date of the slice, had its outcome known by
-    C. Slow deals (mostly losers) count more; the censored deals themselves are never read.
-    Rows with more days left than any as-of date allows are lost to every weight (capped)."""
-    dates = rows["as_of_date"].unique()
-    t = np.sort(np.array([(cutoff - d).days for d in dates.to_list()], dtype=float))
-    remaining = (rows["outcome_date"] - rows["as_of_date"]).dt.total_days().to_numpy().astype(float)
-    share = 1.0 - np.searchsorted(t, remaining, side="left") / max(len(t), 1)
-    return rows.with_columns(pl.Series("label_weight", 1.0 / np.maximum(share, 1.0 / cap)))

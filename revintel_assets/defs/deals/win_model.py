@@ -34,8 +34,7 @@ import numpy as np
 import polars as pl
 from sklearn.model_selection import GroupKFold
 
-from revintel_assets.defs.deals.censoring import (closed_by, closed_share_weight, eventual_win_rate, imputed_rows,
-                                                   remaining_time_weight)
+from revintel_assets.defs.deals.censoring import closed_by, eventual_win_rate, imputed_rows
 from revintel_assets.defs.deals.snapshot import (FEATURES_CATEGORICAL, FEATURES_NUMERIC, MODEL_FEATURES_NUMERIC,
                                                   with_derived)
 from revintel_assets.defs.validation.metrics import Calibrator, calibrate
@@ -75,8 +74,8 @@ STRADDLER_TO_VALIDATION = 0.5  # share of the deals open across the train/valida
 # the open deals' validation rows to the calibrator, won with weight q and lost with 1 - q (q from
 # the won / lost incidence by deal age up to the cutoff). Chosen on the design seeds 42 / 7
 # (benchmarks/tune_censoring.py; README design log): drift-1 holdout ECE 0.030 / 0.021 -> 0.020 /
-# 0.020, AUC unchanged. "ipcw" and "remaining" (weights on the closed rows) moved it less.
-CENSORING: str | None = "impute"  # None | "impute" | "ipcw" | "remaining"; None: closed deals only
+# 0.020, AUC unchanged. Weights on the closed rows moved it less (benchmarks/tune_censoring.py).
+CENSORING: str | None = "impute"  # None | "impute"; None: closed deals only
 # The booster stays on the closed deals: imputed rows (and censoring weights) in its training
 # cost holdout AUC on design seed 42 at drift 1 (0.823 -> 0.818).
 CENSORED_IN_TRAINING = False
@@ -90,11 +89,7 @@ def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows(),
     burn_in = snap["created_date"].min() + dt.timedelta(days=w.burn_in_days) if len(snap) else val_start
     slices = {"train": snap.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left")),
               "validation": snap.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))}
-    if censoring == "ipcw":
-        slices = {k: closed_share_weight(v, cutoff) for k, v in slices.items()}
     known = {k: v.filter(closed_by(cutoff)) for k, v in slices.items()}
-    if censoring == "remaining":
-        known = {k: remaining_time_weight(v, cutoff) for k, v in known.items()}
     baseline_rows = pl.concat([known["train"], known["validation"]], how="diagonal_relaxed")
     train, validation = _deal_disjoint(known["train"], known["validation"])
     censored = None
@@ -144,7 +139,7 @@ def _weighted(df: pl.DataFrame, reweighted: set | None = None, factor: float = 1
     `ipw` is the inverse-probability weight of the straddling deals kept on this side
     (`factor`, else 1)."""
     ipw = (pl.col("opportunity_id").is_in(list(reweighted or ())).cast(pl.Float64) * (factor - 1.0) + 1.0)
-    if "label_weight" in df.columns:  # censoring.py: an imputed outcome's weight, or 1 / P(closed)
+    if "label_weight" in df.columns:  # censoring.py: an imputed outcome's weight
         ipw = ipw * pl.col("label_weight")
     # snapshots counted once per as-of date: an imputed row is there twice (won and lost)
     return df.with_columns(ipw.alias("ipw")).with_columns(
