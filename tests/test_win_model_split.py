@@ -323,3 +323,30 @@ def test_censored_validation_rows_are_imputed_from_data_known_at_the_cutoff(snap
     closed = calibrate(raw[:len(plain.validation)], plain.validation["is_won"].cast(pl.Int8).to_numpy(),
                        weight=calibration_weight(plain.validation, None))(raw[:len(plain.validation)]).mean()
     assert level < closed - 0.01
+
+
+def test_training_rows_keep_the_deals_still_open_at_the_export(snaps):
+    """The deals open at the export date have no label, but at a training cutoff they are censored
+    deals like the ones that closed later: the asset's training rows must keep them, or q's risk
+    set loses them and the imputed deals are chosen by closing between the cutoff and the export
+    (at the latest cutoff: no imputed deal at all)."""
+    import duckdb
+
+    from revintel_assets.defs.deals.assets import TRAINING_COLUMNS, training_rows
+
+    table = snaps.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in TRAINING_COLUMNS if c not in snaps.columns))
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    con.register("t", table.to_arrow())
+    con.execute("CREATE TABLE features.deal_snapshot AS SELECT * FROM t")
+
+    class Warehouse:
+        def query(self, sql, params=None):
+            return pl.from_pandas(con.execute(sql, params).fetchdf())
+
+    horizon = CUTOFF + dt.timedelta(days=Windows().holdout_days)
+    rows, share = training_rows(Warehouse(), horizon, 10**9)
+    assert share == 1.0 and len(rows) == snaps.filter(pl.col("as_of_date") < horizon).height
+    open_at_export = set(rows.filter(pl.col("is_won").is_null())["opportunity_id"])
+    censored = set(split_by_time(rows, CUTOFF, Windows()).censored["opportunity_id"])
+    assert open_at_export & censored and censored == set(split_by_time(snaps, CUTOFF, Windows()).censored["opportunity_id"])
