@@ -10,7 +10,11 @@ columns are written), then collect from that warehouse:
 * deals: on revintel's holdout rows of its evaluation cutoff, AUC / Brier / ECE of revintel's win
   model, its three baselines, the plain as-of LightGBM reference (benchmarks/win_reference.py)
   and the oracle (the generator's p), and AUC by deal-age band (0-14, 15-60, > 60 days), where
-  the oracle is a ceiling only for young deals (demo/deals.py);
+  the oracle is a ceiling only for young deals (demo/deals.py); and, as issue 14 judges held-out
+  companies, on the deals open at the export date with their eventual outcomes (the generator's
+  draws replayed by benchmarks/eventual_outcomes.py): AUC / Brier / ECE of the scores revintel
+  serves for that date (scores.deal_scores; the warehouse's, i.e. the code that built it, also
+  under --collect-only), of the reference trained on everything known then, and of the oracle;
 * ICP: mean holdout AUC over divisions of the per-division champion and of each model
   (benchmarks/icp_report.py), the best baseline being the better of logistic and RFM;
 * forecast: walk-forward P10-P90 coverage of the total, weekly and monthly
@@ -45,14 +49,16 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from benchmarks.eventual_outcomes import eventual_outcomes
 from benchmarks.icp_report import report as icp_report
-from benchmarks.win_reference import holdout_predictions
+from benchmarks.win_reference import holdout_predictions, load_snapshot, reference_predict
 from revintel_assets.defs.validation.metrics import classification_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN_SEEDS = (42, 7)
 AGE_BANDS = ((0, 14, "0-14 d"), (15, 60, "15-60 d"), (61, 10**6, "> 60 d"))
 DEAL_MODELS = ("revintel", "reference", "baseline_stage", "baseline_naive_bayes", "baseline_base_rate", "oracle")
+OPEN_MODELS = ("revintel", "reference", "oracle")  # judged on the deals open at the export date
 
 
 def deal_metrics(rows: pl.DataFrame, preds: dict[str, np.ndarray]) -> dict:
@@ -68,6 +74,29 @@ def deal_metrics(rows: pl.DataFrame, preds: dict[str, np.ndarray]) -> dict:
             out[name][f"auc {label}"] = round(float(classification_metrics(y[band], p[band])["auc"]), 4)
     out["age_band_rows"] = {label: int(((age >= lo) & (age <= hi)).sum()) for lo, hi, label in AGE_BANDS}
     return out
+
+
+def open_at_export(con, db: Path, seed: int, scale: float, drift: float) -> tuple[pl.DataFrame, dict, dict]:
+    """The deals open on the latest scored date (the export date) with their eventual outcome
+    (`is_won`), and on them revintel's served scores, the reference's and the oracle's."""
+    served = pl.DataFrame(con.execute("""SELECT opportunity_id, win_probability, model_version FROM scores.deal_scores
+                                         WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)""").fetchall(),
+                          schema=["opportunity_id", "win_probability", "model_version"], orient="row")
+    snap = load_snapshot(db)
+    export = snap["as_of_date"].max()
+    truth = eventual_outcomes(seed, scale, drift)
+    rows = (snap.filter(pl.col("as_of_date") == export).drop("is_won")
+            .join(served, on="opportunity_id", how="left", maintain_order="left")
+            .join(truth, on="opportunity_id", how="left", maintain_order="left")
+            .rename({"eventual_won": "is_won"}))
+    assert len(rows) == len(served) and rows["win_probability"].null_count() == 0, "scores and snapshot disagree"
+    assert rows["is_won"].null_count() == 0 and (rows["eventual_close_date"] > export).all(), \
+        "snapshot and replayed generator disagree"
+    preds = {"revintel": rows["win_probability"].to_numpy(), "reference": reference_predict(snap, export, rows)[0],
+             "oracle": rows["true_win_probability"].to_numpy()}
+    facts = {"export_date": str(export), "rows": len(rows), "won": int(rows["is_won"].sum()),
+             "scoring_model": served["model_version"].unique().sort().to_list()}
+    return rows, preds, facts
 
 
 def forecast_coverage(con) -> dict:
@@ -92,8 +121,9 @@ def icp_summary(data_dir: Path) -> dict:
 FAMILIES = ("deals", "icp", "forecast")
 
 
-def collect(data_dir: Path, families: tuple[str, ...] = FAMILIES) -> dict:
-    """The figures of the requested model families from one built data directory."""
+def collect(data_dir: Path, families: tuple[str, ...] = FAMILIES, demo: tuple[int, float, float] | None = None) -> dict:
+    """The figures of the requested model families from one built data directory; `demo` (seed,
+    scale, drift) of its company adds the deal figures on the deals open at the export date."""
     db = data_dir / "warehouse" / "revintel.duckdb"
     out: dict = {}
     con = duckdb.connect(str(db), read_only=True)
@@ -112,6 +142,9 @@ def collect(data_dir: Path, families: tuple[str, ...] = FAMILIES) -> dict:
             facts["warehouse_holdout_auc"] = None if stored is None else round(float(stored[0]), 4)
             facts["scoring_model"] = scoring[0] if scoring else None
             out |= {"deals": deal_metrics(rows, preds), "deal_facts": facts}
+            if demo is not None:
+                rows, preds, facts = open_at_export(con, db, *demo)
+                out |= {"deals_open_at_export": deal_metrics(rows, preds), "deals_open_at_export_facts": facts}
     finally:
         con.close()
     if "icp" in families:
@@ -215,6 +248,8 @@ def flatten(result: dict) -> dict[str, float]:
         out["deal revintel AUC - reference"] = d["revintel"]["auc"] - d["reference"]["auc"]
         best_base = min(d[m]["brier"] for m in d if m.startswith("baseline_"))
         out["deal revintel Brier - best baseline"] = d["revintel"]["brier"] - best_base
+    if o := result.get("deals_open_at_export"):
+        out |= {f"deal open at export {m} {k}": o[m][k] for m in OPEN_MODELS if m in o for k in ("auc", "brier", "ece")}
     if i:
         out["icp champion AUC"] = i["champion_auc"]
         out["icp best baseline AUC"] = i["best_baseline_auc"]
@@ -278,6 +313,10 @@ def compact_table(summary: dict) -> str:
         lines.append(f"| {label}, AUC / Brier / ECE | " + " | ".join(" / ".join(
             _ms(summary[d].get(f"deal {m} {k}"), nd) for k, nd in (("auc", 3), ("brier", 4), ("ece", 3)))
             for d in drifts) + " |")
+    for m in OPEN_MODELS:
+        lines.append(f"| deal, open at the export date (eventual outcomes): {m}, AUC / Brier / ECE | " + " | ".join(
+            " / ".join(_ms(summary[d].get(f"deal open at export {m} {k}"), nd)
+                       for k, nd in (("auc", 3), ("brier", 4), ("ece", 3))) for d in drifts) + " |")
     for key, label in (("deal revintel AUC - reference", "deal: revintel − reference AUC, paired per seed"),
                        ("deal revintel Brier - best baseline", "deal: revintel − best baseline Brier, paired per seed")):
         lines.append(f"| {label} | " + " | ".join(_ms(summary[d].get(key), 4) for d in drifts) + " |")
@@ -344,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 rerun_icp(args.root, seed, drift)
             result = {"seed": seed, "drift": drift, "scale": args.scale, "build_seconds": seconds,
                       **({"forecast_only": True} if args.forecast_only else {}),
-                      **collect(data_dir, tuple(args.families))}
+                      **collect(data_dir, tuple(args.families), (seed, args.scale, drift))}
             results.append(result)
             with open(args.root / "results.jsonl", "a") as f:
                 f.write(json.dumps(result, default=str) + "\n")

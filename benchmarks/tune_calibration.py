@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks.win_reference import load_snapshot, reference_predict
 from revintel_assets.defs.deals.calendar import DealPlan
-from revintel_assets.defs.deals.win_model import P_FLOOR, cross_fitted, split_by_time, train
+from revintel_assets.defs.deals.win_model import P_FLOOR, calibration_rows, cross_fitted, split_by_time, train
 from revintel_assets.defs.validation.metrics import calibrate, classification_metrics
 
 BAND_EDGES = (15, 61)  # deal age in days: 0-14, 15-60, > 60
@@ -89,12 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         snap = load_snapshot(data_dir / "warehouse" / "revintel.duckdb")
         plan = DealPlan(snap["created_date"].min(), snap["as_of_date"].max())
         split = split_by_time(snap, plan.eval_cutoff, plan.windows)
-        rows, val = split.holdout, split.validation
+        # the calibrators below are fitted on the product's calibration rows: the validation
+        # slice plus its censored deals' imputed rows (win_model.CENSORING)
+        rows, val = split.holdout, calibration_rows(split)
         y, bh = rows["is_won"].cast(pl.Int8).to_numpy(), band(rows["deal_age_days"].to_numpy())
         model = train(split, calibration_half_life_days=None)
         rv, rh = model.raw_log_odds(val), model.raw_log_odds(rows)
         yv, bv = val["is_won"].cast(pl.Int8).to_numpy(), band(val["deal_age_days"].to_numpy())
-        wv, gv = val["ipw"].to_numpy(), val["opportunity_id"].to_numpy()
+        wv, gv = val["ipw"].to_numpy(), val["opportunity_id"].to_numpy()  # ipw includes label_weight
         cands = {"unweighted": model.predict(rows), "reference": reference_predict(snap, plan.eval_cutoff, rows)[0]}
         cands |= {f"band-iso m={m:g}": band_isotonic(rv, yv, bv, wv, m)(rh, bh) for m in args.shrink}
         cands |= {f"logit-band on={on}{' +inter' if inter else ''}": logistic_band(rv, yv, bv, wv, gv, on, inter)(rh, bh)

@@ -62,3 +62,20 @@ def test_compact_table_has_a_column_per_drift():
     assert md.splitlines()[0] == "| figure | drift 0 | drift 1 |"
     assert "| ICP: per-division champion, mean AUC | 0.750 ± 0.071 | 0.700 ± nan |" in md
     assert "deal: revintel − reference AUC" in md and "weekly (no swing)" in md
+
+
+def test_open_at_export_figures_are_flattened_and_rendered_beside_the_holdout():
+    """The deals open at the export date (eventual outcomes) get their own figures and compact
+    rows; a result collected before them (an older --json) renders as missing, not as zero."""
+    from benchmarks.seeds import OPEN_MODELS, compact_table
+
+    rows, preds = _rows()
+    with_open = _result(101, 0.0, 0.0) | {"deals_open_at_export": deal_metrics(rows, {m: preds[m] for m in OPEN_MODELS})}
+    flat = flatten(with_open)
+    assert math.isclose(flat["deal open at export reference brier"], 0.01)
+    assert flat["deal open at export revintel auc"] == flat["deal revintel auc"]  # same rows and scores here
+    assert not any(k.startswith("deal open at export") for k in flatten(_result(101, 1.0, 0.0)))
+    md = compact_table(summarise([with_open, _result(101, 1.0, 0.0)]))
+    line = next(x for x in md.splitlines() if x.startswith("| deal, open at the export date (eventual outcomes): reference"))
+    assert line.endswith(f"| 1.000 ± nan / 0.0100 ± nan / {flat['deal open at export reference ece']:.3f} ± nan "
+                         "| – / – / – |")

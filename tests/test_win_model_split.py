@@ -244,3 +244,109 @@ def test_calibration_weight_favours_later_validation_months_and_is_off_by_defaul
     late_rate = np.average(y[late], weights=val["ipw"].to_numpy()[late])
     assert abs(recent.mean() - late_rate) < abs(flat.mean() - late_rate) - 0.01
     assert np.all(np.diff(recent) >= 0) and P_GUARD <= recent.min() and recent.max() <= 1 - P_GUARD
+
+
+def test_eventual_win_rate_is_the_aalen_johansen_estimate_known_at_the_cutoff():
+    """Five deals opened on one day: won and lost at age 10, lost at 20, one still open, one
+    closing (won) after the cutoff. By hand (no tail pooling, min_closes=1): q = 1/3 before age
+    10 (1 win of the 3 closes, the 20-day loss weighted by surviving age 10: 0.2 / (0.4 + 0.6 /
+    3)), 0 from age 10 on (the last estimable value carried past the last close). The win after
+    the cutoff is censored: flipping it changes nothing."""
+    from revintel_assets.defs.deals.censoring import eventual_win_rate
+
+    cutoff, born = dt.date(2024, 1, 1), dt.date(2023, 1, 1)
+    frame = pl.DataFrame({"opportunity_id": list("ABCDE"), "created_date": [born] * 5,
+                          "outcome_date": [born + dt.timedelta(days=d) for d in (10, 10, 20)] + [None,
+                                           born + dt.timedelta(days=400)],
+                          "is_won": [True, False, False, None, True]})
+    q = eventual_win_rate(frame, cutoff, min_closes=1)
+    np.testing.assert_allclose(q[[0, 9]], 1 / 3)
+    np.testing.assert_allclose(q[[10, 19, 200]], 0.0)
+    flipped = frame.with_columns(pl.when(pl.col("opportunity_id") == "E").then(False)
+                                 .otherwise(pl.col("is_won")).alias("is_won"))
+    np.testing.assert_array_equal(eventual_win_rate(flipped, cutoff, min_closes=1), q)
+
+
+def test_eventual_win_rate_pools_a_thin_tail_instead_of_trusting_a_handful_of_late_closes():
+    """MavenTech's case: many deals close young, one late win, older deals still open. Unguarded,
+    that one win sets q = 1.0 for every deal older than the rest; with MIN_CLOSES the ages with
+    fewer closes behind them take the estimate of the oldest age that has enough (here: the
+    young closes' rate, 40 %, with the late win pooled in)."""
+    from revintel_assets.defs.deals.censoring import MIN_CLOSES, eventual_win_rate
+
+    cutoff, born = dt.date(2024, 1, 1), dt.date(2022, 1, 1)
+    n = 100  # two closes a day at ages 10-59, 2 in 5 won; one won at 300; 20 open at 600
+    close_age = [10 + i // 2 for i in range(n)] + [300] + [None] * 20
+    frame = pl.DataFrame({"opportunity_id": [f"D{i}" for i in range(len(close_age))],
+                          "created_date": [born] * len(close_age),
+                          "outcome_date": [None if a is None else born + dt.timedelta(days=a) for a in close_age],
+                          "is_won": [i % 5 < 2 for i in range(n)] + [True] + [None] * 20})
+    assert MIN_CLOSES > 1
+    plain, guarded = eventual_win_rate(frame, cutoff, min_closes=1), eventual_win_rate(frame, cutoff)
+    np.testing.assert_allclose(plain[[100, 299, 600]], 1.0)  # the single late win decides
+    tail = guarded[[100, 299, 600]]
+    assert np.allclose(tail, tail[0]) and 0.35 < tail[0] < 0.5
+    np.testing.assert_allclose(guarded[:10], plain[:10])  # well-supported ages are untouched
+
+
+def test_censored_validation_rows_are_imputed_from_data_known_at_the_cutoff(snaps):
+    """Deals still open at the cutoff (mostly losers here, as in a real pipeline) are missing
+    from the closed-only validation slice. With CENSORING = "impute" each of their validation
+    rows comes back twice, won with weight q and lost with 1 - q, for the calibrator only: the
+    observed slice, the deal-disjoint split and the gate's rows are unchanged, q never reads an
+    outcome after the cutoff, and the calibrated level falls below the closed-only one."""
+    from revintel_assets.defs.deals.win_model import CENSORING, calibration_rows, calibration_weight
+
+    assert CENSORING == "impute"
+    plain, split = split_by_time(snaps, CUTOFF, Windows(), censoring=None), split_by_time(snaps, CUTOFF, Windows())
+    assert plain.censored is None and split.validation.drop("label_weight", strict=False).equals(plain.validation)
+    assert shared_deals(split) == {}
+    cens = split.censored.filter(pl.col("part") == "validation")
+    assert len(cens) > 100 and cens["outcome_date"].drop_nulls().min() > CUTOFF
+    assert not set(cens["opportunity_id"]) & set(split.validation["opportunity_id"])
+    pairs = cens.group_by("opportunity_id", "as_of_date").agg(pl.len(), pl.col("label_weight").sum())
+    assert pairs["len"].unique().to_list() == [2] and np.allclose(pairs["label_weight"], 1.0)
+    won_q = cens.filter(pl.col("is_won"))["label_weight"]
+    assert 0 < won_q.mean() < plain.validation["is_won"].mean()  # the open deals win less
+    # no outcome after the cutoff is read: flip every later outcome, the imputed rows stay
+    later = pl.col("outcome_date") > CUTOFF
+    flipped = snaps.with_columns(pl.when(later).then(~pl.col("is_won")).otherwise(pl.col("is_won")).alias("is_won"))
+    assert split_by_time(flipped, CUTOFF, Windows()).censored.equals(split.censored)
+    # the calibrator's rows: the observed slice first (the gate's out-of-fold predictions are
+    # its first len(validation) rows), then the imputed ones; its level falls (an isotonic fit
+    # keeps the weighted mean of its labels)
+    cal = calibration_rows(split)
+    assert len(cal) == len(split.validation) + len(cens) and cal.head(len(split.validation))["is_won"].equals(
+        split.validation["is_won"])
+    raw = np.random.default_rng(1).normal(size=len(cal))
+    level = calibrate(raw, cal["is_won"].cast(pl.Int8).to_numpy(), weight=calibration_weight(cal, None))(raw).mean()
+    closed = calibrate(raw[:len(plain.validation)], plain.validation["is_won"].cast(pl.Int8).to_numpy(),
+                       weight=calibration_weight(plain.validation, None))(raw[:len(plain.validation)]).mean()
+    assert level < closed - 0.01
+
+
+def test_training_rows_keep_the_deals_still_open_at_the_export(snaps):
+    """The deals open at the export date have no label, but at a training cutoff they are censored
+    deals like the ones that closed later: the asset's training rows must keep them, or q's risk
+    set loses them and the imputed deals are chosen by closing between the cutoff and the export
+    (at the latest cutoff: no imputed deal at all)."""
+    import duckdb
+
+    from revintel_assets.defs.deals.assets import TRAINING_COLUMNS, training_rows
+
+    table = snaps.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in TRAINING_COLUMNS if c not in snaps.columns))
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    con.register("t", table.to_arrow())
+    con.execute("CREATE TABLE features.deal_snapshot AS SELECT * FROM t")
+
+    class Warehouse:
+        def query(self, sql, params=None):
+            return pl.from_pandas(con.execute(sql, params).fetchdf())
+
+    horizon = CUTOFF + dt.timedelta(days=Windows().holdout_days)
+    rows, share = training_rows(Warehouse(), horizon, 10**9)
+    assert share == 1.0 and len(rows) == snaps.filter(pl.col("as_of_date") < horizon).height
+    open_at_export = set(rows.filter(pl.col("is_won").is_null())["opportunity_id"])
+    censored = set(split_by_time(rows, CUTOFF, Windows()).censored["opportunity_id"])
+    assert open_at_export & censored and censored == set(split_by_time(snaps, CUTOFF, Windows()).censored["opportunity_id"])

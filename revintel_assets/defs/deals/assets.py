@@ -79,9 +79,12 @@ TRAINING_COLUMNS = list(dict.fromkeys(["opportunity_id", "as_of_date", "created_
 
 
 def training_rows(wh, horizon: dt.date, max_rows: int) -> tuple[pl.DataFrame, float]:
-    """Labelled snapshot rows before `horizon` (only TRAINING_COLUMNS); above `max_rows`, the
-    rows of a hash-chosen share of deals. Returns the rows and the share of deals kept."""
-    where = "is_won IS NOT NULL AND as_of_date < ?"
+    """Snapshot rows before `horizon` (only TRAINING_COLUMNS); above `max_rows`, the rows of a
+    hash-chosen share of deals. Returns the rows and the share of deals kept. The rows of deals
+    still open at the export date (no label) are kept: at a cutoff they are censored deals like
+    the ones that closed later (win_model.CENSORING), and leaving them out would both drop them
+    from q's risk set and choose the imputed deals by whether they closed after the cutoff."""
+    where = "as_of_date < ?"
     total = wh.query(f"SELECT count(*) AS n FROM features.deal_snapshot WHERE {where}", [horizon])["n"][0]
     share = min(1.0, max_rows / total) if total else 1.0
     sample = "" if share >= 1.0 else f" AND hash(opportunity_id) % 1000000 < {int(share * 1_000_000)}"

@@ -5,8 +5,11 @@ Split by time AND by deal. For a training cutoff C (all of it known on C):
   validation  as-of dates in [C - gap - validation, C - gap)   outcome known by C
   holdout     as-of dates in [C, C + holdout)            outcome known by the export (later)
 The gap lets most validation deals close before C, so the slice that early-stops and
-calibrates the model is not just the deals that closed fast. Deals still open at the end are
-censored (no label) and left out of every metric; that is said, not hidden.
+calibrates the model is not just the deals that closed fast. Deals still open at C are censored
+(no label): left out of every metric and of the booster's training, but their validation rows
+join the calibrator with an outcome imputed from data known at C (CENSORING, censoring.py), since
+those deals mostly lose and a closed-only slice over-states the win rate. At the evaluation
+cutoff they are holdout deals: the imputed label never reads their outcome.
 
 No deal is in two of the three. The holdout's deals are open on or after C, so they closed
 after C and are in neither of the others. A deal open across the start of the validation slice
@@ -31,6 +34,7 @@ import numpy as np
 import polars as pl
 from sklearn.model_selection import GroupKFold
 
+from revintel_assets.defs.deals.censoring import closed_by, eventual_win_rate, imputed_rows
 from revintel_assets.defs.deals.snapshot import (FEATURES_CATEGORICAL, FEATURES_NUMERIC, MODEL_FEATURES_NUMERIC,
                                                   with_derived)
 from revintel_assets.defs.validation.metrics import Calibrator, calibrate
@@ -57,32 +61,60 @@ class Split:
     # gap (train + validation as cut by time alone, straddling deals whole). The holdout shares
     # no deal with them; dropping half the straddlers' rows would bias the baselines' base rate.
     baseline_rows: pl.DataFrame | None = None
+    # rows of deals still open at the cutoff, with an imputed outcome (censoring.py, CENSORING =
+    # "impute"): each row twice, won and lost, `label_weight` q and 1 - q; `part` says which of
+    # train / validation the deal belongs to. Used only to fit the model and its calibrator
+    # (CENSORED_IN_TRAINING: which); every metric and the gate read the observed rows alone.
+    censored: pl.DataFrame | None = None
 
 
 STRADDLER_TO_VALIDATION = 0.5  # share of the deals open across the train/validation boundary
+# Deals still open at the cutoff (censoring.py): the validation slice keeps only the deals
+# closed by then, mostly the winners, so a calibrator fitted on it over-predicts. "impute" adds
+# the open deals' validation rows to the calibrator, won with weight q and lost with 1 - q (q from
+# the won / lost incidence by deal age up to the cutoff). Chosen on the design seeds 42 / 7
+# (benchmarks/tune_censoring.py; README design log): drift-1 holdout ECE 0.030 / 0.021 -> 0.020 /
+# 0.020, AUC unchanged. Weights on the closed rows moved it less (benchmarks/tune_censoring.py).
+CENSORING: str | None = "impute"  # None | "impute"; None: closed deals only
+# The booster stays on the closed deals: imputed rows (and censoring weights) in its training
+# cost holdout AUC on design seed 42 at drift 1 (0.823 -> 0.818).
+CENSORED_IN_TRAINING = False
 
 
-def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows()) -> Split:
+def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows(),
+                  censoring: str | None = CENSORING) -> Split:
     val_end = cutoff - dt.timedelta(days=w.gap_days)
     val_start = val_end - dt.timedelta(days=w.validation_days)
     labelled = snap.filter(pl.col("is_won").is_not_null())
-    known = labelled.filter(pl.col("outcome_date") <= cutoff)
     burn_in = snap["created_date"].min() + dt.timedelta(days=w.burn_in_days) if len(snap) else val_start
-    train = known.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left"))
-    validation = known.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))
-    baseline_rows = pl.concat([train, validation])
-    straddling = set(train["opportunity_id"].to_list()) & set(validation["opportunity_id"].to_list())
-    to_validation = {d for d in straddling if deal_hash(d) < STRADDLER_TO_VALIDATION}
-    train = _weighted(train.filter(~pl.col("opportunity_id").is_in(list(to_validation))),
-                      straddling - to_validation, 1 / (1 - STRADDLER_TO_VALIDATION))
-    validation = _weighted(validation.filter(~pl.col("opportunity_id").is_in(list(straddling - to_validation))),
-                           to_validation, 1 / STRADDLER_TO_VALIDATION)
+    slices = {"train": snap.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left")),
+              "validation": snap.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))}
+    known = {k: v.filter(closed_by(cutoff)) for k, v in slices.items()}
+    baseline_rows = pl.concat([known["train"], known["validation"]], how="diagonal_relaxed")
+    train, validation = _deal_disjoint(known["train"], known["validation"])
+    censored = None
+    if censoring == "impute":
+        q = eventual_win_rate(snap, cutoff)
+        c_train, c_val = _deal_disjoint(*(imputed_rows(slices[k], cutoff, q) for k in ("train", "validation")))
+        censored = pl.concat([c_train.with_columns(pl.lit("train").alias("part")),
+                              c_val.with_columns(pl.lit("validation").alias("part"))])
     split = Split(train=train, validation=validation,
                   holdout=labelled.filter(pl.col("as_of_date").is_between(
                       cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")),
-                  baseline_rows=baseline_rows)
+                  baseline_rows=baseline_rows, censored=censored)
     assert not shared_deals(split), "a deal in two of train / validation / holdout"
     return split
+
+
+def _deal_disjoint(train: pl.DataFrame, validation: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each deal with rows on both sides goes to one side by the hash of its id (its rows there
+    weighted 1 / the probability of that side); `weight` as in `_weighted`."""
+    straddling = set(train["opportunity_id"].to_list()) & set(validation["opportunity_id"].to_list())
+    to_validation = {d for d in straddling if deal_hash(d) < STRADDLER_TO_VALIDATION}
+    return (_weighted(train.filter(~pl.col("opportunity_id").is_in(list(to_validation))),
+                      straddling - to_validation, 1 / (1 - STRADDLER_TO_VALIDATION)),
+            _weighted(validation.filter(~pl.col("opportunity_id").is_in(list(straddling - to_validation))),
+                      to_validation, 1 / STRADDLER_TO_VALIDATION))
 
 
 def deal_hash(deal_id) -> float:
@@ -91,7 +123,9 @@ def deal_hash(deal_id) -> float:
 
 
 def shared_deals(split: Split) -> dict[str, int]:
-    """Deals found in two parts of the split (empty when the split is deal-disjoint)."""
+    """Deals found in two parts of the split (empty when the split is deal-disjoint).
+    `split.censored` is not a part: its deals were open at the cutoff (at the evaluation cutoff
+    they are holdout deals), and its labels are imputed from data known then, never their own."""
     parts = {k: set(getattr(split, k)["opportunity_id"].to_list()) for k in ("train", "validation", "holdout")}
     pairs = {f"{a}&{b}": len(parts[a] & parts[b]) for a, b in
              (("train", "validation"), ("train", "holdout"), ("validation", "holdout"))}
@@ -105,8 +139,11 @@ def _weighted(df: pl.DataFrame, reweighted: set | None = None, factor: float = 1
     `ipw` is the inverse-probability weight of the straddling deals kept on this side
     (`factor`, else 1)."""
     ipw = (pl.col("opportunity_id").is_in(list(reweighted or ())).cast(pl.Float64) * (factor - 1.0) + 1.0)
+    if "label_weight" in df.columns:  # censoring.py: an imputed outcome's weight
+        ipw = ipw * pl.col("label_weight")
+    # snapshots counted once per as-of date: an imputed row is there twice (won and lost)
     return df.with_columns(ipw.alias("ipw")).with_columns(
-        (pl.col("ipw") / pl.len().over("opportunity_id").sqrt()).alias("weight"))
+        (pl.col("ipw") / pl.col("as_of_date").n_unique().over("opportunity_id").sqrt()).alias("weight"))
 
 
 @dataclass
@@ -224,30 +261,58 @@ def calibration_weight(validation: pl.DataFrame, half_life_days: float | None) -
 def train(split: Split, params: dict | None = None, max_rounds: int = MAX_ROUNDS,
           half_life_days: float | None = RECENCY_HALF_LIFE_DAYS,
           numeric: list[str] | None = None,
-          calibration_half_life_days: float | None = CALIBRATION_HALF_LIFE_DAYS) -> WinModel:
-    """`numeric`: the numeric features (default MODEL_FEATURES_NUMERIC; benchmarks compare others)."""
+          calibration_half_life_days: float | None = CALIBRATION_HALF_LIFE_DAYS,
+          censored_in_training: bool = CENSORED_IN_TRAINING) -> WinModel:
+    """`numeric`: the numeric features (default MODEL_FEATURES_NUMERIC; benchmarks compare others).
+    `split.censored` (imputed rows of deals open at the cutoff) joins the calibration rows, and
+    the training rows when `censored_in_training`; early stopping reads the observed rows only."""
     params = {**PARAMS, **(params or {})}
+    fit_rows = with_censored(split.train, split, "train") if censored_in_training else split.train
+    cal_rows = calibration_rows(split)
     enc = Encoder(numeric=list(numeric or MODEL_FEATURES_NUMERIC)).fit(split.train)
     cat_idx = list(range(len(enc.numeric), len(enc.features)))
-    weight = split.train["weight"].to_numpy() * recency_weight(split.train["as_of_date"], half_life_days)
-    dtrain = lgb.Dataset(enc.matrix(split.train), split.train["is_won"].cast(pl.Int8).to_numpy(),
+    weight = _fit_weight(fit_rows, censored_in_training) * recency_weight(fit_rows["as_of_date"], half_life_days)
+    dtrain = lgb.Dataset(enc.matrix(fit_rows), fit_rows["is_won"].cast(pl.Int8).to_numpy(),
                          weight=weight, feature_name=enc.features,
                          categorical_feature=cat_idx, free_raw_data=False)
     dval = lgb.Dataset(enc.matrix(split.validation), split.validation["is_won"].cast(pl.Int8).to_numpy(),
-                       weight=split.validation["weight"].to_numpy(), reference=dtrain)
+                       weight=_fit_weight(split.validation, censored_in_training), reference=dtrain)
     booster = lgb.train(params, dtrain, num_boost_round=max_rounds, valid_sets=[dval],
                         callbacks=[lgb.early_stopping(50, verbose=False)])
     best = booster.best_iteration or max_rounds
-    raw_val = booster.predict(enc.matrix(split.validation), num_iteration=best, raw_score=True)
+    raw_val = booster.predict(enc.matrix(cal_rows), num_iteration=best, raw_score=True)
     # Unweighted on purpose: scores are read cross-sectionally (every deal open on a date), and
     # long-lived deals are as over-represented there as they are in these rows.
     # (the straddling deals' inverse-probability weights, see split_by_time, times the recency
-    # weight of CALIBRATION_HALF_LIFE_DAYS when set)
-    y_val = split.validation["is_won"].cast(pl.Int8).to_numpy()
-    cal_weight = calibration_weight(split.validation, calibration_half_life_days)
+    # weight of CALIBRATION_HALF_LIFE_DAYS when set, times an imputed outcome's weight)
+    y_val = cal_rows["is_won"].cast(pl.Int8).to_numpy()
+    cal_weight = calibration_weight(cal_rows, calibration_half_life_days)
     calibrator = calibrate(raw_val, y_val, weight=cal_weight)
-    oof = cross_fitted(raw_val, y_val, split.validation["opportunity_id"].to_numpy(), weight=cal_weight)
-    return WinModel(booster, enc, calibrator, best, params, validation_oof=oof)
+    oof = cross_fitted(raw_val, y_val, cal_rows["opportunity_id"].to_numpy(), weight=cal_weight)
+    # the gate judges the observed validation rows (the first ones) only
+    return WinModel(booster, enc, calibrator, best, params, validation_oof=oof[:len(split.validation)])
+
+
+def with_censored(rows: pl.DataFrame, split: Split, part: str) -> pl.DataFrame:
+    """`rows`, then the imputed rows of `split.censored` of that part (observed rows first)."""
+    if split.censored is None:
+        return rows
+    extra = split.censored.filter(pl.col("part") == part).drop("part")
+    return pl.concat([rows, extra], how="diagonal_relaxed")
+
+
+def calibration_rows(split: Split) -> pl.DataFrame:
+    """What the calibrator is fitted on: the validation slice plus its imputed censored rows."""
+    return with_censored(split.validation, split, "validation")
+
+
+def _fit_weight(rows: pl.DataFrame, censoring_too: bool) -> np.ndarray:
+    """The booster's row weights: `weight`, without the censoring weight (`label_weight`) when
+    the correction is for the calibrator only."""
+    w = rows["weight"].to_numpy()
+    if censoring_too or "label_weight" not in rows.columns:
+        return w
+    return w / rows["label_weight"].fill_null(1.0).to_numpy()
 
 
 def cross_fitted(raw: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5,
