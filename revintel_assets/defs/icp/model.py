@@ -16,8 +16,9 @@ Every calibrator is `calibrate_bounded` (cannot reach 0 or 1; pseudo-rows at the
 the top block of a high-rate division below 0.99), so whichever candidate is champion never piles
 up at a clip. Where the training cutoffs reach back a year, each candidate's level is shifted to
 its observed rate in the same season last year, under its calibrated ceiling (same_season_shift).
-Per division the *champion* is the blend unless another candidate beats it on validation by a margin (`choose_champion`: the validation accounts at earlier evaluation
-cutoffs, never the holdout), and `DivisionModel.predict` gives the champion's probabilities.
+Per division the *champion* is the blend unless another candidate beats it on validation by a
+margin (`choose_champion`: the validation accounts at earlier evaluation cutoffs, never the
+holdout), and `DivisionModel.predict` gives the champion's probabilities.
 Evaluated cutoffs train on the training accounts only (`account_fold`): the validation and
 holdout accounts are never fitted on.
 """
