@@ -39,11 +39,13 @@ def test_calibration_cannot_collapse_where_isotonic_returns_one(seed):
     assert new.method == "isotonic-shrunk"
     assert (p >= 0.99).sum() == 0 and (p <= 0.01).sum() == 0, (p.max(), p.min())
     assert np.all(np.diff(p) >= 0)  # still monotone in the score
-    # and still calibrated on fresh rows from the same world
+    # and still calibrated on fresh rows from the same world: the pseudo-rows at the pooled rate
+    # cost +0.005..0.011 ECE on these 1,200 calibration rows (small blocks pulled in; the price of
+    # the cap), nothing measurable on the thousands of rows of a real division (docs/icp_whitespace.md)
     rng = np.random.default_rng(100 + seed)
     fresh = rng.normal(0, 1, 20000)
     yf = rng.random(20000) < 1 / (1 + np.exp(-1.5 * fresh))
-    assert expected_calibration_error(yf, new(fresh)) <= expected_calibration_error(yf, old(fresh)) + 0.005
+    assert expected_calibration_error(yf, new(fresh)) <= expected_calibration_error(yf, old(fresh)) + 0.015
 
 
 def test_calibration_bounds_hold_when_separable():
@@ -54,6 +56,59 @@ def test_calibration_bounds_hold_when_separable():
     for cal in (calibrate_bounded(raw, y), calibrate_bounded(raw[::3], y[::3])):  # isotonic, Platt only
         p = cal(np.linspace(-50, 50, 101))
         assert p.min() >= P_FLOOR and p.max() <= 1 - P_FLOOR
+
+
+def _high_rate_top(seed: int, n: int):
+    """A division where the best-scored accounts nearly all buy (true p up to ~0.999): isotonic's
+    top blocks are large and all or nearly all buyers, and the Platt curve is near 1 there."""
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(0, 1.3, n)
+    p = 1 / (1 + np.exp(-(0.3 + 2.0 * raw)))
+    return raw, (rng.random(n) < p).astype(int), p
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_calibration_caps_the_top_without_collapsing(seed):
+    """Issue 14: no propensity >= 0.99 on more than 1 % of accounts. One pseudo-buyer and one
+    pseudo-non-buyer per block (the rule of succession, the calibrator before) left the top block at
+    >= 0.99 here; pseudo-rows at the pooled rate cap it. And it must not collapse: the top 1 % still
+    read >= 0.95 and the bottom 1 % <= 0.05, the calibration on fresh rows stays within 0.015 ECE of
+    the succession calibrator's, and a prior strong enough to flatten everything fails these checks."""
+    raw, y, _ = _high_rate_top(seed, 3000)
+    fresh, yf, _ = _high_rate_top(100 + seed, 20000)
+    before = calibrate_bounded(raw, y, base_rows=2, base_rate=0.5)
+    assert (before(fresh) >= 0.99).mean() > 0.01  # the synthetic case: the old prior piles up at the top
+    for cal, capped in ((calibrate_bounded(raw, y), True), (calibrate_bounded(raw, y, base_rows=400), False)):
+        p = cal(fresh)
+        top, bottom = np.quantile(p, 0.99), np.quantile(p, 0.01)
+        ok = ((p >= 0.99).mean() <= 0.01 and p[p >= top].mean() >= 0.95 and p[p <= bottom].mean() <= 0.05
+              and expected_calibration_error(yf, p) <= expected_calibration_error(yf, before(fresh)) + 0.015)
+        assert ok == capped, (cal, (p >= 0.99).mean(), p.max(), p.min(), expected_calibration_error(yf, p))
+        assert np.all(np.diff(cal(np.sort(fresh))) >= 0)  # monotone in the score
+
+
+def test_season_shift_matches_the_same_season_last_year():
+    """The level shift: the log-odds d that makes the mean prediction equal the observed rate,
+    found on the training cutoff nearest to 12 months back (within a month), none without one."""
+    from revintel_assets.defs.icp.model import MAX_SEASON_SHIFT, level_shift, same_season_cutoff, shift_log_odds
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.6, 5000)
+    y = (rng.random(5000) < 0.45).astype(float)
+    d = level_shift(p, y)
+    assert d > 0 and shift_log_odds(p, d).mean() == pytest.approx(y.mean(), abs=1e-6)
+    assert level_shift(p, np.r_[np.ones(4999), 0.0]) == pytest.approx(MAX_SEASON_SHIFT)  # capped
+    # under a ceiling: the same mean, the ranking kept, nothing above the ceiling
+    top = rng.uniform(0.5, 0.98, 5000)
+    d = level_shift(top, np.r_[np.ones(4500), np.zeros(500)], ceiling=0.98)
+    shifted = shift_log_odds(top, d, 0.98)
+    assert shifted.mean() == pytest.approx(0.9, abs=1e-6) and shifted.max() <= 0.98
+    assert np.all(np.diff(shifted[np.argsort(top)]) >= 0)
+    cuts = [dt.date(2024, m, 1) for m in (5, 7, 9)] + [dt.date(2025, m, 1) for m in (1, 2, 3)]
+    assert same_season_cutoff(cuts, dt.date(2025, 9, 1)) == dt.date(2024, 9, 1)
+    assert same_season_cutoff(cuts, dt.date(2025, 8, 1)) == dt.date(2024, 7, 1)  # a month off: the nearer
+    assert same_season_cutoff(cuts, dt.date(2025, 10, 15)) is None  # nothing within a month of 2024-10-15
+    assert same_season_cutoff([dt.datetime(2024, 9, 1)], dt.date(2025, 9, 1)) == dt.date(2024, 9, 1)
 
 
 def test_champion_is_the_blend_unless_beaten_on_validation_by_the_margin():

@@ -196,7 +196,7 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
             train_rows = in_fold(train_rows, TRAIN)
         train_rows = sample_accounts(train_rows)  # model and baselines alike
         try:
-            model = train_division(train_rows, d)
+            model = train_division(train_rows, d, cutoff=cutoff)
         except NotEnoughData as e:
             context.log.warning(f"ICP model {d} @ {cutoff} not trained: {e}")
             models.append(_too_little(d, cutoff, str(e)))

@@ -27,7 +27,8 @@ CUTOFFS = ("The ICP calendar: every cutoff the models use, its role (training / 
 
 SCORES = ("Propensity that the account buys from the division within the window after cutoff_date, "
           "from the calibrated division model (model_version = MLflow registered name/version).", {
-    "propensity": "Calibrated probability of a purchase in the division within the window",
+    "propensity": "Calibrated probability of a purchase in the division within the window (level shifted to the "
+                  "same season last year's where the data reaches back a year; never above the calibrated top)",
     "decile": "1 = the top 10 % of accounts for this division and cutoff",
     "is_buyer": "Already bought the division before the cutoff",
     "champion": "The model that produced the propensity (validation.icp_models.champion)",

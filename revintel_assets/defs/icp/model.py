@@ -12,10 +12,13 @@ all ended by the evaluated cutoff. The candidates see exactly the same rows:
   calibrator on every row (the rule learns nothing);
 * `blend`: the mean of the calibrated LightGBM and logistic probabilities.
 
-Every calibrator is `calibrate_bounded` (cannot reach 0 or 1), so whichever candidate is champion
-never piles up at a clip. Per division the *champion* is the blend unless another candidate beats
-it on validation by a margin (`choose_champion`: the validation accounts at earlier evaluation
-cutoffs, never the holdout), and `DivisionModel.predict` gives the champion's probabilities.
+Every calibrator is `calibrate_bounded` (cannot reach 0 or 1; pseudo-rows at the pooled rate keep
+the top block of a high-rate division below 0.99), so whichever candidate is champion never piles
+up at a clip. Where the training cutoffs reach back a year, each candidate's level is shifted to
+its observed rate in the same season last year, under its calibrated ceiling (same_season_shift).
+Per division the *champion* is the blend unless another candidate beats it on validation by a
+margin (`choose_champion`: the validation accounts at earlier evaluation cutoffs, never the
+holdout), and `DivisionModel.predict` gives the champion's probabilities.
 Evaluated cutoffs train on the training accounts only (`account_fold`): the validation and
 holdout accounts are never fitted on.
 """
@@ -23,6 +26,7 @@ holdout accounts are never fitted on.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 
@@ -37,8 +41,9 @@ from threadpoolctl import threadpool_limits
 
 import hashlib
 
+from revintel_assets.defs.icp.calendar import add_months
 from revintel_assets.defs.icp.features import feature_columns
-from revintel_assets.defs.validation.metrics import BoundedCalibrator, calibrate_bounded
+from revintel_assets.defs.validation.metrics import P_FLOOR, BoundedCalibrator, calibrate_bounded
 
 SEED = 20240501
 MIN_POSITIVES = 20  # per fit and validation slice; fewer cannot rank anything reliably
@@ -172,6 +177,7 @@ class DivisionModel:
     info: dict = field(default_factory=dict)
     baselines: "Baselines | None" = None  # trained on the same rows; see choose_champion
     champion: str = MODEL_NAME
+    season_shift: dict[str, tuple[float, float]] = field(default_factory=dict)  # (shift, ceiling); see same_season_shift
 
     def raw(self, frame: pl.DataFrame) -> np.ndarray:
         return self.booster.predict(matrix(frame, self.features), num_iteration=self.best_iteration,
@@ -186,13 +192,15 @@ class DivisionModel:
         out = {MODEL_NAME: self.predict_lightgbm(frame)}
         if self.baselines is not None:
             out |= self.baselines.predict(frame)
+        out = {name: shift_log_odds(p, *self.season_shift.get(name, (0.0,))) for name, p in out.items()}
+        if self.baselines is not None:
             out[BLEND] = (out[MODEL_NAME] + out["baseline_logistic"]) / 2
         return out
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """The champion's probabilities (LightGBM unless another candidate won on validation)."""
         if self.champion == MODEL_NAME or self.baselines is None:
-            return self.predict_lightgbm(frame)
+            return shift_log_odds(self.predict_lightgbm(frame), *self.season_shift.get(MODEL_NAME, (0.0,)))
         return self.predict_all(frame)[self.champion]
 
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
@@ -250,10 +258,13 @@ def split_training(frame: pl.DataFrame, validation_share: float = 0.25,
     return fit, val
 
 
-def train_division(frame: pl.DataFrame, division: str, config: TrainConfig = TrainConfig()) -> DivisionModel:
+def train_division(frame: pl.DataFrame, division: str, config: TrainConfig = TrainConfig(),
+                   cutoff: dt.date | None = None) -> DivisionModel:
     """Train one division's candidates on its training rows (all cutoffs < the scored cutoff):
     each fits on the same three quarters of the accounts and is calibrated on the other quarter
-    (which also early-stops LightGBM), so every candidate's probabilities are held-out calibrated."""
+    (which also early-stops LightGBM), so every candidate's probabilities are held-out calibrated.
+    With the scored `cutoff`, the candidates' level is shifted to the same season last year's
+    (same_season_shift)."""
     fit, val = split_training(frame)
     raw = [f for f in feature_columns(frame.columns) if f not in config.drop]
     ranked = [f if f in CUTOFF_LEVEL else f"rank__{f}" for f in raw]  # one value per cutoff: raw
@@ -266,12 +277,87 @@ def train_division(frame: pl.DataFrame, division: str, config: TrainConfig = Tra
     best = booster.best_iteration or config.max_rounds
     raw_val = booster.predict(matrix(val, features), num_iteration=best, raw_score=True)
     calibrator = calibrate_bounded(raw_val, y_val)
-    return DivisionModel(division, features, booster, calibrator, best,
+    model = DivisionModel(division, features, booster, calibrator, best,
                          sorted(frame["cutoff_date"].unique().to_list()), baselines=train_baselines(frame),
                          info={"fit_rows": fit.height, "validation_rows": val.height,
                                "fit_positives": int(y_fit.sum()), "validation_positives": int(y_val.sum()),
                                "calibration": calibrator.method, "best_iteration": best,
                                **{k: v for k, v in dataclasses.asdict(config).items()}})
+    if cutoff is not None and SEASON_SHIFT:
+        model.season_shift, season = same_season_shift(model, _labelled(frame), cutoff)
+        model.info |= {"season_cutoff": season, **{f"season_shift_{k}": round(v[0], 4) for k, v in model.season_shift.items()}}
+    return model
+
+
+# -- the season ------------------------------------------------------------------------------------
+# The calibrators pool every training window, so a model learns the division's mean level over
+# the windows it trained on; a window in a peak or trough season is then over- or under-predicted
+# (issue 14: on Online Retail every model under-predicted the pre-Christmas window). Where the
+# data reaches back a year, each candidate's level is shifted by its own miss on the training
+# cutoff of the same season a year earlier: the shift that makes its mean prediction there equal
+# that window's observed rate (training accounts and rows only, all known at the cutoff). The
+# shift acts on the log-odds of p / ceiling, the ceiling being the candidate's calibrated top
+# (BoundedCalibrator at +inf), so it moves the level and keeps the ranking, but never lifts a
+# propensity above what the calibrator allows (a plain log-odds shift put 2.6 % of the accounts
+# of demo seed 7 at >= 0.99). Without such a cutoff (less than a year of history) nothing moves.
+SEASON_SHIFT = True
+SEASON_TOLERANCE_DAYS = 31  # the same-season cutoff may be a month off 12 months back (W = 6 calendars)
+MAX_SEASON_SHIFT = 2.0  # log-odds
+
+
+def same_season_cutoff(train_cutoffs, cutoff: dt.date) -> dt.date | None:
+    """The training cutoff nearest to 12 months before `cutoff`, within SEASON_TOLERANCE_DAYS."""
+    target = add_months(_day(cutoff), -12)
+    near = [t for t in map(_day, train_cutoffs) if abs((t - target).days) <= SEASON_TOLERANCE_DAYS]
+    return min(near, key=lambda t: (abs((t - target).days), t)) if near else None
+
+
+def _day(d) -> dt.date:
+    return d.date() if isinstance(d, dt.datetime) else d
+
+
+def shift_log_odds(p: np.ndarray, d: float, ceiling: float = 1.0) -> np.ndarray:
+    """ceiling * sigmoid(logit(p / ceiling) + d): monotone in p, never above `ceiling`."""
+    if d == 0.0:
+        return p
+    q = np.clip(p / ceiling, 1e-12, 1 - 1e-12)
+    return np.clip(ceiling / (1 + np.exp(-(np.log(q / (1 - q)) + d))), P_FLOOR, 1 - P_FLOOR)
+
+
+def level_shift(p: np.ndarray, y: np.ndarray, ceiling: float = 1.0) -> float:
+    """The d with mean(shift_log_odds(p, d, ceiling)) = mean(y) (bisection: the mean increases
+    with d), within +-MAX_SEASON_SHIFT."""
+    target, lo, hi = float(np.mean(y)), -MAX_SEASON_SHIFT, MAX_SEASON_SHIFT
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if shift_log_odds(p, mid, ceiling).mean() < target else (lo, mid)
+    return (lo + hi) / 2
+
+
+def ceilings(model: DivisionModel) -> dict[str, float]:
+    """Each candidate's calibrated top: its calibrator's value at a score above every row."""
+    top = np.array([1e300])
+    out = {MODEL_NAME: float(model.calibrator(top)[0])}
+    if model.baselines is not None:
+        out |= {name: float(cal(top)[0]) for name, cal in model.baselines.calibrators.items()}
+    return out
+
+
+def same_season_shift(model: DivisionModel, frame: pl.DataFrame,
+                      cutoff: dt.date) -> tuple[dict[str, tuple[float, float]], str | None]:
+    """Per candidate (not the blend: it averages the shifted ones), (level_shift, ceiling) on the
+    labelled training rows of the same season last year; ({}, None) without such a cutoff."""
+    season = same_season_cutoff(frame["cutoff_date"].unique().to_list(), cutoff)
+    if season is None:
+        return {}, None
+    rows = frame.filter(pl.col("cutoff_date").cast(pl.Date) == season)
+    y = rows["label"].cast(pl.Float64).to_numpy()
+    if not 0 < y.sum() < len(y):
+        return {}, None
+    model.season_shift = {}
+    tops = ceilings(model)
+    return {name: (level_shift(p, y, tops[name]), tops[name]) for name, p in model.predict_all(rows).items()
+            if name != BLEND}, str(season)
 
 
 # -- baselines ------------------------------------------------------------------------------------
