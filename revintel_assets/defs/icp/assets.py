@@ -14,12 +14,13 @@ from revintel_assets.defs.icp import docs
 from revintel_assets.defs.icp.calendar import IcpPlan, default_window
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
-from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, DivisionModel, NotEnoughData,
-                                            account_fold, choose_champion, in_fold, sample_accounts, train_division)
+from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold,
+                                            choose_champion, in_fold, sample_accounts)
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions)
 from revintel_assets.defs.partitions import register
 from revintel_assets.defs.icp.registry import log_and_register
+from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
                                                  whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
@@ -198,15 +199,6 @@ def _training_rows(wh, plan: IcpPlan, cutoff: dt.date, divs: list[str]) -> list[
     return out
 
 
-def _fit(rows: pl.DataFrame, division: str) -> DivisionModel | NotEnoughData:
-    """One division's candidates (a `map_tasks` task, so module level): the NotEnoughData that stops
-    a fit is returned, not raised, so the other fits go on."""
-    try:
-        return train_division(rows, division)
-    except NotEnoughData as e:
-        return e
-
-
 def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: dt.date, divs: list[str],
                   truth: pl.DataFrame | None, fits: Iterator) -> tuple[list[dict], list[dict], list[pl.DataFrame]]:
     """Train, evaluate and register the models of one cutoff; returns (model rows, evaluations, importances).
@@ -294,7 +286,7 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
     # them in order. Each fit is seeded by its config, not by the worker: same models either way.
     tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
     with compute.active():  # decides where the tasks go (map_tasks reads it when called)
-        fits = map_tasks(_fit, tasks)
+        fits = map_tasks(fit_division, tasks)
     for cutoff, divs in groups.items():
         models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits)
         owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[cutoff]),
