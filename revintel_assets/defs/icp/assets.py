@@ -5,6 +5,7 @@ write the warehouse and report metadata."""
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
@@ -14,16 +15,19 @@ from revintel_assets.defs.icp.calendar import IcpPlan, default_window
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
 from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold,
-                                            choose_champion, in_fold, sample_accounts, train_division)
+                                            choose_champion, in_fold, sample_accounts)
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions)
 from revintel_assets.defs.partitions import register
 from revintel_assets.defs.icp.registry import log_and_register
+from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
                                                  whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
+from revintel_assets.parallel import map_tasks
 from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
+from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
@@ -173,33 +177,48 @@ def _validation_auc(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> pl.Dat
                     "AND cutoff_date IN (SELECT unnest(?))", [FAMILY, division, earlier])
 
 
+# Feature rows in a fixed order: LightGBM's bagging draws rows by position, so the order is part of
+# the model. Without ORDER BY, DuckDB returns the rows of an `IN (SELECT unnest(?))` filter in the
+# order its threads happen to produce them: the same features trained different trees run to run
+# (best iteration 98 vs 74 for one division, same code and warehouse).
+ROW_ORDER = "ORDER BY cutoff_date, division, account_id"
+
+
+def _training_rows(wh, plan: IcpPlan, cutoff: dt.date, divs: list[str]) -> list[tuple[pl.DataFrame, str, dt.date]]:
+    """(training rows, division, cutoff) per division of one cutoff: the fits' tasks. At a labelled
+    (evaluation) cutoff only the training accounts; the scoring cutoff's models train on every account."""
+    frame = wh.query("SELECT * FROM features.customer_division WHERE division IN (SELECT unnest(?)) "
+                     f"AND cutoff_date IN (SELECT unnest(?)) {ROW_ORDER}", [divs, plan.train_cutoffs(cutoff)])
+    out = []
+    for d in divs:
+        train_rows = frame.filter(pl.col("division") == d)
+        train_rows = train_rows.filter(pl.col("label").is_not_null())
+        if plan.labelled(cutoff):  # no validation or holdout account is fitted on
+            train_rows = in_fold(train_rows, TRAIN)
+        out.append((sample_accounts(train_rows), d, cutoff))  # model and baselines alike
+    return out
+
+
 def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: dt.date, divs: list[str],
-                  truth: pl.DataFrame | None) -> tuple[list[dict], list[dict], list[pl.DataFrame]]:
+                  truth: pl.DataFrame | None, fits: Iterator) -> tuple[list[dict], list[dict], list[pl.DataFrame]]:
     """Train, evaluate and register the models of one cutoff; returns (model rows, evaluations, importances).
 
     At a labelled (evaluation) cutoff the models train on the training accounts only; they are
     measured on the validation accounts (split 'validation': what chooses later champions) and on
     the holdout accounts (split 'holdout': reported, never chosen on). The scoring cutoff's models
     train on every account. The champion of every cutoff is chosen on the validation rows of the
-    evaluation cutoffs before it."""
-    train_cuts = plan.train_cutoffs(cutoff)
+    evaluation cutoffs before it. `fits` yields the fitted models (or NotEnoughData) of `divs`, in order."""
     frame = wh.query("SELECT * FROM features.customer_division WHERE division IN (SELECT unnest(?)) "
-                     "AND cutoff_date IN (SELECT unnest(?))", [divs, [*train_cuts, cutoff]])
+                     f"AND cutoff_date = ? {ROW_ORDER}", [divs, cutoff])
     models, evals, importances = [], [], []
     role = plan.role(cutoff)
     labelled = plan.labelled(cutoff)
     for d in divs:
-        rows = frame.filter(pl.col("division") == d)
-        train_rows, scored = rows.filter(pl.col("cutoff_date") != cutoff), rows.filter(pl.col("cutoff_date") == cutoff)
-        train_rows = train_rows.filter(pl.col("label").is_not_null())
-        if labelled:  # no validation or holdout account is fitted on
-            train_rows = in_fold(train_rows, TRAIN)
-        train_rows = sample_accounts(train_rows)  # model and baselines alike
-        try:
-            model = train_division(train_rows, d, cutoff=cutoff)
-        except NotEnoughData as e:
-            context.log.warning(f"ICP model {d} @ {cutoff} not trained: {e}")
-            models.append(_too_little(d, cutoff, str(e)))
+        scored = frame.filter(pl.col("division") == d)
+        model = next(fits)
+        if isinstance(model, NotEnoughData):
+            context.log.warning(f"ICP model {d} @ {cutoff} not trained: {model}")
+            models.append(_too_little(d, cutoff, str(model)))
             continue
         model.champion, why = choose_champion(_validation_auc(wh, plan, cutoff, d))
         model.info |= why | {"champion": model.champion}
@@ -255,14 +274,21 @@ VALIDATION_TABLES = ("validation.model_metrics", "validation.holdout_gains", "va
                              "same rows (and oracle_auc on the demo company); rows with model_family = 'icp'.")],
     partitions_def=model_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
 def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                        mlflow_tracking: MLflowResource, source: SourceResource):
+                        mlflow_tracking: MLflowResource, source: SourceResource, compute: ComputeResource):
     wh = warehouse.get()
     plan, _ = load_plan(wh)
     groups = {dt.date.fromisoformat(c): ds for c, ds in by_cutoff(context.partition_keys).items()}
     truth = oracle.division_truth(source.truth_folder(), [c for c in groups if plan.labelled(c)], plan.window_months)
     meta: dict = {}
+    # Every cutoff x division fit is independent of the others (only the champion, chosen after the
+    # fit, reads earlier cutoffs' validation rows), so they all fan out at once (parallel.map_tasks:
+    # this machine's cores or the Dask cluster) while this process evaluates, registers and writes
+    # them in order. Each fit is seeded by its config, not by the worker: same models either way.
+    tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
+    with compute.active():  # decides where the tasks go (map_tasks reads it when called)
+        fits = map_tasks(fit_division, tasks)
     for cutoff, divs in groups.items():
-        models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth)
+        models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits)
         owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[cutoff]),
                  PartitionFilter("division", values=divs)]
         for table, key in zip(VALIDATION_TABLES, ("metrics", "gains", "bins")):
@@ -323,7 +349,7 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         models = wh.query("SELECT division, model_version, model_uri, champion FROM validation.icp_models "
                           "WHERE cutoff_date = ? AND status = 'trained'", [c])
         frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
-                         "AND division IN (SELECT unnest(?))", [c, divs])
+                         f"AND division IN (SELECT unnest(?)) {ROW_ORDER}", [c, divs])
         parts = []
         for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
             rows = frame.filter(pl.col("division") == d)
