@@ -30,7 +30,7 @@ def test_fits_in_worker_processes_equal_fits_here(demo_data):
     plan, divs = load_plan(wh)
     cutoff = plan.score_cutoff
     tasks = _training_rows(wh, plan, cutoff, divs)
-    for rows, _ in tasks:
+    for rows, _, _ in tasks:
         assert rows.select("cutoff_date", "account_id").equals(rows.select("cutoff_date", "account_id").sort("cutoff_date", "account_id"))
     here = [fit_division(*t) for t in tasks]
     trained = [i for i, m in enumerate(here) if isinstance(m, DivisionModel)]
