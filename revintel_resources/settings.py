@@ -62,10 +62,23 @@ class Settings(BaseSettings):
         return self.data_dir.expanduser().resolve()
 
 
+READ_PREFIXES = ("REVINTEL_", "MOTHERDUCK_")  # every variable Settings reads (names are case-insensitive)
+_BUILT: dict[tuple, Settings] = {}
+
+
 def settings() -> Settings:
-    """The settings as the environment gives them now (cheap; read at each call, so a test that
-    sets a variable sees it)."""
-    return Settings()
+    """The settings as the environment gives them now: a test or a process that sets a variable
+    sees it. Built once per distinct set of the variables it reads (building one costs a few ms of
+    pydantic validation, and the kernels ask for it thousands of times in a run)."""
+    import os
+
+    key = tuple(sorted((k.upper(), v) for k, v in os.environ.items() if k.upper().startswith(READ_PREFIXES)))
+    built = _BUILT.get(key)
+    if built is None:
+        if len(_BUILT) > 64:  # test suites go through many environments
+            _BUILT.clear()
+        built = _BUILT[key] = Settings()
+    return built
 
 
 def child_env(**values) -> dict[str, str]:

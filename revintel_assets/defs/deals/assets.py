@@ -13,7 +13,7 @@ from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_date
 from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.win_model import split_by_time, train
-from revintel_assets.metadata import family_rows, table_metadata
+from revintel_assets.metadata import family_rows, range_metadata
 from revintel_assets.defs.validation.oracle import deal_truth
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
@@ -58,7 +58,7 @@ def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
              partition_values=keys, run_id=context.run_id, comment=SNAPSHOT_DOC[0],
              column_comments=SNAPSHOT_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
-    meta = table_metadata(wh, "features.deal_snapshot", where, keys)
+    meta = range_metadata(wh, "features.deal_snapshot", where, keys)
     labelled = wh.query(f"SELECT count(is_won) AS n FROM features.deal_snapshot WHERE {where}", keys)["n"][0]
     return dg.MaterializeResult(metadata={**meta, "as_of_dates": dg.MetadataValue.int(len(keys)),
                                           "labelled_rows": dg.MetadataValue.int(int(labelled)),
@@ -221,7 +221,7 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     by_model = all_scores.group_by(pl.col("model_version").str.split("@").list.first()).agg(
         pl.col("as_of_date").n_unique().alias("dates"), pl.len().alias("rows")).sort("model_version")
     yield dg.MaterializeResult(asset_key=["scores", "deal_scores"], metadata={
-        **table_metadata(wh, "scores.deal_scores", where, keys),
+        **range_metadata(wh, "scores.deal_scores", where, keys),
         "as_of_dates": dg.MetadataValue.int(len(keys)),
         "model_versions": "; ".join(f"{m}: {d} date(s), {n} rows" for m, d, n in by_model.rows()),
         "latest_as_of_date": str(dates[-1]),
@@ -229,7 +229,7 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "pipeline_value": dg.MetadataValue.float(float(latest["amount"].sum() or 0)),
         **{f"deals_{cat.lower()}": dg.MetadataValue.int(n) for cat, n in mix}})
     yield dg.MaterializeResult(asset_key=["scores", "deal_explanations"],
-                               metadata=table_metadata(wh, "scores.deal_explanations", where, keys))
+                               metadata=range_metadata(wh, "scores.deal_explanations", where, keys))
 
 
 defs = dg.Definitions(assets=[deal_snapshot, win_probability, deal_scores])

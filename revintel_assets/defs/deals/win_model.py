@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 from sklearn.model_selection import GroupKFold
 
+from revintel_assets.defs.deals import treeshap
 from revintel_assets.defs.deals.censoring import closed_by, eventual_win_rate, imputed_rows
 from revintel_assets.defs.deals.snapshot import (FEATURES_CATEGORICAL, FEATURES_NUMERIC, MODEL_FEATURES_NUMERIC,
                                                   with_derived)
@@ -205,9 +206,10 @@ class WinModel:
 
 
 def _tree_shap(x: np.ndarray, booster: lgb.Booster, num_iteration: int) -> np.ndarray:
-    """TreeSHAP of a block of rows. One OpenMP thread per call: pred_contrib uses one core
-    whatever num_threads says, and the blocks are the parallelism."""
-    return booster.predict(x, num_iteration=num_iteration, pred_contrib=True, num_threads=1)
+    """TreeSHAP of a block of rows: LightGBM's pred_contrib, once per group of rows that take the
+    same side of every split of a tree (treeshap.py: ~7x less CPU on the demo). One OpenMP thread
+    per call: pred_contrib uses one core whatever num_threads says, and the blocks are the parallelism."""
+    return treeshap.contributions(booster, x, num_iteration)
 
 
 # Hyperparameters chosen on ONE design company's validation rows only (the demo at seed 42, its

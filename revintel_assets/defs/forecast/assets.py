@@ -15,7 +15,7 @@ from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
 from revintel_assets.defs.validation.metrics import classification_metrics
-from revintel_assets.metadata import family_rows, table_metadata
+from revintel_assets.metadata import family_rows, range_metadata, table_metadata
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.settings import settings
@@ -338,7 +338,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     horizon = prep.engine.q[:, cal.atom_week >= 0].sum(axis=1)
     where = f"as_of_date IN ({', '.join('?' * len(dates))})"
     yield dg.MaterializeResult(asset_key=["forecast", "revenue_forecast"], metadata={
-        **table_metadata(wh, "forecast.revenue_forecast", where, dates),
+        **range_metadata(wh, "forecast.revenue_forecast", where, dates),
         "as_of_dates": dg.MetadataValue.int(len(dates)), "latest_as_of": str(last["date"]),
         "open_deals": dg.MetadataValue.int(last["deals"]), "n_sims": dg.MetadataValue.int(config.n_sims),
         "bookings_simulated": dg.MetadataValue.int(int(last["bookings"])),
@@ -351,7 +351,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
         "shock_tuned_on": str(last["tuned_on"]), "win_model_version": last["source"],
         "timing_rows": dg.MetadataValue.int(last["timing_rows"])})
     yield dg.MaterializeResult(asset_key=["forecast", "deal_contributions"],
-                               metadata=table_metadata(wh, "forecast.deal_contributions", where, dates))
+                               metadata=range_metadata(wh, "forecast.deal_contributions", where, dates))
 
 
 ACCURACY_DOC = ("Each stored forecast (one per as-of date) against the revenue booked in its period, once the "
@@ -385,7 +385,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                              ["week_of_quarter"]) if len(acc) else pl.DataFrame()
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     return dg.MaterializeResult(metadata={
-        **table_metadata(wh, "forecast.forecast_accuracy", where, keys),
+        **range_metadata(wh, "forecast.forecast_accuracy", where, keys),
         "forecasts_scored": dg.MetadataValue.int(acc["as_of_date"].n_unique() if len(acc) else 0),
         "quarter_call_by_week": dg.MetadataValue.md(table.to_pandas().to_markdown(index=False, floatfmt=".3f")
                                                     if len(table) else "(no quarter over yet)")})

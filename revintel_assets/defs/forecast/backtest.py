@@ -125,12 +125,13 @@ def _by_segment(frame: pl.DataFrame, day: np.ndarray, value: np.ndarray, cal: Ca
         period[inside] = cal.day_period(ptype)[day[inside].astype(np.int64)]
         n_p = len(cal.period_starts(ptype))
         ok = period >= 0
-        by_rep = np.zeros((len(segments.reps), n_p))
+        # bincount adds in row order into zeros, as np.add.at did (the same sums, ~50x faster)
         keep = ok & (rep >= 0)
-        np.add.at(by_rep, (rep[keep], period[keep]), value[keep])
-        by_div = np.zeros((len(segments.divisions), n_p))
+        by_rep = np.bincount(rep[keep] * n_p + period[keep], value[keep],
+                             len(segments.reps) * n_p).reshape(len(segments.reps), n_p)
         keep = ok & (div >= 0)
-        np.add.at(by_div, (div[keep], period[keep]), value[keep])
+        by_div = np.bincount(div[keep] * n_p + period[keep], value[keep],
+                             len(segments.divisions) * n_p).reshape(len(segments.divisions), n_p)
         grouped = {(t, s): m @ by_rep for t, s, m in segments.members}
         rows = [grouped[(t, s)] if t in ("total", "region", "manager")
                 else by_rep[rep_ix[s]] if t == "rep" else by_div[div_ix[s]] for t, s in labels]

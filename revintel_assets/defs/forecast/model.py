@@ -196,19 +196,22 @@ def summarise(labels: list, per_period: dict[str, np.ndarray], cal: Calendar, pr
 def summary_frame(labels: list, stats: dict[str, np.ndarray], cal: Calendar) -> pl.DataFrame:
     """Rows of forecast.revenue_forecast from period_stats' (n_segments, n_periods, >= 4) arrays."""
     frames = []
+    seg_type = pl.Series("segment_type", [t for t, _ in labels], dtype=pl.Utf8)
+    seg = pl.Series("segment", [s for _, s in labels], dtype=pl.Utf8)
     for ptype, st in stats.items():
         bounds = cal.period_bounds(ptype)
         n_seg, n_p = st.shape[:2]
-        frames.append(pl.DataFrame({
-            "as_of_date": [cal.as_of] * (n_seg * n_p),
-            "period_type": [ptype] * (n_seg * n_p),
-            "period_start": [s for _ in range(n_seg) for s in cal.period_starts(ptype)],
-            "first_day": [b[0] for _ in range(n_seg) for b in bounds],
-            "last_day": [b[1] for _ in range(n_seg) for b in bounds],
-            "segment_type": [t for t, _ in labels for _ in range(n_p)],
-            "segment": [s for _, s in labels for _ in range(n_p)],
-            **{name: st[:, :, k].ravel().astype(np.float64) for k, name in enumerate(STATS)},
-        }))
+        period = pl.Series(np.tile(np.arange(n_p), n_seg))  # segment-major, periods within (gathers, not Python lists)
+        segment = pl.Series(np.repeat(np.arange(n_seg), n_p))
+        frames.append(pl.DataFrame([
+            pl.Series("as_of_date", [cal.as_of], dtype=pl.Date).gather(np.zeros(n_seg * n_p, dtype=np.int64)),
+            pl.Series("period_type", [ptype], dtype=pl.Utf8).gather(np.zeros(n_seg * n_p, dtype=np.int64)),
+            pl.Series("period_start", cal.period_starts(ptype), dtype=pl.Date).gather(period),
+            pl.Series("first_day", [b[0] for b in bounds], dtype=pl.Date).gather(period),
+            pl.Series("last_day", [b[1] for b in bounds], dtype=pl.Date).gather(period),
+            seg_type.gather(segment), seg.gather(segment),
+            *[pl.Series(name, st[:, :, k].ravel().astype(np.float64)) for k, name in enumerate(STATS)],
+        ]))
     return pl.concat(frames)
 
 

@@ -136,9 +136,14 @@ def _exposure(dur: np.ndarray) -> np.ndarray:
 
 def _grouped(codes: np.ndarray, n_codes: int, dur: np.ndarray, exit_: np.ndarray, weight: np.ndarray):
     """Exposure, won and lost exits per (code, bin) of rows aggregated to (code, duration, exit) with counts."""
-    exposure = _exposure(dur) * weight[:, None]
-    # per bin, a bincount (rows summed in order, like np.add.at, ~50x faster)
-    x = np.stack([np.bincount(codes, exposure[:, b], minlength=n_codes) for b in range(N_BINS)], axis=1)
+    # Days at risk depend on the duration alone: the weight per (code, duration), times each
+    # duration's days per bin (one bincount and a matrix product instead of a bincount per bin:
+    # half the time of a fit). fit's weights are row counts and days are whole, so every sum is
+    # an exact integer whatever its order: the same exposures as summing row by row.
+    n_dur = int(BIN_EDGES[-1]) + 2  # durations past the last bin are at risk in every bin
+    d = np.minimum(dur, n_dur - 1)
+    per_dur = np.bincount(codes * n_dur + d, weight, minlength=n_codes * n_dur).reshape(n_codes, n_dur)
+    x = per_dur @ _exposure(np.arange(n_dur))
     ev = (exit_ > 0) & (dur <= BIN_EDGES[-1])
     flat = codes[ev] * N_BINS + np.searchsorted(BIN_EDGES, dur[ev], side="left") - 1
     won = np.bincount(flat, weight[ev] * (exit_[ev] == 1), minlength=n_codes * N_BINS).reshape(n_codes, N_BINS)
