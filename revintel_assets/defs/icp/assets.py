@@ -19,7 +19,7 @@ from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, V
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions)
 from revintel_assets.defs.partitions import register
-from revintel_assets.defs.icp.registry import log_and_register
+from revintel_assets.defs.icp.registry import log_and_register, registered_model
 from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
                                                  whitespace_sql)
@@ -353,7 +353,7 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         parts = []
         for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
             rows = frame.filter(pl.col("division") == d)
-            model = mlflow_tracking.load_model(uri).unwrap_python_model().model
+            model = registered_model(mlflow_tracking, uri)
             p = model.predict(rows)  # the champion chosen on validation
             parts.append(rows.select("cutoff_date", "division", "account_id", "account_name", "is_buyer")
                          .with_columns(propensity=pl.Series(p), decile=pl.Series(deciles(p)),

@@ -31,6 +31,19 @@ class PyfuncDivisionModel(mlflow.pyfunc.PythonModel):
         return self.model.predict(frame)
 
 
+# The models this process registered, by (store, model URI), until icp_scores takes them: it scores
+# with the very objects MLflow pickled instead of unpickling each again (5 s of 20 models at scale 1
+# on a busy box). Another process (or a retry) finds nothing here and loads from the registry.
+_REGISTERED: dict[tuple[str, str], DivisionModel] = {}
+
+
+def registered_model(tracking: MLflowResource, uri: str) -> DivisionModel:
+    """The DivisionModel registered at `uri` (models:/name/version): this process's copy if it
+    registered it (taken once), else loaded from MLflow."""
+    model = _REGISTERED.pop((tracking.tracking_uri(), uri), None)
+    return model if model is not None else tracking.load_model(uri).unwrap_python_model().model
+
+
 def gains_figure(gains: pl.DataFrame, title: str):
     import matplotlib
 
@@ -79,4 +92,5 @@ def log_and_register(tracking: MLflowResource, model: DivisionModel, cutoff: dt.
                                                  "champion": model.champion})
     if role == "score":
         tracking.set_alias(name, "champion", str(version))
+    _REGISTERED[(tracking.tracking_uri(), f"models:/{name}/{version}")] = model
     return name, str(version)
