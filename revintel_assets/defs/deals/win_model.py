@@ -273,12 +273,12 @@ def train(split: Split, params: dict | None = None, max_rounds: int = MAX_ROUNDS
     cal_rows = calibration_rows(split)
     enc = Encoder(numeric=list(numeric or MODEL_FEATURES_NUMERIC)).fit(split.train)
     cat_idx = list(range(len(enc.numeric), len(enc.features)))
-    weight = _fit_weight(fit_rows, censored_in_training) * recency_weight(fit_rows["as_of_date"], half_life_days)
+    weight = fit_rows["weight"].to_numpy() * recency_weight(fit_rows["as_of_date"], half_life_days)
     dtrain = lgb.Dataset(enc.matrix(fit_rows), fit_rows["is_won"].cast(pl.Int8).to_numpy(),
                          weight=weight, feature_name=enc.features,
                          categorical_feature=cat_idx, free_raw_data=False)
     dval = lgb.Dataset(enc.matrix(split.validation), split.validation["is_won"].cast(pl.Int8).to_numpy(),
-                       weight=_fit_weight(split.validation, censored_in_training), reference=dtrain)
+                       weight=split.validation["weight"].to_numpy(), reference=dtrain)
     booster = lgb.train(params, dtrain, num_boost_round=max_rounds, valid_sets=[dval],
                         callbacks=[lgb.early_stopping(50, verbose=False)])
     best = booster.best_iteration or max_rounds
@@ -306,15 +306,6 @@ def with_censored(rows: pl.DataFrame, split: Split, part: str) -> pl.DataFrame:
 def calibration_rows(split: Split) -> pl.DataFrame:
     """What the calibrator is fitted on: the validation slice plus its imputed censored rows."""
     return with_censored(split.validation, split, "validation")
-
-
-def _fit_weight(rows: pl.DataFrame, censoring_too: bool) -> np.ndarray:
-    """The booster's row weights: `weight`, without the censoring weight (`label_weight`) when
-    the correction is for the calibrator only."""
-    w = rows["weight"].to_numpy()
-    if censoring_too or "label_weight" not in rows.columns:
-        return w
-    return w / rows["label_weight"].fill_null(1.0).to_numpy()
 
 
 def cross_fitted(raw: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5,
