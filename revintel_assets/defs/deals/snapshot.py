@@ -26,7 +26,17 @@ FEATURES_NUMERIC = [
 # extrapolates on today's. Measured on the demo: holdout ECE 0.050 with them, 0.027 without.
 CONTEXT = ["account_prior_won", "account_prior_lost", "rep_prior_closed", "rep_open_deals"]
 FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
-FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
+# Recent form beside the all-time rates: the rep's and the product's win rate over the deals that
+# closed in the TRAILING_DAYS up to the as-of date (shrunk toward the company's rate over the same
+# days), minus the company's rate: a lift, skill without the level. When win odds move, the
+# all-time rates and a trailing level drift away from anything the trees saw; a lift does not.
+# Chosen on the design companies only (demo seeds 42 and 7, drift 0 and 1, scale 0.5;
+# benchmarks/tune_drift.py, with win_model.RECENCY_HALF_LIFE_DAYS; README design log).
+TRAILING_DAYS = 180
+TRAILING = [f"rep_win_lift_{TRAILING_DAYS}d", f"product_win_lift_{TRAILING_DAYS}d"]
+# stored feature columns; FEATURES_NUMERIC alone is the set before TRAILING (older models and the
+# plain reference of benchmarks/win_reference.py read those)
+FEATURES = FEATURES_NUMERIC + TRAILING + FEATURES_CATEGORICAL
 # Model features computed from a snapshot row's own columns when the model reads it, not stored:
 # no warehouse or partition written before they existed needs a rebuild. created_month: the
 # month the deal was opened. Win odds follow the season a deal was opened in (budget cycles);
@@ -35,7 +45,7 @@ FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
 # with it the drifting demo's holdout ECE fell 0.029 -> 0.021 and 0.042 -> 0.032, the stationary
 # one's stayed 0.012 - 0.013.
 DERIVED = {"created_month": pl.col("created_date").dt.month().cast(pl.Int32)}
-MODEL_FEATURES_NUMERIC = FEATURES_NUMERIC + list(DERIVED)
+MODEL_FEATURES_NUMERIC = FEATURES_NUMERIC + TRAILING + list(DERIVED)
 MODEL_FEATURES = MODEL_FEATURES_NUMERIC + FEATURES_CATEGORICAL
 OUTCOME = ["outcome_date", "is_won"]  # label columns: NOT features, filled only for deals that closed
 
@@ -100,8 +110,17 @@ _EVENTS = """
         QUALIFY row_number() OVER (PARTITION BY stage, ended ORDER BY started DESC) = 1)"""
 
 _OUTCOMES = """
-    closed AS (SELECT opportunity_id, account_id, rep_id, close_date, is_won::INT AS won
+    closed AS (SELECT opportunity_id, account_id, rep_id, product_id, close_date, is_won::INT AS won
                FROM {star}.fact_opportunity WHERE is_closed AND close_date IS NOT NULL),
+    -- running counts per close date; a trailing window (T - TRAILING_DAYS, T] is the count at T
+    -- minus the count at T - TRAILING_DAYS (two ASOF joins, no join of every date to every deal)
+    global_hist AS (
+        SELECT DISTINCT close_date, count(*) OVER w AS n, sum(won) OVER w AS wins
+        FROM closed WINDOW w AS (ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    prod_hist AS (
+        SELECT DISTINCT product_id, close_date, count(*) OVER w AS n, sum(won) OVER w AS wins
+        FROM closed WHERE product_id IS NOT NULL
+        WINDOW w AS (PARTITION BY product_id ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
     global_rate AS (
         SELECT DISTINCT close_date, sum(won) OVER w / count(*) OVER w AS rate
         FROM closed WINDOW w AS (ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
@@ -153,7 +172,26 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
              ON l.rep_id = g4.rep_id AND g4.as_of_date >= l.d),
     g6 AS (SELECT g5.*, coalesce(g5.stage_ff, 'Prospecting') AS stage_now FROM g5),
     g7 AS (SELECT g6.*, n.norm_days FROM g6 ASOF LEFT JOIN stage_norms n
-             ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended)
+             ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended),
+    -- trailing window: counts at T (rep: g3's) and at T - TRAILING_DAYS
+    t1 AS (SELECT g7.*, (g7.as_of_date - INTERVAL {TRAILING_DAYS} DAY)::DATE AS tw_start FROM g7),
+    t2 AS (SELECT t1.*, h.n AS co_n, h.wins AS co_wins FROM t1 ASOF LEFT JOIN global_hist h
+             ON t1.as_of_date >= h.close_date),
+    t3 AS (SELECT t2.*, h.n AS co_n0, h.wins AS co_wins0 FROM t2 ASOF LEFT JOIN global_hist h
+             ON t2.tw_start >= h.close_date),
+    t4 AS (SELECT t3.*, h.n AS rep_n0, h.wins AS rep_wins0 FROM t3 ASOF LEFT JOIN rep_hist h
+             ON h.rep_id = t3.rep_id AND t3.tw_start >= h.close_date),
+    t5 AS (SELECT t4.*, h.n AS prod_n, h.wins AS prod_wins FROM t4 ASOF LEFT JOIN prod_hist h
+             ON h.product_id = t4.product_id AND t4.as_of_date >= h.close_date),
+    t6 AS (SELECT t5.*, h.n AS prod_n0, h.wins AS prod_wins0 FROM t5 ASOF LEFT JOIN prod_hist h
+             ON h.product_id = t5.product_id AND t5.tw_start >= h.close_date),
+    tw AS (SELECT t6.*,
+                  coalesce(rep_n, 0) - coalesce(rep_n0, 0) AS rep_tn, coalesce(rep_wins, 0) - coalesce(rep_wins0, 0) AS rep_tw,
+                  coalesce(prod_n, 0) - coalesce(prod_n0, 0) AS prod_tn,
+                  coalesce(prod_wins, 0) - coalesce(prod_wins0, 0) AS prod_tw,
+                  ((coalesce(co_wins, 0) - coalesce(co_wins0, 0))
+                      / nullif(coalesce(co_n, 0) - coalesce(co_n0, 0), 0))::DOUBLE AS co_rate
+           FROM t6)
     SELECT
         g.as_of_date, g.opportunity_id, g.account_id, g.rep_id, g.product_id,
         coalesce(g.division, 'Unassigned') AS division, g.stage_now AS stage,
@@ -183,9 +221,12 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
         coalesce(g.rep_open_deals, 0) AS rep_open_deals,
         (date_trunc('quarter', g.as_of_date) + INTERVAL 3 MONTH)::DATE - g.as_of_date AS days_to_quarter_end,
         month(g.as_of_date) AS month_of_year,
+        -- (wins + SHRINK * rate) / (n + SHRINK) - rate; NULL when no deal closed in the window
+        ((g.rep_tw - g.rep_tn * g.co_rate) / (g.rep_tn + {SHRINK}))::DOUBLE AS {TRAILING[0]},
+        ((g.prod_tw - g.prod_tn * g.co_rate) / (g.prod_tn + {SHRINK}))::DOUBLE AS {TRAILING[1]},
         g.close_date AS outcome_date,
         CASE WHEN g.close_date IS NOT NULL THEN g.is_won END AS is_won
-    FROM g7 g
+    FROM tw g
     LEFT JOIN {star}.dim_product p ON p.product_id = g.product_id
     LEFT JOIN {star}.dim_account a ON a.account_id = g.account_id
     ORDER BY g.as_of_date, g.opportunity_id"""
