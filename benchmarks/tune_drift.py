@@ -25,6 +25,9 @@ never reads), as issue 14's held-out companies are judged. Candidates:
 * stop M: early stopping on LightGBM metric M instead of PARAMS';
 * A + B: both (e.g. "trailing-lift 180 + half-life 365").
 
+(The earlier flags --half-lives H, --gaps G, --without-derived and --stop-metrics M quoted in the
+README's design log are now the candidates "half-life H", "gap G", "snapshot-features", "stop M".)
+
     PYTHONPATH=$PWD python -m benchmarks.tune_drift DATA_DIR:SEED:SCALE:DRIFT [...] \
         --candidates before product "half-life 365" "trailing-lift 180" --lgb-seeds 7 1 2 3 --export-date
     PYTHONPATH=$PWD python -m benchmarks.tune_drift --summarise OUT.jsonl [...]   # means and the rule
