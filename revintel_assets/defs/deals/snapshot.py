@@ -173,25 +173,21 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     g6 AS (SELECT g5.*, coalesce(g5.stage_ff, 'Prospecting') AS stage_now FROM g5),
     g7 AS (SELECT g6.*, n.norm_days FROM g6 ASOF LEFT JOIN stage_norms n
              ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended),
-    -- trailing window: counts at T (rep: g3's) and at T - TRAILING_DAYS
-    t1 AS (SELECT g7.*, (g7.as_of_date - INTERVAL {TRAILING_DAYS} DAY)::DATE AS tw_start FROM g7),
-    t2 AS (SELECT t1.*, h.n AS co_n, h.wins AS co_wins FROM t1 ASOF LEFT JOIN global_hist h
-             ON t1.as_of_date >= h.close_date),
-    t3 AS (SELECT t2.*, h.n AS co_n0, h.wins AS co_wins0 FROM t2 ASOF LEFT JOIN global_hist h
-             ON t2.tw_start >= h.close_date),
-    t4 AS (SELECT t3.*, h.n AS rep_n0, h.wins AS rep_wins0 FROM t3 ASOF LEFT JOIN rep_hist h
-             ON h.rep_id = t3.rep_id AND t3.tw_start >= h.close_date),
-    t5 AS (SELECT t4.*, h.n AS prod_n, h.wins AS prod_wins FROM t4 ASOF LEFT JOIN prod_hist h
-             ON h.product_id = t4.product_id AND t4.as_of_date >= h.close_date),
-    t6 AS (SELECT t5.*, h.n AS prod_n0, h.wins AS prod_wins0 FROM t5 ASOF LEFT JOIN prod_hist h
-             ON h.product_id = t5.product_id AND t5.tw_start >= h.close_date),
-    tw AS (SELECT t6.*,
-                  coalesce(rep_n, 0) - coalesce(rep_n0, 0) AS rep_tn, coalesce(rep_wins, 0) - coalesce(rep_wins0, 0) AS rep_tw,
-                  coalesce(prod_n, 0) - coalesce(prod_n0, 0) AS prod_tn,
-                  coalesce(prod_wins, 0) - coalesce(prod_wins0, 0) AS prod_tw,
-                  ((coalesce(co_wins, 0) - coalesce(co_wins0, 0))
-                      / nullif(coalesce(co_n, 0) - coalesce(co_n0, 0), 0))::DOUBLE AS co_rate
-           FROM t6)
+    -- trailing window (T - TRAILING_DAYS, T]: running counts at T minus those at the window's
+    -- start, looked up once per (date, rep) and (date, product), not per deal row
+    tw_co AS (
+        SELECT as_of_date, ((coalesce(a.wins, 0) - coalesce(b.wins, 0))
+                            / nullif(coalesce(a.n, 0) - coalesce(b.n, 0), 0))::DOUBLE AS co_rate
+        FROM (SELECT d.as_of_date, h.n, h.wins FROM dates d ASOF LEFT JOIN global_hist h
+                ON d.as_of_date >= h.close_date) a
+        JOIN (SELECT d.as_of_date, h.n, h.wins FROM dates d ASOF LEFT JOIN global_hist h
+                ON d.as_of_date - INTERVAL {TRAILING_DAYS} DAY >= h.close_date) b USING (as_of_date)),
+    {_trailing_lift("rep_id", "rep_hist")},
+    {_trailing_lift("product_id", "prod_hist")},
+    tw AS (SELECT g7.*, c.rep_lift, p.product_lift, tw_co.co_rate FROM g7
+           LEFT JOIN tw_co USING (as_of_date)
+           LEFT JOIN tw_rep_id c ON c.as_of_date = g7.as_of_date AND c.rep_id = g7.rep_id
+           LEFT JOIN tw_product_id p ON p.as_of_date = g7.as_of_date AND p.product_id = g7.product_id)
     SELECT
         g.as_of_date, g.opportunity_id, g.account_id, g.rep_id, g.product_id,
         coalesce(g.division, 'Unassigned') AS division, g.stage_now AS stage,
@@ -221,15 +217,27 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
         coalesce(g.rep_open_deals, 0) AS rep_open_deals,
         (date_trunc('quarter', g.as_of_date) + INTERVAL 3 MONTH)::DATE - g.as_of_date AS days_to_quarter_end,
         month(g.as_of_date) AS month_of_year,
-        -- (wins + SHRINK * rate) / (n + SHRINK) - rate; NULL when no deal closed in the window
-        ((g.rep_tw - g.rep_tn * g.co_rate) / (g.rep_tn + {SHRINK}))::DOUBLE AS {TRAILING[0]},
-        ((g.prod_tw - g.prod_tn * g.co_rate) / (g.prod_tn + {SHRINK}))::DOUBLE AS {TRAILING[1]},
+        -- no close of its own in the window: fully shrunk, lift 0 (NULL when the company has none)
+        coalesce(g.rep_lift, g.co_rate * 0) AS {TRAILING[0]},
+        coalesce(g.product_lift, g.co_rate * 0) AS {TRAILING[1]},
         g.close_date AS outcome_date,
         CASE WHEN g.close_date IS NOT NULL THEN g.is_won END AS is_won
     FROM tw g
     LEFT JOIN {star}.dim_product p ON p.product_id = g.product_id
     LEFT JOIN {star}.dim_account a ON a.account_id = g.account_id
     ORDER BY g.as_of_date, g.opportunity_id"""
+
+
+def _trailing_lift(key: str, hist: str) -> str:
+    """CTE tw_<key>: per (as-of date, key) (wins + SHRINK * rate) / (n + SHRINK) - rate over the
+    trailing window, i.e. (wins - n * rate) / (n + SHRINK); NULL when the company closed none."""
+    return f"""tw_{key} AS (
+        SELECT k.as_of_date, k.{key}, ((coalesce(a.wins, 0) - coalesce(b.wins, 0)
+                - (coalesce(a.n, 0) - coalesce(b.n, 0)) * k.co_rate)
+                / (coalesce(a.n, 0) - coalesce(b.n, 0) + {SHRINK}))::DOUBLE AS {key.removesuffix('_id')}_lift
+        FROM (SELECT * FROM tw_co, (SELECT DISTINCT {key} FROM {hist})) k
+        ASOF LEFT JOIN {hist} a ON a.{key} = k.{key} AND k.as_of_date >= a.close_date
+        ASOF LEFT JOIN {hist} b ON b.{key} = k.{key} AND k.as_of_date - INTERVAL {TRAILING_DAYS} DAY >= b.close_date)"""
 
 
 def star_as_of_sql(t: str, schema: str) -> list[str]:
