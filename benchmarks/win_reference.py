@@ -1,7 +1,7 @@
 """The plain reference for the win model (issue 14): does revintel's deal model beat it?
 
 The reference is what a competent analyst would write in an afternoon: LightGBM with near-default
-hyperparameters on the snapshot's feature columns, trained on every (deal, as-of) row whose
+hyperparameters on the snapshot's feature columns (as defined with it, FEATURES below), trained on every (deal, as-of) row whose
 outcome is known by the cutoff, early-stopped on a deal-disjoint 20 % slice of those rows
 (deals chosen by hash) and calibrated by isotonic regression on that slice. No weights, no
 windows, no gap.
@@ -36,7 +36,7 @@ import polars as pl
 from revintel_assets.defs.deals.baselines import BASELINES
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.evaluate import baseline_fit_rows
-from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC
+from revintel_assets.defs.deals.snapshot import FEATURES_CATEGORICAL, FEATURES_NUMERIC
 from revintel_assets.defs.deals.win_model import split_by_time, train
 from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.defs.validation.oracle import deal_truth
@@ -44,6 +44,9 @@ from revintel_assets.defs.validation.oracle import deal_truth
 REFERENCE_PARAMS = dict(objective="binary", learning_rate=0.05, num_leaves=31, min_data_in_leaf=20,
                         feature_fraction=0.9, bagging_fraction=0.9, bagging_freq=1, verbose=-1, seed=1,
                         deterministic=True, force_row_wise=True, num_threads=1)
+# the snapshot's feature columns as the reference was defined (issue 14): revintel's later
+# features (snapshot.TRAILING, snapshot.DERIVED) are its own engineering, not the plain reference's
+FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
 HOLDOUT_SHARE = 0.2  # of the known deals, for early stopping and isotonic calibration
 
 

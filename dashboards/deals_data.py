@@ -119,6 +119,7 @@ def explanations(as_of: dt.date, opportunity_id: str) -> pl.DataFrame:
 
 MONEY_FEATURES = {"amount", "list_price", "account_revenue"}
 RATE_FEATURES = {"account_win_rate", "rep_win_rate"}
+LIFT_FEATURES = {"rep_win_lift_180d", "product_win_lift_180d"}  # rate differences
 RATIO_FEATURES = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -138,6 +139,8 @@ def feature_value(feature: str, value: str | None, products: dict[str, str] | No
         return fmt.money(x)
     if feature in RATE_FEATURES:
         return fmt.pct(x)
+    if feature in LIFT_FEATURES:
+        return f"{x * 100:+.0f} points"
     if feature in RATIO_FEATURES:
         return f"{x:.1f}x"
     if feature in ("month_of_year", "created_month") and 1 <= x <= 12:

@@ -67,7 +67,9 @@ FEATURE_NAMES = {
     "amount_change_ratio": "amount vs first estimate", "list_price": "product list price",
     "amount_to_list": "price vs list", "account_win_rate": "account's win rate", "account_employees": "account employees",
     "account_revenue": "account revenue", "rep_win_rate": "rep's win rate", "days_to_quarter_end": "days to quarter end",
-    "month_of_year": "month of the year", "created_month": "month the deal was opened", "stage": "stage", "product_id": "product", "division": "division",
+    "month_of_year": "month of the year", "created_month": "month the deal was opened",
+    "rep_win_lift_180d": "rep's win rate, last 180 days, vs the company's",
+    "product_win_lift_180d": "product's win rate, last 180 days, vs the company's", "stage": "stage", "product_id": "product", "division": "division",
     "account_sector": "sector", "account_prior_won": "account's deals won", "account_prior_lost": "account's deals lost",
     "rep_prior_closed": "rep's deals closed", "rep_open_deals": "rep's open deals",
     # ICP

@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
 from conftest import MAVENTECH, build_star, need
-from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql
+from revintel_assets.defs.deals.snapshot import FEATURES, SHRINK, TRAILING, TRAILING_DAYS, snapshot_sql
 from revintel_assets.demo.generator import generate_company
 
 
@@ -85,3 +86,22 @@ def test_snapshot_rows_are_the_deals_open_that_day(demo):
     assert len(snap) == expected and snap["opportunity_id"].is_unique().all()
     # the final stage must never leak: deals open on t are never Won/Lost in their snapshot
     assert not snap["stage"].is_in(["Won", "Lost"]).any()
+
+
+def test_trailing_lifts_are_the_last_180_days_win_rates_minus_the_companys(demo):
+    """snapshot.TRAILING from running counts (two ASOF joins) equals the rates counted directly:
+    deals closed in (T - 180 days, T], the rep's / product's shrunk toward the company's, minus it."""
+    t = dt.date(2025, 3, 3)
+    snap = _snapshot(demo, t)
+    con = duckdb.connect()
+    build_star(con, demo)
+    closed = con.sql("SELECT rep_id, product_id, is_won::INT AS won FROM star.fact_opportunity WHERE is_closed "
+                     f"AND close_date <= DATE '{t}' AND close_date > DATE '{t - dt.timedelta(days=TRAILING_DAYS)}'").pl()
+    rate = closed["won"].mean()
+    assert len(closed) > 50 and 0 < rate < 1
+    for key, col in (("rep_id", TRAILING[0]), ("product_id", TRAILING[1])):
+        per = closed.group_by(key).agg(pl.len().alias("n"), pl.col("won").sum().alias("w"))
+        want = (snap.join(per, on=key, how="left", maintain_order="left")
+                .select(((pl.col("w").fill_null(0) + SHRINK * rate) / (pl.col("n").fill_null(0) + SHRINK) - rate)))
+        np.testing.assert_allclose(snap[col].to_numpy(), want.to_series().to_numpy(), atol=1e-12)
+        assert snap[col].abs().max() > 0.01  # not all shrunk to zero

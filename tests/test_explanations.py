@@ -88,3 +88,14 @@ def test_grouped_treeshap_equals_lightgbms_pred_contrib(model_and_rows):
         assert np.array_equal(np.concatenate([treeshap.contributions(booster, x[:1500], None),
                                               treeshap.contributions(booster, x[1500:], None)]), ours)
     assert treeshap.contributions(booster, x[:0], None).shape == (0, 5)
+
+
+def test_trailing_lifts_read_as_points_above_or_below_the_company():
+    ids = pl.DataFrame({"as_of_date": [dt.date(2025, 1, 1)] * 2, "opportunity_id": ["a", "b"]})
+    feats = pl.DataFrame({"rep_win_lift_180d": [0.123, -0.05], "product_win_lift_180d": [None, 0.0]},
+                         schema={"rep_win_lift_180d": pl.Float64, "product_win_lift_180d": pl.Float64})
+    out = top_contributions(ids, feats, np.array([[0.5, -0.1], [-0.2, 0.3]]), k=2,
+                            names=["rep_win_lift_180d", "product_win_lift_180d"])["explanation"].to_list()
+    assert out[0] == "Rep's win rate over the last 180 days is 12 points above the company's; deals like this win more often"
+    assert out[1].startswith("Product's win rate over the last 180 days is unknown relative to the company's")
+    assert out[3].startswith("Rep's win rate over the last 180 days is 5 points below the company's; deals like this win less")

@@ -52,5 +52,5 @@ def test_a_model_pickled_before_derived_features_reads_the_snapshot_features_onl
     old = Encoder().fit(snaps)
     del old.__dict__["numeric"]  # what an Encoder pickled before `numeric` existed carries
     loaded = pickle.loads(pickle.dumps(old))
-    assert loaded.features == FEATURES and loaded.numeric == FEATURES_NUMERIC
-    assert loaded.matrix(snaps.drop("created_date")).shape[1] == len(FEATURES)
+    assert loaded.features == FEATURES_NUMERIC + FEATURES_CATEGORICAL and loaded.numeric == FEATURES_NUMERIC
+    assert loaded.matrix(snaps.drop("created_date")).shape[1] == len(FEATURES_NUMERIC + FEATURES_CATEGORICAL)

@@ -206,7 +206,7 @@ def test_gate_head_to_head_on_unseen_rows_is_recorded(snaps, tmp_path, challenge
     assert str(tracking.get_alias("win_probability", "champion").version) == str(new if expect else old)
 
 
-def test_recency_weight_halves_per_half_life_and_is_off_by_default():
+def test_recency_weight_halves_per_half_life():
     import datetime as dt
 
     import numpy as np
@@ -215,7 +215,7 @@ def test_recency_weight_halves_per_half_life_and_is_off_by_default():
     from revintel_assets.defs.deals.win_model import RECENCY_HALF_LIFE_DAYS, recency_weight
 
     as_of = pl.Series([dt.date(2025, 1, 1), dt.date(2024, 7, 5), dt.date(2024, 1, 2)])
-    assert RECENCY_HALF_LIFE_DAYS is None  # measured on the design seeds: no gain (README)
+    assert RECENCY_HALF_LIFE_DAYS == 365  # with snapshot.TRAILING, on the design seeds only (README)
     assert np.array_equal(recency_weight(as_of, None), np.ones(3))
     np.testing.assert_allclose(recency_weight(as_of, 180), [1.0, 0.5, 0.5 ** (365 / 180)])
 

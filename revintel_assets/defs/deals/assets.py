@@ -39,6 +39,10 @@ SNAPSHOT_DOC = (
         "days_to_expected_close": "Expected close date known on as_of_date minus as_of_date (negative: overdue)",
         "rep_win_rate": f"Rep's win rate on deals closed by as_of_date, shrunk toward the global rate",
         "account_win_rate": "Account's win rate on deals closed by as_of_date, shrunk toward the global rate",
+        "rep_win_lift_180d": "Rep's win rate on deals closed in the 180 days up to as_of_date (shrunk toward the "
+                             "company's rate over those days) minus the company's rate; NULL if none closed",
+        "product_win_lift_180d": "Product's win rate on deals closed in the 180 days up to as_of_date (shrunk toward "
+                                 "the company's rate over those days) minus the company's rate; NULL if none closed",
         "is_won": "Label: the deal's eventual outcome (NULL while open); not a feature",
         "outcome_date": "Label: when the deal closed; not a feature",
     })

@@ -38,6 +38,8 @@ PHRASES = {
     "days_to_quarter_end": "{v} days to quarter end",
     "month_of_year": "month {v} of the year",
     "created_month": "opened in month {v} of the year",
+    "rep_win_lift_180d": "rep's win rate over the last 180 days is {v} the company's",
+    "product_win_lift_180d": "product's win rate over the last 180 days is {v} the company's",
     "deal_age_days": "deal is {v} days old",
     "stage": "stage is {v}",
     "product_id": "product {v}",
@@ -45,6 +47,7 @@ PHRASES = {
     "account_sector": "sector {v}",
 }
 RATES = {"account_win_rate", "rep_win_rate"}
+LIFTS = {"rep_win_lift_180d", "product_win_lift_180d"}  # rate differences: "12 points below"
 RATIOS = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
 
 
@@ -74,8 +77,13 @@ def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.nda
 def _pretty_value() -> pl.Expr:
     num = pl.col("feature_value").cast(pl.Float64, strict=False)
     return (
-        pl.when(pl.col("feature_value").is_null()).then(pl.lit("unknown"))
+        pl.when(pl.col("feature_value").is_null() & pl.col("feature").is_in(list(LIFTS)))
+        .then(pl.lit("unknown relative to"))  # no deal closed in the window
+        .when(pl.col("feature_value").is_null()).then(pl.lit("unknown"))
         .when(pl.col("feature").is_in(list(RATES))).then((num * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%")
+        .when(pl.col("feature").is_in(list(LIFTS))).then(
+            (num.abs() * 100).round(0).cast(pl.Int64).cast(pl.Utf8)
+            + pl.when(num >= 0).then(pl.lit(" points above")).otherwise(pl.lit(" points below")))
         .when(pl.col("feature").is_in(list(RATIOS))).then(num.round(1).cast(pl.Utf8))
         .when(num.is_not_null()).then(num.round(0).cast(pl.Int64).cast(pl.Utf8))
         .otherwise(pl.col("feature_value")))

@@ -26,7 +26,17 @@ FEATURES_NUMERIC = [
 # extrapolates on today's. Measured on the demo: holdout ECE 0.050 with them, 0.027 without.
 CONTEXT = ["account_prior_won", "account_prior_lost", "rep_prior_closed", "rep_open_deals"]
 FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
-FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
+# Recent form beside the all-time rates: the rep's and the product's win rate over the deals that
+# closed in the TRAILING_DAYS up to the as-of date (shrunk toward the company's rate over the same
+# days), minus the company's rate: a lift, skill without the level. When win odds move, the
+# all-time rates and a trailing level drift away from anything the trees saw; a lift does not.
+# Chosen on the design companies only (demo seeds 42 and 7, drift 0 and 1, scale 0.5;
+# benchmarks/tune_drift.py, with win_model.RECENCY_HALF_LIFE_DAYS; README design log).
+TRAILING_DAYS = 180
+TRAILING = [f"rep_win_lift_{TRAILING_DAYS}d", f"product_win_lift_{TRAILING_DAYS}d"]
+# stored feature columns; FEATURES_NUMERIC alone is the set before TRAILING (older models and the
+# plain reference of benchmarks/win_reference.py read those)
+FEATURES = FEATURES_NUMERIC + TRAILING + FEATURES_CATEGORICAL
 # Model features computed from a snapshot row's own columns when the model reads it, not stored:
 # no warehouse or partition written before they existed needs a rebuild. created_month: the
 # month the deal was opened. Win odds follow the season a deal was opened in (budget cycles);
@@ -35,7 +45,7 @@ FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
 # with it the drifting demo's holdout ECE fell 0.029 -> 0.021 and 0.042 -> 0.032, the stationary
 # one's stayed 0.012 - 0.013.
 DERIVED = {"created_month": pl.col("created_date").dt.month().cast(pl.Int32)}
-MODEL_FEATURES_NUMERIC = FEATURES_NUMERIC + list(DERIVED)
+MODEL_FEATURES_NUMERIC = FEATURES_NUMERIC + TRAILING + list(DERIVED)
 MODEL_FEATURES = MODEL_FEATURES_NUMERIC + FEATURES_CATEGORICAL
 OUTCOME = ["outcome_date", "is_won"]  # label columns: NOT features, filled only for deals that closed
 
@@ -100,8 +110,17 @@ _EVENTS = """
         QUALIFY row_number() OVER (PARTITION BY stage, ended ORDER BY started DESC) = 1)"""
 
 _OUTCOMES = """
-    closed AS (SELECT opportunity_id, account_id, rep_id, close_date, is_won::INT AS won
+    closed AS (SELECT opportunity_id, account_id, rep_id, product_id, close_date, is_won::INT AS won
                FROM {star}.fact_opportunity WHERE is_closed AND close_date IS NOT NULL),
+    -- running counts per close date; a trailing window (T - TRAILING_DAYS, T] is the count at T
+    -- minus the count at T - TRAILING_DAYS (two ASOF joins, no join of every date to every deal)
+    global_hist AS (
+        SELECT DISTINCT close_date, count(*) OVER w AS n, sum(won) OVER w AS wins
+        FROM closed WINDOW w AS (ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    prod_hist AS (
+        SELECT DISTINCT product_id, close_date, count(*) OVER w AS n, sum(won) OVER w AS wins
+        FROM closed WHERE product_id IS NOT NULL
+        WINDOW w AS (PARTITION BY product_id ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
     global_rate AS (
         SELECT DISTINCT close_date, sum(won) OVER w / count(*) OVER w AS rate
         FROM closed WINDOW w AS (ORDER BY close_date RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
@@ -153,7 +172,22 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
              ON l.rep_id = g4.rep_id AND g4.as_of_date >= l.d),
     g6 AS (SELECT g5.*, coalesce(g5.stage_ff, 'Prospecting') AS stage_now FROM g5),
     g7 AS (SELECT g6.*, n.norm_days FROM g6 ASOF LEFT JOIN stage_norms n
-             ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended)
+             ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended),
+    -- trailing window (T - TRAILING_DAYS, T]: running counts at T minus those at the window's
+    -- start, looked up once per (date, rep) and (date, product), not per deal row
+    tw_co AS (
+        SELECT as_of_date, ((coalesce(a.wins, 0) - coalesce(b.wins, 0))
+                            / nullif(coalesce(a.n, 0) - coalesce(b.n, 0), 0))::DOUBLE AS co_rate
+        FROM (SELECT d.as_of_date, h.n, h.wins FROM dates d ASOF LEFT JOIN global_hist h
+                ON d.as_of_date >= h.close_date) a
+        JOIN (SELECT d.as_of_date, h.n, h.wins FROM dates d ASOF LEFT JOIN global_hist h
+                ON d.as_of_date - INTERVAL {TRAILING_DAYS} DAY >= h.close_date) b USING (as_of_date)),
+    {_trailing_lift("rep_id", "rep_hist")},
+    {_trailing_lift("product_id", "prod_hist")},
+    tw AS (SELECT g7.*, c.rep_lift, p.product_lift, tw_co.co_rate FROM g7
+           LEFT JOIN tw_co USING (as_of_date)
+           LEFT JOIN tw_rep_id c ON c.as_of_date = g7.as_of_date AND c.rep_id = g7.rep_id
+           LEFT JOIN tw_product_id p ON p.as_of_date = g7.as_of_date AND p.product_id = g7.product_id)
     SELECT
         g.as_of_date, g.opportunity_id, g.account_id, g.rep_id, g.product_id,
         coalesce(g.division, 'Unassigned') AS division, g.stage_now AS stage,
@@ -183,12 +217,27 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
         coalesce(g.rep_open_deals, 0) AS rep_open_deals,
         (date_trunc('quarter', g.as_of_date) + INTERVAL 3 MONTH)::DATE - g.as_of_date AS days_to_quarter_end,
         month(g.as_of_date) AS month_of_year,
+        -- no close of its own in the window: fully shrunk, lift 0 (NULL when the company has none)
+        coalesce(g.rep_lift, g.co_rate * 0) AS {TRAILING[0]},
+        coalesce(g.product_lift, g.co_rate * 0) AS {TRAILING[1]},
         g.close_date AS outcome_date,
         CASE WHEN g.close_date IS NOT NULL THEN g.is_won END AS is_won
-    FROM g7 g
+    FROM tw g
     LEFT JOIN {star}.dim_product p ON p.product_id = g.product_id
     LEFT JOIN {star}.dim_account a ON a.account_id = g.account_id
     ORDER BY g.as_of_date, g.opportunity_id"""
+
+
+def _trailing_lift(key: str, hist: str) -> str:
+    """CTE tw_<key>: per (as-of date, key) (wins + SHRINK * rate) / (n + SHRINK) - rate over the
+    trailing window, i.e. (wins - n * rate) / (n + SHRINK); NULL when the company closed none."""
+    return f"""tw_{key} AS (
+        SELECT k.as_of_date, k.{key}, ((coalesce(a.wins, 0) - coalesce(b.wins, 0)
+                - (coalesce(a.n, 0) - coalesce(b.n, 0)) * k.co_rate)
+                / (coalesce(a.n, 0) - coalesce(b.n, 0) + {SHRINK}))::DOUBLE AS {key.removesuffix('_id')}_lift
+        FROM (SELECT * FROM tw_co, (SELECT DISTINCT {key} FROM {hist})) k
+        ASOF LEFT JOIN {hist} a ON a.{key} = k.{key} AND k.as_of_date >= a.close_date
+        ASOF LEFT JOIN {hist} b ON b.{key} = k.{key} AND k.as_of_date - INTERVAL {TRAILING_DAYS} DAY >= b.close_date)"""
 
 
 def star_as_of_sql(t: str, schema: str) -> list[str]:
