@@ -24,7 +24,7 @@ from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
                                                  whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
-from revintel_assets.parallel import map_tasks
+from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
 from revintel_resources.compute import ComputeResource
@@ -286,8 +286,9 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
         # fit, reads earlier cutoffs' validation rows), so they all fan out at once (parallel.map_tasks:
         # this machine's cores or the Dask cluster) while this process evaluates, registers and writes
         # them in order. Each fit is seeded by its config, not by the worker: same models either way.
-        tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
         with compute.active():  # decides where the tasks go (map_tasks reads it when called)
+            warm_up(fit_division)  # the pool process starts and imports the model code meanwhile
+            tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
             fits = map_tasks(fit_division, tasks)
         for cutoff, divs in groups.items():
             models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits)
