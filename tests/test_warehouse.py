@@ -148,6 +148,25 @@ def test_lock_timeout_names_the_lock_file(tmp_path: Path) -> None:
     assert wh.table_exists("main.x") and wh.row_count("main.x", "a = 1") == 1
 
 
+
+def test_session_reuses_one_connection_and_releases_the_lock(tmp_path: Path, wh: Warehouse) -> None:
+    other = Warehouse.from_env(tmp_path, lock_timeout_s=0.2)  # another run's handle on the same files
+    with wh.session() as con:
+        wh.write("s.sales", sales("2024-01-01", 3), partition_column="day", partition_values=["2024-01-01"])
+        # write() left its count half-read (fetchone): the next statement must still run
+        assert wh.query("SELECT count(*) AS n FROM s.sales")["n"][0] == 3
+        with wh.connect() as inner, wh.session() as nested:  # re-entrant, the same connection
+            assert inner is con and nested is con
+        assert wh.table_exists("s.sales") and wh.row_count("s.sales") == 3
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '__revintel_src_%'"
+                           ).fetchone()[0] == 0  # the written frame is not kept registered
+        with pytest.raises(WarehouseLockTimeout):  # the writer lock is held for the whole block
+            other.query("SELECT 1")
+        with pytest.raises(RuntimeError, match="session"):
+            wh.publish()
+    assert other.query("SELECT sum(amount) AS s FROM s.sales")["s"][0] == 0.0  # released at the end
+    wh.publish()
+
 # -- crash safety -----------------------------------------------------------------------------------
 
 CRASH_WRITER = """

@@ -24,7 +24,7 @@ from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
                                                  whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
-from revintel_assets.parallel import map_tasks
+from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
 from revintel_resources.compute import ComputeResource
@@ -131,22 +131,23 @@ STAR_ALL = [dg.AssetDep(k, partition_mapping=dg.AllPartitionMapping()) if k.path
           **COMMON)
 def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    plan, _ = load_plan(wh)
-    rows = 0
-    for cutoff, divs in by_cutoff(context.partition_keys).items():
-        c = dt.date.fromisoformat(cutoff)
-        rows += wh.write("features.customer_division", sql=feature_sql(c, divs, plan.window_months, plan.as_of),
-                         partition=[PartitionFilter("cutoff_date", values=[c]), PartitionFilter("division", values=divs)],
-                         run_id=context.run_id, comment=docs.FEATURES[0], column_comments=docs.FEATURES[1])
-    cuts = sorted(by_cutoff(context.partition_keys))
-    where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
-    meta = table_metadata(wh, "features.customer_division", where, [dt.date.fromisoformat(c) for c in cuts])
-    labelled = wh.query(f"SELECT count(label) AS n, avg(label::INT) AS rate FROM features.customer_division "
-                        f"WHERE {where}", [dt.date.fromisoformat(c) for c in cuts]).row(0)
-    return dg.MaterializeResult(metadata={**meta, "dagster/row_count": dg.MetadataValue.int(rows),
-                                          "cutoffs": dg.MetadataValue.int(len(cuts)),
-                                          "labelled_rows": dg.MetadataValue.int(int(labelled[0] or 0)),
-                                          "label_rate": dg.MetadataValue.float(float(labelled[1] or 0))})
+    with wh.session():  # one connection for the step (Warehouse.session)
+        plan, _ = load_plan(wh)
+        rows = 0
+        for cutoff, divs in by_cutoff(context.partition_keys).items():
+            c = dt.date.fromisoformat(cutoff)
+            rows += wh.write("features.customer_division", sql=feature_sql(c, divs, plan.window_months, plan.as_of),
+                             partition=[PartitionFilter("cutoff_date", values=[c]), PartitionFilter("division", values=divs)],
+                             run_id=context.run_id, comment=docs.FEATURES[0], column_comments=docs.FEATURES[1])
+        cuts = sorted(by_cutoff(context.partition_keys))
+        where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
+        meta = table_metadata(wh, "features.customer_division", where, [dt.date.fromisoformat(c) for c in cuts])
+        labelled = wh.query(f"SELECT count(label) AS n, avg(label::INT) AS rate FROM features.customer_division "
+                            f"WHERE {where}", [dt.date.fromisoformat(c) for c in cuts]).row(0)
+        return dg.MaterializeResult(metadata={**meta, "dagster/row_count": dg.MetadataValue.int(rows),
+                                              "cutoffs": dg.MetadataValue.int(len(cuts)),
+                                              "labelled_rows": dg.MetadataValue.int(int(labelled[0] or 0)),
+                                              "label_rate": dg.MetadataValue.float(float(labelled[1] or 0))})
 
 
 # Typed explicitly: a cutoff where every division trained has a None-only `message` (and one where
@@ -276,38 +277,40 @@ VALIDATION_TABLES = ("validation.model_metrics", "validation.holdout_gains", "va
 def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         mlflow_tracking: MLflowResource, source: SourceResource, compute: ComputeResource):
     wh = warehouse.get()
-    plan, _ = load_plan(wh)
-    groups = {dt.date.fromisoformat(c): ds for c, ds in by_cutoff(context.partition_keys).items()}
-    truth = oracle.division_truth(source.truth_folder(), [c for c in groups if plan.labelled(c)], plan.window_months)
-    meta: dict = {}
-    # Every cutoff x division fit is independent of the others (only the champion, chosen after the
-    # fit, reads earlier cutoffs' validation rows), so they all fan out at once (parallel.map_tasks:
-    # this machine's cores or the Dask cluster) while this process evaluates, registers and writes
-    # them in order. Each fit is seeded by its config, not by the worker: same models either way.
-    tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
-    with compute.active():  # decides where the tasks go (map_tasks reads it when called)
-        fits = map_tasks(fit_division, tasks)
-    for cutoff, divs in groups.items():
-        models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits)
-        owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[cutoff]),
-                 PartitionFilter("division", values=divs)]
-        for table, key in zip(VALIDATION_TABLES, ("metrics", "gains", "bins")):
-            parts = [e[key] for e in evals if e[key] is not None]
-            if parts:
-                wh.write(table, pl.concat(parts), partition=owned, run_id=context.run_id,
-                         comment=docs.VALIDATION[table])
-            elif wh.table_exists(table):  # the partition is replaced by nothing: no stale metrics
-                wh.write(table, sql=f"SELECT * FROM {table} WHERE false", partition=owned, run_id=context.run_id)
-        mine = [PartitionFilter("cutoff_date", values=[cutoff]), PartitionFilter("division", values=divs)]
-        wh.write("validation.icp_models", pl.DataFrame(models, schema=ICP_MODELS_SCHEMA), partition=mine,
-                 run_id=context.run_id, comment=docs.MODELS[0], column_comments=docs.MODELS[1])
-        if importances:
-            wh.write("validation.icp_feature_importance", pl.concat(importances), partition=mine,
-                     run_id=context.run_id, comment=docs.IMPORTANCE[0], column_comments=docs.IMPORTANCE[1])
-        meta |= _model_metadata(plan, cutoff, models, evals)
+    with wh.session():  # one connection for the step (Warehouse.session)
+        plan, _ = load_plan(wh)
+        groups = {dt.date.fromisoformat(c): ds for c, ds in by_cutoff(context.partition_keys).items()}
+        truth = oracle.division_truth(source.truth_folder(), [c for c in groups if plan.labelled(c)], plan.window_months)
+        meta: dict = {}
+        # Every cutoff x division fit is independent of the others (only the champion, chosen after the
+        # fit, reads earlier cutoffs' validation rows), so they all fan out at once (parallel.map_tasks:
+        # this machine's cores or the Dask cluster) while this process evaluates, registers and writes
+        # them in order. Each fit is seeded by its config, not by the worker: same models either way.
+        with compute.active():  # decides where the tasks go (map_tasks reads it when called)
+            warm_up(fit_division)  # the pool process starts and imports the model code meanwhile
+            tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
+            fits = map_tasks(fit_division, tasks)
+        for cutoff, divs in groups.items():
+            models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits)
+            owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[cutoff]),
+                     PartitionFilter("division", values=divs)]
+            for table, key in zip(VALIDATION_TABLES, ("metrics", "gains", "bins")):
+                parts = [e[key] for e in evals if e[key] is not None]
+                if parts:
+                    wh.write(table, pl.concat(parts), partition=owned, run_id=context.run_id,
+                             comment=docs.VALIDATION[table])
+                elif wh.table_exists(table):  # the partition is replaced by nothing: no stale metrics
+                    wh.write(table, sql=f"SELECT * FROM {table} WHERE false", partition=owned, run_id=context.run_id)
+            mine = [PartitionFilter("cutoff_date", values=[cutoff]), PartitionFilter("division", values=divs)]
+            wh.write("validation.icp_models", pl.DataFrame(models, schema=ICP_MODELS_SCHEMA), partition=mine,
+                     run_id=context.run_id, comment=docs.MODELS[0], column_comments=docs.MODELS[1])
+            if importances:
+                wh.write("validation.icp_feature_importance", pl.concat(importances), partition=mine,
+                         run_id=context.run_id, comment=docs.IMPORTANCE[0], column_comments=docs.IMPORTANCE[1])
+            meta |= _model_metadata(plan, cutoff, models, evals)
+        rows = {f"{t}_rows": dg.MetadataValue.int(family_rows(wh, t, FAMILY)) for t in VALIDATION_TABLES}
     yield dg.MaterializeResult(asset_key=["models", "division_propensity"], metadata=meta)
-    yield dg.MaterializeResult(asset_key=["validation", "division_propensity"], metadata={
-        f"{t}_rows": dg.MetadataValue.int(family_rows(wh, t, FAMILY)) for t in VALIDATION_TABLES})
+    yield dg.MaterializeResult(asset_key=["validation", "division_propensity"], metadata=rows)
 
 
 def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: list[dict]) -> dict:
@@ -343,30 +346,31 @@ def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: l
 def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    written = 0
-    for cutoff, divs in by_cutoff(context.partition_keys).items():
-        c = dt.date.fromisoformat(cutoff)
-        models = wh.query("SELECT division, model_version, model_uri, champion FROM validation.icp_models "
-                          "WHERE cutoff_date = ? AND status = 'trained'", [c])
-        frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
-                         f"AND division IN (SELECT unnest(?)) {ROW_ORDER}", [c, divs])
-        parts = []
-        for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
-            rows = frame.filter(pl.col("division") == d)
-            model = registered_model(mlflow_tracking, uri)
-            p = model.predict(rows)  # the champion chosen on validation
-            parts.append(rows.select("cutoff_date", "division", "account_id", "account_name", "is_buyer")
-                         .with_columns(propensity=pl.Series(p), decile=pl.Series(deciles(p)),
-                                       model_version=pl.lit(version), champion=pl.lit(model.champion)))
-        missing = sorted(set(divs) - set(models["division"]))
-        if missing:
-            context.log.warning(f"ICP scores @ {cutoff}: no trained model for {missing}; not scored")
-        if parts:
-            written += wh.write("scores.icp_scores", pl.concat(parts),
-                                partition=[PartitionFilter("cutoff_date", values=[c]),
-                                           PartitionFilter("division", values=divs)],
-                                run_id=context.run_id, comment=docs.SCORES[0], column_comments=docs.SCORES[1])
-    return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(written)})
+    with wh.session():  # one connection for the step (Warehouse.session)
+        written = 0
+        for cutoff, divs in by_cutoff(context.partition_keys).items():
+            c = dt.date.fromisoformat(cutoff)
+            models = wh.query("SELECT division, model_version, model_uri, champion FROM validation.icp_models "
+                              "WHERE cutoff_date = ? AND status = 'trained'", [c])
+            frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
+                             f"AND division IN (SELECT unnest(?)) {ROW_ORDER}", [c, divs])
+            parts = []
+            for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
+                rows = frame.filter(pl.col("division") == d)
+                model = registered_model(mlflow_tracking, uri)
+                p = model.predict(rows)  # the champion chosen on validation
+                parts.append(rows.select("cutoff_date", "division", "account_id", "account_name", "is_buyer")
+                             .with_columns(propensity=pl.Series(p), decile=pl.Series(deciles(p)),
+                                           model_version=pl.lit(version), champion=pl.lit(model.champion)))
+            missing = sorted(set(divs) - set(models["division"]))
+            if missing:
+                context.log.warning(f"ICP scores @ {cutoff}: no trained model for {missing}; not scored")
+            if parts:
+                written += wh.write("scores.icp_scores", pl.concat(parts),
+                                    partition=[PartitionFilter("cutoff_date", values=[c]),
+                                               PartitionFilter("division", values=divs)],
+                                    run_id=context.run_id, comment=docs.SCORES[0], column_comments=docs.SCORES[1])
+        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(written)})
 
 
 @dg.asset(key=["scores", "whitespace"], partitions_def=model_cutoffs, deps=[icp_scores.key],
@@ -377,25 +381,26 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       "account's rep; view scores.whitespace_by_rep = each rep's top 10.", **COMMON)
 def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    plan, _ = load_plan(wh)
-    written, cuts = 0, sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
-    if not wh.table_exists("scores.icp_scores"):  # docs/CONTRACT.md §4: too little data is a warning, not a crash
-        context.log.warning("whitespace: no ICP scores (no division model could be trained); nothing ranked")
-        return dg.MaterializeResult(metadata={"status": "skipped: no ICP scores",
-                                              "dagster/row_count": dg.MetadataValue.int(0)})
-    for c in cuts:
-        written += wh.write("scores.whitespace", sql=whitespace_sql(c, plan.window_months), partition_column="cutoff_date",
-                            partition_values=[c], run_id=context.run_id, comment=docs.WHITESPACE[0],
-                            column_comments=docs.WHITESPACE[1])
-    wh.execute(rep_view_sql())
-    judged = _judge_whitespace(context, wh, plan, [c for c in cuts if plan.labelled(c)])
-    where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
-    total = wh.query(f"SELECT coalesce(sum(expected_value * propensity), 0) AS v FROM scores.whitespace WHERE {where}",
-                     cuts)["v"][0]
-    return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.whitespace", where, cuts),
-                                          "dagster/row_count": dg.MetadataValue.int(written),
-                                          "expected_whitespace_value": dg.MetadataValue.float(float(total)),
-                                          **judged})
+    with wh.session():  # one connection for the step (Warehouse.session)
+        plan, _ = load_plan(wh)
+        written, cuts = 0, sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
+        if not wh.table_exists("scores.icp_scores"):  # docs/CONTRACT.md §4: too little data is a warning, not a crash
+            context.log.warning("whitespace: no ICP scores (no division model could be trained); nothing ranked")
+            return dg.MaterializeResult(metadata={"status": "skipped: no ICP scores",
+                                                  "dagster/row_count": dg.MetadataValue.int(0)})
+        for c in cuts:
+            written += wh.write("scores.whitespace", sql=whitespace_sql(c, plan.window_months), partition_column="cutoff_date",
+                                partition_values=[c], run_id=context.run_id, comment=docs.WHITESPACE[0],
+                                column_comments=docs.WHITESPACE[1])
+        wh.execute(rep_view_sql())
+        judged = _judge_whitespace(context, wh, plan, [c for c in cuts if plan.labelled(c)])
+        where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
+        total = wh.query(f"SELECT coalesce(sum(expected_value * propensity), 0) AS v FROM scores.whitespace WHERE {where}",
+                         cuts)["v"][0]
+        return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.whitespace", where, cuts),
+                                              "dagster/row_count": dg.MetadataValue.int(written),
+                                              "expected_whitespace_value": dg.MetadataValue.float(float(total)),
+                                              **judged})
 
 
 WHITESPACE_DIVISION = "all"  # validation.model_metrics rows of the whitespace ranking: every division at once
