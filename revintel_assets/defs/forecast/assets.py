@@ -103,8 +103,11 @@ def _origin_rows(wh, chosen: list[dt.date], n_rows: dict):
             total += n_rows.get(chosen[j], 0)
             j += 1
         batch = chosen[i:j]
+        # ORDER BY rowid: the rows in the order they were stored. DuckDB returns an IN-list filter's rows in
+        # an order that varies from run to run (measured: one date of 154 in most runs), and a
+        # deal's place in its date decides which draws the engine gives it (the forecast of that date moved)
         frame = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date IN "
-                         f"({', '.join('?' * len(batch))})", batch)
+                         f"({', '.join('?' * len(batch))}) ORDER BY rowid", batch)
         parts = frame.partition_by("as_of_date", as_dict=True, maintain_order=True)
         del frame
         for o in batch:

@@ -65,7 +65,7 @@ def known_deals(as_of: dt.date, rows: pl.DataFrame, scored: pl.DataFrame | None,
     expected close date: the deal scores of the date when it has them, else prob_fn(as_of, rows)
     and the expected-close rule of scoring (stage-to-win medians of outcomes known by as_of)."""
     if scored is not None and len(scored):
-        deals = rows.join(scored, on="opportunity_id", how="inner").with_columns(
+        deals = rows.join(scored, on="opportunity_id", how="inner", maintain_order="left").with_columns(
             pl.col("expected_close_date").fill_null(pl.col("scored_close")))
         return deals, ", ".join(sorted(scored["model_version"].unique().to_list()))
     p, source = prob_fn(as_of, rows)
