@@ -13,6 +13,7 @@ import polars as pl
 
 from dashboards import db, fmt
 from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
+from revintel_assets.defs.deals.snapshot import TRAILING
 from revintel_assets.defs.forecast import outlook as _outlook
 from revintel_assets.rules import deal_value, quarter_name, value_is_estimate
 from revintel_resources.settings import settings
@@ -119,7 +120,7 @@ def explanations(as_of: dt.date, opportunity_id: str) -> pl.DataFrame:
 
 MONEY_FEATURES = {"amount", "list_price", "account_revenue"}
 RATE_FEATURES = {"account_win_rate", "rep_win_rate"}
-LIFT_FEATURES = {"rep_win_lift_180d", "product_win_lift_180d"}  # rate differences
+LIFT_FEATURES = set(TRAILING)  # rate differences
 RATIO_FEATURES = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]

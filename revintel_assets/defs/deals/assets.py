@@ -10,7 +10,7 @@ from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
 from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
-from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, snapshot_sql
+from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, snapshot_sql
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.win_model import split_by_time, train
 from revintel_assets.metadata import family_rows, range_metadata
@@ -39,10 +39,9 @@ SNAPSHOT_DOC = (
         "days_to_expected_close": "Expected close date known on as_of_date minus as_of_date (negative: overdue)",
         "rep_win_rate": f"Rep's win rate on deals closed by as_of_date, shrunk toward the global rate",
         "account_win_rate": "Account's win rate on deals closed by as_of_date, shrunk toward the global rate",
-        "rep_win_lift_180d": "Rep's win rate on deals closed in the 180 days up to as_of_date (shrunk toward the "
-                             "company's rate over those days) minus the company's rate; NULL if none closed",
-        "product_win_lift_180d": "Product's win rate on deals closed in the 180 days up to as_of_date (shrunk toward "
-                                 "the company's rate over those days) minus the company's rate; NULL if none closed",
+        **{col: f"{who}'s win rate on deals closed in the {TRAILING_DAYS} days up to as_of_date (shrunk toward the "
+               f"company's rate over those days) minus the company's rate; 0 when the {who.lower()} closed none "
+               "then, NULL when the company closed none" for col, who in zip(TRAILING, ("Rep", "Product"))},
         "is_won": "Label: the deal's eventual outcome (NULL while open); not a feature",
         "outcome_date": "Label: when the deal closed; not a feature",
     })

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.snapshot import MODEL_FEATURES, with_derived
+from revintel_assets.defs.deals.snapshot import MODEL_FEATURES, TRAILING, TRAILING_DAYS, with_derived
 
 # feature -> (phrase for the value, with {v}), how values print
 PHRASES = {
@@ -38,8 +38,8 @@ PHRASES = {
     "days_to_quarter_end": "{v} days to quarter end",
     "month_of_year": "month {v} of the year",
     "created_month": "opened in month {v} of the year",
-    "rep_win_lift_180d": "rep's win rate over the last 180 days is {v} the company's",
-    "product_win_lift_180d": "product's win rate over the last 180 days is {v} the company's",
+    TRAILING[0]: f"rep's win rate over the last {TRAILING_DAYS} days is {{v}} the company's",
+    TRAILING[1]: f"product's win rate over the last {TRAILING_DAYS} days is {{v}} the company's",
     "deal_age_days": "deal is {v} days old",
     "stage": "stage is {v}",
     "product_id": "product {v}",
@@ -47,7 +47,7 @@ PHRASES = {
     "account_sector": "sector {v}",
 }
 RATES = {"account_win_rate", "rep_win_rate"}
-LIFTS = {"rep_win_lift_180d", "product_win_lift_180d"}  # rate differences: "12 points below"
+LIFTS = set(TRAILING)  # rate differences: "12 points below"
 RATIOS = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
 
 
