@@ -129,6 +129,48 @@ def candidate_model(cand: str, snap: pl.DataFrame, db: Path, plan: DealPlan, lgb
     return train(split_by_time(snap, cutoff, windows), numeric=numeric, **kw), snap
 
 
+def setting_views(setting: str):
+    """For one DATA_DIR:SEED:SCALE:DRIFT setting: (snapshot, warehouse path, plan, views,
+    export_view). views(rows, predict) scores `predict` on the holdout rows of `rows` in the two
+    views (export labels, eventual outcomes); export_view(rows, predict) on the deals open at the
+    export date, with their eventual outcomes."""
+    path, seed, scale, drift = setting.split(":")
+    db = Path(path) / "warehouse" / "revintel.duckdb"
+    snap = load_snapshot(db)
+    plan = DealPlan(snap["created_date"].min(), snap["as_of_date"].max())
+    cutoff = plan.eval_cutoff
+    truth = eventual_outcomes(int(seed), float(scale), float(drift)).select("opportunity_id", "eventual_won")
+    holdout_dates = pl.col("as_of_date").is_between(cutoff, cutoff + dt.timedelta(days=plan.windows.holdout_days),
+                                                    closed="left")
+
+    def views(rows: pl.DataFrame, predict) -> dict:
+        every = rows.filter(holdout_dates).join(truth, on="opportunity_id", how="left", maintain_order="left")
+        assert every["eventual_won"].null_count() == 0, "snapshot and replayed generator disagree"
+        p = predict(every)  # once: the labelled rows are a subset
+        known = every["is_won"].is_not_null().to_numpy()
+        labelled = every.filter(pl.col("is_won").is_not_null())
+        return {"export labels": _score(labelled, p[known], labelled["is_won"].cast(pl.Int8).to_numpy()),
+                "eventual": _score(every, p, every["eventual_won"].cast(pl.Int8).to_numpy())}
+
+    def export_view(rows: pl.DataFrame, predict) -> dict:
+        every = rows.filter(pl.col("as_of_date") == plan.as_of).join(truth, on="opportunity_id", how="left",
+                                                                     maintain_order="left")
+        assert every["eventual_won"].null_count() == 0, "snapshot and replayed generator disagree"
+        return {"export date": _score(every, predict(every), every["eventual_won"].cast(pl.Int8).to_numpy())}
+
+    return snap, db, plan, views, export_view
+
+
+def reference_line(setting: str, export_date: bool) -> dict:
+    """The plain reference (benchmarks/win_reference.py) in the same views as the candidates."""
+    snap, _, plan, views, export_view = setting_views(setting)
+    out = {"setting": setting, "candidate": "reference"}
+    out |= views(snap, lambda r: reference_predict(snap, plan.eval_cutoff, r)[0])
+    if export_date:
+        out |= export_view(snap, lambda r: reference_predict(snap, plan.as_of, r)[0])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("settings", nargs="*", help="DATA_DIR:SEED:SCALE:DRIFT")
@@ -151,38 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(verdicts(lines), indent=1))
         return 0
     for setting in args.settings:
-        path, seed, scale, drift = setting.split(":")
-        db = Path(path) / "warehouse" / "revintel.duckdb"
-        snap = load_snapshot(db)
-        plan = DealPlan(snap["created_date"].min(), snap["as_of_date"].max())
-        cutoff = plan.eval_cutoff
-        truth = eventual_outcomes(int(seed), float(scale), float(drift)).select("opportunity_id", "eventual_won")
-        holdout_dates = pl.col("as_of_date").is_between(cutoff, cutoff + dt.timedelta(days=plan.windows.holdout_days),
-                                                        closed="left")
-
-        def views(rows: pl.DataFrame, predict) -> dict:
-            every = rows.filter(holdout_dates).join(truth, on="opportunity_id", how="left", maintain_order="left")
-            assert every["eventual_won"].null_count() == 0, "snapshot and replayed generator disagree"
-            p = predict(every)  # once: the labelled rows are a subset
-            known = every["is_won"].is_not_null().to_numpy()
-            labelled = every.filter(pl.col("is_won").is_not_null())
-            return {"export labels": _score(labelled, p[known], labelled["is_won"].cast(pl.Int8).to_numpy()),
-                    "eventual": _score(every, p, every["eventual_won"].cast(pl.Int8).to_numpy())}
-
+        snap, db, plan, views, export_view = setting_views(setting)
         export = plan.as_of
-
-        def export_view(rows: pl.DataFrame, predict) -> dict:
-            every = rows.filter(pl.col("as_of_date") == export).join(truth, on="opportunity_id", how="left",
-                                                                     maintain_order="left")
-            assert every["eventual_won"].null_count() == 0, "snapshot and replayed generator disagree"
-            return {"export date": _score(every, predict(every), every["eventual_won"].cast(pl.Int8).to_numpy())}
-
         if not args.no_reference:
-            out = {"setting": setting, "candidate": "reference"}
-            out |= views(snap, lambda r: reference_predict(snap, cutoff, r)[0])
-            if args.export_date:
-                out |= export_view(snap, lambda r: reference_predict(snap, export, r)[0])
-            print(json.dumps(out), flush=True)
+            print(json.dumps(reference_line(setting, args.export_date)), flush=True)
         for cand in args.candidates:
             for lgb_seed in args.lgb_seeds:
                 model, rows = candidate_model(cand, snap, db, plan, lgb_seed)
