@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks.tune_drift import reference_line, setting_views, summary
+from benchmarks.win_reference import REFERENCE_PARAMS
 from revintel_assets.defs.deals.snapshot import FEATURES_NUMERIC
 from revintel_assets.defs.deals.win_model import (CALIBRATION_HALF_LIFE_DAYS, P_FLOOR, calibration_rows,
                                                   calibration_weight, cross_fitted, split_by_time, train)
@@ -62,10 +63,18 @@ AUC_GAIN = 0.002  # (b)
 ECE_SLACK = 0.003  # (c)
 
 
-def members(split, lgb_seed: int | None):
+# --plain-params reference (information only, after the verdict; not a candidate of the rule):
+# the plain member with the reference's hyperparameters instead of PARAMS. LightGBM's defaults
+# for what PARAMS sets and REFERENCE_PARAMS does not, so train's merge yields REFERENCE_PARAMS.
+REFERENCE_AS_PLAIN = {**REFERENCE_PARAMS, "lambda_l2": 0.0, "cat_smooth": 10.0, "min_data_per_group": 100,
+                      "metric": "binary_logloss"}
+
+
+def members(split, lgb_seed: int | None, plain_params: dict | None = None):
     params = {} if lgb_seed is None else {"seed": lgb_seed}
     return (train(split, params=params),
-            train(split, params=params, numeric=list(FEATURES_NUMERIC), half_life_days=None))
+            train(split, params={**(plain_params or {}), **params}, numeric=list(FEATURES_NUMERIC),
+                  half_life_days=None))
 
 
 def blend_raw(models, split):
@@ -80,9 +89,9 @@ def blend_raw(models, split):
                                P_FLOOR, 1 - P_FLOOR)), oof
 
 
-def candidates(split, lgb_seed: int | None) -> tuple[dict, dict]:
+def candidates(split, lgb_seed: int | None, plain_params: dict | None = None) -> tuple[dict, dict]:
     """Predict functions per candidate, and facts (trees, validation Briers, the selected member)."""
-    product, plain = members(split, lgb_seed)
+    product, plain = members(split, lgb_seed, plain_params)
     y_val = split.validation["is_won"].cast(pl.Int8).to_numpy()
     brier = {k: classification_metrics(y_val, m.validation_oof)["brier"] for k, m in
              (("product", product), ("plain", plain))}
@@ -104,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lgb-seeds", type=int, nargs="+", default=[None])
     ap.add_argument("--export-date", action="store_true")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--plain-params", choices=("product", "reference"), default="product",
+                    help="the plain member's hyperparameters: PARAMS (the rule's) or REFERENCE_PARAMS (information)")
     ap.add_argument("--summarise", type=Path, nargs="+", metavar="JSONL")
     ap.add_argument("--markdown", action="store_true", help="with --summarise: the table as markdown")
     args = ap.parse_args(argv)
@@ -115,16 +126,17 @@ def main(argv: list[str] | None = None) -> int:
             print(summary(lines).sort("drift", descending=True, maintain_order=True))
         print(json.dumps(verdicts(lines), indent=1))
         return 0
+    plain_params = REFERENCE_AS_PLAIN if args.plain_params == "reference" else None
     for setting in args.settings:
         snap, _, plan, views, export_view = setting_views(setting)
         if not args.no_reference:
             print(json.dumps(reference_line(setting, args.export_date)), flush=True)
         for lgb_seed in args.lgb_seeds:
-            preds, facts = candidates(split_by_time(snap, plan.eval_cutoff, plan.windows), lgb_seed)
+            preds, facts = candidates(split_by_time(snap, plan.eval_cutoff, plan.windows), lgb_seed, plain_params)
             out = {c: {"setting": setting, "candidate": c, "lgb_seed": lgb_seed, **facts} | views(snap, preds[c])
                    for c in CANDIDATES}
             if args.export_date:
-                preds, facts = candidates(split_by_time(snap, plan.as_of, plan.windows), lgb_seed)
+                preds, facts = candidates(split_by_time(snap, plan.as_of, plan.windows), lgb_seed, plain_params)
                 for c in CANDIDATES:
                     out[c] |= export_view(snap, preds[c]) | {"export facts": facts}
             for line in out.values():
