@@ -52,3 +52,31 @@ def test_no_history_scores_one_half():
     p, base = scoring._stage_probability(empty, rows)
     assert p.tolist() == [0.5] and base == 0.5
     assert scoring._expected_close(rows, empty)[0] == dt.date(2025, 1, 31)
+
+
+def test_stats_by_date_in_several_statements_equal_one(monkeypatch):
+    """outcome_stats_by_date splits its dates by STATS_ROWS (scale 100 ran out of memory in one
+    statement): any split gives every date the same stats, a date with no history included."""
+    history = _history()
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features")
+    con.register("h", history.to_arrow())
+    con.execute("CREATE TABLE features.deal_snapshot AS SELECT * FROM h")
+    calls = []
+
+    def query(sql, params=None):
+        calls.append(sql)
+        return con.sql(sql, params=params).pl()
+
+    dates = [dt.date(2024, 12, 1)] + [dt.date(2025, 1, 1) + dt.timedelta(days=30 * k) for k in range(10)]
+    whole = scoring.outcome_stats_by_date(query, dates)
+    assert len(calls) == 2  # the row count, then every date in one statement
+    monkeypatch.setattr(scoring, "STATS_ROWS", 3 * len(history))  # 3 dates per statement
+    calls.clear()
+    split = scoring.outcome_stats_by_date(query, dates)
+    assert len(calls) == 1 + 4
+    assert whole.keys() == split.keys() and whole[dates[0]]["n"].sum() == 0
+    for d in dates:
+        assert whole[d].sort("stage", nulls_last=True).equals(split[d].sort("stage", nulls_last=True)), d
+        if d > dt.date(2025, 2, 1):
+            assert split[d]["n"].sum() > 0

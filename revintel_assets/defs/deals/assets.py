@@ -7,7 +7,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.baselines import BASELINES, NB_FEATURES
 from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
-from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
+from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, training_cutoffs
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
 from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, snapshot_sql
@@ -198,35 +198,43 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     keys = sorted(context.partition_keys)
     dates = [dt.date.fromisoformat(k) for k in keys]
     chosen = eligible_by_date(mlflow_tracking, dates)  # each date's champion: one registry read
-    # outcomes known on each date, reduced in DuckDB to a few rows per date (a range join of every
-    # date with the labelled history instead would hold dates x rows at scale)
-    stats = outcome_stats_by_date(wh.query, dates)
-    scores, explanations = [], []
+    sizes = wh.query(f"SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date IN "
+                     f"({', '.join('?' * len(dates))}) GROUP BY 1", dates)
+    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
+    latest, by_model = None, {}
     with compute.active():  # TreeSHAP blocks: this machine or the Dask cluster
         for version in sorted(set(chosen.values()), key=str):  # a handful: one pass per model, all its dates
             group = [d for d in dates if chosen[d] == version]
-            rows = wh.query(f"SELECT * FROM features.deal_snapshot WHERE as_of_date IN ({', '.join('?' * len(group))})",
-                            group)
-            model = load(mlflow_tracking, version) if version and not rows.is_empty() else None
-            s, e = score_dates(rows, stats, model, f"{MODEL_NAME}/{version}" if version else None)
-            scores.append(s)
-            explanations.append(e)
-            by = f"{MODEL_NAME}/{version}" if version else "the stage baseline of each date"
-            context.log.info(f"{len(group)} as-of date(s) {group[0]}..{group[-1]}: {len(s)} deals scored by {by}")
-    owned = dict(partition_column="as_of_date", partition_values=keys, run_id=context.run_id)
-    all_scores = pl.concat(scores)
-    wh.write("scores.deal_scores", all_scores, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)
-    wh.write("scores.deal_explanations", pl.concat(explanations), comment=EXPLAIN_DOC[0],
-             column_comments=EXPLAIN_DOC[1], **owned)
+            model = load(mlflow_tracking, version) if version and any(n_rows.get(d) for d in group) else None
+            name = f"{MODEL_NAME}/{version}" if version else None
+            # a batch of dates at a time, each written as it is done (the partitions it owns): memory
+            # follows ROWS_PER_PASS, not the range (scale 100: 28.7 M snapshot rows over 154 dates)
+            for batch in date_batches(group, n_rows, ROWS_PER_PASS):
+                rows = wh.query(f"SELECT * FROM features.deal_snapshot WHERE as_of_date IN ({', '.join('?' * len(batch))})",
+                                batch)
+                # outcomes known on each date, reduced in DuckDB to a few rows per date (a range join of
+                # every date with the labelled history instead would hold dates x rows at scale)
+                s, e = score_dates(rows, outcome_stats_by_date(wh.query, batch), model, name)
+                owned = dict(partition_column="as_of_date", partition_values=[d.isoformat() for d in batch],
+                             run_id=context.run_id)
+                wh.write("scores.deal_scores", s, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)
+                wh.write("scores.deal_explanations", e, comment=EXPLAIN_DOC[0], column_comments=EXPLAIN_DOC[1], **owned)
+                if dates[-1] in batch:  # the figures a reader compares run to run
+                    latest = s.filter(pl.col("as_of_date") == dates[-1])
+                family = (name or "baseline_stage").split("@")[0]
+                scored = [d for d in batch if n_rows.get(d)]
+                counts = by_model.setdefault(family, [0, 0])  # dates, rows
+                counts[0], counts[1] = counts[0] + len(scored), counts[1] + len(s)
+                del rows, s, e
+            by = name or "the stage baseline of each date"
+            context.log.info(f"{len(group)} as-of date(s) {group[0]}..{group[-1]}: "
+                             f"{sum(n_rows.get(d, 0) for d in group)} deals scored by {by}")
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
-    latest = all_scores.filter(pl.col("as_of_date") == dates[-1])  # the figures a reader compares run to run
     mix = latest["risk_category"].value_counts().rows()
-    by_model = all_scores.group_by(pl.col("model_version").str.split("@").list.first()).agg(
-        pl.col("as_of_date").n_unique().alias("dates"), pl.len().alias("rows")).sort("model_version")
     yield dg.MaterializeResult(asset_key=["scores", "deal_scores"], metadata={
         **range_metadata(wh, "scores.deal_scores", where, keys),
         "as_of_dates": dg.MetadataValue.int(len(keys)),
-        "model_versions": "; ".join(f"{m}: {d} date(s), {n} rows" for m, d, n in by_model.rows()),
+        "model_versions": "; ".join(f"{m}: {d} date(s), {n} rows" for m, (d, n) in sorted(by_model.items())),
         "latest_as_of_date": str(dates[-1]),
         "mean_win_probability": dg.MetadataValue.float(float(latest["win_probability"].mean() or 0)),
         "pipeline_value": dg.MetadataValue.float(float(latest["amount"].sum() or 0)),

@@ -19,3 +19,25 @@ def register(instance: dg.DagsterInstance, plan: DealPlan) -> DealPlan:
     for definition, keys in ((as_of_dates, plan.snapshot_dates), (training_cutoffs, plan.model_cutoffs)):
         partitions.register(instance, definition, [k.isoformat() for k in keys])
     return plan
+
+
+# Snapshot rows a range run over as-of dates (scores, explanations, forecasts) holds and writes per
+# pass (the demo: every date in one pass; scale 100: ~5 dates of ~190,000 open deals).
+ROWS_PER_PASS = 1_000_000
+
+
+def date_batches(dates: list[dt.date], n_rows: dict, max_rows: int) -> list[list[dt.date]]:
+    """`dates` (in order) cut into consecutive batches of at most `max_rows` rows each by `n_rows`
+    (rows per date; a date not in it counts 0), a batch holding one date at least. A range run
+    over every as-of date works batch by batch, so its memory follows the batch, not the range
+    (at scale 100 the 154 dates hold 28.7 M snapshot rows)."""
+    out: list[list[dt.date]] = []
+    total = 0
+    for d in dates:
+        n = n_rows.get(d, 0)
+        if not out or total + n > max_rows:
+            out.append([])
+            total = 0
+        out[-1].append(d)
+        total += n
+    return out

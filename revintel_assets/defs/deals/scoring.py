@@ -41,13 +41,24 @@ OUTCOME_STATS_SQL = """
     GROUP BY GROUPING SETS ((stage), ())"""
 
 
+# Labelled rows one statement of outcome_stats_by_date may aggregate, summed over its dates: each
+# date's medians hold its won rows' lags until the statement ends. All 154 dates of scale 100 in
+# one statement (~25 M labelled rows each) ran DuckDB out of memory (5.5 GiB); the demo's fit in one.
+STATS_ROWS = 100_000_000
+
+
 def outcome_stats_by_date(query, dates: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
-    """OUTCOME_STATS_SQL for every date, in one statement (`query(sql, params)`: the warehouse's;
-    a round trip per date cost more than the queries themselves)."""
+    """OUTCOME_STATS_SQL for every date, as few statements as STATS_ROWS allows (`query(sql,
+    params)`: the warehouse's; a round trip per date cost more than the queries themselves)."""
+    labelled = query("SELECT count(*) AS n FROM features.deal_snapshot WHERE is_won IS NOT NULL")["n"][0]
+    per = max(1, STATS_ROWS // max(int(labelled), 1))
     one = f"SELECT ?::DATE AS scored_on, * FROM ({OUTCOME_STATS_SQL})"
-    stats = query(" UNION ALL ".join([one] * len(dates)), [d for d in dates for _ in range(3)])
-    parts = stats.partition_by("scored_on", as_dict=True, include_key=False)
-    empty = stats.drop("scored_on").clear()
+    parts, empty = {}, None
+    for i in range(0, len(dates), per):
+        batch = dates[i:i + per]
+        stats = query(" UNION ALL ".join([one] * len(batch)), [d for d in batch for _ in range(3)])
+        parts |= stats.partition_by("scored_on", as_dict=True, include_key=False)
+        empty = stats.drop("scored_on").clear()
     return {d: parts.get((d,), empty) for d in dates}
 
 
