@@ -41,3 +41,13 @@ def date_batches(dates: list[dt.date], n_rows: dict, max_rows: int) -> list[list
         out[-1].append(d)
         total += n
     return out
+
+
+def snapshot_batches(query, keys: list[str], max_rows: int = ROWS_PER_PASS) -> list[list[str]]:
+    """date_batches of as-of date keys by their rows in features.deal_snapshot (`query(sql,
+    params)`: the warehouse's)."""
+    dates = [dt.date.fromisoformat(k) for k in keys]
+    sizes = query(f"SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date IN "
+                  f"({', '.join('?' * len(dates))}) GROUP BY 1", dates) if dates else None
+    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list())) if dates else {}
+    return [[d.isoformat() for d in b] for b in date_batches(dates, n_rows, max_rows)]

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
-from revintel_assets.defs.deals.partitions import as_of_dates
+from revintel_assets.defs.deals.partitions import as_of_dates, snapshot_batches
 from revintel_assets.defs.pipeline import changes, digest
 from revintel_assets.defs.pipeline.alerts import AlertRules, alerts_sql
 from revintel_assets.metadata import table_metadata
@@ -42,13 +42,14 @@ WATERFALL_DOC = ("Open pipeline expected to close in the period (this / next qua
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
 def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
-    keys = sorted(context.partition_keys)  # a range of dates is one SQL pass
-    pairs, fy = changes.pairs_sql(keys), settings().fiscal_year_start_month
-    owned = [PartitionFilter("as_of_date", values=keys)]
-    wh.write("scores.pipeline_changes", sql=changes.changes_sql(pairs, fy), partition=owned, run_id=context.run_id,
-             comment=CHANGES_DOC[0], column_comments=CHANGES_DOC[1])
-    wh.write("scores.pipeline_waterfall", sql=changes.waterfall_sql(pairs, fy), partition=owned,
-             run_id=context.run_id, comment=WATERFALL_DOC[0], column_comments=WATERFALL_DOC[1])
+    keys = sorted(context.partition_keys)  # a range of dates is one SQL pass per batch of dates
+    fy = settings().fiscal_year_start_month
+    for batch in snapshot_batches(wh.query, keys):  # scale 100 in one pass: DuckDB out of memory
+        pairs, owned = changes.pairs_sql(batch), [PartitionFilter("as_of_date", values=batch)]
+        wh.write("scores.pipeline_changes", sql=changes.changes_sql(pairs, fy), partition=owned, run_id=context.run_id,
+                 comment=CHANGES_DOC[0], column_comments=CHANGES_DOC[1])
+        wh.write("scores.pipeline_waterfall", sql=changes.waterfall_sql(pairs, fy), partition=owned,
+                 run_id=context.run_id, comment=WATERFALL_DOC[0], column_comments=WATERFALL_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     mix = wh.query(f"SELECT category, count(*) AS n FROM scores.pipeline_changes WHERE {where} GROUP BY 1",
                    keys).rows()
@@ -56,7 +57,7 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         **table_metadata(wh, "scores.pipeline_changes", where, keys),
         **{f"deals_{cat}": dg.MetadataValue.int(int(n)) for cat, n in mix}})
     latest = wh.query("SELECT count(*) AS n FROM scores.pipeline_waterfall WHERE as_of_date = ?", [keys[-1]])["n"][0]
-    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(pairs, fy)).rows(named=True)),
+    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(changes.pairs_sql(keys[-1:]), fy)).rows(named=True)),
                                                     None))
     if why:
         context.log.warning(f"pipeline waterfall of {keys[-1]} is empty: {why}")
@@ -104,9 +105,11 @@ def deal_alerts(context: dg.AssetExecutionContext, config: AlertConfig, warehous
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
     rules = AlertRules(**config.model_dump())
-    wh.write("scores.deal_alerts", sql=alerts_sql(keys, rules, wh.table_exists("scores.deal_scores")),
-             partition=[PartitionFilter("as_of_date", values=keys)], run_id=context.run_id,
-             comment=ALERTS_DOC[0], column_comments=ALERTS_DOC[1])
+    with_scores = wh.table_exists("scores.deal_scores")
+    for batch in snapshot_batches(wh.query, keys):
+        wh.write("scores.deal_alerts", sql=alerts_sql(batch, rules, with_scores),
+                 partition=[PartitionFilter("as_of_date", values=batch)], run_id=context.run_id,
+                 comment=ALERTS_DOC[0], column_comments=ALERTS_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     mix = wh.query(f"SELECT alert_type, count(*) AS n FROM scores.deal_alerts WHERE {where} GROUP BY 1", keys).rows()
     return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.deal_alerts", where, keys),

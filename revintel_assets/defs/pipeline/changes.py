@@ -33,11 +33,14 @@ def pairs_sql(keys: list[str]) -> str:
 def _joined(pairs: str) -> str:
     """Every deal open on either date of each pair, before and after."""
     value = f"{VALUE_SQL}::{CENTS}"
+    # the columns j reads, not the snapshot's ~40 (each side of the join holds its rows)
+    cols = ", ".join(f"s.{c}" for c in ("as_of_date", "opportunity_id", "account_id", "rep_id", "division", "stage",
+                                         "amount", "expected_close_date", "is_won"))
     return f"""
     pairs AS ({pairs}),
-    b AS (SELECT p.as_of_date AS pair_as_of, s.*, {value} AS value FROM pairs p
+    b AS (SELECT p.as_of_date AS pair_as_of, {cols}, {value} AS value FROM pairs p
           JOIN features.deal_snapshot s ON s.as_of_date = p.compare_date),
-    a AS (SELECT s.*, {value} AS value FROM pairs p JOIN features.deal_snapshot s ON s.as_of_date = p.as_of_date),
+    a AS (SELECT {cols}, {value} AS value FROM pairs p JOIN features.deal_snapshot s ON s.as_of_date = p.as_of_date),
     j AS (
         SELECT coalesce(a.as_of_date, b.pair_as_of) AS as_of_date, p.compare_date,
                coalesce(a.opportunity_id, b.opportunity_id) AS opportunity_id,
