@@ -120,7 +120,9 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
         from revintel_assets import orchestrate
 
         # jobs: a part of the plan only (e.g. a large scale prepared in steps)
-        orchestrate.materialize_all(defs, say=lambda s: print(s, file=sys.stderr, flush=True),
+        t0 = time.perf_counter()  # each step's start, for the per-job breakdown of a full run
+        orchestrate.materialize_all(defs, say=lambda s: print(f"[{time.perf_counter() - t0:7.1f} s] {s}",
+                                                              file=sys.stderr, flush=True),
                                     resources={"source": _source(data)}, jobs=jobs)
         return {}
     if stage == "import":

@@ -74,9 +74,13 @@ def test_scoring_an_origin_chunk_by_chunk_equals_scoring_its_cached_sims(data):
     """The asset re-simulates origins whose sims it cannot keep: same seed, same sims, same rows."""
     snaps, opps, reps = data
     o = _origin(snaps, opps, reps)
-    m = simulate.shock(600, o.cal.atom_week_all, 0.1, 0.2, 3)
-    cached = backtest.evaluate_origin(o, backtest.run_sims(o, 600, 3), m)
-    assert cached.equals(backtest.evaluate_origin_blocked(o, 600, 3, m))
+    shocks = [simulate.shock(500, o.cal.atom_week_all, sh, sw, 3) for sh, sw in [(0.1, 0.2), (0.0, 0.0), (0.3, 0.05)]]
+    x = backtest.run_sims(o, 600, 3)
+    blocked = backtest.evaluate_origin_blocked(o, 600, 3, shocks, skip=100)
+    assert len(blocked) == 3
+    for m, rows in zip(shocks, blocked):  # one simulation, every shock scored as if alone
+        assert backtest.evaluate_origin(o, x[..., 100:], m).equals(rows)
+    assert not blocked[0].equals(blocked[1])
 
 
 def test_counted_labels_give_the_same_probabilities_and_close_dates(data):

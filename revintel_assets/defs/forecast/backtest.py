@@ -291,33 +291,41 @@ def evaluate_origin(o: Origin, x: np.ndarray, shock_m: np.ndarray) -> pl.DataFra
                             for p in ("week", "month")})
 
 
-def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shock_m: np.ndarray,
-                            workers: int | None = None, skip: int = 0) -> pl.DataFrame:
-    """evaluate_origin's rows, re-simulating the origin (same seed: the same sims) and scoring
-    reps chunk by chunk inside the engine: memory does not grow with reps x sims. skip: the first
-    sims are left out (those the tuning saw), as evaluate_origin(o, x[..., skip:], ...) does."""
-    st = np.ascontiguousarray(shock_m.T, dtype=np.float32)
+def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shocks: list[np.ndarray],
+                            workers: int | None = None, skip: int = 0) -> list[pl.DataFrame]:
+    """evaluate_origin's rows for each shock matrix of `shocks`, re-simulating the origin once (same
+    seed: the same sims) and scoring reps chunk by chunk inside the engine: memory does not grow
+    with reps x sims. skip: the first sims are left out (those the tuning saw), as
+    [evaluate_origin(o, x[..., skip:], m) for m in shocks] does. One simulation for every shock: the
+    backtest scores each origin under three (walk-forward, in-sample, none), and re-simulating per
+    shock was most of its time at scale 100."""
+    sts = [np.ascontiguousarray(m.T, dtype=np.float32) for m in shocks]
     group_labels, groups = model.group_matrix(o.prep.segments)
     n_g, n_r = len(group_labels), len(o.prep.segments.reps)
     ptypes = ("week", "month")
     pts = {p: o.cal.period_matrix(p).T for p in ptypes}
     widths = [len(pts[p]) * 6 for p in ptypes]
+    width = sum(widths)
     actual = o.actual  # not `o`: reduce is pickled to the engine's workers with what it refers to
 
     def reduce(lo: int, hi: int, block: np.ndarray) -> np.ndarray:
         block = block[..., skip:]
         return np.concatenate([model.period_stats(block, pts[p], st, actual[p][n_g + lo:n_g + hi]).reshape(hi - lo, -1)
-                               for p in ptypes], axis=1)
+                               for st in sts for p in ptypes], axis=1)
 
-    res = simulate.simulate_blocks(o.prep.engine, n_sims, seed, groups=groups, reduce=reduce, n_out=sum(widths),
+    res = simulate.simulate_blocks(o.prep.engine, n_sims, seed, groups=groups, reduce=reduce, n_out=width * len(sts),
                                    workers=workers)
-    stats = {}
-    for k, p in enumerate(ptypes):
-        rep = res.rep_out[:, sum(widths[:k]):sum(widths[:k + 1])].reshape(n_r, len(pts[p]), 6)
-        stats[p] = np.concatenate([model.period_stats(res.group_grid[..., skip:], pts[p], st, o.actual[p][:n_g]), rep,
-                                   model.period_stats(res.division_grid[..., skip:], pts[p], st,
-                                                      o.actual[p][n_g + n_r:])])
-    return _origin_rows(o, stats)
+    out = []
+    for j, st in enumerate(sts):
+        stats = {}
+        for k, p in enumerate(ptypes):
+            lo = j * width + sum(widths[:k])
+            rep = res.rep_out[:, lo:lo + widths[k]].reshape(n_r, len(pts[p]), 6)
+            stats[p] = np.concatenate([model.period_stats(res.group_grid[..., skip:], pts[p], st, o.actual[p][:n_g]), rep,
+                                       model.period_stats(res.division_grid[..., skip:], pts[p], st,
+                                                          o.actual[p][n_g + n_r:])])
+        out.append(_origin_rows(o, stats))
+    return out
 
 
 crps_sorted = model.crps_sorted
