@@ -17,7 +17,7 @@ from revintel_assets.defs.deals.partitions import date_batches
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ["deal_scoring_job", "pipeline_job", "forecast_job"]
 BATCHED = ["scores.deal_scores", "scores.deal_explanations", "scores.pipeline_changes", "scores.pipeline_waterfall",
-           "scores.deal_alerts", "forecast.revenue_forecast", "forecast.deal_contributions"]
+           "scores.deal_alerts", "forecast.revenue_forecast", "forecast.deal_contributions", "forecast.forecast_accuracy"]
 RERUN = f"""
 import sys
 import revintel_assets.defs.deals.assets as deals, revintel_assets.defs.forecast.assets as forecast
