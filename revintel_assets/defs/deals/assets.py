@@ -7,7 +7,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.baselines import BASELINES, NB_FEATURES
 from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
-from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, training_cutoffs
+from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date, training_cutoffs
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
 from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, snapshot_sql
@@ -198,9 +198,7 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     keys = sorted(context.partition_keys)
     dates = [dt.date.fromisoformat(k) for k in keys]
     chosen = eligible_by_date(mlflow_tracking, dates)  # each date's champion: one registry read
-    sizes = wh.query(f"SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date IN "
-                     f"({', '.join('?' * len(dates))}) GROUP BY 1", dates)
-    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
+    n_rows = rows_by_date(wh.query, dates)
     latest, by_model = None, {}
     with compute.active():  # TreeSHAP blocks: this machine or the Dask cluster
         for version in sorted(set(chosen.values()), key=str):  # a handful: one pass per model, all its dates

@@ -43,11 +43,17 @@ def date_batches(dates: list[dt.date], n_rows: dict, max_rows: int) -> list[list
     return out
 
 
+def rows_by_date(query, dates: list, table: str = "features.deal_snapshot") -> dict[dt.date, int]:
+    """Rows of `table` per as_of_date among `dates` (dates or ISO keys; `query(sql, params)`: the
+    warehouse's): what date_batches cuts by."""
+    if not dates:
+        return {}
+    sizes = query(f"SELECT as_of_date, count(*) AS n FROM {table} WHERE as_of_date IN "
+                  f"({', '.join('?' * len(dates))}) GROUP BY 1", list(dates))
+    return dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
+
+
 def snapshot_batches(query, keys: list[str], max_rows: int = ROWS_PER_PASS) -> list[list[str]]:
-    """date_batches of as-of date keys by their rows in features.deal_snapshot (`query(sql,
-    params)`: the warehouse's)."""
+    """date_batches of as-of date keys by their rows in features.deal_snapshot."""
     dates = [dt.date.fromisoformat(k) for k in keys]
-    sizes = query(f"SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date IN "
-                  f"({', '.join('?' * len(dates))}) GROUP BY 1", dates) if dates else None
-    n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list())) if dates else {}
-    return [[d.isoformat() for d in b] for b in date_batches(dates, n_rows, max_rows)]
+    return [[d.isoformat() for d in b] for b in date_batches(dates, rows_by_date(query, dates), max_rows)]

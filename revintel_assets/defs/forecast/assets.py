@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
-from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches
+from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
 from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
 from revintel_assets.defs.validation.metrics import classification_metrics
@@ -387,9 +387,8 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     # dates in batches of ROWS_PER_PASS stored forecast rows, each written as done: at scale 100 the
     # 154 dates' join with the bookings ran DuckDB out of memory in one statement
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
-    sizes = wh.query(f"SELECT as_of_date, count(*) AS n FROM forecast.revenue_forecast WHERE {where} GROUP BY 1", keys)
     quarters, scored = [], 0
-    for batch in date_batches(keys, dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list())), ROWS_PER_PASS):
+    for batch in date_batches(keys, rows_by_date(wh.query, keys, "forecast.revenue_forecast"), ROWS_PER_PASS):
         acc = accuracy.score(wh.query(accuracy.booked_sql(len(batch)), [*batch, keys[-1]]), keys[-1])
         wh.write("forecast.forecast_accuracy", acc, partition_column="as_of_date", partition_values=batch,
                  run_id=context.run_id, comment=ACCURACY_DOC[0], column_comments=ACCURACY_DOC[1])
