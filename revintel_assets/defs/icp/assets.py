@@ -15,7 +15,7 @@ from revintel_assets.defs.icp.calendar import IcpPlan, default_window
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
 from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold,
-                                            choose_champion, in_fold, sample_accounts)
+                                            choose_champion, sampled_accounts)
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
                                             feature_partitions, model_cutoffs, model_partitions)
 from revintel_assets.defs.partitions import register
@@ -187,16 +187,25 @@ ROW_ORDER = "ORDER BY cutoff_date, division, account_id"
 
 def _training_rows(wh, plan: IcpPlan, cutoff: dt.date, divs: list[str]) -> list[tuple[pl.DataFrame, str, dt.date]]:
     """(training rows, division, cutoff) per division of one cutoff: the fits' tasks. At a labelled
-    (evaluation) cutoff only the training accounts; the scoring cutoff's models train on every account."""
-    frame = wh.query("SELECT * FROM features.customer_division WHERE division IN (SELECT unnest(?)) "
-                     f"AND cutoff_date IN (SELECT unnest(?)) {ROW_ORDER}", [divs, plan.train_cutoffs(cutoff)])
+    (evaluation) cutoff only the training accounts; the scoring cutoff's models train on every account.
+
+    The accounts are chosen from their ids first (fold, then `sampled_accounts`) and only their rows
+    are read: a division's labelled rows over every training cutoff are ~10 per account, and read
+    whole for every division at once they took the ICP models past 23 GiB at scale 100."""
     out = []
     for d in divs:
-        train_rows = frame.filter(pl.col("division") == d)
-        train_rows = train_rows.filter(pl.col("label").is_not_null())
+        where = "division = ? AND cutoff_date IN (SELECT unnest(?)) AND label IS NOT NULL"
+        params = [d, plan.train_cutoffs(cutoff)]
+        ids = wh.query(f"SELECT account_id FROM features.customer_division WHERE {where}", params)["account_id"]
         if plan.labelled(cutoff):  # no validation or holdout account is fitted on
-            train_rows = in_fold(train_rows, TRAIN)
-        out.append((sample_accounts(train_rows), d, cutoff))  # model and baselines alike
+            ids = ids.filter(pl.Series(account_fold(ids) == TRAIN))
+        keep = sampled_accounts(ids)  # model and baselines alike
+        if keep is None and plan.labelled(cutoff):
+            keep = ids.unique()
+        if keep is not None:
+            where, params = f"{where} AND account_id IN (SELECT unnest(?))", [*params, keep.to_list()]
+        rows = wh.query(f"SELECT * FROM features.customer_division WHERE {where} {ROW_ORDER}", params)
+        out.append((rows, d, cutoff))
     return out
 
 
@@ -209,13 +218,12 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
     the holdout accounts (split 'holdout': reported, never chosen on). The scoring cutoff's models
     train on every account. The champion of every cutoff is chosen on the validation rows of the
     evaluation cutoffs before it. `fits` yields the fitted models (or NotEnoughData) of `divs`, in order."""
-    frame = wh.query("SELECT * FROM features.customer_division WHERE division IN (SELECT unnest(?)) "
-                     f"AND cutoff_date = ? {ROW_ORDER}", [divs, cutoff])
     models, evals, importances = [], [], []
     role = plan.role(cutoff)
     labelled = plan.labelled(cutoff)
-    for d in divs:
-        scored = frame.filter(pl.col("division") == d)
+    for d in divs:  # one division's rows at a time (~200,000 accounts at scale 100)
+        scored = wh.query("SELECT * FROM features.customer_division WHERE division = ? AND cutoff_date = ? "
+                          f"{ROW_ORDER}", [d, cutoff])
         model = next(fits)
         if isinstance(model, NotEnoughData):
             context.log.warning(f"ICP model {d} @ {cutoff} not trained: {model}")
@@ -352,11 +360,10 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             c = dt.date.fromisoformat(cutoff)
             models = wh.query("SELECT division, model_version, model_uri, champion FROM validation.icp_models "
                               "WHERE cutoff_date = ? AND status = 'trained'", [c])
-            frame = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? "
-                             f"AND division IN (SELECT unnest(?)) {ROW_ORDER}", [c, divs])
             parts = []
             for d, version, uri, _recorded in models.filter(pl.col("division").is_in(divs)).iter_rows():
-                rows = frame.filter(pl.col("division") == d)
+                rows = wh.query("SELECT * FROM features.customer_division WHERE cutoff_date = ? AND division = ? "
+                                f"{ROW_ORDER}", [c, d])
                 model = registered_model(mlflow_tracking, uri)
                 p = model.predict(rows)  # the champion chosen on validation
                 parts.append(rows.select("cutoff_date", "division", "account_id", "account_name", "is_buyer")
