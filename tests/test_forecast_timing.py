@@ -61,3 +61,20 @@ def test_no_time_travel(data):
     assert full.speed_rep == truncated.speed_rep and np.array_equal(full.calendar_weight, truncated.calendar_weight)
     # and the later future does change a model fitted later (the test is not vacuous)
     assert not np.array_equal(timing.fit(snaps, CUTOFF + dt.timedelta(weeks=26)).hazard_won, full.hazard_won)
+
+
+def test_atom_sums_match_the_day_matrix(data):
+    """close_given_won_atoms (what the forecast uses) is the day matrix summed over each atom's days,
+    for calendars whose atoms cut bins anywhere (mid-week as-of dates, quarter ends, long horizons)."""
+    from revintel_assets.defs.forecast.periods import calendar
+
+    snaps, _, _ = data
+    fitted = timing.fit(snaps, CUTOFF)
+    rows = snaps.filter(pl.col("as_of_date") == CUTOFF)
+    for as_of, weeks in ((CUTOFF, 13), (dt.date(2024, 6, 27), 4), (dt.date(2024, 9, 30), 13)):
+        cal = calendar(as_of, weeks, 1)
+        days = fitted.close_given_won(rows, as_of, cal.n_days)[:, :-1]
+        expected = np.stack([days[:, cal.atom_of_day == a].sum(axis=1) for a in range(cal.n_atoms)], axis=1)
+        got = fitted.close_given_won_atoms(rows, as_of, cal.atom_of_day, cal.n_atoms)
+        assert got.shape == (len(rows), cal.n_atoms)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)

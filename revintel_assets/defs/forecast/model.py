@@ -68,16 +68,8 @@ def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: S
 
 def deal_atoms(deals: pl.DataFrame, timing: TimingModel, cal: Calendar) -> np.ndarray:
     """(n_deals, n_atoms) P(won and closes in atom a): win_probability x the timing model's close day given won."""
-    given_won = timing.close_given_won(deals, cal.as_of, cal.n_days)[:, :-1]  # (n, n_days)
-    return atoms_of_days(deals["win_probability"].to_numpy()[:, None] * given_won, cal)
-
-
-def atoms_of_days(per_day: np.ndarray, cal: Calendar) -> np.ndarray:
-    """(n, n_days) -> (n, n_atoms): sums over the days of each atom."""
-    q = np.zeros((len(per_day), cal.n_atoms))
-    for a in range(cal.n_atoms):  # a few dozen atoms
-        q[:, a] = per_day[:, cal.atom_of_day == a].sum(axis=1)
-    return q
+    given_won = timing.close_given_won_atoms(deals, cal.as_of, cal.atom_of_day, cal.n_atoms)
+    return deals["win_probability"].to_numpy()[:, None] * given_won
 
 
 SEGMENT_BLOCK_CELLS = 4_000_000  # period_stats works on this many (segment, atom, sim) values at a time (16 MB)
