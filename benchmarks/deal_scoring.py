@@ -26,10 +26,10 @@ import polars as pl
 
 
 def synthetic_rows(n: int, seed: int = 0) -> pl.DataFrame:
-    from revintel_assets.defs.deals.snapshot import FEATURES_CATEGORICAL, FEATURES_NUMERIC
+    from revintel_assets.defs.deals.snapshot import FEATURES_CATEGORICAL, FEATURES_NUMERIC, TRAILING
 
     rng = np.random.default_rng(seed)
-    cols = {c: rng.gamma(2.0, 20.0, n) for c in FEATURES_NUMERIC}
+    cols = {c: rng.gamma(2.0, 20.0, n) for c in FEATURES_NUMERIC + TRAILING}
     cols |= {"stage": rng.choice(["Prospecting", "Engaging", "Proposal", "Negotiation"], n),
              "product_id": rng.choice([f"P{i}" for i in range(15)], n),
              "division": rng.choice(["A", "B", "C", "D", "E"], n),

@@ -20,7 +20,9 @@ same side of every split, whatever LightGBM's missing-value rule for the split i
 from __future__ import annotations
 
 import lightgbm as lgb
+import numba
 import numpy as np
+import pandas as pd
 
 ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= this counts as zero for missing_type=Zero
 MAX_KEY = 1 << 60
@@ -71,23 +73,54 @@ def _cells(x: np.ndarray, trees: list[dict]) -> dict[int, tuple[np.ndarray, np.n
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _add_key(key: np.ndarray, below: np.ndarray, code: np.ndarray, radix: int) -> None:
+    """key += (the row's interval among this tree's thresholds x 3 + its zero/NaN state) x radix,
+    one pass without temporaries (`below`: how many of the tree's thresholds lie below each of
+    every tree's)."""
+    for i in range(key.shape[0]):
+        key[i] += (below[code[i] // 3] * 3 + code[i] % 3) * radix
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_tree(out: np.ndarray, c: np.ndarray, cols: np.ndarray, group: np.ndarray) -> None:
+    """out[col, i] += c[group[i], col] for the tree's columns: its groups' values added to their
+    rows, one addition per value as `out[cols] += c[:, cols].T[:, group]` (same floats), no temporaries."""
+    for i in range(group.shape[0]):  # row by row: a group's values are read together
+        g = group[i]
+        for j in range(cols.shape[0]):
+            out[cols[j], i] += c[g, cols[j]]
+
+
+def _factorize(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each group, group of each row), groups numbered in order of first appearance:
+    a hash table (pandas.factorize, O(n)) where np.unique sorted every tree's keys (a quarter of
+    the scale-100 scoring). A row's TreeSHAP values do not depend on how the groups are numbered."""
+    group = pd.factorize(key, sort=False)[0].astype(np.int64)
+    if len(group) == 0:
+        return np.zeros(0, dtype=np.int64), group
+    top = np.maximum.accumulate(group)  # a new group's number is one above every number before it
+    return np.flatnonzero(np.r_[True, top[1:] > top[:-1]]), group
+
+
 def _group(cells: dict, splits: dict[int, np.ndarray | None], n: int) -> tuple[np.ndarray, np.ndarray]:
     """(first row of each group, group of each row) of the rows that decide alike in one tree."""
     key, radix = np.zeros(n, dtype=np.int64), 1
     for f, t in splits.items():
         code, all_t = cells[f]
         if t is None or all_t is None:  # categorical: the value's rank
-            k, size = code, int(code.max()) + 1 if n else 1
+            size = int(code.max()) + 1 if n else 1
         else:  # the interval among this tree's thresholds (a subset of every tree's): a lookup
-            below = np.concatenate([[0], np.cumsum(np.isin(all_t, t))])
-            k = below[code // 3] * 3 + code % 3
             size = (len(t) + 1) * 3
         if radix * size >= MAX_KEY:  # renumber the groups so far before the key overflows
-            key = np.unique(key, return_inverse=True)[1].ravel().astype(np.int64)
+            key = _factorize(key)[1]
             radix = int(key.max()) + 1 if n else 1
-        key, radix = key + k * radix, radix * size
-    _, first, group = np.unique(key, return_index=True, return_inverse=True)
-    return first, group.ravel()
+        if t is None or all_t is None:
+            key += code * radix
+        else:
+            _add_key(key, np.concatenate([[0], np.cumsum(np.isin(all_t, t))]).astype(np.int64), code, radix)
+        radix *= size
+    return _factorize(key)
 
 
 def contributions(booster: lgb.Booster, x: np.ndarray, num_iteration: int | None) -> np.ndarray:
@@ -104,6 +137,6 @@ def contributions(booster: lgb.Booster, x: np.ndarray, num_iteration: int | None
     for t, splits in enumerate(trees):
         first, group = _group(cells, splits, n)
         c = booster.predict(x[first], start_iteration=t, num_iteration=1, pred_contrib=True, num_threads=1)
-        cols = [*splits, n_cols - 1]  # a tree's TreeSHAP is 0.0 outside its split features (+ the bias)
-        out[cols] += c[:, cols].T[:, group]
+        # a tree's TreeSHAP is 0.0 outside its split features (+ the bias)
+        _add_tree(out, np.ascontiguousarray(c), np.array([*splits, n_cols - 1], dtype=np.int64), group)
     return np.ascontiguousarray(out.T)
