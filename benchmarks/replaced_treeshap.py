@@ -1,4 +1,4 @@
-"""The TreeSHAP grouping replaced in session 9 (np.unique per tree, numpy scatter), kept verbatim as the
+"""The TreeSHAP grouping replaced in session 10 (np.unique per tree, numpy scatter), kept verbatim as the
 yardstick of benchmarks/treeshap_grouping.py (the parts that did not change are imported). Not
 product code."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 
-from revintel_assets.defs.deals.treeshap import MAX_KEY, _cells, tree_splits  # unchanged in session 9
+from revintel_assets.defs.deals.treeshap import MAX_KEY, _cells, tree_splits  # unchanged in session 10
 
 
 def _group(cells: dict, splits: dict[int, np.ndarray | None], n: int) -> tuple[np.ndarray, np.ndarray]:

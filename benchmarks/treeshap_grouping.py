@@ -1,4 +1,4 @@
-"""Benchmark: TreeSHAP of real open deals, the grouping of session 9 against the one it replaced.
+"""Benchmark: TreeSHAP of real open deals, the grouping of session 10 against the one it replaced.
 
     python -m benchmarks.treeshap_grouping --data DIR [--rows 200000] [--runs 3]
 
