@@ -100,7 +100,7 @@ class TimingModel:
         """(n_rows, n_atoms): close_given_won summed over the days of each atom (day d + 1 in atom
         atom_of_day[d]), without the (rows x days) matrix: a day's value is its bin's won mass times
         the day's share of the bin, so an atom takes a weighted sum of the few bins its days touch.
-        The forecast of 154 as-of dates at scale 100 spent a quarter of its time in the day matrix."""
+        The forecast of 154 as-of dates at scale 100 spent 18 % of its time building and summing that matrix."""
         won_bin, total = self._won_bins(rows)
         bin_of_day, day_share = self._day_shares(as_of, len(atom_of_day))
         weight = np.zeros((N_BINS, n_atoms))

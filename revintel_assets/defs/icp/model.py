@@ -71,8 +71,8 @@ def account_fold(account_ids) -> np.ndarray:
     distinct = ids.unique()
     hashes = [int.from_bytes(hashlib.md5(f"{FOLD_SALT}:{a}".encode()).digest()[:4], "little") % 5
               for a in distinct.to_list()]
-    folds = np.where(np.array(hashes) == 0, VALIDATION, np.where(np.array(hashes) == 1, HOLDOUT, TRAIN))
-    return ids.replace_strict(distinct, pl.Series(folds, dtype=pl.Int8), return_dtype=pl.Int8).to_numpy()
+    folds = np.array([VALIDATION, HOLDOUT, TRAIN, TRAIN, TRAIN], dtype=np.int8)[np.array(hashes, dtype=np.int64)]
+    return ids.replace_strict(distinct, pl.Series(folds), return_dtype=pl.Int8).to_numpy()
 
 
 def in_fold(frame: pl.DataFrame, fold: int) -> pl.DataFrame:
