@@ -42,7 +42,7 @@ def build(db: Path):
         cutoff = run["cutoff"] or as_of
         rows = q("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
         stored = q("SELECT opportunity_id, win_probability, expected_close_date FROM forecast.deal_contributions "
-                   "WHERE as_of_date = ? AND horizon_weeks = 13", [as_of])
+                   "WHERE as_of_date = ?", [as_of])
         snaps = q(f"SELECT {TIMING_COLUMNS} FROM features.deal_snapshot WHERE as_of_date < ? AND as_of_date >= ?",
                   [cutoff, cutoff - dt.timedelta(days=whatif.TIMING_DAYS)])
         opps = q("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "

@@ -33,8 +33,7 @@ def _prepared(version, as_of: dt.date):
     cutoff = run["cutoff"] or as_of  # forecasts stored before timing_cutoff was: fitted on the date
     rows = db.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?", [as_of])
     stored = db.query("SELECT opportunity_id, win_probability, expected_close_date FROM forecast.deal_contributions "
-                      "WHERE as_of_date = ? AND horizon_weeks = (SELECT max(horizon_weeks) FROM "
-                      "forecast.deal_contributions WHERE as_of_date = ?)", [as_of, as_of])
+                      "WHERE as_of_date = ?", [as_of])
     snaps = db.query(f"SELECT {TIMING_COLUMNS} FROM features.deal_snapshot WHERE as_of_date < ? AND as_of_date >= ?",
                      [cutoff, cutoff - dt.timedelta(days=whatif.TIMING_DAYS)])
     opps = db.query("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "

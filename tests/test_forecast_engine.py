@@ -236,3 +236,36 @@ def test_compiled_scatter_equals_the_numpy_scatter(n_sims):
     new, old = simulate._scatter_chunk(*args), _numpy_scatter(*args)
     assert new[2] == old[2] > 0
     assert np.array_equal(new[0], old[0]) and np.array_equal(new[1], old[1])
+
+
+def test_deal_contributions_give_every_horizon_from_one_row_per_deal():
+    """One row per open deal; element h of p_within_weeks (1-based, as SQL reads it) is the chance the
+    deal is won and booked in the first h weeks, summed straight from the engine's atoms."""
+    import datetime as dt
+
+    import duckdb
+    import polars as pl
+
+    from revintel_assets.defs.forecast import probabilities, timing
+
+    as_of = dt.date(2024, 9, 30)
+    snaps, opps, reps = synthetic.history(n_deals=800, seed=2)
+    rows = snaps.filter(pl.col("as_of_date") == as_of)
+    p, _ = probabilities.stage_baseline(snaps.filter(pl.col("is_won").is_not_null()))(as_of, rows)
+    cal = calendar(as_of, 9)
+    _, prep, _ = model.forecast(rows.with_columns(pl.Series("win_probability", p)), timing.fit(snaps, as_of), cal,
+                                reps, opps, 200, 1, 0.0, 0.0)
+    out = model.deal_contributions(prep)
+    assert out.height == prep.deals.height == out["opportunity_id"].n_unique() > 50
+    assert set(out["horizon_weeks"].to_list()) == {9}
+    q, week = prep.engine.q, cal.atom_week
+    con = duckdb.connect()
+    con.register("c", out)
+    for h in (1, 4, 9):
+        direct = q[:, (week >= 0) & (week < h)].sum(axis=1)
+        via_sql = con.execute("SELECT p_within_weeks[?] FROM c", [h]).fetchnumpy()
+        assert np.allclose(next(iter(via_sql.values())), direct, atol=1e-6)
+    assert np.allclose(out["p_in_horizon"].to_numpy(), q[:, week >= 0].sum(axis=1), atol=1e-6)
+    assert out["p_in_horizon"].max() > 0.05  # not a table of zeros
+    assert np.isclose(out["variance_share"].sum(), 1.0)
+    assert np.allclose(out["expected_revenue"].to_numpy(), out["p_in_horizon"].to_numpy() * prep.engine.amount)

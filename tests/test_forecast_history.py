@@ -54,6 +54,10 @@ def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame
     tables = _tables(plant)
     for name, frame in tables.items():
         wh.write(name, frame)
+    if not plant:  # contributions in the layout before 2026-12 (a row per deal and horizon): replaced, not mixed in
+        wh.write("forecast.deal_contributions", pl.DataFrame({
+            "as_of_date": [dt.date(2023, 1, 2)] * 2, "opportunity_id": ["OLD", "OLD"], "horizon_weeks": [4, 5],
+            "p_in_horizon": [0.1, 0.2]}))
     instance = dg.DagsterInstance.ephemeral()
     keys = [str(d) for d in DATES]
     instance.add_dynamic_partitions(as_of_dates.name, keys)
@@ -63,8 +67,12 @@ def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame
         tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
         run_config={"ops": {"revenue_forecast": {"config": {"n_sims": 400}}}})
     assert result.success
+    runs_contributions[plant] = wh.query("SELECT * FROM forecast.deal_contributions")
     return (wh.query("SELECT * FROM forecast.revenue_forecast ORDER BY ALL"),
             wh.query("SELECT * FROM forecast.forecast_accuracy"), tables["star.fact_opportunity"])
+
+
+runs_contributions: dict[bool, pl.DataFrame] = {}  # forecast.deal_contributions after each run
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +100,16 @@ def test_a_forecast_for_every_as_of_date_with_the_calls(runs):
     assert (fc["weighted_pipeline"] >= 0).all() and fc["weighted_pipeline"].sum() > 0
     # commit: the rule in rules.py when declared, else NULL (never made up)
     assert fc["commit"].is_null().all() == (history.commit_category() is None)
+
+
+def test_contributions_are_one_row_per_open_deal_and_date_and_replace_the_old_layout(runs):
+    del runs  # the runs have happened
+    c = runs_contributions[False]
+    assert "p_within_weeks" in c.columns and "OLD" not in c["opportunity_id"].to_list()
+    assert sorted(c["as_of_date"].unique().to_list()) == DATES
+    assert c.select("as_of_date", "opportunity_id").is_duplicated().sum() == 0
+    assert (c["p_within_weeks"].list.len() == 13).all()
+    assert c["expected_revenue"].sum() > 0
 
 
 def test_a_future_booking_does_not_change_earlier_forecasts(runs):

@@ -179,10 +179,12 @@ else:
 st.subheader(":material/scatter_plot: Deals that drive the spread", divider="gray")
 if db.table_exists("forecast.deal_contributions"):
     cond, seg_params = segments.segment_filter(seg_type, segment)
-    where, p = "as_of_date = ? AND horizon_weeks = ?" + cond, [as_of, horizon, *seg_params]
-    deals = db.query(f"SELECT opportunity_id, account_id, rep_id, division, stage, amount, win_probability, "
-                     f"p_in_horizon, expected_revenue, sd_revenue FROM forecast.deal_contributions WHERE {where} "
-                     "ORDER BY sd_revenue DESC LIMIT 15", p)
+    # one row per deal: the chosen horizon's chance is element `horizon` of p_within_weeks
+    deals = db.query(f"SELECT *, amount * p_in_horizon AS expected_revenue, "
+                     f"amount * sqrt(greatest(p_in_horizon * (1 - p_in_horizon), 0)) AS sd_revenue FROM ("
+                     f"SELECT opportunity_id, account_id, rep_id, division, stage, amount, win_probability, "
+                     f"p_within_weeks[?] AS p_in_horizon FROM forecast.deal_contributions WHERE as_of_date = ?{cond}) "
+                     "ORDER BY sd_revenue DESC, opportunity_id LIMIT 15", [horizon, as_of, *seg_params])
     st.caption(f"Open deals whose outcome moves the next {horizon} weeks the most: sd = amount × √(p(1−p)), "
                "p = chance it is won *and* closes inside the horizon. A deal without an amount counts at its "
                "product's list price, as on Pipeline Risk.")

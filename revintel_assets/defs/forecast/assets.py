@@ -260,6 +260,16 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         "win_model_versions": ", ".join(sorted(set(rows["win_model_version"].unique().to_list())))})
 
 
+def _drop_old_contributions(context: dg.AssetExecutionContext, wh) -> None:
+    """Before 2026-12 the table held one row per deal and horizon (ten per deal); now one per deal
+    with `p_within_weeks`. Its rows are derived, so the old layout is dropped, not mixed in."""
+    if (wh.table_exists("forecast.deal_contributions")
+            and "p_within_weeks" not in wh.query("SELECT * FROM forecast.deal_contributions LIMIT 0").columns):
+        context.log.warning("forecast.deal_contributions had the old layout (one row per deal and horizon): dropped; "
+                            "as-of dates outside this run have no contributions until they are forecast again")
+        wh.execute("DROP TABLE forecast.deal_contributions")
+
+
 @dg.multi_asset(
     specs=[dg.AssetSpec(["forecast", "revenue_forecast"],
                         deps=[SCORES, deal_snapshot.key, BACKTEST, dg.AssetKey(["forecast", "shock_tuning"]), *STAR],
@@ -291,6 +301,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     seconds, frames, fitted, last, sources = 0.0, [], {}, {}, {}
     choices = _shock_choices(wh)
     has_scores = wh.table_exists("scores.deal_scores")
+    _drop_old_contributions(context, wh)
     with compute.active():  # the engine's chunks: this machine or the Dask cluster
         # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
         # range (scale 100: 154 dates x ~190,000 open deals, 10 contribution rows each)
@@ -315,7 +326,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                     pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
                     pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
                     pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff")))
-                contributions.append(model.deal_contributions(prep, range(4, config.horizon_weeks + 1)))
+                contributions.append(model.deal_contributions(prep))
                 last = dict(date=d, cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=(sigma_h, sigma_w),
                             tuned_on=tuned_on, source=source, timing_rows=fitted[cutoffs[d]].n_rows)
             seconds += time.perf_counter() - start

@@ -50,11 +50,15 @@ TUNING = (
         "coverage_month": "Monthly rows only"})
 
 CONTRIBUTIONS = (
-    "Open deals as of as_of_date and how much each one adds to the forecast and to its spread, for each "
-    "horizon (weeks): p_in_horizon = P(won and closed inside the horizon), expected_revenue = "
-    "p_in_horizon x amount, sd_revenue = amount x sqrt(p (1 - p)), variance_share = its share of the "
-    "variance of the horizon total (deals are independent given the shared swing).", {
-        "p_in_horizon": "P(the deal is won and closes within horizon_weeks)",
+    "Open deals as of as_of_date, one row each, and how much each one adds to the forecast and to its spread: "
+    "p_within_weeks[k] = P(won and closed within k weeks), k = 1 .. horizon_weeks; for the whole horizon "
+    "p_in_horizon, expected_revenue = p_in_horizon x amount, sd_revenue = amount x sqrt(p (1 - p)) and "
+    "variance_share = its share of the variance of the horizon total (deals are independent given the "
+    "shared swing). A shorter horizon h: p_within_weeks[h] in place of p_in_horizon.", {
+        "amount": "Amount the forecast books if the deal is won (its product's list price where the deal has none)",
+        "horizon_weeks": "Weeks the forecast covered (the length of p_within_weeks)",
+        "p_within_weeks": "List: element k (1-based) = P(the deal is won and closes within k weeks of as_of_date)",
+        "p_in_horizon": "P(the deal is won and closes within horizon_weeks) = p_within_weeks[horizon_weeks]",
         "sd_revenue": "Standard deviation the deal adds: amount * sqrt(p_in_horizon * (1 - p_in_horizon))",
         "variance_share": "Share of the horizon total's deal-level variance that comes from this deal",
     })
