@@ -304,7 +304,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     _drop_old_contributions(context, wh)
     with compute.active():  # the engine's chunks: this machine or the Dask cluster
         # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
-        # range (scale 100: 154 dates x ~190,000 open deals, 10 contribution rows each)
+        # range (scale 100: 154 dates x ~190,000 open deals, one contribution row each)
         for batch in date_batches(dates, n_rows, ROWS_PER_PASS):
             scored = (wh.query("SELECT as_of_date, opportunity_id, win_probability, expected_close_date AS scored_close, "
                                f"model_version FROM scores.deal_scores WHERE as_of_date IN ({', '.join('?' * len(batch))})",
