@@ -83,14 +83,15 @@ PLAN: tuple[Job, ...] = (
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
                                f'or key:"scores/deal_explanations" or ({PIPELINE}) or key:"forecast/revenue_forecast" '
                                'or key:"forecast/deal_contributions" or key:"scores/deal_outlook" '
-                               'or key:"validation/deal_outlook" or key:"forecast/quota_attainment" '
-                               'or key:"forecast/plan_deals"',
+                               'or key:"forecast/quota_attainment" or key:"forecast/plan_deals"',
         "One as-of date end to end: snapshot -> scores + explanations, pipeline changes -> forecast (with the swing tuned "
-        "by the latest backtest) -> quota attainment; a successful run publishes the analyst file.", in_cli=False),
+        "by the latest backtest) -> quota attainment; a successful run publishes the analyst file. The judges "
+        "(forecast_backtest_job) run weekly, not here.", in_cli=False),
 )
 
 NIGHTLY_JOB = "nightly_rescore_job"  # the nightly schedule's job
 DIGEST_JOB = "digest_job"  # the weekly digest schedule's job
+JUDGES_JOB = "forecast_backtest_job"  # the weekly judges' schedule's job (backtest, swing tuning, outlook judged)
 RETRAIN_JOB = "win_model_job"  # the monthly schedule's job (with the first link of the ICP chain)
 
 

@@ -62,3 +62,10 @@ def test_demo_scores_every_open_deal_with_calibrated_probabilities(demo_run):
     metrics = {r[0] for r in _read_only(db, "SELECT DISTINCT model_name FROM validation.model_metrics "
                                             "WHERE division = 'all'")}
     assert {"win_probability", "baseline_base_rate", "baseline_stage", "baseline_naive_bayes"} <= metrics
+    # the outlook of the export date, and the outlook judged on past quarters (by the judges' job,
+    # not the nightly) beside its baseline
+    (outlook,), = _read_only(db, f"SELECT count(*) FROM scores.deal_outlook WHERE as_of_date = '{as_of}'")
+    assert outlook == 2 * open_deals
+    judged = {r[0] for r in _read_only(db, "SELECT DISTINCT model_name FROM validation.model_metrics "
+                                           f"WHERE model_family = 'outlook' AND cutoff_date = '{as_of}'")}
+    assert {"deal_outlook_win_in_period", "baseline_expected_close_win_in_period"} <= judged

@@ -94,6 +94,24 @@ def test_nightly_inside_the_data_scores_the_day_before_when_registered(instance,
     assert {"features/deal_snapshot", "scores/deal_scores", "scores/deal_explanations"} <= keys
 
 
+def test_weekly_judges_run_as_of_the_data_and_the_nightly_stays_a_rescore(instance, published):
+    """The judges (backtest, swing tuning, outlook judged on past quarters) re-judge past origins:
+    weekly, as of the data's last date, skipped once judged since the import; not in the nightly."""
+    from revintel_assets.defs.forecast.schedules import weekly_judges
+
+    tick = dt.datetime(2026, 3, 1, 4, 0, tzinfo=dt.timezone.utc)
+    request = weekly_judges(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2025-12-31"
+    judges = {k.to_user_string() for k in defs.resolve_job_def(weekly_judges.job_name)
+              .asset_layer.executable_asset_keys}
+    assert {"forecast/forecast_backtest", "forecast/shock_tuning", "validation/deal_outlook"} <= judges
+    nightly = {k.to_user_string() for k in defs.resolve_job_def("nightly_rescore_job").asset_layer.executable_asset_keys}
+    assert "scores/deal_outlook" in nightly and not nightly & {"validation/deal_outlook", "forecast/forecast_backtest"}
+    _scored(instance, "forecast/forecast_backtest", "2025-12-31")
+    assert isinstance(weekly_judges(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)),
+                      dg.SkipReason)
+
+
 def test_schedules_skip_without_published_data(instance, tmp_path, monkeypatch):
     monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "empty"))
     tick = dt.datetime(2026, 3, 5, 2, 0, tzinfo=dt.timezone.utc)

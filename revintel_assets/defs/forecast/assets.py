@@ -448,37 +448,45 @@ OUTLOOK_DOC = ("Per open deal and period (this / next quarter of the as-of date)
 OUTLOOK_ORIGINS = 8  # past as-of dates the outlook is judged on: every 4th Monday whose quarters are over
 
 
-@dg.multi_asset(specs=[
-    dg.AssetSpec(["scores", "deal_outlook"], deps=[SCORES, deal_snapshot.key], kinds={"numpy", "duckdb"}, **SPEC,
-                 metadata={"partition_expr": "as_of_date"}, description=OUTLOOK_DOC[0]),
-    dg.AssetSpec(["validation", "deal_outlook"], deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"])],
-                 kinds={"duckdb"}, **SPEC, metadata={"tables": "validation.model_metrics", "model_family": "outlook"},
-                 description="The outlook judged on past as-of dates whose quarters are over (each with the win "
-                             "probability and timing known then): AUC / Brier / ECE of p_win_in_period and p_slip, "
-                             "beside the CRM's close date as the baseline (baseline_expected_close).")],
-    partitions_def=as_of_dates, pool="warehouse")
-def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow_tracking: MLflowResource):
+@dg.asset(key=["scores", "deal_outlook"], deps=[SCORES, deal_snapshot.key], kinds={"numpy", "duckdb"}, **SPEC,
+          metadata={"partition_expr": "as_of_date"}, description=OUTLOOK_DOC[0], partitions_def=as_of_dates,
+          pool="warehouse")
+def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
-    since = as_of - dt.timedelta(days=TIMING_DAYS + 7 * 4 * OUTLOOK_ORIGINS + 200)
-    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, since])
     rows = wh.query("SELECT s.* EXCLUDE (outcome_date, is_won), d.win_probability FROM features.deal_snapshot s "
                     "JOIN scores.deal_scores d USING (as_of_date, opportunity_id) WHERE s.as_of_date = ?", [as_of]) \
         if wh.table_exists("scores.deal_scores") else pl.DataFrame()
     if len(rows):
+        snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, as_of - dt.timedelta(days=TIMING_DAYS)])
         frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing.fit(snaps, as_of, TIMING_DAYS), as_of,
                                 settings().fiscal_year_start_month)
         wh.write("scores.deal_outlook", frame, partition_column="as_of_date", partition_values=[as_of],
                  run_id=context.run_id, comment=OUTLOOK_DOC[0], column_comments=OUTLOOK_DOC[1])
     else:
         context.log.warning(f"no deal scores on {as_of}: no outlook")
-    yield dg.MaterializeResult(asset_key=["scores", "deal_outlook"], metadata={
-        "dagster/row_count": dg.MetadataValue.int(2 * len(rows))})
+    return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(2 * len(rows))})
+
+
+# A judge, not a score: it refits the timing model on each of 8 past origins (111 s of a 300 s nightly at
+# scale 100), so it runs with the forecast's other judges (forecast_backtest_job, weekly), not every night.
+@dg.asset(key=["validation", "deal_outlook"], deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"])],
+          kinds={"duckdb"}, **SPEC, metadata={"tables": "validation.model_metrics", "model_family": "outlook"},
+          description="The outlook judged on past as-of dates whose quarters are over (each with the win "
+                      "probability and timing known then): AUC / Brier / ECE of p_win_in_period and p_slip, "
+                      "beside the CRM's close date as the baseline (baseline_expected_close).",
+          partitions_def=as_of_dates, pool="warehouse")
+def deal_outlook_judged(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    as_of = dt.date.fromisoformat(context.partition_key)
+    since = as_of - dt.timedelta(days=TIMING_DAYS + 7 * 4 * OUTLOOK_ORIGINS + 200)
+    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, since])
     metrics = _judge_outlook(wh, mlflow_tracking, snaps, as_of)
     owned = [PartitionFilter("model_family", values=["outlook"]), PartitionFilter("cutoff_date", values=[as_of])]
     if len(metrics):
         wh.write("validation.model_metrics", metrics, partition=owned, run_id=context.run_id)
-    yield dg.MaterializeResult(asset_key=["validation", "deal_outlook"], metadata={
+    return dg.MaterializeResult(metadata={
         **{f"{r['model_name']} {r['period_type']} {r['metric']}": dg.MetadataValue.float(float(r["value"]))
            for r in (metrics.filter(pl.col("metric").is_in(["auc", "brier", "ece"])).iter_rows(named=True)
                      if len(metrics) else [])  # too little history: no metrics frame at all (issue 13)
@@ -525,4 +533,5 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
         pl.lit("holdout").alias("split"), pl.lit("outlook").alias("model_family"), pl.lit(len(chosen)).alias("origins"))
 
 
-defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast, forecast_accuracy, deal_outlook])
+defs = dg.Definitions(assets=[forecast_backtest, revenue_forecast, forecast_accuracy, deal_outlook,
+                              deal_outlook_judged])
