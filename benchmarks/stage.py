@@ -157,7 +157,9 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
         _run(defs, instance, "icp_whitespace_job", key=max(instance.get_dynamic_partitions("icp_model_cutoff")))
     elif stage == "nightly":
         _run(defs, instance, "nightly_rescore_job", key=as_of)
-        Warehouse.from_env().publish()  # the publish_after_success sensor's work, counted in
+        wh = Warehouse.from_env()
+        wh.publish()  # the publish_after_success sensor's work, counted in
+        print(f"publish: {wh.last_publish}", flush=True)
     else:
         raise SystemExit(f"unknown stage {stage!r}; one of {STAGES + ['prepare']}")
     return {"as_of": as_of}

@@ -9,7 +9,7 @@ from revintel_resources.warehouse import Warehouse
 
 def table_metadata(wh: Warehouse, table: str, where: str = "TRUE", params: list | None = None,
                    preview_rows: int = 5, schema: bool = True) -> dict:
-    with wh.connect() as con:
+    with wh.connect(writes=False) as con:
         n = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchall()[0][0]
         preview = con.sql(f"SELECT * FROM {table} WHERE {where} LIMIT {preview_rows}", params=params).pl()
         cols = con.execute(

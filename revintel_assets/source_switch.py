@@ -125,7 +125,7 @@ def replace_previous_source(instance: dg.DagsterInstance, wh: Warehouse, trackin
     Order matters for a run that dies half-way: models and partitions first, the tables (with
     meta.source) last, so until the tables are gone the next import still sees the old source
     and redoes the whole switch."""
-    with wh.connect() as con:
+    with wh.connect(writes=False) as con:
         old = previous_source(con)
     if not is_switch(old, new):
         return None

@@ -7,7 +7,9 @@ writer has it), so:
   file lock and opens a short-lived connection; the lock is held only as long as that connection;
 * readers (Streamlit, analysts) never touch the work file; they open the analyst file, which
   `publish()` swaps atomically with `os.replace`, so a reader sees the old or the new file, never
-  a half-written one (an already open reader keeps the old inode).
+  a half-written one (an already open reader keeps the old inode). The file swapped in is one of
+  two standby copies, brought up to date by replaying the logged partition writes or copied
+  whole (publish.py).
 
 `write()` replaces a whole table or some of its partitions in a single transaction, so a crash at
 any point leaves the previous contents in place.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import uuid
@@ -31,6 +34,7 @@ import filelock
 import polars as pl
 
 from revintel_resources import paths
+from revintel_resources import publish as publishing
 from revintel_resources.backends import DEFAULT as DEFAULT_BACKEND
 from revintel_resources.backends import Backend
 from revintel_resources.backends import resolve as resolve_backend
@@ -124,6 +128,7 @@ class Warehouse:
         self._lock: filelock.FileLock | None = None
         self._lock_pid: int | None = None
         self._session: duckdb.DuckDBPyConnection | None = None  # see session()
+        self.last_publish: str | None = None  # what the last publish() did (replayed or copied whole), and how long
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None, lock_timeout_s: float = 900) -> Warehouse:
@@ -164,9 +169,13 @@ class Warehouse:
                 self._session = None
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, writes: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """Writer lock + a read-write connection to the work file, both released on exit
         (inside `session()`: the session's connection, released when the session ends).
+
+        writes=False promises the block changes nothing a reader sees (queries; a scratch schema
+        dropped before it ends). Otherwise its writes are not in the log, so the next publish
+        copies the whole file instead of replaying the log (publish.py): `write()` logs its own.
 
         Keep the block short: every other run and `publish()` waits for it.
         """
@@ -188,6 +197,8 @@ class Warehouse:
             ) from e
         try:
             if self.backend.local_file:
+                if writes:  # before anything is written: a crash after it costs a whole copy, not a stale table
+                    publishing.invalidate(self.analyst_path)
                 con = duckdb.connect(str(self.work_path))
                 if self.backend.memory_limit:
                     # DuckDB's default (80% of RAM) let a 154-date snapshot backfill at scale 100
@@ -207,7 +218,7 @@ class Warehouse:
             lock.release()
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        with self.connect() as con:
+        with self.connect(writes=False) as con:
             # DuckDB 2.x: the DB-API result has no .pl()/.arrow(); a relation does, and reads rows once.
             return con.sql(sql, params=params).pl()
 
@@ -216,12 +227,12 @@ class Warehouse:
             con.execute(sql, params)
 
     def table_exists(self, table: str) -> bool:
-        with self.connect() as con:
+        with self.connect(writes=False) as con:
             return table_exists(con, table)
 
     def row_count(self, table: str, where: str | None = None) -> int:
         sql = f"SELECT count(*) FROM {qualified(table)}" + (f" WHERE {where}" if where else "")
-        with self.connect() as con:
+        with self.connect(writes=False) as con:
             return con.execute(sql).fetchone()[0]
 
     # -- writes ---------------------------------------------------------------------------------
@@ -256,7 +267,7 @@ class Warehouse:
         elif partition_values is not None or partition_range is not None:
             raise ValueError("partition_values / partition_range need partition_column")
 
-        with self.connect() as con:
+        with self.connect(writes=False) as con:  # logged below, in the write's transaction: replayable
             src_name = None
             if data is not None:
                 src_name = f"__revintel_src_{uuid.uuid4().hex}"
@@ -268,7 +279,7 @@ class Warehouse:
             try:
                 n = self._write_in_transaction(con, table, source, source_params, filters)
                 self._comment(con, table, comment, column_comments)
-                _log(con, table, "|".join(f.key() for f in filters) or None, n, run_id)
+                _log(con, table, filters, n, run_id)
                 con.execute("COMMIT")
             except BaseException:
                 # BaseException too: a KeyboardInterrupt must not leave a half-applied transaction behind.
@@ -371,7 +382,8 @@ class Warehouse:
     # -- publishing -----------------------------------------------------------------------------
 
     def _stale_publish_files(self) -> list[Path]:
-        return sorted(self.analyst_path.parent.glob(f".{self.analyst_path.name}.*.tmp"))
+        return sorted([*self.analyst_path.parent.glob(f".{self.analyst_path.name}.*.tmp"),
+                       *publishing.standby_dir(self.analyst_path).glob(".*.tmp")])
 
     def remove_stale_publish_files(self) -> list[Path]:
         """Copies left by a publish that was killed before its rename (each as large as the work
@@ -394,7 +406,9 @@ class Warehouse:
             lock.release()
 
     def publish(self, expected_source: str | Path | None = None) -> Path:
-        """Atomically replace the analyst file with a consistent copy of the work file.
+        """Atomically give readers a consistent copy of the work file (publish.py: a standby copy,
+        replayed from the write log or copied whole, then swapped in). What it did is in
+        `self.last_publish`.
 
         expected_source: the source folder the publishing run read; when the work file's
         meta.source names another (a run on another source slipped in between), refuse rather
@@ -405,8 +419,8 @@ class Warehouse:
         if self._session is not None:
             raise RuntimeError("publish() inside a Warehouse.session(): its connection would stay open on the work file")
         self.analyst_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.analyst_path.with_name(f".{self.analyst_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        with self.connect() as con:
+        start = dt.datetime.now(dt.UTC)  # ok-now: how long the publish took (a log), never a feature
+        with self.connect(writes=False) as con:
             for stale in self._stale_publish_files():  # a publish killed before its rename
                 stale.unlink(missing_ok=True)
             if expected_source is not None and table_exists(con, "meta.source"):
@@ -416,25 +430,21 @@ class Warehouse:
                                          "this run read: another run on another source wrote it; not published")
             # Fold the WAL into the file; closing the connection (below) makes the file self-contained.
             con.execute("CHECKPOINT")
+            standby = publishing.pick_standby(self.analyst_path)
+            position = publishing.log_position(con)
+            work = con.execute("SELECT current_database()").fetchone()[0]
+            done = publishing.replay(con, work, standby, logged_where)
             con.close()
             wal = self.work_path.with_name(self.work_path.name + ".wal")
             if wal.exists():
                 # Only happens if this process holds another connection to the work file.
                 raise RuntimeError(f"{wal} still exists after checkpoint; refusing to publish a partial copy")
-            try:
-                # Still under the lock: no writer can change the work file while we copy it.
-                shutil.copyfile(self.work_path, tmp)  # sendfile(2): in the kernel, no Python buffers
-                with open(tmp, "rb+") as dst:
-                    os.fsync(dst.fileno())
-                os.replace(tmp, self.analyst_path)  # atomic: readers see old or new, never partial
-            finally:
-                tmp.unlink(missing_ok=True)
-        # Make the rename itself durable.
-        dir_fd = os.open(self.analyst_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            if done is None:  # still under the lock: no writer can change the work file while we copy it
+                publishing.copy_whole(self.work_path, standby)
+                done = f"copied the whole work file ({self.work_path.stat().st_size / 2**30:.2f} GiB)"
+            publishing.mark_synced(standby, position)
+            publishing.swap(standby, self.analyst_path)
+        self.last_publish = f"{done}; published in {(dt.datetime.now(dt.UTC) - start).total_seconds():.1f} s"
         return self.analyst_path
 
 
@@ -483,14 +493,33 @@ def where_clause(filters: Sequence[PartitionFilter]) -> tuple[str, list[Any]]:
     return " AND ".join(parts), params
 
 
-def _log(con: duckdb.DuckDBPyConnection, table: str, partition_key: str | None, n: int, run_id: str | None) -> None:
+def _log(con: duckdb.DuckDBPyConnection, table: str, filters: Sequence[PartitionFilter], n: int,
+         run_id: str | None) -> None:
+    """One row per write: what the Home page's freshness reads, and what publish() replays (`filters`:
+    the partition as JSON, NULL for the whole table; `kind` 'write')."""
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {TABLE_LOG} (table_name VARCHAR, partition_key VARCHAR, "
-        "row_count BIGINT, written_at TIMESTAMP, run_id VARCHAR)"
+        "row_count BIGINT, written_at TIMESTAMP, run_id VARCHAR, kind VARCHAR, filters VARCHAR)"
     )
+    if "filters" not in _columns(con, TABLE_LOG):  # a log written before publish replayed it
+        con.execute(f"ALTER TABLE {TABLE_LOG} ADD COLUMN kind VARCHAR")
+        con.execute(f"ALTER TABLE {TABLE_LOG} ADD COLUMN filters VARCHAR")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # ok-now: when the write happened (a log), never a feature
-    con.execute(f"INSERT INTO {TABLE_LOG} VALUES (?, ?, ?, ?, ?)", [table, partition_key, n, now, run_id])
+    as_json = json.dumps([{"column": f.column, "values": None if f.values is None else list(f.values),
+                           "range": f.range and list(f.range), "window": f.window and list(f.window)}
+                          for f in filters], default=str, sort_keys=True) if filters else None
+    con.execute(f"INSERT INTO {TABLE_LOG} BY NAME SELECT ? AS table_name, ? AS partition_key, ? AS row_count, "
+                "? AS written_at, ? AS run_id, 'write' AS kind, ? AS filters",
+                ["{}.{}".format(*split_table(table)), "|".join(f.key() for f in filters) or None, n, now, run_id,
+                 as_json])
+
+
+def logged_where(filters_json: str) -> tuple[str, list[Any]]:
+    """The WHERE of a logged partition (the inverse of _log's `filters`), for publish's replay."""
+    filters = [PartitionFilter(f["column"], f["values"], f["range"] and tuple(f["range"]),
+                               f["window"] and tuple(f["window"])) for f in json.loads(filters_json)]
+    return where_clause(filters)
 
 
 def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> dict[str, int]:

@@ -301,8 +301,10 @@ def test_publish_while_readers_read(tmp_path: Path, wh: Warehouse) -> None:
     assert stats["errors"] == 0, stats["first_error"]
     assert stats["inconsistent"] == 0
     assert stats["reads"] > 20 and stats["versions_seen"] > 2 and cycles > 2  # floor holds on a busy box too
-    # No temp files left next to the published file.
-    assert sorted(p.name for p in wh.analyst_path.parent.iterdir()) == [".work", wh.analyst_path.name]
+    # No temp files left next to the published file or its two standby copies (publish.py).
+    assert sorted(p.name for p in wh.analyst_path.parent.iterdir()) == [".published", ".work", wh.analyst_path.name]
+    assert sorted(p.name for p in (wh.analyst_path.parent / ".published").iterdir()) == [
+        "a.duckdb", "a.synced.json", "b.duckdb", "b.synced.json"]
 
 
 # -- through Dagster --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ SCORES = dg.AssetKey(["scores", "deal_scores"])
 
 @dg.asset_check(asset=deal_snapshot, blocking=True, description="(as_of_date, opportunity_id) is unique and not null")
 def snapshot_keys_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.get().connect() as con:
+    with warehouse.get().connect(writes=False) as con:
         v = key_violations(con, "features.deal_snapshot", ["as_of_date", "opportunity_id"])
     return dg.AssetCheckResult(passed=v["duplicates"] == v["null_keys"] == v["missing_table"] == 0,
                                metadata={"duplicates": v["duplicates"], "null_keys": v["null_keys"]})
@@ -31,7 +31,9 @@ def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=True, metadata={"checked": "no partitions yet"})
     t = random.Random(len(dates)).choice(dates[:-1] or dates)  # the export date has no future to remove
     cols = ", ".join(["opportunity_id", *FEATURES])
-    with wh.connect() as con:
+    # a scratch schema, dropped before the block ends: nothing a reader sees changes (the next publish
+    # would find one left behind: its tables differ from the standby's, and it copies whole)
+    with wh.connect(writes=False) as con:
         for stmt in star_as_of_sql(t, "time_travel"):
             con.execute(stmt)
         # rebuilt once (the full snapshot query is the expensive part), then compared both ways

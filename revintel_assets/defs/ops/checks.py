@@ -82,7 +82,7 @@ def coverage_ok(coverage: float | None, band: tuple[float, float] = COVERAGE_BAN
 
 
 def _key_result(wh, table: str, keys: list[str]) -> dg.AssetCheckResult:
-    with wh.connect() as con:
+    with wh.connect(writes=False) as con:
         v = key_violations(con, table, keys)
     return dg.AssetCheckResult(
         passed=v["duplicates"] == v["null_keys"] == v["missing_table"] == 0,
@@ -109,7 +109,7 @@ def dim_account_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
                             "and every propensity is in [0, 1]")
 def icp_scores_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
-    with wh.connect() as con:
+    with wh.connect(writes=False) as con:
         v = key_violations(con, "scores.icp_scores", ["cutoff_date", "division", "account_id"])
         bad_p = propensity_out_of_range(con) if not v["missing_table"] else 0
         # no table because no division had data enough for a model (e.g. MavenTech's 85 accounts):
@@ -126,7 +126,7 @@ def icp_scores_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=SCORES, description="Nightly freshness: the latest scored as_of_date is not older than the "
                 "source's export date (the source's as_of if set); never compared with the wall clock (warning)")
 def nightly_freshness(warehouse: WarehouseResource, source: SourceResource) -> dg.AssetCheckResult:
-    with warehouse.get().connect() as con:
+    with warehouse.get().connect(writes=False) as con:
         f = freshness(con, source.as_of_override())
     return dg.AssetCheckResult(
         passed=f["fresh"], severity=dg.AssetCheckSeverity.WARN,
@@ -138,7 +138,7 @@ def nightly_freshness(warehouse: WarehouseResource, source: SourceResource) -> d
                 f"is between {COVERAGE_BAND[0]:.2f} and {COVERAGE_BAND[1]:.2f}: an 80 % interval that "
                 "covers much less (or more) is miscalibrated (warning)")
 def forecast_coverage_watch(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.get().connect() as con:
+    with warehouse.get().connect(writes=False) as con:
         c = forecast_coverage(con)
     return dg.AssetCheckResult(
         passed=coverage_ok(c["coverage"]), severity=dg.AssetCheckSeverity.WARN,

@@ -61,10 +61,11 @@ def publish_after_success(context: dg.RunStatusSensorContext):
     # a run launched for a named source (launchpad, CLI) publishes only a warehouse of that source
     config = (context.dagster_run.run_config or {}).get("resources", {}).get("source", {}).get("config", {})
     try:
-        path = Warehouse.from_env().publish(expected_source=config.get("path"))
+        wh = Warehouse.from_env()
+        path = wh.publish(expected_source=config.get("path"))
     except PublishRefused as exc:
         return dg.SkipReason(str(exc))
-    context.log.info(f"published {path}")
+    context.log.info(f"published {path}: {wh.last_publish}")
 
 
 # The monthly ICP refresh, step by step: each job starts when the one before it succeeded, so
