@@ -218,6 +218,9 @@ def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: d
 
     # the children's environment (this process's own is never changed)
     env = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home()), **child_env(**(settings_env or {}))}
+    # publish_after_success publishes inside the sensor's evaluation; a whole copy of a scale-100 file
+    # (after an import or the ICP steps) takes 60-75 s here, past Dagster's 60 s default for a sensor
+    env.setdefault("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS", "600")
     logs = paths.log_file().parent
     return serve([
         Child("Dagster UI", [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
