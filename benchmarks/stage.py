@@ -159,7 +159,7 @@ def run_stage(stage: str, data: Path, scale: float, jobs: list[str] | None = Non
         _run(defs, instance, "nightly_rescore_job", key=as_of)
         wh = Warehouse.from_env()
         wh.publish()  # the publish_after_success sensor's work, counted in
-        print(f"publish: {wh.last_publish}", flush=True)
+        return {"as_of": as_of, "publish": wh.last_publish}  # replayed or copied whole, and how long
     else:
         raise SystemExit(f"unknown stage {stage!r}; one of {STAGES + ['prepare']}")
     return {"as_of": as_of}
