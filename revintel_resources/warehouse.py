@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
