@@ -173,3 +173,17 @@ def test_a_replay_that_dies_half_way_leaves_the_published_file_and_costs_a_whole
     con.close()
     wh.publish()
     assert wh.last_publish.startswith("copied") and differences(wh) == {}
+
+
+def test_a_standby_whose_log_has_other_columns_still_publishes_the_work_file(wh):
+    """A standby copied before the log had its replay columns (an older revintel), or any table the
+    replay cannot take as logged: the publish still gives readers the work file."""
+    _two_publishes(wh)
+    with wh.connect(writes=False) as con:  # the work file's log gains a column the standbys lack
+        con.execute("ALTER TABLE meta.table_log ADD COLUMN note VARCHAR")
+    wh.write("features.snap", rows([1], 3, 1), partition_column="as_of_date", partition_values=[day(1)])
+    wh.publish()
+    assert differences(wh) == {}, wh.last_publish
+    wh.write("features.snap", rows([1], 4, 2), partition_column="as_of_date", partition_values=[day(1)])
+    wh.publish()
+    assert differences(wh) == {}, wh.last_publish
