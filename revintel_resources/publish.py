@@ -64,10 +64,9 @@ def pick_standby(analyst_path: Path) -> Path:
     return d / f"{STANDBYS[0]}.duckdb"  # both link to it (cannot happen): a whole copy replaces one
 
 
-def log_position(con: duckdb.DuckDBPyConnection, db: str = "") -> dict | None:
-    prefix = f"{db}." if db else ""
+def log_position(con: duckdb.DuckDBPyConnection) -> dict | None:
     try:
-        first, last = con.execute(f"SELECT min(written_at), max(written_at) FROM {prefix}{TABLE_LOG}").fetchone()
+        first, last = con.execute(f"SELECT min(written_at), max(written_at) FROM {TABLE_LOG}").fetchone()
     except duckdb.CatalogException:
         return None
     return None if first is None else {"first": str(first), "last": str(last)}
@@ -108,39 +107,39 @@ def _literal(text: str | None) -> str:
     return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
 
 
-def replay(con: duckdb.DuckDBPyConnection, work: str, standby: Path, where_sql) -> str | None:
+def replay(con: duckdb.DuckDBPyConnection, work: str, standby: Path, where_sql) -> tuple[bool, str]:
     """Bring `standby` up to date from the log of the work file `con` holds (under the writer lock).
-    Returns what it did, or None when the standby must be copied whole (see the module doc).
+    Returns (True, what it did), or (False, why the standby must be copied whole; see the module doc).
     `where_sql(filters_json)` turns a logged partition back into (WHERE sql, params)."""
     side = sidecar(standby)
     if not standby.exists() or not side.exists():
-        return None
+        return False, "its first publish, or a write outside the log since its last one"
     held = json.loads(side.read_text())
     now = log_position(con)
     if now is None or held.get("first") != now["first"] or held.get("last") > now["last"]:
-        return None  # another work file (recreated), or no log
+        return False, "the work file is not the one it was synced from"
     side.unlink()  # from here the standby changes: a crash leaves it to a whole copy
     try:
         con.execute(f"ATTACH {_literal(str(standby))} AS pub")
     except duckdb.Error:
-        return None  # a reader still holds it (it was published until the last swap)
+        return False, "a reader still holds it"  # it was published until the last swap
     try:
         return _replay_attached(con, work, held["last"], where_sql)
     finally:
         con.execute("DETACH pub")
 
 
-def _replay_attached(con: duckdb.DuckDBPyConnection, work: str, since: str, where_sql) -> str | None:
+def _replay_attached(con: duckdb.DuckDBPyConnection, work: str, since: str, where_sql) -> tuple[bool, str]:
     entries = con.execute(f"SELECT table_name, kind, filters FROM {TABLE_LOG} WHERE written_at > ?::TIMESTAMP",
                           [since]).fetchall()
     if any(kind != "write" for _, kind, _ in entries):
-        return None  # an entry of an older revintel (no kind): not replayable
+        return False, "a log entry of an older revintel"  # no kind: not replayable
     _, work_tables = _objects(con, work)
     _, pub_tables = _objects(con, "pub")
     log = ("meta", "table_log")
     whole, parts = ({log} if work_tables.get(log) != pub_tables.get(log) else set()), {}  # a log of an older revintel
     for table, _, filters in entries:
-        key = tuple(table.split(".", 1)) if "." in table else ("main", table)
+        key = tuple(table.split(".", 1))  # write() logs 'schema.name'
         if filters is None or work_tables.get(key) != pub_tables.get(key):
             whole.add(key)  # a whole-table write, a new table or changed columns
         else:
@@ -168,19 +167,20 @@ def _replay_attached(con: duckdb.DuckDBPyConnection, work: str, since: str, wher
             con.execute(f"INSERT INTO pub.meta.table_log SELECT * FROM {TABLE_LOG} WHERE written_at > ?::TIMESTAMP",
                         [since])
         _copy_comments(con, work, "pub")
-        if _differs(con, work):
+        problem = _differs(con, work)
+        if problem:
             con.execute("ROLLBACK")
-            return None
+            return False, f"the replayed copy differed ({problem})"
         con.execute("COMMIT")
-    except duckdb.Error:  # e.g. a partition the standby cannot take: the whole copy is always right
+    except duckdb.Error as e:  # e.g. a partition the standby cannot take: the whole copy is always right
         con.execute("ROLLBACK")
-        return None
+        return False, f"the replay failed ({type(e).__name__})"
     except BaseException:
         con.execute("ROLLBACK")
         raise
     con.execute("CHECKPOINT pub")
-    return (f"replayed {len(entries)} logged writes ({n} partitions or tables) into the standby in "
-            f"{time.perf_counter() - start:.1f} s")
+    return True, (f"replayed {len(entries)} logged writes ({n} partitions or tables) into the standby in "
+                  f"{time.perf_counter() - start:.1f} s")
 
 
 def _differs(con: duckdb.DuckDBPyConnection, work: str) -> str | None:

@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from revintel_resources.backends import Backend
 from revintel_resources.backends import resolve as resolve_backend
 from revintel_resources.glossary import GLOSSARY
 
-TABLE_LOG = "meta.table_log"
+TABLE_LOG = publishing.TABLE_LOG  # the write log publish() replays
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -418,7 +419,7 @@ class Warehouse:
         if self._session is not None:
             raise RuntimeError("publish() inside a Warehouse.session(): its connection would stay open on the work file")
         self.analyst_path.parent.mkdir(parents=True, exist_ok=True)
-        start = dt.datetime.now(dt.UTC)  # ok-now: how long the publish took (a log), never a feature
+        start = time.perf_counter()
         with self.connect(writes=False) as con:
             for stale in self._stale_publish_files():  # a publish killed before its rename
                 stale.unlink(missing_ok=True)
@@ -432,18 +433,18 @@ class Warehouse:
             standby = publishing.pick_standby(self.analyst_path)
             position = publishing.log_position(con)
             work = con.execute("SELECT current_database()").fetchone()[0]
-            done = publishing.replay(con, work, standby, logged_where)
+            replayed, done = publishing.replay(con, work, standby, logged_where)
             con.close()
             wal = self.work_path.with_name(self.work_path.name + ".wal")
             if wal.exists():
                 # Only happens if this process holds another connection to the work file.
                 raise RuntimeError(f"{wal} still exists after checkpoint; refusing to publish a partial copy")
-            if done is None:  # still under the lock: no writer can change the work file while we copy it
+            if not replayed:  # still under the lock: no writer can change the work file while we copy it
                 publishing.copy_whole(self.work_path, standby)
-                done = f"copied the whole work file ({self.work_path.stat().st_size / 2**30:.2f} GiB)"
+                done = f"copied the whole work file ({self.work_path.stat().st_size / 2**30:.2f} GiB; {done})"
             publishing.mark_synced(standby, position)
             publishing.swap(standby, self.analyst_path)
-        self.last_publish = f"{done}; published in {(dt.datetime.now(dt.UTC) - start).total_seconds():.1f} s"
+        self.last_publish = f"{done}; published in {time.perf_counter() - start:.1f} s"
         return self.analyst_path
 
 
@@ -510,7 +511,7 @@ def _log(con: duckdb.DuckDBPyConnection, table: str, filters: Sequence[Partition
                           for f in filters], default=str, sort_keys=True) if filters else None
     con.execute(f"INSERT INTO {TABLE_LOG} BY NAME SELECT ? AS table_name, ? AS partition_key, ? AS row_count, "
                 "? AS written_at, ? AS run_id, 'write' AS kind, ? AS filters",
-                ["{}.{}".format(*split_table(table)), "|".join(f.key() for f in filters) or None, n, now, run_id,
+                [table, "|".join(f.key() for f in filters) or None, n, now, run_id,
                  as_json])
 
 

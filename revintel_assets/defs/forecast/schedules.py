@@ -7,9 +7,8 @@ import dagster as dg
 
 from revintel_assets import plan
 from revintel_assets.defs.deals.partitions import as_of_dates
+from revintel_assets.defs.forecast.assets import BACKTEST
 from revintel_assets.defs.ops.schedules import tick
-
-BACKTEST = dg.AssetKey(["forecast", "forecast_backtest"])
 
 
 @dg.schedule(job_name=plan.job(plan.JUDGES_JOB).name, cron_schedule="0 4 * * 0", execution_timezone="UTC",
