@@ -41,6 +41,9 @@ from revintel_resources.backends import resolve as resolve_backend
 from revintel_resources.glossary import GLOSSARY
 
 TABLE_LOG = publishing.TABLE_LOG  # the write log publish() replays
+# connections this process opened that may write outside the log: what is cached from the log's
+# position (forecast/assets.py timing_fit) is stale once this moves
+unlogged_opens = 0
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -195,6 +198,8 @@ class Warehouse:
                 f"could not get the warehouse writer lock {self.lock_path} within {self.lock_timeout_s:g}s; "
                 "another run (or publish) is holding it"
             ) from e
+        global unlogged_opens
+        unlogged_opens += bool(writes)
         try:
             if self.backend.local_file:
                 if writes:  # before anything is written: a crash after it costs a whole copy, not a stale table

@@ -78,3 +78,53 @@ def test_atom_sums_match_the_day_matrix(data):
         got = fitted.close_given_won_atoms(rows, as_of, cal.atom_of_day, cal.n_atoms)
         assert got.shape == (len(rows), cal.n_atoms)
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_categorical_and_string_inputs_fit_the_same(data):
+    """The fit looks values up through categorical codes (fast on 22M rows): the same model whether
+    the columns come as strings or categoricals, with nulls, an empty rep and a stage the model does
+    not know, and the same cell codes as a plain string lookup."""
+    snaps, _, _ = data
+    n = len(snaps)
+    odd = snaps.with_columns(
+        pl.when(pl.int_range(n) % 97 == 0).then(None).when(pl.int_range(n) % 89 == 0).then(pl.lit("Custom stage"))
+        .otherwise(pl.col("stage")).alias("stage"),
+        pl.when(pl.int_range(n) % 83 == 0).then(None).when(pl.int_range(n) % 79 == 0).then(pl.lit(""))
+        .otherwise(pl.col("rep_id")).alias("rep_id"),
+        pl.when(pl.int_range(n) % 73 == 0).then(None).otherwise(pl.col("product_id")).alias("product_id"))
+    as_cat = odd.with_columns(pl.col("stage", "rep_id", "product_id").cast(pl.Categorical))
+    a, b = timing.fit(odd, CUTOFF), timing.fit(as_cat, CUTOFF)
+    assert np.array_equal(a.hazard_won, b.hazard_won) and np.array_equal(a.hazard_lost, b.hazard_lost)
+    assert a.speed_rep == b.speed_rep and a.speed_product == b.speed_product and "" not in a.speed_rep
+    stage = odd["stage"].replace_strict({s: i for i, s in enumerate(timing.STAGES)}, default=len(timing.STAGES),
+                                        return_dtype=pl.Int64).to_numpy()
+    assert np.array_equal(timing.cell_codes(as_cat)[2], stage) and (stage == len(timing.STAGES)).sum() > 0
+    keys, inverse = timing._codes(as_cat["rep_id"])
+    strings = as_cat["rep_id"].cast(pl.Utf8).fill_null("").to_list()
+    assert keys == sorted(set(strings)) and [keys[i] for i in inverse] == strings
+
+
+def test_a_run_fits_each_cutoff_once_until_the_snapshots_change(data, tmp_path):
+    """forecast/assets.py timing_fit: the nightly's outlook and quota attainment share one fit (no
+    second read of the rows), and a logged rewrite of the snapshots or a raw SQL write is fitted again."""
+    from revintel_assets.defs.forecast.assets import timing_fit
+    from revintel_resources.warehouse import Warehouse
+
+    snaps, _, _ = data
+    wh = Warehouse.from_env(tmp_path)
+    wh.write("features.deal_snapshot", snaps, partition_column="as_of_date",
+             partition_values=snaps["as_of_date"].unique().to_list())
+    first = timing_fit(wh, CUTOFF)
+    assert np.array_equal(first.hazard_won, timing.fit(snaps, CUTOFF).hazard_won)
+
+    def no_read():
+        raise AssertionError("read the snapshot rows again")
+    assert timing_fit(wh, CUTOFF, no_read) is first
+    last = snaps.filter(pl.col("as_of_date") == snaps["as_of_date"].filter(snaps["as_of_date"] < CUTOFF).max())
+    wh.write("features.deal_snapshot", last.with_columns(pl.lit("Negotiating").alias("stage")),
+             partition_column="as_of_date", partition_values=[last["as_of_date"][0]])  # logged
+    second = timing_fit(wh, CUTOFF)
+    assert second is not first and not np.array_equal(second.hazard_won, first.hazard_won)
+    wh.execute("UPDATE features.deal_snapshot SET n_pushes = n_pushes + 3")  # outside the log
+    third = timing_fit(wh, CUTOFF)
+    assert third is not second and not np.array_equal(third.hazard_won, second.hazard_won)

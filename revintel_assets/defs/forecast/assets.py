@@ -4,7 +4,9 @@ functions read and write the warehouse and report metadata."""
 
 
 import datetime as dt
+import functools
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import numpy as np
@@ -20,7 +22,8 @@ from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.settings import settings
 from revintel_resources.tracking import MLflowResource
-from revintel_resources.warehouse import PartitionFilter
+from revintel_resources import warehouse
+from revintel_resources.warehouse import TABLE_LOG, PartitionFilter
 
 FAMILY = "forecast"
 COMMON = dict(group_name="forecast", owners=["team:revenue-data-science"], pool="warehouse")
@@ -40,6 +43,31 @@ def _timing_rows(wh, where: str, params: list, extra: str = "") -> pl.DataFrame:
     select = ", ".join(cols.get(c, c) for c in TIMING_COLUMNS) + extra
     frame = wh.query(f"SELECT {select} FROM features.deal_snapshot WHERE {where}", params)
     return frame.with_columns(pl.col("stage", "rep_id", "product_id").cast(pl.Categorical))
+
+
+_FITS: dict[tuple, timing.TimingModel] = {}
+
+
+def timing_fit(wh, cutoff: dt.date, rows: Callable[[], pl.DataFrame] | None = None) -> timing.TimingModel:
+    """timing.fit at `cutoff` on the TIMING_DAYS of snapshots before it, once per process and
+    snapshot version. The nightly's outlook and quota attainment fit the same model (at scale 100 a
+    4-6 s read of 22M rows and a 5 s fit each), and a run's steps share one process
+    (in_process_executor). The key holds the snapshot table's logged writes and this process's
+    unlogged ones, so a rewritten snapshot is fitted again. rows(): a frame that covers the window
+    (a range run's read of every window at once), read only when the fit is not kept."""
+    stamp = wh.query(f"SELECT max(written_at) AS w, count(*) AS n FROM {TABLE_LOG} "
+                     "WHERE table_name = 'features.deal_snapshot'").row(0) if wh.table_exists(TABLE_LOG) else None
+    key = (str(wh.work_path), wh.backend.describe(), cutoff, TIMING_DAYS, stamp, warehouse.unlogged_opens)
+    if stamp is None or key not in _FITS:
+        frame = rows() if rows is not None else _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?",
+                                                              [cutoff, cutoff - dt.timedelta(days=TIMING_DAYS)])
+        fitted = timing.fit(frame, cutoff, history_days=TIMING_DAYS)
+        if stamp is None:
+            return fitted
+        if len(_FITS) >= 8:  # a handful of models (~100 KB each): the oldest goes
+            del _FITS[next(iter(_FITS))]
+        _FITS[key] = fitted
+    return _FITS[key]
 
 
 class ForecastConfig(dg.Config):
@@ -293,8 +321,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     cutoffs = {d: history.timing_cutoff(d, config.refit_timing_weeks) for d in keys}
     # Not every snapshot ever taken (29M rows x 37 columns at scale 100): for the timing fits only
     # their window and the columns they read, and each date's own rows as it comes (_origin_rows)
-    snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?",
-                         [max(cutoffs.values()), min(cutoffs.values()) - dt.timedelta(days=TIMING_DAYS)])
+    snaps = functools.cache(lambda: _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [
+        max(cutoffs.values()), min(cutoffs.values()) - dt.timedelta(days=TIMING_DAYS)]))  # read if a fit is not kept
     sizes = wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot GROUP BY 1")
     n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
     dates = [d for d in keys if n_rows.get(d)]
@@ -316,7 +344,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                 deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
                 sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
                 if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
-                    fitted = {cutoffs[d]: timing.fit(snaps, cutoffs[d], history_days=TIMING_DAYS)}
+                    fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps)}
                 sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
                 cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
                 n_sims = config.n_sims if d == dates[-1] else config.history_sims
@@ -336,7 +364,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
             wh.write("forecast.deal_contributions", pl.concat(contributions), comment=docs.CONTRIBUTIONS[0],
                      column_comments=docs.CONTRIBUTIONS[1], **owned)
             del scored, contributions
-    del snaps
+    snaps.cache_clear()
     context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
                      + ", ".join(f"{k} ({n} dates)" for k, n in sorted(sources.items())))
     if not frames:  # a source with dated partitions but no open deal on any of them: nothing to forecast from
@@ -458,8 +486,7 @@ def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                     "JOIN scores.deal_scores d USING (as_of_date, opportunity_id) WHERE s.as_of_date = ?", [as_of]) \
         if wh.table_exists("scores.deal_scores") else pl.DataFrame()
     if len(rows):
-        snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, as_of - dt.timedelta(days=TIMING_DAYS)])
-        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing.fit(snaps, as_of, TIMING_DAYS), as_of,
+        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing_fit(wh, as_of), as_of,
                                 settings().fiscal_year_start_month)
         wh.write("scores.deal_outlook", frame, partition_column="as_of_date", partition_values=[as_of],
                  run_id=context.run_id, comment=OUTLOOK_DOC[0], column_comments=OUTLOOK_DOC[1])

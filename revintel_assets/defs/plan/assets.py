@@ -4,6 +4,7 @@ The computations live in attainment.py / honesty.py; these read and write the wa
 
 
 import datetime as dt
+import functools
 import time
 
 import dagster as dg
@@ -11,8 +12,8 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.forecast import backtest, probabilities, timing
-from revintel_assets.defs.forecast.assets import LABEL_COUNTS_SQL, OPPS_SQL, TIMING_DAYS, _shock, _timing_rows
+from revintel_assets.defs.forecast import backtest, probabilities
+from revintel_assets.defs.forecast.assets import LABEL_COUNTS_SQL, OPPS_SQL, TIMING_DAYS, _shock, _timing_rows, timing_fit
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.metadata import family_rows, table_metadata
@@ -47,14 +48,15 @@ class _Inputs:
                                                  "period_start": pl.Date, "amount": pl.Float64}))
         self.counts = wh.query(LABEL_COUNTS_SQL, [last])
         self.prob = probabilities.registry(tracking, self.counts, counts=True)
-        self.snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [last, first - dt.timedelta(days=TIMING_DAYS)])
+        self.snaps = functools.cache(lambda: _timing_rows(  # read only if a fit is not kept (timing_fit)
+            wh, "as_of_date < ? AND as_of_date >= ?", [last, first - dt.timedelta(days=TIMING_DAYS)]))
 
     def origin(self, o: dt.date, horizon_weeks: int) -> backtest.Origin:
         """The forecast inputs as known on o (backtest.prepare_origin: the snapshot of o, the win
         probability rule of o, timing fitted before o, deals and outcomes truncated to o)."""
         rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
                              [o])
-        fitted = timing.fit(self.snaps, o, history_days=TIMING_DAYS)
+        fitted = timing_fit(self.wh, o, self.snaps)
         return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
                                        rows=rows, label_counts=self.counts)
 
