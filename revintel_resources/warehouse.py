@@ -527,8 +527,10 @@ def logged_where(filters_json: str) -> tuple[str, list[Any]]:
     return where_clause(filters)
 
 
-def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> dict[str, int]:
-    """Rows, duplicated key rows (rows beyond the first per key) and rows with any NULL key column."""
+def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], where: str = "TRUE",
+                   params: Sequence[Any] = ()) -> dict[str, int]:
+    """Rows, duplicated key rows (rows beyond the first per key) and rows with any NULL key column,
+    among the rows `where` selects."""
     if not table_exists(con, table):
         return {"rows": 0, "duplicates": 0, "null_keys": 0, "missing_table": 1}
     cols = ", ".join(quote(k) for k in keys)
@@ -536,5 +538,5 @@ def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) 
     # duplicates among complete keys only: rows with a NULL key are counted once, as null_keys
     rows, dup, null_keys = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE NOT ({nulls})) - count(DISTINCT ({cols})) FILTER (WHERE NOT ({nulls})), "
-        f"count(*) FILTER (WHERE {nulls}) FROM {qualified(table)}").fetchone()
+        f"count(*) FILTER (WHERE {nulls}) FROM {qualified(table)} WHERE {where}", list(params)).fetchone()
     return {"rows": int(rows), "duplicates": int(dup), "null_keys": int(null_keys), "missing_table": 0}

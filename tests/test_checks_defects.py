@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from revintel_assets.defs.star import checks as star_checks
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
+from revintel_resources.warehouse import key_violations
 
 defs = load()
 
@@ -98,7 +97,8 @@ def run(check: dg.AssetChecksDefinition, data_dir: Path) -> dg.AssetCheckResult:
     """Invoke the check directly with resources for `data_dir` (only those it asks for)."""
     available = {"warehouse": WarehouseResource(data_dir=str(data_dir)),
                  "mlflow_tracking": MLflowResource(data_dir=str(data_dir)), "source": SourceResource()}
-    result = check(**{k: v for k, v in available.items() if k in check.required_resource_keys})
+    context = [dg.build_asset_check_context()] if check.node_def.compute_fn.has_context_arg() else []
+    result = check(*context, **{k: v for k, v in available.items() if k in check.required_resource_keys})
     assert isinstance(result, dg.AssetCheckResult)
     return result
 
@@ -333,3 +333,30 @@ def test_key_violations_counts_nulls_apart_from_duplicates():
     assert ops_checks.key_violations(con, "s.t", ["a", "b"]) == {"rows": 4, "duplicates": 1, "null_keys": 2,
                                                                   "missing_table": 0}
     assert ops_checks.key_violations(con, "s.missing", ["a"])["missing_table"] == 1
+
+
+def test_run_scoped_checks_read_the_dates_the_run_wrote(demo, tmp_path):
+    """The nightly's snapshot and score checks read the run's partition (its tags), not 154 dates;
+    invoked by themselves they read every date (the planted defects above)."""
+    from types import SimpleNamespace
+
+    def ctx(tags):
+        return SimpleNamespace(run=SimpleNamespace(tags=tags))
+    assert deal_checks.run_dates(ctx({"dagster/partition": "2025-03-03"}))[:2] == ("as_of_date = ?", [dt.date(2025, 3, 3)])
+    assert deal_checks.run_dates(ctx({"dagster/asset_partition_range_start": "2025-01-06",
+                                      "dagster/asset_partition_range_end": "2025-03-03"}))[1] == [
+        dt.date(2025, 1, 6), dt.date(2025, 3, 3)]
+    assert deal_checks.run_dates(ctx({}))[0] == "TRUE"
+    assert deal_checks.run_dates(dg.build_asset_check_context())[0] == "TRUE"
+    need(demo, "features.deal_snapshot")
+    data = copy_of(demo, tmp_path / "data", dup("features.deal_snapshot"))
+    bad = one_value(data, "SELECT as_of_date FROM features.deal_snapshot GROUP BY as_of_date, opportunity_id "
+                          "HAVING count(*) > 1")
+    other = one_value(data, f"SELECT min(as_of_date) FROM features.deal_snapshot WHERE as_of_date <> DATE '{bad}'")
+    con = duckdb.connect(str(data / WORK), read_only=True)
+    try:
+        keys = ["as_of_date", "opportunity_id"]
+        assert key_violations(con, "features.deal_snapshot", keys, "as_of_date = ?", [bad])["duplicates"] == 1
+        assert key_violations(con, "features.deal_snapshot", keys, "as_of_date = ?", [other])["duplicates"] == 0
+    finally:
+        con.close()
