@@ -347,6 +347,7 @@ def test_run_scoped_checks_read_the_dates_the_run_wrote(demo, tmp_path):
                                       "dagster/asset_partition_range_end": "2025-03-03"}))[1] == [
         dt.date(2025, 1, 6), dt.date(2025, 3, 3)]
     assert deal_checks.run_dates(ctx({}))[0] == "TRUE"
+    assert deal_checks.run_dates(ctx({"dagster/partition": "2025-03|Enterprise"}))[0] == "TRUE"
     assert deal_checks.run_dates(dg.build_asset_check_context())[0] == "TRUE"
     need(demo, "features.deal_snapshot")
     data = copy_of(demo, tmp_path / "data", dup("features.deal_snapshot"))

@@ -24,11 +24,15 @@ def run_dates(context: dg.AssetCheckExecutionContext) -> tuple[str, list, str]:
         tags = context.run.tags
     except dg.DagsterError:  # invoked directly: no run (DagsterInvalidPropertyError)
         tags = {}
-    if "dagster/partition" in tags:
-        return "as_of_date = ?", [dt.date.fromisoformat(tags["dagster/partition"])], tags["dagster/partition"]
-    lo, hi = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    if lo and hi:
-        return "as_of_date BETWEEN ? AND ?", [dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)], f"{lo}..{hi}"
+    one, lo, hi = (tags.get(f"dagster/{k}") for k in
+                   ("partition", "asset_partition_range_start", "asset_partition_range_end"))
+    try:
+        if one:
+            return "as_of_date = ?", [dt.date.fromisoformat(one)], one
+        if lo and hi:
+            return "as_of_date BETWEEN ? AND ?", [dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)], f"{lo}..{hi}"
+    except ValueError:  # not an as-of date (another partition set): check them all rather than none
+        pass
     return "TRUE", [], "every date"
 
 
