@@ -85,7 +85,9 @@ class ForecastConfig(dg.Config):
     # horizons: a few independent months, so coverage swung from 62 % to 96 % between seeds)
     n_origins: int = 0
     origin_every_weeks: int = 3
-    refit_timing_weeks: int = 4  # timing models are refit every 4 weeks (backtest: on pre-origin data)
+    # timing models are refit every 4 weeks (backtest: on pre-origin data); the outlook and the quota
+    # attainment use history.REFIT_TIMING_WEEKS: set another value here and they no longer share the fit
+    refit_timing_weeks: int = history.REFIT_TIMING_WEEKS
     seed: int = 7
 
 
@@ -470,7 +472,8 @@ def _pick_shock(choices: pl.DataFrame | None, as_of: dt.date, horizon_weeks: int
 
 OUTLOOK_DOC = ("Per open deal and period (this / next quarter of the as-of date): the chance it is won in the "
                "period, won later or earlier (slips), or lost; the three sum to 1.", {
-    "p_win_in_period": "Win probability x P(close in the period | won) from the timing model of the date",
+    "p_win_in_period": "Win probability x P(close in the period | won) from the forecast's timing model of the date "
+                       "(fitted on the first Monday of its 4-week block)",
     "p_slip": "Won, but not in the period",
     "p_lose": "1 - win probability"})
 OUTLOOK_ORIGINS = 8  # past as-of dates the outlook is judged on: every 4th Monday whose quarters are over
@@ -486,7 +489,8 @@ def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                     "JOIN scores.deal_scores d USING (as_of_date, opportunity_id) WHERE s.as_of_date = ?", [as_of]) \
         if wh.table_exists("scores.deal_scores") else pl.DataFrame()
     if len(rows):
-        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), timing_fit(wh, as_of), as_of,
+        fitted = timing_fit(wh, history.timing_cutoff(as_of, history.REFIT_TIMING_WEEKS))  # the forecast's model
+        frame = outlook.outlook(rows, rows["win_probability"].to_numpy(), fitted, as_of,
                                 settings().fiscal_year_start_month)
         wh.write("scores.deal_outlook", frame, partition_column="as_of_date", partition_values=[as_of],
                  run_id=context.run_id, comment=OUTLOOK_DOC[0], column_comments=OUTLOOK_DOC[1])
@@ -507,7 +511,7 @@ def deal_outlook_judged(context: dg.AssetExecutionContext, warehouse: WarehouseR
                         mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
-    since = as_of - dt.timedelta(days=TIMING_DAYS + 7 * 4 * OUTLOOK_ORIGINS + 200)
+    since = as_of - dt.timedelta(days=TIMING_DAYS + 7 * 4 * OUTLOOK_ORIGINS + 200 + 7 * history.REFIT_TIMING_WEEKS)
     snaps = _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [as_of, since])
     metrics = _judge_outlook(wh, mlflow_tracking, snaps, as_of)
     owned = [PartitionFilter("model_family", values=["outlook"]), PartitionFilter("cutoff_date", values=[as_of])]
@@ -535,7 +539,8 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
     for o in chosen:
         rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [o])
         p, _ = prob(o, rows.drop("outcome_date", "is_won"))
-        f = outlook.outlook(rows, np.asarray(p), timing.fit(snaps, o, TIMING_DAYS), o, fy)
+        fitted = timing.fit(snaps, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), TIMING_DAYS)  # as production
+        f = outlook.outlook(rows, np.asarray(p), fitted, o, fy)
         base = f.join(rows.select("opportunity_id", "expected_close_date"), on="opportunity_id")
         f = outlook.labels(f.with_columns(pl.Series("p_win", np.tile(p, 2))), rows.select(
             "opportunity_id", "outcome_date", "is_won"), as_of, fy)

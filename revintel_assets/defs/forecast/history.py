@@ -24,6 +24,10 @@ from revintel_assets.defs.forecast import backtest, model
 from revintel_assets.defs.forecast.periods import Calendar
 
 TIMING_EPOCH = dt.date(1970, 1, 5)  # a Monday: refit blocks are counted from it
+# the timing model of a date is the one fitted on the first Monday of its 4-week block: the forecast,
+# the deal outlook and the quota attainment of a date use that one model (their figures reconcile,
+# and the nightly fits it once, shared: forecast/assets.py timing_fit)
+REFIT_TIMING_WEEKS = 4
 
 
 def timing_cutoff(day: dt.date, every_weeks: int) -> dt.date:

@@ -12,7 +12,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.forecast import backtest, probabilities
+from revintel_assets.defs.forecast import backtest, history, probabilities
 from revintel_assets.defs.forecast.assets import LABEL_COUNTS_SQL, OPPS_SQL, TIMING_DAYS, _shock, _timing_rows, timing_fit
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
@@ -49,14 +49,19 @@ class _Inputs:
         self.counts = wh.query(LABEL_COUNTS_SQL, [last])
         self.prob = probabilities.registry(tracking, self.counts, counts=True)
         self.snaps = functools.cache(lambda: _timing_rows(  # read only if a fit is not kept (timing_fit)
-            wh, "as_of_date < ? AND as_of_date >= ?", [last, first - dt.timedelta(days=TIMING_DAYS)]))
+            wh, "as_of_date < ? AND as_of_date >= ?", [last, self.cutoff(first) - dt.timedelta(days=TIMING_DAYS)]))
+
+    @staticmethod
+    def cutoff(o: dt.date) -> dt.date:
+        """The timing model of o: the forecast's (fitted on the first Monday of o's refit block)."""
+        return history.timing_cutoff(o, history.REFIT_TIMING_WEEKS)
 
     def origin(self, o: dt.date, horizon_weeks: int) -> backtest.Origin:
         """The forecast inputs as known on o (backtest.prepare_origin: the snapshot of o, the win
-        probability rule of o, timing fitted before o, deals and outcomes truncated to o)."""
+        probability rule of o, the forecast's timing model of o, deals and outcomes truncated to o)."""
         rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
                              [o])
-        fitted = timing_fit(self.wh, o, self.snaps)
+        fitted = timing_fit(self.wh, self.cutoff(o), self.snaps)
         return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
                                        rows=rows, label_counts=self.counts)
 
