@@ -176,8 +176,8 @@ class Warehouse:
         """Writer lock + a read-write connection to the work file, both released on exit
         (inside `session()`: the session's connection, released when the session ends).
 
-        writes=False promises the block changes nothing a reader sees (queries; a scratch schema
-        dropped before it ends). Otherwise its writes are not in the log, so the next publish
+        writes=False promises the block changes nothing a reader sees (queries; scratch tables in an
+        attached in-memory database). Otherwise its writes are not in the log, so the next publish
         copies the whole file instead of replaying the log (publish.py): `write()` logs its own.
 
         Keep the block short: every other run and `publish()` waits for it.

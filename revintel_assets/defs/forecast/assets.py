@@ -94,6 +94,10 @@ class ForecastConfig(dg.Config):
 OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
             "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
             "LEFT JOIN star.dim_product p USING (product_id)")
+# the deal scores of one as-of date as probabilities.known_deals takes them (the forecast and the quota
+# attainment of a date read the probabilities the deal pages show, not a second prediction)
+SCORED_COLUMNS = "opportunity_id, win_probability, expected_close_date AS scored_close, model_version"
+SCORED_SQL = f"SELECT {SCORED_COLUMNS} FROM scores.deal_scores WHERE as_of_date = ?"
 # labelled snapshot rows, counted: all the stage baseline and the expected-close fallback read of them
 LABEL_COUNTS_SQL = ("SELECT as_of_date, outcome_date, stage, is_won, count(*) AS n FROM features.deal_snapshot "
                     "WHERE is_won IS NOT NULL AND as_of_date <= ? GROUP BY ALL")
@@ -336,8 +340,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
         # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
         # range (scale 100: 154 dates x ~190,000 open deals, one contribution row each)
         for batch in date_batches(dates, n_rows, ROWS_PER_PASS):
-            scored = (wh.query("SELECT as_of_date, opportunity_id, win_probability, expected_close_date AS scored_close, "
-                               f"model_version FROM scores.deal_scores WHERE as_of_date IN ({', '.join('?' * len(batch))})",
+            scored = (wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores "
+                               f"WHERE as_of_date IN ({', '.join('?' * len(batch))})",
                                batch).partition_by("as_of_date", as_dict=True, include_key=False)
                       if has_scores else {})
             start = time.perf_counter()

@@ -142,12 +142,13 @@ def _by_segment(frame: pl.DataFrame, day: np.ndarray, value: np.ndarray, cal: Ca
 def prepare_origin(o: dt.date, snapshots: pl.DataFrame | None, opps: pl.DataFrame, dim_rep: pl.DataFrame,
                    probability_fn: ProbabilityFn, timing_model: timing.TimingModel, horizon_weeks: int,
                    actual_opps: pl.DataFrame | None = None, *, rows: pl.DataFrame | None = None,
-                   label_counts: pl.DataFrame | None = None) -> Origin:
+                   label_counts: pl.DataFrame | None = None, scored: pl.DataFrame | None = None) -> Origin:
     """Everything for one origin, from the tables truncated to it (actuals from `actual_opps`, read only
     for scoring, after the forecast is made).
 
     Either `snapshots` (labelled snapshot rows, every column), or, to read less, `rows` (the origin's
-    snapshot rows) and `label_counts` (probabilities.label_counts of the labelled rows)."""
+    snapshot rows) and `label_counts` (probabilities.label_counts of the labelled rows); with them,
+    `scored`: the deal scores of o (probabilities.known_deals), as the stored forecast of o reads."""
     # the origin's open deals, with every outcome column blanked: nothing later can leak through them
     if rows is None:
         rows = snapshots.filter(pl.col("as_of_date") == o)
@@ -155,7 +156,7 @@ def prepare_origin(o: dt.date, snapshots: pl.DataFrame | None, opps: pl.DataFram
     _, opp = truncate_to(o, _EMPTY_SNAPSHOTS, opps)
     cal = calendar(o, horizon_weeks)
     if label_counts is not None:  # the same as the stored forecast of a date without deal scores
-        rows, version = probabilities.known_deals(o, rows, None, probability_fn, label_counts)
+        rows, version = probabilities.known_deals(o, rows, scored, probability_fn, label_counts)
     else:
         p, version = probability_fn(o, rows)
         known = known_history(snapshots.filter((pl.col("as_of_date") < o) & pl.col("is_won").is_not_null()), o)

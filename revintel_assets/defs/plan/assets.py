@@ -13,7 +13,8 @@ import polars as pl
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import backtest, history, probabilities
-from revintel_assets.defs.forecast.assets import LABEL_COUNTS_SQL, OPPS_SQL, TIMING_DAYS, _shock, _timing_rows, timing_fit
+from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, TIMING_DAYS, _shock,
+                                                  _timing_rows, timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.metadata import family_rows, table_metadata
@@ -59,13 +60,15 @@ class _Inputs:
         return history.timing_cutoff(o, history.REFIT_TIMING_WEEKS)
 
     def origin(self, o: dt.date, horizon_weeks: int) -> backtest.Origin:
-        """The forecast inputs as known on o (backtest.prepare_origin: the snapshot of o, the win
-        probability rule of o, the forecast's timing model of o, deals and outcomes truncated to o)."""
+        """The forecast inputs as known on o, as the forecast of o has them (backtest.prepare_origin:
+        the snapshot of o, the deal scores of o or else the win probability rule of o, the forecast's
+        timing model of o, deals and outcomes truncated to o)."""
         rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
                              [o])
+        scored = self.wh.query(SCORED_SQL, [o]) if self.wh.table_exists("scores.deal_scores") else None
         fitted = timing_fit(self.wh, self.cutoff(o), self.snaps)
         return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
-                                       rows=rows, label_counts=self.counts)
+                                       rows=rows, label_counts=self.counts, scored=scored)
 
 
 def _crm_categories(wh, as_of: dt.date) -> pl.DataFrame | None:
