@@ -26,6 +26,7 @@ from revintel_resources.warehouse import PartitionFilter
 SPEC = dict(group_name="plan", owners=["team:revenue-data-science"])
 STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product", "quotas")]
 ATTAINMENT = dg.AssetKey(["forecast", "quota_attainment"])
+SCORES = dg.AssetKey(["scores", "deal_scores"])  # the date's deal scores (_Inputs.origin), as the forecast reads
 SHOCK_DEPS = [dg.AssetKey(["forecast", "shock_tuning"]), dg.AssetKey(["forecast", "forecast_backtest"])]
 
 
@@ -81,10 +82,11 @@ def _crm_categories(wh, as_of: dt.date) -> pl.DataFrame | None:
 
 
 @dg.multi_asset(specs=[
-    dg.AssetSpec(ATTAINMENT, deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"]), *STAR, *SHOCK_DEPS],
+    dg.AssetSpec(ATTAINMENT, deps=[deal_snapshot.key, SCORES, dg.AssetKey(["models", "win_probability"]), *STAR,
+                                   *SHOCK_DEPS],
                  kinds={"numpy", "duckdb"}, metadata={"partition_expr": "as_of_date"}, description=attainment.DOC[0],
                  **SPEC),
-    dg.AssetSpec(["forecast", "plan_deals"], deps=[deal_snapshot.key, *STAR], kinds={"duckdb"},
+    dg.AssetSpec(["forecast", "plan_deals"], deps=[deal_snapshot.key, SCORES, *STAR], kinds={"duckdb"},
                  metadata={"partition_expr": "as_of_date"}, description=attainment.DEALS_DOC[0], **SPEC)],
     partitions_def=as_of_dates, pool="warehouse")
 def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
@@ -153,8 +155,8 @@ def _walk_forward_shock(wh, as_of: dt.date) -> pl.DataFrame:
                     "WHERE backtest_as_of = ? ORDER BY 1", [run])
 
 
-@dg.asset(key=["validation", "quota_attainment"], deps=[deal_snapshot.key, dg.AssetKey(["models", "win_probability"]),
-                                                         *STAR, *SHOCK_DEPS],
+@dg.asset(key=["validation", "quota_attainment"],
+          deps=[deal_snapshot.key, SCORES, dg.AssetKey(["models", "win_probability"]), *STAR, *SHOCK_DEPS],
           partitions_def=as_of_dates, kinds={"numpy", "duckdb"}, pool="warehouse",
           metadata={"tables": "validation.model_metrics", "model_family": honesty.FAMILY},
           description="p_hit_quota judged on past fiscal quarters: at each quarter's start and middle, computed from "
