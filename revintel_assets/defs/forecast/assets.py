@@ -45,23 +45,30 @@ def _timing_rows(wh, where: str, params: list, extra: str = "") -> pl.DataFrame:
     return frame.with_columns(pl.col("stage", "rep_id", "product_id").cast(pl.Categorical))
 
 
+def fit_rows(wh, first: dt.date, last: dt.date) -> Callable[[], pl.DataFrame]:
+    """The snapshot rows the timing fits at cutoffs first..last read ([first - TIMING_DAYS, last)),
+    read on the first call and kept: a range run reads them once for all its fits, and not at all
+    when timing_fit keeps every fit it asks for. It holds wh and the dates only: a caller's object
+    holding it would otherwise make a cycle that kept the rows (22M at scale 100) past the step."""
+    return functools.cache(lambda: _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?",
+                                                [last, first - dt.timedelta(days=TIMING_DAYS)]))
+
+
 _FITS: dict[tuple, timing.TimingModel] = {}
 
 
 def timing_fit(wh, cutoff: dt.date, rows: Callable[[], pl.DataFrame] | None = None) -> timing.TimingModel:
     """timing.fit at `cutoff` on the TIMING_DAYS of snapshots before it, once per process and
-    snapshot version. The nightly's outlook and quota attainment fit the same model (at scale 100 a
-    4-6 s read of 22M rows and a 5 s fit each), and a run's steps share one process
+    snapshot version. The nightly's forecast, outlook and quota attainment use the same model (at
+    scale 100 a 4-6 s read of 22M rows and a 5 s fit), and a run's steps share one process
     (in_process_executor). The key holds the snapshot table's logged writes and this process's
-    unlogged ones, so a rewritten snapshot is fitted again. rows(): a frame that covers the window
-    (a range run's read of every window at once), read only when the fit is not kept."""
+    unlogged ones, so a rewritten snapshot is fitted again. rows: fit_rows of a window holding
+    this cutoff's (default: its own)."""
     stamp = wh.query(f"SELECT max(written_at) AS w, count(*) AS n FROM {TABLE_LOG} "
                      "WHERE table_name = 'features.deal_snapshot'").row(0) if wh.table_exists(TABLE_LOG) else None
     key = (str(wh.work_path), wh.backend.describe(), cutoff, TIMING_DAYS, stamp, warehouse.unlogged_opens)
     if stamp is None or key not in _FITS:
-        frame = rows() if rows is not None else _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?",
-                                                              [cutoff, cutoff - dt.timedelta(days=TIMING_DAYS)])
-        fitted = timing.fit(frame, cutoff, history_days=TIMING_DAYS)
+        fitted = timing.fit((rows or fit_rows(wh, cutoff, cutoff))(), cutoff, history_days=TIMING_DAYS)
         if stamp is None:
             return fitted
         if len(_FITS) >= 8:  # a handful of models (~100 KB each): the oldest goes
@@ -327,8 +334,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     cutoffs = {d: history.timing_cutoff(d, config.refit_timing_weeks) for d in keys}
     # Not every snapshot ever taken (29M rows x 37 columns at scale 100): for the timing fits only
     # their window and the columns they read, and each date's own rows as it comes (_origin_rows)
-    snaps = functools.cache(lambda: _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [
-        max(cutoffs.values()), min(cutoffs.values()) - dt.timedelta(days=TIMING_DAYS)]))  # read if a fit is not kept
+    snaps = fit_rows(wh, min(cutoffs.values()), max(cutoffs.values()))
     sizes = wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot GROUP BY 1")
     n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
     dates = [d for d in keys if n_rows.get(d)]

@@ -4,7 +4,6 @@ The computations live in attainment.py / honesty.py; these read and write the wa
 
 
 import datetime as dt
-import functools
 import time
 
 import dagster as dg
@@ -13,8 +12,8 @@ import polars as pl
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import backtest, history, probabilities
-from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, TIMING_DAYS, _shock,
-                                                  _timing_rows, timing_fit)
+from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, _shock, fit_rows,
+                                                  timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.metadata import family_rows, table_metadata
@@ -50,10 +49,8 @@ class _Inputs:
                                                  "period_start": pl.Date, "amount": pl.Float64}))
         self.counts = wh.query(LABEL_COUNTS_SQL, [last])
         self.prob = probabilities.registry(tracking, self.counts, counts=True)
-        start = self.cutoff(first) - dt.timedelta(days=TIMING_DAYS)
-        # read only if a fit is not kept (timing_fit); no reference to self in it: a cycle would keep the
-        # 22M rows (scale 100) alive until the garbage collector ran, past this step (+0.7 GiB measured)
-        self.snaps = functools.cache(lambda: _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?", [last, start]))
+        self.has_scores = wh.table_exists("scores.deal_scores")
+        self.snaps = fit_rows(wh, self.cutoff(first), self.cutoff(last))
 
     @staticmethod
     def cutoff(o: dt.date) -> dt.date:
@@ -66,7 +63,7 @@ class _Inputs:
         timing model of o, deals and outcomes truncated to o)."""
         rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
                              [o])
-        scored = self.wh.query(SCORED_SQL, [o]) if self.wh.table_exists("scores.deal_scores") else None
+        scored = self.wh.query(SCORED_SQL, [o]) if self.has_scores else None
         fitted = timing_fit(self.wh, self.cutoff(o), self.snaps)
         return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
                                        rows=rows, label_counts=self.counts, scored=scored)
