@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import machine
 from benchmarks.stage import STAGES
 from revintel_resources.settings import child_env
 
@@ -171,8 +172,9 @@ def table(results: dict) -> str:
                 cells.append(r["status"])
             else:
                 cpu = f"{r['cpu_s']:.0f}" if r.get("cpu_s") is not None else "n/a"
+                box = f" · {machine.describe(r['box'])}" if r.get("box") else ""
                 cells.append(f"{r['wall_s']:.1f} s (cpu {cpu}) · {r['peak_rss_mb']:,.0f} MiB · "
-                             f"load {r['load_avg']:.1f} · n={r['ok_runs']}")
+                             f"load {r['load_avg']:.1f}{box} · n={r['ok_runs']}")
         base, _, label = stage.partition("@")
         lines.append(f"| {LABELS[base]}{f' [{label}]' if label else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["full_run"] = full
             results = _save(args.json, results, key, entry)
         for stage in args.stages:
+            box = machine.probe()  # the box's speed when this stage was measured (benchmarks/machine.py)
             measured = []
             for i in range(runs):
                 r = measure(_stage_cmd(stage, data, scale), timeout=args.timeout,
@@ -234,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                     if r["timed_out"] or r.get("over_memory"):  # killed: free its Dagster pool slot
                         subprocess.run(_stage_cmd("cleanup", data, scale), cwd=REPO, capture_output=True)
                     break
-            entry[stage + (f"@{args.label}" if args.label else "")] = _summary(measured) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")}
+            entry[stage + (f"@{args.label}" if args.label else "")] = _summary(measured) | {
+                "measured_at": dt.datetime.now().isoformat(timespec="seconds"), "box": box}
             results = _save(args.json, results, key, entry)
     if args.table.exists():
         render(results, args.table)

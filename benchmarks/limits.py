@@ -38,6 +38,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks import machine
 from benchmarks.__main__ import REPO, _replace_block, _stage_cmd, measure
 from revintel_resources.settings import child_env
 
@@ -227,6 +228,11 @@ def _floor(m: dict) -> str:
             f"{m['import_s'] / m['floor_s']:.1f}× that floor")
 
 
+def _box(load: str, entry: dict) -> str:
+    """The load cell, with the box probe of the measurement (benchmarks/machine.py) when it has one."""
+    return f"{load}; {machine.describe(entry['box'])}" if entry.get("box") else load
+
+
 def table(limits: dict) -> str:
     lines = ["| target | measured (median of runs, side by side) | ratio / limit | load (1-min, before→after each run) |",
              "| --- | --- | --- | --- |"]
@@ -265,7 +271,7 @@ def targets(results: dict) -> str:
 
     def load(scale, name):
         r = sc.get(scale, {}).get(name)
-        return f"{r['load_avg']:.1f}" if r and r.get("load_avg") is not None else "–"
+        return _box(f"{r['load_avg']:.1f}", r) if r and r.get("load_avg") is not None else "–"
 
     def when(scale, name):
         r = sc.get(scale, {}).get(name) or {}
@@ -278,7 +284,7 @@ def targets(results: dict) -> str:
                      f"{e['engine_rate'] / 1e6:,.0f} M/s vs {e['replaced_rate'] / 1e6:,.2f} M/s = {e['ratio']:,.0f}× "
                      f"(wall, the engine on 2 workers)" + (f"; per CPU second, one process each: {e['cpu_ratio']:,.0f}×"
                                                             if "cpu_ratio" in e else ""),
-                     f"{e['ratio'] / 100:.2f}", e["ratio"] >= 100, f"{e['loads']['engine']} / {e['loads']['replaced']}"))
+                     f"{e['ratio'] / 100:.2f}", e["ratio"] >= 100, _box(f"{e['loads']['engine']} / {e['loads']['replaced']}", e)))
     for key in sorted((k for k in lim if k.startswith("import@")), key=lambda k: float(k.split("@")[1])):
         m = lim[key]
         rows.append((f"import vs DuckDB `read_csv` count of every source file, scale {m['scale']:g}", "≤ 3×",
@@ -286,13 +292,13 @@ def targets(results: dict) -> str:
                      + (f"; DuckDB's floor for keeping the data {m['floor_s']:.1f} s = {m['floor_s'] / m['scan_s']:.1f}× "
                         f"the scan, import {m['import_s'] / m['floor_s']:.1f}× the floor" if "floor_s" in m else ""),
                      f"{m['ratio'] / 3:.2f}",
-                     m["ratio"] <= 3, f"{m['loads']['import']} / {m['loads']['scan']}"))
+                     m["ratio"] <= 3, _box(f"{m['loads']['import']} / {m['loads']['scan']}", m)))
     if not any(k == "import@100" for k in lim):
         rows.append(("import vs DuckDB scan, scale 100", "≤ 3×", "not measured (a 30-50 min run)", "–", None, "–"))
     demo = results.get("demo")
     if demo:
         rows.append(("`revintel demo --no-serve` (scale 1, from scratch)", "≤ 60 s", f"{demo['wall_s']:.0f} s "
-                     f"({demo['note']})", f"{demo['wall_s'] / 60:.2f}", demo["wall_s"] <= 60, demo.get("load", "–")))
+                     f"({demo['note']})", f"{demo['wall_s'] / 60:.2f}", demo["wall_s"] <= 60, _box(demo.get("load", "–"), demo)))
     else:  # no benchmark of the demo here yet: the last figure the README quotes, with its origin
         rows.append(("`revintel demo --no-serve` (scale 1, from scratch)", "≤ 60 s", "not re-measured in issue 17; the "
                      "last figure (an earlier session, measured while the test suite ran): 132 s wall / 123 s CPU",
@@ -326,7 +332,8 @@ def targets(results: dict) -> str:
         k = max(growth, key=growth.get)
         rows.append(("cost linear in scale: wall 10 → 100, worst stage", "≤ 12×", f"{k} {growth[k]:.1f}×{when('100', k)}",
                      f"{growth[k] / 12:.2f}", growth[k] <= 12, "–"))
-    lines = ["| target | limit | measured | ratio to limit | verdict | load (1-min) |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| target | limit | measured | ratio to limit | verdict | load (1-min); box probe |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, limit, measured, ratio, ok, ld in rows:
         verdict = "not measured" if ok is None else "**met**" if ok else "**missed**"
         lines.append(f"| {name} | {limit} | {measured} | {ratio} | {verdict} | {ld} |")
@@ -361,15 +368,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
     limits = results.setdefault("limits", {})
+    box = {"box": machine.probe()} if args.what != "render" else {}  # the box's speed then (benchmarks/machine.py)
     if args.what == "engine":
-        limits["engine"] = engine(args) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")}
+        limits["engine"] = engine(args) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")} | box
     elif args.what == "import":
         if not args.data:
             raise SystemExit("--data DIR (a benchmark scale whose demo/ holds the source) is required")
-        limits[f"import@{args.scale:g}"] = import_vs_scan(args) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")}
+        limits[f"import@{args.scale:g}"] = import_vs_scan(args) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")} | box
     elif args.what == "demo":
         args.data = args.data or Path("/tmp/revintel-bench/demo")
-        entry = demo(args) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")}
+        entry = demo(args) | {"measured_at": dt.datetime.now().isoformat(timespec="seconds")} | box
     # merged into the file as it is now (another measurement may have finished meanwhile)
     current = json.loads(args.json.read_text()) if args.json.exists() else {}
     current.setdefault("limits", {}).update(limits)

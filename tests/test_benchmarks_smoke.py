@@ -35,9 +35,10 @@ def test_benchmark_smoke(tmp_path: Path):
         assert r["status"] == "ok", r
         assert r["wall_s"] > 0 and r["peak_rss_mb"] > 20 and r["load_avg"] >= 0
         assert r["raw"][0]["info"]["stage"] == stage
+        assert r["box"]["total_s"] > 0  # the box probe measured with it (benchmarks/machine.py)
     assert stages["import"]["raw"][0]["info"]["months"] > 0
     assert "full_run" not in stages  # nothing was materialized as a whole
     assert not (tmp_path / "BENCHMARKS.md").exists()  # no table markers there: nothing written
     assert REPO.joinpath("docs", "benchmarks.json").read_text().count('"0.03"') == 0
     rendered = table(results)
-    assert "import + star schema" in rendered and "not run" in rendered
+    assert "import + star schema" in rendered and "not run" in rendered and "box " in rendered
