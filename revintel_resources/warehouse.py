@@ -131,6 +131,7 @@ class Warehouse:
         self._lock: filelock.FileLock | None = None
         self._lock_pid: int | None = None
         self._session: duckdb.DuckDBPyConnection | None = None  # see session()
+        self._session_writes = False  # whether the session has been opened (or used) for writing
         self.last_publish: str | None = None  # what the last publish() did (replayed or copied whole), and how long
 
     @classmethod
@@ -155,21 +156,32 @@ class Warehouse:
         return self._lock
 
     @contextmanager
-    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def session(self, writes: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """One connection (and the writer lock) for the whole block: every `connect()` (query,
         write, ...) on this Warehouse inside it reuses that connection instead of opening the work
-        file again. Opening and closing cost ~25 ms each, closing after a write also a checkpoint:
+        file again. Opening and closing cost ~15-25 ms each, closing after a write also a checkpoint:
         the ICP steps made 124 of them (7 s of CPU, 14 s of wall on a busy box). For a step that
-        holds the `warehouse` pool anyway; the lock is held until the block ends. Re-entrant."""
+        holds the `warehouse` pool anyway; the lock is held until the block ends. Re-entrant.
+        writes=False: as connect(writes=False) until a connect(writes=True) inside it, which
+        counts as an unlogged write from then on."""
         if self._session is not None:
-            yield self._session
+            with self.connect(writes=writes) as con:
+                yield con
             return
-        with self.connect() as con:
-            self._session = con
+        with self.connect(writes=writes) as con:
+            self._session, self._session_writes = con, writes
             try:
                 yield con
             finally:
-                self._session = None
+                self._session, self._session_writes = None, False
+
+    def _unlogged_write(self) -> None:
+        """A connection that may write outside the log: the published copy must be copied whole next
+        time (invalidate, before anything is written), and timing_fit's kept fits are stale."""
+        global unlogged_opens
+        unlogged_opens += 1
+        if self.backend.local_file:
+            publishing.invalidate(self.analyst_path)
 
     @contextmanager
     def connect(self, writes: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -183,6 +195,9 @@ class Warehouse:
         Keep the block short: every other run and `publish()` waits for it.
         """
         if self._session is not None and self._lock_pid == os.getpid():
+            if writes and not self._session_writes:  # a read-only session's first write
+                self._session_writes = True
+                self._unlogged_write()
             # a caller may have left a result of execute() half-read (fetchone): DuckDB refuses
             # any other statement on the connection until it is run to its end
             self._session.complete()
@@ -198,12 +213,10 @@ class Warehouse:
                 f"could not get the warehouse writer lock {self.lock_path} within {self.lock_timeout_s:g}s; "
                 "another run (or publish) is holding it"
             ) from e
-        global unlogged_opens
-        unlogged_opens += bool(writes)
         try:
+            if writes:  # before anything is written: a crash after it costs a whole copy, not a stale table
+                self._unlogged_write()
             if self.backend.local_file:
-                if writes:  # before anything is written: a crash after it costs a whole copy, not a stale table
-                    publishing.invalidate(self.analyst_path)
                 con = duckdb.connect(str(self.work_path))
                 if self.backend.memory_limit:
                     # DuckDB's default (80% of RAM) let a 154-date snapshot backfill at scale 100

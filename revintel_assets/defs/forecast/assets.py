@@ -57,19 +57,31 @@ def fit_rows(wh, first: dt.date, last: dt.date) -> Callable[[], pl.DataFrame]:
 _FITS: dict[tuple, timing.TimingModel] = {}
 
 
-def timing_fit(wh, cutoff: dt.date, rows: Callable[[], pl.DataFrame] | None = None) -> timing.TimingModel:
+def snapshot_version(wh) -> tuple | None:
+    """The snapshot table's logged writes (latest time, count) and this process's unlogged opens of
+    the warehouse: what timing_fit keys its fits on (None: no write log, nothing is kept)."""
+    with wh.connect(writes=False) as con:  # one connection for both (each open is ~15 ms)
+        if not warehouse.table_exists(con, TABLE_LOG):
+            return None
+        stamp = con.execute(f"SELECT max(written_at), count(*) FROM {TABLE_LOG} "
+                            "WHERE table_name = 'features.deal_snapshot'").fetchone()
+    return stamp, warehouse.unlogged_opens
+
+
+def timing_fit(wh, cutoff: dt.date, rows: Callable[[], pl.DataFrame] | None = None,
+               version: tuple | None = None) -> timing.TimingModel:
     """timing.fit at `cutoff` on the TIMING_DAYS of snapshots before it, once per process and
     snapshot version. The nightly's forecast, outlook and quota attainment use the same model (at
     scale 100 a 4-6 s read of 22M rows and a 5 s fit), and a run's steps share one process
     (in_process_executor). The key holds the snapshot table's logged writes and this process's
     unlogged ones, so a rewritten snapshot is fitted again. rows: fit_rows of a window holding
-    this cutoff's (default: its own)."""
-    stamp = wh.query(f"SELECT max(written_at) AS w, count(*) AS n FROM {TABLE_LOG} "
-                     "WHERE table_name = 'features.deal_snapshot'").row(0) if wh.table_exists(TABLE_LOG) else None
-    key = (str(wh.work_path), wh.backend.describe(), cutoff, TIMING_DAYS, stamp, warehouse.unlogged_opens)
-    if stamp is None or key not in _FITS:
+    this cutoff's (default: its own); version: snapshot_version(wh) read once by a step that asks
+    for many fits and does not write the snapshot (default: read now)."""
+    version = version or snapshot_version(wh)
+    key = (str(wh.work_path), wh.backend.describe(), cutoff, TIMING_DAYS, version)
+    if version is None or key not in _FITS:
         fitted = timing.fit((rows or fit_rows(wh, cutoff, cutoff))(), cutoff, history_days=TIMING_DAYS)
-        if stamp is None:
+        if version is None:
             return fitted
         if len(_FITS) >= 8:  # a handful of models (~100 KB each): the oldest goes
             del _FITS[next(iter(_FITS))]
@@ -195,15 +207,24 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         return
     start = time.perf_counter()
     prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
+    # every timing model first (refit every refit_timing_weeks, each on what was known before its
+    # origin), and the timing validation: then the largest input (every snapshot's timing columns,
+    # 29M rows at scale 100) goes before the origins' inputs and sims pile up. Fitting inside the
+    # origin loop put each fit's temporaries (~1.5 GB) on top of both: 9.9 GiB at scale 100.
+    fitted, fit_on = {}, None
+    for o in chosen:
+        if fit_on is None or (o - fit_on).days >= 7 * config.refit_timing_weeks:
+            fit_on, model_on = o, timing.fit(snaps, o)
+        fitted[o] = model_on
+    timing_rows = backtest.timing_validation(snaps, as_of)
+    del snaps
     # pass 1, one origin at a time: prepare, simulate, count the shock grid's tuning hits; the
     # origin keeps its engine inputs, and its sims only while they fit in CACHE_BYTES
     with compute.active():  # every origin's engine chunks: this machine or the Dask cluster
-        prepared, cached, hits, fitted, fit_on = [], [], [], None, None
+        prepared, cached, hits = [], [], []
         for o in chosen:  # one origin every few weeks; everything inside is vectorised
-            if fit_on is None or (o - fit_on).days >= 7 * config.refit_timing_weeks:
-                fitted, fit_on = timing.fit(snaps, o), o
             rows = next(origin_rows)
-            origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted, config.horizon_weeks,
+            origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted[o], config.horizon_weeks,
                                              rows=rows, label_counts=counts)
             origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
             size = len(origin.labels) * origin.cal.n_atoms * config.backtest_sims * 4
@@ -228,8 +249,6 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits[-window:]))
         in_sample = backtest.choose_shock(sum(hits))[:2]  # tuned on every origin it is then scored on
         walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks, window)
-        timing_rows = backtest.timing_validation(snaps, as_of)
-        del snaps  # the largest input (every snapshot's timing columns): not needed for scoring
         # pass 2: score each origin on the sims tuning never saw (cached, or the same sims again), with
         # its walk-forward shock, the in-sample one, and none
         judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
@@ -342,6 +361,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     choices = _shock_choices(wh)
     has_scores = wh.table_exists("scores.deal_scores")
     _drop_old_contributions(context, wh)
+    version = snapshot_version(wh)  # this step does not write the snapshot: read once for its fits
     with compute.active():  # the engine's chunks: this machine or the Dask cluster
         # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
         # range (scale 100: 154 dates x ~190,000 open deals, one contribution row each)
@@ -356,7 +376,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                 deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
                 sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
                 if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
-                    fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps)}
+                    fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
                 sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
                 cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
                 n_sims = config.n_sims if d == dates[-1] else config.history_sims

@@ -13,7 +13,7 @@ from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import backtest, history, probabilities
 from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, _shock, fit_rows,
-                                                  timing_fit)
+                                                  snapshot_version, timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.metadata import family_rows, table_metadata
@@ -51,6 +51,7 @@ class _Inputs:
         self.prob = probabilities.registry(tracking, self.counts, counts=True)
         self.has_scores = wh.table_exists("scores.deal_scores")
         self.snaps = fit_rows(wh, self.cutoff(first), self.cutoff(last))
+        self.version = snapshot_version(wh)  # the plan steps do not write the snapshot
 
     @staticmethod
     def cutoff(o: dt.date) -> dt.date:
@@ -61,10 +62,11 @@ class _Inputs:
         """The forecast inputs as known on o, as the forecast of o has them (backtest.prepare_origin:
         the snapshot of o, the deal scores of o or else the win probability rule of o, the forecast's
         timing model of o, deals and outcomes truncated to o)."""
-        rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date = ?",
-                             [o])
-        scored = self.wh.query(SCORED_SQL, [o]) if self.has_scores else None
-        fitted = timing_fit(self.wh, self.cutoff(o), self.snaps)
+        with self.wh.session(writes=False):  # one connection for the origin's two reads
+            rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot "
+                                 "WHERE as_of_date = ?", [o])
+            scored = self.wh.query(SCORED_SQL, [o]) if self.has_scores else None
+        fitted = timing_fit(self.wh, self.cutoff(o), self.snaps, self.version)
         return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
                                        rows=rows, label_counts=self.counts, scored=scored)
 
