@@ -68,7 +68,6 @@ def dask_cluster(tmp_path_factory):
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

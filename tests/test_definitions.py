@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 
 from revintel_assets.definitions import load
 

@@ -4,7 +4,6 @@ another process, read-only, as an analyst would."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
+from revintel_assets.defs.forecast import backtest, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import calendar
 import synthetic  # tests/synthetic.py: a fixture, not product code
 

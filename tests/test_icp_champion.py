@@ -12,7 +12,7 @@ import pytest
 
 from revintel_assets.defs.icp.calendar import IcpPlan
 from revintel_assets.defs.icp.features import feature_sql
-from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, MARGIN, MODEL_NAME, TRAIN, VALIDATION,
+from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, MARGIN, TRAIN, VALIDATION,
                                             account_fold, choose_champion)
 from revintel_assets.defs.icp.whitespace import whitespace_holdout_metrics
 from revintel_assets.defs.validation.metrics import P_FLOOR, calibrate, calibrate_bounded, expected_calibration_error

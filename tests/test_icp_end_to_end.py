@@ -18,7 +18,6 @@ from revintel_assets.defs.icp.evaluate import MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql
 from revintel_assets.defs.icp.model import train_division
 from revintel_assets.defs.icp.whitespace import whitespace_sql
-from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import duckdb
-import pytest
 
 from conftest import MAVENTECH, ONLINE_RETAIL, build_star, need
 from revintel_assets.defs.star import build

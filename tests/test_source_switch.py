@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from revintel_assets import source_switch

@@ -37,7 +37,7 @@ SNAPSHOT_DOC = (
         "stage_time_ratio": "days_in_stage / the usual days in that stage, from spells ended by as_of_date",
         "n_pushes": "Times the expected close date moved later, up to as_of_date",
         "days_to_expected_close": "Expected close date known on as_of_date minus as_of_date (negative: overdue)",
-        "rep_win_rate": f"Rep's win rate on deals closed by as_of_date, shrunk toward the global rate",
+        "rep_win_rate": "Rep's win rate on deals closed by as_of_date, shrunk toward the global rate",
         "account_win_rate": "Account's win rate on deals closed by as_of_date, shrunk toward the global rate",
         **{col: f"{who}'s win rate on deals closed in the {TRAILING_DAYS} days up to as_of_date (shrunk toward the "
                f"company's rate over those days) minus the company's rate; 0 when the {who.lower()} closed none "

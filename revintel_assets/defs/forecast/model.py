@@ -3,7 +3,6 @@ P10 / P50 / P90 / mean per (period, segment). Pure: frames in, frames out; no Da
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np

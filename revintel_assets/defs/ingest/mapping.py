@@ -28,7 +28,6 @@ the mapping file and line (docs/SECURITY.md).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
