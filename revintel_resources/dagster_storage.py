@@ -8,6 +8,11 @@ each database file keeps one connection (per process), and commits use synchrono
 which in WAL mode is still consistent after a crash (a power cut can lose the last events, never
 corrupt the file): ~10 ms per event. Same files, same schema, same layout as `storage: sqlite`,
 so the UI, the daemon and older data directories read it unchanged.
+
+Two schema probes are remembered too: Dagster asks "does table asset_event_tags exist?" (through a
+new engine and connection each time) and "has asset_keys column X?" (a PRAGMA through the
+inspector) on every materialization event: ~3 s of the demo's ~90. Only a "yes" is remembered: a
+migration adds tables and columns, none removes them while the instance runs (`wipe` forgets).
 """
 
 from __future__ import annotations
@@ -61,6 +66,25 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
         return engine
 
     @contextmanager
+    def has_table(self, table_name: str) -> bool:
+        known = self._known("_tables")
+        if table_name not in known and super().has_table(table_name):
+            known.add(table_name)
+        return table_name in known
+
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        known = self._known("_asset_key_columns")
+        if column_name not in known and super()._has_asset_key_col_on_connection(conn, column_name):
+            known.add(column_name)
+        return column_name in known
+
+    def _known(self, name: str) -> set[str]:
+        """The schema facts seen so far in this process (a forked child checks again)."""
+        if getattr(self, "_known_pid", None) != os.getpid():
+            self._known_pid, self._tables, self._asset_key_columns = os.getpid(), set(), set()
+        return getattr(self, name)
+
+    @contextmanager
     def _connect(self, shard: str):
         with self._db_lock:
             with self._engine(shard).connect() as conn, conn.begin():
@@ -74,6 +98,7 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         with self._db_lock:
             self._close_all()  # the files are deleted: no connection may keep writing to them
+            self._known_pid = None  # and the tables with them
         super().wipe()
 
     def dispose(self) -> None:

@@ -62,3 +62,30 @@ def test_a_range_run_announces_each_asset_once(tmp_path, monkeypatch):
     assert kinds.count("ASSET_MATERIALIZATION_PLANNED") == 1
     assert kinds.count("ASSET_MATERIALIZATION") == 20
     assert len(instance.get_materialized_partitions(daily.key)) == 20
+
+
+def test_schema_probes_are_asked_once_and_event_tags_still_stored(tmp_path, monkeypatch):
+    """Dagster probes the index for table asset_event_tags on every materialization; the storage
+    asks the file once, and the tags of every event are still written (and again after a wipe)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    from revintel_resources.instance import ensure_dagster_home
+
+    probes = []
+    original = SqliteEventLogStorage.has_table
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table", lambda self, name: probes.append(name) or original(self, name))
+    instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(tmp_path / "dagster_home")))
+    key = dg.AssetKey(["t", "tagged"])
+
+    def report(version: str) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, tags={"dagster/data_version": version}))
+
+    for i in range(30):
+        report(f"v{i}")
+    assert probes.count("asset_event_tags") == 1
+    tags = instance.event_log_storage.get_event_tags_for_asset(key)
+    assert sorted(t["dagster/data_version"] for t in tags) == sorted(f"v{i}" for i in range(30))
+    instance.wipe()
+    report("after")
+    assert probes.count("asset_event_tags") == 2  # forgotten with the files, asked again
+    assert [t["dagster/data_version"] for t in instance.event_log_storage.get_event_tags_for_asset(key)] == ["after"]
