@@ -65,7 +65,6 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
             self._engines[shard] = engine
         return engine
 
-    @contextmanager
     def has_table(self, table_name: str) -> bool:
         known = self._known("_tables")
         if table_name not in known and super().has_table(table_name):

@@ -83,6 +83,10 @@ def test_schema_probes_are_asked_once_and_event_tags_still_stored(tmp_path, monk
     for i in range(30):
         report(f"v{i}")
     assert probes.count("asset_event_tags") == 1
+    # a "no" is not remembered, and stays a plain False
+    assert instance.event_log_storage.has_table("no_such_table") is False
+    assert instance.event_log_storage.has_table("no_such_table") is False
+    assert probes.count("no_such_table") == 2
     tags = instance.event_log_storage.get_event_tags_for_asset(key)
     assert sorted(t["dagster/data_version"] for t in tags) == sorted(f"v{i}" for i in range(30))
     instance.wipe()
