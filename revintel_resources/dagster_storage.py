@@ -78,10 +78,13 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
         return column_name in known
 
     def _known(self, name: str) -> set[str]:
-        """The schema facts seen so far in this process (a forked child checks again)."""
-        if getattr(self, "_known_pid", None) != os.getpid():
-            self._known_pid, self._tables, self._asset_key_columns = os.getpid(), set(), set()
+        """The schema facts seen so far (facts about the files: they hold in a forked child too)."""
+        if not hasattr(self, "_tables"):  # on first use: nothing depends on what Dagster's __init__ calls
+            self._forget_schema()
         return getattr(self, name)
+
+    def _forget_schema(self) -> None:
+        self._tables, self._asset_key_columns = set(), set()
 
     @contextmanager
     def _connect(self, shard: str):
@@ -97,7 +100,7 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         with self._db_lock:
             self._close_all()  # the files are deleted: no connection may keep writing to them
-            self._known_pid = None  # and the tables with them
+            self._forget_schema()  # and the tables with them
         super().wipe()
 
     def dispose(self) -> None:
