@@ -22,12 +22,14 @@ PLAN = {
     "generate": ("demo only (a real company brings its exports)", "numpy, streamed per block"),
     "import": ("import pod; star schema in MotherDuck; `fact_transactions` one step per month (steps)", "DuckDB / MotherDuck SQL"),
     "snapshot": ("one step per as-of date (steps), each a single SQL pass", "MotherDuck SQL"),
-    "win_model": ("one step per training cutoff (steps); sample of whole deals above 3 M rows", "LightGBM"),
+    "win_model": ("one step; every training cutoff's fit a task on the Dask cluster (tasks), the gate in cutoff "
+                  "order; sample of whole deals above 3 M rows", "LightGBM + Dask"),
     "scoring": ("one step per as-of date; TreeSHAP blocks on the Dask cluster (tasks)", "LightGBM + Dask"),
     "forecast": ("one step; engine chunks of reps on the Dask cluster (tasks)", "numba kernel + Dask"),
     "backtest": ("one step per backtest date (steps); every origin's engine chunks on the cluster (tasks)", "numba kernel + Dask"),
     "icp_features": ("one step per cutoff (steps)", "MotherDuck SQL"),
-    "icp_models": ("one step per cutoff × division (steps); sample of whole accounts above 40,000 rows", "LightGBM"),
+    "icp_models": ("one step; every cutoff × division fit a task on the Dask cluster (tasks); sample of whole "
+                   "accounts above 40,000 rows", "LightGBM + Dask"),
     "whitespace": ("one step per cutoff", "MotherDuck SQL"),
     "nightly": ("one as-of date: snapshot, scores (TreeSHAP tasks), forecast (engine tasks)", "MotherDuck + Dask"),
 }

@@ -34,8 +34,6 @@ def _runs(step: Job, keys: list[str], as_of: str | None = None) -> list[dict[str
         return [{}]
     if step.partitions == "as_of_date" and as_of in keys:
         keys = sorted(k for k in keys if k <= as_of)
-    if step.mode == "each":
-        return [{"dagster/partition": k} for k in sorted(keys)]
     if step.mode == "latest":
         return [{"dagster/partition": as_of if as_of in keys else max(keys)}]
     return [{"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}]

@@ -21,8 +21,8 @@ class Job:
     select: str  # Dagster asset selection syntax
     description: str
     # How `revintel demo/run` runs it: over the dynamic partitions named here ("*": the job's own
-    # keys, e.g. cutoff x division; None: unpartitioned), as one range run ("range"), one run per
-    # key ("each") or only the latest key ("latest"). in_cli=False: not part of demo/run.
+    # keys, e.g. cutoff x division; None: unpartitioned), as one range run ("range") or only the
+    # latest key ("latest"). in_cli=False: not part of demo/run.
     partitions: str | None = None
     mode: str = "range"
     in_cli: bool = True
@@ -45,8 +45,9 @@ PLAN: tuple[Job, ...] = (
     Job("deal_snapshot_job", 'key:"features/deal_snapshot"',
         "Build as-of deal snapshots; a range of dates runs as one vectorised pass.", partitions="as_of_date"),
     Job("win_model_job", 'key:"models/win_probability" or key:"validation/win_probability"',
-        "Train, evaluate, register (and maybe promote) the win model for a training cutoff, and write "
-        "its holdout validation.", partitions="training_cutoff", mode="each"),
+        "Train, evaluate, register (and maybe promote) the win model of every selected training cutoff, and "
+        "write its holdout validation; the cutoffs' fits run at once, the champion gate in cutoff order.",
+        partitions="training_cutoff"),
     Job("deal_scoring_job", 'key:"scores/deal_scores" or key:"scores/deal_explanations"',
         "Score and explain the deals open on every as-of date, each with the champion of that date (the stage "
         "baseline before the first one); a range of dates runs as one pass per model.",

@@ -115,3 +115,16 @@ def tasks_run(address: str) -> dict[str, dict[str, int]]:
 
     with Client(address, timeout="60s") as c:
         return c.run(ran)
+
+
+class ReadOnlyWarehouse:
+    """A finished demo's analyst file (read-only) behind the one Warehouse method the model
+    code's row readers use (`query`), for tests that fit models on the session demo's rows."""
+
+    def __init__(self, path):
+        import duckdb
+
+        self.con = duckdb.connect(str(path), read_only=True)
+
+    def query(self, sql, params=None):
+        return self.con.sql(sql, params=params).pl()

@@ -1,6 +1,6 @@
 """Issue 17: the whole graph with its heavy kernels on a real Dask cluster (a `dask scheduler` and
 two `dask worker` processes on 127.0.0.1) gives the same analyst tables as a local run, and the
-workers really ran the forecast engine's chunks and the TreeSHAP blocks."""
+workers really ran the forecast engine's chunks, the TreeSHAP blocks and the model fits."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def test_demo_on_a_dask_cluster_equals_local(local_demo, dask_cluster, tmp_path)
     # and every backtest origin) and the TreeSHAP blocks of every scored date
     assert ran(after, "simulate_chunk") - ran(before, "simulate_chunk") > 0, after
     assert ran(after, "tree_shap") - ran(before, "tree_shap") > 0, after
+    # and the model fits: every training cutoff's win model and every ICP cutoff x division
+    assert ran(after, "fit_win_model") - ran(before, "fit_win_model") > 0, after
+    assert ran(after, "fit_division") - ran(before, "fit_division") > 0, after
     assert sum(1 for w in after.values() if sum(w.values())) == 2, after  # both workers took tasks
 
     assert (local / "warehouse" / "revintel.duckdb").exists(), f"no finished local demo in {local}"

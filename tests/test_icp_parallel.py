@@ -4,7 +4,6 @@ rows by position, so a different order is a different model)."""
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -12,21 +11,12 @@ from revintel_assets.defs.icp.assets import ROW_ORDER, _training_rows, load_plan
 from revintel_assets.defs.icp.model import MODEL_NAME, DivisionModel
 from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.parallel import map_tasks
-
-
-class _ReadOnly:
-    """The session demo's analyst file behind the one Warehouse method _training_rows uses."""
-
-    def __init__(self, path):
-        self.con = duckdb.connect(str(path), read_only=True)
-
-    def query(self, sql, params=None):
-        return self.con.sql(sql, params=params).pl()
+from tests.conftest import ReadOnlyWarehouse
 
 
 def test_fits_in_worker_processes_equal_fits_here(demo_data):
     data, _, _ = demo_data
-    wh = _ReadOnly(data / "warehouse" / "revintel.duckdb")
+    wh = ReadOnlyWarehouse(data / "warehouse" / "revintel.duckdb")
     plan, divs = load_plan(wh)
     cutoff = plan.score_cutoff
     tasks = _training_rows(wh, plan, cutoff, divs)

@@ -12,8 +12,10 @@ from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_da
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
 from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, snapshot_sql
 from revintel_assets.defs.deals.calendar import DealPlan
-from revintel_assets.defs.deals.win_model import split_by_time, train
+from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
+from revintel_assets.defs.deals.win_model import split_by_time
 from revintel_assets.metadata import family_rows, range_metadata
+from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation.oracle import deal_truth
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
@@ -95,11 +97,10 @@ def training_rows(wh, horizon: dt.date, max_rows: int) -> tuple[pl.DataFrame, fl
     return wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE {where}{sample}", [horizon]), share
 
 
-def _too_little(context, reason: str):
+def _too_little(cutoff: dt.date, reason: str) -> dict:
     # docs/CONTRACT.md §4: too little data is a warning and an explanation, not a crash
-    context.log.warning(f"win_probability not trained: {reason}")
-    for key in (["models", "win_probability"], ["validation", "win_probability"]):
-        yield dg.MaterializeResult(asset_key=key, metadata={"status": dg.MetadataValue.text(f"skipped: {reason}")})
+    return {"cutoff": str(cutoff), "model_version": "-", "promoted": False,
+            "decision": f"not trained: {reason}", "status": f"skipped: {reason}"}
 
 
 LEARNS_FROM = [dg.AssetDep(deal_snapshot, partition_mapping=dg.AllPartitionMapping())]  # every as-of date
@@ -117,47 +118,91 @@ SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
                            "model_family": "deals"},
                  description="The win model judged against the base-rate, stage and naive-Bayes baselines on the "
                              "same validation and holdout rows (rows with model_family = 'deals').")],
-    partitions_def=training_cutoffs, pool="warehouse")
+    partitions_def=training_cutoffs, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
 def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, warehouse: WarehouseResource,
-                    mlflow_tracking: MLflowResource, source: SourceResource):
+                    mlflow_tracking: MLflowResource, source: SourceResource, compute: ComputeResource):
     wh = warehouse.get()
-    cutoff = dt.date.fromisoformat(context.partition_key)
+    cutoffs = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
+    if len(cutoffs) > 1:
+        with compute.active():
+            warm_up(fit_win_model)  # the pool process starts and imports the model code while rows are read
     bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
     windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
-    horizon = cutoff + dt.timedelta(days=windows.holdout_days)
-    snap, share = training_rows(wh, horizon, config.max_training_rows)
-    split = split_by_time(snap, cutoff, windows)
-    del snap  # the split holds what training needs; at scale the whole frame is gigabytes
-    n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
-    closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
-    if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
-        yield from _too_little(context, f"{closed} closed deals before the validation slice (need at least "
-                                    f"{MIN_TRAIN_DEALS}) and {n['validation']} validation rows (need {MIN_VALIDATION_ROWS})")
-        return
-    model = train(split)
-    ev = evaluate(model, split, cutoff, version="pending", truth=deal_truth(source.truth_folder()))
-    version = log_and_register(mlflow_tracking, model, ev, cutoff, windows, n, reliability_plot(ev, cutoff))
+    ready, outcome = [], {}  # (cutoff, split, row counts, deal share) to fit; per cutoff what became of it
+    for cutoff in cutoffs:
+        snap, share = training_rows(wh, cutoff + dt.timedelta(days=windows.holdout_days), config.max_training_rows)
+        split = split_by_time(snap, cutoff, windows)
+        del snap  # the split holds what training needs; at scale the whole frame is gigabytes
+        n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
+        closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
+        if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
+            reason = (f"{closed} closed deals before the validation slice (need at least {MIN_TRAIN_DEALS}) and "
+                      f"{n['validation']} validation rows (need {MIN_VALIDATION_ROWS})")
+            context.log.warning(f"win_probability @ {cutoff} not trained: {reason}")
+            outcome[cutoff] = _too_little(cutoff, reason)
+            continue
+        ready.append((cutoff, split, n, share))
+    truth = deal_truth(source.truth_folder())
+    # The cutoffs' fits are independent (LightGBM on one thread each), so they run at once
+    # (parallel.map_tasks: this machine's cores or the Dask cluster); only what follows a fit, the
+    # registration and the champion gate, must go in cutoff order: the gate of a later cutoff
+    # meets the champion an earlier one may have just become. Same models whichever process fits.
+    with compute.active():
+        fits = map_tasks(fit_win_model, [(fit_part(split),) for _, split, _, _ in ready])
+        while ready:
+            cutoff, split, n, share = ready.pop(0)  # dropped once judged: one split at a time held after
+            outcome[cutoff] = _judge(context, wh, mlflow_tracking, next(fits), split, cutoff, windows, n, share, truth)
+            del split
+    records = [outcome[c] for c in cutoffs]
+    trained = [r for r in records if "status" not in r]
+    yield dg.MaterializeResult(asset_key=["validation", "win_probability"], metadata={
+        f"{t}_rows": dg.MetadataValue.int(family_rows(wh, t, "deals")) for t in VALIDATION_TABLES})
+    # Dagster gives every partition of a run the same metadata, so a run of one cutoff (the monthly
+    # retrain, a launch of one partition) shows that model's figures; a run of several, a table
+    # with one row per cutoff.
+    single = records[0] if len(records) == 1 else {}
+    yield dg.MaterializeResult(asset_key=["models", "win_probability"], metadata={
+        **{k: v for k, v in single.items() if k != "cutoff"},
+        "models": dg.MetadataValue.md(_models_table(records)),
+        "trained": dg.MetadataValue.int(len(trained)),
+    })
+
+
+def _judge(context, wh, tracking: MLflowResource, model, split, cutoff: dt.date, windows, n: dict, share: float,
+           truth) -> dict:
+    """Evaluate, log, register and gate one cutoff's fitted model, and write its validation rows;
+    returns its metadata."""
+    ev = evaluate(model, split, cutoff, version="pending", truth=truth)
+    version = log_and_register(tracking, model, ev, cutoff, windows, n, reliability_plot(ev, cutoff))
     ev.metrics = ev.metrics.with_columns(
         pl.when(pl.col("model_version") == "pending").then(pl.lit(f"{MODEL_NAME}/{version}"))
         .otherwise(pl.col("model_version")).alias("model_version"))
-    promoted, why = decide_promotion(mlflow_tracking, model, ev, split, version, cutoff)
-    context.log.info(f"model {MODEL_NAME}/{version}: {why}")
+    promoted, why = decide_promotion(tracking, model, ev, split, version, cutoff)
+    context.log.info(f"model {MODEL_NAME}/{version} (cutoff {cutoff}): {why}")
     _write_validation(wh, ev, cutoff, context.run_id)
-
     numeric = {f"{s}_{m}": ev.value(MODEL_NAME, s, m) for s in ("validation", "holdout")
                for m in ("auc", "brier", "ece", "n")}
     numeric |= {f"holdout_{b}_brier": ev.value(b, "holdout", "brier") for b in BASELINES}
     numeric |= {f"holdout_{m}": ev.value(MODEL_NAME, "holdout", m) for m in ("oracle_auc", "oracle_brier")}
-    yield dg.MaterializeResult(asset_key=["validation", "win_probability"], metadata={
-        f"{t}_rows": dg.MetadataValue.int(family_rows(wh, t, "deals")) for t in VALIDATION_TABLES})
-    yield dg.MaterializeResult(asset_key=["models", "win_probability"], metadata={
+    return {
+        "cutoff": str(cutoff),
         **{k: dg.MetadataValue.float(float(v)) for k, v in numeric.items() if v is not None and v == v},
         "model_version": f"{MODEL_NAME}/{version}", "promoted": promoted, "decision": why,
         "best_baseline": ev.best_baseline, "beats_baseline": ev.model_beats_baseline,
         "calibration": model.calibrator.method, "best_iteration": model.best_iteration,
         "deal_share_sampled": dg.MetadataValue.float(share),
         **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in n.items()},
-    })
+    }
+
+
+def _models_table(records: list[dict]) -> str:
+    """One markdown row per cutoff of the run: version, holdout AUC, promoted, the gate's words."""
+    rows = ["| cutoff | model | holdout AUC | promoted | decision |", "| --- | --- | --- | --- | --- |"]
+    for r in records:
+        auc = r.get("holdout_auc")
+        rows.append(f"| {r['cutoff']} | {r['model_version']} | {f'{auc.value:.3f}' if auc else '-'} | "
+                    f"{'yes' if r['promoted'] else 'no'} | {r['decision']} |")
+    return "\n".join(rows)
 
 
 def _write_validation(wh, ev: Evaluation, cutoff: dt.date, run_id: str) -> None:
