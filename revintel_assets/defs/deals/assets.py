@@ -138,7 +138,7 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
         if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
             reason = (f"{closed} closed deals before the validation slice (need at least {MIN_TRAIN_DEALS}) and "
                       f"{n['validation']} validation rows (need {MIN_VALIDATION_ROWS})")
-            context.log.warning(f"win_probability @ {cutoff} not trained: {reason}")
+            context.log.warning(f"win_probability not trained for cutoff {cutoff}: {reason}")
             outcome[cutoff] = _too_little(cutoff, reason)
             continue
         ready.append((cutoff, split, n, share))
