@@ -238,6 +238,33 @@ def test_compiled_scatter_equals_the_numpy_scatter(n_sims):
     assert np.array_equal(new[0], old[0]) and np.array_equal(new[1], old[1])
 
 
+def _numpy_new_pipeline(mu, pools, n_sims, seed, lo, block):
+    """The new pipeline's scatter before the compiled kernel (2026-12-03): two bincounts, one the
+    size of the block, kept here as the yardstick the kernel must match bit for bit."""
+    rep, div, atom, sim, w = simulate._new_bookings(mu, pools, n_sims, np.random.default_rng([seed, 11, lo]))
+    _, n_div, n_atoms = mu.shape
+    block += np.bincount((rep * n_atoms + atom) * n_sims + sim, w, block.size).reshape(block.shape)
+    div_grid = np.bincount((div * n_atoms + atom) * n_sims + sim, w, n_div * n_atoms * n_sims)
+    return div_grid.reshape(n_div, n_atoms, n_sims), len(w)
+
+
+@pytest.mark.parametrize("n_sims", [1, 499, 2000])
+def test_compiled_new_pipeline_equals_the_bincounts(n_sims):
+    """Same draws, same float64 sums bit for bit, into a block that already holds open deals'
+    bookings and is a strided view (the engine passes the prime modulus' slots cut off); many
+    events share a cell, so an order of addition other than bincount's would show."""
+    rng = np.random.default_rng(5)
+    mu = rng.uniform(0, 0.4, (9, 4, 7)) * (rng.random((9, 4, 7)) < 0.7)
+    pools = [rng.lognormal(9.5, 0.8, k) * 1.37 for k in (50, 1, 200, 13)]
+    base = rng.random((9, 7, n_sims + 3)) * 1000
+    new_block, old_block = base.copy()[..., :n_sims], base.copy()[..., :n_sims]
+    new = simulate._new_pipeline_chunk(mu, pools, n_sims, 3, 2, new_block)
+    old = _numpy_new_pipeline(mu, pools, n_sims, 3, 2, old_block)
+    assert new[1] == old[1] > 0
+    assert np.array_equal(new_block, old_block) and np.array_equal(new[0], old[0])
+    assert not np.array_equal(new_block, base[..., :n_sims])
+
+
 def test_deal_contributions_give_every_horizon_from_one_row_per_deal():
     """One row per open deal; element h of p_within_weeks (1-based, as SQL reads it) is the chance the
     deal is won and booked in the first h weeks, summed straight from the engine's atoms."""
