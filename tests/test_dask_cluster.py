@@ -40,9 +40,11 @@ def test_demo_on_a_dask_cluster_equals_local(local_demo, dask_cluster, tmp_path)
 
     def ran(counts, name):
         return sum(w.get(name, 0) for w in counts.values())
-    # the --cluster option reached the kernels: the workers executed the engine's chunks (forecast
-    # and every backtest origin) and the TreeSHAP blocks of every scored date
+    # the --cluster option reached the kernels: the workers executed the engine's chunks (every
+    # backtest origin, the latest forecast), the forecasts of the past dates, each a task, and the
+    # TreeSHAP blocks of every scored date
     assert ran(after, "simulate_chunk") - ran(before, "simulate_chunk") > 0, after
+    assert ran(after, "forecast_past_date") - ran(before, "forecast_past_date") > 0, after
     assert ran(after, "tree_shap") - ran(before, "tree_shap") > 0, after
     # and the model fits: every training cutoff's win model and every ICP cutoff x division
     assert ran(after, "fit_win_model") - ran(before, "fit_win_model") > 0, after

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import synthetic  # tests/synthetic.py
 
+from revintel_assets import parallel
 from revintel_assets.defs.forecast import accuracy, history
 from revintel_assets.defs.forecast.periods import calendar
 
@@ -40,7 +41,7 @@ def _tables(plant: bool) -> dict[str, pl.DataFrame]:
             "star.fact_opportunity": fact, "star.dim_rep": reps, "star.dim_product": products}
 
 
-def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _run(tmp_path, monkeypatch, plant: bool, label: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     from revintel_assets.defs.deals.partitions import as_of_dates
     from revintel_assets.defs.forecast.assets import forecast_accuracy, revenue_forecast
     from revintel_resources.compute import ComputeResource
@@ -67,20 +68,23 @@ def _run(tmp_path, monkeypatch, plant: bool) -> tuple[pl.DataFrame, pl.DataFrame
         tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
         run_config={"ops": {"revenue_forecast": {"config": {"n_sims": 400}}}})
     assert result.success
-    runs_contributions[plant] = wh.query("SELECT * FROM forecast.deal_contributions")
+    runs_contributions[label] = wh.query("SELECT * FROM forecast.deal_contributions ORDER BY as_of_date, opportunity_id")
     return (wh.query("SELECT * FROM forecast.revenue_forecast ORDER BY ALL"),
             wh.query("SELECT * FROM forecast.forecast_accuracy"), tables["star.fact_opportunity"])
 
 
-runs_contributions: dict[bool, pl.DataFrame] = {}  # forecast.deal_contributions after each run
+runs_contributions: dict[str, pl.DataFrame] = {}  # forecast.deal_contributions after each run, by its name
+runs_one_process: list = []  # the base run again, every date in this process
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     try:
-        base = _run(tmp_path_factory.mktemp("hist"), mp, plant=False)
-        planted = _run(tmp_path_factory.mktemp("hist"), mp, plant=True)
+        base = _run(tmp_path_factory.mktemp("hist"), mp, plant=False, label="base")
+        planted = _run(tmp_path_factory.mktemp("hist"), mp, plant=True, label="planted")
+        mp.setenv("REVINTEL_WORKERS", "1")  # what the pool's processes must reproduce
+        runs_one_process.append(_run(tmp_path_factory.mktemp("hist"), mp, plant=False, label="one process"))
     finally:
         mp.undo()
     return base, planted
@@ -104,12 +108,23 @@ def test_a_forecast_for_every_as_of_date_with_the_calls(runs):
 
 def test_contributions_are_one_row_per_open_deal_and_date_and_replace_the_old_layout(runs):
     del runs  # the runs have happened
-    c = runs_contributions[False]
+    c = runs_contributions["base"]
     assert "p_within_weeks" in c.columns and "OLD" not in c["opportunity_id"].to_list()
     assert sorted(c["as_of_date"].unique().to_list()) == DATES
     assert c.select("as_of_date", "opportunity_id").is_duplicated().sum() == 0
     assert (c["p_within_weeks"].list.len() == 13).all()
     assert c["expected_revenue"].sum() > 0
+
+
+def test_dates_forecast_in_worker_processes_equal_one_process(runs):
+    """The past dates of a range go out as tasks (forecast/tasks.py) to the pool's processes; with
+    one worker every date runs in this process. Same rows bit for bit, contributions included."""
+    (base, base_acc, _), _ = runs
+    (single, single_acc, _), = runs_one_process
+    assert parallel.workers() > 1  # the base run had a pool (this box has 2 cores)
+    assert base.equals(single) and base.height > 0
+    assert runs_contributions["base"].equals(runs_contributions["one process"])
+    assert base_acc.sort(pl.all()).equals(single_acc.sort(pl.all()))
 
 
 def test_a_future_booking_does_not_change_earlier_forecasts(runs):

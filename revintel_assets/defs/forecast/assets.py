@@ -15,9 +15,12 @@ import polars as pl
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
 from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, simulate, timing
+from revintel_assets.defs.forecast.new_pipeline import fit_new_pipeline
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
+from revintel_assets.defs.forecast.tasks import forecast_past_date
 from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, range_metadata, table_metadata
+from revintel_assets.parallel import map_tasks, warm_up
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.settings import settings
@@ -330,6 +333,14 @@ def _drop_old_contributions(context: dg.AssetExecutionContext, wh) -> None:
         wh.execute("DROP TABLE forecast.deal_contributions")
 
 
+def _forecast_past(past: list, done: dict) -> None:
+    """The dates in `past` ((date, column tags, forecast_past_date's arguments)), forecast at once
+    as tasks; their rows into done[date] = (revenue_forecast rows, deal_contributions rows)."""
+    for (d, tags, _), (frame, contributions, _) in zip(past, map_tasks(forecast_past_date, [t for _, _, t in past])):
+        done[d] = (frame.with_columns(*tags), contributions)
+    past.clear()
+
+
 @dg.multi_asset(
     specs=[dg.AssetSpec(["forecast", "revenue_forecast"],
                         deps=[SCORES, deal_snapshot.key, BACKTEST, dg.AssetKey(["forecast", "shock_tuning"]), *STAR],
@@ -362,7 +373,9 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     has_scores = wh.table_exists("scores.deal_scores")
     _drop_old_contributions(context, wh)
     version = snapshot_version(wh)  # this step does not write the snapshot: read once for its fits
-    with compute.active():  # the engine's chunks: this machine or the Dask cluster
+    with compute.active():  # the dates' tasks and the engine's chunks: this machine or the Dask cluster
+        if len(dates) > 2:
+            warm_up(forecast_past_date)  # the pool imports the forecast code while the first rows are read
         # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
         # range (scale 100: 154 dates x ~190,000 open deals, one contribution row each)
         for batch in date_batches(dates, n_rows, ROWS_PER_PASS):
@@ -371,24 +384,38 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                                batch).partition_by("as_of_date", as_dict=True, include_key=False)
                       if has_scores else {})
             start = time.perf_counter()
-            frames, contributions = [], []
+            # every date but the latest is a task (history_sims: its engine is small, one process is
+            # enough) and the dates go out at once (parallel.map_tasks: this machine's cores or the Dask
+            # cluster); the latest (n_sims) runs here, its engine split over chunks on the same cores
+            done, past = {}, []
             for d, rows in zip(batch, _origin_rows(wh, batch, n_rows)):
                 deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
+                del rows
                 sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
                 if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
                     fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
+                fit = fitted[cutoffs[d]]
                 sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
                 cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
                 n_sims = config.n_sims if d == dates[-1] else config.history_sims
-                frame, prep, bookings = history.forecast_date(cal, deals, fitted[cutoffs[d]], dim_rep, opps, n_sims,
-                                                              config.seed, (sigma_h, sigma_w))
-                frames.append(frame.with_columns(
-                    pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
-                    pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
-                    pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff")))
-                contributions.append(model.deal_contributions(prep))
+                tags = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                        pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
+                        pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff"))
+                if d != dates[-1]:
+                    segments = model.segments_of(dim_rep, opps, deals)
+                    new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
+                    past.append((d, tags, (cal, deals, fit, segments, new, n_sims, config.seed, (sigma_h, sigma_w))))
+                    continue
+                _forecast_past(past, done)  # first: the pool is free for the latest date's chunks
+                frame, prep, bookings = history.forecast_date(cal, deals, fit, dim_rep, opps, n_sims, config.seed,
+                                                              (sigma_h, sigma_w))
+                done[d] = (frame.with_columns(*tags), model.deal_contributions(prep))
                 last = dict(date=d, cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=(sigma_h, sigma_w),
-                            tuned_on=tuned_on, source=source, timing_rows=fitted[cutoffs[d]].n_rows)
+                            tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)
+            _forecast_past(past, done)
+            frames = [done[d][0] for d in batch if d in done]
+            contributions = [done[d][1] for d in batch if d in done]
+            del done
             seconds += time.perf_counter() - start
             owned = dict(partition_column="as_of_date", partition_values=batch, run_id=context.run_id)
             wh.write("forecast.revenue_forecast", pl.concat(frames), comment=docs.FORECAST[0],

@@ -18,6 +18,7 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from revintel_assets import rules
 from revintel_assets.defs.forecast import backtest, model
@@ -67,9 +68,16 @@ def week_of_quarter(as_of: pl.Expr) -> pl.Expr:
     return ((first - q_start).dt.total_days() // 7 + 1).cast(pl.Int32)
 
 
-def forecast_date(cal: Calendar, deals: pl.DataFrame, fitted, dim_rep: pl.DataFrame, opps: pl.DataFrame,
-                  n_sims: int, seed: int, sigma: tuple[float, float]) -> tuple[pl.DataFrame, model.Prepared, int]:
-    """One date's forecast.revenue_forecast rows (with the calls), its prepared inputs and bookings."""
-    frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, n_sims, seed, *sigma)
+def forecast_date(cal: Calendar, deals: pl.DataFrame, fitted, dim_rep: pl.DataFrame | None, opps: pl.DataFrame | None,
+                  n_sims: int, seed: int, sigma: tuple[float, float], **engine) -> tuple[pl.DataFrame, model.Prepared, int]:
+    """One date's forecast.revenue_forecast rows (with the calls), its prepared inputs and bookings.
+    engine: model.forecast's workers / segments / new.
+
+    With one BLAS thread: the float32 products behind the segments' sums (model.period_stats) are
+    then summed in the same order whatever the machine's cores and whichever process ran the date
+    (a pool process has one thread; this process had as many as cores: 54 of 1.6 M rows at scale
+    10, month totals, differed in the 7th digit between the two)."""
+    with threadpool_limits(1):
+        frame, prep, bookings = model.forecast(deals, fitted, cal, dim_rep, opps, n_sims, seed, *sigma, **engine)
     labels = list(dict.fromkeys(zip(frame["segment_type"].to_list(), frame["segment"].to_list())))
     return pl.concat([frame, calls(prep, labels, commit_category())], how="horizontal"), prep, bookings

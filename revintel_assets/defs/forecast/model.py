@@ -48,15 +48,16 @@ class Prepared:
 
 
 def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: Segments,
-            opps: pl.DataFrame | None) -> Prepared:
-    """`deals`: open deals on T with snapshot features, `win_probability`, `amount`, `list_price`."""
+            opps: pl.DataFrame | None, new: tuple | None = None) -> Prepared:
+    """`deals`: open deals on T with snapshot features, `win_probability`, `amount`, `list_price`.
+    new: fit_new_pipeline's (mu, pools) when the caller has it (else fitted here from `opps`)."""
     deals = deals.with_columns(deal_value().alias("amount"),
                                pl.col("rep_id").fill_null(UNASSIGNED), pl.col("division").fill_null(UNASSIGNED))
     q = deal_atoms(deals, timing, cal)
     rep_ix = {r: i for i, r in enumerate(segments.reps)}
     div_ix = {d: i for i, d in enumerate(segments.divisions)}
-    new_mu, pools = (fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
-                     if opps is not None else (None, []))
+    new_mu, pools = new if new is not None else (fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
+                                                 if opps is not None else (None, []))
     engine = simulate.EngineInput(
         q=q, amount=deals["amount"].to_numpy().astype(np.float64),
         rep=deals["rep_id"].replace_strict(rep_ix, return_dtype=pl.Int64).to_numpy(),
@@ -233,16 +234,24 @@ def deal_contributions(prep: Prepared) -> pl.DataFrame:
         pl.Series("variance_share", variance / variance.sum() if variance.sum() > 0 else np.zeros(len(p))))
 
 
-def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_rep: pl.DataFrame,
-             opps: pl.DataFrame, n_sims: int, seed: int, sigma_horizon: float, sigma_week: float,
-             workers: int | None = None) -> tuple[pl.DataFrame, Prepared, int]:
+def segments_of(dim_rep: pl.DataFrame, opps: pl.DataFrame, deals: pl.DataFrame) -> Segments:
+    """The forecast's segments of a date: every rep and division of the opportunities and open deals."""
+    return Segments.build(dim_rep, opps["rep_id"].unique().to_list() + deals["rep_id"].unique().to_list(),
+                          opps["division"].unique().to_list() + deals["division"].unique().to_list())
+
+
+def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_rep: pl.DataFrame | None,
+             opps: pl.DataFrame | None, n_sims: int, seed: int, sigma_horizon: float, sigma_week: float,
+             workers: int | None = None, segments: Segments | None = None,
+             new: tuple | None = None) -> tuple[pl.DataFrame, Prepared, int]:
     """(forecast.revenue_forecast rows, the prepared inputs, bookings simulated) for one as-of date.
+    segments / new: segments_of(...) and fit_new_pipeline's (mu, pools) when the caller has them
+    (a task sent to another process: then dim_rep and opps need not travel with it).
 
     Reps are summarised chunk by chunk inside the engine (their quantiles need only their own
     sims), groups and divisions are summed across chunks: memory does not grow with reps x sims."""
-    segments = Segments.build(dim_rep, opps["rep_id"].unique().to_list() + deals["rep_id"].unique().to_list(),
-                              opps["division"].unique().to_list() + deals["division"].unique().to_list())
-    prep = prepare(deals, timing_model, cal, segments, opps)
+    segments = segments if segments is not None else segments_of(dim_rep, opps, deals)
+    prep = prepare(deals, timing_model, cal, segments, opps, new)
     shock_t = np.ascontiguousarray(simulate.shock(n_sims, cal.atom_week_all, sigma_horizon, sigma_week, seed).T,
                                    dtype=np.float32)
     ptypes = cal.period_types()
