@@ -333,6 +333,11 @@ def _drop_old_contributions(context: dg.AssetExecutionContext, wh) -> None:
         wh.execute("DROP TABLE forecast.deal_contributions")
 
 
+# open deals of the past dates held and sent out at once: at scale 100 two dates of ~190,000 (one
+# for each core), on the demo every date of the run
+PAST_ROWS = 400_000
+
+
 def _forecast_past(past: list, done: dict) -> None:
     """The dates in `past` ((date, column tags, forecast_past_date's arguments)), forecast at once
     as tasks; their rows into done[date] = (revenue_forecast rows, deal_contributions rows)."""
@@ -405,6 +410,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                     segments = model.segments_of(dim_rep, opps, deals)
                     new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
                     past.append((d, tags, (cal, deals, fit, segments, new, n_sims, config.seed, (sigma_h, sigma_w))))
+                    if sum(len(t[1]) for _, _, t in past) >= PAST_ROWS:
+                        _forecast_past(past, done)
                     continue
                 _forecast_past(past, done)  # first: the pool is free for the latest date's chunks
                 frame, prep, bookings = history.forecast_date(cal, deals, fit, dim_rep, opps, n_sims, config.seed,
