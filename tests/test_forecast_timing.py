@@ -128,3 +128,41 @@ def test_a_run_fits_each_cutoff_once_until_the_snapshots_change(data, tmp_path):
     wh.execute("UPDATE features.deal_snapshot SET n_pushes = n_pushes + 3")  # outside the log
     third = timing_fit(wh, CUTOFF)
     assert third is not second and not np.array_equal(third.hazard_won, second.hazard_won)
+
+
+def test_the_forecast_does_not_depend_on_the_order_of_the_rows_it_learns_from():
+    """The warehouse returns a join's rows, and a rewritten snapshot partition's, in an order that
+    varies between runs: the timing fit (rep / product speeds) and the new pipeline (amounts drawn by
+    position) gave other numbers on a rerun (the backtest chose another swing at scale 10). Shuffled
+    history rows must give the same forecast, bit for bit. Amounts carry cents, so float sums in row
+    order would differ."""
+    from revintel_assets.defs.forecast import model, probabilities
+    from revintel_assets.defs.forecast.periods import calendar
+
+    snaps, opps, reps = synthetic.history(n_deals=2000, seed=4)
+    opps = opps.with_columns(pl.col("amount") + (pl.int_range(pl.len()) % 97) / 100 + 0.003)
+    as_of = dt.date(2024, 9, 30)
+    rows = snaps.filter(pl.col("as_of_date") == as_of)
+    p, _ = probabilities.stage_baseline(snaps.filter(pl.col("is_won").is_not_null()))(as_of, rows)
+    deals = rows.with_columns(pl.Series("win_probability", p))
+
+    def run(s, o):
+        return model.forecast(deals, timing.fit(s, as_of), calendar(as_of, 13), reps, o, 1000, 1, 0.1, 0.2)[0]
+
+    same = run(snaps, opps)
+    shuffled = run(snaps.sample(fraction=1.0, shuffle=True, seed=9), opps.sample(fraction=1.0, shuffle=True, seed=9))
+    assert same.equals(shuffled)
+    fitted, refitted = timing.fit(snaps, as_of), timing.fit(snaps.reverse(), as_of)
+    assert fitted.speed_rep == refitted.speed_rep and fitted.speed_product == refitted.speed_product
+
+
+def test_order_free_sums_are_exact_up_to_their_rounding_and_the_same_in_any_order():
+    rng = np.random.default_rng(0)
+    values, groups = rng.gamma(0.3, 3.0, 200_000), rng.integers(0, 7, 200_000)
+    a = timing.order_free_sums(groups, values, 7)
+    perm = rng.permutation(len(values))
+    assert np.array_equal(a, timing.order_free_sums(groups[perm], values[perm], 7))
+    np.testing.assert_allclose(a, np.bincount(groups, values, 7), rtol=1e-9)
+    # the plain float sum does move with the order (what the rounding is for)
+    assert not np.array_equal(np.bincount(groups, values, 7), np.bincount(groups[perm], values[perm], 7))
+    assert np.array_equal(timing.order_free_sums(groups[:0], values[:0], 7), np.zeros(7))

@@ -69,6 +69,7 @@ class Split:
     censored: pl.DataFrame | None = None
 
 
+ROW_KEY = ["as_of_date", "opportunity_id"]  # a snapshot row's identity: the order split_by_time gives each slice
 STRADDLER_TO_VALIDATION = 0.5  # share of the deals open across the train/validation boundary
 # Deals still open at the cutoff (censoring.py): the validation slice keeps only the deals
 # closed by then, mostly the winners, so a calibrator fitted on it over-predicts. "impute" adds
@@ -88,8 +89,11 @@ def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows(),
     val_start = val_end - dt.timedelta(days=w.validation_days)
     labelled = snap.filter(pl.col("is_won").is_not_null())
     burn_in = snap["created_date"].min() + dt.timedelta(days=w.burn_in_days) if len(snap) else val_start
-    slices = {"train": snap.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left")),
-              "validation": snap.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left"))}
+    # each slice in one order whatever order the rows came in: LightGBM's bagging picks rows by position
+    # and its histograms sum in row order, and the warehouse returns a snapshot partition rewritten by a
+    # later run in another order (the same rows gave another model and other scores)
+    slices = {"train": snap.filter(pl.col("as_of_date").is_between(burn_in, val_start, closed="left")).sort(ROW_KEY),
+              "validation": snap.filter(pl.col("as_of_date").is_between(val_start, val_end, closed="left")).sort(ROW_KEY)}
     known = {k: v.filter(closed_by(cutoff)) for k, v in slices.items()}
     baseline_rows = pl.concat([known["train"], known["validation"]], how="diagonal_relaxed")
     train, validation = _deal_disjoint(known["train"], known["validation"])
@@ -101,7 +105,7 @@ def split_by_time(snap: pl.DataFrame, cutoff: dt.date, w: Windows = Windows(),
                               c_val.with_columns(pl.lit("validation").alias("part"))])
     split = Split(train=train, validation=validation,
                   holdout=labelled.filter(pl.col("as_of_date").is_between(
-                      cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")),
+                      cutoff, cutoff + dt.timedelta(days=w.holdout_days), closed="left")).sort(ROW_KEY),
                   baseline_rows=baseline_rows, censored=censored)
     assert not shared_deals(split), "a deal in two of train / validation / holdout"
     return split

@@ -115,7 +115,7 @@ class ForecastConfig(dg.Config):
 
 OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division, o.created_date, "
             "o.close_date, o.is_won, o.amount, p.list_price FROM star.fact_opportunity o "
-            "LEFT JOIN star.dim_product p USING (product_id)")
+            "LEFT JOIN star.dim_product p USING (product_id) ORDER BY o.opportunity_id")  # a join's row order varies
 # the deal scores of one as-of date as probabilities.known_deals takes them (the forecast and the quota
 # attainment of a date read the probabilities the deal pages show, not a second prediction)
 SCORED_COLUMNS = "opportunity_id, win_probability, expected_close_date AS scored_close, model_version"
@@ -156,11 +156,9 @@ def _origin_rows(wh, chosen: list[dt.date], n_rows: dict):
     origins per query while they hold at most ROWS_PER_QUERY rows (fewer round trips when small,
     one origin's rows in memory at a time when large)."""
     for batch in date_batches(chosen, n_rows, ROWS_PER_QUERY):
-        # ORDER BY rowid: the rows in the order they were stored. DuckDB returns an IN-list filter's rows in
-        # an order that varies from run to run (measured: one date of 154 in most runs), and a
-        # deal's place in its date decides which draws the engine gives it (the forecast of that date moved)
+        # in any order: model.prepare sorts each date's deals before the engine draws for them
         frame = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date IN "
-                         f"({', '.join('?' * len(batch))}) ORDER BY rowid", batch)
+                         f"({', '.join('?' * len(batch))})", batch)
         parts = frame.partition_by("as_of_date", as_dict=True, maintain_order=True)
         del frame
         for o in batch:
@@ -611,7 +609,8 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
         # the baseline: the CRM's close date decides the period, the same win probability the size
         in_p = (pl.col("expected_close_date") >= pl.col("p_start")) & (pl.col("expected_close_date") < pl.col("p_end"))
         frames.append(f.join(base.select("opportunity_id", "period", "expected_close_date"), on=["opportunity_id", "period"])
-                      .with_columns(pl.when(in_p).then(pl.col("p_win")).otherwise(0.0).alias("baseline_in_period")))
+                      .with_columns(pl.when(in_p).then(pl.col("p_win")).otherwise(0.0).alias("baseline_in_period"))
+                      .sort("opportunity_id", "period"))  # metrics sum in row order: one order, whatever the query's
     rows = pl.concat(frames)
     out = []
     for period in outlook.PERIODS:

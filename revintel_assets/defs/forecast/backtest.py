@@ -375,7 +375,8 @@ def timing_validation(snapshots: pl.DataFrame, as_of: dt.date, every_weeks: int 
     out = []
     for o in mondays[::every_weeks]:  # a handful of origins
         fitted = timing.fit(snapshots, o)
-        won = snapshots.filter((pl.col("as_of_date") == o) & pl.col("is_won").fill_null(False))
+        # sorted: the sums below run in row order, and the rows come in the order a query returned them
+        won = snapshots.filter((pl.col("as_of_date") == o) & pl.col("is_won").fill_null(False)).sort("opportunity_id")
         if not len(won):
             continue
         given_won = fitted.close_given_won(won, o, max(windows))

@@ -50,8 +50,10 @@ class Prepared:
 def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: Segments,
             opps: pl.DataFrame | None, new: tuple | None = None) -> Prepared:
     """`deals`: open deals on T with snapshot features, `win_probability`, `amount`, `list_price`.
-    new: fit_new_pipeline's (mu, pools) when the caller has it (else fitted here from `opps`)."""
-    deals = deals.with_columns(deal_value().alias("amount"),
+    new: fit_new_pipeline's (mu, pools) when the caller has it (else fitted here from `opps`).
+    The deals are sorted by id: a deal's place decides which draws the engine gives it, and the
+    warehouse returns a date's rows in an order that varies from run to run (a join's, an IN-list's)."""
+    deals = deals.sort("opportunity_id").with_columns(deal_value().alias("amount"),
                                pl.col("rep_id").fill_null(UNASSIGNED), pl.col("division").fill_null(UNASSIGNED))
     q = deal_atoms(deals, timing, cal)
     rep_ix = {r: i for i, r in enumerate(segments.reps)}

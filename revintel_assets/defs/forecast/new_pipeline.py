@@ -65,7 +65,9 @@ def fit_new_pipeline(opps: pl.DataFrame, cal: Calendar, reps: list[str], divisio
     mu = rate[:, :, None] * per_atom[None, :, :]
 
     amounts = cohort.filter(pl.Series(won))
-    pools = [amounts.filter(pl.col("d") == k)["amount"].drop_nulls().to_numpy() for k in range(n_div)]
-    everyone = amounts["amount"].drop_nulls().to_numpy()
+    # sorted: the engine draws amounts by position, so a pool in the rows' order made the draws depend on
+    # the order a query returned them in (a hash join's: it moved the backtest's chosen swing on a rerun)
+    pools = [np.sort(amounts.filter(pl.col("d") == k)["amount"].drop_nulls().to_numpy()) for k in range(n_div)]
+    everyone = np.sort(amounts["amount"].drop_nulls().to_numpy())
     pools = [p if len(p) >= 5 else everyone for p in pools]  # too few wins: the company's amounts
     return mu, pools

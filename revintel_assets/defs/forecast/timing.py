@@ -220,15 +220,27 @@ def fit(snapshots: pl.DataFrame, cutoff: dt.date, history_days: int = 730) -> Ti
     closed = ((exit_ > 0) & (dur <= BIN_EDGES[-1])).astype(np.float64)
     speeds = {}
     for col in ("rep_id", "product_id"):
-        # numpy sums in row order: the same rows give bit-identical speeds (polars' parallel sums may not)
+        # sums that do not depend on the rows' order: a snapshot partition rewritten by a rerun comes
+        # back in another physical order, and a float sum in row order then moves in its last bits
         keys, inverse = _codes(snap[col])
-        o = np.bincount(inverse, closed, len(keys))
-        e = np.bincount(inverse, expected, len(keys))
+        o = np.bincount(inverse, closed, len(keys))  # 0/1 counts: exact in any order
+        e = order_free_sums(inverse, expected, len(keys))
         ratio = np.clip((o + PSEUDO_CLOSES) / (e + PSEUDO_CLOSES), *SPEED_RANGE)
         speeds[col] = {k: float(r) for k, r in zip(keys, ratio) if k}
 
     return TimingModel(cutoff, hw, hl, speeds["rep_id"], speeds["product_id"],
                        _calendar_weights(snap, cutoff), n_rows=len(dur), n_closes=int(closed.sum()))
+
+
+def order_free_sums(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per-group sums of non-negative `values`, the same bits whatever the rows' order: each value is
+    scaled by a power of two and rounded, small enough that every partial sum is an integer below
+    2**53, which float64 adds exactly. Each value moves by at most (max + 1) * len / 2**53."""
+    bound = (float(values.max()) + 1.0) * len(values) if len(values) else 0.0  # max: order-free, unlike a float total
+    if bound <= 0:
+        return np.zeros(n)
+    scale = 2.0 ** min(40.0, np.floor(np.log2(2.0 ** 52 / bound)))
+    return np.bincount(groups, np.rint(values * scale), n) / scale
 
 
 def _codes(values: pl.Series) -> tuple[list[str], np.ndarray]:
