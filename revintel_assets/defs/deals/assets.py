@@ -13,7 +13,7 @@ from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_date
 from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, snapshot_sql
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
-from revintel_assets.defs.deals.win_model import split_by_time
+from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
 from revintel_assets.metadata import family_rows, range_metadata
 from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation.oracle import deal_truth
@@ -94,7 +94,10 @@ def training_rows(wh, horizon: dt.date, max_rows: int) -> tuple[pl.DataFrame, fl
     share = min(1.0, max_rows / total) if total else 1.0
     sample = "" if share >= 1.0 else f" AND hash(opportunity_id) % 1000000 < {int(share * 1_000_000)}"
     cols = ", ".join(TRAINING_COLUMNS)
-    return wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE {where}{sample}", [horizon]), share
+    # in win_model.ROW_KEY order, the order split_by_time wants: sorted by DuckDB, so that split_by_time
+    # copies nothing more (a polars sort of the frame here or there raised win_model_job's peak memory)
+    order = ", ".join(ROW_KEY)
+    return wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE {where}{sample} ORDER BY {order}", [horizon]), share
 
 
 def _too_little(cutoff: dt.date, reason: str) -> dict:
