@@ -424,9 +424,12 @@ class _MedianImputer(SimpleImputer):
 
 
 def _scaled_logistic():
-    """The logistic baseline after the signed log (computed once per division, train_baselines)."""
+    """The logistic baseline after the signed log (computed once per division, train_baselines).
+    newton-cholesky (rows >> columns here): 4-5 iterations to the optimum, where lbfgs at its
+    default tolerance stopped after ~85 short of it (0.04-0.14 log-odds off on the demo's divisions;
+    lbfgs at tol 1e-8 agrees with newton-cholesky after ~330), and ~30 % less time."""
     return make_pipeline(_MedianImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                         StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+                         StandardScaler(), LogisticRegression(C=0.1, solver="newton-cholesky", max_iter=200))
 
 
 def train_baselines(frame: pl.DataFrame, folds: int = 4, seed: int = SEED) -> Baselines:
