@@ -339,7 +339,7 @@ PAST_ROWS = 400_000
 def _forecast_past(past: list, done: dict) -> None:
     """The dates in `past` ((date, column tags, forecast_past_date's arguments)), forecast at once
     as tasks; their rows into done[date] = (revenue_forecast rows, deal_contributions rows)."""
-    for (d, tags, _), (frame, contributions, _) in zip(past, map_tasks(forecast_past_date, [t for _, _, t in past])):
+    for (d, tags, _), (frame, contributions) in zip(past, map_tasks(forecast_past_date, [t for _, _, t in past])):
         done[d] = (frame.with_columns(*tags), contributions)
     past.clear()
 

@@ -13,13 +13,14 @@ from revintel_assets.defs.forecast.periods import Calendar
 
 
 def forecast_past_date(cal: Calendar, deals: pl.DataFrame, fitted, segments: model.Segments, new: tuple,
-                       n_sims: int, seed: int, sigma: tuple[float, float]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+                       n_sims: int, seed: int, sigma: tuple[float, float]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """history.forecast_date of one date whose segments and new pipeline the caller computed
-    (the opportunities table stays with it): its revenue_forecast rows, deal_contributions rows
-    and bookings. The engine runs here, in one process (never a pool or a cluster of its own: the
-    dates are the parallelism; forecast_date has one BLAS thread), so the numbers are the same
-    whichever process ran the date, and the same as the engine split over chunks (seeded per chunk)."""
+    (the opportunities table stays with it): its revenue_forecast and deal_contributions rows (not
+    its simulated bookings: nothing reads a past date's, so they do not travel back). The engine
+    runs here, in one process (never a pool or a cluster of its own: the dates are the parallelism;
+    forecast_date has one BLAS thread), so the numbers are the same whichever process ran the date,
+    and the same as the engine split over chunks (seeded per chunk)."""
     with parallel.using(""):
-        frame, prep, bookings = history.forecast_date(cal, deals, fitted, None, None, n_sims, seed, sigma,
-                                                      workers=1, segments=segments, new=new)
-        return frame, model.deal_contributions(prep), bookings
+        frame, prep, _ = history.forecast_date(cal, deals, fitted, None, None, n_sims, seed, sigma,
+                                               workers=1, segments=segments, new=new)
+        return frame, model.deal_contributions(prep)
