@@ -43,20 +43,11 @@ def demo_data(tmp_path_factory):
     """One `revintel demo --no-serve --scale 0.1` for the whole session, run as a user runs it
     (a subprocess, its own REVINTEL_DATA_DIR). Tests that change it copy it first, except the
     stress tests, which only rewrite partitions with identical contents and run last."""
-    import os
-    import subprocess
-    import sys
+    from tests.cli_run import demo_env, run_demo
 
     data = tmp_path_factory.mktemp("demo_session") / "data"
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVINTEL_AS_OF", "REVINTEL_SOURCE")}
-    env["REVINTEL_DATA_DIR"] = str(data)
-    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.1"],
-                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
-                          timeout=1200)
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "demo.log").write_text(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-6000:]}")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return data, proc.stdout, {**env, "DAGSTER_HOME": str(data / "dagster_home")}
+    proc = run_demo(data, timeout=1200, log=data / "demo.log")
+    return data, proc.stdout, {**demo_env(data), "DAGSTER_HOME": str(data / "dagster_home")}
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,13 @@ workers really ran the forecast engine's chunks, the TreeSHAP blocks and the mod
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.compare_warehouses import compare
+from tests.cli_run import run_demo
 from tests.conftest import tasks_run
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -28,14 +25,8 @@ def local_demo(request) -> Path:
 @pytest.mark.slow
 def test_demo_on_a_dask_cluster_equals_local(local_demo, dask_cluster, tmp_path):
     local = local_demo
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DAGSTER_HOME", "REVINTEL_CLUSTER", "REVINTEL_AS_OF", "REVINTEL_SOURCE")}
-    env["REVINTEL_DATA_DIR"] = str(tmp_path / "data")
     before = tasks_run(dask_cluster)
-    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.1",
-                           "--cluster", dask_cluster], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=3600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_demo(tmp_path / "data", "--cluster", dask_cluster, timeout=3600)
     after = tasks_run(dask_cluster)
 
     def ran(counts, name):

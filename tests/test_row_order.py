@@ -10,28 +10,19 @@ and must equal the session's demo, table for table."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from benchmarks.compare_warehouses import compare
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.cli_run import REPO, run_demo
 
 
 @pytest.mark.slow
 def test_shuffled_query_rows_give_the_same_analyst_tables(demo_data, tmp_path):
     local = demo_data[0]
     log = tmp_path / "shuffled.log"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DAGSTER_HOME", "REVINTEL_CLUSTER", "REVINTEL_AS_OF", "REVINTEL_SOURCE")}
-    env.update(REVINTEL_DATA_DIR=str(tmp_path / "data"), REVINTEL_SHUFFLE_LOG=str(log),
-               PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "fixtures" / "shuffled_rows"), str(REPO)]))
-    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "demo", "--no-serve", "--scale", "0.1"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_demo(tmp_path / "data", REVINTEL_SHUFFLE_LOG=str(log),
+             PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "fixtures" / "shuffled_rows"), str(REPO)]))
     shuffled = [int(n) for n in log.read_text().split()]
     assert len(shuffled) > 50 and sum(shuffled) > 100_000, "the shuffle did not reach the run's queries"
     problems = compare(str(local / "warehouse" / "revintel.duckdb"),
