@@ -11,7 +11,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
-from revintel_assets.defs.forecast import backtest, history, probabilities, timing
+from revintel_assets.defs.forecast import backtest, history, probabilities
 from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, _shock, fit_rows,
                                                   snapshot_version, timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
@@ -52,16 +52,6 @@ class _Inputs:
         self.has_scores = wh.table_exists("scores.deal_scores")
         self.snaps = fit_rows(wh, self.cutoff(first), self.cutoff(last))
         self.version = snapshot_version(wh)  # the plan steps do not write the snapshot
-        self.fits: dict[dt.date, timing.TimingModel] = {}
-
-    def fit_timing(self, origins: list[dt.date]) -> None:
-        """Every timing model the origins need, first; then the snapshot rows they were fitted on
-        (22M rows at scale 100) are let go before any origin's engine runs, as in the backtest.
-        Fitted inside the origin loop, the rows stayed through every origin: plan_job set the
-        from-scratch build's peak at scale 100 (7.9 GiB sampled, 7.4 GB as its own process)."""
-        for c in sorted({self.cutoff(o) for o in origins}):
-            self.fits[c] = timing_fit(self.wh, c, self.snaps, self.version)
-        self.snaps.cache_clear()
 
     @staticmethod
     def cutoff(o: dt.date) -> dt.date:
@@ -76,8 +66,7 @@ class _Inputs:
             rows = self.wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot "
                                  "WHERE as_of_date = ?", [o])
             scored = self.wh.query(SCORED_SQL, [o]) if self.has_scores else None
-        c = self.cutoff(o)
-        fitted = self.fits[c] if c in self.fits else timing_fit(self.wh, c, self.snaps, self.version)
+        fitted = timing_fit(self.wh, self.cutoff(o), self.snaps, self.version)
         return backtest.prepare_origin(o, None, self.opps, self.dim_rep, self.prob, fitted, horizon_weeks,
                                        rows=rows, label_counts=self.counts, scored=scored)
 
@@ -105,7 +94,6 @@ def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, ware
     as_of = dt.date.fromisoformat(context.partition_key)
     start = time.perf_counter()
     inputs = _Inputs(wh, mlflow_tracking, as_of, as_of)
-    inputs.fit_timing([as_of])
     sigma_h, sigma_w, tuned_on = _shock(wh, as_of, config.horizon_weeks)
     if tuned_on is None:
         context.log.warning("no backtest tuning of the shared shock yet: ranges and p_hit_quota without it (too sure)")
@@ -188,7 +176,6 @@ def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanC
         return dg.MaterializeResult(metadata={"status": "skipped", "n_origins": dg.MetadataValue.int(0)})
     start = time.perf_counter()
     inputs = _Inputs(wh, mlflow_tracking, chosen[0][0], chosen[-1][0])
-    inputs.fit_timing([o for o, _, _ in chosen])
     walk = _walk_forward_shock(wh, as_of)
     in_sample = _shock(wh, as_of, config.horizon_weeks)[:2]
     frames = []
