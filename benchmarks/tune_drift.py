@@ -21,6 +21,7 @@ never reads), as issue 14's held-out companies are judged. Candidates:
   own rate, or as lifts over the company's (rep - company, product - company: skill without the
   level), or the rep's lift alone;
 * gap G: the train/validation gap G days (the holdout rows stay the same);
+* product + gap G: the product as it is (censored validation rows imputed), with gap G days;
 * snapshot-features: the stored snapshot features only (no snapshot.DERIVED);
 * stop M: early stopping on LightGBM metric M instead of PARAMS';
 * A + B: both (e.g. "trailing-lift 180 + half-life 365").
@@ -107,8 +108,10 @@ def candidate_model(cand: str, snap: pl.DataFrame, db: Path, plan: DealPlan, lgb
     to see how much of a difference is training noise."""
     cutoff = cutoff or plan.eval_cutoff
     params = {} if lgb_seed is None else {"seed": lgb_seed}
-    if cand == "product":
-        return train(split_by_time(snap, cutoff, plan.windows), params=params), snap
+    if cand == "product" or cand.startswith("product + gap "):  # the product, or with another gap
+        gap = cand.removeprefix("product + gap ")
+        windows = plan.windows if cand == "product" else replace(plan.windows, gap_days=int(gap))
+        return train(split_by_time(snap, cutoff, windows), params=params), snap
     numeric = FEATURES_NUMERIC + list(DERIVED)
     windows, kw = plan.windows, {"params": params, "half_life_days": None}
     for part in cand.split(" + "):  # candidates combine: "trailing-lift 180 + half-life 365"
@@ -191,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=250):
             print(summary(lines))
         print(json.dumps(verdicts(lines), indent=1))
+        if any(r["candidate"].startswith("product + ") for r in lines):
+            print(json.dumps(calibration_verdicts(lines), indent=1))
         return 0
     for setting in args.settings:
         snap, db, plan, views, export_view = setting_views(setting)
@@ -236,6 +241,25 @@ def verdicts(lines: list[dict], base: str = "before") -> dict[str, dict]:
              for dr in ("1", "0") for k in ("eventual auc", "export labels ece", "eventual ece")}
         ok = (d["eventual auc drift 1"] > 0 and d["eventual auc drift 0"] >= -AUC_LOSS_DRIFT0
               and all(v <= ECE_SLACK for k, v in d.items() if "ece" in k))
+        out[cand] = {**d, "adopt": ok}
+    return out
+
+
+# The calibration rule (issue 14's drift-1 ECE, fixed before measuring the "product + gap G"
+# candidates, session 21): against the product, on the design settings' means, a candidate must
+# lower drift-1 ECE in both holdout views (export labels, eventual outcomes), raise no ECE view
+# (the export date's included) by more than ECE_SLACK at drift 0, and lose at most
+# AUC_LOSS_DRIFT0 of eventual AUC at either drift.
+def calibration_verdicts(lines: list[dict], base: str = "product") -> dict[str, dict]:
+    m = {(r["candidate"], r["drift"]): r for r in summary(lines).to_dicts()}
+    out = {}
+    for cand in sorted(c for c, _ in m if c.startswith(base + " + ")):
+        d = {f"{k} drift {dr}": round(m[(cand, dr)][k] - m[(base, dr)][k], 4)
+             for dr in ("1", "0") for k in ("eventual auc", "export labels ece", "eventual ece", "export date ece")
+             if m[(base, dr)].get(k) is not None}
+        ok = (d["export labels ece drift 1"] < 0 and d["eventual ece drift 1"] < 0
+              and all(v <= ECE_SLACK for k, v in d.items() if "ece" in k and k.endswith("drift 0"))
+              and all(v >= -AUC_LOSS_DRIFT0 for k, v in d.items() if "auc" in k))
         out[cand] = {**d, "adopt": ok}
     return out
 
