@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("settings", nargs="+")
     ap.add_argument("--candidates", nargs="+", default=["none", "remaining", "remaining-cal", "ipcw", "ipcw-cal", "impute-cal", "impute", "gap 150"])
+    ap.add_argument("--censoring-window", type=int, help="censoring.WINDOW_DAYS for every candidate")
     args = ap.parse_args(argv)
+    if args.censoring_window is not None:
+        from revintel_assets.defs.deals import censoring
+        censoring.WINDOW_DAYS = args.censoring_window
     for setting in args.settings:
         path, seed, scale, drift = setting.split(":")
         path = Path(path)

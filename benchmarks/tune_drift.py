@@ -22,6 +22,8 @@ never reads), as issue 14's held-out companies are judged. Candidates:
   level), or the rep's lift alone;
 * gap G: the train/validation gap G days (the holdout rows stay the same);
 * product + gap G: the product as it is (censored validation rows imputed), with gap G days;
+* product + censoring-window W: the product, its censored rows' q estimated from the exposure of
+  the W days up to the cutoff only (censoring.WINDOW_DAYS);
 * snapshot-features: the stored snapshot features only (no snapshot.DERIVED);
 * stop M: early stopping on LightGBM metric M instead of PARAMS';
 * A + B: both (e.g. "trailing-lift 180 + half-life 365").
@@ -54,6 +56,7 @@ import polars as pl
 from benchmarks.eventual_outcomes import eventual_outcomes
 from benchmarks.tune_censoring import _score
 from benchmarks.win_reference import load_snapshot, reference_predict
+from revintel_assets.defs.deals import censoring
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.snapshot import DERIVED, FEATURES_NUMERIC, SHRINK
 from revintel_assets.defs.deals.win_model import split_by_time, train
@@ -112,6 +115,12 @@ def candidate_model(cand: str, snap: pl.DataFrame, db: Path, plan: DealPlan, lgb
         gap = cand.removeprefix("product + gap ")
         windows = plan.windows if cand == "product" else replace(plan.windows, gap_days=int(gap))
         return train(split_by_time(snap, cutoff, windows), params=params), snap
+    if cand.startswith("product + censoring-window "):  # the product, q from the last W days' exposure
+        before, censoring.WINDOW_DAYS = censoring.WINDOW_DAYS, int(cand.removeprefix("product + censoring-window "))
+        try:
+            return train(split_by_time(snap, cutoff, plan.windows), params=params), snap
+        finally:
+            censoring.WINDOW_DAYS = before
     numeric = FEATURES_NUMERIC + list(DERIVED)
     windows, kw = plan.windows, {"params": params, "half_life_days": None}
     for part in cand.split(" + "):  # candidates combine: "trailing-lift 180 + half-life 365"
@@ -193,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [json.loads(x) for f in args.summarise for x in f.read_text().splitlines() if x.strip()]
         with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=250):
             print(summary(lines))
-        print(json.dumps(verdicts(lines), indent=1))
+        if any(r["candidate"] == "before" for r in lines):
+            print(json.dumps(verdicts(lines), indent=1))
         if any(r["candidate"].startswith("product + ") for r in lines):
             print(json.dumps(calibration_verdicts(lines), indent=1))
         return 0

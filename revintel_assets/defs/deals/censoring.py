@@ -34,23 +34,38 @@ def closed_by(cutoff: dt.date) -> pl.Expr:
     return pl.col("is_won").is_not_null() & (pl.col("outcome_date") <= cutoff)
 
 
-def eventual_win_rate(snap: pl.DataFrame, cutoff: dt.date, min_closes: int | None = None) -> np.ndarray:
+# Hazards from recent exposure only (a period estimate): with WINDOW_DAYS set, a deal counts at
+# risk, and its close as an event, only on the days of [C - WINDOW_DAYS, C]; a deal opened before
+# the window enters at its age on the window's first day. None (or 0): every deal's whole history.
+WINDOW_DAYS: int | None = None
+
+
+def eventual_win_rate(snap: pl.DataFrame, cutoff: dt.date, min_closes: int | None = None,
+                      window_days: int | None = None) -> np.ndarray:
     """q[a] = P(eventually won | still open at age a days), a = 0 .. the oldest age seen by C.
 
     Aalen-Johansen over deal age: a deal known at C is at risk from age 0 to its closing age
     (closed by C: an event, won or lost) or to its age on C (open: censored). The estimate needs
     no outcome after C. Ages with fewer than `min_closes` (default MIN_CLOSES) closes after them
-    pool their tail (see MIN_CLOSES); 1 carries the last estimable value past the last close."""
+    pool their tail (see MIN_CLOSES); 1 carries the last estimable value past the last close.
+    `window_days` (default WINDOW_DAYS; 0: none): hazards from the exposure of that many days up
+    to C only (see WINDOW_DAYS)."""
     deals = (snap.filter(pl.col("created_date") <= cutoff)
              .unique("opportunity_id", keep="first")
              .with_columns(closed_by(cutoff).alias("closed")))
     end = pl.when(pl.col("closed")).then(pl.col("outcome_date")).otherwise(pl.lit(cutoff))
     age = deals.select((end - pl.col("created_date")).dt.total_days().clip(0)).to_series().to_numpy().astype(int)
+    window = WINDOW_DAYS if window_days is None else window_days
+    start = (deals.select((pl.lit(cutoff - dt.timedelta(days=window)) - pl.col("created_date")).dt.total_days()
+                          .clip(0)).to_series().to_numpy().astype(int) if window else np.zeros(len(age), dtype=int))
+    keep = age >= start  # closed before the window opened: never at risk in it
+    age, start, deals = age[keep], start[keep], deals.filter(pl.Series(keep))
     closed = deals["closed"].to_numpy()
     won = closed & deals["is_won"].fill_null(False).to_numpy()
     n_ages = int(age.max()) + 2 if len(age) else 2
-    # at risk at age u: exit age >= u; events at the exit age
-    at_risk = np.cumsum(np.bincount(age, minlength=n_ages)[::-1])[::-1].astype(float)
+    # at risk at age u: entry age <= u <= exit age; events at the exit age
+    exits = np.bincount(age, minlength=n_ages)
+    at_risk = (np.cumsum(np.bincount(start, minlength=n_ages)) - np.concatenate([[0], np.cumsum(exits)[:-1]])).astype(float)
     d_won = np.bincount(age[won], minlength=n_ages).astype(float)
     d_all = np.bincount(age[closed], minlength=n_ages).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
