@@ -282,11 +282,37 @@ def test_eventual_win_rate_pools_a_thin_tail_instead_of_trusting_a_handful_of_la
                           "outcome_date": [None if a is None else born + dt.timedelta(days=a) for a in close_age],
                           "is_won": [i % 5 < 2 for i in range(n)] + [True] + [None] * 20})
     assert MIN_CLOSES > 1
-    plain, guarded = eventual_win_rate(frame, cutoff, min_closes=1), eventual_win_rate(frame, cutoff)
+    # the whole history (no window): these closes are two years old
+    plain, guarded = eventual_win_rate(frame, cutoff, min_closes=1, window_days=0), eventual_win_rate(frame, cutoff, window_days=0)
     np.testing.assert_allclose(plain[[100, 299, 600]], 1.0)  # the single late win decides
     tail = guarded[[100, 299, 600]]
     assert np.allclose(tail, tail[0]) and 0.35 < tail[0] < 0.5
     np.testing.assert_allclose(guarded[:10], plain[:10])  # well-supported ages are untouched
+
+
+def test_the_windowed_estimate_reads_only_the_recent_exposure():
+    """Win odds that fell: deals opened two years before the cutoff won 60 %, deals of the last
+    year 20 %, all closing at age 30. With a 365-day window q reads only the closes of the last
+    year (20 %); a deal opened before the window and still open in it counts at risk from its age
+    on the window's first day. The whole history (window 0) mixes in the old 60 %."""
+    from revintel_assets.defs.deals.censoring import eventual_win_rate
+
+    cutoff = dt.date(2024, 1, 1)
+    old = [cutoff - dt.timedelta(days=730 - i) for i in range(100)]
+    new = [cutoff - dt.timedelta(days=300 - i) for i in range(100)]
+    born = old + new + [cutoff - dt.timedelta(days=400)]  # the last: open since before the window
+    frame = pl.DataFrame({"opportunity_id": [f"D{i}" for i in range(len(born))], "created_date": born,
+                          "outcome_date": [b + dt.timedelta(days=30) for b in born[:200]] + [None],
+                          "is_won": [i % 5 < 3 for i in range(100)] + [i % 5 < 1 for i in range(100)] + [None]})
+    recent, whole = eventual_win_rate(frame, cutoff, window_days=365), eventual_win_rate(frame, cutoff, window_days=0)
+    np.testing.assert_allclose(recent[:30], 0.2)
+    np.testing.assert_allclose(whole[:30], 0.4)
+    # planted leak check: an outcome after the cutoff is never read
+    later = frame.with_columns(pl.when(pl.col("opportunity_id") == "D200").then(cutoff + dt.timedelta(days=5))
+                               .otherwise(pl.col("outcome_date")).alias("outcome_date"),
+                               pl.when(pl.col("opportunity_id") == "D200").then(True)
+                               .otherwise(pl.col("is_won")).alias("is_won"))
+    np.testing.assert_array_equal(eventual_win_rate(later, cutoff, window_days=365), recent)
 
 
 def test_censored_validation_rows_are_imputed_from_data_known_at_the_cutoff(snaps):
