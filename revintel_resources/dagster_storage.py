@@ -20,18 +20,10 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from dagster._core.errors import DagsterInvariantViolationError
-from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import StaticPool
-
-# Dagster hands a step output's per-partition materializations to store_event_batch (below) as one
-# batch when this is set (read on every event; unset, each event is stored alone). Set wherever
-# this storage is loaded: the CLI, the daemon's and the webserver's runs alike.
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "10000")
 
 OPEN_RUN_FILES = 8  # one file per run plus the index: the runs of one CLI invocation come one after another
 
@@ -72,30 +64,6 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.pop(old).dispose()
             self._engines[shard] = engine
         return engine
-
-    def store_event_batch(self, events) -> None:
-        """A range run's materializations of one asset (Dagster batches them when
-        DAGSTER_EVENT_BATCH_SIZE is set, below): the events as store_event writes them, in the same
-        order, but one transaction per file for the whole batch instead of two per event."""
-        kinds = {e.dagster_event_type for e in events}
-        if len({e.run_id for e in events}) != 1 or not kinds <= ASSET_EVENTS:
-            for event in events:
-                self.store_event(event)
-            return
-        statements = [self.prepare_insert_event(e) for e in events]
-        with self.run_connection(events[0].run_id) as conn:
-            for statement in statements:
-                conn.execute(statement)
-        with self.index_transaction() as conn:
-            ids = []
-            for statement in statements:
-                with db_result(conn, statement) as result:
-                    ids.append(result.inserted_primary_key[0])
-            if any(i is None for i in ids):
-                raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
-            self._store_asset_event_tags(conn, events, ids)
-            for event, event_id in zip(events, ids):
-                self._store_asset_event(conn, event, event_id)
 
     def has_table(self, table_name: str) -> bool:
         known = self._known("_tables")
