@@ -9,6 +9,13 @@ which in WAL mode is still consistent after a crash (a power cut can lose the la
 corrupt the file): ~10 ms per event. Same files, same schema, same layout as `storage: sqlite`,
 so the UI, the daemon and older data directories read it unchanged.
 
+A range run's materializations of one asset are stored as one batch (`store_event_batch`): one
+transaction per file for the batch instead of two per event (3,238 events in the demo; measured
+76.9 -> 74.4 s for the whole demo). Dagster hands batches to the storage only when the instance's
+`_get_event_batch_size` is positive; stock Dagster reads it from DAGSTER_EVENT_BATCH_SIZE, and
+`RevintelInstance` (dagster.yaml's `instance_class`, instance.py) answers it instead, so no
+setting travels through the environment.
+
 Two schema probes are remembered too: Dagster asks "does table asset_event_tags exist?" (through a
 new engine and connection each time) and "has asset_keys column X?" (a PRAGMA through the
 inspector) on every materialization event: ~3 s of the demo's ~90. Only a "yes" is remembered: a
@@ -20,12 +27,35 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from dagster import DagsterInstance
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import StaticPool
 
 OPEN_RUN_FILES = 8  # one file per run plus the index: the runs of one CLI invocation come one after another
+EVENT_BATCH = 10_000  # events per batch: a range run's whole step output (154 dates in the demo)
+
+
+class RevintelInstance(DagsterInstance):
+    """Dagster's instance with event batching on (dagster.yaml `instance_class`): a step output's
+    per-partition materializations reach the event log as one `store_event_batch` call."""
+
+    @classmethod
+    def config_schema(cls) -> dict:  # no settings of its own (Dagster asks a custom class for them)
+        return {}
+
+    @staticmethod
+    def config_defaults(base_dir: str) -> dict:
+        from dagster._core.instance.ref import InstanceRef
+
+        return InstanceRef.config_defaults(base_dir)
+
+    def _get_event_batch_size(self) -> int:
+        return EVENT_BATCH
 
 
 def _normal_sync(dbapi_connection, _record) -> None:
@@ -64,6 +94,30 @@ class PersistentSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.pop(old).dispose()
             self._engines[shard] = engine
         return engine
+
+    def store_event_batch(self, events) -> None:
+        """A range run's materializations of one asset: the events as store_event writes them, in
+        the same order, but one transaction per file for the whole batch instead of two per event.
+        Anything else (mixed runs or kinds) goes event by event, as Dagster's default does."""
+        kinds = {e.dagster_event_type for e in events}
+        if len({e.run_id for e in events}) != 1 or not kinds <= ASSET_EVENTS:
+            for e in events:
+                self.store_event(e)
+            return
+        statements = [self.prepare_insert_event(e) for e in events]
+        with self.run_connection(events[0].run_id) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        with self.index_transaction() as conn:
+            ids = []
+            for statement in statements:
+                with db_result(conn, statement) as result:
+                    ids.append(result.inserted_primary_key[0])
+            if any(i is None for i in ids):
+                raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
+            self._store_asset_event_tags(conn, events, ids)
+            for e, event_id in zip(events, ids):
+                self._store_asset_event(conn, e, event_id)
 
     def has_table(self, table_name: str) -> bool:
         known = self._known("_tables")

@@ -1,7 +1,8 @@
 """The instance's event log (revintel_resources/dagster_storage.py): Dagster's sqlite files, kept open.
 
 What is written through one instance is read by another process (the UI, the daemon) at once,
-and a range run's partitions are announced once per asset, not once per partition."""
+a range run's partitions are announced once per asset, not once per partition, and its
+materializations are stored as one batch."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def test_a_range_run_announces_each_asset_once(tmp_path, monkeypatch):
         assert len(context.partition_keys) == 20
 
     instance = dagster_instance()
+    storage = type(instance.event_log_storage)
+    batches = []
+    original = storage.store_event_batch
+    monkeypatch.setattr(storage, "store_event_batch", lambda self, events: batches.append(len(events)) or original(self, events))
     job = dg.Definitions(assets=[daily]).resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(instance=instance, tags={
         "dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-20"})
@@ -62,6 +67,15 @@ def test_a_range_run_announces_each_asset_once(tmp_path, monkeypatch):
     assert kinds.count("ASSET_MATERIALIZATION_PLANNED") == 1
     assert kinds.count("ASSET_MATERIALIZATION") == 20
     assert len(instance.get_materialized_partitions(daily.key)) == 20
+    # the 20 materializations went to the index in one batch (one transaction), in the order Dagster
+    # emitted them (the run's log), and the asset's record points at the last of them, as 20 single
+    # writes would leave it
+    assert batches == [20]
+    emitted = [r.event_log_entry.dagster_event.partition for r in events if r.event_log_entry.dagster_event
+               and r.event_log_entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"]
+    indexed = instance.fetch_materializations(daily.key, limit=100, ascending=True).records
+    assert [r.partition_key for r in indexed] == emitted and sorted(emitted) == days.get_partition_keys()
+    assert instance.get_latest_materialization_event(daily.key).dagster_event.partition == emitted[-1]
 
 
 def test_schema_probes_are_asked_once_and_event_tags_still_stored(tmp_path, monkeypatch):
