@@ -179,7 +179,7 @@ def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int) -> Iterator:
         for i in range(len(tasks)):
             while i not in here:
                 while taken < len(tasks) and sum(not f.done() for f in futures.values()) < depth:
-                    futures[taken] = pool.submit(_spilling, folder, fn, *tasks[taken])
+                    futures[taken] = pool.submit(_spilling, folder, fn, *map(_as_arrow, tasks[taken]))
                     taken += 1
                 if i in futures and (futures[i].done() or taken == len(tasks)):
                     here[i] = _unspill(futures.pop(i).result())  # re-raises the worker's exception
@@ -194,6 +194,28 @@ def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int) -> Iterator:
 
 
 SPILL_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _ArrowFrame:
+    table: object  # a pyarrow.Table
+
+
+def _as_arrow(arg):
+    """A polars DataFrame argument travels to a pool process as its Arrow table: pickling a polars
+    frame serialises it (~350 MB/s measured on a 20 MB ICP training frame: 58 ms), an Arrow table
+    pickles its buffers as they are (16 ms). The worker gets the same frame back (_from_arrow)."""
+    import polars as pl
+
+    return _ArrowFrame(arg.to_arrow()) if isinstance(arg, pl.DataFrame) else arg
+
+
+def _from_arrow(arg):
+    if not isinstance(arg, _ArrowFrame):
+        return arg
+    import polars as pl
+
+    return pl.from_arrow(arg.table)
 
 
 @dataclass(frozen=True)
@@ -214,7 +236,7 @@ def _spilling(folder: str, fn: Callable, *args):
         path = os.path.join(folder, uuid.uuid4().hex)
         a.tofile(path)
         return _Spilled(path, a.dtype.str, a.shape)
-    out = fn(*args)
+    out = fn(*map(_from_arrow, args))
     return tuple(spill(a) for a in out) if type(out) is tuple else spill(out)
 
 
