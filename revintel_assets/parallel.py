@@ -1,12 +1,11 @@
-"""Work split across cores: the forecast engine (chunks of reps), TreeSHAP of every open deal
-(blocks of rows), model fits and past dates' forecasts all go through `map_tasks`, which runs
-tasks in this process and in a pool of loky worker processes (loky: joblib's process executor),
-or, for work that releases the GIL (TreeSHAP: LightGBM's C code; the engine's numba kernels), in
-threads of this process.
+"""Work split across cores: the forecast engine (chunks of reps) and TreeSHAP of every open deal
+(blocks of rows) both go through `map_tasks`, which runs tasks in this process and in a pool of
+loky worker processes (loky: joblib's process executor), or, for work that releases the GIL
+(TreeSHAP: LightGBM's C code), in threads of this process.
 
 Why split at all: LightGBM computes TreeSHAP on one core whatever `num_threads` says (measured:
 CPU time equals wall time at 2 threads), so rows go in blocks, one call per thread (its C code
-runs without the GIL); model fits and whole past-date forecasts are Python-heavy, so they need
+runs without the GIL); the engine's numpy scatter/bincount hold the GIL, so its chunks need
 processes. Why loky rather than forking this process: the Dagster process runs threads, and
 forking a threaded process can leave a child stuck on a lock another thread held (libgomp after
 fork did hang); loky starts clean interpreters, keeps them for the next call (a reusable

@@ -37,7 +37,7 @@ import numpy as np
 from revintel_assets import parallel
 
 MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds the temporary index arrays (~200 MB per worker)
-PARALLEL_BOOKINGS = 8_000_000  # below this, one thread: splitting costs more than it saves
+PARALLEL_BOOKINGS = 8_000_000  # below this, shipping chunks to worker processes costs more than it saves
 # and the local (rep, atom, sim) grid of a chunk (128 MB). Not smaller: every chunk ships its division
 # grid and its groups' sums back to be added, so chunks of ~11 reps (2M cells, at 10,000 sims) cost the
 # scale-100 nightly 18 s of its 158 s (262 -> 229 s of CPU at 16M; 32M: no further gain)
@@ -189,15 +189,14 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     chunk by chunk. reduce(lo, hi, block) gets the float32 (hi - lo, n_atoms, n_sims) sims of reps
     lo..hi-1 and returns their (hi - lo, n_out) summary (quantiles...): the full rep x sim grid is
     never held (unless keep_reps). With workers > 1 (default `parallel.workers()`) and enough
-    bookings, chunks run in threads of this process: a chunk's work is the numba kernels (nogil),
-    numpy casts and a BLAS product, all without the GIL. Threads beat the worker processes they
-    replaced (benchmarks.limits engine's child, 2 workers, same sums): 100,000 deals x 10,000
-    sims 1.9 -> 1.3 s, 300,000 deals 2.8-3.5 -> 1.9-2.1 s, no chunk grid shipped back. On a Dask
-    cluster (parallel.cluster()) chunks go to its workers: `reduce` must pickle (keep what it
-    refers to small)."""
+    bookings, chunks run in worker processes (np.repeat / np.bincount hold the GIL, so threads
+    would not help); `reduce` runs there too, so it must pickle (keep what it refers to small)."""
     if not 1 <= n_sims <= 40_000:
         raise ValueError(f"n_sims must be in 1..40,000 (int32 slots), got {n_sims}")
     workers = workers or parallel.workers()
+    expected = n_sims * (float(np.sum(inp.q)) + (float(inp.new_mu.sum()) if inp.new_mu is not None else 0.0))
+    if workers > 1 and expected >= PARALLEL_BOOKINGS:  # the pool starts while this process draws
+        parallel.warm_up(_simulate_chunk, workers)
     rng = np.random.default_rng(seed)
     n_atoms, n_reps, n_div = inp.q.shape[1], inp.n_reps, inp.n_divisions
     order = np.argsort(inp.rep, kind="stable")
@@ -237,7 +236,7 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     rep_out = np.zeros((n_reps, n_out)) if reduce is not None else None
     rep_keep = np.zeros((n_reps, n_atoms, n_sims), np.float32) if keep_reps else None
     # added up here in chunk order, as one process always did: the same sums whatever `use` is
-    results = parallel.map_tasks(_simulate_chunk, [task(lo, hi) for lo, hi in chunks], use, threads=True)
+    results = parallel.map_tasks(_simulate_chunk, [task(lo, hi) for lo, hi in chunks], use)
     div_flat = div_grid.reshape(-1)
     for (lo, hi), (div_open, new_cells, new_sums, n_new, touched, part, out, block32) in zip(chunks, results,
                                                                                              strict=True):
