@@ -31,6 +31,27 @@ def _sum(i: int, a: np.ndarray) -> int:
     return int(a.sum())
 
 
+def _where(i: int, frame) -> tuple[int, int, list]:
+    import os
+
+    return i, os.getpid(), frame.to_dicts()
+
+
+def test_the_next_task_runs_here_and_the_pool_takes_the_ones_after_it():
+    """The caller runs the task it needs next when nobody has taken it (no round trip; a win
+    model's judging overlaps the pool's fit of the next cutoff), the pool the one after it; a
+    polars frame reaches the pool process whole (it travels as an Arrow table)."""
+    import os
+
+    import polars as pl
+
+    frames = [pl.DataFrame({"a": [i, i + 1], "s": ["x", None], "d": [None, 1.5]}) for i in range(2)]
+    out = list(parallel.map_tasks(_where, [(i, f) for i, f in enumerate(frames)], 2))
+    assert [i for i, _, _ in out] == [0, 1]
+    assert out[0][1] == os.getpid() and out[1][1] != os.getpid()
+    assert [rows for _, _, rows in out] == [f.to_dicts() for f in frames]
+
+
 def _boom(part):
     raise ValueError("no")
 
