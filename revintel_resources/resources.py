@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable
+
 import dagster as dg
 from pydantic import Field
 
@@ -16,3 +21,29 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse.from_env(self.data_dir, self.lock_timeout_s)
+
+
+def warehouse_step(fn: Callable) -> Callable:
+    """An asset's or check's body as one warehouse session (Warehouse.step_session): its queries and
+    writes share one connection instead of opening the work file each time. Put it under the
+    Dagster decorator; the step's `warehouse` argument names the file. Per step, not per run: a step
+    holds the `warehouse` pool, so it never waits for the pool while it holds the writer lock
+    (a run-wide lock would, between steps, and another process's step holding the pool would wait
+    for that lock). Not for the import, which locks its connection's configuration down."""
+
+    def scope(kwargs: dict):
+        resource = kwargs.get("warehouse")
+        return resource.get().step_session() if isinstance(resource, WarehouseResource) else contextlib.nullcontext()
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def steps(*args, **kwargs):
+            with scope(kwargs):
+                yield from fn(*args, **kwargs)
+        return steps
+
+    @functools.wraps(fn)
+    def step(*args, **kwargs):
+        with scope(kwargs):
+            return fn(*args, **kwargs)
+    return step

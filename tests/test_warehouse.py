@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -160,12 +161,75 @@ def test_session_reuses_one_connection_and_releases_the_lock(tmp_path: Path, wh:
         assert wh.table_exists("s.sales") and wh.row_count("s.sales") == 3
         assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '__revintel_src_%'"
                            ).fetchone()[0] == 0  # the written frame is not kept registered
-        with pytest.raises(WarehouseLockTimeout):  # the writer lock is held for the whole block
-            other.query("SELECT 1")
+        # another handle on the file in this thread (a step builds several) shares the session
+        # rather than waiting for the lock its own thread holds
+        assert Warehouse.from_env(tmp_path).row_count("s.sales") == 3
+        with ThreadPoolExecutor(1) as another_run:  # the writer lock is held for the whole block
+            with pytest.raises(WarehouseLockTimeout):
+                another_run.submit(other.query, "SELECT 1").result()
         with pytest.raises(RuntimeError, match="session"):
             wh.publish()
     assert other.query("SELECT sum(amount) AS s FROM s.sales")["s"][0] == 0.0  # released at the end
     wh.publish()
+
+def _count_opens(monkeypatch) -> list:
+    """Every duckdb.connect the warehouse makes, recorded."""
+    import revintel_resources.warehouse as module
+
+    opened, real = [], module.duckdb.connect
+    monkeypatch.setattr(module.duckdb, "connect", lambda *a, **k: opened.append(a) or real(*a, **k))
+    return opened
+
+
+def test_a_step_is_one_session_on_a_small_work_file_and_one_connection_per_call_on_a_large_one(
+        tmp_path: Path, wh: Warehouse, monkeypatch) -> None:
+    import revintel_resources.warehouse as module
+    from revintel_resources.resources import warehouse_step
+
+    wh.write("s.sales", sales("2024-01-01", 3), partition_column="day", partition_values=["2024-01-01"])
+
+    @warehouse_step
+    def step(warehouse: WarehouseResource) -> tuple[int, bool]:
+        handles = [warehouse.get(), Warehouse.from_env(tmp_path), warehouse.get()]  # a step builds several
+        return sum(h.row_count("s.sales") for h in handles), handles[1].in_session
+
+    @warehouse_step
+    def steps(warehouse: WarehouseResource):  # a multi-asset yields its results
+        for _ in range(3):
+            yield warehouse.get().row_count("s.sales")
+
+    resource = WarehouseResource(data_dir=str(tmp_path))
+    opened = _count_opens(monkeypatch)
+    assert step(warehouse=resource) == (9, True) and len(opened) == 1
+    assert list(steps(warehouse=resource)) == [3, 3, 3] and len(opened) == 2
+    assert not wh.in_session  # closed with the step: the lock is free for the next one
+    Warehouse.from_env(tmp_path, lock_timeout_s=0.2).query("SELECT 1")
+
+    # past STEP_SESSION_MAX_BYTES (DuckDB would keep what it read cached for the whole step) every
+    # call opens its own connection, as before
+    monkeypatch.setattr(module, "STEP_SESSION_MAX_BYTES", 0)
+    opened.clear()
+    assert step(warehouse=resource) == (9, False) and len(opened) == 3
+
+
+def test_every_step_on_the_warehouse_is_one_session() -> None:
+    """Every asset and check that takes the `warehouse` resource runs as warehouse_step, except the
+    import, which opens its session itself after its locked-down connection is closed."""
+    import inspect
+
+    from revintel_assets.definitions import load
+
+    defs = load()
+    bare = []
+    for node in [*(defs.assets or []), *(defs.asset_checks or [])]:
+        op = getattr(node, "node_def", None)
+        if op is None:  # a spec without a computation (e.g. an external asset)
+            continue
+        fn = op.compute_fn.decorated_fn
+        if "warehouse" in inspect.signature(fn).parameters and not hasattr(fn, "__wrapped__"):
+            bare.append(op.name)
+    assert bare == ["source_import"]
+
 
 # -- crash safety -----------------------------------------------------------------------------------
 

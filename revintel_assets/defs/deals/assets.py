@@ -18,7 +18,7 @@ from revintel_assets.metadata import family_rows, range_metadata
 from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation.oracle import deal_truth
 from revintel_resources.compute import ComputeResource
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
@@ -55,6 +55,7 @@ SNAPSHOT_DOC = (
     metadata={"table": "features.deal_snapshot", "partition_expr": "as_of_date"},
     description="Leakage-free as-of deal features, one partition per as-of date. A range of dates "
                 "materializes in one vectorised pass (single-run backfill).", **COMMON)
+@warehouse_step
 def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
@@ -122,6 +123,7 @@ SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
                  description="The win model judged against the base-rate, stage and naive-Bayes baselines on the "
                              "same validation and holdout rows (rows with model_family = 'deals').")],
     partitions_def=training_cutoffs, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+@warehouse_step
 def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, warehouse: WarehouseResource,
                     mlflow_tracking: MLflowResource, source: SourceResource, compute: ComputeResource):
     wh = warehouse.get()
@@ -242,6 +244,7 @@ EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is Tree
                         kinds={"duckdb", "shap"}, metadata={"partition_expr": "as_of_date"},
                         description=EXPLAIN_DOC[0], group_name="deals", owners=["team:revenue-data-science"])],
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+@warehouse_step
 def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 mlflow_tracking: MLflowResource, compute: ComputeResource):
     wh = warehouse.get()

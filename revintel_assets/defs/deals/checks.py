@@ -8,7 +8,7 @@ import numpy as np
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql, star_as_of_sql
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.warehouse import key_violations
 from revintel_resources.tracking import MLflowResource
 
@@ -38,6 +38,7 @@ def run_dates(context: dg.AssetCheckExecutionContext) -> tuple[str, list, str]:
 
 @dg.asset_check(asset=deal_snapshot, blocking=True, description="(as_of_date, opportunity_id) is unique and not "
                 "null on the dates the run wrote (every date when the check runs by itself)")
+@warehouse_step
 def snapshot_keys_unique(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     where, params, dates = run_dates(context)
     with warehouse.get().connect(writes=False) as con:
@@ -48,6 +49,7 @@ def snapshot_keys_unique(context: dg.AssetCheckExecutionContext, warehouse: Ware
 
 @dg.asset_check(asset=deal_snapshot, description="Time travel on a sampled stored date: rebuilt from the star "
                 "tables cut at that date, its features must not move (no leakage)")
+@warehouse_step
 def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     dates = [str(d) for d in wh.query("SELECT DISTINCT as_of_date FROM features.deal_snapshot ORDER BY 1")["as_of_date"]]
@@ -80,6 +82,7 @@ def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=SCORES, blocking=True, additional_deps=[deal_snapshot.key],
                 description="On every as-of date the run scored (every scored date when the check runs by itself), "
                             "every deal open then is scored once, with p in [0, 1] and risk in [0, 100]")
+@warehouse_step
 def every_open_deal_scored(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     where, params, dates = run_dates(context)
@@ -105,6 +108,7 @@ def every_open_deal_scored(context: dg.AssetCheckExecutionContext, warehouse: Wa
 @dg.asset_check(asset=SCORES, description="Population stability of win probabilities between the latest scored "
                 "date and the latest earlier date scored by the same model (warning above 0.25); a change of "
                 "champion is a new model, not drift")
+@warehouse_step
 def score_drift_psi(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     latest = wh.query("""SELECT as_of_date, any_value(model_version) AS v FROM scores.deal_scores

@@ -22,7 +22,7 @@ from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, range_metadata, table_metadata
 from revintel_assets.parallel import map_tasks, warm_up
 from revintel_resources.compute import ComputeResource
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.settings import settings
 from revintel_resources.tracking import MLflowResource
 from revintel_resources import warehouse
@@ -194,6 +194,7 @@ BACKTEST = dg.AssetKey(["forecast", "forecast_backtest"])
                  description="Coverage / pinball / CRPS / WAPE / bias of the forecast and the weighted-pipeline "
                              "baseline over the backtest origins (rows with model_family = 'forecast').")],
     partitions_def=as_of_dates, pool="warehouse")
+@warehouse_step
 def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
                       mlflow_tracking: MLflowResource, compute: ComputeResource):
     wh = warehouse.get()
@@ -354,6 +355,7 @@ def _forecast_past(past: list, done: dict) -> None:
                         description=docs.CONTRIBUTIONS[0], group_name="forecast",
                         owners=["team:revenue-data-science"])],
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+@warehouse_step
 def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
                      mlflow_tracking: MLflowResource, compute: ComputeResource):
     """The forecast of every as-of date of the run (a range is one pass: the tables are read once,
@@ -481,6 +483,7 @@ ACCURACY_DOC = ("Each stored forecast (one per as-of date) against the revenue b
 @dg.asset(key=["forecast", "forecast_accuracy"], deps=[dg.AssetKey(["forecast", "revenue_forecast"]), *STAR],
           partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
           metadata={"partition_expr": "as_of_date"}, description=ACCURACY_DOC[0], **COMMON)
+@warehouse_step
 def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     keys = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
@@ -544,6 +547,7 @@ OUTLOOK_ORIGINS = 8  # past as-of dates the outlook is judged on: every 4th Mond
 @dg.asset(key=["scores", "deal_outlook"], deps=[SCORES, deal_snapshot.key], kinds={"numpy", "duckdb"}, **SPEC,
           metadata={"partition_expr": "as_of_date"}, description=OUTLOOK_DOC[0], partitions_def=as_of_dates,
           pool="warehouse")
+@warehouse_step
 def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
@@ -569,6 +573,7 @@ def deal_outlook(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                       "probability and timing known then): AUC / Brier / ECE of p_win_in_period and p_slip, "
                       "beside the CRM's close date as the baseline (baseline_expected_close).",
           partitions_def=as_of_dates, pool="warehouse")
+@warehouse_step
 def deal_outlook_judged(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()

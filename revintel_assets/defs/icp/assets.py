@@ -28,7 +28,7 @@ from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
 from revintel_resources.compute import ComputeResource
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
@@ -70,6 +70,7 @@ SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
                  metadata={"table": "features.icp_divisions"}, **SPEC,
                  description="The divisions the ICP models cover (from star.dim_product); registered as the "
                              "icp_division partitions.")], pool="warehouse")
+@warehouse_step
 def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse: WarehouseResource,
                 source: SourceResource):
     wh = warehouse.get()
@@ -129,6 +130,7 @@ STAR_ALL = [dg.AssetDep(k, partition_mapping=dg.AllPartitionMapping()) if k.path
                       "seasonality, firmographics and CRM signals, from rows dated on or before the cutoff; "
                       "label = purchase in the next window. One SQL pass per cutoff covers all divisions.",
           **COMMON)
+@warehouse_step
 def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     with wh.session():  # one connection for the step (Warehouse.session)
@@ -282,6 +284,7 @@ VALIDATION_TABLES = ("validation.model_metrics", "validation.holdout_gains", "va
                              "metrics, gains and calibration beside baseline_rfm and baseline_logistic on the "
                              "same rows (and oracle_auc on the demo company); rows with model_family = 'icp'.")],
     partitions_def=model_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+@warehouse_step
 def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         mlflow_tracking: MLflowResource, source: SourceResource, compute: ComputeResource):
     wh = warehouse.get()
@@ -351,6 +354,7 @@ def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: l
           metadata={"table": "scores.icp_scores", "partition_expr": {"cutoff": "cutoff_date", "division": "division"}},
           description="Every account × division at the cutoff with its calibrated propensity and decile, "
                       "scored by that cutoff's registered division model.", **COMMON)
+@warehouse_step
 def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -386,6 +390,7 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
           description="Every account × division it has never bought (and has no open opportunity in), "
                       "scored propensity × expected value and ranked overall and within the account, with the "
                       "account's rep; view scores.whitespace_by_rep = each rep's top 10.", **COMMON)
+@warehouse_step
 def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     with wh.session():  # one connection for the step (Warehouse.session)

@@ -54,6 +54,15 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
                                locked=wh.backend.local_file, fy_start_month=settings().fiscal_year_start_month)
         con.execute("COMMIT")
+    # the rest of the step in one session (resources.warehouse_step), opened only now: the block
+    # above locked its connection's configuration down, which must end with that connection
+    with wh.step_session():
+        yield from _record(context, wh, source, mlflow_tracking, report)
+
+
+def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflow_tracking: MLflowResource, report):
+    """After the import: the previous source replaced, quarantine and source metadata written, the
+    transaction months and deal dates registered, and what was read reported."""
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
     replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
                                        Source(str(report.layout.folder), report.layout.name))

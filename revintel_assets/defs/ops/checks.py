@@ -17,7 +17,7 @@ import duckdb
 from revintel_assets.defs.forecast.assets import BACKTEST
 from revintel_assets.defs.icp.assets import icp_scores
 from revintel_assets.defs.star.assets import dim_account, fact_opportunity
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.source import SourceResource
 from revintel_resources.warehouse import key_violations, table_exists
 
@@ -94,12 +94,14 @@ def _key_result(wh, table: str, keys: list[str]) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=fact_opportunity, blocking=True,
                 description="star.fact_opportunity: opportunity_id is unique and never NULL")
+@warehouse_step
 def fact_opportunity_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return _key_result(warehouse.get(), "star.fact_opportunity", ["opportunity_id"])
 
 
 @dg.asset_check(asset=dim_account, blocking=True,
                 description="star.dim_account: account_id is unique and never NULL")
+@warehouse_step
 def dim_account_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return _key_result(warehouse.get(), "star.dim_account", ["account_id"])
 
@@ -107,6 +109,7 @@ def dim_account_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=icp_scores, blocking=True,
                 description="scores.icp_scores: (cutoff_date, division, account_id) is unique and not NULL, "
                             "and every propensity is in [0, 1]")
+@warehouse_step
 def icp_scores_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     with wh.connect(writes=False) as con:
@@ -125,6 +128,7 @@ def icp_scores_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=SCORES, description="Nightly freshness: the latest scored as_of_date is not older than the "
                 "source's export date (the source's as_of if set); never compared with the wall clock (warning)")
+@warehouse_step
 def nightly_freshness(warehouse: WarehouseResource, source: SourceResource) -> dg.AssetCheckResult:
     with warehouse.get().connect(writes=False) as con:
         f = freshness(con, source.as_of_override())
@@ -137,6 +141,7 @@ def nightly_freshness(warehouse: WarehouseResource, source: SourceResource) -> d
 @dg.asset_check(asset=BACKTEST, description="P10–P90 coverage of the latest backtest (weekly, total) "
                 f"is between {COVERAGE_BAND[0]:.2f} and {COVERAGE_BAND[1]:.2f}: an 80 % interval that "
                 "covers much less (or more) is miscalibrated (warning)")
+@warehouse_step
 def forecast_coverage_watch(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get().connect(writes=False) as con:
         c = forecast_coverage(con)

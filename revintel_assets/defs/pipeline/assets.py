@@ -13,7 +13,7 @@ from revintel_assets.defs.pipeline import changes, digest
 from revintel_assets.defs.pipeline.alerts import AlertRules, alerts_sql
 from revintel_assets.metadata import table_metadata
 from revintel_resources import paths
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.settings import settings
 from revintel_resources.warehouse import PartitionFilter
 
@@ -40,6 +40,7 @@ WATERFALL_DOC = ("Open pipeline expected to close in the period (this / next qua
     dg.AssetSpec(["scores", "pipeline_waterfall"], deps=DEPS, kinds={"duckdb", "sql"}, **SPEC,
                  metadata={"partition_expr": "as_of_date"}, description=WATERFALL_DOC[0])],
     partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(), pool="warehouse")
+@warehouse_step
 def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     keys = sorted(context.partition_keys)  # a range of dates is one SQL pass per batch of dates
@@ -69,6 +70,7 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 @dg.asset_check(asset=dg.AssetKey(["scores", "pipeline_waterfall"]), blocking=True,
                 description="start + every category's signed change = end, to the cent, for every as-of date, "
                             "period and segment")
+@warehouse_step
 def pipeline_waterfall_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     if not wh.table_exists("scores.pipeline_waterfall"):
@@ -101,6 +103,7 @@ ALERTS_DOC = ("Deal warnings on the as-of date: stalled in stage, close date pas
                 dg.AssetKey(["star", "fact_opportunity_history"])],
           kinds={"duckdb", "sql"}, metadata={"partition_expr": "as_of_date"}, description=ALERTS_DOC[0],
           pool="warehouse", **SPEC)
+@warehouse_step
 def deal_alerts(context: dg.AssetExecutionContext, config: AlertConfig, warehouse: WarehouseResource):
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
@@ -123,6 +126,7 @@ def deal_alerts(context: dg.AssetExecutionContext, config: AlertConfig, warehous
           description="The weekly digest per manager (Markdown and HTML under the data directory's digests/<date>/, "
                       "one section per rep: top movers, new risks, slipped deals, linked to Deal Detail), posted to "
                       "the digest webhook when one is set.", **SPEC)
+@warehouse_step
 def weekly_digest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)

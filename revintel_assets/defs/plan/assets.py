@@ -17,7 +17,7 @@ from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SC
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.metadata import family_rows, table_metadata
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.settings import settings
 from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
@@ -88,6 +88,7 @@ def _crm_categories(wh, as_of: dt.date) -> pl.DataFrame | None:
     dg.AssetSpec(["forecast", "plan_deals"], deps=[deal_snapshot.key, SCORES, *STAR], kinds={"duckdb"},
                  metadata={"partition_expr": "as_of_date"}, description=attainment.DEALS_DOC[0], **SPEC)],
     partitions_def=as_of_dates, pool="warehouse")
+@warehouse_step
 def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
                      mlflow_tracking: MLflowResource):
     wh = warehouse.get()
@@ -124,6 +125,7 @@ def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, ware
 @dg.asset_check(asset=ATTAINMENT, additional_deps=[dg.AssetKey(["star", "fact_opportunity"])],
                 description="booked_to_date of the total equals the won amount in star.fact_opportunity closed from "
                             "the period start to the as-of date, for every stored as-of date and period.")
+@warehouse_step
 def attainment_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     rows = wh.query("""
@@ -162,6 +164,7 @@ def _walk_forward_shock(wh, as_of: dt.date) -> pl.DataFrame:
                       "what was known then (backtest origins), against whether the quota was made; calibration bins "
                       "(of the pairs said 70-90 %, how many were made) and Brier, beside the weighted-pipeline rule.",
           **SPEC)
+@warehouse_step
 def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
                                 mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()

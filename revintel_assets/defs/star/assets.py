@@ -7,7 +7,7 @@ from revintel_assets.metadata import table_metadata
 from revintel_assets.defs.star import build
 from revintel_assets.defs.star.docs import table_doc
 from revintel_assets.defs.star.partitions import transaction_months
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 
 SOURCE = dg.AssetKey(["staging", "source_import"])
 COMMON = dict(group_name="star", kinds={"duckdb"}, owners=["team:data-engineering"], pool="warehouse")
@@ -18,6 +18,7 @@ def _star_asset(name: str, sql_fn, deps: list, description: str):
 
     @dg.asset(key=["star", name], deps=deps, description=description, **COMMON,
               metadata={"table": table})
+    @warehouse_step
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         wh.write(table, sql=sql_fn(), run_id=context.run_id, **table_doc(table))
@@ -54,6 +55,7 @@ dim_date = _star_asset("dim_date", build.dim_date, [SOURCE, fact_opportunity.key
     metadata={"table": "star.fact_transactions", "partition_expr": "month_start"},
     description="Order lines by month (sales log, or won deals when there is none). A single-run "
                 "backfill writes a range of months in one transaction.", **COMMON)
+@warehouse_step
 def fact_transactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     months = sorted(context.partition_keys)

@@ -7,7 +7,7 @@ import dagster as dg
 from revintel_assets.metadata import table_metadata
 from revintel_assets.defs.star import build
 from revintel_assets.defs.star.assets import dim_account, dim_product, dim_rep, fact_opportunity, fact_transactions
-from revintel_resources.resources import WarehouseResource
+from revintel_resources.resources import WarehouseResource, warehouse_step
 
 UNKNOWN_DOC = ("Foreign keys of kept rows that name no member of their dimension: one row per "
                "unknown account / rep / product, with how many rows reference it and the first of "
@@ -26,6 +26,7 @@ UNKNOWN_DOC = ("Foreign keys of kept rows that name no member of their dimension
     metadata={"table": "star.unknown_references"},
     description="Unknown foreign keys (accounts, reps, products referenced but not in their file), "
                 "kept with stub members and reported here.")
+@warehouse_step
 def unknown_references(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     wh.write("star.unknown_references", sql=build.unknown_references(), run_id=context.run_id,
@@ -44,6 +45,7 @@ def unknown_references(context: dg.AssetExecutionContext, warehouse: WarehouseRe
                 additional_deps=[unknown_references.key, dg.AssetKey(["star", "quarantine"]),
                                  dg.AssetKey(["meta", "source_files"])],
                 description="Raw rows read = rows in the star schema + rows in star.quarantine, per source file.")
+@warehouse_step
 def star_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     rows = wh.query(build.reconciliation())
