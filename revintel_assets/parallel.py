@@ -137,6 +137,19 @@ def _one_thread(fn: Callable, *args):
         return fn(*args)
 
 
+def in_background(fn: Callable, *args) -> Callable[[], object]:
+    """Start fn(*args) in a pool process of this machine (never a cluster) and return a call that
+    waits for its result (re-raising its exception). This process goes on meanwhile: the demo's
+    generation runs while it imports the libraries and loads the definitions. With one worker,
+    fn runs here, now. The pool process stays for the run's tasks (a reusable executor)."""
+    k = workers()
+    if k <= 1:
+        result = fn(*args)
+        return lambda: result
+    future = _pool(k - 1).submit(fn, *args)
+    return future.result
+
+
 def _in_threads(fn: Callable, tasks: Sequence[tuple], k: int) -> Iterator:
     with ThreadPoolExecutor(k) as pool:
         yield from pool.map(lambda t: fn(*t), tasks)

@@ -52,6 +52,24 @@ def test_the_next_task_runs_here_and_the_pool_takes_the_ones_after_it():
     assert [rows for _, _, rows in out] == [f.to_dicts() for f in frames]
 
 
+def _pid_or_fail(fail: bool) -> int:
+    import os
+
+    if fail:
+        raise ValueError("generation failed")
+    return os.getpid()
+
+
+def test_in_background_runs_in_a_pool_process_and_reraises_there_or_here_with_one_worker(monkeypatch):
+    import os
+
+    assert parallel.in_background(_pid_or_fail, False)() != os.getpid()  # the caller went on meanwhile
+    with pytest.raises(ValueError, match="generation failed"):
+        parallel.in_background(_pid_or_fail, True)()
+    monkeypatch.setattr(parallel, "workers", lambda: 1)
+    assert parallel.in_background(_pid_or_fail, False)() == os.getpid()
+
+
 def _boom(part):
     raise ValueError("no")
 
