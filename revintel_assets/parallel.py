@@ -137,6 +137,23 @@ def _one_thread(fn: Callable, *args):
         return fn(*args)
 
 
+class LazyTasks(Sequence):
+    """Tasks for map_tasks built when they are taken, each once (not kept): `build(key)` for each
+    of `keys`. The pool starts on its first task while this process builds the next, and only the
+    tasks in flight are in memory (the ICP fits' training rows, read from the warehouse)."""
+
+    def __init__(self, keys: Sequence, build: Callable[..., tuple]):
+        self.keys, self.build = list(keys), build
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple:
+        if isinstance(i, slice):
+            raise TypeError("LazyTasks builds one task at a time")
+        return self.build(self.keys[i])
+
+
 def in_background(fn: Callable, *args) -> Callable[[], object]:
     """Start fn(*args) in a pool process of this machine (never a cluster) and return a call that
     waits for its result (re-raising its exception). This process goes on meanwhile: the demo's

@@ -70,6 +70,22 @@ def test_in_background_runs_in_a_pool_process_and_reraises_there_or_here_with_on
     assert parallel.in_background(_pid_or_fail, False)() == os.getpid()
 
 
+def test_lazy_tasks_are_built_when_taken_each_once():
+    """The ICP fits' rows are read when their task is taken: before the first result only the
+    task this process runs and the ones queued for the pool exist, and each is built once."""
+    built = []
+
+    def build(i):
+        built.append(i)
+        return i, np.full(10, i)
+
+    results = parallel.map_tasks(_sum, parallel.LazyTasks(range(9), build), 2)
+    assert next(results) == 0 and len(built) <= 3  # task 0 here, two queued for the pool
+    assert [0, *results] == [i * 10 for i in range(9)]
+    assert sorted(built) == list(range(9))  # each once (the pool's first two before task 0)
+    assert list(parallel.map_tasks(_sum, parallel.LazyTasks(range(3), build), 1)) == [0, 10, 20]
+
+
 def _boom(part):
     raise ValueError("no")
 

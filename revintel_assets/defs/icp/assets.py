@@ -24,7 +24,7 @@ from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
                                                  whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
-from revintel_assets.parallel import map_tasks, warm_up
+from revintel_assets.parallel import LazyTasks, map_tasks, warm_up
 from revintel_assets.defs.validation import oracle
 from revintel_assets.defs.validation.metrics import deciles
 from revintel_resources.compute import ComputeResource
@@ -188,27 +188,29 @@ ROW_ORDER = "ORDER BY cutoff_date, division, account_id"
 
 
 def _training_rows(wh, plan: IcpPlan, cutoff: dt.date, divs: list[str]) -> list[tuple[pl.DataFrame, str, dt.date]]:
-    """(training rows, division, cutoff) per division of one cutoff: the fits' tasks. At a labelled
-    (evaluation) cutoff only the training accounts; the scoring cutoff's models train on every account.
+    """(training rows, division, cutoff) per division of one cutoff: the fits' tasks (_training_task)."""
+    return [_training_task(wh, plan, cutoff, d) for d in divs]
+
+
+def _training_task(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> tuple[pl.DataFrame, str, dt.date]:
+    """(training rows, division, cutoff): one fit's task. At a labelled (evaluation) cutoff only the
+    training accounts; the scoring cutoff's models train on every account.
 
     The accounts are chosen from their ids first (fold, then `sampled_accounts`) and only their rows
     are read: a division's labelled rows over every training cutoff are ~10 per account, and read
     whole for every division at once they took the ICP models past 23 GiB at scale 100."""
-    out = []
-    for d in divs:
-        where = "division = ? AND cutoff_date IN (SELECT unnest(?)) AND label IS NOT NULL"
-        params = [d, plan.train_cutoffs(cutoff)]
-        ids = wh.query(f"SELECT account_id FROM features.customer_division WHERE {where}", params)["account_id"]
-        if plan.labelled(cutoff):  # no validation or holdout account is fitted on
-            ids = ids.filter(pl.Series(account_fold(ids) == TRAIN))
-        keep = sampled_accounts(ids)  # model and baselines alike
-        if keep is None and plan.labelled(cutoff):
-            keep = ids.unique()
-        if keep is not None:
-            where, params = f"{where} AND account_id IN (SELECT unnest(?))", [*params, keep.to_list()]
-        rows = wh.query(f"SELECT * FROM features.customer_division WHERE {where} {ROW_ORDER}", params)
-        out.append((rows, d, cutoff))
-    return out
+    where = "division = ? AND cutoff_date IN (SELECT unnest(?)) AND label IS NOT NULL"
+    params = [division, plan.train_cutoffs(cutoff)]
+    ids = wh.query(f"SELECT account_id FROM features.customer_division WHERE {where}", params)["account_id"]
+    if plan.labelled(cutoff):  # no validation or holdout account is fitted on
+        ids = ids.filter(pl.Series(account_fold(ids) == TRAIN))
+    keep = sampled_accounts(ids)  # model and baselines alike
+    if keep is None and plan.labelled(cutoff):
+        keep = ids.unique()
+    if keep is not None:
+        where, params = f"{where} AND account_id IN (SELECT unnest(?))", [*params, keep.to_list()]
+    rows = wh.query(f"SELECT * FROM features.customer_division WHERE {where} {ROW_ORDER}", params)
+    return rows, division, cutoff
 
 
 def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: dt.date, divs: list[str],
@@ -299,7 +301,10 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
         # them in order. Each fit is seeded by its config, not by the worker: same models either way.
         with compute.active():  # decides where the tasks go (map_tasks reads it when called)
             warm_up(fit_division)  # the pool process starts and imports the model code meanwhile
-            tasks = [t for cutoff, divs in groups.items() for t in _training_rows(wh, plan, cutoff, divs)]
+            # each fit's rows are read when its task is taken, not all before the first fit: the pool
+            # process starts on its first task while this one reads the next (and holds fewer frames)
+            tasks = LazyTasks([(c, d) for c, divs in groups.items() for d in divs],
+                              lambda key: _training_task(wh, plan, *key))
             fits = map_tasks(fit_division, tasks)
         for cutoff, divs in groups.items():
             models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits)
