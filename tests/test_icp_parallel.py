@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.icp.assets import ROW_ORDER, _training_rows, load_plan
+from revintel_assets.defs.icp.assets import ROW_ORDER, _training_task, load_plan
 from revintel_assets.defs.icp.model import MODEL_NAME, DivisionModel
 from revintel_assets.defs.icp.tasks import fit_division
 from revintel_assets.parallel import map_tasks
@@ -19,7 +19,7 @@ def test_fits_in_worker_processes_equal_fits_here(demo_data):
     wh = ReadOnlyWarehouse(data / "warehouse" / "revintel.duckdb")
     plan, divs = load_plan(wh)
     cutoff = plan.score_cutoff
-    tasks = _training_rows(wh, plan, cutoff, divs)
+    tasks = [_training_task(wh, plan, cutoff, d) for d in divs]
     for rows, _, _ in tasks:
         assert rows.select("cutoff_date", "account_id").equals(rows.select("cutoff_date", "account_id").sort("cutoff_date", "account_id"))
     here = [fit_division(*t) for t in tasks]

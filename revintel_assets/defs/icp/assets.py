@@ -187,11 +187,6 @@ def _validation_auc(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> pl.Dat
 ROW_ORDER = "ORDER BY cutoff_date, division, account_id"
 
 
-def _training_rows(wh, plan: IcpPlan, cutoff: dt.date, divs: list[str]) -> list[tuple[pl.DataFrame, str, dt.date]]:
-    """(training rows, division, cutoff) per division of one cutoff: the fits' tasks (_training_task)."""
-    return [_training_task(wh, plan, cutoff, d) for d in divs]
-
-
 def _training_task(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> tuple[pl.DataFrame, str, dt.date]:
     """(training rows, division, cutoff): one fit's task. At a labelled (evaluation) cutoff only the
     training accounts; the scoring cutoff's models train on every account.
