@@ -48,16 +48,16 @@ def _warehouse(con):
 def test_each_rule_fires_where_it_should():
     con = duckdb.connect()
     _warehouse(con)
-    got = {(r[1], r[3]) for r in con.execute(alerts_sql([str(A)], AlertRules(), with_scores=True)).fetchall()}
+    got = {(r[1], r[3]) for r in con.execute(alerts_sql([str(A)], AlertRules(), scored_dates=[C, A])).fetchall()}
     assert got == {("stuck", "stalled"), ("stuck", "no_activity"), ("late", "close_date_passed"),
                    ("late", "amount_cut"), ("pushy", "pushed_repeatedly"), ("fine", "score_dropped")}
     # a change dated after the as-of date is not activity known then: 'fine' was created 12 days before
     # and changes only on 2025-12-01, so it has been idle for 12 days (a leak would make it -49)
     strict = AlertRules(idle_days=10)
-    idle = {r[1] for r in con.execute(alerts_sql([str(A)], strict, with_scores=True)).fetchall() if r[3] == "no_activity"}
+    idle = {r[1] for r in con.execute(alerts_sql([str(A)], strict, scored_dates=[C, A])).fetchall() if r[3] == "no_activity"}
     assert idle == {"stuck", "late", "fine"}  # 'pushy' changed 3 days before
     looser = AlertRules(stalled_ratio=5, pushes=10, amount_cut=0.5, idle_days=365, score_drop=0.5)
-    assert {r[3] for r in con.execute(alerts_sql([str(A)], looser, with_scores=True)).fetchall()} == {"close_date_passed"}
+    assert {r[3] for r in con.execute(alerts_sql([str(A)], looser, scored_dates=[C, A])).fetchall()} == {"close_date_passed"}
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -75,7 +75,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 def test_a_score_drop_with_a_new_model_says_so():
     con = duckdb.connect()
     _warehouse(con)
-    detail = lambda: [r[4] for r in con.execute(alerts_sql([str(A)], AlertRules(), with_scores=True)).fetchall()
+    detail = lambda: [r[4] for r in con.execute(alerts_sql([str(A)], AlertRules(), scored_dates=[C, A])).fetchall()
                       if r[3] == "score_dropped"]
     assert detail() == [f"win probability 60% -> 45% since {C}"]
     con.execute(f"UPDATE scores.deal_scores SET model_version = 'win_probability/2' WHERE as_of_date = DATE '{A}'")

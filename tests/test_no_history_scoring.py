@@ -134,7 +134,7 @@ def test_maventech_has_no_waterfall_and_says_why():
     con.execute("CREATE SCHEMA features")
     con.execute("CREATE TABLE features.deal_snapshot AS " + snapshot_sql(
         "SELECT * FROM (VALUES (DATE '2017-12-24'), (DATE '2017-12-31')) t(as_of_date)"))
-    pairs = changes.pairs_sql(["2017-12-31"])
+    pairs = changes.pairs_sql(["2017-12-31"], [dt.date(2017, 12, 24), dt.date(2017, 12, 31)])
     assert con.execute(f"SELECT count(*) FROM ({changes.waterfall_sql(pairs)})").fetchone()[0] == 0
     cur = con.execute(changes.empty_waterfall_sql(pairs))
     why = changes.why_empty(dict(zip([d[0] for d in cur.description], cur.fetchone())))

@@ -48,7 +48,7 @@ def con():
 
 
 def test_every_deal_gets_its_category(con):
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     rows = dict(con.execute(f"SELECT opportunity_id, category FROM ({changes.changes_sql(pairs)})").fetchall())
     assert rows == {"same": "unchanged", "up": "amount_up", "down": "amount_down", "adv": "stage_advanced",
                     "back": "stage_back", "won": "won", "lost": "lost", "new": "new", "pushed": "pushed_out",
@@ -57,7 +57,7 @@ def test_every_deal_gets_its_category(con):
 
 
 def test_waterfall_reconciles_to_the_cent_for_every_segment(con):
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
     assert con.execute(changes.RECONCILE_SQL).fetchall() == []
     total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
@@ -77,7 +77,7 @@ def test_waterfall_reconciles_to_the_cent_for_every_segment(con):
 
 
 def test_the_reconciliation_catches_a_cent(con):
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
     con.execute("UPDATE scores.pipeline_waterfall SET amount = amount - 0.01 WHERE category = 'won' "
                 "AND segment_type = 'rep' AND period = 'this_quarter'")
@@ -86,7 +86,7 @@ def test_the_reconciliation_catches_a_cent(con):
 
 
 def test_the_first_date_has_nothing_to_compare_with(con):
-    pairs = changes.pairs_sql([str(C)])
+    pairs = changes.pairs_sql([str(C)], [C, A])
     assert con.execute(f"SELECT count(*) FROM ({changes.changes_sql(pairs)})").fetchone()[0] == 0
 
 
@@ -95,7 +95,7 @@ def test_what_changed_page(tmp_path, con):
     """The page in real Chromium, on a warehouse whose tables the real SQL built."""
     from browser import build_analyst_db, chromium, render_page, streamlit_server
 
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     waterfall = con.execute(f"SELECT * FROM ({changes.waterfall_sql(pairs)})").fetchall()
     moved = con.execute(f"SELECT * FROM ({changes.changes_sql(pairs)})").fetchall()
 
@@ -133,7 +133,7 @@ def test_a_deal_whose_expected_close_becomes_known_is_new_to_the_period(con):
     con.execute("UPDATE features.deal_snapshot SET expected_close_date = NULL WHERE opportunity_id = 'new'")
     con.execute("INSERT INTO features.deal_snapshot VALUES (?, 'dated', 'acc', 'r1', 'Div', 'Proposal', 25.0, 12.5, "
                 "NULL, NULL), (?, 'dated', 'acc', 'r1', 'Div', 'Proposal', 25.0, 12.5, ?, NULL)", [C, A, Q4])
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
     assert con.execute(changes.RECONCILE_SQL).fetchall() == []
     total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
@@ -143,11 +143,11 @@ def test_a_deal_whose_expected_close_becomes_known_is_new_to_the_period(con):
 
 def test_an_empty_waterfall_says_why(con):
     def row(keys):
-        cur = con.execute(changes.empty_waterfall_sql(changes.pairs_sql(keys)))
+        cur = con.execute(changes.empty_waterfall_sql(changes.pairs_sql(keys, [C, A])))
         return dict(zip([d[0] for d in cur.description], cur.fetchone()))
 
     con.execute("UPDATE features.deal_snapshot SET expected_close_date = NULL").fetchall()  # MavenTech: none
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     assert con.execute(f"SELECT count(*) FROM ({changes.waterfall_sql(pairs)})").fetchone()[0] == 0
     assert changes.why_empty(row([str(A)])).startswith(
         f"none of the 12 deals open on {C} or {A} has an expected close date")
@@ -186,7 +186,7 @@ def test_quarters_follow_the_fiscal_year(con):
     con.execute("INSERT INTO features.deal_snapshot VALUES (?, 'fy', 'acc', 'r1', 'Div', 'Proposal', 10.0, 12.5, "
                 "?, NULL), (?, 'fy', 'acc', 'r1', 'Div', 'Proposal', 10.0, 12.5, ?, NULL)",
                 [C, dt.date(2025, 10, 30), A, dt.date(2025, 11, 15)])
-    pairs = changes.pairs_sql([str(A)])
+    pairs = changes.pairs_sql([str(A)], [C, A])
     cat = lambda fy: con.execute(f"SELECT category FROM ({changes.changes_sql(pairs, fy)}) "  # noqa: E731
                                  "WHERE opportunity_id = 'fy'").fetchone()[0]
     assert cat(1) == "unchanged" and cat(11) == "pushed_out"

@@ -54,10 +54,17 @@ def test_no_history_scores_one_half():
     assert scoring._expected_close(rows, empty)[0] == dt.date(2025, 1, 31)
 
 
-def test_stats_by_date_in_several_statements_equal_one(monkeypatch):
-    """outcome_stats_by_date splits its dates by STATS_ROWS (scale 100 ran out of memory in one
-    statement): any split gives every date the same stats, a date with no history included."""
-    history = _history()
+def test_stats_by_date_from_counts_equal_the_sql_of_each_date():
+    """outcome_stats_by_date computes every date's figures from one GROUP BY of the labelled rows;
+    they must equal OUTCOME_STATS_SQL run on each date alone: counts, wins and the median lag
+    (even counts: the mean of the two middle values), a date with no history, a stage with rows
+    but no win, and a NULL stage included."""
+    history = _history().with_columns(
+        # a stage that never wins, and a few rows without a stage
+        pl.when(pl.col("opportunity_id") == "O7").then(pl.lit("Negotiation")).otherwise(pl.col("stage")).alias("stage"),
+        pl.when(pl.col("opportunity_id") == "O7").then(False).otherwise(pl.col("is_won")).alias("is_won"))
+    history = history.with_columns(pl.when(pl.col("opportunity_id") == "O8").then(None).otherwise(pl.col("stage"))
+                                   .alias("stage"))
     con = duckdb.connect()
     con.execute("CREATE SCHEMA features")
     con.register("h", history.to_arrow())
@@ -68,15 +75,16 @@ def test_stats_by_date_in_several_statements_equal_one(monkeypatch):
         calls.append(sql)
         return con.sql(sql, params=params).pl()
 
-    dates = [dt.date(2024, 12, 1)] + [dt.date(2025, 1, 1) + dt.timedelta(days=30 * k) for k in range(10)]
-    whole = scoring.outcome_stats_by_date(query, dates)
-    assert len(calls) == 2  # the row count, then every date in one statement
-    monkeypatch.setattr(scoring, "STATS_ROWS", 3 * len(history))  # 3 dates per statement
-    calls.clear()
-    split = scoring.outcome_stats_by_date(query, dates)
-    assert len(calls) == 1 + 4
-    assert whole.keys() == split.keys() and whole[dates[0]]["n"].sum() == 0
+    dates = [dt.date(2024, 12, 1)] + [dt.date(2025, 1, 1) + dt.timedelta(days=30 * k + k % 3) for k in range(12)]
+    got = scoring.outcome_stats_by_date(query, dates)
+    assert len(calls) == 1 and got.keys() == set(dates)
+    key = ["stage", "n", "won", "lag"]
     for d in dates:
-        assert whole[d].sort("stage", nulls_last=True).equals(split[d].sort("stage", nulls_last=True)), d
-        if d > dt.date(2025, 2, 1):
-            assert split[d]["n"].sum() > 0
+        want = query(scoring.OUTCOME_STATS_SQL, [d, d]).select(
+            "stage", pl.col("n").cast(pl.Int64), pl.col("won").cast(pl.Int64), pl.col("lag").cast(pl.Float64))
+        a = got[d].sort(key, nulls_last=True)
+        b = want.sort(key, nulls_last=True)
+        assert a.equals(b), (d, a, b)
+    assert got[dates[0]]["n"].to_list() == [0]
+    assert (got[dates[-1]].filter(pl.col("stage") == "Negotiation")["lag"].to_list() == [None])
+    assert got[dates[-1]]["stage"].null_count() == 2  # the NULL stage's own row, and the total

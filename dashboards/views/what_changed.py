@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import db
-from revintel_assets.defs.pipeline.changes import empty_waterfall_sql, pairs_sql, why_empty
+from revintel_assets.defs.pipeline.changes import DATES_SQL, empty_waterfall_sql, pairs_sql, why_empty
 from revintel_resources.settings import settings
 
 ORDER = ["start", "new", "pulled_in", "amount_entered", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
@@ -25,7 +25,9 @@ dates = db.query("SELECT DISTINCT as_of_date FROM scores.pipeline_waterfall ORDE
 if not dates:  # say why rather than show an empty chart (e.g. an export without expected close dates)
     latest = (db.scalar("SELECT max(as_of_date) FROM features.deal_snapshot")
               if db.table_exists("features.deal_snapshot") else None)
-    reason = db.query(empty_waterfall_sql(pairs_sql([str(latest)]), settings().fiscal_year_start_month)).rows(named=True) if latest else []
+    snapshot_dates = db.query(DATES_SQL)["as_of_date"].to_list() if latest else []
+    reason = (db.query(empty_waterfall_sql(pairs_sql([str(latest)], snapshot_dates), settings().fiscal_year_start_month))
+              .rows(named=True) if latest else [])
     st.info(f"No pipeline waterfall{f' as of {latest}' if latest else ''}: {why_empty(reason[0] if reason else None)}.")
     st.stop()
 f1, f2, f3, f4 = st.columns([1.3, 1.2, 1.2, 2])

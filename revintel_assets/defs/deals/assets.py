@@ -253,6 +253,9 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     chosen = eligible_by_date(mlflow_tracking, dates)  # each date's champion: one registry read
     n_rows = rows_by_date(wh.query, dates)
     latest, by_model = None, {}
+    # outcomes known on each date, reduced in DuckDB to per-stage counts (one statement for the range;
+    # a range join of every date with the labelled history instead would hold dates x rows at scale)
+    stats = outcome_stats_by_date(wh.query, dates)
     with compute.active():  # TreeSHAP blocks: this machine or the Dask cluster
         for version in sorted(set(chosen.values()), key=str):  # a handful: one pass per model, all its dates
             group = [d for d in dates if chosen[d] == version]
@@ -263,9 +266,7 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             for batch in date_batches(group, n_rows, ROWS_PER_PASS):
                 rows = wh.query(f"SELECT * FROM features.deal_snapshot WHERE as_of_date IN ({', '.join('?' * len(batch))})",
                                 batch)
-                # outcomes known on each date, reduced in DuckDB to a few rows per date (a range join of
-                # every date with the labelled history instead would hold dates x rows at scale)
-                s, e = score_dates(rows, outcome_stats_by_date(wh.query, batch), model, name)
+                s, e = score_dates(rows, stats, model, name)
                 owned = dict(partition_column="as_of_date", partition_values=[d.isoformat() for d in batch],
                              run_id=context.run_id)
                 wh.write("scores.deal_scores", s, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from revintel_assets.defs.pipeline.changes import pairs_sql
+
 
 @dataclass(frozen=True)
 class AlertRules:
@@ -23,8 +25,11 @@ class AlertRules:
 ALERT_TYPES = ("stalled", "close_date_passed", "pushed_repeatedly", "amount_cut", "no_activity", "score_dropped")
 
 
-def alerts_sql(keys: list[str], rules: AlertRules, with_scores: bool) -> str:
+def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None) -> str:
+    """`scored_dates`: the as-of dates of scores.deal_scores (ascending; None: no scores yet)."""
     dates = ", ".join(f"DATE '{k}'" for k in keys)
+    # the previous scored date of each key as a literal (changes.pairs_sql): a LATERAL max(as_of_date)
+    # per row scanned every score's date for each date of every batch
     score_drop = f"""
         UNION ALL
         SELECT n.as_of_date, n.opportunity_id, n.rep_id, 'score_dropped',
@@ -34,10 +39,9 @@ def alerts_sql(keys: list[str], rules: AlertRules, with_scores: bool) -> str:
                || CASE WHEN split_part(p.model_version, '@', 1) <> split_part(n.model_version, '@', 1)
                        THEN printf(' (model changed: %s -> %s)', split_part(p.model_version, '@', 1),
                                    split_part(n.model_version, '@', 1)) ELSE '' END
-        FROM scores.deal_scores n JOIN d ON n.as_of_date = d.as_of_date
-        JOIN LATERAL (SELECT max(as_of_date) AS prev FROM scores.deal_scores WHERE as_of_date < n.as_of_date) pv ON true
-        JOIN scores.deal_scores p ON p.as_of_date = pv.prev AND p.opportunity_id = n.opportunity_id
-        WHERE p.win_probability - n.win_probability >= {rules.score_drop}""" if with_scores else ""
+        FROM scores.deal_scores n JOIN ({pairs_sql(keys, scored_dates)}) pv ON n.as_of_date = pv.as_of_date
+        JOIN scores.deal_scores p ON p.as_of_date = pv.compare_date AND p.opportunity_id = n.opportunity_id
+        WHERE p.win_probability - n.win_probability >= {rules.score_drop}""" if scored_dates is not None else ""
     return f"""
     WITH d AS (SELECT unnest([{dates}]) AS as_of_date),
     s AS (SELECT s.* FROM features.deal_snapshot s JOIN d USING (as_of_date)),

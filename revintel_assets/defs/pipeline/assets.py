@@ -45,8 +45,9 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     wh = warehouse.get()
     keys = sorted(context.partition_keys)  # a range of dates is one SQL pass per batch of dates
     fy = settings().fiscal_year_start_month
+    dates = wh.query(changes.DATES_SQL)["as_of_date"].to_list()
     for batch in snapshot_batches(wh.query, keys):  # scale 100 in one pass: DuckDB out of memory
-        pairs, owned = changes.pairs_sql(batch), [PartitionFilter("as_of_date", values=batch)]
+        pairs, owned = changes.pairs_sql(batch, dates), [PartitionFilter("as_of_date", values=batch)]
         wh.write("scores.pipeline_changes", sql=changes.changes_sql(pairs, fy), partition=owned, run_id=context.run_id,
                  comment=CHANGES_DOC[0], column_comments=CHANGES_DOC[1])
         wh.write("scores.pipeline_waterfall", sql=changes.waterfall_sql(pairs, fy), partition=owned,
@@ -58,7 +59,7 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         **table_metadata(wh, "scores.pipeline_changes", where, keys),
         **{f"deals_{cat}": dg.MetadataValue.int(int(n)) for cat, n in mix}})
     latest = wh.query("SELECT count(*) AS n FROM scores.pipeline_waterfall WHERE as_of_date = ?", [keys[-1]])["n"][0]
-    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(changes.pairs_sql(keys[-1:]), fy)).rows(named=True)),
+    why = "" if latest else changes.why_empty(next(iter(wh.query(changes.empty_waterfall_sql(changes.pairs_sql(keys[-1:], dates), fy)).rows(named=True)),
                                                     None))
     if why:
         context.log.warning(f"pipeline waterfall of {keys[-1]} is empty: {why}")
@@ -108,9 +109,10 @@ def deal_alerts(context: dg.AssetExecutionContext, config: AlertConfig, warehous
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
     rules = AlertRules(**config.model_dump())
-    with_scores = wh.table_exists("scores.deal_scores")
+    scored = (wh.query("SELECT DISTINCT as_of_date FROM scores.deal_scores ORDER BY 1")["as_of_date"].to_list()
+              if wh.table_exists("scores.deal_scores") else None)
     for batch in snapshot_batches(wh.query, keys):
-        wh.write("scores.deal_alerts", sql=alerts_sql(batch, rules, with_scores),
+        wh.write("scores.deal_alerts", sql=alerts_sql(batch, rules, scored),
                  partition=[PartitionFilter("as_of_date", values=batch)], run_id=context.run_id,
                  comment=ALERTS_DOC[0], column_comments=ALERTS_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"

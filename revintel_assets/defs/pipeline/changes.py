@@ -13,6 +13,9 @@ later date: this_quarter and next_quarter.
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
+
 from revintel_assets.rules import OPEN_STAGES, VALUE_SQL, fiscal_quarter_start_sql as _quarter
 
 CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_entered", "amount_up", "amount_down",
@@ -22,12 +25,25 @@ CENTS = "DECIMAL(38, 2)"
 _RANK = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(OPEN_STAGES))
 
 
-def pairs_sql(keys: list[str]) -> str:
-    """(as_of_date, compare_date) for each as-of date: the previous date with a snapshot."""
-    dates = ", ".join(f"DATE '{k}'" for k in keys)
-    return f"""SELECT a AS as_of_date,
-                      (SELECT max(as_of_date) FROM features.deal_snapshot WHERE as_of_date < a) AS compare_date
-               FROM unnest([{dates}]) t(a)"""
+# the as-of dates pairs_sql needs, read once per step (ascending)
+DATES_SQL = "SELECT DISTINCT as_of_date FROM features.deal_snapshot ORDER BY 1"
+
+
+def previous_date(dates: list, key) -> dt.date | None:
+    """The latest of `dates` (ascending dt.date) before `key` (a date or its ISO string), else None."""
+    i = bisect.bisect_left(dates, dt.date.fromisoformat(str(key)))
+    return dates[i - 1] if i else None
+
+
+def pairs_sql(keys: list[str], dates: list) -> str:
+    """(as_of_date, compare_date) for each key: the latest of `dates` (ascending; for the pipeline
+    the snapshot's as-of dates, DATES_SQL) before it. Literals, not a correlated max(as_of_date) <
+    key: that scanned the whole date column at every reference of the pairs in every batch's
+    statement (scores.pipeline_changes 4x slower at scale 10)."""
+    def lit(d):
+        return f"DATE '{d}'" if d is not None else "NULL::DATE"
+    rows = ", ".join(f"({lit(k)}, {lit(previous_date(dates, k))})" for k in keys)
+    return f"SELECT * FROM (VALUES {rows}) t(as_of_date, compare_date)"
 
 
 def _joined(pairs: str) -> str:
