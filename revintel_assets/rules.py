@@ -17,6 +17,20 @@ STAGE_PRIOR = 20.0  # pseudo-deals at the base rate behind each stage's win rate
 DEFAULT_LAG_DAYS = 30  # expected close when no deal was ever won: a month out
 
 
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
+    """Median of `values` each repeated `weights` times, the mean of the middle two for an even
+    count (polars' and DuckDB's median); None without weight. Counted rows give the median of the
+    rows themselves."""
+    total = int(weights.sum())
+    if total == 0:
+        return None
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(weights[order])
+    lo = v[np.searchsorted(cum, (total - 1) // 2, side="right")]
+    hi = v[np.searchsorted(cum, total // 2, side="right")]
+    return (float(lo) + float(hi)) / 2
+
+
 def known_history(history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Labelled snapshot rows whose outcome was known on `as_of` (each deal's rows weighted 1/n)."""
     known = history.filter((pl.col("outcome_date") <= as_of) & pl.col("is_won").is_not_null())

@@ -15,7 +15,7 @@ import polars as pl
 from revintel_assets.defs.deals.explain import top_contributions
 from revintel_assets.defs.deals.risk import RiskWeights, score_risk
 from revintel_assets.defs.deals.win_model import WinModel
-from revintel_assets.rules import expected_close, known_history, stage_win_rate
+from revintel_assets.rules import expected_close, known_history, stage_win_rate, weighted_median
 
 SCORE_COLUMNS = ["as_of_date", "opportunity_id", "account_id", "rep_id", "product_id", "division", "stage",
                  "amount", "win_probability", "expected_close_date", "risk_score", "risk_category",
@@ -41,30 +41,25 @@ OUTCOME_STATS_SQL = """
     GROUP BY GROUPING SETS ((stage), ())"""
 
 
-# OUTCOME_STATS_SQL's inputs for many dates at once: labelled rows counted per (stage, as-of date,
-# outcome date, won), a few hundred thousand rows at scale 100 whatever the number of dates.
-STATS_COUNTS_SQL = """
-    SELECT stage, as_of_date, outcome_date, is_won, count(*) AS n
-    FROM features.deal_snapshot
-    WHERE is_won IS NOT NULL AND as_of_date < ? AND outcome_date <= ?
-    GROUP BY ALL"""
+# Labelled snapshot rows counted per (as-of date, outcome date, stage, won): all the stage baseline
+# and the expected-close fallback read of them, for every date up to the parameter at once (a few
+# hundred thousand rows at scale 100, however many dates). Scoring, the forecast and its backtest
+# and the quota attainment read them.
+LABEL_COUNTS_SQL = ("SELECT as_of_date, outcome_date, stage, is_won, count(*) AS n FROM features.deal_snapshot "
+                    "WHERE is_won IS NOT NULL AND as_of_date <= ? GROUP BY ALL")
 
 
 def outcome_stats_by_date(query, dates: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
-    """OUTCOME_STATS_SQL for every date (`query(sql, params)`: the warehouse's), from one statement.
-    A statement per date (or per group of dates) re-read the labelled history each time: 154 passes
-    over ~25 M rows, 70 s of scale 100's scoring; the counts make each date's figures in numpy."""
-    if not dates:
-        return {}
-    last = max(dates)
-    return stats_from_counts(query(STATS_COUNTS_SQL, [last, last]), dates)
+    """OUTCOME_STATS_SQL for every date (`query(sql, params)`: the warehouse's), from one statement:
+    LABEL_COUNTS_SQL, then each date's figures from the counts. A statement per date re-read the
+    labelled history each time: 154 passes over ~25 M rows, 70 s of scale 100's scoring."""
+    return stats_from_counts(query(LABEL_COUNTS_SQL, [max(dates)]), dates) if dates else {}
 
 
 def stats_from_counts(counts: pl.DataFrame, dates: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
-    """OUTCOME_STATS_SQL's result for each date from STATS_COUNTS_SQL's rows (which must cover the
-    rows known on every date): per stage (groups with rows) and overall (stage NULL, always there),
-    n, won and the median days from the as-of date to the win (DuckDB's median: the mean of the
-    two middle values for an even count; NULL without a win). Exact: integer counts and days."""
+    """OUTCOME_STATS_SQL's result for each date from LABEL_COUNTS_SQL's rows (which must reach the
+    latest date): per stage with rows, then overall (stage NULL, always there), n, won and the
+    median days from the as-of date to the win (NULL without a win). Exact: integer counts and days."""
     stage_col = counts["stage"]
     stages = sorted(stage_col.drop_nulls().unique().to_list()) + ([None] if stage_col.null_count() else [])
     code = stage_col.cast(pl.Utf8).replace_strict({s: i for i, s in enumerate(stages) if s is not None},
@@ -73,41 +68,21 @@ def stats_from_counts(counts: pl.DataFrame, dates: list[dt.date]) -> dict[dt.dat
     as_of, outcome, n = day("as_of_date"), day("outcome_date"), counts["n"].cast(pl.Int64).to_numpy()
     won = counts["is_won"].fill_null(False).to_numpy()
     lag = outcome - as_of
-    # the won rows sorted by (stage, lag) and by lag alone: a date's medians are then read off a
-    # cumulative sum of its known counts (a pass over the rows per date, no sort per date)
-    w_idx = np.flatnonzero(won)
-    by_stage = w_idx[np.lexsort((lag[w_idx], code[w_idx]))]
-    by_lag = w_idx[np.argsort(lag[w_idx], kind="stable")]
-    starts = np.searchsorted(code[by_stage], np.arange(len(stages) + 1))  # each stage's segment
     out = {}
     for d in dates:
         t = (d - dt.date(1970, 1, 1)).days
         known = (as_of < t) & (outcome <= t)
-        weight = np.where(known, n, 0)
-        per_n = np.bincount(code, weight, len(stages)).astype(np.int64)
-        per_won = np.bincount(code, np.where(won, weight, 0), len(stages)).astype(np.int64)
-        stage_lag = _medians(lag[by_stage], weight[by_stage], starts)
-        total_lag = _medians(lag[by_lag], weight[by_lag], np.array([0, len(by_lag)]))
-        rows = [(stages[i], int(per_n[i]), int(per_won[i]), stage_lag[i]) for i in range(len(stages)) if per_n[i]]
+        k_won = known & won
+        per_n = np.bincount(code[known], n[known], len(stages)).astype(np.int64)
+        per_won = np.bincount(code[k_won], n[k_won], len(stages)).astype(np.int64)
+        rows = [(stages[i], int(per_n[i]), int(per_won[i]), weighted_median(lag[k_won & (code == i)], n[k_won & (code == i)]))
+                for i in range(len(stages)) if per_n[i]]
         # (an empty sum is NULL in SQL)
-        rows.append((None, int(per_n.sum()), int(per_won.sum()) if per_n.sum() else None, total_lag[0]))
+        rows.append((None, int(per_n.sum()), int(per_won.sum()) if per_n.sum() else None,
+                     weighted_median(lag[k_won], n[k_won])))
         out[d] = pl.DataFrame(rows, schema={"stage": pl.Utf8, "n": pl.Int64, "won": pl.Int64, "lag": pl.Float64},
                               orient="row")
     return out
-
-
-def _medians(values: np.ndarray, weights: np.ndarray, starts: np.ndarray) -> list[float | None]:
-    """Median of each segment [starts[i], starts[i + 1]) of `values` (sorted within the segment),
-    each value repeated `weights` times; the mean of the two middle ones for an even count; None
-    for a segment without weight."""
-    cum = np.concatenate([[0], np.cumsum(weights)])
-    base, total = cum[starts[:-1]], cum[starts[1:]] - cum[starts[:-1]]
-    # the value at 0-based position p of a segment: the first row whose cumulative count exceeds p
-    pick = lambda p: values[np.minimum(np.searchsorted(cum, base + p, side="right") - 1, len(values) - 1)]  # noqa: E731
-    if not len(values):
-        return [None] * len(total)
-    lo, hi = pick((total - 1) // 2), pick(total // 2)
-    return [(float(a) + float(b)) / 2 if t else None for a, b, t in zip(lo, hi, total)]
 
 
 def outcome_stats(history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:

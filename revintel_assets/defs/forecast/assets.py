@@ -14,6 +14,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
+from revintel_assets.defs.deals.scoring import LABEL_COUNTS_SQL
 from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, simulate, timing
 from revintel_assets.defs.forecast.new_pipeline import fit_new_pipeline
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
@@ -120,9 +121,6 @@ OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.di
 # attainment of a date read the probabilities the deal pages show, not a second prediction)
 SCORED_COLUMNS = "opportunity_id, win_probability, expected_close_date AS scored_close, model_version"
 SCORED_SQL = f"SELECT {SCORED_COLUMNS} FROM scores.deal_scores WHERE as_of_date = ?"
-# labelled snapshot rows, counted: all the stage baseline and the expected-close fallback read of them
-LABEL_COUNTS_SQL = ("SELECT as_of_date, outcome_date, stage, is_won, count(*) AS n FROM features.deal_snapshot "
-                    "WHERE is_won IS NOT NULL AND as_of_date <= ? GROUP BY ALL")
 # backtest sims kept between tuning and scoring up to this; beyond it, an origin is re-simulated
 # once and scored under every shock. 1 GiB, not 2: part of the backtest's peak memory at scale 100
 # (9-10 GiB against the 8 GiB target), where it holds only a few origins' sims anyway

@@ -11,12 +11,12 @@ import polars as pl
 
 from revintel_assets.defs.deals.baselines import stage_rate
 from revintel_assets.defs.deals.evaluate import MODEL_NAME
-from revintel_assets.rules import expected_close, known_history, stage_counts, stage_win_rate
+from revintel_assets.rules import expected_close, known_history, stage_counts, stage_win_rate, weighted_median
 
 
 def label_counts(history: pl.DataFrame) -> pl.DataFrame:
     """Labelled snapshot rows counted per (as_of_date, outcome_date, stage, is_won): all that the
-    stage baseline and the expected-close fallback read of them (assets.LABEL_COUNTS_SQL in SQL)."""
+    stage baseline and the expected-close fallback read of them (scoring.LABEL_COUNTS_SQL in SQL)."""
     return (history.filter(pl.col("is_won").is_not_null())
             .group_by("as_of_date", "outcome_date", "stage", "is_won").agg(pl.len().cast(pl.Int64).alias("n")))
 
@@ -32,18 +32,6 @@ def stage_rate_from_counts(known: pl.DataFrame, rows: pl.DataFrame) -> np.ndarra
     return stage_win_rate(stage_counts(known, weight="n"), rows)[0]
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
-    """Median of `values` repeated `weights` times (polars' rule: the mean of the middle two)."""
-    total = int(weights.sum())
-    if total == 0:
-        return None
-    order = np.argsort(values, kind="stable")
-    v, cum = values[order], np.cumsum(weights[order])
-    lo = v[np.searchsorted(cum, (total - 1) // 2, side="right")]
-    hi = v[np.searchsorted(cum, total // 2, side="right")]
-    return (float(lo) + float(hi)) / 2
-
-
 def expected_close_from_counts(rows: pl.DataFrame, counts: pl.DataFrame, as_of: dt.date) -> pl.Series:
     """rules.expected_close with the stage-to-win medians of counted rows (weighted medians: the
     same values scoring.expected_close_from_rows takes from the rows themselves)."""
@@ -52,11 +40,11 @@ def expected_close_from_counts(rows: pl.DataFrame, counts: pl.DataFrame, as_of: 
         return col.alias("expected_close_date")
     won = _known_counts(counts, as_of).filter(pl.col("is_won")).with_columns(
         (pl.col("outcome_date") - pl.col("as_of_date")).dt.total_days().alias("lag_days"))
-    lags = {s: _weighted_median(g["lag_days"].to_numpy(), g["n"].to_numpy())
+    lags = {s: weighted_median(g["lag_days"].to_numpy(), g["n"].to_numpy())
             for (s,), g in won.group_by("stage")}
     lag = pl.DataFrame({"stage": list(lags), "lag": list(lags.values())},
                        schema={"stage": rows.schema["stage"], "lag": pl.Float64})
-    return expected_close(rows, lag, _weighted_median(won["lag_days"].to_numpy(), won["n"].to_numpy()))
+    return expected_close(rows, lag, weighted_median(won["lag_days"].to_numpy(), won["n"].to_numpy()))
 
 
 def known_deals(as_of: dt.date, rows: pl.DataFrame, scored: pl.DataFrame | None, prob_fn,
