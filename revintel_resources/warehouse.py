@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,14 +201,59 @@ class Warehouse:
             finally:
                 del _SESSIONS[key]
 
+    def _small(self) -> bool:
+        return bool(self.backend.local_file and self.work_path.exists()
+                    and self.work_path.stat().st_size < STEP_SESSION_MAX_BYTES)
+
     @contextmanager
     def step_session(self) -> Iterator[None]:
         """A session for a whole Dagster step (resources.warehouse_step), where it pays: a local work
         file under STEP_SESSION_MAX_BYTES (see there). Otherwise the step's connections open one by one."""
-        small = (self.backend.local_file and self.work_path.exists()
-                 and self.work_path.stat().st_size < STEP_SESSION_MAX_BYTES)
-        with self.session(writes=False) if small else contextlib.nullcontext():
+        with self.session(writes=False) if self._small() else contextlib.nullcontext():
             yield
+
+    @contextmanager
+    def selects_ahead(self, selects: Sequence[str]) -> Iterator[Iterator[str]]:
+        """The SELECTs of `selects`, in order, for `write(sql=...)`: each one's rows are computed while
+        the caller writes the one before. Inside a session on a small work file (STEP_SESSION_MAX_BYTES),
+        a second cursor of the session's connection runs the next SELECT on a thread of its own into a
+        table of an in-memory database attached for the block, and the caller gets `SELECT * FROM` that
+        table (dropped once the next is asked for: at most two are held). Why: one cutoff's ICP feature
+        SQL keeps DuckDB's threads only partly busy, and the two statements run at once (the demo's
+        icp_features_job, 21 cutoffs: 6.0 / 6.2 / 6.8 -> 4.3 / 4.8 / 4.3 s, the same rows). Elsewhere (a large file, where a cutoff's rows
+        would be gigabytes held in memory, or no session) the SELECTs come back as they are. The
+        write path stays `write()`: one transaction per partition, logged."""
+        session = _SESSIONS.get(self._session_key())
+        if session is None or len(selects) < 2 or not self._small():
+            yield iter(selects)
+            return
+        con, db = session[0], f"revintel_ahead_{uuid.uuid4().hex[:12]}"
+        con.execute(f"ATTACH ':memory:' AS {db}")
+
+        def build(i: int, cur: duckdb.DuckDBPyConnection) -> None:
+            try:
+                _session_settings(cur)
+                cur.execute(f"CREATE TABLE {db}.t{i} AS {selects[i]}")
+            finally:
+                cur.close()
+
+        def tables() -> Iterator[str]:
+            # each on a cursor (a connection of its own to the same database, made here: a
+            # connection object is not shared between threads), so the two statements run at once
+            pending = worker.submit(build, 0, con.cursor())
+            for i in range(len(selects)):
+                pending.result()  # re-raises the SELECT's error here
+                if i + 1 < len(selects):
+                    pending = worker.submit(build, i + 1, con.cursor())
+                yield f"SELECT * FROM {db}.t{i}"
+                con.execute(f"DROP TABLE {db}.t{i}")
+
+        worker = ThreadPoolExecutor(1, thread_name_prefix="revintel-ahead")
+        try:
+            yield tables()
+        finally:
+            worker.shutdown(wait=True, cancel_futures=True)
+            con.execute(f"DETACH {db}")
 
     def _unlogged_write(self) -> None:
         """A connection that may write outside the log: the published copy must be copied whole next
@@ -260,10 +306,7 @@ class Warehouse:
                     con.execute(f"SET memory_limit = '{self.backend.memory_limit}'")
             else:  # e.g. MotherDuck: the service arbitrates concurrent writers and readers
                 con = duckdb.connect(self.backend.database, config=dict(self.backend.config))
-            # DuckDB turns an ASOF join whose probe side it *estimates* below 64 rows into a nested
-            # loop; a list of as-of dates is always estimated tiny, and the snapshot of 20 dates
-            # took 14 s instead of 1 s that way (the whole demo backfill: 351 s instead of 7).
-            con.execute("SET asof_loop_join_threshold = 0")
+            _session_settings(con)
             try:
                 yield con
             finally:
@@ -503,6 +546,14 @@ class Warehouse:
 
 
 # -- helpers on an open connection ------------------------------------------------------------------
+
+
+def _session_settings(con: duckdb.DuckDBPyConnection) -> None:
+    """What every connection to the warehouse sets for itself (SET is per connection)."""
+    # DuckDB turns an ASOF join whose probe side it *estimates* below 64 rows into a nested
+    # loop; a list of as-of dates is always estimated tiny, and the snapshot of 20 dates
+    # took 14 s instead of 1 s that way (the whole demo backfill: 351 s instead of 7).
+    con.execute("SET asof_loop_join_threshold = 0")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

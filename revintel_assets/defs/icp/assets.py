@@ -136,11 +136,14 @@ def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     with wh.session():  # one connection for the step (Warehouse.session)
         plan, _ = load_plan(wh)
         rows = 0
-        for cutoff, divs in by_cutoff(context.partition_keys).items():
-            c = dt.date.fromisoformat(cutoff)
-            rows += wh.write("features.customer_division", sql=feature_sql(c, divs, plan.window_months, plan.as_of),
-                             partition=[PartitionFilter("cutoff_date", values=[c]), PartitionFilter("division", values=divs)],
-                             run_id=context.run_id, comment=docs.FEATURES[0], column_comments=docs.FEATURES[1])
+        groups = [(dt.date.fromisoformat(c), divs) for c, divs in by_cutoff(context.partition_keys).items()]
+        # the next cutoff's rows are computed while this one's are written (Warehouse.selects_ahead)
+        with wh.selects_ahead([feature_sql(c, divs, plan.window_months, plan.as_of) for c, divs in groups]) as sqls:
+            for (c, divs), sql in zip(groups, sqls):
+                rows += wh.write("features.customer_division", sql=sql, run_id=context.run_id,
+                                 partition=[PartitionFilter("cutoff_date", values=[c]),
+                                            PartitionFilter("division", values=divs)],
+                                 comment=docs.FEATURES[0], column_comments=docs.FEATURES[1])
         cuts = sorted(by_cutoff(context.partition_keys))
         where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
         meta = table_metadata(wh, "features.customer_division", where, [dt.date.fromisoformat(c) for c in cuts])
