@@ -13,7 +13,7 @@ import shap
 
 from conftest import build_star
 from revintel_assets.defs.deals.explain import top_contributions
-from revintel_assets.defs.deals.snapshot import snapshot_sql
+from revintel_assets.defs.deals.snapshot import snapshot_sql, with_derived
 from revintel_assets.defs.deals.win_model import Windows, split_by_time, train
 from revintel_assets.demo.generator import generate_company
 
@@ -55,6 +55,11 @@ def test_top_contributions_are_ranked_and_worded(model_and_rows):
     assert abs(sizes[0] - np.abs(contrib[0, : len(model.encoder.features)]).max()) < 1e-9
     assert first["explanation"].str.contains("deals like this win").all()
     assert set(first["direction"]) <= {"raises", "lowers"}
+    # each value is its own row's cell of that feature, as text (gathered column by column)
+    cells = with_derived(rows, model.encoder.features).with_columns(
+        pl.col(model.encoder.features).cast(pl.Utf8))
+    expected = [cells[feature][int(row)] for row, feature in zip(np.repeat(np.arange(len(rows)), 5), out["feature"])]
+    assert out["feature_value"].to_list() == expected and out["feature_value"].null_count() < len(out)
 
 
 def test_grouped_treeshap_equals_lightgbms_pred_contrib(model_and_rows):
