@@ -215,14 +215,15 @@ class Warehouse:
     @contextmanager
     def selects_ahead(self, selects: Sequence[str]) -> Iterator[Iterator[str]]:
         """The SELECTs of `selects`, in order, for `write(sql=...)`: each one's rows are computed while
-        the caller writes the one before. Inside a session on a small work file (STEP_SESSION_MAX_BYTES),
-        a second cursor of the session's connection runs the next SELECT on a thread of its own into a
-        table of an in-memory database attached for the block, and the caller gets `SELECT * FROM` that
-        table (dropped once the next is asked for: at most two are held). Why: one cutoff's ICP feature
-        SQL keeps DuckDB's threads only partly busy, and the two statements run at once (the demo's
-        icp_features_job, 21 cutoffs: 6.0 / 6.2 / 6.8 -> 4.3 / 4.8 / 4.3 s, the same rows). Elsewhere (a large file, where a cutoff's rows
-        would be gigabytes held in memory, or no session) the SELECTs come back as they are. The
-        write path stays `write()`: one transaction per partition, logged."""
+        the caller writes the one before, so no SELECT may read what those writes change. Inside a
+        session on a small work file (STEP_SESSION_MAX_BYTES), a cursor of the session's connection
+        runs the next SELECT on a thread of its own into a table of an in-memory database attached
+        for the block, and the caller gets `SELECT * FROM` that table (at most two are held). Why:
+        one cutoff's ICP feature SQL keeps DuckDB's threads only partly busy, and the two statements
+        run at once (the demo's icp_features_job, 21 cutoffs: 6.0 / 6.2 / 6.8 -> 4.3 / 4.8 / 4.3 s,
+        the same rows). Elsewhere (a large file, where a cutoff's rows would be gigabytes held in
+        memory, or no session) the SELECTs come back as they are. The write path stays `write()`:
+        one transaction per partition, logged."""
         session = _SESSIONS.get(self._session_key())
         if session is None or len(selects) < 2 or not self._small():
             yield iter(selects)
@@ -231,29 +232,32 @@ class Warehouse:
         con.execute(f"ATTACH ':memory:' AS {db}")
 
         def build(i: int, cur: duckdb.DuckDBPyConnection) -> None:
+            """Table i, on its own cursor; every change to the attached database's catalog is made
+            here, one after the other (table i - 2 was written by the caller before this began)."""
             try:
                 _session_settings(cur)
+                if i >= 2:
+                    cur.execute(f"DROP TABLE {db}.t{i - 2}")
                 cur.execute(f"CREATE TABLE {db}.t{i} AS {selects[i]}")
             finally:
                 cur.close()
 
         def tables() -> Iterator[str]:
-            # each on a cursor (a connection of its own to the same database, made here: a
-            # connection object is not shared between threads), so the two statements run at once
+            # a cursor is a connection of its own to the same database (made here: a connection
+            # object is not shared between threads), so the two statements run at once
             pending = worker.submit(build, 0, con.cursor())
             for i in range(len(selects)):
                 pending.result()  # re-raises the SELECT's error here
-                if i + 1 < len(selects):
+                if i + 1 < len(selects):  # the caller has written table i - 1 by now
                     pending = worker.submit(build, i + 1, con.cursor())
                 yield f"SELECT * FROM {db}.t{i}"
-                con.execute(f"DROP TABLE {db}.t{i}")
 
         worker = ThreadPoolExecutor(1, thread_name_prefix="revintel-ahead")
         try:
             yield tables()
         finally:
             worker.shutdown(wait=True, cancel_futures=True)
-            con.execute(f"DETACH {db}")
+            con.execute(f"DETACH {db}")  # and every table left in it
 
     def _unlogged_write(self) -> None:
         """A connection that may write outside the log: the published copy must be copied whole next

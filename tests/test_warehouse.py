@@ -192,6 +192,8 @@ def test_selects_ahead_write_the_rows_of_each_select_and_leave_nothing_behind(wh
             for k, sql in enumerate(sqls):
                 # computed ahead: the caller reads a table that already holds the rows
                 assert sql.startswith("SELECT * FROM revintel_ahead_") and ahead_dbs(con) == 1
+                assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name LIKE "
+                                   "'revintel_ahead_%'").fetchone()[0] <= 2  # this one and the next
                 wh.write("s.ahead", sql=sql, partition_column="k", partition_values=[k])
         assert ahead_dbs(con) == 0  # detached with the block
         # a failing SELECT fails the write that asks for it; the partitions before it are written
