@@ -145,3 +145,21 @@ def test_too_little_maventech_variant_completes(tmp_path):
     assert query(data, "SELECT count(*) FROM star.quarantine") == [(0,)]
     assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = "
                        "(SELECT max(as_of_date) FROM scores.deal_scores)") == [(2,)]
+
+
+def test_every_transaction_line_quarantined_is_a_warning_not_a_crash(tmp_path):
+    """A tidy log whose every line lacks its customer: nothing reaches star.fact_transactions (its
+    months are never registered), and the ICP plan used to fail reading that table (exit 1, no
+    analyst file to find the quarantine in). Now: exit 0, the quarantine published, the ICP says why."""
+    src = tmp_path / "tx"
+    src.mkdir()
+    lines = "".join(f",2024-01-{i % 28 + 1:02d},A{i % 3},1,10.5\n" for i in range(30))
+    (src / "transactions.csv").write_text("customer_id,order_date,sku,quantity,amount\n" + lines)
+    data = tmp_path / "data"
+    proc = run_cli(src, data)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "CatalogException" not in out and "Traceback" not in out
+    assert "every one was quarantined" in proc.stdout
+    assert query(data, "SELECT count(*), min(line_number), max(line_number) FROM star.quarantine") == [(30, 2, 31)]
+    assert query(data, "SELECT count(*) FROM features.icp_cutoffs") == [(0,)]

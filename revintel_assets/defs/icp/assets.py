@@ -46,7 +46,10 @@ class IcpConfig(dg.Config):
 
 
 def _as_of(wh, source: SourceResource) -> tuple[dt.date | None, dt.date | None]:
-    """(first transaction date, as-of): the source's as-of date, else its last transaction."""
+    """(first transaction date, as-of): the source's as-of date, else its last transaction. A source
+    whose every transaction line was quarantined has no fact_transactions: no ICP (None, ...)."""
+    if not wh.table_exists("star.fact_transactions"):
+        return None, source.as_of_date(wh)
     first, last = wh.query("SELECT min(order_date) AS f, max(order_date) AS l FROM star.fact_transactions").row(0)
     return first, source.as_of_date(wh) or last
 
@@ -75,7 +78,7 @@ def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse:
                 source: SourceResource):
     wh = warehouse.get()
     first, as_of = _as_of(wh, source)
-    divs = wh.query(divisions_sql())["division"].to_list()
+    divs = wh.query(divisions_sql())["division"].to_list() if first is not None else []
     bad = [d for d in divs if any(ch in d for ch in INVALID)]
     if bad:
         raise ValueError(f"division names {bad} contain one of {INVALID}, which partition keys cannot hold")
@@ -92,7 +95,10 @@ def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse:
                      for c in plan.feature_cutoffs]
         model_keys = [c.isoformat() for c in plan.model_cutoffs]
         feature_keys = [c.isoformat() for c in plan.feature_cutoffs]
-    if not plan_rows:
+    if first is None:
+        context.log.warning("ICP: no transaction line in the star schema (the source has none, or every one "
+                            "was quarantined: star.quarantine says why)")
+    elif not plan_rows:
         context.log.warning("ICP: not enough history for any model (need a few months of transactions)")
     frame = pl.DataFrame(plan_rows, schema={
         "cutoff_date": pl.Date, "role": pl.Utf8, "label_end": pl.Date, "labelled": pl.Boolean,
