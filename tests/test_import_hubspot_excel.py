@@ -117,3 +117,48 @@ def test_tidy_transactions_and_sku_map_as_xlsx(tmp_path):
                        "ORDER BY 1").fetchall() == [("13085", "Home Decor", 83.4, "2009-12-01"),
                                                     ("13086", "Kitchen", 5.0, "2009-12-02")]
     _reconciles(con)
+
+
+def test_online_retail_ii_workbook_reads_every_sheet_with_the_header(tmp_path):
+    """UCI distributes Online Retail II as one workbook with two sheets ("Year 2009-2010", "Year
+    2010-2011"). Every sheet with the first sheet's header is read (the second used to be dropped
+    without a word: half the data, the export date a year early); a sheet with another header is
+    not read and the report names it; a quarantined row of a later sheet names its sheet and row."""
+    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+    path = tmp_path / "tx" / "online_retail_II.xlsx"
+    path.parent.mkdir()
+    wb = xlsxwriter.Workbook(str(path))
+    fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    years = {"Year 2009-2010": [("489434", "85048", 12, dt.datetime(2009, 12, 1, 7, 45), 6.95, 13085),
+                                ("489435", "22350", 2, dt.datetime(2010, 3, 2, 7, 46), 2.5, 13086)],
+             "Year 2010-2011": [("536365", "85048", 6, dt.datetime(2010, 12, 1, 8, 26), 2.55, 17850),
+                                ("536366", "22350", 1, dt.datetime(2011, 2, 1, 9, 0), 1.0, None),
+                                ("536367", "22350", 3, dt.datetime(2011, 12, 9, 12, 50), 1.25, 12680)]}
+    for name, rows in years.items():
+        ws = wb.add_worksheet(name)
+        ws.write_row(0, 0, header)
+        for r, (inv, sku, qty, when, price, cust) in enumerate(rows, start=1):
+            ws.write_row(r, 0, [inv, sku, "x", qty])
+            ws.write_datetime(r, 4, when, fmt)
+            ws.write_number(r, 5, price)
+            if cust is not None:
+                ws.write_number(r, 6, cust)
+            ws.write_string(r, 7, "United Kingdom")
+    notes = wb.add_worksheet("Notes")
+    notes.write_row(0, 0, ["note"])
+    notes.write_row(1, 0, ["exported by hand"])
+    wb.close()
+    _xlsx(path.parent / "sku_map.xlsx", ["sku", "division"], [["85048", "Home Decor"], ["22350", "Kitchen"]])
+    con = duckdb.connect()
+    report = build_star(con, path.parent)
+    f = report.files["online_retail_II.xlsx"]
+    assert f["raw_rows"] == 5 and f["quarantined"] == {"missing_customer_id": 1}
+    assert "'Year 2009-2010' (2 rows from line 2), 'Year 2010-2011' (3 rows from line 5)" in f["format"]
+    assert set(f["skipped_sheets"]) == {"Notes"}
+    assert report.export_date == "2011-12-09"
+    assert con.execute("SELECT count(*), min(order_date)::VARCHAR, max(order_date)::VARCHAR "
+                       "FROM star.fact_transactions").fetchall() == [(4, "2009-12-01", "2011-12-09")]
+    # the second sheet's row 3: workbook-wide line 2 + 2 (sheet 1) + 1 (sheet 2's header) + 1
+    assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
+        (6, "sheet 'Year 2010-2011', row 3: customer_id is empty: the line cannot be attributed to an account")]
+    _reconciles(con)

@@ -123,6 +123,9 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
              if f.get("missing_optional_columns")}
     for name, cols in notes.items():
         context.log.info(f"{name}: optional column(s) {', '.join(cols)} not in the export; left empty")
+    for name, f in report.files.items():  # sheets of a workbook that were not read: said, never silent
+        for sheet, why in (f.get("skipped_sheets") or {}).items():
+            context.log.warning(f"{name}: sheet '{sheet}' not read: {why}")
     yield dg.MaterializeResult(asset_key=["staging", "source_import"], metadata={
         "quarantined_by_rule": dg.MetadataValue.json(by_rule),
         "flagged_kept": dg.MetadataValue.json(flagged),

@@ -85,8 +85,14 @@ def file_report(raw, caught: dict[str, int]) -> dict:
     out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected, "quarantined": caught}
     if raw.encoding == "utf-16":
         out["encoding"] = "utf-16 (read as UTF-16 little-endian)"
+    elif raw.encoding == "xlsx" and len(raw.sheets) > 1:
+        out["format"] = ("Excel workbook, sheets " + ", ".join(f"'{n}' ({rows} rows from line {line})"
+                                                                for n, rows, line in raw.sheets)
+                         + " (line numbers count every sheet's header row and rows, in order)")
     elif raw.encoding == "xlsx":
         out["format"] = "Excel workbook (first sheet; line numbers are sheet rows)"
+    if getattr(raw, "skipped_sheets", ()):
+        out["skipped_sheets"] = dict(raw.skipped_sheets)
     elif raw.encoding != "utf-8":
         out["encoding"] = f"{raw.encoding} (the file is not UTF-8 anywhere; read as {raw.encoding})"
     if not raw.exact_lines:

@@ -52,6 +52,8 @@ class RawLoad:
     renamed: dict = field(default_factory=dict)
     exact_lines: bool = True  # False: malformed quoting; line numbers are DuckDB's record numbers
     missing_optional: tuple = ()  # optional columns (of `noted`) the file does not have: NULLs
+    sheets: tuple = ()  # a workbook: (name, rows, first line) of every sheet read, in order
+    skipped_sheets: tuple = ()  # a workbook: (name, why) of the later sheets with rows that were not read
 
 
 def _sql_str(value: str) -> str:
@@ -85,15 +87,35 @@ def read_excel_sheet(path: Path, header_only: bool = False):
     """The first worksheet of an Excel workbook as an all-text Arrow table (polars' engine,
     fastexcel / calamine): header on row 1, every cell as its text, blank rows kept as all-NULL
     rows so that row i of the table is sheet row i + 2. SourceError when it is not a workbook."""
+    return read_excel_book(path, header_only)[0][0][1]
+
+
+def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[str, object]], list[tuple[str, str]]]:
+    """([(sheet name, all-text Arrow table)] of the first sheet and of every later sheet with the
+    same header, [(sheet name, why)] of the later sheets with rows that were not read). A workbook
+    is often one table split by year over several sheets (UCI Online Retail II: "Year 2009-2010",
+    "Year 2010-2011"); reading only the first would drop the rest without a word."""
     import fastexcel
 
+    want = "an Excel workbook (.xlsx) with a header row on its first sheet"
     try:
         book = fastexcel.read_excel(str(path))
-        sheet = book.load_sheet(0, header_row=0, dtypes="string", n_rows=0 if header_only else None)
-        return sheet.to_arrow()
+        first = book.load_sheet(0, header_row=0, dtypes="string", n_rows=0 if header_only else None).to_arrow()
     except Exception as exc:  # fastexcel raises its own error types for every kind of bad file
-        raise SourceError(path, 1, "an Excel workbook (.xlsx) with a header row on its first sheet",
-                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise SourceError(path, 1, want, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    names = book.sheet_names
+    sheets, skipped = [(names[0], first)], []
+    header = [str(c).strip() for c in first.schema.names]
+    for name in ([] if header_only else names[1:]):
+        try:
+            table = book.load_sheet(name, header_row=0, dtypes="string").to_arrow()
+        except Exception:  # an empty sheet (no header row) has nothing to read
+            continue
+        if [str(c).strip() for c in table.schema.names] == header:
+            sheets.append((name, table))
+        elif table.num_rows:
+            skipped.append((name, f"its header ({', '.join(map(str, table.schema.names))}) is not the first sheet's"))
+    return sheets, skipped
 
 
 def read_header(path: Path) -> list[str]:
@@ -414,21 +436,34 @@ def _check_header(con, table: str, path: Path, required: list[str], layout: str,
 
 def _load_excel(con, path: Path, table: str, required: list[str], layout: str, rename, optional,
                 canonical_file, noted, narrow=None) -> RawLoad:
-    """An Excel workbook's first sheet, read directly (no conversion step for the user): every
-    cell as text, `_line` = the sheet row (header = row 1), blank rows skipped like blank lines."""
+    """An Excel workbook read directly (no conversion step for the user): its first sheet and every
+    later sheet with the same header (read_excel_book), every cell as text, blank rows skipped like
+    blank lines. `_line` counts rows as if the sheets were one file, each starting with its header
+    row: the first sheet's lines are its rows; where a later sheet's row ends up in the quarantine,
+    the reason names the sheet and its row (label_sheet_rows)."""
     import pyarrow as pa
 
-    sheet = read_excel_sheet(path)
-    names = [str(c).strip() for c in sheet.schema.names]
-    if not sheet.num_rows and not any(names):
+    sheets, skipped = read_excel_book(path)
+    first = sheets[0][1]
+    names = [str(c).strip() for c in first.schema.names]
+    if not first.num_rows and not any(names):
         raise SourceError(path, 1, f"an Excel workbook with a header row ({layout} layout)", "the first sheet is empty")
-    arrow = pa.table({**{n: sheet.column(i).cast(pa.string()) for i, n in enumerate(names)},
-                      "_line": pa.array(range(2, sheet.num_rows + 2), pa.int64())})
-    con.register("_excel_arrow", arrow)
+    parts, read, line = [], [], 1  # line: the header row of the sheet
+    for sheet, arrow in sheets:
+        parts.append(pa.table({**{n: arrow.column(i).cast(pa.string()) for i, n in enumerate(names)},
+                               "_line": pa.array(range(line + 1, line + 1 + arrow.num_rows), pa.int64())}))
+        read.append((sheet, arrow.num_rows, line + 1))
+        line += arrow.num_rows + 1
+    con.register("_excel_arrow", pa.concat_tables(parts))
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM _excel_arrow")
     finally:
         con.unregister("_excel_arrow")
+    if len(read) > 1:
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS _sheet_lines "
+                    "(source_file VARCHAR, sheet VARCHAR, first_line BIGINT, last_line BIGINT)")
+        con.executemany("INSERT INTO _sheet_lines VALUES (?, ?, ?, ?)",
+                        [[path.name, sheet, first_line, first_line + rows - 1] for sheet, rows, first_line in read])
     columns, renamed = _check_header(con, "_raw", path, required, layout, rename, optional, canonical_file)
     blank = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in columns) or "false"
     select = (narrow(columns, columns) if narrow is not None else None) or "*"
@@ -438,7 +473,20 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
     ensure_quarantine_staging(con)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     absent = tuple(c for c in (noted or []) if c not in columns)
-    return RawLoad(path.name, table, columns, rows, 0, "xlsx", renamed, True, absent)
+    return RawLoad(path.name, table, columns, rows, 0, "xlsx", renamed, True, absent, tuple(read), tuple(skipped))
+
+
+def label_sheet_rows(con) -> None:
+    """The quarantine rows of a workbook read from several sheets: the reason starts with the sheet
+    and its row ("sheet 'Year 2010-2011', row 17: ..."); line_number stays the workbook-wide line."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_sheet_lines'"
+                       ).fetchall()[0][0]:
+        return
+    con.execute(f"""UPDATE {QUARANTINE_STAGING} q
+        SET reason = 'sheet ''' || s.sheet || ''', row ' || (q.line_number - s.first_line + 2) || ': ' || q.reason
+        FROM _sheet_lines s
+        WHERE q.source_file = s.source_file AND q.line_number BETWEEN s.first_line AND s.last_line""")
+    con.execute("DROP TABLE _sheet_lines")
 
 
 def _rename(con, table: str, columns: list[str], wanted: list[str], rename: dict[str, str]) -> dict[str, str]:

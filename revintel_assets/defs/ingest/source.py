@@ -19,7 +19,7 @@ from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mappi
 from revintel_assets.defs.ingest.parse_sql import UNMAPPED
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
-from revintel_assets.defs.ingest.raw_csv import norm, read_header
+from revintel_assets.defs.ingest.raw_csv import label_sheet_rows, norm, read_header
 from revintel_assets.defs.ingest.salesforce import import_salesforce
 from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
 from revintel_assets.defs.ingest.quotas import load_quotas
@@ -190,6 +190,7 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
                               "AND NOT temporary AND table_name LIKE 'raw\\_%' ESCAPE '\\'").fetchall():
         con.execute(f"DROP TABLE staging.{quote_ident(old)}")  # raw rows are temporary tables now
     con.execute(f"DROP TABLE IF EXISTS {QUARANTINE_STAGING}")
+    con.execute("DROP TABLE IF EXISTS temp._sheet_lines")
     ensure_quarantine_staging(con)
     for table, columns in CANONICAL.items():
         con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
@@ -219,6 +220,7 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
     for division in dict.fromkeys(str(d).strip() for d in non_sellable):
         con.execute("INSERT INTO staging.non_sellable VALUES (?)", [division])
     _check_partition_keys(con, layout.folder)
+    label_sheet_rows(con)
     report.export_date = _export_date(con)
     lines, revenue, skus = con.execute("SELECT count(*), coalesce(sum(amount), 0), count(DISTINCT product_id) "
                                        "FROM staging.transactions WHERE division = ?", [UNMAPPED]).fetchall()[0]
