@@ -376,3 +376,40 @@ def test_training_rows_keep_the_deals_still_open_at_the_export(snaps):
     open_at_export = set(rows.filter(pl.col("is_won").is_null())["opportunity_id"])
     censored = set(split_by_time(rows, CUTOFF, Windows()).censored["opportunity_id"])
     assert open_at_export & censored and censored == set(split_by_time(snaps, CUTOFF, Windows()).censored["opportunity_id"])
+
+
+class _Fixed:
+    """A WinModel stand-in that returns given probabilities for the holdout rows."""
+
+    def __init__(self, p: np.ndarray):
+        self.p = p
+
+    def predict(self, rows) -> np.ndarray:
+        return self.p
+
+
+@pytest.mark.parametrize("case, expect", [("beats_stage_clearly", True), ("a_baseline_has_lower_brier", False),
+                                          ("is_the_stage_baseline", False)])
+def test_the_gate_judges_the_model_against_the_stage_baseline_it_would_replace(snaps, case, expect):
+    """The significance test is against what serves while no model is champion (the stage
+    baseline, evaluate.FALLBACK), and the model's Brier must also be below every baseline's. A
+    model that clearly beats the stage baseline is not refused because naive Bayes is within two
+    standard errors of it; one that a baseline beats on Brier is."""
+    from revintel_assets.defs.deals.baselines import BASELINES
+    from revintel_assets.defs.deals.evaluate import FALLBACK, MODEL_NAME, Evaluation, _versus_best_baseline, baseline_fit_rows
+
+    split = split_by_time(snaps, CUTOFF, Windows())
+    rows = split.holdout
+    y = rows["is_won"].cast(pl.Float64).to_numpy()
+    stage = BASELINES[FALLBACK](baseline_fit_rows(split, "holdout"), rows)
+    p = stage if case == "is_the_stage_baseline" else 0.6 * stage + 0.4 * np.clip(y, 0.1, 0.9)
+    brier = float(((p - y) ** 2).mean())
+    nb = brier - 0.001 if case == "a_baseline_has_lower_brier" else brier + 0.001  # within noise either way
+    metrics = pl.DataFrame({"model_name": [MODEL_NAME, FALLBACK, "baseline_naive_bayes", "baseline_base_rate"],
+                            "split": ["holdout"] * 4, "metric": ["brier"] * 4,
+                            "value": [brier, float(((stage - y) ** 2).mean()), nb, 0.25]})
+    ev = Evaluation(metrics, pl.DataFrame(), "", False)
+    best, beats = _versus_best_baseline(ev, _Fixed(p), split, "holdout")
+    assert beats is expect, (best, ev.gains["holdout"])
+    if case != "is_the_stage_baseline":
+        assert best == "baseline_naive_bayes"

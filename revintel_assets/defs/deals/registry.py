@@ -133,9 +133,10 @@ def decide_promotion(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
                      version: str, cutoff: dt.date | None = None) -> tuple[bool, str]:
     """Promote `version` to champion only if
     1. the recipe has shown out-of-time skill: this model, or when it has no holdout yet (the
-       model trained on everything) the latest version that had one, beat the best baseline on
-       its holdout by two standard errors;
-    2. it beats the best baseline on its validation slice (cross-fitted), likewise;
+       model trained on everything) the latest version that had one, had a lower Brier than every
+       baseline on its holdout and beat the stage baseline (what serves without a champion) by two
+       standard errors (evaluate.FALLBACK);
+    2. it does so on its validation slice (cross-fitted), likewise;
     3. it is not worse (Brier) than the current champion on rows NEITHER has seen (its holdout
        rows past the champion's cutoff, see `unseen_by_both`). A model with no such rows (trained
        on everything labelled) inherits the head-to-head verdict of the version that gave its
@@ -150,8 +151,8 @@ def decide_promotion(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
     checks = [
         (evidence is True, f"out-of-time skill on {source}" if evidence else
          f"no out-of-time skill on {source}" if evidence is False else "no holdout evidence yet"),
-        (ev.model_beats_baseline, f"{'beats' if ev.model_beats_baseline else 'does not beat'} "
-                                  f"{ev.best_baseline} on validation"),
+        (ev.model_beats_baseline, f"{'beats' if ev.model_beats_baseline else 'does not beat'} the baselines on "
+                                  f"validation (best: {ev.best_baseline})"),
     ]
     current = champion(tracking)
     tags = {"evidence_version": evidence_version or "none", "gate_champion": "none", "beats_champion": "na"}
