@@ -160,6 +160,32 @@ def test_sales_log_rows_keep_their_columns_and_lines_in_sku_order(tmp_path):
     import_source(con, tmp_path, locked=False)
     q = con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new ORDER BY 1").fetchall()
     assert q == [(4, "C2,Two,2024-01-03,bad,,,q,,y,D,R,E", "SKU column Z9 is not a number"),
-                 (5, "C3,Three,2024-01-04,,,note,,4,,D,R,E", "order has no SKU line (every SKU column is empty)")]
+                 (5, "C3,Three,2024-01-04,,,note,,4,,D,R,E",
+                  "order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: Note, Lone)")]
     stored = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY rowid").fetchall()
     assert stored == [(2, "A1", 2.0, 7.0), (2, "Z9", 1.0, 5.0), (6, "A1", 1.0, 2.0), (6, "Z9", 1.0, 1.0)]
+
+
+def test_sales_log_sku_missing_from_the_map_is_unmapped_not_the_orders_division(tmp_path):
+    """With a SKU map, a SKU it does not name is an unmapped SKU (reported, never a division),
+    not the order row's Division (a sales segment in many logs: 'Enterprise' became an ICP
+    division); a column with no _Qty twin is reported with its cells, not dropped without a word."""
+    (tmp_path / "sales_log.csv").write_text(
+        "CustomerId,Customer,Rec Date,Division,Rep,Branch,A,A_Qty,NEW,NEW_Qty,OLD\n"
+        "C1,One,2024-01-02,Enterprise,R,E,10,1,5,1,\n"
+        "C2,Two,2024-01-03,SMB,R,E,,,7,2,3\n"
+        "C3,Three,2024-01-04,SMB,R,E,,,,,4\n")
+    (tmp_path / "sku_map.csv").write_text("sku,division\nA,Analytics\n")
+    con = duckdb.connect()
+    report = build_star(con, tmp_path)
+    lines = con.execute("SELECT _line, product_id, division FROM staging.transactions ORDER BY 1, 2").fetchall()
+    assert lines == [(2, "A", "Analytics"), (2, "NEW", "Unmapped SKUs"), (3, "NEW", "Unmapped SKUs")]
+    assert con.execute("SELECT sku, lines FROM star.unmapped_skus").fetchall() == [("NEW", 2)]
+    assert con.execute("SELECT DISTINCT division FROM star.dim_product WHERE sellable ORDER BY 1").fetchall() == [
+        ("Analytics",)]
+    f = report.files["sales_log.csv"]
+    assert f["unpaired_columns"] == {"OLD": 2}
+    assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
+        (4, "order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: OLD)")]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)

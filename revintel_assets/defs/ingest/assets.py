@@ -126,6 +126,9 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     for name, f in report.files.items():  # sheets of a workbook that were not read: said, never silent
         for sheet, why in (f.get("skipped_sheets") or {}).items():
             context.log.warning(f"{name}: sheet '{sheet}' not read: {why}")
+        if f.get("unpaired_columns"):
+            context.log.warning(f"{name}: column(s) neither fixed nor a '<SKU>' / '<SKU>_Qty' pair, not read: "
+                                + ", ".join(f"{c} ({n:,} non-empty cells)" for c, n in f["unpaired_columns"].items()))
     yield dg.MaterializeResult(asset_key=["staging", "source_import"], metadata={
         "quarantined_by_rule": dg.MetadataValue.json(by_rule),
         "flagged_kept": dg.MetadataValue.json(flagged),

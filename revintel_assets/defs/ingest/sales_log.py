@@ -17,7 +17,7 @@ import duckdb
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import Dialect, blank, col, lit, money_expr
+from revintel_assets.defs.ingest.parse_sql import UNMAPPED, Dialect, blank, col, lit, money_expr
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm, read_header
 
@@ -90,6 +90,16 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     if not skus:
         raise SourceError(path, 1, "per-SKU column pairs '<SKU>' and '<SKU>_Qty'",
                           "found no such pair in the header")
+    # Columns that are neither fixed nor half of a SKU pair (a SKU column without its _Qty, a note)
+    # are not read: said with the cells they hold, never dropped without a word.
+    paired = {*skus, *(f"{s}_Qty" for s in skus)}
+    unpaired = [c for c in raw.columns if c not in FIXED and c not in paired]
+    cells = dict(zip(unpaired, con.execute("SELECT " + ", ".join(
+        f"count(nullif(trim({col(c)}), ''))" for c in unpaired) + " FROM temp.raw_sales_log").fetchall()[0])) if unpaired else {}
+    no_lines = "'order has no SKU line (every SKU column is empty)'"
+    if any(cells.values()):
+        no_lines = (f"'order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: "
+                    f"{', '.join(c.replace(chr(39), chr(39) * 2) for c, n in cells.items() if n)})'")
 
     # Each order's SKU cells are its `_pairs`, unnested (cheap: no per-column work) and parsed
     # where they are used. Per order: the first SKU column (in file order) holding an amount or
@@ -111,17 +121,22 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
         Rule("bad_sku_cell", "_line IN (SELECT _bad_line FROM _bad_cells)",
              f"'SKU column ' || {names}[(SELECT _bad_i FROM _bad_cells WHERE _bad_line = _line) + 1] || ' is not a number'"),
         Rule("order_without_lines", "len(list_filter(_pairs, lambda x: nullif(trim(x.a), '') IS NOT NULL)) = 0",
-             "'order has no SKU line (every SKU column is empty)'"),
+             no_lines),
     ], raw_sql=_raw_row(raw.columns, skus))
     report = {path.name: file_report(raw, caught)}
+    if any(cells.values()):
+        report[path.name]["unpaired_columns"] = {c: n for c, n in cells.items() if n}
 
     # One order line per pair with a number, in (line, SKU name) order as the orders and their
     # pairs are stored: no join back to the orders, no sort (insertion order is preserved).
+    # With a SKU map, a SKU it does not name is an unmapped SKU (reported, never a division:
+    # docs/CONTRACT.md §2), not the order's Division; without one, the order's Division it is.
     mapped = dict(con.execute("SELECT sku, division FROM staging.sku_map").fetchall())
     divisions = _list(mapped.get(s) for s in skus)
+    fallback = lit(UNMAPPED) if mapped else "coalesce(order_division, 'Unassigned')"
     con.execute(f"""INSERT INTO staging.transactions BY NAME
         SELECT customer_id, customer_name, order_date, product_id,
-               coalesce(sku_division, order_division, 'Unassigned') AS division, coalesce(qty, 1) AS quantity,
+               coalesce(sku_division, {fallback}) AS division, coalesce(qty, 1) AS quantity,
                amount, rep_name, region, 'sales_log' AS source, {lit(path.name)} AS source_file, _line
         FROM (SELECT *, {names}[p.i + 1] AS product_id, {divisions}[p.i + 1] AS sku_division,
                      {amount} AS amount, {qty} AS qty
