@@ -204,3 +204,58 @@ def test_unknown_foreign_keys_are_kept_and_reported(tmp_path):
     assert refs == [("account", "Nowhere Inc", 2, "sales_pipeline.csv", 3),
                     ("product", "Mystery Box", 2, "sales_pipeline.csv", 3),
                     ("rep", "Zed", 2, "sales_pipeline.csv", 3)]
+
+
+UK_LINES = [("536365", "85048", "6", "01/12/2010 08:26", "2.55", "17850"),    # 1 December: day-first
+            ("536366", "22350", "2", "13/12/2010 09:00", "1.00", "17850"),    # only day-first reads it
+            ("536367", "85048", "1", "09/12/2011 12:50", "1.25", "12680")]   # 9 December 2011: the last day
+
+
+def test_a_day_first_file_is_read_day_first_throughout(tmp_path):
+    """An Online Retail II CSV saved by a UK Excel: '01/12/2010' is 1 December. The built-in mapping
+    lists month-first before day-first; trying them row by row read days up to 12 month-first and
+    the rest day-first (the data 'began' 2010-01-12, the as-of date moved past the last day). The
+    order is settled per file: one day-first date (13/12) decides it for every row."""
+    src = tmp_path / "tx"
+    src.mkdir()
+    (src / "online_retail_II.csv").write_text(
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\r\n"
+        + "".join(f"{i},{s},x,{q},{d},{p},{c},United Kingdom\r\n" for i, s, q, d, p, c in UK_LINES))
+    (src / "sku_map.csv").write_text("sku,division\n85048,Home Decor\n22350,Kitchen\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert con.execute("SELECT order_date::VARCHAR FROM star.fact_transactions ORDER BY 1").fetchall() == [
+        ("2010-12-01",), ("2010-12-13",), ("2011-12-09",)]
+    assert report.export_date == "2011-12-09"
+
+
+def test_month_first_files_stay_month_first_and_excel_serial_days_are_dates(tmp_path):
+    """The same lines written month-first (a US export, '12/13/2010') read as before; a date cell
+    Excel wrote as its serial day ('40513' = 2010-12-01) is that day, not a quarantined row."""
+    src = tmp_path / "tx"
+    src.mkdir()
+    us = {"01/12/2010 08:26": "40513", "13/12/2010 09:00": "12/13/2010 09:00", "09/12/2011 12:50": "12/9/2011 12:50"}
+    (src / "online_retail_II.csv").write_text(
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        + "".join(f"{i},{s},x,{q},{us[d]},{p},{c},United Kingdom\n" for i, s, q, d, p, c in UK_LINES))
+    (src / "sku_map.csv").write_text("sku,division\n85048,Home Decor\n22350,Kitchen\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT order_date::VARCHAR FROM star.fact_transactions ORDER BY 1").fetchall() == [
+        ("2010-12-01",), ("2010-12-13",), ("2011-12-09",)]
+    assert con.execute("SELECT count(*) FROM star.quarantine").fetchall() == [(0,)]
+
+
+def test_a_day_first_maventech_export_needs_no_mapping(tmp_path):
+    """Without a mapping file, a MavenTech export with dd/mm/yyyy dates (one day past 12 tells)
+    is read day-first; before, its days up to 12 were read month-first and the rest quarantined."""
+    src = _src(tmp_path, "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value\n"
+                         "A1,Ann,GTX Basic,Acme,Won,05/01/2017,20/02/2017,550\n"
+                         "A2,Ann,GTX Basic,Acme,Lost,03/02/2017,04/03/2017,0\n"
+                         "A3,Ann,GTX Basic,Acme,Engaging,11/03/2017,,\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT opportunity_id, engage_date::VARCHAR, close_date::VARCHAR FROM star.fact_opportunity "
+                       "ORDER BY 1").fetchall() == [("A1", "2017-01-05", "2017-02-20"), ("A2", "2017-02-03", "2017-03-04"),
+                                                    ("A3", "2017-03-11", None)]
+    assert con.execute("SELECT count(*) FROM star.quarantine").fetchall() == [(0,)]

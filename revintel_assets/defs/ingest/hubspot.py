@@ -64,6 +64,7 @@ def _opt(columns: list[str], name: str) -> str:
 
 def _deals(con, columns, file, d: Dialect):
     t = "temp.raw_hs_deals"
+    d = d.settled(con, t, [c for c in ("Create Date", "Close Date") if c in columns])
     known = d.stage("Deal Stage")
     is_closed = bool_expr(col("Is closed")) if "Is closed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("Is Closed Won")) if "Is Closed Won" in columns else "NULL::BOOLEAN"

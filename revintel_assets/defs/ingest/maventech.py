@@ -159,6 +159,7 @@ def _teams(con, columns, file, d: Dialect):
 
 
 def _pipeline(con, columns, file, d: Dialect):
+    d = d.settled(con, "temp.raw_pipeline", [c for c in ("engage_date", "close_date") if c in columns])
     stage = d.stage("deal_stage")
     closed = f"({stage} IN {CLOSED})"
     latest = latest_date(con, "temp.raw_pipeline", [d.date("engage_date"), d.date("close_date")])
@@ -196,6 +197,7 @@ def _pipeline(con, columns, file, d: Dialect):
 
 
 def _history(con, columns, file, d: Dialect):
+    d = d.settled(con, "temp.raw_history", [c for c in ("changed_at", "expected_close_date") if c in columns])
     latest = latest_date(con, "temp.raw_history", [d.date("changed_at"), d.date("expected_close_date")])
     caught = apply_rules(con, "temp.raw_history", file, columns, [
         Rule("missing_opportunity_id", blank("opportunity_id"), "'opportunity_id is empty'"),

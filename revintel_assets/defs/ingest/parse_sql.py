@@ -10,6 +10,15 @@ from revintel_assets.defs.ingest.expr import quote_ident
 # ambiguous against month-first ones, so they only come in through a mapping file.
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d", "%m/%d/%Y",
                 "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M"]
+# A file writes its dates one way: '01/12/2010' is 1 December in a UK export and 12 January in a
+# US one. Trying formats row by row would read a UK file's days up to 12 month-first and the rest
+# day-first, silently. So the order is settled per file from its own dates (settle_day_month): a
+# first number above 12 proves day-first, a second one above 12 month-first; the majority wins,
+# the other order's formats are dropped (the other rows go to the quarantine as not a date).
+DAY_FIRST = ["%d/%m/%Y", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %I:%M %p"]
+# Excel writes a date cell formatted as a number as its serial day (days since 1899-12-30): five
+# digits for 1970-2099, read as that day in a date column.
+EXCEL_SERIALS = (25569, 73050)
 # Dates before this, or more than FUTURE_YEARS past the export, are impossible in a sales export.
 EARLIEST = "1990-01-01"
 FUTURE_YEARS = 5
@@ -77,30 +86,63 @@ _PLAIN_NUMBER = r"-?\d+(\.\d+)?"
 _PLAIN_INTEGER = r"-?\d+"
 
 
-def date_expr(expr: str, formats: list[str] | None = None) -> str:
-    """A date from text: the given formats, then the built-in ones; ISO timestamps with
-    fractions or zones ('2024-01-15T10:22:33.000Z', Salesforce) by their date part.
+def date_expr(expr: str, formats: list[str] | None = None, exclude: tuple[str, ...] = ()) -> str:
+    """A date from text: the given formats, then the built-in ones (minus `exclude`); ISO
+    timestamps with fractions or zones ('2024-01-15T10:22:33.000Z', Salesforce) by their date
+    part; an Excel serial day (EXCEL_SERIALS).
 
     Fast path, same value as date_full_expr: empty cells and plain YYYY-MM-DD (what the first
     built-in format reads) skip the eight-format parse. Not with the user's formats: they come
     first and may read YYYY-MM-DD otherwise."""
-    full = date_full_expr(expr, formats)
+    full = date_full_expr(expr, formats, exclude)
     if formats:
         return full
     return (f"(CASE WHEN {expr} IS NULL THEN NULL::DATE WHEN regexp_full_match({expr}, '{_ISO_DATE}') "
             f"AND try_cast({expr} AS DATE) IS NOT NULL THEN try_cast({expr} AS DATE) ELSE {full} END)")
 
 
-def date_full_expr(expr: str, formats: list[str] | None = None) -> str:
+def date_full_expr(expr: str, formats: list[str] | None = None, exclude: tuple[str, ...] = ()) -> str:
     """date_expr without its fast path."""
-    fmts = ", ".join(lit(f) for f in dict.fromkeys([*(formats or []), *DATE_FORMATS]))
+    fmts = ", ".join(lit(f) for f in dict.fromkeys([*(formats or []), *DATE_FORMATS]) if f not in exclude)
     t = f"trim({expr})"
+    lo, hi = EXCEL_SERIALS
     return (f"coalesce(try_strptime({t}, [{fmts}])::DATE, CASE WHEN regexp_matches({t}, "
-            f"'^\\d{{4}}-\\d{{2}}-\\d{{2}}[T ]\\d{{2}}:\\d{{2}}') THEN try_strptime(left({t}, 10), '%Y-%m-%d')::DATE END)")
+            f"'^\\d{{4}}-\\d{{2}}-\\d{{2}}[T ]\\d{{2}}:\\d{{2}}') THEN try_strptime(left({t}, 10), '%Y-%m-%d')::DATE "
+            f"WHEN regexp_full_match({t}, '\\d{{5}}(\\.\\d+)?') AND try_cast({t} AS DOUBLE) BETWEEN {lo} AND {hi} "
+            f"THEN DATE '1899-12-30' + floor(try_cast({t} AS DOUBLE))::INTEGER END)")
 
 
-def date_sql(name: str, formats: list[str] | None = None) -> str:
-    return date_expr(col(name), formats)
+def date_sql(name: str, formats: list[str] | None = None, exclude: tuple[str, ...] = ()) -> str:
+    return date_expr(col(name), formats, exclude)
+
+
+def _day_month(fmt: str) -> str | None:
+    """'day' for a day-first format ('%d/%m/%Y'), 'month' for a month-first one, else None."""
+    if fmt.startswith("%Y") or "%d" not in fmt or "%m" not in fmt:
+        return None
+    return "day" if fmt.index("%d") < fmt.index("%m") else "month"
+
+
+def settle_day_month(con, table: str, exprs: list[str], formats: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """(formats, built-in formats to leave out) for one file whose date cells are the text
+    expressions `exprs` over `table`: day-first when more of its dates can only be day-first than
+    can only be month-first (DAY_FIRST joins the formats, the month-first ones leave), month-first
+    in the opposite case (day-first formats leave), the formats as given when nothing tells."""
+    if not exprs:
+        return formats, ()
+    cells = " UNION ALL ".join(f"SELECT trim(({e})::VARCHAR) AS v FROM {table}" for e in exprs)
+    pattern = "'^(\\d{1,2})[/.-](\\d{1,2})[/.-]\\d{2,4}'"
+    day_only, month_only = con.execute(f"""
+        SELECT count(*) FILTER (WHERE a > 12 AND b BETWEEN 1 AND 12), count(*) FILTER (WHERE b > 12 AND a BETWEEN 1 AND 12)
+        FROM (SELECT try_cast(regexp_extract(v, {pattern}, 1) AS INTEGER) AS a,
+                     try_cast(regexp_extract(v, {pattern}, 2) AS INTEGER) AS b
+              FROM ({cells}) WHERE v IS NOT NULL)""").fetchall()[0]
+    if day_only > month_only:
+        kept = [f for f in formats if _day_month(f) != "month"]
+        return [*kept, *(f for f in DAY_FIRST if f not in kept)], tuple(f for f in DATE_FORMATS if _day_month(f) == "month")
+    if month_only > day_only:
+        return [f for f in formats if _day_month(f) != "day"], ()
+    return formats, ()
 
 
 def money_expr(expr: str, decimal: str = ".") -> str:
@@ -140,9 +182,10 @@ def money_sql(name: str, decimal: str = ".") -> str:
     return money_expr(col(name), decimal)
 
 
-def bad_date(name: str, formats: list[str] | None = None) -> str:
+def bad_date(name: str, formats: list[str] | None = None, exclude: tuple[str, ...] = ()) -> str:
     """Present but not a date (an empty cell is decided without parsing it)."""
-    return f"(CASE WHEN {col(name)} IS NULL THEN false ELSE NOT {blank(name)} AND {date_sql(name, formats)} IS NULL END)"
+    return (f"(CASE WHEN {col(name)} IS NULL THEN false ELSE NOT {blank(name)} AND "
+            f"{date_sql(name, formats, exclude)} IS NULL END)")
 
 
 def bad_money(name: str, decimal: str = ".") -> str:
@@ -183,15 +226,21 @@ class Dialect:
     date_formats: list[str] = field(default_factory=list)
     decimal: str = "."
     stages: dict[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()  # built-in date formats this file does not use (settle_day_month)
+
+    def settled(self, con, table: str, names: list[str]) -> "Dialect":
+        """This dialect with the day / month order of the file's date columns `names` settled."""
+        formats, exclude = settle_day_month(con, table, [col(n) for n in names], self.date_formats)
+        return Dialect(formats, self.decimal, self.stages, exclude)
 
     def date(self, name: str) -> str:
-        return date_sql(name, self.date_formats)
+        return date_sql(name, self.date_formats, self.exclude)
 
     def money(self, name: str) -> str:
         return money_sql(name, self.decimal)
 
     def bad_date(self, name: str) -> str:
-        return bad_date(name, self.date_formats)
+        return bad_date(name, self.date_formats, self.exclude)
 
     def bad_money(self, name: str) -> str:
         return bad_money(name, self.decimal)

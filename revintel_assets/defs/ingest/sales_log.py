@@ -86,6 +86,7 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     raw = load_raw_csv(con, path, "temp.raw_sales_log", FIXED, "wide sales log",
                        rename=mapping.columns_for("sales_log.csv"), delimiter=mapping.delimiter,
                        encoding=mapping.encoding, canonical_file="sales_log.csv", narrow=_narrow)
+    d = d.settled(con, "temp.raw_sales_log", ["Rec Date"])
     skus = sku_columns(raw.columns)
     if not skus:
         raise SourceError(path, 1, "per-SKU column pairs '<SKU>' and '<SKU>_Qty'",

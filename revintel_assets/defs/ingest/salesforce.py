@@ -195,6 +195,7 @@ def _load_date(con, t: str, created: str) -> tuple[str | None, int, int]:
 
 def _opportunities(con, columns, file, d: Dialect):
     t = "temp.raw_sf_opportunity"
+    d = d.settled(con, t, [c for c in ("CreatedDate", "CloseDate", "LastStageChangeDate") if c in columns])
     is_closed = bool_expr(col("IsClosed")) if "IsClosed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("IsWon")) if "IsWon" in columns else "NULL::BOOLEAN"
     known = d.stage("StageName")
@@ -293,6 +294,7 @@ def _opportunities(con, columns, file, d: Dialect):
 
 def _history(con, columns, file, d: Dialect):
     t = "temp.raw_sf_history"
+    d = d.settled(con, t, [c for c in ("CreatedDate", "CloseDate") if c in columns])
     close = d.date("CloseDate") if "CloseDate" in columns else "NULL::DATE"
     latest = latest_date(con, t, [d.date("CreatedDate")])
     rules = [

@@ -21,7 +21,7 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr,
-                                                   lit, money_expr)
+                                                   lit, money_expr, settle_day_month)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
 from revintel_assets.defs.ingest.synonyms import resolve
@@ -136,8 +136,9 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
             except duckdb.Error as exc:
                 raise SourceError(*where, f"{v!r} does not work: {str(exc).splitlines()[0]}") from exc
             expr[k] = f"({sql})"
-    fmts = [*user.date_formats, *mapping.get("date_formats", [])]
-    date = date_expr(f"{expr['order_date']}::VARCHAR", fmts)
+    fmts, exclude = settle_day_month(con, "temp.raw_tidy", [f"{expr['order_date']}::VARCHAR"],
+                                     [*user.date_formats, *mapping.get("date_formats", [])])
+    date = date_expr(f"{expr['order_date']}::VARCHAR", fmts, exclude)
     def number(k: str) -> str:  # a column as exported (money rules), or an expression's value
         return money_expr(expr[k], user.decimal) if cols[k] in raw.columns else f"try_cast({expr[k]} AS DOUBLE)"
 
