@@ -259,3 +259,22 @@ def test_a_day_first_maventech_export_needs_no_mapping(tmp_path):
                        "ORDER BY 1").fetchall() == [("A1", "2017-01-05", "2017-02-20"), ("A2", "2017-02-03", "2017-03-04"),
                                                     ("A3", "2017-03-11", None)]
     assert con.execute("SELECT count(*) FROM star.quarantine").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("mapping", [None, "encoding: cp1252\n"])
+def test_a_windows_1252_export_reads_its_quotes_and_euro_signs(tmp_path, mapping):
+    """Excel on Windows saves 'CSV' as Windows-1252: ’ “ ” € are bytes 0x80-0x9F, which DuckDB's
+    latin-1 reader refuses ('File is not latin-1 encoded': the run stopped at line 1), and a
+    mapping's `encoding: cp1252` was ignored (the rows quarantined as invalid UTF-8). The file is
+    read from a UTF-8 copy, through the locked-down import connection, every character kept."""
+    text = (f"{HEADER}\r\nA1,Ren\u00e9 O\u2019Brien,X,\u201cSoci\u00e9t\u00e9\u201d \u20ac,Won,2017-01-02,2017-02-01,10\r\n"
+            "A2,Ann,X,Acme,Lost,2017-01-03,2017-02-02,0\r\n").encode("cp1252")
+    src = _src(tmp_path, text, **({"revintel_mapping__yaml": mapping} if mapping else {}))
+    con = duckdb.connect()
+    report = import_source(con, src)  # locked down, as a run imports
+    assert "Windows-1252" in report.files["sales_pipeline.csv"]["encoding"]
+    assert con.execute("SELECT count(*) FROM staging.quarantine_new").fetchall() == [(0,)]
+    names = {r[0] for r in con.execute("SELECT rep_name FROM staging.opportunities").fetchall()}
+    assert names == {"Ren\u00e9 O\u2019Brien", "Ann"}
+    accounts = {r[0] for r in con.execute("SELECT account_name FROM staging.opportunities").fetchall()}
+    assert "\u201cSoci\u00e9t\u00e9\u201d \u20ac" in accounts

@@ -16,7 +16,7 @@
     date_formats: ["%d.%m.%Y", "%d.%m.%Y %H:%M"]   # tried before the built-in ones (strftime codes)
     decimal: ","                 # decimal separator; the thousands separator is then "." (or a space)
     delimiter: ";"               # field separator, default ","
-    encoding: latin-1            # force an encoding (default: UTF-8, latin-1 when the whole file is not UTF-8)
+    encoding: cp1252             # force an encoding: utf-8, utf-16, cp1252 / latin-1 (default: UTF-8, Windows-1252 when the whole file is not UTF-8)
     non_sellable_divisions: [Non-product]   # kept in the star schema, never modelled nor recommended
 
 Tidy transactions may also compute a column from yours (`amount: "Quantity * UnitPrice"`, see

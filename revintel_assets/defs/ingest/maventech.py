@@ -94,7 +94,8 @@ def file_report(raw, caught: dict[str, int]) -> dict:
     if getattr(raw, "skipped_sheets", ()):
         out["skipped_sheets"] = dict(raw.skipped_sheets)
     elif raw.encoding != "utf-8":
-        out["encoding"] = f"{raw.encoding} (the file is not UTF-8 anywhere; read as {raw.encoding})"
+        out["encoding"] = ("Windows-1252 / latin-1 (the file is not UTF-8 anywhere; read as Windows-1252)"
+                           if raw.encoding == "latin-1" else raw.encoding)
     if not raw.exact_lines:
         out["line_numbers"] = "approximate: malformed quoting, lines are counted as CSV records"
     if raw.renamed:

@@ -15,15 +15,21 @@ rejected), rewritten in place (only `_line`).
 Before DuckDB sees a file we check what it is: empty, binary (NUL bytes) or not text stops the
 run with a SourceError naming the file, the line and what was expected. Encoding: UTF-8 (a BOM
 is fine). A file that is not UTF-8 anywhere (no valid multi-byte sequence but bytes >= 0x80) is
-read as latin-1 and the report says so; a UTF-8 file with some invalid bytes keeps UTF-8 and
-those rows go to the quarantine.
+read as Windows-1252 (latin-1 plus the ’ “ ” € … of Windows exports, which DuckDB's own latin-1
+reader refuses) from a UTF-8 copy in a folder of the import's own (`transcoded_copies`), and the
+report says so; a UTF-8 file with some invalid bytes keeps UTF-8 and those rows go to the quarantine.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import contextvars
 import gzip
 import re
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +41,11 @@ from revintel_assets.defs.ingest.mapping import example, inside
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.synonyms import SYNONYMS
 
+# The folder for UTF-8 copies of Windows-1252 files during one import (transcoded_copies)
+_COPIES: contextvars.ContextVar[Path | None] = contextvars.ContextVar("revintel_transcoded", default=None)
+# Windows-1252 leaves five bytes undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D): read as latin-1 does
+codecs.register_error("revintel_latin1", lambda e: (e.object[e.start:e.end].decode("latin-1"), e.end))
+WINDOWS = ("latin-1", "latin1", "iso-8859-1", "cp1252", "windows-1252")  # names the mapping may use
 _CHUNK = 1 << 24  # bytes per step of the scans below (memory: a small multiple of this, not of the file)
 SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
 _UTF8_MULTI = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
@@ -157,6 +168,28 @@ def first_long_line(path: Path, limit: int) -> int | None:
             if length > limit:
                 return line
     return None
+
+
+@contextlib.contextmanager
+def transcoded_copies():
+    """A fresh folder for the UTF-8 copies of Windows-1252 files of one import, removed after it
+    (import_source lets the locked-down connection read it beside the source folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="revintel-import-"))
+    token = _COPIES.set(folder)
+    try:
+        yield folder
+    finally:
+        _COPIES.reset(token)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _utf8_copy(data: bytes, name: str) -> tuple[Path, bytes]:
+    """(path of a UTF-8 copy of Windows-1252 `data`, its bytes): line for line the same file."""
+    folder = _COPIES.get() or Path(tempfile.mkdtemp(prefix="revintel-import-"))  # outside an import
+    utf8 = data.decode("cp1252", "revintel_latin1").encode("utf-8")
+    copy = folder / f"{uuid.uuid4().hex}-{Path(name).name}"
+    copy.write_bytes(utf8)
+    return copy, utf8
 
 
 def check_text(path: Path, data: bytes, layout: str) -> str:
@@ -307,14 +340,18 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         return _load_excel(con, path, table, required, layout, rename, optional, canonical_file, noted, narrow)
     data = read_bytes(path)
     detected = check_text(path, data, layout)
-    enc = detected if detected == "utf-16" else (encoding or detected)
+    enc = detected if detected == "utf-16" else (encoding or detected).lower()
+    enc = "latin-1" if enc in WINDOWS else enc
+    read_from = path
     if enc == "utf-16":  # line structure from the text, not from the two-byte code units
         data = data.decode("utf-16" if data.startswith(b"\xff\xfe") else "utf-16-le", "replace").encode("utf-8")
+    elif enc == "latin-1":  # DuckDB's latin-1 refuses Windows-1252's 0x80-0x9F: a UTF-8 copy instead
+        read_from, data = _utf8_copy(data, path.name)
     records = record_lines(data) if len(data) < SCAN_LIMIT else None
     del data
-    src = _sql_str(str(path))
+    src = _sql_str(str(read_from))
     rej, scan = f"{table.replace('.', '_')}_rejects", f"{table.replace('.', '_')}_scans"
-    enc_opt = {"latin-1": ", encoding='latin-1'", "utf-16": ", encoding='utf-16'"}.get(enc, "")
+    enc_opt = {"utf-16": ", encoding='utf-16'"}.get(enc, "")
     options = f"delim={_sql_str(delimiter)}, quote='\"', escape='\"'{enc_opt}"
     wanted = required + (optional or [])
     try:

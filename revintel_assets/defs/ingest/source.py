@@ -19,7 +19,7 @@ from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mappi
 from revintel_assets.defs.ingest.parse_sql import UNMAPPED
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
-from revintel_assets.defs.ingest.raw_csv import label_sheet_rows, norm, read_header
+from revintel_assets.defs.ingest.raw_csv import label_sheet_rows, norm, read_header, transcoded_copies
 from revintel_assets.defs.ingest.salesforce import import_salesforce
 from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
 from revintel_assets.defs.ingest.quotas import load_quotas
@@ -157,14 +157,16 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     return None
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def lock_down(con: duckdb.DuckDBPyConnection, folder: Path, copies: Path | None = None) -> None:
     """Second door behind the mapping grammar and the quoted identifiers (docs/SECURITY.md): the
     connection may read files only inside the source folder (symlinks are resolved by DuckDB),
     write or attach no file, install no extension, and this cannot be undone by SQL. The settings
     belong to the database instance, which lives as long as its connections: the warehouse opens
-    a fresh one per `connect()`, so later steps are not affected."""
-    root = str(Path(folder).resolve()).replace("'", "''")
-    con.execute(f"SET allowed_directories = ['{root}/']")
+    a fresh one per `connect()`, so later steps are not affected. `copies`: the import's own folder
+    of UTF-8 copies of Windows-1252 files (raw_csv.transcoded_copies), readable too."""
+    roots = [str(Path(f).resolve()).replace("'", "''") for f in (folder, copies) if f is not None]
+    allowed = ", ".join(f"'{r}/'" for r in roots)
+    con.execute(f"SET allowed_directories = [{allowed}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
@@ -172,6 +174,14 @@ def lock_down(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
 def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | None = None,
                   mapping: str | Path | Mapping | None = None, locked: bool = True,
                   fy_start_month: int = 1) -> ImportReport:
+    """_import_source with a folder for the UTF-8 copies of Windows-1252 files, removed after."""
+    with transcoded_copies() as copies:
+        return _import_source(con, folder, forced, mapping, locked, fy_start_month, copies)
+
+
+def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | None = None,
+                   mapping: str | Path | Mapping | None = None, locked: bool = True,
+                   fy_start_month: int = 1, copies: Path | None = None) -> ImportReport:
     """Read every file of the source into the canonical staging tables and the quarantine.
 
     `mapping`: a mapping file (or a parsed Mapping); default the folder's revintel_mapping.yaml.
@@ -184,7 +194,7 @@ def import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | No
     layout = detect_layout(folder, forced, mapping)
     check_files(layout.user_mapping, folder)
     if locked:
-        lock_down(con, folder)
+        lock_down(con, folder, copies)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     for (old,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' "
                               "AND NOT temporary AND table_name LIKE 'raw\\_%' ESCAPE '\\'").fetchall():
