@@ -278,3 +278,26 @@ def test_a_windows_1252_export_reads_its_quotes_and_euro_signs(tmp_path, mapping
     assert names == {"Ren\u00e9 O\u2019Brien", "Ann"}
     accounts = {r[0] for r in con.execute("SELECT account_name FROM staging.opportunities").fetchall()}
     assert "\u201cSoci\u00e9t\u00e9\u201d \u20ac" in accounts
+
+
+def test_a_typo_years_ahead_does_not_become_the_export_date(tmp_path):
+    """One close date typed 2019 for 2017 made the export date, so every weekly as-of date up to
+    it was scored past the data. A latest date more than STRAY_GAP_DAYS past every other (or after
+    today: not tested, it moves with the clock) is set aside and reported."""
+    from revintel_assets.defs.ingest.source import STRAY_GAP_DAYS
+
+    busy = "".join(f"B{k},Ann,GTX Basic,Acme,Engaging,2017-03-{k:02d},,\n" for k in range(1, 12))  # a busy March
+    src = _src(tmp_path, f"{HEADER}\n"
+                         "A1,Ann,GTX Basic,Acme,Won,2017-01-05,2017-02-10,550\n"
+                         "A2,Ann,GTX Basic,Acme,Lost,2017-02-05,2019-03-04,0\n"   # typo: 2019
+                         + busy)
+    con = duckdb.connect()
+    report = import_source(con, src, locked=False)
+    assert report.export_date == "2017-03-11"
+    assert report.stray_dates == ["2019-03-04"] and STRAY_GAP_DAYS < 365
+    # a real latest date with others near it stays the export date
+    (tmp_path / "b").mkdir()
+    src2 = _src(tmp_path / "b", f"{HEADER}\nA1,Ann,GTX Basic,Acme,Won,2017-01-05,2017-02-10,550\n"
+                                "A2,Ann,GTX Basic,Acme,Lost,2017-02-05,2017-06-04,0\n")
+    report2 = import_source(duckdb.connect(), src2, locked=False)
+    assert report2.export_date == "2017-06-04" and report2.stray_dates == []

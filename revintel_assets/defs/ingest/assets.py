@@ -119,6 +119,10 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.warning(f"{u['lines']:,} order lines ({u['share_of_lines']:.1%}, revenue {u['revenue']:,.2f}, "
                             f"{u['skus']:,} SKUs) have a SKU the SKU map does not name: kept under 'Unmapped SKUs', "
                             "never modelled nor recommended (star.unmapped_skus)")
+    if report.stray_dates:
+        context.log.warning(f"dates not taken as the export date: {', '.join(report.stray_dates)} (after today, or "
+                            f"more than half a year past every other date: a typo?); the export date is "
+                            f"{report.export_date} (--as-of sets it)")
     notes = {name: f["missing_optional_columns"] for name, f in report.files.items()
              if f.get("missing_optional_columns")}
     for name, cols in notes.items():

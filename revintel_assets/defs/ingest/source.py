@@ -85,6 +85,7 @@ class ImportReport:
     files: dict[str, dict] = field(default_factory=dict)  # file -> raw_rows, quarantined per rule
     export_date: str | None = None
     unmapped: dict = field(default_factory=dict)  # order lines whose SKU the SKU map lacks
+    stray_dates: list[str] = field(default_factory=list)  # latest dates not taken as the export date
 
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:
@@ -231,7 +232,7 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
         con.execute("INSERT INTO staging.non_sellable VALUES (?)", [division])
     _check_partition_keys(con, layout.folder)
     label_sheet_rows(con)
-    report.export_date = _export_date(con)
+    report.export_date, report.stray_dates = _export_date(con)
     lines, revenue, skus = con.execute("SELECT count(*), coalesce(sum(amount), 0), count(DISTINCT product_id) "
                                        "FROM staging.transactions WHERE division = ?", [UNMAPPED]).fetchall()[0]
     if lines:
@@ -265,10 +266,29 @@ def _crm_files(layout: SourceLayout) -> bool:
     return (layout.folder / layout.user_mapping.file(main[layout.crm])).exists()
 
 
-def _export_date(con) -> str | None:
-    """The latest date in the data: what `demo` and `run` score as of (docs/CONTRACT.md §1)."""
-    row = con.execute("""SELECT max(d) FROM (
+# A date this far past every other date of the source is a typo ('2027' for '2025'), not the day
+# of the export: one such close date made the as-of date two years late (101 weekly dates scored
+# past the data, the forecast for the wrong quarter) and nothing said so.
+STRAY_GAP_DAYS = 183
+
+
+def _export_date(con) -> tuple[str | None, list[str]]:
+    """(the latest date in the data: what `demo` and `run` score as of, docs/CONTRACT.md §1; the
+    later dates set aside): dates after the machine's today cannot be in an export, and a latest
+    date more than STRAY_GAP_DAYS past the next one is a typo. Both are reported, not taken."""
+    latest = [r[0] for r in con.execute("""SELECT DISTINCT d FROM (
         SELECT greatest(engage_date, close_date, created_date, stage_since) AS d FROM staging.opportunities
         UNION ALL SELECT changed_at FROM staging.history
-        UNION ALL SELECT order_date FROM staging.transactions)""").fetchall()[0]
-    return row[0].isoformat() if row and row[0] else None
+        UNION ALL SELECT order_date FROM staging.transactions) WHERE d IS NOT NULL ORDER BY d DESC LIMIT 64""").fetchall()]
+    today = con.execute("SELECT current_date").fetchall()[0][0]
+    stray = [d for d in latest if d > today]
+    latest = [d for d in latest if d <= today]
+    while len(latest) > 1 and (latest[0] - latest[1]).days > STRAY_GAP_DAYS and _busy(latest[1:]):
+        stray.append(latest.pop(0))
+    return (latest[0].isoformat() if latest else None), sorted(d.isoformat() for d in stray)
+
+
+def _busy(dates: list, days: int = 90, at_least: int = 10) -> bool:
+    """Do the dates (newest first) hold `at_least` distinct days in the `days` before the newest?
+    A typo stands apart from a busy export; a small, sparse source's last date is kept."""
+    return sum(1 for d in dates if (dates[0] - d).days <= days) >= at_least
