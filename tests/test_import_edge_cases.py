@@ -301,3 +301,23 @@ def test_a_typo_years_ahead_does_not_become_the_export_date(tmp_path):
                                 "A2,Ann,GTX Basic,Acme,Lost,2017-02-05,2017-06-04,0\n")
     report2 = import_source(duckdb.connect(), src2, locked=False)
     assert report2.export_date == "2017-06-04" and report2.stray_dates == []
+
+
+def test_a_multi_currency_salesforce_export_names_its_currencies(tmp_path):
+    """A multi-currency org writes CurrencyIsoCode beside Amount. One code names the source's
+    currency (meta.source.currency, which the app prints); several are reported (the run warns that
+    totals add them as given) instead of summing USD and JPY without a word."""
+    import shutil
+
+    src = tmp_path / "sf"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "salesforce_no_history", src)
+    lines = (src / "Opportunity.csv").read_text(encoding="utf-8-sig").splitlines()
+    codes = ["EUR" if k % 3 else "JPY" for k in range(len(lines) - 1)]
+    (src / "Opportunity.csv").write_text("\n".join([lines[0] + ',"CurrencyIsoCode"']
+                                                   + [f'{line},"{c}"' for line, c in zip(lines[1:], codes)]) + "\n")
+    report = import_source(duckdb.connect(), src)
+    kept = len(lines) - 2  # deals imported: one row of the fixture is quarantined (unknown stage)
+    assert list(report.currencies) == ["EUR", "JPY"] and sum(report.currencies.values()) == kept
+    (src / "Opportunity.csv").write_text("\n".join([lines[0] + ',"CurrencyIsoCode"']
+                                                   + [f'{line},"eur"' for line in lines[1:]]) + "\n")
+    assert import_source(duckdb.connect(), src).currencies == {"EUR": kept}

@@ -105,8 +105,19 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
                            rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL[kind],
                            delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind])
         caught, extra = loader(con, raw.columns, files[kind].name, dialect)
-        report[files[kind].name] = {**file_report(raw, caught), **extra}
+        report[files[kind].name] = {**file_report(raw, caught), **extra, **_currencies(con, raw, kind)}
     return report
+
+
+def _currencies(con, raw, kind: str) -> dict:
+    """{"currencies": {ISO code: deals}} of a multi-currency org's Opportunity.csv (its
+    CurrencyIsoCode column): one code names the source's currency (meta.source.currency);
+    several are added as given, and the run says so (no conversion rates are read)."""
+    if kind != "opportunity" or "CurrencyIsoCode" not in raw.columns:
+        return {}
+    rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
+                       f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+    return {"currencies": dict(rows)} if rows else {}
 
 
 def _opt(columns: list[str], *names: str, cast: str = "VARCHAR") -> str:

@@ -87,6 +87,11 @@ class ImportReport:
     unmapped: dict = field(default_factory=dict)  # order lines whose SKU the SKU map lacks
     stray_dates: list[str] = field(default_factory=list)  # latest dates not taken as the export date
 
+    @property
+    def currencies(self) -> dict[str, int]:
+        """ISO code -> deals, where an export names its amounts' currency (Salesforce CurrencyIsoCode)."""
+        return next((f["currencies"] for f in self.files.values() if f.get("currencies")), {})
+
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:
     folder = Path(folder)
