@@ -4,7 +4,9 @@ The issue judges the deal model on companies written by another generator, on th
 the export date with their eventual outcomes. This script does that for any finished run whose
 source came with its own truth file (another generator's, never the demo's):
 
-    PYTHONPATH=$PWD python -m benchmarks.heldout_company DATA_DIR TRUTH.csv [--label NAME] [--json OUT]
+    PYTHONPATH=$PWD python -m benchmarks.heldout_generator --seed 14 --drift 1 --out SRC --deals 12000
+    REVINTEL_DATA_DIR=DATA_DIR revintel run --source SRC --no-serve
+    PYTHONPATH=$PWD python -m benchmarks.heldout_company DATA_DIR SRC/truth/eventual.csv [--label NAME] [--json OUT]
 
 DATA_DIR is the REVINTEL_DATA_DIR of a finished `revintel run --source SRC --no-serve`; TRUTH.csv
 holds one row per deal of the source: `Id` (as the export wrote it), `eventual_won` (0/1),
