@@ -321,3 +321,12 @@ def test_a_multi_currency_salesforce_export_names_its_currencies(tmp_path):
     (src / "Opportunity.csv").write_text("\n".join([lines[0] + ',"CurrencyIsoCode"']
                                                    + [f'{line},"eur"' for line in lines[1:]]) + "\n")
     assert import_source(duckdb.connect(), src).currencies == {"EUR": kept}
+
+
+def test_a_semicolon_file_without_a_mapping_is_told_its_delimiter(tmp_path):
+    """A European Excel 'CSV' is semicolon-separated: read with commas it is one column, and the
+    message used to suggest mapping that column's name onto a required one. It names the delimiter."""
+    src = _src(tmp_path, HEADER.replace(",", ";") + "\nA1;Ann;GTX Basic;Acme;Won;2017-01-05;2017-02-10;550,00\n")
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert "looks semicolon-separated" in str(err.value) and "delimiter: ';'" in str(err.value)

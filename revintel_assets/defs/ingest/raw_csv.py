@@ -464,6 +464,13 @@ def _check_header(con, table: str, path: Path, required: list[str], layout: str,
     missing = [c for c in required if c not in columns]
     if missing:
         shown = [c for c in columns if not c.startswith("column")] or columns
+        other = next((d for d in (";", "\t", "|") if len(shown) == 1 and shown[0].count(d) >= len(required) - 1), None)
+        if other:  # one column whose name holds the others: another delimiter, not other names
+            name = {";": "semicolon", "\t": "tab", "|": "pipe"}[other]
+            raise SourceError(path, 1, f"the {layout} header with columns {', '.join(required)}",
+                              f"one column {shown[0][:120]!r}: the file looks {name}-separated. Add "
+                              f"`delimiter: {other!r}` to revintel_mapping.yaml in the source folder"
+                              + (" (and `decimal: ','` if amounts are written 1.234,56)" if other == ";" else ""))
         raise SourceError(
             path, 1, f"the {layout} header with columns {', '.join(required)}",
             f"missing column(s) {', '.join(missing)}; found {', '.join(shown)}.\n"
