@@ -136,7 +136,9 @@ def settle_day_month(con, table: str, exprs: list[str], formats: list[str]) -> t
         SELECT count(*) FILTER (WHERE a > 12 AND b BETWEEN 1 AND 12), count(*) FILTER (WHERE b > 12 AND a BETWEEN 1 AND 12)
         FROM (SELECT try_cast(regexp_extract(v, {pattern}, 1) AS INTEGER) AS a,
                      try_cast(regexp_extract(v, {pattern}, 2) AS INTEGER) AS b
-              FROM ({cells}) WHERE v IS NOT NULL)""").fetchall()[0]
+              FROM ({cells})
+              -- ISO dates (the usual export) skip the regular expression: their 3rd character is a digit
+              WHERE substr(v, 2, 1) IN ('/', '.', '-') OR substr(v, 3, 1) IN ('/', '.', '-'))""").fetchall()[0]
     if day_only > month_only:
         kept = [f for f in formats if _day_month(f) != "month"]
         return [*kept, *(f for f in DAY_FIRST if f not in kept)], tuple(f for f in DATE_FORMATS if _day_month(f) == "month")
