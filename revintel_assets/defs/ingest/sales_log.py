@@ -97,10 +97,9 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     unpaired = [c for c in raw.columns if c not in FIXED and c not in paired]
     cells = dict(zip(unpaired, con.execute("SELECT " + ", ".join(
         f"count(nullif(trim({col(c)}), ''))" for c in unpaired) + " FROM temp.raw_sales_log").fetchall()[0])) if unpaired else {}
-    no_lines = "'order has no SKU line (every SKU column is empty)'"
-    if any(cells.values()):
-        no_lines = (f"'order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: "
-                    f"{', '.join(c.replace(chr(39), chr(39) * 2) for c, n in cells.items() if n)})'")
+    unread = [c for c, n in cells.items() if n]
+    no_lines = lit("order has no SKU line (every SKU column is empty)" if not unread else
+                   f"order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: {', '.join(unread)})")
 
     # Each order's SKU cells are its `_pairs`, unnested (cheap: no per-column work) and parsed
     # where they are used. Per order: the first SKU column (in file order) holding an amount or
@@ -125,8 +124,8 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
              no_lines),
     ], raw_sql=_raw_row(raw.columns, skus))
     report = {path.name: file_report(raw, caught)}
-    if any(cells.values()):
-        report[path.name]["unpaired_columns"] = {c: n for c, n in cells.items() if n}
+    if unread:
+        report[path.name]["unpaired_columns"] = {c: cells[c] for c in unread}
 
     # One order line per pair with a number, in (line, SKU name) order as the orders and their
     # pairs are stored: no join back to the orders, no sort (insertion order is preserved).
