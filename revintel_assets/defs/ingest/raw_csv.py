@@ -185,7 +185,9 @@ def transcoded_copies():
 
 def _utf8_copy(data: bytes, name: str) -> tuple[Path, bytes]:
     """(path of a UTF-8 copy of Windows-1252 `data`, its bytes): line for line the same file."""
-    folder = _COPIES.get() or Path(tempfile.mkdtemp(prefix="revintel-import-"))  # outside an import
+    folder = _COPIES.get()
+    if folder is None:  # every import goes through import_source, which sets (and removes) the folder
+        raise RuntimeError("a Windows-1252 file is read inside raw_csv.transcoded_copies() only")
     utf8 = data.decode("cp1252", "revintel_latin1").encode("utf-8")
     copy = folder / f"{uuid.uuid4().hex}-{Path(name).name}"
     copy.write_bytes(utf8)
