@@ -10,7 +10,8 @@ from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date, training_cutoffs
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
-from revintel_assets.defs.deals.snapshot import FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, snapshot_sql
+from revintel_assets.defs.deals.snapshot import (FEATURES, LOGGED_SHARE_SQL, MODEL_FEATURES, OUTCOME, TRAILING,
+                                                  TRAILING_DAYS, model_features, snapshot_sql)
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
 from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
@@ -133,6 +134,12 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
             warm_up(fit_win_model)  # the pool process starts and imports the model code while rows are read
     bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
     windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
+    logged = float(wh.query(LOGGED_SHARE_SQL)["share"][0] or 0.0)
+    numeric, categorical = model_features(logged)
+    if len(numeric) + len(categorical) < len(MODEL_FEATURES):
+        context.log.warning(f"{logged:.0%} of the closed deals have a logged stage history (the source has no change "
+                            "log for the rest): the win model leaves out the features read from a deal's own history "
+                            f"(stage, amount, expected close and their changes) and learns from {numeric + categorical}")
     ready, outcome = [], {}  # (cutoff, split, row counts, deal share) to fit; per cutoff what became of it
     for cutoff in cutoffs:
         snap, share = training_rows(wh, cutoff + dt.timedelta(days=windows.holdout_days), config.max_training_rows)
@@ -153,7 +160,7 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
     # registration and the champion gate, must go in cutoff order: the gate of a later cutoff
     # meets the champion an earlier one may have just become. Same models whichever process fits.
     with compute.active():
-        fits = map_tasks(fit_win_model, [(fit_part(split),) for _, split, _, _ in ready])
+        fits = map_tasks(fit_win_model, [(fit_part(split), numeric, categorical) for _, split, _, _ in ready])
         while ready:
             # each split is dropped once judged (its training rows stay with the fit tasks until the
             # last fit is back): the step holds every cutoff's rows at once, 5.9 GiB at scale 10
@@ -172,6 +179,8 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
         **{k: v for k, v in single.items() if k != "cutoff"},
         "models": dg.MetadataValue.md(_models_table(records)),
         "trained": dg.MetadataValue.int(len(trained)),
+        "logged_history_share": dg.MetadataValue.float(logged),
+        "features": dg.MetadataValue.json(numeric + categorical),
     })
 
 

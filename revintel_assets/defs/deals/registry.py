@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import polars as pl
 
 from revintel_assets.defs.deals.evaluate import MIN_HOLDOUT_ROWS, MODEL_NAME, Evaluation
+from revintel_assets.defs.deals.snapshot import OWN_HISTORY
 from revintel_assets.defs.deals.win_model import Split, WinModel, Windows
 from revintel_resources.tracking import MLflowResource
 
@@ -37,6 +38,8 @@ def log_and_register(tracking: MLflowResource, model: WinModel, ev: Evaluation, 
         mlflow.log_params({**{k: v for k, v in model.params.items() if k != "verbose"},
                            "best_iteration": model.best_iteration, "calibration": model.calibrator.method,
                            "cutoff": cutoff.isoformat(), **{f"window_{k}": v for k, v in vars(windows).items()},
+                           # False when the source's history is derived (snapshot.model_features)
+                           "own_history_features": any(f in OWN_HISTORY for f in model.encoder.features),
                            **{f"rows_{k}": v for k, v in n_rows.items()}})
         # the model before the metrics: MLflow copies every metric already on the run to a logged
         # model, one history query each (2.4 s of the demo's 20 ICP runs)

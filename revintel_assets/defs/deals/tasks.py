@@ -18,9 +18,9 @@ def fit_part(split: Split) -> Split:
     return dataclasses.replace(split, holdout=split.holdout.clear(), baseline_rows=None)
 
 
-def fit_win_model(split: Split) -> WinModel:
-    """`train(split)` with one BLAS / OpenMP thread wherever it runs, as in a pool process
-    (parallel.ONE_THREAD), so the model is the same whichever process fitted it (LightGBM runs
-    with num_threads=1 in either case, win_model.PARAMS)."""
+def fit_win_model(split: Split, numeric: list[str] | None = None, categorical: list[str] | None = None) -> WinModel:
+    """`train(split)` on these features (default: all) with one BLAS / OpenMP thread wherever it
+    runs, as in a pool process (parallel.ONE_THREAD), so the model is the same whichever process
+    fitted it (LightGBM runs with num_threads=1 in either case, win_model.PARAMS)."""
     with threadpool_limits(1):
-        return train(split)
+        return train(split, numeric=numeric, categorical=categorical)

@@ -166,29 +166,31 @@ def _weighted(df: pl.DataFrame, reweighted: set | None = None, factor: float = 1
 @dataclass
 class Encoder:
     """Category vocabularies learned on the training rows; unseen values become missing.
-    `numeric`: the numeric columns, snapshot.DERIVED ones included (computed here from the row)."""
+    `numeric`: the numeric columns, snapshot.DERIVED ones included (computed here from the row);
+    `categorical`: the category columns (snapshot.model_features says which a history allows)."""
 
     vocab: dict[str, list[str]] = field(default_factory=dict)
     numeric: list[str] = field(default_factory=lambda: list(MODEL_FEATURES_NUMERIC))
+    categorical: list[str] = field(default_factory=lambda: list(FEATURES_CATEGORICAL))
 
     @property
     def features(self) -> list[str]:
-        return self.numeric + FEATURES_CATEGORICAL
+        return self.numeric + self.categorical
 
     def __setstate__(self, state: dict) -> None:
-        # a model pickled before `numeric` existed (an earlier champion in MLflow) was trained on
-        # the stored snapshot features only
-        self.__dict__.update({"numeric": list(FEATURES_NUMERIC), **state})
+        # a model pickled before `numeric` / `categorical` existed (an earlier champion in MLflow)
+        # was trained on the stored snapshot features only, every category among them
+        self.__dict__.update({"numeric": list(FEATURES_NUMERIC), "categorical": list(FEATURES_CATEGORICAL), **state})
 
     def fit(self, df: pl.DataFrame) -> Encoder:
         self.vocab = {c: sorted(v for v in df[c].unique().to_list() if v is not None)
-                      for c in FEATURES_CATEGORICAL}
+                      for c in self.categorical}
         return self
 
     def matrix(self, df: pl.DataFrame) -> np.ndarray:
         df = with_derived(df, self.numeric)
         cols = [df[c].cast(pl.Float64).to_numpy() for c in self.numeric]
-        for c in FEATURES_CATEGORICAL:
+        for c in self.categorical:
             codes = {v: i for i, v in enumerate(self.vocab[c])}
             cols.append(df[c].replace_strict(codes, default=None, return_dtype=pl.Float64).to_numpy())
         return np.column_stack(cols).astype(np.float64)
@@ -289,16 +291,18 @@ def calibration_weight(validation: pl.DataFrame, half_life_days: float | None) -
 
 def train(split: Split, params: dict | None = None, max_rounds: int = MAX_ROUNDS,
           half_life_days: float | None = RECENCY_HALF_LIFE_DAYS,
-          numeric: list[str] | None = None,
+          numeric: list[str] | None = None, categorical: list[str] | None = None,
           calibration_half_life_days: float | None = CALIBRATION_HALF_LIFE_DAYS,
           censored_in_training: bool = CENSORED_IN_TRAINING) -> WinModel:
-    """`numeric`: the numeric features (default MODEL_FEATURES_NUMERIC; benchmarks compare others).
+    """`numeric`, `categorical`: the features (default MODEL_FEATURES_NUMERIC and FEATURES_CATEGORICAL;
+    snapshot.model_features leaves out those a derived history cannot show; benchmarks compare others).
     `split.censored` (imputed rows of deals open at the cutoff) joins the calibration rows, and
     the training rows when `censored_in_training`; early stopping reads the observed rows only."""
     params = {**PARAMS, **(params or {})}
     fit_rows = with_censored(split.train, split, "train") if censored_in_training else split.train
     cal_rows = calibration_rows(split)
-    enc = Encoder(numeric=list(numeric or MODEL_FEATURES_NUMERIC)).fit(split.train)
+    enc = Encoder(numeric=list(numeric or MODEL_FEATURES_NUMERIC),
+                  categorical=list(FEATURES_CATEGORICAL if categorical is None else categorical)).fit(split.train)
     cat_idx = list(range(len(enc.numeric), len(enc.features)))
     weight = fit_rows["weight"].to_numpy() * recency_weight(fit_rows["as_of_date"], half_life_days)
     dtrain = lgb.Dataset(enc.matrix(fit_rows), fit_rows["is_won"].cast(pl.Int8).to_numpy(),
