@@ -253,3 +253,36 @@ def test_created_date_shared_by_most_rows_is_a_load_date(tmp_path):
     assert got["006L0"] == "2024-01-09" and all(v <= "2024-02-01" for k, v in got.items() if k != "006R1")
     assert "shared by 6 of 7 rows" in con.execute(
         "SELECT import_flag FROM star.fact_opportunity WHERE opportunity_id = '006L0'").fetchall()[0][0]
+
+
+def test_history_rows_stamped_with_the_load_date_do_not_date_closed_deals(tmp_path):
+    """A migration inserts one history row per deal, stamped when inserted (adversarial fixture of a
+    real migrated org): on a deal closed before that date the row dates the load, not a stage
+    change. Quarantined with the reason; the deal keeps its real creation and takes the derived
+    history; an open deal's row that day is the stage it had then and stays."""
+    opp = ["Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon"]
+    hist = ["OpportunityId,CreatedDate,StageName,CloseDate,Amount"]
+    for i in range(8):  # closed in 2024, history row inserted at the migration, 2025-04-15
+        won = i % 2 == 0
+        opp.append(f"006C{i},Closed {'Won' if won else 'Lost'},100,2024-0{3 + i % 6}-10,2024-01-0{1 + i}T05:00:00.000Z,"
+                   f"true,{str(won).lower()}")
+        hist.append(f"006C{i},2025-04-15T06:14:00.000Z,Closed {'Won' if won else 'Lost'},2024-0{3 + i % 6}-10,100")
+    opp.append("006O1,Negotiation/Review,900,2025-06-30,2025-01-20T05:00:00.000Z,false,false")
+    hist += ["006O1,2025-01-20T05:00:00.000Z,Prospecting,2025-06-30,500",
+             "006O1,2025-04-15T06:14:00.000Z,Negotiation/Review,2025-06-30,900"]
+    write(tmp_path / "sf", "Opportunity.csv", "\r\n".join(opp) + "\r\n", bom=True)
+    write(tmp_path / "sf", "OpportunityHistory.csv", "\r\n".join(hist) + "\r\n")
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "sf")
+    assert report.files["OpportunityHistory.csv"]["quarantined"] == {"load_date": 8}
+    reasons = _q(con, "OpportunityHistory.csv")
+    assert sorted(reasons) == list(range(2, 10))
+    assert all("is the bulk-load date (9 of 10 history rows), after the deal closed" in r for r in reasons.values())
+    created = dict(con.execute("SELECT opportunity_id, created_date::VARCHAR FROM star.fact_opportunity").fetchall())
+    assert created["006C0"] == "2024-01-01" and created["006O1"] == "2025-01-20"
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity WHERE created_date > close_date").fetchall() == [(0,)]
+    logged = dict(con.execute("SELECT opportunity_id, bool_and(NOT derived) FROM star.fact_opportunity_history "
+                              "GROUP BY 1").fetchall())
+    assert logged["006O1"] is True and logged["006C3"] is False
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)

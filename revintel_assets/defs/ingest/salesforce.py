@@ -34,6 +34,9 @@ date: the row is kept and flagged in `import_flag`, and its creation is the earl
 LastStageChangeDate when earlier than the load date, CloseDate minus the typical cycle (median
 CloseDate - CreatedDate of the closed deals whose CreatedDate is real; 90 days when there is
 none), and never later than the load date itself.
+OpportunityHistory.csv rows dated on such a date (the same rule over its CreatedDate) whose deal
+closed before it are quarantined (`load_date`): they date the load, not a stage change, and the
+deal takes the history derived from its dates (star/build.py fact_opportunity_history).
 """
 
 from __future__ import annotations
@@ -330,6 +333,16 @@ def _history(con, columns, file, d: Dialect):
         Rule("impossible_date", d.impossible_date("CreatedDate", latest),
              f"'impossible date: CreatedDate ' || \"CreatedDate\" || ' (before 1990 or after {latest} + 5 years)'"),
     ]
+    # History rows a migration inserted carry the bulk-load date (module docstring, "Load dates").
+    # On a deal closed before it, such a row says when the row was loaded, not when the stage
+    # changed: kept, it dated the deal's creation after its close, and the deal left training.
+    bulk, bulk_rows, n_rows = _load_date(con, t, d.date("CreatedDate"))
+    if bulk:
+        rules.append(Rule(
+            "load_date", f"""{d.date('CreatedDate')} = DATE {lit(bulk)} AND {sfid(col('OpportunityId'))} IN (
+                SELECT opportunity_id FROM staging.opportunities WHERE is_closed AND close_date < DATE {lit(bulk)})""",
+            f"'CreatedDate ' || \"CreatedDate\" || ' is the bulk-load date ({bulk_rows:,} of {n_rows:,} history rows), "
+            "after the deal closed: not when its stage changed (the deal takes the history its dates give)'"))
     if "CloseDate" in columns:
         rules.append(Rule("bad_expected_close_date", d.bad_date("CloseDate"),
                           "'CloseDate ''' || \"CloseDate\" || ''' is not a date'"))
