@@ -162,3 +162,26 @@ def test_online_retail_ii_workbook_reads_every_sheet_with_the_header(tmp_path):
     assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
         (6, "sheet 'Year 2010-2011', row 3: customer_id is empty: the line cannot be attributed to an account")]
     _reconciles(con)
+
+
+def test_hubspot_stage_labels_with_their_pipeline_in_brackets(tmp_path):
+    """A portal with several pipelines exports 'Closed Won (Sales Pipeline)': a built-in stage with
+    the pipeline after it (adversarial fixture: 420 of 1,500 deals were quarantined as unknown)."""
+    header = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date", "Pipeline"]
+    rows = [["9001", "A", "Closed Won (Sales Pipeline)", "100", "03/02/2025 12:00 PM", "01/10/2025 09:00 AM", "Sales Pipeline"],
+            ["9002", "B", "Closed Lost (Renewals)", "50", "03/05/2025 12:00 PM", "01/12/2025 09:00 AM", "Renewals"],
+            ["9003", "C", "Decision Maker Bought-In (Sales Pipeline)", "70", "05/05/2025 12:00 PM",
+             "02/12/2025 09:00 AM", "Sales Pipeline"],
+            ["9004", "D", "Demo (technical) (Sales Pipeline)", "70", "05/05/2025 12:00 PM", "02/12/2025 09:00 AM",
+             "Sales Pipeline"]]
+    src = tmp_path / "hs"
+    src.mkdir()
+    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
+        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    got = dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall())
+    assert got == {"9001": "Won", "9002": "Lost", "9003": "Proposal"}
+    reason = con.execute("SELECT reason FROM star.quarantine").fetchall()
+    assert len(reason) == 1 and "Deal Stage 'Demo (technical) (Sales Pipeline)' is not one of" in reason[0][0]
+    _reconciles(con)

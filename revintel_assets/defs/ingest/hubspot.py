@@ -9,7 +9,8 @@ and when present `Deal probability`, `Is Closed Won`, `Is closed`, `Forecast cat
 
 Stages: HubSpot's default labels (Appointment Scheduled, Qualified To Buy, Presentation
 Scheduled, Decision Maker Bought-In, Contract Sent, Closed Won, Closed Lost) and their internal
-names are built in (parse_sql.STAGE_ALIASES); a custom stage is placed by `Is closed` /
+names are built in (parse_sql.STAGE_ALIASES), also with the pipeline in brackets after them
+('Closed Won (Sales Pipeline)', as portals with several pipelines export them); a custom stage is placed by `Is closed` /
 `Is Closed Won`, else by `Deal probability` (1 Won, 0 Lost, >= 0.9 Negotiation, >= 0.75 Proposal,
 >= 0.2 Engaging, else Prospecting), and quarantined only when nothing places it. Dates: HubSpot
 writes `2024-01-15 10:22` or `2024-01-15`, US exports `01/15/2024 10:22 AM`.
@@ -28,7 +29,7 @@ import duckdb
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col,
-                                                   forecast_category_expr, lit)
+                                                   forecast_category_expr, lit, stage_expr)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
 
@@ -65,7 +66,10 @@ def _opt(columns: list[str], name: str) -> str:
 def _deals(con, columns, file, d: Dialect):
     t = "temp.raw_hs_deals"
     d = d.settled(con, t, [c for c in ("Create Date", "Close Date") if c in columns])
-    known = d.stage("Deal Stage")
+    # A portal with several pipelines may export a stage with its pipeline in brackets ('Closed Won
+    # (Sales Pipeline)'): the label without them is tried when the whole label is not a stage.
+    bare = f"regexp_replace({col('Deal Stage')}, '\\s*\\([^()]*\\)\\s*$', '')"
+    known = f"coalesce({d.stage('Deal Stage')}, {stage_expr(bare, d.stages)})"
     is_closed = bool_expr(col("Is closed")) if "Is closed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("Is Closed Won")) if "Is Closed Won" in columns else "NULL::BOOLEAN"
     prob = (f"(CASE WHEN try_cast(replace(trim({col('Deal probability')}), '%', '') AS DOUBLE) > 1 "
