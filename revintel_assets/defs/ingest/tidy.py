@@ -161,8 +161,12 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     ])
     country = expr.get("country", "NULL")
     name = expr.get("customer_name", "NULL")
+    # A whole-number id written as a float by pandas or Excel (Online Retail II's CSVs: 13085.0) is
+    # that number: the same customer as 13085 in another file, and shown as people know it.
+    raw_id = f"trim({expr['customer_id']})"
+    cust = f"(CASE WHEN {raw_id} LIKE '%.0' THEN regexp_replace({raw_id}, '^([0-9]+)\\.0+$', '\\1') ELSE {raw_id} END)"
     con.execute(f"""INSERT INTO staging.transactions BY NAME
-        WITH t AS (SELECT trim({expr['customer_id']}) AS customer_id, nullif(trim({name}), '') AS customer_name,
+        WITH t AS (SELECT {cust} AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
                           {amount} AS amount, _line FROM temp.raw_tidy)
         SELECT t.*, coalesce(m.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
@@ -173,10 +177,9 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     # A tidy log carries no accounts file; the customers it names become accounts with the
     # country they order from most, so firmographics are not empty.
     con.execute(f"""INSERT INTO staging.accounts (account_id, account_name, country, source_file, _line)
-        SELECT trim({expr['customer_id']}) AS id,
-               coalesce(any_value(nullif(trim({name}), '')), trim({expr['customer_id']})),
+        SELECT {cust} AS id, coalesce(any_value(nullif(trim({name}), '')), {cust}),
                mode({country}), {lit(path.name)}, min(_line)
         FROM temp.raw_tidy
-        WHERE trim({expr['customer_id']}) NOT IN (SELECT account_id FROM staging.accounts WHERE account_id IS NOT NULL)
+        WHERE {cust} NOT IN (SELECT account_id FROM staging.accounts WHERE account_id IS NOT NULL)
         GROUP BY 1""")
     return {path.name: file_report(raw, caught)}
