@@ -189,3 +189,22 @@ def test_sales_log_sku_missing_from_the_map_is_unmapped_not_the_orders_division(
         (4, "order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: OLD)")]
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
         assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_a_quarantined_row_keeps_its_csv_quoting(tmp_path):
+    """raw_row is the line as a CSV writes it: a field holding a comma, a quote or a line break is
+    quoted again (it was joined bare, and 'Acme, Inc.' read back as two fields)."""
+    import csv
+    import io
+    (tmp_path / "sales_pipeline.csv").write_text(
+        "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value\n"
+        'O1,Ann Lee,GTX Basic,"Acme, Inc.",Won,2017-01-05,2017-02-10,550\n'
+        'O2,"Bob ""Bobby"" Ray",GTX Pro,"Beta\nGmbH",Won,2017-01-20,not a date,10\n'
+        'O3,Cy Dee,GTX Pro,"Gamma, Ltd",Lost,2017-02-20,2017-01-01,0\n')
+    con = duckdb.connect()
+    import_source(con, tmp_path, locked=False)
+    rows = dict(con.execute("SELECT line_number, raw_row FROM staging.quarantine_new").fetchall())
+    assert sorted(rows) == [3, 5]
+    assert next(csv.reader(io.StringIO(rows[3]))) == ["O2", 'Bob "Bobby" Ray', "GTX Pro", "Beta\nGmbH", "Won",
+                                                      "2017-01-20", "not a date", "10"]
+    assert next(csv.reader(io.StringIO(rows[5])))[3] == "Gamma, Ltd"

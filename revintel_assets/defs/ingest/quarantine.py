@@ -30,9 +30,16 @@ def ensure_quarantine_staging(con: duckdb.DuckDBPyConnection) -> None:
         "(source_file VARCHAR, line_number BIGINT, raw_row VARCHAR, reason VARCHAR)")
 
 
+def csv_field(expr: str) -> str:
+    """A text field as a CSV line writes it: in quotes (its quotes doubled) when it holds a comma,
+    a quote or a line break, so a quarantined row splits back into the fields it had."""
+    return (f"(CASE WHEN regexp_matches({expr}, '[,\"\\n\\r]') "
+            f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE {expr} END)")
+
+
 def raw_row_sql(columns: list[str], alias: str = "") -> str:
-    """The row as the user would recognise it: its fields joined by commas (`alias`: of the table)."""
-    parts = ", ".join(f"coalesce({alias + '.' if alias else ''}{quote_ident(c)}, '')" for c in columns)
+    """The row as the user would recognise it: its fields as a CSV line (`alias`: of the table)."""
+    parts = ", ".join(csv_field(f"coalesce({alias + '.' if alias else ''}{quote_ident(c)}, '')") for c in columns)
     return f"concat_ws(',', {parts})"
 
 

@@ -18,7 +18,7 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import UNMAPPED, Dialect, blank, col, lit, money_expr
-from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
+from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, csv_field, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm, read_header
 
 FIXED = ["CustomerId", "Customer", "Rec Date", "Division", "Rep", "Branch"]
@@ -70,9 +70,9 @@ def _raw_row(columns: list[str], skus: list[str]) -> str:
     for c in columns:
         sku, field = (c[:-4], "q") if c.endswith("_Qty") and c[:-4] in index else (c, "a")
         if sku in index:
-            parts.append(f"coalesce((list_filter(_pairs, lambda x: x.i = {index[sku]}))[1].{field}, '')")
+            parts.append(csv_field(f"coalesce((list_filter(_pairs, lambda x: x.i = {index[sku]}))[1].{field}, '')"))
         else:
-            parts.append(f"coalesce({col(c)}, '')")
+            parts.append(csv_field(f"coalesce({col(c)}, '')"))
     return f"concat_ws(',', {', '.join(parts)})"
 
 
