@@ -286,3 +286,46 @@ def test_history_rows_stamped_with_the_load_date_do_not_date_closed_deals(tmp_pa
     assert logged["006O1"] is True and logged["006C3"] is False
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
         assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+REPORT = ('"Opportunity Owner","Account Name","Opportunity Name","Stage","Fiscal Period","Amount",'
+          '"Probability (%)","Close Date","Created Date","Opportunity ID"\r\n'
+          '"Bob Miller","Quartz GmbH","Quartz GmbH - Renewal","Closed Lost","Q3-2023","USD 11,500.00","0%",'
+          '"8/5/2023","6/13/2023","0065g00000Rep1XAAA"\r\n'
+          '"Chen Wei","Summit Systems","Quartz GmbH - Renewal","Closed Won","Q2-2023","USD 35,900.00","100%",'
+          '"6/22/2023","11/21/2022","0065g00000Rep2XAAA"\r\n'
+          '"Chen Wei","Summit Systems","Summit - Upsell","Negotiation/Review","Q4-2023","USD 9,000.00","90%",'
+          '"12/15/2023","9/1/2023","0065g00000Rep3XAAA"\r\n'
+          '\r\n"Grand Totals (3 records)"\r\n')
+
+
+def test_a_salesforce_opportunity_report_is_read_by_its_labels(tmp_path):
+    """Reports > Export > Details Only writes labels ('Opportunity Name', 'Stage', 'Close Date', ...)
+    under a name like report1713178320000.csv: read as Opportunity.csv, the labels said in the run."""
+    write(tmp_path / "rep", "report1713178320000.csv", REPORT, bom=True)
+    layout = detect_layout(tmp_path / "rep")
+    assert layout.crm == "salesforce"
+    assert "Id <- 'Opportunity ID'" in layout.user_mapping.read_as["report1713178320000.csv"]
+    con = duckdb.connect()
+    build_star(con, tmp_path / "rep")
+    got = con.execute("SELECT opportunity_id, stage, amount, created_date::VARCHAR, close_date::VARCHAR "
+                      "FROM star.fact_opportunity ORDER BY 1").fetchall()
+    assert got == [("0065g00000Rep1X", "Lost", 11500.0, "2023-06-13", "2023-08-05"),
+                   ("0065g00000Rep2X", "Won", 35900.0, "2022-11-21", "2023-06-22"),
+                   ("0065g00000Rep3X", "Negotiation", 9000.0, "2023-09-01", None)]
+    assert con.execute("SELECT rep_name FROM star.dim_rep ORDER BY 1").fetchall() == [("Bob Miller",), ("Chen Wei",)]
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_a_report_without_opportunity_ids_stops_with_what_to_add(tmp_path):
+    """Names repeat (here: two deals 'Quartz GmbH - Renewal'), so they cannot key the deals."""
+    no_id = "\r\n".join(line.rsplit(",", 1)[0] if line.count(",") > 3 else line for line in REPORT.split("\r\n"))
+    write(tmp_path / "rep", "report1713178320000.csv", no_id)
+    with pytest.raises(SourceError) as err:
+        detect_layout(tmp_path / "rep")
+    assert err.value.path.name == "report1713178320000.csv" and err.value.line == 1
+    assert "add 'Opportunity ID'" in err.value.expected
+    # a mapping naming the id column is the user's choice
+    write(tmp_path / "rep", "revintel_mapping.yaml", "columns:\n  Opportunity.csv:\n    Id: Opportunity Name\n")
+    assert detect_layout(tmp_path / "rep").crm == "salesforce"

@@ -129,6 +129,8 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.warning(f"dates not taken as the export date: {', '.join(report.stray_dates)} (after today, or "
                             f"more than half a year past every other date: a typo?); the export date is "
                             f"{report.export_date} (--as-of sets it)")
+    for name, how in report.layout.user_mapping.read_as.items():
+        context.log.warning(f"{name} read as {how} (a revintel_mapping.yaml can name other columns)")
     notes = {name: f["missing_optional_columns"] for name, f in report.files.items()
              if f.get("missing_optional_columns")}
     for name, cols in notes.items():

@@ -56,6 +56,7 @@ class Mapping:
     signature: list[str] | None = None
     non_sellable: list[str] = field(default_factory=list)  # divisions never modelled nor recommended
     lines: dict[tuple, int] = field(default_factory=dict)  # ("columns", key) -> line in the file
+    read_as: dict[str, str] = field(default_factory=dict)  # file -> how a file was recognised by its header
 
     def line(self, *keys: str) -> int:
         """The line of a key in the mapping file (0 when unknown)."""

@@ -50,7 +50,7 @@ from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col,
                                                    forecast_category_expr, lit)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
-from revintel_assets.defs.ingest.raw_csv import load_raw_csv
+from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm
 
 LAYOUT = "Salesforce export"
 FILES = {
@@ -67,6 +67,34 @@ REQUIRED = {
     "history": ["OpportunityId", "CreatedDate", "StageName"],
     "product": ["Id", "Name"],
 }
+# A Salesforce opportunity *report* (Reports > Export > Details Only: report1713178320000.csv) labels
+# its columns instead of using API names. Opportunity.csv column <- the report's label (spelling
+# key, raw_csv.norm), the first present wins. Its 'Opportunity ID' column is needed: names repeat
+# (a fixture's report: 540 of 1,500 deals shared a name) and line numbers move between exports.
+REPORT_SIGNATURE = {"opportunityname", "stage", "closedate", "createddate"}
+REPORT_LABELS = {"Id": ["opportunityid"], "Name": ["opportunityname"], "StageName": ["stage"],
+                 "CloseDate": ["closedate"], "CreatedDate": ["createddate"], "Amount": ["amount"],
+                 "Owner.Name": ["opportunityowner", "owner"], "Account.Name": ["accountname"],
+                 "Probability": ["probability"], "ForecastCategoryName": ["forecastcategory"],
+                 "LastStageChangeDate": ["laststagechangedate"], "IsClosed": ["closed"], "IsWon": ["won"]}
+
+
+def report_columns(header: list[str]) -> dict[str, str] | None:
+    """Opportunity.csv column -> the report's own column, when `header` is an opportunity report's
+    (no "Id" when the report has no 'Opportunity ID' column)."""
+    by_key: dict[str, str] = {}
+    for h in header:
+        by_key.setdefault(norm(h), h)
+    if not REPORT_SIGNATURE <= set(by_key):
+        return None
+    out: dict[str, str] = {}
+    for api, labels in REPORT_LABELS.items():
+        found = next((by_key[k] for k in labels if k in by_key and by_key[k] not in out.values()), None)
+        if found:
+            out[api] = found
+    return out
+
+
 OPTIONAL = {
     "opportunity": ["AccountId", "OwnerId", "IsClosed", "IsWon", "ForecastCategoryName", "Name", "Probability",
                     "LastStageChangeDate", "Product2Id", "Product__c", "ProductName", "Account.Name",

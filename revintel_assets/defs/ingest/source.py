@@ -105,6 +105,9 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
         layout.crm = "maventech"
     elif (folder / mapping.file("Opportunity.csv")).exists():
         layout.crm = "salesforce"
+        opportunity = folder / mapping.file("Opportunity.csv")
+        if "id" not in {norm(c) for c in read_header(opportunity)}:  # API names, or a report's labels
+            _salesforce_report(opportunity, read_header(opportunity), mapping)
     elif (folder / mapping.file(hubspot.FILE)).exists():
         layout.crm = "hubspot"
     else:
@@ -155,12 +158,38 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     for path in sorted([*folder.glob("*.csv"), *folder.glob("*.xlsx")]):
         if path.name.startswith("~$"):  # Excel's lock file of an open workbook
             continue
-        header = {norm(c) for c in read_header(path)}
+        columns = read_header(path)
+        header = {norm(c) for c in columns}
         for crm, (canonical, signature) in CRM_SIGNATURES.items():
             if signature <= header:
                 mapping.files.setdefault(canonical, path.name)
                 return crm
+        if _salesforce_report(path, columns, mapping):
+            mapping.files.setdefault(salesforce.FILES["opportunity"], path.name)
+            return "salesforce"
     return None
+
+
+def _salesforce_report(path: Path, columns: list[str], mapping: Mapping) -> bool:
+    """Is `path` a Salesforce opportunity report (salesforce.REPORT_LABELS)? Then its labels become
+    the Opportunity.csv columns a mapping file does not name; without 'Opportunity ID' it stops."""
+    labels = salesforce.report_columns(columns)
+    canonical = salesforce.FILES["opportunity"]
+    own = mapping.columns_for(canonical)
+    if labels is None or "Id" in own:
+        return labels is not None
+    if "Id" not in labels:
+        raise SourceError(path, 1, "an 'Opportunity ID' column in a Salesforce opportunity report (in the report: "
+                          "Columns > add 'Opportunity ID', then export again), or Id mapped in revintel_mapping.yaml",
+                          "found a report without it; deal names repeat and line numbers move between exports, so "
+                          "they cannot key the deals")
+    named = mapping.columns.setdefault(canonical, {})
+    for api, label in labels.items():  # a mapping file's own names win
+        if api not in own:
+            named[api] = label
+    mapping.read_as[path.name] = "a Salesforce opportunity report: " + ", ".join(
+        f"{a} <- '{l}'" for a, l in labels.items() if a not in own)
+    return True
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, folder: Path, copies: Path | None = None) -> None:
