@@ -208,3 +208,19 @@ def test_a_quarantined_row_keeps_its_csv_quoting(tmp_path):
     assert next(csv.reader(io.StringIO(rows[3]))) == ["O2", 'Bob "Bobby" Ray', "GTX Pro", "Beta\nGmbH", "Won",
                                                       "2017-01-20", "not a date", "10"]
     assert next(csv.reader(io.StringIO(rows[5])))[3] == "Gamma, Ltd"
+
+
+def test_a_sales_log_alone_names_its_customers_as_accounts(tmp_path):
+    """Without a CRM's accounts, the log's customers are the accounts (not stubs reported on every
+    line); beside a CRM, a customer it does not know stays a stub, reported."""
+    (tmp_path / "sales_log.csv").write_text(
+        "CustomerId,Customer,Rec Date,Division,Rep,Branch,A,A_Qty\n"
+        "C1,One Ltd,2024-01-02,D,R,E,10,1\nC2,Two plc,2024-01-03,D,R,E,5,1\nC1,One Ltd,2024-02-02,D,R,E,7,1\n")
+    con = duckdb.connect()
+    build_star(con, tmp_path)
+    assert con.execute("SELECT account_id, account_name, is_stub FROM star.dim_account ORDER BY 1").fetchall() == [
+        ("C1", "One Ltd", False), ("C2", "Two plc", False)]
+    refs = con.execute(f"SELECT member, count(*) FROM ({build.unknown_references()}) GROUP BY 1").fetchall()
+    assert "account" not in dict(refs)
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)

@@ -147,4 +147,11 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
                     FROM temp.raw_sales_log))
         WHERE amount IS NOT NULL OR qty IS NOT NULL""")
     con.execute("DROP TABLE _bad_cells")
+    # A log with no accounts of the source's own beside it: its customers are the accounts (as a
+    # tidy log's are, tidy.py), not stubs reported on every line. Next to a CRM's accounts a
+    # customer they lack stays a stub, reported (star.unknown_references).
+    if not con.execute("SELECT count(*) FROM staging.accounts").fetchall()[0][0]:
+        con.execute(f"""INSERT INTO staging.accounts (account_id, account_name, source_file, _line)
+            SELECT customer_id, coalesce(min(customer_name), customer_id), {lit(path.name)}, min(_line)
+            FROM staging.transactions WHERE source_file = {lit(path.name)} AND customer_id IS NOT NULL GROUP BY 1""")
     return report
