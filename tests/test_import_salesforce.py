@@ -329,3 +329,25 @@ def test_a_report_without_opportunity_ids_stops_with_what_to_add(tmp_path):
     # a mapping naming the id column is the user's choice
     write(tmp_path / "rep", "revintel_mapping.yaml", "columns:\n  Opportunity.csv:\n    Id: Opportunity Name\n")
     assert detect_layout(tmp_path / "rep").crm == "salesforce"
+
+
+def test_list_prices_come_from_the_standard_price_book(sf):
+    """PricebookEntry.csv: the standard book's active entry is a product's list price (a partner
+    book's, an inactive one's and another currency's are read, not used); a bad price is
+    quarantined; every row is accounted for."""
+    write(sf, "PricebookEntry.csv",
+          "Id,Pricebook2Id,Product2Id,UnitPrice,IsActive,CurrencyIsoCode\r\n"
+          f"01u1,01sSTD,{P_CORE},\"1,200.00\",true,USD\r\n"
+          f"01u2,01sSTD,{P_PLUS},300,true,USD\r\n"
+          f"01u3,01sPARTNER,{P_CORE},900,true,USD\r\n"        # a partner book: fewer products
+          f"01u4,01sSTD,{P_PLUS},250,false,USD\r\n"          # inactive
+          f"01u5,01sSTD,{P_CORE},1100,true,EUR\r\n"          # another currency
+          f"01u6,01sSTD,{P_PLUS},n/a,true,USD\r\n")          # not a number
+    con = duckdb.connect()
+    report = build_star(con, sf)
+    assert report.files["PricebookEntry.csv"]["quarantined"] == {"bad_unit_price": 1}
+    prices = dict(con.execute("SELECT product_id, list_price FROM star.dim_product WHERE NOT is_stub").fetchall())
+    assert prices == {P_CORE[:15]: 1200.0, P_PLUS[:15]: 300.0}
+    assert _q(con, "PricebookEntry.csv") == {7: "UnitPrice 'n/a' is not a number"}
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)

@@ -57,6 +57,7 @@ FILES = {
     "account": "Account.csv",
     "user": "User.csv",
     "product": "Product2.csv",
+    "pricebook": "PricebookEntry.csv",
     "opportunity": "Opportunity.csv",
     "history": "OpportunityHistory.csv",
 }
@@ -66,6 +67,7 @@ REQUIRED = {
     "user": ["Id"],
     "history": ["OpportunityId", "CreatedDate", "StageName"],
     "product": ["Id", "Name"],
+    "pricebook": ["Product2Id", "UnitPrice"],
 }
 # A Salesforce opportunity *report* (Reports > Export > Details Only: report1713178320000.csv) labels
 # its columns instead of using API names. Opportunity.csv column <- the report's label (spelling
@@ -104,6 +106,7 @@ OPTIONAL = {
              "Division", "Department", "Manager.Name"],
     "history": ["CloseDate", "Amount"],
     "product": ["Family", "ProductCode"],
+    "pricebook": ["Id", "Pricebook2Id", "IsActive", "CurrencyIsoCode", "Pricebook2.IsStandard"],
 }
 DEFAULT_CYCLE_DAYS = 90  # sales cycle assumed when no deal has a real CreatedDate
 PRODUCT_COLUMNS = ["Product2Id", "Product__c", "ProductName", "Product2.Name", "Product"]
@@ -126,7 +129,7 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
     mapping = mapping or Mapping()
     dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
     files = present_files(folder, mapping)
-    loaders = {"account": _accounts, "user": _users, "product": _products,
+    loaders = {"account": _accounts, "user": _users, "product": _products, "pricebook": _price_entries,
                "opportunity": _opportunities, "history": _history}
     report: dict[str, dict] = {}
     for kind, loader in loaders.items():
@@ -210,6 +213,45 @@ def _products(con, columns, file, d: Dialect):
         coalesce({_opt(columns, 'Family')}, 'Unassigned') AS division,
         {code} AS product_code, {lit(file)} AS source_file, _line
         FROM temp.raw_sf_product""")
+    return caught, {}
+
+
+def _price_entries(con, columns, file, d: Dialect):
+    """PricebookEntry.csv: a product's list price is its active entry's UnitPrice in the standard
+    price book (`Pricebook2.IsStandard` when exported; else the book pricing the most products,
+    as the standard one does in Salesforce), in the currency most entries use; a product that book
+    lacks takes the median of its active entries in that currency. Every row is kept in
+    staging.price_entries (the other books and currencies are read, not used)."""
+    t = "temp.raw_sf_pricebook"
+    price = d.money("UnitPrice")
+    caught = apply_rules(con, t, file, columns, [
+        Rule("missing_product_id", blank("Product2Id"), "'Product2Id is empty'"),
+        Rule("bad_unit_price", f"{blank('UnitPrice')} OR {price} IS NULL",
+             "'UnitPrice ''' || coalesce(\"UnitPrice\", '') || ''' is not a number'"),
+        Rule("negative_list_price", f"{price} < 0", "'UnitPrice ' || \"UnitPrice\" || ' is negative'")])
+    active = bool_expr(col("IsActive")) if "IsActive" in columns else "NULL::BOOLEAN"
+    standard = bool_expr(col("Pricebook2.IsStandard")) if "Pricebook2.IsStandard" in columns else "NULL::BOOLEAN"
+    book = sfid(col("Pricebook2Id")) if "Pricebook2Id" in columns else "NULL"
+    currency = f"upper(nullif(trim({col('CurrencyIsoCode')}), ''))" if "CurrencyIsoCode" in columns else "NULL"
+    con.execute(f"""INSERT INTO staging.price_entries BY NAME SELECT
+        {sfid(col('Product2Id'))} AS product_id, {book} AS pricebook_id, {price} AS unit_price,
+        {active} AS is_active, {currency} AS currency, {standard} AS is_standard,
+        {lit(file)} AS source_file, _line FROM {t}""")
+    con.execute(f"""UPDATE staging.products SET list_price = lp.price FROM (
+        WITH usable AS (
+            SELECT * FROM staging.price_entries
+            WHERE source_file = {lit(file)} AND coalesce(is_active, true)
+              AND currency IS NOT DISTINCT FROM (SELECT mode(currency) FROM staging.price_entries
+                                                 WHERE source_file = {lit(file)})),
+        book AS (
+            SELECT pricebook_id FROM usable GROUP BY 1
+            ORDER BY bool_or(coalesce(is_standard, false)) DESC, count(DISTINCT product_id) DESC,
+                     pricebook_id NULLS LAST LIMIT 1)
+        SELECT product_id,
+               coalesce(min(unit_price) FILTER (WHERE pricebook_id IS NOT DISTINCT FROM (SELECT pricebook_id FROM book)),
+                        median(unit_price)) AS price
+        FROM usable GROUP BY 1) lp
+        WHERE staging.products.product_id = lp.product_id AND staging.products.list_price IS NULL""")
     return caught, {}
 
 

@@ -55,6 +55,9 @@ CANONICAL = {
     "staging.sku_map": "sku VARCHAR, division VARCHAR, _line BIGINT, source_file VARCHAR",
     "staging.quotas": "owner_type VARCHAR, owner VARCHAR, period_type VARCHAR, period_start DATE, amount DOUBLE, "
                       "source_file VARCHAR, _line BIGINT",  # quotas.py
+    # Salesforce PricebookEntry.csv, every row read (salesforce.py: which entry is a product's list price)
+    "staging.price_entries": "product_id VARCHAR, pricebook_id VARCHAR, unit_price DOUBLE, is_active BOOLEAN, "
+                             "currency VARCHAR, is_standard BOOLEAN, source_file VARCHAR, _line BIGINT",
     "staging.non_sellable": "division VARCHAR",  # the mapping's non_sellable_divisions
 }
 # Header signatures: a CRM file under another name is still recognised by its columns.
