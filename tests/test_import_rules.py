@@ -215,11 +215,12 @@ def test_a_sales_log_alone_names_its_customers_as_accounts(tmp_path):
     line); beside a CRM, a customer it does not know stays a stub, reported."""
     (tmp_path / "sales_log.csv").write_text(
         "CustomerId,Customer,Rec Date,Division,Rep,Branch,A,A_Qty\n"
-        "C1,One Ltd,2024-01-02,D,R,E,10,1\nC2,Two plc,2024-01-03,D,R,E,5,1\nC1,One Ltd,2024-02-02,D,R,E,7,1\n")
+        "C1,One Ltd,2024-01-02,D,R,E,10,1\nC2,Two plc,2024-01-03,D,R,E,5,1\nC1,One Ltd,2024-02-02,D,R,E,7,1\n"
+        "12348.0,Three,2024-02-03,D,R,E,7,1\n")  # an id pandas / Excel wrote as a float: customer 12348
     con = duckdb.connect()
     build_star(con, tmp_path)
     assert con.execute("SELECT account_id, account_name, is_stub FROM star.dim_account ORDER BY 1").fetchall() == [
-        ("C1", "One Ltd", False), ("C2", "Two plc", False)]
+        ("12348", "Three", False), ("C1", "One Ltd", False), ("C2", "Two plc", False)]
     refs = con.execute(f"SELECT member, count(*) FROM ({build.unknown_references()}) GROUP BY 1").fetchall()
     assert "account" not in dict(refs)
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():

@@ -19,17 +19,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from revintel_assets.defs.deals.snapshot import (FEATURES, FEATURES_CATEGORICAL, LOGGED_HISTORY_MIN, MODEL_FEATURES,
-                                                  OWN_HISTORY, model_features)
+from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN, MODEL_FEATURES, OWN_HISTORY, model_features
 from revintel_assets.defs.deals.win_model import Windows, split_by_time, train
-from synthetic import history
 from test_cli_sources import ROOT, run_cli
-
-
-def _snaps() -> pl.DataFrame:
-    s = history(n_deals=1500, seed=5)[0].with_columns(pl.col("as_of_date").dt.month().alias("month_of_year"))
-    return s.with_columns([pl.lit(None, dtype=pl.Utf8 if c in FEATURES_CATEGORICAL else pl.Float64).alias(c)
-                           for c in FEATURES if c not in s.columns])
+from test_win_model_features import snaps  # noqa: F401  (the fixture: synthetic snapshots with every feature column)
 
 
 def test_a_derived_history_leaves_out_what_only_the_export_date_shows():
@@ -40,10 +33,10 @@ def test_a_derived_history_leaves_out_what_only_the_export_date_shows():
     assert logged_numeric + logged_categorical == MODEL_FEATURES
 
 
-def test_scores_do_not_move_with_values_the_training_rows_never_showed():
+def test_scores_do_not_move_with_values_the_training_rows_never_showed(snaps):
     """An open deal's current stage and amount, known on the export date only, leave its score
     where it was with the derived-history features; the full feature set moves it (the skew)."""
-    split = split_by_time(_snaps(), dt.date(2024, 9, 1), Windows())
+    split = split_by_time(snaps, dt.date(2024, 9, 1), Windows())
     rows = split.holdout.head(200)
     moved = rows.with_columns(pl.lit("Negotiation").alias("stage"), (pl.col("amount") * 3 + 50_000).alias("amount"),
                               pl.lit(0.0).alias("days_in_stage"), pl.lit(1.0).alias("n_stage_changes"))

@@ -217,6 +217,13 @@ def bool_expr(expr: str) -> str:
             f"WHEN 'no' THEN false WHEN 'f' THEN false WHEN 'n' THEN false END)")
 
 
+def id_sql(expr: str) -> str:
+    """An id as text, trimmed; a whole number written as a float by pandas or Excel (Online Retail
+    II's CSVs: 13085.0) is that number, the same customer as 13085 in another file."""
+    t = f"trim({expr})"
+    return f"(CASE WHEN {t} LIKE '%.0' THEN regexp_replace({t}, '^([0-9]+)\\.0+$', '\\1') ELSE {t} END)"
+
+
 def key_sql(expr: str) -> str:
     """Matching key for names spelt differently across files ('GTXPro' vs 'GTX Pro')."""
     return f"lower(regexp_replace({expr}, '[^A-Za-z0-9]', '', 'g'))"

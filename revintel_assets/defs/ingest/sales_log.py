@@ -17,7 +17,7 @@ import duckdb
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import UNMAPPED, Dialect, blank, col, lit, money_expr
+from revintel_assets.defs.ingest.parse_sql import UNMAPPED, Dialect, blank, col, id_sql, lit, money_expr
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, csv_field, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm, read_header
 
@@ -140,7 +140,7 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
                amount, rep_name, region, 'sales_log' AS source, {lit(path.name)} AS source_file, _line
         FROM (SELECT *, {names}[p.i + 1] AS product_id, {divisions}[p.i + 1] AS sku_division,
                      {amount} AS amount, {qty} AS qty
-              FROM (SELECT trim("CustomerId") AS customer_id, nullif(trim("Customer"), '') AS customer_name,
+              FROM (SELECT {id_sql('"CustomerId"')} AS customer_id, nullif(trim("Customer"), '') AS customer_name,
                            {d.date('Rec Date')} AS order_date, nullif(trim("Division"), '') AS order_division,
                            nullif(trim("Rep"), '') AS rep_name, nullif(trim("Branch"), '') AS region, _line,
                            unnest(_pairs) AS p

@@ -20,7 +20,7 @@ from revintel_assets.defs.ingest import expr as mexpr
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr,
+from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr, id_sql,
                                                    lit, money_expr, settle_day_month)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
@@ -161,10 +161,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     ])
     country = expr.get("country", "NULL")
     name = expr.get("customer_name", "NULL")
-    # A whole-number id written as a float by pandas or Excel (Online Retail II's CSVs: 13085.0) is
-    # that number: the same customer as 13085 in another file, and shown as people know it.
-    raw_id = f"trim({expr['customer_id']})"
-    cust = f"(CASE WHEN {raw_id} LIKE '%.0' THEN regexp_replace({raw_id}, '^([0-9]+)\\.0+$', '\\1') ELSE {raw_id} END)"
+    cust = id_sql(expr["customer_id"])
     con.execute(f"""INSERT INTO staging.transactions BY NAME
         WITH t AS (SELECT {cust} AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
