@@ -351,3 +351,32 @@ def test_list_prices_come_from_the_standard_price_book(sf):
     assert _q(con, "PricebookEntry.csv") == {7: "UnitPrice 'n/a' is not a number"}
     for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
         assert unaccounted == 0, (file, raw, star, quarantined)
+
+
+def test_a_multi_currency_org_is_converted_with_its_currency_types(tmp_path):
+    """CurrencyType.csv (ConversionRate = units per corporate unit): Opportunity.csv's and
+    OpportunityHistory.csv's amounts in the corporate currency, which names the source's currency; a
+    code without a rate is quarantined, never added as given (adversarial fixture: USD, EUR and JPY
+    summed to 105.15 M for a 5.53 M USD pipeline)."""
+    src = tmp_path / "fx"
+    write(src, "Opportunity.csv",
+          "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon,CurrencyIsoCode\r\n"
+          "006A1,Closed Won,1000,2024-03-01,2024-01-02T05:00:00.000Z,true,true,USD\r\n"
+          "006A2,Closed Won,900,2024-03-02,2024-01-03T05:00:00.000Z,true,true,EUR\r\n"
+          "006A3,Prospecting,150000,2024-06-30,2024-02-01T05:00:00.000Z,false,false,JPY\r\n"
+          "006A4,Prospecting,500,2024-06-30,2024-02-01T05:00:00.000Z,false,false,CHF\r\n", bom=True)
+    write(src, "OpportunityHistory.csv", "OpportunityId,CreatedDate,StageName,Amount\r\n"
+          "006A3,2024-02-01T05:00:00.000Z,Prospecting,120000\r\n006A3,2024-03-01T05:00:00.000Z,Prospecting,150000\r\n")
+    write(src, "CurrencyType.csv", "Id,IsoCode,ConversionRate,IsCorporate,IsActive\r\n"
+          "01L1,USD,1,true,true\r\n01L2,EUR,0.9,false,true\r\n01L3,JPY,150,false,true\r\n01L4,GBP,n/a,false,true\r\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    got = dict(con.execute("SELECT opportunity_id, round(amount, 6) FROM star.fact_opportunity").fetchall())
+    assert got == {"006A1": 1000.0, "006A2": 1000.0, "006A3": 1000.0}
+    assert report.currency == "USD"
+    assert con.execute("SELECT round(amount, 6) FROM star.fact_opportunity_history WHERE NOT derived "
+                       "ORDER BY changed_at").fetchall() == [(800.0,), (1000.0,)]
+    assert _q(con, "Opportunity.csv") == {5: "CurrencyIsoCode CHF has no rate in CurrencyType.csv"}
+    assert _q(con, "CurrencyType.csv") == {5: "ConversionRate 'n/a' is not a positive number"}
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)

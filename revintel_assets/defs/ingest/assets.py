@@ -75,12 +75,14 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     wh.write("meta.source", sql="SELECT ? AS source_path, ? AS source_format, ?::DATE AS export_date, "
              "current_timestamp::TIMESTAMP AS loaded_at, ? AS files, ?::VARCHAR AS currency",
              params=[str(report.layout.folder), report.layout.name, report.export_date,
-                     json.dumps(report.files), next(iter(currencies)) if len(currencies) == 1 else None],
+                     json.dumps(report.files), report.currency],
              run_id=context.run_id)
-    if len(currencies) > 1:
+    if len(currencies) > 1 and report.currency:
+        context.log.info(f"amounts in {len(currencies)} currencies converted to {report.currency} at CurrencyType.csv's rates")
+    elif len(currencies) > 1:
         context.log.warning(f"amounts in {len(currencies)} currencies ({', '.join(f'{c} {n:,} deals' for c, n in currencies.items())}) "
-                            "are added as given: pipeline, forecasts and risk sum them. Export them converted to one "
-                            "currency (Salesforce: the corporate currency) for totals that mean something")
+                            "are added as given: pipeline, forecasts and risk sum them. Export CurrencyType.csv (IsoCode, "
+                            "ConversionRate) beside Opportunity.csv, or the amounts converted to one currency, for totals that mean something")
 
     wh.write("meta.source_files", pl.DataFrame(
         {"source_file": list(report.files), "raw_rows": [f["raw_rows"] for f in report.files.values()]},

@@ -58,6 +58,7 @@ FILES = {
     "user": "User.csv",
     "product": "Product2.csv",
     "pricebook": "PricebookEntry.csv",
+    "currency": "CurrencyType.csv",
     "opportunity": "Opportunity.csv",
     "history": "OpportunityHistory.csv",
 }
@@ -68,6 +69,7 @@ REQUIRED = {
     "history": ["OpportunityId", "CreatedDate", "StageName"],
     "product": ["Id", "Name"],
     "pricebook": ["Product2Id", "UnitPrice"],
+    "currency": ["IsoCode", "ConversionRate"],
 }
 # A Salesforce opportunity *report* (Reports > Export > Details Only: report1713178320000.csv) labels
 # its columns instead of using API names. Opportunity.csv column <- the report's label (spelling
@@ -107,6 +109,7 @@ OPTIONAL = {
     "history": ["CloseDate", "Amount"],
     "product": ["Family", "ProductCode"],
     "pricebook": ["Id", "Pricebook2Id", "IsActive", "CurrencyIsoCode", "Pricebook2.IsStandard"],
+    "currency": ["Id", "IsCorporate", "IsActive", "DecimalPlaces"],
 }
 DEFAULT_CYCLE_DAYS = 90  # sales cycle assumed when no deal has a real CreatedDate
 PRODUCT_COLUMNS = ["Product2Id", "Product__c", "ProductName", "Product2.Name", "Product"]
@@ -130,8 +133,9 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
     dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
     files = present_files(folder, mapping)
     loaders = {"account": _accounts, "user": _users, "product": _products, "pricebook": _price_entries,
-               "opportunity": _opportunities, "history": _history}
+               "currency": _currency_types, "opportunity": _opportunities, "history": _history}
     report: dict[str, dict] = {}
+    con.execute(f"DROP TABLE IF EXISTS {OPPORTUNITY_RATE}")  # another import's, on the same connection
     for kind, loader in loaders.items():
         if kind not in files:
             continue
@@ -148,13 +152,19 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
 
 def _currencies(con, raw, kind: str) -> dict:
     """{"currencies": {ISO code: deals}} of a multi-currency org's Opportunity.csv (its
-    CurrencyIsoCode column): one code names the source's currency (meta.source.currency);
-    several are added as given, and the run says so (no conversion rates are read)."""
+    CurrencyIsoCode column): one code names the source's currency (meta.source.currency); with
+    CurrencyType.csv the amounts were converted, "converted_to" names the corporate currency;
+    several without it are added as given, and the run says so."""
     if kind != "opportunity" or "CurrencyIsoCode" not in raw.columns:
         return {}
     rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
-    return {"currencies": dict(rows)} if rows else {}
+    corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "
+                            "ORDER BY coalesce(is_corporate, false) DESC, abs(rate - 1), _line LIMIT 1").fetchall()
+    converted = {"converted_to": corporate[0][0]} if corporate and con.execute(
+        f"SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '{OPPORTUNITY_RATE.split('.')[1]}'"
+    ).fetchall()[0][0] else {}
+    return {"currencies": dict(rows), **converted} if rows else {}
 
 
 PLACED_NAMES = "custom_stages_placed"  # file report key: custom stage name -> the stage its deals were placed in
@@ -255,6 +265,27 @@ def _price_entries(con, columns, file, d: Dialect):
     return caught, {}
 
 
+def _currency_types(con, columns, file, d: Dialect):
+    """CurrencyType.csv (a multi-currency org's rates: IsoCode, ConversionRate = units of that
+    currency per unit of the corporate one, IsCorporate): every row kept in staging.currency_rates;
+    Opportunity.csv's and OpportunityHistory.csv's amounts are converted with them (RATES)."""
+    t = "temp.raw_sf_currency"
+    rate = d.money("ConversionRate")
+    caught = apply_rules(con, t, file, columns, [
+        Rule("missing_iso_code", blank("IsoCode"), "'IsoCode is empty'"),
+        Rule("bad_conversion_rate", f"{blank('ConversionRate')} OR NOT coalesce({rate} > 0, false)",
+             "'ConversionRate ''' || coalesce(\"ConversionRate\", '') || ''' is not a positive number'")])
+    corporate = bool_expr(col("IsCorporate")) if "IsCorporate" in columns else "NULL::BOOLEAN"
+    con.execute(f"""INSERT INTO staging.currency_rates BY NAME SELECT upper(trim("IsoCode")) AS iso_code,
+        {rate} AS rate, {corporate} AS is_corporate, {lit(file)} AS source_file, _line FROM {t}""")
+    return caught, {}
+
+
+RATES = ("(SELECT iso_code AS __iso, arg_min(rate, _line) AS __rate FROM staging.currency_rates "
+         "GROUP BY 1)")  # (code, rate) of CurrencyType.csv, one per code (its first line wins)
+OPPORTUNITY_RATE = "temp.sf_opportunity_rate"  # (opportunity_id, rate): the history's amounts convert with it
+
+
 def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str) -> str:
     """The stage of a deal, placed from the other fields Salesforce exports when nothing knows its
     StageName (module docstring, "Unknown stages"); NULL when nothing places it."""
@@ -306,6 +337,9 @@ def _opportunities(con, columns, file, d: Dialect):
     evidence = (f"least(CASE WHEN {since} < {created} THEN {since} END, "
                 f"({close} - INTERVAL {cycle} DAY)::DATE, {created})")
     created_kept = f"(CASE WHEN {loaded} THEN {evidence} ELSE {created} END)"
+    # A multi-currency org with its CurrencyType.csv: amounts in the corporate currency (a blank
+    # CurrencyIsoCode is in it); a code without a rate is quarantined, never added as given.
+    rated = "CurrencyIsoCode" in columns and bool(con.execute("SELECT count(*) FROM staging.currency_rates").fetchall()[0][0])
     caught = apply_rules(con, t, file, columns, [
         Rule("missing_opportunity_id", blank("Id"), "'Id is empty'"),
         Rule("unknown_stage", f"{named} IS NULL AND NOT coalesce({is_closed}, false)",
@@ -322,6 +356,9 @@ def _opportunities(con, columns, file, d: Dialect):
              "'deal is closed but has no CloseDate'"),
         Rule("bad_amount", d.bad_money("Amount"), "'Amount ''' || \"Amount\" || ''' is not a number'"),
         Rule("negative_amount", f"{d.money('Amount')} < 0", "'Amount ' || \"Amount\" || ' is negative'"),
+        *([Rule("unknown_currency", f"NOT {blank('CurrencyIsoCode')} AND upper(trim(\"CurrencyIsoCode\")) NOT IN "
+                                    "(SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL)",
+                "'CurrencyIsoCode ' || \"CurrencyIsoCode\" || ' has no rate in CurrencyType.csv'")] if rated else []),
     ])
     caught |= dedupe(con, t, sfid('"Id"'), file, columns, "opportunity Id")
     # From here on each derived value is computed once, in layered subqueries, and read by name:
@@ -330,7 +367,9 @@ def _opportunities(con, columns, file, d: Dialect):
            f"(SELECT *, coalesce(__is_closed, __named IN {CLOSED}) AS __closed FROM "
            f"(SELECT *, {_placed_stage(columns, '__known', '__is_closed', '__is_won')} AS __named FROM "
            f"(SELECT *, {is_closed} AS __is_closed, {is_won} AS __is_won, {known} AS __known, "
-           f"{created} AS __created, {close} AS __close, {since} AS __since FROM {t}))))")
+           f"{created} AS __created, {close} AS __close, {since} AS __since, "
+           f"{'coalesce(__rate, 1.0)' if rated else '1.0'} AS __fx FROM {t}"
+           + (f" LEFT JOIN {RATES} r ON r.__iso = upper(trim({t}.\"CurrencyIsoCode\"))" if rated else "") + "))))")
     is_closed, is_won, known, created, close, since = "__is_closed", "__is_won", "__known", "__created", "__close", "__since"
     named, closed, won, loaded = "__named", "__closed", "__won", "__loaded"
     evidence = (f"least(CASE WHEN {since} < {created} THEN {since} END, "
@@ -367,10 +406,13 @@ def _opportunities(con, columns, file, d: Dialect):
         {product_ref} AS product_name,
         {stage} AS stage, {created_kept} AS created_date,
         CASE WHEN {closed} THEN {close} END AS close_date, {close} AS expected_close_date,
-        {since} AS stage_since, {d.money('Amount')} AS close_value,
+        {since} AS stage_since, {d.money('Amount')} / __fx AS close_value,
         {closed} AS is_closed, {won} AS is_won, {fc} AS forecast_category,
         nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {src}""")
+    if rated:
+        oid = sfid('"Id"')
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {OPPORTUNITY_RATE.split('.')[1]} AS SELECT {oid} AS opportunity_id, __fx AS rate FROM {src}")
     flags = {}
     for key, cond in (("created_date_is_load_date", "import_flag LIKE '%is a load date%'"),
                       ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'"),
@@ -427,8 +469,13 @@ def _history(con, columns, file, d: Dialect):
     key = ", ".join(f"coalesce(trim({col(c)}), '')" for c in columns if c != "_line" and c != "Id")
     caught |= dedupe(con, t, key, file, columns, "history event", conflicts=False)
     amount = d.money("Amount") if "Amount" in columns else "NULL::DOUBLE"
+    # in the opportunity's currency: converted at its rate when Opportunity.csv's amounts were
+    converted = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary "
+                            "AND table_name = 'sf_opportunity_rate'").fetchall()[0][0]
+    rate = "coalesce(r.rate, 1.0)" if converted else "1.0"
+    join = (f" LEFT JOIN {OPPORTUNITY_RATE} r ON r.opportunity_id = {sfid(col('OpportunityId'))}" if converted else "")
     con.execute(f"""INSERT INTO staging.history BY NAME SELECT
         {sfid(col('OpportunityId'))} AS opportunity_id, {d.date('CreatedDate')} AS changed_at,
-        {d.stage('StageName')} AS stage, {close} AS expected_close_date, {amount} AS amount,
-        {lit(file)} AS source_file, _line FROM {t}""")
+        {d.stage('StageName')} AS stage, {close} AS expected_close_date, {amount} / {rate} AS amount,
+        {lit(file)} AS source_file, _line FROM {t}{join}""")
     return caught, {}

@@ -58,6 +58,8 @@ CANONICAL = {
     # Salesforce PricebookEntry.csv, every row read (salesforce.py: which entry is a product's list price)
     "staging.price_entries": "product_id VARCHAR, pricebook_id VARCHAR, unit_price DOUBLE, is_active BOOLEAN, "
                              "currency VARCHAR, is_standard BOOLEAN, source_file VARCHAR, _line BIGINT",
+    # Salesforce CurrencyType.csv, every row read (salesforce.py: amounts converted to the corporate currency)
+    "staging.currency_rates": "iso_code VARCHAR, rate DOUBLE, is_corporate BOOLEAN, source_file VARCHAR, _line BIGINT",
     "staging.non_sellable": "division VARCHAR",  # the mapping's non_sellable_divisions
 }
 # Header signatures: a CRM file under another name is still recognised by its columns.
@@ -94,6 +96,12 @@ class ImportReport:
     def currencies(self) -> dict[str, int]:
         """ISO code -> deals, where an export names its amounts' currency (Salesforce CurrencyIsoCode)."""
         return next((f["currencies"] for f in self.files.values() if f.get("currencies")), {})
+
+    @property
+    def currency(self) -> str | None:
+        """The currency every amount is in: the one code, or the corporate one they were converted to."""
+        converted = next((f["converted_to"] for f in self.files.values() if f.get("converted_to")), None)
+        return converted or (next(iter(self.currencies)) if len(self.currencies) == 1 else None)
 
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:

@@ -289,7 +289,8 @@ def reconciliation() -> str:
         UNION SELECT source_file, _line FROM staging.products
         UNION SELECT source_file, _line FROM staging.sku_map
         UNION SELECT source_file, _line FROM staging.quotas
-        UNION SELECT source_file, _line FROM staging.price_entries),
+        UNION SELECT source_file, _line FROM staging.price_entries
+        UNION SELECT source_file, _line FROM staging.currency_rates),
     star AS (SELECT source_file, count(*) AS star_rows FROM star_lines GROUP BY 1),
     q AS (SELECT source_file, count(*) AS quarantined_rows FROM star.quarantine GROUP BY 1)
     SELECT f.source_file, f.raw_rows, coalesce(s.star_rows, 0) AS star_rows,
