@@ -117,8 +117,9 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
     elif (folder / mapping.file("Opportunity.csv")).exists():
         layout.crm = "salesforce"
         opportunity = folder / mapping.file("Opportunity.csv")
-        if "id" not in {norm(c) for c in read_header(opportunity)}:  # API names, or a report's labels
-            _salesforce_report(opportunity, read_header(opportunity), mapping)
+        header = read_header(opportunity)
+        if "id" not in {norm(c) for c in header}:  # API names, or a report's labels
+            _salesforce_report(opportunity, header, mapping)
     elif (folder / mapping.file(hubspot.FILE)).exists():
         layout.crm = "hubspot"
     else:
