@@ -185,3 +185,26 @@ def test_hubspot_stage_labels_with_their_pipeline_in_brackets(tmp_path):
     reason = con.execute("SELECT reason FROM star.quarantine").fetchall()
     assert len(reason) == 1 and "Deal Stage 'Demo (technical) (Sales Pipeline)' is not one of" in reason[0][0]
     _reconciles(con)
+
+
+def test_hubspot_multi_currency_amounts(tmp_path):
+    """A multi-currency portal: 'Amount in company currency' is what totals add; without it the
+    deals' currency codes are reported (the run then warns that totals add them as given)."""
+    header = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Deal currency code", "Amount in company currency",
+              "Close Date", "Create Date"]
+    rows = [["1", "A", "closedwon", "1000", "USD", "1000", "2025-03-02", "2025-01-10"],
+            ["2", "B", "closedwon", "900", "EUR", "978.26", "2025-03-05", "2025-01-12"],
+            ["3", "C", "appointmentscheduled", "150000", "JPY", "1000", "2025-06-05", "2025-02-12"]]
+    src = tmp_path / "hs"
+    src.mkdir()
+    path = src / "hubspot-crm-exports-all-deals-2025-03-06.csv"
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    got = dict(con.execute("SELECT opportunity_id, amount FROM star.fact_opportunity").fetchall())
+    assert got == {"1": 1000.0, "2": 978.26, "3": 1000.0}
+    assert report.currencies == {}
+    # the same export without the converted column: amounts as given, their currencies reported
+    path.write_text("\n".join(",".join(r[:5] + r[6:]) for r in [header, *rows]) + "\n")
+    report = build_star(duckdb.connect(), src)
+    assert report.currencies == {"EUR": 1, "JPY": 1, "USD": 1} and report.currency is None

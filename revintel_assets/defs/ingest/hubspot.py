@@ -4,6 +4,8 @@ HubSpot's "Export all deals" writes one file (CSV or .xlsx, named e.g.
 `hubspot-crm-exports-all-deals-2024-06-03.csv`), recognised by its header: `Record ID` (older
 exports: `Deal ID`), `Deal Name`, `Deal Stage` and more; used here: `Amount`, `Close Date`,
 `Create Date`, `Deal owner`, `Pipeline`, `Associated Company` (or `Associated Company (Primary)`),
+`Amount in company currency` (a multi-currency portal's converted amount, used instead of `Amount`;
+without it `Deal currency code`'s codes are reported as Salesforce's are),
 and when present `Deal probability`, `Is Closed Won`, `Is closed`, `Forecast category` (kept as
 `forecast_category`: Commit, Best case, Pipeline, Not forecasted -> Omitted). Other columns are ignored.
 
@@ -37,7 +39,8 @@ LAYOUT = "HubSpot deals export"
 FILE = "deals.csv"  # canonical name; the export's own name is found by its header (source.py)
 SIGNATURE = {"dealname", "dealstage"}  # plus Record ID or Deal ID, checked as a required column
 REQUIRED = ["Record ID", "Deal Stage", "Create Date"]
-OPTIONAL = ["Deal Name", "Amount", "Close Date", "Deal owner", "Pipeline", "Associated Company",
+OPTIONAL = ["Deal Name", "Amount", "Amount in company currency", "Deal currency code", "Close Date", "Deal owner",
+            "Pipeline", "Associated Company",
             "Deal probability", "Is Closed Won", "Is closed", "Deal Type", "Forecast category"]
 HUBSPOT_DATES = ["%m/%d/%Y %I:%M %p", "%Y-%m-%d %I:%M %p", "%m/%d/%Y %I:%M:%S %p"]
 DEFAULT_CYCLE_DAYS = 90
@@ -84,7 +87,10 @@ def _deals(con, columns, file, d: Dialect):
     closed = f"coalesce({placed} IN {CLOSED}, false)"
     created = d.date("Create Date")
     close = d.date("Close Date") if "Close Date" in columns else "NULL::DATE"
-    amount = d.money("Amount") if "Amount" in columns else "NULL::DOUBLE"
+    # A multi-currency portal exports each deal's Amount in its own currency and the converted
+    # "Amount in company currency" beside it: totals add the converted one.
+    money = next((c for c in ("Amount in company currency", "Amount") if c in columns), None)
+    amount = d.money(money) if money else "NULL::DOUBLE"
     latest = latest_date(con, t, [created])
     loaded = f"coalesce({created} > {close}, false)"
     cycle = con.execute(f"""SELECT round(median(datediff('day', {created}, {close})))::INTEGER FROM {t}
@@ -108,9 +114,9 @@ def _deals(con, columns, file, d: Dialect):
                   Rule("impossible_date", d.impossible_date("Close Date", latest),
                        f"'impossible date: Close Date ' || {col('Close Date')} || ' (before 1990 or after {latest} + 5 years)'")]
     rules.append(Rule("closed_without_close_date", f"{closed} AND {close} IS NULL", "'deal is closed but has no Close Date'"))
-    if "Amount" in columns:
-        rules += [Rule("bad_amount", d.bad_money("Amount"), f"'Amount ''' || {col('Amount')} || ''' is not a number'"),
-                  Rule("negative_amount", f"{amount} < 0", f"'Amount ' || {col('Amount')} || ' is negative'")]
+    if money:
+        rules += [Rule("bad_amount", d.bad_money(money), f"'{money} ''' || {col(money)} || ''' is not a number'"),
+                  Rule("negative_amount", f"{amount} < 0", f"'{money} ' || {col(money)} || ' is negative'")]
     caught = apply_rules(con, t, file, columns, rules)
     caught |= dedupe(con, t, f"trim({col('Record ID')})", file, columns, "Record ID")
     stage_flag = (f"CASE WHEN {known} IS NULL THEN 'Deal Stage ''' || {col('Deal Stage')} || ''' unknown; placed as ' "
@@ -134,4 +140,10 @@ def _deals(con, columns, file, d: Dialect):
                         [file]).fetchall()[0][0]
         if n:
             flags[key] = n
-    return caught, ({"flagged_kept": flags} if flags else {})
+    extra = {"flagged_kept": flags} if flags else {}
+    if money == "Amount" and "Deal currency code" in columns:  # amounts as given: their currencies said
+        codes = con.execute(f"SELECT upper(trim({col('Deal currency code')})), count(*) FROM {t} "
+                            f"WHERE nullif(trim({col('Deal currency code')}), '') IS NOT NULL GROUP BY 1 "
+                            "ORDER BY 2 DESC, 1").fetchall()
+        extra |= {"currencies": dict(codes)} if codes else {}
+    return caught, extra
