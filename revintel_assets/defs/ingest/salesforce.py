@@ -135,7 +135,7 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
     loaders = {"account": _accounts, "user": _users, "product": _products, "pricebook": _price_entries,
                "currency": _currency_types, "opportunity": _opportunities, "history": _history}
     report: dict[str, dict] = {}
-    con.execute(f"DROP TABLE IF EXISTS {OPPORTUNITY_RATE}")  # another import's, on the same connection
+    con.execute(f"DROP TABLE IF EXISTS temp.{OPPORTUNITY_RATE}")  # another import's, on the same connection
     for kind, loader in loaders.items():
         if kind not in files:
             continue
@@ -161,9 +161,7 @@ def _currencies(con, raw, kind: str) -> dict:
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "
                             "ORDER BY coalesce(is_corporate, false) DESC, abs(rate - 1), _line LIMIT 1").fetchall()
-    converted = {"converted_to": corporate[0][0]} if corporate and con.execute(
-        f"SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '{OPPORTUNITY_RATE.split('.')[1]}'"
-    ).fetchall()[0][0] else {}
+    converted = {"converted_to": corporate[0][0]} if corporate and _converted(con) else {}
     return {"currencies": dict(rows), **converted} if rows else {}
 
 
@@ -283,7 +281,13 @@ def _currency_types(con, columns, file, d: Dialect):
 
 RATES = ("(SELECT iso_code AS __iso, arg_min(rate, _line) AS __rate FROM staging.currency_rates "
          "GROUP BY 1)")  # (code, rate) of CurrencyType.csv, one per code (its first line wins)
-OPPORTUNITY_RATE = "temp.sf_opportunity_rate"  # (opportunity_id, rate): the history's amounts convert with it
+OPPORTUNITY_RATE = "sf_opportunity_rate"  # temp (opportunity_id, rate): the history's amounts convert with it
+
+
+def _converted(con) -> bool:
+    """Were Opportunity.csv's amounts converted (OPPORTUNITY_RATE written) in this import?"""
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+                            [OPPORTUNITY_RATE]).fetchall()[0][0])
 
 
 def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str) -> str:
@@ -412,7 +416,7 @@ def _opportunities(con, columns, file, d: Dialect):
         {lit(file)} AS source_file, _line FROM {src}""")
     if rated:
         oid = sfid('"Id"')
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {OPPORTUNITY_RATE.split('.')[1]} AS SELECT {oid} AS opportunity_id, __fx AS rate FROM {src}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {OPPORTUNITY_RATE} AS SELECT {oid} AS opportunity_id, __fx AS rate FROM {src}")
     flags = {}
     for key, cond in (("created_date_is_load_date", "import_flag LIKE '%is a load date%'"),
                       ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'"),
@@ -470,10 +474,9 @@ def _history(con, columns, file, d: Dialect):
     caught |= dedupe(con, t, key, file, columns, "history event", conflicts=False)
     amount = d.money("Amount") if "Amount" in columns else "NULL::DOUBLE"
     # in the opportunity's currency: converted at its rate when Opportunity.csv's amounts were
-    converted = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary "
-                            "AND table_name = 'sf_opportunity_rate'").fetchall()[0][0]
+    converted = _converted(con)
     rate = "coalesce(r.rate, 1.0)" if converted else "1.0"
-    join = (f" LEFT JOIN {OPPORTUNITY_RATE} r ON r.opportunity_id = {sfid(col('OpportunityId'))}" if converted else "")
+    join = (f" LEFT JOIN temp.{OPPORTUNITY_RATE} r ON r.opportunity_id = {sfid(col('OpportunityId'))}" if converted else "")
     con.execute(f"""INSERT INTO staging.history BY NAME SELECT
         {sfid(col('OpportunityId'))} AS opportunity_id, {d.date('CreatedDate')} AS changed_at,
         {d.stage('StageName')} AS stage, {close} AS expected_close_date, {amount} / {rate} AS amount,
