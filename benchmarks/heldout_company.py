@@ -13,8 +13,8 @@ holds one row per deal of the source: `Id` (as the export wrote it), `eventual_w
 `eventual_close_date` and optionally `true_p_at_creation` (the generator's win probability when
 the deal was opened: the oracle). Judged, on exactly the same rows: the scores revintel served for
 the export date (`scores.deal_scores`, by whichever model was champion), the plain as-of LightGBM
-reference (benchmarks/win_reference.py, trained on every row known at the export date) and the
-oracle. Nothing here is read by the product or tuned on.
+reference (benchmarks/win_reference.py, trained on every row known at the export date; where the
+export has a deal type or lead source, also a second time with them) and the oracle. Nothing here is read by the product or tuned on.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import polars as pl
 
 from benchmarks.seeds import deal_metrics
 from benchmarks.win_reference import load_snapshot, reference_predict
+from revintel_assets.defs.deals.snapshot import DEAL_ATTRIBUTES, FEATURES_CATEGORICAL
 
 # Salesforce ids: 18 characters in exports, the first 15 are the id (ingest/salesforce.py)
 SALESFORCE_ID = 15
@@ -64,6 +65,11 @@ def judge(data_dir: Path, truth_csv: Path) -> dict:
     missing = rows["is_won"].null_count()
     rows = rows.filter(pl.col("is_won").is_not_null())
     preds = {"revintel": rows["win_probability"].to_numpy(), "reference": reference_predict(snap, export, rows)[0]}
+    # the reference as defined reads the snapshot's columns of issue 14; where the export has the
+    # deal attributes revintel reads since (type, lead source), it is also fitted with them
+    attributes = [c for c in DEAL_ATTRIBUTES if c in snap.columns and snap[c].drop_nulls().len()]
+    if attributes:
+        preds["reference_with_attributes"] = reference_predict(snap, export, rows, FEATURES_CATEGORICAL + attributes)[0]
     if "true_p_at_creation" in rows.columns and rows["true_p_at_creation"].null_count() == 0:
         preds["oracle"] = rows["true_p_at_creation"].to_numpy()
     return {"export_date": str(export), "rows": len(rows), "won": int(rows["is_won"].sum()),

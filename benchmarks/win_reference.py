@@ -59,8 +59,9 @@ def load_snapshot(db: Path) -> pl.DataFrame:
 
 
 def _matrix(df: pl.DataFrame, vocab: dict[str, list[str]]) -> np.ndarray:
+    """FEATURES_NUMERIC, then the categories of `vocab` in its order."""
     cols = [df[c].cast(pl.Float64).to_numpy() for c in FEATURES_NUMERIC]
-    for c in FEATURES_CATEGORICAL:
+    for c in vocab:
         codes = {v: i for i, v in enumerate(vocab[c])}
         cols.append(df[c].replace_strict(codes, default=None, return_dtype=pl.Float64).to_numpy())
     return np.column_stack(cols).astype(np.float64)
@@ -70,8 +71,11 @@ def _deal_hash(ids: pl.Series) -> np.ndarray:
     return np.array([int(hashlib.md5(str(i).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for i in ids])
 
 
-def reference_predict(snap: pl.DataFrame, cutoff, rows: pl.DataFrame) -> tuple[np.ndarray, int]:
-    """Fit the reference on rows known by `cutoff` (as-of before it, outcome by it) and score `rows`."""
+def reference_predict(snap: pl.DataFrame, cutoff, rows: pl.DataFrame,
+                      categorical: list[str] = FEATURES_CATEGORICAL) -> tuple[np.ndarray, int]:
+    """Fit the reference on rows known by `cutoff` (as-of before it, outcome by it) and score `rows`.
+    `categorical`: its category columns (default: as the reference was defined; heldout_company.py
+    also fits it with the deal attributes, snapshot.DEAL_ATTRIBUTES, where the export has them)."""
     from sklearn.isotonic import IsotonicRegression
 
     known = snap.filter(pl.col("is_won").is_not_null() & (pl.col("outcome_date") <= cutoff)
@@ -80,10 +84,10 @@ def reference_predict(snap: pl.DataFrame, cutoff, rows: pl.DataFrame) -> tuple[n
     slice_deals = set(deals.filter(pl.Series(_deal_hash(deals) < HOLDOUT_SHARE)).to_list())
     in_slice = known["opportunity_id"].is_in(list(slice_deals))
     fit, es = known.filter(~in_slice), known.filter(in_slice)
-    vocab = {c: sorted(v for v in fit[c].unique().to_list() if v is not None) for c in FEATURES_CATEGORICAL}
-    cat_idx = list(range(len(FEATURES_NUMERIC), len(FEATURES)))
+    vocab = {c: sorted(v for v in fit[c].unique().to_list() if v is not None) for c in categorical}
+    cat_idx = list(range(len(FEATURES_NUMERIC), len(FEATURES_NUMERIC) + len(vocab)))
     y_fit, y_es = fit["is_won"].cast(pl.Int8).to_numpy(), es["is_won"].cast(pl.Int8).to_numpy()
-    dfit = lgb.Dataset(_matrix(fit, vocab), y_fit, feature_name=FEATURES, categorical_feature=cat_idx,
+    dfit = lgb.Dataset(_matrix(fit, vocab), y_fit, feature_name=FEATURES_NUMERIC + list(vocab), categorical_feature=cat_idx,
                        free_raw_data=False)
     des = lgb.Dataset(_matrix(es, vocab), y_es, reference=dfit)
     booster = lgb.train(REFERENCE_PARAMS, dfit, num_boost_round=3000, valid_sets=[des],

@@ -242,7 +242,7 @@ def test_champion_check_fails_when_champion_not_promoted(demo, tmp_path):
 
 # --- the time-travel check catches a snapshot SQL that reads final values (issue 14, item 5) ---
 
-GRID_COLUMNS = "o.created_date, o.close_date, o.is_won\n"
+GRID_COLUMNS = "o.created_date, o.close_date, o.is_won, o.deal_type, o.lead_source\n"
 LEAKS = {  # feature expression of the real SQL -> the same feature read from the deal's final state
     "final_amount": ("g.amount_ff AS amount", "g.final_amount AS amount"),
     "final_expected_close": ("(g.close_ff - g.as_of_date) AS days_to_expected_close",
@@ -260,7 +260,7 @@ def leaky_snapshot_sql(leak: str | None):
             return text
         honest, leaky = LEAKS[leak]
         assert GRID_COLUMNS in text and honest in text, "the real snapshot SQL changed: update the planted leak"
-        return (text.replace(GRID_COLUMNS, "o.created_date, o.close_date, o.is_won, o.amount AS final_amount, "
+        return (text.replace(GRID_COLUMNS, GRID_COLUMNS.strip() + ", o.amount AS final_amount, "
                                            "o.expected_close_date AS final_close\n")
                 .replace(honest, leaky))
     return sql

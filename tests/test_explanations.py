@@ -47,7 +47,8 @@ def test_lightgbm_treeshap_agrees_with_the_shap_package(model_and_rows):
 def test_top_contributions_are_ranked_and_worded(model_and_rows):
     model, rows = model_and_rows
     contrib = model.contributions(rows)
-    out = top_contributions(rows.select("as_of_date", "opportunity_id"), rows, contrib, k=5)
+    out = top_contributions(rows.select("as_of_date", "opportunity_id"), rows, contrib, k=5,
+                           names=model.encoder.features)
     assert len(out) == 5 * len(rows)
     first = out.filter(pl.col("opportunity_id") == rows["opportunity_id"][0]).sort("rank")
     sizes = first["contribution"].abs().to_list()

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from revintel_assets.defs.deals.explain import top_contributions
-from revintel_assets.defs.deals.snapshot import FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC, MODEL_FEATURES
+from revintel_assets.defs.deals.snapshot import (DEAL_ATTRIBUTES, FEATURES, FEATURES_CATEGORICAL, FEATURES_NUMERIC,
+                                                  MODEL_FEATURES)
 from revintel_assets.defs.deals.win_model import Encoder, Windows, split_by_time, train
 from synthetic import history
 
@@ -21,13 +22,13 @@ def snaps() -> pl.DataFrame:
     """synthetic.history's snapshots with the feature columns it does not simulate: the as-of
     month as the snapshot computes it, the rest missing (LightGBM takes NULL)."""
     s = history(n_deals=1500, seed=5)[0].with_columns(pl.col("as_of_date").dt.month().alias("month_of_year"))
-    return s.with_columns([pl.lit(None, dtype=pl.Utf8 if c in FEATURES_CATEGORICAL else pl.Float64).alias(c)
+    return s.with_columns([pl.lit(None, dtype=pl.Utf8 if c in FEATURES_CATEGORICAL + DEAL_ATTRIBUTES else pl.Float64).alias(c)
                            for c in FEATURES if c not in s.columns])
 
 
 def test_created_month_is_the_month_the_deal_was_opened(snaps):
-    enc = Encoder().fit(snaps)
-    assert enc.features == MODEL_FEATURES and "created_month" in enc.features
+    enc = Encoder().fit(snaps)  # the deal attributes have no value here: left out (test_deal_attributes.py)
+    assert enc.features == [f for f in MODEL_FEATURES if f not in DEAL_ATTRIBUTES] and "created_month" in enc.features
     x = enc.matrix(snaps)
     got = x[:, enc.features.index("created_month")]
     assert np.array_equal(got, snaps["created_date"].dt.month().to_numpy().astype(float))
@@ -41,7 +42,8 @@ def test_explanations_name_the_model_features_in_column_order(snaps):
     rows = split.holdout.head(50)
     contrib = model.contributions(rows)
     assert contrib.shape[1] == len(model.encoder.features) + 1
-    out = top_contributions(rows.select("as_of_date", "opportunity_id"), rows, contrib, k=len(model.encoder.features))
+    out = top_contributions(rows.select("as_of_date", "opportunity_id"), rows, contrib, k=len(model.encoder.features),
+                           names=model.encoder.features)
     month = out.filter(pl.col("feature") == "created_month").join(
         rows.select("as_of_date", "opportunity_id", pl.col("created_date").dt.month().cast(pl.Utf8).alias("want")),
         on=["as_of_date", "opportunity_id"])

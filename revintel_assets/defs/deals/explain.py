@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.snapshot import MODEL_FEATURES, TRAILING, TRAILING_DAYS, with_derived
+from revintel_assets.defs.deals.snapshot import TRAILING, TRAILING_DAYS, with_derived
 
 # feature -> (phrase for the value, with {v}), how values print
 PHRASES = {
@@ -45,14 +45,16 @@ PHRASES = {
     "product_id": "product {v}",
     "division": "division {v}",
     "account_sector": "sector {v}",
+    "deal_type": "deal type {v}",
+    "lead_source": "lead source {v}",
 }
 RATES = {"account_win_rate", "rep_win_rate"}
 LIFTS = set(TRAILING)  # rate differences: "12 points below"
 RATIOS = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
 
 
-def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.ndarray, k: int = 5,
-                      names: list[str] = MODEL_FEATURES) -> pl.DataFrame:
+def top_contributions(ids: pl.DataFrame, features: pl.DataFrame, contrib: np.ndarray, k: int = 5, *,
+                      names: list[str]) -> pl.DataFrame:
     """Long table: for each row of `ids` (as_of_date, opportunity_id) its k largest |contributions|
     (`names`: the model's features, in the contributions' column order)."""
     c = contrib[:, : len(names)]

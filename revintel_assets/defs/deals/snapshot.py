@@ -26,6 +26,13 @@ FEATURES_NUMERIC = [
 # extrapolates on today's. Measured on the demo: holdout ECE 0.050 with them, 0.027 without.
 CONTEXT = ["account_prior_won", "account_prior_lost", "rep_prior_closed", "rep_open_deals"]
 FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
+# What the CRM records about the deal itself when it is opened: its type (new business, upgrade,
+# renewal: Salesforce Type, HubSpot Deal Type) and lead source (Salesforce LeadSource). In B2B
+# sales the type is the first thing a sales leader asks (renewals are won far more often than new
+# logos). Static attributes of the deal, read as the export gives them, like its product and
+# account. A source without them has the columns NULL, and the model leaves them out (Encoder.fit).
+DEAL_ATTRIBUTES = ["deal_type", "lead_source"]
+MODEL_FEATURES_CATEGORICAL = FEATURES_CATEGORICAL + DEAL_ATTRIBUTES
 # Recent form beside the all-time rates: the rep's and the product's win rate over the deals that
 # closed in the TRAILING_DAYS up to the as-of date (shrunk toward the company's rate over the same
 # days), minus the company's rate: a lift, skill without the level. When win odds move, the
@@ -34,9 +41,9 @@ FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
 # benchmarks/tune_drift.py, with win_model.RECENCY_HALF_LIFE_DAYS; README design log).
 TRAILING_DAYS = 180
 TRAILING = [f"rep_win_lift_{TRAILING_DAYS}d", f"product_win_lift_{TRAILING_DAYS}d"]
-# stored feature columns; FEATURES_NUMERIC alone is the set before TRAILING (older models and the
-# plain reference of benchmarks/win_reference.py read those)
-FEATURES = FEATURES_NUMERIC + TRAILING + FEATURES_CATEGORICAL
+# stored feature columns; FEATURES_NUMERIC and FEATURES_CATEGORICAL alone are the set before TRAILING
+# and DEAL_ATTRIBUTES (older models and the plain reference of benchmarks/win_reference.py read those)
+FEATURES = FEATURES_NUMERIC + TRAILING + FEATURES_CATEGORICAL + DEAL_ATTRIBUTES
 # Model features computed from a snapshot row's own columns when the model reads it, not stored:
 # no warehouse or partition written before they existed needs a rebuild. created_month: the
 # month the deal was opened. Win odds follow the season a deal was opened in (budget cycles);
@@ -46,7 +53,7 @@ FEATURES = FEATURES_NUMERIC + TRAILING + FEATURES_CATEGORICAL
 # one's stayed 0.012 - 0.013.
 DERIVED = {"created_month": pl.col("created_date").dt.month().cast(pl.Int32)}
 MODEL_FEATURES_NUMERIC = FEATURES_NUMERIC + TRAILING + list(DERIVED)
-MODEL_FEATURES = MODEL_FEATURES_NUMERIC + FEATURES_CATEGORICAL
+MODEL_FEATURES = MODEL_FEATURES_NUMERIC + MODEL_FEATURES_CATEGORICAL
 # Features read from the deal's own change log: its stage, amount and expected close and how they
 # moved. A source without one (a HubSpot deal export, MavenTech, Salesforce without
 # OpportunityHistory.csv) shows them for the deals open on its export date, while every deal that
@@ -72,9 +79,9 @@ def model_features(logged_share: float) -> tuple[list[str], list[str]]:
     """(numeric, categorical) features of a model trained on a history this share of whose closed
     deals is logged: all of them, or those not read from the deal's own log (OWN_HISTORY)."""
     if logged_share >= LOGGED_HISTORY_MIN:
-        return list(MODEL_FEATURES_NUMERIC), list(FEATURES_CATEGORICAL)
+        return list(MODEL_FEATURES_NUMERIC), list(MODEL_FEATURES_CATEGORICAL)
     return ([f for f in MODEL_FEATURES_NUMERIC if f not in OWN_HISTORY],
-            [f for f in FEATURES_CATEGORICAL if f not in OWN_HISTORY])
+            [f for f in MODEL_FEATURES_CATEGORICAL if f not in OWN_HISTORY])
 
 
 OUTCOME = ["outcome_date", "is_won"]  # label columns: NOT features, filled only for deals that closed
@@ -181,7 +188,7 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     WITH dates AS (SELECT DISTINCT as_of_date::DATE AS as_of_date FROM ({dates_sql})),
     grid AS (
         SELECT d.as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
-               o.created_date, o.close_date, o.is_won
+               o.created_date, o.close_date, o.is_won, o.deal_type, o.lead_source
         FROM dates d JOIN {star}.fact_opportunity o
           ON (o.created_date <= d.as_of_date
               OR (o.created_date IS NULL AND d.as_of_date >= {export_date_sql}))
@@ -240,7 +247,7 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
         ((coalesce(g.acc_wins, 0) + {SHRINK} * coalesce(g.global_rate, 0.5))
             / (coalesce(g.acc_n, 0) + {SHRINK}))::DOUBLE AS account_win_rate,
         a.employees AS account_employees, a.annual_revenue AS account_revenue,
-        a.sector AS account_sector,
+        a.sector AS account_sector, g.deal_type, g.lead_source,
         coalesce(g.rep_n, 0) AS rep_prior_closed,
         ((coalesce(g.rep_wins, 0) + {SHRINK} * coalesce(g.global_rate, 0.5))
             / (coalesce(g.rep_n, 0) + {SHRINK}))::DOUBLE AS rep_win_rate,

@@ -36,8 +36,8 @@ from sklearn.model_selection import GroupKFold
 
 from revintel_assets.defs.deals import treeshap
 from revintel_assets.defs.deals.censoring import closed_by, eventual_win_rate, imputed_rows
-from revintel_assets.defs.deals.snapshot import (FEATURES_CATEGORICAL, FEATURES_NUMERIC, MODEL_FEATURES_NUMERIC,
-                                                  with_derived)
+from revintel_assets.defs.deals.snapshot import (DEAL_ATTRIBUTES, FEATURES_CATEGORICAL, FEATURES_NUMERIC,
+                                                  MODEL_FEATURES_CATEGORICAL, MODEL_FEATURES_NUMERIC, with_derived)
 from revintel_assets.defs.validation.metrics import Calibrator, calibrate
 from revintel_assets.parallel import map_rows
 
@@ -171,7 +171,7 @@ class Encoder:
 
     vocab: dict[str, list[str]] = field(default_factory=dict)
     numeric: list[str] = field(default_factory=lambda: list(MODEL_FEATURES_NUMERIC))
-    categorical: list[str] = field(default_factory=lambda: list(FEATURES_CATEGORICAL))
+    categorical: list[str] = field(default_factory=lambda: list(MODEL_FEATURES_CATEGORICAL))
 
     @property
     def features(self) -> list[str]:
@@ -183,6 +183,11 @@ class Encoder:
         self.__dict__.update({"numeric": list(FEATURES_NUMERIC), "categorical": list(FEATURES_CATEGORICAL), **state})
 
     def fit(self, df: pl.DataFrame) -> Encoder:
+        """Vocabularies of the training rows. A deal attribute the source does not have (no value
+        in any training row, or no such column in a snapshot written before it existed) is left
+        out: the model is then the one it would be without it."""
+        self.categorical = [c for c in self.categorical
+                            if c not in DEAL_ATTRIBUTES or (c in df.columns and df[c].drop_nulls().len() > 0)]
         self.vocab = {c: sorted(v for v in df[c].unique().to_list() if v is not None)
                       for c in self.categorical}
         return self
@@ -294,7 +299,7 @@ def train(split: Split, params: dict | None = None, max_rounds: int = MAX_ROUNDS
           numeric: list[str] | None = None, categorical: list[str] | None = None,
           calibration_half_life_days: float | None = CALIBRATION_HALF_LIFE_DAYS,
           censored_in_training: bool = CENSORED_IN_TRAINING) -> WinModel:
-    """`numeric`, `categorical`: the features (default MODEL_FEATURES_NUMERIC and FEATURES_CATEGORICAL;
+    """`numeric`, `categorical`: the features (default MODEL_FEATURES_NUMERIC and MODEL_FEATURES_CATEGORICAL;
     snapshot.model_features leaves out those a derived history cannot show; benchmarks compare others).
     `split.censored` (imputed rows of deals open at the cutoff) joins the calibration rows, and
     the training rows when `censored_in_training`; early stopping reads the observed rows only."""
@@ -302,7 +307,7 @@ def train(split: Split, params: dict | None = None, max_rounds: int = MAX_ROUNDS
     fit_rows = with_censored(split.train, split, "train") if censored_in_training else split.train
     cal_rows = calibration_rows(split)
     enc = Encoder(numeric=list(numeric or MODEL_FEATURES_NUMERIC),
-                  categorical=list(FEATURES_CATEGORICAL if categorical is None else categorical)).fit(split.train)
+                  categorical=list(MODEL_FEATURES_CATEGORICAL if categorical is None else categorical)).fit(split.train)
     cat_idx = list(range(len(enc.numeric), len(enc.features)))
     weight = fit_rows["weight"].to_numpy() * recency_weight(fit_rows["as_of_date"], half_life_days)
     dtrain = lgb.Dataset(enc.matrix(fit_rows), fit_rows["is_won"].cast(pl.Int8).to_numpy(),

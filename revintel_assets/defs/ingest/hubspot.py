@@ -7,7 +7,9 @@ exports: `Deal ID`), `Deal Name`, `Deal Stage` and more; used here: `Amount`, `C
 `Amount in company currency` (a multi-currency portal's converted amount, used instead of `Amount`;
 without it `Deal currency code`'s codes are reported as Salesforce's are),
 and when present `Deal probability`, `Is Closed Won`, `Is closed`, `Forecast category` (kept as
-`forecast_category`: Commit, Best case, Pipeline, Not forecasted -> Omitted). Other columns are ignored.
+`forecast_category`: Commit, Best case, Pipeline, Not forecasted -> Omitted), `Deal Type` and the
+lead source (`Original Source Type`, `Original Traffic Source` or `Lead Source`; kept as
+`deal_type`, `lead_source`: win-model features). Other columns are ignored.
 
 Stages: HubSpot's default labels (Appointment Scheduled, Qualified To Buy, Presentation
 Scheduled, Decision Maker Bought-In, Contract Sent, Closed Won, Closed Lost) and their internal
@@ -39,9 +41,13 @@ LAYOUT = "HubSpot deals export"
 FILE = "deals.csv"  # canonical name; the export's own name is found by its header (source.py)
 SIGNATURE = {"dealname", "dealstage"}  # plus Record ID or Deal ID, checked as a required column
 REQUIRED = ["Record ID", "Deal Stage", "Create Date"]
+# the deal's lead source, as HubSpot portals label it (the first present is read)
+LEAD_SOURCE = ["Original Source Type", "Original Traffic Source", "Lead Source"]
 OPTIONAL = ["Deal Name", "Amount", "Amount in company currency", "Deal currency code", "Close Date", "Deal owner",
             "Pipeline", "Associated Company",
-            "Deal probability", "Is Closed Won", "Is closed", "Deal Type", "Forecast category"]
+            "Deal probability", "Is Closed Won", "Is closed", "Deal Type", "Forecast category", *LEAD_SOURCE]
+# HubSpot's internal values of its default Deal Type options, written as the labels users see
+DEAL_TYPES = {"newbusiness": "New Business", "existingbusiness": "Existing Business"}
 HUBSPOT_DATES = ["%m/%d/%Y %I:%M %p", "%Y-%m-%d %I:%M %p", "%m/%d/%Y %I:%M:%S %p"]
 DEFAULT_CYCLE_DAYS = 90
 
@@ -64,6 +70,13 @@ def import_hubspot(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mappin
 
 def _opt(columns: list[str], name: str) -> str:
     return f"nullif(trim({col(name)}), '')" if name in columns else "NULL::VARCHAR"
+
+
+def _deal_type(columns: list[str]) -> str:
+    if "Deal Type" not in columns:
+        return "NULL::VARCHAR"
+    cases = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in DEAL_TYPES.items())
+    return f"coalesce(CASE lower({_opt(columns, 'Deal Type')}) {cases} END, {_opt(columns, 'Deal Type')})"
 
 
 def _deals(con, columns, file, d: Dialect):
@@ -131,6 +144,8 @@ def _deals(con, columns, file, d: Dialect):
         CASE WHEN {closed} THEN {close} END AS close_date, {close} AS expected_close_date,
         {amount} AS close_value, {closed} AS is_closed, {placed} = 'Won' AS is_won,
         {forecast_category_expr(col('Forecast category')) if 'Forecast category' in columns else 'NULL'} AS forecast_category,
+        {_deal_type(columns)} AS deal_type,
+        {next((_opt(columns, c) for c in LEAD_SOURCE if c in columns), 'NULL::VARCHAR')} AS lead_source,
         nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {t}""")
     flags = {}

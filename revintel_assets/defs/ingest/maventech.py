@@ -49,8 +49,9 @@ OPTIONAL = {
     "accounts": [*DESCRIPTIVE["accounts"], "account_id", "subsidiary_of", "year_established"],
     "products": [*DESCRIPTIVE["products"], "sku", "division"],
     "teams": DESCRIPTIVE["teams"],
-    # the CRM's own forecast category when the export has one (or a mapping names it): kept as is
-    "pipeline": ["forecast_category"],
+    # the CRM's own forecast category when the export has one (or a mapping names it): kept as is;
+    # the deal's type (new business, upgrade, renewal) and lead source when the CRM records them
+    "pipeline": ["forecast_category", "deal_type", "lead_source"],
 }
 OPTIONAL_FILES = {"history", "accounts", "teams", "products"}
 LAYOUT = "MavenTech CRM"
@@ -192,7 +193,9 @@ def _pipeline(con, columns, file, d: Dialect):
         nullif(trim(product), '') AS product_name, nullif(trim(account), '') AS account_name,
         {stage} AS stage, {d.date('engage_date')} AS engage_date,
         CASE WHEN {closed} THEN {d.date('close_date')} END AS close_date,
-        {d.money('close_value')} AS close_value, {fc} AS forecast_category, {lit(file)} AS source_file, _line
+        {d.money('close_value')} AS close_value, {fc} AS forecast_category,
+        {_opt(columns, 'deal_type')} AS deal_type, {_opt(columns, 'lead_source')} AS lead_source,
+        {lit(file)} AS source_file, _line
         FROM temp.raw_pipeline""")
     return caught
 

@@ -3,7 +3,8 @@
 Files (standard API field names, as Data Loader, Workbench or `sf data export` write them):
   Opportunity.csv         Id, StageName, CloseDate, CreatedDate, Amount; optional AccountId,
                           OwnerId, IsClosed, IsWon, ForecastCategoryName, LastStageChangeDate,
-                          Product2Id / Product__c / ProductName, Account.Name, Owner.Name
+                          Product2Id / Product__c / ProductName, Account.Name, Owner.Name,
+                          Type, LeadSource (kept as deal_type, lead_source: win-model features)
   Account.csv             Id, Name; optional Industry, NumberOfEmployees, AnnualRevenue,
                           BillingCountry, ParentId
   User.csv                Id; optional Name (or FirstName + LastName), ManagerId, UserRole.Name / Region
@@ -80,7 +81,8 @@ REPORT_LABELS = {"Id": ["opportunityid"], "Name": ["opportunityname"], "StageNam
                  "CloseDate": ["closedate"], "CreatedDate": ["createddate"], "Amount": ["amount"],
                  "Owner.Name": ["opportunityowner", "owner"], "Account.Name": ["accountname"],
                  "Probability": ["probability"], "ForecastCategoryName": ["forecastcategory"],
-                 "LastStageChangeDate": ["laststagechangedate"], "IsClosed": ["closed"], "IsWon": ["won"]}
+                 "LastStageChangeDate": ["laststagechangedate"], "IsClosed": ["closed"], "IsWon": ["won"],
+                 "Type": ["type", "opportunitytype"], "LeadSource": ["leadsource"]}
 
 
 def report_columns(header: list[str]) -> dict[str, str] | None:
@@ -102,7 +104,7 @@ def report_columns(header: list[str]) -> dict[str, str] | None:
 OPTIONAL = {
     "opportunity": ["AccountId", "OwnerId", "IsClosed", "IsWon", "ForecastCategoryName", "Name", "Probability",
                     "LastStageChangeDate", "Product2Id", "Product__c", "ProductName", "Account.Name",
-                    "Owner.Name", "Pricebook2Id"],
+                    "Owner.Name", "Pricebook2Id", "Type", "LeadSource"],
     "account": ["Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry", "ParentId", "Parent.Name"],
     "user": ["Name", "FirstName", "LastName", "ManagerId", "UserRole.Name", "UserRoleName", "Region",
              "Division", "Department", "Manager.Name"],
@@ -412,6 +414,7 @@ def _opportunities(con, columns, file, d: Dialect):
         CASE WHEN {closed} THEN {close} END AS close_date, {close} AS expected_close_date,
         {since} AS stage_since, {d.money('Amount')} / __fx AS close_value,
         {closed} AS is_closed, {won} AS is_won, {fc} AS forecast_category,
+        {_opt(columns, 'Type')} AS deal_type, {_opt(columns, 'LeadSource')} AS lead_source,
         nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {src}""")
     if rated:

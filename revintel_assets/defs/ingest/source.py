@@ -45,6 +45,7 @@ CANONICAL = {
                              "close_value DOUBLE, account_id VARCHAR, rep_id VARCHAR, product_id VARCHAR, "
                              "created_date DATE, expected_close_date DATE, stage_since DATE, "
                              "is_closed BOOLEAN, is_won BOOLEAN, forecast_category VARCHAR, import_flag VARCHAR, "
+                             "deal_type VARCHAR, lead_source VARCHAR, "
                              "source_file VARCHAR, _line BIGINT",
     "staging.history": "opportunity_id VARCHAR, changed_at DATE, stage VARCHAR, "
                        "expected_close_date DATE, amount DOUBLE, source_file VARCHAR, _line BIGINT",

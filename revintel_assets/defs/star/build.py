@@ -152,7 +152,7 @@ def fact_opportunity() -> str:
                 CASE WHEN coalesce(is_won, stage = 'Won') THEN 'Closed' ELSE 'Omitted' END
                 ELSE coalesce(CASE WHEN forecast_category <> 'Closed' THEN forecast_category END,
                               CASE stage {derived} END, 'Pipeline') END AS forecast_category,
-           import_flag,
+           import_flag, deal_type, lead_source,
            source_file, _line AS source_line
     FROM ({_resolved_opportunities()})
     ORDER BY opportunity_id"""

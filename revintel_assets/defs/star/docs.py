@@ -46,6 +46,9 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
                              "Proposal Best Case, earlier stages Pipeline); closed deals Closed (won) / Omitted (lost)",
         "import_flag": "Why the row was kept although something in it was off (stage placed from other "
                        "fields, CreatedDate taken as a load date, ...); NULL when nothing was",
+        "deal_type": "The CRM's deal type as exported (Salesforce Type, HubSpot Deal Type: New Business, "
+                     "Renewal, ...); NULL when the export has none",
+        "lead_source": "The CRM's lead source as exported (Salesforce LeadSource); NULL when the export has none",
         "created_date": "First history event, else engage_date (NULL for undated prospecting deals)",
         "expected_close_date": "Latest expected close date known; close_date for closed deals",
         "amount": "Deal value: won value, else the latest amount in the history",
