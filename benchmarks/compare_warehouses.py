@@ -4,6 +4,7 @@ For every table in either file: present in both, same columns, and `EXCEPT ALL` 
 (duplicates count). Columns that record *when* or *which run* (loaded_at, run ids, MLflow run
 ids and artifact paths) differ between any two runs and are left out, and so is meta.table_log
 (the write log). Used to show a refactoring changed no analyst-visible row.
+`--ignore=deal_type,lead_source` leaves more columns out, also where only one file has them.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ def compare(a: str, b: str, ignore: frozenset[str] = frozenset()) -> list[str]:
         if t not in ta or t not in tb:
             problems.append(f"{t}: only in {'A' if t in ta else 'B'}")
             continue
-        if ta[t] != tb[t]:
+        if (set(ta[t]) ^ set(tb[t])) - ignore or [c for c in ta[t] if c in tb[t]] != [c for c in tb[t] if c in ta[t]]:
             problems.append(f"{t}: columns differ: {sorted(set(ta[t]) ^ set(tb[t]))}")
             continue
-        cols = ", ".join(f'"{c}"' for c in ta[t] if c not in VOLATILE | ignore)
+        cols = ", ".join(f'"{c}"' for c in ta[t] if c in tb[t] and c not in VOLATILE | ignore)
         s, n = t.split(".")
         q = f'SELECT {cols} FROM a."{s}"."{n}" EXCEPT ALL SELECT {cols} FROM b."{s}"."{n}"'
         q2 = f'SELECT {cols} FROM b."{s}"."{n}" EXCEPT ALL SELECT {cols} FROM a."{s}"."{n}"'
@@ -63,4 +64,7 @@ def compare(a: str, b: str, ignore: frozenset[str] = frozenset()) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(1 if compare(sys.argv[1], sys.argv[2]) else 0)
+    # --ignore a,b: columns left out, also when only one file has them (a change that added columns)
+    args = [a for a in sys.argv[1:] if not a.startswith("--ignore=")]
+    extra = frozenset(c for a in sys.argv[1:] if a.startswith("--ignore=") for c in a.split("=", 1)[1].split(","))
+    sys.exit(1 if compare(args[0], args[1], extra) else 0)

@@ -19,7 +19,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN, MODEL_FEATURES, OWN_HISTORY, model_features
+from revintel_assets.defs.deals.snapshot import (DEAL_ATTRIBUTES, LOGGED_HISTORY_MIN, MODEL_FEATURES, OWN_HISTORY,
+                                                  model_features)
 from revintel_assets.defs.deals.win_model import Windows, split_by_time, train
 from test_cli_sources import ROOT, run_cli
 from test_win_model_features import snaps  # noqa: F401  (the fixture: synthetic snapshots with every feature column)
@@ -70,4 +71,5 @@ def test_the_win_models_of_an_export_without_history_read_no_feature_of_the_deal
     deal_models = [f for f in logged if "deal_age_days" in f]
     assert len(deal_models) >= 2  # the evaluation cutoff's model and the one trained on everything
     assert all(f == model_features(0.0)[0] + model_features(0.0)[1] for f in deal_models)
+    assert all(set(DEAL_ATTRIBUTES) <= set(f) for f in deal_models)  # the org's Type and LeadSource
     assert "0% of the closed deals have a logged stage history" in console

@@ -10,8 +10,8 @@ from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date, training_cutoffs
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
-from revintel_assets.defs.deals.snapshot import (FEATURES, LOGGED_SHARE_SQL, MODEL_FEATURES, OUTCOME, TRAILING,
-                                                  TRAILING_DAYS, model_features, snapshot_sql)
+from revintel_assets.defs.deals.snapshot import (DEAL_ATTRIBUTES, FEATURES, LOGGED_SHARE_SQL, MODEL_FEATURES, OUTCOME,
+                                                  TRAILING, TRAILING_DAYS, model_features, snapshot_sql)
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
 from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
@@ -45,6 +45,8 @@ SNAPSHOT_DOC = (
         **{col: f"{who}'s win rate on deals closed in the {TRAILING_DAYS} days up to as_of_date (shrunk toward the "
                f"company's rate over those days) minus the company's rate; 0 when the {who.lower()} closed none "
                "then, NULL when the company closed none" for col, who in zip(TRAILING, ("Rep", "Product"))},
+        "deal_type": "The CRM's deal type (New Business, Renewal, ...) as exported; NULL when the export has none",
+        "lead_source": "The CRM's lead source as exported; NULL when the export has none",
         "is_won": "Label: the deal's eventual outcome (NULL while open); not a feature",
         "outcome_date": "Label: when the deal closed; not a feature",
     })
@@ -136,7 +138,9 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
     windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
     logged = float(wh.query(LOGGED_SHARE_SQL)["share"][0] or 0.0)
     numeric, categorical = model_features(logged)
-    if len(numeric) + len(categorical) < len(MODEL_FEATURES):
+    absent = [c for c in DEAL_ATTRIBUTES if c not in _attributes(wh)]
+    categorical = [c for c in categorical if c not in absent]
+    if len(numeric) + len(categorical) + len(absent) < len(MODEL_FEATURES):
         context.log.warning(f"{logged:.0%} of the closed deals have a logged stage history (the source has no change "
                             "log for the rest): the win model leaves out the features read from a deal's own history "
                             f"(stage, amount, expected close and their changes) and learns from {numeric + categorical}")
@@ -182,6 +186,18 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
         "logged_history_share": dg.MetadataValue.float(logged),
         "features": dg.MetadataValue.json(numeric + categorical),
     })
+
+
+def _attributes(wh) -> list[str]:
+    """The deal attributes (snapshot.DEAL_ATTRIBUTES) the source gives for at least one deal; the
+    model leaves out the others (a star schema built before they existed has none)."""
+    cols = set(wh.query("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'star' "
+                        "AND table_name = 'fact_opportunity'")["column_name"].to_list())
+    have = [c for c in DEAL_ATTRIBUTES if c in cols]
+    if not have:
+        return []
+    n = wh.query("SELECT " + ", ".join(f"count({c}) AS {c}" for c in have) + " FROM star.fact_opportunity")
+    return [c for c in have if n[c][0]]
 
 
 def _judge(context, wh, tracking: MLflowResource, model, split, cutoff: dt.date, windows, n: dict, share: float,
