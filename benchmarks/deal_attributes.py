@@ -33,7 +33,7 @@ def compare(data_dir: Path, truth_csv: Path) -> dict:
     snap = load_snapshot(db).sort(["as_of_date", "opportunity_id"])
     con = duckdb.connect(str(db), read_only=True)
     try:
-        logged = float(con.sql(LOGGED_SHARE_SQL).fetchone()[0] or 0.0)
+        logged = float(con.execute(LOGGED_SHARE_SQL).fetchall()[0][0] or 0.0)
     finally:
         con.close()
     export = snap["as_of_date"].max()
