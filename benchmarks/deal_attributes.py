@@ -13,14 +13,12 @@ heldout_company.py on the product's own runs (README "Held-out companies of anot
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from benchmarks.heldout_company import _truth
+from benchmarks.heldout_company import _truth, main
 from benchmarks.seeds import deal_metrics
 from benchmarks.win_reference import load_snapshot, reference_predict
 from revintel_assets.defs.deals.calendar import DealPlan
@@ -52,20 +50,5 @@ def compare(data_dir: Path, truth_csv: Path) -> dict:
             **deal_metrics(rows, preds)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data_dir", type=Path)
-    ap.add_argument("truth", type=Path)
-    ap.add_argument("--label", default="")
-    ap.add_argument("--json", type=Path, help="append the result line to this file")
-    args = ap.parse_args(argv)
-    line = json.dumps({"label": args.label, **compare(args.data_dir, args.truth)})
-    print(line)
-    if args.json:
-        with args.json.open("a") as fh:
-            fh.write(line + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(doc=__doc__, measure=compare))

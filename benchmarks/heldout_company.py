@@ -78,14 +78,16 @@ def judge(data_dir: Path, truth_csv: Path) -> dict:
             **deal_metrics(rows, preds)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, doc: str = __doc__, measure=judge) -> int:
+    """DATA_DIR TRUTH.csv [--label L] [--json OUT]: one JSON line of `measure(data_dir, truth)`
+    (benchmarks/deal_attributes.py measures with its own function)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("truth", type=Path)
     ap.add_argument("--label", default="")
     ap.add_argument("--json", type=Path, help="append the result line to this file")
     args = ap.parse_args(argv)
-    line = json.dumps({"label": args.label, **judge(args.data_dir, args.truth)})
+    line = json.dumps({"label": args.label, **measure(args.data_dir, args.truth)})
     print(line)
     if args.json:
         with args.json.open("a") as f:

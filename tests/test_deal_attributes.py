@@ -21,23 +21,29 @@ from test_win_model_features import snaps  # noqa: F401  (the fixture: synthetic
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def _imported(folder: Path, files: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """The star schema of a source folder holding `files` (name -> text)."""
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    con = duckdb.connect()
+    build_star(con, folder)
+    return con
+
+
 def _attributes(con) -> dict[str, tuple]:
     return {o: (t, s) for o, t, s in con.execute(
         "SELECT opportunity_id, deal_type, lead_source FROM star.fact_opportunity").fetchall()}
 
 
 def test_salesforce_type_and_lead_source(tmp_path):
-    src = tmp_path / "sf"
-    src.mkdir()
-    (src / "Opportunity.csv").write_text(
+    con = _imported(tmp_path / "sf", {"Opportunity.csv": (
         "Id,AccountId,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon,Type,LeadSource\r\n"
         "0065g00000Opp1XAAA,0015g00000AcmeXAAA,Closed Won,100,2024-03-28,2024-01-15T10:22:33.000Z,true,true,"
         "Existing Customer - Upgrade,Partner Referral\r\n"
         "0065g00000Opp2XAAA,0015g00000AcmeXAAA,Prospecting,50,2024-06-28,2024-02-15T10:22:33.000Z,false,false,"
         "New Customer,\r\n"
-        "0065g00000Opp3XAAA,0015g00000AcmeXAAA,Closed Lost,70,2024-04-28,2024-02-01T10:22:33.000Z,true,false,,Web\r\n")
-    con = duckdb.connect()
-    build_star(con, src)
+        "0065g00000Opp3XAAA,0015g00000AcmeXAAA,Closed Lost,70,2024-04-28,2024-02-01T10:22:33.000Z,true,false,,Web\r\n")})
     assert _attributes(con) == {"0065g00000Opp1X": ("Existing Customer - Upgrade", "Partner Referral"),
                                 "0065g00000Opp2X": ("New Customer", None), "0065g00000Opp3X": (None, "Web")}
     snap = con.sql(snapshot_sql("SELECT DATE '2024-03-01' AS as_of_date")).pl()
@@ -46,14 +52,10 @@ def test_salesforce_type_and_lead_source(tmp_path):
 
 
 def test_salesforce_report_labels_type_and_lead_source(tmp_path):
-    src = tmp_path / "report"
-    src.mkdir()
-    (src / "report1713178320000.csv").write_text(
+    con = _imported(tmp_path / "report", {"report1713178320000.csv": (
         '"Opportunity ID","Opportunity Name","Stage","Close Date","Created Date","Amount","Type","Lead Source"\n'
         '"0065g00000Opp1XAAA","Acme","Closed Won","3/28/2024","1/15/2024","100.00","Renewal","Web"\n'
-        '"0065g00000Opp2XAAA","Beta","Prospecting","6/28/2024","2/15/2024","50.00","New Customer","Trade Show"\n')
-    con = duckdb.connect()
-    build_star(con, src)
+        '"0065g00000Opp2XAAA","Beta","Prospecting","6/28/2024","2/15/2024","50.00","New Customer","Trade Show"\n')})
     assert _attributes(con) == {"0065g00000Opp1X": ("Renewal", "Web"), "0065g00000Opp2X": ("New Customer", "Trade Show")}
 
 
@@ -66,14 +68,10 @@ def test_hubspot_deal_type_as_its_labels():
 
 
 def test_maventech_layout_optional_columns(tmp_path):
-    src = tmp_path / "mt"
-    src.mkdir()
-    (src / "sales_pipeline.csv").write_text(
+    con = _imported(tmp_path / "mt", {"sales_pipeline.csv": (
         "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value,deal_type\n"
         "O1,Ann,GTX,Acme,Won,2024-01-02,2024-02-02,100,Renewal\n"
-        "O2,Ann,GTX,Acme,Engaging,2024-01-05,,,New Business\n")
-    con = duckdb.connect()
-    build_star(con, src)
+        "O2,Ann,GTX,Acme,Engaging,2024-01-05,,,New Business\n")})
     assert _attributes(con) == {"O1": ("Renewal", None), "O2": ("New Business", None)}
 
 
