@@ -14,7 +14,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from conftest import build_star
-from revintel_assets.defs.deals.snapshot import DEAL_ATTRIBUTES, FEATURES_CATEGORICAL, snapshot_sql
+from revintel_assets.defs.deals.snapshot import ATTRIBUTE_MIN_SHARE, DEAL_ATTRIBUTES, FEATURES_CATEGORICAL, snapshot_sql
 from revintel_assets.defs.deals.win_model import Windows, split_by_time, train
 from test_win_model_features import snaps  # noqa: F401  (the fixture: synthetic snapshots with every feature column)
 
@@ -111,3 +111,15 @@ def test_without_them_the_model_is_the_one_before(snaps):
     before = train(split, max_rounds=30, categorical=FEATURES_CATEGORICAL)
     rows = split.holdout
     assert np.array_equal(now.predict(rows), before.predict(rows))
+
+
+def test_an_attribute_most_training_rows_lack_is_left_out(snaps):
+    """A field the CRM added late (filled on the newest deals only) would be learnt as "missing =
+    old" and read on every deal scored today: below ATTRIBUTE_MIN_SHARE of the rows, left out."""
+    typed = _typed(snaps).with_columns(
+        pl.when(pl.col("created_date") >= dt.date(2023, 12, 1)).then(pl.col("deal_type")).alias("deal_type"))
+    split = split_by_time(typed.sort(["as_of_date", "opportunity_id"]), dt.date(2024, 9, 1), Windows())
+    share = split.train["deal_type"].drop_nulls().len() / len(split.train)
+    assert 0.05 < share < ATTRIBUTE_MIN_SHARE  # some training rows have it, most do not
+    features = train(split, max_rounds=30).encoder.features
+    assert "deal_type" not in features and "lead_source" in features

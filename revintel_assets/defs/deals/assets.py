@@ -10,8 +10,9 @@ from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date, training_cutoffs
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
-from revintel_assets.defs.deals.snapshot import (DEAL_ATTRIBUTES, FEATURES, LOGGED_SHARE_SQL, MODEL_FEATURES, OUTCOME,
-                                                  TRAILING, TRAILING_DAYS, model_features, snapshot_sql)
+from revintel_assets.defs.deals.snapshot import (ATTRIBUTE_MIN_SHARE, DEAL_ATTRIBUTES, FEATURES, LOGGED_SHARE_SQL,
+                                                  MODEL_FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, model_features,
+                                                  snapshot_sql)
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
 from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
@@ -189,15 +190,17 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
 
 
 def _attributes(wh) -> list[str]:
-    """The deal attributes (snapshot.DEAL_ATTRIBUTES) the source gives for at least one deal; the
-    model leaves out the others (a star schema built before they existed has none)."""
+    """The deal attributes (snapshot.DEAL_ATTRIBUTES) the source gives for at least
+    ATTRIBUTE_MIN_SHARE of its closed deals; the model leaves out the others (a star schema built
+    before they existed has none). Encoder.fit applies the same share to the training rows."""
     cols = set(wh.query("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'star' "
                         "AND table_name = 'fact_opportunity'")["column_name"].to_list())
     have = [c for c in DEAL_ATTRIBUTES if c in cols]
     if not have:
         return []
-    n = wh.query("SELECT " + ", ".join(f"count({c}) AS {c}" for c in have) + " FROM star.fact_opportunity")
-    return [c for c in have if n[c][0]]
+    n = wh.query("SELECT count(*) AS n, " + ", ".join(f"count({c}) AS {c}" for c in have)
+                 + " FROM star.fact_opportunity WHERE is_closed")
+    return [c for c in have if n[c][0] and n[c][0] >= ATTRIBUTE_MIN_SHARE * n["n"][0]]
 
 
 def _judge(context, wh, tracking: MLflowResource, model, split, cutoff: dt.date, windows, n: dict, share: float,

@@ -32,6 +32,10 @@ FEATURES_CATEGORICAL = ["stage", "product_id", "division", "account_sector"]
 # logos). Static attributes of the deal, read as the export gives them, like its product and
 # account. A source without them has the columns NULL, and the model leaves them out (Encoder.fit).
 DEAL_ATTRIBUTES = ["deal_type", "lead_source"]
+# An attribute most training rows lack (a field the CRM added late: filled on the recent deals only)
+# would be learnt as "missing = old" and read on every deal scored today, the skew OWN_HISTORY
+# avoids: below this share of rows with a value the model leaves it out.
+ATTRIBUTE_MIN_SHARE = 0.5
 MODEL_FEATURES_CATEGORICAL = FEATURES_CATEGORICAL + DEAL_ATTRIBUTES
 # Recent form beside the all-time rates: the rep's and the product's win rate over the deals that
 # closed in the TRAILING_DAYS up to the as-of date (shrunk toward the company's rate over the same

@@ -36,8 +36,9 @@ from sklearn.model_selection import GroupKFold
 
 from revintel_assets.defs.deals import treeshap
 from revintel_assets.defs.deals.censoring import closed_by, eventual_win_rate, imputed_rows
-from revintel_assets.defs.deals.snapshot import (DEAL_ATTRIBUTES, FEATURES_CATEGORICAL, FEATURES_NUMERIC,
-                                                  MODEL_FEATURES_CATEGORICAL, MODEL_FEATURES_NUMERIC, with_derived)
+from revintel_assets.defs.deals.snapshot import (ATTRIBUTE_MIN_SHARE, DEAL_ATTRIBUTES, FEATURES_CATEGORICAL,
+                                                  FEATURES_NUMERIC, MODEL_FEATURES_CATEGORICAL, MODEL_FEATURES_NUMERIC,
+                                                  with_derived)
 from revintel_assets.defs.validation.metrics import Calibrator, calibrate
 from revintel_assets.parallel import map_rows
 
@@ -183,11 +184,11 @@ class Encoder:
         self.__dict__.update({"numeric": list(FEATURES_NUMERIC), "categorical": list(FEATURES_CATEGORICAL), **state})
 
     def fit(self, df: pl.DataFrame) -> Encoder:
-        """Vocabularies of the training rows. A deal attribute the source does not have (no value
-        in any training row, or no such column in a snapshot written before it existed) is left
-        out: the model is then the one it would be without it."""
-        self.categorical = [c for c in self.categorical
-                            if c not in DEAL_ATTRIBUTES or (c in df.columns and df[c].drop_nulls().len() > 0)]
+        """Vocabularies of the training rows. A deal attribute the source does not have, or has on
+        fewer than ATTRIBUTE_MIN_SHARE of the rows (no such column either in a snapshot written
+        before it existed), is left out: the model is then the one it would be without it."""
+        self.categorical = [c for c in self.categorical if c not in DEAL_ATTRIBUTES or (
+            c in df.columns and len(df) and df[c].drop_nulls().len() >= ATTRIBUTE_MIN_SHARE * len(df))]
         self.vocab = {c: sorted(v for v in df[c].unique().to_list() if v is not None)
                       for c in self.categorical}
         return self
