@@ -70,7 +70,7 @@ FEATURE_NAMES = {
     "month_of_year": "month of the year", "created_month": "month the deal was opened",
     "rep_win_lift_180d": "rep's win rate, last 180 days, vs the company's",
     "product_win_lift_180d": "product's win rate, last 180 days, vs the company's", "stage": "stage", "product_id": "product", "division": "division",
-    "account_sector": "sector", "deal_type": "deal type (new business, renewal, ...)",
+    "account_sector": "sector", "deal_type": "deal type",
     "lead_source": "lead source", "account_prior_won": "account's deals won", "account_prior_lost": "account's deals lost",
     "rep_prior_closed": "rep's deals closed", "rep_open_deals": "rep's open deals",
     # ICP
