@@ -123,3 +123,13 @@ def test_an_attribute_most_training_rows_lack_is_left_out(snaps):
     assert 0.05 < share < ATTRIBUTE_MIN_SHARE  # some training rows have it, most do not
     features = train(split, max_rounds=30).encoder.features
     assert "deal_type" not in features and "lead_source" in features
+
+
+def test_hubspot_lead_source_and_a_custom_deal_type(tmp_path):
+    """A portal's own Deal Type option (not one of HubSpot's two defaults) is kept as written; the
+    lead source comes from 'Original Source Type'."""
+    con = _imported(tmp_path / "hs", {"hubspot-crm-exports-all-deals-2025-03-06.csv": (
+        "Record ID,Deal Name,Deal Stage,Amount,Close Date,Create Date,Deal Type,Original Source Type\n"
+        "9001,A,Closed Won,100,2025-03-02 12:00,2025-01-10 09:00,Renewal,Organic Search\n"
+        "9002,B,Appointment Scheduled,50,2025-05-05 12:00,2025-02-12 09:00,newbusiness,\n")})
+    assert _attributes(con) == {"9001": ("Renewal", "Organic Search"), "9002": ("New Business", None)}
