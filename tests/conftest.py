@@ -38,6 +38,12 @@ def build_star(con: duckdb.DuckDBPyConnection, folder: Path, fmt: str | None = N
     return report
 
 
+def assert_reconciled(con: duckdb.DuckDBPyConnection) -> None:
+    """Every source file's raw rows = its rows in the star schema + its quarantined rows."""
+    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
+        assert unaccounted == 0, (file, raw, star, quarantined)
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
     """One `revintel demo --no-serve --scale 0.1` for the whole session, run as a user runs it

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import build_star
+from conftest import assert_reconciled, build_star
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.source import import_source
 from revintel_assets.defs.star import build
@@ -30,8 +30,7 @@ def _src(tmp_path: Path, pipeline: bytes | str, **files: str) -> Path:
 def _star(src: Path):
     con = duckdb.connect()
     report = build_star(con, src)
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
     q = dict(con.execute("SELECT line_number, reason FROM star.quarantine WHERE source_file = 'sales_pipeline.csv'"
                          ).fetchall())
     return con, report, q

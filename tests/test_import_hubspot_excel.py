@@ -11,18 +11,12 @@ from pathlib import Path
 import duckdb
 import xlsxwriter
 
-from conftest import build_star
+from conftest import assert_reconciled, build_star
 from revintel_assets.defs.ingest.source import detect_layout
-from revintel_assets.defs.star import build
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 from make_fixtures import HUBSPOT_HEADER, hubspot_rows  # noqa: E402
-
-
-def _reconciles(con) -> None:
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
 
 
 def test_hubspot_export_is_detected_and_imported():
@@ -43,7 +37,7 @@ def test_hubspot_export_is_detected_and_imported():
                        "ORDER BY 1").fetchall() == [("Best Case",), ("Commit",), ("Pipeline",)]
     assert con.execute("SELECT line_number FROM star.quarantine").fetchall() == [(41,)]
     assert report.export_date is not None
-    _reconciles(con)
+    assert_reconciled(con)
 
 
 def _xlsx(path: Path, header: list[str], rows: list[list], dates: tuple[int, ...] = ()) -> None:
@@ -82,7 +76,7 @@ def test_hubspot_export_as_xlsx_gives_the_same_star(tmp_path):
     q = ("SELECT opportunity_id, stage, created_date, close_date, amount, account_id FROM star.fact_opportunity "
          "ORDER BY 1")
     assert con.execute(q).fetchall() == csv.execute(q).fetchall()
-    _reconciles(con)
+    assert_reconciled(con)
 
 
 def test_maventech_files_as_xlsx(tmp_path):
@@ -99,7 +93,7 @@ def test_maventech_files_as_xlsx(tmp_path):
     assert con.execute("SELECT opportunity_id, stage, engage_date::VARCHAR, close_value, division "
                        "FROM star.fact_opportunity ORDER BY 1").fetchall() == [
         ("A1", "Won", "2017-01-05", 550.0, "GTX"), ("A2", "Engaging", "2017-02-05", None, "GTX")]
-    _reconciles(con)
+    assert_reconciled(con)
 
 
 def test_tidy_transactions_and_sku_map_as_xlsx(tmp_path):
@@ -116,7 +110,7 @@ def test_tidy_transactions_and_sku_map_as_xlsx(tmp_path):
     assert con.execute("SELECT account_id, division, round(amount, 2), order_date::VARCHAR FROM star.fact_transactions "
                        "ORDER BY 1").fetchall() == [("13085", "Home Decor", 83.4, "2009-12-01"),
                                                     ("13086", "Kitchen", 5.0, "2009-12-02")]
-    _reconciles(con)
+    assert_reconciled(con)
 
 
 def test_online_retail_ii_workbook_reads_every_sheet_with_the_header(tmp_path):
@@ -161,7 +155,7 @@ def test_online_retail_ii_workbook_reads_every_sheet_with_the_header(tmp_path):
     # the second sheet's row 3: workbook-wide line 2 + 2 (sheet 1) + 1 (sheet 2's header) + 1
     assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
         (6, "sheet 'Year 2010-2011', row 3: customer_id is empty: the line cannot be attributed to an account")]
-    _reconciles(con)
+    assert_reconciled(con)
 
 
 def test_hubspot_stage_labels_with_their_pipeline_in_brackets(tmp_path):
@@ -184,7 +178,7 @@ def test_hubspot_stage_labels_with_their_pipeline_in_brackets(tmp_path):
     assert got == {"9001": "Won", "9002": "Lost", "9003": "Proposal"}
     reason = con.execute("SELECT reason FROM star.quarantine").fetchall()
     assert len(reason) == 1 and "Deal Stage 'Demo (technical) (Sales Pipeline)' is not one of" in reason[0][0]
-    _reconciles(con)
+    assert_reconciled(con)
 
 
 def test_hubspot_multi_currency_amounts(tmp_path):

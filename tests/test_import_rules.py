@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import build_star
+from conftest import assert_reconciled, build_star
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.source import import_source
 from revintel_assets.defs.star import build
@@ -67,8 +67,7 @@ def test_bad_rows_are_quarantined_with_line_and_reason(damaged):
     assert stubs == (1, 1, 1)
     parent = con.execute("SELECT parent_account_id FROM star.dim_account WHERE account_id = 'Beta'").fetchall()
     assert parent == [("Acme",)]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 @pytest.mark.parametrize("content,found", [
@@ -187,8 +186,7 @@ def test_sales_log_sku_missing_from_the_map_is_unmapped_not_the_orders_division(
     assert f["unpaired_columns"] == {"OLD": 2}
     assert con.execute("SELECT line_number, reason FROM star.quarantine").fetchall() == [
         (4, "order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: OLD)")]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 def test_a_quarantined_row_keeps_its_csv_quoting(tmp_path):
@@ -223,5 +221,4 @@ def test_a_sales_log_alone_names_its_customers_as_accounts(tmp_path):
         ("12348", "Three", False), ("C1", "One Ltd", False), ("C2", "Two plc", False)]
     refs = con.execute(f"SELECT member, count(*) FROM ({build.unknown_references()}) GROUP BY 1").fetchall()
     assert "account" not in dict(refs)
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)

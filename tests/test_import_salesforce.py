@@ -9,10 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import build_star
+from conftest import assert_reconciled, build_star
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.source import detect_layout, import_source
-from revintel_assets.defs.star import build
 
 ACC_ACME, ACC_BETA, ACC_SUB = "0015g00000AcmeXAAA", "0015g00000BetaXAAA", "0015g00000SubsXAAA"
 U_ANN, U_BOB, U_MAX = "0055g00000AnnXXAAQ", "0055g00000BobXXAAQ", "0055g00000MaxXXAAQ"
@@ -160,8 +159,7 @@ def test_salesforce_imports_into_the_star_schema(sf):
     assert con.execute("SELECT count(*) FROM star.fact_opportunity_history WHERE NOT derived").fetchall() == [(2,)]
     # won deals stand in for transactions (no separate log)
     assert con.execute("SELECT count(*) FROM star.fact_transactions WHERE source = 'crm_won'").fetchall() == [(3,)]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
     assert report.export_date == "2024-04-02"
 
 
@@ -233,8 +231,7 @@ def test_migrated_export_without_history_keeps_every_closed_deal():
     assert con.execute("""SELECT count(*) FROM star.fact_opportunity_history h JOIN staging.opportunities o
                           USING (opportunity_id) WHERE h.amount IS NOT NULL AND NOT o.is_closed
                           AND h.changed_at < o.stage_since""").fetchall() == [(0,)]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 def test_created_date_shared_by_most_rows_is_a_load_date(tmp_path):
@@ -284,8 +281,7 @@ def test_history_rows_stamped_with_the_load_date_do_not_date_closed_deals(tmp_pa
     logged = dict(con.execute("SELECT opportunity_id, bool_and(NOT derived) FROM star.fact_opportunity_history "
                               "GROUP BY 1").fetchall())
     assert logged["006O1"] is True and logged["006C3"] is False
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 REPORT = ('"Opportunity Owner","Account Name","Opportunity Name","Stage","Fiscal Period","Amount",'
@@ -314,8 +310,7 @@ def test_a_salesforce_opportunity_report_is_read_by_its_labels(tmp_path):
                    ("0065g00000Rep2X", "Won", 35900.0, "2022-11-21", "2023-06-22"),
                    ("0065g00000Rep3X", "Negotiation", 9000.0, "2023-09-01", None)]
     assert con.execute("SELECT rep_name FROM star.dim_rep ORDER BY 1").fetchall() == [("Bob Miller",), ("Chen Wei",)]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 def test_a_report_without_opportunity_ids_stops_with_what_to_add(tmp_path):
@@ -349,8 +344,7 @@ def test_list_prices_come_from_the_standard_price_book(sf):
     prices = dict(con.execute("SELECT product_id, list_price FROM star.dim_product WHERE NOT is_stub").fetchall())
     assert prices == {P_CORE[:15]: 1200.0, P_PLUS[:15]: 300.0}
     assert _q(con, "PricebookEntry.csv") == {7: "UnitPrice 'n/a' is not a number"}
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 def test_a_multi_currency_org_is_converted_with_its_currency_types(tmp_path):
@@ -378,5 +372,4 @@ def test_a_multi_currency_org_is_converted_with_its_currency_types(tmp_path):
                        "ORDER BY changed_at").fetchall() == [(800.0,), (1000.0,)]
     assert _q(con, "Opportunity.csv") == {5: "CurrencyIsoCode CHF has no rate in CurrencyType.csv"}
     assert _q(con, "CurrencyType.csv") == {5: "ConversionRate 'n/a' is not a positive number"}
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)

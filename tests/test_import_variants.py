@@ -6,10 +6,9 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import build_star
+from conftest import assert_reconciled, build_star
 from revintel_assets.defs.ingest.mapping import example
 from revintel_assets.defs.ingest.source import detect_layout
-from revintel_assets.defs.star import build
 
 
 def write(folder: Path, name: str, text: str, bom: bool = False, crlf: bool = False) -> Path:
@@ -51,8 +50,7 @@ def test_maventech_variant_imports_without_a_mapping(tmp_path):
     # no series, no division column: each product is its own division, never 'Unassigned'
     assert con.execute("SELECT product_name, series, division FROM star.dim_product ORDER BY 1").fetchall() == [
         ("GTX Basic", None, "GTX Basic"), ("GTX Pro", None, "GTX Pro")]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 ORII = ("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"

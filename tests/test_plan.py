@@ -13,12 +13,11 @@ import polars as pl
 import pytest
 
 import synthetic  # tests/synthetic.py
-from conftest import build_star
+from conftest import assert_reconciled, build_star
 from revintel_assets.defs.forecast import backtest, probabilities, simulate, timing
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.plan import attainment as A
 from revintel_assets.defs.plan import honesty
-from revintel_assets.defs.star import build
 from revintel_assets.demo.generator import generate_company
 from revintel_assets.rules import (fiscal_quarter_start, fiscal_quarter_start_expr, fiscal_quarter_start_sql,
                                    forecast_category_expr)
@@ -114,8 +113,7 @@ def test_quotas_csv_import_quarantines_bad_rows_and_reconciles(demo, tmp_path):
     assert "'2024-13-01' is not a date" in q[9]
     assert "negative" in q[10] and "'week' is not one of month, quarter" in q[11]
     assert "already on line 2 with other contents" in q[12]
-    for file, raw, star, quarantined, unaccounted in con.execute(build.reconciliation()).fetchall():
-        assert unaccounted == 0, (file, raw, star, quarantined)
+    assert_reconciled(con)
 
 
 def test_quarters_follow_the_fiscal_year_setting(demo, tmp_path):
