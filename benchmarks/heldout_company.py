@@ -87,12 +87,17 @@ def main(argv: list[str] | None = None, doc: str = __doc__, measure=judge) -> in
     ap.add_argument("--label", default="")
     ap.add_argument("--json", type=Path, help="append the result line to this file")
     args = ap.parse_args(argv)
-    line = json.dumps({"label": args.label, **measure(args.data_dir, args.truth)})
-    print(line)
-    if args.json:
-        with args.json.open("a") as f:
-            f.write(line + "\n")
+    emit({"label": args.label, **measure(args.data_dir, args.truth)}, args.json)
     return 0
+
+
+def emit(record: dict, path: Path | None) -> None:
+    """Print one JSON line and append it to `path` (the benchmarks' result files)."""
+    line = json.dumps(record)
+    print(line)
+    if path:
+        with path.open("a") as f:
+            f.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -148,12 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default="")
     ap.add_argument("--json", type=Path, help="append the result line to this file")
     args = ap.parse_args(argv)
-    result = {"label": args.label, **measure(args.warehouse, args.truth)}
-    line = json.dumps(result)
-    print(line)
-    if args.json:
-        with args.json.open("a") as f:
-            f.write(line + "\n")
+    from benchmarks.heldout_company import emit
+
+    emit({"label": args.label, **measure(args.warehouse, args.truth)}, args.json)
     return 0
 
 

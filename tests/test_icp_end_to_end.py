@@ -61,7 +61,7 @@ def test_online_retail_holdout_and_whitespace():
     con.register("s", ordered.select("cutoff_date", "division", "account_id").with_columns(
         propensity=pl.Series(p), decile=pl.Series(deciles(p))))
     con.execute("CREATE TABLE scores.icp_scores AS SELECT * FROM s")
-    ws = con.sql(whitespace_sql(c, plan.window_months)).pl()
+    ws = con.sql(whitespace_sql(c, plan.window_months)[0]).pl()
     assert ws.height == ordered.filter(~pl.col("is_buyer")).height  # no CRM: no open opportunities
     assert ws["rep_id"].null_count() == ws.height  # Online Retail has no reps
 

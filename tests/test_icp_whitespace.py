@@ -1,27 +1,36 @@
-"""scores.whitespace: only never-bought pairs without an open opportunity, ranked, with a rep."""
+"""scores.whitespace: only never-bought pairs without an open opportunity, ranked, with a rep, valued by
+what a first purchase was worth in the training windows."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import duckdb
+import numpy as np
 import polars as pl
 from icp_fixtures import DIVISIONS, random_star
 
 from revintel_assets.defs.icp.features import feature_sql
-from revintel_assets.defs.icp.whitespace import CAP_QUANTILE, rep_view_sql, whitespace_sql
+from revintel_assets.defs.icp.whitespace import (CAP_QUANTILE, VALUE_MIN_ROWS, ValueModel, fit_value, rep_view_sql,
+                                                 whitespace_sql)
 
 CUTOFF, WINDOW = dt.date(2024, 6, 1), 6
 
 
-def test_whitespace_rules():
+def _scored_star() -> duckdb.DuckDBPyConnection:
+    """A random star, its features at CUTOFF and made-up ICP scores."""
     con = duckdb.connect()
     random_star(con, n_accounts=400)
     con.execute("CREATE SCHEMA features; CREATE SCHEMA scores")
     con.execute(f"CREATE TABLE features.customer_division AS {feature_sql(CUTOFF, DIVISIONS, WINDOW, dt.date(2024, 12, 31))}")
     con.execute("""CREATE TABLE scores.icp_scores AS SELECT cutoff_date, division, account_id,
                    (hash(account_id || division) % 1000) / 1000.0 AS propensity FROM features.customer_division""")
-    ws = con.sql(whitespace_sql(CUTOFF, WINDOW)).pl()
+    return con
+
+
+def test_whitespace_rules():
+    con = _scored_star()
+    ws = con.sql(whitespace_sql(CUTOFF, WINDOW)[0]).pl()
     feats = con.sql("SELECT * FROM features.customer_division").pl()
     open_pairs = con.sql(f"""SELECT DISTINCT account_id, division FROM star.fact_opportunity
         WHERE created_date <= DATE '{CUTOFF}' AND (close_date IS NULL OR close_date > DATE '{CUTOFF}')""").pl()
@@ -49,8 +58,49 @@ def test_whitespace_rules():
     assert over.is_empty() and (ws["expected_value"] > 0).all()
     assert ws["rep_id"].null_count() == 0 and ws["region"].null_count() == 0
 
-    con.execute(f"CREATE TABLE scores.whitespace AS {whitespace_sql(CUTOFF, WINDOW)}")
+    con.execute(f"CREATE TABLE scores.whitespace AS {whitespace_sql(CUTOFF, WINDOW)[0]}")
     con.execute(rep_view_sql())
     per_rep = con.sql("SELECT rep_id, count(*) AS n, max(rank_for_rep) AS worst FROM scores.whitespace_by_rep "
                       "GROUP BY 1").pl()
     assert per_rep["n"].max() <= 10 and per_rep["worst"].max() <= 10
+
+
+def test_first_purchase_value_is_fitted_not_assumed():
+    """fit_value recovers a first purchase's elasticity to the account's spend and the divisions'
+    levels from log-normal amounts (the share-of-wallet rule would assume elasticity 1)."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    division = rng.choice(["A", "B", "C"], n)
+    spend = rng.lognormal(7, 1.2, n)
+    level = pl.Series(division).replace_strict({"A": 0.0, "B": 1.0, "C": -0.5}).to_numpy()
+    amount = np.exp(1.5 + level + 0.3 * np.log1p(spend) + rng.normal(0, 0.5, n))
+    rows = pl.DataFrame({"division": division, "account_id": [f"a{i}" for i in range(n)], "monetary_12m": spend,
+                         "label_amount": amount})
+    v = fit_value(rows)
+    assert abs(v.elasticity - 0.3) < 0.03
+    assert abs((v.offsets["B"] - v.offsets["A"]) - 1.0) < 0.08 and abs((v.offsets["C"] - v.offsets["A"]) + 0.5) < 0.08
+    assert abs(v.smear - np.exp(0.5 ** 2 / 2)) < 0.03  # the mean of a log-normal, not its median
+    assert fit_value(rows.head(VALUE_MIN_ROWS - 1)) is None
+
+
+def test_whitespace_values_pairs_by_the_fitted_model():
+    con = _scored_star()
+    odd = "O'Brien \"x\"); DROP TABLE scores.icp_scores; --"  # a division name is data, never SQL
+    value = ValueModel(level=-1.0, elasticity=0.5, smear=1.1, offsets={DIVISIONS[0]: 1.0, odd: 3.0}, rows=100)
+    sql, params = whitespace_sql(CUTOFF, WINDOW, value)
+    ws = con.sql(sql, params=params).pl()
+    old = con.sql(whitespace_sql(CUTOFF, WINDOW)[0]).pl()
+    assert ws.select("account_id", "division").sort("account_id", "division").equals(
+        old.select("account_id", "division").sort("account_id", "division"))  # same pairs, valued differently
+    feats = con.sql("SELECT account_id, division, monetary_12m FROM features.customer_division").pl()
+    caps = (con.sql("SELECT division, div_monetary_12m FROM features.customer_division WHERE div_monetary_12m > 0").pl()
+            .group_by("division").agg(pl.col("div_monetary_12m").quantile(CAP_QUANTILE, "linear").alias("cap")))
+    got = ws.join(feats, on=["account_id", "division"]).join(caps, on="division", how="left")
+    want = (np.exp(-1.0 + np.where(got["division"] == DIVISIONS[0], 1.0, 0.0)
+                   + 0.5 * np.log1p(got["monetary_12m"].fill_null(0).clip(0, None).to_numpy())) * 1.1)
+    cap = got["cap"].fill_null(np.inf).to_numpy() * WINDOW / 12
+    assert (want < cap).mean() > 0.9  # the fit, not the cap, values most pairs here
+    want = np.minimum(want, cap)
+    assert np.allclose(got["expected_value"].to_numpy(), want, rtol=1e-9)
+    assert (ws["whitespace_score"] - ws["propensity"] * ws["expected_value"]).abs().max() < 1e-9
+    assert con.sql("SELECT count(*) FROM scores.icp_scores").fetchall()[0][0] > 0

@@ -21,8 +21,8 @@ from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, 
 from revintel_assets.defs.partitions import register
 from revintel_assets.defs.icp.registry import log_and_register, registered_model
 from revintel_assets.defs.icp.tasks import fit_division
-from revintel_assets.defs.icp.whitespace import (rep_view_sql, whitespace_holdout_metrics, whitespace_holdout_sql,
-                                                 whitespace_sql)
+from revintel_assets.defs.icp.whitespace import (ValueModel, first_purchases_sql, fit_value, rep_view_sql,
+                                                 whitespace_holdout_metrics, whitespace_holdout_sql, whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_assets.parallel import LazyTasks, map_tasks, warm_up
 from revintel_assets.defs.validation import oracle
@@ -397,7 +397,8 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
           backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
           metadata={"table": "scores.whitespace", "partition_expr": "cutoff_date"},
           description="Every account × division it has never bought (and has no open opportunity in), "
-                      "scored propensity × expected value and ranked overall and within the account, with the "
+                      "scored propensity × expected value (what a first purchase brought in the training windows, "
+                      "by the account's spend) and ranked overall and within the account, with the "
                       "account's rep; view scores.whitespace_by_rep = each rep's top 10.", **COMMON)
 @warehouse_step
 def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -409,8 +410,14 @@ def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
             context.log.warning("whitespace: no ICP scores (no division model could be trained); nothing ranked")
             return dg.MaterializeResult(metadata={"status": "skipped: no ICP scores",
                                                   "dagster/row_count": dg.MetadataValue.int(0)})
+        values = {}
         for c in cuts:
-            written += wh.write("scores.whitespace", sql=whitespace_sql(c, plan.window_months), partition_column="cutoff_date",
+            values[c] = value = _value_model(wh, plan, c)
+            if value is None:
+                context.log.warning(f"whitespace @ {c}: too few first purchases in the training windows to fit what one "
+                                    "is worth; expected value by the share-of-wallet rule")
+            sql, params = whitespace_sql(c, plan.window_months, value)
+            written += wh.write("scores.whitespace", sql=sql, params=params, partition_column="cutoff_date",
                                 partition_values=[c], run_id=context.run_id, comment=docs.WHITESPACE[0],
                                 column_comments=docs.WHITESPACE[1])
         wh.execute(rep_view_sql())
@@ -421,7 +428,19 @@ def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
         return dg.MaterializeResult(metadata={**table_metadata(wh, "scores.whitespace", where, cuts),
                                               "dagster/row_count": dg.MetadataValue.int(written),
                                               "expected_whitespace_value": dg.MetadataValue.float(float(total)),
+                                              **{f"value model @ {c}": (f"elasticity {v.elasticity:.3f}, {v.rows} first "
+                                                                        "purchases" if v else "share-of-wallet rule")
+                                                 for c, v in values.items()},
                                               **judged})
+
+
+def _value_model(wh, plan: IcpPlan, cutoff: dt.date) -> ValueModel | None:
+    """What a first purchase is worth (whitespace.fit_value), from the first purchases of the
+    cutoff's training windows: at a labelled cutoff the training accounts' only, as its models."""
+    rows = wh.query(first_purchases_sql(), [plan.train_cutoffs(cutoff)])
+    if plan.labelled(cutoff) and rows.height:
+        rows = rows.filter(pl.Series(account_fold(rows["account_id"].to_list()) == TRAIN))
+    return fit_value(rows)
 
 
 WHITESPACE_DIVISION = "all"  # validation.model_metrics rows of the whitespace ranking: every division at once

@@ -35,9 +35,12 @@ SCORES = ("Propensity that the account buys from the division within the window 
 })
 
 WHITESPACE = ("Divisions an account has never bought and has no open opportunity in, ranked by "
-              "propensity × expected value (what similar accounts spend there, capped at the 95th percentile).", {
-    "expected_value": "Division revenue over one window that similar accounts (same sector, else country) generate",
-    "whitespace_score": "propensity × expected_value",
+              "propensity × expected value: the revenue expected from the pair in the next window.", {
+    "expected_value": "Revenue in the division over one window if the account buys: fitted on the first purchases "
+                      "of the training windows (division level × the account's 12-month spend to a fitted power), "
+                      "else the share of wallet similar accounts give the division; capped at the 95th percentile of "
+                      "its buyers",
+    "whitespace_score": "propensity × expected_value: expected revenue in the next window",
     "rank_overall": "1 = the biggest opportunity of the cutoff",
     "rank_in_account": "1 = the account's best division to pitch",
     "rep_id": "The account's rep: on its latest order, else its latest opportunity",
