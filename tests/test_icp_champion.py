@@ -13,7 +13,7 @@ import pytest
 from revintel_assets.defs.icp.calendar import IcpPlan
 from revintel_assets.defs.icp.features import feature_sql
 from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, MARGIN, TRAIN, VALIDATION,
-                                            account_fold, choose_champion)
+                                            account_fold, choose_champion, train_baselines)
 from revintel_assets.defs.icp.whitespace import whitespace_holdout_metrics
 from revintel_assets.defs.validation.metrics import P_FLOOR, calibrate, calibrate_bounded, expected_calibration_error
 
@@ -244,3 +244,33 @@ def test_demo_no_champion_piles_up_at_the_clip(demo_data):
     con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
     p = con.execute("SELECT propensity FROM scores.icp_scores").fetchdf()["propensity"].to_numpy()
     assert (p >= 0.999).mean() <= 0.001 and (p <= 0.001).mean() <= 0.001
+
+
+def _launch_frame(rng, n: int, cutoff: dt.date, launch_rate: float) -> pl.DataFrame:
+    """One division's rows at a cutoff: `signal` drives the label; `division_rate_last_year_window`
+    is the division's rate a year back, the same for every account of the cutoff."""
+    signal = rng.normal(0, 1, n)
+    label = rng.random(n) < 1 / (1 + np.exp(-(signal - 0.5)))
+    return pl.DataFrame({
+        "cutoff_date": [cutoff] * n, "division": "New", "account_id": [f"{cutoff:%y%m}-{i}" for i in range(n)],
+        "label": label, "is_buyer": False, "signal": signal, "division_rate_last_year_window": launch_rate,
+        "recency_days": rng.integers(1, 300, n), "frequency_12m": rng.integers(1, 20, n),
+        "monetary_12m": rng.lognormal(6, 1, n), "div_recency_days": None, "div_frequency_12m": 0,
+        "div_monetary_12m": 0.0}, schema_overrides={"div_recency_days": pl.Float64})
+
+
+def test_logistic_baseline_does_not_extrapolate_a_launched_divisions_rate():
+    """A division launched during the training windows: its rate a year back is 0 at every
+    training cutoff but the last (a few sales), so the scaler's deviation is tiny; at the scored
+    cutoff the rate is real and sat hundreds of deviations out. Clipped to the fitted range, the
+    logistic baseline still ranks and its level stays near the truth; unclipped it put every
+    account at the floor (the held-out wholesaler's Wellness division: AUC 0.5, mean 0.001)."""
+    rng = np.random.default_rng(11)
+    cutoffs = [dt.date(2023, m, 1) for m in range(1, 10)]
+    train = pl.concat([_launch_frame(rng, 400, c, 0.0 if c < cutoffs[-1] else 0.002) for c in cutoffs])
+    scored = _launch_frame(rng, 2000, dt.date(2024, 6, 1), 0.35)
+    p = train_baselines(train).predict(scored)["baseline_logistic"]
+    y = scored["label"].to_numpy()
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(y, p) > 0.7
+    assert abs(p.mean() - y.mean()) < 0.1
