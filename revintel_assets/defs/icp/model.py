@@ -425,14 +425,21 @@ class _MedianImputer(SimpleImputer):
 
 
 class _ClipToFit(BaseEstimator, TransformerMixin):
-    """Each column clipped to the range it had in the rows the model was fitted on. A linear model
-    extrapolates: a column nearly constant in training (the rate of a division launched during
-    the training windows, last year) has a tiny standard deviation, and at a later cutoff its
-    value sat 870 deviations out and put every account's log-odds at -50 to -80 (the held-out
-    wholesaler, docs/icp_whitespace.md). Rows inside the fitted range are untouched."""
+    """Each column clipped to the range it had in the rows the model was fitted on, widened by that
+    range on each side (`margin`). A linear model extrapolates: a column nearly constant in
+    training (the rate a year back of a division launched during the training windows) has a tiny
+    spread, and at a later cutoff its value sat 870 deviations out and put every account's
+    log-odds at -50 to -80 (the held-out wholesaler, docs/icp_whitespace.md). The margin keeps the
+    ordinary extrapolation of the cutoff-level columns (a new cutoff's season or rate a little past
+    the training cutoffs'), which carries the level: clipped to the bare range, the logistic's
+    predicted level on the held-out wholesaler's holdout window moved away from the observed one."""
+
+    def __init__(self, margin: float = 1.0):
+        self.margin = margin
 
     def fit(self, x, y=None):
-        self.low_, self.high_ = np.min(x, axis=0), np.max(x, axis=0)
+        low, high = np.min(x, axis=0), np.max(x, axis=0)
+        self.low_, self.high_ = low - self.margin * (high - low), high + self.margin * (high - low)
         return self
 
     def transform(self, x):
