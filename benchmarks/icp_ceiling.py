@@ -14,6 +14,11 @@ the holdout cutoff, on the holdout accounts (never trained on), per division the
   from a couple of years of counts), not a weakness of the model.
 
     python -m benchmarks.icp_ceiling DATA_DIR TRUTH_DIR [--label L] [--json OUT]
+    python -c "from benchmarks.icp_ceiling import counts_ceiling; print(counts_ceiling())"
+
+`counts_ceiling` is the illustration: accounts whose monthly buying rate is log-normal, seen for
+3-21 months; the exact Bayes posterior of the rate from the counts (the best any model of the
+history can do) against the rate itself, predicting a purchase in the next 3 months.
 """
 
 from __future__ import annotations
@@ -79,6 +84,24 @@ def measure(data_dir: Path, truth_dir: Path) -> dict:
             "champion_minus_oracle": round(float((df["champion"] - df["oracle"]).mean()), 4),
             "champion_minus_noise_free": round(float((df["champion"] - df["noise_free_target"]).mean()), 4),
             "divisions": {r["division"]: {k: round(r[k], 4) for k in keys} for r in per}}
+
+
+def counts_ceiling(n: int = 20_000, sd: float = 1.0, median_rate: float = 0.25, seed: int = 0) -> dict:
+    """AUC of the true rate (the oracle) and of the exact posterior mean given the purchase counts
+    (the ceiling of any model of the history) for a purchase in the next 3 months."""
+    from scipy.stats import poisson
+
+    rng = np.random.default_rng(seed)
+    rate = np.exp(rng.normal(np.log(median_rate), sd, n))
+    months = rng.uniform(3, 21, n)
+    counts = rng.poisson(months * rate)
+    p = 1 - np.exp(-3 * rate)
+    y = rng.random(n) < p
+    grid = np.exp(np.linspace(np.log(median_rate) - 4 * sd, np.log(median_rate) + 4 * sd, 400))
+    prior = np.exp(-0.5 * ((np.log(grid) - np.log(median_rate)) / sd) ** 2)
+    like = poisson.pmf(counts[:, None], months[:, None] * grid[None, :]) * prior[None, :]  # vectorised over accounts
+    posterior = (like * (1 - np.exp(-3 * grid))[None, :]).sum(axis=1) / like.sum(axis=1)
+    return {"oracle_auc": round(roc_auc_score(y, p), 4), "history_ceiling_auc": round(roc_auc_score(y, posterior), 4)}
 
 
 if __name__ == "__main__":

@@ -66,8 +66,8 @@ def test_whitespace_rules():
 
 
 def test_first_purchase_value_is_fitted_not_assumed():
-    """fit_value recovers a first purchase's elasticity to the account's spend and the divisions'
-    levels from log-normal amounts (the share-of-wallet rule would assume elasticity 1)."""
+    """fit_value recovers the mean of a first purchase: its elasticity to the account's spend and
+    the divisions' levels, from log-normal amounts (the share-of-wallet rule assumes elasticity 1)."""
     rng = np.random.default_rng(3)
     n = 3000
     division = rng.choice(["A", "B", "C"], n)
@@ -79,28 +79,23 @@ def test_first_purchase_value_is_fitted_not_assumed():
     v = fit_value(rows)
     assert abs(v.elasticity - 0.3) < 0.03
     assert abs((v.offsets["B"] - v.offsets["A"]) - 1.0) < 0.08 and abs((v.offsets["C"] - v.offsets["A"]) + 0.5) < 0.08
-    assert abs(v.smear - np.exp(0.5 ** 2 / 2)) < 0.03  # the mean of a log-normal, not its median
+    assert abs(v.level + v.offsets["A"] - (1.5 + 0.5 ** 2 / 2)) < 0.06  # the mean of a log-normal, not its median
     assert fit_value(rows.head(VALUE_MIN_ROWS - 1)) is None
 
 
 def test_whitespace_values_pairs_by_the_fitted_model():
     con = _scored_star()
     odd = "O'Brien \"x\"); DROP TABLE scores.icp_scores; --"  # a division name is data, never SQL
-    value = ValueModel(level=-1.0, elasticity=0.5, smear=1.1, offsets={DIVISIONS[0]: 1.0, odd: 3.0}, rows=100)
+    value = ValueModel(level=-1.0, elasticity=0.5, offsets={DIVISIONS[0]: 1.0, odd: 3.0}, rows=100)
     sql, params = whitespace_sql(CUTOFF, WINDOW, value)
     ws = con.sql(sql, params=params).pl()
     old = con.sql(whitespace_sql(CUTOFF, WINDOW)[0]).pl()
     assert ws.select("account_id", "division").sort("account_id", "division").equals(
         old.select("account_id", "division").sort("account_id", "division"))  # same pairs, valued differently
     feats = con.sql("SELECT account_id, division, monetary_12m FROM features.customer_division").pl()
-    caps = (con.sql("SELECT division, div_monetary_12m FROM features.customer_division WHERE div_monetary_12m > 0").pl()
-            .group_by("division").agg(pl.col("div_monetary_12m").quantile(CAP_QUANTILE, "linear").alias("cap")))
-    got = ws.join(feats, on=["account_id", "division"]).join(caps, on="division", how="left")
-    want = (np.exp(-1.0 + np.where(got["division"] == DIVISIONS[0], 1.0, 0.0)
-                   + 0.5 * np.log1p(got["monetary_12m"].fill_null(0).clip(0, None).to_numpy())) * 1.1)
-    cap = got["cap"].fill_null(np.inf).to_numpy() * WINDOW / 12
-    assert (want < cap).mean() > 0.9  # the fit, not the cap, values most pairs here
-    want = np.minimum(want, cap)
+    got = ws.join(feats, on=["account_id", "division"])
+    want = np.exp(-1.0 + np.where(got["division"] == DIVISIONS[0], 1.0, 0.0)
+                  + 0.5 * np.log1p(got["monetary_12m"].fill_null(0).clip(0, None).to_numpy()))
     assert np.allclose(got["expected_value"].to_numpy(), want, rtol=1e-9)
     assert (ws["whitespace_score"] - ws["propensity"] * ws["expected_value"]).abs().max() < 1e-9
     assert con.sql("SELECT count(*) FROM scores.icp_scores").fetchall()[0][0] > 0

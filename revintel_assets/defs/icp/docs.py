@@ -36,10 +36,10 @@ SCORES = ("Propensity that the account buys from the division within the window 
 
 WHITESPACE = ("Divisions an account has never bought and has no open opportunity in, ranked by "
               "propensity × expected value: the revenue expected from the pair in the next window.", {
-    "expected_value": "Revenue in the division over one window if the account buys: fitted on the first purchases "
-                      "of the training windows (division level × the account's 12-month spend to a fitted power), "
-                      "else the share of wallet similar accounts give the division; capped at the 95th percentile of "
-                      "its buyers",
+    "expected_value": "Revenue in the division over one window if the account buys: the mean first purchase of the "
+                      "training windows given the division and the account's 12-month spend (a division level × the "
+                      "spend to a fitted power); with under 30 first purchases, the share of wallet similar accounts "
+                      "give the division, capped at the 95th percentile of its buyers",
     "whitespace_score": "propensity × expected_value: expected revenue in the next window",
     "rank_overall": "1 = the biggest opportunity of the cutoff",
     "rank_in_account": "1 = the account's best division to pitch",
