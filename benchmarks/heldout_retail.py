@@ -125,8 +125,7 @@ def truth(w: dict, n_months: int) -> pl.DataFrame:
 
 
 def orders(rng: np.random.Generator, w: dict, n_months: int, end: dt.date) -> pl.DataFrame:
-    """One row per order line (account, date, sku index per division), guests and postage
-    added; then cancellations. Vectorised over accounts × months."""
+    """One row per (order, division it holds): account, date. Vectorised over accounts × months."""
     lam, q, months = w["lam"], w["q"], w["months"]
     n_acc = lam.shape[0]
     alive = (np.arange(n_months)[None, :] >= w["join"][:, None]) & (np.arange(n_months)[None, :] < w["gone"][:, None])
@@ -139,14 +138,14 @@ def orders(rng: np.random.Generator, w: dict, n_months: int, end: dt.date) -> pl
     holds = rng.random((len(acc), q.shape[1])) < q[acc, :, mon]
     o_idx, d_idx = np.nonzero(holds)  # an order holding no division never reached the books
     return pl.DataFrame({"order": o_idx, "account": acc[o_idx], "date": date[o_idx], "division": d_idx}) \
-        .filter(pl.col("date") <= np.datetime64(end)), len(acc)
+        .filter(pl.col("date") <= np.datetime64(end))
 
 
 def write(out: Path, seed: int, drift: float, n_acc: int, n_months: int) -> dict:
     rng = np.random.default_rng(seed)
     w = world(rng, n_acc, n_months, drift)
     end = w["months"][n_months - 1] + dt.timedelta(days=8)  # the export stops on the 9th, like the real file
-    od, _ = orders(rng, w, n_months, end)
+    od = orders(rng, w, n_months, end)
     divisions = w["divisions"]
     # SKUs: 60 per division by popularity (Zipf); in the second year each division adds 12 the SKU
     # map never heard of

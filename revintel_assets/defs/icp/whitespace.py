@@ -29,7 +29,7 @@ TOP_N_PER_REP = 10
 # -- what a first purchase is worth -----------------------------------------------------------------
 # The share-of-wallet rule assumes an account gives a new division what the division's buyers
 # give it, in proportion to the account's size (elasticity 1). Fitted on first purchases, the
-# elasticity of the mean was 0.13-0.52 on every source measured (the demo, Online Retail, the
+# elasticity of the mean was 0.09-0.52 on every source measured (the demo, Online Retail, the
 # held-out wholesaler of benchmarks/heldout_retail.py), and ranking by the rule realised less of
 # the next window's revenue than ranking by the fitted value on all three (docs/icp_whitespace.md).
 VALUE_MIN_ROWS = 30  # first purchases to fit on; fewer: the share-of-wallet rule
