@@ -44,9 +44,7 @@ def measure(data_dir: Path, truth_dir: Path) -> dict:
     con = duckdb.connect(str(data_dir / "warehouse" / "revintel.duckdb"), read_only=True)
     try:
         q = lambda sql, *a: con.sql(sql, params=list(a)).pl()  # noqa: E731
-        r = q("SELECT * FROM features.icp_cutoffs LIMIT 1").row(0, named=True)
-        plan = IcpPlan(r["first_date"], r["as_of"], int(r["window_months"]), n_train=int(r["n_train"]),
-                       n_eval=int(r["n_eval"]))
+        plan = IcpPlan.from_row(q("SELECT * FROM features.icp_cutoffs LIMIT 1").row(0, named=True))
         c = plan.holdout_cutoff
         frame = q("SELECT * FROM features.customer_division WHERE cutoff_date IN (SELECT unnest(?))",
                   [*plan.train_cutoffs(c), c]).with_columns(pl.col("cutoff_date").cast(pl.Date))

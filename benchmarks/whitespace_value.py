@@ -31,7 +31,7 @@ import polars as pl
 from benchmarks.heldout_company import emit
 from revintel_assets.defs.icp.calendar import IcpPlan
 from revintel_assets.defs.icp.model import HOLDOUT, TRAIN, account_fold, rfm_score
-from revintel_assets.defs.icp.whitespace import fit_value, whitespace_sql
+from revintel_assets.defs.icp.whitespace import fit_value, value_design, whitespace_sql
 
 DEPTHS = (0.01, 0.05, 0.10, 0.25)
 TOP_K = (25, 100)
@@ -43,12 +43,6 @@ FIRST_PURCHASES = """SELECT division, account_id, monetary_12m, label_amount FRO
                      ORDER BY cutoff_date, division, account_id"""
 
 
-def _design(frame: pl.DataFrame, divisions: list[str]) -> np.ndarray:
-    dummies = (frame["division"].to_numpy()[:, None] == np.array(divisions, dtype=object)[None, :]).astype(float)
-    spend = np.log1p(frame["monetary_12m"].cast(pl.Float64).fill_null(0.0).clip(0.0, None).to_numpy())
-    return np.column_stack([np.ones(frame.height), spend, dummies])
-
-
 def fitted_values(firsts: pl.DataFrame, rows: pl.DataFrame, how: str) -> tuple[np.ndarray | None, float | None]:
     """(expected revenue of each of `rows` if it buys, elasticity) fitted on `firsts`; how =
     'log' (least squares of the log, smeared), 'flat' (the same, one level) or 'ppml' (the product's
@@ -58,13 +52,13 @@ def fitted_values(firsts: pl.DataFrame, rows: pl.DataFrame, how: str) -> tuple[n
         if v is None:
             return None, None
         offset = rows["division"].replace_strict(v.offsets, default=0.0, return_dtype=pl.Float64).to_numpy()
-        return np.exp(v.level + offset + v.elasticity * _design(rows, [])[:, 1]), v.elasticity
+        return np.exp(v.level + offset + v.elasticity * value_design(rows, [])[:, 1]), v.elasticity
     if firsts.height < MIN_ROWS:
         return None, None
     divisions = ["all"] if how == "flat" else sorted(firsts["division"].unique().to_list())
     if how == "flat":
         firsts, rows = firsts.with_columns(division=pl.lit("all")), rows.with_columns(division=pl.lit("all"))
-    x, xr = _design(firsts, divisions), _design(rows, divisions)
+    x, xr = value_design(firsts, divisions), value_design(rows, divisions)
     pen = np.diag([0.0, 0.0] + [SHRINK] * len(divisions))
     y = firsts["label_amount"].cast(pl.Float64).to_numpy()
     coef = np.linalg.solve(x.T @ x + pen, x.T @ np.log(y))
@@ -113,9 +107,7 @@ def measure(data_dir: Path) -> list[dict]:
     """One record per labelled evaluation cutoff (holdout accounts)."""
     con = duckdb.connect(str(data_dir / "warehouse" / "revintel.duckdb"), read_only=True)
     try:
-        r = con.sql("SELECT * FROM features.icp_cutoffs LIMIT 1").pl().row(0, named=True)
-        plan = IcpPlan(r["first_date"], r["as_of"], int(r["window_months"]), n_train=int(r["n_train"]),
-                       n_eval=int(r["n_eval"]))
+        plan = IcpPlan.from_row(con.sql("SELECT * FROM features.icp_cutoffs LIMIT 1").pl().row(0, named=True))
         return [{"data": str(data_dir), **_cutoff(con, plan, c)} for c in plan.eval_cutoffs]
     finally:
         con.close()

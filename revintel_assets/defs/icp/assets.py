@@ -55,9 +55,7 @@ def _as_of(wh, source: SourceResource) -> tuple[dt.date | None, dt.date | None]:
 
 
 def load_plan(wh) -> tuple[IcpPlan, list[str]]:
-    row = wh.query("SELECT * FROM features.icp_cutoffs LIMIT 1").row(0, named=True)
-    plan = IcpPlan(row["first_date"], row["as_of"], row["window_months"], n_train=row["n_train"],
-                   n_eval=row["n_eval"])
+    plan = IcpPlan.from_row(wh.query("SELECT * FROM features.icp_cutoffs LIMIT 1").row(0, named=True))
     divs = wh.query("SELECT division FROM features.icp_divisions ORDER BY 1")["division"].to_list()
     return plan, divs
 

@@ -50,6 +50,12 @@ class IcpPlan:
     spread_months: tuple[int, ...] = (7, 9, 11)
     eval_cutoffs: list[dt.date] = field(init=False)
 
+    @classmethod
+    def from_row(cls, row: dict) -> IcpPlan:
+        """The plan recorded in a features.icp_cutoffs row (every row carries it)."""
+        return cls(row["first_date"], row["as_of"], int(row["window_months"]), n_train=int(row["n_train"]),
+                   n_eval=int(row["n_eval"]))
+
     def __post_init__(self) -> None:
         evals = []
         c = self.holdout_cutoff

@@ -65,8 +65,7 @@ def fit_value(rows: pl.DataFrame) -> ValueModel | None:
     if rows.height < VALUE_MIN_ROWS:
         return None
     divisions = sorted(rows["division"].unique().to_list())
-    dummies = (rows["division"].to_numpy()[:, None] == np.array(divisions, dtype=object)[None, :]).astype(float)
-    x = np.column_stack([np.ones(rows.height), _log_spend(rows["monetary_12m"]), dummies])
+    x = value_design(rows, divisions)
     y = rows["label_amount"].cast(pl.Float64).to_numpy()
     scale, beta = y.mean(), np.zeros(x.shape[1])
     penalty = np.diag([0.0, 0.0] + [VALUE_SHRINK] * len(divisions))
@@ -80,8 +79,11 @@ def fit_value(rows: pl.DataFrame) -> ValueModel | None:
                       rows.height)
 
 
-def _log_spend(spend: pl.Series) -> np.ndarray:
-    return np.log1p(spend.cast(pl.Float64).fill_null(0.0).clip(0.0, None).to_numpy())
+def value_design(frame: pl.DataFrame, divisions: list[str]) -> np.ndarray:
+    """Columns of the value fit: 1, log(1 + 12-month spend), one indicator per division."""
+    dummies = (frame["division"].to_numpy()[:, None] == np.array(divisions, dtype=object)[None, :]).astype(float)
+    spend = np.log1p(frame["monetary_12m"].cast(pl.Float64).fill_null(0.0).clip(0.0, None).to_numpy())
+    return np.column_stack([np.ones(frame.height), spend, dummies])
 
 
 def whitespace_sql(cutoff: dt.date, window_months: int, value: ValueModel | None = None) -> tuple[str, list]:
