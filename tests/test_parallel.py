@@ -70,20 +70,35 @@ def test_in_background_runs_in_a_pool_process_and_reraises_there_or_here_with_on
     assert parallel.in_background(_pid_or_fail, False)() == os.getpid()
 
 
-def test_lazy_tasks_are_built_when_taken_each_once():
+def _sum_once_released(i: int, a: np.ndarray, gate: str, caller: int) -> int:
+    """_sum, but a pool process waits until the caller opens the gate (a file): the pool's tasks
+    stay in flight while the caller's first result is checked, however fast the pool is."""
+    import os
+    import time
+
+    deadline = time.monotonic() + 60
+    while os.getpid() != caller and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return int(a.sum())
+
+
+def test_lazy_tasks_are_built_when_taken_each_once(tmp_path):
     """The ICP fits' rows are read when their task is taken: before the first result only the
     task this process runs and the ones queued for the pool exist, and each is built once."""
-    built = []
+    import os
+
+    built, gate = [], str(tmp_path / "open")
 
     def build(i):
         built.append(i)
-        return i, np.full(10, i)
+        return i, np.full(10, i), gate, os.getpid()
 
-    results = parallel.map_tasks(_sum, parallel.LazyTasks(range(9), build), 2)
-    assert next(results) == 0 and len(built) <= 3  # task 0 here, two queued for the pool
+    results = parallel.map_tasks(_sum_once_released, parallel.LazyTasks(range(9), build), 2)
+    assert next(results) == 0 and len(built) == 3  # task 0 here, two queued for the pool
+    open(gate, "w").close()
     assert [0, *results] == [i * 10 for i in range(9)]
     assert sorted(built) == list(range(9))  # each once (the pool's first two before task 0)
-    assert list(parallel.map_tasks(_sum, parallel.LazyTasks(range(3), build), 1)) == [0, 10, 20]
+    assert list(parallel.map_tasks(_sum_once_released, parallel.LazyTasks(range(3), build), 1)) == [0, 10, 20]
 
 
 def _boom(part):
