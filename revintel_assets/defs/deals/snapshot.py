@@ -190,7 +190,9 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     """
     return f"""
     WITH dates AS (SELECT DISTINCT as_of_date::DATE AS as_of_date FROM ({dates_sql})),
-    grid AS (
+    -- recomputed where it is read (twice) rather than held: a range join is cheap, and
+    -- DuckDB's materialized CTE of 28.7 M rows ran out of its memory limit at scale 100
+    grid AS NOT MATERIALIZED (
         SELECT d.as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
                o.created_date, o.close_date, o.is_won, o.deal_type, o.lead_source
         FROM dates d JOIN {star}.fact_opportunity o
@@ -200,20 +202,27 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     {_EVENTS.format(star=star)},
     {_OUTCOMES.format(star=star)},
     g1 AS (SELECT g.*, e.stage_ff, e.stage_since, e.n_stage_changes, e.n_pushes, e.close_ff,
-                  e.close_first, e.amount_ff, e.amount_first, e.n_amount_changes
-           FROM grid g ASOF LEFT JOIN ev e
+                  e.close_first, e.amount_ff, e.amount_first, e.n_amount_changes,
+                  coalesce(e.stage_ff, 'Prospecting') AS stage_now
+           FROM (SELECT g0.*, a.n AS acc_n, a.wins AS acc_wins FROM grid g0 ASOF LEFT JOIN acc_hist a
+                   ON a.account_id = g0.account_id AND g0.as_of_date >= a.close_date) g
+           ASOF LEFT JOIN ev e
              ON e.opportunity_id = g.opportunity_id AND g.as_of_date >= e.changed_at),
-    g2 AS (SELECT g1.*, gr.rate AS global_rate FROM g1 ASOF LEFT JOIN global_rate gr
-             ON g1.as_of_date >= gr.close_date),
-    g3 AS (SELECT g2.*, r.n AS rep_n, r.wins AS rep_wins FROM g2 ASOF LEFT JOIN rep_hist r
-             ON r.rep_id = g2.rep_id AND g2.as_of_date >= r.close_date),
-    g4 AS (SELECT g3.*, a.n AS acc_n, a.wins AS acc_wins FROM g3 ASOF LEFT JOIN acc_hist a
-             ON a.account_id = g3.account_id AND g3.as_of_date >= a.close_date),
-    g5 AS (SELECT g4.*, l.open_deals AS rep_open_deals FROM g4 ASOF LEFT JOIN rep_load l
-             ON l.rep_id = g4.rep_id AND g4.as_of_date >= l.d),
-    g6 AS (SELECT g5.*, coalesce(g5.stage_ff, 'Prospecting') AS stage_now FROM g5),
-    g7 AS (SELECT g6.*, n.norm_days FROM g6 ASOF LEFT JOIN stage_norms n
-             ON n.stage = g6.stage_now AND g6.as_of_date >= n.ended),
+    -- What else a row reads depends on its date and one key (rep, stage; the company): looked up
+    -- once per (date, key) and hash-joined, not ASOF-joined row by row. Each ASOF join sorts its
+    -- left side, and five of them sorted the whole grid as it widened (28.7 M rows at scale 100,
+    -- spilling past the memory limit). The account's counts stay a row-by-row ASOF join, on the
+    -- narrow grid: its (date, account) pairs are half the rows, and that hash join's build side
+    -- ran the statement out of memory at scale 100.
+    k_rate AS (SELECT d.as_of_date, gr.rate AS global_rate FROM dates d ASOF LEFT JOIN global_rate gr
+                 ON d.as_of_date >= gr.close_date),
+    k_rep AS (SELECT k.as_of_date, k.rep_id, r.n AS rep_n, r.wins AS rep_wins, l.open_deals AS rep_open_deals
+              FROM (SELECT DISTINCT as_of_date, rep_id FROM grid WHERE rep_id IS NOT NULL) k
+              ASOF LEFT JOIN rep_hist r ON r.rep_id = k.rep_id AND k.as_of_date >= r.close_date
+              ASOF LEFT JOIN rep_load l ON l.rep_id = k.rep_id AND k.as_of_date >= l.d),
+    k_norm AS (SELECT k.as_of_date, k.stage_now, n.norm_days
+               FROM (SELECT as_of_date, stage AS stage_now FROM dates, (SELECT DISTINCT stage FROM stage_norms)) k
+               ASOF LEFT JOIN stage_norms n ON n.stage = k.stage_now AND k.as_of_date >= n.ended),
     -- trailing window (T - TRAILING_DAYS, T]: running counts at T minus those at the window's
     -- start, looked up once per (date, rep) and (date, product), not per deal row
     tw_co AS (
@@ -225,10 +234,14 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
                 ON d.as_of_date - INTERVAL {TRAILING_DAYS} DAY >= h.close_date) b USING (as_of_date)),
     {_trailing_lift("rep_id", "rep_hist")},
     {_trailing_lift("product_id", "prod_hist")},
-    tw AS (SELECT g7.*, c.rep_lift, p.product_lift, tw_co.co_rate FROM g7
+    tw AS (SELECT g1.*, k_rate.global_rate, r.rep_n, r.rep_wins, r.rep_open_deals,
+                  k_norm.norm_days, c.rep_lift, p.product_lift, tw_co.co_rate FROM g1
+           LEFT JOIN k_rate USING (as_of_date)
+           LEFT JOIN k_rep r ON r.as_of_date = g1.as_of_date AND r.rep_id = g1.rep_id
+           LEFT JOIN k_norm ON k_norm.as_of_date = g1.as_of_date AND k_norm.stage_now = g1.stage_now
            LEFT JOIN tw_co USING (as_of_date)
-           LEFT JOIN tw_rep_id c ON c.as_of_date = g7.as_of_date AND c.rep_id = g7.rep_id
-           LEFT JOIN tw_product_id p ON p.as_of_date = g7.as_of_date AND p.product_id = g7.product_id)
+           LEFT JOIN tw_rep_id c ON c.as_of_date = g1.as_of_date AND c.rep_id = g1.rep_id
+           LEFT JOIN tw_product_id p ON p.as_of_date = g1.as_of_date AND p.product_id = g1.product_id)
     SELECT
         g.as_of_date, g.opportunity_id, g.account_id, g.rep_id, g.product_id,
         coalesce(g.division, 'Unassigned') AS division, g.stage_now AS stage,
