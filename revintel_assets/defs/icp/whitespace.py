@@ -89,29 +89,32 @@ def value_design(frame: pl.DataFrame, divisions: list[str]) -> np.ndarray:
 def whitespace_sql(cutoff: dt.date, window_months: int, value: ValueModel | None = None) -> tuple[str, list]:
     """(SQL, parameters) of the cutoff's whitespace rows, valued by `value` (else the share-of-wallet rule)."""
     c = f"DATE '{cutoff.isoformat()}'"
-    if value is None:  # the share-of-wallet rule, as before fit_value
-        expected, offsets, params = f"""least(d.cap, CASE WHEN f.monetary_12m > 0
+    if value is None:  # the share-of-wallet rule, as before fit_value: the division's buyers' shares
+        expected, params = f"""least(d.cap, CASE WHEN f.monetary_12m > 0
                                  THEN f.monetary_12m * coalesce(CASE WHEN g.n >= {MIN_SEGMENT_BUYERS} THEN g.share END, d.share)
                                  ELSE coalesce(CASE WHEN g.n >= {MIN_SEGMENT_BUYERS} THEN g.spend END, d.spend) END)
-                   * {window_months} / 12""", "SELECT NULL::VARCHAR AS division, NULL::DOUBLE AS offset_ WHERE false", []
-    else:  # the division names are data: parameters, never SQL text
-        # not capped: the fit is a mean over first purchases, and the cap (the division's 95th
-        # percentile) cut the big accounts' value on Online Retail, where they bring the revenue
-        expected = "exp(? + coalesce(vo.offset_, 0) + ? * ln(1 + greatest(coalesce(f.monetary_12m, 0), 0)))"
-        offsets = "SELECT unnest(?::VARCHAR[]) AS division, unnest(?::DOUBLE[]) AS offset_"
-        params = [list(value.offsets), list(value.offsets.values()), value.level, value.elasticity]
-    sql = f"""
-    WITH f AS (
-        SELECT f.*, coalesce(f.sector, f.country, 'all') AS seg FROM features.customer_division f
-        WHERE f.cutoff_date = {c}),
-    buyers AS (
+                   * {window_months} / 12""", []
+        ctes = f"""buyers AS (
         SELECT division, seg, div_monetary_12m AS spend, div_monetary_12m / nullif(monetary_12m, 0) AS share
         FROM f WHERE div_monetary_12m > 0),
     seg_stats AS (SELECT division, seg, count(*) AS n, median(share) AS share, median(spend) AS spend
                   FROM buyers GROUP BY ALL),
     div_stats AS (SELECT division, median(share) AS share, median(spend) AS spend,
-                         quantile_cont(spend, {CAP_QUANTILE}) AS cap FROM buyers GROUP BY 1),
-    value_offsets AS ({offsets}),
+                         quantile_cont(spend, {CAP_QUANTILE}) AS cap FROM buyers GROUP BY 1),"""
+        joins = """LEFT JOIN seg_stats g ON g.division = f.division AND g.seg = f.seg
+        LEFT JOIN div_stats d ON d.division = f.division"""
+    else:  # the division names are data: parameters, never SQL text
+        # not capped: the fit is a mean over first purchases, and the cap (the division's 95th
+        # percentile) cut the big accounts' value on Online Retail, where they bring the revenue
+        expected = "exp(? + coalesce(vo.offset_, 0) + ? * ln(1 + greatest(coalesce(f.monetary_12m, 0), 0)))"
+        ctes = "value_offsets AS (SELECT unnest(?::VARCHAR[]) AS division, unnest(?::DOUBLE[]) AS offset_),"
+        joins = "LEFT JOIN value_offsets vo ON vo.division = f.division"
+        params = [list(value.offsets), list(value.offsets.values()), value.level, value.elasticity]
+    sql = f"""
+    WITH f AS (
+        SELECT f.*, coalesce(f.sector, f.country, 'all') AS seg FROM features.customer_division f
+        WHERE f.cutoff_date = {c}),
+    {ctes}
     tx_rep AS (  -- the account's rep: on its latest order with a rep, else its latest opportunity
         SELECT account_id, arg_max(rep_id, order_date) AS rep_id FROM star.fact_transactions
         WHERE rep_id IS NOT NULL AND order_date <= {c} GROUP BY 1),
@@ -124,9 +127,7 @@ def whitespace_sql(cutoff: dt.date, window_months: int, value: ValueModel | None
                f.monetary_12m, {expected} AS expected_value
         FROM f JOIN scores.icp_scores s
              ON s.cutoff_date = f.cutoff_date AND s.division = f.division AND s.account_id = f.account_id
-        LEFT JOIN seg_stats g ON g.division = f.division AND g.seg = f.seg
-        LEFT JOIN div_stats d ON d.division = f.division
-        LEFT JOIN value_offsets vo ON vo.division = f.division
+        {joins}
         WHERE NOT f.is_buyer AND f.open_opps = 0)
     SELECT c.cutoff_date, c.account_id, c.division, c.propensity, coalesce(c.expected_value, 0) AS expected_value,
            c.propensity * coalesce(c.expected_value, 0) AS whitespace_score,
