@@ -166,3 +166,25 @@ def test_order_free_sums_are_exact_up_to_their_rounding_and_the_same_in_any_orde
     # the plain float sum does move with the order (what the rounding is for)
     assert not np.array_equal(np.bincount(groups, values, 7), np.bincount(groups[perm], values[perm], 7))
     assert np.array_equal(timing.order_free_sums(groups[:0], values[:0], 7), np.zeros(7))
+
+
+def _same_model(a: timing.TimingModel, b: timing.TimingModel) -> bool:
+    return (np.array_equal(a.hazard_won, b.hazard_won) and np.array_equal(a.hazard_lost, b.hazard_lost)
+            and a.speed_rep == b.speed_rep and a.speed_product == b.speed_product
+            and np.array_equal(a.calendar_weight, b.calendar_weight) and (a.n_rows, a.n_closes) == (b.n_rows, b.n_closes))
+
+
+def test_rows_prepared_once_fit_every_cutoff_as_the_frame_does(data):
+    """A range run codes its rows once (timing.FitRows) and slices each cutoff's window out of them:
+    the same model, bit for bit, as fitting the frame at that cutoff, whatever order the rows come in
+    (the warehouse's order varies) and with a window that starts inside the rows."""
+    snaps, _, _ = data
+    shuffled = snaps.sample(fraction=1.0, shuffle=True, seed=3)
+    prepared = timing.FitRows.of(shuffled)
+    assert np.all(np.diff(prepared.day) >= 0)
+    for cutoff, days in ((CUTOFF, 730), (CUTOFF - dt.timedelta(weeks=30), 730), (CUTOFF, 120)):
+        assert _same_model(timing.fit(snaps, cutoff, days), timing.fit(prepared, cutoff, days)), (cutoff, days)
+    # a rep seen only outside the window gets no speed of its own (as the frame's fit)
+    short = timing.fit(prepared, CUTOFF, 120)
+    assert set(short.speed_rep) == set(snaps.filter(
+        (pl.col("as_of_date") < CUTOFF) & (pl.col("as_of_date") >= CUTOFF - dt.timedelta(days=120)))["rep_id"].drop_nulls())

@@ -49,13 +49,14 @@ def _timing_rows(wh, where: str, params: list, extra: str = "") -> pl.DataFrame:
     return frame.with_columns(pl.col("stage", "rep_id", "product_id").cast(pl.Categorical))
 
 
-def fit_rows(wh, first: dt.date, last: dt.date) -> Callable[[], pl.DataFrame]:
+def fit_rows(wh, first: dt.date, last: dt.date) -> Callable[[], timing.FitRows]:
     """The snapshot rows the timing fits at cutoffs first..last read ([first - TIMING_DAYS, last)),
-    read on the first call and kept: a range run reads them once for all its fits, and not at all
-    when timing_fit keeps every fit it asks for. It holds wh and the dates only: a caller's object
-    holding it would otherwise make a cycle that kept the rows (22M at scale 100) past the step."""
-    return functools.cache(lambda: _timing_rows(wh, "as_of_date < ? AND as_of_date >= ?",
-                                                [last, first - dt.timedelta(days=TIMING_DAYS)]))
+    read and prepared (timing.FitRows) on the first call and kept: a range run reads and codes them
+    once for all its fits, and not at all when timing_fit keeps every fit it asks for. It holds wh
+    and the dates only: a caller's object holding it would otherwise make a cycle that kept the rows
+    (22M at scale 100) past the step."""
+    return functools.cache(lambda: timing.FitRows.of(_timing_rows(
+        wh, "as_of_date < ? AND as_of_date >= ?", [last, first - dt.timedelta(days=TIMING_DAYS)])))
 
 
 _FITS: dict[tuple, timing.TimingModel] = {}
@@ -72,7 +73,7 @@ def snapshot_version(wh) -> tuple | None:
     return stamp, warehouse.unlogged_opens
 
 
-def timing_fit(wh, cutoff: dt.date, rows: Callable[[], pl.DataFrame] | None = None,
+def timing_fit(wh, cutoff: dt.date, rows: Callable[[], timing.FitRows] | None = None,
                version: tuple | None = None) -> timing.TimingModel:
     """timing.fit at `cutoff` on the TIMING_DAYS of snapshots before it, once per process and
     snapshot version. The nightly's forecast, outlook and quota attainment use the same model (at
@@ -121,10 +122,6 @@ OPPS_SQL = ("SELECT o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.di
 # attainment of a date read the probabilities the deal pages show, not a second prediction)
 SCORED_COLUMNS = "opportunity_id, win_probability, expected_close_date AS scored_close, model_version"
 SCORED_SQL = f"SELECT {SCORED_COLUMNS} FROM scores.deal_scores WHERE as_of_date = ?"
-# backtest sims kept between tuning and scoring up to this; beyond it, an origin is re-simulated
-# once and scored under every shock. 1 GiB, not 2: part of the backtest's peak memory at scale 100
-# (9-10 GiB against the 8 GiB target), where it holds only a few origins' sims anyway
-CACHE_BYTES = 1 << 30
 
 
 def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int, every_weeks: int = 1):
@@ -211,62 +208,49 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     # origin), and the timing validation: then the largest input (every snapshot's timing columns,
     # 29M rows at scale 100) goes before the origins' inputs and sims pile up. Fitting inside the
     # origin loop put each fit's temporaries (~1.5 GB) on top of both: 9.9 GiB at scale 100.
-    fitted, fit_on = {}, None
+    fitted, fit_on, fit_set = {}, None, timing.FitRows.of(snaps)  # coded once for every fit below
     for o in chosen:
         if fit_on is None or (o - fit_on).days >= 7 * config.refit_timing_weeks:
-            fit_on, model_on = o, timing.fit(snaps, o)
+            fit_on, model_on = o, timing.fit(fit_set, o)
         fitted[o] = model_on
-    timing_rows = backtest.timing_validation(snaps, as_of)
-    del snaps
-    # pass 1, one origin at a time: prepare, simulate, count the shock grid's tuning hits; the
-    # origin keeps its engine inputs, and its sims only while they fit in CACHE_BYTES
+    timing_rows = backtest.timing_validation(snaps, as_of, fit_set=fit_set)
+    del snaps, fit_set
+    # pass 1, one origin at a time: prepare, simulate TUNING_SIMS sims, count the shock grid's tuning
+    # hits; the origin keeps its engine inputs. Pass 2 scores it on sims of its own (another seed):
+    # tuning and evaluation never share a simulation, and the origin is simulated once per pass with
+    # as many sims as that pass uses (2,000 then re-simulating 2,000 to score the last 1,000 was the
+    # backtest's largest cost at scale 100, and caching the 2,000 in between its largest memory)
+    n_eval = config.backtest_sims - backtest.TUNING_SIMS
+    if n_eval < 200:
+        raise ValueError(f"backtest_sims = {config.backtest_sims}: the evaluation uses the sims the tuning did not "
+                         f"see, so it must exceed {backtest.TUNING_SIMS} by at least 200")
     with compute.active():  # every origin's engine chunks: this machine or the Dask cluster
-        prepared, cached, hits = [], [], []
+        prepared, hits = [], []
         for o in chosen:  # one origin every few weeks; everything inside is vectorised
             rows = next(origin_rows)
             origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted[o], config.horizon_weeks,
                                              rows=rows, label_counts=counts)
             origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
-            size = len(origin.labels) * origin.cal.n_atoms * config.backtest_sims * 4
-            keep = (len(cached) + 1) * size <= CACHE_BYTES and (not cached or cached[-1] is not None)
-            group_labels, groups = model.group_matrix(origin.prep.segments)
-            res = simulate.simulate_blocks(origin.prep.engine, config.backtest_sims, config.seed, groups=groups,
-                                           keep_reps=keep)
-            # the tuning segments, in label order (groups, then divisions), first TUNING_SIMS sims
-            tune_groups = [k for k, lab in enumerate(group_labels) if lab[0] in backtest.TUNING_TYPES]
-            x_tune = np.concatenate([res.group_grid[tune_groups, :, :backtest.TUNING_SIMS]]
-                                    + ([res.division_grid[:, :, :backtest.TUNING_SIMS].astype(np.float32)]
-                                       if "division" in backtest.TUNING_TYPES else []))
-            assert len(x_tune) == len(backtest.tuning_rows(origin))
-            hits.append(backtest.tuning_hits(origin, x_tune, config.seed))
-            cached.append(np.concatenate([res.group_grid, res.rep_grid, res.division_grid.astype(np.float32)])
-                          if keep else None)
+            hits.append(backtest.tuning_hits(origin, backtest.tuning_sims(origin, config.seed), config.seed))
             prepared.append(origin)
-            del res, x_tune
         # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
         # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
         window = backtest.tuning_window(config.origin_every_weeks)
         sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits[-window:]))
         in_sample = backtest.choose_shock(sum(hits))[:2]  # tuned on every origin it is then scored on
         walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks, window)
-        # pass 2: score each origin on the sims tuning never saw (cached, or the same sims again), with
-        # its walk-forward shock, the in-sample one, and none
+        # pass 2: score each origin on its evaluation sims with its walk-forward shock, the in-sample
+        # one, and none
         judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
-        skip, n_eval = backtest.TUNING_SIMS, config.backtest_sims - backtest.TUNING_SIMS
-        if n_eval < 200:
-            raise ValueError(f"backtest_sims = {config.backtest_sims}: the evaluation uses the sims the tuning did not "
-                             f"see, so it must exceed {backtest.TUNING_SIMS} by at least 200")
-        for o, x, wf in zip(prepared, cached, walk):
+        eval_seed = config.seed + backtest.EVAL_SEED_OFFSET
+        for o, wf in zip(prepared, walk):
             # origins with a walk-forward shock are also scored without any, to show what the swing adds
             shocks = {"in_sample": in_sample, **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
-            mats = [simulate.shock(n_eval, o.cal.atom_week_all, sh, sw, config.seed + backtest.EVAL_SEED_OFFSET)
-                    for sh, sw in shocks.values()]
-            scored = ([backtest.evaluate_origin(o, x[..., skip:], m) for m in mats] if x is not None
-                      else backtest.evaluate_origin_blocked(o, config.backtest_sims, config.seed, mats, skip=skip))
+            mats = [simulate.shock(n_eval, o.cal.atom_week_all, sh, sw, eval_seed) for sh, sw in shocks.values()]
+            scored = backtest.evaluate_origin_blocked(o, n_eval, eval_seed, mats)
             for (kind, (sh, sw)), rows_o in zip(shocks.items(), scored):
                 judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
                                                         pl.lit(sh).alias("sigma_horizon"), pl.lit(sw).alias("sigma_week")))
-        del cached
     if not judged["walk_forward"]:
         context.log.warning(f"forecast backtest: fewer than {backtest.MIN_PRIOR_ORIGINS} origins observed before "
                             "any other: no walk-forward figures; the in-sample ones are reported as validation")
@@ -600,11 +584,12 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
     if not chosen:
         return pl.DataFrame()
     prob = probabilities.registry(tracking, wh.query(LABEL_COUNTS_SQL, [as_of]), counts=True)
+    fit_set = timing.FitRows.of(snaps)  # coded once for the origins' fits
     frames = []
     for o in chosen:
         rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [o])
         p, _ = prob(o, rows.drop("outcome_date", "is_won"))
-        fitted = timing.fit(snaps, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), TIMING_DAYS)  # as production
+        fitted = timing.fit(fit_set, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), TIMING_DAYS)  # as production
         f = outlook.outlook(rows, np.asarray(p), fitted, o, fy)
         base = f.join(rows.select("opportunity_id", "expected_close_date"), on="opportunity_id")
         f = outlook.labels(f.with_columns(pl.Series("p_win", np.tile(p, 2))), rows.select(

@@ -41,7 +41,7 @@ MIN_PRIOR_ORIGINS = 4  # walk forward: an origin is judged with a shock tuned on
 # stage baseline and little history miss by more than later ones), so an all-history choice is too
 # wide late and too narrow early. Chosen on design seeds 42 and 7 (drift 0 and 1), walk forward.
 TUNING_WINDOW_WEEKS = 26
-EVAL_SEED_OFFSET = 1  # the evaluation's shock draws use seed + 1; its sims are the ones tuning never saw
+EVAL_SEED_OFFSET = 1  # the evaluation's sims and shock draws use seed + 1: never the tuning's
 TIMING_VALIDATION_DAYS = (365, 730)  # timing_validation's origins: this many days before the as-of date
 
 ProbabilityFn = Callable[[dt.date, pl.DataFrame], tuple[np.ndarray, str]]
@@ -188,6 +188,18 @@ def run_sims(origin: Origin, n_sims: int, seed: int, workers: int | None = None)
 
 
 SHOCK_GRID = [(sh, sw) for sh in SIGMA_HORIZON_GRID for sw in SIGMA_WEEK_GRID]
+
+
+def tuning_sims(o: Origin, seed: int, workers: int | None = None) -> np.ndarray:
+    """(len(tuning_rows(o)), n_atoms, TUNING_SIMS) float32 un-shocked sims of the segments the shock
+    is tuned on (the groups among TUNING_TYPES, then the divisions if tuned on), drawn with `seed`.
+    Only their sums are kept: a rep x sim grid is never held."""
+    group_labels, groups = model.group_matrix(o.prep.segments)
+    tune = [k for k, (t, _) in enumerate(group_labels) if t in TUNING_TYPES]
+    res = simulate.simulate_blocks(o.prep.engine, TUNING_SIMS, seed, groups=groups[tune], workers=workers)
+    assert [group_labels[k] for k in tune] == [o.labels[k] for k in tuning_rows(o)][:len(tune)]
+    return np.concatenate([res.group_grid] + ([res.division_grid.astype(np.float32)] if "division" in TUNING_TYPES
+                                              else []))
 
 
 def tuning_rows(o: Origin) -> np.ndarray:
@@ -364,17 +376,18 @@ def metrics(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def timing_validation(snapshots: pl.DataFrame, as_of: dt.date, every_weeks: int = 13,
-                      windows: tuple[int, ...] = (30, 91)) -> pl.DataFrame:
+                      windows: tuple[int, ...] = (30, 91), fit_set: timing.FitRows | None = None) -> pl.DataFrame:
     """Out-of-time check of the timing model alone. At origins one to two years before `as_of`
     (so that almost every deal open then has closed by `as_of`), fit on what was known, then for the
     deals that were in fact won compare P(close within k days | won) with what happened; the naive
-    rule "it closes by its expected close date" is the baseline. Brier score, lower is better."""
+    rule "it closes by its expected close date" is the baseline. Brier score, lower is better.
+    fit_set: timing.FitRows.of(snapshots), when the caller has it."""
     mondays = sorted(d for d in snapshots["as_of_date"].unique().to_list() if d.weekday() == 0
                      and as_of - dt.timedelta(days=TIMING_VALIDATION_DAYS[1]) <= d
                      <= as_of - dt.timedelta(days=TIMING_VALIDATION_DAYS[0]))
     out = []
     for o in mondays[::every_weeks]:  # a handful of origins
-        fitted = timing.fit(snapshots, o)
+        fitted = timing.fit(fit_set if fit_set is not None else snapshots, o)
         # sorted: the sums below run in row order, and the rows come in the order a query returned them
         won = snapshots.filter((pl.col("as_of_date") == o) & pl.col("is_won").fill_null(False)).sort("opportunity_id")
         if not len(won):
