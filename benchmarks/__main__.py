@@ -56,14 +56,15 @@ def _rss_mib(pid: int) -> float:
 
 
 def measure(args: list[str], env: dict | None = None, timeout: float | None = None,
-            log: Path | None = None, max_rss_mib: float | None = None) -> dict:
-    """Run a command; whole-process wall time, peak RSS (os.wait4: the process and the children it
-    waited for), 1-minute load average before/after, and the stage's JSON line."""
+            log: Path | None = None, max_rss_mib: float | None = None, cwd: Path = REPO) -> dict:
+    """Run a command (in `cwd`: another tree's code for `python -m`); whole-process wall time, peak
+    RSS (os.wait4: the process and the children it waited for), 1-minute load average before/after,
+    and the stage's JSON line."""
     load_before = os.getloadavg()[0]
     log = log or Path(os.devnull)
     err_f, out_f = open(log, "w"), tempfile.TemporaryFile("w+")  # noqa: SIM115 (files, not pipes: no deadlock)
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out_f, stderr=err_f, text=True)
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out_f, stderr=err_f, text=True)
     deadline = start + timeout if timeout else None
     timed_out = over_memory = False
     while True:

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from revintel_assets.defs.forecast import backtest, probabilities, simulate, timing
+from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
 from revintel_assets.defs.forecast.periods import calendar
 import synthetic  # tests/synthetic.py: a fixture, not product code
 
@@ -68,6 +68,25 @@ def test_crps_matches_its_definition():
     y = np.array([0.0, 1.0, -2.0])
     brute = np.abs(s - y[:, None]).mean(axis=1) - 0.5 * np.abs(s[:, :, None] - s[:, None, :]).mean(axis=(1, 2))
     assert np.allclose(backtest.crps_sorted(s, y), brute)
+
+
+def test_scored_period_stats_are_the_quantiles_mean_crps_and_coverage_of_the_sums():
+    """period_stats against actuals (a compiled pass per cell) = the numpy formulas on the same
+    period sums: np.quantile's linear rule, the mean, crps_sorted, P10 <= actual <= P90."""
+    rng = np.random.default_rng(5)
+    x = rng.gamma(2.0, 50.0, size=(7, 6, 801)).astype(np.float32)  # 7 segments, 6 atoms, 801 sims
+    period_t = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1]], dtype=np.float64)
+    shock_t = rng.lognormal(0.0, 0.2, size=(6, 801))
+    per = np.matmul(period_t.astype(np.float32), x * shock_t.astype(np.float32))
+    srt = np.sort(per, axis=2)
+    actual = np.take_along_axis(srt, rng.integers(0, 801, size=(7, 3, 1)), axis=2)[..., 0].astype(np.float64)
+    actual[0, 0] = per[0, 0].max() + 1  # one outside its range
+    out = model.period_stats(x, period_t, shock_t, actual)
+    assert np.allclose(out[..., :3], np.moveaxis(np.quantile(per.astype(np.float64), model.QUANTILES, axis=2), 0, -1))
+    assert np.allclose(out[..., 3], per.astype(np.float64).mean(axis=2))
+    assert np.allclose(out[..., 4], backtest.crps_sorted(srt.astype(np.float64), actual))
+    covered = (out[..., 0] <= actual) & (actual <= out[..., 2])
+    assert np.array_equal(out[..., 5] > 0, covered) and not covered[0, 0] and covered.mean() > 0.3
 
 
 def test_scoring_an_origin_chunk_by_chunk_equals_scoring_its_cached_sims(data):

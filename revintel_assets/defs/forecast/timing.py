@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -100,14 +101,15 @@ class TimingModel:
         atom_of_day[d]), without the (rows x days) matrix: a day's value is its bin's won mass times
         the day's share of the bin, so an atom takes a weighted sum of the few bins its days touch.
         The forecast of 154 as-of dates at scale 100 spent 18 % of its time building and summing that matrix."""
-        won_bin, total = self._won_bins(rows)
         bin_of_day, day_share = self._day_shares(as_of, len(atom_of_day))
         weight = np.zeros((N_BINS, n_atoms))
         np.add.at(weight, (bin_of_day, atom_of_day), day_share)
-        out = np.zeros((len(won_bin), n_atoms))
-        for b, a in zip(*np.nonzero(weight)):  # ~ bins + atoms pairs; a fixed order, no BLAS
-            out[:, a] += won_bin[:, b] * weight[b, a]
-        return out / total[:, None]
+        pairs = np.nonzero(weight)  # ~ bins + atoms pairs; a fixed order, no BLAS
+        out = np.zeros((len(rows), n_atoms))
+        cell, _, _ = cell_codes(rows)
+        _atom_mass(cell, self._speed(rows), self.hazard_won, self.hazard_lost, WIDTH, pairs[0], pairs[1],
+                   weight[pairs], out)
+        return out
 
     def _won_bins(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """((n_rows, N_BINS) probability of a won exit in each duration bin, (n_rows,) of a won exit
@@ -147,10 +149,11 @@ NEVER = np.iinfo(np.int32).max  # the outcome day of a row whose outcome is unkn
 @dataclass
 class FitRows:
     """Snapshot rows as `fit` reads them, prepared once: whatever does not depend on the cutoff (day
-    numbers, cell codes, rep / product / deal codes), sorted by as-of date. A job that fits many
-    cutoffs on one window of rows (a range's forecast: 39 fits over 22M rows at scale 100; the
-    backtest's origins) prepares them once, and each fit slices its window instead of filtering,
-    casting and coding every row again. fit(frame, c) == fit(FitRows.of(frame), c), bit for bit."""
+    numbers, cell codes, rep / product codes, each won deal's close), sorted by as-of date. A job
+    that fits many cutoffs on one window of rows (a range's forecast: 39 fits over 22M rows at scale
+    100; the backtest's origins) prepares them once, and each fit slices its window instead of
+    filtering, casting and coding every row again: the same model as the frame gave before, bit
+    for bit (tests/test_forecast_timing.py; 10 cutoffs of the demo against the code before it)."""
 
     day: np.ndarray  # (n,) int32 as-of day number (days since 1970-01-01), ascending
     out: np.ndarray  # (n,) int32 outcome day number, NEVER where unknown
@@ -158,34 +161,111 @@ class FitRows:
     cell: np.ndarray  # (n,) int32 full cell code (cell_codes)
     rep: np.ndarray  # (n,) int32 index into rep_keys
     product: np.ndarray  # (n,) int32 index into product_keys
-    deal: np.ndarray  # (n,) integer code of the opportunity id (equal ids, equal codes)
     rep_keys: list[str]
     product_keys: list[str]
+    # each won deal once: its outcome day and the last as-of day it was open on (the calendar
+    # weights count a won deal when one of its open rows lies in the window: last >= window start)
+    won_out: np.ndarray
+    won_last: np.ndarray
 
     @classmethod
     def of(cls, snapshots: pl.DataFrame) -> FitRows:
         day = snapshots["as_of_date"].cast(pl.Date).to_physical().to_numpy().astype(np.int32)
-        deal = snapshots["opportunity_id"]  # hashed ids (the warehouse's timing read) as they are, strings coded
-        deal = (deal if deal.dtype.is_integer() else deal.cast(pl.Utf8).cast(pl.Categorical).to_physical())
+        deal = snapshots["opportunity_id"]
         rep_keys, rep = _codes(snapshots["rep_id"])
         product_keys, product = _codes(snapshots["product_id"])
-        arrays = [day, snapshots["outcome_date"].cast(pl.Date).to_physical().fill_null(NEVER).to_numpy().astype(np.int32),
-                  snapshots["is_won"].fill_null(False).to_numpy(), cell_codes(snapshots)[0].astype(np.int32),
-                  rep.astype(np.int32), product.astype(np.int32), deal.fill_null(0).to_numpy()]
+        out = snapshots["outcome_date"].cast(pl.Date).to_physical().fill_null(NEVER).to_numpy().astype(np.int32)
+        won = snapshots["is_won"].fill_null(False).to_numpy()
+        closed = np.flatnonzero(won & (out != NEVER) & (day < out))  # won rows still open on their date
+        per_deal = pl.DataFrame({"deal": deal.gather(closed), "day": day[closed], "out": out[closed]}).group_by(
+            "deal").agg(pl.col("out").first(), pl.col("day").max())
+        arrays = [day, out, won, cell_codes(snapshots)[0].astype(np.int32), rep.astype(np.int32), product.astype(np.int32)]
         if not np.all(day[1:] >= day[:-1]):  # array by array: never a second copy of the whole frame
             order = np.argsort(day, kind="stable")
             arrays = [a[order] for a in arrays]
-        return cls(*arrays, rep_keys, product_keys)
+        return cls(*arrays, rep_keys, product_keys, per_deal["out"].to_numpy(), per_deal["day"].to_numpy())
 
 
-def _durations(rows: FitRows, lo: int, hi: int, cutoff: int) -> tuple[np.ndarray, np.ndarray]:
-    """(duration in days, exit: 0 open at the cutoff / 1 won / 2 lost) of rows lo..hi-1, knowing only
-    what was known on the cutoff (a day number)."""
-    out = rows.out[lo:hi]
-    closed = out <= cutoff
-    dur = np.where(closed, out, cutoff).astype(np.int64) - rows.day[lo:hi]
-    exit_ = np.where(closed, np.where(rows.won[lo:hi], 1, 2), 0)
-    return dur, exit_
+# The per-row passes of a fit, compiled: one pass each over the window's rows (15-22M at scale 100)
+# instead of a dozen numpy temporaries as long as the window, whose allocation and first touch were
+# most of a fit's 2.7 s there. Counts are integers and the expected sums are order_free_sums' scaled
+# integers: the same sums, bit for bit, in any order.
+
+@numba.njit(cache=True, nogil=True)
+def _cell_counts(day, out, won, cell, lo, hi, c, n_dur, counts):  # pragma: no cover
+    """Rows lo..hi-1 counted per (cell, duration capped at n_dur - 1, exit: 0 open at the cutoff /
+    1 won / 2 lost), knowing only what was known on the cutoff c (a day number); rows closed on or
+    before their own date (no time at risk) are left out. Returns how many rows were counted."""
+    n = 0
+    for i in range(lo, hi):
+        closed = out[i] <= c
+        d = (out[i] if closed else c) - day[i]
+        if d <= 0:
+            continue
+        e = (1 if won[i] else 2) if closed else 0
+        counts[(np.int64(cell[i]) * n_dur + min(d, n_dur - 1)) * 3 + e] += 1
+        n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _speed_counts(day, out, cell, rep, product, lo, hi, c, cum, last, closes_rep, closes_product,
+                  seen_rep, seen_product):  # pragma: no cover
+    """Closes (within `last` days) and seen keys per rep and product; returns the largest expected
+    cumulative hazard cum[cell, min(duration, last)] (order_free_sums' bound) and the closes."""
+    top, n_closes = 0.0, 0
+    for i in range(lo, hi):
+        closed = out[i] <= c
+        d = (out[i] if closed else c) - day[i]
+        if d <= 0:
+            continue
+        top = max(top, cum[cell[i], min(d, last)])
+        seen_rep[rep[i]] = True
+        seen_product[product[i]] = True
+        if closed and d <= last:
+            closes_rep[rep[i]] += 1.0
+            closes_product[product[i]] += 1.0
+            n_closes += 1
+    return top, n_closes
+
+
+@numba.njit(cache=True, nogil=True)
+def _expected_sums(day, out, cell, rep, product, lo, hi, c, cum, last, scale, sum_rep, sum_product):  # pragma: no cover
+    """order_free_sums of the expected cumulative hazards per rep and product (before / scale)."""
+    for i in range(lo, hi):
+        closed = out[i] <= c
+        d = (out[i] if closed else c) - day[i]
+        if d <= 0:
+            continue
+        v = np.rint(cum[cell[i], min(d, last)] * scale)
+        sum_rep[rep[i]] += v
+        sum_product[product[i]] += v
+
+
+@numba.njit(cache=True, nogil=True)
+def _atom_mass(cell, speed, hazard_won, hazard_lost, width, pair_bin, pair_atom, pair_weight, out):  # pragma: no cover
+    """close_given_won_atoms row by row: _won_bins' piecewise-exponential won mass of each bin
+    (without its (rows x bins) temporaries: at scale 100 they were most of preparing a date's
+    deals), each bin's mass spread over the atoms its days fall in (pair_weight: the day shares),
+    divided by the row's total won mass (1 where there is none)."""
+    won = np.empty(len(width))
+    for i in range(len(cell)):
+        c, sp = cell[i], speed[i]
+        start, total, ratio, h = 1.0, 0.0, 0.0, 0.0
+        for b in range(len(width)):
+            hw = hazard_won[c, b] * sp
+            h = hw + hazard_lost[c, b] * sp
+            surv = np.exp(-h * width[b])
+            ratio = hw / h if h > 0 else 0.0
+            won[b] = start * ratio * (1 - surv)
+            total += won[b]
+            start *= surv
+        total += start * (ratio if h > 0 else 0.5)  # the tail: a won exit after the last bin, at its odds
+        total = total if total > 0 else 1.0
+        for k in range(len(pair_bin)):
+            out[i, pair_atom[k]] += won[pair_bin[k]] * pair_weight[k]
+        for a in range(out.shape[1]):
+            out[i, a] /= total
 
 
 def _exposure(dur: np.ndarray) -> np.ndarray:
@@ -225,20 +305,16 @@ def fit(snapshots: pl.DataFrame | FitRows, cutoff: dt.date, history_days: int = 
         snapshots = FitRows.of(snapshots.filter((pl.col("as_of_date") < cutoff)
                                                 & (pl.col("as_of_date") >= cutoff - dt.timedelta(days=history_days))))
     rows, c = snapshots, (cutoff - dt.date(1970, 1, 1)).days
-    lo, hi = np.searchsorted(rows.day, [c - history_days, c], side="left")
-    dur, exit_ = _durations(rows, lo, hi, c)
-    keep = np.flatnonzero(dur > 0) + lo if not np.all(dur > 0) else slice(lo, hi)
-    if not isinstance(keep, slice):
-        dur, exit_ = dur[keep - lo], exit_[keep - lo]
-    full = rows.cell[keep].astype(np.int64)
-    # rows that share (cell, duration, exit) are interchangeable: aggregate them once (~10x fewer)
-    key = (full * (BIN_EDGES[-1] + 2) + np.minimum(dur, BIN_EDGES[-1] + 1)) * 3 + exit_
-    # np.unique(key, return_counts=True) without sorting 22M keys: the keys fit a 1.5M-slot bincount
-    count = np.bincount(key, minlength=N_STAGE * N_DTEC * N_PUSH * N_AGE * (BIN_EDGES[-1] + 2) * 3)
+    lo, hi = (int(i) for i in np.searchsorted(rows.day, [c - history_days, c], side="left"))
+    # rows that share (cell, duration, exit) are interchangeable: counted once per key (~10x fewer),
+    # with a 1.5M-slot count instead of sorting 22M keys
+    n_dur = int(BIN_EDGES[-1]) + 2
+    count = np.zeros(N_STAGE * N_DTEC * N_PUSH * N_AGE * n_dur * 3, dtype=np.int64)
+    n_rows = _cell_counts(rows.day, rows.out, rows.won, rows.cell, lo, hi, c, n_dur, count)
     uniq = np.flatnonzero(count)
     count = count[uniq]
     g_exit, rest = uniq % 3, uniq // 3
-    g_dur, g_full = rest % (BIN_EDGES[-1] + 2), rest // (BIN_EDGES[-1] + 2)
+    g_dur, g_full = rest % n_dur, rest // n_dur
     g_sd, g_stage = g_full // (N_PUSH * N_AGE), g_full // (N_PUSH * N_AGE * N_DTEC)
     weight = count.astype(np.float64)
 
@@ -252,24 +328,30 @@ def fit(snapshots: pl.DataFrame | FitRows, cutoff: dt.date, history_days: int = 
         x, w, l = _grouped(codes, n_codes, g_dur, g_exit, weight)
         hw, hl = _shrink(w, x, hw[parent]), _shrink(l, x, hl[parent])
 
-    # closing speed of reps and products: observed closes / closes the cell hazards expect
+    # closing speed of reps and products: observed closes / closes the cell hazards expect (the
+    # cumulative hazard over each row's days at risk), summed in an order-free way: a snapshot
+    # partition rewritten by a rerun comes back in another physical order, and a float sum in row
+    # order then moves in its last bits
     cum = np.c_[np.zeros(n_full), np.cumsum(np.repeat(hw + hl, WIDTH.astype(int), axis=1), axis=1)]
-    expected = cum[full, np.minimum(dur, BIN_EDGES[-1])]  # cumulative hazard over the days at risk
-    closed = ((exit_ > 0) & (dur <= BIN_EDGES[-1])).astype(np.float64)
-    speeds = {}
-    for codes, keys in ((rows.rep[keep], rows.rep_keys), (rows.product[keep], rows.product_keys)):
-        # sums that do not depend on the rows' order: a snapshot partition rewritten by a rerun comes
-        # back in another physical order, and a float sum in row order then moves in its last bits
-        seen = np.bincount(codes, minlength=len(keys)) > 0  # the keys of this window's rows
-        o = np.bincount(codes, closed, len(keys))  # 0/1 counts: exact in any order
-        e = order_free_sums(codes, expected, len(keys))
+    n_rep, n_prod, last = len(rows.rep_keys), len(rows.product_keys), int(BIN_EDGES[-1])
+    closes = [np.zeros(n_rep), np.zeros(n_prod)]
+    seen = [np.zeros(n_rep, dtype=np.bool_), np.zeros(n_prod, dtype=np.bool_)]
+    top, n_closes = _speed_counts(rows.day, rows.out, rows.cell, rows.rep, rows.product, lo, hi, c, cum, last,
+                                  *closes, *seen)
+    expected = [np.zeros(n_rep), np.zeros(n_prod)]
+    bound = (top + 1.0) * n_rows  # order_free_sums' scale, from the same bound
+    if bound > 0:
+        scale = 2.0 ** min(40.0, np.floor(np.log2(2.0 ** 52 / bound)))
+        _expected_sums(rows.day, rows.out, rows.cell, rows.rep, rows.product, lo, hi, c, cum, last, scale, *expected)
+        expected = [e / scale for e in expected]
+    speeds = []
+    for keys, o, e, seen_ in zip((rows.rep_keys, rows.product_keys), closes, expected, seen):
         ratio = np.clip((o + PSEUDO_CLOSES) / (e + PSEUDO_CLOSES), *SPEED_RANGE)
-        speeds[len(speeds)] = {k: float(r) for k, r, s_ in zip(keys, ratio, seen) if k and s_}
+        speeds.append({k: float(r) for k, r, s_ in zip(keys, ratio, seen_) if k and s_})
 
-    won_by_cutoff = rows.won[keep] & (exit_ > 0)  # won and closed by the cutoff
-    return TimingModel(cutoff, hw, hl, speeds[0], speeds[1],
-                       _calendar_weights(rows.deal[keep][won_by_cutoff], rows.out[keep][won_by_cutoff], c),
-                       n_rows=len(dur), n_closes=int(closed.sum()))
+    won_in_window = (rows.won_out <= c) & (rows.won_last >= c - history_days)  # won by the cutoff, open in the window
+    return TimingModel(cutoff, hw, hl, speeds[0], speeds[1], _calendar_weights(rows.won_out[won_in_window], c),
+                       n_rows=int(n_rows), n_closes=int(n_closes))
 
 
 def order_free_sums(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -303,11 +385,10 @@ def _lookup(values: pl.Series, index: dict[str, int], default: int) -> np.ndarra
     return lut[cat.to_physical().fill_null(len(lut) - 1).to_numpy().astype(np.int64)]
 
 
-def _calendar_weights(deal: np.ndarray, outcome_day: np.ndarray, cutoff: int) -> np.ndarray:
+def _calendar_weights(outcome_day: np.ndarray, cutoff: int) -> np.ndarray:
     """Relative rate of won closes per day class (weekday x quarter-end), shrunk toward 1, from the
-    rows of deals won by the cutoff (each deal's close counted once)."""
-    _, first = np.unique(deal, return_index=True)
-    won = outcome_day[first].astype("datetime64[D]")
+    close days (day numbers) of the deals won by the cutoff, one each."""
+    won = outcome_day.astype("datetime64[D]")
     n_classes = 21
     if len(won) == 0:
         return np.ones(n_classes)
