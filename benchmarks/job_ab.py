@@ -8,9 +8,9 @@ DIR is a data directory materialized up to the job (`python -m benchmarks --prep
 full run). Each arm runs `benchmarks.stage prepare --jobs JOB` (every partition `revintel run`
 gives the job) as its own process from a git worktree of the revision or from this tree, measured
 by `benchmarks.__main__.measure` (wall, CPU, peak RSS of the process tree). After each run the
-tables named are fingerprinted (row count and an order-free sum of row hashes, every column): a
-change meant to keep the results shows them identical; one that does not (new draws) shows how
-far they moved in the JSON line printed at the end.
+tables named are fingerprinted (row count and an order-free sum of row hashes, every column, and
+the sum of each float column): a change meant to keep the results shows them identical; one that
+does not (new draws, rounding) shows how far the sums moved, in the JSON line printed at the end.
 """
 
 from __future__ import annotations
@@ -33,11 +33,20 @@ def fingerprints(data: Path, tables: list[str]) -> dict:
     con = duckdb.connect(str(data / "warehouse" / ".work" / "revintel.duckdb"), read_only=True)
     out = {}
     for t in tables:
-        cols = [r[0] for r in con.sql(f"DESCRIBE {t}").fetchall()]
+        desc = con.sql(f"DESCRIBE {t}").fetchall()
+        cols = [r[0] for r in desc]
         n, fp = con.sql(f"SELECT count(*), sum(hash({', '.join(cols)})::HUGEINT) FROM {t}").fetchall()[0]
-        out[t] = [n, str(fp)]
+        floats = [r[0] for r in desc if r[1] in ("DOUBLE", "FLOAT")]
+        sums = con.sql(f"SELECT {', '.join(f'sum({c})' for c in floats)} FROM {t}").fetchall()[0] if floats else []
+        out[t] = [n, str(fp), dict(zip(floats, sums))]
     con.close()
     return out
+
+
+def largest_gap(a: dict, b: dict) -> float | None:
+    """The largest relative difference between two fingerprints' column sums (None: no float column)."""
+    gaps = [abs(a[c] - b[c]) / max(abs(a[c]), abs(b[c]), 1e-300) for c in a if a[c] is not None and b.get(c) is not None]
+    return max(gaps) if gaps else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
     out = {"data": str(data), "job": args.job, "base_revision": args.base, "runs": args.runs,
-           "identical": {t: len({json.dumps(r["tables"][t]) for rs in runs.values() for r in rs}) == 1
-                         for t in args.tables}}
+           "identical": {t: len({json.dumps(r["tables"][t][:2]) for rs in runs.values() for r in rs}) == 1
+                         for t in args.tables},
+           # how far the float columns' sums moved between the arms' last runs (0: not at all)
+           "largest_relative_gap_of_sums": {t: largest_gap(runs["base"][-1]["tables"][t][2], runs["this"][-1]["tables"][t][2])
+                                            for t in args.tables}}
     for name, rs in runs.items():
         out[name] = {**{k: round(statistics.median(r[k] for r in rs), 2) for k in ("wall_s", "cpu_s", "peak_rss_mb")},
                      "wall_runs": [r["wall_s"] for r in rs], "rows": rs[-1]["tables"],
