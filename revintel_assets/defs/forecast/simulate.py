@@ -165,6 +165,25 @@ def _scatter_kernel(counts, slot, stride, amount, rep_start, division, modulus, 
     return n
 
 
+@numba.njit(cache=True, nogil=True)
+def _group_sums(groups, block, part):  # pragma: no cover
+    """part[g] = sum over reps r of groups[g, r] * block[r] (block: (n_reps, cells) float32), each
+    group's sum added in float64, rep by rep, then stored as float32. The groups (total, regions,
+    managers) hold each rep three times among hundreds of columns: a dense float32 matrix product
+    did ~80x the work (74 s of the scale-100 forecast's 154 dates), and its rounding depended on the
+    BLAS build and threads; this sum depends on neither."""
+    acc = np.empty(block.shape[1])
+    for g in range(groups.shape[0]):
+        acc[:] = 0.0
+        for r in range(groups.shape[1]):
+            w = groups[g, r]
+            if w != 0:
+                for c in range(block.shape[1]):
+                    acc[c] += w * block[r, c]
+        for c in range(block.shape[1]):
+            part[g, c] = acc[c]
+
+
 def _rep_chunks(work: np.ndarray, max_reps: int) -> list[tuple[int, int]]:
     """Cut reps 0..n-1 into contiguous ranges of at most max_reps reps and (unless one rep alone
     exceeds it) MAX_BOOKINGS_PER_CHUNK expected bookings. Depends on the inputs only, never on
@@ -283,8 +302,9 @@ def _simulate_chunk(lo: int, hi: int, n_sims: int, seed: int, modulus: int, n_at
     if groups is not None:
         touched = np.flatnonzero(groups.any(axis=1))
         if len(touched):
-            part = (groups[touched].astype(np.float32) @ block32.reshape(hi - lo, -1))
-            part = part.reshape(len(touched), n_atoms, n_sims)
+            part = np.empty((len(touched), n_atoms, n_sims), np.float32)
+            _group_sums(np.ascontiguousarray(groups[touched]), block32.reshape(hi - lo, -1),
+                        part.reshape(len(touched), -1))
     if reduce is not None:
         out = reduce(lo, hi, block32)
     return div_open, new_cells, new_sums, n_new, touched, part, out, block32 if keep_reps else None
