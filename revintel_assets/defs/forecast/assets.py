@@ -360,6 +360,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     has_scores = wh.table_exists("scores.deal_scores")
     _drop_old_contributions(context, wh)
     version = snapshot_version(wh)  # this step does not write the snapshot: read once for its fits
+    segments_of = model.segments_for(dim_rep, opps)
     with compute.active():  # the dates' tasks and the engine's chunks: this machine or the Dask cluster
         if len(dates) > 2:
             warm_up(forecast_past_date)  # the pool imports the forecast code while the first rows are read
@@ -389,7 +390,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                         pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
                         pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff"))
                 if d != dates[-1]:
-                    segments = model.segments_of(dim_rep, opps, deals)
+                    segments = segments_of(deals)
                     new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
                     past.append((d, tags, (cal, deals, fit, segments, new, n_sims, config.seed, (sigma_h, sigma_w))))
                     if sum(len(t[1]) for _, _, t in past) >= PAST_ROWS:

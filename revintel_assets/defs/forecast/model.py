@@ -3,6 +3,7 @@ P10 / P50 / P90 / mean per (period, segment). Pure: frames in, frames out; no Da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -261,8 +262,24 @@ def deal_contributions(prep: Prepared) -> pl.DataFrame:
 
 def segments_of(dim_rep: pl.DataFrame, opps: pl.DataFrame, deals: pl.DataFrame) -> Segments:
     """The forecast's segments of a date: every rep and division of the opportunities and open deals."""
-    return Segments.build(dim_rep, opps["rep_id"].unique().to_list() + deals["rep_id"].unique().to_list(),
-                          opps["division"].unique().to_list() + deals["division"].unique().to_list())
+    return segments_for(dim_rep, opps)(deals)
+
+
+def segments_for(dim_rep: pl.DataFrame, opps: pl.DataFrame) -> Callable[[pl.DataFrame], Segments]:
+    """segments_of(dim_rep, opps, deals) for many dates' deals: the opportunities' reps and divisions
+    read once (2M rows at scale 100), and one Segments per distinct set of reps and divisions the
+    deals add to them (none, as a rule: a date's open deals are opportunities)."""
+    reps, divisions = opps["rep_id"].unique().to_list(), opps["division"].unique().to_list()
+    known = (set(reps), set(divisions))
+    built: dict[tuple, Segments] = {}
+
+    def of(deals: pl.DataFrame) -> Segments:
+        key = tuple(frozenset(set(deals[c].unique().to_list()) - k) for c, k in zip(("rep_id", "division"), known))
+        if key not in built:
+            built[key] = Segments.build(dim_rep, reps + list(key[0]), divisions + list(key[1]))
+        return built[key]
+
+    return of
 
 
 def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_rep: pl.DataFrame | None,
