@@ -280,12 +280,6 @@ def _chosen_grid(hits: np.ndarray, tuned_for: dt.date, n_origins: int) -> pl.Dat
                              pl.lit(tuned_for).alias("tuned_for"), pl.lit(n_origins).alias("n_origins"))
 
 
-def tune_shock(origins_: list[Origin], sims: list[np.ndarray], seed: int) -> tuple[float, float, pl.DataFrame]:
-    """Grid search of the shock sizes on the backtests (sims: run_sims' arrays)."""
-    hits = sum(tuning_hits(o, x[tuning_rows(o)], seed) for o, x in zip(origins_, sims))
-    return choose_shock(hits)
-
-
 def _origin_rows(o: Origin, stats: dict[str, np.ndarray]) -> pl.DataFrame:
     frames = []
     for ptype, st in stats.items():
@@ -306,9 +300,9 @@ def evaluate_origin(o: Origin, x: np.ndarray, shock_m: np.ndarray) -> pl.DataFra
 
 def evaluate_origin_blocked(o: Origin, n_sims: int, seed: int, shocks: list[np.ndarray],
                             workers: int | None = None, skip: int = 0) -> list[pl.DataFrame]:
-    """evaluate_origin's rows for each shock matrix of `shocks`, re-simulating the origin once (same
-    seed: the same sims) and scoring reps chunk by chunk inside the engine: memory does not grow
-    with reps x sims. skip: the first sims are left out (those the tuning saw), as
+    """evaluate_origin's rows for each shock matrix of `shocks`, simulating the origin once (the
+    sims run_sims gives with the same seed) and scoring reps chunk by chunk inside the engine:
+    memory does not grow with reps x sims. skip: the first sims are left out, as
     [evaluate_origin(o, x[..., skip:], m) for m in shocks] does. One simulation for every shock: the
     backtest scores each origin under three (walk-forward, in-sample, none), and re-simulating per
     shock was most of its time at scale 100."""

@@ -427,7 +427,7 @@ def shock(n_sims: int, week_of_atom: np.ndarray, sigma_horizon: float, sigma_wee
     """(n_sims, n_atoms) mean-one lognormal multipliers: a horizon-wide swing per simulation plus an
     independent swing per week (atoms of one week share it). This is the shared period-level effect:
     every deal and segment of a simulation moves together, which independent deals cannot produce.
-    Its two sizes are tuned on backtests (backtest.tune_shock), not set by hand."""
+    Its two sizes are tuned on backtests (backtest.tuning_hits, choose_shock), not set by hand."""
     n_weeks = int(week_of_atom.max()) + 1 if len(week_of_atom) else 0
     horizon, week = _shock_normals(n_sims, n_weeks, seed)
     z = horizon * sigma_horizon + week * sigma_week
