@@ -27,6 +27,13 @@ from pathlib import Path
 from benchmarks.__main__ import REPO, measure
 
 
+def fingerprint(con, table: str) -> tuple[int, str]:
+    """(rows, an order-free sum of every row's hash over every column) of a table."""
+    cols = [r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()]
+    n, fp = con.sql(f"SELECT count(*), sum(hash({', '.join(cols)})::HUGEINT) FROM {table}").fetchall()[0]
+    return n, str(fp)
+
+
 def fingerprints(data: Path, tables: list[str]) -> dict:
     import duckdb
 
@@ -34,11 +41,10 @@ def fingerprints(data: Path, tables: list[str]) -> dict:
     out = {}
     for t in tables:
         desc = con.sql(f"DESCRIBE {t}").fetchall()
-        cols = [r[0] for r in desc]
-        n, fp = con.sql(f"SELECT count(*), sum(hash({', '.join(cols)})::HUGEINT) FROM {t}").fetchall()[0]
+        n, fp = fingerprint(con, t)
         floats = [r[0] for r in desc if r[1] in ("DOUBLE", "FLOAT")]
         sums = con.sql(f"SELECT {', '.join(f'sum({c})' for c in floats)} FROM {t}").fetchall()[0] if floats else []
-        out[t] = [n, str(fp), dict(zip(floats, sums))]
+        out[t] = [n, fp, dict(zip(floats, sums))]
     con.close()
     return out
 

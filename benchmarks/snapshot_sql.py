@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.__main__ import REPO, measure
+from benchmarks.job_ab import fingerprint
 
 MODULE = "revintel_assets/defs/deals/snapshot.py"
 
@@ -51,10 +52,9 @@ def run_one(data: Path, module: Path) -> dict:
     start = time.perf_counter()
     con.execute(f"CREATE TABLE bench_snapshot AS {mod.snapshot_sql(dates)}")
     took = time.perf_counter() - start
-    cols = [r[0] for r in con.sql("DESCRIBE bench_snapshot").fetchall()]
-    n, fp = con.sql(f"SELECT count(*), sum(hash({', '.join(cols)})::HUGEINT) FROM bench_snapshot").fetchall()[0]
+    n, fp = fingerprint(con, "bench_snapshot")
     con.execute("ROLLBACK")
-    return {"dates": len(keys), "statement_s": round(took, 2), "rows": n, "fingerprint": str(fp)}
+    return {"dates": len(keys), "statement_s": round(took, 2), "rows": n, "fingerprint": fp}
 
 
 def main(argv: list[str] | None = None) -> int:
