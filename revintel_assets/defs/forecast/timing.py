@@ -192,14 +192,21 @@ class FitRows:
 # integers: the same sums, bit for bit, in any order.
 
 @numba.njit(cache=True, nogil=True)
+def _at_risk(out, day, c):  # pragma: no cover
+    """The censoring rule every pass applies, once: (closed by the cutoff c, days at risk from the
+    row's date `day` to its outcome `out`, or to c if it was still open then)."""
+    closed = out <= c
+    return closed, (out if closed else c) - day
+
+
+@numba.njit(cache=True, nogil=True)
 def _cell_counts(day, out, won, cell, lo, hi, c, n_dur, counts):  # pragma: no cover
     """Rows lo..hi-1 counted per (cell, duration capped at n_dur - 1, exit: 0 open at the cutoff /
     1 won / 2 lost), knowing only what was known on the cutoff c (a day number); rows closed on or
     before their own date (no time at risk) are left out. Returns how many rows were counted."""
     n = 0
     for i in range(lo, hi):
-        closed = out[i] <= c
-        d = (out[i] if closed else c) - day[i]
+        closed, d = _at_risk(out[i], day[i], c)
         if d <= 0:
             continue
         e = (1 if won[i] else 2) if closed else 0
@@ -215,8 +222,7 @@ def _speed_counts(day, out, cell, rep, product, lo, hi, c, cum, last, closes_rep
     cumulative hazard cum[cell, min(duration, last)] (order_free_sums' bound) and the closes."""
     top, n_closes = 0.0, 0
     for i in range(lo, hi):
-        closed = out[i] <= c
-        d = (out[i] if closed else c) - day[i]
+        closed, d = _at_risk(out[i], day[i], c)
         if d <= 0:
             continue
         top = max(top, cum[cell[i], min(d, last)])
@@ -233,8 +239,7 @@ def _speed_counts(day, out, cell, rep, product, lo, hi, c, cum, last, closes_rep
 def _expected_sums(day, out, cell, rep, product, lo, hi, c, cum, last, scale, sum_rep, sum_product):  # pragma: no cover
     """order_free_sums of the expected cumulative hazards per rep and product (before / scale)."""
     for i in range(lo, hi):
-        closed = out[i] <= c
-        d = (out[i] if closed else c) - day[i]
+        closed, d = _at_risk(out[i], day[i], c)
         if d <= 0:
             continue
         v = np.rint(cum[cell[i], min(d, last)] * scale)
