@@ -44,32 +44,57 @@ def _windowed(prefix: str, value: str, date_col: str = "order_date", cond: str =
         for w in WINDOWS)
 
 
+def _back(k: int) -> str:
+    return f"c.c - INTERVAL {12 * k} MONTH"
+
+
+def _season_flags(window_months: int) -> str:
+    """Columns of `ad` (one row per account and division it bought): did it buy in the coming
+    window's calendar months k years earlier, in the window before that, in the latest window.
+    The division's buyer counts are then sums of flags (season_buyers) instead of a distinct
+    count over every purchase day per season and year (scale 100: most of the statement's CPU)."""
+    flags = [f"bool_or(order_date > c.c - INTERVAL {window_months} MONTH) AS bought_recent_window"]
+    for k in SEASON_YEARS:
+        back = _back(k)
+        flags += [f"bool_or(order_date > {back} AND order_date <= c.label_end - INTERVAL {12 * k} MONTH) "
+                  f"AS bought_season_{k}y",
+                  f"bool_or(order_date > {back} - INTERVAL {window_months} MONTH AND order_date <= {back}) "
+                  f"AS bought_before_season_{k}y"]
+    return ",\n".join(flags)
+
+
+def _season_buyers() -> str:
+    """CTE season_buyers: per division, the accounts that bought in each season window, counted among
+    the accounts that had made a first purchase by then (k years back); the latest window among all."""
+    counts = ["count(*) FILTER (WHERE ad.bought_recent_window) AS recent_window"]
+    for k in SEASON_YEARS:
+        known = f"c.c - a.tenure_days::INTEGER <= {_back(k)}"
+        counts += [f"count(*) FILTER (WHERE ad.bought_season_{k}y AND {known}) AS season_{k}y",
+                   f"count(*) FILTER (WHERE ad.bought_before_season_{k}y AND {known}) AS before_season_{k}y"]
+    return f"""season_buyers AS (
+        SELECT ad.division, {', '.join(counts)}
+        FROM ad JOIN acct a USING (account_id), c GROUP BY ad.division)"""
+
+
 def _same_season(k: int, window_months: int) -> str:
     """CTE syk: the division's buyer rate in the coming window's calendar months k years earlier,
     among accounts that had bought by then, and in the window before it (NULL where the data does
     not reach back that far)."""
-    back = f"c.c - INTERVAL {12 * k} MONTH"
-    before = f"{back} - INTERVAL {window_months} MONTH"
-    since = f"- INTERVAL {12 * k} MONTH"  # on the one cutoff row's any_value(c.c)
+    back = _back(k)
     return f"""sy{k} AS (
         SELECT d.division,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) {since} THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > {back}
-                                                     AND b.order_date <= c.label_end - INTERVAL {12 * k} MONTH)
-               / nullif(any_value(co.n), 0) END AS rate,
-               CASE WHEN any_value(span.first_date) < any_value(c.c) {since} - INTERVAL {window_months} MONTH THEN
-               count(DISTINCT b.account_id) FILTER (WHERE b.order_date > {before} AND b.order_date <= {back})
-               / nullif(any_value(co.n), 0) END AS rate_before
+               CASE WHEN span.first_date < {back} THEN
+               coalesce(sb.season_{k}y, 0) / nullif(co.n, 0) END AS rate,
+               CASE WHEN span.first_date < {back} - INTERVAL {window_months} MONTH THEN
+               coalesce(sb.before_season_{k}y, 0) / nullif(co.n, 0) END AS rate_before
         FROM divs d CROSS JOIN c CROSS JOIN span
         CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= {back}) co
-        LEFT JOIN (SELECT bd.* FROM buy_days bd JOIN acct a USING (account_id), c
-                   WHERE c.c - a.tenure_days::INTEGER <= {back}) b ON b.division = d.division
-        GROUP BY d.division)"""
+        LEFT JOIN season_buyers sb ON sb.division = d.division)"""
 
 
 def _same_season_ctes(window_months: int) -> str:
-    """sy1, sy2, sy3: the same season one, two and three years earlier."""
-    return "".join(f"    {_same_season(k, window_months)},\n" for k in SEASON_YEARS)
+    """season_buyers, then sy1, sy2, sy3: the same season one, two and three years earlier."""
+    return f"    {_season_buyers()},\n" + "".join(f"    {_same_season(k, window_months)},\n" for k in SEASON_YEARS)
 
 
 SEASON_YEARS = (1, 2, 3)
@@ -134,7 +159,8 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                                   AND order_date <= c.label_end - INTERVAL 12 MONTH) AS div_frequency_last_year_window,
                count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH) AS div_active_months_12m,
                count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > c.c - INTERVAL 24 MONTH) AS div_active_months_24m,
-               avg(gap) AS div_gap_mean_days
+               avg(gap) AS div_gap_mean_days,
+               {_season_flags(window_months)}
         FROM div_gaps, c GROUP BY account_id, division, c.c, c.label_end),
     own AS (SELECT account_id, division, div_tenure_days FROM ad),
     n_acc AS (SELECT count(*) AS n FROM acct),
@@ -177,9 +203,8 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     span AS (SELECT min(order_date) AS first_date FROM star.fact_transactions),
 {_same_season_ctes(window_months)}
     recent AS (
-        SELECT d.division, count(DISTINCT b.account_id) FILTER (WHERE b.order_date > c.c - INTERVAL {window_months} MONTH)
-                           / any_value(n_acc.n) AS rate
-        FROM divs d CROSS JOIN c CROSS JOIN n_acc LEFT JOIN buy_days b ON b.division = d.division GROUP BY d.division),
+        SELECT d.division, coalesce(sb.recent_window, 0) / n_acc.n AS rate
+        FROM divs d CROSS JOIN n_acc LEFT JOIN season_buyers sb ON sb.division = d.division),
     opp AS (  -- CRM signals as they stood at the cutoff
         SELECT o.account_id, o.division,
                count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c
