@@ -188,6 +188,24 @@ def test_seasonal_features_same_window_last_year():
     assert early["division_rate_last_year_window"].null_count() == early.height  # before the data
 
 
+def test_same_season_rates_count_each_buyer_once_among_accounts_known_then():
+    """Cutoff 2024-11-01, W = 2: last year's window is (2023-11-01, 2024-01-01], the one before it
+    (2023-09-01, 2023-11-01]. A buys twice in the window (one buyer), C in both windows, B only
+    before; E's first purchase (2023-12-15) comes after 2023-11-01, so E is neither a buyer nor an
+    account of last year's rate (3 / 5 if it were), but it is this year's only recent buyer (1 / 5)."""
+    con = duckdb.connect()
+    lines = [(a, "Other", dt.date(2023, 1, 5), 10) for a in "ABCD"]
+    lines += [("A", "Seasonal", dt.date(2023, 11, 20), 5), ("A", "Seasonal", dt.date(2023, 12, 10), 5),
+              ("B", "Seasonal", dt.date(2023, 10, 15), 5),
+              ("C", "Seasonal", dt.date(2023, 10, 1), 5), ("C", "Seasonal", dt.date(2023, 12, 1), 5),
+              ("E", "Seasonal", dt.date(2023, 12, 15), 5), ("E", "Seasonal", dt.date(2024, 10, 10), 5)]
+    _star(con, lines)
+    row = con.sql(feature_sql(dt.date(2024, 11, 1), ["Seasonal"], 2, dt.date(2025, 6, 1))).pl().row(0, named=True)
+    assert row["division_rate_last_year_window"] == pytest.approx(2 / 4)  # A and C among A-D
+    assert row["division_season_lift_last_year"] == pytest.approx(1.0)  # B and C before it: 2 / 4
+    assert row["division_rate_recent_window"] == pytest.approx(1 / 5)  # E, among every account
+
+
 def test_whitespace_top_k_against_propensity_and_rfm():
     rows = pl.DataFrame({
         "cutoff_date": [dt.date(2025, 6, 1)] * 4, "account_id": ["a", "b", "c", "d"], "division": ["X"] * 4,
