@@ -20,7 +20,6 @@ same friendly messages by ``app.py``, so a page can never show a traceback for t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import polars as pl
 import streamlit as st
 
 from revintel_resources import paths
+from revintel_resources.publish import connect_published
 
 CACHE_TTL_SECONDS = 300
 NO_DATA_MESSAGE = (
@@ -78,19 +78,11 @@ def published_at() -> float | None:
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    # A publish swaps the file in; a reader racing the swap may briefly see a lock or a
-    # missing file. Retry a few times quickly before giving up.
-    last: Exception | None = None
-    for attempt in range(5):
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as exc:  # lock held / file being replaced
-            last = exc
-            if not path.exists():
-                raise NoDataYet(str(path)) from exc
-            time.sleep(0.1 * (attempt + 1))
-    assert last is not None
-    raise last
+    # A publish swaps the file in; connect_published reconnects when a connect straddled the swap.
+    try:
+        return connect_published(path)
+    except FileNotFoundError as exc:
+        raise NoDataYet(str(path)) from exc
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=512)

@@ -225,13 +225,12 @@ def _storage_failure(exc: BaseException) -> str | None:
 
 def _summary(records: list[dict], seconds: float) -> None:
     """Row counts of the published tables, then the business headline (headline.py)."""
-    import duckdb
-
     from revintel_assets.headline import headline
+    from revintel_resources.publish import connect_published
 
     db = paths.analyst_db_path()
     print(f"\nDone in {seconds:.1f}s. Analyst file (open it read-only at any time): {db}")
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect_published(db)
     try:
         rows = con.execute(
             "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "

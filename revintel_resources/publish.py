@@ -22,6 +22,11 @@ Each standby has a sidecar `<x>.synced.json`: the work file's log position it ho
 and the last `written_at` of the log). Any write that the log cannot replay deletes both sidecars
 *before* it runs (under the writer lock), so a crash in between costs a whole copy, never a stale
 table.
+
+Readers open the analyst path with `connect_published()`: DuckDB (2.0.1, seen with strace) reads
+a file's headers through one open and locks and reads its blocks through another, so a plain
+`duckdb.connect()` that straddles a swap pairs one copy's header with the other's blocks ("IO
+Error: No more data remaining in MetadataReader" in CI, 1 of 253 reads).
 """
 
 from __future__ import annotations
@@ -37,6 +42,38 @@ import duckdb
 
 TABLE_LOG = "meta.table_log"
 STANDBYS = ("a", "b")
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    # A swap changes the inode the path names; the ctime of a file changes whenever a link to it is
+    # made or removed, so a swap away and back (two publishes) shows too.
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns
+
+
+def connect_published(path: str | Path, within_s: float = 10.0) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the analyst file that did not straddle a publish (module doc):
+    the path names the same file before and after connecting, else connect again. A connect that
+    straddled one may also fail outright (an IO or a deserialization error): connect again too.
+    Gives up after `within_s` seconds of publishes (they come once per run, not many a second).
+    FileNotFoundError when there is no published file."""
+    path = Path(path)
+    deadline, attempt = time.monotonic() + within_s, 0
+    while True:
+        attempt += 1
+        before = _identity(path)
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            if time.monotonic() > deadline or (attempt > 1 and _identity(path) == before):
+                raise  # not a swap but the file itself (a first failure is retried regardless)
+        else:
+            if _identity(path) == before:
+                return con
+            con.close()
+            if time.monotonic() > deadline:
+                raise duckdb.IOException(f"{path} was published again during every connect for {within_s:.0f} s")
+        time.sleep(min(0.01 * attempt, 0.1))
 
 
 def standby_dir(analyst_path: Path) -> Path:

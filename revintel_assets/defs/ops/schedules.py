@@ -23,6 +23,7 @@ import duckdb
 
 from revintel_assets import plan
 from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
+from revintel_resources.publish import connect_published
 from revintel_resources.warehouse import Warehouse
 
 NIGHTLY_JOB = plan.job(plan.NIGHTLY_JOB).name
@@ -40,8 +41,8 @@ def data_last_date(analyst_db: Path) -> dt.date | None:
     if not analyst_db.exists():
         return None
     try:
-        con = duckdb.connect(str(analyst_db), read_only=True)
-    except duckdb.Error:
+        con = connect_published(analyst_db)
+    except (duckdb.Error, FileNotFoundError):
         return None
     try:
         return con.execute("SELECT max(export_date)::DATE FROM meta.source").fetchone()[0]

@@ -9,6 +9,7 @@ import dagster as dg
 
 from revintel_assets import plan
 from revintel_assets.defs.jobs import JOBS
+from revintel_resources.publish import connect_published
 from revintel_resources.source import SourceResource
 from revintel_resources.warehouse import PublishRefused, Warehouse
 
@@ -41,7 +42,7 @@ def _already_imported(folder: Path) -> bool:
     db = Warehouse.from_env().analyst_path
     if not db.exists():
         return False
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect_published(db)
     try:
         rows = con.execute("SELECT source_path FROM meta.source").fetchall()
     except duckdb.Error:
