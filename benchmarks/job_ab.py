@@ -1,4 +1,4 @@
-"""One job of the run plan, this code against an earlier revision's, on the same warehouse, side by
+"""One job of the run plan (or several, in one process), this code against an earlier revision's, on the same warehouse, side by
 side (whole processes, alternating):
 
     python -m benchmarks.job_ab --data /tmp/revintel-bench/s100 --base 4b51db3 --job forecast_job \
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--scale", type=float, default=100)
     ap.add_argument("--base", required=True, help="git revision whose code is the yardstick")
-    ap.add_argument("--job", required=True)
+    ap.add_argument("--job", required=True, nargs="+", help="one job, or several run in one process in plan order")
     ap.add_argument("--tables", nargs="*", default=[])
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--first", choices=["base", "this"], default="base")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     env = {**os.environ, "PYTHONPATH": str(arms[name]), "REVINTEL_DATA_DIR": str(data)}
                     r = measure([sys.executable, "-m", "benchmarks.stage", "prepare", "--data", str(data),
-                                 "--scale", f"{args.scale:g}", "--jobs", args.job], env=env, cwd=arms[name],
+                                 "--scale", f"{args.scale:g}", "--jobs", *args.job], env=env, cwd=arms[name],
                                 log=args.log and args.log.with_suffix(f".{name}{i + 1}.log"))
                     if r["rc"] != 0:
                         raise SystemExit(f"job_ab: the {name} arm failed (exit {r['rc']})")

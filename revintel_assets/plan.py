@@ -65,6 +65,10 @@ PLAN: tuple[Job, ...] = (
         "Forecast booked revenue per week / month / quarter / segment for every as-of date in one pass, each from "
         "what was known on it, and score the past forecasts against what was booked (forecast_accuracy).",
         partitions="as_of_date"),
+    Job("plan_job", "group:plan",
+        "Am I on plan: quota attainment, the reps' call and the chance of making each quota for the as-of date "
+        "(the forecast engine, with the swing the backtest tuned), and p_hit_quota judged on past quarters.",
+        partitions="as_of_date", mode="latest"),
     Job("icp_plan_job", 'key:"features/icp_cutoffs" or key:"features/icp_divisions"',
         "ICP calendar and divisions from the data; registers the ICP partitions.", icp_chain=True),
     Job("icp_features_job", 'key:"features/customer_division"',
@@ -77,10 +81,6 @@ PLAN: tuple[Job, ...] = (
     Job("icp_whitespace_job", 'key:"scores/whitespace"',
         "Rank never-bought divisions by propensity x expected value, per cutoff.",
         partitions="icp_model_cutoff", icp_chain=True),
-    Job("plan_job", "group:plan",
-        "Am I on plan: quota attainment, the reps' call and the chance of making each quota for the as-of date "
-        "(the forecast engine, with the swing the backtest tuned), and p_hit_quota judged on past quarters.",
-        partitions="as_of_date", mode="latest"),
     Job("nightly_rescore_job", 'key:"features/deal_snapshot" or key:"scores/deal_scores" '
                                f'or key:"scores/deal_explanations" or ({PIPELINE}) or key:"forecast/revenue_forecast" '
                                'or key:"forecast/deal_contributions" or key:"scores/deal_outlook" '

@@ -88,7 +88,8 @@ def timing_fit(wh, cutoff: dt.date, rows: Callable[[], timing.FitRows] | None = 
         fitted = timing.fit((rows or fit_rows(wh, cutoff, cutoff))(), cutoff, history_days=TIMING_DAYS)
         if version is None:
             return fitted
-        if len(_FITS) >= 8:  # a handful of models (~100 KB each): the oldest goes
+        if len(_FITS) >= 64:  # ~1 MB each: a range's forecast (39 fits at scale 100), then the plan judge's
+            # past quarters reuse them (plan_job runs right after forecast_job: plan.py); the oldest goes
             del _FITS[next(iter(_FITS))]
         _FITS[key] = fitted
     return _FITS[key]
