@@ -43,7 +43,7 @@ PLAN: tuple[Job, ...] = (
         "Rebuild star.fact_transactions for the selected months (one run per range).",
         partitions="transaction_month"),
     Job("deal_snapshot_job", 'key:"features/deal_snapshot"',
-        "Build as-of deal snapshots; a range of dates runs as one vectorised pass.", partitions="as_of_date"),
+        "Build as-of deal snapshots; a range of dates runs as one run of a few vectorised statements.", partitions="as_of_date"),
     Job("win_model_job", 'key:"models/win_probability" or key:"validation/win_probability"',
         "Train, evaluate, register (and maybe promote) the win model of every selected training cutoff, and "
         "write its holdout validation; the cutoffs' fits run at once, the champion gate in cutoff order.",

@@ -1,6 +1,7 @@
 """Range runs over as-of dates work in batches of ROWS_PER_PASS snapshot rows (scale 100 ran out
-of memory holding every date at once): a batch size that cuts the demo's dates into many batches
-must write exactly the rows of one pass."""
+of memory holding every date at once), and the snapshot backfill in statements of up to
+SNAPSHOT_ROWS_PER_STATEMENT rows (one statement spilled): batch sizes that cut the demo's dates
+into many batches must write exactly the rows of one pass."""
 
 import datetime as dt
 import os
@@ -15,14 +16,15 @@ from benchmarks.compare_warehouses import compare
 from revintel_assets.defs.deals.partitions import date_batches
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ["deal_scoring_job", "pipeline_job", "forecast_job"]
-BATCHED = ["scores.deal_scores", "scores.deal_explanations", "scores.pipeline_changes", "scores.pipeline_waterfall",
+JOBS = ["deal_snapshot_job", "deal_scoring_job", "pipeline_job", "forecast_job"]
+BATCHED = ["features.deal_snapshot", "scores.deal_scores", "scores.deal_explanations", "scores.pipeline_changes", "scores.pipeline_waterfall",
            "scores.deal_alerts", "forecast.revenue_forecast", "forecast.deal_contributions", "forecast.forecast_accuracy"]
 RERUN = f"""
 import sys
 import revintel_assets.defs.deals.assets as deals, revintel_assets.defs.forecast.assets as forecast
 import revintel_assets.defs.deals.partitions as partitions
 deals.ROWS_PER_PASS = forecast.ROWS_PER_PASS = 1500
+deals.SNAPSHOT_ROWS_PER_STATEMENT = 5_000
 partitions.snapshot_batches.__defaults__ = (1500,)
 from revintel_assets import orchestrate
 from revintel_assets.definitions import load
@@ -49,8 +51,8 @@ def test_small_batches_write_what_one_pass_writes(demo_data, tmp_path):
     assert compare(str(before), str(after)) == []
     con = duckdb.connect(str(after), read_only=True)
     try:
-        writes = dict(con.execute("SELECT table_name, count(*) FROM meta.table_log WHERE run_id IN "
-                                  "(SELECT run_id FROM meta.table_log GROUP BY 1 ORDER BY max(written_at) DESC LIMIT 3) "
+        writes = dict(con.execute(f"SELECT table_name, count(*) FROM meta.table_log WHERE run_id IN "
+                                  f"(SELECT run_id FROM meta.table_log GROUP BY 1 ORDER BY max(written_at) DESC LIMIT {len(JOBS)}) "
                                   "GROUP BY 1").fetchall())
     finally:
         con.close()

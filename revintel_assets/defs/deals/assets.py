@@ -7,12 +7,13 @@ import polars as pl
 
 from revintel_assets.defs.deals.baselines import BASELINES, NB_FEATURES
 from revintel_assets.defs.deals.evaluate import MODEL_NAME, Evaluation, evaluate
-from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date, training_cutoffs
+from revintel_assets.defs.deals.partitions import (ROWS_PER_PASS, SNAPSHOT_ROWS_PER_STATEMENT, as_of_dates, date_batches,
+                                                    rows_by_date, training_cutoffs)
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
 from revintel_assets.defs.deals.snapshot import (ATTRIBUTE_MIN_SHARE, DEAL_ATTRIBUTES, FEATURES, LOGGED_SHARE_SQL,
-                                                  MODEL_FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, model_features,
-                                                  snapshot_sql)
+                                                  MODEL_FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, dates_sql,
+                                                  model_features, open_deals_sql, snapshot_sql)
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
 from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
@@ -58,15 +59,18 @@ SNAPSHOT_DOC = (
     backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
     metadata={"table": "features.deal_snapshot", "partition_expr": "as_of_date"},
     description="Leakage-free as-of deal features, one partition per as-of date. A range of dates "
-                "materializes in one vectorised pass (single-run backfill).", **COMMON)
+                "materializes in one run (single-run backfill), a few vectorised statements of up to "
+                "SNAPSHOT_ROWS_PER_STATEMENT rows each.", **COMMON)
 @warehouse_step
 def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     keys = sorted(context.partition_keys)
-    dates = " UNION ALL ".join(f"SELECT DATE '{k}' AS as_of_date" for k in keys)
-    wh.write("features.deal_snapshot", sql=snapshot_sql(dates), partition_column="as_of_date",
-             partition_values=keys, run_id=context.run_id, comment=SNAPSHOT_DOC[0],
-             column_comments=SNAPSHOT_DOC[1])
+    n_open = dict(wh.query(open_deals_sql(dates_sql(keys))).iter_rows())
+    # each batch of dates one statement and one transaction (its partitions), written as it is done
+    for batch in date_batches(sorted(dt.date.fromisoformat(k) for k in keys), n_open, SNAPSHOT_ROWS_PER_STATEMENT):
+        wh.write("features.deal_snapshot", sql=snapshot_sql(dates_sql(batch)), partition_column="as_of_date",
+                 partition_values=[d.isoformat() for d in batch], run_id=context.run_id, comment=SNAPSHOT_DOC[0],
+                 column_comments=SNAPSHOT_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     meta = range_metadata(wh, "features.deal_snapshot", where, keys)
     labelled = wh.query(f"SELECT count(is_won) AS n FROM features.deal_snapshot WHERE {where}", keys)["n"][0]

@@ -24,6 +24,13 @@ def register(instance: dg.DagsterInstance, plan: DealPlan) -> DealPlan:
 # Snapshot rows a range run over as-of dates (scores, explanations, forecasts) holds and writes per
 # pass (the demo: every date in one pass; scale 100: ~5 dates of ~190,000 open deals).
 ROWS_PER_PASS = 1_000_000
+# Rows one statement of the snapshot backfill builds (deal_snapshot writes a range in batches of
+# dates up to this). The statement joins, sorts and widens every row it builds; past what DuckDB's
+# memory limit (6 GB) holds it spills: scale 100's 154 dates (28.7 M rows) in one statement spilled
+# 37 GB and took 190 s, in three statements of <= 10 M rows 125 s (identical rows). Much smaller
+# batches repeat the statement's fixed part (every deal's history windows, the stage norms):
+# 16 statements of ~10 dates took 255 s.
+SNAPSHOT_ROWS_PER_STATEMENT = 10_000_000
 
 
 def date_batches(dates: list[dt.date], n_rows: dict, max_rows: int) -> list[list[dt.date]]:

@@ -181,8 +181,29 @@ _OUTCOMES = """
     rep_load AS (SELECT rep_id, d, sum(delta) OVER (PARTITION BY rep_id ORDER BY d) AS open_deals FROM rep_load_ev)"""
 
 
-def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date) FROM meta.source)",
-                 star: str = "star") -> str:
+EXPORT_DATE_SQL = "(SELECT max(export_date) FROM meta.source)"
+
+
+def _open_on(export_date_sql: str = EXPORT_DATE_SQL) -> str:
+    """Join condition of deal `o` and as-of date `d`: the deal is open on the date (a snapshot row)."""
+    return f"""(o.created_date <= d.as_of_date
+              OR (o.created_date IS NULL AND d.as_of_date >= {export_date_sql}))
+         AND (o.close_date IS NULL OR o.close_date > d.as_of_date)"""
+
+
+def dates_sql(dates) -> str:
+    """A one-column (`as_of_date`) SELECT of the given dates (dates or ISO keys): snapshot_sql's input."""
+    return " UNION ALL ".join(f"SELECT DATE '{d}' AS as_of_date" for d in dates)
+
+
+def open_deals_sql(dates: str) -> str:
+    """Rows snapshot_sql writes per as-of date of `dates` (a dates_sql): deals open on it, counted
+    without building them (a range join and a count; ~1 s for 154 dates at scale 100)."""
+    return f"""SELECT d.as_of_date, count(*) AS n FROM ({dates}) d JOIN star.fact_opportunity o
+               ON {_open_on()} GROUP BY 1"""
+
+
+def snapshot_sql(dates_sql: str, export_date_sql: str = EXPORT_DATE_SQL, star: str = "star") -> str:
     """SELECT of features.deal_snapshot for every as-of date in `dates_sql` (one DATE column `as_of_date`).
 
     Deals with no dated event at all (e.g. MavenTech prospecting deals without engage date) can
@@ -195,10 +216,7 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = "(SELECT max(export_date
     grid AS NOT MATERIALIZED (
         SELECT d.as_of_date, o.opportunity_id, o.account_id, o.rep_id, o.product_id, o.division,
                o.created_date, o.close_date, o.is_won, o.deal_type, o.lead_source
-        FROM dates d JOIN {star}.fact_opportunity o
-          ON (o.created_date <= d.as_of_date
-              OR (o.created_date IS NULL AND d.as_of_date >= {export_date_sql}))
-         AND (o.close_date IS NULL OR o.close_date > d.as_of_date)),
+        FROM dates d JOIN {star}.fact_opportunity o ON {_open_on(export_date_sql)}),
     {_EVENTS.format(star=star)},
     {_OUTCOMES.format(star=star)},
     g1 AS (SELECT g.*, e.stage_ff, e.stage_since, e.n_stage_changes, e.n_pushes, e.close_ff,
