@@ -203,3 +203,43 @@ def test_walk_forward_tuning_uses_only_horizons_over_before_the_date():
         assert g.filter("chosen").select("sigma_horizon", "sigma_week").row(0) == (sh, sw)
     # the first choice comes only once MIN_PRIOR_ORIGINS horizons are over, the day after the last of them ends
     assert grids["tuned_for"].min() == sorted(ends)[backtest.MIN_PRIOR_ORIGINS - 1] + dt.timedelta(days=1)
+
+
+def test_the_backtest_judges_the_forecasts_timing_models_and_the_forecast_reuses_them(tmp_path, monkeypatch):
+    """Each backtest origin is forecast with the timing model the forecast of that date uses
+    (history.timing_cutoff: the first Monday of its 4-week block, before the origin), so the backtest
+    judges production's timing, and a forecast run in the same process (as `revintel run` runs its
+    jobs) takes those fits instead of fitting them again: it fits only the blocks no origin reached."""
+    from revintel_assets.defs.deals.partitions import as_of_dates
+    from revintel_assets.defs.forecast import timing
+    from revintel_assets.defs.forecast.assets import forecast_backtest, revenue_forecast
+    from revintel_resources.compute import ComputeResource
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.tracking import MLflowResource
+    from revintel_resources.warehouse import Warehouse
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path))
+    wh = Warehouse.from_env()
+    for name, frame in _tables(False).items():
+        wh.write(name, frame)
+    instance = dg.DagsterInstance.ephemeral()
+    keys = [str(d) for d in DATES]
+    instance.add_dynamic_partitions(as_of_dates.name, keys)
+    resources = {"warehouse": WarehouseResource(), "mlflow_tracking": MLflowResource(), "compute": ComputeResource()}
+    fits: list[dt.date] = []
+    real_fit = timing.fit
+    monkeypatch.setattr(timing, "fit", lambda rows, cutoff, *a, **k: fits.append(cutoff) or real_fit(rows, cutoff, *a, **k))
+    assert dg.materialize([forecast_backtest], instance=instance, resources=resources, partition_key=keys[-1],
+                          run_config={"ops": {"forecast_backtest": {"config": {"backtest_sims": 1_300}}}}).success
+    origins = sorted(wh.query("SELECT DISTINCT as_of_date FROM forecast.forecast_backtest")["as_of_date"].to_list())
+    judged = {history.timing_cutoff(o, 4) for o in origins}
+    assert len(origins) >= 4 and judged <= set(fits)  # every origin's block fitted (timing validation fits more)
+    assert all(history.timing_cutoff(o, 4) <= o for o in origins)
+    fits.clear()
+    assert dg.materialize([revenue_forecast], instance=instance, resources=resources,
+                          tags={"dagster/asset_partition_range_start": keys[0],
+                                "dagster/asset_partition_range_end": keys[-1]},
+                          run_config={"ops": {"revenue_forecast": {"config": {"n_sims": 400}}}}).success
+    needed = {history.timing_cutoff(d, 4) for d in DATES}
+    assert needed & judged  # the two share blocks, so the count below says something
+    assert sorted(fits) == sorted(needed - judged)  # each block the backtest did not fit, once

@@ -125,18 +125,21 @@ SCORED_COLUMNS = "opportunity_id, win_probability, expected_close_date AS scored
 SCORED_SQL = f"SELECT {SCORED_COLUMNS} FROM scores.deal_scores WHERE as_of_date = ?"
 
 
-def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int, every_weeks: int = 1):
+def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int, every_weeks: int = 1,
+                     refit_weeks: int = history.REFIT_TIMING_WEEKS):
     """What the backtest reads, and no more (not every column of every snapshot: 29M rows x 37
     columns at scale 100): the origins' dates, the timing columns over the window the timing fits
-    and timing_validation look at, and the labelled rows as counts. The origins' own snapshot
-    rows (every column: the win model reads them) are read as they are needed (_origin_rows)."""
+    (each origin's at history.timing_cutoff, up to refit_weeks before it) and timing_validation
+    look at, and the labelled rows as counts. The origins' own snapshot rows (every column: the
+    win model reads them) are read as they are needed (_origin_rows)."""
     sizes = wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot WHERE as_of_date <= ? GROUP BY 1",
                      [as_of])
     chosen = backtest.origins(sizes["as_of_date"].to_list(), as_of, horizon_weeks, n_origins, every_weeks)
     if not chosen:
         return chosen, None, None, None, None, None
     n_rows = dict(zip(sizes["as_of_date"].to_list(), sizes["n"].to_list()))
-    since = min(chosen[0], as_of - dt.timedelta(days=backtest.TIMING_VALIDATION_DAYS[1])) - dt.timedelta(days=TIMING_DAYS)
+    since = min(history.timing_cutoff(chosen[0], refit_weeks),
+                as_of - dt.timedelta(days=backtest.TIMING_VALIDATION_DAYS[1])) - dt.timedelta(days=TIMING_DAYS)
     timing_rows = _timing_rows(wh, "as_of_date <= ? AND as_of_date >= ?", [as_of, since], ", expected_close_date")
     counts = wh.query(LABEL_COUNTS_SQL, [as_of])
     opps = wh.query(OPPS_SQL)
@@ -196,7 +199,8 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
     chosen, snaps, counts, opps, dim_rep, origin_rows = _backtest_tables(wh, as_of, config.horizon_weeks,
-                                                                         config.n_origins, config.origin_every_weeks)
+                                                                         config.n_origins, config.origin_every_weeks,
+                                                                         config.refit_timing_weeks)
     if not chosen:
         context.log.warning("forecast backtest skipped: no weekly origin has its whole horizon observed yet")
         for key in (BACKTEST, ["forecast", "shock_tuning"], ["validation", "revenue_forecast"]):
@@ -205,15 +209,18 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         return
     start = time.perf_counter()
     prob_fn = probabilities.registry(mlflow_tracking, counts, counts=True)
-    # every timing model first (refit every refit_timing_weeks, each on what was known before its
-    # origin), and the timing validation: then the largest input (every snapshot's timing columns,
-    # 29M rows at scale 100) goes before the origins' inputs and sims pile up. Fitting inside the
-    # origin loop put each fit's temporaries (~1.5 GB) on top of both: 9.9 GiB at scale 100.
-    fitted, fit_on, fit_set = {}, None, timing.FitRows.of(snaps)  # coded once for every fit below
-    for o in chosen:
-        if fit_on is None or (o - fit_on).days >= 7 * config.refit_timing_weeks:
-            fit_on, model_on = o, timing.fit(fit_set, o)
-        fitted[o] = model_on
+    # every timing model first, and the timing validation: then the largest input (every snapshot's
+    # timing columns, 29M rows at scale 100) goes before the origins' inputs and sims pile up.
+    # Fitting inside the origin loop put each fit's temporaries (~1.5 GB) on top of both: 9.9 GiB
+    # at scale 100. Each origin gets the model the forecast of that date uses (fitted on the first
+    # Monday of its block: history.timing_cutoff, known before the origin), so the backtest judges
+    # the production forecast's timing, and through timing_fit the forecast_job after it (same
+    # process in `revintel run`) takes these fits instead of fitting them again (~35 of its 39 at
+    # scale 100, ~4 s each)
+    fit_set, version = timing.FitRows.of(snaps), snapshot_version(wh)  # coded once for every fit below
+    cutoffs = {o: history.timing_cutoff(o, config.refit_timing_weeks) for o in chosen}
+    models = {c: timing_fit(wh, c, lambda: fit_set, version) for c in sorted(set(cutoffs.values()))}
+    fitted = {o: models[c] for o, c in cutoffs.items()}
     timing_rows = backtest.timing_validation(snaps, as_of, fit_set=fit_set)
     del snaps, fit_set
     # pass 1, one origin at a time: prepare, simulate TUNING_SIMS sims, count the shock grid's tuning
@@ -586,12 +593,13 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
     if not chosen:
         return pl.DataFrame()
     prob = probabilities.registry(tracking, wh.query(LABEL_COUNTS_SQL, [as_of]), counts=True)
-    fit_set = timing.FitRows.of(snaps)  # coded once for the origins' fits
+    fit_set, version = timing.FitRows.of(snaps), snapshot_version(wh)  # coded once for the origins' fits
     frames = []
     for o in chosen:
         rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [o])
         p, _ = prob(o, rows.drop("outcome_date", "is_won"))
-        fitted = timing.fit(fit_set, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), TIMING_DAYS)  # as production
+        # as production, and the forecast's own fit of that date when this process has it
+        fitted = timing_fit(wh, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), lambda: fit_set, version)
         f = outlook.outlook(rows, np.asarray(p), fitted, o, fy)
         base = f.join(rows.select("opportunity_id", "expected_close_date"), on="opportunity_id")
         f = outlook.labels(f.with_columns(pl.Series("p_win", np.tile(p, 2))), rows.select(
