@@ -593,13 +593,15 @@ def _judge_outlook(wh, tracking, snaps: pl.DataFrame, as_of: dt.date) -> pl.Data
     if not chosen:
         return pl.DataFrame()
     prob = probabilities.registry(tracking, wh.query(LABEL_COUNTS_SQL, [as_of]), counts=True)
-    fit_set, version = timing.FitRows.of(snaps), snapshot_version(wh)  # coded once for the origins' fits
+    # coded once for the origins' fits, and only if one is missing: in `revintel run` the backtest
+    # has fitted every origin's block already (timing_fit)
+    fit_set, version = functools.cache(lambda: timing.FitRows.of(snaps)), snapshot_version(wh)
     frames = []
     for o in chosen:
         rows = wh.query("SELECT * FROM features.deal_snapshot WHERE as_of_date = ?", [o])
         p, _ = prob(o, rows.drop("outcome_date", "is_won"))
         # as production, and the forecast's own fit of that date when this process has it
-        fitted = timing_fit(wh, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), lambda: fit_set, version)
+        fitted = timing_fit(wh, history.timing_cutoff(o, history.REFIT_TIMING_WEEKS), fit_set, version)
         f = outlook.outlook(rows, np.asarray(p), fitted, o, fy)
         base = f.join(rows.select("opportunity_id", "expected_close_date"), on="opportunity_id")
         f = outlook.labels(f.with_columns(pl.Series("p_win", np.tile(p, 2))), rows.select(
