@@ -220,24 +220,6 @@ def _numpy_scatter(counts: np.ndarray, offset, stride, amount, rep, division, mo
     return rep_grid.reshape(n_reps, n_atoms, modulus), div_grid.reshape(n_div, n_atoms, modulus), n
 
 
-@pytest.mark.parametrize("n_sims", [1, 997, 2000])
-def test_compiled_scatter_equals_the_numpy_scatter(n_sims):
-    """Same bookings, same order, same float64 sums, bit for bit (and the same booking count)."""
-    inp = synthetic.engine_input(n_deals=3000, n_atoms=16, seed=4)
-    order = np.argsort(inp.rep, kind="stable")
-    rng = np.random.default_rng(9)
-    s = simulate.EngineInput(q=inp.q[order], amount=np.asarray(inp.amount, dtype=np.float64)[order],
-                             rep=np.asarray(inp.rep, dtype=np.int64)[order],
-                             division=np.asarray(inp.division, dtype=np.int64)[order],
-                             n_reps=inp.n_reps, n_divisions=inp.n_divisions)
-    counts, offset, stride, modulus = simulate._open_deal_bookings(s, n_sims, rng)
-    lo, hi = int(s.rep.min()), int(s.rep.max()) + 1
-    args = (counts, offset, stride, s.amount, s.rep, s.division, modulus, inp.n_divisions, lo, hi)
-    new, old = simulate._scatter_chunk(*args), _numpy_scatter(*args)
-    assert new[2] == old[2] > 0
-    assert np.array_equal(new[0], old[0]) and np.array_equal(new[1], old[1])
-
-
 def _numpy_new_pipeline(mu, pools, n_sims, seed, lo, block):
     """The new pipeline's scatter before the compiled kernel (2026-12-03): two bincounts, one the
     size of the block, kept here as the yardstick the kernel must match bit for bit."""
@@ -248,21 +230,61 @@ def _numpy_new_pipeline(mu, pools, n_sims, seed, lo, block):
     return div_grid.reshape(n_div, n_atoms, n_sims), len(w)
 
 
-@pytest.mark.parametrize("n_sims", [1, 499, 2000])
-def test_compiled_new_pipeline_equals_the_bincounts(n_sims):
-    """Same draws, same float64 sums bit for bit, into a block that already holds open deals'
-    bookings and is a strided view (the engine passes the prime modulus' slots cut off); many
-    events share a cell, so an order of addition other than bincount's would show."""
+def _chunk_inputs(n_sims: int, new: bool):
+    """A chunk's deals (sorted by rep, drawn as the engine draws them) and, with new, its new
+    pipeline's draws: reps 2..10 of a synthetic input, non-integer amounts (the order of a sum shows)."""
+    inp = synthetic.engine_input(n_deals=3000, n_atoms=7, n_reps=12, n_divisions=4, seed=4)
+    keep = (inp.rep >= 2) & (inp.rep < 11)
+    order = np.argsort(inp.rep[keep], kind="stable")
+    s = simulate.EngineInput(q=inp.q[keep][order], amount=np.asarray(inp.amount, dtype=np.float64)[keep][order] * 1.37,
+                             rep=np.asarray(inp.rep, dtype=np.int64)[keep][order],
+                             division=np.asarray(inp.division, dtype=np.int64)[keep][order], n_reps=12, n_divisions=4)
+    counts, offset, stride, modulus = simulate._open_deal_bookings(s, n_sims, np.random.default_rng(9))
+    deals = (counts, offset, stride, s.amount, s.rep, s.division)
     rng = np.random.default_rng(5)
     mu = rng.uniform(0, 0.4, (9, 4, 7)) * (rng.random((9, 4, 7)) < 0.7)
     pools = [rng.lognormal(9.5, 0.8, k) * 1.37 for k in (50, 1, 200, 13)]
-    base = rng.random((9, 7, n_sims + 3)) * 1000
-    new_block, old_block = base.copy()[..., :n_sims], base.copy()[..., :n_sims]
-    new = simulate._new_pipeline_chunk(mu, pools, n_sims, 3, 2, new_block)
-    old = _numpy_new_pipeline(mu, pools, n_sims, 3, 2, old_block)
-    assert new[1] == old[1] > 0
-    assert np.array_equal(new_block, old_block) and np.array_equal(new[0], old[0])
-    assert not np.array_equal(new_block, base[..., :n_sims])
+    return deals, (mu, pools) if new else None, modulus
+
+
+@pytest.mark.parametrize("n_sims", [1, 499, 2000])
+@pytest.mark.parametrize("parts", ["deals", "new", "both"])
+def test_compiled_chunk_equals_the_numpy_scatter_and_bincounts(n_sims, parts):
+    """The compiled chunk pass (open deals' bookings and the new pipeline's events summed per (rep,
+    atom) row in float64, rounded once into the float32 block) gives, bit for bit, what the numpy
+    scatter, the new pipeline's bincounts and astype(float32) gave before it, and the same
+    division grids; many events and bookings share a cell, so another order of addition would show."""
+    deals, new, modulus = _chunk_inputs(n_sims, parts != "deals")
+    deals = None if parts == "new" else deals
+    lo, hi, n_atoms, n_div = 2, 11, 7, 4
+    ref = (_numpy_scatter(*deals, modulus, n_div, lo, hi) if deals is not None
+           else (np.zeros((hi - lo, n_atoms, modulus)), None, 0))
+    ref_block = ref[0][..., :n_sims]
+    ref_new = _numpy_new_pipeline(*new, n_sims, 3, lo, ref_block) if new is not None else None
+    draws = simulate._new_draws(*new, n_sims, np.random.default_rng([3, 11, lo])) if new is not None else None
+    block = np.full((hi - lo, n_atoms, n_sims), np.nan, np.float32)  # every cell must be written
+    div_open, div_new = simulate._chunk_block(deals and tuple(np.copy(x) for x in deals), draws, modulus, n_sims,
+                                              n_atoms, n_div, lo, hi, block)
+    assert np.array_equal(block, ref_block.astype(np.float32))
+    assert (div_open is None) == (deals is None) and (div_new is None) == (new is None)
+    if deals is not None:
+        assert ref[2] > 0 and np.array_equal(div_open, ref[1])
+    if new is not None:
+        assert ref_new[1] > 0 and np.array_equal(div_new, ref_new[0])
+    assert block.any()
+
+
+def test_the_chunk_scratch_is_reused_and_never_leaves_the_chunk():
+    """A chunk's block comes from this thread's scratch buffer (the same pages from one chunk to the
+    next); it is handed back only with keep_reps, and then as an array of its own."""
+    inp = small(new=True, n=600)
+    first = simulate.simulate_blocks(inp, 300, seed=1, workers=1, keep_reps=True)
+    buf = simulate._scratch((7, 6, 300))
+    assert np.shares_memory(buf, simulate._scratch((2, 6, 300)))
+    again = simulate.simulate_blocks(inp, 300, seed=1, workers=1, keep_reps=True)
+    other = simulate.simulate_blocks(inp, 300, seed=2, workers=1, keep_reps=True)
+    assert not np.shares_memory(again.rep_grid, buf) and not np.shares_memory(again.rep_grid, other.rep_grid)
+    assert np.array_equal(first.rep_grid, again.rep_grid) and not np.array_equal(again.rep_grid, other.rep_grid)
 
 
 def test_deal_contributions_give_every_horizon_from_one_row_per_deal():

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -117,52 +118,84 @@ def _open_deal_bookings(inp: EngineInput, n_sims: int, rng: np.random.Generator)
     return counts, offset, stride, modulus
 
 
-def _scatter_chunk(counts: np.ndarray, offset, stride, amount, rep, division, modulus: int, n_div: int,
-                   rep_lo: int, rep_hi: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Bookings of a chunk's deals (every array holds those deals only, sorted by rep, reps in
-    [rep_lo, rep_hi)) -> a local (rep, atom, sim) grid and a (division, atom, sim) grid, each with
-    `modulus` sim slots (the slots >= n_sims are dropped by the caller).
+def _chunk_block(deals: tuple | None, new: tuple | None, modulus: int, n_sims: int, n_atoms: int, n_div: int,
+                 lo: int, hi: int, block: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Reps lo..hi-1 of a chunk into `block` (hi - lo, n_atoms, n_sims) float32: the open deals'
+    bookings and the new pipeline's events, summed in float64 then rounded once. deals: (counts,
+    offset, stride, amount, rep, division) of the chunk's deals, sorted by rep, or None; new:
+    _new_draws' (events, sim, amount) for the chunk's reps, or None. Returns the open deals'
+    (division, atom, sim) grid with `modulus` sim slots (None without deals) and the new pipeline's
+    with n_sims (None without it).
 
-    Within a deal the bookings are consecutive terms of the progression offset + k * stride
-    (mod modulus), atom by atom. `_scatter_kernel` (compiled) adds each amount to its two cells.
-    Bit for bit the sums of the numpy version it replaced (np.repeat / cumsum / bincount, which
-    adds in input order: deal by deal): every cell still receives its amounts in deal order
-    (tests/test_forecast_engine.py compares the two)."""
-    n_atoms, n_reps = counts.shape[1], rep_hi - rep_lo
-    rep = np.asarray(rep, dtype=np.int64) - rep_lo
-    rep_grid = np.zeros(n_reps * n_atoms * modulus)
-    div_grid = np.zeros(n_div * n_atoms * modulus)
-    n = _scatter_kernel(np.ascontiguousarray(counts, dtype=np.int64), np.array(offset, dtype=np.int64),
-                        np.asarray(stride, dtype=np.int64), np.asarray(amount, dtype=np.float64),
-                        np.searchsorted(rep, np.arange(n_reps + 1)), np.asarray(division, dtype=np.int64),
-                        modulus, rep_grid, div_grid)
-    return rep_grid.reshape(n_reps, n_atoms, modulus), div_grid.reshape(n_div, n_atoms, modulus), n
+    One compiled pass (`_chunk_kernel`), one (rep, atom) row at a time in a small float64 buffer:
+    the chunk's float64 (rep, atom, sim) grid (128 MB at 16 M cells) and its float32 copy are never
+    allocated. Fresh memory is what costs on this VM (the kernel zeroes every page on first touch,
+    ~1 GB/s: a third of the engine's time at scale 100, measured), and numpy allocations above
+    32 MB are fresh pages every time. Bit for bit the numpy scatter and bincounts it replaced
+    (tests/test_forecast_engine.py): every cell still receives its amounts in the same order."""
+    n_reps = hi - lo
+    if deals is not None:
+        counts, offset, stride, amount, rep, division = deals
+        rep_start = np.searchsorted(np.asarray(rep, dtype=np.int64) - lo, np.arange(n_reps + 1))
+        div_open = np.zeros((n_div, n_atoms, modulus))
+    else:
+        counts, offset, stride, amount, division = np.zeros((0, n_atoms), np.int64), *(np.zeros(0, np.int64),) * 2, \
+            np.zeros(0), np.zeros(0, np.int64)
+        rep_start, div_open = np.zeros(n_reps + 1, np.int64), np.zeros((0, 0, 0))
+    if new is not None:
+        events, sim, w = new
+        starts, div_new = np.concatenate([[0], np.cumsum(events)]), np.zeros((n_div, n_atoms, n_sims))
+    else:
+        starts, sim, w, div_new = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 0, 0))
+    _chunk_kernel(np.ascontiguousarray(counts, dtype=np.int64), np.array(offset, dtype=np.int64),
+                  np.asarray(stride, dtype=np.int64), np.asarray(amount, dtype=np.float64), rep_start,
+                  np.asarray(division, dtype=np.int64), modulus, starts, np.asarray(sim, dtype=np.int64), w, n_div,
+                  block, div_open, div_new)
+    return (div_open if deals is not None else None), (div_new if new is not None else None)
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter_kernel(counts, slot, stride, amount, rep_start, division, modulus, rep_grid, div_grid):  # pragma: no cover
-    """Rep by rep, atom by atom, deal by deal: the rep's row of an atom (and the divisions' rows)
-    stay in cache while its deals add to it (2x less CPU than deal-major, measured); `slot`
-    (each deal's offset, overwritten) carries a deal's progression from one atom to the next."""
-    n_atoms = counts.shape[1]
-    n = 0
-    for r in range(len(rep_start) - 1):
+def _chunk_kernel(counts, slot, stride, amount, rep_start, division, modulus, starts, sim, w, n_div,
+                  block, div_open, div_new):  # pragma: no cover
+    """Rep by rep, atom by atom: the row of sims of (rep, atom) is summed in `row` (float64, the
+    prime modulus' slots included), first the open deals' bookings deal by deal (within a deal,
+    consecutive terms of offset + k * stride mod modulus; `slot` carries a deal's progression from
+    one atom to the next), then, if any new-pipeline event falls in it, the events' own sum (from
+    0.0, in event order, divisions in turn), added once; the row's first n_sims slots are then
+    rounded into block. The divisions' grids take the same amounts in the same order. Rep-major
+    keeps the row in cache while its deals add to it (2x less CPU than deal-major, measured)."""
+    n_reps, n_atoms, n_sims = block.shape
+    row = np.empty(modulus)
+    new_row = np.empty(n_sims)
+    has_new = len(starts) > 1
+    for r in range(n_reps):
         for a in range(n_atoms):
-            rep_base = (r * n_atoms + a) * modulus
+            row[:] = 0.0
             for d in range(rep_start[r], rep_start[r + 1]):
                 c = counts[d, a]
                 if c == 0:
                     continue
-                s, step, w = slot[d], stride[d], amount[d]  # 0 <= s < modulus, 1 <= step < modulus
-                div_base = (division[d] * n_atoms + a) * modulus
+                s, step, x, v = slot[d], stride[d], amount[d], division[d]  # 0 <= s < modulus, 1 <= step < modulus
                 for _ in range(c):
-                    rep_grid[rep_base + s] += w
-                    div_grid[div_base + s] += w
+                    row[s] += x
+                    div_open[v, a, s] += x
                     s += step  # the next term, mod modulus (branch-free: the test is a coin flip)
                     s -= modulus if s >= modulus else 0
                 slot[d] = s
-                n += c
-    return n
+            touched = False
+            for v in range(n_div if has_new else 0):
+                cell = (r * n_div + v) * n_atoms + a
+                for e in range(starts[cell], starts[cell + 1]):
+                    if not touched:
+                        new_row[:] = 0.0
+                        touched = True
+                    new_row[sim[e]] += w[e]
+                    div_new[v, a, sim[e]] += w[e]
+            if touched:
+                for s in range(n_sims):
+                    row[s] += new_row[s]
+            for s in range(n_sims):
+                block[r, a, s] = row[s]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -182,6 +215,20 @@ def _group_sums(groups, block, part):  # pragma: no cover
                     acc[c] += w * block[r, c]
         for c in range(block.shape[1]):
             part[g, c] = acc[c]
+
+
+_LOCAL = threading.local()  # per thread: a Dask worker runs tasks in several threads of one process
+
+
+def _scratch(shape: tuple) -> np.ndarray:
+    """A float32 array of `shape` from this thread's scratch buffer, grown as needed and kept (at most
+    MAX_GRID_CELLS: 64 MB): a chunk's block, which lives only inside _simulate_chunk, reuses the same
+    pages from one chunk (and one as-of date or backtest origin) to the next instead of fresh ones."""
+    n = math.prod(shape)
+    buf = getattr(_LOCAL, "block", None)
+    if buf is None or buf.size < n:
+        buf = _LOCAL.block = np.empty(n, np.float32)
+    return buf[:n].reshape(shape)
 
 
 def _rep_chunks(work: np.ndarray, max_reps: int) -> list[tuple[int, int]]:
@@ -282,22 +329,22 @@ def _simulate_chunk(lo: int, hi: int, n_sims: int, seed: int, modulus: int, n_at
     the new pipeline's division grids, the new bookings, the touched groups and their sums, the
     reduce output and (keep_reps) the float32 block. The new pipeline's division grid comes as
     its non-zero cells (~10 %: a sixth of the bytes to ship back and add)."""
-    div_open = new_cells = new_sums = part = out = None
+    new_cells = new_sums = part = out = None
     n_new = 0
-    if deals is not None:
-        block, div, _ = _scatter_chunk(*deals, modulus, n_div, lo, hi)
-        block = block[..., :n_sims]  # (rep, atom, sim): drop the prime modulus' spare slots
-        div_open = div[..., :n_sims]
-        del div
-    else:
-        block = np.zeros((hi - lo, n_atoms, n_sims))
-    if new_mu is not None:
-        div_new, n_new = _new_pipeline_chunk(new_mu, pools, n_sims, seed, lo, block)
+    new = None
+    if new_mu is not None:  # seeded per chunk (by its first rep): the draws do not depend on who runs it
+        new = _new_draws(new_mu, pools, n_sims, np.random.default_rng([seed, 11, lo]))
+        n_new = len(new[2])
+    shape = (hi - lo, n_atoms, n_sims)
+    # the block never leaves this call unless keep_reps: then a fresh array, else this thread's scratch
+    block32 = np.empty(shape, np.float32) if keep_reps else _scratch(shape)
+    div_open, div_new = _chunk_block(deals, new, modulus, n_sims, n_atoms, n_div, lo, hi, block32)
+    if div_open is not None:
+        div_open = div_open[..., :n_sims]  # drop the prime modulus' spare slots
+    if div_new is not None:
         new_cells = np.flatnonzero(div_new)
         new_sums = div_new.reshape(-1)[new_cells]
         del div_new
-    block32 = block.astype(np.float32)
-    del block
     touched = None
     if groups is not None:
         touched = np.flatnonzero(groups.any(axis=1))
@@ -357,49 +404,6 @@ def _new_bookings(mu: np.ndarray, pools: list[np.ndarray], n_sims: int, rng: np.
     rep, rest = np.divmod(cell, n_div * n_atoms)
     div, atom = np.divmod(rest, n_atoms)
     return rep, div, atom, sim, w
-
-
-def _new_pipeline_chunk(mu: np.ndarray, pools: list[np.ndarray], n_sims: int, seed: int, lo: int,
-                        block: np.ndarray) -> tuple[np.ndarray, int]:
-    """Deals not yet created, for the reps of `mu` (new_mu[lo:hi]): a Poisson process per (rep,
-    division, atom). The number of events over all sims is Poisson(n_sims * mu); each lands in a
-    uniformly random simulation (Poisson splitting: exactly independent Poisson(mu) counts per
-    simulation), with an amount resampled from that division's recent won amounts. Added to
-    `block`; returns the (division, atom, sim) grid and the bookings. Seeded per chunk (by its
-    first rep), so the draws do not depend on how chunks are shared among workers."""
-    events, sim, w = _new_draws(mu, pools, n_sims, np.random.default_rng([seed, 11, lo]))
-    _, n_div, n_atoms = mu.shape
-    div_grid = np.zeros((n_div, n_atoms, n_sims))
-    starts = np.concatenate([[0], np.cumsum(events)])
-    _new_scatter_kernel(starts, sim, w, n_div, block, div_grid)
-    return div_grid, len(w)
-
-
-@numba.njit(cache=True, nogil=True)
-def _new_scatter_kernel(starts, sim, w, n_div, block, div_grid):  # pragma: no cover
-    """The new pipeline's events into `block` (rep, atom, sim) and `div_grid` (division, atom, sim).
-    Bit for bit what `block += np.bincount(cell index, w, block.size)` and `np.bincount(...)` for
-    the divisions gave (tests/test_forecast_engine.py): each cell's events are summed from 0.0 in
-    event order, then added to the block. The bincounts' block-sized temporary and two dense passes
-    over the block took 7.4 s of the ~40 s the forecast's 154 dates spent in their engine at scale
-    10 (py-spy); here one (rep, atom) row of sims at a time is summed in a small buffer and added
-    only if touched."""
-    n_reps, n_atoms, n_sims = block.shape
-    row = np.zeros(n_sims)
-    for r in range(n_reps):
-        for a in range(n_atoms):
-            touched = False
-            for d in range(n_div):
-                c = (r * n_div + d) * n_atoms + a
-                for e in range(starts[c], starts[c + 1]):
-                    if not touched:
-                        row[:] = 0.0
-                        touched = True
-                    row[sim[e]] += w[e]
-                    div_grid[d, a, sim[e]] += w[e]
-            if touched:
-                for s in range(n_sims):
-                    block[r, a, s] += row[s]
 
 
 def _new_pipeline(inp: EngineInput, n_sims: int, rng: np.random.Generator, rep_grid, div_grid) -> int:
