@@ -17,6 +17,9 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 @dg.definitions
 def defs() -> dg.Definitions:
     from revintel_assets.lineage import dashboard_specs
+    from revintel_assets.parallel import one_blas_thread
+
+    one_blas_thread()  # every process that runs revintel's steps loads this first
 
     core = dg.load_from_defs_folder(path_within_project=Path(__file__).parent.parent)
     # each Streamlit page as an external asset downstream of the tables it reads

@@ -177,6 +177,20 @@ def _in_threads(fn: Callable, tasks: Sequence[tuple], k: int) -> Iterator:
 ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def one_blas_thread() -> None:
+    """This whole process calls BLAS with one thread, as the workers do (ONE_THREAD). revintel's
+    parallelism is processes (the pool, a Dask cluster) and LightGBM's own threads; the products it
+    hands BLAS are small (timing fits, period sums), and OpenBLAS's threads spin after every call:
+    9 % of `forecast_job`'s CPU at scale 10 (perf), a core taken from the pool's workers on a
+    2-core box. Dagster processes call it when they load the definitions."""
+    from threadpoolctl import threadpool_limits
+
+    # the BLAS libraries loaded from now on read the environment (scipy's, on first use), those
+    # loaded already (numpy's) take threadpoolctl's limit
+    os.environ.update({k: v for k, v in ONE_THREAD.items() if k != "OMP_NUM_THREADS"})
+    threadpool_limits(1, user_api="blas")
+
+
 def _pool(n: int):
     """loky's reusable executor (the same processes from call to call while n stays the same;
     they exit after 5 idle minutes)."""

@@ -1,5 +1,7 @@
 """parallel.map_tasks / map_rows: the same numbers as one process, whatever the number of workers."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,28 @@ def test_engine_on_a_dask_cluster_equals_local(dask_cluster, monkeypatch):
     with parallel.using(""):
         assert parallel.cluster() is None
         assert list(parallel.map_tasks(_sum, [(1, np.ones(3))], 2)) == [3]
+
+
+def test_a_process_that_loads_the_definitions_calls_blas_with_one_thread():
+    """A Dagster process (CLI run, run worker) loads the definitions before any step: from then on
+    every BLAS library, loaded already (numpy's) or later (scipy's, on first use), has one thread,
+    while OpenMP (LightGBM) keeps the machine's cores. Run in a fresh interpreter: the limit is
+    process-wide."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, numpy; from threadpoolctl import threadpool_info\n"
+            "before = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+            "from revintel_assets.definitions import load; load()\n"
+            "import scipy.linalg, sklearn.linear_model, lightgbm\n"
+            "info = threadpool_info()\n"
+            "print(json.dumps({'before': before, 'blas': [i['num_threads'] for i in info if i['user_api'] == 'blas'],"
+            " 'openmp': [i['num_threads'] for i in info if i['user_api'] == 'openmp']}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    env={**os.environ, "OPENBLAS_NUM_THREADS": "", "MKL_NUM_THREADS": ""}
+                                    ).stdout.strip().splitlines()[-1])
+    cores = len(os.sched_getaffinity(0))
+    assert out["before"] == [cores]  # numpy's BLAS starts with every core: the limit is what changes it
+    assert len(out["blas"]) >= 2 and set(out["blas"]) == {1}
+    assert out["openmp"] and set(out["openmp"]) == {cores}

@@ -18,9 +18,9 @@ random numbers alone. Instead every open deal gets, in O(n_deals x n_atoms) work
    joint inclusion probability equals that of a uniformly random subset (the stride is uniform
    over the units of Z/P), so the simulations are as good as i.i.d. for quantiles.
 
-The work is then proportional to the number of bookings (sim, deal) actually made, which are
-scattered with np.bincount into (segment, sim, atom) grids. Deals are sorted by rep so that
-each chunk touches a contiguous slice of the rep grid (small bincounts, bounded memory).
+The work is then proportional to the number of bookings (sim, deal) actually made, which one
+compiled pass per chunk of reps adds up (rep, atom) row by row (`_chunk_kernel`). Deals are
+sorted by rep so that each chunk holds a contiguous slice of reps (bounded memory).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 
 from revintel_assets import parallel
 
-MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds the temporary index arrays (~200 MB per worker)
+MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds a chunk's work (and, before the compiled pass, its index arrays)
 PARALLEL_BOOKINGS = 8_000_000  # below this, shipping chunks to worker processes costs more than it saves
-# and the local (rep, atom, sim) grid of a chunk (128 MB). Not smaller: every chunk ships its division
-# grid and its groups' sums back to be added, so chunks of ~11 reps (2M cells, at 10,000 sims) cost the
+# MAX_GRID_CELLS bounds a chunk's float32 (rep, atom, sim) block (64 MB: the scratch). Not smaller: every
+# chunk ships its division grid and its groups' sums back to be added, so chunks of ~11 reps (2M cells, at 10,000 sims) cost the
 # scale-100 nightly 18 s of its 158 s (262 -> 229 s of CPU at 16M; 32M: no further gain)
 MAX_GRID_CELLS = 16_000_000
 
