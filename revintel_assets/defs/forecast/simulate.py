@@ -255,8 +255,10 @@ def simulate_blocks(inp: EngineInput, n_sims: int = 10_000, seed: int = 0, *, gr
     chunk by chunk. reduce(lo, hi, block) gets the float32 (hi - lo, n_atoms, n_sims) sims of reps
     lo..hi-1 and returns their (hi - lo, n_out) summary (quantiles...): the full rep x sim grid is
     never held (unless keep_reps). With workers > 1 (default `parallel.workers()`) and enough
-    bookings, chunks run in worker processes (np.repeat / np.bincount hold the GIL, so threads
-    would not help); `reduce` runs there too, so it must pickle (keep what it refers to small)."""
+    bookings, chunks run in worker processes (chosen when the scatter was numpy's and held the
+    GIL; threads have not been measured since it was compiled); `reduce` runs there too, so it
+    must pickle (keep what it refers to small). `reduce` must not keep `block`: it is this
+    thread's scratch, overwritten by the next chunk (unless keep_reps)."""
     if not 1 <= n_sims <= 40_000:
         raise ValueError(f"n_sims must be in 1..40,000 (int32 slots), got {n_sims}")
     workers = workers or parallel.workers()
