@@ -40,8 +40,8 @@ from revintel_assets import parallel
 MAX_BOOKINGS_PER_CHUNK = 8_000_000  # bounds a chunk's work (and, before the compiled pass, its index arrays)
 PARALLEL_BOOKINGS = 8_000_000  # below this, shipping chunks to worker processes costs more than it saves
 # MAX_GRID_CELLS bounds a chunk's float32 (rep, atom, sim) block (64 MB: the scratch). Not smaller: every
-# chunk ships its division grid and its groups' sums back to be added, so chunks of ~11 reps (2M cells, at 10,000 sims) cost the
-# scale-100 nightly 18 s of its 158 s (262 -> 229 s of CPU at 16M; 32M: no further gain)
+# chunk ships its division grid and its groups' sums back to be added, so chunks of ~11 reps (2M cells,
+# at 10,000 sims) cost the scale-100 nightly 18 s of its 158 s (262 -> 229 s of CPU at 16M; 32M: no gain)
 MAX_GRID_CELLS = 16_000_000
 
 
@@ -129,18 +129,19 @@ def _chunk_block(deals: tuple | None, new: tuple | None, modulus: int, n_sims: i
 
     One compiled pass (`_chunk_kernel`), one (rep, atom) row at a time in a small float64 buffer:
     the chunk's float64 (rep, atom, sim) grid (128 MB at 16 M cells) and its float32 copy are never
-    allocated. Fresh memory is what costs on this VM (the kernel zeroes every page on first touch,
-    ~1 GB/s: a third of the engine's time at scale 100, measured), and numpy allocations above
-    32 MB are fresh pages every time. Bit for bit the numpy scatter and bincounts it replaced
-    (tests/test_forecast_engine.py): every cell still receives its amounts in the same order."""
+    allocated. Fresh memory is what costs on this VM (first touch runs at ~1 GB/s; the kernel's
+    page zeroing took 17-19 % of all CPU in a scale-10 profile), and numpy allocations above 32 MB
+    are fresh pages every time: the scale-100 backtest's CPU fell 12-14 % (docs/BENCHMARKS.md).
+    Bit for bit the numpy scatter and bincounts it replaced (tests/test_forecast_engine.py): every
+    cell still receives its amounts in the same order."""
     n_reps = hi - lo
     if deals is not None:
         counts, offset, stride, amount, rep, division = deals
         rep_start = np.searchsorted(np.asarray(rep, dtype=np.int64) - lo, np.arange(n_reps + 1))
         div_open = np.zeros((n_div, n_atoms, modulus))
     else:
-        counts, offset, stride, amount, division = np.zeros((0, n_atoms), np.int64), *(np.zeros(0, np.int64),) * 2, \
-            np.zeros(0), np.zeros(0, np.int64)
+        counts, amount = np.zeros((0, n_atoms), np.int64), np.zeros(0)
+        offset = stride = division = np.zeros(0, np.int64)
         rep_start, div_open = np.zeros(n_reps + 1, np.int64), np.zeros((0, 0, 0))
     if new is not None:
         events, sim, w = new
