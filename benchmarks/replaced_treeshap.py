@@ -7,7 +7,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 
-from revintel_assets.defs.deals.treeshap import MAX_KEY, _cells, tree_splits  # unchanged in session 10
+from benchmarks.interval_treeshap import MAX_KEY, _cells, tree_splits  # unchanged in session 10
 
 
 def _group(cells: dict, splits: dict[int, np.ndarray | None], n: int) -> tuple[np.ndarray, np.ndarray]:

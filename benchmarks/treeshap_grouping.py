@@ -1,14 +1,17 @@
-"""Benchmark: TreeSHAP of real open deals, the grouping of session 10 against the one it replaced.
+"""Benchmark: TreeSHAP of real open deals, the grouping by decisions against the two it replaced.
 
     python -m benchmarks.treeshap_grouping --data DIR [--rows 200000] [--runs 3]
 
 DIR is a prepared revintel data directory (e.g. /tmp/revintel-bench/s100 after `python -m
 benchmarks --scales 100`): its champion win model (MLflow) and the open deals of its latest as-of
 date (the published warehouse). Each run is a fresh process per implementation, alternating
-(replaced, current, replaced, ...), one thread, timing only `contributions` on the same matrix:
-`benchmarks/replaced_treeshap.py` (np.unique per tree, a numpy scatter; verbatim) against
-`revintel_assets/defs/deals/treeshap.py` (pandas.factorize, numba key and scatter). The two must
-return bit-identical values (a checksum of the bytes is compared); medians of wall and CPU.
+(replaced, intervals, current, replaced, ...), one thread, timing only `contributions` on the same
+matrix: `benchmarks/replaced_treeshap.py` (session 9: rows grouped by their intervals among each
+tree's thresholds, np.unique per tree, a numpy scatter; verbatim), `benchmarks/interval_treeshap.py`
+(sessions 10-38: the same groups through pandas.factorize, numba key and scatter; verbatim) and
+`revintel_assets/defs/deals/treeshap.py` (session 39: rows grouped by their decision at each split,
+a compiled pass and a lookup table). All must return bit-identical values (a checksum of the bytes
+is compared); medians of wall and CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-IMPLS = {"replaced": "benchmarks.replaced_treeshap", "current": "revintel_assets.defs.deals.treeshap"}
+IMPLS = {"replaced": "benchmarks.replaced_treeshap", "intervals": "benchmarks.interval_treeshap",
+         "current": "revintel_assets.defs.deals.treeshap"}
 
 
 def one(impl: str, data: Path, rows: int) -> dict:
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {impl: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_s", "peak_rss_mb", "load")}
                for impl, rs in results.items()}
     summary["bit_identical"] = len(sums) == 1
-    summary["speedup_cpu"] = round(summary["replaced"]["cpu_s"] / summary["current"]["cpu_s"], 2)
+    summary["speedup_cpu"] = {k: round(summary[k]["cpu_s"] / summary["current"]["cpu_s"], 2) for k in IMPLS}
     print(json.dumps(summary, indent=1))
     return 0 if len(sums) == 1 else 1
 

@@ -64,10 +64,12 @@ def test_top_contributions_are_ranked_and_worded(model_and_rows):
 
 
 def test_grouped_treeshap_equals_lightgbms_pred_contrib(model_and_rows):
-    """treeshap.py (TreeSHAP once per group of rows that decide alike in a tree) against one
-    pred_contrib call: the same values up to float rounding, on the deal model (categorical splits,
-    missing values) and on a model with NaN / zero-heavy / categorical columns; a row's values do
-    not depend on the other rows of the call."""
+    """treeshap.py (TreeSHAP once per pattern of decisions a row takes in a tree, by LightGBM's
+    decision rules) against one pred_contrib call: the same values up to float rounding, on the
+    deal model (categorical splits, missing values) and on models with NaN / zero-heavy /
+    categorical columns, scored on rows that hit every rule (NaN, zeros and values within
+    LightGBM's zero threshold, values exactly on a threshold, negative, fractional, unseen and
+    missing categories); a row's values do not depend on the other rows of the call."""
     import lightgbm as lgb
 
     from revintel_assets.defs.deals import treeshap
@@ -78,22 +80,49 @@ def test_grouped_treeshap_equals_lightgbms_pred_contrib(model_and_rows):
     assert np.abs(treeshap.contributions(model.booster, x, model.best_iteration) - full).max() < 1e-9
 
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(4000, 4))
+    x = rng.normal(size=(4000, 5))
     x[:, 1] = np.where(rng.random(4000) < 0.3, 0.0, x[:, 1])  # zeros (missing_type Zero when zero_as_missing)
     x[:, 2] = np.where(rng.random(4000) < 0.2, np.nan, x[:, 2])  # NaN: the default direction
-    x[:, 3] = rng.integers(0, 6, 4000)  # a categorical column
+    x[rng.random(4000) < 0.15, 2] = 0.0
+    x[:, 3] = rng.integers(0, 40, 4000)  # a categorical column, many values (split as sets)
     x[rng.random(4000) < 0.1, 3] = np.nan
-    y = (x[:, 0] + np.nan_to_num(x[:, 2]) + (x[:, 3] % 2) + rng.normal(size=4000) > 0.5).astype(int)
-    for zero_as_missing in (False, True):
-        booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "num_leaves": 15,
-                             "zero_as_missing": zero_as_missing, "min_data_per_group": 20},
-                            lgb.Dataset(x, y, categorical_feature=[3]), 40)
-        full = booster.predict(x, pred_contrib=True)
-        ours = treeshap.contributions(booster, x, None)
+    x[:, 4] = rng.integers(0, 3, 4000)  # a categorical column split one-hot
+    # negative or not matters in column 2 (NaN and zeros too): splits at minus LightGBM's zero threshold
+    y = (x[:, 0] + np.nan_to_num(x[:, 2]) + 2 * (x[:, 2] >= 0) + (x[:, 3] % 2) + x[:, 4]
+         + rng.normal(size=4000) > 1).astype(int)
+    # 15 leaves as revintel trains; 31 and 70 leaves take the hashed and the row-by-row paths
+    at_zero = set()  # missing types of the splits at minus the zero threshold the rows hit
+    for zero_as_missing, use_missing, leaves in ((False, True, 15), (True, True, 15), (False, False, 15),
+                                                 (False, True, 31), (True, True, 70)):
+        booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "num_leaves": leaves,
+                             "zero_as_missing": zero_as_missing, "use_missing": use_missing,
+                             "min_data_per_group": 20, "max_cat_to_onehot": 4},
+                            lgb.Dataset(x, y, categorical_feature=[3, 4]), 40)
+        odd = x[:1200].copy()
+        odd[:100, 3], odd[100:200, 3], odd[200:300, 3], odd[300:400, 3] = -1, 77, 2.7, -0.5
+        odd[400:500], odd[500:600, 1], odd[600:700, 0], odd[700:800, 4] = np.nan, 1e-36, -0.0, 9
+        numeric = [n for t in booster.dump_model()["tree_info"] for n in _nodes(t["tree_structure"])
+                   if n["decision_type"] == "<="]
+        # a row exactly on each threshold: it goes left, unless the threshold lies within LightGBM's
+        # zero threshold of 0 (such values read as 0)
+        on = x[np.arange(len(numeric)) % len(x)].copy()
+        on[np.arange(len(numeric)), [n["split_feature"] for n in numeric]] = [n["threshold"] for n in numeric]
+        z = np.concatenate([x, odd, on])
+        full = booster.predict(z, pred_contrib=True)
+        ours = treeshap.contributions(booster, z, None)
         assert ours.shape == full.shape and np.abs(ours - full).max() < 1e-9
-        assert np.array_equal(np.concatenate([treeshap.contributions(booster, x[:1500], None),
-                                              treeshap.contributions(booster, x[1500:], None)]), ours)
-    assert treeshap.contributions(booster, x[:0], None).shape == (0, 5)
+        at_zero |= {n["missing_type"] for n in numeric if -1e-30 < n["threshold"] < 0}
+        assert np.array_equal(np.concatenate([treeshap.contributions(booster, z[:1500], None),
+                                              treeshap.contributions(booster, z[1500:], None)]), ours)
+    assert at_zero >= {"None", "NaN"}
+    assert treeshap.contributions(booster, x[:0], None).shape == (0, 6)
+
+
+def _nodes(node: dict) -> list[dict]:
+    """Every split node of a dumped LightGBM tree."""
+    if "split_feature" not in node:
+        return []
+    return [node, *_nodes(node["left_child"]), *_nodes(node["right_child"])]
 
 
 def test_trailing_lifts_read_as_points_above_or_below_the_company():
