@@ -42,6 +42,9 @@ def test_lightgbm_treeshap_agrees_with_the_shap_package(model_and_rows):
     assert np.allclose(ours[:, :-1], theirs, atol=1e-6)
     # contributions + bias add up to the booster's raw log-odds (not the calibrated probability)
     assert np.allclose(ours.sum(axis=1), model.raw_log_odds(rows), atol=1e-6)
+    # scoring's one pass: the probability predict() gives and the same contributions, bit for bit
+    p, contrib = model.explain(rows)
+    assert np.array_equal(p, model.predict(rows)) and np.array_equal(contrib, ours)
 
 
 def test_top_contributions_are_ranked_and_worded(model_and_rows):
@@ -111,6 +114,9 @@ def test_grouped_treeshap_equals_lightgbms_pred_contrib(model_and_rows):
         full = booster.predict(z, pred_contrib=True)
         ours = treeshap.contributions(booster, z, None)
         assert ours.shape == full.shape and np.abs(ours - full).max() < 1e-9
+        # the raw score from each pattern's leaf: LightGBM's own, bit for bit (early-stopped too)
+        assert np.array_equal(treeshap.explain(booster, z, None)[:, -1], booster.predict(z, raw_score=True))
+        assert np.array_equal(treeshap.explain(booster, z, 17)[:, -1], booster.predict(z, raw_score=True, num_iteration=17))
         at_zero |= {n["missing_type"] for n in numeric if -1e-30 < n["threshold"] < 0}
         assert np.array_equal(np.concatenate([treeshap.contributions(booster, z[:1500], None),
                                               treeshap.contributions(booster, z[1500:], None)]), ours)

@@ -126,10 +126,10 @@ def test_treeshap_in_workers_equals_one_process(monkeypatch):
     y = (x[:, 0] + rng.normal(size=3000) > 0).astype(int)
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(x, y), 30)
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_WORKER", 500)
-    one = parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=1)
-    assert one.shape == (3000, 6)
-    for threads in (True, False):  # threads (what contributions() uses) and pool processes
-        assert np.array_equal(parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=6, n_workers=2,
+    one = parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=7, n_workers=1)
+    assert one.shape == (3000, 7)  # 5 features, the bias, the raw score
+    for threads in (True, False):  # threads (what explain() uses) and pool processes
+        assert np.array_equal(parallel.map_rows(win_model._tree_shap, x, booster, 30, out_cols=7, n_workers=2,
                                                 threads=threads), one)
 
 

@@ -131,8 +131,8 @@ def score_dates(rows: pl.DataFrame, stats: dict[dt.date, pl.DataFrame], model: W
     close = pl.concat([_expected_close(part, stats[d]) for (d,), part in per_date.items()]) if len(rows) \
         else rows["expected_close_date"]
     if model is not None:
-        p = model.predict(rows)
-        explanations = top_contributions(ids, rows, model.contributions(rows), names=model.encoder.features)
+        p, contrib = model.explain(rows)  # one pass: the probability and its TreeSHAP
+        explanations = top_contributions(ids, rows, contrib, names=model.encoder.features)
         version = pl.lit(model_version)
     else:
         parts = [(_stage_probability(stats[d], part), len(part)) for (d,), part in per_date.items()]

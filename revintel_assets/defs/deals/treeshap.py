@@ -16,7 +16,8 @@ not depend on which row represents its pattern, nor on the other rows of the cal
 (benchmarks/interval_treeshap.py: rows grouped by their interval among each feature's thresholds,
 a categorical split grouping by value, hashed), which made ~6,200 groups a tree where the
 patterns are ~960 and hashed every row of every tree: 2.1x less CPU on 200,000 scale-100 open
-deals and 316 trees (benchmarks/treeshap_grouping.py, 8.5 -> 4.1 s).
+deals and 316 trees (benchmarks/treeshap_grouping.py, 8.5 -> 4.1 s). A pattern also fixes the
+leaf the row reaches, so `explain` returns each row's raw score too, bit for bit LightGBM's.
 
 The decision rules are LightGBM's (include/LightGBM/tree.h, `NumericalDecision` and
 `CategoricalDecision` of LightGBM 4): a numeric split sends NaN to 0 unless its missing type is
@@ -58,6 +59,9 @@ class Splits:
     default_left: np.ndarray  # bool
     cat_start: np.ndarray  # int64, len + 1: the split's words of `cat_words`
     cat_words: np.ndarray  # uint32 bitset words of every categorical split's left-going categories
+    left: np.ndarray  # int64: the split's left child, a split's index or ~leaf (negative)
+    right: np.ndarray  # int64: likewise its right child
+    leaf_value: np.ndarray  # float64 by leaf index: the tree's output
 
     @property
     def features(self) -> list[int]:
@@ -75,7 +79,8 @@ def tree_splits(booster: lgb.Booster) -> list[Splits]:
             if "split_feature" in node:
                 nodes.append(node)
                 stack += [node["left_child"], node["right_child"]]
-        nodes.sort(key=lambda n: n["split_index"])
+        nodes.sort(key=lambda n: n["split_index"])  # split j is bit j of a row's pattern
+        leaves = _leaves(tree["tree_structure"])
         words, start = [], [0]
         for n in nodes:
             if n["decision_type"] == "==":
@@ -91,8 +96,22 @@ def tree_splits(booster: lgb.Booster) -> list[Splits]:
             kind=np.array([NUMERIC if n["decision_type"] == "<=" else CATEGORICAL for n in nodes], dtype=np.int8),
             missing=np.array([MISSING[n["missing_type"]] for n in nodes], dtype=np.int8),
             default_left=np.array([n["default_left"] for n in nodes], dtype=np.bool_),
-            cat_start=np.array(start, dtype=np.int64), cat_words=np.array(words, dtype=np.uint32)))
+            cat_start=np.array(start, dtype=np.int64), cat_words=np.array(words, dtype=np.uint32),
+            left=np.array([_child(n["left_child"]) for n in nodes], dtype=np.int64),
+            right=np.array([_child(n["right_child"]) for n in nodes], dtype=np.int64),
+            leaf_value=np.array([leaves[i] for i in range(len(leaves))], dtype=np.float64)))
     return out
+
+
+def _child(node: dict) -> int:
+    return node["split_index"] if "split_index" in node else ~node.get("leaf_index", 0)
+
+
+def _leaves(node: dict) -> dict[int, float]:
+    """leaf index -> value of a dumped tree (a tree without splits is one leaf, index 0)."""
+    if "split_index" not in node:
+        return {node.get("leaf_index", 0): node["leaf_value"]}
+    return _leaves(node["left_child"]) | _leaves(node["right_child"])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -146,35 +165,57 @@ def _number(key, size):
     return first[:n].copy(), group
 
 
-def _groups(xt: np.ndarray, s: Splits) -> tuple[np.ndarray, np.ndarray]:
-    """(first row of each group, group of each row) of the rows that decide alike at every split
-    of a tree; `xt`: the rows transposed."""
+@numba.njit(cache=True, nogil=True)
+def _leaf_of(patterns, left, right, leaf_value):
+    """The output of the leaf each pattern reaches: from the root (split 0), left where its bit is set."""
+    out = np.empty(patterns.shape[0])
+    for g in range(patterns.shape[0]):
+        node = 0 if left.shape[0] else -1  # a tree without splits is its leaf 0
+        while node >= 0:
+            node = left[node] if (patterns[g] >> node) & 1 else right[node]
+        out[g] = leaf_value[~node]
+    return out
+
+
+def _groups(xt: np.ndarray, s: Splits) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(first row of each group, group of each row, each group's pattern) of the rows that decide
+    alike at every split of a tree; `xt`: the rows transposed."""
     bits, n = len(s.feature), xt.shape[1]
     if bits > 62:  # past an int64 pattern (a tree of more than 63 leaves): every row its own group
-        return np.arange(n), np.arange(n)
+        return np.arange(n), np.arange(n), None
     key = np.empty(n, dtype=np.int64)
     _patterns(xt, s.feature, s.threshold, s.kind, s.missing, s.default_left, s.cat_start, s.cat_words, key)
     if bits <= DENSE_BITS:
-        return _number(key, 1 << bits)
-    group = pd.factorize(key, sort=False)[0].astype(np.int64)  # a hash table, same numbering
-    top = np.maximum.accumulate(group)  # a new group's number is one above every number before it
-    return np.flatnonzero(np.r_[True, top[1:] > top[:-1]]), group
+        first, group = _number(key, 1 << bits)
+    else:
+        group = pd.factorize(key, sort=False)[0].astype(np.int64)  # a hash table, same numbering
+        top = np.maximum.accumulate(group)  # a new group's number is one above every number before it
+        first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
+    return first, group, key[first]
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_tree(out: np.ndarray, c: np.ndarray, cols: np.ndarray, group: np.ndarray) -> None:
+def _add_tree(out: np.ndarray, c: np.ndarray, cols: np.ndarray, group: np.ndarray, raw: np.ndarray,
+              leaf: np.ndarray) -> None:
     """out[col, i] += c[group[i], col] for the tree's columns: its groups' values added to their
-    rows, one addition per value as `out[cols] += c[:, cols].T[:, group]` (same floats), no temporaries."""
+    rows, one addition per value as `out[cols] += c[:, cols].T[:, group]` (same floats), no
+    temporaries; and raw[i] += the output of the row's leaf."""
     for i in range(group.shape[0]):  # row by row: a group's values are read together
         g = group[i]
         for j in range(cols.shape[0]):
             out[cols[j], i] += c[g, cols[j]]
+        raw[i] += leaf[g]
 
 
-def contributions(booster: lgb.Booster, x: np.ndarray, num_iteration: int | None) -> np.ndarray:
-    """booster.predict(x, num_iteration=..., pred_contrib=True) for a binary model: (n, n_features + 1)."""
+def explain(booster: lgb.Booster, x: np.ndarray, num_iteration: int | None) -> np.ndarray:
+    """(n, n_features + 2): booster.predict(x, num_iteration=..., pred_contrib=True) for a binary
+    model, then its raw score (booster.predict(..., raw_score=True)), bit for bit: the raw score
+    is each tree's leaf output added in tree order from 0, as LightGBM's predict adds them, and
+    the leaf is the one the row's pattern reaches, so scoring needs no predict pass of its own
+    (scale 100: 68 s of the scoring job's main thread)."""
     n, n_cols = len(x), x.shape[1] + 1
-    out = np.zeros((n_cols, n))  # transposed: a tree adds to the few columns of its features
+    out = np.zeros((n_cols + 1, n))  # transposed: a tree adds to the few columns of its features
+    raw = out[n_cols]  # the raw score, the last column
     if n == 0:
         return out.T.copy()
     # a private copy: predict(start_iteration=...) sets the booster's iteration range, which
@@ -183,8 +224,19 @@ def contributions(booster: lgb.Booster, x: np.ndarray, num_iteration: int | None
     x = np.asarray(x, dtype=np.float64)
     xt = np.ascontiguousarray(x.T)
     for t, splits in enumerate(tree_splits(booster)):
-        first, group = _groups(xt, splits)
+        first, group, patterns = _groups(xt, splits)
         c = booster.predict(x[first], start_iteration=t, num_iteration=1, pred_contrib=True, num_threads=1)
+        if patterns is None:  # too many splits for a pattern: LightGBM's own leaf of each row
+            leaf = splits.leaf_value[booster.predict(x, start_iteration=t, num_iteration=1, pred_leaf=True,
+                                                     num_threads=1).astype(np.int64).ravel()]
+        else:
+            leaf = _leaf_of(patterns, splits.left, splits.right, splits.leaf_value)
         # a tree's TreeSHAP is 0.0 outside its split features (+ the bias)
-        _add_tree(out, np.ascontiguousarray(c), np.array([*splits.features, n_cols - 1], dtype=np.int64), group)
+        _add_tree(out, np.ascontiguousarray(c), np.array([*splits.features, n_cols - 1], dtype=np.int64), group,
+                  raw, leaf)
     return np.ascontiguousarray(out.T)
+
+
+def contributions(booster: lgb.Booster, x: np.ndarray, num_iteration: int | None) -> np.ndarray:
+    """booster.predict(x, num_iteration=..., pred_contrib=True) for a binary model: (n, n_features + 1)."""
+    return np.ascontiguousarray(explain(booster, x, num_iteration)[:, :-1])

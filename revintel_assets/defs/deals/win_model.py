@@ -215,25 +215,35 @@ class WinModel:
         return self.booster.predict(self.encoder.matrix(df), num_iteration=self.best_iteration, raw_score=True)
 
     def predict(self, df: pl.DataFrame) -> np.ndarray:
+        return self._probability(self.raw_log_odds(df))
+
+    def _probability(self, raw: np.ndarray) -> np.ndarray:
         # Isotonic maps its emptiest block to exactly 0 or 1; no open deal is certain, so the
         # probability is floored at half a percent either side.
-        return np.clip(self.calibrator(self.raw_log_odds(df)), P_FLOOR, 1 - P_FLOOR)
+        return np.clip(self.calibrator(raw), P_FLOOR, 1 - P_FLOOR)
 
     def contributions(self, df: pl.DataFrame) -> np.ndarray:
         """TreeSHAP per feature (+ bias in the last column), in raw log-odds."""
+        return self.explain(df)[1]
+
+    def explain(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(predict(df), contributions(df)) from one encoding of the rows and one TreeSHAP pass,
+        whose raw scores are the booster's own, bit for bit (treeshap.explain): scoring runs no
+        predict pass of its own (scale 100: 68 s of the scoring job, plus a second encoding)."""
         x = self.encoder.matrix(df)
         # Threads, not processes: LightGBM's predict runs in C with the GIL released (ctypes), so
         # a thread per block uses every core, with no worker start-up (a process imports
         # LightGBM -> scikit-learn -> SciPy first: 1.3 s on an idle box, 6 s at load 8) and no
         # rows or model pickled. Same numbers as one call (tests/test_parallel.py).
-        return map_rows(_tree_shap, x, self.booster, self.best_iteration, out_cols=x.shape[1] + 1, threads=True)
+        out = map_rows(_tree_shap, x, self.booster, self.best_iteration, out_cols=x.shape[1] + 2, threads=True)
+        return self._probability(out[:, -1]), out[:, :-1]
 
 
 def _tree_shap(x: np.ndarray, booster: lgb.Booster, num_iteration: int) -> np.ndarray:
-    """TreeSHAP of a block of rows: LightGBM's pred_contrib, once per group of rows that take the
-    same side of every split of a tree (treeshap.py: ~7x less CPU on the demo). One OpenMP thread
-    per call: pred_contrib uses one core whatever num_threads says, and the blocks are the parallelism."""
-    return treeshap.contributions(booster, x, num_iteration)
+    """TreeSHAP of a block of rows, then their raw scores (treeshap.explain): LightGBM's
+    pred_contrib once per pattern of decisions a tree's rows take. One OpenMP thread per call:
+    pred_contrib uses one core whatever num_threads says, and the blocks are the parallelism."""
+    return treeshap.explain(booster, x, num_iteration)
 
 
 # Hyperparameters chosen on ONE design company's validation rows only (the demo at seed 42, its
