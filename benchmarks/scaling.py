@@ -27,7 +27,7 @@ PLAN = {
     "scoring": ("one step per as-of date; TreeSHAP blocks on the Dask cluster (tasks)", "LightGBM + Dask"),
     "forecast": ("one step; each past date of a range a task, the latest date's engine chunks of reps on the Dask cluster "
                  "(tasks)", "numba kernel + Dask"),
-    "backtest": ("one step per backtest date (steps); every origin's engine chunks on the cluster (tasks)", "numba kernel + Dask"),
+    "backtest": ("one step per backtest date (steps); every origin a task on the cluster (tasks)", "numba kernel + Dask"),
     "icp_features": ("one step per cutoff (steps)", "MotherDuck SQL"),
     "icp_models": ("one step; every cutoff × division fit a task on the Dask cluster (tasks); sample of whole "
                    "accounts above 40,000 rows", "LightGBM + Dask"),

@@ -80,10 +80,13 @@ def using(address: str | None):
 
 
 def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None, *,
-              threads: bool = False) -> Iterator:
+              threads: bool = False, here: bool = True) -> Iterator:
     """fn(*task) for every task, yielded in task order, on up to n_workers processes (default
     `workers()`): this one and n_workers - 1 pool processes. With one worker or one task
-    everything runs here, lazily, nothing pickled.
+    everything runs here, lazily, nothing pickled. here=False: n_workers pool processes run every
+    task and this one only builds tasks (LazyTasks) and takes the results: for a caller with its
+    own work between tasks (reading the next tasks' rows, writing results), which would otherwise
+    leave the pool waiting while this process ran a task of its own.
 
     fn must be a module-level function (a worker imports it; a closure is pickled whole, with
     everything it refers to) and its arguments picklable: give each task only the slices it
@@ -97,7 +100,9 @@ def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None
     k = min(n_workers or workers(), len(tasks))
     if k <= 1:
         return (fn(*t) for t in tasks)
-    return _in_threads(fn, tasks, k) if threads else _with_pool(fn, tasks, k - 1)
+    if threads:
+        return _in_threads(fn, tasks, k)
+    return _with_pool(fn, tasks, k - 1) if here else _with_pool(fn, tasks, k, run_here=False)
 
 
 _CLIENTS: dict = {}
@@ -197,19 +202,22 @@ def _pool(n: int):
     return get_reusable_executor(max_workers=n, timeout=300, env=ONE_THREAD)
 
 
-def warm_up(fn: Callable, n_workers: int | None = None) -> None:
+def warm_up(fn: Callable, n_workers: int | None = None, *, here: bool = True) -> None:
     """Start the pool processes now and have them import fn's module, while this process does
-    something else first (the engine: its random draws), so that tasks do not wait for them."""
+    something else first (the engine: its random draws), so that tasks do not wait for them.
+    here: as map_tasks' (False: a pool of n_workers processes)."""
     k = n_workers or workers()
     if k > 1 and not cluster():
-        pool = _pool(k - 1)
-        for _ in range(k - 1):
+        n = k - 1 if here else k
+        pool = _pool(n)
+        for _ in range(n):
             pool.submit(importlib.import_module, fn.__module__)
 
 
-def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int) -> Iterator:
-    """Tasks are taken in order: by this process when the next result to yield is a task nobody
-    has taken yet, or is not ready yet; otherwise by the pool (kept fed with tasks). Why not
+def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int, run_here: bool = True) -> Iterator:
+    """Tasks are taken in order: by this process (unless not run_here) when the next result to
+    yield is a task nobody has taken yet, or is not ready yet; otherwise by the pool (kept fed with
+    tasks, built in task order). Why not
     joblib.Parallel: it leaves this process idle, ships every result back (the engine's chunk
     grids: ~800 MB for 10,000 sims x 100,000 deals: +13-20 % CPU measured) and will not start a
     pool of one. Here the results of tasks run here need no shipping, and a worker slow to start
@@ -226,14 +234,14 @@ def _with_pool(fn: Callable, tasks: Sequence[tuple], n_pool: int) -> Iterator:
                 # the task needed next and not given out yet is run here, the pool takes the ones after
                 # it: the caller gets it without a round trip and works on it (a win model's judging)
                 # while the pool fits the next (win_model_job's 2 cutoffs: the larger fit in the pool)
-                mine = taken == i
+                mine = run_here and taken == i
                 taken += mine
                 while taken < len(tasks) and sum(not f.done() for f in futures.values()) < depth:
                     futures[taken] = pool.submit(_spilling, folder, fn, *map(_as_arrow, tasks[taken]))
                     taken += 1
                 if mine:
                     here[i] = fn(*tasks[i])
-                elif i in futures and (futures[i].done() or taken == len(tasks)):
+                elif i in futures and (futures[i].done() or taken == len(tasks) or not run_here):
                     here[i] = _unspill(futures.pop(i).result())  # re-raises the worker's exception
                 elif taken < len(tasks):
                     here[taken] = fn(*tasks[taken])

@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, timing
+from revintel_assets import parallel
+from revintel_assets.defs.forecast import backtest, model, probabilities, simulate, tasks, timing
 from revintel_assets.defs.forecast.periods import calendar
 import synthetic  # tests/synthetic.py: a fixture, not product code
 
@@ -100,6 +101,31 @@ def test_scoring_an_origin_chunk_by_chunk_equals_scoring_its_cached_sims(data):
     for m, rows in zip(shocks, blocked):  # one simulation, every shock scored as if alone
         assert backtest.evaluate_origin(o, x[..., 100:], m).equals(rows)
     assert not blocked[0].equals(blocked[1])
+
+
+def test_an_origins_tasks_give_the_same_figures_in_any_process(data):
+    """The backtest's origins are tasks (tasks.backtest_tuning / backtest_evaluation): whether this
+    process or a pool process runs one, its hits and rows are those of the engine called here."""
+    snaps, opps, reps = data
+    o = _origin(snaps, opps, reps)
+    # actuals at the P10 of seed 5's sims: on the edge of the range, so the hits depend on the draws
+    # (on the origin's own actuals every seed gives the same hits) and a task drawing others fails
+    x, keep = backtest.tuning_sims(o, 5), backtest.tuning_rows(o)
+    for p in backtest.TUNING_PERIODS:
+        o.actual[p][keep] = np.quantile(np.matmul(o.cal.period_matrix(p).T.astype(np.float32), x), 0.1, axis=2)
+    shocks = [(0.1, 0.2), (0.0, 0.0)]
+    hits = backtest.tuning_hits(o, x, 5)
+    assert not np.array_equal(hits, backtest.tuning_hits(o, backtest.tuning_sims(o, 6), 6))
+    rows = backtest.evaluate_origin_blocked(o, 400, 6, [simulate.shock(400, o.cal.atom_week_all, sh, sw, 6)
+                                                        for sh, sw in shocks])
+    # two tasks each on two workers: this process runs the first, a pool process the second
+    tuned = list(parallel.map_tasks(tasks.backtest_tuning, [(o, 5), (o, 5)], 2))
+    scored = list(parallel.map_tasks(tasks.backtest_evaluation, [(o, 400, 6, shocks)] * 2, 2))
+    assert hits.sum() > 0 and len(tuned) == len(scored) == 2
+    for h in tuned:
+        np.testing.assert_array_equal(h, hits)
+    for s in scored:
+        assert len(s) == len(rows) == 2 and all(a.equals(b) for a, b in zip(s, rows))
 
 
 def test_counted_labels_give_the_same_probabilities_and_close_dates(data):

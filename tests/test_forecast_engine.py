@@ -318,3 +318,24 @@ def test_deal_contributions_give_every_horizon_from_one_row_per_deal():
     assert out["p_in_horizon"].max() > 0.05  # not a table of zeros
     assert np.isclose(out["variance_share"].sum(), 1.0)
     assert np.allclose(out["expected_revenue"].to_numpy(), out["p_in_horizon"].to_numpy() * prep.engine.amount)
+
+
+def test_segments_pickle_their_members_sparsely_and_exactly():
+    """A past date's task carries the date's Segments: each member's weights travel as their
+    non-zero entries (a dense array per manager over every rep was most of the task) and come
+    back exactly, whatever the weights."""
+    import pickle
+
+    import polars as pl
+
+    dim = pl.DataFrame({"rep_id": [f"r{i}" for i in range(2000)], "manager": [f"m{i // 3}" for i in range(2000)],
+                        "region": [f"g{i % 4}" for i in range(2000)]})
+    built = model.Segments.build(dim, [None, "r1"], ["a", None])
+    weighted = model.Segments(["x", "y", "z"], ["a"], [("total", "total", np.array([0.5, 0.0, -2.0], np.float32))])
+    for seg in (built, weighted):
+        back = pickle.loads(pickle.dumps(seg))
+        assert (back.reps, back.divisions) == (seg.reps, seg.divisions)
+        assert [(t, s) for t, s, _ in back.members] == [(t, s) for t, s, _ in seg.members]
+        for (_, _, a), (_, _, b) in zip(seg.members, back.members):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert len(pickle.dumps(built)) < sum(m.nbytes for _, _, m in built.members) / 10

@@ -103,6 +103,27 @@ def test_lazy_tasks_are_built_when_taken_each_once(tmp_path):
     assert list(parallel.map_tasks(_sum_once_released, parallel.LazyTasks(range(3), build), 1)) == [0, 10, 20]
 
 
+def _pid(i: int) -> tuple[int, int]:
+    return i, os.getpid()
+
+
+def test_pool_only_tasks_run_in_the_pool_built_in_order():
+    """here=False (the forecast's past dates, the backtest's origins): every task runs in a pool
+    process, none in this one, results in task order, and the tasks are built in task order (a
+    builder reading dates' rows in order relies on it)."""
+    built = []
+
+    def build(i):
+        built.append(i)
+        return (i,)
+
+    out = list(parallel.map_tasks(_pid, parallel.LazyTasks(range(9), build), 2, here=False))
+    assert [i for i, _ in out] == list(range(9)) and built == list(range(9))
+    assert os.getpid() not in {pid for _, pid in out}
+    assert len({pid for _, pid in out}) <= 2
+    assert [pid for _, pid in parallel.map_tasks(_pid, [(0,)], 2, here=False)] == [os.getpid()]  # one task: here
+
+
 def _boom(part):
     raise ValueError("no")
 

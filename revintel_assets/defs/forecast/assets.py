@@ -15,13 +15,13 @@ import polars as pl
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
 from revintel_assets.defs.deals.scoring import LABEL_COUNTS_SQL
-from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, simulate, timing
+from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, timing
 from revintel_assets.defs.forecast.new_pipeline import fit_new_pipeline
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
-from revintel_assets.defs.forecast.tasks import forecast_past_date
+from revintel_assets.defs.forecast.tasks import backtest_evaluation, backtest_tuning, forecast_past_date
 from revintel_assets.defs.validation.metrics import classification_metrics
 from revintel_assets.metadata import family_rows, range_metadata, table_metadata
-from revintel_assets.parallel import map_tasks, warm_up
+from revintel_assets.parallel import LazyTasks, map_tasks, warm_up
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.settings import settings
@@ -223,8 +223,8 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     fitted = {o: models[c] for o, c in cutoffs.items()}
     timing_rows = backtest.timing_validation(snaps, as_of, fit_set=fit_set)
     del snaps, fit_set
-    # pass 1, one origin at a time: prepare, simulate TUNING_SIMS sims, count the shock grid's tuning
-    # hits; the origin keeps its engine inputs. Pass 2 scores it on sims of its own (another seed):
+    # pass 1, per origin: prepare, simulate TUNING_SIMS sims, count the shock grid's tuning hits;
+    # the origin keeps its engine inputs. Pass 2 scores it on sims of its own (another seed):
     # tuning and evaluation never share a simulation, and the origin is simulated once per pass with
     # as many sims as that pass uses (2,000 then re-simulating 2,000 to score the last 1,000 was the
     # backtest's largest cost at scale 100, and caching the 2,000 in between its largest memory)
@@ -232,15 +232,27 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     if n_eval < 200:
         raise ValueError(f"backtest_sims = {config.backtest_sims}: the evaluation uses the sims the tuning did not "
                          f"see, so it must exceed {backtest.TUNING_SIMS} by at least 200")
-    with compute.active():  # every origin's engine chunks: this machine or the Dask cluster
-        prepared, hits = [], []
-        for o in chosen:  # one origin every few weeks; everything inside is vectorised
-            rows = next(origin_rows)
+    prepared: list[backtest.Origin] = []
+
+    def tuning_task(i: int) -> tuple:
+        """Origin i's tuning task. Origins are prepared in date order (their rows are read in that
+        order), whichever task the pool asks for first; each keeps its engine inputs for pass 2."""
+        while len(prepared) <= i:
+            o = chosen[len(prepared)]
             origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted[o], config.horizon_weeks,
-                                             rows=rows, label_counts=counts)
+                                             rows=next(origin_rows), label_counts=counts)
             origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
-            hits.append(backtest.tuning_hits(origin, backtest.tuning_sims(origin, config.seed), config.seed))
             prepared.append(origin)
+        return prepared[i], config.seed
+
+    # the origins are tasks (parallel.map_tasks: this machine's cores or the Dask cluster), each
+    # simulated in one process. In pass 1 the pool processes simulate (here=False) while this one
+    # prepares the next origins (rows, win probabilities, timing); pass 2's tasks are ready, so this
+    # process runs its share. Split by chunks of reps instead, an origin's multinomial draws, group
+    # sums and period statistics ran here while the pool waited (the scale-100 job's pool process
+    # was busy 81 s of its 300 s)
+    with compute.active():
+        hits = list(map_tasks(backtest_tuning, LazyTasks(range(len(chosen)), tuning_task), here=False))
         # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
         # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
         window = backtest.tuning_window(config.origin_every_weeks)
@@ -248,17 +260,18 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         in_sample = backtest.choose_shock(sum(hits))[:2]  # tuned on every origin it is then scored on
         walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks, window)
         # pass 2: score each origin on its evaluation sims with its walk-forward shock, the in-sample
-        # one, and none
+        # one, and none; origins with a walk-forward shock are also scored without any, to show what
+        # the swing adds
         judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
         eval_seed = config.seed + backtest.EVAL_SEED_OFFSET
-        for o, wf in zip(prepared, walk):
-            # origins with a walk-forward shock are also scored without any, to show what the swing adds
-            shocks = {"in_sample": in_sample, **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
-            mats = [simulate.shock(n_eval, o.cal.atom_week_all, sh, sw, eval_seed) for sh, sw in shocks.values()]
-            scored = backtest.evaluate_origin_blocked(o, n_eval, eval_seed, mats)
-            for (kind, (sh, sw)), rows_o in zip(shocks.items(), scored):
+        shocks = [{"in_sample": in_sample, **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
+                  for wf in walk]
+        tasks = [(o, n_eval, eval_seed, list(sh.values())) for o, sh in zip(prepared, shocks)]
+        for o, sh, scored in zip(prepared, shocks, map_tasks(backtest_evaluation, tasks)):
+            for (kind, (s_h, s_w)), rows_o in zip(sh.items(), scored):
                 judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
-                                                        pl.lit(sh).alias("sigma_horizon"), pl.lit(sw).alias("sigma_week")))
+                                                        pl.lit(s_h).alias("sigma_horizon"), pl.lit(s_w).alias("sigma_week")))
+        del tasks, prepared[:]
     if not judged["walk_forward"]:
         context.log.warning(f"forecast backtest: fewer than {backtest.MIN_PRIOR_ORIGINS} origins observed before "
                             "any other: no walk-forward figures; the in-sample ones are reported as validation")
@@ -322,19 +335,6 @@ def _drop_old_contributions(context: dg.AssetExecutionContext, wh) -> None:
         wh.execute("DROP TABLE forecast.deal_contributions")
 
 
-# open deals of the past dates held and sent out at once: at scale 100 two dates of ~190,000 (one
-# for each core), on the demo every date of the run
-PAST_ROWS = 400_000
-
-
-def _forecast_past(past: list, done: dict) -> None:
-    """The dates in `past` ((date, column tags, forecast_past_date's arguments)), forecast at once
-    as tasks; their rows into done[date] = (revenue_forecast rows, deal_contributions rows)."""
-    for (d, tags, _), (frame, contributions) in zip(past, map_tasks(forecast_past_date, [t for _, _, t in past])):
-        done[d] = (frame.with_columns(*tags), contributions)
-    past.clear()
-
-
 @dg.multi_asset(
     specs=[dg.AssetSpec(["forecast", "revenue_forecast"],
                         deps=[SCORES, deal_snapshot.key, BACKTEST, dg.AssetKey(["forecast", "shock_tuning"]), *STAR],
@@ -371,7 +371,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     segments_of = model.segments_for(dim_rep, opps)
     with compute.active():  # the dates' tasks and the engine's chunks: this machine or the Dask cluster
         if len(dates) > 2:
-            warm_up(forecast_past_date)  # the pool imports the forecast code while the first rows are read
+            warm_up(forecast_past_date, here=False)  # the pool imports the forecast code while the first rows are read
         # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
         # range (scale 100: 154 dates x ~190,000 open deals, one contribution row each)
         for batch in date_batches(dates, n_rows, ROWS_PER_PASS):
@@ -380,37 +380,56 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                                batch).partition_by("as_of_date", as_dict=True, include_key=False)
                       if has_scores else {})
             start = time.perf_counter()
-            # every date but the latest is a task (history_sims: its engine is small, one process is
-            # enough) and the dates go out at once (parallel.map_tasks: this machine's cores or the Dask
-            # cluster); the latest (n_sims) runs here, its engine split over chunks on the same cores
-            done, past = {}, []
-            for d, rows in zip(batch, _origin_rows(wh, batch, n_rows)):
+            rows_of = _origin_rows(wh, batch, n_rows)  # each date's rows, read in date order
+            tags_of: dict[dt.date, tuple] = {}
+
+            def prepare(d: dt.date) -> tuple:
+                """What the forecast of d needs, known on d: its deals with their win probabilities,
+                the timing fit of its block, its calendar and swing; the date's column tags go to
+                tags_of. Called in date order (rows_of is read in order, one fit kept at a time)."""
+                nonlocal fitted
+                rows = next(rows_of)
+                if rows["as_of_date"][0] != d:  # LazyTasks builds in order; a change there must not mix dates up
+                    raise RuntimeError(f"forecast of {d} was given the snapshot rows of {rows['as_of_date'][0]}")
                 deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
                 del rows
                 sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
                 if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
                     fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
-                fit = fitted[cutoffs[d]]
                 sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
                 cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
                 n_sims = config.n_sims if d == dates[-1] else config.history_sims
-                tags = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
-                        pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
-                        pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"), pl.lit(cutoffs[d]).alias("timing_cutoff"))
-                if d != dates[-1]:
-                    segments = segments_of(deals)
-                    new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
-                    past.append((d, tags, (cal, deals, fit, segments, new, n_sims, config.seed, (sigma_h, sigma_w))))
-                    if sum(len(t[1]) for _, _, t in past) >= PAST_ROWS:
-                        _forecast_past(past, done)
-                    continue
-                _forecast_past(past, done)  # first: the pool is free for the latest date's chunks
-                frame, prep, bookings = history.forecast_date(cal, deals, fit, dim_rep, opps, n_sims, config.seed,
-                                                              (sigma_h, sigma_w))
-                done[d] = (frame.with_columns(*tags), model.deal_contributions(prep))
-                last = dict(date=d, cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=(sigma_h, sigma_w),
+                tags_of[d] = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                              pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
+                              pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"),
+                              pl.lit(cutoffs[d]).alias("timing_cutoff"))
+                return cal, deals, fitted[cutoffs[d]], n_sims, (sigma_h, sigma_w), tuned_on, source
+
+            def past_task(d: dt.date) -> tuple:
+                """A past date's forecast_past_date arguments (its segments and new pipeline too)."""
+                cal, deals, fit, n_sims, sigma, _, _ = prepare(d)
+                deals = deals.select(model.DEAL_COLUMNS)
+                segments = segments_of(deals)
+                return cal, deals, fit, segments, fit_new_pipeline(opps, cal, segments.reps, segments.divisions), \
+                    n_sims, config.seed, sigma
+
+            # every date but the latest is a task (history_sims: its engine is small, one process is
+            # enough) for the pool processes (parallel.map_tasks, here=False: this machine's cores, or
+            # the Dask cluster), prepared when it is taken (LazyTasks): this process reads and
+            # prepares the next dates (rows, win probabilities, timing, new pipeline) while the pool
+            # forecasts the ones before, and only the dates in flight are held. Sent two at a time
+            # with this process running one of them, the pool's process was busy 187 s of the
+            # scale-100 job's 543. The latest date (n_sims) runs here afterwards, its engine split
+            # over chunks on the same cores.
+            past = [d for d in batch if d != dates[-1]]
+            done = {d: (frame.with_columns(*tags_of.pop(d)), contributions) for d, (frame, contributions)
+                    in zip(past, map_tasks(forecast_past_date, LazyTasks(past, past_task), here=False))}
+            if dates[-1] in batch:
+                cal, deals, fit, n_sims, sigma, tuned_on, source = prepare(dates[-1])
+                frame, prep, bookings = history.forecast_date(cal, deals, fit, dim_rep, opps, n_sims, config.seed, sigma)
+                done[dates[-1]] = (frame.with_columns(*tags_of.pop(dates[-1])), model.deal_contributions(prep))
+                last = dict(date=dates[-1], cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=sigma,
                             tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)
-            _forecast_past(past, done)
             frames = [done[d][0] for d in batch if d in done]
             contributions = [done[d][1] for d in batch if d in done]
             del done

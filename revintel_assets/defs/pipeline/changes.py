@@ -104,7 +104,7 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
     before, after = in_p.format(side="open_before", when="before"), in_p.format(side="open_after", when="after")
     rank = lambda col: f"(CASE {col} {_RANK} END)"  # noqa: E731
     segments = "\n        UNION ALL ".join(
-        f"SELECT *, '{s}' AS segment_type, {expr} AS segment FROM deal_rows"
+        f"SELECT *, '{s}' AS segment_type, {expr} AS segment FROM per_rep"
         for s, expr in (("total", "'all'"), ("region", "coalesce(region, 'unknown')"),
                         ("manager", "coalesce(manager, 'unknown')"), ("rep", "coalesce(rep_id, 'unknown')"),
                         ("division", "coalesce(division, 'unknown')")))
@@ -120,7 +120,7 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
         FROM j JOIN periods pr USING (as_of_date)),
     flagged AS (SELECT *, coalesce({before}, false) AS in_before, coalesce({after}, false) AS in_after FROM scoped),
     deal_rows AS (  -- every deal in the period's pipeline on either date: one change each
-        SELECT f.*, r.region, r.manager,
+        SELECT *,
                CASE WHEN in_before AND in_after THEN
                         CASE WHEN amount_entered AND amount_after <> amount_before THEN 'amount_entered'
                              WHEN amount_after > amount_before THEN 'amount_up'
@@ -138,20 +138,30 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
                END AS category,
                (CASE WHEN in_after THEN amount_after ELSE 0 END)
                - (CASE WHEN in_before THEN amount_before ELSE 0 END) AS delta
-        FROM flagged f LEFT JOIN star.dim_rep r ON r.rep_id = f.rep_id
+        FROM flagged
         WHERE in_before OR in_after),
+    -- summed per (rep, division, category) once, then rolled up into the five segment types: each
+    -- segment is a union of (rep, division) cells, and the sums are exact DECIMAL cents, so the
+    -- rollup equals summing the deal rows of each segment (which read every deal row 15 times)
+    cells AS (
+        SELECT as_of_date, compare_date, period, rep_id, division, category, count(*) AS deals,
+               sum(delta) AS delta, count(*) FILTER (WHERE in_before) AS deals_before,
+               sum(amount_before) FILTER (WHERE in_before) AS amount_before,
+               count(*) FILTER (WHERE in_after) AS deals_after, sum(amount_after) FILTER (WHERE in_after) AS amount_after
+        FROM deal_rows GROUP BY ALL),
+    per_rep AS (SELECT c.*, r.region, r.manager FROM cells c LEFT JOIN star.dim_rep r ON r.rep_id = c.rep_id),
     seg AS (
         {segments})
     SELECT as_of_date, compare_date, period, segment_type, segment, category,
-           count(*)::BIGINT AS deals, sum(delta)::DOUBLE AS amount
+           sum(deals)::BIGINT AS deals, sum(delta)::DOUBLE AS amount
     FROM seg GROUP BY ALL
     UNION ALL
-    SELECT as_of_date, compare_date, period, segment_type, segment, 'start', count(*) FILTER (WHERE in_before),
-           coalesce(sum(amount_before) FILTER (WHERE in_before), 0)::DOUBLE
+    SELECT as_of_date, compare_date, period, segment_type, segment, 'start', sum(deals_before)::BIGINT,
+           coalesce(sum(amount_before), 0)::DOUBLE
     FROM seg GROUP BY ALL
     UNION ALL
-    SELECT as_of_date, compare_date, period, segment_type, segment, 'end', count(*) FILTER (WHERE in_after),
-           coalesce(sum(amount_after) FILTER (WHERE in_after), 0)::DOUBLE
+    SELECT as_of_date, compare_date, period, segment_type, segment, 'end', sum(deals_after)::BIGINT,
+           coalesce(sum(amount_after), 0)::DOUBLE
     FROM seg GROUP BY ALL
     ORDER BY as_of_date, period, segment_type, segment, category"""
 
