@@ -6,11 +6,10 @@ and MLflow as assets.py would."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from revintel_assets import parallel
-import numpy as np
-
 from revintel_assets.defs.forecast import backtest, history, model, simulate
 from revintel_assets.defs.forecast.periods import Calendar
 
