@@ -236,7 +236,8 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
 
     def tuning_task(i: int) -> tuple:
         """Origin i's tuning task. Origins are prepared in date order (their rows are read in that
-        order), whichever task the pool asks for first; each keeps its engine inputs for pass 2."""
+        order; map_tasks asks for tasks in order, and an earlier one is prepared first if it ever
+        did not); each keeps its engine inputs for pass 2."""
         while len(prepared) <= i:
             o = chosen[len(prepared)]
             origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted[o], config.horizon_weeks,
