@@ -124,6 +124,33 @@ def test_pool_only_tasks_run_in_the_pool_built_in_order():
     assert [pid for _, pid in parallel.map_tasks(_pid, [(0,)], 2, here=False)] == [os.getpid()]  # one task: here
 
 
+def _frames(i: int, n: int):
+    import polars as pl
+
+    rng = np.random.default_rng(i)
+    frame = pl.DataFrame({"id": [f"OPP-{j:08d}" for j in range(n)], "x": rng.random(n),
+                          "w": rng.random((n, 3)).tolist(), "s": [None if j % 7 else "a" for j in range(n)]})
+    return frame.with_columns(pl.col("w").cast(pl.List(pl.Float64))), frame.head(2), np.arange(n, dtype=np.int64) + i
+
+
+def test_large_results_come_back_through_files_equal():
+    """A pool task's frames and arrays over SPILL_BYTES come back through /dev/shm files (a frame
+    as Arrow IPC, mapped here), equal to the ones computed here, and their files are removed; a
+    small frame goes through the pipe as it is."""
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    spilled = parallel._spilling(folder, _frames, 3, 150_000)
+    assert [type(a) for a in spilled] == [parallel._SpilledFrame, type(_frames(3, 150_000)[1]), parallel._Spilled]
+    back = parallel._unspill(spilled)
+    assert os.listdir(folder) == []
+    for got, want in zip(back, _frames(3, 150_000)):
+        assert got.equals(want) if hasattr(want, "equals") else np.array_equal(got, want)
+    out = list(parallel.map_tasks(_frames, [(i, 150_000) for i in range(4)], 2, here=False))
+    for i, got in enumerate(out):
+        assert all(g.equals(w) if hasattr(w, "equals") else np.array_equal(g, w) for g, w in zip(got, _frames(i, 150_000)))
+
+
 def _boom(part):
     raise ValueError("no")
 

@@ -373,66 +373,71 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     with compute.active():  # the dates' tasks and the engine's chunks: this machine or the Dask cluster
         if len(dates) > 2:
             warm_up(forecast_past_date, here=False)  # the pool imports the forecast code while the first rows are read
-        # a batch of dates at a time, written as it is done: memory follows ROWS_PER_PASS, not the
-        # range (scale 100: 154 dates x ~190,000 open deals, one contribution row each)
-        for batch in date_batches(dates, n_rows, ROWS_PER_PASS):
-            scored = (wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores "
-                               f"WHERE as_of_date IN ({', '.join('?' * len(batch))})",
-                               batch).partition_by("as_of_date", as_dict=True, include_key=False)
-                      if has_scores else {})
-            start = time.perf_counter()
-            rows_of = _origin_rows(wh, batch, n_rows)  # each date's rows, read in date order
-            tags_of: dict[dt.date, tuple] = {}
+        # every date but the latest is a task (history_sims: its engine is small, one process is
+        # enough) for the pool processes (parallel.map_tasks, here=False: this machine's cores, or
+        # the Dask cluster), prepared when it is taken (LazyTasks): this process reads and prepares
+        # the next dates (rows, win probabilities, timing, new pipeline) while the pool forecasts
+        # the ones before, and only the dates in flight are held. One stream over the whole range:
+        # while this process writes a batch, the pool goes on with the next batch's dates (a stream
+        # per batch left the pool idle through every write and every batch's first and last task).
+        # The latest date (n_sims) runs here at the end, its engine split over chunks on the same cores.
+        batches = date_batches(dates, n_rows, ROWS_PER_PASS)
+        batch_of = {d: i for i, b in enumerate(batches) for d in b}
+        rows_of = _origin_rows(wh, dates, n_rows)  # each date's rows, read in date order
+        tags_of: dict[dt.date, tuple] = {}
+        scored: dict = {"batch": None}
 
-            def prepare(d: dt.date) -> tuple:
-                """What the forecast of d needs, known on d: its deals with their win probabilities,
-                the timing fit of its block, its calendar and swing; the date's column tags go to
-                tags_of. Called in date order (rows_of is read in order, one fit kept at a time)."""
-                nonlocal fitted
-                rows = next(rows_of)
-                if rows["as_of_date"][0] != d:  # LazyTasks builds in order; a change there must not mix dates up
-                    raise RuntimeError(f"forecast of {d} was given the snapshot rows of {rows['as_of_date'][0]}")
-                deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
-                del rows
-                sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
-                if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
-                    fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
-                sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
-                cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
-                n_sims = config.n_sims if d == dates[-1] else config.history_sims
-                tags_of[d] = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
-                              pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
-                              pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"),
-                              pl.lit(cutoffs[d]).alias("timing_cutoff"))
-                return cal, deals, fitted[cutoffs[d]], n_sims, (sigma_h, sigma_w), tuned_on, source
+        def prepare(d: dt.date) -> tuple:
+            """What the forecast of d needs, known on d: its deals with their win probabilities,
+            the timing fit of its block, its calendar and swing; the date's column tags go to
+            tags_of. Called in date order (rows_of is read in order, one fit and one batch's deal
+            scores kept at a time)."""
+            nonlocal fitted
+            if has_scores and scored["batch"] != batch_of[d]:
+                b = batches[batch_of[d]]
+                scored.clear()
+                scored.update(wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores WHERE "
+                                       f"as_of_date IN ({', '.join('?' * len(b))})", b)
+                              .partition_by("as_of_date", as_dict=True, include_key=False), batch=batch_of[d])
+            rows = next(rows_of)
+            if rows["as_of_date"][0] != d:  # LazyTasks builds in order; a change there must not mix dates up
+                raise RuntimeError(f"forecast of {d} was given the snapshot rows of {rows['as_of_date'][0]}")
+            deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
+            del rows
+            sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
+            if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
+                fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
+            sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
+            cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
+            n_sims = config.n_sims if d == dates[-1] else config.history_sims
+            tags_of[d] = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                          pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
+                          pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"),
+                          pl.lit(cutoffs[d]).alias("timing_cutoff"))
+            return cal, deals, fitted[cutoffs[d]], n_sims, (sigma_h, sigma_w), tuned_on, source
 
-            def past_task(d: dt.date) -> tuple:
-                """A past date's forecast_past_date arguments (its segments and new pipeline too)."""
-                cal, deals, fit, n_sims, sigma, _, _ = prepare(d)
-                deals = deals.select(model.DEAL_COLUMNS)
-                segments = segments_of(deals)
-                return cal, deals, fit, segments, fit_new_pipeline(opps, cal, segments.reps, segments.divisions), \
-                    n_sims, config.seed, sigma
+        def past_task(d: dt.date) -> tuple:
+            """A past date's forecast_past_date arguments (its segments and new pipeline too)."""
+            cal, deals, fit, n_sims, sigma, _, _ = prepare(d)
+            deals = deals.select(model.DEAL_COLUMNS)
+            segments = segments_of(deals)
+            return cal, deals, fit, segments, fit_new_pipeline(opps, cal, segments.reps, segments.divisions), \
+                n_sims, config.seed, sigma
 
-            # every date but the latest is a task (history_sims: its engine is small, one process is
-            # enough) for the pool processes (parallel.map_tasks, here=False: this machine's cores, or
-            # the Dask cluster), prepared when it is taken (LazyTasks): this process reads and
-            # prepares the next dates (rows, win probabilities, timing, new pipeline) while the pool
-            # forecasts the ones before, and only the dates in flight are held. Sent two at a time
-            # with this process running one of them, the pool's process was busy 187 s of the
-            # scale-100 job's 543. The latest date (n_sims) runs here afterwards, its engine split
-            # over chunks on the same cores.
-            past = [d for d in batch if d != dates[-1]]
-            done = {d: (frame.with_columns(*tags_of.pop(d)), contributions) for d, (frame, contributions)
-                    in zip(past, map_tasks(forecast_past_date, LazyTasks(past, past_task), here=False))}
-            if dates[-1] in batch:
+        past = dates[:-1]
+        results = map_tasks(forecast_past_date, LazyTasks(past, past_task), here=False)
+        start = time.perf_counter()
+        for batch in batches:  # written a batch at a time: memory follows ROWS_PER_PASS, not the range
+            done = {d: (frame.with_columns(*tags_of.pop(d)), contributions)
+                    for d, (frame, contributions) in zip([d for d in batch if d != dates[-1]], results)}
+            if dates[-1] in batch:  # the last batch: every past date is done, the pool is free
                 cal, deals, fit, n_sims, sigma, tuned_on, source = prepare(dates[-1])
                 frame, prep, bookings = history.forecast_date(cal, deals, fit, dim_rep, opps, n_sims, config.seed, sigma)
                 done[dates[-1]] = (frame.with_columns(*tags_of.pop(dates[-1])), model.deal_contributions(prep))
                 last = dict(date=dates[-1], cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=sigma,
                             tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)
-            frames = [done[d][0] for d in batch if d in done]
-            contributions = [done[d][1] for d in batch if d in done]
+            frames = [done[d][0] for d in batch]
+            contributions = [done[d][1] for d in batch]
             del done
             seconds += time.perf_counter() - start
             owned = dict(partition_column="as_of_date", partition_values=batch, run_id=context.run_id)
@@ -440,7 +445,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                      column_comments=docs.FORECAST[1], **owned)
             wh.write("forecast.deal_contributions", pl.concat(contributions), comment=docs.CONTRIBUTIONS[0],
                      column_comments=docs.CONTRIBUTIONS[1], **owned)
-            del scored, contributions
+            del contributions
+            start = time.perf_counter()
     snaps.cache_clear()
     context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
                      + ", ".join(f"{k} ({n} dates)" for k, n in sorted(sources.items())))
