@@ -52,9 +52,8 @@ def data_dir(tmp_path_factory):
             con.register("src", frame)
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM src")
             con.unregister("src")
-        rows = con.sql(accuracy.booked_sql(len(PAST)), params=[*PAST, AS_OF]).pl()  # the asset's own SQL and scores
-        con.register("src", accuracy.score(rows, AS_OF))
-        con.execute("CREATE TABLE forecast.forecast_accuracy AS SELECT * FROM src")
+        con.execute(f"CREATE TABLE forecast.forecast_accuracy AS {accuracy.scored_sql(len(PAST))}",
+                    [*PAST, AS_OF, AS_OF])  # the asset's own SQL
     finally:
         con.close()
     return data_dir

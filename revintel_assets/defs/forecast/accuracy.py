@@ -2,15 +2,13 @@
 date) against the revenue booked in its period, once the period is over, for three callers:
 revintel (P10 / P50 / P90), the weighted pipeline and the commit category (point calls, stored
 beside it by history.py). Booked = won amount (list price where the amount is missing) by close
-date, per segment: the rule of backtest.booked. SQL for the join (large), polars for the scores."""
+date, per segment: the rule of backtest.booked. SQL for the join and the scores (large), polars
+for the summaries."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import polars as pl
 
-from revintel_assets.defs.forecast.history import week_of_quarter
 from revintel_assets.defs.forecast.model import UNASSIGNED
 
 MODELS = ("revenue_forecast", "weighted_pipeline", "commit")
@@ -53,36 +51,35 @@ FROM f LEFT JOIN booked s ON s.segment_type = f.segment_type AND s.segment = f.s
 GROUP BY ALL"""
 
 
-def _pinball(y: pl.Expr, q: pl.Expr, tau: float) -> pl.Expr:
-    d = y - q
-    return pl.max_horizontal(tau * d, (tau - 1) * d)
+def scored_sql(n_dates: int) -> str:
+    """forecast.forecast_accuracy's rows of booked_sql's (its placeholders, then the evaluation date
+    once more): one row per (forecast row, caller). Point calls (weighted pipeline, commit) have
+    p50 only: no range, so coverage and the P10 / P90 losses are NULL; a NULL call (no commit
+    category in the source) stays NULL, with NULL errors. SQL, so that the rows go from the join
+    to the table inside DuckDB: scored in polars, a scale-100 batch's joined rows came out of
+    DuckDB and three times as many scored rows went back in."""
+    y = "actual"
 
+    # greatest skips a NULL as polars' max_horizontal does, and on a tie (0.0 vs -0.0) keeps the first
+    # where max_horizontal keeps the last: the arguments in the other order give the same bits
+    def pinball(q: str, tau: float) -> str:
+        return f"greatest({tau - 1!r} * ({y} - {q}), {tau!r} * ({y} - {q}))"
 
-def score(rows: pl.DataFrame, evaluated_as_of: dt.date) -> pl.DataFrame:
-    """forecast.forecast_accuracy: one row per (forecast row, caller). Point calls (weighted
-    pipeline, commit) have p50 only: no range, so coverage and the P10 / P90 losses are NULL; a
-    NULL call (no commit category in the source) stays NULL, with NULL errors."""
-    y = pl.col("actual")
     parts = []
     for name in MODELS:
-        if name == "revenue_forecast":
-            q10, q50, q90 = pl.col("p10"), pl.col("p50"), pl.col("p90")
-        else:
-            q50 = pl.col(name).cast(pl.Float64)
-            q10 = q90 = pl.lit(None, dtype=pl.Float64)
-        parts.append(rows.select(
-            "as_of_date", "period_type", "period_start", "first_day", "last_day", "segment_type", "segment",
-            pl.lit(name).alias("model_name"), q10.alias("p10"), q50.alias("p50"), q90.alias("p90"),
-            y.cast(pl.Float64).alias("actual"), pl.col("booked_before").cast(pl.Float64),
-            (q50 - y).alias("error"), (q50 - y).abs().alias("abs_error"),
-            ((q10 <= y) & (y <= q90)).alias("covered"),
-            _pinball(y, q10, 0.1).alias("pinball_p10"), _pinball(y, q50, 0.5).alias("pinball_p50"),
-            _pinball(y, q90, 0.9).alias("pinball_p90"),
-            pl.col("sigma_horizon"), pl.col("win_model_version")))
-    return pl.concat(parts).with_columns(
-        week_of_quarter(pl.col("as_of_date")).alias("week_of_quarter"),
-        (pl.col("first_day") - pl.col("as_of_date")).dt.total_days().cast(pl.Int32).alias("lead_days"),
-        pl.lit(evaluated_as_of).alias("evaluated_as_of"))
+        q10, q50, q90 = (("p10", "p50", "p90") if name == "revenue_forecast"
+                         else ("NULL::DOUBLE", f'"{name}"::DOUBLE', "NULL::DOUBLE"))
+        parts.append(f"""SELECT as_of_date, period_type, period_start, first_day, last_day, segment_type, segment,
+  '{name}' AS model_name, {q10} AS p10, {q50} AS p50, {q90} AS p90, {y}, booked_before,
+  {q50} - {y} AS error, abs({q50} - {y}) AS abs_error, ({q10} <= {y}) AND ({y} <= {q90}) AS covered,
+  {pinball(q10, 0.1)} AS pinball_p10, {pinball(q50, 0.5)} AS pinball_p50, {pinball(q90, 0.9)} AS pinball_p90,
+  sigma_horizon, win_model_version,
+  -- the week of the quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14
+  ((first_q - make_date(year(first_q), (month(first_q) - 1) // 3 * 3 + 1, 1)) // 7 + 1)::INTEGER AS week_of_quarter,
+  (first_day - as_of_date)::INTEGER AS lead_days, evaluated_as_of
+FROM (SELECT *, as_of_date + 1 AS first_q FROM rows), evaluated""")
+    return (f"WITH rows AS ({booked_sql(n_dates)}),\nevaluated AS (SELECT ?::DATE AS evaluated_as_of)\n"
+            + "\nUNION ALL\n".join(parts))
 
 
 def summary(acc: pl.DataFrame, by: list[str]) -> pl.DataFrame:

@@ -16,7 +16,7 @@ from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
 from revintel_assets.defs.deals.scoring import LABEL_COUNTS_SQL
 from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, timing
-from revintel_assets.defs.forecast.new_pipeline import fit_new_pipeline
+from revintel_assets.defs.forecast.new_pipeline import code_opps, fit_new_pipeline
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
 from revintel_assets.defs.forecast.tasks import backtest_evaluation, backtest_tuning, forecast_past_date
 from revintel_assets.defs.validation.metrics import classification_metrics
@@ -386,6 +386,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
         rows_of = _origin_rows(wh, dates, n_rows)  # each date's rows, read in date order
         tags_of: dict[dt.date, tuple] = {}
         scored: dict = {"batch": None}
+        coded: dict = {}  # the opportunities coded for fit_new_pipeline, per segments
 
         def prepare(d: dt.date) -> tuple:
             """What the forecast of d needs, known on d: its deals with their win probabilities,
@@ -421,8 +422,10 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
             cal, deals, fit, n_sims, sigma, _, _ = prepare(d)
             deals = deals.select(model.DEAL_COLUMNS)
             segments = segments_of(deals)
-            return cal, deals, fit, segments, fit_new_pipeline(opps, cal, segments.reps, segments.divisions), \
-                n_sims, config.seed, sigma
+            if coded.get("segments") is not segments:  # the same segments for every date, as a rule
+                coded.update(segments=segments, opps=code_opps(opps, segments.reps, segments.divisions))
+            new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions, coded=coded["opps"])
+            return cal, deals, fit, segments, new, n_sims, config.seed, sigma
 
         past = dates[:-1]
         results = map_tasks(forecast_past_date, LazyTasks(past, past_task), here=False)
@@ -512,11 +515,15 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     quarters, scored = [], 0
     for batch in date_batches(keys, rows_by_date(wh.query, keys, "forecast.revenue_forecast"), ROWS_PER_PASS):
-        acc = accuracy.score(wh.query(accuracy.booked_sql(len(batch)), [*batch, keys[-1]]), keys[-1])
-        wh.write("forecast.forecast_accuracy", acc, partition_column="as_of_date", partition_values=batch,
-                 run_id=context.run_id, comment=ACCURACY_DOC[0], column_comments=ACCURACY_DOC[1])
-        quarters.append(acc.filter((pl.col("period_type") == "quarter") & (pl.col("segment_type") == "total")))
-        scored += acc["as_of_date"].n_unique() if len(acc) else 0
+        # joined and scored inside DuckDB (accuracy.scored_sql): the rows never come out to Python
+        wh.write("forecast.forecast_accuracy", sql=accuracy.scored_sql(len(batch)), params=[*batch, keys[-1], keys[-1]],
+                 partition_column="as_of_date", partition_values=batch, run_id=context.run_id,
+                 comment=ACCURACY_DOC[0], column_comments=ACCURACY_DOC[1])
+        days = ", ".join("?" * len(batch))
+        quarters.append(wh.query(f"SELECT * FROM forecast.forecast_accuracy WHERE as_of_date IN ({days}) AND "
+                                 "period_type = 'quarter' AND segment_type = 'total'", batch))
+        scored += wh.query(f"SELECT count(DISTINCT as_of_date) AS n FROM forecast.forecast_accuracy "
+                           f"WHERE as_of_date IN ({days})", batch)["n"][0]
     quarters = pl.concat(quarters)
     table = accuracy.summary(quarters, ["week_of_quarter"]) if len(quarters) else pl.DataFrame()
     return dg.MaterializeResult(metadata={

@@ -61,13 +61,6 @@ def calls(prep: model.Prepared, labels: list, category: pl.Expr | None) -> pl.Da
                    else pl.Series([None] * sum(weighted[p].size for p in types), dtype=pl.Float64))})
 
 
-def week_of_quarter(as_of: pl.Expr) -> pl.Expr:
-    """1.. : the week of the quarter the forecast of `as_of` is about (the quarter of as_of + 1 day)."""
-    first = as_of + pl.duration(days=1)
-    q_start = pl.date(first.dt.year(), (first.dt.month() - 1) // 3 * 3 + 1, 1)
-    return ((first - q_start).dt.total_days() // 7 + 1).cast(pl.Int32)
-
-
 def forecast_date(cal: Calendar, deals: pl.DataFrame, fitted, dim_rep: pl.DataFrame | None, opps: pl.DataFrame | None,
                   n_sims: int, seed: int, sigma: tuple[float, float], **engine) -> tuple[pl.DataFrame, model.Prepared, int]:
     """One date's forecast.revenue_forecast rows (with the calls), its prepared inputs and bookings.

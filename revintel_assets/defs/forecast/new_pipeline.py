@@ -23,24 +23,34 @@ from revintel_assets.defs.forecast.periods import Calendar
 PSEUDO_DEALS = 50.0  # a division's conversion curve is shrunk toward the company's with this many deals
 
 
-def fit_new_pipeline(opps: pl.DataFrame, cal: Calendar, reps: list[str], divisions: list[str],
-                     lookback_days: int = 182) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(mu (n_reps, n_divisions, n_atoms), won amounts per division) known on cal.as_of.
-
-    `opps` needs opportunity_id, rep_id, division, created_date, close_date, is_won, amount
-    (list_price optional). Only rows created on or before T and outcomes closed on or before T are read."""
-    t = cal.as_of
-    horizon = cal.n_days
-    n_rep, n_div = len(reps), len(divisions)
-    mu = np.zeros((n_rep, n_div, cal.n_atoms))
-    known = opps.filter(pl.col("created_date").is_not_null() & (pl.col("created_date") <= t))
+def code_opps(opps: pl.DataFrame, reps: list[str], divisions: list[str]) -> pl.DataFrame:
+    """What fit_new_pipeline reads of `opps`, coded once for many dates with the same segments:
+    rows with a created date, the amount (list price where missing), and `r` / `d`, the rep's and
+    the division's places in reps / divisions (null when not there). Coding 2M rows' reps took
+    most of a fit's 0.4 s at scale 100, for each of a range's 153 dates."""
+    known = opps.filter(pl.col("created_date").is_not_null())
     if "list_price" in known.columns:
         known = known.with_columns(pl.col("amount").fill_null(pl.col("list_price")))
     rep_ix = {r: i for i, r in enumerate(reps)}
     div_ix = {d: i for i, d in enumerate(divisions)}
-    known = known.with_columns(
+    return known.select(
+        "created_date", "close_date", "is_won", "amount",
         pl.col("rep_id").replace_strict(rep_ix, default=None, return_dtype=pl.Int64).alias("r"),
         pl.col("division").replace_strict(div_ix, default=None, return_dtype=pl.Int64).alias("d"))
+
+
+def fit_new_pipeline(opps: pl.DataFrame, cal: Calendar, reps: list[str], divisions: list[str],
+                     lookback_days: int = 182, coded: pl.DataFrame | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(mu (n_reps, n_divisions, n_atoms), won amounts per division) known on cal.as_of.
+
+    `opps` needs opportunity_id, rep_id, division, created_date, close_date, is_won, amount
+    (list price optional). Only rows created on or before T and outcomes closed on or before T are
+    read. coded: code_opps(opps, reps, divisions) when the caller has it (then opps is not read)."""
+    t = cal.as_of
+    horizon = cal.n_days
+    n_rep, n_div = len(reps), len(divisions)
+    coded = code_opps(opps, reps, divisions) if coded is None else coded
+    known = coded.filter(pl.col("created_date") <= t)
 
     recent = known.filter(pl.col("created_date") > t - dt.timedelta(days=lookback_days)).drop_nulls(["r", "d"])
     rate = np.zeros((n_rep, n_div))
