@@ -385,7 +385,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
         batch_of = {d: i for i, b in enumerate(batches) for d in b}
         rows_of = _origin_rows(wh, dates, n_rows)  # each date's rows, read in date order
         tags_of: dict[dt.date, tuple] = {}
-        scored: dict = {"batch": None}
+        scores: dict[int, dict] = {}  # one batch's deal scores at a time: {batch: {(date,): frame}}
         coded: dict = {}  # the opportunities coded for fit_new_pipeline, per segments
 
         def prepare(d: dt.date) -> tuple:
@@ -394,16 +394,17 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
             tags_of. Called in date order (rows_of is read in order, one fit and one batch's deal
             scores kept at a time)."""
             nonlocal fitted
-            if has_scores and scored["batch"] != batch_of[d]:
+            if has_scores and batch_of[d] not in scores:
                 b = batches[batch_of[d]]
-                scored.clear()
-                scored.update(wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores WHERE "
-                                       f"as_of_date IN ({', '.join('?' * len(b))})", b)
-                              .partition_by("as_of_date", as_dict=True, include_key=False), batch=batch_of[d])
+                scores.clear()
+                scores[batch_of[d]] = wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores WHERE "
+                                               f"as_of_date IN ({', '.join('?' * len(b))})", b).partition_by(
+                    "as_of_date", as_dict=True, include_key=False)
             rows = next(rows_of)
             if rows["as_of_date"][0] != d:  # LazyTasks builds in order; a change there must not mix dates up
                 raise RuntimeError(f"forecast of {d} was given the snapshot rows of {rows['as_of_date'][0]}")
-            deals, source = probabilities.known_deals(d, rows, scored.get((d,)), prob_fn, counts)
+            scored = scores.get(batch_of[d], {}).get((d,))
+            deals, source = probabilities.known_deals(d, rows, scored, prob_fn, counts)
             del rows
             sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
             if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
