@@ -206,6 +206,24 @@ def test_engine_on_a_dask_cluster_equals_local(dask_cluster, monkeypatch):
         assert list(parallel.map_tasks(_sum, [(1, np.ones(3))], 2)) == [3]
 
 
+def test_a_cluster_gets_lazy_tasks_a_window_ahead_not_all_at_once(dask_cluster):
+    """On a cluster (two workers of one thread: a window of four) a LazyTasks task is built when
+    it is submitted, a few ahead of the result taken, in task order; results come in task order.
+    (operator.neg: the scheduler unpickles tasks, and it cannot import this test module.)"""
+    import operator
+
+    built = []
+
+    def build(i):
+        built.append(i)
+        return (i,)
+
+    with parallel.using(dask_cluster):
+        results = parallel.map_tasks(operator.neg, parallel.LazyTasks(range(12), build))
+        assert next(results) == 0 and built == [0, 1, 2, 3]  # not all twelve
+        assert list(results) == [-i for i in range(1, 12)] and built == list(range(12))
+
+
 def test_a_process_that_loads_the_definitions_calls_blas_with_one_thread():
     """A Dagster process (CLI run, run worker) loads the definitions before any step: from then on
     every BLAS library, loaded already (numpy's) or later (scipy's, on first use), has one thread,
