@@ -52,26 +52,24 @@ GROUP BY ALL"""
 
 
 def scored_sql(n_dates: int) -> str:
-    """forecast.forecast_accuracy's rows of booked_sql's (its placeholders, then the evaluation date
-    once more): one row per (forecast row, caller). Point calls (weighted pipeline, commit) have
-    p50 only: no range, so coverage and the P10 / P90 losses are NULL; a NULL call (no commit
-    category in the source) stays NULL, with NULL errors. SQL, so that the rows go from the join
-    to the table inside DuckDB: scored in polars, a scale-100 batch's joined rows came out of
+    """The rows of forecast.forecast_accuracy from booked_sql's (its placeholders, then the
+    evaluation date again): one row per (forecast row, caller). Point calls (weighted pipeline,
+    commit) have p50 only: no range, so coverage and the P10 / P90 losses are NULL; a NULL call (no
+    commit category in the source) stays NULL, with NULL errors. SQL, so that the rows go from the
+    join to the table inside DuckDB: scored in polars, a scale-100 batch's joined rows came out of
     DuckDB and three times as many scored rows went back in."""
-    y = "actual"
-
     # greatest skips a NULL as polars' max_horizontal does, and on a tie (0.0 vs -0.0) keeps the first
     # where max_horizontal keeps the last: the arguments in the other order give the same bits
     def pinball(q: str, tau: float) -> str:
-        return f"greatest({tau - 1!r} * ({y} - {q}), {tau!r} * ({y} - {q}))"
+        return f"greatest({tau - 1!r} * (actual - {q}), {tau!r} * (actual - {q}))"
 
     parts = []
     for name in MODELS:
         q10, q50, q90 = (("p10", "p50", "p90") if name == "revenue_forecast"
                          else ("NULL::DOUBLE", f'"{name}"::DOUBLE', "NULL::DOUBLE"))
         parts.append(f"""SELECT as_of_date, period_type, period_start, first_day, last_day, segment_type, segment,
-  '{name}' AS model_name, {q10} AS p10, {q50} AS p50, {q90} AS p90, {y}, booked_before,
-  {q50} - {y} AS error, abs({q50} - {y}) AS abs_error, ({q10} <= {y}) AND ({y} <= {q90}) AS covered,
+  '{name}' AS model_name, {q10} AS p10, {q50} AS p50, {q90} AS p90, actual, booked_before,
+  {q50} - actual AS error, abs({q50} - actual) AS abs_error, ({q10} <= actual) AND (actual <= {q90}) AS covered,
   {pinball(q10, 0.1)} AS pinball_p10, {pinball(q50, 0.5)} AS pinball_p50, {pinball(q90, 0.9)} AS pinball_p90,
   sigma_horizon, win_model_version,
   -- the week of the quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14
