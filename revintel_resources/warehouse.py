@@ -213,6 +213,24 @@ class Warehouse:
             yield
 
     @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """An in-memory database attached to this session's connection for the block; yields its
+        name. Its tables are visible to the session's cursors (an attached database belongs to the
+        DuckDB instance, not to one connection, unlike TEMP tables), cost no writes to the work file,
+        and are dropped with it at the end. Inside a session only (a connection of its own would
+        lose the database when it closes)."""
+        session = _SESSIONS.get(self._session_key())
+        if session is None:
+            raise RuntimeError("Warehouse.scratch() needs an open session()")
+        con, db = session[0], f"revintel_scratch_{uuid.uuid4().hex[:12]}"
+        con.execute(f"ATTACH ':memory:' AS {db}")
+        try:
+            yield db
+        finally:
+            con.complete()
+            con.execute(f"DETACH {db}")  # and every table left in it
+
+    @contextmanager
     def selects_ahead(self, selects: Sequence[str]) -> Iterator[Iterator[str]]:
         """The SELECTs of `selects`, in order, for `write(sql=...)`: each one's rows are computed while
         the caller writes the one before, so no SELECT may read what those writes change. Inside a
@@ -228,8 +246,7 @@ class Warehouse:
         if session is None or len(selects) < 2 or not self._small():
             yield iter(selects)
             return
-        con, db = session[0], f"revintel_ahead_{uuid.uuid4().hex[:12]}"
-        con.execute(f"ATTACH ':memory:' AS {db}")
+        con = session[0]
 
         def build(i: int, cur: duckdb.DuckDBPyConnection) -> None:
             """Table i, on its own cursor; every change to the attached database's catalog is made
@@ -252,12 +269,12 @@ class Warehouse:
                     pending = worker.submit(build, i + 1, con.cursor())
                 yield f"SELECT * FROM {db}.t{i}"
 
-        worker = ThreadPoolExecutor(1, thread_name_prefix="revintel-ahead")
-        try:
-            yield tables()
-        finally:
-            worker.shutdown(wait=True, cancel_futures=True)
-            con.execute(f"DETACH {db}")  # and every table left in it
+        with self.scratch() as db:
+            worker = ThreadPoolExecutor(1, thread_name_prefix="revintel-ahead")
+            try:
+                yield tables()
+            finally:
+                worker.shutdown(wait=True, cancel_futures=True)
 
     def _unlogged_write(self) -> None:
         """A connection that may write outside the log: the published copy must be copied whole next

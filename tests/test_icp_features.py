@@ -10,7 +10,7 @@ import pytest
 from icp_fixtures import DIVISIONS, random_star, travel_back
 from polars.testing import assert_frame_equal
 
-from revintel_assets.defs.icp.features import LABELS, divisions_sql, feature_columns, feature_sql
+from revintel_assets.defs.icp.features import LABELS, divisions_sql, feature_columns, feature_sql, ledger_tables
 
 AS_OF = dt.date(2024, 12, 31)
 
@@ -31,6 +31,44 @@ def test_time_travel_features_identical(cutoff):
     cols = [c for c in before.columns if c not in LABELS]
     assert_frame_equal(before.select(cols), after.select(cols))
     assert after["label"].sum() == 0  # the future is gone; only the label saw it
+
+
+@pytest.mark.parametrize("cutoff", [dt.date(2024, 3, 1), dt.date(2024, 6, 17), dt.date(2024, 12, 31)])
+def test_ledger_built_once_gives_the_same_rows(cutoff):
+    """The features step builds the purchase ledger once for all cutoffs (ledger_tables); a cutoff's
+    rows from it equal the statement that computes the ledger itself, and the active months (from
+    each month's first and last purchase day) equal a distinct count of the months with a purchase."""
+    con = duckdb.connect()
+    random_star(con)
+    con.execute("ATTACH ':memory:' AS ledger")
+    for create in ledger_tables("ledger"):
+        con.execute(create)
+    built = con.sql(feature_sql(cutoff, DIVISIONS, 6, AS_OF, ledger="ledger")).pl()
+    assert_frame_equal(built, features(con, cutoff))
+    c = f"DATE '{cutoff.isoformat()}'"
+    direct = con.sql(f"""
+        WITH buys AS (SELECT account_id, division, order_date FROM star.fact_transactions
+                      WHERE order_date <= {c} AND division IS NOT NULL
+                      GROUP BY ALL HAVING sum(amount) FILTER (WHERE amount > 0) > 0)
+        SELECT account_id, division,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > {c} - INTERVAL 12 MONTH)
+                   AS div_active_months_12m,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > {c} - INTERVAL 24 MONTH)
+                   AS div_active_months_24m
+        FROM buys GROUP BY ALL""").pl()
+    mine = built.filter(pl.col("is_buyer")).select(direct.columns)
+    assert direct.height == mine.height > 100 and direct["div_active_months_12m"].sum() > 500
+    assert_frame_equal(mine.sort("account_id", "division"), direct.sort("account_id", "division"))
+    acct = con.sql(f"""
+        WITH buys AS (SELECT account_id, order_date FROM star.fact_transactions
+                      WHERE order_date <= {c} AND amount > 0 AND division IS NOT NULL GROUP BY ALL)
+        SELECT account_id,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > {c} - INTERVAL 12 MONTH)
+                   AS active_months_12m,
+               count(DISTINCT date_trunc('month', order_date)) FILTER (WHERE order_date > {c} - INTERVAL 24 MONTH)
+                   AS active_months_24m
+        FROM buys GROUP BY ALL ORDER BY 1""").pl()
+    assert_frame_equal(built.select(acct.columns).unique().sort("account_id"), acct)
 
 
 def _tiny(con, lines: list[tuple[str, str, str, float]]) -> None:

@@ -184,7 +184,7 @@ def test_selects_ahead_write_the_rows_of_each_select_and_leave_nothing_behind(wh
         return wh.query(f"SELECT k, id, amount FROM {table} ORDER BY ALL").rows()
 
     def ahead_dbs(con) -> int:
-        return con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'revintel_ahead_%'").fetchone()[0]
+        return con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'revintel_scratch_%'").fetchone()[0]
 
     for k, sql in enumerate(selects):  # the reference: each SELECT written directly
         wh.write("s.direct", sql=sql, partition_column="k", partition_values=[k])
@@ -192,9 +192,9 @@ def test_selects_ahead_write_the_rows_of_each_select_and_leave_nothing_behind(wh
         with wh.selects_ahead(selects) as sqls:
             for k, sql in enumerate(sqls):
                 # computed ahead: the caller reads a table that already holds the rows
-                assert sql.startswith("SELECT * FROM revintel_ahead_") and ahead_dbs(con) == 1
+                assert sql.startswith("SELECT * FROM revintel_scratch_") and ahead_dbs(con) == 1
                 assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name LIKE "
-                                   "'revintel_ahead_%'").fetchone()[0] <= 2  # this one and the next
+                                   "'revintel_scratch_%'").fetchone()[0] <= 2  # this one and the next
                 wh.write("s.ahead", sql=sql, partition_column="k", partition_values=[k])
         assert ahead_dbs(con) == 0  # detached with the block
         # a failing SELECT fails the write that asks for it; the partitions before it are written
@@ -212,6 +212,23 @@ def test_selects_ahead_write_the_rows_of_each_select_and_leave_nothing_behind(wh
     monkeypatch.setattr(module, "STEP_SESSION_MAX_BYTES", 0)
     with wh.session(), wh.selects_ahead(selects) as sqls:
         assert list(sqls) == selects
+
+
+def test_scratch_is_a_database_of_the_session_gone_with_the_block(wh: Warehouse) -> None:
+    """Warehouse.scratch(): tables the session's cursors see (the ICP step's purchase ledger is read
+    by the statement computed ahead on a cursor), nothing written to the work file, dropped at the end."""
+    wh.write("s.sales", sales("2024-01-01", 50), partition_column="day", partition_values=["2024-01-01"])
+    with pytest.raises(RuntimeError, match="session"):
+        with wh.scratch():
+            pass
+    with wh.session() as con:
+        with wh.scratch() as db:
+            con.execute(f"CREATE TABLE {db}.t AS SELECT id, amount FROM s.sales WHERE id < 10")
+            cursor = con.cursor()
+            assert cursor.execute(f"SELECT count(*) FROM {db}.t").fetchone()[0] == 10
+            cursor.close()
+        assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [db]).fetchone()[0] == 0
+    assert wh.query("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 't'")["n"][0] == 0
 
 
 def _count_opens(monkeypatch) -> list:

@@ -13,7 +13,7 @@ import polars as pl
 from revintel_assets.defs.icp import docs
 from revintel_assets.defs.icp.calendar import IcpPlan, default_window
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
-from revintel_assets.defs.icp.features import divisions_sql, feature_sql
+from revintel_assets.defs.icp.features import divisions_sql, feature_sql, ledger_tables
 from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold,
                                             choose_champion, sampled_accounts)
 from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, by_cutoff, divisions, feature_cutoffs,
@@ -137,12 +137,15 @@ STAR_ALL = [dg.AssetDep(k, partition_mapping=dg.AllPartitionMapping()) if k.path
 @warehouse_step
 def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    with wh.session():  # one connection for the step (Warehouse.session)
+    with wh.session() as con, wh.scratch() as ledger:  # one connection for the step (Warehouse.session)
         plan, _ = load_plan(wh)
         rows = 0
         groups = [(dt.date.fromisoformat(c), divs) for c, divs in by_cutoff(context.partition_keys).items()]
+        for create in ledger_tables(ledger):  # the purchase ledger, once for every cutoff (features.LEDGER)
+            con.execute(create)
         # the next cutoff's rows are computed while this one's are written (Warehouse.selects_ahead)
-        with wh.selects_ahead([feature_sql(c, divs, plan.window_months, plan.as_of) for c, divs in groups]) as sqls:
+        with wh.selects_ahead([feature_sql(c, divs, plan.window_months, plan.as_of, ledger)
+                               for c, divs in groups]) as sqls:
             for (c, divs), sql in zip(groups, sqls):
                 rows += wh.write("features.customer_division", sql=sql, run_id=context.run_id,
                                  partition=[PartitionFilter("cutoff_date", values=[c]),
