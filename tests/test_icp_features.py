@@ -71,6 +71,29 @@ def test_ledger_built_once_gives_the_same_rows(cutoff):
     assert_frame_equal(built.select(acct.columns).unique().sort("account_id"), acct)
 
 
+def test_affinity_is_the_mean_and_max_confidence_over_the_divisions_owned():
+    """affinity_max / affinity_mean of (account, d): the largest and the mean, over the other
+    divisions a the account owned at the cutoff, of P(owns d | owns a) among all owners of a. The
+    statement computes them once per set of owned divisions; here they are computed per account."""
+    con = duckdb.connect()
+    random_star(con)
+    rows = features(con, dt.date(2023, 3, 15))  # two months in: accounts own different sets
+    own = rows.filter(pl.col("is_buyer")).select("account_id", "division")
+    owners = own.group_by("division").len("n_owners")
+    conf = (own.join(own, on="account_id", suffix="_to").filter(pl.col("division") != pl.col("division_to"))
+            .group_by("division", "division_to").len("both").join(owners, on="division")
+            .select(pl.col("division").alias("from_div"), pl.col("division_to").alias("division"),
+                    (pl.col("both") / pl.col("n_owners")).alias("conf")))
+    direct = (own.rename({"division": "from_div"}).join(conf, on="from_div")
+              .group_by("account_id", "division").agg(pl.col("conf").max().alias("affinity_max"),
+                                                       pl.col("conf").mean().alias("affinity_mean")))
+    got = rows.join(direct, on=["account_id", "division"], how="left").with_columns(
+        pl.col("affinity_max_right", "affinity_mean_right").fill_null(0.0))
+    assert direct.height > 100 and direct["affinity_mean"].n_unique() > 4  # several owned sets, not one
+    assert (got["affinity_max"] - got["affinity_max_right"]).abs().max() < 1e-12
+    assert (got["affinity_mean"] - got["affinity_mean_right"]).abs().max() < 1e-12
+
+
 def _tiny(con, lines: list[tuple[str, str, str, float]]) -> None:
     con.execute("CREATE SCHEMA star")
     con.execute("""CREATE TABLE star.dim_account AS SELECT * FROM (VALUES

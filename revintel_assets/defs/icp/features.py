@@ -216,10 +216,17 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
         SELECT a.division AS from_div, b.division AS to_div, count(*) / any_value(o.n_owners) AS conf
         FROM own a JOIN own b ON a.account_id = b.account_id AND a.division <> b.division
         JOIN div_owners o ON o.division = a.division GROUP BY 1, 2),
-    affinity AS (
-        SELECT o.account_id, p.to_div AS division, max(p.conf) AS affinity_max,
+    -- an account's affinities depend only on the set of divisions it owns: computed once per set
+    -- (a few hundred sets against hundreds of thousands of accounts), then given to its accounts
+    owned AS (SELECT account_id, list(division ORDER BY division) AS divisions FROM own GROUP BY 1),
+    set_affinity AS (
+        SELECT s.divisions, p.to_div AS division, max(p.conf) AS affinity_max,
                list_avg(list(p.conf ORDER BY p.from_div)) AS affinity_mean  -- a fixed order: same bits every run
-        FROM own o JOIN pair_conf p ON p.from_div = o.division GROUP BY 1, 2),
+        FROM (SELECT divisions, unnest(divisions) AS from_div FROM (SELECT DISTINCT divisions FROM owned)) s
+        JOIN pair_conf p ON p.from_div = s.from_div GROUP BY 1, 2),
+    affinity AS (
+        SELECT o.account_id, sa.division, sa.affinity_max, sa.affinity_mean
+        FROM owned o JOIN set_affinity sa ON sa.divisions = o.divisions),
     mix AS (  -- division mix and cross-division ownership (also as it stood 6 months earlier)
         SELECT account_id, count(*) AS divisions_owned,
                count(*) FILTER (WHERE div_tenure_days >= 182) AS divisions_owned_6m_ago
