@@ -243,3 +243,38 @@ def test_the_backtest_judges_the_forecasts_timing_models_and_the_forecast_reuses
     needed = {history.timing_cutoff(d, 4) for d in DATES}
     assert needed & judged  # the two share blocks, so the count below says something
     assert sorted(fits) == sorted(needed - judged)  # each block the backtest did not fit, once
+
+
+def test_the_backtest_reads_the_deal_scores_the_forecast_of_each_origin_read(tmp_path, monkeypatch):
+    """An origin with stored deal scores is forecast from them (their probability, close date and
+    model version), as the forecast and the quota honesty of that date are; an origin without falls
+    back to the probability rule of its date, as they do."""
+    from revintel_assets.defs.deals.partitions import as_of_dates
+    from revintel_assets.defs.forecast.assets import forecast_backtest
+    from revintel_resources.compute import ComputeResource
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.tracking import MLflowResource
+    from revintel_resources.warehouse import Warehouse
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path))
+    wh = Warehouse.from_env()
+    tables = _tables(False)
+    for name, frame in tables.items():
+        wh.write(name, frame)
+    snaps = tables["features.deal_snapshot"]
+    scored_dates = DATES[:7]  # the earlier origins have stored scores, the later ones not
+    wh.write("scores.deal_scores", snaps.filter(pl.col("as_of_date").is_in(scored_dates)).select(
+        "as_of_date", "opportunity_id", pl.lit(0.9).alias("win_probability"), "expected_close_date",
+        ("stored@" + pl.col("as_of_date").cast(pl.Utf8)).alias("model_version")))
+    instance = dg.DagsterInstance.ephemeral()
+    keys = [str(d) for d in DATES]
+    instance.add_dynamic_partitions(as_of_dates.name, keys)
+    resources = {"warehouse": WarehouseResource(), "mlflow_tracking": MLflowResource(), "compute": ComputeResource()}
+    assert dg.materialize([forecast_backtest], instance=instance, resources=resources, partition_key=keys[-1],
+                          run_config={"ops": {"forecast_backtest": {"config": {"backtest_sims": 1_300}}}}).success
+    used = wh.query("SELECT DISTINCT as_of_date, win_model_version FROM forecast.forecast_backtest")
+    assert used.height == used["as_of_date"].n_unique() >= 4
+    with_scores = used.filter(pl.col("as_of_date").is_in(scored_dates))
+    assert with_scores.height >= 2 and with_scores.height < used.height  # both kinds of origin judged
+    for o, version in used.iter_rows():
+        assert version == (f"stored@{o}" if o in scored_dates else f"baseline_stage@{o}"), (o, version)

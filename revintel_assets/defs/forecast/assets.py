@@ -144,24 +144,30 @@ def _backtest_tables(wh, as_of: dt.date, horizon_weeks: int, n_origins: int, eve
     counts = wh.query(LABEL_COUNTS_SQL, [as_of])
     opps = wh.query(OPPS_SQL)
     dim_rep = wh.query("SELECT rep_id, manager, region FROM star.dim_rep")
-    return chosen, timing_rows, counts, opps, dim_rep, _origin_rows(wh, chosen, n_rows)
+    return chosen, timing_rows, counts, opps, dim_rep, _origin_rows(wh, chosen, n_rows, scores=True)
 
 
 ROWS_PER_QUERY = 300_000  # origins' snapshot rows are read a few origins at a time (one origin at scale 100)
 
 
-def _origin_rows(wh, chosen: list[dt.date], n_rows: dict):
+def _origin_rows(wh, chosen: list[dt.date], n_rows: dict, scores: bool = False):
     """Yields each origin's snapshot rows (every column but the outcome), reading a batch of
     origins per query while they hold at most ROWS_PER_QUERY rows (fewer round trips when small,
-    one origin's rows in memory at a time when large)."""
+    one origin's rows in memory at a time when large). scores=True: (rows, the deal scores of the
+    date or None) pairs, the scores as the forecast of that date read them (SCORED_COLUMNS)."""
+    has_scores = scores and wh.table_exists("scores.deal_scores")
     for batch in date_batches(chosen, n_rows, ROWS_PER_QUERY):
+        days = ", ".join("?" * len(batch))
         # in any order: model.prepare sorts each date's deals before the engine draws for them
-        frame = wh.query("SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date IN "
-                         f"({', '.join('?' * len(batch))})", batch)
+        frame = wh.query(f"SELECT * EXCLUDE (outcome_date, is_won) FROM features.deal_snapshot WHERE as_of_date IN ({days})",
+                         batch)
         parts = frame.partition_by("as_of_date", as_dict=True, maintain_order=True)
         del frame
+        scored = (wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores WHERE as_of_date IN ({days})",
+                           batch).partition_by("as_of_date", as_dict=True, include_key=False) if has_scores else {})
         for o in batch:
-            yield parts.pop((o,))  # every origin is a snapshot date: it has rows
+            rows = parts.pop((o,))  # every origin is a snapshot date: it has rows
+            yield (rows, scored.pop((o,), None)) if scores else rows
 
 
 def _metric_rows(frame: pl.DataFrame, as_of: dt.date, version: str) -> pl.DataFrame:
@@ -240,8 +246,9 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         did not); each keeps its engine inputs for pass 2."""
         while len(prepared) <= i:
             o = chosen[len(prepared)]
+            rows, scored = next(origin_rows)  # the forecast of o read these deal scores (else prob_fn, as it did)
             origin = backtest.prepare_origin(o, None, opps, dim_rep, prob_fn, fitted[o], config.horizon_weeks,
-                                             rows=next(origin_rows), label_counts=counts)
+                                             rows=rows, label_counts=counts, scored=scored)
             origin.prep.deals = origin.prep.deals.clear()  # scored (baseline) already; keep only the engine inputs
             prepared.append(origin)
         return prepared[i], config.seed
