@@ -254,6 +254,36 @@ def test_demo_champion_on_validation(demo_data):
     assert set(ws["model_name"]) == {"whitespace_score", "propensity_only", "baseline_rfm"}
 
 
+def test_demo_holdout_figures_are_of_the_scores_served(demo_data):
+    """The validation and holdout figures of every labelled cutoff are those of scores.icp_scores on
+    the fold's accounts: every account of the cutoff is predicted at once, as icp_scores predicts it
+    (the `rank__` features are percentiles among the cutoff's rows: a fold predicted on its own had
+    its accounts ranked among ~20 % of them, and its AUC differed from the served scores')."""
+    from revintel_assets.defs.validation.metrics import classification_metrics
+
+    data, _, _ = demo_data
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"), read_only=True)
+    q = lambda sql: pl.from_pandas(con.execute(sql).fetchdf())  # noqa: E731
+    served = q("SELECT s.cutoff_date, s.division, s.account_id, s.propensity, s.champion, f.label::INT AS label "
+               "FROM scores.icp_scores s JOIN features.customer_division f USING (cutoff_date, division, account_id) "
+               "WHERE f.label IS NOT NULL ORDER BY ALL")
+    recorded = q("SELECT cutoff_date, division, split, model_name, metric, value FROM validation.model_metrics "
+                 "WHERE model_family = 'icp' AND segment = 'all' AND metric IN ('auc', 'brier') AND division <> 'all'")
+    checked = 0
+    for (c, d, champion), rows in served.group_by("cutoff_date", "division", "champion"):
+        folds = account_fold(rows["account_id"].to_list())
+        for split, fold in (("validation", VALIDATION), ("holdout", HOLDOUT)):
+            part = rows.filter(pl.Series(folds == fold))
+            mine = classification_metrics(part["label"].to_numpy(), part["propensity"].to_numpy())
+            got = recorded.filter((pl.col("cutoff_date") == c) & (pl.col("division") == d) & (pl.col("split") == split)
+                                  & (pl.col("model_name") == champion))
+            assert got.height == 2, (c, d, split)
+            for metric, value in got.select("metric", "value").iter_rows():
+                assert abs(value - mine[metric]) < 1e-12, (c, d, split, metric, value, mine[metric])
+            checked += 1
+    assert checked >= 10
+
+
 def test_demo_no_champion_piles_up_at_the_clip(demo_data):
     """Whichever candidate is champion, its scores are calibrated on rows its fit never saw by a
     calibrator that cannot reach the clip: before, a logistic champion's clipped outputs put

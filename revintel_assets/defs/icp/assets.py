@@ -243,11 +243,16 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
         ev = None
         if labelled:
             folds = account_fold(scored["account_id"].to_list())
+            # every account of the cutoff predicted at once, then split by fold: the `rank__`
+            # features are percentiles among the cutoff's rows, so a fold predicted on its own
+            # ranked its accounts among ~20 % of them and was judged on scores icp_scores never serves
+            preds = model.predict_all(scored)
             parts = {}
             for split, fold in (("validation", VALIDATION), ("holdout", HOLDOUT)):
-                part = scored.filter(pl.Series(folds == fold))
+                mask = folds == fold
+                part = scored.filter(pl.Series(mask))
                 if part["label"].drop_nulls().n_unique() == 2:
-                    parts[split] = evaluate(part, model.predict_all(part), cutoff, d,
+                    parts[split] = evaluate(part, {name: p[mask] for name, p in preds.items()}, cutoff, d,
                                             versions={MODEL_NAME: "pending", BLEND: "pending", **{b: b for b in BASELINES}},
                                             split=split, truth=truth)
             if parts:
