@@ -8,9 +8,18 @@ DIR is a data directory materialized up to the job (`python -m benchmarks --prep
 full run). Each arm runs `benchmarks.stage prepare --jobs JOB` (every partition `revintel run`
 gives the job) as its own process from a git worktree of the revision or from this tree, measured
 by `benchmarks.__main__.measure` (wall, CPU, peak RSS of the process tree). After each run the
-tables named are fingerprinted (row count and an order-free sum of row hashes, every column, and
-the sum of each float column): a change meant to keep the results shows them identical; one that
-does not (new draws, rounding) shows how far the sums moved, in the JSON line printed at the end.
+tables named are fingerprinted (row count and an order-free sum of row hashes over every column but
+the run labels, and the sum of each float column): a change meant to keep the results shows them
+identical; one that does not (new draws, rounding) shows how far the sums moved, in the JSON line
+printed at the end.
+
+Two things a fingerprint must not see, or two runs of the same code differ (session 43 took them for
+nondeterminism in `scores.icp_scores` at scale 100):
+- run labels (RUN_LABELS): every run registers new MLflow versions, so `model_version` and
+  `model_uri` name the run, not the result (the models themselves were identical over six runs);
+- the order DuckDB's threads add a float column in: `sum()` of the same 3.5 M propensities gave 12
+  different values in 20 queries (~1e-15 apart); `fsum` (compensated) gave one, the correctly
+  rounded sum, so the sums compare rows, not thread timing.
 """
 
 from __future__ import annotations
@@ -27,9 +36,13 @@ from pathlib import Path
 from benchmarks.__main__ import REPO, measure
 
 
+# columns that say which run or registry version wrote a row, not what it holds
+RUN_LABELS = frozenset({"model_version", "model_uri", "win_model_version", "run_id", "loaded_at", "written_at"})
+
+
 def fingerprint(con, table: str) -> tuple[int, str]:
-    """(rows, an order-free sum of every row's hash over every column) of a table."""
-    cols = [r[0] for r in con.sql(f"DESCRIBE {table}").fetchall()]
+    """(rows, an order-free sum of every row's hash over every column but the run labels) of a table."""
+    cols = [r[0] for r in con.sql(f"DESCRIBE {table}").fetchall() if r[0] not in RUN_LABELS]
     n, fp = con.sql(f"SELECT count(*), sum(hash({', '.join(cols)})::HUGEINT) FROM {table}").fetchall()[0]
     return n, str(fp)
 
@@ -43,7 +56,7 @@ def fingerprints(data: Path, tables: list[str]) -> dict:
         desc = con.sql(f"DESCRIBE {t}").fetchall()
         n, fp = fingerprint(con, t)
         floats = [r[0] for r in desc if r[1] in ("DOUBLE", "FLOAT")]
-        sums = con.sql(f"SELECT {', '.join(f'sum({c})' for c in floats)} FROM {t}").fetchall()[0] if floats else []
+        sums = con.sql(f"SELECT {', '.join(f'fsum({c})' for c in floats)} FROM {t}").fetchall()[0] if floats else []
         out[t] = [n, fp, dict(zip(floats, sums))]
     con.close()
     return out

@@ -400,8 +400,14 @@ class Baselines:
     calibrators: dict[str, BoundedCalibrator]
 
     def raw(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-        return {"baseline_rfm": rfm_score(frame),
-                "baseline_logistic": self.logistic.decision_function(matrix(frame, self.features))}
+        x = matrix(frame, self.features)
+        # One BLAS thread, so a registered model scores the same in any process (a notebook, a
+        # Dask worker, a Dagster step): OpenBLAS splits X @ w between its threads, and the rows
+        # next to a split or at the end go through its tail kernel, which rounds differently
+        # (1-3 of ~180,000 accounts per division at scale 100 moved by ~1e-16 with 2 threads).
+        with threadpool_limits(1, user_api="blas"):
+            logistic = self.logistic.decision_function(x)
+        return {"baseline_rfm": rfm_score(frame), "baseline_logistic": logistic}
 
     def predict(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
         return {name: self.calibrators[name](r) for name, r in self.raw(frame).items()}
