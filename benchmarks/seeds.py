@@ -30,9 +30,10 @@ result line is appended to ROOT/results.jsonl as it lands, so a long run can be 
 After a change to one model family, `--collect-only --families deals` re-measures that family on
 the built settings (the deal model is retrained from each warehouse's snapshot by the current
 code) and keeps the other families' figures from the existing --json file.
---forecast-only runs only the forecast backtest again on finished settings (--copy-from: copies of
-another root's), for a forecast change judged on the same deal model; combine it with
---families forecast.
+--forecast-only runs only the forecast backtest again on finished settings, for a forecast change
+judged on the same deal model; combine it with --families forecast. With --copy-from ROOT2, either
+re-run works on copies of ROOT2's finished settings (ROOT2 left untouched); the jobs run on the
+source folder each warehouse records (meta.source), which a copy keeps.
 """
 
 from __future__ import annotations
@@ -183,19 +184,21 @@ def build(root: Path, seed: int, drift: float, scale: float, rerun: bool) -> tup
 FORECAST_JOBS = ("forecast_backtest_job",)  # the coverage figures are the backtest's (validation.model_metrics)
 
 
-def rerun_forecast(root: Path, seed: int, drift: float, copy_from: Path | None) -> tuple[Path, float]:
+def copy_setting(root: Path, name: str, copy_from: Path) -> None:
+    """A finished setting copied from another root (left untouched), to re-run jobs on the copy."""
+    subprocess.run(["rm", "-rf", str(root / name)], check=True)
+    subprocess.run(["cp", "-r", str(copy_from / name), str(root / name)], check=True)
+
+
+def rerun_forecast(root: Path, seed: int, drift: float) -> tuple[Path, float]:
     """Only the forecast's backtest again on a finished setting (the deal model, scores and snapshots
     as they are): the forecast's figures before -> after a forecast change, paired on the same
-    warehouse. With copy_from, the finished setting is first copied from there (left untouched)."""
+    warehouse."""
     data_dir = root / f"s{seed}-d{drift:g}"
-    if copy_from is not None:
-        subprocess.run(["rm", "-rf", str(data_dir)], check=True)
-        subprocess.run(["cp", "-r", str(copy_from / data_dir.name), str(data_dir)], check=True)
     if not (data_dir / "done").exists():
         raise SystemExit(f"{data_dir}: not a finished setting (run it without --forecast-only first)")
     env = {**os.environ, "REVINTEL_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
-    # the source the warehouse was built from (a copy keeps its original's: publish checks it)
-    demo = (copy_from / data_dir.name / "demo") if copy_from is not None else data_dir / "demo"
+    demo = recorded_source(data_dir)
     code = ("from revintel_assets.definitions import load; from revintel_assets.orchestrate import materialize_all; "
             f"materialize_all(load(), resources={{'source': {{'path': {str(demo)!r}, 'truth_dir': {str(demo / 'truth')!r}}}}}, "
             f"jobs={list(FORECAST_JOBS)!r})")
@@ -203,6 +206,19 @@ def rerun_forecast(root: Path, seed: int, drift: float, copy_from: Path | None) 
     with open(root / f"s{seed}-d{drift:g}.forecast.log", "w") as log:
         subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
     return data_dir, round(time.perf_counter() - start, 1)
+
+
+def recorded_source(data_dir: Path) -> Path:
+    """The source folder a finished setting's warehouse was built from: a copy (--copy-from) keeps
+    its original's, and a run on another path would be refused at the publish (a source switch)."""
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "warehouse" / ".work" / "revintel.duckdb"), read_only=True)
+    try:
+        (path,), = con.execute("SELECT DISTINCT source_path FROM meta.source").fetchall()
+    finally:
+        con.close()
+    return Path(path)
 
 
 ICP_JOBS = ["icp_plan_job", "icp_features_job", "icp_models_job", "icp_whitespace_job"]
@@ -224,7 +240,8 @@ def _icp_jobs(demo: str) -> None:
             con.execute(f"DROP TABLE IF EXISTS {t}")
         for t in ICP_ROWS:
             con.execute(f"DELETE FROM {t} WHERE model_family = 'icp'")
-    materialize_all(load(), resources={"source": {"path": demo}}, jobs=ICP_JOBS)
+    # the truth named: revintel finds it on its own only when the source is this data dir's demo
+    materialize_all(load(), resources={"source": {"path": demo, "truth_dir": str(Path(demo) / "truth")}}, jobs=ICP_JOBS)
 
 
 def rerun_icp(root: Path, seed: int, drift: float) -> float:
@@ -232,7 +249,7 @@ def rerun_icp(root: Path, seed: int, drift: float) -> float:
     env = {**os.environ, "REVINTEL_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     with open(root / f"s{seed}-d{drift:g}.icp.log", "w") as log:
-        subprocess.run([sys.executable, "-c", f"from benchmarks.seeds import _icp_jobs; _icp_jobs({str(data_dir / 'demo')!r})"],
+        subprocess.run([sys.executable, "-c", f"from benchmarks.seeds import _icp_jobs; _icp_jobs({str(recorded_source(data_dir))!r})"],
                        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
     return round(time.perf_counter() - start, 1)
 
@@ -352,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forecast-only", action="store_true",
                     help="finished settings: run only the forecast backtest again (a forecast change, paired on the "
                          "same deal model), then collect")
-    ap.add_argument("--copy-from", type=Path, help="with --forecast-only: copy each finished setting from this root")
+    ap.add_argument("--copy-from", type=Path, help="with --forecast-only or --only: first copy each finished setting from this "
+                                                       "root (left untouched), then re-run on the copy")
     ap.add_argument("--only", choices=["icp"], help="re-run only these jobs on finished settings, then collect "
                                                    "--families (default: icp; the others kept from --json)")
     ap.add_argument("--from-results", action="store_true",
@@ -362,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                          "same (seed, drift) in the existing --json file (e.g. --families deals after a "
                          "deal-model change, with --collect-only on settings built before it)")
     args = ap.parse_args(argv)
+    if args.copy_from is not None and not (args.forecast_only or args.only):
+        ap.error("--copy-from goes with --forecast-only or --only")
     if args.only:  # jobs re-run on finished settings: the other families keep their figures
         args.collect_only = True
         args.families = [args.only] if args.families == list(FAMILIES) else args.families
@@ -372,10 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     for drift in [] if args.from_results else args.drifts:
         for seed in args.seeds:
             data_dir = args.root / f"s{seed}-d{drift:g}"
+            if args.copy_from is not None:
+                copy_setting(args.root, data_dir.name, args.copy_from)
             if args.collect_only and not (data_dir / "done").exists():
                 continue
             if args.forecast_only:
-                data_dir, seconds = rerun_forecast(args.root, seed, drift, args.copy_from)
+                data_dir, seconds = rerun_forecast(args.root, seed, drift)
             else:
                 data_dir, seconds = (data_dir, None) if args.collect_only else build(args.root, seed, drift, args.scale,
                                                                                      args.rerun)
