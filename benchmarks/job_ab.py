@@ -19,7 +19,8 @@ nondeterminism in `scores.icp_scores` at scale 100):
   `model_uri` name the run, not the result (the models themselves were identical over six runs);
 - the order DuckDB's threads add a float column in: `sum()` of the same 3.5 M propensities gave 12
   different values in 20 queries (~1e-15 apart); `fsum` (compensated) gave one, the correctly
-  rounded sum, so the sums compare rows, not thread timing.
+  rounded sum, so the sums compare rows, not thread timing (NaN left out of the sums: the row
+  hashes see it).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def fingerprints(data: Path, tables: list[str]) -> dict:
         desc = con.sql(f"DESCRIBE {t}").fetchall()
         n, fp = fingerprint(con, t)
         floats = [r[0] for r in desc if r[1] in ("DOUBLE", "FLOAT")]
-        sums = con.sql(f"SELECT {', '.join(f'fsum({c})' for c in floats)} FROM {t}").fetchall()[0] if floats else []
+        sums = con.sql(f"SELECT {', '.join(f'fsum({c}) FILTER (WHERE NOT isnan({c}))' for c in floats)} FROM {t}").fetchall()[0] if floats else []
         out[t] = [n, fp, dict(zip(floats, sums))]
     con.close()
     return out
