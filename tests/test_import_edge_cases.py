@@ -358,3 +358,13 @@ def test_custom_stages_in_the_history_take_the_placement_of_their_deals(tmp_path
     assert con.execute("SELECT opportunity_id, stage FROM staging.history ORDER BY opportunity_id, changed_at").fetchall() == [
         ("006A", "Prospecting"), ("006A", "Engaging"), ("006B", "Engaging"), ("006B", "Lost"),
         ("006C", "Prospecting"), ("006C", "Won")]
+
+
+def test_currency_marks_in_close_values_name_the_currency(tmp_path):
+    """'1,200 EUR' is read as 1200 as before, and the pipeline's currency is reported (one: the
+    source's currency; mixed with plain numbers the plain ones name none)."""
+    src = _src(tmp_path, f"{HEADER}\nA1,Ann,X,Acme,Won,2017-01-02,2017-02-01,\"1,200 EUR\"\n"
+                         "A2,Ann,X,Acme,Won,2017-01-03,2017-02-02,\"€ 800\"\nA3,Ann,X,Acme,Lost,2017-01-03,2017-02-02,50\n")
+    con, report, q = _star(src)
+    assert q == {} and report.currencies == {"EUR": 2} and report.currency == "EUR"
+    assert sorted(r[0] for r in con.execute("SELECT close_value FROM star.fact_opportunity").fetchall()) == [50, 800, 1200]

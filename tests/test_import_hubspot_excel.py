@@ -202,3 +202,11 @@ def test_hubspot_multi_currency_amounts(tmp_path):
     path.write_text("\n".join(",".join(r[:5] + r[6:]) for r in [header, *rows]) + "\n")
     report = build_star(duckdb.connect(), src)
     assert report.currencies == {"EUR": 1, "JPY": 1, "USD": 1} and report.currency is None
+    # no code column: the marks in the Amount cells ("EUR 900") say it
+    marked = [[*r[:3], f"{c} {a}", *r[6:]] for r, (a, c) in zip(rows, [("1000", "EUR"), ("900", "EUR"), ("1,500", "EUR")])]
+    path.write_text("\n".join(",".join(r) for r in [header[:4] + header[6:], *marked]).replace("EUR 1,500", '"EUR 1,500"') + "\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.currencies == {"EUR": 3} and report.currency == "EUR"
+    assert dict(con.execute("SELECT opportunity_id, amount FROM star.fact_opportunity").fetchall()) == {
+        "1": 1000.0, "2": 900.0, "3": 1500.0}

@@ -313,6 +313,26 @@ def test_a_salesforce_opportunity_report_is_read_by_its_labels(tmp_path):
     assert_reconciled(con)
 
 
+@pytest.mark.parametrize("amounts, currencies, currency", [
+    (("USD 11,500.00", "USD 35,900.00", "USD 9,000.00"), {"USD": 3}, "USD"),
+    (("£11,500.00", "£35,900.00", "£9,000.00"), {"GBP": 3}, "GBP"),  # read as the default currency before
+    (("EUR 11,500.00", "USD 35,900.00", "USD 9,000.00"), {"USD": 2, "EUR": 1}, None),  # summed without a word before
+    (("$11,500.00", "$35,900.00", "9000"), {"$": 2}, None),  # a dollar of no named country
+    (("11500", "35900", "9000"), {}, None)])
+def test_currency_marks_in_report_amounts_name_the_currency(tmp_path, amounts, currencies, currency):
+    """A report writes the currency into its amount cells: the number is read as before, and the
+    marks name the source's currency (meta.source.currency), or several, which the run then warns
+    are added as given."""
+    rows = REPORT.split("\r\n")
+    for i, (old, new) in enumerate(zip(("USD 11,500.00", "USD 35,900.00", "USD 9,000.00"), amounts)):
+        rows[i + 1] = rows[i + 1].replace(old, new)
+    write(tmp_path / "rep", "report1713178320000.csv", "\r\n".join(rows), bom=True)
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "rep")
+    assert sorted(r[0] for r in con.execute("SELECT amount FROM star.fact_opportunity").fetchall()) == [9000, 11500, 35900]
+    assert report.currencies == currencies and report.currency == currency
+
+
 def test_a_report_without_opportunity_ids_stops_with_what_to_add(tmp_path):
     """Names repeat (here: two deals 'Quartz GmbH - Renewal'), so they cannot key the deals."""
     no_id = "\r\n".join(line.rsplit(",", 1)[0] if line.count(",") > 3 else line for line in REPORT.split("\r\n"))

@@ -81,8 +81,9 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.info(f"amounts in {len(currencies)} currencies converted to {report.currency} at CurrencyType.csv's rates")
     elif len(currencies) > 1:
         context.log.warning(f"amounts in {len(currencies)} currencies ({', '.join(f'{c} {n:,} deals' for c, n in currencies.items())}) "
-                            "are added as given: pipeline, forecasts and risk sum them. Export CurrencyType.csv (IsoCode, "
-                            "ConversionRate) beside Opportunity.csv, or the amounts converted to one currency, for totals that mean something")
+                            "are added as given: pipeline, forecasts and risk sum them. Export the amounts converted to one "
+                            "currency (Salesforce: CurrencyType.csv with IsoCode, ConversionRate beside Opportunity.csv) for "
+                            "totals that mean something")
 
     wh.write("meta.source_files", pl.DataFrame(
         {"source_file": list(report.files), "raw_rows": [f["raw_rows"] for f in report.files.values()]},

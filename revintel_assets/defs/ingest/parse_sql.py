@@ -180,6 +180,32 @@ def money_full_expr(expr: str, decimal: str = ".") -> str:
     return f"(CASE WHEN {ok} THEN {sign} * try_cast({number} AS DOUBLE) END)"
 
 
+# The currency an amount cell names ("EUR 1,200.00", "£22,640.00", "1.200,50 €"): money_expr drops
+# the mark to read the number, so without this a report in pounds read as the default currency and
+# a report mixing dollars and euros was summed without a word. "$" is any dollar: it names no
+# currency on its own, but tells a mix apart.
+CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₽": "RUB", "$": "$"}
+ANY_DOLLAR = "$"
+_NOT_A_BARE_NUMBER = r"[^0-9.,\s()'+-]"  # a cell with any other character
+
+
+def amount_currencies(con, table: str, name: str, decimal: str = ".") -> dict[str, int]:
+    """{currency: amount cells} over the cells of column `name` that read as an amount and carry a
+    currency mark: a three-letter code in capitals, else a symbol (CURRENCY_SYMBOLS). Most exports
+    write bare numbers: one character class per cell finds the few that are not (0.1 s for the
+    2 M close values of scale 100)."""
+    symbol = "CASE regexp_extract(v, '[€£¥₹₽$]') " + " ".join(
+        f"WHEN {lit(k)} THEN {lit(v)}" for k, v in CURRENCY_SYMBOLS.items()) + " END"
+    code = r"'(^|[^A-Za-z])([A-Z]{3})([^A-Za-z]|$)'"
+    marked = f"{table} WHERE regexp_matches({col(name)}, {lit(_NOT_A_BARE_NUMBER)})"
+    # MATERIALIZED: a fence, or the optimizer runs the extractions on every cell before the filter
+    rows = con.execute(f"""WITH cells AS MATERIALIZED (SELECT trim({col(name)}) AS v FROM {marked})
+        SELECT c, count(*) FROM (SELECT coalesce(nullif(regexp_extract(v, {code}, 2), ''), {symbol}) AS c
+                                 FROM cells WHERE {money_full_expr('v', decimal)} IS NOT NULL)
+        WHERE c IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
+    return dict(rows)
+
+
 def money_sql(name: str, decimal: str = ".") -> str:
     return money_expr(col(name), decimal)
 

@@ -48,7 +48,7 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col,
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, amount_currencies, blank, bool_expr, col,
                                                    forecast_category_expr, lit)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm
@@ -145,20 +145,24 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
                            rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL[kind],
                            delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind])
         caught, extra = loader(con, raw.columns, files[kind].name, dialect)
-        report[files[kind].name] = {**file_report(raw, caught), **extra, **_currencies(con, raw, kind)}
+        report[files[kind].name] = {**file_report(raw, caught), **extra, **_currencies(con, raw, kind, dialect.decimal)}
         if extra.get(PLACED_NAMES):  # the history (loaded next) reads them; a mapping's stages: still win
             dialect = Dialect(dialect.date_formats, dialect.decimal, {**extra[PLACED_NAMES], **dialect.stages},
                               dialect.exclude)
     return report
 
 
-def _currencies(con, raw, kind: str) -> dict:
+def _currencies(con, raw, kind: str, decimal: str) -> dict:
     """{"currencies": {ISO code: deals}} of a multi-currency org's Opportunity.csv (its
     CurrencyIsoCode column): one code names the source's currency (meta.source.currency); with
     CurrencyType.csv the amounts were converted, "converted_to" names the corporate currency;
-    several without it are added as given, and the run says so."""
-    if kind != "opportunity" or "CurrencyIsoCode" not in raw.columns:
+    several without it are added as given, and the run says so. Without the column, the marks
+    in the Amount cells (a report's "EUR 1,200.00") say the same."""
+    if kind != "opportunity":
         return {}
+    if "CurrencyIsoCode" not in raw.columns:
+        marks = amount_currencies(con, "temp.raw_sf_opportunity", "Amount", decimal) if "Amount" in raw.columns else {}
+        return {"currencies": marks} if marks else {}
     rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "

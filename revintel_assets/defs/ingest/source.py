@@ -16,7 +16,7 @@ from revintel_assets.defs.ingest import hubspot, maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
-from revintel_assets.defs.ingest.parse_sql import UNMAPPED
+from revintel_assets.defs.ingest.parse_sql import ANY_DOLLAR, UNMAPPED
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.raw_csv import label_sheet_rows, norm, read_header, transcoded_copies
@@ -95,14 +95,17 @@ class ImportReport:
 
     @property
     def currencies(self) -> dict[str, int]:
-        """ISO code -> deals, where an export names its amounts' currency (Salesforce CurrencyIsoCode)."""
+        """ISO code -> deals, where an export names its amounts' currency: a code column (Salesforce
+        CurrencyIsoCode, HubSpot Deal currency code), else the marks in the amount cells
+        (parse_sql.amount_currencies; "$" = a dollar of no named country)."""
         return next((f["currencies"] for f in self.files.values() if f.get("currencies")), {})
 
     @property
     def currency(self) -> str | None:
         """The currency every amount is in: the one code, or the corporate one they were converted to."""
         converted = next((f["converted_to"] for f in self.files.values() if f.get("converted_to")), None)
-        return converted or (next(iter(self.currencies)) if len(self.currencies) == 1 else None)
+        one = next(iter(self.currencies)) if len(self.currencies) == 1 else None
+        return converted or (one if one != ANY_DOLLAR else None)
 
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:
