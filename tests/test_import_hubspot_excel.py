@@ -40,13 +40,16 @@ def test_hubspot_export_is_detected_and_imported():
     assert_reconciled(con)
 
 
-def _xlsx(path: Path, header: list[str], rows: list[list], dates: tuple[int, ...] = ()) -> None:
-    """A workbook as Excel writes it: typed cells (numbers as numbers, dates as dates)."""
+def _xlsx(path: Path, header: list[str], rows: list[list], dates: tuple[int, ...] = (), title: tuple = ()) -> None:
+    """A workbook as Excel writes it: typed cells (numbers as numbers, dates as dates); `title`:
+    rows above the header (a report's title block)."""
     wb = xlsxwriter.Workbook(str(path))
     ws = wb.add_worksheet("Export")
     fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
-    ws.write_row(0, 0, header)
-    for r, row in enumerate(rows, start=1):
+    for r, cells in enumerate(title):
+        ws.write_row(r, 0, cells)
+    ws.write_row(len(title), 0, header)
+    for r, row in enumerate(rows, start=len(title) + 1):
         for c, value in enumerate(row):
             if value == "":
                 continue
@@ -71,6 +74,30 @@ def test_hubspot_export_as_xlsx_gives_the_same_star(tmp_path):
     f = report.files["all-deals.xlsx"]
     assert f["raw_rows"] == 40 and f["quarantined"] == {"unknown_stage": 1} and "Excel" in f["format"]
     assert con.execute("SELECT line_number FROM star.quarantine").fetchall() == [(42,)]  # sheet row
+    csv = duckdb.connect()
+    build_star(csv, FIXTURES / "hubspot")
+    q = ("SELECT opportunity_id, stage, created_date, close_date, amount, account_id FROM star.fact_opportunity "
+         "ORDER BY 1")
+    assert con.execute(q).fetchall() == csv.execute(q).fetchall()
+    assert_reconciled(con)
+
+
+def test_a_workbook_whose_table_starts_under_a_title(tmp_path):
+    """A formatted report or a hand-made workbook: a title, a filter line and a blank row above the
+    header. The header is found under them (the rows above it are said, not read); the star is
+    the same as the CSV's, and line numbers stay sheet rows (it was refused: 'expected the HubSpot
+    header; found All deals export - ...')."""
+    rows = hubspot_rows(random.Random(5))
+    src = tmp_path / "hs"
+    src.mkdir()
+    title = (["All deals export - Acme Corp - 15 Jan 2025"], ["Filtered by: Pipeline equals Sales Pipeline", "", "x"], [])
+    _xlsx(src / "all-deals.xlsx", HUBSPOT_HEADER, rows, dates=(3, 6), title=title)
+    assert detect_layout(src).name == "hubspot"
+    con = duckdb.connect()
+    report = build_star(con, src)
+    f = report.files["all-deals.xlsx"]
+    assert f["raw_rows"] == 40 and f["title_rows"] == {"Export": 3}
+    assert con.execute("SELECT line_number FROM star.quarantine").fetchall() == [(44,)]  # 41 + the title block
     csv = duckdb.connect()
     build_star(csv, FIXTURES / "hubspot")
     q = ("SELECT opportunity_id, stage, created_date, close_date, amount, account_id FROM star.fact_opportunity "
@@ -210,3 +237,18 @@ def test_hubspot_multi_currency_amounts(tmp_path):
     assert report.currencies == {"EUR": 3} and report.currency == "EUR"
     assert dict(con.execute("SELECT opportunity_id, amount FROM star.fact_opportunity").fetchall()) == {
         "1": 1000.0, "2": 900.0, "3": 1500.0}
+
+
+def test_the_header_row_under_a_title_block():
+    """Row 0 stays the header unless the rows above a fuller row look like a title block (at most
+    two cells each, fewer than it): a header with a blank name over a filled column is a header."""
+    from revintel_assets.defs.ingest.raw_csv import header_row
+
+    def rows(*cells):
+        return [dict(enumerate(r)) for r in cells]
+    assert header_row(rows(["a", "a", None, "b", "5"], ["x", "y", "z", "w", "1.5"])) == 0  # a blank header name
+    assert header_row(rows(["SKU map 2024", None], ["sku", "division"], ["1", "X"])) == 1
+    assert header_row(rows(["Report", None, None], ["Filtered by:", "Stage", None], [None] * 3,
+                           ["Id", "Stage", "Amount"], ["1", "Won", None])) == 3
+    assert header_row(rows(["sku", "division"], ["1", "X"])) == 0
+    assert header_row(rows(["Id", "Name", "Stage"], ["1", None, None], ["2", "b", "Won"])) == 0

@@ -157,8 +157,11 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
         n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
         closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
         if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
-            reason = (f"{closed} closed deals before the validation slice (need at least {MIN_TRAIN_DEALS}) and "
-                      f"{n['validation']} validation rows (need {MIN_VALIDATION_ROWS})")
+            short = [f"{closed} closed deals before the validation slice (need at least {MIN_TRAIN_DEALS})"
+                     ] if closed < MIN_TRAIN_DEALS else []
+            short += [f"{n['validation']} validation rows (need {MIN_VALIDATION_ROWS})"
+                      ] if n["validation"] < MIN_VALIDATION_ROWS else []
+            reason = " and ".join(short)  # only what falls short
             context.log.warning(f"win_probability not trained for cutoff {cutoff}: {reason}")
             outcome[cutoff] = _too_little(cutoff, reason)
             continue

@@ -111,6 +111,7 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     for name, f in report.files.items():
         context.log.info(f"{name}: {f['raw_rows']} raw rows, quarantined {f.get('quarantined') or {}}, "
                          f"unreadable {f.get('rejected_unreadable', 0)}"
+                         + (f", a report's footer {f['report_footer']} (set aside)" if f.get("report_footer") else "")
                          + (f", {f['encoding']}" if f.get("encoding") else ""))
         for rule, n in (f.get("quarantined") or {}).items():
             by_rule[rule] = by_rule.get(rule, 0) + n
@@ -141,6 +142,9 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     for name, f in report.files.items():  # sheets of a workbook that were not read: said, never silent
         for sheet, why in (f.get("skipped_sheets") or {}).items():
             context.log.warning(f"{name}: sheet '{sheet}' not read: {why}")
+        for sheet, above in (f.get("title_rows") or {}).items():
+            context.log.warning(f"{name}: sheet '{sheet}' has its header on row {above + 1}; the {above} row(s) above "
+                                "it (a title) were not read")
         if f.get("unpaired_columns"):
             context.log.warning(f"{name}: column(s) neither fixed nor a '<SKU>' / '<SKU>_Qty' pair, not read: "
                                 + ", ".join(f"{c} ({n:,} non-empty cells)" for c, n in f["unpaired_columns"].items()))

@@ -86,7 +86,9 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
 
 
 def file_report(raw, caught: dict[str, int]) -> dict:
-    out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected, "quarantined": caught}
+    out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected - raw.footer, "quarantined": caught}
+    if raw.footer:
+        out["report_footer"] = raw.footer
     if raw.encoding == "utf-16":
         out["encoding"] = "utf-16 (read as UTF-16 little-endian)"
     elif raw.encoding == "xlsx" and len(raw.sheets) > 1:
@@ -95,6 +97,8 @@ def file_report(raw, caught: dict[str, int]) -> dict:
                          + " (line numbers count every sheet's header row and rows, in order)")
     elif raw.encoding == "xlsx":
         out["format"] = "Excel workbook (first sheet; line numbers are sheet rows)"
+    if raw.title_rows:  # line numbers stay sheet rows (of the first sheet: as in Excel)
+        out["title_rows"] = dict(raw.title_rows)
     if getattr(raw, "skipped_sheets", ()):
         out["skipped_sheets"] = dict(raw.skipped_sheets)
     elif raw.encoding != "utf-8":

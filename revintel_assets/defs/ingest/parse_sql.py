@@ -186,6 +186,9 @@ def money_full_expr(expr: str, decimal: str = ".") -> str:
 # currency on its own, but tells a mix apart.
 CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₽": "RUB", "$": "$"}
 ANY_DOLLAR = "$"
+# currencies written with "$": beside one of them, "$" is that one (a report writing "USD 1,200"
+# in some cells and "$1,200" in others is in one currency)
+DOLLARS = {"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD"}
 _NOT_A_BARE_NUMBER = r"[^0-9.,\s()'+-]"  # a cell with any other character
 
 
@@ -203,7 +206,12 @@ def amount_currencies(con, table: str, name: str, decimal: str = ".") -> dict[st
         SELECT c, count(*) FROM (SELECT coalesce(nullif(regexp_extract(v, {code}, 2), ''), {symbol}) AS c
                                  FROM cells WHERE {money_full_expr('v', decimal)} IS NOT NULL)
         WHERE c IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
-    return dict(rows)
+    marks = dict(rows)
+    codes = set(marks) - {ANY_DOLLAR}
+    if ANY_DOLLAR in marks and len(codes) == 1 and codes <= DOLLARS:
+        (code,) = codes
+        marks = {code: marks[code] + marks[ANY_DOLLAR]}
+    return marks
 
 
 def money_sql(name: str, decimal: str = ".") -> str:

@@ -65,6 +65,8 @@ class RawLoad:
     missing_optional: tuple = ()  # optional columns (of `noted`) the file does not have: NULLs
     sheets: tuple = ()  # a workbook: (name, rows, first line) of every sheet read, in order
     skipped_sheets: tuple = ()  # a workbook: (name, why) of the later sheets with rows that were not read
+    footer: int = 0  # of the rejected lines, a report's footer (_report_footer)
+    title_rows: tuple = ()  # a workbook: (sheet, rows above its header) where the table starts lower
 
 
 def _sql_str(value: str) -> str:
@@ -96,34 +98,81 @@ def is_excel(path: Path) -> bool:
 
 def read_excel_sheet(path: Path, header_only: bool = False):
     """The first worksheet of an Excel workbook as an all-text Arrow table (polars' engine,
-    fastexcel / calamine): header on row 1, every cell as its text, blank rows kept as all-NULL
-    rows so that row i of the table is sheet row i + 2. SourceError when it is not a workbook."""
+    fastexcel / calamine): header on its row (header_row), every cell as its text, blank rows
+    kept as all-NULL rows. SourceError when it is not a workbook."""
     return read_excel_book(path, header_only)[0][0][1]
 
 
-def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[str, object]], list[tuple[str, str]]]:
-    """([(sheet name, all-text Arrow table)] of the first sheet and of every later sheet with the
-    same header, [(sheet name, why)] of the later sheets with rows that were not read). A workbook
-    is often one table split by year over several sheets (UCI Online Retail II: "Year 2009-2010",
-    "Year 2010-2011"); reading only the first would drop the rest without a word."""
+TITLE_PROBE_ROWS = 30  # rows looked at for a title block above a workbook's header
+
+
+TITLE_CELLS = 2  # a title block's rows fill at most this many cells (a title, "Filtered by:" and its value)
+
+
+def header_row(rows: list[dict]) -> int:
+    """The 0-based row of a sheet's header among its first rows: row 0, unless the rows above the
+    first row with the most filled cells look like a title block (a report's title, its filters, a
+    blank row: Salesforce's formatted report and many hand-made workbooks), each filling at most
+    TITLE_CELLS cells and fewer than that row. A header row with a blank name over a filled
+    column stays the header (it fills one cell fewer than its data rows, not a title's one or two)."""
+    filled = [sum(v is not None and str(v).strip() != "" for v in row.values()) for row in rows[:TITLE_PROBE_ROWS]]
+    if not filled:
+        return 0
+    h = filled.index(max(filled))
+    return h if all(n <= min(TITLE_CELLS, filled[h] - 1) for n in filled[:h]) else 0
+
+
+def _column_names(cells) -> list[str]:
+    """A header row's cells as fastexcel names columns: blank -> __UNNAMED__<i>, a repeat -> <name>_<k>."""
+    names, seen = [], {}
+    for i, v in enumerate(cells):
+        name = f"__UNNAMED__{i}" if v is None or str(v) == "" else str(v)
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        names.append(name)
+    return names
+
+
+def _load_sheet(book, sheet, header_only: bool = False):
+    """(the sheet as an all-text Arrow table named by its header, the header's 0-based row). One
+    parse of the sheet: read without a header, then cut at the header row (a second load with
+    the header found costs a whole parse again: 2.2 s for Online Retail's 541,909 rows)."""
+    raw = book.load_sheet(sheet, header_row=None, dtypes="string",
+                          n_rows=TITLE_PROBE_ROWS if header_only else None).to_arrow()
+    if not raw.num_rows:
+        return raw, 0
+    h = header_row(raw.slice(0, TITLE_PROBE_ROWS).to_pylist())
+    table = raw.slice(h + 1).rename_columns(_column_names(raw.slice(h, 1).to_pylist()[0].values()))
+    return (table.slice(0, 0) if header_only else table), h
+
+
+def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[str, object, int]], list[tuple[str, str]]]:
+    """([(sheet name, all-text Arrow table, header row)] of the first sheet and of every later
+    sheet with the same header, [(sheet name, why)] of the later sheets with rows that were not
+    read). A workbook is often one table split by year over several sheets (UCI Online Retail II:
+    "Year 2009-2010", "Year 2010-2011"); reading only the first would drop the rest without a word.
+    Each sheet's header is found below a title block (header_row)."""
     import fastexcel
 
     want = "an Excel workbook (.xlsx) with a header row on its first sheet"
     try:
         book = fastexcel.read_excel(str(path))
-        first = book.load_sheet(0, header_row=0, dtypes="string", n_rows=0 if header_only else None).to_arrow()
+        first, h = _load_sheet(book, 0, header_only)
     except Exception as exc:  # fastexcel raises its own error types for every kind of bad file
         raise SourceError(path, 1, want, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     names = book.sheet_names
-    sheets, skipped = [(names[0], first)], []
+    sheets, skipped = [(names[0], first, h)], []
     header = [str(c).strip() for c in first.schema.names]
     for name in ([] if header_only else names[1:]):
         try:
-            table = book.load_sheet(name, header_row=0, dtypes="string").to_arrow()
+            table, h = _load_sheet(book, name)
         except Exception:  # an empty sheet (no header row) has nothing to read
             continue
         if [str(c).strip() for c in table.schema.names] == header:
-            sheets.append((name, table))
+            sheets.append((name, table, h))
         elif table.num_rows:
             skipped.append((name, f"its header ({', '.join(map(str, table.schema.names))}) is not the first sheet's"))
     return sheets, skipped
@@ -410,7 +459,28 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         _renumber(con, path, table, rej, records, accepted, rejected)
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
     absent = tuple(c for c in (noted or []) if c not in columns)
-    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent)
+    footer = _report_footer(con, path, table) if rejected else 0
+    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent, footer=footer)
+
+
+# A Salesforce report exported as CSV ends with its totals and a notice, one field a line:
+# "Grand Totals (312 records)", "Confidential Information - Do Not Distribute", "Copyright (c)
+# 2000-2025 salesforce.com, inc. ...", "Generated By: ...", the org's name. DuckDB rejects them (too
+# few fields); read as unreadable rows they told the user 5 deals were lost when none was.
+FOOTER_START = r'"?Grand Totals \([0-9,.]+ records?\)"?'
+FOOTER_REASON = "report footer: the totals and notice a Salesforce report appends, not a record"
+
+
+def _report_footer(con, path: Path, table: str) -> int:
+    """Quarantine a report's footer under its own reason: the rejected lines from a 'Grand Totals
+    (N records)' line after the last row read to the end of the file. Returns how many."""
+    return con.execute(
+        f"""UPDATE {QUARANTINE_STAGING} SET reason = {_sql_str(FOOTER_REASON)}
+        WHERE source_file = $file AND line_number >= (
+            SELECT min(line_number) FROM {QUARANTINE_STAGING}
+            WHERE source_file = $file AND regexp_full_match(raw_row, {_sql_str(FOOTER_START)})
+              AND line_number > (SELECT coalesce(max(_line), 0) FROM {table}))""",
+        {"file": path.name}).fetchall()[0][0]
 
 
 def _renumber(con, path: Path, table: str, rej: str, records, accepted: int, rejected: int) -> None:
@@ -494,12 +564,14 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
     names = [str(c).strip() for c in first.schema.names]
     if not first.num_rows and not any(names):
         raise SourceError(path, 1, f"an Excel workbook with a header row ({layout} layout)", "the first sheet is empty")
-    parts, read, line = [], [], 1  # line: the header row of the sheet
-    for sheet, arrow in sheets:
+    parts, read, line, titles = [], [], 0, []
+    for sheet, arrow, h in sheets:
+        line += h + 1  # the header's line: the rows before it (earlier sheets, this one's title), then it
         parts.append(pa.table({**{n: arrow.column(i).cast(pa.string()) for i, n in enumerate(names)},
                                "_line": pa.array(range(line + 1, line + 1 + arrow.num_rows), pa.int64())}))
         read.append((sheet, arrow.num_rows, line + 1))
-        line += arrow.num_rows + 1
+        titles += [(sheet, h)] if h else []
+        line += arrow.num_rows
     con.register("_excel_arrow", pa.concat_tables(parts))
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM _excel_arrow")
@@ -507,9 +579,10 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
         con.unregister("_excel_arrow")
     if len(read) > 1:
         con.execute("CREATE TEMP TABLE IF NOT EXISTS _sheet_lines "
-                    "(source_file VARCHAR, sheet VARCHAR, first_line BIGINT, last_line BIGINT)")
-        con.executemany("INSERT INTO _sheet_lines VALUES (?, ?, ?, ?)",
-                        [[path.name, sheet, first_line, first_line + rows - 1] for sheet, rows, first_line in read])
+                    "(source_file VARCHAR, sheet VARCHAR, first_line BIGINT, last_line BIGINT, header_row BIGINT)")
+        con.executemany("INSERT INTO _sheet_lines VALUES (?, ?, ?, ?, ?)",
+                        [[path.name, sheet, first_line, first_line + rows - 1, h]
+                         for (sheet, rows, first_line), (_, _, h) in zip(read, sheets)])
     columns, renamed = _check_header(con, "_raw", path, required, layout, rename, optional, canonical_file)
     blank = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in columns) or "false"
     select = (narrow(columns, columns) if narrow is not None else None) or "*"
@@ -519,7 +592,8 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
     ensure_quarantine_staging(con)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     absent = tuple(c for c in (noted or []) if c not in columns)
-    return RawLoad(path.name, table, columns, rows, 0, "xlsx", renamed, True, absent, tuple(read), tuple(skipped))
+    return RawLoad(path.name, table, columns, rows, 0, "xlsx", renamed, True, absent, tuple(read), tuple(skipped),
+                   title_rows=tuple(titles))
 
 
 def label_sheet_rows(con) -> None:
@@ -529,7 +603,7 @@ def label_sheet_rows(con) -> None:
                        ).fetchall()[0][0]:
         return
     con.execute(f"""UPDATE {QUARANTINE_STAGING} q
-        SET reason = 'sheet ''' || s.sheet || ''', row ' || (q.line_number - s.first_line + 2) || ': ' || q.reason
+        SET reason = 'sheet ''' || s.sheet || ''', row ' || (q.line_number - s.first_line + 2 + s.header_row) || ': ' || q.reason
         FROM _sheet_lines s
         WHERE q.source_file = s.source_file AND q.line_number BETWEEN s.first_line AND s.last_line""")
     con.execute("DROP TABLE _sheet_lines")

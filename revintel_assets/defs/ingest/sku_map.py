@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import blank, col, lit
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, Rule, apply_rules
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
@@ -44,5 +45,4 @@ def load_sku_map(con, folder: Path) -> dict[str, dict]:
         SELECT m.sku, coalesce(any_value({name}), m.sku), m.division, {lit(path.name)}, m._line
         FROM staging.sku_map m JOIN temp.raw_sku_map r ON r._line = m._line
         WHERE m.sku NOT IN (SELECT product_id FROM staging.products) GROUP BY m.sku, m.division, m._line""")
-    return {path.name: {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected,
-                        "quarantined": caught}}
+    return {path.name: file_report(raw, caught)}
