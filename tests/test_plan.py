@@ -236,6 +236,22 @@ def test_quarter_quota_from_monthly_quotas(origin):
     assert total["quota_source"].to_list() == ["given", "sum of months"]
 
 
+def test_past_quarters_without_a_quota_are_left_out_of_the_judged_rows(origin):
+    """A quotas file covering only some of the past quarters (the usual one): the quarters without a
+    quota are not judged, and the judged rows of the others still stack (the run failed on a
+    Null-typed column of the uncovered quarter: 'type String is incompatible with expected type Null')."""
+    o, opps = origin
+    covered, _ = A.attainment(o, QUOTAS, opps, 200, 3, 0.0, 0.0, 1, workers=1)
+    later = QUOTAS.with_columns(pl.lit(dt.date(2026, 1, 1)).alias("period_start"))  # not this origin's quarter
+    uncovered, _ = A.attainment(o, later, opps, 200, 3, 0.0, 0.0, 1, workers=1)
+    actual = pl.DataFrame({"period_start": [dt.date(2024, 7, 1)], "segment_type": ["total"], "segment": ["total"],
+                           "booked_in_quarter": [1.0]})
+    # the older quarters first, as the origins run: the uncovered one leads
+    judged = honesty.stack([honesty.judged(uncovered, actual), honesty.judged(covered, actual)])
+    assert judged.height == honesty.judged(covered, actual).height > 0
+    assert judged["quota"].null_count() == 0
+
+
 def test_honesty_origins_and_bins():
     mondays = [dt.date(2023, 1, 2) + dt.timedelta(weeks=k) for k in range(120)]
     got = honesty.origins(mondays, dt.date(2025, 3, 31), 1, max_quarters=3)

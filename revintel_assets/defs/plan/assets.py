@@ -196,7 +196,11 @@ def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanC
                                "segment": [s for _, s in labels], "booked_in_quarter": made})
         frames.append(honesty.judged(rows, actual).with_columns(pl.lit(kind).alias("origin_kind"),
                                                                 pl.lit(shock).alias("shock")))
-    judged = pl.concat(frames)
+    judged = honesty.stack(frames)
+    if judged.is_empty():  # quotas, but none for a past quarter the snapshots reach
+        context.log.warning("p_hit_quota not judged: no past quarter with snapshots before it has a quota "
+                            f"(quotas cover {quotas['period_start'].min()} .. {quotas['period_start'].max()})")
+        return dg.MaterializeResult(metadata={"status": "skipped", "n_origins": dg.MetadataValue.int(len(chosen))})
     metrics = honesty.metrics(judged).with_columns(
         pl.lit(f"quota_attainment@{as_of}").alias("model_version"), pl.lit(as_of).alias("cutoff_date"),
         pl.lit("all").alias("division"), pl.lit(honesty.FAMILY).alias("model_family"))
@@ -207,7 +211,7 @@ def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanC
     def value(metric: str, kind: str = "all") -> float:
         hit = metrics.filter((pl.col("model_name") == "p_hit_quota") & (pl.col("metric") == metric)
                              & (pl.col("period_type") == kind) & (pl.col("segment_type") == "all"))
-        return float(hit["value"][0]) if len(hit) else float("nan")
+        return float(hit["value"][0]) if len(hit) and hit["value"][0] is not None else float("nan")
 
     return dg.MaterializeResult(metadata={
         "validation.model_metrics_rows": dg.MetadataValue.int(family_rows(wh, "validation.model_metrics", honesty.FAMILY)),

@@ -56,6 +56,13 @@ def judged(rows: pl.DataFrame, actual: pl.DataFrame) -> pl.DataFrame:
                           (pl.col("weighted_pipeline") >= pl.col("quota")).cast(pl.Float64).alias("baseline_p")))
 
 
+def stack(judged_frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The judged rows of every origin in one frame. Relaxed: an origin whose quarter has no quota
+    at all has all-null (Null-typed) columns where the others have text (a quotas file covering
+    only the recent quarters, the usual one, failed the run here)."""
+    return pl.concat(judged_frames, how="vertical_relaxed")
+
+
 def _bin_rows(p: np.ndarray, y: np.ndarray) -> list[tuple[str, float]]:
     out = []
     for lo, hi in BINS:
