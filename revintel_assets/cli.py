@@ -240,7 +240,11 @@ def _summary(records: list[dict], seconds: float) -> None:
             print(f"  {name:<40} {n:>12,} rows")
         src = con.execute("SELECT source_format, export_date FROM meta.source").fetchall()
         if src:
-            print(f"Source layout: {src[0][0]}; export date (as-of): {src[0][1]}")
+            # the date scored: the export date, or an earlier --as-of (never a later one)
+            scored = con.execute("SELECT max(as_of_date) FROM scores.deal_scores").fetchall()[0][0] if any(
+                n == "scores.deal_scores" for n, _ in rows) else None
+            print(f"Source layout: {src[0][0]}; export date: {src[0][1]}"
+                  + (f"; scored as of {scored} (--as-of)" if scored and scored != src[0][1] else " (the as-of date)"))
         print("\n" + "\n".join(headline(con)))
     finally:
         con.close()

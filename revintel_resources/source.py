@@ -42,11 +42,13 @@ class SourceResource(dg.ConfigurableResource):
 
     def as_of_date(self, wh) -> dt.date | None:
         """The date this source is scored as of: the override, else the export date the import
-        recorded in meta.source (None before any import). The one place this rule lives."""
+        recorded in meta.source (None before any import); never past the export date (clamp_as_of).
+        The one place this rule lives."""
         override = self.as_of_override()
-        if override or not wh.table_exists("meta.source"):
+        if not wh.table_exists("meta.source"):
             return override
-        return wh.query("SELECT max(export_date)::DATE AS d FROM meta.source")["d"][0]
+        return clamp_as_of(override, wh.query("SELECT max(export_date)::DATE AS d FROM meta.source")["d"][0])
+
 
     def truth_folder(self) -> Path | None:
         """The demo's ground truth: configured, or the generated demo's own truth/ when the source
@@ -58,3 +60,12 @@ class SourceResource(dg.ConfigurableResource):
         if self.folder() == demo.resolve() and (demo / "truth").is_dir():
             return demo / "truth"
         return None
+
+
+def clamp_as_of(override: dt.date | None, export_date: dt.date | None) -> dt.date | None:
+    """The as-of date of a run: `--as-of` when given, but never after the data's last date (the
+    export date): there is nothing to score past it (docs/CONTRACT.md §4: scores never run past
+    the data; `--as-of` a year late scored 53 weekly dates of no data)."""
+    if override is None or export_date is None:
+        return override or export_date
+    return min(override, export_date)

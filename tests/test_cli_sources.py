@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def run_cli(source: Path, data: Path) -> subprocess.CompletedProcess:
+def run_cli(source: Path, data: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "REVINTEL_AS_OF", "REVINTEL_SOURCE",
                                                            "REVINTEL_MAPPING", "REVINTEL_FORMAT")}
     env["REVINTEL_DATA_DIR"] = str(data)
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "run", "--source", str(source), "--no-serve"],
+    proc = subprocess.run([sys.executable, "-m", "revintel_assets.cli", "run", "--source", str(source), "--no-serve", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     (data / "run.log").write_text(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-8000:]}")
     return proc
@@ -51,6 +51,20 @@ def test_crm_only_salesforce_export_completes_and_scores(tmp_path):
     assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = DATE '2024-05-04'") == [(17,)]
     assert query(data, "SELECT count(*) FROM scores.deal_scores") == query(data, "SELECT count(*) FROM features.deal_snapshot")
     assert query(data, "SELECT export_date::VARCHAR FROM meta.source") == [("2024-05-04",)]
+
+
+def test_an_as_of_after_the_data_scores_as_of_the_data(tmp_path):
+    """--as-of a year past the export's last date: nothing is scored or forecast past the data
+    (docs/CONTRACT.md §4); the run says it scored as of the last date (it scored 53 weekly dates of
+    no data, its forecast reaching a year on)."""
+    data = tmp_path / "data"
+    proc = run_cli(FIXTURES / "salesforce_no_history", data, "--as-of", "2025-05-04")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "--as-of 2025-05-04 is after the data's last date 2024-05-04: scored as of 2024-05-04" in out
+    for table in ("scores.deal_scores", "features.deal_snapshot", "forecast.revenue_forecast"):
+        assert query(data, f"SELECT max(as_of_date)::VARCHAR FROM {table}") == [("2024-05-04",)], table
+    assert "export date: 2024-05-04 (the as-of date)" in out
 
 
 def transactions_only(folder: Path, customers: int = 12, months: int = 9) -> Path:

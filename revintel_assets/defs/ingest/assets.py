@@ -21,7 +21,7 @@ from revintel_assets.defs.star.docs import table_doc
 from revintel_assets.defs.star.partitions import transaction_months
 from revintel_resources.resources import WarehouseResource
 from revintel_resources.settings import settings
-from revintel_resources.source import SourceResource
+from revintel_resources.source import SourceResource, clamp_as_of
 from revintel_resources.tracking import MLflowResource
 
 
@@ -99,7 +99,11 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     first_deal = wh.query("SELECT min(d) AS d FROM (SELECT min(coalesce(engage_date, created_date)) d FROM staging.opportunities "
                           "UNION ALL SELECT min(changed_at) FROM staging.history)")["d"][0]
     if first_deal is not None and report.export_date:
-        as_of = source.as_of_override() or dt.date.fromisoformat(report.export_date)
+        export = dt.date.fromisoformat(report.export_date)
+        as_of = clamp_as_of(source.as_of_override(), export)
+        if as_of != (source.as_of_override() or export):
+            context.log.warning(f"--as-of {source.as_of_override()} is after the data's last date {export}: scored "
+                                f"as of {as_of} (nothing is scored past the data)")
         plan = deal_partitions.register(context.instance, DealPlan(first_deal, as_of))
         context.log.info(f"deal as-of dates: {len(plan.snapshot_dates)}, training cutoffs: {plan.model_cutoffs}")
 
