@@ -368,3 +368,52 @@ def test_currency_marks_in_close_values_name_the_currency(tmp_path):
     con, report, q = _star(src)
     assert q == {} and report.currencies == {"EUR": 2} and report.currency == "EUR"
     assert sorted(r[0] for r in con.execute("SELECT close_value FROM star.fact_opportunity").fetchall()) == [50, 800, 1200]
+
+
+def test_excel_unicode_text_is_read_tab_separated(tmp_path):
+    """Excel's 'Unicode Text' is UTF-16 and tab-separated: read as such (it was refused with the
+    advice to set a semicolon delimiter, from the one-column header's count of ';': none)."""
+    rows = [HEADER.split(","), ["A1", "Ann", "X", "Acme Zürich", "Won", "2017-01-02", "2017-02-01", "10"]]
+    src = _src(tmp_path, "\r\n".join("\t".join(r) for r in rows).encode("utf-16"))
+    con, _, q = _star(src)
+    assert q == {} and _opps(con) == {"A1": 2}
+    assert con.execute("SELECT account_name FROM star.dim_account").fetchall() == [("Acme Zürich",)]
+
+
+def test_a_one_column_header_is_told_the_delimiter_it_holds(tmp_path):
+    """A tab-separated accounts file read with commas: the advice names the tab, not ';'."""
+    src = _src(tmp_path, f"{HEADER}\nA1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n",
+               accounts__csv="account\tsector\tyear_established\nAcme\tretail\t1999\n")
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert "accounts.csv" in str(err.value) and "tab-separated" in str(err.value) and "semicolon" not in str(err.value)
+
+
+def test_mixed_line_endings_are_named_with_their_line(tmp_path):
+    """CRLF lines, then LF ones (rows appended by another tool): DuckDB's sniffer only said it could
+    not sniff the file; the message names the line and the fix."""
+    src = _src(tmp_path, (f"{HEADER}\r\nA1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\r\n"
+                          "A2,Ann,X,Acme,Lost,2017-01-03,2017-02-02,20\nA3,Ann,X,Acme,Won,2017-01-04,2017-02-03,30\n"))
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    msg = str(err.value)
+    assert "sales_pipeline.csv, line 3" in msg and "ends in LF where the lines before it end in CRLF" in msg
+
+
+def test_a_sku_map_takes_the_mappings_delimiter_when_it_uses_it(tmp_path):
+    """A European log and its SKU map, both semicolon-separated, with `delimiter: ';'`: the map
+    is read with it (it was read with commas and refused); a comma-separated map beside the same
+    mapping still reads."""
+    src = tmp_path / "eu"
+    src.mkdir()
+    (src / "transactions.csv").write_text("customer_id;order_date;sku;quantity;amount\n"
+                                          "C1;2024-01-05;S1;2;1.234,50\nC2;2024-01-06;S2;1;99,00\n")
+    (src / "revintel_mapping.yaml").write_text('layout: tidy\ndelimiter: ";"\ndecimal: ","\n')
+    for sku_map in ("sku;division\nS1;Home\nS2;Garden\n", "sku,division\nS1,Home\nS2,Garden\n"):
+        (src / "sku_map.csv").write_text(sku_map)
+        con = duckdb.connect()
+        build_star(con, src)
+        got = con.execute("SELECT t.amount, p.division FROM star.fact_transactions t "
+                          "JOIN star.dim_product p USING (product_id) ORDER BY 1").fetchall()
+        assert got == [(99.0, "Garden"), (1234.5, "Home")], sku_map
+        assert_reconciled(con)

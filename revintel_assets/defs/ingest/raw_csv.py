@@ -201,6 +201,43 @@ def read_header(path: Path) -> list[str]:
     return [c.strip().strip('"').strip() for c in text.split(",")]
 
 
+def mixed_line_ending(data: bytes) -> tuple[int, str, str] | None:
+    """(line, its ending, the first line's ending) of the first line that ends otherwise than the
+    first one (CRLF vs LF), or None. DuckDB's sniffer cannot read such a file and says only that it
+    could not sniff it."""
+    first = data.find(b"\n")
+    if first < 0:
+        return None
+    crlf = first > 0 and data[first - 1:first] == b"\r"
+    pos = first
+    while (pos := data.find(b"\n", pos + 1)) >= 0:  # one pass over the line ends (text.find is C)
+        if (pos > 0 and data[pos - 1:pos] == b"\r") != crlf:
+            return (data.count(b"\n", 0, pos) + 1, "LF" if crlf else "CRLF", "CRLF" if crlf else "LF")
+    return None
+
+
+def header_delimiter(path: Path, preferred: str = ",") -> str:
+    """The delimiter a CSV's header line uses: `preferred` (a mapping's) when the line holds it,
+    else the first of , ; tab | it holds (a SKU map saved apart from a semicolon-separated log can
+    be either)."""
+    line = read_header_line(path)
+    return next((d for d in (preferred, ",", ";", "\t", "|") if d in line), preferred)
+
+
+def read_header_line(path: Path) -> str:
+    """The first line of a CSV as text (UTF-16 decoded), "" when unreadable or a workbook."""
+    if is_excel(path):
+        return ""
+    try:
+        head = read_bytes(path, 1 << 16)
+    except SourceError:
+        return ""
+    if _utf16(head):
+        codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-16-le"
+        return head.decode(codec, errors="replace").split("\n", 1)[0]
+    return head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+
+
 def first_long_line(path: Path, limit: int) -> int | None:
     """1-based number of the first physical line longer than `limit` bytes (read in chunks,
     never a whole line in memory), or None."""
@@ -396,6 +433,9 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     read_from = path
     if enc == "utf-16":  # line structure from the text, not from the two-byte code units
         data = data.decode("utf-16" if data.startswith(b"\xff\xfe") else "utf-16-le", "replace").encode("utf-8")
+        first = data.split(b"\n", 1)[0]
+        if delimiter == "," and b"\t" in first and b"," not in first:  # Excel's "Unicode Text": UTF-16, tabs
+            delimiter = "\t"
     elif enc == "latin-1":  # DuckDB's latin-1 refuses Windows-1252's 0x80-0x9F: a UTF-8 copy instead
         read_from, data = _utf8_copy(data, path.name)
     records = record_lines(data) if len(data) < SCAN_LIMIT else None
@@ -434,6 +474,12 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
             raise SourceError(path, line, f"{expected}, every quoted field closed by a quote",
                               f"the quote opened on line {line} is never closed (the rest of the file "
                               "would be one field)") from exc
+        mixed = mixed_line_ending(text)
+        if mixed:
+            raise SourceError(path, mixed[0], f"{expected}, every line ending the same way",
+                              f"line {mixed[0]} ends in {mixed[1]} where the lines before it end in {mixed[2]} "
+                              "(rows pasted or appended by another tool?): save the file again with one kind of "
+                              "line ending (most editors: 'Convert line endings' / 'Line endings: Windows')") from exc
         raise SourceError(path, 1, expected, str(exc).splitlines()[0]) from exc
 
     columns, renamed = _check_header(con, table, path, required, layout, rename, optional, canonical_file,
@@ -536,7 +582,9 @@ def _check_header(con, table: str, path: Path, required: list[str], layout: str,
     missing = [c for c in required if c not in columns]
     if missing:
         shown = [c for c in columns if not c.startswith("column")] or columns
-        other = next((d for d in (";", "\t", "|") if len(shown) == 1 and shown[0].count(d) >= len(required) - 1), None)
+        # the delimiter the one column's name holds most of (a one-column layout's header holds none)
+        counts = {d: shown[0].count(d) for d in (";", "\t", "|")} if len(shown) == 1 else {}
+        other = max(counts, key=counts.get) if counts and max(counts.values()) >= max(1, len(required) - 1) else None
         if other:  # one column whose name holds the others: another delimiter, not other names
             name = {";": "semicolon", "\t": "tab", "|": "pipe"}[other]
             raise SourceError(path, 1, f"the {layout} header with columns {', '.join(required)}",

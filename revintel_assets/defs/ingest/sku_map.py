@@ -12,16 +12,19 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import blank, col, lit
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, Rule, apply_rules
-from revintel_assets.defs.ingest.raw_csv import load_raw_csv
+from revintel_assets.defs.ingest.raw_csv import header_delimiter, load_raw_csv
 
 SKU_MAP_FILES = ("sku_map.csv", "sku_divisions.csv", "sku_map.xlsx", "sku_divisions.xlsx")
 
 
-def load_sku_map(con, folder: Path) -> dict[str, dict]:
+def load_sku_map(con, folder: Path, delimiter: str = ",") -> dict[str, dict]:
+    """The SKU map beside the log; `delimiter`: the mapping file's, used when the map's header
+    line holds it (a European export's map is semicolon-separated like its log, or not)."""
     path = next((folder / f for f in SKU_MAP_FILES if (folder / f).exists()), None)
     if path is None:
         return {}
-    raw = load_raw_csv(con, path, "temp.raw_sku_map", ["division"], "SKU map")
+    raw = load_raw_csv(con, path, "temp.raw_sku_map", ["division"], "SKU map",
+                       delimiter=header_delimiter(path, delimiter))
     sku = "sku" if "sku" in raw.columns else ("stock_code" if "stock_code" in raw.columns else None)
     if sku is None:
         raise SourceError(path, 1, "a SKU map header 'sku, division'", f"found {', '.join(raw.columns)}")

@@ -266,7 +266,7 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
         report.files.update(import_salesforce(con, layout.folder, user))
     elif layout.crm == "hubspot":
         report.files.update(hubspot.import_hubspot(con, layout.folder, user))
-    report.files.update(load_sku_map(con, layout.folder))
+    report.files.update(load_sku_map(con, layout.folder, user.delimiter))
     con.execute("""UPDATE staging.products SET division = m.division FROM staging.sku_map m
                    WHERE m.sku = staging.products.product_code""")
     if layout.transactions and layout.transactions_file is None:
