@@ -53,11 +53,23 @@ def _scores(con, lines: list[str]):
     notes = [f"{estimated:,} valued at their product's list price (no amount yet)" if estimated else "",
              f"{unvalued:,} without an amount or a list price, counted as 0" if unvalued else ""]
     note = f" ({'; '.join(x for x in notes if x)})" if estimated or unvalued else ""
+    learned = _closed_deals(con, as_of)
     lines.append(f"Open pipeline as of {as_of}: {money(value)} in {n:,} deals{note}; "
-                 f"expected (x win probability) {money(expected)}")
+                 + (f"expected (x win probability) {money(expected)}" if learned != 0 else
+                    "no expected value: no deal had closed by then, so the win probabilities are a prior, "
+                    "not learned from outcomes"))
     share = f" ({at_risk / value:.0%} of the pipeline)" if value else ""
     lines.append(f"At risk (High/Critical): {money(at_risk)} in {n_risk:,} deals{share}")
     return as_of
+
+
+def _closed_deals(con, as_of) -> int | None:
+    """Deals closed by `as_of` (won or lost): what any win probability is learned from (None: no
+    opportunity table to tell)."""
+    if not table_exists(con, "star.fact_opportunity"):
+        return None
+    return con.execute("SELECT count(*) FROM star.fact_opportunity WHERE is_closed AND close_date <= ?",
+                       [as_of]).fetchall()[0][0]
 
 
 def _forecast(con, as_of, lines: list[str]) -> None:
@@ -78,7 +90,8 @@ def _forecast(con, as_of, lines: list[str]) -> None:
         what = f"this quarter ({first} .. {last}, the rest of {quarter_name(start, settings().fiscal_year_start_month)})"
     else:  # a forecast without quarter periods: its first whole month, said as such
         what = f"the {kind} of {start:%B %Y}" if kind == "month" else f"the week of {start}"
-    lines.append(f"Booked revenue forecast, {what}: P10 {money(p10)} / P50 {money(p50)} / P90 {money(p90)}")
+    prior = "" if as_of is None or _closed_deals(con, as_of) != 0 else " (from prior win probabilities: no deal had closed)"
+    lines.append(f"Booked revenue forecast, {what}: P10 {money(p10)} / P50 {money(p50)} / P90 {money(p90)}{prior}")
 
 
 def _deal_model(con, as_of, lines: list[str]) -> None:

@@ -80,5 +80,19 @@ def test_headline_without_a_quarter_says_which_period_and_without_scores_says_wh
     assert lines[1].startswith("Forecast: not built") and lines[2].startswith("ICP: no division model")
 
 
+def test_without_a_closed_deal_the_headline_gives_no_expected_value(con):
+    """A source of open deals only: every win probability is the stage baseline's prior (0.5 with no
+    outcome to learn from), and 'expected (x win probability) 1.20M' read as a figure. Said as a prior."""
+    con.execute("CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, is_closed BOOLEAN, close_date DATE)")
+    con.execute("INSERT INTO star.fact_opportunity VALUES ('o1', false, NULL), ('o9', true, DATE '2025-11-20')")
+    lines = headline(con)  # o9 closed after the as-of date: not known then
+    assert lines[0].endswith("no expected value: no deal had closed by then, so the win probabilities are a prior, "
+                             "not learned from outcomes")
+    assert lines[2].endswith("P10 1.20k / P50 2.50k / P90 4.10k (from prior win probabilities: no deal had closed)")
+    con.execute("INSERT INTO star.fact_opportunity VALUES ('o8', true, DATE '2025-11-01')")
+    lines = headline(con)
+    assert lines[0].endswith("expected (x win probability) 1.30k") and lines[2].endswith("P90 4.10k")
+
+
 def test_money():
     assert [money(x) for x in (None, 12.4, 1234, 4_712_364, -2.5e9)] == ["-", "12", "1.23k", "4.71M", "-2.50B"]
