@@ -93,7 +93,7 @@ def _materialize(source: dict[str, str], args, ready=None) -> int:
                     records = materialize_all(defs, resources=resources)
             except Exception as exc:  # Dagster wraps the user's error; show the root cause plainly
                 return _failed(exc, log)
-            _summary(records, time.perf_counter() - start)
+            _summary(records, time.perf_counter() - start, getattr(args, "as_of", None))
     except RunLocked as exc:
         print(f"revintel: {exc}", file=sys.stderr)
         return 3
@@ -223,10 +223,14 @@ def _storage_failure(exc: BaseException) -> str | None:
     return None
 
 
-def _summary(records: list[dict], seconds: float) -> None:
-    """Row counts of the published tables, then the business headline (headline.py)."""
+def _summary(records: list[dict], seconds: float, as_of: str | None = None) -> None:
+    """Row counts of the published tables, then the business headline (headline.py); `as_of`: the
+    run's --as-of."""
+    import datetime as dt
+
     from revintel_assets.headline import headline
     from revintel_resources.publish import connect_published
+    from revintel_resources.source import clamp_as_of
 
     db = paths.analyst_db_path()
     print(f"\nDone in {seconds:.1f}s. Analyst file (open it read-only at any time): {db}")
@@ -239,13 +243,13 @@ def _summary(records: list[dict], seconds: float) -> None:
             n = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
             print(f"  {name:<40} {n:>12,} rows")
         src = con.execute("SELECT source_format, export_date FROM meta.source").fetchall()
+        day = None
         if src:
             # the date scored: the export date, or an earlier --as-of (never a later one)
-            scored = con.execute("SELECT max(as_of_date) FROM scores.deal_scores").fetchall()[0][0] if any(
-                n == "scores.deal_scores" for n, _ in rows) else None
+            day = clamp_as_of(dt.date.fromisoformat(as_of) if as_of else None, src[0][1])
             print(f"Source layout: {src[0][0]}; export date: {src[0][1]}"
-                  + (f"; scored as of {scored} (--as-of)" if scored and scored != src[0][1] else " (the as-of date)"))
-        print("\n" + "\n".join(headline(con)))
+                  + (f"; scored as of {day} (--as-of)" if day != src[0][1] else " (the as-of date)"))
+        print("\n" + "\n".join(headline(con, day)))
     finally:
         con.close()
 

@@ -25,20 +25,27 @@ def money(x: float | None) -> str:
     return f"{x:,.0f}"
 
 
-def headline(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Lines of the headline; each part says why it is missing when its table is."""
+def headline(con: duckdb.DuckDBPyConnection, as_of=None) -> list[str]:
+    """Lines of the headline; each part says why it is missing when its table is. `as_of`: the date
+    the run scored as of (None: the latest scored)."""
     lines: list[str] = []
-    as_of = _scores(con, lines)
+    as_of = _scores(con, lines, as_of)
     _forecast(con, as_of, lines)
     _deal_model(con, as_of, lines)
     _icp(con, lines)
     return lines
 
 
-def _scores(con, lines: list[str]):
+def _scores(con, lines: list[str], latest=None):
     if not table_exists(con, "scores.deal_scores") or not con.execute("SELECT count(*) FROM scores.deal_scores").fetchall()[0][0]:
         lines.append("Open pipeline: no deals scored (the source has no open opportunities to score)")
         return None
+    # when every deal had closed by the run's as-of date, the latest scores are of an earlier week
+    # and read as that day's pipeline
+    scored = con.execute("SELECT max(as_of_date) FROM scores.deal_scores").fetchall()[0][0]
+    if latest is not None and latest > scored:
+        lines.append(f"Open pipeline as of {latest}: no open deals (the last scored, {scored}, is an earlier week)")
+        return latest
     priced = table_exists(con, "star.dim_product")
     join = "LEFT JOIN (SELECT product_id, list_price FROM star.dim_product) p USING (product_id)" if priced else ""
     risk = ", ".join(f"'{c}'" for c in AT_RISK)
@@ -99,6 +106,8 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
         return
     versions = [r[0] for r in con.execute(
         "SELECT DISTINCT model_version FROM scores.deal_scores WHERE as_of_date = ? ORDER BY 1", [as_of]).fetchall()]
+    if not versions:  # no open deal on the latest date: nothing was scored then
+        return
     text = f"Deal model that scored: {', '.join(map(str, versions))}"
     if table_exists(con, "validation.model_metrics"):
         # the latest cutoff with holdout evidence: the model's AUC next to its best baseline's

@@ -94,5 +94,14 @@ def test_without_a_closed_deal_the_headline_gives_no_expected_value(con):
     assert lines[0].endswith("expected (x win probability) 1.30k") and lines[2].endswith("P90 4.10k")
 
 
+def test_when_every_deal_had_closed_the_headline_says_no_open_deals(con):
+    """Every deal closed by the export date: the latest scores are an earlier week's, and were shown
+    as the pipeline ('as of 2023-12-25: 26.77k in 1 deals, at risk 100%' for a 2023-12-29 export)."""
+    lines = headline(con, AS_OF + dt.timedelta(days=4))
+    assert lines[0] == "Open pipeline as of 2025-11-18: no open deals (the last scored, 2025-11-14, is an earlier week)"
+    assert lines[1] == "Forecast: no total forecast as of 2025-11-18" and not any("Deal model" in x for x in lines)
+    assert headline(con, AS_OF)[0].startswith("Open pipeline as of 2025-11-14: 4.50k in 4 deals")
+
+
 def test_money():
     assert [money(x) for x in (None, 12.4, 1234, 4_712_364, -2.5e9)] == ["-", "12", "1.23k", "4.71M", "-2.50B"]
