@@ -225,6 +225,22 @@ def test_attainment_reconciles_and_comes_from_the_engines_draws(origin):
     assert 0.45 <= p <= 0.55
 
 
+def test_a_group_quota_is_summed_only_from_a_complete_set_of_reps(origin):
+    """A manager without a quota of its own takes the sum of its reps' only when every rep has one:
+    summed over the reps that have one, it was set against every rep's bookings (an adversarial
+    fixture's total of 32.5k from two reps against 38k booked by three others)."""
+    o, opps = origin
+    partial = QUOTAS.filter(pl.col("owner") != "rep5")  # rep5 reports to mgr1, which has its own quota
+    partial = partial.filter(pl.col("owner") != "rep0")  # rep0 reports to mgr0, which has none
+    frame, _ = A.attainment(o, partial, opps, 200, 3, 0.0, 0.0, 1, workers=1)
+    q = frame.filter(pl.col("period") == "quarter")
+    mgr0 = q.filter(pl.col("segment") == "mgr0").row(0, named=True)
+    assert mgr0["quota"] is None and mgr0["quota_source"] == "none: 1 of 4 reps without a quota"
+    assert mgr0["p_hit_quota"] is None or mgr0["p_hit_quota"] != mgr0["p_hit_quota"]  # NULL or NaN
+    mgr1 = q.filter(pl.col("segment") == "mgr1").row(0, named=True)
+    assert mgr1["quota"] == 1_000_000.0 and mgr1["quota_source"] == "given"
+
+
 def test_quarter_quota_from_monthly_quotas(origin):
     o, opps = origin
     months = pl.DataFrame({"owner_type": "total", "owner": "", "period_type": "month",

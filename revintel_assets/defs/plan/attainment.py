@@ -34,7 +34,8 @@ DOC = ("Am I on plan: per as-of date, period (the fiscal quarter and the month h
            "period": "quarter or month", "period_label": "e.g. FY2026 Q1 or 2026-01",
            "quota": "Quota of the segment and period (star.quotas; NULL: none)",
            "quota_source": "given, sum of months (a quarter from its monthly quotas) or sum of reps (a group "
-                           "without its own quota)",
+                           "without its own quota, every rep of it with one; else 'none: k of n reps without a "
+                           "quota' and no quota)",
            "booked_to_date": "Won amount closed from the period start to the as-of date",
            "open_pipeline": "Amount of deals open on the as-of date expected to close by the period end "
                             "(overdue ones included)",
@@ -156,7 +157,8 @@ def call_totals(dp: pl.DataFrame, pers: list[Period], segments: model.Segments, 
 
 def quota_matrix(quotas: pl.DataFrame, labels: list, pers: list[Period], groups: np.ndarray) -> tuple[np.ndarray, list]:
     """(n_segments, n_periods) quota (NaN: none) and its source per cell: the segment's own; a
-    quarter without one from its three monthly quotas; a group without one the sum of its reps'."""
+    quarter without one from its three monthly quotas; a group without one the sum of its reps'
+    when every rep of it has one (else none, its source saying how many lack one)."""
     n_g = len(groups)
     q = np.full((len(labels), len(pers)), np.nan)
     source = [[None] * len(pers) for _ in labels]
@@ -181,8 +183,13 @@ def quota_matrix(quotas: pl.DataFrame, labels: list, pers: list[Period], groups:
         reps = q[n_g:, k]
         for g in range(n_g):
             members = groups[g] > 0
-            if np.isnan(q[g, k]) and members.any() and not np.isnan(reps[members]).all():
-                q[g, k], source[g][k] = float(np.nansum(reps[members])), "sum of reps"
+            missing = int(np.isnan(reps[members]).sum())
+            if not np.isnan(q[g, k]) or not members.any() or missing == members.sum():
+                continue
+            if missing:  # a sum of some reps' quotas set against every rep's bookings reads as made or missed
+                source[g][k] = f"none: {missing} of {int(members.sum())} reps without a quota"
+            else:
+                q[g, k], source[g][k] = float(reps[members].sum()), "sum of reps"
     return q, source
 
 
