@@ -160,6 +160,25 @@ def test_salesforce_forecasting_quota(tmp_path):
         r[0] for r in con.execute("SELECT rep_id FROM star.dim_rep").fetchall()}
 
 
+def test_forecasting_quota_periods_are_told_apart_per_owner(tmp_path):
+    """One org, one rep on monthly quotas and one on quarterly: each owner's start dates say which
+    (decided once for the file, the quarterly ones were stored as monthly quotas)."""
+    src = tmp_path / "sfdc"
+    write(src, "Opportunity.csv", OPPORTUNITY, bom=True)
+    write(src, "Account.csv", ACCOUNT)
+    write(src, "User.csv", USER)
+    write(src, "ForecastingQuota.csv", "Id,QuotaOwnerId,StartDate,QuotaAmount\r\n"
+          + "".join(f"0J9{i},{U_ANN},2024-0{m}-01,10000\r\n" for i, m in enumerate((1, 2, 3)))
+          + "".join(f"0J9{i + 5},{U_BOB},2024-0{m}-01,60000\r\n" for i, m in enumerate((1, 4, 7))))
+    con = duckdb.connect()
+    report = build_star(con, src)
+    f = report.files["ForecastingQuota.csv"]
+    assert f["period_type"] == "mixed" and f["period_types"] == {"month": 3, "quarter": 3}
+    got = dict(con.execute("SELECT owner, list(DISTINCT period_type) FROM star.quotas GROUP BY 1").fetchall())
+    assert got == {U_ANN[:15]: ["month"], U_BOB[:15]: ["quarter"]}
+    assert_reconciled(con)
+
+
 def test_hubspot_forecast_category_column_is_kept(tmp_path):
     src = tmp_path / "hs"
     write(src, "deals.csv", "Record ID,Deal Name,Deal Stage,Create Date,Amount,Forecast category\n"

@@ -146,12 +146,23 @@ def _forecasting_quota(con, path: Path, d: Dialect, fy: int) -> dict:
         _owner_rule("'rep'", col("QuotaOwnerId"), sfid(col("QuotaOwnerId")), "o_name"),
     ]
     caught = apply_rules(con, t, path.name, cols, rules)
-    gap = con.execute(f"""SELECT min(g) FROM (SELECT {start} - lag({start}) OVER (PARTITION BY {sfid(col('QuotaOwnerId'))}
-                          ORDER BY {start}) AS g FROM {t}) WHERE g > 0""").fetchall()[0][0]
+    # Monthly or quarterly from the gaps between an owner's start dates, per owner (one org can
+    # hold both: quarterly quotas stored as months were read as three times a month's quota);
+    # an owner with one start date takes the file's shortest gap.
+    owner = sfid(col("QuotaOwnerId"))
+    gaps = f"""(SELECT {owner} AS o, {start} - lag({start}) OVER (PARTITION BY {owner} ORDER BY {start}) AS g
+                FROM {t})"""
+    gap = con.execute(f"SELECT min(g) FROM {gaps} WHERE g > 0").fetchall()[0][0]
     ptype = "month" if gap is not None and gap < MONTHLY_GAP_DAYS else "quarter"
-    caught |= apply_rules(con, t, path.name, cols, [_period_rules(start, lit(ptype), fy)])
-    caught |= dedupe(con, t, f"{sfid(col('QuotaOwnerId'))} || '|' || {start}::VARCHAR", path.name, cols,
+    con.execute(f"ALTER TABLE {t} ADD COLUMN _ptype VARCHAR")
+    con.execute(f"""UPDATE {t} SET _ptype = p.ptype FROM (
+        SELECT o, CASE WHEN min(g) FILTER (WHERE g > 0) IS NULL THEN {lit(ptype)}
+                       WHEN min(g) FILTER (WHERE g > 0) < {MONTHLY_GAP_DAYS} THEN 'month' ELSE 'quarter' END AS ptype
+        FROM {gaps} GROUP BY o) p WHERE {owner} = p.o""")
+    caught |= apply_rules(con, t, path.name, cols, [_period_rules(start, "_ptype", fy)])
+    caught |= dedupe(con, t, f"{owner} || '|' || {start}::VARCHAR", path.name, cols,
                      "a quota of this QuotaOwnerId and StartDate")
-    con.execute(f"""INSERT INTO staging.quotas SELECT 'rep', {sfid(col('QuotaOwnerId'))}, {lit(ptype)}, {start}, {amount},
+    con.execute(f"""INSERT INTO staging.quotas SELECT 'rep', {owner}, _ptype, {start}, {amount},
         {lit(path.name)}, _line FROM {t}""")
-    return {**file_report(raw, caught), "period_type": ptype}
+    kinds = dict(con.execute(f"SELECT _ptype, count(*) FROM {t} GROUP BY 1 ORDER BY 1").fetchall())
+    return {**file_report(raw, caught), "period_type": ptype if len(kinds) < 2 else "mixed", "period_types": kinds}
