@@ -417,3 +417,17 @@ def test_a_sku_map_takes_the_mappings_delimiter_when_it_uses_it(tmp_path):
                           "JOIN star.dim_product p USING (product_id) ORDER BY 1").fetchall()
         assert got == [(99.0, "Garden"), (1234.5, "Home")], sku_map
         assert_reconciled(con)
+
+
+def test_a_source_dated_after_today_takes_its_own_latest_date(tmp_path):
+    """Every date a year after the machine's today (a sandbox org, a clock set back): the dates after
+    today used to be set aside, all of them, and the run said 'the export date is None' and 'no dated
+    opportunities' for 450 dated deals. The data's latest date is taken, and the run warns."""
+    import datetime as dt
+
+    d0 = dt.date.today() + dt.timedelta(days=365)
+    day = lambda k: (d0 + dt.timedelta(days=k)).isoformat()  # noqa: E731
+    src = _src(tmp_path, f"{HEADER}\nA1,Ann,GTX Basic,Acme,Won,{day(0)},{day(30)},550\n"
+                         f"A2,Ann,GTX Basic,Acme,Engaging,{day(40)},,\n")
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert report.export_date == day(40) and report.stray_dates == []

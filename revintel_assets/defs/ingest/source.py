@@ -326,13 +326,15 @@ def _export_date(con) -> tuple[str | None, list[str]]:
     """(the latest date in the data: what `demo` and `run` score as of, docs/CONTRACT.md §1; the
     later dates set aside): dates after the machine's today cannot be in an export, and a latest
     date more than STRAY_GAP_DAYS past the next one is a typo. Both are reported, not taken."""
-    latest = [r[0] for r in con.execute("""SELECT DISTINCT d FROM (
+    dates = """SELECT DISTINCT d FROM (
         SELECT greatest(engage_date, close_date, created_date, stage_since) AS d FROM staging.opportunities
         UNION ALL SELECT changed_at FROM staging.history
-        UNION ALL SELECT order_date FROM staging.transactions) WHERE d IS NOT NULL ORDER BY d DESC LIMIT 64""").fetchall()]
-    today = con.execute("SELECT current_date").fetchall()[0][0]
-    stray = [d for d in latest if d > today]
-    latest = [d for d in latest if d <= today]
+        UNION ALL SELECT order_date FROM staging.transactions) WHERE d IS NOT NULL AND d {} current_date
+        ORDER BY d DESC LIMIT 64"""
+    stray = [r[0] for r in con.execute(dates.format(">")).fetchall()]
+    latest = [r[0] for r in con.execute(dates.format("<=")).fetchall()]
+    if not latest:  # every date after today: the machine's clock (or the data) is off; the data decides
+        latest, stray = stray, []
     while len(latest) > 1 and (latest[0] - latest[1]).days > STRAY_GAP_DAYS and _busy(latest[1:]):
         stray.append(latest.pop(0))
     return (latest[0].isoformat() if latest else None), sorted(d.isoformat() for d in stray)
