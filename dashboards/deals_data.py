@@ -276,5 +276,8 @@ def rollup(deals: pl.DataFrame, history_by_rep: pl.DataFrame, by: str) -> pl.Dat
     hist = known.group_by(by).agg(pl.col("won", "closed", "slips").sum())
     return (per.join(hist, on=by, how="left").with_columns(pl.col("won", "closed", "slips").fill_null(0))
             .with_columns(pl.when(pl.col("closed") > 0).then(pl.col("won") / pl.col("closed")).alias("win_rate"),
-                          (pl.col("at_risk") / pl.col("pipeline")).alias("at_risk_share"))
+                          # a rep whose open deals are all valued 0 has no share (0 / 0 was NaN and the
+                          # page's percentage crashed on it)
+                          pl.when(pl.col("pipeline") > 0).then(pl.col("at_risk") / pl.col("pipeline"))
+                          .alias("at_risk_share"))
             .sort("pipeline", descending=True))

@@ -87,7 +87,7 @@ def pct_expr(col: str) -> pl.Expr:
     """`pct` as a polars expression (a text column)."""
     p = pl.col(col)
     r = (p * 100).round(0)
-    return (pl.when(p.is_null()).then(pl.lit("—")).when((r < 1) & (p > 0)).then(pl.lit("<1%"))
+    return (pl.when(p.is_null() | ~p.is_finite()).then(pl.lit("—")).when((r < 1) & (p > 0)).then(pl.lit("<1%"))
             .when((r > 99) & (p < 1)).then(pl.lit(">99%")).otherwise(r.cast(pl.Int64).cast(pl.String) + "%"))
 
 

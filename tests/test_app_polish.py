@@ -52,6 +52,9 @@ def test_percentages_never_round_to_a_false_zero_or_hundred():
         assert fmt.pct(p) == want, p
     frame = pl.DataFrame({"p": list(cases)}, schema={"p": pl.Float64})
     assert frame.select(fmt.pct_expr("p").alias("p"))["p"].to_list() == list(cases.values())
+    # NaN and inf (0 / 0, x / 0) are no percentage: they crashed the cast to an integer
+    odd = pl.DataFrame({"p": [float("nan"), float("inf")]})
+    assert odd.select(fmt.pct_expr("p").alias("p"))["p"].to_list() == ["—", "—"]
 
 
 def test_every_feature_has_a_readable_name():
@@ -93,6 +96,10 @@ def test_rollup_by_rep_and_manager():
     assert by_rep["Bo"]["win_rate"] == 0.25 and by_rep["Bo"]["at_risk"] == 200
     (m,) = dd.rollup(deals, history, "manager").iter_rows(named=True)  # r3 has no open deal here: not counted
     assert (m["pipeline"], m["won"], m["closed"], m["slips"]) == (350, 4, 8, 2)
+    # a rep whose open deals are all valued 0 (no amount, no list price) has no at-risk share, not NaN
+    zero = deals.with_columns(pl.when(pl.col("rep_id") == "r2").then(0.0).otherwise(pl.col("value")).alias("value"))
+    by_rep = {r["rep"]: r for r in dd.rollup(zero, history, "rep").iter_rows(named=True)}
+    assert by_rep["Bo"]["at_risk_share"] is None and by_rep["Ann"]["at_risk_share"] == pytest.approx(1 / 3)
 
 
 # ------------------------------------------------------------------ the pages, on the demo

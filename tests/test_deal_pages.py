@@ -152,6 +152,13 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
                                    expect_text="O5 — Betatech")
         assert ACTIONS["O5"] in text and "Medium risk" in text and final.endswith("deal=O5")
 
+        # A deal without a product (a Salesforce report names none): shown as such (the page crashed)
+        build_analyst_db(data_dir, extra_sql=[*FIXTURE, "UPDATE scores.deal_scores SET product_id = NULL, "
+                                              "division = NULL WHERE opportunity_id = 'O5'"])
+        _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_no_product",
+                               expect_text="O5 — Betatech")
+        assert "Product —" in text and "Traceback" not in text and ACTIONS["O5"] in text
+
         # The stage baseline scored (no model beat it), no history / rep table, and an unknown deal id in
         # the link: all said plainly, the riskiest deal shown instead, no crash.
         build_analyst_db(data_dir, extra_sql=BASELINE_FIXTURE)

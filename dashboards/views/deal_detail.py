@@ -47,7 +47,7 @@ color = dd.BADGE_COLORS.get(d["risk_category"], "gray")
 st.subheader(f"{md(d['opportunity_id'])} — {md(d['account'])} &nbsp;:{color}-badge[{md(d['risk_category'])} risk]")
 rep = d["rep"] + (f" (manager {d['manager']}" + (f", {d['region']}" if d["region"] else "") + ")"
                   if d["manager"] else (f" ({d['region']})" if d["region"] else ""))
-product = d["product"] + (f" ({d['division']})" if d["division"] and d["division"] != d["product"] else "")
+product = (d["product"] or "—") + (f" ({d['division']})" if d["division"] and d["division"] != d["product"] else "")
 st.markdown(f"**Account** {md(d['account'])} &nbsp;·&nbsp; **Rep** {md(rep)} &nbsp;·&nbsp; **Product** {md(product)} "
             f"&nbsp;·&nbsp; **Stage** {md(d['stage'])}")
 close = d["expected_close_date"]
