@@ -91,14 +91,28 @@ def test_what_if_recomputes_the_forecast(data_dir):
     assert new_p90 > p90 + 1.5e6  # the upper end books it
     assert new_p50 >= p50
     assert "Deals simulated" in text  # no quota table: the deal count stands in for the chance
+    assert "open deals of the whole company" in text and "total total" not in text
 
 
 @pytest.mark.browser
 def test_forecast_accuracy_page(data_dir):
+    expect = ["Does the call get better as the quarter goes on?", "Which segments are over- or under-called?"]
     with streamlit_server(data_dir) as url, chromium() as browser:
-        text = render_page(browser, url, "forecast-accuracy", name="forecast_accuracy",
-                           expect_text=["Does the call get better as the quarter goes on?",
-                                        "Which segments are over- or under-called?"], timeout=60)
+        text = render_page(browser, url, "forecast-accuracy", name="forecast_accuracy", expect_text=expect, timeout=60)
+        # the period control clicked off (a second click on the chosen period): the default again,
+        # not "no forecast has a period that is over yet" over the forecasts just shown
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = ctx.new_page()
+        try:
+            page.goto(f"{url}/forecast-accuracy", wait_until="domcontentloaded")
+            wait_until_rendered(page, expect_text=expect, timeout=60)
+            page.locator("[data-testid='stButtonGroup'] button", has_text="quarter").first.click()
+            page.wait_for_timeout(1000)
+            wait_until_rendered(page, expect_text="Does the call get better", timeout=60)
+            clicked_off = page.locator("body").inner_text()
+        finally:
+            ctx.close()
     assert "Traceback" not in text
     assert f"{len(PAST)} forecasts" in text and "weighted pipeline" in text and "revintel P50" in text
     assert "Most over-called" in text or "Most under-called" in text
+    assert f"{len(PAST)} forecasts" in clicked_off and "No forecast has a period that is over yet" not in clicked_off

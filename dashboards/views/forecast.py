@@ -129,7 +129,8 @@ if not forecast_whatif.available():
     st.info("The what-if needs the forecast's deal contributions and the deal snapshots of this date.")
 else:
     wi_base, wi_sims = forecast_whatif.base(as_of, seg_type, segment)
-    st.caption(f"{len(wi_base.deals):,} open deals of {seg_type} {segment}, recomputed with the forecast's own engine "
+    whose = "the whole company" if seg_type == "total" else f"{seg_type} {segment}"  # not "total total"
+    st.caption(f"{len(wi_base.deals):,} open deals of {whose}, recomputed with the forecast's own engine "
                f"({wi_sims:,} simulations, seeded, nothing saved). A moved or new deal closes on its date if won.")
     picks = forecast_whatif.choices(wi_base)
     names = {r["opportunity_id"]: f"{r['opportunity_id']} · {r['rep_id']} · {r['stage']} · {r['amount']:,.0f}"

@@ -19,8 +19,11 @@ db.require_tables("forecast.forecast_accuracy")
 
 c1, c2 = st.columns(2)
 types = db.query("SELECT DISTINCT period_type FROM forecast.forecast_accuracy")["period_type"].to_list()
+first = "quarter" if "quarter" in types else (types[0] if types else None)
+# a segmented control can be clicked off: the default then, as on the other pages (it showed "no
+# forecast has a period that is over yet" over 87 quarter forecasts)
 period_type = c1.segmented_control("Period", [t for t in ("quarter", "month", "week") if t in types],
-                                   default="quarter" if "quarter" in types else (types[0] if types else None))
+                                   default=first) or first
 seg_types = db.query("SELECT DISTINCT segment_type FROM forecast.forecast_accuracy")["segment_type"].to_list()
 seg_type = c2.selectbox("Segments for the bias view", [t for t in ("manager", "region", "rep", "division")
                                                        if t in seg_types] or ["total"])
