@@ -46,6 +46,22 @@ def test_one_value_rule_and_no_large_deal_from_a_list_price():
     assert "low win probability (<1%)" in drivers["small"]  # not "(0%)"
 
 
+def test_a_high_risk_without_a_warning_sign_says_what_adds_up():
+    """40 % to win, 1.4x the usual time in stage and the 3rd largest of 4 deals: 30 + 6 + 15 = 51, High,
+    yet no single driver fires. It said 'no risk signal' and 'On track' beside a High badge."""
+    deals = pl.DataFrame({"opportunity_id": ["a", "b", "c", "d"], "amount": [3_000.0, 1_000.0, 2_000.0, 10_000.0],
+                          "list_price": [None] * 4, "win_probability": [0.4, 0.9, 0.9, 0.9],
+                          "stage": ["Engaging"] * 4, "stage_time_ratio": [1.4, 1.0, 1.0, 1.0],
+                          "n_pushes": [0] * 4, "days_to_expected_close": [30] * 4},
+                         schema_overrides={"list_price": pl.Float64})
+    a, b = list(score_risk(deals).iter_rows(named=True))[:2]
+    assert a["risk_category"] == "High" and a["risk_score"] == 51.0
+    assert a["risk_drivers"] == ("no single warning sign; together: win probability 40%, 1.4x the usual time in "
+                                 "Engaging, value in the top 25%")
+    assert a["recommended_action"].startswith("Watch:")
+    assert b["risk_category"] == "Low" and b["risk_drivers"] == "no risk signal" and b["recommended_action"].startswith("On track")
+
+
 def test_percentages_never_round_to_a_false_zero_or_hundred():
     cases = {0.003: "<1%", 0.005: "<1%", 0.0: "0%", 0.42: "42%", 0.996: ">99%", 1.0: "100%", None: "—"}
     for p, want in cases.items():

@@ -73,9 +73,19 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         .when(unlikely & big).then(pl.lit("Review the deal strategy with the manager before investing more time"))
         .when(unlikely).then(pl.lit("Requalify or deprioritise: focus time on likelier deals"))
         .otherwise(pl.lit("On track: confirm the next step and keep momentum")))
+    # High or Critical with no single warning sign: the parts that add up to it are said (a moderate
+    # win probability, some time in stage, a larger deal), not "no risk signal" and "On track"
+    # beside a High badge (0.5 % of the demo's High deal-dates)
+    quiet = (drivers == "") & (pl.col("risk_score") >= mid)
+    parts = (pl.lit("no single warning sign; together: win probability ")
+             + (p * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%, " + ratio.round(1).cast(pl.Utf8)
+             + "x the usual time in " + pl.col("stage") + ", value in the top "
+             + ((1 - pl.col("_value_pct")) * 100).ceil().cast(pl.Int64).clip(1, 100).cast(pl.Utf8) + "%")
     return df.with_columns(
-        pl.when(drivers == "").then(pl.lit("no risk signal")).otherwise(drivers).alias("risk_drivers"),
-        action.alias("recommended_action"),
+        pl.when(quiet).then(parts).when(drivers == "").then(pl.lit("no risk signal")).otherwise(drivers)
+        .alias("risk_drivers"),
+        pl.when(quiet).then(pl.lit("Watch: confirm the next step and the buyer's timeline this week"))
+        .otherwise(action).alias("recommended_action"),
     ).drop("_value_pct", "_stagnation")
 
 
