@@ -155,14 +155,27 @@ def show_no_data() -> None:
     st.info(NO_DATA_MESSAGE, icon=":material/database:")
 
 
+CRM_LAYOUTS = ("maventech", "salesforce", "hubspot")  # source formats with deals (ingest/source.py)
+CUSTOMER_TABLES = ("scores.icp_scores", "scores.whitespace", "features.customer_division", "validation.icp_models",
+                   "validation.holdout_gains", "validation.model_metrics")
+
+
+def missing_reason(source_format: str | None, tables: Sequence[str]) -> str:
+    """Why a page's tables are missing, in words: a source without a CRM export (transactions only)
+    can never build the deal, pipeline and forecast tables, and running the demo does not help."""
+    names = ", ".join(f"`{t}`" for t in tables)
+    crm = source_format is not None and any(c in source_format.split("+") for c in CRM_LAYOUTS)
+    if source_format is not None and not crm and not all(t in CUSTOMER_TABLES for t in tables):
+        return (f"**Not built for this source** — this page needs {names}, built from a CRM export's deals; the "
+                f"loaded source (`{source_format}`) holds transactions only. Its customers are on the ICP and "
+                "Whitespace pages; add a CRM export to the source folder for the deal pages.")
+    return (f"**Not built yet** — this page needs {names}, which the published warehouse does not have. Run "
+            "`revintel demo` (or materialize the assets that build them) and reload this page.")
+
+
 def show_missing_tables(tables: Sequence[str]) -> None:
-    st.info(
-        "**Not built yet** — this page needs "
-        + ", ".join(f"`{t}`" for t in tables)
-        + ", which the published warehouse does not have. Run `revintel demo` "
-        "(or materialize the assets that build them) and reload this page.",
-        icon=":material/hourglass_empty:",
-    )
+    fmt = scalar("SELECT max(source_format) FROM meta.source") if table_exists("meta.source") else None
+    st.info(missing_reason(fmt, tables), icon=":material/hourglass_empty:")
 
 
 def require_data() -> None:

@@ -62,6 +62,19 @@ def test_a_high_risk_without_a_warning_sign_says_what_adds_up():
     assert b["risk_category"] == "Low" and b["risk_drivers"] == "no risk signal" and b["recommended_action"].startswith("On track")
 
 
+def test_a_missing_deal_table_of_a_transactions_only_source_says_why():
+    """A transactions-only source (Online Retail) never has deal tables: 'Run revintel demo' was the
+    wrong advice on six pages. Tables a CRM source has not built yet keep the old message."""
+    from dashboards.db import missing_reason
+
+    tidy = missing_reason("tidy", ["scores.deal_scores"])
+    assert tidy.startswith("**Not built for this source**") and "transactions only" in tidy and "demo" not in tidy
+    assert missing_reason("tidy", ["scores.whitespace"]).startswith("**Not built yet**")  # customers: buildable
+    assert missing_reason("maventech+sales_log", ["scores.deal_scores"]).startswith("**Not built yet**")
+    assert missing_reason("hubspot", ["forecast.revenue_forecast"]).startswith("**Not built yet**")
+    assert missing_reason(None, ["scores.deal_scores"]).startswith("**Not built yet**")  # nothing loaded
+
+
 def test_percentages_never_round_to_a_false_zero_or_hundred():
     cases = {0.003: "<1%", 0.005: "<1%", 0.0: "0%", 0.42: "42%", 0.996: ">99%", 1.0: "100%", None: "—"}
     for p, want in cases.items():
