@@ -87,14 +87,28 @@ def scored_deals(as_of: dt.date) -> pl.DataFrame:
     ).drop("score_division", "product_division")
 
 
-def model_note(versions: list[str], as_of: dt.date) -> str:
-    """An honest sentence on which model produced the scores of ``as_of``."""
+def closed_by(as_of: dt.date) -> int | None:
+    """Deals closed (won or lost) by ``as_of``: what any win probability is learned from (None: no
+    opportunity table to tell)."""
+    if not db.table_exists("star.fact_opportunity") or db.scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'star' "
+            "AND table_name = 'fact_opportunity' AND column_name IN ('is_closed', 'close_date')") < 2:
+        return None
+    return int(db.scalar("SELECT count(*) FROM star.fact_opportunity WHERE is_closed AND close_date <= ?", [as_of]))
+
+
+def model_note(versions: list[str], as_of: dt.date, closed: int | None = None) -> str:
+    """An honest sentence on which model produced the scores of ``as_of``; ``closed``: deals closed
+    by then (0: the probabilities are a prior, and the note says so)."""
     versions = sorted(v for v in versions if v)
     if not versions:
         return f"Deals open on {as_of}; no model version recorded for their scores."
     parts = []
     for v in versions:
-        if v.startswith("baseline_stage@"):
+        if v.startswith("baseline_stage@") and closed == 0:
+            parts.append(f"`{v}` — no deal had closed by {as_of}, so there is no outcome to learn from: every win "
+                         "probability is the stage baseline's prior, and the expected value is not an estimate")
+        elif v.startswith("baseline_stage@"):
             parts.append(f"`{v}` — no trained model beat the stage baseline on held-out data by "
                          f"{v.split('@', 1)[1]}, so the stage baseline scores these deals: each deal's win "
                          "probability is its stage's historical win rate")

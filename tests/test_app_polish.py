@@ -75,6 +75,16 @@ def test_a_missing_deal_table_of_a_transactions_only_source_says_why():
     assert missing_reason(None, ["scores.deal_scores"]).startswith("**Not built yet**")  # nothing loaded
 
 
+def test_the_model_note_says_when_the_probabilities_are_a_prior():
+    """Open deals only: the stage baseline scored every deal 50 % from no outcome, and the page said
+    'each deal's win probability is its stage's historical win rate' beside a $1.2M expected value."""
+    day = dt.date(2024, 1, 1)
+    prior = dd.model_note(["baseline_stage@2024-01-01"], day, closed=0)
+    assert "no deal had closed by 2024-01-01" in prior and "not an estimate" in prior and "historical" not in prior
+    assert "historical win rate" in dd.model_note(["baseline_stage@2024-01-01"], day, closed=12)
+    assert "historical win rate" in dd.model_note(["baseline_stage@2024-01-01"], day)
+
+
 def test_percentages_never_round_to_a_false_zero_or_hundred():
     cases = {0.003: "<1%", 0.005: "<1%", 0.0: "0%", 0.42: "42%", 0.996: ">99%", 1.0: "100%", None: "—"}
     for p, want in cases.items():

@@ -71,7 +71,7 @@ with left:
 with right:
     st.markdown("**:material/task_alt: Recommended action**")
     st.info(md(d["recommended_action"]) or "—", icon=":material/arrow_forward:")
-st.caption(dd.model_note([d["model_version"]], as_of))
+st.caption(dd.model_note([d["model_version"]], as_of, dd.closed_by(as_of)))
 
 # ---------------------------------------------------------------- what moved the score
 st.subheader(":material/balance: What moved the win probability", divider="gray")
