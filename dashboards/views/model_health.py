@@ -72,7 +72,8 @@ with g_col:
                      .properties(height=280))
             st.altair_chart(chart, width="stretch")
     else:
-        st.caption("`validation.holdout_gains` not built yet.")
+        st.caption("`validation.holdout_gains` is not in the warehouse: no model has written holdout gains yet, or "
+                   "none that writes them could be trained on this source (the run's warnings say why).")
 with c_col:
     st.subheader(":material/straighten: Calibration", divider="gray")
     if db.table_exists("validation.calibration_bins"):
@@ -94,7 +95,8 @@ with c_col:
                    .properties(height=280))
             st.altair_chart(diag + pts, width="stretch")
     else:
-        st.caption("`validation.calibration_bins` not built yet.")
+        st.caption("`validation.calibration_bins` is not in the warehouse: no model has written calibration bins yet, "
+                   "or none that writes them could be trained on this source (the run's warnings say why).")
 
 st.subheader(":material/timeline: Metrics across cutoffs", divider="gray")
 metric = st.selectbox("Metric", [m for m in HEADLINE if m in holdout["metric"].unique().to_list()])
