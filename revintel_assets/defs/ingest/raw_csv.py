@@ -104,8 +104,6 @@ def read_excel_sheet(path: Path, header_only: bool = False):
 
 
 TITLE_PROBE_ROWS = 30  # rows looked at for a title block above a workbook's header
-
-
 TITLE_CELLS = 2  # a title block's rows fill at most this many cells (a title, "Filtered by:" and its value)
 
 
@@ -186,34 +184,48 @@ def read_header(path: Path) -> list[str]:
             return [str(c).strip() for c in read_excel_sheet(path, header_only=True).schema.names]
         except SourceError:
             return []
+    return [c.strip().strip('"').strip() for c in read_header_line(path).split(",")]
+
+
+def read_header_line(path: Path) -> str:
+    """The first line of a CSV as text (BOM removed; UTF-16 decoded, big-endian too, so that the
+    import names its encoding), "" when unreadable or a workbook."""
+    if is_excel(path):
+        return ""
     try:
         head = read_bytes(path, 1 << 16)
     except SourceError:
-        return []
+        return ""
     utf16 = _utf16(head)
-    if utf16:  # big-endian is recognised too, so that the import names its encoding
+    if utf16:
         codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else (
             "utf-16-le" if utf16 == "utf-16" else "utf-16-be")
         text = head.decode(codec, errors="replace")
     else:
         text = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
-    text = text.split("\n", 1)[0].strip("\r\n")
-    return [c.strip().strip('"').strip() for c in text.split(",")]
+    return text.split("\n", 1)[0].strip("\r\n")
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def mixed_line_ending(data: bytes) -> tuple[int, str, str] | None:
     """(line, its ending, the first line's ending) of the first line that ends otherwise than the
     first one (CRLF vs LF), or None. DuckDB's sniffer cannot read such a file and says only that it
-    could not sniff it."""
+    could not sniff it. One search in C for the other ending, no loop over lines."""
     first = data.find(b"\n")
     if first < 0:
         return None
     crlf = first > 0 and data[first - 1:first] == b"\r"
-    pos = first
-    while (pos := data.find(b"\n", pos + 1)) >= 0:  # one pass over the line ends (text.find is C)
-        if (pos > 0 and data[pos - 1:pos] == b"\r") != crlf:
-            return (data.count(b"\n", 0, pos) + 1, "LF" if crlf else "CRLF", "CRLF" if crlf else "LF")
-    return None
+    if crlf:
+        m = _BARE_LF.search(data, first + 1)
+        pos = m.start() if m else -1
+    else:
+        pos = data.find(b"\r\n", first + 1)
+        pos = pos + 1 if pos >= 0 else -1
+    if pos < 0:
+        return None
+    return data.count(b"\n", 0, pos) + 1, "LF" if crlf else "CRLF", "CRLF" if crlf else "LF"
 
 
 def header_delimiter(path: Path, preferred: str = ",") -> str:
@@ -222,20 +234,6 @@ def header_delimiter(path: Path, preferred: str = ",") -> str:
     be either)."""
     line = read_header_line(path)
     return next((d for d in (preferred, ",", ";", "\t", "|") if d in line), preferred)
-
-
-def read_header_line(path: Path) -> str:
-    """The first line of a CSV as text (UTF-16 decoded), "" when unreadable or a workbook."""
-    if is_excel(path):
-        return ""
-    try:
-        head = read_bytes(path, 1 << 16)
-    except SourceError:
-        return ""
-    if _utf16(head):
-        codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-16-le"
-        return head.decode(codec, errors="replace").split("\n", 1)[0]
-    return head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
 
 
 def first_long_line(path: Path, limit: int) -> int | None:
