@@ -15,7 +15,7 @@ from dashboards import db, fmt
 from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
 from revintel_assets.defs.deals.snapshot import TRAILING
 from revintel_assets.defs.forecast import outlook as _outlook
-from revintel_assets.rules import deal_value, quarter_name, value_is_estimate
+from revintel_assets.rules import CLOSED_BY_SQL, deal_value, quarter_name, value_is_estimate
 from revintel_resources.settings import settings
 
 SCORES = "scores.deal_scores"
@@ -94,7 +94,7 @@ def closed_by(as_of: dt.date) -> int | None:
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'star' "
             "AND table_name = 'fact_opportunity' AND column_name IN ('is_closed', 'close_date')") < 2:
         return None
-    return int(db.scalar("SELECT count(*) FROM star.fact_opportunity WHERE is_closed AND close_date <= ?", [as_of]))
+    return int(db.scalar(CLOSED_BY_SQL, [as_of]))
 
 
 def model_note(versions: list[str], as_of: dt.date, closed: int | None = None) -> str:

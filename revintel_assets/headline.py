@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-from revintel_assets.rules import VALUE_SQL, quarter_name  # VALUE_SQL: an open deal's value, as every page sums it
+from revintel_assets.rules import CLOSED_BY_SQL, VALUE_SQL, quarter_name  # VALUE_SQL: an open deal's value, as every page sums it
 from revintel_resources.settings import settings
 from revintel_resources.warehouse import table_exists
 
@@ -75,8 +75,7 @@ def _closed_deals(con, as_of) -> int | None:
     opportunity table to tell)."""
     if not table_exists(con, "star.fact_opportunity"):
         return None
-    return con.execute("SELECT count(*) FROM star.fact_opportunity WHERE is_closed AND close_date <= ?",
-                       [as_of]).fetchall()[0][0]
+    return con.execute(CLOSED_BY_SQL, [as_of]).fetchall()[0][0]
 
 
 def _forecast(con, as_of, lines: list[str]) -> None:

@@ -136,6 +136,11 @@ def fiscal_quarter_start_sql(expr: str, fy_start_month: int = 1) -> str:
 # "large". The SQL and the polars form are the same rule for the two engines that apply it.
 VALUE_SQL = "coalesce(amount, list_price, 0)"
 
+# Deals closed (won or lost) by an as-of date (the one parameter): what any win probability of that
+# date is learned from. None closed: the stage baseline's probabilities are a prior, and the
+# headline and the app say so instead of presenting an expected value.
+CLOSED_BY_SQL = "SELECT count(*) FROM star.fact_opportunity WHERE is_closed AND close_date <= ?"
+
 
 def deal_value(amount: str = "amount", list_price: str = "list_price") -> pl.Expr:
     """VALUE_SQL as a polars expression (Float64)."""
