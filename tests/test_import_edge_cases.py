@@ -430,4 +430,4 @@ def test_a_source_dated_after_today_takes_its_own_latest_date(tmp_path):
     src = _src(tmp_path, f"{HEADER}\nA1,Ann,GTX Basic,Acme,Won,{day(0)},{day(30)},550\n"
                          f"A2,Ann,GTX Basic,Acme,Engaging,{day(40)},,\n")
     report = import_source(duckdb.connect(), src, locked=False)
-    assert report.export_date == day(40) and report.stray_dates == []
+    assert report.export_date == day(40) and report.stray_dates == [] and report.dated_after_today

@@ -133,9 +133,9 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.warning(f"{u['lines']:,} order lines ({u['share_of_lines']:.1%}, revenue {u['revenue']:,.2f}, "
                             f"{u['skus']:,} SKUs) have a SKU the SKU map does not name: kept under 'Unmapped SKUs', "
                             "never modelled nor recommended (star.unmapped_skus)")
-    if report.export_date and report.export_date > dt.date.today().isoformat():  # said, never silent
-        context.log.warning(f"every date of the source is after today ({dt.date.today()} by this machine's clock): the "
-                            f"export date is the data's latest, {report.export_date}; check the clock, or set --as-of")
+    if report.dated_after_today:  # said, never silent
+        context.log.warning("every date of the source is after today by this machine's clock: the export date is the "
+                            f"data's latest, {report.export_date}; check the clock, or set --as-of")
     if report.stray_dates:
         context.log.warning(f"dates not taken as the export date: {', '.join(report.stray_dates)} (after today, or "
                             f"more than half a year past every other date: a typo?); the export date is "

@@ -92,6 +92,7 @@ class ImportReport:
     export_date: str | None = None
     unmapped: dict = field(default_factory=dict)  # order lines whose SKU the SKU map lacks
     stray_dates: list[str] = field(default_factory=list)  # latest dates not taken as the export date
+    dated_after_today: bool = False  # every date after the machine's today: the data's latest taken
 
     @property
     def currencies(self) -> dict[str, int]:
@@ -282,7 +283,7 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
         con.execute("INSERT INTO staging.non_sellable VALUES (?)", [division])
     _check_partition_keys(con, layout.folder)
     label_sheet_rows(con)
-    report.export_date, report.stray_dates = _export_date(con)
+    report.export_date, report.stray_dates, report.dated_after_today = _export_date(con)
     lines, revenue, skus = con.execute("SELECT count(*), coalesce(sum(amount), 0), count(DISTINCT product_id) "
                                        "FROM staging.transactions WHERE division = ?", [UNMAPPED]).fetchall()[0]
     if lines:
@@ -322,10 +323,11 @@ def _crm_files(layout: SourceLayout) -> bool:
 STRAY_GAP_DAYS = 183
 
 
-def _export_date(con) -> tuple[str | None, list[str]]:
+def _export_date(con) -> tuple[str | None, list[str], bool]:
     """(the latest date in the data: what `demo` and `run` score as of, docs/CONTRACT.md §1; the
-    later dates set aside): dates after the machine's today cannot be in an export, and a latest
-    date more than STRAY_GAP_DAYS past the next one is a typo. Both are reported, not taken."""
+    later dates set aside; whether every date was after today): dates after the machine's today
+    cannot be in an export, and a latest date more than STRAY_GAP_DAYS past the next one is a typo.
+    Both are reported, not taken."""
     dates = """SELECT DISTINCT d FROM (
         SELECT greatest(engage_date, close_date, created_date, stage_since) AS d FROM staging.opportunities
         UNION ALL SELECT changed_at FROM staging.history
@@ -333,11 +335,12 @@ def _export_date(con) -> tuple[str | None, list[str]]:
         ORDER BY d DESC LIMIT 64"""
     stray = [r[0] for r in con.execute(dates.format(">")).fetchall()]
     latest = [r[0] for r in con.execute(dates.format("<=")).fetchall()]
-    if not latest:  # every date after today: the machine's clock (or the data) is off; the data decides
+    after_today = not latest and bool(stray)
+    if after_today:  # every date after today: the machine's clock (or the data) is off; the data decides
         latest, stray = stray, []
     while len(latest) > 1 and (latest[0] - latest[1]).days > STRAY_GAP_DAYS and _busy(latest[1:]):
         stray.append(latest.pop(0))
-    return (latest[0].isoformat() if latest else None), sorted(d.isoformat() for d in stray)
+    return (latest[0].isoformat() if latest else None), sorted(d.isoformat() for d in stray), after_today
 
 
 def _busy(dates: list, days: int = 90, at_least: int = 10) -> bool:
