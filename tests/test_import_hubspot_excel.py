@@ -252,3 +252,6 @@ def test_the_header_row_under_a_title_block():
                            ["Id", "Stage", "Amount"], ["1", "Won", None])) == 3
     assert header_row(rows(["sku", "division"], ["1", "X"])) == 0
     assert header_row(rows(["Id", "Name", "Stage"], ["1", None, None], ["2", "b", "Won"])) == 0
+    # a two-column header over an unnamed notes column: its data rows fill more cells, and are data
+    assert header_row(rows(["sku", "division", None], ["85048", "Home", "seasonal"])) == 0
+    assert header_row(rows(["Report", None, None], ["A", "A", "B"], ["1", "2", "3"])) == 0  # repeated names

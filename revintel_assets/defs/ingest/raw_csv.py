@@ -117,7 +117,15 @@ def header_row(rows: list[dict]) -> int:
     if not filled:
         return 0
     h = filled.index(max(filled))
-    return h if all(n <= min(TITLE_CELLS, filled[h] - 1) for n in filled[:h]) else 0
+    titled = all(n <= min(TITLE_CELLS, filled[h] - 1) for n in filled[:h])
+    return h if titled and _names_a_header(rows[h].values()) else 0
+
+
+def _names_a_header(cells) -> bool:
+    """Distinct names, none of them a number: a data row under a two-column header with an unnamed
+    notes column (85048, Home, 'seasonal') fills more cells than the header, and is not one."""
+    names = [str(v).strip() for v in cells if v is not None and str(v).strip() != ""]
+    return len(set(names)) == len(names) and not any(re.fullmatch(r"[-+]?[\d.,]+", n) for n in names)
 
 
 def _column_names(cells) -> list[str]:
