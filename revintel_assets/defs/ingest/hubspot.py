@@ -32,7 +32,7 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, amount_currencies, blank, bool_expr, col,
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col, currency_report,
                                                    forecast_category_expr, lit, stage_expr)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
@@ -162,6 +162,5 @@ def _deals(con, columns, file, d: Dialect):
                             "ORDER BY 2 DESC, 1").fetchall()
         extra |= {"currencies": dict(codes)} if codes else {}
     elif money:  # no code column: the marks in the amount cells ("EUR 1,200.00") name the currencies
-        marks = amount_currencies(con, t, money, d.decimal)
-        extra |= {"currencies": marks} if marks else {}
+        extra |= currency_report(con, t, money, d.decimal)
     return caught, extra

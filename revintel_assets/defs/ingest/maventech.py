@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
-from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, amount_currencies, blank, col,  # noqa: F401
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, col, currency_report,  # noqa: F401
                                                    forecast_category_expr, lit, stage_sql)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
@@ -80,8 +80,7 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
         caught = loader(con, raw.columns, files[kind].name, dialect)
         report[files[kind].name] = file_report(raw, caught)
         if kind == "pipeline":  # the currencies its close_value cells name ("EUR 1,200"), if any
-            marks = amount_currencies(con, "temp.raw_pipeline", "close_value", dialect.decimal)
-            report[files[kind].name] |= {"currencies": marks} if marks else {}
+            report[files[kind].name] |= currency_report(con, "temp.raw_pipeline", "close_value", dialect.decimal)
     return report
 
 

@@ -214,6 +214,12 @@ def amount_currencies(con, table: str, name: str, decimal: str = ".") -> dict[st
     return marks
 
 
+def currency_report(con, table: str, name: str, decimal: str = ".") -> dict:
+    """A file report's {"currencies": ...} from the marks in its amount column, {} when none."""
+    marks = amount_currencies(con, table, name, decimal)
+    return {"currencies": marks} if marks else {}
+
+
 def money_sql(name: str, decimal: str = ".") -> str:
     return money_expr(col(name), decimal)
 

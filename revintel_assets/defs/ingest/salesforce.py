@@ -48,7 +48,7 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, amount_currencies, blank, bool_expr, col,
+from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col, currency_report,
                                                    forecast_category_expr, lit)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm
@@ -161,8 +161,7 @@ def _currencies(con, raw, kind: str, decimal: str) -> dict:
     if kind != "opportunity":
         return {}
     if "CurrencyIsoCode" not in raw.columns:
-        marks = amount_currencies(con, "temp.raw_sf_opportunity", "Amount", decimal) if "Amount" in raw.columns else {}
-        return {"currencies": marks} if marks else {}
+        return currency_report(con, "temp.raw_sf_opportunity", "Amount", decimal) if "Amount" in raw.columns else {}
     rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "

@@ -328,13 +328,15 @@ def _export_date(con) -> tuple[str | None, list[str], bool]:
     later dates set aside; whether every date was after today): dates after the machine's today
     cannot be in an export, and a latest date more than STRAY_GAP_DAYS past the next one is a typo.
     Both are reported, not taken."""
-    dates = """SELECT DISTINCT d FROM (
+    # one scan of the dates: the latest 64 after today and the latest 64 up to it, apart (64 future
+    # dates must not hide the past ones)
+    rows = con.execute("""SELECT d, d > current_date AS future FROM (SELECT DISTINCT d FROM (
         SELECT greatest(engage_date, close_date, created_date, stage_since) AS d FROM staging.opportunities
         UNION ALL SELECT changed_at FROM staging.history
-        UNION ALL SELECT order_date FROM staging.transactions) WHERE d IS NOT NULL AND d {} current_date
-        ORDER BY d DESC LIMIT 64"""
-    stray = [r[0] for r in con.execute(dates.format(">")).fetchall()]
-    latest = [r[0] for r in con.execute(dates.format("<=")).fetchall()]
+        UNION ALL SELECT order_date FROM staging.transactions) WHERE d IS NOT NULL)
+        QUALIFY row_number() OVER (PARTITION BY d > current_date ORDER BY d DESC) <= 64 ORDER BY d DESC""").fetchall()
+    stray = [d for d, future in rows if future]
+    latest = [d for d, future in rows if not future]
     after_today = not latest and bool(stray)
     if after_today:  # every date after today: the machine's clock (or the data) is off; the data decides
         latest, stray = stray, []
