@@ -90,11 +90,8 @@ def test_the_first_date_has_nothing_to_compare_with(con):
     assert con.execute(f"SELECT count(*) FROM ({changes.changes_sql(pairs)})").fetchone()[0] == 0
 
 
-@pytest.mark.browser
-def test_what_changed_page(tmp_path, con):
-    """The page in real Chromium, on a warehouse whose tables the real SQL built."""
-    from browser import build_analyst_db, chromium, render_page, streamlit_server
-
+def _page_tables(con) -> list[str]:
+    """The page's tables, as the real SQL built them from `con`'s snapshots, for build_analyst_db."""
     pairs = changes.pairs_sql([str(A)], [C, A])
     waterfall = con.execute(f"SELECT * FROM ({changes.waterfall_sql(pairs)})").fetchall()
     moved = con.execute(f"SELECT * FROM ({changes.changes_sql(pairs)})").fetchall()
@@ -103,8 +100,7 @@ def test_what_changed_page(tmp_path, con):
         lit = lambda v: "NULL" if v is None else f"'{v}'" if isinstance(v, (str, dt.date)) else repr(v)  # noqa: E731
         return ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
 
-    data_dir = tmp_path / "data"
-    build_analyst_db(data_dir, extra_sql=[
+    return [
         "CREATE SCHEMA scores",
         "CREATE TABLE star.dim_rep AS SELECT 'r1' AS rep_id, 'r1' AS rep_name, 'm1' AS manager, 'West' AS region",
         f"""CREATE TABLE scores.pipeline_waterfall AS SELECT as_of_date::DATE AS as_of_date,
@@ -117,7 +113,16 @@ def test_what_changed_page(tmp_path, con):
             expected_close_before, expected_close_after::DATE AS expected_close_after
             FROM (VALUES {values(moved)}) t(as_of_date, compare_date, opportunity_id, account_id, rep_id, division,
                                            category, stage_before, stage_after, amount_before, amount_after,
-                                           expected_close_before, expected_close_after)"""])
+                                           expected_close_before, expected_close_after)"""]
+
+
+@pytest.mark.browser
+def test_what_changed_page(tmp_path, con):
+    """The page in real Chromium, on a warehouse whose tables the real SQL built."""
+    from browser import build_analyst_db, chromium, render_page, streamlit_server
+
+    data_dir = tmp_path / "data"
+    build_analyst_db(data_dir, extra_sql=_page_tables(con))
     with streamlit_server(data_dir) as url, chromium() as browser:
         text = render_page(browser, url, "what-changed", name="what_changed",
                            expect_text=["What changed", "The deals behind each bar"])
@@ -139,6 +144,38 @@ def test_a_deal_whose_expected_close_becomes_known_is_new_to_the_period(con):
     total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
                              "AND segment_type = 'total'").fetchall())
     assert total["new"] == 25 and total["pushed_out"] == -90 and total["pulled_in"] == 55
+
+
+def test_a_source_without_a_change_log_is_told_its_new_deals_are_the_export():
+    """37 of 37 deals read as New in a week from a Salesforce report without a change log (session 44's
+    adversarial pass): their expected close dates are known only from the export."""
+    note = changes.no_change_log_note(0.0, 0, 37)
+    assert "no change log" in note and "all 37 deals show as New" in note and "not new business" in note
+    assert changes.no_change_log_note(0.9, 0, 37) is None  # a logged history: the new deals are new
+    assert changes.no_change_log_note(0.0, 5, 37) is None  # something was in the pipeline before
+    assert changes.no_change_log_note(0.0, 0, 0) is None
+
+
+@pytest.mark.browser
+def test_what_changed_page_says_when_the_source_has_no_change_log(tmp_path, con):
+    """Every expected close known only on the later date (a derived history): the page says the
+    deals are the export's pipeline, not new business; with a logged history it says nothing."""
+    from browser import build_analyst_db, chromium, render_page, streamlit_server
+
+    con.execute("UPDATE features.deal_snapshot SET expected_close_date = NULL WHERE as_of_date = ?", [C])
+    history = ("CREATE TABLE star.fact_opportunity_history AS SELECT opportunity_id, {} AS derived "
+               "FROM star.fact_opportunity")
+    texts = []
+    for derived in ("true", "false"):
+        data_dir = tmp_path / f"data_{derived}"
+        build_analyst_db(data_dir, extra_sql=[*_page_tables(con), history.format(derived)])
+        with streamlit_server(data_dir) as url, chromium() as browser:
+            texts.append(render_page(browser, url, "what-changed", name=f"what_changed_derived_{derived}",
+                                     expect_text=["What changed", "The deals behind each bar"]))
+    new = sum(after is not None and after[2] == Q4 for _, after, _ in DEALS.values())  # this quarter's on A
+    assert f"all {new} deals show as New" in texts[0] and "not new business" in texts[0]
+    assert "no change log" not in texts[1]
+    assert "Traceback" not in texts[0] + texts[1]
 
 
 def test_an_empty_waterfall_says_why(con):

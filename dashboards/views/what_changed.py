@@ -8,7 +8,9 @@ import polars as pl
 import streamlit as st
 
 from dashboards import db
-from revintel_assets.defs.pipeline.changes import DATES_SQL, empty_waterfall_sql, pairs_sql, why_empty
+from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
+from revintel_assets.defs.pipeline.changes import (DATES_SQL, empty_waterfall_sql, no_change_log_note, pairs_sql,
+                                                     why_empty)
 from revintel_resources.settings import settings
 
 ORDER = ["start", "new", "pulled_in", "amount_entered", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
@@ -45,6 +47,11 @@ if wf.is_empty():
 compare = wf["compare_date"][0]
 amount = {r["category"]: r["amount"] for r in wf.iter_rows(named=True)}
 deals = {r["category"]: r["deals"] for r in wf.iter_rows(named=True)}
+
+if not deals.get("start") and deals.get("new") and db.table_exists("star.fact_opportunity_history"):
+    note = no_change_log_note(db.scalar(LOGGED_SHARE_SQL) or 0.0, 0, deals["new"])
+    if note:
+        st.warning(note)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(f"Pipeline on {compare}", f"{amount.get('start', 0):,.0f}", border=True)

@@ -9,6 +9,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates, snapshot_batches
+from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
 from revintel_assets.defs.pipeline import changes, digest
 from revintel_assets.defs.pipeline.alerts import AlertRules, alerts_sql
 from revintel_assets.metadata import table_metadata
@@ -63,9 +64,16 @@ def pipeline_changes(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                                                     None))
     if why:
         context.log.warning(f"pipeline waterfall of {keys[-1]} is empty: {why}")
+    ends = {r["category"]: r["deals"] for r in wh.query(
+        "SELECT category, deals FROM scores.pipeline_waterfall WHERE as_of_date = ? AND period = 'this_quarter' "
+        "AND segment_type = 'total' AND category IN ('start', 'new')", [keys[-1]]).rows(named=True)}
+    note = (changes.no_change_log_note(wh.query(LOGGED_SHARE_SQL)["share"][0] or 0.0, ends.get("start", 0),
+                                       ends.get("new", 0)) if latest else None)
+    if note:
+        context.log.warning(f"pipeline waterfall of {keys[-1]}: {note}")
     yield dg.MaterializeResult(asset_key=["scores", "pipeline_waterfall"],
                                metadata={**table_metadata(wh, "scores.pipeline_waterfall", where, keys),
-                                         "why_empty": why})
+                                         "why_empty": why, **({"no_change_log": note} if note else {})})
 
 
 @dg.asset_check(asset=dg.AssetKey(["scores", "pipeline_waterfall"]), blocking=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 
+from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN
 from revintel_assets.rules import OPEN_STAGES, VALUE_SQL, fiscal_quarter_start_sql as _quarter
 
 CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_entered", "amount_up", "amount_down",
@@ -195,6 +196,21 @@ def why_empty(row: dict | None) -> str:
         return (f"none of the {row['with_close']} expected close dates of deals open {dates} (from "
                 f"{row['first_close']} to {row['last_close']}) falls in this or next quarter of {row['as_of_date']}")
     return "no deal is in this or next quarter's pipeline on either date"
+
+
+def no_change_log_note(logged_share: float, start_deals: int, new_deals: int) -> str | None:
+    """Plain words for a waterfall of a source without a change log (a Salesforce report, HubSpot,
+    Opportunity.csv without OpportunityHistory.csv), where its start is empty and every deal is
+    'new'; None otherwise. Such a source gives an open deal's expected close date only as of the
+    export (star/build.py derives the rest of its history from dates), so on any earlier date no
+    deal had one, and the movements between two dates cannot be told apart: 37 of 37 deals read as
+    new in a week, which a sales leader would take for a week's new business."""
+    if logged_share >= LOGGED_HISTORY_MIN or start_deals or not new_deals:
+        return None
+    return (f"This export has no change log for its deals (e.g. Salesforce's OpportunityHistory.csv): an open "
+            f"deal's expected close date is known only from the export, so on the earlier date no deal was in "
+            f"this or next quarter's pipeline and all {new_deals} deals show as New. They are the pipeline as "
+            "exported, not new business; what moved between the dates needs a source with a change log.")
 
 
 # start + the signed changes - end, in exact cents, per (date, period, segment): must be 0 everywhere
