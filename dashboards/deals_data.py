@@ -246,6 +246,8 @@ def close_period(as_of: dt.date) -> pl.Expr:
     close = pl.col("expected_close_date")
     return (pl.when(close.is_null()).then(pl.lit("No close date"))
             .when(close < as_of).then(pl.lit("Past due"))
+            # a quarter's last day: "this quarter" is the next one (rules.current_quarter_start)
+            .when(close < bounds["this_quarter"][0]).then(pl.lit("Due today"))
             .when(close < bounds["this_quarter"][1]).then(pl.lit(f"This quarter ({quarter_label(bounds['this_quarter'][0])})"))
             .when(close < bounds["next_quarter"][1]).then(pl.lit(f"Next quarter ({quarter_label(bounds['next_quarter'][0])})"))
             .otherwise(pl.lit("Later")))

@@ -81,6 +81,14 @@ def fiscal_quarter_start(d: dt.date, fy_start_month: int = 1) -> dt.date:
     return dt.date(d.year - (m < 1), (m - 1) % 12 + 1, 1)
 
 
+def current_quarter_start(as_of: dt.date, fy_start_month: int = 1) -> dt.date:
+    """The quarter an as-of date looks at ("this quarter" everywhere: the forecast, the plan, the
+    deal outlook, the waterfall, the pages): the fiscal quarter holding the day after it. An export
+    dated a quarter's last day (2025-12-31, the demo's) looks at the next one; the quarter of the
+    date itself had no day left, and its deals could only be overdue."""
+    return fiscal_quarter_start(as_of + dt.timedelta(days=1), fy_start_month)
+
+
 def add_months(d: dt.date, n: int) -> dt.date:
     """The first day of the month n months after d's month."""
     k = d.year * 12 + d.month - 1 + n
@@ -120,6 +128,15 @@ FORECAST_CATEGORY_BY_STAGE = {"Won": "Closed", "Lost": "Omitted", "Negotiation":
                               "Proposal": "Best Case", "Prospecting": "Pipeline", "Engaging": "Pipeline"}
 
 
+# The stages whose deals are in Commit. A source with none of them (MavenTech: Prospecting, Engaging,
+# Won, Lost) has no commit call at all: its forecasts carry commit NULL, not a constant 0 that reads as
+# a call (and, judged, looked more accurate than the weighted pipeline).
+COMMIT_STAGES = tuple(s for s, c in FORECAST_CATEGORY_BY_STAGE.items() if c == "Commit")
+# (the stage of a snapshot row is the one the forecast's commit call reads: forecast/history.py)
+HAS_COMMIT_SQL = (f"SELECT EXISTS (SELECT 1 FROM features.deal_snapshot "
+                  f"WHERE stage IN ({', '.join(repr(s) for s in COMMIT_STAGES)})) AS has_commit")
+
+
 def forecast_category_expr(stage: pl.Expr) -> pl.Expr:
     """The derived category of a stage column (FORECAST_CATEGORY_BY_STAGE, else Pipeline)."""
     return stage.replace_strict(FORECAST_CATEGORY_BY_STAGE, default="Pipeline", return_dtype=pl.Utf8)
@@ -128,6 +145,11 @@ def forecast_category_expr(stage: pl.Expr) -> pl.Expr:
 def fiscal_quarter_start_sql(expr: str, fy_start_month: int = 1) -> str:
     """fiscal_quarter_start in DuckDB SQL over a DATE expression (the same rule, for the import)."""
     return f"(date_trunc('month', {expr}) - to_months((month({expr}) - {int(fy_start_month)} + 12) % 3))::DATE"
+
+
+def current_quarter_start_sql(expr: str, fy_start_month: int = 1) -> str:
+    """current_quarter_start in DuckDB SQL over a DATE expression (the same rule)."""
+    return fiscal_quarter_start_sql(f"({expr} + 1)", fy_start_month)
 
 
 # What an open deal is worth wherever pipeline is summed (risk, forecast, pipeline changes, the

@@ -299,3 +299,6 @@ def test_close_period_labels():
                                                   dt.date(2026, 6, 30), None]})
     got = frame.select(dd.close_period(dt.date(2025, 12, 15)).alias("p"))["p"].to_list()
     assert got == ["Past due", "This quarter (Q4 2025)", "Next quarter (Q1 2026)", "Later", "No close date"]
+    # on a quarter's last day the quarters are the next two, as the forecast's: a deal due that day is due today
+    got = frame.select(dd.close_period(dt.date(2025, 12, 31)).alias("p"))["p"].to_list()
+    assert got == ["Past due", "Due today", "This quarter (Q1 2026)", "Next quarter (Q2 2026)", "No close date"]

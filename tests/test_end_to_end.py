@@ -68,3 +68,10 @@ def test_demo_scores_every_open_deal_with_calibrated_probabilities(demo_run):
     judged = {r[0] for r in _read_only(db, "SELECT DISTINCT model_name FROM validation.model_metrics "
                                            f"WHERE model_family = 'outlook' AND cutoff_date = '{as_of}'")}
     assert {"deal_outlook_win_in_period", "baseline_expected_close_win_in_period"} <= judged
+    # the demo's export date is a quarter's last day (2025-12-31): "this quarter" is the next one, as the
+    # forecast's, so its deals can close in it (it was the ending quarter: every p_win_in_period 0)
+    (p_this,), = _read_only(db, "SELECT avg(p_win_in_period) FROM scores.deal_outlook "
+                                f"WHERE as_of_date = '{as_of}' AND period = 'this_quarter'")
+    assert p_this > 0.01
+    # a metric undefined on its rows (an empty bin's mean, an AUC over one class) is left out, not NaN
+    assert _read_only(db, "SELECT count(*) FROM validation.model_metrics WHERE isnan(value)")[0][0] == 0

@@ -140,3 +140,23 @@ def test_trailing_lifts_read_as_points_above_or_below_the_company():
     assert out[0] == "Rep's win rate over the last 180 days is 12 points above the company's; deals like this win more often"
     assert out[1].startswith("Product's win rate over the last 180 days is unknown relative to the company's")
     assert out[3].startswith("Rep's win rate over the last 180 days is 5 points below the company's; deals like this win less")
+
+
+def test_a_contribution_of_float_noise_has_no_direction():
+    """A model or baseline that scores every deal alike explained MavenTech's deals with +-6e-16
+    (77,602 rows "raises", 15,121 "lowers"); the demo had 531 "raises" of exactly 0. Such a
+    contribution is 0 with direction "none", and its sentence says so."""
+    import datetime as dt
+
+    from revintel_assets.defs.deals.scoring import _stage_only
+
+    ids = pl.DataFrame({"as_of_date": [dt.date(2025, 1, 6)] * 3, "opportunity_id": ["a", "b", "c"]})
+    rows = pl.DataFrame({"deal_age_days": [10, 20, 30], "stage": ["Engaging"] * 3})
+    contrib = np.array([[0.4, 6e-16], [-0.3, -6e-16], [0.0, 0.0]])
+    out = top_contributions(ids, rows, contrib, k=2, names=["deal_age_days", "stage"]).sort("opportunity_id", "rank")
+    assert out["direction"].to_list() == ["raises", "none", "lowers", "none", "none", "none"]
+    assert out["contribution"].to_list()[1] == 0.0
+    assert out["explanation"][1].endswith("no effect on this deal's score")
+    assert out["explanation"][0].endswith("deals like this win more often")
+    stage = _stage_only(ids, rows, np.array([6e-16, -6e-16, -0.2]))
+    assert stage["direction"].to_list() == ["none", "none", "lowers"]

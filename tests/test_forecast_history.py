@@ -278,3 +278,27 @@ def test_the_backtest_reads_the_deal_scores_the_forecast_of_each_origin_read(tmp
     assert with_scores.height >= 2 and with_scores.height < used.height  # both kinds of origin judged
     for o, version in used.iter_rows():
         assert version == (f"stored@{o}" if o in scored_dates else f"baseline_stage@{o}"), (o, version)
+
+
+def test_a_source_without_a_commit_stage_has_no_commit_call(tmp_path, monkeypatch):
+    """MavenTech's stages (Prospecting, Engaging, Won, Lost) never map to Commit: its commit call was a
+    constant 0 on 45,072 forecast rows, which read as a call and, judged, looked more accurate than the
+    weighted pipeline (an analyst-table audit). Without a commit stage the call is NULL (CONTRACT §3)."""
+    import duckdb
+
+    from revintel_assets.rules import HAS_COMMIT_SQL
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features; CREATE TABLE features.deal_snapshot AS "
+                "SELECT * FROM (VALUES ('Prospecting'), ('Engaging'), ('Won')) t(stage)")
+    assert con.execute(HAS_COMMIT_SQL).fetchone() == (False,)
+    con.execute("INSERT INTO features.deal_snapshot VALUES ('Negotiation')")
+    assert con.execute(HAS_COMMIT_SQL).fetchone() == (True,)
+
+    from revintel_assets import rules
+
+    monkeypatch.setattr(rules, "HAS_COMMIT_SQL", "SELECT false AS has_commit")  # the synthetic CRM has one
+    fc, acc, _ = _run(tmp_path, monkeypatch, plant=False, label="no commit")
+    assert fc["commit"].is_null().all() and fc["weighted_pipeline"].sum() > 0
+    commit = acc.filter(pl.col("model_name") == "commit")
+    assert len(commit) and commit["p50"].is_null().all() and commit["error"].is_null().all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from revintel_assets.defs.validation.metrics import (calibrate, calibration_bins, classification_metrics, deciles,
@@ -83,3 +84,14 @@ def test_calibrate_picks_sigmoid_below_1000_rows_and_isotonic_above():
         assert abs(cal(raw).mean() - y.mean()) < 0.02  # calibrated on average
     with pytest.raises(ValueError):
         calibrate([0.1, 0.2], [1, 1])
+
+
+def test_undefined_metrics_are_left_out_not_written_as_nan():
+    """An AUC over one class and an empty bin's mean are NaN; written as such, avg(value) over
+    validation.model_metrics was NaN (an analyst-table audit: 8 rows on a drifting demo, 84 on a
+    Salesforce org)."""
+    from revintel_assets.defs.validation.metrics import defined
+
+    frame = pl.DataFrame({"metric": ["auc", "auc", "bin_0_10_made_rate", "n"],
+                          "value": [0.7, float("nan"), None, 12.0]})
+    assert defined(frame)["metric"].to_list() == ["auc", "n"]

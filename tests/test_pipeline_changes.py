@@ -216,6 +216,25 @@ def test_what_changed_page_says_why_it_has_no_waterfall(tmp_path, con):
     assert "Traceback" not in text
 
 
+def test_on_a_quarters_last_day_this_quarter_is_the_next_one(con):
+    """As the forecast, the plan and the deal outlook count it (rules.current_quarter_start): the
+    quarter holding the day after the as-of date. On 2025-12-31 the waterfall's this_quarter was the
+    ending quarter, whose only open deals are overdue (the demo's export date: 7.73M in 374 overdue
+    deals as 'this quarter', Q1 2026's pipeline as 'next quarter')."""
+    end, before = dt.date(2025, 12, 31), dt.date(2025, 12, 22)
+    con.execute("DELETE FROM features.deal_snapshot")
+    con.execute("INSERT INTO features.deal_snapshot VALUES (?, 'overdue', 'acc', 'r1', 'Div', 'Proposal', 10.0, 1.0, "
+                "?, NULL), (?, 'overdue', 'acc', 'r1', 'Div', 'Proposal', 10.0, 1.0, ?, NULL), "
+                "(?, 'q1', 'acc', 'r1', 'Div', 'Proposal', 30.0, 1.0, ?, NULL), "
+                "(?, 'q1', 'acc', 'r1', 'Div', 'Proposal', 30.0, 1.0, ?, NULL)",
+                [before, dt.date(2025, 12, 20), end, dt.date(2025, 12, 20),
+                 before, dt.date(2026, 2, 1), end, dt.date(2026, 2, 1)])
+    pairs = changes.pairs_sql([str(end)], [before, end])
+    rows = con.execute(f"SELECT period, category, amount FROM ({changes.waterfall_sql(pairs)}) "
+                       "WHERE segment_type = 'total' AND category = 'end'").fetchall()
+    assert dict((r[0], r[2]) for r in rows) == {"this_quarter": 30.0}  # Q1 2026; the overdue deal in neither
+
+
 def test_quarters_follow_the_fiscal_year(con):
     """With a fiscal year starting in November, Q4-2025 calendar dates split: 2025-10-13 is in the
     fiscal quarter Aug-Oct, so a close moving from Oct 30 to Nov 15 is pushed out, which calendar

@@ -60,7 +60,7 @@ lo, hi = top[3].slider("Risk score", 0, 100, (0, 100), help="0 = safest, 100 = r
 second = st.columns([2, 2.4, 2.4], gap="medium")
 stages = second[0].multiselect("Stage", [s for s in OPEN_STAGES if s in set(deals["stage"].to_list())]
                                + [s for s in values("stage") if s not in OPEN_STAGES], placeholder="All stages")
-periods_present = [p for p in ["Past due", f"This quarter ({dd.quarter_label(bounds['this_quarter'][0])})",
+periods_present = [p for p in ["Past due", "Due today", f"This quarter ({dd.quarter_label(bounds['this_quarter'][0])})",
                                f"Next quarter ({dd.quarter_label(bounds['next_quarter'][0])})", "Later",
                                "No close date"] if p in set(deals["close_period"].to_list())]
 close_periods = second[1].multiselect("Expected close", periods_present, placeholder="Any close date",

@@ -20,6 +20,7 @@ from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
 from revintel_assets.metadata import family_rows, range_metadata
 from revintel_assets.parallel import map_tasks, warm_up
 from revintel_assets.defs.validation.oracle import deal_truth
+from revintel_assets.defs.validation.metrics import defined
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.source import SourceResource
@@ -249,7 +250,7 @@ def _models_table(records: list[dict]) -> str:
 
 def _write_validation(wh, ev: Evaluation, cutoff: dt.date, run_id: str) -> None:
     owned = [PartitionFilter("model_family", values=["deals"]), PartitionFilter("cutoff_date", values=[cutoff])]
-    wh.write("validation.model_metrics", ev.metrics, partition=owned, run_id=run_id)
+    wh.write("validation.model_metrics", defined(ev.metrics), partition=owned, run_id=run_id)
     wh.write("validation.calibration_bins", ev.bins, partition=owned, run_id=run_id)
 
 
@@ -267,7 +268,7 @@ EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is Tree
                "log-odds; the probability shown is calibrated afterwards (a monotone map), so directions "
                "carry over but sizes are not probability points.", {
     "contribution": "TreeSHAP value in raw log-odds (not probability points)",
-    "direction": "raises / lowers the win probability",
+    "direction": "raises / lowers the win probability; none for a contribution of 0 (below 1e-9)",
 })
 
 

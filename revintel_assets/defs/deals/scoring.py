@@ -12,7 +12,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.deals.explain import top_contributions
+from revintel_assets.defs.deals.explain import direction, top_contributions
 from revintel_assets.defs.deals.risk import RiskWeights, score_risk
 from revintel_assets.defs.deals.win_model import WinModel
 from revintel_assets.rules import expected_close, known_history, stage_win_rate, weighted_median
@@ -152,8 +152,6 @@ def _stage_only(ids: pl.DataFrame, rows: pl.DataFrame, contribution: np.ndarray)
     return ids.with_columns(
         pl.lit(1, dtype=pl.Int32).alias("rank"), pl.lit("stage").alias("feature"),
         rows["stage"].alias("feature_value"), pl.Series("contribution", contribution, dtype=pl.Float64),
-    ).with_columns(
-        pl.when(pl.col("contribution") >= 0).then(pl.lit("raises")).otherwise(pl.lit("lowers")).alias("direction"),
-    ).with_columns(
+    ).with_columns(*direction()).with_columns(
         (pl.lit("Stage is ") + pl.col("feature_value")
          + "; the stage baseline scores every deal in it at that stage's historical win rate").alias("explanation"))

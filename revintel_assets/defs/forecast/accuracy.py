@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from revintel_assets.defs.forecast.model import UNASSIGNED
+from revintel_assets.rules import current_quarter_start_sql
 
 MODELS = ("revenue_forecast", "weighted_pipeline", "commit")
 
@@ -51,9 +52,9 @@ FROM f LEFT JOIN booked s ON s.segment_type = f.segment_type AND s.segment = f.s
 GROUP BY ALL"""
 
 
-def scored_sql(n_dates: int) -> str:
+def scored_sql(n_dates: int, fy: int = 1) -> str:
     """The rows of forecast.forecast_accuracy from booked_sql's (its placeholders, then the
-    evaluation date again): one row per (forecast row, caller). Point calls (weighted pipeline,
+    evaluation date again): one row per (forecast row, caller); fy: settings.fiscal_year_start_month. Point calls (weighted pipeline,
     commit) have p50 only: no range, so coverage and the P10 / P90 losses are NULL; a NULL call (no
     commit category in the source) stays NULL, with NULL errors. SQL, so that the rows go from the
     join to the table inside DuckDB: scored in polars, a scale-100 batch's joined rows came out of
@@ -72,10 +73,10 @@ def scored_sql(n_dates: int) -> str:
   {q50} - actual AS error, abs({q50} - actual) AS abs_error, ({q10} <= actual) AND (actual <= {q90}) AS covered,
   {pinball(q10, 0.1)} AS pinball_p10, {pinball(q50, 0.5)} AS pinball_p50, {pinball(q90, 0.9)} AS pinball_p90,
   sigma_horizon, win_model_version,
-  -- the week of the quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14
-  ((first_q - make_date(year(first_q), (month(first_q) - 1) // 3 * 3 + 1, 1)) // 7 + 1)::INTEGER AS week_of_quarter,
+  -- the week of the fiscal quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14
+  ((as_of_date + 1 - {current_quarter_start_sql('as_of_date', fy)}) // 7 + 1)::INTEGER AS week_of_quarter,
   (first_day - as_of_date)::INTEGER AS lead_days, evaluated_as_of
-FROM (SELECT *, as_of_date + 1 AS first_q FROM rows), evaluated""")
+FROM rows, evaluated""")
     return (f"WITH rows AS ({booked_sql(n_dates)}),\nevaluated AS (SELECT ?::DATE AS evaluated_as_of)\n"
             + "\nUNION ALL\n".join(parts))
 

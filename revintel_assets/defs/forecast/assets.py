@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from revintel_assets import rules
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
 from revintel_assets.defs.deals.scoring import LABEL_COUNTS_SQL
@@ -19,7 +20,7 @@ from revintel_assets.defs.forecast import accuracy, backtest, docs, history, mod
 from revintel_assets.defs.forecast.new_pipeline import code_opps, fit_new_pipeline
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS, calendar
 from revintel_assets.defs.forecast.tasks import backtest_evaluation, backtest_tuning, forecast_past_date
-from revintel_assets.defs.validation.metrics import classification_metrics
+from revintel_assets.defs.validation.metrics import classification_metrics, defined
 from revintel_assets.metadata import family_rows, range_metadata, table_metadata
 from revintel_assets.parallel import LazyTasks, map_tasks, warm_up
 from revintel_resources.compute import ComputeResource
@@ -306,7 +307,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
         pl.lit(as_of).alias("as_of_date"), pl.lit(config.horizon_weeks).alias("horizon_weeks")),
         partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id,
         comment=docs.TUNING[0], column_comments=docs.TUNING[1])
-    wh.write("validation.model_metrics", all_metrics, run_id=context.run_id,
+    wh.write("validation.model_metrics", defined(all_metrics), run_id=context.run_id,
              partition=[PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[as_of])])
 
     def m(name, metric, ptype="week", stype="total"):
@@ -377,6 +378,7 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     _drop_old_contributions(context, wh)
     version = snapshot_version(wh)  # this step does not write the snapshot: read once for its fits
     segments_of = model.segments_for(dim_rep, opps)
+    has_commit = bool(wh.query(rules.HAS_COMMIT_SQL)["has_commit"][0])  # else no commit call: NULL (rules.py)
     with compute.active():  # the dates' tasks and the engine's chunks: this machine or the Dask cluster
         if len(dates) > 2:
             warm_up(forecast_past_date, here=False)  # the pool imports the forecast code while the first rows are read
@@ -447,7 +449,8 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                 done[dates[-1]] = (frame.with_columns(*tags_of.pop(dates[-1])), model.deal_contributions(prep))
                 last = dict(date=dates[-1], cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=sigma,
                             tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)
-            frames = [done[d][0] for d in batch]
+            frames = [done[d][0] if has_commit else done[d][0].with_columns(pl.lit(None, pl.Float64).alias("commit"))
+                      for d in batch]
             contributions = [done[d][1] for d in batch]
             del done
             seconds += time.perf_counter() - start
@@ -524,7 +527,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     quarters, scored = [], 0
     for batch in date_batches(keys, rows_by_date(wh.query, keys, "forecast.revenue_forecast"), ROWS_PER_PASS):
         # joined and scored inside DuckDB (accuracy.scored_sql): the rows never come out to Python
-        wh.write("forecast.forecast_accuracy", sql=accuracy.scored_sql(len(batch)), params=[*batch, keys[-1], keys[-1]],
+        wh.write("forecast.forecast_accuracy", sql=accuracy.scored_sql(len(batch), settings().fiscal_year_start_month), params=[*batch, keys[-1], keys[-1]],
                  partition_column="as_of_date", partition_values=batch, run_id=context.run_id,
                  comment=ACCURACY_DOC[0], column_comments=ACCURACY_DOC[1])
         days = ", ".join("?" * len(batch))
@@ -615,7 +618,7 @@ def deal_outlook_judged(context: dg.AssetExecutionContext, warehouse: WarehouseR
     metrics = _judge_outlook(wh, mlflow_tracking, snaps, as_of)
     owned = [PartitionFilter("model_family", values=["outlook"]), PartitionFilter("cutoff_date", values=[as_of])]
     if len(metrics):
-        wh.write("validation.model_metrics", metrics, partition=owned, run_id=context.run_id)
+        wh.write("validation.model_metrics", defined(metrics), partition=owned, run_id=context.run_id)
     return dg.MaterializeResult(metadata={
         **{f"{r['model_name']} {r['period_type']} {r['metric']}": dg.MetadataValue.float(float(r["value"]))
            for r in (metrics.filter(pl.col("metric").is_in(["auc", "brier", "ece"])).iter_rows(named=True)

@@ -1,5 +1,5 @@
 """Will it close this quarter, slip, or be lost? Per open deal and period (this and next quarter
-of the as-of date): p_win_in_period = p_win x P(close in the period | won), p_slip = p_win - that
+of the as-of date: the quarter holding the day after it, as the forecast's): p_win_in_period = p_win x P(close in the period | won), p_slip = p_win - that
 (won, but not in the period), p_lose = 1 - p_win. The three sum to 1 by construction.
 
 p_win is the calibrated win probability of the date (scores.deal_scores, or the rule that was
@@ -15,15 +15,16 @@ import numpy as np
 import polars as pl
 
 from revintel_assets.defs.forecast.timing import TimingModel
-from revintel_assets.rules import add_months, fiscal_quarter_start
+from revintel_assets.rules import add_months, current_quarter_start
 
 PERIODS = ("this_quarter", "next_quarter")
 
 
 def quarter_bounds(as_of: dt.date, fy: int = 1) -> dict[str, tuple[dt.date, dt.date]]:
-    """period -> [start, end) of this and next fiscal quarter (fy: the month the fiscal year starts
-    in, settings.fiscal_year_start_month; 1 = calendar quarters)."""
-    q0 = fiscal_quarter_start(as_of, fy)
+    """period -> [start, end) of this and next fiscal quarter of the as-of date (rules.current_quarter_start:
+    the quarter holding the day after it; fy: the month the fiscal year starts in,
+    settings.fiscal_year_start_month; 1 = calendar quarters)."""
+    q0 = current_quarter_start(as_of, fy)
     q1, q2 = add_months(q0, 3), add_months(q0, 6)
     return {"this_quarter": (q0, q1), "next_quarter": (q1, q2)}
 

@@ -27,7 +27,7 @@ from revintel_assets.defs.icp.whitespace import (ValueModel, first_purchases_sql
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_assets.parallel import LazyTasks, map_tasks, warm_up
 from revintel_assets.defs.validation import oracle
-from revintel_assets.defs.validation.metrics import deciles
+from revintel_assets.defs.validation.metrics import deciles, defined
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.source import SourceResource
@@ -338,8 +338,9 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
                 for table, key in zip(VALIDATION_TABLES, ("metrics", "gains", "bins")):
                     parts = [e[key] for e in evals if e[key] is not None]
                     if parts:
-                        wh.write(table, pl.concat(parts), partition=owned, run_id=context.run_id,
-                                 comment=docs.VALIDATION[table])
+                        frame = pl.concat(parts)
+                        wh.write(table, defined(frame) if key == "metrics" else frame, partition=owned,
+                                 run_id=context.run_id, comment=docs.VALIDATION[table])
                     elif wh.table_exists(table):  # the partition is replaced by nothing: no stale metrics
                         wh.write(table, sql=f"SELECT * FROM {table} WHERE false", partition=owned, run_id=context.run_id)
                 mine = [PartitionFilter("cutoff_date", values=[cutoff]), PartitionFilter("division", values=divs)]
@@ -484,9 +485,9 @@ def _judge_whitespace(context, wh, plan: IcpPlan, cuts: list[dt.date]) -> dict:
         owned = [PartitionFilter("model_family", values=[FAMILY]), PartitionFilter("cutoff_date", values=[c]),
                  PartitionFilter("division", values=[WHITESPACE_DIVISION])]
         if metrics:
-            wh.write("validation.model_metrics", pl.DataFrame(metrics, schema={
+            wh.write("validation.model_metrics", defined(pl.DataFrame(metrics, schema={
                 "model_family": pl.Utf8, "model_name": pl.Utf8, "model_version": pl.Utf8, "cutoff_date": pl.Date,
-                "division": pl.Utf8, "split": pl.Utf8, "segment": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}),
+                "division": pl.Utf8, "split": pl.Utf8, "segment": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64})),
                 partition=owned, run_id=context.run_id, comment=docs.VALIDATION["validation.model_metrics"])
         if c == plan.holdout_cutoff:
             out |= {f"holdout {name} revenue top {k}": dg.MetadataValue.float(revenue) for name, k, revenue, _ in res}

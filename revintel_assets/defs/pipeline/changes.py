@@ -8,7 +8,8 @@ snapshot's outcome columns say won or lost (known by the later date, since it cl
 Deal values: the amount, else the product's list price, else 0 (open deals without an amount
 still carry pipeline), summed as exact DECIMAL cents so the waterfall reconciles to the cent.
 Periods are the fiscal quarters (settings.fiscal_year_start_month; 1 = calendar quarters) of the
-later date: this_quarter and next_quarter.
+later date, as the forecast counts them (rules.current_quarter_start: the quarter holding the day
+after it): this_quarter and next_quarter.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import bisect
 import datetime as dt
 
 from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN
-from revintel_assets.rules import OPEN_STAGES, VALUE_SQL, fiscal_quarter_start_sql as _quarter
+from revintel_assets.rules import OPEN_STAGES, VALUE_SQL, current_quarter_start_sql as _current
+from revintel_assets.rules import fiscal_quarter_start_sql as _quarter
 
 CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_entered", "amount_up", "amount_down",
               "stage_advanced", "stage_back", "unchanged")
@@ -112,9 +114,9 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
     return f"""
     WITH {_joined(pairs)},
     periods AS (
-        SELECT as_of_date, 'this_quarter' AS period, {_quarter('as_of_date', fy)} AS p_start
+        SELECT as_of_date, 'this_quarter' AS period, {_current('as_of_date', fy)} AS p_start
         FROM pairs
-        UNION ALL SELECT as_of_date, 'next_quarter', ({_quarter('as_of_date', fy)} + INTERVAL 3 MONTH)::DATE
+        UNION ALL SELECT as_of_date, 'next_quarter', ({_current('as_of_date', fy)} + INTERVAL 3 MONTH)::DATE
         FROM pairs),
     scoped AS (
         SELECT j.*, pr.period, pr.p_start, (pr.p_start + INTERVAL 3 MONTH)::DATE AS p_end
@@ -176,8 +178,8 @@ def empty_waterfall_sql(pairs: str, fy: int = 1) -> str:
     SELECT d.as_of_date, d.compare_date, count(DISTINCT s.opportunity_id) AS open_deals,
            count(DISTINCT s.opportunity_id) FILTER (WHERE s.expected_close_date IS NOT NULL) AS with_close,
            count(DISTINCT s.opportunity_id) FILTER (
-               WHERE s.expected_close_date >= {_quarter('d.as_of_date', fy)}
-                 AND s.expected_close_date < {_quarter('d.as_of_date', fy)} + INTERVAL 6 MONTH) AS in_periods,
+               WHERE s.expected_close_date >= {_current('d.as_of_date', fy)}
+                 AND s.expected_close_date < {_current('d.as_of_date', fy)} + INTERVAL 6 MONTH) AS in_periods,
            min(s.expected_close_date) AS first_close, max(s.expected_close_date) AS last_close
     FROM d LEFT JOIN s USING (as_of_date) GROUP BY ALL"""
 

@@ -16,6 +16,7 @@ from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SC
                                                   snapshot_version, timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
+from revintel_assets.defs.validation.metrics import defined
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.settings import settings
@@ -204,7 +205,7 @@ def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanC
     metrics = honesty.metrics(judged).with_columns(
         pl.lit(f"quota_attainment@{as_of}").alias("model_version"), pl.lit(as_of).alias("cutoff_date"),
         pl.lit("all").alias("division"), pl.lit(honesty.FAMILY).alias("model_family"))
-    wh.write("validation.model_metrics", metrics, run_id=context.run_id,
+    wh.write("validation.model_metrics", defined(metrics), run_id=context.run_id,
              partition=[PartitionFilter("model_family", values=[honesty.FAMILY]),
                         PartitionFilter("cutoff_date", values=[as_of])])
 

@@ -22,7 +22,7 @@ import polars as pl
 
 from revintel_assets.defs.forecast import model, simulate
 from revintel_assets.defs.forecast.backtest import Origin
-from revintel_assets.rules import add_months, fiscal_quarter_label, fiscal_quarter_start, forecast_category_expr
+from revintel_assets.rules import add_months, current_quarter_start, fiscal_quarter_label, forecast_category_expr
 
 GROUP_TYPES = ("total", "region", "manager")
 STATS = ("p10", "p50", "p90", "mean", "p_hit_quota")
@@ -68,7 +68,7 @@ def periods(as_of: dt.date, fy_start_month: int, quarter_start: dt.date | None =
     """The fiscal quarter and the month holding as_of + 1 (the periods a forecast of T is about);
     with `quarter_start`, that quarter alone (the honesty check's origins just before a quarter)."""
     first = as_of + dt.timedelta(days=1)
-    q0 = quarter_start or fiscal_quarter_start(first, fy_start_month)
+    q0 = quarter_start or current_quarter_start(as_of, fy_start_month)
     if quarter_start is not None:
         return [Period("quarter", q0, add_months(q0, 3) - dt.timedelta(days=1), fiscal_quarter_label(q0, fy_start_month))]
     m0 = first.replace(day=1)

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from revintel_assets.defs.validation.metrics import classification_metrics
-from revintel_assets.rules import add_months, fiscal_quarter_start
+from revintel_assets.rules import add_months, current_quarter_start
 
 FAMILY = "quota_attainment"
 BINS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0))
@@ -30,7 +30,7 @@ def origins(snapshot_dates: list[dt.date], as_of: dt.date, fy_start_month: int,
     dates = np.array(sorted(set(snapshot_dates)), dtype="datetime64[D]")
     if not len(dates):
         return []
-    q = fiscal_quarter_start(as_of + dt.timedelta(days=1), fy_start_month)
+    q = current_quarter_start(as_of, fy_start_month)
     out = []
     for k in range(1, max_quarters + 1):  # a handful of quarters
         qs = add_months(q, -3 * k)

@@ -26,6 +26,13 @@ EPS = 1e-6
 P_GUARD = 1e-4
 
 
+def defined(metrics: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a validation.model_metrics frame whose value is a number, as every producer writes
+    them: a metric undefined on its rows (an AUC over one class, an empty bin's mean) is left out,
+    not stored as NaN, which turns any average an analyst takes over the column into NaN."""
+    return metrics.filter(pl.col("value").is_not_null() & ~pl.col("value").cast(pl.Float64).is_nan())
+
+
 def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
     y, p = np.asarray(y, dtype=float).ravel(), np.asarray(p, dtype=float).ravel()
     if y.shape != p.shape:
