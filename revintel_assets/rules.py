@@ -72,6 +72,13 @@ def expected_close(rows: pl.DataFrame, lags: pl.DataFrame, overall: float | None
     return rows["expected_close_date"].fill_null(estimate.to_series()).alias("expected_close_date")
 
 
+# The segment (region, manager, rep, division) of a deal or line nobody is assigned to, in every table
+# that groups by one: the forecast, the plan, the waterfall, and the division of a deal whose product
+# is unknown (star schema). The waterfall said 'unknown' (and 'all' for the total) where the forecast
+# said 'Unassigned' ('total'): a join across the two lost those segments.
+UNASSIGNED = "Unassigned"
+
+
 # ------------------------------------------------------------------ fiscal quarters (one rule)
 def fiscal_quarter_start(d: dt.date, fy_start_month: int = 1) -> dt.date:
     """First day of the fiscal quarter holding `d`, the fiscal year starting in `fy_start_month`

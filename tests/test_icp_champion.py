@@ -353,3 +353,28 @@ def test_logistic_baseline_scores_the_same_whatever_the_blas_threads():
     with threadpool_limits(1, user_api="blas"):
         one = baselines.predict(scored)["baseline_logistic"]
     assert np.array_equal(one, two)
+
+
+def test_never_bought_rows_carry_every_candidate_on_the_same_rows():
+    """The whitespace slice (accounts that never bought the division) had the model's metrics only:
+    no baseline and no oracle on those rows (an analyst-table audit: 300 rows, Hardware 2025-04-01
+    holdout AUC 0.879 on all rows and 0.619 on the never-bought without a baseline beside it)."""
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from revintel_assets.defs.icp.evaluate import MODEL_NAME, evaluate
+
+    rng = np.random.default_rng(0)
+    n = 400
+    rows = pl.DataFrame({"account_id": [f"a{i}" for i in range(n)], "label": rng.random(n) < 0.3,
+                         "label_amount": rng.random(n) * 100, "is_buyer": np.arange(n) % 3 == 0})
+    preds = {name: rng.random(n) for name in (MODEL_NAME, "baseline_rfm", "baseline_logistic", "blend")}
+    truth = pl.DataFrame({"account_id": rows["account_id"], "division": "D", "cutoff_date": dt.date(2025, 4, 1),
+                          "true_probability": rng.random(n)})
+    m = evaluate(rows, preds, dt.date(2025, 4, 1), "D", versions={}, truth=truth)["metrics"]
+    never = m.filter((pl.col("segment") == "never_bought") & (pl.col("metric") == "n"))
+    assert sorted(never["model_name"]) == sorted(preds) and set(never["value"]) == {float((np.arange(n) % 3 != 0).sum())}
+    oracle = m.filter((pl.col("segment") == "never_bought") & (pl.col("metric") == "oracle_n"))
+    assert oracle["value"].to_list() == never["value"].to_list()[:1]

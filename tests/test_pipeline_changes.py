@@ -39,7 +39,7 @@ def con():
                    expected_close_date DATE, is_won BOOLEAN)""")
     con.execute("CREATE TABLE star.dim_rep AS SELECT 'r1' AS rep_id, 'm1' AS manager, 'West' AS region")
     for i, (opp, (before, after, won)) in enumerate(DEALS.items()):
-        rep = "r1" if i % 2 else "r2"  # r2 is not in dim_rep: its region and manager are 'unknown'
+        rep = "r1" if i % 2 else "r2"  # r2 is not in dim_rep: its region and manager are 'Unassigned'
         for date, side in ((C, before), (A, after)):
             if side:
                 con.execute("INSERT INTO features.deal_snapshot VALUES (?, ?, 'acc', ?, 'Div', ?, ?, 12.5, ?, ?)",
@@ -176,6 +176,16 @@ def test_what_changed_page_says_when_the_source_has_no_change_log(tmp_path, con)
     assert f"all {new} deals show as New" in texts[0] and "not new business" in texts[0]
     assert "no change log" not in texts[1]
     assert "Traceback" not in texts[0] + texts[1]
+
+
+def test_segments_are_named_as_the_forecasts_are(con):
+    """'total' and 'Unassigned' as in forecast.revenue_forecast and forecast.quota_attainment: the
+    waterfall said 'all' and 'unknown', and a join across the tables lost those segments."""
+    pairs = changes.pairs_sql([str(A)], [C, A])
+    seg = dict(con.execute(f"SELECT segment_type, list(DISTINCT segment ORDER BY segment) FROM "
+                           f"({changes.waterfall_sql(pairs)}) GROUP BY 1").fetchall())
+    assert seg["total"] == ["total"] and seg["region"] == ["Unassigned", "West"]
+    assert seg["manager"] == ["Unassigned", "m1"]
 
 
 def test_an_empty_waterfall_says_why(con):

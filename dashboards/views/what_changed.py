@@ -39,7 +39,7 @@ seg_type = f3.selectbox("Segment", ["total", "region", "manager", "rep", "divisi
 wf = db.query("SELECT * FROM scores.pipeline_waterfall WHERE as_of_date = ? AND period = ? AND segment_type = ?",
               [as_of, period, seg_type])
 segments = sorted(wf["segment"].unique().to_list())
-segment = f4.selectbox(seg_type.capitalize(), segments, index=0) if seg_type != "total" else "all"
+segment = f4.selectbox(seg_type.capitalize(), segments, index=0) if seg_type != "total" else "total"
 wf = wf.filter(pl.col("segment") == segment)
 if wf.is_empty():
     st.info("No pipeline in this period and segment on either date.")

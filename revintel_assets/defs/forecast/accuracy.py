@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from revintel_assets.defs.forecast.model import UNASSIGNED
-from revintel_assets.rules import current_quarter_start_sql
+from revintel_assets.rules import UNASSIGNED, current_quarter_start_sql
 
 MODELS = ("revenue_forecast", "weighted_pipeline", "commit")
 

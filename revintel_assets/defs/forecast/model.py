@@ -14,11 +14,10 @@ from revintel_assets.defs.forecast import simulate
 from revintel_assets.defs.forecast.new_pipeline import fit_new_pipeline
 from revintel_assets.defs.forecast.periods import Calendar
 from revintel_assets.defs.forecast.timing import TimingModel
-from revintel_assets.rules import deal_value
+from revintel_assets.rules import UNASSIGNED, deal_value
 
 QUANTILES = (0.1, 0.5, 0.9)
 SEGMENT_TYPES = ("total", "region", "manager", "rep", "division")
-UNASSIGNED = "Unassigned"
 
 
 @dataclass

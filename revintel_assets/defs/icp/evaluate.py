@@ -2,9 +2,10 @@
 
 Produces the docs/CONTRACT.md §3 rows of validation.model_metrics, validation.holdout_gains and
 validation.calibration_bins (with `model_family = 'icp'`, so the deals models' rows in the same
-tables are never touched). Besides all rows (`segment = 'all'`), the model's metrics are also
-given for the accounts that never bought the division (`segment = 'never_bought'`): that is
-the whitespace the scores are used for.
+tables are never touched). Besides all rows (`segment = 'all'`), every model's and baseline's
+metrics (and the oracle's, on the demo) are also given for the accounts that never bought the
+division (`segment = 'never_bought'`): that is the whitespace the scores are used for, and a model
+is compared with its baselines on exactly those rows too.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, 
     for name, p in preds.items():
         scores = {**classification_metrics(y, p), **propensity_metrics(y, p, value)}
         metrics += [(name, k, v, "all") for k, v in scores.items()]
-        if name == MODEL_NAME and never.any():
+        if never.any():
             sub = {**classification_metrics(y[never], p[never]), **propensity_metrics(y[never], p[never], value[never])}
             metrics += [(name, k, v, "never_bought") for k, v in sub.items()]
         gains.append(gains_table(y, p, value).with_columns(model_name=pl.lit(name)))
@@ -43,12 +44,13 @@ def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, 
                                                 .select("account_id", "true_probability"),
                                                 on="account_id", how="left", maintain_order="left")
         tp = joined["true_probability"].to_numpy().astype(float)
-        ok = ~np.isnan(tp)
-        if ok.sum() and 0 < y[ok].sum() < ok.sum():
-            oracle = classification_metrics(y[ok], tp[ok])
-            metrics += [(MODEL_NAME, "oracle_auc", oracle["auc"], "all"),
-                        (MODEL_NAME, "oracle_brier", oracle["brier"], "all"),
-                        (MODEL_NAME, "oracle_n", float(ok.sum()), "all")]
+        for segment, rows_in in (("all", np.ones(len(y), dtype=bool)), ("never_bought", never)):
+            ok = ~np.isnan(tp) & rows_in
+            if ok.sum() and 0 < y[ok].sum() < ok.sum():
+                oracle = classification_metrics(y[ok], tp[ok])
+                metrics += [(MODEL_NAME, "oracle_auc", oracle["auc"], segment),
+                            (MODEL_NAME, "oracle_brier", oracle["brier"], segment),
+                            (MODEL_NAME, "oracle_n", float(ok.sum()), segment)]
     keys = dict(cutoff_date=pl.lit(cutoff, pl.Date), division=pl.lit(division), model_family=pl.lit(FAMILY))
     metric_frame = (pl.DataFrame(metrics, schema={"model_name": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64,
                                                   "segment": pl.Utf8}, orient="row")

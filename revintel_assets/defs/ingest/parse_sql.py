@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from revintel_assets.defs.ingest.expr import quote_ident
+from revintel_assets.rules import UNASSIGNED
 
 # ISO first; then the layouts spreadsheets and CRMs commonly write. Day-first layouts are
 # ambiguous against month-first ones, so they only come in through a mapping file.
@@ -27,7 +28,6 @@ FUTURE_YEARS = 5
 # name, and deals whose product is unknown. Kept in the star schema (division is NULL-free) with
 # star.dim_product.sellable = false: never modelled, never recommended as whitespace.
 UNMAPPED = "Unmapped SKUs"
-UNASSIGNED = "Unassigned"
 # A tidy log with no SKU map at all: one division for the whole catalogue.
 NO_SKU_MAP = "All products"
 NOT_SELLABLE = (UNMAPPED, UNASSIGNED)

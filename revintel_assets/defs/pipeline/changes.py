@@ -18,7 +18,7 @@ import bisect
 import datetime as dt
 
 from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN
-from revintel_assets.rules import OPEN_STAGES, VALUE_SQL, current_quarter_start_sql as _current
+from revintel_assets.rules import OPEN_STAGES, UNASSIGNED, VALUE_SQL, current_quarter_start_sql as _current
 from revintel_assets.rules import fiscal_quarter_start_sql as _quarter
 
 CATEGORIES = ("new", "won", "lost", "pulled_in", "pushed_out", "amount_entered", "amount_up", "amount_down",
@@ -108,9 +108,9 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
     rank = lambda col: f"(CASE {col} {_RANK} END)"  # noqa: E731
     segments = "\n        UNION ALL ".join(
         f"SELECT *, '{s}' AS segment_type, {expr} AS segment FROM per_rep"
-        for s, expr in (("total", "'all'"), ("region", "coalesce(region, 'unknown')"),
-                        ("manager", "coalesce(manager, 'unknown')"), ("rep", "coalesce(rep_id, 'unknown')"),
-                        ("division", "coalesce(division, 'unknown')")))
+        for s, expr in (("total", "'total'"), ("region", f"coalesce(region, '{UNASSIGNED}')"),
+                        ("manager", f"coalesce(manager, '{UNASSIGNED}')"), ("rep", f"coalesce(rep_id, '{UNASSIGNED}')"),
+                        ("division", f"coalesce(division, '{UNASSIGNED}')")))
     return f"""
     WITH {_joined(pairs)},
     periods AS (
