@@ -33,9 +33,11 @@ def test_maventech_imports_every_opportunity():
     assert count("fact_opportunity", "stage = 'Prospecting' AND engage_date IS NOT NULL") == 0
     assert count("fact_opportunity", "stage = 'Lost' AND amount = 0") == 0
     assert count("fact_opportunity", "is_won") == 4238
-    # no history file: history derived from dates, one engage event + one close event
+    # no history file: history derived from dates, one engage event + one close event, and for the
+    # 500 prospecting deals (no date at all) their stage known on the export date (CONTRACT §3)
     assert count("fact_opportunity_history", "NOT derived") == 0
-    assert count("fact_opportunity_history") == 8300 + 6711
+    assert count("fact_opportunity_history") == 8300 + 6711 + 500
+    assert count("fact_opportunity_history", "stage = 'Prospecting' AND changed_at = DATE '2017-12-31'") == 500
     # no sales log: won deals stand in as transactions
     assert count("fact_transactions", "source = 'crm_won'") == 4238
     assert count("quarantine") == 0

@@ -178,7 +178,8 @@ def fact_opportunity_history() -> str:
     - an open deal's current stage, amount and expected close: known on the export date at the
       latest (meta.source.export_date), from LastStageChangeDate when the CRM gives it (never
       before creation). Left out when it adds nothing to the events above (a MavenTech open deal
-      is engaging since its engage date, with no amount);
+      is engaging since its engage date, with no amount); kept for a deal with no event above (a
+      MavenTech deal prospecting, with no date at all: 500 open deals had no history row);
     - a closed deal's final stage and amount: known on its close date.
     A past as-of date therefore never shows a stage the deal reached after it."""
     return """
@@ -199,7 +200,9 @@ def fact_opportunity_history() -> str:
         FROM unlogged u CROSS JOIN export e LEFT JOIN since s USING (opportunity_id)
         WHERE NOT u.is_closed AND coalesce(s.stage_since, e.d) IS NOT NULL
           AND (u.stage IS DISTINCT FROM CASE WHEN u.engage_date IS NOT NULL THEN 'Engaging' ELSE 'Prospecting' END
-               OR u.amount IS NOT NULL OR u.expected_close_date IS NOT NULL)),
+               OR u.amount IS NOT NULL OR u.expected_close_date IS NOT NULL
+               -- no start event below (no creation or engage date: MavenTech's prospecting deals)
+               OR (u.engage_date IS NULL AND u.created_date IS NULL))),
     -- an earlier event on the day the current state is known would tie with it: the current state wins
     starts AS (
         SELECT u.opportunity_id, u.engage_date AS changed_at, 'Engaging' AS stage FROM unlogged u
