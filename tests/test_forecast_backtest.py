@@ -61,6 +61,11 @@ def test_actuals_baseline_and_metrics(data):
     names = set(m["metric"])
     assert {"coverage_p10_p90", "pinball_p10", "pinball_p50", "pinball_p90", "crps", "wape_p50", "bias"} <= names
     assert set(m["model_name"]) == {"revenue_forecast", "baseline_weighted_pipeline"}
+    # nothing booked and nothing forecast anywhere (an open-deals-only export without amounts): every
+    # [0, 0] range covered its 0 and the backtest claimed 100 %; such a coverage is undefined
+    zero = rows.with_columns(pl.lit(0.0).alias(c) for c in ("p10", "p50", "p90", "actual", "baseline_weighted_pipeline"))
+    coverage = backtest.metrics(zero).filter(pl.col("metric") == "coverage_p10_p90")["value"]
+    assert coverage.is_nan().all()
 
 
 def test_crps_matches_its_definition():

@@ -64,3 +64,14 @@ def test_forecast_page(tmp_path):
     assert "Coverage over time" in text and "forecast vs actual" in text
     assert "P50 pinball loss vs weighted pipeline" in text
     assert "Largest single source of spread: D00" in text  # the deals behind the spread
+    # an open-deals-only export without amounts: nothing booked, nothing forecast in any backtested
+    # period. Every [0, 0] range covered its 0 and the page said 100 %; it now says there is nothing to judge
+    con = duckdb.connect(str(analyst_db_path(data_dir)))
+    try:
+        con.execute("UPDATE forecast.forecast_backtest SET p10 = 0, p50 = 0, p90 = 0, actual = 0")
+    finally:
+        con.close()
+    with streamlit_server(data_dir) as url, chromium() as browser:
+        text = render_page(browser, url, "forecast", name="forecast_nothing_to_judge",
+                           expect_text="the backtest has nothing to judge", timeout=60)
+    assert "Coverage over time" not in text and "Traceback" not in text

@@ -217,6 +217,11 @@ bt = db.query("SELECT * FROM forecast.forecast_backtest WHERE backtest_as_of = ?
 if bt.is_empty():
     st.info("No backtest rows for this selection.")
     st.stop()
+if not (bt["p90"].abs().sum() or bt["actual"].abs().sum()):  # backtest.metrics: such a coverage tests nothing
+    st.info(f"Nothing was booked and nothing forecast in any backtested period ({bt['as_of_date'].n_unique()} "
+            "origins): the deals have no value or none has closed yet, so the backtest has nothing to judge.",
+            icon=":material/info:")
+    st.stop()
 cov = bt.group_by("as_of_date").agg(pl.col("covered").mean().alias("coverage"), pl.len().alias("rows")).sort("as_of_date")
 overall = float(bt["covered"].mean())
 b1, b2, b3 = st.columns(3)

@@ -353,8 +353,11 @@ def metrics(rows: pl.DataFrame) -> pl.DataFrame:
                 ("revenue_forecast", g["p10"].to_numpy(), g["p50"].to_numpy(), g["p90"].to_numpy(), g["crps"].to_numpy()),
                 ("baseline_weighted_pipeline", b, b, b, np.abs(b - y))):
             total = y.sum()
+            # nothing booked and nothing forecast in any period (deals without a value, none ever won):
+            # every [0, 0] range "covers" its 0, a 100 % that tests nothing; left undefined (not written)
+            tested = bool(total) or bool(np.abs(q90).sum())
             values = {
-                "coverage_p10_p90": float(((q10 <= y) & (y <= q90)).mean()),
+                "coverage_p10_p90": float(((q10 <= y) & (y <= q90)).mean()) if tested else float("nan"),
                 "pinball_p10": float(pinball(y, q10, 0.1).mean()),
                 "pinball_p50": float(pinball(y, q50, 0.5).mean()),
                 "pinball_p90": float(pinball(y, q90, 0.9).mean()),
