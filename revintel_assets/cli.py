@@ -105,8 +105,9 @@ def _materialize(source: dict[str, str], args, ready=None) -> int:
         raise
     if args.no_serve:
         return 0
-    # the UI's sensors and launchpad default to the source just materialized
-    return _serve(settings_env={**{("source" if k == "path" else k): v for k, v in source.items()},
+    # the UI's sensors and launchpad default to the source just materialized; not to its --as-of: that
+    # was this run's question, and the sensor's imports and the nightly then stayed capped at it
+    return _serve(settings_env={**{("source" if k == "path" else k): v for k, v in source.items() if k != "as_of"},
                                 "cluster": args.cluster})
 
 

@@ -32,7 +32,7 @@ def headline(con: duckdb.DuckDBPyConnection, as_of=None) -> list[str]:
     as_of = _scores(con, lines, as_of)
     _forecast(con, as_of, lines)
     _deal_model(con, as_of, lines)
-    _icp(con, lines)
+    _icp(con, as_of, lines)
     return lines
 
 
@@ -42,7 +42,12 @@ def _scores(con, lines: list[str], latest=None):
         return None
     # when every deal had closed by the run's as-of date, the latest scores are of an earlier week
     # and read as that day's pipeline
-    scored = con.execute("SELECT max(as_of_date) FROM scores.deal_scores").fetchall()[0][0]
+    # the run's as-of date, not the latest in the table: an earlier --as-of leaves later dates there
+    scored = con.execute("SELECT max(as_of_date) FROM scores.deal_scores WHERE ?::DATE IS NULL OR as_of_date <= ?",
+                         [latest, latest]).fetchall()[0][0]
+    if scored is None:
+        lines.append(f"Open pipeline as of {latest}: no deals scored on or before it")
+        return latest
     if latest is not None and latest > scored:
         lines.append(f"Open pipeline as of {latest}: no open deals (the last scored, {scored}, is an earlier week)")
         return latest
@@ -50,7 +55,7 @@ def _scores(con, lines: list[str], latest=None):
     join = "LEFT JOIN (SELECT product_id, list_price FROM star.dim_product) p USING (product_id)" if priced else ""
     risk = ", ".join(f"'{c}'" for c in AT_RISK)
     as_of, n, value, estimated, unvalued, expected, n_risk, at_risk = con.execute(f"""
-        WITH s AS (SELECT * FROM scores.deal_scores WHERE as_of_date = (SELECT max(as_of_date) FROM scores.deal_scores)),
+        WITH s AS (SELECT * FROM scores.deal_scores WHERE as_of_date = '{scored}'),
         v AS (SELECT *, {VALUE_SQL} AS value FROM (SELECT s.*{'' if priced else ', NULL AS list_price'} FROM s) s {join})
         SELECT any_value(as_of_date), count(*), sum(value), count(*) FILTER (WHERE amount IS NULL AND value > 0),
                count(*) FILTER (WHERE amount IS NULL AND value = 0),
@@ -113,11 +118,12 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
         rows = con.execute("""
             WITH h AS (SELECT * FROM validation.model_metrics WHERE division = 'all' AND split = 'holdout'
                        AND metric = 'auc' AND cutoff_date = (SELECT max(cutoff_date) FROM validation.model_metrics
-                           WHERE model_name = 'win_probability' AND split = 'holdout' AND metric = 'auc'))
+                           WHERE model_name = 'win_probability' AND split = 'holdout' AND metric = 'auc'
+                             AND cutoff_date <= ?))
             SELECT any_value(cutoff_date), any_value(model_version) FILTER (WHERE model_name = 'win_probability'),
                    max(value) FILTER (WHERE model_name = 'win_probability'),
                    max(value) FILTER (WHERE model_name LIKE 'baseline_%'),
-                   arg_max(model_name, value) FILTER (WHERE model_name LIKE 'baseline_%') FROM h""").fetchall()
+                   arg_max(model_name, value) FILTER (WHERE model_name LIKE 'baseline_%') FROM h""", [as_of]).fetchall()
         cutoff, version, auc, base, base_name = rows[0]
         if auc is not None:
             text += f"; latest holdout evidence: {version} (trained to {cutoff}) AUC {auc:.3f}" + (
@@ -125,15 +131,16 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
     lines.append(text)
 
 
-def _icp(con, lines: list[str]) -> None:
+def _icp(con, as_of, lines: list[str]) -> None:
     if not table_exists(con, "validation.icp_models"):
         lines.append("ICP: no division model (the run says why above)")
         return
     rows = con.execute("""
         SELECT any_value(cutoff_date), champion, count(*), string_agg(division, ', ' ORDER BY division)
         FROM validation.icp_models
-        WHERE cutoff_date = (SELECT max(cutoff_date) FROM validation.icp_models) AND champion IS NOT NULL
-        GROUP BY champion ORDER BY count(*) DESC, champion""").fetchall()
+        WHERE cutoff_date = (SELECT max(cutoff_date) FROM validation.icp_models WHERE ?::DATE IS NULL OR cutoff_date <= ?)
+          AND champion IS NOT NULL
+        GROUP BY champion ORDER BY count(*) DESC, champion""", [as_of, as_of]).fetchall()
     if not rows:
         lines.append("ICP: no division model could be trained (see the warnings above)")
         return

@@ -26,14 +26,37 @@ from revintel_resources.warehouse import Warehouse
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+# Partitions the import adds dates to, run after run: they may hold dates past this run's as-of date
+# (an earlier run's later export, or a run before this one's earlier --as-of)
+DATED = ("as_of_date", "training_cutoff")
+
+
 def _runs(step: Job, keys: list[str], as_of: str | None = None) -> list[dict[str, str]]:
-    """Partition tags of the runs a step makes; a "latest" step runs as of `as_of` (the source's
-    as-of date) when it is a key, and a range of as-of dates ends there: an earlier run's later
-    keys must not win (issue 13)."""
+    """Partition tags of the runs a step makes (`keys`: its dynamic partition keys in the order
+    Dagster holds them, the order they were added). No dated key after `as_of` (the source's as-of
+    date) is run: a "latest" step runs as of `as_of` (when a key, else the latest key before it),
+    a range of dates ends there (issue 13: an earlier run's later keys must not win). A range
+    tag covers the keys between its ends in Dagster's order, so keys added out of date order (an
+    --as-of earlier than a previous run's dates comes last; "to 2025-08-15" was every date up to
+    2025-09-30) make several range runs, in date order (the win model's champion gate goes cutoff
+    by cutoff), each of keys that are next to each other in both orders."""
     if step.partitions is None:
         return [{}]
-    if step.partitions == "as_of_date" and as_of in keys:
-        keys = sorted(k for k in keys if k <= as_of)
+    if step.partitions in DATED and as_of is not None:
+        position = {k: i for i, k in enumerate(keys)}
+        wanted = sorted(k for k in keys if k <= as_of)
+        if not wanted:
+            return []
+        if step.mode == "latest":
+            return [{"dagster/partition": wanted[-1]}]
+        runs = [[wanted[0]]]
+        for k in wanted[1:]:
+            if position[k] == position[runs[-1][-1]] + 1:
+                runs[-1].append(k)
+            else:
+                runs.append([k])
+        return [{"dagster/asset_partition_range_start": run[0], "dagster/asset_partition_range_end": run[-1]}
+                for run in runs]
     if step.mode == "latest":
         return [{"dagster/partition": as_of if as_of in keys else max(keys)}]
     return [{"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}]
@@ -70,7 +93,10 @@ def materialize_all(defs: dg.Definitions, say: Callable[[str], None] = print, re
             reason = SKIP_REASONS.get(step.partitions, f"no {step.partitions} partitions in this source")
             say(f"[{i}/{len(steps)}] {step.name}: skipped, {reason}")
             continue
-        runs = _runs(step, keys, _as_of(resources) if step.mode == "latest" else None)
+        runs = _runs(step, keys, _as_of(resources))
+        if not runs:
+            say(f"[{i}/{len(steps)}] {step.name}: skipped, no {step.partitions} partition up to the as-of date")
+            continue
         for k, tags in enumerate(runs, 1):
             of = f"({k} of {len(runs)}) " if len(runs) > 1 else ""
             say(f"[{i}/{len(steps)}] {step.name} {_describe(tags)}{of}...")

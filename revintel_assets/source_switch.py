@@ -15,11 +15,15 @@ from that source goes before any of the new one is written:
   data (the runs stay in their experiments, the renamed models keep their versions for audit).
 
 The same folder read again (a re-export) is the same source: its history, partitions and models
-stay, and the champion gate compares new models with the previous ones.
+stay, and the champion gate compares new models with the previous ones. Unless the export is older
+than the one the warehouse holds (an earlier export copied back into the folder): the dates after
+its own would keep the newer export's scores, models and ICP rows, so it replaces it as another
+source would.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
@@ -44,6 +48,7 @@ KEEP_TABLES = {TABLE_LOG}  # the write path's log: history, not data of a source
 class Source:
     path: str
     format: str
+    export_date: dt.date | None = None  # the latest date in its data (meta.source.export_date)
 
     @property
     def label(self) -> str:
@@ -53,17 +58,21 @@ class Source:
 
 
 def is_switch(previous: Source | None, new: Source) -> bool:
-    """Another folder, or the same folder read as another layout; nothing before is no switch."""
-    return previous is not None and (Path(previous.path).resolve(), previous.format) != (
-        Path(new.path).resolve(), new.format)
+    """Another folder, or the same folder read as another layout, or an older export of it than the
+    warehouse holds; nothing before is no switch."""
+    if previous is None:
+        return False
+    if (Path(previous.path).resolve(), previous.format) != (Path(new.path).resolve(), new.format):
+        return True
+    return previous.export_date is not None and new.export_date is not None and new.export_date < previous.export_date
 
 
 def previous_source(con: duckdb.DuckDBPyConnection) -> Source | None:
     try:
-        row = con.execute("SELECT source_path, source_format FROM meta.source LIMIT 1").fetchone()
+        row = con.execute("SELECT source_path, source_format, export_date FROM meta.source LIMIT 1").fetchone()
     except duckdb.CatalogException:
         return None
-    return Source(row[0], row[1]) if row else None
+    return Source(row[0], row[1], row[2]) if row else None
 
 
 def derived_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
@@ -103,10 +112,17 @@ def archive_models(tracking: MLflowResource, old: Source) -> list[str]:
     an empty registry: no champion, no promoted version, no holdout evidence of the old data."""
     client = tracking.configure()
     renamed = []
-    for model in client.search_registered_models():
+    models = client.search_registered_models()
+    taken = {m.name for m in models}
+    for model in models:
         if "--" in model.name:  # archived by an earlier switch
             continue
         new_name = f"{model.name}--{old.label}"
+        n = 1
+        while new_name in taken:  # the same source archived before (an older export of it came back)
+            n += 1
+            new_name = f"{model.name}--{old.label}-{n}"
+        taken.add(new_name)
         client.rename_registered_model(model.name, new_name)
         client.set_registered_model_tag(new_name, "archived_source", old.path)
         for alias, version in (model.aliases or {}).items():
@@ -132,6 +148,10 @@ def replace_previous_source(instance: dg.DagsterInstance, wh: Warehouse, trackin
     models = archive_models(tracking, old)
     keys = clear_partitions(instance)
     tables = drop_tables(wh)
+    if (Path(old.path).resolve(), old.format) == (Path(new.path).resolve(), new.format):
+        return (f"an older export of {new.path} (its data ends {new.export_date}; the warehouse held one ending "
+                f"{old.export_date}) replaces the newer one: dropped {len(tables)} tables, {sum(keys.values())} "
+                f"partition keys, archived {len(models)} registered models as '<name>--{old.label}'")
     return (f"new source {new.path} ({new.format}) replaces {old.path} ({old.format}): dropped {len(tables)} "
             f"tables, {sum(keys.values())} partition keys, archived {len(models)} registered models as "
             f"'<name>--{old.label}'")

@@ -1,6 +1,7 @@
 """Which source a run reads, and as of when: a typed resource the CLI and the launchpad configure
 per run (`resources: source: config: {path, format, mapping, as_of}`); unset fields fall back to
-the settings (`settings.py`: REVINTEL_SOURCE, ...), then to the demo company under the data dir."""
+the settings (`settings.py`: REVINTEL_SOURCE, ...); an unset folder then to the source the data
+directory holds (the published file's meta.source), and only then to the demo company under it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class SourceResource(dg.ConfigurableResource):
     truth_dir: str | None = Field(default=None, description="The demo's ground truth (oracle metrics only)")
 
     def folder(self) -> Path:
-        chosen = self.path or settings().source or paths.demo_source_dir()
+        chosen = self.path or settings().source or held_source() or paths.demo_source_dir()
         return Path(chosen).expanduser().resolve()
 
     def forced_format(self) -> str | None:
@@ -60,6 +61,29 @@ class SourceResource(dg.ConfigurableResource):
         if self.folder() == demo.resolve() and (demo / "truth").is_dir():
             return demo / "truth"
         return None
+
+
+def held_source() -> str | None:
+    """The source folder the data directory's published warehouse holds (meta.source), if any. A run
+    or tick that names no source follows it (CONTRACT §1: a data directory follows its latest
+    source): `revintel ui` in a directory last run on a real export, with a demo folder left from an
+    earlier `revintel demo`, imported the demo on its sensor's first tick and replaced the user's data
+    (an operations pass)."""
+    import duckdb
+
+    from revintel_resources.publish import connect_published
+
+    try:
+        con = connect_published(paths.analyst_db_path())
+    except (FileNotFoundError, duckdb.Error):
+        return None
+    try:
+        row = con.execute("SELECT source_path FROM meta.source LIMIT 1").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return row[0] if row else None
 
 
 def clamp_as_of(override: dt.date | None, export_date: dt.date | None) -> dt.date | None:

@@ -105,3 +105,16 @@ def test_when_every_deal_had_closed_the_headline_says_no_open_deals(con):
 
 def test_money():
     assert [money(x) for x in (None, 12.4, 1234, 4_712_364, -2.5e9)] == ["-", "12", "1.23k", "4.71M", "-2.50B"]
+
+
+def test_an_earlier_as_of_is_the_date_the_headline_speaks_of(con):
+    """`revintel run --as-of` earlier than the dates an earlier run left (an operations pass): the
+    summary said "scored as of 2025-08-15" and then gave the pipeline, the holdout evidence and the
+    ICP champions of 2025-09-30, the latest in the tables."""
+    earlier = AS_OF - dt.timedelta(days=7)
+    con.execute("INSERT INTO validation.icp_models VALUES (?, 'A', 'blend')", [AS_OF])  # the later run's cutoff
+    assert any(f"ICP champion per division (cutoff {AS_OF})" in line for line in headline(con))
+    lines = headline(con, earlier)
+    assert lines[0].startswith(f"Open pipeline as of {earlier}: 9.00B in 1 deals")
+    assert any("ICP champion per division (cutoff 2025-11-01)" in line for line in lines)
+    assert headline(con, dt.date(2020, 1, 1))[0] == "Open pipeline as of 2020-01-01: no deals scored on or before it"

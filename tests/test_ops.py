@@ -151,6 +151,30 @@ def test_source_sensor_fires_on_new_or_changed_files_only(instance, tmp_path):
     assert empty is not None
 
 
+def test_a_source_named_nowhere_is_the_one_the_data_directory_holds_not_the_demo(instance, tmp_path, monkeypatch):
+    """`revintel ui` (no REVINTEL_SOURCE) in a directory last run on a real export, with a demo folder
+    left from an earlier `revintel demo`: the sensor watched the demo folder, asked for an import on its
+    first tick, and the import replaced the user's warehouse with the demo (an operations pass)."""
+    import duckdb
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    data = tmp_path / "data"
+    (data / "demo").mkdir(parents=True)
+    (data / "demo" / "sales_pipeline.csv").write_text("opportunity_id\n9\n")
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
+    monkeypatch.delenv("REVINTEL_SOURCE", raising=False)
+    assert SourceResource().folder() == (data / "demo").resolve()  # nothing imported yet: the demo
+    (data / "warehouse").mkdir()
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"))
+    con.execute("CREATE SCHEMA meta; CREATE TABLE meta.source AS SELECT ? AS source_path", [str(folder)])
+    con.close()
+    assert SourceResource().folder() == folder.resolve()
+    tick = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": SourceResource()}))
+    assert isinstance(tick, dg.SkipReason)  # first look: the folder the warehouse holds, no import
+
+
 def test_source_sensor_does_not_reimport_what_the_warehouse_already_holds(instance, tmp_path, monkeypatch):
     import duckdb
 

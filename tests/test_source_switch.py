@@ -32,12 +32,38 @@ def test_is_switch():
     assert not source_switch.is_switch(a, Source("/data/a", "maventech"))  # a re-export of the same source
     assert source_switch.is_switch(a, b)
     assert source_switch.is_switch(a, Source("/data/a", "tidy"))  # same folder read as another layout
+    # an older export copied back into the same folder (an operations pass: the dates after its own kept
+    # the newer export's scores, and the run rescored them from the older data)
+    later, older = dt.date(2025, 10, 28), dt.date(2025, 9, 30)
+    assert source_switch.is_switch(Source("/data/a", "maventech", later), Source("/data/a", "maventech", older))
+    assert not source_switch.is_switch(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
+    assert not source_switch.is_switch(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
+
+
+def test_an_older_export_of_the_same_folder_replaces_the_newer_one_twice_over(tmp_path):
+    """A, B, A, B, A in one folder: each older export replaces what the newer left, and a model archived
+    twice under the same source's label gets a name of its own (MLflow refuses a taken one)."""
+    wh = Warehouse.from_env(tmp_path)
+    tracking = MLflowResource(data_dir=str(tmp_path))
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        for _ in range(2):
+            wh.execute("CREATE SCHEMA IF NOT EXISTS meta; CREATE OR REPLACE TABLE meta.source AS SELECT '/data/a' AS "
+                       "source_path, 'maventech' AS source_format, DATE '2025-10-28' AS export_date")
+            tracking.register((tmp_path / "model").as_uri(), "win_probability", tags={"cutoff": "2025-10-28"})
+            note = replace_previous_source(instance, wh, tracking, Source("/data/a", "maventech", dt.date(2025, 9, 30)))
+            assert note.startswith("an older export of /data/a (its data ends 2025-09-30; the warehouse held one "
+                                   "ending 2025-10-28) replaces the newer one")
+    names = sorted(m.name for m in tracking.configure().search_registered_models())
+    label = Source("/data/a", "maventech").label
+    assert names == [f"win_probability--{label}", f"win_probability--{label}-2"]
 
 
 def test_switch_replaces_tables_partitions_and_models(tmp_path):
     wh = Warehouse.from_env(tmp_path)
     wh.execute("CREATE SCHEMA meta; CREATE SCHEMA star; CREATE SCHEMA scores; CREATE SCHEMA staging; "
-               "CREATE TABLE meta.source AS SELECT '/data/demo' AS source_path, 'maventech+sales_log' AS source_format; "
+               "CREATE TABLE meta.source AS SELECT '/data/demo' AS source_path, 'maventech+sales_log' AS source_format, "
+               "DATE '2025-12-31' AS export_date; "
                "CREATE TABLE star.dim_account AS SELECT 1 AS account_id; "
                "CREATE TABLE scores.deal_scores AS SELECT DATE '2025-12-31' AS as_of_date; "
                "CREATE VIEW scores.latest AS SELECT * FROM scores.deal_scores; "
@@ -81,6 +107,26 @@ def test_cli_latest_steps_run_as_of_the_source_date_not_the_largest_key():
     assert ranged.mode == "range"
     assert _runs(ranged, ["2017-06-30", "2017-12-31", "2025-12-31"], "2017-12-31") == [
         {"dagster/asset_partition_range_start": "2017-06-30", "dagster/asset_partition_range_end": "2017-12-31"}]
+
+
+def test_an_earlier_as_of_runs_no_later_date_whatever_order_the_keys_were_added_in():
+    """`revintel run --as-of 2025-08-15` after a run to 2025-09-30 (an operations pass): Dagster keeps
+    dynamic keys in the order they were added, so 2025-08-15 came last and the range "to 2025-08-15"
+    covered every date up to 2025-09-30, rescored with a model trained after them; the range steps were
+    not even given the as-of date. Now every dated step stops at it, in stretches of consecutive keys."""
+    from revintel_assets import plan
+    from revintel_assets.orchestrate import _runs
+
+    keys = ["2025-08-04", "2025-08-11", "2025-08-18", "2025-09-29", "2025-09-30", "2025-08-15"]  # as added
+    assert _runs(plan.job("deal_scoring_job"), keys, "2025-08-15") == [
+        {"dagster/asset_partition_range_start": "2025-08-04", "dagster/asset_partition_range_end": "2025-08-11"},
+        {"dagster/asset_partition_range_start": "2025-08-15", "dagster/asset_partition_range_end": "2025-08-15"}]
+    cutoffs = ["2025-04-01", "2025-09-30", "2025-02-01", "2025-08-15"]
+    assert _runs(plan.job("win_model_job"), cutoffs, "2025-08-15") == [  # cutoff by cutoff, in date order
+        {"dagster/asset_partition_range_start": k, "dagster/asset_partition_range_end": k}
+        for k in ("2025-02-01", "2025-04-01", "2025-08-15")]
+    assert _runs(plan.job("plan_job"), keys, "2025-08-15") == [{"dagster/partition": "2025-08-15"}]
+    assert _runs(plan.job("deal_scoring_job"), keys, "2024-01-01") == []  # nothing up to it: the step is skipped
 
 
 # -- end to end: demo -> MavenTech -> demo in one data directory -------------------------------

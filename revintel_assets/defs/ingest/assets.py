@@ -65,7 +65,8 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     transaction months and deal dates registered, and what was read reported."""
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
     replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
-                                       Source(str(report.layout.folder), report.layout.name))
+                                       Source(str(report.layout.folder), report.layout.name,
+                                              dt.date.fromisoformat(report.export_date) if report.export_date else None))
     if replaced:
         context.log.warning(replaced)
     wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
