@@ -116,8 +116,11 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
     if table_exists(con, "validation.model_metrics"):
         # the latest cutoff with holdout evidence: the model's AUC next to its best baseline's
         rows = con.execute("""
-            WITH h AS (SELECT * FROM validation.model_metrics WHERE division = 'all' AND split = 'holdout'
-                       AND metric = 'auc' AND cutoff_date = (SELECT max(cutoff_date) FROM validation.model_metrics
+            -- the win model's family only: the deal outlook's judges (model_family 'outlook') share the
+            -- cutoff, and their baseline was named the win model's best
+            WITH h AS (SELECT * FROM validation.model_metrics WHERE model_family = 'deals' AND division = 'all'
+                       AND split = 'holdout' AND metric = 'auc'
+                       AND cutoff_date = (SELECT max(cutoff_date) FROM validation.model_metrics
                            WHERE model_name = 'win_probability' AND split = 'holdout' AND metric = 'auc'
                              AND cutoff_date <= ?))
             SELECT any_value(cutoff_date), any_value(model_version) FILTER (WHERE model_name = 'win_probability'),

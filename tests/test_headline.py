@@ -39,13 +39,15 @@ def con(tmp_path):
         (AS_OF, "quarter", dt.date(2025, 10, 1), dt.date(2025, 11, 15), dt.date(2025, 12, 31), "region", "East",
          7, 8, 9),
     ])
-    con.execute("CREATE TABLE validation.model_metrics (model_name VARCHAR, model_version VARCHAR, cutoff_date DATE, "
-                "division VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE)")
-    con.executemany("INSERT INTO validation.model_metrics VALUES (?, ?, ?, 'all', ?, ?, ?)", [
-        ("win_probability", "win_probability/1", dt.date(2025, 7, 1), "holdout", "auc", 0.77),
-        ("baseline_stage", "baseline_stage@2025-07-01", dt.date(2025, 7, 1), "holdout", "auc", 0.60),
-        ("baseline_naive_bayes", "x", dt.date(2025, 7, 1), "holdout", "auc", 0.65),
-        ("win_probability", "win_probability/2", dt.date(2025, 11, 14), "validation", "auc", 0.99),
+    con.execute("CREATE TABLE validation.model_metrics (model_family VARCHAR, model_name VARCHAR, model_version VARCHAR, "
+                "cutoff_date DATE, division VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE)")
+    con.executemany("INSERT INTO validation.model_metrics VALUES (?, ?, ?, ?, 'all', ?, ?, ?)", [
+        ("deals", "win_probability", "win_probability/1", dt.date(2025, 7, 1), "holdout", "auc", 0.77),
+        ("deals", "baseline_stage", "baseline_stage@2025-07-01", dt.date(2025, 7, 1), "holdout", "auc", 0.60),
+        ("deals", "baseline_naive_bayes", "x", dt.date(2025, 7, 1), "holdout", "auc", 0.65),
+        ("deals", "win_probability", "win_probability/2", dt.date(2025, 11, 14), "validation", "auc", 0.99),
+        # the deal outlook's judge on the same cutoff: not a baseline of the win model (it was named its best)
+        ("outlook", "baseline_expected_close_win_in_period", "x", dt.date(2025, 7, 1), "holdout", "auc", 0.70),
     ])
     con.execute("CREATE TABLE validation.icp_models (cutoff_date DATE, division VARCHAR, champion VARCHAR)")
     con.executemany("INSERT INTO validation.icp_models VALUES (?, ?, ?)", [
