@@ -11,6 +11,7 @@ import datetime as dt
 import mlflow.pyfunc
 import polars as pl
 
+from revintel_assets.defs.icp.evaluate import MODEL_NAME
 from revintel_assets.defs.icp.model import DivisionModel
 from revintel_resources.tracking import MLflowResource, registered_name
 
@@ -75,8 +76,11 @@ def log_and_register(tracking: MLflowResource, model: DivisionModel, cutoff: dt.
         # model, one history query each (2.4 s of the demo's 20 runs)
         uri = run.log_model(PyfuncDivisionModel(model))
         if metrics is not None:
+            # the never-bought slice of the model only, as before every candidate had one: MLflow
+            # writes each metric row by row (validation.model_metrics holds them all)
+            logged = metrics.filter((pl.col("segment") == "all") | (pl.col("model_name") == MODEL_NAME))
             run.log_metrics({f"{r['split']}.{r['segment']}.{r['model_name']}.{r['metric']}": r["value"]
-                             for r in metrics.iter_rows(named=True)})
+                             for r in logged.iter_rows(named=True)})
         run.log_features(model.features)
         # the chart for the holdout cutoff, the one the README and the pages report; every
         # cutoff's gains are in validation.holdout_gains (each chart cost 0.17 s of the demo)
