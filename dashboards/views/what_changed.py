@@ -11,6 +11,7 @@ from dashboards import db
 from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
 from revintel_assets.defs.pipeline.changes import (DATES_SQL, empty_waterfall_sql, no_change_log_note, pairs_sql,
                                                      why_empty)
+from revintel_assets.rules import UNASSIGNED
 from revintel_resources.settings import settings
 
 ORDER = ["start", "new", "pulled_in", "amount_entered", "amount_up", "won", "lost", "pushed_out", "amount_down", "end"]
@@ -40,7 +41,8 @@ wf = db.query("SELECT * FROM scores.pipeline_waterfall WHERE as_of_date = ? AND 
               [as_of, period, seg_type])
 segments = sorted(wf["segment"].unique().to_list())
 segment = f4.selectbox(seg_type.capitalize(), segments, index=0) if seg_type != "total" else "total"
-wf = wf.filter(pl.col("segment") == segment)
+if seg_type != "total":  # one total per date, whatever it is named (before 2026-12-07: 'all')
+    wf = wf.filter(pl.col("segment") == segment)
 if wf.is_empty():
     st.info("No pipeline in this period and segment on either date.")
     st.stop()
@@ -89,7 +91,7 @@ changes = db.query("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes
                    [as_of, chosen])
 if seg_type != "total":
     col = {"rep": "rep_id"}.get(seg_type, seg_type)
-    changes = changes.filter(pl.col(col) == segment)
+    changes = changes.filter(pl.col(col).fill_null(UNASSIGNED) == segment)  # as the waterfall names a missing one
 st.dataframe(changes.select("opportunity_id", "account_id", "rep_id", "division", "stage_before", "stage_after",
                             "amount_before", "amount_after", "expected_close_before", "expected_close_after"),
              hide_index=True, width="stretch",
