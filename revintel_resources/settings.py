@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), description="Where everything is written (warehouse, MLflow, "
                                                         "Dagster home, the generated demo)")
     source: Path | None = Field(None, description="Folder of raw exports the import reads; default: the "
-                                                   "demo company under the data directory (`--source`)")
+                                                   "source the data directory holds, else the demo company "
+                                                   "under it (`--source`)")
     format: str | None = Field(None, description="Force the layout: maventech, salesforce, sales_log, tidy, "
                                                   "or a pair such as salesforce+tidy (`--format`)")
     mapping: Path | None = Field(None, description="Mapping file for a variant export; default "
