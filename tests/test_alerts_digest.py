@@ -28,9 +28,11 @@ def _warehouse(con):
         (DATE '2025-10-13', 'fine', 'r2', 'Proposal', 1.0, 5, 30, 0, DATE '2025-10-01'))
         t(as_of_date, opportunity_id, rep_id, stage, stage_time_ratio, days_in_stage, days_to_expected_close,
           n_pushes, created_date)""")
-    con.execute("""CREATE TABLE star.fact_opportunity_history AS SELECT * FROM (VALUES
+    con.execute("""CREATE TABLE star.fact_opportunity_history AS SELECT *, false AS derived FROM (VALUES
         ('stuck', DATE '2025-08-13'), ('late', DATE '2025-10-01'), ('pushy', DATE '2025-10-10'),
-        ('fine', DATE '2025-12-01')) t(opportunity_id, changed_at)""")
+        ('fine', DATE '2025-12-01'), ('won', DATE '2025-09-01')) t(opportunity_id, changed_at)""")
+    # a change log the source has (snapshot.LOGGED_SHARE_SQL: closed deals with a logged change)
+    con.execute("CREATE TABLE star.fact_opportunity AS SELECT 'won' AS opportunity_id, true AS is_closed")
     con.execute("""CREATE TABLE scores.pipeline_changes AS SELECT * FROM (VALUES
         (DATE '2025-10-13', DATE '2025-10-06', 'late', 'r1', 'amount_down', 1000.0, 700.0, DATE '2025-10-01', DATE '2025-10-01'),
         (DATE '2025-10-13', DATE '2025-10-06', 'pushy', 'r2', 'pushed_out', 500.0, 500.0, DATE '2025-12-01', DATE '2026-02-01'),
@@ -56,6 +58,9 @@ def test_each_rule_fires_where_it_should():
     strict = AlertRules(idle_days=10)
     idle = {r[1] for r in con.execute(alerts_sql([str(A)], strict, scored_dates=[C, A])).fetchall() if r[3] == "no_activity"}
     assert idle == {"stuck", "late", "fine"}  # 'pushy' changed 3 days before
+    # a source without a change log says nothing of a deal's activity: no no_activity alert at all
+    unlogged = {r[3] for r in con.execute(alerts_sql([str(A)], strict, scored_dates=[C, A], logged_history=False)).fetchall()}
+    assert "no_activity" not in unlogged and "stalled" in unlogged
     looser = AlertRules(stalled_ratio=5, pushes=10, amount_cut=0.5, idle_days=365, score_drop=0.5)
     assert {r[3] for r in con.execute(alerts_sql([str(A)], looser, scored_dates=[C, A])).fetchall()} == {"close_date_passed"}
 

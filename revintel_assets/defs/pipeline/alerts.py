@@ -25,8 +25,13 @@ class AlertRules:
 ALERT_TYPES = ("stalled", "close_date_passed", "pushed_repeatedly", "amount_cut", "no_activity", "score_dropped")
 
 
-def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None) -> str:
-    """`scored_dates`: the as-of dates of scores.deal_scores (ascending; None: no scores yet)."""
+def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None, logged_history: bool = True) -> str:
+    """`scored_dates`: the as-of dates of scores.deal_scores (ascending; None: no scores yet).
+    `logged_history`: the source has a change log (snapshot.LOGGED_HISTORY_MIN). Without one there is
+    no no_activity alert: a history derived from a deal's creation or engage date says nothing of
+    its amount or close date changing, and "no change for 302 days" fired on ~1,100 of MavenTech's
+    2,089 open deals at every date (66,519 alerts, an analyst-table audit); `stalled` still reads
+    the time in stage those dates do give."""
     dates = ", ".join(f"DATE '{k}'" for k in keys)
     # the previous scored date of each key as a literal (changes.pairs_sql): a LATERAL max(as_of_date)
     # per row scanned every score's date for each date of every batch
@@ -42,6 +47,12 @@ def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None) ->
         FROM scores.deal_scores n JOIN ({pairs_sql(keys, scored_dates)}) pv ON n.as_of_date = pv.as_of_date
         JOIN scores.deal_scores p ON p.as_of_date = pv.compare_date AND p.opportunity_id = n.opportunity_id
         WHERE p.win_probability - n.win_probability >= {rules.score_drop}""" if scored_dates is not None else ""
+    idle = f"""
+        UNION ALL
+        SELECT s.as_of_date, s.opportunity_id, s.rep_id, 'no_activity',
+               printf('no change for %d days', s.as_of_date - coalesce(l.changed_at, s.created_date))
+        FROM s LEFT JOIN last_change l USING (as_of_date, opportunity_id)
+        WHERE s.as_of_date - coalesce(l.changed_at, s.created_date) >= {rules.idle_days}""" if logged_history else ""
     return f"""
     WITH d AS (SELECT unnest([{dates}]) AS as_of_date),
     s AS (SELECT s.* FROM features.deal_snapshot s JOIN d USING (as_of_date)),
@@ -67,10 +78,6 @@ def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None) ->
                printf('amount cut %,.0f -> %,.0f since %s', c.amount_before, c.amount_after, c.compare_date::VARCHAR)
         FROM scores.pipeline_changes c JOIN d USING (as_of_date)
         WHERE c.amount_after < c.amount_before * (1 - {rules.amount_cut})
-        UNION ALL
-        SELECT s.as_of_date, s.opportunity_id, s.rep_id, 'no_activity',
-               printf('no change for %d days', s.as_of_date - coalesce(l.changed_at, s.created_date))
-        FROM s LEFT JOIN last_change l USING (as_of_date, opportunity_id)
-        WHERE s.as_of_date - coalesce(l.changed_at, s.created_date) >= {rules.idle_days}
+        {idle}
         {score_drop})
     ORDER BY as_of_date, opportunity_id, alert_type"""

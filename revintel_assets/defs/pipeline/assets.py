@@ -9,7 +9,7 @@ import polars as pl
 
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates, snapshot_batches
-from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
+from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN, LOGGED_SHARE_SQL
 from revintel_assets.defs.pipeline import changes, digest
 from revintel_assets.defs.pipeline.alerts import AlertRules, alerts_sql
 from revintel_assets.metadata import table_metadata
@@ -103,7 +103,8 @@ class AlertConfig(dg.Config):
 
 ALERTS_DOC = ("Deal warnings on the as-of date: stalled in stage, close date passed, pushed repeatedly, amount cut "
               "since the previous as-of date, no activity, win probability dropped (thresholds: the asset's config).", {
-    "alert_type": "stalled / close_date_passed / pushed_repeatedly / amount_cut / no_activity / score_dropped",
+    "alert_type": "stalled / close_date_passed / pushed_repeatedly / amount_cut / no_activity (only where the "
+                  "source has a change log) / score_dropped",
     "detail": "What the rule saw, in words"})
 
 
@@ -119,8 +120,10 @@ def deal_alerts(context: dg.AssetExecutionContext, config: AlertConfig, warehous
     rules = AlertRules(**config.model_dump())
     scored = (wh.query("SELECT DISTINCT as_of_date FROM scores.deal_scores ORDER BY 1")["as_of_date"].to_list()
               if wh.table_exists("scores.deal_scores") else None)
+    # without a change log the source says nothing of a deal's activity (alerts.py: no no_activity alert)
+    logged = (wh.query(LOGGED_SHARE_SQL)["share"][0] or 0.0) >= LOGGED_HISTORY_MIN
     for batch in snapshot_batches(wh.query, keys):
-        wh.write("scores.deal_alerts", sql=alerts_sql(batch, rules, scored),
+        wh.write("scores.deal_alerts", sql=alerts_sql(batch, rules, scored, logged_history=logged),
                  partition=[PartitionFilter("as_of_date", values=batch)], run_id=context.run_id,
                  comment=ALERTS_DOC[0], column_comments=ALERTS_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
