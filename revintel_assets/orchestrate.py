@@ -35,28 +35,32 @@ def _runs(step: Job, keys: list[str], as_of: str | None = None) -> list[dict[str
     """Partition tags of the runs a step makes (`keys`: its dynamic partition keys in the order
     Dagster holds them, the order they were added). No dated key after `as_of` (the source's as-of
     date) is run: a "latest" step runs as of `as_of` (when a key, else the latest key before it),
-    a range of dates ends there (issue 13: an earlier run's later keys must not win). A range
-    tag covers the keys between its ends in Dagster's order, so keys added out of date order (an
-    --as-of earlier than a previous run's dates comes last; "to 2025-08-15" was every date up to
-    2025-09-30) make several range runs, in date order (the win model's champion gate goes cutoff
-    by cutoff), each of keys that are next to each other in both orders."""
+    a range of dates ends there (issue 13: an earlier run's later keys must not win). A range tag
+    covers the keys between its ends in Dagster's order, so when keys after `as_of` sit among the
+    others (an --as-of earlier than a previous run's dates is added last: "to 2025-08-15" was every
+    date up to 2025-09-30) each stretch of wanted keys is a run of its own, earliest first (a range
+    step reads its dates in date order whatever their order in the run). Training cutoffs out of
+    date order run one by one in date order: the win model's champion gate goes cutoff by cutoff."""
     if step.partitions is None:
         return [{}]
     if step.partitions in DATED and as_of is not None:
-        position = {k: i for i, k in enumerate(keys)}
         wanted = sorted(k for k in keys if k <= as_of)
         if not wanted:
             return []
         if step.mode == "latest":
             return [{"dagster/partition": wanted[-1]}]
-        runs = [[wanted[0]]]
-        for k in wanted[1:]:
-            if position[k] == position[runs[-1][-1]] + 1:
-                runs[-1].append(k)
-            else:
-                runs.append([k])
+        stretches, current = [], []
+        for k in keys:
+            if k <= as_of:
+                current.append(k)
+            elif current:
+                stretches.append(current)
+                current = []
+        stretches += [current] if current else []
+        if step.partitions == "training_cutoff" and (len(stretches) > 1 or stretches[0] != wanted):
+            stretches = [[k] for k in wanted]
         return [{"dagster/asset_partition_range_start": run[0], "dagster/asset_partition_range_end": run[-1]}
-                for run in runs]
+                for run in sorted(stretches, key=min)]
     if step.mode == "latest":
         return [{"dagster/partition": as_of if as_of in keys else max(keys)}]
     return [{"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}]

@@ -126,6 +126,10 @@ def test_an_earlier_as_of_runs_no_later_date_whatever_order_the_keys_were_added_
         {"dagster/asset_partition_range_start": k, "dagster/asset_partition_range_end": k}
         for k in ("2025-02-01", "2025-04-01", "2025-08-15")]
     assert _runs(plan.job("plan_job"), keys, "2025-08-15") == [{"dagster/partition": "2025-08-15"}]
+    # a nightly's day added after the export date's key: still one run, nothing past the as-of date
+    nightly = ["2025-10-13", "2025-10-20", "2025-10-28", "2025-10-27"]
+    assert _runs(plan.job("deal_scoring_job"), nightly, "2025-10-28") == [
+        {"dagster/asset_partition_range_start": "2025-10-13", "dagster/asset_partition_range_end": "2025-10-27"}]
     assert _runs(plan.job("deal_scoring_job"), keys, "2024-01-01") == []  # nothing up to it: the step is skipped
 
 
