@@ -142,6 +142,13 @@ COMMIT_STAGES = tuple(s for s, c in FORECAST_CATEGORY_BY_STAGE.items() if c == "
 # (the stage of a snapshot row is the one the forecast's commit call reads: forecast/history.py)
 HAS_COMMIT_SQL = (f"SELECT EXISTS (SELECT 1 FROM features.deal_snapshot "
                   f"WHERE stage IN ({', '.join(repr(s) for s in COMMIT_STAGES)})) AS has_commit")
+# The reps' call of the plan (commit, commit + best case): none when no deal is ever in Commit or Best
+# Case, by its stage or by the CRM's own category (Salesforce's ForecastCategoryName). MavenTech's plan
+# showed a commit and a best case of 0 (booked to date) beside a forecast whose commit was NULL.
+CALL_STAGES = tuple(s for s, c in FORECAST_CATEGORY_BY_STAGE.items() if c in ("Commit", "Best Case"))
+HAS_CALL_SQL = (f"SELECT EXISTS (SELECT 1 FROM features.deal_snapshot WHERE stage IN "
+                f"({', '.join(repr(s) for s in CALL_STAGES)})) OR EXISTS (SELECT 1 FROM star.fact_opportunity "
+                f"WHERE forecast_category IN ('Commit', 'Best Case')) AS has_call")
 
 
 def forecast_category_expr(stage: pl.Expr) -> pl.Expr:

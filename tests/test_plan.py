@@ -327,3 +327,22 @@ def test_maventech_forecast_category_through_a_mapping(demo, tmp_path):
         else:
             assert cat == {"Negotiation": "Commit", "Proposal": "Best Case"}.get(stage, "Pipeline")
     assert any(c and not closed for c, closed, *_ in rows)
+
+
+def test_no_call_without_a_commit_or_best_case_deal():
+    """MavenTech's stages and categories are never Commit or Best Case: the plan showed a commit and a
+    best case of 0 (its booked to date) beside a forecast whose commit was NULL (an app audit)."""
+    import duckdb
+
+    from revintel_assets.rules import HAS_CALL_SQL
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features; CREATE SCHEMA star")
+    con.execute("CREATE TABLE features.deal_snapshot AS SELECT * FROM (VALUES ('Prospecting'), ('Engaging')) t(stage)")
+    con.execute("CREATE TABLE star.fact_opportunity AS SELECT 'Pipeline' AS forecast_category")
+    assert con.execute(HAS_CALL_SQL).fetchone() == (False,)
+    con.execute("INSERT INTO star.fact_opportunity VALUES ('Best Case')")  # the CRM's own category
+    assert con.execute(HAS_CALL_SQL).fetchone() == (True,)
+    con.execute("DELETE FROM star.fact_opportunity WHERE forecast_category = 'Best Case'")
+    con.execute("INSERT INTO features.deal_snapshot VALUES ('Negotiation')")  # a commit stage
+    assert con.execute(HAS_CALL_SQL).fetchone() == (True,)

@@ -13,6 +13,7 @@ from dashboards import as_of as as_of_banner
 from dashboards import db, fmt, forecast_whatif, segments
 from dashboards.safe import md
 from revintel_assets.defs.forecast import whatif
+from revintel_assets.rules import UNASSIGNED
 
 st.title("Revenue Forecast")
 st.caption("Booked revenue = won amounts by close date. The band is P10–P90 of 10,000 simulations: "
@@ -57,9 +58,10 @@ fc = db.query("SELECT * FROM forecast.revenue_forecast WHERE as_of_date = ? AND 
 # partial actual or a partial forecast drawn as a drop
 trunc = "week" if period_type == "week" else "month"
 length = "INTERVAL 7 DAY" if period_type == "week" else "INTERVAL 1 MONTH"
-seg_filter = {"total": "TRUE", "rep": "o.rep_id = ?", "division": "o.division = ?",
-              "region": "r.region = ?", "manager": "r.manager = ?"}[seg_type]
-params = [] if seg_type == "total" else [segment]
+# a missing rep, division, region or manager is the forecast's 'Unassigned' segment
+seg_filter = {"total": "TRUE", "rep": "coalesce(o.rep_id, ?) = ?", "division": "coalesce(o.division, ?) = ?",
+              "region": "coalesce(r.region, ?) = ?", "manager": "coalesce(r.manager, ?) = ?"}[seg_type]
+params = [] if seg_type == "total" else [UNASSIGNED, segment]
 look_back = as_of - dt.timedelta(weeks=horizon)
 actual = pl.DataFrame(schema={"period_start": pl.Date, "actual": pl.Float64})
 booked_so_far = pl.DataFrame(schema={"period_start": pl.Date, "booked": pl.Float64})

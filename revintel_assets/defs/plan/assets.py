@@ -9,6 +9,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from revintel_assets import rules
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import backtest, history, probabilities
@@ -105,6 +106,8 @@ def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, ware
     if inputs.quotas.is_empty():
         context.log.warning("no quotas (quotas.csv / ForecastingQuota.csv): attainment without quota, coverage or "
                             "p_hit_quota; the forecast and the call are still written")
+    if not wh.query(rules.HAS_CALL_SQL)["has_call"][0]:  # no deal ever in Commit or Best Case: no call
+        frame = frame.with_columns(pl.lit(None, pl.Float64).alias("commit"), pl.lit(None, pl.Float64).alias("best_case"))
     owned = dict(partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id)
     wh.write("forecast.quota_attainment", frame, comment=attainment.DOC[0], column_comments=attainment.DOC[1], **owned)
     wh.write("forecast.plan_deals", deals, comment=attainment.DEALS_DOC[0], column_comments=attainment.DEALS_DOC[1],
