@@ -13,6 +13,7 @@ import polars as pl
 
 from dashboards import db, fmt
 from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
+from revintel_assets.defs.deals.explain import NO_EFFECT
 from revintel_assets.defs.deals.snapshot import TRAILING
 from revintel_assets.defs.forecast import outlook as _outlook
 from revintel_assets.rules import CLOSED_BY_SQL, deal_value, quarter_name, value_is_estimate
@@ -111,10 +112,14 @@ def model_note(versions: list[str], as_of: dt.date, closed: int | None = None) -
         elif v.startswith("baseline_stage@"):
             parts.append(f"`{v}` — no trained model beat the stage baseline on held-out data by "
                          f"{v.split('@', 1)[1]}, so the stage baseline scores these deals: each deal's win "
-                         "probability is its stage's historical win rate")
+                         "probability is its stage's historical win rate, shrunk toward the overall rate (the "
+                         "overall rate itself for a stage no closed deal was seen in)")
         else:
+            # the latest model's own holdout rows may not exist yet (trained to the export date): the
+            # evidence that promoted it is the gate's (Model Health), not a held-out win of its own
             parts.append(f"`{v}` — the LightGBM win-probability model that was champion on this date "
-                         "(it beat the baselines on held-out data; probabilities calibrated)")
+                         "(promoted by the champion gate, whose evidence Model Health shows; probabilities "
+                         "calibrated)")
     return f"Deals open on {as_of}, scored by " + "; ".join(parts) + "."
 
 
@@ -170,8 +175,11 @@ def feature_label(feature: str, value: str | None, products: dict[str, str] | No
 
 def explain_sentence(feature: str, value: str | None, contribution: float,
                      products: dict[str, str] | None = None) -> str:
-    """One readable sentence per contribution: "Deal amount is $85,620: deals like this win less often"."""
-    effect = "more" if contribution >= 0 else "less"
+    """One readable sentence per contribution: "Deal amount is $85,620: deals like this win less often";
+    a contribution of 0 (below explain.NO_EFFECT, the table's direction 'none') has no effect."""
+    if abs(contribution) < NO_EFFECT:
+        return f"{feature_label(feature, value, products)} — no effect on this deal's score"
+    effect = "more" if contribution > 0 else "less"
     return f"{feature_label(feature, value, products)} — deals like this win {effect} often"
 
 

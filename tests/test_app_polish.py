@@ -323,3 +323,15 @@ def test_the_unassigned_segment_lists_the_deals_without_a_rep_manager_or_divisio
     assert ids("manager", "Unassigned") == ["b", "c", "d"] and ids("manager", "m1") == ["a"]
     assert ids("rep", "Unassigned") == ["d"] and ids("division", "Unassigned") == ["c"]
     assert ids("total", "total") == ["a", "b", "c", "d"]
+
+
+def test_a_zero_contribution_and_a_fresh_champion_are_worded_as_they_are():
+    """An app audit: a contribution of 0.000000 read "deals like this win more often" (MavenTech's stage
+    baseline scores every deal alike), and the note on the export date's model claimed "it beat the
+    baselines on held-out data" when that model has no holdout rows of its own yet."""
+    assert dd.explain_sentence("stage", "Prospecting", 0.0).endswith("no effect on this deal's score")
+    assert dd.explain_sentence("stage", "Prospecting", 6e-16).endswith("no effect on this deal's score")
+    assert dd.explain_sentence("stage", "Prospecting", -0.2).endswith("deals like this win less often")
+    note = dd.model_note(["win_probability/2"], dt.date(2025, 12, 31))
+    assert "held-out" not in note and "champion gate" in note
+    assert "overall rate" in dd.model_note(["baseline_stage@2017-12-31"], dt.date(2017, 12, 31), closed=12)

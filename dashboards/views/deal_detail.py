@@ -11,6 +11,7 @@ from dashboards import db, fmt
 from dashboards.safe import code, md
 from dashboards import deals_data as dd
 from dashboards import deal_trend
+from revintel_assets.defs.deals.explain import NO_EFFECT
 
 st.title("Deal Detail")
 st.caption("One open deal as scored on the as-of date: win probability, risk and its drivers, the recommended "
@@ -86,20 +87,22 @@ else:
         pl.struct("feature", "feature_value", "contribution").map_elements(
             lambda r: dd.explain_sentence(r["feature"], r["feature_value"], r["contribution"], products),
             return_dtype=pl.String).alias("sentence"),
-        pl.when(pl.col("contribution") >= 0).then(pl.lit("raises")).otherwise(pl.lit("lowers")).alias("effect"))
+        pl.when(pl.col("contribution") >= NO_EFFECT).then(pl.lit("raises"))
+        .when(pl.col("contribution") <= -NO_EFFECT).then(pl.lit("lowers")).otherwise(pl.lit("no effect")).alias("effect"))
     ccol, tcol = st.columns([3, 2], gap="large")
     bars = (alt.Chart(ex.to_pandas()).mark_bar(cornerRadiusEnd=3)
             .encode(x=alt.X("contribution:Q", title="contribution (log-odds)"),
                     y=alt.Y("label:N", sort=ex["label"].to_list(), title=None, axis=alt.Axis(labelLimit=260)),
                     color=alt.Color("effect:N", title="win probability",
-                                    scale=alt.Scale(domain=["raises", "lowers"], range=[dd.RAISES, dd.LOWERS]),
+                                    scale=alt.Scale(domain=["raises", "lowers", "no effect"],
+                                                    range=[dd.RAISES, dd.LOWERS, "#999999"]),
                                     legend=alt.Legend(orient="bottom", direction="horizontal", titleOrient="left")),
                     tooltip=[alt.Tooltip("label:N", title="feature"), alt.Tooltip("contribution:Q", format="+.3f"),
                              alt.Tooltip("sentence:N", title="meaning")])
             .properties(height=alt.Step(30)))
     ccol.altair_chart(bars + alt.Chart().mark_rule(color="#888").encode(x=alt.datum(0)), width="stretch")
-    tcol.markdown("\n".join(f"- {':green' if c >= 0 else ':red'}[{'▲' if c >= 0 else '▼'}] {md(e)}"
-                            for c, e in ex.select("contribution", "sentence").iter_rows()))
+    mark = {"raises": ":green[▲]", "lowers": ":red[▼]", "no effect": ":gray[•]"}
+    tcol.markdown("\n".join(f"- {mark[effect]} {md(e)}" for effect, e in ex.select("effect", "sentence").iter_rows()))
     st.caption(dd.BASELINE_CAVEAT if dd.is_baseline(d["model_version"]) else dd.SHAP_CAVEAT)
 
 deal_trend.render(deal_id, as_of)  # the score on every as-of date, and why it moved
