@@ -126,8 +126,8 @@ def test_what_changed_page(tmp_path, con):
     with streamlit_server(data_dir) as url, chromium() as browser:
         text = render_page(browser, url, "what-changed", name="what_changed",
                            expect_text=["What changed", "The deals behind each bar"])
-    assert f"Pipeline on {C}\n\n795" in text  # start: 795.0
-    assert f"Pipeline on {A}\n\n588" in text  # end: 587.75
+    assert f"Pipeline on {C}\n\n$795" in text  # start: 795.0, with its currency (CONTRACT §3)
+    assert f"Pipeline on {A}\n\n$588" in text  # end: 587.75
     assert "Won" in text and "200" in text and "Amount entered" in text
     assert "Traceback" not in text
 

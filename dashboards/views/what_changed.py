@@ -7,7 +7,8 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, fmt
+from dashboards import deals_data as dd
 from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
 from revintel_assets.defs.pipeline.changes import (DATES_SQL, empty_waterfall_sql, no_change_log_note, pairs_sql,
                                                      why_empty)
@@ -18,6 +19,8 @@ ORDER = ["start", "new", "pulled_in", "amount_entered", "amount_up", "won", "los
 LABELS = {"start": "Start", "new": "New", "pulled_in": "Pulled in", "amount_entered": "Amount entered", "amount_up": "Amount up", "won": "Won",
           "lost": "Lost", "pushed_out": "Pushed out", "amount_down": "Amount down", "end": "End",
           "stage_advanced": "Stage advanced", "stage_back": "Stage moved back", "unchanged": "Unchanged"}
+
+CURRENCY = fmt.currency()
 
 st.title("What changed")
 st.caption("The open pipeline expected to close in the period, on the date before and on the chosen date, "
@@ -35,7 +38,11 @@ if not dates:  # say why rather than show an empty chart (e.g. an export without
     st.stop()
 f1, f2, f3, f4 = st.columns([1.3, 1.2, 1.2, 2])
 as_of = f1.selectbox("As of", dates, index=0)
-period = f2.selectbox("Period", ["this_quarter", "next_quarter"], format_func=lambda p: p.replace("_", " ").capitalize())
+# the quarters of the as-of date as every page counts them (the one holding the day after it): named,
+# so that stepping the as-of date onto a quarter's last day does not silently change what is shown
+bounds = dd.quarter_bounds(as_of)
+period = f2.selectbox("Period", ["this_quarter", "next_quarter"],
+                      format_func=lambda p: f"{dd.PERIOD_LABELS[p]} ({dd.quarter_label(bounds[p][0])})")
 seg_type = f3.selectbox("Segment", ["total", "region", "manager", "rep", "division"], format_func=str.capitalize)
 wf = db.query("SELECT * FROM scores.pipeline_waterfall WHERE as_of_date = ? AND period = ? AND segment_type = ?",
               [as_of, period, seg_type])
@@ -56,11 +63,13 @@ if not deals.get("start") and deals.get("new") and db.table_exists("star.fact_op
         st.warning(note)
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric(f"Pipeline on {compare}", f"{amount.get('start', 0):,.0f}", border=True)
-m2.metric(f"Pipeline on {as_of}", f"{amount.get('end', 0):,.0f}",
-          delta=f"{amount.get('end', 0) - amount.get('start', 0):,.0f}", border=True)
-m3.metric("Won", f"{-amount.get('won', 0):,.0f}", help=f"{deals.get('won', 0)} deals", border=True)
-m4.metric("Lost or pushed out", f"{-(amount.get('lost', 0) + amount.get('pushed_out', 0)):,.0f}", border=True)
+m1.metric(f"Pipeline on {compare}", fmt.money(amount.get('start', 0), CURRENCY), border=True)
+m2.metric(f"Pipeline on {as_of}", fmt.money(amount.get('end', 0), CURRENCY),
+          delta=fmt.money(amount.get('end', 0) - amount.get('start', 0), CURRENCY), border=True)
+m3.metric("Won", fmt.money(-amount.get('won', 0), CURRENCY), help=f"{deals.get('won', 0)} deals", border=True)
+m4.metric("Lost or pushed out", fmt.money(-(amount.get('lost', 0) + amount.get('pushed_out', 0)), CURRENCY),
+          border=True, help="Net of deals pushed into the period from an earlier quarter (a negative figure: more "
+                            "came in than left)")
 
 # a waterfall: each movement a bar from the running total before it to the one after it
 bars, running = [], 0.0
@@ -86,9 +95,14 @@ st.altair_chart(chart, width="stretch")
 st.subheader(":material/list: The deals behind each bar", divider="gray")
 cats = [c for c in LABELS if c not in ("start", "end") and deals.get(c)]
 chosen = st.selectbox("Movement", cats, format_func=lambda c: f"{LABELS[c]} ({deals.get(c, 0)} deals)")
+# the deals of the chosen period only (in its pipeline on either date, as the waterfall counts them):
+# the list under "Lost (23 deals)" held 43, the lost deals of every quarter
+start, end = bounds[period]
 changes = db.query("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes c "
-                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ? AND c.category = ?",
-                   [as_of, chosen])
+                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ? AND c.category = ? "
+                   "AND (c.expected_close_before >= ? AND c.expected_close_before < ? "
+                   "OR c.expected_close_after >= ? AND c.expected_close_after < ?)",
+                   [as_of, chosen, start, end, start, end])
 if seg_type != "total":
     col = {"rep": "rep_id"}.get(seg_type, seg_type)
     changes = changes.filter(pl.col(col).fill_null(UNASSIGNED) == segment)  # as the waterfall names a missing one
