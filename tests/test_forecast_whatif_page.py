@@ -61,7 +61,7 @@ def data_dir(tmp_path_factory):
 
 def _metric(page, label: str) -> float:
     text = page.locator("[data-testid='stMetric']", has_text=label).first.inner_text()
-    return float(re.search(r"\n([\d,.\-]+)", text).group(1).replace(",", ""))
+    return float(re.search(r"\n[^\d\n-]*(-?[\d,.]+)", text).group(1).replace(",", ""))  # after its currency
 
 
 @pytest.mark.browser

@@ -163,7 +163,8 @@ else:
     label = "rest of the quarter" if ptype == "quarter" else "this month"
     m = st.columns(4)
     for col, key in zip(m, ("p10", "p50", "p90")):
-        col.metric(f"What-if {key.upper()} ({label})", f"{a0[key]:,.0f}", delta=f"{a0[key] - b0[key]:,.0f}")
+        col.metric(f"What-if {key.upper()} ({label})", fmt.money(a0[key], CURRENCY),
+                   delta=fmt.money(a0[key] - b0[key], CURRENCY))
     if a0.get("p_hit_quota") is not None:
         m[3].metric("Chance of making the quota", f"{a0['p_hit_quota']:.0%}",
                     delta=f"{(a0['p_hit_quota'] - b0['p_hit_quota']) * 100:+.0f} pts")

@@ -10,7 +10,7 @@ import streamlit as st
 from scipy.special import ndtr
 
 from dashboards import as_of as as_of_banner
-from dashboards import db, segments
+from dashboards import db, fmt, segments
 
 st.title("Plan: will we make the number?")
 st.caption("Quota next to what is booked, the reps' call (Commit; Commit + Best Case) and revintel's forecast of the "
@@ -35,7 +35,7 @@ st.subheader(f"{total['period_label']}: {total['period_start']} – {total['peri
 
 
 def money(v) -> str:
-    return "—" if v is None else f"{v:,.0f}"
+    return "—" if v is None else fmt.money(v, fmt.currency())  # with its currency (CONTRACT §3)
 
 
 k = st.columns(5)
