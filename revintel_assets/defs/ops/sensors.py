@@ -9,8 +9,7 @@ import dagster as dg
 
 from revintel_assets import plan
 from revintel_assets.defs.jobs import JOBS
-from revintel_resources.publish import connect_published
-from revintel_resources.source import SourceResource
+from revintel_resources.source import SourceResource, held_source
 from revintel_resources.warehouse import PublishRefused, Warehouse
 
 
@@ -37,19 +36,8 @@ def source_files_changed(context: dg.SensorEvaluationContext, source: SourceReso
 
 def _already_imported(folder: Path) -> bool:
     """Did the published warehouse come from this folder? (read-only; readers never block)"""
-    import duckdb
-
-    db = Warehouse.from_env().analyst_path
-    if not db.exists():
-        return False
-    con = connect_published(db)
-    try:
-        rows = con.execute("SELECT source_path FROM meta.source").fetchall()
-    except duckdb.Error:
-        return False
-    finally:
-        con.close()
-    return any(Path(r[0]) == folder for r in rows)
+    held = held_source()
+    return held is not None and Path(held) == folder
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitor_all_code_locations=False,
