@@ -34,8 +34,11 @@ total = plan.filter(pl.col("segment_type") == "total").row(0, named=True)
 st.subheader(f"{total['period_label']}: {total['period_start']} – {total['period_end']}", divider="gray")
 
 
+CURRENCY = fmt.currency()  # read once per render: fmt.currency() queries the warehouse
+
+
 def money(v) -> str:
-    return "—" if v is None else fmt.money(v, fmt.currency())  # with its currency (CONTRACT §3)
+    return "—" if v is None else fmt.money(v, CURRENCY)  # with its currency (CONTRACT §3)
 
 
 k = st.columns(5)
