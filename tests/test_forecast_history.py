@@ -153,6 +153,9 @@ def test_accuracy_reconciles_with_fact_opportunity(runs):
     evaluated = DATES[-1]
     assert set(acc["model_name"]) == set(accuracy.MODELS)
     assert (acc["last_day"] <= evaluated).all() and (acc["evaluated_as_of"] == evaluated).all()
+    # CONTRACT §3's weeks_before_period_end: whole weeks from the as-of date to the period's last day
+    days = (acc["last_day"] - acc["as_of_date"]).dt.total_days()
+    assert (acc["weeks_before_period_end"] == days // 7).all() and acc["weeks_before_period_end"].min() >= 0
     scored = acc.filter(pl.col("model_name") == "revenue_forecast")
     over = fc.filter(pl.col("last_day") <= evaluated)
     assert scored.height == over.height  # every stored forecast row whose period is over, once per caller

@@ -74,7 +74,9 @@ def scored_sql(n_dates: int, fy: int = 1) -> str:
   sigma_horizon, win_model_version,
   -- the week of the fiscal quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14
   ((as_of_date + 1 - {current_quarter_start_sql('as_of_date', fy)}) // 7 + 1)::INTEGER AS week_of_quarter,
-  (first_day - as_of_date)::INTEGER AS lead_days, evaluated_as_of
+  (first_day - as_of_date)::INTEGER AS lead_days,
+  -- whole weeks from the as-of date to the period's last day (0: its last week), the contract's name
+  ((last_day - as_of_date) // 7)::INTEGER AS weeks_before_period_end, evaluated_as_of
 FROM rows, evaluated""")
     return (f"WITH rows AS ({booked_sql(n_dates)}),\nevaluated AS (SELECT ?::DATE AS evaluated_as_of)\n"
             + "\nUNION ALL\n".join(parts))

@@ -508,6 +508,8 @@ ACCURACY_DOC = ("Each stored forecast (one per as-of date) against the revenue b
     "covered": "p10 <= actual <= p90 (revenue_forecast only)",
     "week_of_quarter": "Week of the quarter the forecast is about (the quarter of as_of_date + 1 day), 1..14",
     "lead_days": "Days from the as-of date to the period's first day",
+    "weeks_before_period_end": "Whole weeks from the as-of date to the period's last day (0: the forecast was "
+                               "made in the period's last seven days)",
     "evaluated_as_of": "The run's latest as-of date: only periods over by then are scored"})
 
 
