@@ -29,7 +29,7 @@ import polars as pl
 import streamlit as st
 
 from revintel_resources import paths
-from revintel_resources.publish import connect_published
+from revintel_resources.publish import PLACEHOLDER, connect_published
 
 CACHE_TTL_SECONDS = 300
 NO_DATA_MESSAGE = (
@@ -118,15 +118,19 @@ def scalar(sql: str, params: Sequence[Any] | None = None) -> Any:
 
 
 def list_tables() -> pl.DataFrame:
-    """All base tables and views of the file: columns ``schema``, ``name``, ``kind``."""
+    """All base tables and views of the file: columns ``schema``, ``name``, ``kind`` (``table``,
+    ``view``, or ``placeholder``: the empty view standing in for a contract table that no asset has
+    written, Warehouse.ensure_placeholders; the pages treat it as missing and say why)."""
     return query(
         """
-        SELECT table_schema AS schema, table_name AS name,
-               CASE WHEN table_type = 'VIEW' THEN 'view' ELSE 'table' END AS kind
-        FROM information_schema.tables
-        WHERE table_catalog = current_database()
+        SELECT schema_name AS schema, table_name AS name, 'table' AS kind
+        FROM duckdb_tables() WHERE database_name = current_database()
+        UNION ALL
+        SELECT schema_name, view_name,
+               CASE WHEN starts_with(coalesce(comment, ''), ?) THEN 'placeholder' ELSE 'view' END
+        FROM duckdb_views() WHERE database_name = current_database() AND NOT internal
         ORDER BY 1, 2
-        """
+        """, [PLACEHOLDER]
     )
 
 
@@ -140,14 +144,14 @@ def table_exists(name: str) -> bool:
     if not has_data():
         return False
     schema, table = _split(name)
-    tables = list_tables()
+    tables = list_tables().filter(pl.col("kind") != "placeholder")
     return not tables.filter((pl.col("schema") == schema) & (pl.col("name") == table)).is_empty()
 
 
 def missing_tables(names: Iterable[str]) -> list[str]:
     if not has_data():
         return list(names)
-    present = {f"{r['schema']}.{r['name']}" for r in list_tables().iter_rows(named=True)}
+    present = {f"{r['schema']}.{r['name']}" for r in list_tables().iter_rows(named=True) if r["kind"] != "placeholder"}
     return [n for n in names if "{}.{}".format(*_split(n)) not in present]
 
 

@@ -41,6 +41,9 @@ from pathlib import Path
 import duckdb
 
 TABLE_LOG = "meta.table_log"
+# The comment of an empty view standing in for a contract table no asset has written yet
+# (Warehouse.ensure_placeholders); the table's first write replaces it.
+PLACEHOLDER = "placeholder"
 STANDBYS = ("a", "b")
 
 
@@ -172,7 +175,8 @@ def _replay_attached(con: duckdb.DuckDBPyConnection, work: str, since: str, wher
     if any(kind != "write" for _, kind, _ in entries):
         return False, "a log entry of an older revintel"  # no kind: not replayable
     _, work_tables = _objects(con, work)
-    _, pub_tables = _objects(con, "pub")
+    pub_views, pub_tables = _objects(con, "pub")
+    pub_views = {(s, v) for s, v, _ in pub_views}
     log = ("meta", "table_log")
     whole, parts = ({log} if work_tables.get(log) != pub_tables.get(log) else set()), {}  # a log of an older revintel
     for table, _, filters in entries:
@@ -187,6 +191,8 @@ def _replay_attached(con: duckdb.DuckDBPyConnection, work: str, since: str, wher
         n = 0
         for s, t in sorted(whole):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q('pub', s)}")
+            if (s, t) in pub_views:  # the placeholder its first write replaced in the work file
+                con.execute(f"DROP VIEW {_q('pub', s, t)}")
             if (s, t) in work_tables:
                 con.execute(f"CREATE OR REPLACE TABLE {_q('pub', s, t)} AS SELECT * FROM {_q(work, s, t)}")
             else:

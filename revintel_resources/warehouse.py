@@ -43,6 +43,7 @@ from revintel_resources.backends import resolve as resolve_backend
 from revintel_resources.glossary import GLOSSARY
 
 TABLE_LOG = publishing.TABLE_LOG  # the write log publish() replays
+PLACEHOLDER = publishing.PLACEHOLDER  # how the comment of an empty stand-in view starts (ensure_placeholders)
 # connections this process opened that may write outside the log: what is cached from the log's
 # position (forecast/assets.py timing_fit) is stale once this moves
 unlogged_opens = 0
@@ -353,6 +354,30 @@ class Warehouse:
         with self.connect(writes=False) as con:
             return con.execute(sql).fetchone()[0]
 
+    def ensure_placeholders(self, tables: dict[str, dict[str, str]], why: str) -> list[str]:
+        """An empty view with the given columns ({column: DuckDB type}) for every table of `tables`
+        that is neither a table nor a view yet, so that a query naming it finds no rows instead of
+        no table (docs/CONTRACT.md §3: the tables are stable, whatever the source could produce).
+        Its comment starts with PLACEHOLDER and says `why`; the first write() of the table replaces
+        it, and writers' `table_exists` does not see it (a view). Returns the views made."""
+        with self.connect(writes=False) as con:
+            have = {f"{s}.{t}" for s, t in con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+                "WHERE database_name = current_database() AND NOT internal").fetchall()}
+        wanted = {t: cols for t, cols in tables.items() if t not in have}
+        if not wanted:
+            return []  # nothing to write: the published copy stays replayable
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            for table, cols in wanted.items():
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(split_table(table)[0])}")
+                select = ", ".join(f"NULL::{typ} AS {quote(col)}" for col, typ in cols.items())
+                con.execute(f"CREATE VIEW {qualified(table)} AS SELECT {select} WHERE false")
+                con.execute(f"COMMENT ON VIEW {qualified(table)} IS {_sql_literal(f'{PLACEHOLDER}: {why}')}")
+            con.execute("COMMIT")
+        return sorted(wanted)
+
     # -- writes ---------------------------------------------------------------------------------
 
     def write(
@@ -431,6 +456,7 @@ class Warehouse:
             raise ValueError(f"{table}: partition column(s) {missing} not in the data ({list(new_cols)})")
 
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        drop_placeholder(con, table)  # the table's first rows: its empty stand-in goes, in this transaction
         if table_exists(con, table):
             self._evolve(con, table, new_cols, full_replace=not filters)
         else:
@@ -575,6 +601,18 @@ def _session_settings(con: duckdb.DuckDBPyConnection) -> None:
     # loop; a list of as-of dates is always estimated tiny, and the snapshot of 20 dates
     # took 14 s instead of 1 s that way (the whole demo backfill: 351 s instead of 7).
     con.execute("SET asof_loop_join_threshold = 0")
+
+
+def drop_placeholder(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Drop the placeholder view (ensure_placeholders) standing in for `table`, if there is one; any
+    other view of that name stays (creating the table then fails, as it always did)."""
+    schema, name = split_table(table)
+    found = con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
+                        "AND schema_name = ? AND view_name = ? AND starts_with(coalesce(comment, ''), ?)",
+                        [schema, name, PLACEHOLDER]).fetchone()[0]
+    if found:
+        con.execute(f"DROP VIEW {qualified(table)}")
+    return bool(found)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

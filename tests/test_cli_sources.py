@@ -16,8 +16,17 @@ from pathlib import Path
 
 import duckdb
 
+from tests.test_contract_tables import contract_tables_hold
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+ICP_TABLES = ("features.customer_division", "scores.icp_scores", "scores.whitespace", "validation.holdout_gains")
+DEAL_TABLES = ("features.deal_snapshot", "scores.deal_scores", "scores.deal_explanations", "scores.pipeline_changes",
+               "scores.pipeline_waterfall", "scores.deal_outlook", "scores.deal_alerts", "forecast.quota_attainment",
+               "forecast.plan_deals", "forecast.forecast_accuracy", "forecast.revenue_forecast",
+               "forecast.forecast_backtest")
 
 
 def run_cli(source: Path, data: Path, *args: str) -> subprocess.CompletedProcess:
@@ -51,6 +60,10 @@ def test_crm_only_salesforce_export_completes_and_scores(tmp_path):
     assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = DATE '2024-05-04'") == [(17,)]
     assert query(data, "SELECT count(*) FROM scores.deal_scores") == query(data, "SELECT count(*) FROM features.deal_snapshot")
     assert query(data, "SELECT export_date::VARCHAR FROM meta.source") == [("2024-05-04",)]
+    # no transactions, no ICP; 32 closed deals, too few for a win model (no calibration bins): those
+    # contract tables are there, empty (docs/CONTRACT.md §3)
+    kinds = contract_tables_hold(data / "warehouse" / "revintel.duckdb")
+    assert {t for t, k in kinds.items() if k == "placeholder"} == {*ICP_TABLES, "validation.calibration_bins"}
 
 
 def test_an_as_of_after_the_data_scores_as_of_the_data(tmp_path):
@@ -124,6 +137,12 @@ def test_transactions_only_log_completes_and_skips_deals_with_a_reason(tmp_path)
     assert divisions == {"Home Decor", "Kitchen", "Garden", "Toys"}  # never Non-product nor Unmapped SKUs
     sellable = dict(query(data, "SELECT division, bool_and(sellable) FROM star.dim_product GROUP BY 1"))
     assert sellable["Non-product"] is False and sellable["Unmapped SKUs"] is False
+    # no deals, and too little for an ICP model: the deal, forecast, score and validation tables are there,
+    # empty (docs/CONTRACT.md §3)
+    kinds = contract_tables_hold(data / "warehouse" / "revintel.duckdb")
+    assert {t for t, k in kinds.items() if k == "placeholder"} == {*DEAL_TABLES, *ICP_TABLES, "validation.model_metrics",
+                                                                   "validation.calibration_bins"} - {
+        "features.customer_division"}
 
 
 def test_hubspot_export_completes_and_scores(tmp_path):
