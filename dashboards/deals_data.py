@@ -36,6 +36,11 @@ BASELINE_CAVEAT = ("The stage baseline scored this deal, so there is one contrib
                    "win rate against the overall win rate, in log-odds. The probability shown is that stage rate.")
 
 
+# how a page names an expected close date revintel estimated (scores.deal_scores.expected_close_estimated)
+ESTIMATED_CLOSE = "estimated (no CRM date)"
+NO_ACCOUNT = "(no account)"
+
+
 def columns(table: str) -> set[str]:
     """Column names of ``schema.table`` in the published file (empty when it is missing)."""
     schema, _, name = table.rpartition(".")
@@ -68,17 +73,22 @@ def scored_deals(as_of: dt.date) -> pl.DataFrame:
     prd_join, prd = _dim("star.dim_product", "p", "product_id", {"product_name": "product_name",
                                                                   "division": "product_division",
                                                                   "list_price": "list_price"})
-    division = "s.division" if "division" in columns(SCORES) else "NULL::VARCHAR"
+    have = columns(SCORES)
+    division = "s.division" if "division" in have else "NULL::VARCHAR"
+    # a warehouse scored before the flag existed cannot tell an estimate from a CRM date: NULL, shown as unknown
+    estimated = "s.expected_close_estimated" if "expected_close_estimated" in have else "NULL::BOOLEAN"
     df = db.query(f"""
         SELECT s.opportunity_id, s.account_id, s.rep_id, s.product_id, s.stage, s.amount::DOUBLE AS amount,
                s.win_probability::DOUBLE AS win_probability, s.expected_close_date,
+               {estimated} AS expected_close_estimated,
                s.risk_score::DOUBLE AS risk_score, s.risk_category, s.risk_drivers, s.recommended_action,
                s.model_version, {division} AS score_division, {', '.join(acc + rep + prd)}
         FROM {SCORES} s {acc_join} {rep_join} {prd_join}
         WHERE s.as_of_date = ?
         ORDER BY s.risk_score DESC, s.amount DESC NULLS LAST, s.opportunity_id""", [as_of])
     return df.with_columns(
-        pl.coalesce("account_name", "account_id").alias("account"),
+        # MavenTech's prospecting deals name no account (1,425 of them): said, not printed "None"
+        pl.coalesce("account_name", "account_id", pl.lit(NO_ACCOUNT)).alias("account"),
         pl.coalesce("rep_name", "rep_id").alias("rep"),
         pl.coalesce("product_name", "product_id").alias("product"),
         pl.coalesce("score_division", "product_division").alias("division"),

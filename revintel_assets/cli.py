@@ -25,8 +25,34 @@ def _generate(out: Path, scale: float, seed: int, drift: float = 0.0) -> dict:
                             fy_start_month=settings().fiscal_year_start_month, drift=drift)
 
 
+def _date(text: str) -> str:
+    """argparse type of --as-of: a calendar date written YYYY-MM-DD (kept as that text)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date written YYYY-MM-DD (e.g. 2025-06-30), got {text!r}") from None
+
+
+def _scale(text: str) -> float:
+    """argparse type of --scale: a finite number above 0 (1 = the default company)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number above 0 (1 = the default size, 0.1 a tenth), got {text!r}")
+    return value
+
+
 def cmd_generate(args) -> int:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"revintel: --out {out} is a file; give a folder (it is created when missing)", file=sys.stderr)
+        return 2
     summary = _generate(out, args.scale, args.seed, args.drift)
     drift = f", drift {args.drift:g}" if args.drift else ""
     print(f"Wrote the demo company (scale {args.scale:g}, seed {args.seed}{drift}) to {out}")
@@ -146,7 +172,7 @@ def _failed(exc: Exception, log: Path | None) -> int:
     stack trace goes to the Dagster run log (the UI's run page) and the log file, not the console."""
     import logging
 
-    from revintel_assets.defs.ingest.errors import SourceError
+    from revintel_assets.defs.ingest.errors import InputError, SourceError
     from revintel_assets.orchestrate import RunFailed
 
     run = next((e for e in _chain(exc) if isinstance(e, RunFailed)), None)
@@ -156,6 +182,9 @@ def _failed(exc: Exception, log: Path | None) -> int:
     root = _root_cause(exc)
     if isinstance(root, SourceError):
         print(f"revintel: cannot import the source: {root}", file=sys.stderr)
+        return 2
+    if isinstance(root, InputError):
+        print(f"revintel: {root}", file=sys.stderr)
         return 2
     storage = _storage_failure(exc)
     if storage:
@@ -178,12 +207,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The first SourceError in the chain (one raised from a library error keeps its own
-    message and exit code 2), else the innermost exception."""
-    from revintel_assets.defs.ingest.errors import SourceError
+    """The first SourceError or InputError in the chain (one raised from a library error keeps its
+    own message and exit code 2), else the innermost exception."""
+    from revintel_assets.defs.ingest.errors import InputError, SourceError
 
     chain = _chain(exc)
-    return next((e for e in chain if isinstance(e, SourceError)), chain[-1])
+    return next((e for e in chain if isinstance(e, (SourceError, InputError))), chain[-1])
 
 
 # errno and the words DuckDB, sqlite and Python use for them
@@ -286,14 +315,14 @@ def main(argv: list[str] | None = None) -> int:
 
     g = sub.add_parser("generate", help="write the demo company's raw files")
     g.add_argument("--out", required=True)
-    g.add_argument("--scale", type=float, default=1.0)
+    g.add_argument("--scale", type=_scale, default=1.0)
     g.add_argument("--seed", type=int, default=42)
     g.set_defaults(fn=cmd_generate)
     drift_help = ("0 = a stationary world; X > 0 scales win odds falling over the history, rep turnover "
                   "and wandering skill, stronger seasonality and a product launched mid-history")
 
     d = sub.add_parser("demo", help="generate the demo company (if missing) and materialize everything")
-    d.add_argument("--scale", type=float, default=1.0, help="demo size when it is generated")
+    d.add_argument("--scale", type=_scale, default=1.0, help="demo size when it is generated")
     d.add_argument("--seed", type=int, default=42)
     d.set_defaults(fn=cmd_demo)
     for p in (g, d):
@@ -310,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--no-serve", action="store_true", help="exit after materializing")
         p.add_argument("--no-wait", action="store_true", help="when another run holds the data directory, "
                                                               "exit with code 3 instead of waiting for it")
-        p.add_argument("--as-of", help="score as of this date instead of the source's export date")
+        p.add_argument("--as-of", type=_date, help="score as of this date (YYYY-MM-DD) instead of the source's "
+                                                   "export date")
         p.add_argument("--cluster", help="Dask scheduler (tcp://HOST:PORT) the heavy kernels' tasks go to; "
                                          "default REVINTEL_CLUSTER, else this machine's cores")
 

@@ -196,3 +196,33 @@ def test_every_transaction_line_quarantined_is_a_warning_not_a_crash(tmp_path):
     assert "every one was quarantined" in proc.stdout
     assert query(data, "SELECT count(*), min(line_number), max(line_number) FROM star.quarantine") == [(30, 2, 31)]
     assert query(data, "SELECT count(*) FROM features.icp_cutoffs") == [(0,)]
+
+
+def test_an_as_of_before_the_data_is_refused_in_one_line(tmp_path):
+    """--as-of 1990-01-01 on a 2023-24 export crashed in the win model's windows (TypeError, exit 1):
+    refused at the import, with the dates the data covers, before the data directory changes."""
+    data = tmp_path / "data"
+    proc = run_cli(FIXTURES / "salesforce_no_history", data, "--as-of", "1990-01-01")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-4000:]
+    assert "Traceback" not in out and "TypeError" not in out
+    assert "--as-of 1990-01-01 is before the first date in the source (" in proc.stderr
+    assert "to 2024-05-04" in proc.stderr
+
+
+def test_arguments_that_are_not_what_they_should_be_get_one_line_each(capsys, tmp_path):
+    from revintel_assets.cli import main
+
+    for argv, said in ((["run", "--source", str(tmp_path), "--as-of", "31/12/2025"], "expected a date written YYYY-MM-DD"),
+                       (["run", "--source", str(tmp_path), "--as-of", "2025-13-45"], "expected a date written YYYY-MM-DD"),
+                       (["generate", "--out", str(tmp_path / "x"), "--scale", "0"], "expected a number above 0"),
+                       (["generate", "--out", str(tmp_path / "x"), "--scale", "inf"], "expected a number above 0")):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's own exit
+            code = exit_.code
+        err = capsys.readouterr().err
+        assert code == 2 and said in err and "Traceback" not in err, (argv, err)
+    (tmp_path / "file").write_text("x")
+    assert main(["generate", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err

@@ -158,6 +158,20 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_no_product",
                                expect_text="O5 — Betatech")
         assert "Product —" in text and "Traceback" not in text and ACTIONS["O5"] in text
+        assert "estimated (no CRM date)" not in text  # a warehouse scored before the flag: no claim either way
+
+        # MavenTech: no account on a prospecting deal, no expected close date from the CRM (revintel estimated it)
+        build_analyst_db(data_dir, extra_sql=[*FIXTURE, "ALTER TABLE scores.deal_scores ADD COLUMN "
+                                              "expected_close_estimated BOOLEAN",
+                                              "UPDATE scores.deal_scores SET expected_close_estimated = "
+                                              "(opportunity_id = 'O7'), account_id = CASE WHEN opportunity_id = 'O7' "
+                                              "THEN NULL ELSE account_id END"])
+        _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O7", name="deal_detail_estimated",
+                               expect_text="O7 — (no account)")
+        assert "Expected close — estimated (no CRM date)" in text and "None" not in text
+        _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_crm_close",
+                               expect_text="O5 — Betatech")
+        assert "Expected close\n" in text and "estimated (no CRM date)" not in text
 
         # The stage baseline scored (no model beat it), no history / rep table, and an unknown deal id in
         # the link: all said plainly, the riskiest deal shown instead, no crash.

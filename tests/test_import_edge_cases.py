@@ -205,6 +205,28 @@ def test_unknown_foreign_keys_are_kept_and_reported(tmp_path):
                     ("rep", "Zed", 2, "sales_pipeline.csv", 3)]
 
 
+def test_a_rep_written_differently_across_files_is_one_rep(tmp_path):
+    """Reps given by name are matched by spelling key, as accounts and products are: 'MOSES FRASE'
+    and 'Moses  Frase' in sales_pipeline.csv are sales_teams.csv's Moses Frase, with his manager and
+    region (an audit's variants made stub reps without either: 65 reps instead of 35 on MavenTech).
+    Unknown reps still get one stub per spelling key."""
+    src = _src(tmp_path, f"{HEADER}\n"
+                         "A1,Moses Frase,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"
+                         "A2,MOSES FRASE,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"
+                         "A3,Moses  Frase,GTX Pro,Acme,Lost,2017-01-02,2017-02-01,0\n"
+                         "A4,Zed Ray,GTX Pro,Acme,Lost,2017-01-02,2017-02-01,0\n"
+                         "A5,ZED RAY,GTX Pro,Acme,Lost,2017-01-02,2017-02-01,0\n",
+               products__csv="product,series,sales_price\nGTX Pro,GTX,4821\n",
+               accounts__csv="account,sector,revenue,employees,office_location\nAcme,retail,1,2,US\n",
+               sales_teams__csv="sales_agent,manager,regional_office\nMoses Frase,Max,East\n")
+    con, _, q = _star(src)
+    assert q == {}
+    assert con.execute("SELECT rep_id, manager, region, is_stub FROM star.dim_rep ORDER BY 1").fetchall() == [
+        ("Moses Frase", "Max", "East", False), ("ZED RAY", None, None, True)]
+    assert dict(con.execute("SELECT opportunity_id, rep_id FROM star.fact_opportunity").fetchall()) == {
+        "A1": "Moses Frase", "A2": "Moses Frase", "A3": "Moses Frase", "A4": "ZED RAY", "A5": "ZED RAY"}
+
+
 UK_LINES = [("536365", "85048", "6", "01/12/2010 08:26", "2.55", "17850"),    # 1 December: day-first
             ("536366", "22350", "2", "13/12/2010 09:00", "1.00", "17850"),    # only day-first reads it
             ("536367", "85048", "1", "09/12/2011 12:50", "1.25", "12680")]   # 9 December 2011: the last day

@@ -160,6 +160,31 @@ def test_salesforce_forecasting_quota(tmp_path):
         r[0] for r in con.execute("SELECT rep_id FROM star.dim_rep").fetchall()}
 
 
+def test_forecasting_quota_as_a_workbook_is_read_like_the_csv(tmp_path):
+    """CONTRACT §2: any file may come as .xlsx. ForecastingQuota.xlsx was ignored without a word
+    (no quotas, nothing quarantined; an audit's all-.xlsx Salesforce export)."""
+    import xlsxwriter
+
+    src = tmp_path / "sfdc"
+    write(src, "Opportunity.csv", OPPORTUNITY, bom=True)
+    write(src, "Account.csv", ACCOUNT)
+    write(src, "User.csv", USER)
+    wb = xlsxwriter.Workbook(str(src / "ForecastingQuota.xlsx"))
+    ws, day = wb.add_worksheet("Export"), wb.add_format({"num_format": "yyyy-mm-dd"})
+    ws.write_row(0, 0, ["Id", "QuotaOwnerId", "StartDate", "QuotaAmount"])
+    for r, (owner, month, amount) in enumerate([(U_ANN, 1, 50000), (U_ANN, 4, 55000.5), (U_BOB, 4, 40000)], start=1):
+        ws.write_row(r, 0, [f"0J9{r}", owner])
+        ws.write_datetime(r, 2, dt.datetime(2024, month, 1), day)
+        ws.write_number(r, 3, amount)
+    wb.close()
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.files["ForecastingQuota.xlsx"]["raw_rows"] == 3
+    assert con.execute("SELECT owner, period_start::VARCHAR, amount FROM star.quotas ORDER BY source_line").fetchall() == [
+        (U_ANN[:15], "2024-01-01", 50000.0), (U_ANN[:15], "2024-04-01", 55000.5), (U_BOB[:15], "2024-04-01", 40000.0)]
+    assert_reconciled(con)
+
+
 def test_forecasting_quota_periods_are_told_apart_per_owner(tmp_path):
     """One org, one rep on monthly quotas and one on quarterly: each owner's start dates say which
     (decided once for the file, the quarterly ones were stored as monthly quotas)."""

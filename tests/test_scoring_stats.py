@@ -88,3 +88,20 @@ def test_stats_by_date_from_counts_equal_the_sql_of_each_date():
     assert got[dates[0]]["n"].to_list() == [0]
     assert (got[dates[-1]].filter(pl.col("stage") == "Negotiation")["lag"].to_list() == [None])
     assert got[dates[-1]]["stage"].null_count() == 2  # the NULL stage's own row, and the total
+
+
+def test_an_estimated_expected_close_date_is_flagged_a_crm_date_is_not():
+    """MavenTech gives no expected close date: scoring estimates one (as-of + the stage's median
+    time to win) and says so in expected_close_estimated, which the pages show as 'estimated'
+    (before, the estimate stood in scores.deal_scores as if the CRM had given it)."""
+    as_of = dt.date(2025, 8, 1)
+    history = _history()
+    rows = pl.DataFrame({
+        "as_of_date": [as_of] * 3, "opportunity_id": ["A", "B", "C"], "account_id": ["a"] * 3, "rep_id": ["r"] * 3,
+        "product_id": ["p"] * 3, "division": ["d"] * 3, "stage": ["Prospecting", "Engaging", "Proposal"],
+        "amount": [100.0, 200.0, 300.0], "list_price": [100.0] * 3, "stage_time_ratio": [1.0] * 3,
+        "n_pushes": [0] * 3, "expected_close_date": [None, dt.date(2025, 9, 1), None],
+        "days_to_expected_close": [None, 31, None]}, schema_overrides={"expected_close_date": pl.Date})
+    scores, _ = scoring.score_deals(rows, scoring.outcome_stats(history, as_of), as_of, None, None)
+    assert scores["expected_close_estimated"].to_list() == [True, False, True]
+    assert scores["expected_close_date"][1] == dt.date(2025, 9, 1) and scores["expected_close_date"].null_count() == 0

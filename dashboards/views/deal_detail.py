@@ -61,8 +61,11 @@ m[1].metric("Risk score", f"{d['risk_score']:g} / 100", border=True,
 m[2].metric("Amount", fmt.money(d["value"]), border=True,
             delta="list price: no amount yet" if d["value_is_list_price"] else None, delta_color="off", delta_arrow="off",
             help="A deal without an amount is valued at its product's list price, on every page")
-m[3].metric("Expected close", str(close or "—"), border=True,
-            delta=due, delta_color="inverse" if days is not None and days < 0 else "off", delta_arrow="off")
+estimated = d["expected_close_estimated"] is True
+m[3].metric("Expected close" + (f" — {dd.ESTIMATED_CLOSE}" if estimated else ""), str(close or "—"), border=True,
+            delta=due, delta_color="inverse" if days is not None and days < 0 else "off", delta_arrow="off",
+            help="The CRM gave no expected close date known on the as-of date: the as-of date plus the median time "
+                 "to win from the deal's stage" if estimated else "The CRM's expected close date known on the as-of date")
 
 left, right = st.columns(2, gap="large")
 with left:

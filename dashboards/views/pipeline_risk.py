@@ -158,11 +158,13 @@ table = view.with_columns(
     fmt.pct_expr("win_probability").alias("win_pct"),
     pl.when(pl.col("value_is_list_price")).then(pl.lit("list price (no amount yet)")).otherwise(pl.lit("amount"))
     .alias("valued_at"),
+    pl.when(pl.col("expected_close_estimated")).then(pl.lit(dd.ESTIMATED_CLOSE))
+    .when(pl.col("expected_close_estimated").not_()).then(pl.lit("CRM")).alias("close_date_from"),
     *([] if period == "all" else [fmt.pct_expr("p_win_in_period").alias("p_win_in_period_pct"),
                                   fmt.pct_expr("p_slip").alias("p_slip_pct")]),
 ).select("deal", "account", "risk_score", "risk_category", "win_pct", *quarter_cols, "value",
          "risk_drivers", "recommended_action", "stage", "rep", "manager", "product", "expected_close_date",
-         "close_period", "valued_at", "model_version")
+         "close_date_from", "close_period", "valued_at", "model_version")
 
 
 def _category_style(v: str) -> str:
@@ -190,6 +192,9 @@ st.dataframe(
         "risk_drivers": st.column_config.TextColumn("Risk drivers", width="large"),
         "recommended_action": st.column_config.TextColumn("Recommended action", width="large"),
         "expected_close_date": st.column_config.DateColumn("Expected close", format="YYYY-MM-DD"),
+        "close_date_from": st.column_config.TextColumn(
+            "Close date from", help="CRM: the CRM's expected close date known on the as-of date. Estimated: the CRM "
+                                    "gave none, so the as-of date plus the median time to win from the deal's stage"),
         "close_period": "Close period",
         "model_version": "Model version",
     })

@@ -262,6 +262,8 @@ SCORES_DOC = ("Every deal open on as_of_date, scored by the model that was champ
     "risk_score": "(1 - p) * 50 + stagnation vs usual time in stage (up to 30) + value percentile (up to 20)",
     "risk_category": "Low < 30 <= Medium < 50 <= High < 70 <= Critical",
     "expected_close_date": "CRM's expected close date known then; else as_of + median time to win from that stage",
+    "expected_close_estimated": "True when the CRM gave no expected close date known then and expected_close_date "
+                                "is that estimate (as_of + the stage's median time to win)",
     "model_version": "win_probability/<MLflow version>, or baseline_stage@<date> when no model beat the baseline",
 })
 EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is TreeSHAP in the booster's raw "

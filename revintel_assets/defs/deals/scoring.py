@@ -18,7 +18,8 @@ from revintel_assets.defs.deals.win_model import WinModel
 from revintel_assets.rules import expected_close, known_history, stage_win_rate, weighted_median
 
 SCORE_COLUMNS = ["as_of_date", "opportunity_id", "account_id", "rep_id", "product_id", "division", "stage",
-                 "amount", "win_probability", "expected_close_date", "risk_score", "risk_category",
+                 "amount", "win_probability", "expected_close_date", "expected_close_estimated", "risk_score",
+                 "risk_category",
                  "risk_drivers", "recommended_action", "model_version"]
 
 
@@ -141,7 +142,9 @@ def score_dates(rows: pl.DataFrame, stats: dict[dt.date, pl.DataFrame], model: W
         logit = lambda x: np.log(np.clip(x, 1e-6, 1 - 1e-6) / (1 - np.clip(x, 1e-6, 1 - 1e-6)))
         explanations = _stage_only(ids, rows, logit(p) - logit(base))
         version = pl.lit("baseline_stage@") + pl.col("as_of_date").cast(pl.Utf8)
-    scored = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close,
+    # the CRM gave no expected close date known then (MavenTech gives none): `close` estimated it
+    estimated = rows["expected_close_date"].is_null().alias("expected_close_estimated")
+    scored = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close, estimated,
                                version.alias("model_version"))
     scored = score_risk(scored, weights)
     return scored.select(SCORE_COLUMNS), explanations

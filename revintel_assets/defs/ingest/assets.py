@@ -11,7 +11,7 @@ import polars as pl
 
 from revintel_assets.defs.deals import partitions as deal_partitions
 from revintel_assets.defs.deals.calendar import DealPlan
-from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.errors import InputError, SourceError
 from revintel_assets.defs.ingest.mapping import USER_MAPPING
 from revintel_assets.defs.ingest.source import import_source
 from revintel_assets.defs.partitions import register
@@ -60,9 +60,25 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         yield from _record(context, wh, source, mlflow_tracking, report)
 
 
+def _check_as_of(wh, source: SourceResource, report) -> None:
+    """An --as-of before everything in the data has nothing to score, train or rank on (it
+    crashed in the win model's windows): refused, naming the dates the data covers."""
+    asked = source.as_of_override()
+    if asked is None:
+        return
+    first = wh.query("SELECT min(d)::DATE AS d FROM (SELECT min(coalesce(engage_date, created_date)) d "
+                     "FROM staging.opportunities UNION ALL SELECT min(changed_at) FROM staging.history "
+                     "UNION ALL SELECT min(order_date) FROM staging.transactions)")["d"][0]
+    if first is not None and asked < first:
+        raise InputError(f"--as-of {asked} is before the first date in the source ({first}): nothing was known "
+                         f"then. Give a date from {first} to {report.export_date or 'the export date'}, or no "
+                         "--as-of to score as of the export date")
+
+
 def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflow_tracking: MLflowResource, report):
     """After the import: the previous source replaced, quarantine and source metadata written, the
     transaction months and deal dates registered, and what was read reported."""
+    _check_as_of(wh, source, report)  # before anything the warehouse holds is replaced
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
     replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
                                        Source(str(report.layout.folder), report.layout.name,

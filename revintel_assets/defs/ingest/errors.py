@@ -11,3 +11,9 @@ class SourceError(Exception):
     def __init__(self, path: Path | str, line: int, expected: str, found: str):
         self.path, self.line, self.expected, self.found = Path(path), line, expected, found
         super().__init__(f"{path}, line {line}: expected {expected}; {found}")
+
+
+class InputError(Exception):
+    """A run's input that cannot be used, though every file reads (e.g. an --as-of date before
+    anything in the data): the message says what was given, what was expected and what to do.
+    Shown as one line like a SourceError (exit 2), never as a stack trace."""

@@ -30,7 +30,7 @@ from revintel_assets.defs.ingest.salesforce import sfid
 from revintel_assets.rules import fiscal_quarter_start_sql
 
 QUOTA_FILES = ("quotas.csv", "quotas.xlsx")
-SF_FILE = "ForecastingQuota.csv"
+SF_FILES = ("ForecastingQuota.csv", "ForecastingQuota.xlsx")  # any file may come as a workbook (CONTRACT §2)
 REQUIRED = ["owner_type", "owner", "period_start", "period_type", "amount"]
 SF_REQUIRED = ["QuotaOwnerId", "StartDate", "QuotaAmount"]
 SF_OPTIONAL = ["IsAmount", "IsQuantity", "PeriodId", "Territory2Id", "ProductFamily", "QuotaQuantity"]
@@ -71,7 +71,7 @@ def load_quotas(con, folder: Path, fy_start_month: int = 1, mapping=None) -> dic
     files' reports (raw rows, quarantined per rule)."""
     out: dict[str, dict] = {}
     path = next((folder / f for f in QUOTA_FILES if (folder / f).exists()), None)
-    sf = folder / SF_FILE
+    sf = next((folder / f for f in SF_FILES if (folder / f).exists()), folder / SF_FILES[0])
     if path is None and not sf.exists():
         return out
     _known_owners(con)

@@ -141,8 +141,13 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
         if unknown:
             raise SourceError(mapping.path or folder, 0, f"--format (or layout:) among {', '.join(CRM_FORMATS + TX_FORMATS)}",
                               f"got {', '.join(sorted(unknown))}")
-        layout.crm = next((p for p in parts if p in CRM_FORMATS), None)
-        layout.transactions = next((p for p in parts if p in TX_FORMATS), None)
+        crms, logs = sorted(parts & set(CRM_FORMATS)), sorted(parts & set(TX_FORMATS))
+        if len(crms) > 1 or len(logs) > 1:  # a set has no order: which one won changed from process to process
+            raise SourceError(mapping.path or folder, 0, "--format (or layout:) naming at most one CRM "
+                              f"({', '.join(CRM_FORMATS)}) and one transaction log ({', '.join(TX_FORMATS)}), "
+                              "e.g. maventech+sales_log", f"got {forced}")
+        layout.crm = crms[0] if crms else None
+        layout.transactions = logs[0] if logs else None
         if layout.transactions == "tidy" and layout.mapping is None:
             layout.transactions_file, layout.mapping = find_tidy(folder, mapping, force=True) or (None, None)
         if layout.transactions == "sales_log" and layout.transactions_file is None:

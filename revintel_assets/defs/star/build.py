@@ -45,18 +45,34 @@ def dim_account() -> str:
 
 
 def dim_rep() -> str:
-    return """
+    """The reps of the reps file, then a stub for each rep a deal or an order line names that the
+    file does not. A rep given by name (MavenTech's sales_agent, a HubSpot owner, a sales log's Rep)
+    is matched by spelling key, as accounts and products are ('MOSES FRASE' is Moses Frase: an
+    audit's variant made a stub rep without manager or region); an id (Salesforce) exactly."""
+    return f"""
     WITH reps AS (SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, manager, region FROM staging.reps),
+    named AS (SELECT DISTINCT {key_sql('rep_name')} AS k FROM reps WHERE rep_name IS NOT NULL),
     seen AS (
-        SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, NULL AS region FROM staging.opportunities
-        WHERE coalesce(rep_id, rep_name) IS NOT NULL
-        UNION ALL SELECT rep_name, rep_name, region FROM staging.transactions WHERE rep_name IS NOT NULL),
+        SELECT DISTINCT coalesce(rep_id, rep_name) AS rep_id, rep_name, NULL AS region, rep_id IS NULL AS by_name
+        FROM staging.opportunities WHERE coalesce(rep_id, rep_name) IS NOT NULL
+        UNION ALL SELECT DISTINCT rep_name, rep_name, region, true FROM staging.transactions WHERE rep_name IS NOT NULL),
+    unknown AS (
+        SELECT *, CASE WHEN by_name THEN {key_sql('rep_id')} ELSE rep_id END AS k FROM seen
+        WHERE rep_id NOT IN (SELECT rep_id FROM reps WHERE rep_id IS NOT NULL)),
     stubs AS (
-        SELECT rep_id, min(rep_name) AS rep_name, min(region) AS region FROM seen
-        WHERE rep_id NOT IN (SELECT rep_id FROM reps WHERE rep_id IS NOT NULL) GROUP BY 1)
+        SELECT min(rep_id) AS rep_id, min(rep_name) AS rep_name, min(region) AS region FROM unknown
+        WHERE NOT (by_name AND k IN (SELECT k FROM named WHERE k IS NOT NULL)) GROUP BY k)
     SELECT rep_id, rep_name, manager, region, false AS is_stub FROM reps
     UNION ALL SELECT rep_id, rep_name, NULL, region, true FROM stubs
     ORDER BY rep_id"""
+
+
+def _rep_by_name(names: str) -> str:
+    """(name, rep_id) for each distinct rep name of `names` (a query with a `name` column): the rep
+    of star.dim_rep whose name has the same spelling key (dim_rep)."""
+    return f"""(SELECT n.name, r.rep_id FROM (SELECT DISTINCT name FROM ({names}) WHERE name IS NOT NULL) n
+        JOIN (SELECT {key_sql('rep_name')} AS k, min(rep_id) AS rep_id FROM star.dim_rep GROUP BY 1) r
+          ON r.k = {key_sql('n.name')})"""
 
 
 def dim_product() -> str:
@@ -119,7 +135,7 @@ def _resolved_opportunities() -> str:
            coalesce(ai.account_id, a.account_id) AS account_id,
            coalesce(pi.product_id, p.product_id) AS product_id,
            coalesce(pi.division, p.division) AS division,
-           coalesce(o.rep_id, o.rep_name) AS rep_id,
+           coalesce(o.rep_id, rn.rep_id, o.rep_name) AS rep_id,
            h.first_change, h.first_engaged, h.expected_close, h.last_amount
     FROM staging.opportunities o
     LEFT JOIN star.dim_account ai ON ai.account_id = o.account_id
@@ -128,7 +144,9 @@ def _resolved_opportunities() -> str:
     LEFT JOIN star.dim_product pi ON pi.product_id = o.product_id
     LEFT JOIN (SELECT k, min(product_id) AS product_id, min(division) AS division FROM prod GROUP BY k) p
            ON p.k = {key_sql('coalesce(o.product_id, o.product_name)')}
-    LEFT JOIN hist h USING (opportunity_id)"""
+    LEFT JOIN hist h USING (opportunity_id)
+    LEFT JOIN {_rep_by_name("SELECT rep_name AS name FROM staging.opportunities WHERE rep_id IS NULL")} rn
+           ON o.rep_id IS NULL AND rn.name = o.rep_name"""
 
 
 # forecast_category (CONTRACT §3): the CRM's own (Salesforce ForecastCategoryName, or a column the
@@ -234,10 +252,11 @@ def fact_transactions() -> str:
     logged AS (
         SELECT coalesce(a.account_id, n.account_id, t.customer_id) AS account_id, t.order_date,
                t.product_id, t.division, t.quantity, t.amount, t.source, t.source_file,
-               t._line AS source_line, t.rep_name AS rep_id
+               t._line AS source_line, coalesce(rn.rep_id, t.rep_name) AS rep_id
         FROM staging.transactions t
         LEFT JOIN star.dim_account a ON a.account_id = t.customer_id
-        LEFT JOIN by_name n ON n.k = {key_sql('t.customer_name')}),
+        LEFT JOIN by_name n ON n.k = {key_sql('t.customer_name')}
+        LEFT JOIN {_rep_by_name("SELECT rep_name AS name FROM staging.transactions")} rn ON rn.name = t.rep_name),
     from_crm AS (
         SELECT account_id, close_date AS order_date, product_id, division, 1.0 AS quantity,
                close_value AS amount, 'crm_won' AS source, source_file, source_line, rep_id
