@@ -59,3 +59,39 @@ def test_log_without_a_sku_map_is_one_division(tmp_path):
     report = build_star(con, src)
     assert report.unmapped == {}
     assert [r[0] for r in con.execute(divisions_sql()).fetchall()] == ["All products"]
+
+
+def test_a_products_file_without_divisions_takes_the_sku_maps(tmp_path):
+    """CONTRACT §2: products.csv's division column is optional. Without it a product's series stood
+    in, while the sales log's lines took the SKU map's divisions: the CRM and the log then had no
+    division in common, every product was unsellable and the ICP had nothing to model (an audit:
+    `icp_features_job: skipped` on the demo with that one column dropped). A SKU map naming the
+    product says its division, as when the column is there; a product it does not name keeps its series."""
+    import polars as pl
+
+    from revintel_assets.demo.generator import generate_company
+
+    full = tmp_path / "full"
+    generate_company(full, scale=0.03, seed=3)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in full.glob("*.csv"):
+        (bare / f.name).write_bytes(f.read_bytes())
+    products = pl.read_csv(full / "products.csv")
+    products.drop("division").write_csv(bare / "products.csv")
+    got = {}
+    for name, src in (("full", full), ("bare", bare)):
+        con = duckdb.connect()
+        build_star(con, src)
+        assert_reconciled(con)
+        got[name] = (con.execute("SELECT product_id, division, sellable FROM star.dim_product ORDER BY 1").fetchall(),
+                     [r[0] for r in con.execute(divisions_sql()).fetchall()])
+    assert got["bare"] == got["full"] and len(got["full"][1]) >= 3
+    # a product the SKU map does not name: its series, as before
+    sku_map = pl.read_csv(full / "sku_map.csv")
+    first = products.row(0, named=True)
+    sku_map.filter(pl.col("sku") != first["sku"]).write_csv(bare / "sku_map.csv")
+    con = duckdb.connect()
+    build_star(con, bare)
+    assert con.execute("SELECT division FROM star.dim_product WHERE product_id = ?", [first["sku"]]).fetchone() == (
+        first["series"],)

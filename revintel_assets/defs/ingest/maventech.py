@@ -150,7 +150,8 @@ def _products(con, columns, file, d: Dialect):
     fallback = "trim(product)" if "series" not in columns and "division" not in columns else "'Unassigned'"
     con.execute(f"""INSERT INTO staging.products BY NAME SELECT
         {product_id} AS product_id, trim(product) AS product_name, {series} AS series,
-        coalesce({own}, {series}, {fallback}) AS division, {price} AS list_price,
+        coalesce({own}, {series}, {fallback}) AS division, {own} IS NOT NULL AS division_given,
+        {price} AS list_price,
         {lit(file)} AS source_file, _line FROM temp.raw_products""")
     return caught
 

@@ -16,7 +16,7 @@ from revintel_assets.defs.ingest import hubspot, maventech, salesforce
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mapping
-from revintel_assets.defs.ingest.parse_sql import ANY_DOLLAR, UNMAPPED
+from revintel_assets.defs.ingest.parse_sql import ANY_DOLLAR, UNMAPPED, key_sql
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.raw_csv import label_sheet_rows, norm, read_header, transcoded_copies
@@ -35,8 +35,11 @@ CANONICAL = {
                         "year_established INTEGER, source_file VARCHAR, _line BIGINT",
     "staging.reps": "rep_id VARCHAR, rep_name VARCHAR, manager VARCHAR, region VARCHAR, source_file VARCHAR, "
                     "_line BIGINT",
+    # division_given: FALSE when the products file had no division of its own (MavenTech's is optional)
+    # and the division is its series: a SKU map naming the product then says its division
     "staging.products": "product_id VARCHAR, product_name VARCHAR, series VARCHAR, division VARCHAR, "
-                        "list_price DOUBLE, product_code VARCHAR, source_file VARCHAR, _line BIGINT",
+                        "list_price DOUBLE, product_code VARCHAR, division_given BOOLEAN, source_file VARCHAR, "
+                        "_line BIGINT",
     # *_name columns are matched by spelling ('GTXPro' = 'GTX Pro'); *_id columns, when a CRM has
     # ids (Salesforce), exactly. created_date / expected_close_date / stage_since / is_closed /
     # is_won are NULL when the layout has no such field (then derived from stage and dates).
@@ -275,6 +278,15 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
     report.files.update(load_sku_map(con, layout.folder, user.delimiter))
     con.execute("""UPDATE staging.products SET division = m.division FROM staging.sku_map m
                    WHERE m.sku = staging.products.product_code""")
+    # A products file without a division column: its series stood in, but a SKU map naming the
+    # product (its sku, or its name by spelling) is the division the transactions are counted in. With
+    # the series the CRM's products and the log's lines were in different divisions, no division had
+    # both, and no ICP division was left (an audit: the demo without products.csv's division column).
+    con.execute(f"""UPDATE staging.products SET division = m.division
+                    FROM (SELECT {key_sql('sku')} AS k, arg_min(division, _line) AS division FROM staging.sku_map
+                          GROUP BY 1) m
+                    WHERE NOT staging.products.division_given
+                      AND m.k IN ({key_sql('staging.products.product_id')}, {key_sql('staging.products.product_name')})""")
     if layout.transactions and layout.transactions_file is None:
         raise SourceError(layout.folder, 0, f"a {layout.transactions} transactions file",
                           f"--format names {layout.transactions} but no such file was found")
