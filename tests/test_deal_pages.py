@@ -172,6 +172,13 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_crm_close",
                                expect_text="O5 — Betatech")
         assert "Expected close\n" in text and "estimated (no CRM date)" not in text
+        text = render_page(browser, url, "pipeline-risk", name="pipeline_risk_some_estimated", expect_text="Open deals")
+        assert "Slips are not counted" not in text  # O5 and O6 have CRM dates: a push can be seen
+        build_analyst_db(data_dir, extra_sql=[*FIXTURE, "ALTER TABLE scores.deal_scores ADD COLUMN "
+                                              "expected_close_estimated BOOLEAN",
+                                              "UPDATE scores.deal_scores SET expected_close_estimated = true"])
+        text = render_page(browser, url, "pipeline-risk", name="pipeline_risk_no_close_dates", expect_text="Open deals")
+        assert "Slips are not counted: the source gives no expected close dates" in text
 
         # The stage baseline scored (no model beat it), no history / rep table, and an unknown deal id in
         # the link: all said plainly, the riskiest deal shown instead, no crash.

@@ -211,6 +211,10 @@ if by == "manager" and view["manager"].is_null().all():
     st.caption("This warehouse has no managers (`star.dim_rep.manager`): rolled up by rep instead.")
     by = "rep"
 roll = dd.rollup(view, dd.rep_history(as_of), by)
+# a push is a change of the CRM's expected close date: a source that gives none (MavenTech) cannot show one
+no_close_dates = deals.height > 0 and deals["expected_close_estimated"].fill_null(False).all()
+if no_close_dates:
+    roll = roll.with_columns(pl.lit(None, dtype=pl.Int64).alias("slips"))
 expected_label = "Expected" if period == "all" else f"Expected in {dd.quarter_label(bounds[period][0])}"
 st.dataframe(
     roll.with_columns(fmt.pct_expr("win_rate").alias("win_rate"), fmt.pct_expr("at_risk_share").alias("at_risk_share"))
@@ -232,4 +236,6 @@ st.dataframe(
                  "(scores.pipeline_changes)"),
     })
 st.caption("Pipeline, expected and at-risk value cover the open deals shown above (the filters apply); win rate "
-           f"and slips are each {by}'s record up to {as_of}.")
+           f"and slips are each {by}'s record up to {as_of}."
+           + (" Slips are not counted: the source gives no expected close dates, so no push can be seen."
+              if no_close_dates else ""))
