@@ -227,6 +227,19 @@ def test_a_rep_written_differently_across_files_is_one_rep(tmp_path):
         "A1": "Moses Frase", "A2": "Moses Frase", "A3": "Moses Frase", "A4": "ZED RAY", "A5": "ZED RAY"}
 
 
+def test_an_open_deals_close_date_is_not_used_and_says_so(tmp_path):
+    """A MavenTech export's close_date on an open deal is neither an outcome nor an expected close
+    date known on earlier dates: not used (as before), now counted in the run's warnings instead of
+    vanishing without a word (an audit)."""
+    src = _src(tmp_path, f"{HEADER}\n"
+                         "A1,Ann,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"
+                         "A2,Ann,GTX Pro,Acme,Engaging,2017-01-09,2017-03-01,\n"
+                         "A3,Ann,GTX Pro,Acme,Engaging,2017-01-09,,\n")
+    con, report, q = _star(src)
+    assert q == {} and report.files["sales_pipeline.csv"]["flagged_kept"] == {"open_deal_close_date_not_used": 1}
+    assert con.execute("SELECT close_date FROM star.fact_opportunity WHERE opportunity_id = 'A2'").fetchone() == (None,)
+
+
 UK_LINES = [("536365", "85048", "6", "01/12/2010 08:26", "2.55", "17850"),    # 1 December: day-first
             ("536366", "22350", "2", "13/12/2010 09:00", "1.00", "17850"),    # only day-first reads it
             ("536367", "85048", "1", "09/12/2011 12:50", "1.25", "12680")]   # 9 December 2011: the last day

@@ -136,12 +136,15 @@ def test_sales_log_cells_quarantined_with_the_first_bad_sku_column(tmp_path):
         "C4,Four,2024-01-05,D,R,E, ,3,,\n"            # line 5: no amount at all
         "C5,Five,2024-01-06,D,R,E,\"$1,200.50\",,(7),\n")  # line 6: two lines, money formats
     con = duckdb.connect()
-    import_source(con, tmp_path, locked=False)
+    report = import_source(con, tmp_path, locked=False)
     q = con.execute("SELECT line_number, reason FROM staging.quarantine_new ORDER BY 1").fetchall()
+    # line 5 holds a quantity and no amount: said so (it read "every SKU column is empty": an audit)
     assert q == [(3, "SKU column A is not a number"), (4, "SKU column B is not a number"),
-                 (5, "order has no SKU line (every SKU column is empty)")]
+                 (5, "order has no SKU amount: A_Qty is 3 but A is empty")]
     lines = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY 1, 2").fetchall()
     assert lines == [(2, "A", 1.0, 10.0), (6, "A", 1.0, 1200.5), (6, "B", 1.0, -7.0)]
+    # line 6's two amounts came without quantities: one unit each, as before, now counted in the run's warnings
+    assert report.files["sales_log.csv"]["flagged_kept"] == {"sku_amount_without_quantity_taken_as_1_unit": 2}
 
 
 def test_sales_log_rows_keep_their_columns_and_lines_in_sku_order(tmp_path):
@@ -160,7 +163,7 @@ def test_sales_log_rows_keep_their_columns_and_lines_in_sku_order(tmp_path):
     q = con.execute("SELECT line_number, raw_row, reason FROM staging.quarantine_new ORDER BY 1").fetchall()
     assert q == [(4, "C2,Two,2024-01-03,bad,,,q,,y,D,R,E", "SKU column Z9 is not a number"),
                  (5, "C3,Three,2024-01-04,,,note,,4,,D,R,E",
-                  "order has no SKU line (every SKU pair is empty; not read, no <SKU>_Qty pair: Note, Lone)")]
+                  "order has no SKU amount: A1_Qty is 4 but A1 is empty; not read, no <SKU>_Qty pair: Note, Lone")]
     stored = con.execute("SELECT _line, product_id, quantity, amount FROM staging.transactions ORDER BY rowid").fetchall()
     assert stored == [(2, "A1", 2.0, 7.0), (2, "Z9", 1.0, 5.0), (6, "A1", 1.0, 2.0), (6, "Z9", 1.0, 1.0)]
 

@@ -105,6 +105,7 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     # where they are used. Per order: the first SKU column (in file order) holding an amount or
     # quantity that is not a number.
     names = _list(skus)
+    qty_only = "list_filter(_pairs, lambda x: nullif(trim(x.q), '') IS NOT NULL AND nullif(trim(x.a), '') IS NULL)"
     amount, qty = money_expr("p.a", d.decimal), money_expr("p.q", d.decimal)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _bad_cells AS
         SELECT _line AS _bad_line, min(p.i) AS _bad_i FROM (SELECT _line, unnest(_pairs) AS p FROM temp.raw_sales_log)
@@ -121,7 +122,11 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
         Rule("bad_sku_cell", "_line IN (SELECT _bad_line FROM _bad_cells)",
              f"'SKU column ' || {names}[(SELECT _bad_i FROM _bad_cells WHERE _bad_line = _line) + 1] || ' is not a number'"),
         Rule("order_without_lines", "len(list_filter(_pairs, lambda x: nullif(trim(x.a), '') IS NOT NULL)) = 0",
-             no_lines),
+             # quantities without any amount: said so (it read "every SKU column is empty")
+             f"CASE WHEN len({qty_only}) > 0 THEN 'order has no SKU amount: ' || {names}[{qty_only}[1].i + 1] "
+             f"|| '_Qty is ' || trim({qty_only}[1].q) || ' but ' || {names}[{qty_only}[1].i + 1] || ' is empty' "
+             f"|| {lit('' if not unread else '; not read, no <SKU>_Qty pair: ' + ', '.join(unread))} "
+             f"ELSE {no_lines} END"),
     ], raw_sql=_raw_row(raw.columns, skus))
     report = {path.name: file_report(raw, caught)}
     if unread:
@@ -136,7 +141,7 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     fallback = lit(UNMAPPED) if mapped else "coalesce(order_division, 'Unassigned')"
     con.execute(f"""INSERT INTO staging.transactions BY NAME
         SELECT customer_id, customer_name, order_date, product_id,
-               coalesce(sku_division, {fallback}) AS division, coalesce(qty, 1) AS quantity,
+               coalesce(sku_division, {fallback}) AS division, qty AS quantity,
                amount, rep_name, region, 'sales_log' AS source, {lit(path.name)} AS source_file, _line
         FROM (SELECT *, {names}[p.i + 1] AS product_id, {divisions}[p.i + 1] AS sku_division,
                      {amount} AS amount, {qty} AS qty
@@ -147,6 +152,11 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
                     FROM temp.raw_sales_log))
         WHERE amount IS NOT NULL OR qty IS NOT NULL""")
     con.execute("DROP TABLE _bad_cells")
+    # an amount without its quantity is one unit, as before; now counted and said, never silent
+    (guessed,) = con.execute("UPDATE staging.transactions SET quantity = 1 WHERE quantity IS NULL AND source_file = ?",
+                             [path.name]).fetchone()
+    if guessed:
+        report[path.name]["flagged_kept"] = {"sku_amount_without_quantity_taken_as_1_unit": guessed}
     # A log with no accounts of the source's own beside it: its customers are the accounts (as a
     # tidy log's are, tidy.py), not stubs reported on every line. Next to a CRM's accounts a
     # customer they lack stays a stub, reported (star.unknown_references).
