@@ -289,6 +289,7 @@ def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: d
     from revintel_resources.instance import ensure_dagster_home
     from revintel_resources.settings import child_env
 
+    _recover_runs_of_a_stopped_ui()
     # the children's environment (this process's own is never changed)
     env = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home()), **child_env(**(settings_env or {}))}
     # publish_after_success publishes inside the sensor's evaluation; a whole copy of a scale-100 file
@@ -303,6 +304,26 @@ def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: d
                                 "--server.port", str(streamlit_port), "--browser.gatherUsageStats", "false"],
               streamlit_port, logs / "streamlit.log"),
     ], HOST, REPO, env)
+
+
+def _recover_runs_of_a_stopped_ui() -> None:
+    """A run in flight when the UI stopped died with its code server, but stayed STARTED and held
+    the one `warehouse` pool slot: every later warehouse run, the nightly included, queued behind
+    it until someone freed the slot by hand (an audit; Dagster's run monitoring did not fail it).
+    Before this UI starts no run of the data directory can be alive except a CLI run, which
+    carries its pid and is left alone while it lives (instance.recover_dead_runs). One UI per data
+    directory: a second one's start would fail the first one's runs."""
+    from revintel_resources.instance import dagster_instance, recover_dead_runs
+
+    try:
+        recovered = recover_dead_runs(dagster_instance(), every_started=True)
+    except Exception as exc:  # never stop the UI over it: say so
+        print(f"revintel: could not check for runs left started by a stopped UI ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return
+    if recovered:
+        print(f"revintel: {len(recovered)} run(s) left started when the UI last stopped were marked failed and "
+              f"their pool slots freed ({', '.join(r[:8] for r in recovered)}); re-execute them from the UI")
 
 
 def cmd_ui(args) -> int:

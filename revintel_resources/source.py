@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from revintel_resources import paths
 from revintel_resources.settings import settings
@@ -23,6 +23,18 @@ class SourceResource(dg.ConfigurableResource):
     as_of: str | None = Field(default=None, description="Score as of this date (YYYY-MM-DD) instead of the "
                                                         "source's export date")
     truth_dir: str | None = Field(default=None, description="The demo's ground truth (oracle metrics only)")
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_is_a_date(cls, value: str | None) -> str | None:
+        """A launchpad's as_of is checked where it is given, naming the field (it failed later, in
+        some step, as a bare 'Invalid isoformat string')."""
+        if value:
+            try:
+                dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"source.as_of: expected a date written YYYY-MM-DD, got {value!r}") from None
+        return value
 
     def folder(self) -> Path:
         chosen = self.path or settings().source or held_source() or paths.demo_source_dir()

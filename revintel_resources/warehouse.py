@@ -570,8 +570,9 @@ class Warehouse:
             if expected_source is not None and table_exists(con, "meta.source"):
                 held = [r[0] for r in con.execute("SELECT DISTINCT source_path FROM meta.source").fetchall()]
                 if held and any(Path(h).resolve() != Path(expected_source).resolve() for h in held):
-                    raise PublishRefused(f"the warehouse now holds {', '.join(held)}, not {expected_source} that "
-                                         "this run read: another run on another source wrote it; not published")
+                    raise PublishRefused(f"the warehouse holds {', '.join(held)}, not {expected_source} that this "
+                                         "run was given as its source: not published (another run on another "
+                                         "source wrote it, or this run's source.path names another folder)")
             # Fold the WAL into the file; closing the connection (below) makes the file self-contained.
             con.execute("CHECKPOINT")
             standby = publishing.pick_standby(self.analyst_path)

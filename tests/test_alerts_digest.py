@@ -143,3 +143,29 @@ def test_digest_schedule_never_goes_past_the_data(tmp_path, monkeypatch):
     ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2025, 11, 24, 6))
     assert weekly_digest_schedule(ctx).partition_key == "2025-11-17"  # the latest registered date before
     assert len(instance.get_dynamic_partitions(as_of_dates.name)) == 4  # evaluating registered nothing
+
+
+def test_a_webhook_that_refuses_or_is_gone_is_named_with_its_url():
+    """A 500 or a refused connection read 'HTTP Error 500' / 'Connection refused' without naming the
+    webhook (an audit): now the URL and what it answered."""
+    from revintel_assets.defs.pipeline.digest import WebhookFailed, post_webhook
+
+    class Refuses(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        with pytest.raises(WebhookFailed, match=rf"digest webhook {url} .* answered HTTP 500"):
+            post_webhook(url, "x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(WebhookFailed, match=rf"digest webhook {url} .* could not be reached"):
+        post_webhook(url, "x", timeout=2)

@@ -226,3 +226,17 @@ def test_arguments_that_are_not_what_they_should_be_get_one_line_each(capsys, tm
     (tmp_path / "file").write_text("x")
     assert main(["generate", "--out", str(tmp_path / "file")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
+
+
+def test_a_launchpad_as_of_that_is_no_date_is_refused_naming_the_field():
+    """`resources: source: config: as_of: 2025/12/01` from the launchpad wrote every asset, then
+    failed a check with a bare 'Invalid isoformat string' (an audit): refused where it is given."""
+    import pydantic
+    import pytest
+
+    from revintel_resources.source import SourceResource
+
+    assert SourceResource(as_of="2025-12-01").as_of_override().isoformat() == "2025-12-01"
+    for bad in ("2025/12/01", "2025-13-45"):
+        with pytest.raises(pydantic.ValidationError, match="source.as_of: expected a date written YYYY-MM-DD"):
+            SourceResource(as_of=bad)

@@ -194,3 +194,29 @@ def test_source_sensor_does_not_reimport_what_the_warehouse_already_holds(instan
     again = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source},
                                                          cursor=ctx.cursor))
     assert isinstance(again, dg.RunRequest)
+
+
+def test_a_materialization_from_the_asset_graph_is_published(instance, tmp_path, monkeypatch):
+    """A partition materialized (or backfilled) from the asset graph runs as Dagster's __ASSET_JOB:
+    it wrote the work file, but the publish sensor skipped it ("run did not write the warehouse"),
+    so readers saw stale tables until some plan job succeeded (an audit, following the runbook's
+    backfill recipe)."""
+    import duckdb
+    import polars as pl
+
+    from revintel_assets.defs.ops.sensors import publish_after_success
+    from revintel_resources.warehouse import Warehouse
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    wh = Warehouse.from_env()
+    wh.write("scores.deal_scores", pl.DataFrame({"as_of_date": [dt.date(2025, 12, 22)], "opportunity_id": ["O1"]}))
+    run = instance.create_run_for_job(job_def=defs.resolve_implicit_global_asset_job_def(),
+                                      status=dg.DagsterRunStatus.SUCCESS)
+    assert run.job_name.startswith("__ASSET_JOB")
+    event = dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name)
+    context = dg.build_run_status_sensor_context(sensor_name="publish_after_success", dagster_instance=instance,
+                                                 dagster_run=run, dagster_event=event)
+    result = publish_after_success(context)
+    assert not isinstance(result, dg.SkipReason), result
+    with duckdb.connect(str(wh.analyst_path), read_only=True) as con:
+        assert con.execute("SELECT opportunity_id FROM scores.deal_scores").fetchall() == [("O1",)]

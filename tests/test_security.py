@@ -682,3 +682,43 @@ def test_source_roots_limit_what_the_launchpad_can_point_at(tmp_path, monkeypatc
     assert not refused.success
     assert "REVINTEL_SOURCE_ROOTS" in _failure(refused)
     assert _import_with(tmp_path, monkeypatch, folder, {}, REVINTEL_SOURCE_ROOTS=f"/nowhere:{tmp_path}").success
+
+
+def test_a_run_left_started_by_a_stopped_ui_is_failed_and_frees_its_slot_when_the_ui_starts(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """An audit stopped `revintel ui` with a run in flight: the run stayed STARTED with the one
+    `warehouse` pool slot, and every later warehouse run (the nightly too) stayed QUEUED. The next UI
+    start fails it and frees the slot; a CLI run that is alive (its pid tag) is left alone."""
+    import os
+
+    import dagster as dg
+
+    from revintel_assets.cli import _recover_runs_of_a_stopped_ui
+    from revintel_resources.instance import PID_TAG, dagster_instance
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path))
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+
+    instance = dagster_instance()
+    try:
+        orphan = instance.create_run_for_job(job_def=tiny, status=dg.DagsterRunStatus.STARTED)
+        alive = instance.create_run_for_job(job_def=tiny, status=dg.DagsterRunStatus.STARTED,
+                                            tags={PID_TAG: str(os.getpid())})
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("warehouse", 1)
+        storage.claim_concurrency_slot("warehouse", orphan.run_id, "features__deal_snapshot")
+        assert storage.get_concurrency_info("warehouse").active_slot_count == 1
+        _recover_runs_of_a_stopped_ui()
+        assert "1 run(s) left started when the UI last stopped were marked failed" in capsys.readouterr().out
+        assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+        assert storage.get_concurrency_info("warehouse").active_slot_count == 0
+    finally:
+        instance.dispose()

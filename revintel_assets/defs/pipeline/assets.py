@@ -165,7 +165,10 @@ def weekly_digest(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         texts.append(md)
     posted = None
     if s.digest_webhook_url and texts:
-        posted = digest.post_webhook(s.digest_webhook_url, "\n\n".join(texts))
+        try:
+            posted = digest.post_webhook(s.digest_webhook_url, "\n\n".join(texts))
+        except digest.WebhookFailed as e:  # the files are written: say so, and fail the step for a retry
+            raise digest.WebhookFailed(f"{e}; the digest files were written to {folder}") from e
         context.log.info(f"digest posted to the webhook: HTTP {posted}")
     return dg.MaterializeResult(metadata={"folder": dg.MetadataValue.path(str(folder)),
                                           "managers": dg.MetadataValue.int(len(managers)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.error
 import urllib.request
 
 import markdown
@@ -56,9 +57,22 @@ def to_html(md: str, title: str) -> str:
             f"<body style='font-family:sans-serif;max-width:760px'>{body}</body></html>")
 
 
+class WebhookFailed(RuntimeError):
+    """The digest webhook did not take the digest: names the URL and what it answered."""
+
+
 def post_webhook(url: str, text: str, timeout: float = 10.0) -> int:
-    """POST {"text": ...} (Slack's incoming-webhook shape) and return the HTTP status."""
+    """POST {"text": ...} (Slack's incoming-webhook shape) and return the HTTP status; a refusal
+    or an unreachable URL is a WebhookFailed naming the URL (it was a bare urllib error)."""
     req = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a URL the operator configured)
-        return resp.status
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a URL the operator configured)
+            return resp.status
+    except urllib.error.HTTPError as e:
+        raise WebhookFailed(f"the digest webhook {url} (REVINTEL_DIGEST_WEBHOOK_URL) answered HTTP {e.code} "
+                            f"{e.reason}") from e
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise WebhookFailed(f"the digest webhook {url} (REVINTEL_DIGEST_WEBHOOK_URL) could not be reached: "
+                            f"{reason}") from e
