@@ -138,12 +138,18 @@ def _icp(con, as_of, lines: list[str]) -> None:
     if not table_exists(con, "validation.icp_models"):
         lines.append("ICP: no division model (the run says why above)")
         return
-    rows = con.execute("""
-        SELECT any_value(cutoff_date), champion, count(*), string_agg(division, ', ' ORDER BY division)
+    # a champion nothing chose (no validation rows: the preferred candidate) is not called chosen
+    reason = "champion_reason" in {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'validation' AND table_name = 'icp_models'"
+    ).fetchall()}
+    label = ("champion || CASE WHEN champion_reason = 'no validation rows: default' "
+             "THEN ' (by default: no validation rows)' ELSE '' END") if reason else "champion"
+    rows = con.execute(f"""
+        SELECT any_value(cutoff_date), {label} AS name, count(*), string_agg(division, ', ' ORDER BY division)
         FROM validation.icp_models
         WHERE cutoff_date = (SELECT max(cutoff_date) FROM validation.icp_models WHERE ?::DATE IS NULL OR cutoff_date <= ?)
           AND champion IS NOT NULL
-        GROUP BY champion ORDER BY count(*) DESC, champion""", [as_of, as_of]).fetchall()
+        GROUP BY name ORDER BY count(*) DESC, name""", [as_of, as_of]).fetchall()
     if not rows:
         lines.append("ICP: no division model could be trained (see the warnings above)")
         return

@@ -120,3 +120,12 @@ def test_an_earlier_as_of_is_the_date_the_headline_speaks_of(con):
     assert lines[0].startswith(f"Open pipeline as of {earlier}: 9.00B in 1 deals")
     assert any("ICP champion per division (cutoff 2025-11-01)" in line for line in lines)
     assert headline(con, dt.date(2020, 1, 1))[0] == "Open pipeline as of 2020-01-01: no deals scored on or before it"
+
+
+def test_a_champion_nothing_chose_is_called_a_default(con):
+    """A division without validation rows takes the preferred candidate; the headline called it
+    'champion' like one chosen on validation (an audit's one-division log)."""
+    con.execute("ALTER TABLE validation.icp_models ADD COLUMN champion_reason VARCHAR")
+    con.execute("UPDATE validation.icp_models SET champion_reason = 'no validation rows: default' WHERE division = 'B'")
+    assert headline(con)[4] == ("ICP champion per division (cutoff 2025-11-01): baseline_logistic in 2 (A, C); "
+                                "division_propensity (by default: no validation rows) in 1 (B)")
