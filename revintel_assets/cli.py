@@ -284,18 +284,45 @@ def _summary(records: list[dict], seconds: float, as_of: str | None = None) -> N
         con.close()
 
 
+def _claim_ui():
+    """This UI's lock on the data directory, held while it serves (the OS releases it when the
+    process dies), and the recovery of runs a stopped UI left STARTED; None, and no recovery, when
+    another UI holds it: that UI's runs are alive."""
+    import filelock
+
+    paths.data_dir().mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(paths.data_dir() / ".ui.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        print("revintel: another revintel ui serves this data directory; its runs are left as they are",
+              file=sys.stderr)
+        return None
+    _recover_runs_of_a_stopped_ui()
+    return lock
+
+
 def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: dict | None = None) -> int:
-    from revintel_assets.serve import Child, serve
     from revintel_resources.instance import ensure_dagster_home
     from revintel_resources.settings import child_env
 
-    _recover_runs_of_a_stopped_ui()
+    ui_lock = _claim_ui()
     # the children's environment (this process's own is never changed)
     env = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home()), **child_env(**(settings_env or {}))}
     # publish_after_success publishes inside the sensor's evaluation; a whole copy of a scale-100 file
     # (after an import or the ICP steps) takes 60-75 s here, past Dagster's 60 s default for a sensor
     env.setdefault("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS", "600")
     logs = paths.log_file().parent
+    try:
+        return _serve_children(dagster_port, streamlit_port, env, logs)
+    finally:
+        if ui_lock is not None:
+            ui_lock.release()
+
+
+def _serve_children(dagster_port: int, streamlit_port: int, env: dict, logs: Path) -> int:
+    from revintel_assets.serve import Child, serve
+
     return serve([
         Child("Dagster UI", [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
                              "-h", HOST, "-p", str(dagster_port)], dagster_port, logs / "dagster.log"),
@@ -310,9 +337,9 @@ def _recover_runs_of_a_stopped_ui() -> None:
     """A run in flight when the UI stopped died with its code server, but stayed STARTED and held
     the one `warehouse` pool slot: every later warehouse run, the nightly included, queued behind
     it until someone freed the slot by hand (an audit; Dagster's run monitoring did not fail it).
-    Before this UI starts no run of the data directory can be alive except a CLI run, which
-    carries its pid and is left alone while it lives (instance.recover_dead_runs). One UI per data
-    directory: a second one's start would fail the first one's runs."""
+    Called only when no other UI serves the data directory (its lock, _serve): then no run of it
+    can be alive except a CLI run, which carries its pid and is left alone while it lives
+    (instance.recover_dead_runs)."""
     from revintel_resources.instance import dagster_instance, recover_dead_runs
 
     try:

@@ -31,7 +31,7 @@ class SourceResource(dg.ConfigurableResource):
         some step, as a bare 'Invalid isoformat string')."""
         if value:
             try:
-                dt.date.fromisoformat(value.strip())
+                return dt.date.fromisoformat(value.strip()).isoformat()  # as as_of_override() reads it
             except ValueError:
                 raise ValueError(f"source.as_of: expected a date written YYYY-MM-DD, got {value!r}") from None
         return value

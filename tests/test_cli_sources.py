@@ -208,6 +208,9 @@ def test_an_as_of_before_the_data_is_refused_in_one_line(tmp_path):
     assert "Traceback" not in out and "TypeError" not in out
     assert "--as-of 1990-01-01 is before the first date in the source (" in proc.stderr
     assert "to 2024-05-04" in proc.stderr
+    # refused inside the import's transaction: the staging tables hold nothing of this source (a review)
+    with duckdb.connect(str(data / "warehouse" / ".work" / "revintel.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging'").fetchone()[0] == 0
 
 
 def test_arguments_that_are_not_what_they_should_be_get_one_line_each(capsys, tmp_path):

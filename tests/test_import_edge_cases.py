@@ -227,6 +227,24 @@ def test_a_rep_written_differently_across_files_is_one_rep(tmp_path):
         "A1": "Moses Frase", "A2": "Moses Frase", "A3": "Moses Frase", "A4": "ZED RAY", "A5": "ZED RAY"}
 
 
+def test_rep_names_with_no_latin_letters_stay_apart(tmp_path):
+    """The spelling key keeps only A-Z and digits: '王伟', '李娜' and '?' all had the key '', and a
+    review found them merged into one rep. A name that leaves no key matches only itself."""
+    src = _src(tmp_path, f"{HEADER}\n"
+                         "A1,王伟,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"
+                         "A2,李娜,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"
+                         "A3,?,GTX Pro,Acme,Lost,2017-01-02,2017-02-01,0\n"
+                         "A4,张三,GTX Pro,Acme,Lost,2017-01-02,2017-02-01,0\n",
+               products__csv="product,series,sales_price\nGTX Pro,GTX,4821\n",
+               sales_teams__csv="sales_agent,manager,regional_office\n王伟,Max,East\n")
+    con, _, q = _star(src)
+    assert q == {}
+    assert dict(con.execute("SELECT opportunity_id, rep_id FROM star.fact_opportunity").fetchall()) == {
+        "A1": "王伟", "A2": "李娜", "A3": "?", "A4": "张三"}
+    assert con.execute("SELECT rep_id, is_stub FROM star.dim_rep ORDER BY 1").fetchall() == sorted(
+        [("王伟", False), ("李娜", True), ("?", True), ("张三", True)])
+
+
 def test_an_open_deals_close_date_is_not_used_and_says_so(tmp_path):
     """A MavenTech export's close_date on an open deal is neither an outcome nor an expected close
     date known on earlier dates: not used (as before), now counted in the run's warnings instead of

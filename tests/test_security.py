@@ -688,12 +688,16 @@ def test_a_run_left_started_by_a_stopped_ui_is_failed_and_frees_its_slot_when_th
                                                                                               capsys):
     """An audit stopped `revintel ui` with a run in flight: the run stayed STARTED with the one
     `warehouse` pool slot, and every later warehouse run (the nightly too) stayed QUEUED. The next UI
-    start fails it and frees the slot; a CLI run that is alive (its pid tag) is left alone."""
+    start fails it and frees the slot; a CLI run that is alive (its pid tag) is left alone, and so is
+    every run while another UI serves the data directory (a review: `revintel run` serves by default)."""
     import os
 
     import dagster as dg
 
-    from revintel_assets.cli import _recover_runs_of_a_stopped_ui
+    import subprocess
+    import sys
+
+    from revintel_assets.cli import _claim_ui
     from revintel_resources.instance import PID_TAG, dagster_instance
 
     monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path))
@@ -715,7 +719,21 @@ def test_a_run_left_started_by_a_stopped_ui_is_failed_and_frees_its_slot_when_th
         storage.set_concurrency_slots("warehouse", 1)
         storage.claim_concurrency_slot("warehouse", orphan.run_id, "features__deal_snapshot")
         assert storage.get_concurrency_info("warehouse").active_slot_count == 1
-        _recover_runs_of_a_stopped_ui()
+        # another UI serves the data directory (it holds the UI lock): its runs are alive, left alone
+        holder = subprocess.Popen([sys.executable, "-c", "import filelock, sys, time; "
+                                   "lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); "
+                                   "time.sleep(60)", str(tmp_path / ".ui.lock")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            assert _claim_ui() is None
+            assert "another revintel ui serves this data directory" in capsys.readouterr().err
+            assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.STARTED
+        finally:
+            holder.kill()
+            holder.wait()
+        lock = _claim_ui()  # the other UI is gone: this one recovers
+        assert lock is not None
+        lock.release()
         assert "1 run(s) left started when the UI last stopped were marked failed" in capsys.readouterr().out
         assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED

@@ -53,6 +53,11 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         # a local work file: locked down to reading the source folder (MotherDuck runs remotely)
         report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
                                locked=wh.backend.local_file, fy_start_month=settings().fiscal_year_start_month)
+        try:
+            _check_as_of(con, source, report)  # before the new staging tables are committed
+        except InputError:
+            con.execute("ROLLBACK")
+            raise
         con.execute("COMMIT")
     # the rest of the step in one session (resources.warehouse_step), opened only now: the block
     # above locked its connection's configuration down, which must end with that connection
@@ -60,15 +65,16 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         yield from _record(context, wh, source, mlflow_tracking, report)
 
 
-def _check_as_of(wh, source: SourceResource, report) -> None:
+def _check_as_of(con, source: SourceResource, report) -> None:
     """An --as-of before everything in the data has nothing to score, train or rank on (it
-    crashed in the win model's windows): refused, naming the dates the data covers."""
+    crashed in the win model's windows): refused, naming the dates the data covers, inside the
+    import's transaction, so that staging and the warehouse keep the source they held."""
     asked = source.as_of_override()
     if asked is None:
         return
-    first = wh.query("SELECT min(d)::DATE AS d FROM (SELECT min(coalesce(engage_date, created_date)) d "
-                     "FROM staging.opportunities UNION ALL SELECT min(changed_at) FROM staging.history "
-                     "UNION ALL SELECT min(order_date) FROM staging.transactions)")["d"][0]
+    first = con.execute("SELECT min(d)::DATE AS d FROM (SELECT min(coalesce(engage_date, created_date)) d "
+                        "FROM staging.opportunities UNION ALL SELECT min(changed_at) FROM staging.history "
+                        "UNION ALL SELECT min(order_date) FROM staging.transactions)").fetchone()[0]
     if first is not None and asked < first:
         raise InputError(f"--as-of {asked} is before the first date in the source ({first}): nothing was known "
                          f"then. Give a date from {first} to {report.export_date or 'the export date'}, or no "
@@ -78,7 +84,6 @@ def _check_as_of(wh, source: SourceResource, report) -> None:
 def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflow_tracking: MLflowResource, report):
     """After the import: the previous source replaced, quarantine and source metadata written, the
     transaction months and deal dates registered, and what was read reported."""
-    _check_as_of(wh, source, report)  # before anything the warehouse holds is replaced
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
     replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
                                        Source(str(report.layout.folder), report.layout.name,
