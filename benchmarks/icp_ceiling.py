@@ -33,7 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from revintel_assets.defs.icp import model as icp_model
 from revintel_assets.defs.icp.calendar import IcpPlan
-from revintel_assets.defs.icp.features import feature_columns
+from revintel_assets.defs.icp.features import base_name, model_features
 
 PLAIN = dict(objective="cross_entropy", learning_rate=0.05, num_leaves=15, min_data_in_leaf=50, verbose=-1,
              num_threads=1, seed=1, deterministic=True, force_row_wise=True)
@@ -54,7 +54,7 @@ def measure(data_dir: Path, truth_dir: Path) -> dict:
     truth = (pl.read_csv(truth_dir / "division_truth.csv", schema_overrides={"account_id": pl.Utf8, "cutoff_date": pl.Date})
              .filter(pl.col("window_months") == plan.window_months)
              .select("account_id", "division", "cutoff_date", "true_probability"))
-    features = [f if f in icp_model.CUTOFF_LEVEL else f"rank__{f}" for f in feature_columns(frame.columns)]
+    features = [f if base_name(f) in icp_model.CUTOFF_LEVEL else f"rank__{f}" for f in model_features(frame)]
     frame = frame.join(truth, on=["account_id", "division", "cutoff_date"], how="left")
     per = []
     for d in sorted(frame["division"].unique()):

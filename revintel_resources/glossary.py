@@ -3,6 +3,8 @@
 A table's own column comments win; these fill the rest so `DESCRIBE`/duckdb_columns() explain
 every key column an analyst joins on or filters by."""
 
+import re
+
 GLOSSARY = {
     "as_of_date": "Date the row is as of: only what was known on this date went into it",
     "cutoff_date": "Cutoff date: features use rows dated on or before it; labels come after it",
@@ -100,6 +102,11 @@ _WINDOWS = {"all": "all time", "12m": "last 12 months", "24m": "last 24 months",
 def feature_name(feature: str) -> str:
     """A model feature in words; unknown ones with underscores as spaces (never the raw column)."""
     name = feature.removeprefix("rank__")  # ICP ranks features within each cutoff
+    coming = re.fullmatch(r"(.+)_w(\d+)", name)  # ICP: a column about the coming w-month window
+    if coming:
+        words = feature_name(coming[1])
+        return (words.replace("window", f"{coming[2]}-month window", 1) if "window" in words
+                else f"{words} ({coming[2]}-month window)")
     if name in FEATURE_NAMES:
         return FEATURE_NAMES[name]
     division = name.startswith("div_")

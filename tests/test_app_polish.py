@@ -101,6 +101,9 @@ def test_every_feature_has_a_readable_name():
         assert "_" not in feature_name(f), f
     assert feature_name("div_active_months_24m") == "months with a purchase in the division, last 24 months"
     assert feature_name("rank__div_monetary_12m") == "spend in the division, last 12 months"
+    # ICP columns about the coming window carry its length (features.WINDOWED)
+    assert feature_name("division_season_index_w6") == "division seasonality in the coming 6-month window"
+    assert feature_name("rank__division_season_lift_last_year_w3") == "division season lift last year (3-month window)"
     assert dd.feature_label("product_id", "NMB-ENT", {"NMB-ENT": "Nimbus Enterprise"}) == "Product: Nimbus Enterprise"
     assert dd.feature_value("rep_win_rate", "0.004") == "<1%"
     assert dd.feature_value("month_of_year", "3") == "March"

@@ -181,13 +181,13 @@ def test_seasonal_features_same_window_last_year():
     _star(con, lines)
     f = con.sql(feature_sql(dt.date(2024, 11, 1), ["Seasonal"], 2, dt.date(2025, 6, 1))).pl()
     row = f.row(0, named=True)
-    assert row["division_rate_last_year_window"] == pytest.approx(0.5)
-    assert row["division_rate_same_season"] == pytest.approx(0.5)  # one earlier year in the data
-    assert row["division_rate_recent_window"] == pytest.approx(0.25)  # C in Sep-Oct 2024
+    assert row["division_rate_last_year_window_w2"] == pytest.approx(0.5)
+    assert row["division_rate_same_season_w2"] == pytest.approx(0.5)  # one earlier year in the data
+    assert row["division_rate_recent_window_w2"] == pytest.approx(0.25)  # C in Sep-Oct 2024
     assert row["cutoff_month_sin"] == pytest.approx(np.sin(2 * np.pi * 11 / 12))
     assert row["cutoff_month_cos"] == pytest.approx(np.cos(2 * np.pi * 11 / 12))
     early = con.sql(feature_sql(dt.date(2023, 11, 1), ["Seasonal"], 2, dt.date(2025, 6, 1))).pl()
-    assert early["division_rate_last_year_window"].null_count() == early.height  # before the data
+    assert early["division_rate_last_year_window_w2"].null_count() == early.height  # before the data
 
 
 def test_same_season_rates_count_each_buyer_once_among_accounts_known_then():
@@ -203,9 +203,9 @@ def test_same_season_rates_count_each_buyer_once_among_accounts_known_then():
               ("E", "Seasonal", dt.date(2023, 12, 15), 5), ("E", "Seasonal", dt.date(2024, 10, 10), 5)]
     _star(con, lines)
     row = con.sql(feature_sql(dt.date(2024, 11, 1), ["Seasonal"], 2, dt.date(2025, 6, 1))).pl().row(0, named=True)
-    assert row["division_rate_last_year_window"] == pytest.approx(2 / 4)  # A and C among A-D
-    assert row["division_season_lift_last_year"] == pytest.approx(1.0)  # B and C before it: 2 / 4
-    assert row["division_rate_recent_window"] == pytest.approx(1 / 5)  # E, among every account
+    assert row["division_rate_last_year_window_w2"] == pytest.approx(2 / 4)  # A and C among A-D
+    assert row["division_season_lift_last_year_w2"] == pytest.approx(1.0)  # B and C before it: 2 / 4
+    assert row["division_rate_recent_window_w2"] == pytest.approx(1 / 5)  # E, among every account
 
 
 def test_whitespace_top_k_against_propensity_and_rfm():

@@ -10,7 +10,8 @@ import pytest
 from icp_fixtures import DIVISIONS, random_star, travel_back
 from polars.testing import assert_frame_equal
 
-from revintel_assets.defs.icp.features import LABELS, divisions_sql, feature_columns, feature_sql, ledger_tables
+from revintel_assets.defs.icp.features import (LABELS, divisions_sql, feature_columns, feature_sql, ledger_tables,
+                                              model_features)
 
 AS_OF = dt.date(2024, 12, 31)
 
@@ -149,7 +150,27 @@ def test_divisions_come_from_the_data():
 def test_feature_columns_exclude_labels_and_keys():
     con = duckdb.connect()
     random_star(con, n_accounts=50)
-    cols = feature_columns(features(con, dt.date(2024, 3, 1)).columns)
+    frame = features(con, dt.date(2024, 3, 1))
+    cols = model_features(frame)  # the window the rows were labelled over: 6 months
+    assert cols == feature_columns(frame.columns, 6)
     assert not set(cols) & {"label", "label_amount", "label_new_buyer", "cutoff_date", "account_id", "division",
                             "is_buyer"}
-    assert {"div_active_months_24m", "affinity_max", "open_opps", "division_season_index"} <= set(cols)
+    assert {"div_active_months_24m", "affinity_max", "open_opps", "division_season_index_w6"} <= set(cols)
+    assert "division_season_index_w3" in frame.columns and not {c for c in cols if c.endswith("_w3")}
+    assert {"division_season_index_w3", "division_rate_same_season_w3"} <= set(feature_columns(frame.columns, 3))
+
+
+@pytest.mark.parametrize("cutoff", [dt.date(2024, 3, 1), dt.date(2024, 6, 17)])
+def test_the_runs_window_changes_no_feature(cutoff):
+    """The ICP window W follows the data's span (6 months with 2.5+ years, else 3): deleting the
+    rows after a date can turn it from 6 into 3. Every feature of a cutoff is the same whichever W
+    the run chose; only the label columns (which look past the cutoff) follow it."""
+    con = duckdb.connect()
+    random_star(con)
+    six, three = features(con, cutoff, window=6), features(con, cutoff, window=3)
+    cols = [c for c in six.columns if c not in LABELS]
+    assert cols == [c for c in three.columns if c not in LABELS]
+    assert_frame_equal(six.select(cols), three.select(cols))
+    assert six["division_season_index_w6"].drop_nulls().len() > 0  # the columns are there, not all NULL
+    assert (six["division_season_index_w6"] != six["division_season_index_w3"]).any()
+    assert six["label"].sum() > three["label"].sum() > 0

@@ -1,8 +1,12 @@
 """COMMENT ON text for the ICP tables analysts query."""
 
+from revintel_assets.defs.icp.features import FEATURE_WINDOWS
+
 FEATURES = ("One row per account active before cutoff_date × division: features from rows dated on or "
             "before the cutoff only; label = bought from the division in (cutoff, cutoff + label_window_months]. "
-            "is_buyer separates accounts that already buy the division from whitespace (never bought).", {
+            "is_buyer separates accounts that already buy the division from whitespace (never bought). "
+            "Columns ending _w3 / _w6 describe a coming window of 3 / 6 months; every cutoff carries both, "
+            "whatever window its models use (label_window_months), so a shorter export never changes them.", {
     "cutoff_date": "Partition: features use data dated on or before this date",
     "division": "Partition: the target division (from star.dim_product)",
     "is_buyer": "Bought from the division on or before the cutoff (not whitespace)",
@@ -11,7 +15,8 @@ FEATURES = ("One row per account active before cutoff_date × division: features
     "div_active_months_24m": "Distinct months with a purchase in the division, last 24 months",
     "affinity_max": "Max over divisions the account owns of P(owns target | owns that division), pre-cutoff accounts",
     "segment_penetration": "Share of accounts with the same sector and country that own the division",
-    "division_season_index": "Division revenue in the coming window's months last year, relative to a flat year",
+    **{f"division_season_index_w{w}": f"Division revenue in the coming {w} months' calendar months last year, "
+                                      "relative to a flat year" for w in FEATURE_WINDOWS},
     "open_opps": "Opportunities in the division open at the cutoff (created on/before, not closed by it)",
     "lost_opps_12m": "Opportunities in the division lost in the 12 months before the cutoff",
     "label": "Bought from the division in the window after the cutoff (NULL while the window is open)",

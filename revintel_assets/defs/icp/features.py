@@ -7,6 +7,13 @@ opportunities by created/close date); the label alone looks into (cutoff, cutoff
 Deleting every source row dated after the cutoff therefore leaves every feature unchanged
 (tests/test_icp_features.py checks exactly that).
 
+The columns that describe the *coming* window (its season a year earlier, the division's buyer
+rate over a window as long as it) are written for every window length a run may choose
+(FEATURE_WINDOWS, suffixed `_w3`, `_w6`), not only for the run's W: W follows the data's span
+(calendar.default_window), so a source cut short enough to turn W from 6 into 3 months would
+otherwise change these columns of every cutoff. A model reads the columns of its own W
+(`feature_columns`).
+
 Conventions: a *purchase day* is an (account, day) with at least one positive line; several
 orders on one day are kept (their lines all count towards monetary value) but count as one
 purchase day, so frequency does not depend on how a source splits orders. Returns (negative
@@ -20,6 +27,11 @@ import datetime as dt
 from collections.abc import Sequence
 
 WINDOWS = (3, 6, 12, 24)  # months
+# Window lengths W whose coming-window columns every cutoff carries: the two default_window picks.
+FEATURE_WINDOWS = (3, 6)
+# Columns about the coming window, one per W (name + `_w{W}`).
+WINDOWED = ("div_frequency_last_year_window", "division_season_index", "division_rate_recent_window",
+            "division_rate_last_year_window", "division_season_lift_last_year", "division_rate_same_season")
 # Money is summed as an exact decimal: float sums in DuckDB depend on how threads split the rows,
 # so the same data gave features (and so models) that differed in the last bits from run to run.
 MONEY = "DECIMAL(38, 6)"
@@ -49,53 +61,81 @@ def _back(k: int) -> str:
     return f"c.c - INTERVAL {12 * k} MONTH"
 
 
-def _season_flags(window_months: int) -> str:
-    """Columns of `ad` (one row per account and division it bought): did it buy in the coming
-    window's calendar months k years earlier, in the window before that, in the latest window.
-    The division's buyer counts are then sums of flags (season_buyers) instead of a distinct
+def windows(window_months: int) -> tuple[int, ...]:
+    """The window lengths a run's features carry: FEATURE_WINDOWS and the run's own W."""
+    return tuple(sorted({*FEATURE_WINDOWS, window_months}))
+
+
+def windowed(name: str, w: int) -> str:
+    return f"{name}_w{w}"
+
+
+def _each(ws: Sequence[int], template: str) -> str:
+    """`template` (with {w}) once per window length, comma-separated, in window order."""
+    return ", ".join(template.format(w=w) for w in ws)
+
+
+def _season_flags(w: int) -> str:
+    """Columns of `ad` (one row per account and division it bought) for window length w: did it buy
+    in the coming window's calendar months k years earlier, in the window before that, in the latest
+    window. The division's buyer counts are then sums of flags (season_buyers) instead of a distinct
     count over every purchase day per season and year (scale 100: most of the statement's CPU)."""
-    flags = [f"bool_or(order_date > c.c - INTERVAL {window_months} MONTH) AS bought_recent_window"]
+    flags = [f"bool_or(order_date > c.c - INTERVAL {w} MONTH) AS bought_recent_w{w}"]
     for k in SEASON_YEARS:
         back = _back(k)
-        flags += [f"bool_or(order_date > {back} AND order_date <= c.label_end - INTERVAL {12 * k} MONTH) "
-                  f"AS bought_season_{k}y",
-                  f"bool_or(order_date > {back} - INTERVAL {window_months} MONTH AND order_date <= {back}) "
-                  f"AS bought_before_season_{k}y"]
+        flags += [f"bool_or(order_date > {back} AND order_date <= c.end_w{w} - INTERVAL {12 * k} MONTH) "
+                  f"AS bought_season_{k}y_w{w}",
+                  f"bool_or(order_date > {back} - INTERVAL {w} MONTH AND order_date <= {back}) "
+                  f"AS bought_before_season_{k}y_w{w}"]
     return ",\n".join(flags)
 
 
-def _season_buyers() -> str:
+def _season_buyers(ws: Sequence[int]) -> str:
     """CTE season_buyers: per division, the accounts that bought in each season window, counted among
     the accounts that had made a first purchase by then (k years back); the latest window among all."""
-    counts = ["count(*) FILTER (WHERE ad.bought_recent_window) AS recent_window"]
-    for k in SEASON_YEARS:
-        known = f"c.c - a.tenure_days::INTEGER <= {_back(k)}"
-        counts += [f"count(*) FILTER (WHERE ad.bought_season_{k}y AND {known}) AS season_{k}y",
-                   f"count(*) FILTER (WHERE ad.bought_before_season_{k}y AND {known}) AS before_season_{k}y"]
+    counts = []
+    for w in ws:
+        counts.append(f"count(*) FILTER (WHERE ad.bought_recent_w{w}) AS recent_w{w}")
+        for k in SEASON_YEARS:
+            known = f"c.c - a.tenure_days::INTEGER <= {_back(k)}"
+            counts += [f"count(*) FILTER (WHERE ad.bought_season_{k}y_w{w} AND {known}) AS season_{k}y_w{w}",
+                       f"count(*) FILTER (WHERE ad.bought_before_season_{k}y_w{w} AND {known}) "
+                       f"AS before_season_{k}y_w{w}"]
     return f"""season_buyers AS (
         SELECT ad.division, {', '.join(counts)}
         FROM ad JOIN acct a USING (account_id), c GROUP BY ad.division)"""
 
 
-def _same_season(k: int, window_months: int) -> str:
-    """CTE syk: the division's buyer rate in the coming window's calendar months k years earlier,
-    among accounts that had bought by then, and in the window before it (NULL where the data does
-    not reach back that far)."""
+def _same_season(k: int, w: int) -> str:
+    """CTE syk_ww: the division's buyer rate in the coming w-month window's calendar months k years
+    earlier, among accounts that had bought by then, and in the window before it (NULL where the
+    data does not reach back that far)."""
     back = _back(k)
-    return f"""sy{k} AS (
+    return f"""sy{k}_w{w} AS (
         SELECT d.division,
                CASE WHEN span.first_date < {back} THEN
-               coalesce(sb.season_{k}y, 0) / nullif(co.n, 0) END AS rate,
-               CASE WHEN span.first_date < {back} - INTERVAL {window_months} MONTH THEN
-               coalesce(sb.before_season_{k}y, 0) / nullif(co.n, 0) END AS rate_before
+               coalesce(sb.season_{k}y_w{w}, 0) / nullif(co.n, 0) END AS rate,
+               CASE WHEN span.first_date < {back} - INTERVAL {w} MONTH THEN
+               coalesce(sb.before_season_{k}y_w{w}, 0) / nullif(co.n, 0) END AS rate_before
         FROM divs d CROSS JOIN c CROSS JOIN span
         CROSS JOIN (SELECT count(*) AS n FROM acct, c WHERE c.c - acct.tenure_days::INTEGER <= {back}) co
         LEFT JOIN season_buyers sb ON sb.division = d.division)"""
 
 
-def _same_season_ctes(window_months: int) -> str:
-    """season_buyers, then sy1, sy2, sy3: the same season one, two and three years earlier."""
-    return f"    {_season_buyers()},\n" + "".join(f"    {_same_season(k, window_months)},\n" for k in SEASON_YEARS)
+def _same_season_ctes(ws: Sequence[int]) -> str:
+    """season_buyers, then per window length sy1, sy2, sy3: the same season one, two and three years earlier."""
+    return f"    {_season_buyers(ws)},\n" + "".join(f"    {_same_season(k, w)},\n" for w in ws for k in SEASON_YEARS)
+
+
+def _same_season_columns(w: int) -> str:
+    """The final SELECT's same-season columns for window length w."""
+    sy = [f"sy{k}_w{w}" for k in SEASON_YEARS]
+    rates = " + ".join(f"coalesce({t}.rate, 0)" for t in sy)
+    known = " + ".join(f"({t}.rate IS NOT NULL)::INT" for t in sy)
+    return (f"rc_w{w}.rate AS division_rate_recent_window_w{w},\n"
+            f"           sy1_w{w}.rate AS division_rate_last_year_window_w{w},\n"
+            f"           sy1_w{w}.rate / nullif(sy1_w{w}.rate_before, 0) AS division_season_lift_last_year_w{w},\n"
+            f"           ({rates}) / nullif({known}, 0) AS division_rate_same_season_w{w}")
 
 
 SEASON_YEARS = (1, 2, 3)
@@ -154,7 +194,24 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     changes a feature. `ledger`: the database holding the tables of `ledger_tables` (built once
     for many cutoffs); None computes them inside this statement.
     """
-    c, divs = _lit(cutoff), _str_list(divisions)
+    c, divs, ws = _lit(cutoff), _str_list(divisions), windows(window_months)
+    ends = _each(ws, f"{c} + INTERVAL {{w}} MONTH AS end_w{{w}}")
+    group_ends = _each(ws, "c.end_w{w}")
+    # the coming-window columns, once per window length w (FEATURE_WINDOWS)
+    last_year = _each(ws, """count(*) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH
+                                  AND order_date <= c.end_w{w} - INTERVAL 12 MONTH) AS div_frequency_last_year_window_w{w}""")
+    flags = ",\n".join(_season_flags(w) for w in ws)
+    season_index = _each(ws, """sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH
+                                    AND order_date <= c.end_w{w} - INTERVAL 12 MONTH)
+               / nullif(sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH), 0)
+               * 12 / {w} AS division_season_index_w{w}""")
+    recent = "".join(f"""    rc_w{w} AS (
+        SELECT d.division, coalesce(sb.recent_w{w}, 0) / n_acc.n AS rate
+        FROM divs d CROSS JOIN n_acc LEFT JOIN season_buyers sb ON sb.division = d.division),
+""" for w in ws)
+    same_season = ",\n           ".join(_same_season_columns(w) for w in ws)
+    season_joins = "".join(f"    LEFT JOIN {t} ON {t}.division = d.division\n"
+                           for w in ws for t in (f"rc_w{w}", *(f"sy{k}_w{w}" for k in SEASON_YEARS)))
     money = ["monetary_all", *(f"monetary_{w}m" for w in WINDOWS), "returned_12m", "div_monetary_all",
              *(f"div_monetary_{w}m" for w in WINDOWS)]
     as_double = ", ".join(f"{m}::DOUBLE AS {m}" for m in money)  # exact sums, DOUBLE columns as before
@@ -165,7 +222,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
         prefix, inline = ledger + ".", ""
     return f"""SELECT * REPLACE ({as_double}) FROM (
     WITH
-{inline}    c AS (SELECT {c} AS c, {c} + INTERVAL {window_months} MONTH AS label_end,
+{inline}    c AS (SELECT {c} AS c, {c} + INTERVAL {window_months} MONTH AS label_end, {ends},
                       {_lit(as_of)} AS as_of),
     divs AS (SELECT unnest([{divs}]) AS division),
     -- per account, division and day: what was bought (lines dated on or before the cutoff)
@@ -202,11 +259,10 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                {_windowed('div_frequency', 'count(*) FILTER (WHERE {f})')},
                {_windowed('div_monetary', 'coalesce(sum(gross) FILTER (WHERE {f}), 0)')},
                -- the same calendar window one year earlier: seasonal buyers repeat
-               count(*) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH
-                                  AND order_date <= c.label_end - INTERVAL 12 MONTH) AS div_frequency_last_year_window,
+               {last_year},
                avg(gap) AS div_gap_mean_days,
-               {_season_flags(window_months)}
-        FROM div_gaps, c GROUP BY account_id, division, c.c, c.label_end),
+               {flags}
+        FROM div_gaps, c GROUP BY account_id, division, c.c, {group_ends}),
     ad AS (SELECT * FROM ad_rfm JOIN div_months USING (account_id, division)),
     own AS (SELECT account_id, division, div_tenure_days FROM ad),
     n_acc AS (SELECT count(*) AS n FROM acct),
@@ -242,22 +298,17 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
         SELECT f.sector, f.country, count(*) AS n FROM acct JOIN firm f USING (account_id) GROUP BY ALL),
     season AS (  -- share of the division's last-year revenue that fell in the coming window's months
         SELECT division,
-               sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH
-                                    AND order_date <= c.label_end - INTERVAL 12 MONTH)
-               / nullif(sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH), 0)
-               * 12 / {window_months} AS division_season_index,
+               {season_index},
                sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 3 MONTH)
                / nullif(sum(gross) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH), 0) * 4
                    AS division_momentum
-        FROM buy_days, c GROUP BY division, c.c, c.label_end),
+        FROM buy_days, c GROUP BY division, c.c, {group_ends}),
     -- seasonality: the division's buyer rate in the coming window's calendar months k years earlier,
     -- among accounts that had bought before then (NULL where the data does not reach back that far),
     -- and in the window before it, so the model sees the season's lift as well as its level
     span AS (SELECT min(order_date) AS first_date FROM star.fact_transactions),
-{_same_season_ctes(window_months)}
-    recent AS (
-        SELECT d.division, coalesce(sb.recent_window, 0) / n_acc.n AS rate
-        FROM divs d CROSS JOIN n_acc LEFT JOIN season_buyers sb ON sb.division = d.division),
+{_same_season_ctes(ws)}
+{recent}
     opp AS (  -- CRM signals as they stood at the cutoff
         SELECT o.account_id, o.division,
                count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c
@@ -297,7 +348,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
            coalesce(ad.div_monetary_all, 0) AS div_monetary_all,
            {', '.join(f'coalesce(ad.div_frequency_{w}m, 0) AS div_frequency_{w}m' for w in WINDOWS)},
            {', '.join(f'coalesce(ad.div_monetary_{w}m, 0) AS div_monetary_{w}m' for w in WINDOWS)},
-           coalesce(ad.div_frequency_last_year_window, 0) AS div_frequency_last_year_window,
+           {_each(ws, "coalesce(ad.div_frequency_last_year_window_w{w}, 0) AS div_frequency_last_year_window_w{w}")},
            ad.div_gap_mean_days,
            ad.div_recency_days / nullif(ad.div_gap_mean_days, 0) AS div_overdue_ratio,
            coalesce(ad.div_monetary_all, 0) / a.monetary_all AS div_share_all,
@@ -309,15 +360,10 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
            coalesce(dn.n_owners, 0) / n_acc.n AS division_penetration,
            coalesce(ss.owners, 0) / nullif(sz.n, 0) AS segment_penetration,
            sz.n AS segment_accounts,
-           s.division_season_index, s.division_momentum,
+           {_each(ws, "s.division_season_index_w{w}")}, s.division_momentum,
            -- month of year of the cutoff (a cycle) and the division's rate in the same season before
            sin(2 * pi() * month(c.c) / 12) AS cutoff_month_sin, cos(2 * pi() * month(c.c) / 12) AS cutoff_month_cos,
-           rc.rate AS division_rate_recent_window,
-           sy1.rate AS division_rate_last_year_window,
-           sy1.rate / nullif(sy1.rate_before, 0) AS division_season_lift_last_year,
-           (coalesce(sy1.rate, 0) + coalesce(sy2.rate, 0) + coalesce(sy3.rate, 0))
-               / nullif((sy1.rate IS NOT NULL)::INT + (sy2.rate IS NOT NULL)::INT + (sy3.rate IS NOT NULL)::INT, 0)
-               AS division_rate_same_season,
+           {same_season},
            f.employees, f.annual_revenue, f.year_established, f.has_parent,
            (po.account_id IS NOT NULL) AS parent_owns_division,
            coalesce(o.open_opps, 0) AS open_opps, coalesce(o.lost_opps_12m, 0) AS lost_opps_12m,
@@ -339,11 +385,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                     AND ss.country IS NOT DISTINCT FROM f.country
     LEFT JOIN seg_size sz ON sz.sector IS NOT DISTINCT FROM f.sector AND sz.country IS NOT DISTINCT FROM f.country
     LEFT JOIN season s ON s.division = d.division
-    LEFT JOIN recent rc ON rc.division = d.division
-    LEFT JOIN sy1 ON sy1.division = d.division
-    LEFT JOIN sy2 ON sy2.division = d.division
-    LEFT JOIN sy3 ON sy3.division = d.division
-    LEFT JOIN own po ON po.account_id = f.parent_account_id AND po.division = d.division
+{season_joins}    LEFT JOIN own po ON po.account_id = f.parent_account_id AND po.division = d.division
     LEFT JOIN opp o ON o.account_id = a.account_id AND o.division = d.division
     LEFT JOIN opp_acct oa ON oa.account_id = a.account_id
     LEFT JOIN label l ON l.account_id = a.account_id AND l.division = d.division
@@ -359,6 +401,20 @@ def divisions_sql() -> str:
     ORDER BY 1"""
 
 
-def feature_columns(columns: Sequence[str]) -> list[str]:
-    """The model inputs among a feature table's columns."""
-    return [c for c in columns if c not in KEYS + LABELS + INFO]
+def feature_columns(columns: Sequence[str], window_months: int | None = None) -> list[str]:
+    """The model inputs among a feature table's columns: the coming-window columns of `window_months`
+    only (of no window when None), in table order."""
+    other = {windowed(n, w) for n in WINDOWED for w in range(1, 25)} - {windowed(n, window_months) for n in WINDOWED}
+    return [c for c in columns if c not in KEYS + LABELS + INFO and c not in other]
+
+
+def model_features(frame) -> list[str]:
+    """feature_columns of a feature frame, for the window its rows were labelled over."""
+    w = frame["label_window_months"].drop_nulls() if "label_window_months" in frame.columns else []
+    return feature_columns(frame.columns, int(w[0]) if len(w) else None)
+
+
+def base_name(feature: str) -> str:
+    """A feature's name without its window suffix: division_season_index_w6 -> division_season_index."""
+    stem, _, w = feature.rpartition("_w")
+    return stem if stem in WINDOWED and w.isdigit() else feature

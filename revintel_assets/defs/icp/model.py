@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 import hashlib
 
 from revintel_assets.defs.icp.calendar import add_months
-from revintel_assets.defs.icp.features import feature_columns
+from revintel_assets.defs.icp.features import base_name, model_features
 from revintel_assets.defs.validation.metrics import P_FLOOR, BoundedCalibrator, calibrate_bounded
 
 SEED = 20240501
@@ -274,8 +274,8 @@ def train_division(frame: pl.DataFrame, division: str, config: TrainConfig = Tra
     With the scored `cutoff`, the candidates' level is shifted to the same season last year's
     (same_season_shift)."""
     fit, val = split_training(frame)
-    raw = [f for f in feature_columns(frame.columns) if f not in config.drop]
-    ranked = [f if f in CUTOFF_LEVEL else f"rank__{f}" for f in raw]  # one value per cutoff: raw
+    raw = [f for f in model_features(frame) if f not in config.drop and base_name(f) not in config.drop]
+    ranked = [f if base_name(f) in CUTOFF_LEVEL else f"rank__{f}" for f in raw]  # one value per cutoff: raw
     features = {"raw": raw, "rank": ranked, "both": raw + [f for f in ranked if f not in raw]}[config.scaling]
     y_fit, y_val = fit["label"].cast(pl.Int8).to_numpy(), val["label"].cast(pl.Int8).to_numpy()
     dfit = lgb.Dataset(matrix(fit, features), y_fit, feature_name=features, free_raw_data=False)
@@ -471,7 +471,7 @@ def train_baselines(frame: pl.DataFrame, folds: int = 4, seed: int = SEED) -> Ba
     RFM rule learns nothing: its calibrator maps the rule's score on every row."""
     frame = _labelled(frame)
     y = frame["label"].cast(pl.Int8).to_numpy()
-    features = feature_columns(frame.columns)
+    features = model_features(frame)
     x = matrix(frame, features)
     accounts, index = np.unique(frame["account_id"].cast(pl.Utf8).to_numpy(), return_inverse=True)
     fold = np.random.default_rng(seed + 2).integers(0, folds, len(accounts))[index]
