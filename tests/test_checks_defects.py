@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from revintel_assets.defs.deals import checks as deal_checks
+from revintel_assets.defs.icp import checks as icp_checks
 from revintel_assets.definitions import load
 from revintel_assets.defs.ops import checks as ops_checks
 from revintel_assets.defs.pipeline import assets as pipeline_assets
@@ -65,7 +66,8 @@ READS = {"snapshot_keys_unique": ["features.deal_snapshot"], "snapshot_time_trav
          "fact_opportunity_keys": ["star.fact_opportunity"], "dim_account_keys": ["star.dim_account"],
          "icp_scores_valid": ["scores.icp_scores"], "champion_beats_baseline": [],
          "pipeline_waterfall_reconciles": ["scores.pipeline_waterfall"],
-         "attainment_reconciles": ["forecast.quota_attainment"]}
+         "attainment_reconciles": ["forecast.quota_attainment"],
+         "features_time_travel": ["features.customer_division", "features.icp_cutoffs"]}
 
 
 @pytest.fixture(autouse=True)
@@ -184,6 +186,9 @@ DEFECTS = {
     "attainment_booked_off": (plan_assets.attainment_reconciles, [
         "UPDATE forecast.quota_attainment SET booked_to_date = booked_to_date + 100 WHERE rowid = (SELECT min(rowid) "
         "FROM forecast.quota_attainment WHERE segment_type = 'total')"]),
+    # every stored cutoff moves, so whichever cutoff the check samples leaks
+    "icp_feature_shifted": (icp_checks.features_time_travel,
+                            ["UPDATE features.customer_division SET recency_days = recency_days + 1"]),
     "icp_p_out_of_range": (ops_checks.icp_scores_valid, [
         "UPDATE scores.icp_scores SET propensity = 1.3 WHERE rowid = (SELECT min(rowid) FROM scores.icp_scores)"]),
 }
@@ -361,3 +366,68 @@ def test_run_scoped_checks_read_the_dates_the_run_wrote(demo, tmp_path):
         assert key_violations(con, "features.deal_snapshot", keys, "as_of_date = ?", [other])["duplicates"] == 0
     finally:
         con.close()
+
+
+# --- the ICP features' time-travel check catches a feature SQL that reads past the cutoff -------
+
+ICP_LEAKS = {  # a clause of the real feature SQL -> the same clause reading into the label window
+    # the division's purchase days: every RFM feature in the division sees the window's purchases
+    "division_days": ("FROM icp_days, c\n                 WHERE gross > 0 AND order_date <= c.c)",
+                      "FROM icp_days, c\n                 WHERE gross > 0 AND order_date <= c.label_end)"),
+    # open opportunities counted with deals created after the cutoff
+    "later_deals": ("count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c\n",
+                    "count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.label_end\n"),
+}
+
+
+def leaky_feature_sql(leak: str | None):
+    """feature_sql, or a variant with one clause reading past the cutoff."""
+    from revintel_assets.defs.icp.features import feature_sql
+
+    def sql(*args, **kwargs) -> str:
+        text = feature_sql(*args, **kwargs)
+        if leak is None:
+            return text
+        honest, leaky = ICP_LEAKS[leak]
+        assert honest in text, "the real feature SQL changed: update the planted leak"
+        return text.replace(honest, leaky)
+    return sql
+
+
+def _rebuild_stored_features(data: Path, sql_fn) -> None:
+    """What production would have stored had the features asset run `sql_fn`: every stored cutoff rebuilt."""
+    from revintel_assets.defs.icp.calendar import IcpPlan
+
+    con = duckdb.connect(str(data / WORK))
+    try:
+        plan_row = con.execute("SELECT * FROM features.icp_cutoffs LIMIT 1").fetchdf().iloc[0].to_dict()
+        plan = IcpPlan.from_row({k: (v.date() if hasattr(v, "date") else v) for k, v in plan_row.items()})
+        divs = [r[0] for r in con.execute("SELECT DISTINCT division FROM features.customer_division ORDER BY 1").fetchall()]
+        cutoffs = [r[0] for r in con.execute("SELECT DISTINCT cutoff_date FROM features.customer_division").fetchall()]
+        rebuilt = " UNION ALL ".join(f"SELECT * FROM ({sql_fn(c, divs, plan.window_months, plan.as_of)})" for c in cutoffs)
+        con.execute(f"CREATE TEMP TABLE rebuilt AS {rebuilt}")
+        con.execute("DELETE FROM features.customer_division")
+        con.execute("INSERT INTO features.customer_division BY NAME SELECT * FROM rebuilt")
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("leak", sorted(ICP_LEAKS))
+def test_icp_time_travel_check_fails_on_a_feature_sql_that_reads_past_the_cutoff(leak, demo, tmp_path, monkeypatch):
+    need(demo, "features.customer_division", "features.icp_cutoffs")
+    data = copy_of(demo, tmp_path / "data")
+    leaky = leaky_feature_sql(leak)
+    _rebuild_stored_features(data, leaky)
+    monkeypatch.setattr(icp_checks, "feature_sql", leaky)  # the check rebuilds with the same (leaky) SQL
+    result = run(icp_checks.features_time_travel, data)
+    assert result.passed is False, result.metadata
+    assert result.metadata["rows_that_moved"].value > 0
+
+
+def test_icp_time_travel_check_passes_the_real_feature_sql_rebuilt_the_same_way(demo, tmp_path):
+    """The harness above is not what fails: the real SQL, stored and checked the same way, passes."""
+    need(demo, "features.customer_division", "features.icp_cutoffs")
+    data = copy_of(demo, tmp_path / "data")
+    _rebuild_stored_features(data, leaky_feature_sql(None))
+    result = run(icp_checks.features_time_travel, data)
+    assert result.passed is True, result.metadata

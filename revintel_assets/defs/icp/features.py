@@ -158,7 +158,7 @@ LEDGER = {
         FROM (SELECT account_id, division, order_date,
                      sum(amount::{MONEY}) FILTER (WHERE amount > 0) AS gross,
                      sum(least(amount, 0)::{MONEY}) AS returned
-              FROM star.fact_transactions WHERE account_id IS NOT NULL AND division IS NOT NULL GROUP BY ALL)""",
+              FROM {{star}}.fact_transactions WHERE account_id IS NOT NULL AND division IS NOT NULL GROUP BY ALL)""",
     "icp_account_days": """
         SELECT *, order_date - lag(order_date) OVER (PARTITION BY account_id ORDER BY order_date) AS gap
         FROM (SELECT account_id, order_date, sum(gross) AS gross FROM {ledger}icp_days WHERE gross > 0 GROUP BY ALL)""",
@@ -173,9 +173,10 @@ LEDGER = {
 }
 
 
-def ledger_tables(database: str) -> list[str]:
+def ledger_tables(database: str, star: str = "star") -> list[str]:
     """CREATE TABLE statements building the ledger in `database` (an attached scratch database), in order."""
-    return [f"CREATE TABLE {database}.{name} AS {sql.format(ledger=database + '.')}" for name, sql in LEDGER.items()]
+    return [f"CREATE TABLE {database}.{name} AS {sql.format(ledger=database + '.', star=star)}"
+            for name, sql in LEDGER.items()]
 
 
 def _active_months(table: str, keys: str, prefix: str) -> str:
@@ -187,12 +188,13 @@ def _active_months(table: str, keys: str, prefix: str) -> str:
 
 
 def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, as_of: dt.date,
-                ledger: str | None = None) -> str:
+                ledger: str | None = None, star: str = "star") -> str:
     """SELECT producing the feature rows of one cutoff for `divisions`.
 
     `as_of` only decides whether the label window has passed (label NULL otherwise); it never
     changes a feature. `ledger`: the database holding the tables of `ledger_tables` (built once
-    for many cutoffs); None computes them inside this statement.
+    for many cutoffs); None computes them inside this statement. `star`: the schema holding the star
+    tables (the time-travel check passes a copy cut at the cutoff, `star_cut_sql`).
     """
     c, divs, ws = _lit(cutoff), _str_list(divisions), windows(window_months)
     ends = _each(ws, f"{c} + INTERVAL {{w}} MONTH AS end_w{{w}}")
@@ -217,7 +219,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     as_double = ", ".join(f"{m}::DOUBLE AS {m}" for m in money)  # exact sums, DOUBLE columns as before
     if ledger is None:
         prefix = ""
-        inline = "".join(f"    {name} AS ({sql.format(ledger='')}),\n" for name, sql in LEDGER.items())
+        inline = "".join(f"    {name} AS ({sql.format(ledger='', star=star)}),\n" for name, sql in LEDGER.items())
     else:
         prefix, inline = ledger + ".", ""
     return f"""SELECT * REPLACE ({as_double}) FROM (
@@ -290,7 +292,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     firm AS (
         SELECT a.account_id, a.account_name, a.sector, a.country, a.employees, a.annual_revenue,
                a.year_established, a.parent_account_id IS NOT NULL AS has_parent, a.parent_account_id
-        FROM star.dim_account a),
+        FROM {star}.dim_account a),
     seg AS (  -- how common the division is among similar accounts (same sector / country)
         SELECT f.sector, f.country, o.division, count(*) AS owners
         FROM own o JOIN firm f USING (account_id) GROUP BY ALL),
@@ -306,7 +308,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     -- seasonality: the division's buyer rate in the coming window's calendar months k years earlier,
     -- among accounts that had bought before then (NULL where the data does not reach back that far),
     -- and in the window before it, so the model sees the season's lift as well as its level
-    span AS (SELECT min(order_date) AS first_date FROM star.fact_transactions),
+    span AS (SELECT min(order_date) AS first_date FROM {star}.fact_transactions),
 {_same_season_ctes(ws)}
 {recent}
     opp AS (  -- CRM signals as they stood at the cutoff
@@ -318,7 +320,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
                count(*) FILTER (WHERE o.is_won AND o.close_date <= c.c) AS won_opps,
                c.c - max(coalesce(o.created_date, o.engage_date))
                    FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c) AS days_since_opp
-        FROM star.fact_opportunity o, c WHERE o.account_id IS NOT NULL GROUP BY o.account_id, o.division, c.c),
+        FROM {star}.fact_opportunity o, c WHERE o.account_id IS NOT NULL GROUP BY o.account_id, o.division, c.c),
     opp_acct AS (SELECT account_id, sum(open_opps) AS open_opps_all, sum(lost_opps_12m) AS lost_opps_12m_all
                  FROM opp GROUP BY 1),
     label AS (  -- gross is the day's positive lines: NULL where it had none
@@ -390,6 +392,27 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     LEFT JOIN opp_acct oa ON oa.account_id = a.account_id
     LEFT JOIN label l ON l.account_id = a.account_id AND l.division = d.division
     ) ORDER BY division, account_id"""
+
+
+def star_cut_sql(cutoff: dt.date, schema: str) -> list[str]:
+    """Statements that rebuild, in `schema`, the star tables the features read as they stood at the
+    end of `cutoff`: lines dated after it gone, deals created after it gone, later closes undone (a
+    deal closed after the cutoff was open then). The production time-travel check (icp/checks.py)
+    recomputes a stored cutoff from them and expects no feature to move."""
+    c = _lit(cutoff)
+    return [
+        f"CREATE OR REPLACE SCHEMA {schema}",
+        f"CREATE TABLE {schema}.fact_transactions AS SELECT * FROM star.fact_transactions WHERE order_date <= {c}",
+        f"""CREATE TABLE {schema}.fact_opportunity AS SELECT * REPLACE (
+                CASE WHEN engage_date > {c} THEN NULL ELSE engage_date END AS engage_date,
+                CASE WHEN close_date > {c} THEN NULL ELSE close_date END AS close_date,
+                CASE WHEN close_date > {c} THEN false ELSE is_closed END AS is_closed,
+                CASE WHEN close_date > {c} THEN false ELSE is_won END AS is_won)
+            FROM star.fact_opportunity
+            -- closed by the cutoff counts whatever the created date (a bulk load can stamp it later)
+            WHERE coalesce(created_date, engage_date) <= {c} OR close_date <= {c}""",
+        f"CREATE TABLE {schema}.dim_account AS SELECT * FROM star.dim_account",
+    ]
 
 
 def divisions_sql() -> str:
