@@ -360,16 +360,19 @@ class Warehouse:
         no table (docs/CONTRACT.md §3: the tables are stable, whatever the source could produce).
         Its comment starts with PLACEHOLDER and says `why`; the first write() of the table replaces
         it, and writers' `table_exists` does not see it (a view). Returns the views made."""
-        with self.connect(writes=False) as con:
+        def missing(con) -> dict[str, dict[str, str]]:
             have = {f"{s}.{t}" for s, t in con.execute(
                 "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
                 "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
                 "WHERE database_name = current_database() AND NOT internal").fetchall()}
-        wanted = {t: cols for t, cols in tables.items() if t not in have}
-        if not wanted:
-            return []  # nothing to write: the published copy stays replayable
+            return {t: cols for t, cols in tables.items() if t not in have}
+
+        with self.connect(writes=False) as con:
+            if not missing(con):
+                return []  # nothing to write: the published copy stays replayable
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
+            wanted = missing(con)  # again inside the transaction: a writer may have made one since
             for table, cols in wanted.items():
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(split_table(table)[0])}")
                 select = ", ".join(f"NULL::{typ} AS {quote(col)}" for col, typ in cols.items())
