@@ -255,3 +255,26 @@ def test_the_header_row_under_a_title_block():
     # a two-column header over an unnamed notes column: its data rows fill more cells, and are data
     assert header_row(rows(["sku", "division", None], ["85048", "Home", "seasonal"])) == 0
     assert header_row(rows(["Report", None, None], ["A", "A", "B"], ["1", "2", "3"])) == 0  # repeated names
+
+
+def test_an_open_deal_in_a_custom_stage_stays_in_the_pipeline(tmp_path):
+    """A Renewals pipeline's own stages ('Renewal Due') with `Is Deal Closed?` false and no
+    probability: open deals, kept at the earliest open stage and flagged; they were quarantined
+    (a third of an audit portal's open pipeline). Closed ones are placed by the flags as before."""
+    header = ["Record ID", "Deal Name", "Deal Stage", "Pipeline", "Amount", "Close Date", "Create Date",
+              "Is Deal Closed?", "Is Closed Won"]
+    rows = [["9001", "A", "Renewal Due", "Renewals", "100", "2025-06-30", "2025-01-10 09:00", "false", "false"],
+            ["9002", "B", "Churned", "Renewals", "50", "2025-03-05", "2025-01-12 09:00", "true", "false"],
+            ["9003", "C", "Renewed", "Renewals", "70", "2025-03-01", "2025-01-12 09:00", "true", "true"]]
+    src = tmp_path / "hs"
+    src.mkdir()
+    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
+        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    got = {r[0]: r[1:] for r in con.execute("SELECT opportunity_id, stage, is_closed, is_won FROM star.fact_opportunity")
+           .fetchall()}
+    assert got == {"9001": ("Prospecting", False, False), "9002": ("Lost", True, False), "9003": ("Won", True, True)}
+    f = report.files["hubspot-crm-exports-all-deals-2025-03-06.csv"]
+    assert f["quarantined"] == {} and f["flagged_kept"]["stage_placed_from_other_fields"] == 3
+    assert_reconciled(con)

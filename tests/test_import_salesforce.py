@@ -203,31 +203,36 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def test_migrated_export_without_history_keeps_every_closed_deal():
     """Issue 13: a Data Loader export (quoted, CRLF, BOM) whose CreatedDate is the bulk-load date
     (after CloseDate) for every row, no OpportunityHistory.csv: nothing closed is quarantined,
-    creation comes from the earliest evidence, standard stage variants are built in."""
+    creation comes from the earliest evidence, standard stage variants are built in. 'Stage 7
+    (legacy)' with IsClosed false and nothing else is an open deal at the earliest open stage (it
+    was quarantined as an unknown stage: an org's custom open stages left the pipeline)."""
     con = duckdb.connect()
     report = build_star(con, FIXTURES / "salesforce_no_history")
     opp = report.files["Opportunity.csv"]
-    assert opp["raw_rows"] == 50 and opp["quarantined"] == {"unknown_stage": 1}
-    assert opp["flagged_kept"]["created_date_is_load_date"] == 49
-    assert opp["flagged_kept"]["stage_placed_from_other_fields"] == 3  # 'Verbal Agreement', Probability 90
+    assert opp["raw_rows"] == 50 and opp["quarantined"] == {}
+    assert opp["flagged_kept"]["created_date_is_load_date"] == 50
+    # 'Verbal Agreement', Probability 90 (3); 'Stage 7 (legacy)', IsClosed false (1)
+    assert opp["flagged_kept"]["stage_placed_from_other_fields"] == 4
+    assert con.execute("SELECT stage, is_closed FROM star.fact_opportunity WHERE opportunity_id = '0065g00000Op049'"
+                       ).fetchall() == [("Prospecting", False)]
     assert con.execute("SELECT count(*) FROM star.fact_opportunity WHERE is_closed").fetchall() == [(32,)]
     assert con.execute("SELECT count(*) FROM star.fact_opportunity WHERE created_date > coalesce(close_date, "
                        "DATE '2024-06-03') OR created_date IS NULL").fetchall() == [(0,)]
     stages = dict(con.execute("SELECT stage, count(*) FROM star.fact_opportunity GROUP BY 1").fetchall())
-    assert stages == {"Won": 22, "Lost": 10, "Prospecting": 3, "Engaging": 5, "Proposal": 3, "Negotiation": 6}
+    assert stages == {"Won": 22, "Lost": 10, "Prospecting": 4, "Engaging": 5, "Proposal": 3, "Negotiation": 6}
     assert con.execute("SELECT DISTINCT forecast_category FROM star.fact_opportunity ORDER BY 1").fetchall() == [
         ("Best Case",), ("Closed",), ("Commit",), ("Omitted",), ("Pipeline",)]
     # derived history starts every deal at its creation: the as-of dates have a start
     # (prospecting, or already in its current stage when LastStageChangeDate is not after creation)
     assert con.execute("SELECT count(DISTINCT h.opportunity_id) FROM star.fact_opportunity_history h "
                        "JOIN star.fact_opportunity f USING (opportunity_id) WHERE h.changed_at = f.created_date"
-                       ).fetchall() == [(49,)]
+                       ).fetchall() == [(50,)]
     # every open deal shows its current stage and amount, from LastStageChangeDate at the earliest
     assert con.execute("""SELECT count(*) FROM star.fact_opportunity f JOIN (
                             SELECT opportunity_id, arg_max(stage, changed_at) AS stage,
                                    arg_max(amount, changed_at) AS amount FROM star.fact_opportunity_history
                             GROUP BY 1) h USING (opportunity_id)
-                          WHERE NOT f.is_closed AND h.stage = f.stage AND h.amount = f.amount""").fetchall() == [(17,)]
+                          WHERE NOT f.is_closed AND h.stage = f.stage AND h.amount = f.amount""").fetchall() == [(18,)]
     assert con.execute("""SELECT count(*) FROM star.fact_opportunity_history h JOIN staging.opportunities o
                           USING (opportunity_id) WHERE h.amount IS NOT NULL AND NOT o.is_closed
                           AND h.changed_at < o.stage_since""").fetchall() == [(0,)]
@@ -418,3 +423,134 @@ def test_a_multi_currency_org_is_converted_with_its_currency_types(tmp_path):
     assert _q(con, "Opportunity.csv") == {5: "CurrencyIsoCode CHF has no rate in CurrencyType.csv"}
     assert _q(con, "CurrencyType.csv") == {5: "ConversionRate 'n/a' is not a positive number"}
     assert_reconciled(con)
+
+
+# --- exports as Salesforce and Excel really write them (an audit's fixtures, 2026-12-07) ---------
+
+def _report_rows(replace: dict[str, str] | None = None, header: dict[str, str] | None = None) -> str:
+    text = REPORT
+    for old, new in (header or {}).items():
+        text = text.replace(old, new, 1)
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    return text
+
+
+def test_a_custom_lost_stage_at_probability_zero_is_lost(tmp_path):
+    """A report has no IsClosed, IsWon nor forecast category: a custom stage at Probability 0 is
+    Closed Lost's (as 100 is Closed Won's). It was placed as Prospecting: lost deals scored as open."""
+    write(tmp_path / "rep", "report1713178320000.csv", _report_rows({'"Closed Lost"': '"Lost to Competitor"'}))
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "rep")
+    assert con.execute("SELECT stage, is_closed, close_date::VARCHAR FROM star.fact_opportunity "
+                       "WHERE opportunity_id = '0065g00000Rep1X'").fetchall() == [("Lost", True, "2023-08-05")]
+    assert report.files["report1713178320000.csv"]["custom_stages_placed"] == {"lost to competitor": "Lost"}
+
+
+@pytest.mark.parametrize("label", ["Opportunity ID (18-char)", "Opportunity ID (Case Safe)"])
+def test_a_report_with_the_case_safe_id_column(tmp_path, label):
+    write(tmp_path / "rep", "report1713178320000.csv", _report_rows(header={'"Opportunity ID"': f'"{label}"'}))
+    con = duckdb.connect()
+    build_star(con, tmp_path / "rep")
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(3,)]
+
+
+def test_a_reports_currency_column_names_its_currencies(tmp_path):
+    """A multi-currency org's report writes bare amounts and the code beside them ('Opportunity
+    Currency'): the codes are counted (the run warns that totals add them as given); they were
+    ignored and USD, EUR and JPY summed without a word."""
+    text = _report_rows({'"USD 11,500.00"': '"11500"', '"USD 35,900.00"': '"35900"', '"USD 9,000.00"': '"9000"'},
+                        header={'"Opportunity ID"': '"Opportunity ID","Opportunity Currency"'})
+    text = (text.replace('"0065g00000Rep1XAAA"', '"0065g00000Rep1XAAA","EUR"')
+            .replace('"0065g00000Rep2XAAA"', '"0065g00000Rep2XAAA","JPY"')
+            .replace('"0065g00000Rep3XAAA"', '"0065g00000Rep3XAAA","USD"'))
+    write(tmp_path / "rep", "report1713178320000.csv", text)
+    report = import_source(duckdb.connect(), tmp_path / "rep")
+    assert report.currencies == {"EUR": 1, "JPY": 1, "USD": 1} and report.currency is None
+
+
+def test_deleted_records_of_an_export_all_are_quarantined(tmp_path):
+    """Data Loader's "Export All" includes the recycle bin (IsDeleted true): such rows are not live
+    deals; they were imported and scored."""
+    write(tmp_path / "sf", "Opportunity.csv",
+          "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon,IsDeleted\r\n"
+          "006A,Prospecting,100,2024-06-01,2024-01-02T05:00:00.000Z,false,false,false\r\n"
+          "006B,Prospecting,200,2024-06-01,2024-01-03T05:00:00.000Z,false,false,true\r\n"
+          "006C,Closed Won,300,2024-02-01,2024-01-04T05:00:00.000Z,true,true,false\r\n")
+    write(tmp_path / "sf", "OpportunityHistory.csv", "OpportunityId,CreatedDate,StageName,IsDeleted\r\n"
+          "006A,2024-01-02T05:00:00.000Z,Prospecting,false\r\n006B,2024-01-03T05:00:00.000Z,Prospecting,false\r\n"
+          "006C,2024-01-04T05:00:00.000Z,Prospecting,true\r\n")
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "sf")
+    assert report.files["Opportunity.csv"]["quarantined"] == {"deleted_record": 1}
+    assert report.files["OpportunityHistory.csv"]["quarantined"] == {"deleted_record": 1, "deleted_opportunity": 1}
+    assert "IsDeleted is true" in _q(con, "Opportunity.csv")[3]
+    assert sorted(r[0] for r in con.execute("SELECT opportunity_id FROM star.fact_opportunity").fetchall()) == [
+        "006A", "006C"]
+    assert_reconciled(con)
+
+
+def test_an_open_deal_of_a_migrated_org_keeps_its_earliest_evidence(tmp_path):
+    """Every CreatedDate and history row is the bulk-load date: an open deal's creation is the earliest
+    evidence (CloseDate minus the closed deals' cycle), not the load date its first history row
+    carries (every open deal was 0 days old), and it is prospecting from then until that row."""
+    opp = ["Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon"]
+    hist = ["OpportunityId,CreatedDate,StageName,CloseDate,Amount"]
+    for i in range(6):
+        opp.append(f"006C{i},Closed Won,100,2025-0{1 + i}-15,2025-09-01T05:00:00.000Z,true,true")
+    opp.append("006O1,Negotiation/Review,900,2025-10-30,2025-09-01T05:00:00.000Z,false,false")
+    hist.append("006O1,2025-09-01T05:00:00.000Z,Negotiation/Review,2025-10-30,900")
+    write(tmp_path / "sf", "Opportunity.csv", "\r\n".join(opp) + "\r\n")
+    write(tmp_path / "sf", "OpportunityHistory.csv", "\r\n".join(hist) + "\r\n")
+    con = duckdb.connect()
+    build_star(con, tmp_path / "sf")
+    created = con.execute("SELECT created_date::VARCHAR FROM star.fact_opportunity WHERE opportunity_id = '006O1'"
+                          ).fetchall()[0][0]
+    assert created == "2025-08-01"  # 2025-10-30 minus 90 days (no real CreatedDate: the default cycle)
+    assert con.execute("SELECT changed_at::VARCHAR, stage, derived FROM star.fact_opportunity_history "
+                       "WHERE opportunity_id = '006O1' ORDER BY changed_at").fetchall() == [
+        ("2025-08-01", "Prospecting", True), ("2025-09-01", "Negotiation", False)]
+    assert_reconciled(con)
+
+
+def test_a_european_excel_copy_of_a_report_is_read_without_a_mapping(tmp_path):
+    """Excel in Germany saves the report with semicolons, day-first dates (dotted or slashed) and
+    decimal commas; it went unrecognised ("expected a CRM export"). Its footer has no totals line."""
+    text = ('"Opportunity Owner";"Account Name";"Opportunity Name";"Stage";"Amount";"Close Date";"Created Date";'
+            '"Opportunity ID"\r\n'
+            '"Bob Miller";"Quartz GmbH";"Quartz - Renewal";"Closed Lost";"11.500,00";"05.08.2023";"13.06.2023";'
+            '"0065g00000Rep1XAAA"\r\n'
+            '"Chen Wei";"Summit Systems";"Summit - New";"Closed Won";"35.900,50";"22.06.2023";"21.11.2022";'
+            '"0065g00000Rep2XAAA"\r\n'
+            '"Chen Wei";"Summit Systems";"Summit - Upsell";"Negotiation/Review";"9.000";"15.12.2023";"01.09.2023";'
+            '"0065g00000Rep3XAAA"\r\n'
+            '""\r\n"Confidential Information - Do Not Distribute"\r\n'
+            '"Copyright (c) 2000-2026 salesforce.com, inc. All rights reserved."\r\n')
+    write(tmp_path / "rep", "report1713178320000.csv", text, bom=True)
+    con = duckdb.connect()
+    report = build_star(con, tmp_path / "rep")
+    assert con.execute("SELECT opportunity_id, stage, amount, created_date::VARCHAR, close_date::VARCHAR "
+                       "FROM star.fact_opportunity ORDER BY 1").fetchall() == [
+        ("0065g00000Rep1X", "Lost", 11500.0, "2023-06-13", "2023-08-05"),
+        ("0065g00000Rep2X", "Won", 35900.5, "2022-11-21", "2023-06-22"),
+        ("0065g00000Rep3X", "Negotiation", 9000.0, "2023-09-01", None)]
+    f = report.files["report1713178320000.csv"]
+    assert f["report_footer"] == 3 and f["rejected_unreadable"] == 0
+    assert f["flagged_kept"]["amounts_read_with_decimal_comma"] == 3
+    assert_reconciled(con)
+
+
+def test_whole_amounts_grouped_with_dots_are_thousands(tmp_path):
+    """'14.904' in every amount cell of a semicolon file is 14,904 (a German export of whole
+    amounts), not 14.904; it was read as 14.904 without a word. A mapping's `decimal:` still wins."""
+    rows = "".join(f"006A{i};Closed Won;{v};2024-03-01;2024-01-02;true;true\r\n"
+                   for i, v in enumerate(["14.904", "5.060", "1.234.000", "870"]))
+    write(tmp_path / "sf", "Opportunity.csv", "Id;StageName;Amount;CloseDate;CreatedDate;IsClosed;IsWon\r\n" + rows)
+    con = duckdb.connect()
+    build_star(con, tmp_path / "sf")
+    assert sorted(r[0] for r in con.execute("SELECT amount FROM star.fact_opportunity").fetchall()) == [
+        870.0, 5060.0, 14904.0, 1234000.0]
+    write(tmp_path / "sf", "revintel_mapping.yaml", "delimiter: ';'\ndecimal: '.'\n")
+    con = duckdb.connect()
+    build_star(con, tmp_path / "sf")
+    assert 14.904 in [r[0] for r in con.execute("SELECT amount FROM star.fact_opportunity").fetchall()]

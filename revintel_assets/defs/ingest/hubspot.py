@@ -16,7 +16,8 @@ Scheduled, Decision Maker Bought-In, Contract Sent, Closed Won, Closed Lost) and
 names are built in (parse_sql.STAGE_ALIASES), also with the pipeline in brackets after them
 ('Closed Won (Sales Pipeline)', as portals with several pipelines export them); a custom stage is placed by `Is closed` /
 `Is Closed Won`, else by `Deal probability` (1 Won, 0 Lost, >= 0.9 Negotiation, >= 0.75 Proposal,
->= 0.2 Engaging, else Prospecting), and quarantined only when nothing places it. Dates: HubSpot
+>= 0.2 Engaging, else Prospecting), an open one (`Is closed` false) with no probability as
+Prospecting, and quarantined only when nothing places it. Dates: HubSpot
 writes `2024-01-15 10:22` or `2024-01-15`, US exports `01/15/2024 10:22 AM`.
 
 A `Create Date` after `Close Date` (deals imported into HubSpot after they closed) is a load
@@ -33,6 +34,7 @@ import duckdb
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col, currency_report,
+                                                   decimal_flag,
                                                    forecast_category_expr, lit, stage_expr)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
@@ -59,7 +61,8 @@ def present(folder: Path, mapping: Mapping | None = None) -> bool:
 
 def import_hubspot(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapping | None = None) -> dict[str, dict]:
     mapping = mapping or Mapping()
-    d = Dialect([*mapping.date_formats, *HUBSPOT_DATES], mapping.decimal, mapping.stages)
+    d = Dialect([*mapping.date_formats, *HUBSPOT_DATES], mapping.decimal, mapping.stages,
+                decimal_given=mapping.decimal_given)
     path = folder / mapping.file(FILE)
     raw = load_raw_csv(con, path, "temp.raw_hs_deals", REQUIRED, LAYOUT,
                        rename=mapping.columns_for(FILE), optional=OPTIONAL, delimiter=mapping.delimiter,
@@ -81,7 +84,8 @@ def _deal_type(columns: list[str]) -> str:
 
 def _deals(con, columns, file, d: Dialect):
     t = "temp.raw_hs_deals"
-    d = d.settled(con, t, [c for c in ("Create Date", "Close Date") if c in columns])
+    d = d.settled(con, t, [c for c in ("Create Date", "Close Date") if c in columns],
+                  [c for c in ("Amount in company currency", "Amount") if c in columns])
     # A portal with several pipelines may export a stage with its pipeline in brackets ('Closed Won
     # (Sales Pipeline)'): the label without them is tried when the whole label is not a stage.
     bare = f"regexp_replace({col('Deal Stage')}, '\\s*\\([^()]*\\)\\s*$', '')"
@@ -96,7 +100,10 @@ def _deals(con, columns, file, d: Dialect):
               f"WHEN {is_won} THEN 'Won' "
               f"WHEN {prob} >= 1 AND {is_closed} IS NULL THEN 'Won' WHEN {prob} <= 0 AND {is_closed} IS NULL THEN 'Lost' "
               f"WHEN {prob} >= 0.9 THEN 'Negotiation' WHEN {prob} >= 0.75 THEN 'Proposal' "
-              f"WHEN {prob} >= 0.2 THEN 'Engaging' WHEN {prob} >= 0 THEN 'Prospecting' END)")
+              f"WHEN {prob} >= 0.2 THEN 'Engaging' WHEN {prob} >= 0 THEN 'Prospecting' "
+              # open by the export's own flag and nothing else places it (a custom pipeline's stage):
+              # kept in the pipeline at the earliest open stage, flagged, not quarantined
+              f"WHEN {is_closed} = false THEN 'Prospecting' END)")
     closed = f"coalesce({placed} IN {CLOSED}, false)"
     created = d.date("Create Date")
     close = d.date("Close Date") if "Close Date" in columns else "NULL::DATE"
@@ -148,7 +155,7 @@ def _deals(con, columns, file, d: Dialect):
         {next((_opt(columns, c) for c in LEAD_SOURCE if c in columns), 'NULL::VARCHAR')} AS lead_source,
         nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {t}""")
-    flags = {}
+    flags = decimal_flag(con, t, d)
     for key, cond in (("created_date_is_load_date", "import_flag LIKE '%a load date%'"),
                       ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'")):
         n = con.execute(f"SELECT count(*) FROM staging.opportunities WHERE {cond} AND source_file = ?",

@@ -51,6 +51,7 @@ class Mapping:
     stages: dict[str, str] = field(default_factory=dict)
     date_formats: list[str] = field(default_factory=list)
     decimal: str = "."
+    decimal_given: bool = False  # `decimal:` in the file (else each file's amounts settle it: parse_sql.settle_decimal)
     delimiter: str = ","
     encoding: str | None = None
     signature: list[str] | None = None
@@ -191,6 +192,7 @@ def parse_mapping(data: dict, path: Path | None = None, lines: dict[tuple, int] 
     return Mapping(path=path, layout=data.get("layout"), files={str(k): v for k, v in files.items()},
                    columns=columns, lines=lines,
                    stages=stages, date_formats=[str(f) for f in formats], decimal=decimal,
+                   decimal_given="decimal" in data,
                    delimiter=str(data.get("delimiter", ",")), encoding=data.get("encoding"),
                    signature=data.get("signature"), non_sellable=[str(v).strip() for v in non_sellable])
 

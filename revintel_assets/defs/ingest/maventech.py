@@ -19,6 +19,7 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, col, currency_report,  # noqa: F401
+                                                   decimal_flag, settle_decimal,
                                                    forecast_category_expr, lit, stage_sql)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
@@ -65,7 +66,7 @@ def present_files(folder: Path, mapping: Mapping | None = None) -> dict[str, Pat
 def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapping | None = None) -> dict[str, dict]:
     """Load the files present; returns per file: raw rows and rows caught per quarantine rule."""
     mapping = mapping or Mapping()
-    dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
+    dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages, decimal_given=mapping.decimal_given)
     files = present_files(folder, mapping)
     report: dict[str, dict] = {}
     loaders = {"accounts": _accounts, "products": _products, "teams": _teams,
@@ -87,8 +88,12 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
                 "SELECT count(*) FROM staging.opportunities o JOIN temp.raw_pipeline r USING (_line) "
                 "WHERE o.source_file = ? AND o.close_date IS NULL AND nullif(trim(r.close_date), '') IS NOT NULL",
                 [files[kind].name]).fetchone()
-            if ignored:
-                report[files[kind].name]["flagged_kept"] = {"open_deal_close_date_not_used": ignored}
+            flags = {"open_deal_close_date_not_used": ignored} if ignored else {}
+            if "close_value" in raw.columns and not dialect.decimal_given:  # as _pipeline settled it
+                settled = Dialect(decimal=settle_decimal(con, "temp.raw_pipeline", [col("close_value")], dialect.decimal))
+                flags |= decimal_flag(con, "temp.raw_pipeline", settled)
+            if flags:
+                report[files[kind].name]["flagged_kept"] = flags
     return report
 
 
@@ -176,7 +181,8 @@ def _teams(con, columns, file, d: Dialect):
 
 
 def _pipeline(con, columns, file, d: Dialect):
-    d = d.settled(con, "temp.raw_pipeline", [c for c in ("engage_date", "close_date") if c in columns])
+    d = d.settled(con, "temp.raw_pipeline", [c for c in ("engage_date", "close_date") if c in columns],
+                  [c for c in ("close_value",) if c in columns])
     stage = d.stage("deal_stage")
     closed = f"({stage} IN {CLOSED})"
     latest = latest_date(con, "temp.raw_pipeline", [d.date("engage_date"), d.date("close_date")])

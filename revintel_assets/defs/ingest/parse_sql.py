@@ -9,14 +9,18 @@ from revintel_assets.rules import UNASSIGNED
 
 # ISO first; then the layouts spreadsheets and CRMs commonly write. Day-first layouts are
 # ambiguous against month-first ones, so they only come in through a mapping file.
-DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d", "%m/%d/%Y",
-                "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M"]
+# A two-digit year ('3/29/23', Excel's US short date) is tried before the four-digit one, which
+# reads it as the year 23 (then quarantined as impossible); a four-digit year never reads as %y.
+# A dotted date ('29.03.2023', German and most of Europe) is day-first wherever it is written.
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d", "%m/%d/%y", "%m/%d/%Y",
+                "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M",
+                "%d.%m.%y", "%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S"]
 # A file writes its dates one way: '01/12/2010' is 1 December in a UK export and 12 January in a
 # US one. Trying formats row by row would read a UK file's days up to 12 month-first and the rest
 # day-first, silently. So the order is settled per file from its own dates (settle_day_month): a
 # first number above 12 proves day-first, a second one above 12 month-first; the majority wins,
 # the other order's formats are dropped (the other rows go to the quarantine as not a date).
-DAY_FIRST = ["%d/%m/%Y", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %I:%M %p"]
+DAY_FIRST = ["%d/%m/%y", "%d/%m/%Y", "%d/%m/%y %H:%M", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %I:%M %p"]
 # Excel writes a date cell formatted as a number as its serial day (days since 1899-12-30): five
 # digits for 1970-2099, read as that day in a date column.
 EXCEL_SERIALS = (25569, 73050)
@@ -145,6 +149,38 @@ def settle_day_month(con, table: str, exprs: list[str], formats: list[str]) -> t
     if month_only > day_only:
         return [f for f in formats if _day_month(f) != "day"], ()
     return formats, ()
+
+
+def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str:
+    """The decimal separator of one file's amount cells (the text expressions `exprs` over
+    `table`), settled like the day / month order: ',' when more cells can only be read with a
+    decimal comma ('1.234,56', '14904,50') than with a decimal point ('1,234.56', '14904.5'); with
+    neither, ',' when more cells group thousands with dots ('14.904', a German export's whole
+    amounts, read as 14.904 before) than with commas; else `decimal` (a mapping's `decimal:` always wins)."""
+    if not exprs:
+        return decimal
+    cells = " UNION ALL ".join(f"SELECT regexp_replace(trim(({e})::VARCHAR), '[^0-9.,]', '', 'g') AS v FROM {table}"
+                               for e in exprs)
+    comma, point, dot_groups, comma_groups = con.execute(rf"""
+        SELECT count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(\.\d{{3}})+|\d+),\d{{1,2}}')),
+               count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(,\d{{3}})+|\d*)\.\d{{1,2}}')
+                                   OR regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+\.\d+')),
+               count(*) FILTER (WHERE regexp_full_match(v, '\d{{1,3}}(\.\d{{3}})+')),
+               count(*) FILTER (WHERE regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+'))
+        FROM ({cells}) WHERE v <> ''""").fetchall()[0]
+    if comma != point:
+        return "," if comma > point else "."
+    if dot_groups != comma_groups:
+        return "," if dot_groups > comma_groups else "."
+    return decimal
+
+
+def decimal_flag(con, table: str, d: "Dialect") -> dict[str, int]:
+    """{"amounts_read_with_decimal_comma": rows of `table`} when settle_decimal chose ',' for a file
+    (no mapping said so): the run says it, never silently."""
+    if d.decimal != "," or d.decimal_given:
+        return {}
+    return {"amounts_read_with_decimal_comma": con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]}
 
 
 def money_expr(expr: str, decimal: str = ".") -> str:
@@ -276,11 +312,15 @@ class Dialect:
     decimal: str = "."
     stages: dict[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()  # built-in date formats this file does not use (settle_day_month)
+    decimal_given: bool = False  # the mapping file said `decimal:`; else each file's amounts settle it
 
-    def settled(self, con, table: str, names: list[str]) -> "Dialect":
-        """This dialect with the day / month order of the file's date columns `names` settled."""
+    def settled(self, con, table: str, names: list[str], money: list[str] | tuple = ()) -> "Dialect":
+        """This dialect with the day / month order of the file's date columns `names` settled, and
+        its decimal separator from its amount columns `money` unless the mapping gave one."""
         formats, exclude = settle_day_month(con, table, [col(n) for n in names], self.date_formats)
-        return Dialect(formats, self.decimal, self.stages, exclude)
+        decimal = self.decimal if self.decimal_given else settle_decimal(con, table, [col(m) for m in money],
+                                                                          self.decimal)
+        return Dialect(formats, decimal, self.stages, exclude, self.decimal_given)
 
     def date(self, name: str) -> str:
         return date_sql(name, self.date_formats, self.exclude)

@@ -25,9 +25,10 @@ over the stage name when they disagree: the deal is kept, taken as the flags say
 Unknown stages are placed before anything is quarantined: closed by IsClosed (won by IsWon); an
 open deal by Probability (>= 90 Negotiation, >= 75 Proposal, >= 20 Engaging, else Prospecting),
 else by ForecastCategoryName (Commit -> Negotiation, Best Case -> Proposal, Pipeline -> Engaging,
-Omitted -> Prospecting); without IsClosed, ForecastCategoryName Closed or Probability 100 is won,
-Omitted with Probability 0 lost. Placed deals are flagged in `import_flag`; only a deal nothing
-places is quarantined (`unknown_stage`). ForecastCategoryName is kept as `forecast_category`.
+Omitted -> Prospecting), else, when IsClosed says it is open, Prospecting (kept in the pipeline at
+the earliest open stage); without IsClosed, ForecastCategoryName Closed or Probability 100 is won,
+Probability 0 lost (unless ForecastCategoryName says it is not Omitted). Placed deals are flagged
+in `import_flag`; only a deal nothing places is quarantined (`unknown_stage`). ForecastCategoryName is kept as `forecast_category`.
 
 Load dates: migrated orgs carry the bulk-load date in CreatedDate. A CreatedDate after CloseDate,
 or the one CreatedDate shared by at least half of the rows (and 5 or more), is taken as a load
@@ -49,6 +50,7 @@ import duckdb
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, bool_expr, col, currency_report,
+                                                   decimal_flag,
                                                    forecast_category_expr, lit)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm
@@ -77,7 +79,13 @@ REQUIRED = {
 # key, raw_csv.norm), the first present wins. Its 'Opportunity ID' column is needed: names repeat
 # (a fixture's report: 540 of 1,500 deals shared a name) and line numbers move between exports.
 REPORT_SIGNATURE = {"opportunityname", "stage", "closedate", "createddate"}
-REPORT_LABELS = {"Id": ["opportunityid"], "Name": ["opportunityname"], "StageName": ["stage"],
+# "Opportunity ID (18-char)" and kin: a report column holding the case-safe id; "Opportunity
+# Currency" / "Amount Currency": a multi-currency org's code per deal (without it their amounts
+# were summed as one currency without a word)
+REPORT_LABELS = {"Id": ["opportunityid", "opportunityid18char", "opportunityid18", "opportunityid18digit",
+                        "opportunityidcasesafe", "casesafeopportunityid", "opportunityid15char"],
+                 "Name": ["opportunityname"], "StageName": ["stage"],
+                 "CurrencyIsoCode": ["opportunitycurrency", "amountcurrency", "currency", "currencyisocode"],
                  "CloseDate": ["closedate"], "CreatedDate": ["createddate"], "Amount": ["amount"],
                  "Owner.Name": ["opportunityowner", "owner"], "Account.Name": ["accountname"],
                  "Probability": ["probability"], "ForecastCategoryName": ["forecastcategory"],
@@ -104,11 +112,12 @@ def report_columns(header: list[str]) -> dict[str, str] | None:
 OPTIONAL = {
     "opportunity": ["AccountId", "OwnerId", "IsClosed", "IsWon", "ForecastCategoryName", "Name", "Probability",
                     "LastStageChangeDate", "Product2Id", "Product__c", "ProductName", "Account.Name",
-                    "Owner.Name", "Pricebook2Id", "Type", "LeadSource"],
-    "account": ["Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry", "ParentId", "Parent.Name"],
+                    "Owner.Name", "Pricebook2Id", "Type", "LeadSource", "IsDeleted"],
+    "account": ["Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry", "ParentId", "Parent.Name",
+                "IsDeleted"],
     "user": ["Name", "FirstName", "LastName", "ManagerId", "UserRole.Name", "UserRoleName", "Region",
              "Division", "Department", "Manager.Name"],
-    "history": ["CloseDate", "Amount"],
+    "history": ["CloseDate", "Amount", "IsDeleted"],
     "product": ["Family", "ProductCode"],
     "pricebook": ["Id", "Pricebook2Id", "IsActive", "CurrencyIsoCode", "Pricebook2.IsStandard"],
     "currency": ["Id", "IsCorporate", "IsActive", "DecimalPlaces"],
@@ -132,12 +141,13 @@ def present_files(folder: Path, mapping: Mapping | None = None) -> dict[str, Pat
 
 def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapping | None = None) -> dict[str, dict]:
     mapping = mapping or Mapping()
-    dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
+    dialect = Dialect(mapping.date_formats, mapping.decimal, mapping.stages, decimal_given=mapping.decimal_given)
     files = present_files(folder, mapping)
     loaders = {"account": _accounts, "user": _users, "product": _products, "pricebook": _price_entries,
                "currency": _currency_types, "opportunity": _opportunities, "history": _history}
     report: dict[str, dict] = {}
     con.execute(f"DROP TABLE IF EXISTS temp.{OPPORTUNITY_RATE}")  # another import's, on the same connection
+    con.execute(f"DROP TABLE IF EXISTS temp.{DELETED}")
     for kind, loader in loaders.items():
         if kind not in files:
             continue
@@ -148,7 +158,7 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
         report[files[kind].name] = {**file_report(raw, caught), **extra, **_currencies(con, raw, kind, dialect.decimal)}
         if extra.get(PLACED_NAMES):  # the history (loaded next) reads them; a mapping's stages: still win
             dialect = Dialect(dialect.date_formats, dialect.decimal, {**extra[PLACED_NAMES], **dialect.stages},
-                              dialect.exclude)
+                              dialect.exclude, dialect.decimal_given)
     return report
 
 
@@ -181,9 +191,17 @@ def _opt(columns: list[str], *names: str, cast: str = "VARCHAR") -> str:
         f"try_cast(coalesce({', '.join(present)}) AS {cast})"
 
 
+def _deleted(columns: list[str], what: str) -> list[Rule]:
+    """A Data Loader "Export All" includes the recycle bin: IsDeleted true rows are not live records."""
+    if "IsDeleted" not in columns:
+        return []
+    return [Rule("deleted_record", f"coalesce({bool_expr(col('IsDeleted'))}, false)",
+                 f"'IsDeleted is true: a deleted {what} (Export All includes the recycle bin), not a live one'")]
+
+
 def _accounts(con, columns, file, d: Dialect):
     caught = apply_rules(con, "temp.raw_sf_account", file, columns,
-                         [Rule("missing_id", blank("Id"), "'Id is empty'")])
+                         [*_deleted(columns, "account"), Rule("missing_id", blank("Id"), "'Id is empty'")])
     caught |= dedupe(con, "temp.raw_sf_account", sfid('"Id"'), file, columns, "account Id")
     revenue = d.money("AnnualRevenue") if "AnnualRevenue" in columns else "NULL"
     con.execute(f"""INSERT INTO staging.accounts BY NAME SELECT
@@ -306,9 +324,14 @@ def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str) -
                f"WHEN {fc} = 'Pipeline' THEN 'Engaging' WHEN {fc} = 'Omitted' THEN 'Prospecting' END")
     return (f"(CASE WHEN {named} IS NOT NULL THEN {named} "
             f"WHEN {is_closed} AND {is_won} THEN 'Won' WHEN {is_closed} THEN 'Lost' "
-            f"WHEN {is_closed} = false THEN {open_by} "
+            # open by the export's own flag: a custom open stage nothing else places is kept in
+            # the pipeline at the earliest open stage (quarantined, a third of an org's open
+            # pipeline went missing), flagged like every placed deal
+            f"WHEN {is_closed} = false THEN coalesce({open_by}, 'Prospecting') "
             f"WHEN {is_won} THEN 'Won' WHEN {fc} = 'Closed' OR {prob} >= 100 THEN 'Won' "
-            f"WHEN {fc} = 'Omitted' AND {prob} = 0 THEN 'Lost' "
+            # Probability 0 is Closed Lost's, as 100 is Closed Won's: a report without IsClosed or
+            # ForecastCategoryName showed its custom lost stage ('Lost to Competitor') as open
+            f"WHEN coalesce({fc}, 'Omitted') = 'Omitted' AND {prob} = 0 THEN 'Lost' "
             f"ELSE {open_by} END)")
 
 
@@ -325,7 +348,8 @@ def _load_date(con, t: str, created: str) -> tuple[str | None, int, int]:
 
 def _opportunities(con, columns, file, d: Dialect):
     t = "temp.raw_sf_opportunity"
-    d = d.settled(con, t, [c for c in ("CreatedDate", "CloseDate", "LastStageChangeDate") if c in columns])
+    d = d.settled(con, t, [c for c in ("CreatedDate", "CloseDate", "LastStageChangeDate") if c in columns],
+                  [c for c in ("Amount",) if c in columns])
     is_closed = bool_expr(col("IsClosed")) if "IsClosed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("IsWon")) if "IsWon" in columns else "NULL::BOOLEAN"
     known = d.stage("StageName")
@@ -349,7 +373,11 @@ def _opportunities(con, columns, file, d: Dialect):
     # A multi-currency org with its CurrencyType.csv: amounts in the corporate currency (a blank
     # CurrencyIsoCode is in it); a code without a rate is quarantined, never added as given.
     rated = "CurrencyIsoCode" in columns and bool(con.execute("SELECT count(*) FROM staging.currency_rates").fetchall()[0][0])
+    if "IsDeleted" in columns:  # remembered for the history before the rules take the rows out
+        con.execute(f"CREATE TEMP TABLE {DELETED} AS SELECT {sfid(col('Id'))} AS opportunity_id FROM {t} "
+                    f"WHERE coalesce({bool_expr(col('IsDeleted'))}, false)")
     caught = apply_rules(con, t, file, columns, [
+        *_deleted(columns, "opportunity"),
         Rule("missing_opportunity_id", blank("Id"), "'Id is empty'"),
         Rule("unknown_stage", f"{named} IS NULL AND NOT coalesce({is_closed}, false)",
              f"'StageName ''' || coalesce(\"StageName\", '') || ''' is not one of {', '.join(STAGES)} "
@@ -423,7 +451,7 @@ def _opportunities(con, columns, file, d: Dialect):
     if rated:
         oid = sfid('"Id"')
         con.execute(f"CREATE OR REPLACE TEMP TABLE {OPPORTUNITY_RATE} AS SELECT {oid} AS opportunity_id, __fx AS rate FROM {src}")
-    flags = {}
+    flags = decimal_flag(con, t, d)
     for key, cond in (("created_date_is_load_date", "import_flag LIKE '%is a load date%'"),
                       ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'"),
                       ("stage_disagrees_with_isclosed_iswon", "import_flag LIKE '%disagrees with IsClosed%'")):
@@ -441,12 +469,25 @@ def _opportunities(con, columns, file, d: Dialect):
     return caught, {**({"flagged_kept": flags} if flags else {}), **({PLACED_NAMES: placed_names} if placed_names else {})}
 
 
+DELETED = "sf_deleted_opportunities"  # temp table: the ids Opportunity.csv marks IsDeleted (its rows leave the raw table)
+DELETED_IDS = f"SELECT opportunity_id FROM temp.{DELETED}"
+
+
+def _has_deleted(con) -> bool:
+    """Opportunity.csv (read before the history) had deleted rows."""
+    return bool(con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{DELETED}'").fetchall()[0][0])
+
+
 def _history(con, columns, file, d: Dialect):
     t = "temp.raw_sf_history"
-    d = d.settled(con, t, [c for c in ("CreatedDate", "CloseDate") if c in columns])
+    d = d.settled(con, t, [c for c in ("CreatedDate", "CloseDate") if c in columns], [c for c in ("Amount",) if c in columns])
     close = d.date("CloseDate") if "CloseDate" in columns else "NULL::DATE"
     latest = latest_date(con, t, [d.date("CreatedDate")])
     rules = [
+        *_deleted(columns, "history row"),
+        *([Rule("deleted_opportunity", f"{sfid(col('OpportunityId'))} IN ({DELETED_IDS})",
+                "'OpportunityId ' || \"OpportunityId\" || ' is a deleted opportunity (IsDeleted in Opportunity.csv)'")]
+          if _has_deleted(con) else []),
         Rule("missing_opportunity_id", blank("OpportunityId"), "'OpportunityId is empty'"),
         Rule("bad_changed_at", f"{blank('CreatedDate')} OR {d.bad_date('CreatedDate')}",
              "'CreatedDate ''' || coalesce(\"CreatedDate\", '') || ''' is not a date'"),

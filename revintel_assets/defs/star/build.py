@@ -164,7 +164,10 @@ def fact_opportunity() -> str:
     return f"""
     SELECT opportunity_id, account_id, rep_id, product_id,
            coalesce(division, 'Unassigned') AS division, stage,
-           coalesce(first_change, created_date, engage_date) AS created_date,
+           -- the earlier of the first logged change and the creation the source gives: a migrated
+           -- org's history starts on its load date, after the deals open then were created (their
+           -- CreatedDate, a load date too, is already the earliest evidence: ingest/salesforce.py)
+           coalesce(least(first_change, created_date), engage_date) AS created_date,
            coalesce(engage_date, first_engaged) AS engage_date,
            coalesce(expected_close, expected_close_date, close_date) AS expected_close_date,
            close_date,
@@ -204,7 +207,9 @@ def fact_opportunity_history() -> str:
       before creation). Left out when it adds nothing to the events above (a MavenTech open deal
       is engaging since its engage date, with no amount); kept for a deal with no event above (a
       MavenTech deal prospecting, with no date at all: 500 open deals had no history row);
-    - a closed deal's final stage and amount: known on its close date.
+    - a closed deal's final stage and amount: known on its close date;
+    - a logged deal created before its first logged change (an org migrated while it was open:
+      its log starts on the load date): prospecting from its creation until then.
     A past as-of date therefore never shows a stage the deal reached after it."""
     return """
     WITH logged AS (
@@ -245,7 +250,12 @@ def fact_opportunity_history() -> str:
         SELECT opportunity_id, known_at, stage, expected_close_date, amount, true, NULL, NULL FROM current_state
         UNION ALL
         SELECT opportunity_id, close_date, stage, close_date, amount, true, NULL, NULL
-        FROM unlogged WHERE is_closed)
+        FROM unlogged WHERE is_closed
+        UNION ALL
+        SELECT f.opportunity_id, f.created_date, 'Prospecting', NULL::DATE, NULL::DOUBLE, true, NULL, NULL
+        FROM star.fact_opportunity f JOIN (SELECT opportunity_id, min(changed_at) AS first FROM logged GROUP BY 1) l
+          USING (opportunity_id)
+        WHERE f.created_date < l.first)
     SELECT * FROM logged UNION ALL SELECT * FROM derived
     ORDER BY opportunity_id, changed_at"""
 
