@@ -57,7 +57,10 @@ def stage_win_rate(counts: pl.DataFrame, rows: pl.DataFrame, prior: float = STAG
     base = won / n
     table = counts.select("stage", ((pl.col("won") + prior * base) / (pl.col("n") + prior)).alias("p"))
     p = rows.select("stage").join(table, on="stage", how="left", maintain_order="left")["p"].fill_null(base)
-    return p.to_numpy(), base
+    # never a certainty: while every known outcome is a win (or a loss), base and every stage were
+    # exactly 1 (0); bounded by Laplace's rule of succession, which moves no rate strictly inside it
+    lo, hi = 1 / (n + 2), (n + 1) / (n + 2)
+    return np.clip(p.to_numpy(), lo, hi), min(max(base, lo), hi)
 
 
 def expected_close(rows: pl.DataFrame, lags: pl.DataFrame, overall: float | None) -> pl.Series:

@@ -105,3 +105,24 @@ def test_an_estimated_expected_close_date_is_flagged_a_crm_date_is_not():
     scores, _ = scoring.score_deals(rows, scoring.outcome_stats(history, as_of), as_of, None, None)
     assert scores["expected_close_estimated"].to_list() == [True, False, True]
     assert scores["expected_close_date"][1] == dt.date(2025, 9, 1) and scores["expected_close_date"].null_count() == 0
+
+
+def test_the_stage_rate_is_never_a_certainty():
+    """Early in a history every labelled outcome can be a win: the base rate and every stage's
+    rate were exactly 1, and the stage baseline scored open deals 1.0 (an audit's Salesforce
+    fixture, 29-33 Prospecting deals on its first scored date). Bounded by the rule of succession;
+    ordinary rates are untouched."""
+    import polars as pl
+
+    from revintel_assets.rules import stage_win_rate
+
+    rows = pl.DataFrame({"stage": ["Prospecting", "Proposal", "Engaging"]})
+    all_won = pl.DataFrame({"stage": ["Prospecting", "Proposal"], "n": [3, 2], "won": [3, 2]})
+    p, base = stage_win_rate(all_won, rows)
+    assert base == 6 / 7 and (p < 1).all() and (p == 6 / 7).all()
+    all_lost = pl.DataFrame({"stage": ["Prospecting"], "n": [4], "won": [0]})
+    p, base = stage_win_rate(all_lost, rows)
+    assert base == 1 / 6 and (p == 1 / 6).all()
+    mixed = pl.DataFrame({"stage": ["Prospecting", "Proposal"], "n": [100, 50], "won": [20, 30]})
+    p, base = stage_win_rate(mixed, rows)
+    assert base == 50 / 150 and p[2] == base and 0.2 < p[0] < p[1] < 0.6
