@@ -51,13 +51,11 @@ def test_crm_only_salesforce_export_completes_and_scores(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "Traceback" not in out and "CatalogException" not in out
-    assert query(data, "SELECT reason, count(*) FROM star.quarantine GROUP BY 1") == [
-        ("StageName 'Stage 7 (legacy)' is not one of Prospecting, Engaging, Proposal, Negotiation, Won, Lost nor a "
-         "Salesforce standard stage, and IsClosed, IsWon, ForecastCategoryName and Probability do not place it "
-         "(a mapping file can name it under stages:)", 1)]
-    assert query(data, "SELECT count(*), count(*) FILTER (WHERE is_closed) FROM star.fact_opportunity") == [(49, 32)]
-    # the open deals are scored as of the export date (17), and on every earlier as-of date: one row per open deal
-    assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = DATE '2024-05-04'") == [(17,)]
+    # 'Stage 7 (legacy)' with IsClosed false is an open deal, kept at Prospecting (it was quarantined)
+    assert query(data, "SELECT count(*) FROM star.quarantine") == [(0,)]
+    assert query(data, "SELECT count(*), count(*) FILTER (WHERE is_closed) FROM star.fact_opportunity") == [(50, 32)]
+    # the open deals are scored as of the export date (18), and on every earlier as-of date: one row per open deal
+    assert query(data, "SELECT count(*) FROM scores.deal_scores WHERE as_of_date = DATE '2024-05-04'") == [(18,)]
     assert query(data, "SELECT count(*) FROM scores.deal_scores") == query(data, "SELECT count(*) FROM features.deal_snapshot")
     assert query(data, "SELECT export_date::VARCHAR FROM meta.source") == [("2024-05-04",)]
     # no transactions, no ICP; 32 closed deals, too few for a win model (no calibration bins): those
