@@ -278,3 +278,27 @@ def test_an_open_deal_in_a_custom_stage_stays_in_the_pipeline(tmp_path):
     f = report.files["hubspot-crm-exports-all-deals-2025-03-06.csv"]
     assert f["quarantined"] == {} and f["flagged_kept"]["stage_placed_from_other_fields"] == 3
     assert_reconciled(con)
+
+
+def test_a_report_saved_as_a_workbook_sets_its_footer_aside(tmp_path):
+    """A Salesforce report exported as .xlsx keeps its footer as rows (totals with a sum beside them,
+    the notice): the report's footer, not rows with an empty Id (it was "row 7: Id is empty")."""
+    header = ["Opportunity Owner", "Account Name", "Opportunity Name", "Stage", "Amount", "Close Date", "Created Date",
+              "Opportunity ID"]
+    rows = [["Bob", "Quartz", "Quartz - Renewal", "Closed Lost", "11500", "2023-08-05 00:00", "2023-06-13 00:00",
+             "0065g00000Rep1XAAA"],
+            ["Chen", "Summit", "Summit - New", "Closed Won", "35900", "2023-06-22 00:00", "2022-11-21 00:00",
+             "0065g00000Rep2XAAA"],
+            ["", "", "", "", "", "", "", ""],
+            ["Grand Totals (2 records)", "", "", "", "47400", "", "", ""],
+            ["Confidential Information - Do Not Distribute", "", "", "", "", "", "", ""],
+            ["Copyright (c) 2000-2026 salesforce.com, inc. All rights reserved.", "", "", "", "", "", "", ""]]
+    src = tmp_path / "rep"
+    src.mkdir()
+    _xlsx(src / "report1713178320000.xlsx", header, rows, dates=(5, 6), title=(["Opportunity Pipeline"], []))
+    con = duckdb.connect()
+    report = build_star(con, src)
+    f = report.files["report1713178320000.xlsx"]
+    assert f["report_footer"] == 3 and f["quarantined"] == {} and f["raw_rows"] == 5
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(2,)]
+    assert_reconciled(con)

@@ -658,6 +658,7 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
                          for (sheet, rows, first_line), (_, _, h) in zip(read, sheets)])
     columns, renamed = _check_header(con, "_raw", path, required, layout, rename, optional, canonical_file)
     blank = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in columns) or "false"
+    footer = _excel_footer(con, path, columns, blank, read)
     select = (narrow(columns, columns) if narrow is not None else None) or "*"
     con.execute(f"{_create(table)} AS SELECT {select}{', _line' if select != '*' else ''} FROM _raw "
                 f"WHERE NOT ({blank}) ORDER BY _line")
@@ -665,8 +666,29 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
     ensure_quarantine_staging(con)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     absent = tuple(c for c in (noted or []) if c not in columns)
-    return RawLoad(path.name, table, columns, rows, 0, "xlsx", renamed, True, absent, tuple(read), tuple(skipped),
-                   title_rows=tuple(titles))
+    return RawLoad(path.name, table, columns, rows, footer, "xlsx", renamed, True, absent, tuple(read), tuple(skipped),
+                   title_rows=tuple(titles), footer=footer)
+
+
+def _excel_footer(con, path: Path, columns: list[str], blank: str, read: list) -> int:
+    """A report saved as a workbook keeps its footer as rows: in each sheet, from the first row whose
+    first filled cell starts a footer (FOOTER_START; a totals row may carry sums in other cells) to
+    the sheet's end, quarantined as the report's footer, not as rows with an empty id. Returns how
+    many (rows with every cell empty are not rows anyway)."""
+    cells = ", ".join(f"nullif(trim({quote_ident(c)}), '')" for c in columns)
+    n = 0
+    for _sheet, rows, first in read:
+        last = first + rows - 1
+        start = con.execute(f"SELECT min(_line) FROM _raw WHERE _line BETWEEN {first} AND {last} AND "
+                            f"regexp_full_match(coalesce({cells}, ''), {_sql_str(FOOTER_START)})").fetchall()[0][0]
+        if start is None:
+            continue
+        ensure_quarantine_staging(con)
+        n += con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT {_sql_str(path.name)}, _line,
+                             concat_ws(',', {cells}), {_sql_str(FOOTER_REASON)} FROM _raw
+                             WHERE _line BETWEEN {start} AND {last} AND NOT ({blank})""").fetchall()[0][0]
+        con.execute(f"DELETE FROM _raw WHERE _line BETWEEN {start} AND {last}")
+    return n
 
 
 def label_sheet_rows(con) -> None:
