@@ -38,7 +38,7 @@ BASELINE_CAVEAT = ("The stage baseline scored this deal, so there is one contrib
 
 # how a page names an expected close date revintel estimated (scores.deal_scores.expected_close_estimated)
 ESTIMATED_CLOSE = "estimated (no CRM date)"
-NO_ACCOUNT = "(no account)"
+NO_ACCOUNT = fmt.NO_ACCOUNT
 
 
 def columns(table: str) -> set[str]:

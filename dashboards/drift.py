@@ -2,7 +2,7 @@
 learned from, per feature, as a population stability index (PSI). Pure numpy, no clock.
 
 PSI = Σ (cur% − ref%) · ln(cur% / ref%) over the reference's decile bins (a missing value is a bin
-of its own). The usual reading: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major shift.
+of its own; a feature with ten values or fewer, a bin per value, split halfway between them). The usual reading: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major shift.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | N
     if reference.size == 0 or current.size == 0:
         return None
     ref_ok, cur_ok = reference[~np.isnan(reference)], current[~np.isnan(current)]
-    edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, bins + 1)[1:-1])) if ref_ok.size else np.array([])
+    values = np.unique(ref_ok)
+    if 1 < values.size <= bins:
+        # a few values only (a per-stage median, a count): a bin per value, split halfway to the next.
+        # Edges at the values themselves put a value that moved by a fraction of a day into the next
+        # bin: "usual days in this stage" (49.8 -> 50.6) read as a major shift (PSI 4.4)
+        edges = (values[:-1] + values[1:]) / 2
+    else:
+        edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, bins + 1)[1:-1])) if ref_ok.size else np.array([])
 
     def shares(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
         counts = np.bincount(np.searchsorted(edges, ok, side="right"), minlength=edges.size + 1)

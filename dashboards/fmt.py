@@ -38,6 +38,14 @@ def _affix(code: str) -> tuple[str, str]:
     return f"{code} ", ""
 
 
+def as_text(df: pl.DataFrame, formats: dict) -> pl.DataFrame:
+    """The columns of `formats` ({column: value -> str}) as text, "—" where missing: st.dataframe
+    prints a missing value as "None" (a deal's unknown amount, a forecast model's AUC). For tables
+    where a blank means something (numbers there sort as text)."""
+    return df.with_columns(pl.col(c).map_elements(f, return_dtype=pl.String, skip_nulls=True).fill_null("—")
+                           for c, f in formats.items() if c in df.columns)
+
+
 def money(x: float | None, code: str | None = None) -> str:
     """85620 -> "$85,620"; None -> "—"."""
     if x is None:
@@ -109,14 +117,18 @@ def names(table: str, key: str, name_col: str) -> dict[str, str]:
     return dict(zip(df["k"].to_list(), df["v"].to_list()))
 
 
+NO_ACCOUNT = "(no account)"  # a deal without an account (MavenTech's prospecting deals), on every page
+
+
 def with_names(df: pl.DataFrame, *, account: str | None = None, rep: str | None = None,
                product: str | None = None) -> pl.DataFrame:
-    """Adds `account`, `rep`, `product` (names, falling back to the id) for the id columns given."""
+    """Adds `account`, `rep`, `product` (names, falling back to the id, then to "(no account)" /
+    "(no rep)" / "(no product)" where the id is missing: never a blank or "None")."""
     for out, col, table, key, name_col in (("account", account, "star.dim_account", "account_id", "account_name"),
                                            ("rep", rep, "star.dim_rep", "rep_id", "rep_name"),
                                            ("product", product, "star.dim_product", "product_id", "product_name")):
         if col and col in df.columns:
             lookup = names(table, key, name_col)
             df = df.with_columns(pl.col(col).cast(pl.String).replace_strict(lookup, default=pl.col(col).cast(pl.String))
-                                 .alias(out))
+                                 .fill_null(NO_ACCOUNT if out == "account" else f"(no {out})").alias(out))
     return df

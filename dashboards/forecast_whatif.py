@@ -55,8 +55,9 @@ def remaining_quota(as_of: dt.date, segment_type: str, segment: str) -> float | 
     if not db.table_exists("forecast.quota_attainment"):
         return None
     try:
+        # the quarter's row: "month" sorts first, and its quota (NULL without monthly quotas) hid the chance
         row = db.query("SELECT quota, booked_to_date FROM forecast.quota_attainment WHERE as_of_date = ? "
-                       "AND segment_type = ? AND segment = ? ORDER BY period LIMIT 1", [as_of, segment_type, segment])
+                       "AND segment_type = ? AND segment = ? AND period = 'quarter'", [as_of, segment_type, segment])
     except Exception:  # another layout of the table: no chance shown rather than a wrong one
         return None
     if row.is_empty() or row["quota"][0] is None:

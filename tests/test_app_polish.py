@@ -124,6 +124,12 @@ def test_psi_reads_stable_and_shifted():
     assert drift.psi(ref, rng.normal(1.0, 1.0, size=4000)) > drift.MAJOR
     missing = np.where(rng.random(4000) < 0.4, np.nan, rng.normal(size=4000))  # 40 % missing: a shift too
     assert drift.psi(ref, missing) > drift.MAJOR
+    # a few values only, each moved by under a day (a per-stage running median, "usual days in this
+    # stage": 49.8 -> 50.6): stable (it read 4.4, a major shift); the same values re-weighted: a shift
+    stages = rng.integers(0, 4, 4000)
+    usual = np.array([10.0, 21.5, 49.8, 73.0])
+    assert drift.psi(usual[stages], (usual + [0.2, 0.4, 0.8, 0.5])[rng.integers(0, 4, 4000)]) < drift.MODERATE
+    assert drift.psi(usual[stages], usual[np.minimum(rng.integers(0, 8, 4000), 3)]) > drift.MAJOR
 
 
 def test_rollup_by_rep_and_manager():

@@ -35,7 +35,9 @@ label = {r["opportunity_id"]: f"{r['opportunity_id']} · {r['account']} · {r['r
 ids = list(label)
 wanted = st.query_params.get("deal")  # ?deal=<opportunity_id>, e.g. from a Pipeline Risk link
 deal_id = pick[1].selectbox("Deal (highest risk first)", ids, index=ids.index(wanted) if wanted in label else 0,
-                            format_func=label.get, key="deal_pick")
+                            # one widget per as-of date: a kept widget showed the previous date's risk in its
+                            # label; the deal itself carries over through ?deal=
+                            format_func=label.get, key=f"deal_pick_{as_of}")
 if wanted and wanted not in label:
     st.warning(f"Deal {code(wanted)} is not among the deals open on {as_of}; showing the highest-risk deal instead.",
                icon=":material/search_off:")
@@ -135,9 +137,11 @@ timeline = alt.layer(
 st.altair_chart(timeline, width="stretch")
 st.caption(f"Each dot is a change (hover for details); the dashed line is the as-of date ({as_of}) — "
            "changes after it were not known when the deal was scored.")
-st.dataframe(hist.select("changed_at", "stage", "expected_close_date", "amount", "change"), hide_index=True,
+shown = fmt.as_text(hist.select("changed_at", "stage", "expected_close_date", "amount", "change"),
+                    {"expected_close_date": lambda d: str(d)[:10], "amount": fmt.money})  # "—", never "None", where unknown
+st.dataframe(shown, hide_index=True,
              width="stretch", height=min(38 + 35 * hist.height, 600), column_config={
                  "changed_at": st.column_config.DateColumn("Date"), "stage": "Stage",
-                 "expected_close_date": st.column_config.DateColumn("Expected close"),
-                 "amount": fmt.money_column("Amount"),
+                 "expected_close_date": "Expected close",
+                 "amount": f"Amount ({fmt.currency()})",
                  "change": st.column_config.TextColumn("Change", width="large")})

@@ -133,9 +133,13 @@ else:
     wi_base, wi_sims = forecast_whatif.base(as_of, seg_type, segment)
     whose = "the whole company" if seg_type == "total" else f"{seg_type} {segment}"  # not "total total"
     st.caption(f"{len(wi_base.deals):,} open deals of {whose}, recomputed with the forecast's own engine "
-               f"({wi_sims:,} simulations, seeded, nothing saved). A moved or new deal closes on its date if won.")
+               f"({wi_sims:,} simulations, seeded, nothing saved). A moved or new deal closes on its date if won."
+               + ("" if seg_type == "total" else " A segment is simulated on its own, so its unedited figures "
+                  "differ from the stored forecast's by Monte Carlo noise (about 1 %); the changes shown are "
+                  "against this same simulation."))
     picks = forecast_whatif.choices(wi_base)
-    names = {r["opportunity_id"]: f"{r['opportunity_id']} · {r['rep_id']} · {r['stage']} · {r['amount']:,.0f}"
+    names = {r["opportunity_id"]: f"{r['opportunity_id']} · {r['rep_id']} · {r['stage']} · "
+                                  f"{fmt.money(r['amount'], CURRENCY)}"
              for r in picks.iter_rows(named=True)}
     w1, w2, w3 = st.columns(3)
     leave_out = w1.multiselect("Leave out deals", list(names), format_func=names.get, key="wi_exclude")
@@ -176,7 +180,7 @@ else:
     st.dataframe(months.select(pl.col("period_start").cast(pl.Utf8).alias("month"), "p50_before",
                                pl.col("p10"), pl.col("p50").alias("p50_what_if"), "p90"),
                  hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%,.0f")
+                 column_config={c: fmt.money_column(c.replace("_", " "), CURRENCY)
                                 for c in ("p50_before", "p10", "p50_what_if", "p90")})
 
 # ------------------------------------------------------------------ the deals behind the spread

@@ -38,9 +38,10 @@ wide = (latest.filter(pl.col("metric").is_in(HEADLINE))
         .pivot(on="metric", index=["model_family", "division", "model_name", "cutoff_date"], values="value",
                aggregate_function="first")
         .sort("model_family", "division", "model_name").with_columns(pl.col("cutoff_date").cast(pl.Date).cast(pl.Utf8)))
-st.dataframe(wide.select([c for c in ["model_family", "division", "model_name", "cutoff_date", *HEADLINE]
-                          if c in wide.columns]), hide_index=True, width="stretch",
-             column_config={m: st.column_config.NumberColumn(format="%.3f") for m in HEADLINE[:-2]})
+# a metric a model has no value for (a forecast model's AUC) reads "—", not "None"
+st.dataframe(fmt.as_text(wide.select([c for c in ["model_family", "division", "model_name", "cutoff_date", *HEADLINE]
+                                      if c in wide.columns]), {m: ("{:,.0f}" if m in ("n", "positives") else "{:.3f}").format for m in HEADLINE}),
+             hide_index=True, width="stretch")
 
 families = sorted(holdout["model_family"].unique().to_list())
 st.caption("Models with holdout metrics: " + "; ".join(
@@ -128,10 +129,10 @@ if db.table_exists("scores.deal_scores"):
         pl.when(pl.col("model_version").str.starts_with("baseline_stage"))
         .then(pl.lit("stage baseline (no trained model had beaten it)"))
         .otherwise(pl.lit("LightGBM win-probability model")).alias("what"))
-    st.dataframe(champions.select("model_version", "what", "trained_on", "first_date", "last_date", "dates",
-                                  "deals_scored"), hide_index=True, width="stretch", column_config={
-        "model_version": "Deal model", "what": "What it is", "trained_on": st.column_config.DateColumn(
-            "Training cutoff", format="YYYY-MM-DD"),
+    st.dataframe(fmt.as_text(champions.select("model_version", "what", "trained_on", "first_date", "last_date", "dates",
+                                              "deals_scored"), {"trained_on": lambda d: str(d)[:10]}),  # the stage baseline: "—"
+                 hide_index=True, width="stretch", column_config={
+        "model_version": "Deal model", "what": "What it is", "trained_on": "Training cutoff",
         "first_date": st.column_config.DateColumn("Champion from", format="YYYY-MM-DD"),
         "last_date": st.column_config.DateColumn("to", format="YYYY-MM-DD"),
         "dates": "As-of dates", "deals_scored": "Deals scored"})

@@ -50,14 +50,20 @@ k[3].metric("Chance of making it", "—" if total["p_hit_quota"] is None else f"
 k[4].metric("Coverage", "—" if total["coverage_ratio"] is None else f"{total['coverage_ratio']:.1f}×",
             help="Open pipeline expected by the period end / quota still to book")
 if total["quota"] is None:
-    st.info("No quota for the total in this period: load quotas.csv (or Salesforce ForecastingQuota.csv) to see "
-            "attainment and the chance of making it. The forecast and the reps' call are shown without.")
+    other = db.query("SELECT DISTINCT period FROM forecast.quota_attainment WHERE as_of_date = ? AND period <> ? "
+                     "AND quota IS NOT NULL ORDER BY 1", [as_of, period])["period"].to_list()
+    if other:  # the quotas were loaded, for other periods: say so rather than ask for the file again
+        st.info(f"The quotas loaded are per {' and '.join(other)}, none per {period}: no attainment or chance of "
+                f"making it for a {period}. The forecast and the reps' call are shown without.")
+    else:
+        st.info("No quota for the total in this period: load quotas.csv (or Salesforce ForecastingQuota.csv) to see "
+                "attainment and the chance of making it. The forecast and the reps' call are shown without.")
 
 rows = plan.filter(pl.col("segment_type") == seg_type).sort("p_hit_quota", "segment", nulls_last=True)
 st.markdown(f"**Per {seg_type}: revintel vs the call**")
 chart_rows = rows.select("segment", "quota", "booked_to_date", "commit", "best_case", "p10", "p50", "p90").to_pandas()
 base = alt.Chart(chart_rows).encode(y=alt.Y("segment:N", sort=None, title=None))
-layers = [base.mark_bar(opacity=0.3, color="#4c78a8", height=14).encode(x=alt.X("p10:Q", title="period total"), x2="p90:Q",
+layers = [base.mark_bar(opacity=0.3, color="#4c78a8", height=14).encode(x=alt.X("p10:Q", title=f"period total ({CURRENCY})"), x2="p90:Q",
                                                                          tooltip=["segment", alt.Tooltip("p10:Q", format=",.0f"),
                                                                                   alt.Tooltip("p50:Q", format=",.0f"),
                                                                                   alt.Tooltip("p90:Q", format=",.0f")]),
@@ -73,15 +79,19 @@ st.caption("Blue bar: P10–P90 of the period total, blue tick: P50; orange diam
            "Commit + Best Case; red tick: quota.")
 money_cols = ("quota", "booked_to_date", "commit", "best_case", "weighted_pipeline", "p10", "p50", "p90", "gap_to_plan",
               "open_pipeline")
-st.dataframe(rows.select("segment", "quota", "booked_to_date", "commit", "best_case", "weighted_pipeline", "p10", "p50",
-                         "p90", "p_hit_quota", "coverage_ratio", "gap_to_plan", "open_pipeline"),
+# a column no segment has a value in (the quota's for a month, with quarterly quotas; the call without
+# Commit / Best Case deals) is left out: every cell read "None"
+st.dataframe(rows.select([c for c in ("segment", "quota", "booked_to_date", "commit", "best_case", "weighted_pipeline",
+                                      "p10", "p50", "p90", "p_hit_quota", "coverage_ratio", "gap_to_plan",
+                                      "open_pipeline")
+                          if rows[c].null_count() < rows.height]),
              hide_index=True, width="stretch", column_config={
-                 **{c: st.column_config.NumberColumn(format="%,.0f") for c in money_cols},
-                 "booked_to_date": st.column_config.NumberColumn("booked", format="%,.0f"),
+                 **{c: fmt.money_column(c.replace("_", " "), CURRENCY) for c in money_cols},
+                 "booked_to_date": fmt.money_column("booked", CURRENCY),
                  "p_hit_quota": st.column_config.ProgressColumn("chance of making it", min_value=0, max_value=1,
                                                                 format="%.2f"),
                  "coverage_ratio": st.column_config.NumberColumn("coverage", format="%.1f×"),
-                 "gap_to_plan": st.column_config.NumberColumn("gap to plan (quota − P50)", format="%,.0f")})
+                 "gap_to_plan": fmt.money_column("gap to plan (quota − P50)", CURRENCY)})
 
 # ------------------------------------------------------------------ the deals that decide it
 IN_PLAY = 0.1  # the gap table: deals with at least this chance to be won inside the period
@@ -109,10 +119,10 @@ if db.table_exists("forecast.plan_deals"):
         st.markdown(f"**{segment}**: quota {money(row['quota'])}, booked {money(row['booked_to_date'])}, "
                     f"{money(max(short, 0))} still to book; forecast P50 {money(row['p50'])}, "
                     f"chance of making it **{row['p_hit_quota']:.0%}**.")
-    cfg = {"amount": st.column_config.NumberColumn(format="%,.0f"),
-           "expected_in_period": st.column_config.NumberColumn("expected", format="%,.0f"),
-           "sd_in_period": st.column_config.NumberColumn("spread (sd)", format="%,.0f"),
-           "upside": st.column_config.NumberColumn("adds if won", format="%,.0f"),
+    cfg = {"amount": fmt.money_column("amount", CURRENCY),
+           "expected_in_period": fmt.money_column("expected", CURRENCY),
+           "sd_in_period": fmt.money_column("spread (sd)", CURRENCY),
+           "upside": fmt.money_column("adds if won", CURRENCY),
            "chance_swing": st.column_config.ProgressColumn("chance swing", min_value=0, max_value=1, format="%.2f"),
            "win_probability": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
            "p_in_period": st.column_config.ProgressColumn("p in period", min_value=0, max_value=1, format="%.2f")}

@@ -85,7 +85,7 @@ for cat in ORDER:
 frame = pl.DataFrame(bars).to_pandas()
 chart = (alt.Chart(frame).mark_bar()
          .encode(x=alt.X("step:N", sort=[b["step"] for b in bars], title=None, axis=alt.Axis(labelAngle=0)),
-                 y=alt.Y("bottom:Q", title="pipeline", stack=None), y2=alt.Y2("top:Q"),
+                 y=alt.Y("bottom:Q", title=f"pipeline ({CURRENCY})", stack=None), y2=alt.Y2("top:Q"),
                  color=alt.Color("kind:N", scale=alt.Scale(domain=["level", "up", "down"],
                                                           range=["#4c78a8", "#54a24b", "#e45756"]), legend=None),
                  tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format=",.0f")])
@@ -109,7 +109,9 @@ if seg_type != "total":
 st.dataframe(changes.select("opportunity_id", "account_id", "rep_id", "division", "stage_before", "stage_after",
                             "amount_before", "amount_after", "expected_close_before", "expected_close_after"),
              hide_index=True, width="stretch",
-             column_config={c: st.column_config.DateColumn(format="YYYY-MM-DD")
-                            for c in ("expected_close_before", "expected_close_after")})
+             column_config={**{c: st.column_config.DateColumn(format="YYYY-MM-DD")
+                               for c in ("expected_close_before", "expected_close_after")},
+                            "amount_before": fmt.money_column("amount before", CURRENCY),
+                            "amount_after": fmt.money_column("amount after", CURRENCY)})
 st.caption("Deals are categorised by what happened to them overall (a deal pushed into another quarter counts "
            "as pushed out even if its amount changed too); the waterfall counts each deal once per period.")
