@@ -291,8 +291,9 @@ def rep_history(as_of: dt.date) -> pl.DataFrame:
                           "WHERE is_closed AND close_date <= ? GROUP BY 1", [as_of])
         out = closed.with_columns(pl.lit(0, dtype=pl.Int64).alias("slips"))
     if db.table_exists(CHANGES):
-        slips = db.query(f"SELECT rep_id::VARCHAR AS rep_id, count(*)::BIGINT AS slips FROM {CHANGES} "
-                         "WHERE category = 'pushed_out' AND as_of_date > ? AND as_of_date <= ? GROUP BY 1",
+        # deals, not push events (a deal pushed on two dates is one slip): what the column says it counts
+        slips = db.query(f"SELECT rep_id::VARCHAR AS rep_id, count(DISTINCT opportunity_id)::BIGINT AS slips "
+                         f"FROM {CHANGES} WHERE category = 'pushed_out' AND as_of_date > ? AND as_of_date <= ? GROUP BY 1",
                          [as_of - dt.timedelta(days=SLIP_WINDOW_DAYS), as_of])
         out = (out.drop("slips").join(slips, on="rep_id", how="full", coalesce=True)
                .with_columns(pl.col("won", "closed", "slips").fill_null(0)))

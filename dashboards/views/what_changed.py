@@ -79,7 +79,11 @@ for cat in ORDER:
         bars.append({"step": LABELS[cat], "top": value, "bottom": 0.0, "amount": value, "kind": "level"})
         running = value
     elif value:
-        bars.append({"step": LABELS[cat], "top": max(running, running + value), "bottom": min(running, running + value),
+        # next quarter gains what this one pushes out (and loses what is pulled into this one): the bar
+        # says which way it went, not the deal's category alone (a green "Pushed out" read as a loss)
+        step = {("pushed_out", True): "Pushed in (from an earlier quarter)",
+                ("pulled_in", False): "Pulled into an earlier quarter"}.get((cat, value > 0), LABELS[cat])
+        bars.append({"step": step, "top": max(running, running + value), "bottom": min(running, running + value),
                      "amount": value, "kind": "up" if value > 0 else "down"})
         running += value
 frame = pl.DataFrame(bars).to_pandas()
