@@ -302,3 +302,21 @@ def test_a_report_saved_as_a_workbook_sets_its_footer_aside(tmp_path):
     assert f["report_footer"] == 3 and f["quarantined"] == {} and f["raw_rows"] == 5
     assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(2,)]
     assert_reconciled(con)
+
+
+def test_deal_probability_written_with_a_percent_sign(tmp_path):
+    """'0%' placed nothing (a custom lost stage's 218 deals quarantined); '20%' and '100%' did."""
+    header = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date", "Deal probability"]
+    rows = [["9001", "A", "Churned", "100", "2025-03-02", "2025-01-10", "0%"],
+            ["9002", "B", "Renewal Due", "50", "2025-06-05", "2025-01-12", "20%"],
+            ["9003", "C", "Renewed", "70", "2025-03-01", "2025-01-12", "100%"],
+            ["9004", "D", "Sleeping", "70", "2025-06-01", "2025-01-12", "1%"]]
+    src = tmp_path / "hs"
+    src.mkdir()
+    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
+        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    got = dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall())
+    assert got == {"9001": "Lost", "9002": "Engaging", "9003": "Won", "9004": "Prospecting"}
+    assert_reconciled(con)

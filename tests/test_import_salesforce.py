@@ -554,3 +554,17 @@ def test_whole_amounts_grouped_with_dots_are_thousands(tmp_path):
     con = duckdb.connect()
     build_star(con, tmp_path / "sf")
     assert 14.904 in [r[0] for r in con.execute("SELECT amount FROM star.fact_opportunity").fetchall()]
+
+
+
+@pytest.mark.parametrize("cells, decimal", [
+    (["14.904", "5.060", "1.234"], ","), (["1.234,56", "12,50"], ","), (["1,234.56", "14904.00"], "."),
+    (["14904", "5060"], "."), (["14,904", "1,234"], "."), (["EUR 14.904", "€ 5.060"], ","),
+    # three decimals with four digits before the point cannot be thousands: a point ('53.000' beside it)
+    (["1054.000", "53.000", "38.000"], "."), (["2.5500", "1.2500"], "."), (["1054,000", "53,000"], ",")])
+def test_the_decimal_separator_is_settled_from_the_cells(cells, decimal):
+    from revintel_assets.defs.ingest.parse_sql import settle_decimal
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT unnest(?) AS a", [cells])
+    assert settle_decimal(con, "t", ['"a"']) == decimal

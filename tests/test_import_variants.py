@@ -107,3 +107,72 @@ def test_a_format_naming_two_crms_or_two_logs_is_refused(tmp_path):
     for forced in ("salesforce+hubspot", "maventech+sales_log+tidy"):
         with pytest.raises(SourceError, match="naming at most one CRM"):
             detect_layout(tmp_path, forced)
+
+
+# --- logs as European Excel and other systems write them (an audit's fixtures, 2026-12-07) ------
+
+def _orii_rows(con) -> list[tuple]:
+    return con.execute("SELECT account_id, product_id, quantity, round(amount, 2), order_date::VARCHAR "
+                       "FROM star.fact_transactions ORDER BY source_line").fetchall()
+
+
+@pytest.mark.parametrize("variant", ["european", "euro_sign"])
+def test_online_retail_ii_as_europe_writes_it_reads_the_same(tmp_path, variant):
+    """Semicolons, decimal-comma prices ('2,55') and dotted dates, or prices with a currency mark
+    ('€6.95'): every line was quarantined ('amount is not a number', the built-in mapping's
+    try_cast), the star empty. The amount expression now reads its columns by the money rules, with
+    the decimal separator settled from them."""
+    us = tmp_path / "us"
+    write(us, "online_retail_II.csv", ORII)
+    con = duckdb.connect()
+    build_star(con, us)
+    expected = _orii_rows(con)
+    lines = ORII.splitlines()
+    if variant == "european":
+        import re
+        rows = [lines[0].replace(",", ";")] + [
+            re.sub(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}:\d{2}):00", r"\3.\2.\1 \4", line).replace(",", ";")
+            for line in lines[1:]]
+        rows = [r.split(";") for r in rows]
+        for r in rows[1:]:
+            r[5] = r[5].replace(".", ",")
+        text = "\n".join(";".join(r) for r in rows) + "\n"
+    else:
+        rows = [line.split(",") for line in lines]
+        for r in rows[1:]:
+            r[5] = "€" + r[5]
+        text = "\n".join(",".join(r) for r in rows) + "\n"
+    src = tmp_path / variant
+    write(src, "online_retail_II.csv", text)
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert _orii_rows(con) == expected
+    flagged = report.files["online_retail_II.csv"].get("flagged_kept", {})
+    assert flagged.get("amounts_read_with_decimal_comma") == (4 if variant == "european" else None)  # lines kept
+    assert_reconciled(con)
+
+
+def test_a_german_order_log_groups_thousands_with_dots(tmp_path):
+    """'1.020' in a semicolon log without a mapping is 1,020 (it was read 1.02, silently)."""
+    src = tmp_path / "de"
+    write(src, "umsatz.csv", "order_date;customer_id;sku;qty;net_amount\n10.10.2011;K1;A;1;1.020\n"
+          "11.10.2011;K2;B;2;870\n12.10.2011;K1;B;1;1.998\n")
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert sorted(r[0] for r in con.execute("SELECT amount FROM star.fact_transactions").fetchall()) == [
+        870.0, 1020.0, 1998.0]
+    assert report.files["umsatz.csv"]["flagged_kept"]["amounts_read_with_decimal_comma"] == 3
+
+
+def test_skus_in_another_case_match_the_sku_map(tmp_path):
+    """'85123a' in the log, '85123A' in the map: mapped (5 % of a lower-cased log went to Unmapped
+    SKUs); a spelling the map gives two divisions stays unmapped rather than guessed."""
+    src = tmp_path / "orii"
+    write(src, "online_retail_II.csv", ORII.replace("79323P", "79323p").replace("POST,", "post,")
+          .replace(",18.00,,", ",18.00,13085.0,"))
+    write(src, "sku_divisions.csv", "stock_code,description,division\n85048,x,Seasonal\n79323P,x,Lighting\n"
+          "22350,x,Pets\n22087,x,Party\nPOST,x,Non-product\nAB1,x,Kitchen\nab1,x,Garden\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    got = dict(con.execute("SELECT product_id, any_value(division) FROM star.fact_transactions GROUP BY 1").fetchall())
+    assert got["79323p"] == "Lighting" and got["post"] == "Non-product"

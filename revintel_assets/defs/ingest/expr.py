@@ -204,10 +204,16 @@ def columns(node: Node) -> list[str]:
     return [c for a in node.args for c in columns(a)]
 
 
-def to_sql(node: Node, numeric: bool = True) -> str:
-    """SQL rebuilt from the tree; `numeric`: a column here is read as a number."""
+NUMERIC_TYPES = ("DOUBLE", "FLOAT", "DECIMAL")
+
+
+def to_sql(node: Node, numeric: bool = True, number=None) -> str:
+    """SQL rebuilt from the tree; `numeric`: a column here is read as a number, by `number` (the
+    quoted column -> SQL: the source's money rules and decimal separator) when given, else try_cast."""
     if node.kind == "col":
-        return f"try_cast({quote_ident(node.value)} AS DOUBLE)" if numeric else quote_ident(node.value)
+        if not numeric:
+            return quote_ident(node.value)
+        return number(quote_ident(node.value)) if number else f"try_cast({quote_ident(node.value)} AS DOUBLE)"
     if node.kind == "num":
         if not any(c in node.value for c in ".eE"):
             return str(int(node.value))
@@ -216,24 +222,28 @@ def to_sql(node: Node, numeric: bool = True) -> str:
             raise ExprError(f"number {node.value} is out of range")
         return repr(value)
     if node.kind == "neg":
-        return f"(- {to_sql(node.args[0])})"
+        return f"(- {to_sql(node.args[0], number=number)})"
     if node.kind == "bin":
-        return f"({to_sql(node.args[0])} {node.value} {to_sql(node.args[1])})"
+        return f"({to_sql(node.args[0], number=number)} {node.value} {to_sql(node.args[1], number=number)})"
     if node.kind == "cast":
+        # a column cast to a number is a number as exported ('€1.25', '2,55' in a decimal-comma file)
+        if number and node.args[0].kind == "col" and node.value.split("(")[0] in NUMERIC_TYPES:
+            return f"try_cast({number(quote_ident(node.args[0].value))} AS {node.value})"
         return f"try_cast({to_sql(node.args[0], numeric=False)} AS {node.value})"
     if node.kind == "call":
-        return f"{node.value}({', '.join(to_sql(a) for a in node.args)})"
+        return f"{node.value}({', '.join(to_sql(a, number=number) for a in node.args)})"
     raise AssertionError(node.kind)
 
 
-def compile_expr(text: str, available: list[str] | None = None) -> str:
-    """SQL for a mapping expression; `available`: the file's columns (an unknown one is an error)."""
+def compile_expr(text: str, available: list[str] | None = None, number=None) -> str:
+    """SQL for a mapping expression; `available`: the file's columns (an unknown one is an error);
+    `number`: how a column read as a number is read (to_sql)."""
     node = parse(text)
     if available is not None:
         unknown = [c for c in dict.fromkeys(columns(node)) if c not in available]
         if unknown:
             raise ExprError(f"no column {', '.join(map(repr, unknown))} in the file")
-    return to_sql(node)
+    return to_sql(node, number=number)
 
 
 def plausible_name(text: str) -> bool:

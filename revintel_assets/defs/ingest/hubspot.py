@@ -92,9 +92,11 @@ def _deals(con, columns, file, d: Dialect):
     known = f"coalesce({d.stage('Deal Stage')}, {stage_expr(bare, d.stages)})"
     is_closed = bool_expr(col("Is closed")) if "Is closed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("Is Closed Won")) if "Is Closed Won" in columns else "NULL::BOOLEAN"
-    prob = (f"(CASE WHEN try_cast(replace(trim({col('Deal probability')}), '%', '') AS DOUBLE) > 1 "
-            f"THEN try_cast(replace(trim({col('Deal probability')}), '%', '') AS DOUBLE) / 100 "
-            f"ELSE try_cast(trim({col('Deal probability')}) AS DOUBLE) END)" if "Deal probability" in columns else "NULL")
+    # 0.2, 20 or "20%": a percent sign always means percent ("0%" and "1%" were NULL: a custom lost stage
+    # at 0% went to the quarantine)
+    number = f"try_cast(replace(trim({col('Deal probability')}), '%', '') AS DOUBLE)"
+    prob = (f"(CASE WHEN {number} > 1 OR contains({col('Deal probability')}, '%') THEN {number} / 100 "
+            f"ELSE {number} END)" if "Deal probability" in columns else "NULL")
     placed = (f"(CASE WHEN {known} IS NOT NULL THEN {known} "
               f"WHEN {is_closed} AND {is_won} THEN 'Won' WHEN {is_closed} THEN 'Lost' "
               f"WHEN {is_won} THEN 'Won' "

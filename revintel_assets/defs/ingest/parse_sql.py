@@ -161,10 +161,15 @@ def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str
         return decimal
     cells = " UNION ALL ".join(f"SELECT regexp_replace(trim(({e})::VARCHAR), '[^0-9.,]', '', 'g') AS v FROM {table}"
                                for e in exprs)
+    # a separator "can only be" the decimal one when the cell cannot be read as groups of three:
+    # 1-2 digits after it, 4+ digits before it ('1054.000'), 4+ after it, or groups of the other kind before it
     comma, point, dot_groups, comma_groups = con.execute(rf"""
-        SELECT count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(\.\d{{3}})+|\d+),\d{{1,2}}')),
+        SELECT count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(\.\d{{3}})+|\d+),\d{{1,2}}')
+                                   OR regexp_full_match(v, '\d{{1,3}}(\.\d{{3}})+,\d+')
+                                   OR regexp_full_match(v, '\d{{4,}},\d+|\d*,\d{{4,}}')),
                count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(,\d{{3}})+|\d*)\.\d{{1,2}}')
-                                   OR regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+\.\d+')),
+                                   OR regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+\.\d+')
+                                   OR regexp_full_match(v, '\d{{4,}}\.\d+|\d*\.\d{{4,}}')),
                count(*) FILTER (WHERE regexp_full_match(v, '\d{{1,3}}(\.\d{{3}})+')),
                count(*) FILTER (WHERE regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+'))
         FROM ({cells}) WHERE v <> ''""").fetchall()[0]

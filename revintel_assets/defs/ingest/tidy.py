@@ -21,7 +21,8 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr, id_sql,
-                                                   lit, money_expr, settle_day_month)
+                                                   decimal_flag, lit, money_expr, settle_day_month,
+                                                   settle_decimal, Dialect)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
 from revintel_assets.defs.ingest.synonyms import resolve
@@ -119,6 +120,12 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     raw = load_raw_csv(con, path, "temp.raw_tidy", required, "tidy transactions",
                        optional=optional, delimiter=user.delimiter, encoding=user.encoding,
                        canonical_file=path.name)
+    # the decimal separator from the amount's columns (a plain one, or those its expression reads), unless
+    # the mapping says it: a European log ('2,55', '1.020') was quarantined whole, or read 1000x too small
+    money_cols = [v] if (v := cols["amount"]) in raw.columns else [
+        c for c in (mexpr.columns(mexpr.parse(v)) if mexpr.is_compound(v) else []) if c in raw.columns]
+    decimal = user.decimal if user.decimal_given else settle_decimal(con, "temp.raw_tidy", [col(c) for c in money_cols],
+                                                                      user.decimal)
     expr = {}
     for k, v in cols.items():
         if v in raw.columns:
@@ -129,7 +136,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
             where = (mapping.get("origin", "mapping"), mapping.get("lines", {}).get(k, 0),
                      f"for {k}: a column of {path.name} ({', '.join(raw.columns)}) or {mexpr.GRAMMAR}")
             try:
-                sql = mexpr.compile_expr(v, raw.columns)
+                sql = mexpr.compile_expr(v, raw.columns, number=lambda c: money_expr(c, decimal))
                 con.execute(f"SELECT ({sql})::VARCHAR FROM temp.raw_tidy LIMIT 0")
             except mexpr.ExprError as exc:
                 raise SourceError(*where, f"{v!r}: {exc}") from None
@@ -140,7 +147,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
                                      [*user.date_formats, *mapping.get("date_formats", [])])
     date = date_expr(f"{expr['order_date']}::VARCHAR", fmts, exclude)
     def number(k: str) -> str:  # a column as exported (money rules), or an expression's value
-        return money_expr(expr[k], user.decimal) if cols[k] in raw.columns else f"try_cast({expr[k]} AS DOUBLE)"
+        return money_expr(expr[k], decimal) if cols[k] in raw.columns else f"try_cast({expr[k]} AS DOUBLE)"
 
     qty, amount = number("quantity"), number("amount")
     latest = latest_date(con, "temp.raw_tidy", [date])
@@ -166,11 +173,16 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         WITH t AS (SELECT {cust} AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
                           {amount} AS amount, _line FROM temp.raw_tidy)
-        SELECT t.*, coalesce(m.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
+        SELECT t.*, coalesce(m.division, mu.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
                                                THEN {lit(UNMAPPED)} ELSE {lit(NO_SKU_MAP)} END) AS division,
                'tidy' AS source,
                {lit(path.name)} AS source_file
-        FROM t LEFT JOIN staging.sku_map m ON m.sku = t.product_id ORDER BY t._line""")
+        FROM t LEFT JOIN staging.sku_map m ON m.sku = t.product_id
+        -- else the SKU in another case ('85123a' for the map's '85123A': 5 % of a lower-cased log went
+        -- unmapped), where the map gives that spelling one division
+        LEFT JOIN (SELECT upper(sku) AS k, min(division) AS division FROM staging.sku_map GROUP BY 1
+                   HAVING count(DISTINCT division) = 1) mu ON m.sku IS NULL AND mu.k = upper(t.product_id)
+        ORDER BY t._line""")
     # A tidy log carries no accounts file; the customers it names become accounts with the
     # country they order from most, so firmographics are not empty.
     con.execute(f"""INSERT INTO staging.accounts (account_id, account_name, country, source_file, _line)
@@ -179,4 +191,5 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         FROM temp.raw_tidy
         WHERE {cust} NOT IN (SELECT account_id FROM staging.accounts WHERE account_id IS NOT NULL)
         GROUP BY 1""")
-    return {path.name: file_report(raw, caught)}
+    flags = decimal_flag(con, "temp.raw_tidy", Dialect(decimal=decimal, decimal_given=user.decimal_given))
+    return {path.name: {**file_report(raw, caught), **({"flagged_kept": flags} if flags else {})}}
