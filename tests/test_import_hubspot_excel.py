@@ -185,6 +185,15 @@ def test_online_retail_ii_workbook_reads_every_sheet_with_the_header(tmp_path):
     assert_reconciled(con)
 
 
+def _hubspot_csv(tmp_path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """A folder holding one HubSpot deals export with these rows."""
+    src = tmp_path / "hs"
+    src.mkdir()
+    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
+        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    return src
+
+
 def test_hubspot_stage_labels_with_their_pipeline_in_brackets(tmp_path):
     """A portal with several pipelines exports 'Closed Won (Sales Pipeline)': a built-in stage with
     the pipeline after it (adversarial fixture: 420 of 1,500 deals were quarantined as unknown)."""
@@ -195,10 +204,7 @@ def test_hubspot_stage_labels_with_their_pipeline_in_brackets(tmp_path):
              "02/12/2025 09:00 AM", "Sales Pipeline"],
             ["9004", "D", "Demo (technical) (Sales Pipeline)", "70", "05/05/2025 12:00 PM", "02/12/2025 09:00 AM",
              "Sales Pipeline"]]
-    src = tmp_path / "hs"
-    src.mkdir()
-    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
-        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    src = _hubspot_csv(tmp_path, header, rows)
     con = duckdb.connect()
     build_star(con, src)
     got = dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall())
@@ -266,10 +272,7 @@ def test_an_open_deal_in_a_custom_stage_stays_in_the_pipeline(tmp_path):
     rows = [["9001", "A", "Renewal Due", "Renewals", "100", "2025-06-30", "2025-01-10 09:00", "false", "false"],
             ["9002", "B", "Churned", "Renewals", "50", "2025-03-05", "2025-01-12 09:00", "true", "false"],
             ["9003", "C", "Renewed", "Renewals", "70", "2025-03-01", "2025-01-12 09:00", "true", "true"]]
-    src = tmp_path / "hs"
-    src.mkdir()
-    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
-        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    src = _hubspot_csv(tmp_path, header, rows)
     con = duckdb.connect()
     report = build_star(con, src)
     got = {r[0]: r[1:] for r in con.execute("SELECT opportunity_id, stage, is_closed, is_won FROM star.fact_opportunity")
@@ -311,10 +314,7 @@ def test_deal_probability_written_with_a_percent_sign(tmp_path):
             ["9002", "B", "Renewal Due", "50", "2025-06-05", "2025-01-12", "20%"],
             ["9003", "C", "Renewed", "70", "2025-03-01", "2025-01-12", "100%"],
             ["9004", "D", "Sleeping", "70", "2025-06-01", "2025-01-12", "1%"]]
-    src = tmp_path / "hs"
-    src.mkdir()
-    (src / "hubspot-crm-exports-all-deals-2025-03-06.csv").write_text(
-        "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    src = _hubspot_csv(tmp_path, header, rows)
     con = duckdb.connect()
     build_star(con, src)
     got = dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall())
