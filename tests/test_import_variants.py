@@ -176,3 +176,21 @@ def test_skus_in_another_case_match_the_sku_map(tmp_path):
     build_star(con, src)
     got = dict(con.execute("SELECT product_id, any_value(division) FROM star.fact_transactions GROUP BY 1").fetchall())
     assert got["79323p"] == "Lighting" and got["post"] == "Non-product"
+
+
+def test_a_logs_own_division_column_is_read(tmp_path):
+    """An order log with its own Division column and no SKU map: its divisions (one division, 'All
+    products', before, even when the mapping named the column); a SKU map still wins where it names
+    the SKU. 'Item' is a SKU column's name too (an ERP's sales lines were not recognised)."""
+    src = tmp_path / "erp"
+    write(src, "sales_lines.csv", "Order Date,Customer,Item,Qty,Net Amount,Division\n"
+          "2024-01-03,C1,A1,2,20,Garden\n2024-01-04,C2,B1,1,5,Kitchen\n2024-01-05,C1,C1,1,7,\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    got = dict(con.execute("SELECT product_id, division FROM star.fact_transactions").fetchall())
+    assert got == {"A1": "Garden", "B1": "Kitchen", "C1": "All products"}
+    write(src, "sku_map.csv", "sku,division\nA1,Outdoor\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    got = dict(con.execute("SELECT product_id, division FROM star.fact_transactions").fetchall())
+    assert got == {"A1": "Outdoor", "B1": "Kitchen", "C1": "Unmapped SKUs"}

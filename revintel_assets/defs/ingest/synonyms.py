@@ -41,13 +41,15 @@ SYNONYMS: dict[str, list[str]] = {
     "customer_id": ["customerid", "customer_id", "customer_no", "customer_number", "client_id", "cust_id",
                     "account_id", "customer"],
     "order_date": ["invoice_date", "order_date", "date", "transaction_date", "sale_date", "invoicedate"],
-    "sku": ["stock_code", "stockcode", "product_code", "item_code", "product_id", "item_id", "sku"],
+    "sku": ["stock_code", "stockcode", "product_code", "item_code", "product_id", "item_id", "sku", "item",
+            "item_number", "article", "article_number", "material"],
     "quantity": ["qty", "units", "quantity"],
     "amount": ["line_total", "revenue", "sales", "net_amount", "total", "amount", "line_amount"],
     "order_id": ["invoice", "invoice_no", "invoiceno", "order_no", "order_number", "order_id"],
     "unit_price": ["price", "unit_price", "unitprice"],
     "customer_name": ["customer_name", "client_name"],
     "country": ["country"],
+    "division": ["division", "product_division", "product_line", "category", "product_category"],
 }
 
 

@@ -101,7 +101,7 @@ def synonym_mapping(header: list[str]) -> dict | None:
         cols["amount"] = f"try_cast({_quoted(cols['quantity'])} AS DOUBLE) * try_cast({_quoted(price)} AS DOUBLE)"
     else:
         return None
-    for k in ("order_id", "country", "customer_name"):
+    for k in ("order_id", "country", "customer_name", "division"):
         if (found := resolve(k, header)) and found not in cols.values():
             cols[k] = found
     return {"layout": "tidy", "signature": [v for k, v in cols.items() if k != "amount"] + ([price] if price else []),
@@ -113,6 +113,9 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     user = user or Mapping()
     cols = {**{c: c for c in CANONICAL}, **mapping["columns"]}
     header = _gz_header(path)
+    for k in ("order_id", "country", "customer_name", "division"):  # optional columns the mapping does not name
+        if k not in cols and (found := resolve(k, header)) and found not in cols.values():
+            cols[k] = found
     # a header name as written, or one column: read as text; anything else is an expression
     plain = {k: v for k, v in cols.items() if v in header or not mexpr.is_compound(v)}
     required = [v for k, v in plain.items() if k in CANONICAL]
@@ -168,12 +171,16 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     ])
     country = expr.get("country", "NULL")
     name = expr.get("customer_name", "NULL")
+    log_division = expr.get("division", "NULL")
     cust = id_sql(expr["customer_id"])
     con.execute(f"""INSERT INTO staging.transactions BY NAME
         WITH t AS (SELECT {cust} AS customer_id, nullif(trim({name}), '') AS customer_name,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
-                          {amount} AS amount, _line FROM temp.raw_tidy)
-        SELECT t.*, coalesce(m.division, mu.division, CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
+                          {amount} AS amount, nullif(trim({log_division}), '') AS log_division, _line
+                   FROM temp.raw_tidy)
+        -- the SKU map's division, else the log's own (a `division` column: it was ignored, one division)
+        SELECT t.* EXCLUDE (log_division), coalesce(m.division, mu.division, t.log_division,
+                                                    CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
                                                THEN {lit(UNMAPPED)} ELSE {lit(NO_SKU_MAP)} END) AS division,
                'tidy' AS source,
                {lit(path.name)} AS source_file
