@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.rules import UNASSIGNED
 
-# ISO first; then the layouts spreadsheets and CRMs commonly write. Day-first layouts are
-# ambiguous against month-first ones, so they only come in through a mapping file.
+# ISO first; then the layouts spreadsheets and CRMs commonly write. Slashed day-first layouts are
+# ambiguous against month-first ones: they come in when a file's own dates prove them
+# (settle_day_month, DAY_FIRST) or through a mapping file.
 # A two-digit year ('3/29/23', Excel's US short date) is tried before the four-digit one, which
 # reads it as the year 23 (then quarantined as impossible); a four-digit year never reads as %y.
 # A dotted date ('29.03.2023', German and most of Europe) is day-first wherever it is written.
