@@ -431,3 +431,20 @@ def test_icp_time_travel_check_passes_the_real_feature_sql_rebuilt_the_same_way(
     _rebuild_stored_features(data, leaky_feature_sql(None))
     result = run(icp_checks.features_time_travel, data)
     assert result.passed is True, result.metadata
+
+
+def test_icp_time_travel_check_samples_only_the_plans_cutoffs(demo, tmp_path):
+    """Rows of a cutoff an earlier export's plan had (no longer in features.icp_cutoffs) were built
+    from another star: they are not this run's features, and a check sampling them reported a leak
+    after an ordinary re-export (a review's reproduction: a head count updated)."""
+    need(demo, "features.customer_division", "features.icp_cutoffs")
+    stale = ["CREATE TEMP TABLE old AS SELECT * FROM features.customer_division WHERE cutoff_date = "
+             "(SELECT min(cutoff_date) FROM features.customer_division)",
+             "INSERT INTO features.customer_division SELECT * REPLACE (DATE '2000-01-01' AS cutoff_date, "
+             "recency_days + 1 AS recency_days) FROM old"]
+    data = copy_of(demo, tmp_path / "data", *stale)
+    wh = WarehouseResource(data_dir=str(data)).get()
+    candidates = icp_checks.candidate_cutoffs(wh)
+    stored = wh.query("SELECT DISTINCT cutoff_date FROM features.customer_division")["cutoff_date"].to_list()
+    assert dt.date(2000, 1, 1) in stored and dt.date(2000, 1, 1) not in candidates and len(candidates) >= 2
+    assert run(icp_checks.features_time_travel, data).passed is True

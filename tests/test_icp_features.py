@@ -174,3 +174,12 @@ def test_the_runs_window_changes_no_feature(cutoff):
     assert six["division_season_index_w6"].drop_nulls().len() > 0  # the columns are there, not all NULL
     assert (six["division_season_index_w6"] != six["division_season_index_w3"]).any()
     assert six["label"].sum() > three["label"].sum() > 0
+
+
+def test_a_table_from_before_the_window_columns_feeds_no_stale_column():
+    """A warehouse built before the _w3 / _w6 columns keeps its unsuffixed ones (NULL in the
+    partitions written since): a model of W reads the suffixed columns only."""
+    cols = ["cutoff_date", "division", "account_id", "recency_days", "division_season_index",
+            "division_season_index_w3", "division_season_index_w6", "label", "label_window_months"]
+    assert feature_columns(cols, 6) == ["recency_days", "division_season_index_w6"]
+    assert feature_columns(["recency_days", "division_season_index"], None) == ["recency_days", "division_season_index"]

@@ -568,3 +568,33 @@ def test_the_decimal_separator_is_settled_from_the_cells(cells, decimal):
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT unnest(?) AS a", [cells])
     assert settle_decimal(con, "t", ['"a"']) == decimal
+
+
+def test_a_zero_percent_stage_closing_later_stays_open(tmp_path):
+    """Probability 0 is Closed Lost's only once the CloseDate has passed: an 'On Hold' stage at 0 %
+    closing after the export stays in the pipeline (a review found it closed as lost, on a future date)."""
+    text = _report_rows({'"Negotiation/Review","Q4-2023","USD 9,000.00","90%","12/15/2023"':
+                         '"On Hold","Q4-2023","USD 9,000.00","0%","12/15/2024"'})
+    write(tmp_path / "rep", "report1713178320000.csv", text)
+    con = duckdb.connect()
+    build_star(con, tmp_path / "rep")
+    assert con.execute("SELECT stage, is_closed FROM star.fact_opportunity WHERE opportunity_id = '0065g00000Rep3X'"
+                       ).fetchall() == [("Prospecting", False)]
+
+
+def test_a_euro_report_names_its_currency_with_a_decimal_comma(tmp_path):
+    """'11.500,00 €' read with the file's settled decimal comma names EUR (the currency report parsed
+    with the default point, found no amount and named nothing: the app showed dollars)."""
+    text = ('"Opportunity Name";"Stage";"Amount";"Close Date";"Created Date";"Opportunity ID"\r\n'
+            '"A";"Closed Won";"11.500,00 €";"05.08.2023";"13.06.2023";"0065g00000Rep1XAAA"\r\n'
+            '"B";"Closed Lost";"9.000 €";"22.06.2023";"21.11.2022";"0065g00000Rep2XAAA"\r\n')
+    write(tmp_path / "rep", "report1713178320000.csv", text)
+    report = import_source(duckdb.connect(), tmp_path / "rep")
+    assert report.currency == "EUR" and report.currencies == {"EUR": 2}
+
+
+def test_a_header_label_holding_semicolons_is_still_a_comma_file(tmp_path):
+    from revintel_assets.defs.ingest.raw_csv import read_header
+
+    write(tmp_path, "x.csv", 'Id,Name,StageName,"Notes (a;b;c;d;e)"\n1,2,3,4\n')
+    assert read_header(tmp_path / "x.csv") == ["Id", "Name", "StageName", "Notes (a;b;c;d;e)"]

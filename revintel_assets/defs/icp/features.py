@@ -428,6 +428,8 @@ def feature_columns(columns: Sequence[str], window_months: int | None = None) ->
     """The model inputs among a feature table's columns: the coming-window columns of `window_months`
     only (of no window when None), in table order."""
     other = {windowed(n, w) for n in WINDOWED for w in range(1, 25)} - {windowed(n, window_months) for n in WINDOWED}
+    # a table written before the window columns keeps its unsuffixed ones (NULL in newer partitions)
+    other |= {n for n in WINDOWED if windowed(n, window_months) in columns}
     return [c for c in columns if c not in KEYS + LABELS + INFO and c not in other]
 
 

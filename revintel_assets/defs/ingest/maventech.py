@@ -19,7 +19,7 @@ import duckdb
 
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.parse_sql import (CLOSED, STAGES, Dialect, blank, col, currency_report,  # noqa: F401
-                                                   decimal_flag, settle_decimal,
+                                                   decimal_flag,
                                                    forecast_category_expr, lit, stage_sql)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, dedupe, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv
@@ -81,7 +81,9 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
         caught = loader(con, raw.columns, files[kind].name, dialect)
         report[files[kind].name] = file_report(raw, caught)
         if kind == "pipeline":  # the currencies its close_value cells name ("EUR 1,200"), if any
-            report[files[kind].name] |= currency_report(con, "temp.raw_pipeline", "close_value", dialect.decimal)
+            # the decimal separator the close values were read with (settled per file, as _pipeline did)
+            settled = dialect.settled(con, "temp.raw_pipeline", [], [c for c in ("close_value",) if c in raw.columns])
+            report[files[kind].name] |= currency_report(con, "temp.raw_pipeline", "close_value", settled.decimal)
             # an open deal's close_date is not its outcome, nor (no history says when it was set) an expected
             # close date known on earlier dates: not used, as before, but counted and said, never silent
             (ignored,) = con.execute(
@@ -89,9 +91,7 @@ def import_maventech(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mapp
                 "WHERE o.source_file = ? AND o.close_date IS NULL AND nullif(trim(r.close_date), '') IS NOT NULL",
                 [files[kind].name]).fetchone()
             flags = {"open_deal_close_date_not_used": ignored} if ignored else {}
-            if "close_value" in raw.columns and not dialect.decimal_given:  # as _pipeline settled it
-                settled = Dialect(decimal=settle_decimal(con, "temp.raw_pipeline", [col("close_value")], dialect.decimal))
-                flags |= decimal_flag(con, "temp.raw_pipeline", settled)
+            flags |= decimal_flag(con, "temp.raw_pipeline", settled)
             if flags:
                 report[files[kind].name]["flagged_kept"] = flags
     return report

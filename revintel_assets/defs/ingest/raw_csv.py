@@ -196,7 +196,8 @@ def read_header(path: Path) -> list[str]:
     line = read_header_line(path)
     # the delimiter the line holds most of (ties: the comma): Excel in most of Europe saves CSV with
     # semicolons, and such a report went unrecognised as one column
-    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
+    bare = re.sub(r'"[^"]*"', "", line)  # outside quotes: a label may hold ';' ("Notes (a;b)")
+    counts = {d: bare.count(d) for d in (",", ";", "\t", "|")}
     delimiter = max(counts, key=lambda d: (counts[d], d == ","))
     try:
         cells = next(csv.reader([line], delimiter=delimiter), [])

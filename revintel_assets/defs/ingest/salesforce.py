@@ -155,14 +155,14 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
                            rename=mapping.columns_for(FILES[kind]), optional=OPTIONAL[kind],
                            delimiter=mapping.delimiter, encoding=mapping.encoding, canonical_file=FILES[kind])
         caught, extra = loader(con, raw.columns, files[kind].name, dialect)
-        report[files[kind].name] = {**file_report(raw, caught), **extra, **_currencies(con, raw, kind, dialect.decimal)}
+        report[files[kind].name] = {**file_report(raw, caught), **extra, **_currencies(con, raw, kind, dialect)}
         if extra.get(PLACED_NAMES):  # the history (loaded next) reads them; a mapping's stages: still win
             dialect = Dialect(dialect.date_formats, dialect.decimal, {**extra[PLACED_NAMES], **dialect.stages},
                               dialect.exclude, dialect.decimal_given)
     return report
 
 
-def _currencies(con, raw, kind: str, decimal: str) -> dict:
+def _currencies(con, raw, kind: str, dialect: Dialect) -> dict:
     """{"currencies": {ISO code: deals}} of a multi-currency org's Opportunity.csv (its
     CurrencyIsoCode column): one code names the source's currency (meta.source.currency); with
     CurrencyType.csv the amounts were converted, "converted_to" names the corporate currency;
@@ -171,7 +171,11 @@ def _currencies(con, raw, kind: str, decimal: str) -> dict:
     if kind != "opportunity":
         return {}
     if "CurrencyIsoCode" not in raw.columns:
-        return currency_report(con, "temp.raw_sf_opportunity", "Amount", decimal) if "Amount" in raw.columns else {}
+        # with the decimal separator the amounts were read with (settled per file): '11.500,00 €' under
+        # the mapping's default '.' is no amount, and its euro went unsaid (the app then showed dollars)
+        return (currency_report(con, "temp.raw_sf_opportunity", "Amount",
+                                dialect.settled(con, "temp.raw_sf_opportunity", [], ["Amount"]).decimal)
+                if "Amount" in raw.columns else {})
     rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "
@@ -313,7 +317,7 @@ def _converted(con) -> bool:
                             [OPPORTUNITY_RATE]).fetchall()[0][0])
 
 
-def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str) -> str:
+def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str, close: str, latest: str | None) -> str:
     """The stage of a deal, placed from the other fields Salesforce exports when nothing knows its
     StageName (module docstring, "Unknown stages"); NULL when nothing places it."""
     fc = forecast_category_expr(col("ForecastCategoryName")) if "ForecastCategoryName" in columns else "NULL"
@@ -329,9 +333,12 @@ def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str) -
             # pipeline went missing), flagged like every placed deal
             f"WHEN {is_closed} = false THEN coalesce({open_by}, 'Prospecting') "
             f"WHEN {is_won} THEN 'Won' WHEN {fc} = 'Closed' OR {prob} >= 100 THEN 'Won' "
-            # Probability 0 is Closed Lost's, as 100 is Closed Won's: a report without IsClosed or
-            # ForecastCategoryName showed its custom lost stage ('Lost to Competitor') as open
-            f"WHEN coalesce({fc}, 'Omitted') = 'Omitted' AND {prob} = 0 THEN 'Lost' "
+            # Probability 0 is Closed Lost's, as 100 is Closed Won's, once its CloseDate has passed
+            # (`latest`: the file's latest creation or stage change): a report without IsClosed or
+            # ForecastCategoryName showed its custom lost stage ('Lost to Competitor') as open. A 0 %
+            # stage closing later ('On Hold', 'Nurture') stays open
+            f"WHEN coalesce({fc}, 'Omitted') = 'Omitted' AND {prob} = 0 AND {close} <= "
+            f"{f'DATE {lit(latest)}' if latest else 'NULL'} THEN 'Lost' "
             f"ELSE {open_by} END)")
 
 
@@ -353,12 +360,12 @@ def _opportunities(con, columns, file, d: Dialect):
     is_closed = bool_expr(col("IsClosed")) if "IsClosed" in columns else "NULL::BOOLEAN"
     is_won = bool_expr(col("IsWon")) if "IsWon" in columns else "NULL::BOOLEAN"
     known = d.stage("StageName")
-    named = _placed_stage(columns, known, is_closed, is_won)
-    closed = f"coalesce({is_closed}, {named} IN {CLOSED})"
-    won = f"coalesce({is_won} AND {closed}, {named} = 'Won')"
     created, close = d.date("CreatedDate"), d.date("CloseDate")
     since = d.date("LastStageChangeDate") if "LastStageChangeDate" in columns else "NULL::DATE"
     latest = latest_date(con, t, [created] + ([since] if "LastStageChangeDate" in columns else []))
+    named = _placed_stage(columns, known, is_closed, is_won, close, latest)
+    closed = f"coalesce({is_closed}, {named} IN {CLOSED})"
+    won = f"coalesce({is_won} AND {closed}, {named} = 'Won')"
     # CreatedDate as a load date (module docstring, "Load dates"): after CloseDate, or the one date
     # most rows share. Creation is then the earliest evidence: LastStageChangeDate when earlier,
     # CloseDate minus the typical cycle of the deals whose CreatedDate is real (90 days without any).
@@ -402,7 +409,7 @@ def _opportunities(con, columns, file, d: Dialect):
     # inlined, the nested expressions made one ~350 KB INSERT that DuckDB took ~3 s to bind per file.
     src = (f"(SELECT *, coalesce(__is_won AND __closed, __named = 'Won') AS __won, {loaded} AS __loaded FROM "
            f"(SELECT *, coalesce(__is_closed, __named IN {CLOSED}) AS __closed FROM "
-           f"(SELECT *, {_placed_stage(columns, '__known', '__is_closed', '__is_won')} AS __named FROM "
+           f"(SELECT *, {_placed_stage(columns, '__known', '__is_closed', '__is_won', '__close', latest)} AS __named FROM "
            f"(SELECT *, {is_closed} AS __is_closed, {is_won} AS __is_won, {known} AS __known, "
            f"{created} AS __created, {close} AS __close, {since} AS __since, "
            f"{'coalesce(__rate, 1.0)' if rated else '1.0'} AS __fx FROM {t}"
