@@ -27,7 +27,7 @@ open deal by Probability (>= 90 Negotiation, >= 75 Proposal, >= 20 Engaging, els
 else by ForecastCategoryName (Commit -> Negotiation, Best Case -> Proposal, Pipeline -> Engaging,
 Omitted -> Prospecting), else, when IsClosed says it is open, Prospecting (kept in the pipeline at
 the earliest open stage); without IsClosed, ForecastCategoryName Closed or Probability 100 is won,
-Probability 0 lost (unless ForecastCategoryName says it is not Omitted). Placed deals are flagged
+Probability 0 lost once its CloseDate has passed (unless ForecastCategoryName says it is not Omitted). Placed deals are flagged
 in `import_flag`; only a deal nothing places is quarantined (`unknown_stage`). ForecastCategoryName is kept as `forecast_category`.
 
 Load dates: migrated orgs carry the bulk-load date in CreatedDate. A CreatedDate after CloseDate,
