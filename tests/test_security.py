@@ -207,7 +207,7 @@ def test_import_connection_is_locked_down(box, monkeypatch):
     assert not box["out"].exists() and not box["db"].exists()
 
     # a compiler bug that let SQL through: the import still cannot write outside
-    monkeypatch.setattr(expr, "compile_expr", lambda text, available=None:
+    monkeypatch.setattr(expr, "compile_expr", lambda text, available=None, number=None:
                         f"1)::VARCHAR; COPY (SELECT 42) TO '{box['out']}'; SELECT (1")
     _mapping(box["src"], "layout: tidy\ncolumns:\n  amount: Qty * UnitPrice\n")
     with pytest.raises((SourceError, duckdb.Error)):

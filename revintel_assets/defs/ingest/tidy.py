@@ -28,6 +28,7 @@ from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
 from revintel_assets.defs.ingest.synonyms import resolve
 
 CANONICAL = ["customer_id", "order_date", "sku", "quantity", "amount"]
+OPTIONAL = ("order_id", "country", "customer_name", "division")  # read when the file has them
 MAPPINGS = Path(__file__).parent / "mappings"
 USER_MAPPING = "revintel_mapping.yaml"
 _IDENT = re.compile(r"^[\w .#/-]+$")
@@ -101,11 +102,22 @@ def synonym_mapping(header: list[str]) -> dict | None:
         cols["amount"] = f"try_cast({_quoted(cols['quantity'])} AS DOUBLE) * try_cast({_quoted(price)} AS DOUBLE)"
     else:
         return None
-    for k in ("order_id", "country", "customer_name", "division"):
+    for k in OPTIONAL:
         if (found := resolve(k, header)) and found not in cols.values():
             cols[k] = found
     return {"layout": "tidy", "signature": [v for k, v in cols.items() if k != "amount"] + ([price] if price else []),
             "columns": cols, "origin": "header synonyms (ingest/synonyms.py)"}
+
+
+def _read_columns(value: str) -> list[str]:
+    """The columns a mapping value reads: itself, or those its expression names ([] when it does
+    not parse: compiling it later says why, naming the mapping's line)."""
+    if not mexpr.is_compound(value):
+        return [value]
+    try:
+        return mexpr.columns(mexpr.parse(value))
+    except mexpr.ExprError:
+        return []
 
 
 def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
@@ -113,7 +125,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     user = user or Mapping()
     cols = {**{c: c for c in CANONICAL}, **mapping["columns"]}
     header = _gz_header(path)
-    for k in ("order_id", "country", "customer_name", "division"):  # optional columns the mapping does not name
+    for k in OPTIONAL:  # optional columns the mapping does not name
         if k not in cols and (found := resolve(k, header)) and found not in cols.values():
             cols[k] = found
     # a header name as written, or one column: read as text; anything else is an expression
@@ -125,8 +137,7 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
                        canonical_file=path.name)
     # the decimal separator from the amount's columns (a plain one, or those its expression reads), unless
     # the mapping says it: a European log ('2,55', '1.020') was quarantined whole, or read 1000x too small
-    money_cols = [v] if (v := cols["amount"]) in raw.columns else [
-        c for c in (mexpr.columns(mexpr.parse(v)) if mexpr.is_compound(v) else []) if c in raw.columns]
+    money_cols = [c for c in _read_columns(cols["amount"]) if c in raw.columns]
     decimal = user.decimal if user.decimal_given else settle_decimal(con, "temp.raw_tidy", [col(c) for c in money_cols],
                                                                       user.decimal)
     expr = {}
