@@ -690,6 +690,13 @@ def logged_where(filters_json: str) -> tuple[str, list[Any]]:
     return where_clause(filters)
 
 
+def rows_moved(con: duckdb.DuckDBPyConnection, left: str, right: str) -> int:
+    """Rows one of two SELECTs (same columns) holds and the other does not, duplicates counted: 0
+    when they hold the same rows (the time-travel checks: stored vs rebuilt from the cut star)."""
+    return con.execute(f"SELECT count(*) FROM (({left} EXCEPT ALL {right}) UNION ALL ({right} EXCEPT ALL {left}))"
+                       ).fetchall()[0][0]
+
+
 def key_violations(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], where: str = "TRUE",
                    params: Sequence[Any] = ()) -> dict[str, int]:
     """Rows, duplicated key rows (rows beyond the first per key) and rows with any NULL key column,

@@ -9,7 +9,7 @@ import numpy as np
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql, star_as_of_sql
 from revintel_resources.resources import WarehouseResource, warehouse_step
-from revintel_resources.warehouse import key_violations
+from revintel_resources.warehouse import key_violations, rows_moved
 from revintel_resources.tracking import MLflowResource
 
 SCORES = dg.AssetKey(["scores", "deal_scores"])
@@ -68,12 +68,8 @@ def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
             # rebuilt once (the full snapshot query is the expensive part), then compared both ways
             rebuilt = snapshot_sql(f"SELECT DATE '{t}' AS as_of_date", star="time_travel.cut")
             con.execute(f"CREATE TABLE time_travel.cut.rebuilt AS SELECT {cols} FROM ({rebuilt})")
-            diff = con.execute(f"""SELECT count(*) FROM (
-                (SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'
-                 EXCEPT ALL SELECT {cols} FROM time_travel.cut.rebuilt)
-                UNION ALL
-                (SELECT {cols} FROM time_travel.cut.rebuilt
-                 EXCEPT ALL SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'))""").fetchall()[0][0]
+            diff = rows_moved(con, f"SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'",
+                              f"SELECT {cols} FROM time_travel.cut.rebuilt")
         finally:
             con.execute("DETACH time_travel")
     return dg.AssetCheckResult(passed=diff == 0, metadata={"as_of_date": t, "rows_that_moved": diff})

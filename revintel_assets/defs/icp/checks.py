@@ -7,6 +7,7 @@ import dagster as dg
 from revintel_assets.defs.icp.assets import customer_division, load_plan
 from revintel_assets.defs.icp.features import LABELS, feature_sql, star_cut_sql
 from revintel_resources.resources import WarehouseResource, warehouse_step
+from revintel_resources.warehouse import rows_moved
 
 
 def candidate_cutoffs(wh) -> list:
@@ -45,13 +46,8 @@ def features_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
                 "AND table_name = 'customer_division' AND database_name = current_database()").fetchall()}
             names = [r[0] for r in con.execute("SELECT * FROM time_travel.cut.rebuilt LIMIT 0").description]
             cols = ", ".join(f'"{c}"' for c in names if c not in LABELS and c in stored)
-            day = f"DATE '{t}'"
-            moved = con.execute(f"""SELECT count(*) FROM (
-                (SELECT {cols} FROM features.customer_division WHERE cutoff_date = {day}
-                 EXCEPT ALL SELECT {cols} FROM time_travel.cut.rebuilt)
-                UNION ALL
-                (SELECT {cols} FROM time_travel.cut.rebuilt
-                 EXCEPT ALL SELECT {cols} FROM features.customer_division WHERE cutoff_date = {day}))""").fetchone()[0]
+            moved = rows_moved(con, f"SELECT {cols} FROM features.customer_division WHERE cutoff_date = DATE '{t}'",
+                               f"SELECT {cols} FROM time_travel.cut.rebuilt")
         finally:
             con.execute("DETACH time_travel")
     return dg.AssetCheckResult(passed=moved == 0, metadata={"cutoff_date": str(t), "divisions": len(divs),
