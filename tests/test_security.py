@@ -120,6 +120,19 @@ def test_unknown_column_in_expression_names_mapping_line(box):
     assert err.value.path == path and err.value.line == 4 and "no column 'Price'" in str(err.value)
 
 
+def test_a_spaced_column_name_in_an_expression_is_told_to_be_quoted(box):
+    (box["src"] / "transactions.csv").write_text(
+        "customer_id,order_date,sku,Qty,Unit Price\nC1,2024-01-05,S1,2,10.5\n")
+    path = _mapping(box["src"], "layout: tidy\ncolumns:\n  quantity: Qty\n  amount: Unit Price * Qty\n")
+    with pytest.raises(SourceError) as err:
+        _import(box["src"])
+    assert err.value.path == path and err.value.line == 4
+    assert 'goes in double quotes: "Unit Price"' in str(err.value)
+    _mapping(box["src"], 'layout: tidy\ncolumns:\n  quantity: Qty\n  amount: \'"Unit Price" * Qty\'\n')
+    con, _ = _import(box["src"])
+    assert con.execute("SELECT amount FROM staging.transactions").fetchall() == [(21.0,)]
+
+
 def test_header_names_with_spaces_and_brackets_still_map(box):
     (box["src"] / "transactions.csv").write_text(
         "Customer No,order_date,sku,quantity,Amount (EUR)\nC1,2024-01-05,S1,2,10.5\n")

@@ -98,8 +98,11 @@ class _Parser:
             raise ExprError("empty")
         node = self.expr(0)
         if self.i < len(self.toks):
-            tok = self.toks[self.i]
-            raise ExprError(f"unexpected {tok[1]!r} at character {tok[2] + 1}")
+            tok, before = self.toks[self.i], self.toks[self.i - 1]
+            hint = ""
+            if tok[0] == "name" and before[0] == "name":  # Unit Price * Quantity
+                hint = f' (a column name with spaces goes in double quotes: "{before[1]} {tok[1]}")'
+            raise ExprError(f"unexpected {tok[1]!r} at character {tok[2] + 1}{hint}")
         return node
 
     def expr(self, depth: int) -> Node:

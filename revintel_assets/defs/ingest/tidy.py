@@ -128,6 +128,14 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
     for k in OPTIONAL:  # optional columns the mapping does not name
         if k not in cols and (found := resolve(k, header)) and found not in cols.values():
             cols[k] = found
+    for k, v in mapping["columns"].items():  # `Unit Price * Qty`: meant as an expression, read as a name
+        if v not in header and any(op in v for op in "+-*/(") and not mexpr.is_compound(v):
+            try:
+                mexpr.parse(v)
+            except mexpr.ExprError as exc:
+                raise SourceError(mapping.get("origin", "mapping"), mapping.get("lines", {}).get(k, 0),
+                                  f"for {k}: a column of {path.name} ({', '.join(header)}) or {mexpr.GRAMMAR}",
+                                  f"{v!r} is neither: {exc}") from None
     # a header name as written, or one column: read as text; anything else is an expression
     plain = {k: v for k, v in cols.items() if v in header or not mexpr.is_compound(v)}
     required = [v for k, v in plain.items() if k in CANONICAL]
