@@ -191,6 +191,27 @@ def test_tidy_mapping_for_a_variant_export(tmp_path):
         (4, "customer_id is empty: the line cannot be attributed to an account")]
 
 
+def test_an_unrecognised_log_shows_its_columns_and_the_mapping_that_reads_it(tmp_path):
+    """A log whose headers no synonym knows: the message names the folder (no 'line 0'), the file's
+    columns and the mapping to fill in; that mapping, filled in, reads it."""
+    src = tmp_path / "shop"
+    src.mkdir()
+    (src / "orders.csv").write_text("Kunde,Belegdatum,Artikel,Menge,Betrag\nK1,2021-02-03,A-1,2,10.5\n")
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src)
+    msg = str(err.value)
+    assert msg.startswith(f"{src}: expected a CRM export") and "line 0" not in msg
+    assert "its columns are Kunde, Belegdatum, Artikel, Menge, Betrag" in msg
+    assert "  orders.csv:\n    customer_id: <your column>\n" in msg and "    amount: <your column>" in msg
+    filled = msg[msg.index("columns:\n"):].replace("customer_id: <your column>", "customer_id: Kunde") \
+        .replace("order_date: <your column>", "order_date: Belegdatum").replace("sku: <your column>", "sku: Artikel") \
+        .replace("quantity: <your column>", "quantity: Menge").replace("amount: <your column>", "amount: Betrag")
+    (src / "revintel_mapping.yaml").write_text(filled + "\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT account_id, quantity, amount FROM star.fact_transactions").fetchall() == [("K1", 2.0, 10.5)]
+
+
 def test_unknown_foreign_keys_are_kept_and_reported(tmp_path):
     src = _src(tmp_path, f"{HEADER}\n"
                          "A1,Ann,GTX Pro,Acme,Won,2017-01-02,2017-02-01,10\n"

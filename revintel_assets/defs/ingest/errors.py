@@ -10,7 +10,8 @@ class SourceError(Exception):
 
     def __init__(self, path: Path | str, line: int, expected: str, found: str):
         self.path, self.line, self.expected, self.found = Path(path), line, expected, found
-        super().__init__(f"{path}, line {line}: expected {expected}; {found}")
+        # line 0: the file or folder as a whole (a folder has no lines)
+        super().__init__(f"{path}{f', line {line}' if line else ''}: expected {expected}; {found}")
 
 
 class InputError(Exception):

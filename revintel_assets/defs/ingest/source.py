@@ -160,8 +160,25 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
                           "export), a "
                           "sales log (CustomerId, Customer, Rec Date, ...) or tidy transactions "
                           "(customer_id, order_date, sku, quantity, amount)",
-                          f"found {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}")
+                          f"found {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}" + _tidy_hint(folder))
     return layout
+
+
+def _tidy_hint(folder: Path) -> str:
+    """For a folder of one unrecognised table (a log whose headers no synonym knows: `Kunde,
+    Belegdatum, ...`): its columns and the mapping that would read it as tidy transactions."""
+    from revintel_assets.defs.ingest.mapping import example
+    from revintel_assets.defs.ingest.tidy import CANONICAL, _candidates
+
+    files = _candidates(folder)
+    if not files:
+        return ""
+    try:
+        header = read_header(files[0])
+    except (SourceError, OSError, UnicodeError):
+        return ""
+    return (f".\nIf {files[0].name} is a transaction log (one row per order line), its columns are "
+            f"{', '.join(header)}. " + example(files[0].name, list(CANONICAL), header))
 
 
 def _excel_alternatives(folder: Path, mapping: Mapping) -> None:
