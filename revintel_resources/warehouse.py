@@ -448,11 +448,12 @@ class Warehouse:
         schema, _ = split_table(table)
         qtable = qualified(table)
         rel = con.sql(source, params=source_params or None)  # binds only: names and types, no rows read
-        # An all-null polars column has type NULL: it fits any existing column; a new one is
-        # stored as DuckDB's CTAS would (INTEGER).
+        # An all-null polars column has type NULL: it takes the existing table's type, or its
+        # placeholder view's (the contract's type: a source without quotas wrote quota_source as
+        # INTEGER, VARCHAR elsewhere); a new one is stored as DuckDB's CTAS would (INTEGER).
         null_cols = {c for c, t in zip(rel.columns, rel.types) if str(t) == '"NULL"'}
         new_cols = {c: ("INTEGER" if c in null_cols else str(t)) for c, t in zip(rel.columns, rel.types)}
-        if null_cols and table_exists(con, table):
+        if null_cols:
             new_cols.update({c: t for c, t in _columns(con, table).items() if c in null_cols})
         missing = [f.column for f in filters if f.column not in new_cols]
         if missing:

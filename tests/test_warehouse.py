@@ -116,6 +116,16 @@ def test_a_column_typed_from_nulls_only_takes_the_next_values(wh: Warehouse) -> 
         wh.write("s.n", pl.DataFrame({"day": [later], "v": ["x"]}), partition_column="day", partition_values=[later])
 
 
+def test_an_all_null_column_takes_the_placeholders_contract_type(wh: Warehouse) -> None:
+    """A source without quotas wrote forecast.quota_attainment's quota_source all NULL: it became
+    INTEGER, where the contract (and every other source) has VARCHAR. The placeholder view the
+    first write replaces carries the contract's types."""
+    wh.ensure_placeholders({"s.q": {"day": "DATE", "quota_source": "VARCHAR"}}, "test")
+    wh.write("s.q", pl.DataFrame({"day": [dt.date(2024, 1, 1)], "quota_source": [None]}))
+    assert wh.query("SELECT data_type FROM duckdb_columns() WHERE table_name = 'q' AND column_name = 'quota_source'"
+                    ).item() == "VARCHAR"
+
+
 def test_partition_range_replace_via_sql(wh: Warehouse) -> None:
     for d in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]:
         wh.write("s.sales", sales(d, 2), partition_column="day", partition_values=[d])
