@@ -157,6 +157,16 @@ def test_missing_column_without_mapping_shows_how_to_write_one(tmp_path):
     assert "revintel_mapping.yaml" in msg and "engage_date: touch_date" in msg
 
 
+def test_a_mappings_delimiter_does_not_split_a_file_that_has_none_of_it(tmp_path):
+    """`delimiter: ';'` written for a semicolon deals file: the comma-separated accounts file beside
+    it was split by ';' ("missing column(s) account; found account,sector,...")."""
+    src = _src(tmp_path, HEADER.replace(",", ";") + "\nA1;Ann;X;Acme;Won;2017-01-02;2017-02-01;10\n",
+               accounts__csv="account,sector\nAcme,retail\n", revintel_mapping__yaml="delimiter: ';'\n")
+    con, _, q = _star(src)
+    assert q == {} and _opps(con) == {"A1": 2}
+    assert con.execute("SELECT account_id, sector FROM star.dim_account").fetchall() == [("Acme", "retail")]
+
+
 def test_header_spelling_variants_match_without_a_mapping(tmp_path):
     src = _src(tmp_path, "Opportunity ID,Sales Agent,Product,Account,Deal Stage,Engage Date,Close Date,Close Value\n"
                          "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,10\n")

@@ -455,8 +455,14 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
             delimiter = "\t"
     elif enc == "latin-1":  # DuckDB's latin-1 refuses Windows-1252's 0x80-0x9F: a UTF-8 copy instead
         read_from, data = _utf8_copy(data, path.name)
-    if delimiter == "," and b";" in (first := data.split(b"\n", 1)[0]) and b"," not in first:
-        delimiter = ";"  # a header with semicolons and no comma: a semicolon file (Excel in most of Europe)
+    # a header without the delimiter asked for and with another: a header with semicolons and no comma
+    # is a semicolon file (Excel in most of Europe; other delimiters are named in _check_header's
+    # message); a mapping's delimiter names one for every file, and the comma-separated accounts file
+    # beside the semicolon deals it was written for is read with commas
+    first = data.split(b"\n", 1)[0]
+    if delimiter.encode() not in first:
+        delimiter = next((d for d in ((";",) if delimiter == "," else (",", ";", "\t", "|")) if d.encode() in first),
+                         delimiter)
     records = record_lines(data) if len(data) < SCAN_LIMIT else None
     del data
     src = _sql_str(str(read_from))
