@@ -95,3 +95,22 @@ def test_a_products_file_without_divisions_takes_the_sku_maps(tmp_path):
     build_star(con, bare)
     assert con.execute("SELECT division FROM star.dim_product WHERE product_id = ?", [first["sku"]]).fetchone() == (
         first["series"],)
+
+
+def test_a_log_without_a_sku_map_takes_the_crms_product_divisions(tmp_path):
+    """MavenTech deals beside a tidy log of the same products, no SKU map: the lines were all in
+    'All products' while the products were GTX / MG (one product, two divisions), no division was
+    sellable and the ICP was skipped. A line of a product the CRM lists takes its division; one the
+    CRM does not list stays in 'All products'."""
+    src = tmp_path / "crm"
+    write(src, "sales_pipeline.csv", "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,"
+                                     "close_value\nA1,Ann,GTX Basic,Acme,Won,2017-01-02,2017-02-01,550\n")
+    write(src, "products.csv", "product,series,sales_price\nGTX Basic,GTX,550\nMG Special,MG,55\n")
+    write(src, "transactions.csv", "customer_id,order_date,sku,quantity,amount\nAcme,2017-03-01,GTX Basic,1,550\n"
+                                   "Acme,2017-04-01,mg special,2,110\nAcme,2017-05-01,Widget,1,9\n")
+    con = duckdb.connect()
+    build_star(con, src)
+    assert_reconciled(con)
+    assert con.execute("SELECT product_id, division FROM star.fact_transactions ORDER BY order_date").fetchall() == [
+        ("GTX Basic", "GTX"), ("mg special", "MG"), ("Widget", "All products")]
+    assert con.execute(divisions_sql()).fetchall() == [("All products",), ("GTX",), ("MG",)]

@@ -21,7 +21,7 @@ from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping, inside
 from revintel_assets.defs.ingest.maventech import file_report
 from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SKU_MAP, UNMAPPED, col, date_expr, id_sql,
-                                                   decimal_flag, lit, money_expr, settle_day_month,
+                                                   decimal_flag, key_sql, lit, money_expr, settle_day_month,
                                                    settle_decimal, Dialect)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
@@ -197,8 +197,10 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
                           {date} AS order_date, trim({expr['sku']}) AS product_id, {qty} AS quantity,
                           {amount} AS amount, nullif(trim({log_division}), '') AS log_division, _line
                    FROM temp.raw_tidy)
-        -- the SKU map's division, else the log's own (a `division` column: it was ignored, one division)
-        SELECT t.* EXCLUDE (log_division), coalesce(m.division, mu.division, t.log_division,
+        -- the SKU map's division, else the log's own (a `division` column: it was ignored, one division),
+        -- else the CRM's for a product it lists by that id or name (MavenTech deals beside a log of the
+        -- same products without a SKU map: the lines were 'All products', the products GTX, MG, GTK)
+        SELECT t.* EXCLUDE (log_division), coalesce(m.division, mu.division, t.log_division, crm.division,
                                                     CASE WHEN EXISTS (SELECT 1 FROM staging.sku_map)
                                                THEN {lit(UNMAPPED)} ELSE {lit(NO_SKU_MAP)} END) AS division,
                'tidy' AS source,
@@ -208,6 +210,11 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         -- unmapped), where the map gives that spelling one division
         LEFT JOIN (SELECT upper(sku) AS k, min(division) AS division FROM staging.sku_map GROUP BY 1
                    HAVING count(DISTINCT division) = 1) mu ON m.sku IS NULL AND mu.k = upper(t.product_id)
+        LEFT JOIN (SELECT k, min(division) AS division FROM (
+                       SELECT {key_sql('product_id')} AS k, division FROM staging.products
+                       UNION ALL SELECT {key_sql('product_name')}, division FROM staging.products)
+                   WHERE k IS NOT NULL AND division IS NOT NULL GROUP BY k HAVING count(DISTINCT division) = 1) crm
+               ON crm.k = {key_sql('t.product_id')}
         ORDER BY t._line""")
     # A tidy log carries no accounts file; the customers it names become accounts with the
     # country they order from most, so firmographics are not empty.
