@@ -76,6 +76,27 @@ def test_waterfall_reconciles_to_the_cent_for_every_segment(con):
     assert nxt == {"start": 55, "pulled_in": -55, "pushed_out": 95, "end": 95}
 
 
+def test_this_quarters_pipeline_holds_the_overdue_deals(con):
+    """A deal still open whose expected close has passed is in this quarter's pipeline (as in
+    forecast.quota_attainment's open_pipeline), not in neither quarter; next quarter's is unchanged."""
+    Q3 = dt.date(2025, 9, 20)
+    con.execute("INSERT INTO features.deal_snapshot VALUES (?, 'late', 'acc', 'r1', 'Div', 'Proposal', 33.0, 12.5, ?, NULL), "
+                "(?, 'late', 'acc', 'r1', 'Div', 'Proposal', 33.0, 12.5, ?, NULL), "
+                "(?, 'caught_up', 'acc', 'r1', 'Div', 'Proposal', 44.0, 12.5, ?, NULL), "
+                "(?, 'caught_up', 'acc', 'r1', 'Div', 'Proposal', 44.0, 12.5, ?, NULL)", [C, Q3, A, Q3, C, Q3, A, Q4])
+    pairs = changes.pairs_sql([str(A)], [C, A])
+    con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
+    assert con.execute(changes.RECONCILE_SQL).fetchall() == []
+    total = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'this_quarter' "
+                             "AND segment_type = 'total'").fetchall())
+    assert total["start"] == 100 + 100 + 100 + 70 + 80 + 200 + 30 + 90 + 12.5 + 12.5 + 33 + 44
+    assert total["end"] == 100 + 150.25 + 60 + 70 + 80 + 40 + 55 + 12.5 + 20 + 33 + 44
+    assert total["unchanged"] == 0 and total["pushed_out"] == -90  # neither overdue deal left the quarter
+    nxt = dict(con.execute("SELECT category, amount FROM scores.pipeline_waterfall WHERE period = 'next_quarter' "
+                           "AND segment_type = 'total'").fetchall())
+    assert nxt == {"start": 55, "pulled_in": -55, "pushed_out": 95, "end": 95}
+
+
 def test_the_reconciliation_catches_a_cent(con):
     pairs = changes.pairs_sql([str(A)], [C, A])
     con.execute(f"CREATE TABLE scores.pipeline_waterfall AS {changes.waterfall_sql(pairs)}")
@@ -242,7 +263,9 @@ def test_on_a_quarters_last_day_this_quarter_is_the_next_one(con):
     pairs = changes.pairs_sql([str(end)], [before, end])
     rows = con.execute(f"SELECT period, category, amount FROM ({changes.waterfall_sql(pairs)}) "
                        "WHERE segment_type = 'total' AND category = 'end'").fetchall()
-    assert dict((r[0], r[2]) for r in rows) == {"this_quarter": 30.0}  # Q1 2026; the overdue deal in neither
+    # Q1 2026; the overdue deal is expected now, in this quarter (it was in neither before: the
+    # waterfall ended below quota_attainment's open pipeline)
+    assert dict((r[0], r[2]) for r in rows) == {"this_quarter": 40.0}
 
 
 def test_quarters_follow_the_fiscal_year(con):

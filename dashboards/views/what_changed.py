@@ -23,8 +23,9 @@ LABELS = {"start": "Start", "new": "New", "pulled_in": "Pulled in", "amount_ente
 CURRENCY = fmt.currency()
 
 st.title("What changed")
-st.caption("The open pipeline expected to close in the period, on the date before and on the chosen date, "
-           "and every movement in between. Start + the movements = end, to the cent.")
+st.caption("The open pipeline expected to close in the period (this quarter's includes the deals whose expected "
+           "close has passed, still open), on the date before and on the chosen date, and every movement in "
+           "between. Start + the movements = end, to the cent.")
 db.require_tables("scores.pipeline_waterfall", "scores.pipeline_changes")
 
 dates = db.query("SELECT DISTINCT as_of_date FROM scores.pipeline_waterfall ORDER BY 1 DESC")["as_of_date"].to_list()

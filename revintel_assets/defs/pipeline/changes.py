@@ -103,7 +103,11 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
     """scores.pipeline_waterfall: per period and segment, the open pipeline closing in the period
     on the compare date (`start`) and on the as-of date (`end`), and the signed change of each
     category in between; start + the changes = end, exactly."""
-    in_p = "{side} AND expected_close_{when} >= p_start AND expected_close_{when} < p_end"
+    # this quarter's pipeline holds the overdue deals too (expected close already passed, still open):
+    # they are expected now, and forecast.quota_attainment's open_pipeline counts them (a demo quarter's
+    # waterfall ended at 6.22M where the attainment's open pipeline was 9.12M: 134 overdue deals)
+    in_p = ("{side} AND expected_close_{when} < p_end "
+            "AND (period = 'this_quarter' OR expected_close_{when} >= p_start)")
     before, after = in_p.format(side="open_before", when="before"), in_p.format(side="open_after", when="after")
     rank = lambda col: f"(CASE {col} {_RANK} END)"  # noqa: E731
     segments = "\n        UNION ALL ".join(
