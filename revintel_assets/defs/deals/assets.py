@@ -93,17 +93,23 @@ class WinModelConfig(dg.Config):
 TRAINING_COLUMNS = list(dict.fromkeys(["opportunity_id", "as_of_date", "created_date", *FEATURES, *NB_FEATURES, *OUTCOME]))
 
 
-def training_rows(wh, horizon: dt.date, max_rows: int) -> tuple[pl.DataFrame, float]:
+def training_rows(wh, horizon: dt.date, max_rows: int, known_by: dt.date | None = None) -> tuple[pl.DataFrame, float]:
     """Snapshot rows before `horizon` (only TRAINING_COLUMNS); above `max_rows`, the rows of a
     hash-chosen share of deals. Returns the rows and the share of deals kept. The rows of deals
     still open at the export date (no label) are kept: at a cutoff they are censored deals like
     the ones that closed later (win_model.CENSORING), and leaving them out would both drop them
-    from q's risk set and choose the imputed deals by whether they closed after the cutoff."""
+    from q's risk set and choose the imputed deals by whether they closed after the cutoff.
+
+    known_by: the run's as-of date. An outcome after it is not known (the deal was open then):
+    `--as-of` on an export that goes on past it judged and promoted the model that scores the
+    as-of date on the later closes of the deals open on it. On a run as of the export date
+    nothing is after it."""
     where = "as_of_date < ?"
     total = wh.query(f"SELECT count(*) AS n FROM features.deal_snapshot WHERE {where}", [horizon])["n"][0]
     share = min(1.0, max_rows / total) if total else 1.0
     sample = "" if share >= 1.0 else f" AND hash(opportunity_id) % 1000000 < {int(share * 1_000_000)}"
-    cols = ", ".join(TRAINING_COLUMNS)
+    known = "" if known_by is None else f"outcome_date <= DATE '{known_by.isoformat()}'"
+    cols = ", ".join(f"CASE WHEN {known} THEN {c} END AS {c}" if known and c in OUTCOME else c for c in TRAINING_COLUMNS)
     # in win_model.ROW_KEY order, the order split_by_time wants: sorted by DuckDB, so that split_by_time
     # copies nothing more (a polars sort of the frame here or there raised win_model_job's peak memory)
     order = ", ".join(ROW_KEY)
@@ -141,7 +147,10 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
         with compute.active():
             warm_up(fit_win_model)  # the pool process starts and imports the model code while rows are read
     bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
-    windows = DealPlan(bounds["first"][0], bounds["last"][0]).windows
+    # the run's as-of date: nothing after it is read (an earlier --as-of leaves a previous run's later
+    # snapshot dates in place, and the export's later closes are outcomes not known then)
+    as_of = source.as_of_date(wh) or bounds["last"][0]
+    windows = DealPlan(bounds["first"][0], as_of).windows
     logged = float(wh.query(LOGGED_SHARE_SQL)["share"][0] or 0.0)
     numeric, categorical = model_features(logged)
     absent = [c for c in DEAL_ATTRIBUTES if c not in _attributes(wh)]
@@ -152,7 +161,8 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
                             f"(stage, amount, expected close and their changes) and learns from {numeric + categorical}")
     ready, outcome = [], {}  # (cutoff, split, row counts, deal share) to fit; per cutoff what became of it
     for cutoff in cutoffs:
-        snap, share = training_rows(wh, cutoff + dt.timedelta(days=windows.holdout_days), config.max_training_rows)
+        horizon = min(cutoff + dt.timedelta(days=windows.holdout_days), as_of + dt.timedelta(days=1))
+        snap, share = training_rows(wh, horizon, config.max_training_rows, known_by=as_of)
         split = split_by_time(snap, cutoff, windows)
         del snap  # the split holds what training needs; at scale the whole frame is gigabytes
         n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
