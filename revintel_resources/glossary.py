@@ -43,7 +43,7 @@ GLOSSARY = {
     "cumulative_capture": "Share of all positives in deciles 1..k",
     "propensity": "Calibrated probability of buying from the division in the window",
     "window_months": "Length of the label window in months",
-    "period_type": "week or month",
+    "period_type": "week, month or quarter",
     "period_start": "First day of the period",
     "segment_type": "total, region, manager, rep or division",
     "p10": "10th percentile of simulated booked revenue",
@@ -56,6 +56,43 @@ GLOSSARY = {
     "manager": "Sales manager",
     "sector": "Industry sector",
     "country": "Country",
+    "rep_name": "Sales rep's name as the source writes it",
+    "product_name": "Product name",
+    "date": "Calendar date",
+    "year": "Calendar year (not the fiscal year)",
+    "win_probability": "Calibrated probability that the deal is won",
+    "risk_drivers": "What raised the risk score, in words (low win probability, stalled, pushed, amount cut, value)",
+    "recommended_action": "The next step the risk drivers call for, in words",
+    "rank": "Rank within the row's group, 1 = first",
+    "feature": "Model feature (column name; `explanation` says it in words)",
+    "feature_value": "The feature's value for this row, as the model read it",
+    "explanation": "The feature and its effect on the score, in words",
+    "compare_date": "The earlier date the row compares with (the previous as-of date)",
+    "period": "The period the row is about: this_quarter / next_quarter (the fiscal quarter holding the day "
+              "after the as-of date, and the one after it), or quarter / month",
+    "category": "What happened between compare_date and as_of_date (new, won, lost, pulled_in, pushed_out, "
+                "amount or stage changes, unchanged); start / end: the pipeline on each date",
+    "period_end": "Last day of the period",
+    "first_day": "First day the forecast counts: the period's first day, or the day after the as-of date when "
+                 "the period had begun",
+    "last_day": "Last day of the period",
+    "abs_error": "|actual - p50|",
+    "pinball_p10": "Pinball (quantile) loss of p10 against the actual: lower is better",
+    "pinball_p50": "Pinball (quantile) loss of p50 against the actual (half the absolute error)",
+    "pinball_p90": "Pinball (quantile) loss of p90 against the actual: lower is better",
+}
+
+# Comments of tables several assets write (each of its partitions): the first writer without a
+# comment of its own sets it (Warehouse._comment), so the table says what it is whichever family
+# wrote first (MavenTech's, written by the deal model and the forecast only, had none).
+TABLE_GLOSSARY = {  # docs/CONTRACT.md §3
+    "validation.model_metrics": "Metrics of every model and baseline per cutoff, division and split (validation / "
+                                "holdout), measured on rows the model never saw. segment 'never_bought' (ICP): only "
+                                "accounts that had not bought the division.",
+    "validation.holdout_gains": "Gains table per model, cutoff and division: decile 1 = top 10 % by score; lift = "
+                                "decile buyer rate / overall rate; cumulative_capture = share of buyers in deciles 1..k.",
+    "validation.calibration_bins": "Calibration per model: 10 equal-width bins of the predicted probability with the "
+                                   "observed rate.",
 }
 
 # Model features as people read them (explanations, importance charts). Deal features by name;

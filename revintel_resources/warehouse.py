@@ -40,7 +40,7 @@ from revintel_resources import publish as publishing
 from revintel_resources.backends import DEFAULT as DEFAULT_BACKEND
 from revintel_resources.backends import Backend
 from revintel_resources.backends import resolve as resolve_backend
-from revintel_resources.glossary import GLOSSARY
+from revintel_resources.glossary import GLOSSARY, TABLE_GLOSSARY
 
 TABLE_LOG = publishing.TABLE_LOG  # the write log publish() replays
 PLACEHOLDER = publishing.PLACEHOLDER  # how the comment of an empty stand-in view starts (ensure_placeholders)
@@ -378,6 +378,8 @@ class Warehouse:
                 select = ", ".join(f"NULL::{typ} AS {quote(col)}" for col, typ in cols.items())
                 con.execute(f"CREATE VIEW {qualified(table)} AS SELECT {select} WHERE false")
                 con.execute(f"COMMENT ON VIEW {qualified(table)} IS {_sql_literal(f'{PLACEHOLDER}: {why}')}")
+                for col in (c for c in cols if c in GLOSSARY):  # its columns say what they will hold
+                    con.execute(f"COMMENT ON COLUMN {qualified(table)}.{quote(col)} IS {_sql_literal(GLOSSARY[col])}")
             con.execute("COMMIT")
         return sorted(wanted)
 
@@ -517,9 +519,12 @@ class Warehouse:
         con: duckdb.DuckDBPyConnection, table: str, comment: str | None, column_comments: dict[str, str] | None
     ) -> None:
         qtable = qualified(table)
+        schema, name = split_table(table)
+        if comment is None and table in TABLE_GLOSSARY and not con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, name]).fetchone()[0]:
+            comment = TABLE_GLOSSARY[table]
         if comment is not None:
             con.execute(f"COMMENT ON TABLE {qtable} IS {_sql_literal(comment)}")
-        schema, name = split_table(table)
         uncommented = {r[0] for r in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? AND comment IS NULL",
             [schema, name]).fetchall()}

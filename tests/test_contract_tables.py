@@ -123,3 +123,17 @@ def test_the_demo_writes_every_contract_table_with_the_declared_types(demo_data)
     wrong = {(t, c): (typ, types[(t, c)]) for t, cols in contract.TABLES.items() for c, typ in cols.items()
              if types[(t, c)] != typ}
     assert wrong == {}
+    # CONTRACT §3: every analyst table and column carries a COMMENT ON text (24 columns had none)
+    with duckdb.connect(str(path), read_only=True) as con:
+        said = {(f"{s}.{t}", c): cm for s, t, c, cm in con.execute(
+            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()").fetchall()}
+        tables = dict(con.execute("SELECT schema_name || '.' || table_name, comment FROM duckdb_tables()").fetchall())
+    assert [(t, c) for t, cols in contract.TABLES.items() for c in cols if not said[(t, c)]] == []
+    assert [t for t in contract.TABLES if not tables[t]] == []
+
+
+def test_a_placeholders_columns_say_what_they_will_hold(tmp_path):
+    wh = Warehouse.from_env(tmp_path)
+    wh.ensure_placeholders({"scores.icp_scores": contract.TABLES["scores.icp_scores"]}, "no transactions")
+    comments = dict(wh.query("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'icp_scores'").rows())
+    assert comments["propensity"] and comments["account_id"]

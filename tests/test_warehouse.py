@@ -126,6 +126,21 @@ def test_an_all_null_column_takes_the_placeholders_contract_type(wh: Warehouse) 
                     ).item() == "VARCHAR"
 
 
+def test_a_shared_table_says_what_it_is_whoever_writes_it_first(wh: Warehouse) -> None:
+    """validation.model_metrics got its comment from the ICP step only: MavenTech's (deal model and
+    forecast) had none. A writer's own comment still wins."""
+    from revintel_resources.glossary import TABLE_GLOSSARY
+    from revintel_resources.warehouse import PartitionFilter
+
+    wh.write("validation.model_metrics", pl.DataFrame({"model_family": ["deals"], "value": [0.5]}),
+             partition=[PartitionFilter("model_family", values=["deals"])])
+    comment = "SELECT comment FROM duckdb_tables() WHERE table_name = 'model_metrics'"
+    assert wh.query(comment).item() == TABLE_GLOSSARY["validation.model_metrics"]
+    wh.write("validation.model_metrics", pl.DataFrame({"model_family": ["icp"], "value": [0.7]}),
+             partition=[PartitionFilter("model_family", values=["icp"])], comment="mine")
+    assert wh.query(comment).item() == "mine"
+
+
 def test_partition_range_replace_via_sql(wh: Warehouse) -> None:
     for d in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]:
         wh.write("s.sales", sales(d, 2), partition_column="day", partition_values=[d])

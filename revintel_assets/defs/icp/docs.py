@@ -1,6 +1,7 @@
 """COMMENT ON text for the ICP tables analysts query."""
 
 from revintel_assets.defs.icp.features import FEATURE_WINDOWS
+from revintel_resources.glossary import TABLE_GLOSSARY
 
 FEATURES = ("One row per account active before cutoff_date × division: features from rows dated on or "
             "before the cutoff only; label = bought from the division in (cutoff, cutoff + label_window_months]. "
@@ -66,12 +67,4 @@ IMPORTANCE = ("Gain share of each feature in each ICP model: what drives the mod
     "share": "Share of the model's total split gain",
 })
 
-VALIDATION = {  # docs/CONTRACT.md §3; shared with the deals models (model_family tells them apart)
-    "validation.model_metrics": "Metrics of every model and baseline per cutoff, division and split (validation / "
-                                "holdout), measured on rows the model never saw. segment 'never_bought' (ICP): only "
-                                "accounts that had not bought the division.",
-    "validation.holdout_gains": "Gains table per model, cutoff and division: decile 1 = top 10 % by score; lift = "
-                                "decile buyer rate / overall rate; cumulative_capture = share of buyers in deciles 1..k.",
-    "validation.calibration_bins": "Calibration per model: 10 equal-width bins of the predicted probability with the "
-                                   "observed rate.",
-}
+VALIDATION = TABLE_GLOSSARY  # docs/CONTRACT.md §3; shared with every model family (model_family tells them apart)
