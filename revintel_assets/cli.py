@@ -378,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="materialize everything on a folder of real exports")
     r.add_argument("--source", required=True)
-    r.add_argument("--format", help="force the layout: maventech, salesforce, sales_log, tidy, or a CRM+log "
+    from revintel_assets.defs.ingest.source import CRM_FORMATS, TX_FORMATS  # the layouts' one declaration
+
+    r.add_argument("--format", help=f"force the layout: {', '.join(CRM_FORMATS + TX_FORMATS)}, or a CRM+log "
                                     "pair such as maventech+sales_log")
     r.add_argument("--mapping", help="mapping file (YAML) for a variant export; default "
                                      "DIR/revintel_mapping.yaml (README: 'Bring your own export')")
