@@ -118,15 +118,16 @@ TABLES: dict[str, dict[str, str]] = {
         "covered": "BOOLEAN",
     },
     "validation.model_metrics": {
-        "model_name": "VARCHAR", "model_version": "VARCHAR", "cutoff_date": "DATE", "division": "VARCHAR",
-        "split": "VARCHAR", "metric": "VARCHAR", "value": "DOUBLE",
+        "model_family": "VARCHAR", "model_name": "VARCHAR", "model_version": "VARCHAR", "cutoff_date": "DATE",
+        "division": "VARCHAR", "split": "VARCHAR", "segment": "VARCHAR", "segment_type": "VARCHAR",
+        "period_type": "VARCHAR", "metric": "VARCHAR", "value": "DOUBLE",
     },
     "validation.holdout_gains": {
-        "model_name": "VARCHAR", "cutoff_date": "DATE", "division": "VARCHAR", "decile": "INTEGER", "n": "BIGINT",
-        "positives": "DOUBLE", "lift": "DOUBLE", "cumulative_capture": "DOUBLE",
+        "model_family": "VARCHAR", "model_name": "VARCHAR", "cutoff_date": "DATE", "division": "VARCHAR",
+        "decile": "INTEGER", "n": "BIGINT", "positives": "DOUBLE", "lift": "DOUBLE", "cumulative_capture": "DOUBLE",
     },
     "validation.calibration_bins": {
-        "model_name": "VARCHAR", "cutoff_date": "DATE", "division": "VARCHAR", "bin": "INTEGER",
-        "mean_predicted": "DOUBLE", "observed_rate": "DOUBLE", "n": "BIGINT",
+        "model_family": "VARCHAR", "model_name": "VARCHAR", "cutoff_date": "DATE", "division": "VARCHAR",
+        "split": "VARCHAR", "bin": "INTEGER", "mean_predicted": "DOUBLE", "observed_rate": "DOUBLE", "n": "BIGINT",
     },
 }
