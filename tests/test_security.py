@@ -431,6 +431,8 @@ def test_source_error_from_a_library_error_exits_2(tmp_path):
     line the user sees, exit 2 (before: exit 1 and DuckDB's traceback)."""
     src = _tidy_source(tmp_path / "src")
     (src / "revintel_mapping.yaml").write_text("delimiter: '\"'\n")
+    # a header holding it (a file whose header holds none of the mapping's delimiter is read with its own)
+    (src / "transactions.csv").write_text('"customer_id"' + (src / "transactions.csv").read_text()[len("customer_id"):])
     proc = _cli(["run", "--no-serve", "--source", str(src)], tmp_path / "data")
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("revintel:")]

@@ -182,7 +182,7 @@ def period_stats(x: np.ndarray, period_t: np.ndarray, shock_t: np.ndarray | None
         per = np.matmul(pt, xs)  # (k, n_periods, n_sims)
         j = i + len(per)
         if actual is None:
-            out[i:j, :, 3] = per.mean(axis=2)
+            out[i:j, :, 3] = per.mean(axis=2, dtype=np.float64)  # as the plan's (attainment.summarise)
             out[i:j, :, :3] = np.moveaxis(_quantiles(per), 0, -1)
         else:
             per.sort(axis=2)

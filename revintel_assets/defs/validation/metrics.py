@@ -26,11 +26,20 @@ EPS = 1e-6
 P_GUARD = 1e-4
 
 
+_POLARS = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64}
+
+
 def defined(metrics: pl.DataFrame) -> pl.DataFrame:
     """The rows of a validation.model_metrics frame whose value is a number, as every producer writes
     them: a metric undefined on its rows (an AUC over one class, an empty bin's mean) is left out,
-    not stored as NaN, which turns any average an analyst takes over the column into NaN."""
-    return metrics.filter(pl.col("value").is_not_null() & ~pl.col("value").cast(pl.Float64).is_nan())
+    not stored as NaN, which turns any average an analyst takes over the column into NaN. The
+    contract's key columns a family does not use are there, NULL (the table of a source whose deal
+    model and forecast wrote it, no ICP, had no `segment`)."""
+    from revintel_assets.contract import TABLES
+
+    missing = [pl.lit(None, _POLARS[t]).alias(c) for c, t in TABLES["validation.model_metrics"].items()
+               if c not in metrics.columns]
+    return metrics.with_columns(missing).filter(pl.col("value").is_not_null() & ~pl.col("value").cast(pl.Float64).is_nan())
 
 
 def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
