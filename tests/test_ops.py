@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -131,6 +134,34 @@ def test_monthly_retrain_trains_at_most_to_the_data_and_refreshes_icp(instance, 
     assert isinstance(skipped, dg.SkipReason)
 
 
+def _settled(folder: Path) -> None:
+    """The folder's files as an export that finished writing minutes ago (the sensor waits for quiet)."""
+    for f in folder.iterdir():
+        os.utime(f, (time.time() - 600, time.time() - 600))
+
+
+def test_the_source_sensor_waits_until_an_export_has_stopped_changing(instance, tmp_path):
+    """A half-written sales_pipeline.csv was imported (and, its data ending earlier, replaced the
+    warehouse's source). Files changed less than SETTLE_SECONDS ago are waited for, the cursor
+    kept, and imported once quiet; a missing folder says so."""
+    from revintel_assets.defs.ops.sensors import SETTLE_SECONDS
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    source = SourceResource(path=str(folder))
+    (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    ctx = dg.build_sensor_context(instance=instance, resources={"source": source})
+    waiting = source_files_changed(ctx)
+    assert isinstance(waiting, dg.SkipReason) and f"not changed for {SETTLE_SECONDS} s" in waiting.skip_message
+    assert ctx.cursor is None
+    _settled(folder)
+    assert isinstance(source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source})),
+                      dg.RunRequest)
+    gone = source_files_changed(dg.build_sensor_context(
+        instance=instance, resources={"source": SourceResource(path=str(tmp_path / "nowhere"))}))
+    assert isinstance(gone, dg.SkipReason) and "is missing" in gone.skip_message
+
+
 def test_source_sensor_fires_on_new_or_changed_files_only(instance, tmp_path):
     folder = tmp_path / "exports"
     folder.mkdir()
@@ -138,6 +169,7 @@ def test_source_sensor_fires_on_new_or_changed_files_only(instance, tmp_path):
     empty = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source}))
     first_cursor = None
     (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    _settled(folder)
     ctx = dg.build_sensor_context(instance=instance, resources={"source": source}, cursor=first_cursor)
     fired = source_files_changed(ctx)
     assert isinstance(fired, dg.RunRequest)
@@ -145,6 +177,7 @@ def test_source_sensor_fires_on_new_or_changed_files_only(instance, tmp_path):
                                                          cursor=ctx.cursor))
     assert isinstance(again, dg.SkipReason)
     (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n2\n")
+    _settled(folder)
     changed = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source},
                                                            cursor=ctx.cursor))
     assert isinstance(changed, dg.RunRequest) and changed.run_key != fired.run_key
@@ -160,9 +193,11 @@ def test_a_source_named_nowhere_is_the_one_the_data_directory_holds_not_the_demo
     folder = tmp_path / "exports"
     folder.mkdir()
     (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    _settled(folder)
     data = tmp_path / "data"
     (data / "demo").mkdir(parents=True)
     (data / "demo" / "sales_pipeline.csv").write_text("opportunity_id\n9\n")
+    _settled(data / "demo")
     monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
     monkeypatch.delenv("REVINTEL_SOURCE", raising=False)
     assert SourceResource().folder() == (data / "demo").resolve()  # nothing imported yet: the demo
@@ -181,6 +216,7 @@ def test_source_sensor_does_not_reimport_what_the_warehouse_already_holds(instan
     folder = tmp_path / "exports"
     folder.mkdir()
     (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    _settled(folder)
     data = tmp_path / "data"
     (data / "warehouse").mkdir(parents=True)
     con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"))
@@ -191,6 +227,7 @@ def test_source_sensor_does_not_reimport_what_the_warehouse_already_holds(instan
     ctx = dg.build_sensor_context(instance=instance, resources={"source": source})
     assert isinstance(source_files_changed(ctx), dg.SkipReason)
     (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n2\n")
+    _settled(folder)
     again = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source},
                                                          cursor=ctx.cursor))
     assert isinstance(again, dg.RunRequest)

@@ -755,3 +755,28 @@ def test_a_run_left_started_by_a_stopped_ui_is_failed_and_frees_its_slot_when_th
         assert storage.get_concurrency_info("warehouse").active_slot_count == 0
     finally:
         instance.dispose()
+
+
+def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, monkeypatch):
+    """The source-files sensor imported a half-written re-export whose data ended earlier: "an older
+    export replaces the newer one" dropped every score, forecast and model, and the publish sensor
+    published the emptied warehouse. A sensor's import refuses (one message, naming the command that
+    does replace it), inside its transaction: the warehouse keeps its source. A person's run replaces it."""
+    import duckdb
+
+    folder = _tidy_source(tmp_path / "src")
+    assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success
+    full = (folder / "transactions.csv").read_text()
+    lines = full.splitlines()  # cut off mid-export: the second half of the year not written yet
+    (folder / "transactions.csv").write_text("\n".join([lines[0]] + [x for x in lines[1:] if "-0" in x[4:12] and
+                                                                      x.split(",")[1] < "2024-07"]) + "\n")
+    refused = _import_with(tmp_path, monkeypatch, folder, {"revintel/trigger": "source files",
+                                                           "dagster/sensor_name": "source_files_changed"})
+    assert not refused.success
+    err = refused.get_step_failure_events()[0].event_specific_data.error
+    message = err.cause.message if err.cause else err.message
+    assert "An unattended import does not replace" in message and "its data now ends 2024-06-05" in message, message
+    with duckdb.connect(str(tmp_path / "data" / "warehouse" / ".work" / "revintel.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT export_date::VARCHAR FROM meta.source").fetchall() == [("2024-12-05",)]
+        assert con.execute("SELECT count(*) FROM staging.transactions").fetchall() == [(36,)]  # not the 18 read
+    assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success  # a person: replaced

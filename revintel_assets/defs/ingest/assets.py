@@ -16,7 +16,7 @@ from revintel_assets.defs.ingest.mapping import USER_MAPPING
 from revintel_assets.defs.ingest.source import import_source
 from revintel_assets.defs.partitions import register
 from revintel_assets.metadata import table_metadata
-from revintel_assets.source_switch import Source, replace_previous_source
+from revintel_assets.source_switch import Source, is_switch, previous_source, replace_previous_source
 from revintel_assets.defs.star.docs import table_doc
 from revintel_assets.defs.star.partitions import transaction_months
 from revintel_resources.resources import WarehouseResource
@@ -55,6 +55,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                                locked=wh.backend.local_file, fy_start_month=settings().fiscal_year_start_month)
         try:
             _check_as_of(con, source, report)  # before the new staging tables are committed
+            _check_unattended_switch(con, report, context.run.tags)
         except InputError:
             con.execute("ROLLBACK")
             raise
@@ -63,6 +64,33 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     # above locked its connection's configuration down, which must end with that connection
     with wh.step_session():
         yield from _record(context, wh, source, mlflow_tracking, report)
+
+
+UNATTENDED = ("dagster/sensor_name", "dagster/schedule_name", "revintel/trigger")  # tags of runs no person launched
+
+
+def _new_source(report) -> Source:
+    return Source(str(report.layout.folder), report.layout.name,
+                  dt.date.fromisoformat(report.export_date) if report.export_date else None)
+
+
+def _check_unattended_switch(con, report, tags) -> None:
+    """A sensor's or schedule's import never replaces the source the warehouse holds (docs/CONTRACT.md
+    §1: the run refuses, naming what replaces it). The source-files sensor imported a half-written
+    re-export (its data ending earlier: "an older export ... replaces the newer one"), which dropped
+    every score, forecast and model, and the publish sensor published the emptied warehouse. Refused
+    inside the import's transaction: staging and the warehouse keep what they held."""
+    if not any(t in tags for t in UNATTENDED):
+        return
+    old, new = previous_source(con), _new_source(report)
+    if not is_switch(old, new):
+        return
+    what = (f"its data now ends {new.export_date}, before the {old.export_date} of the export the warehouse holds "
+            "(a file still being written, or an older export copied back?)"
+            if Path(old.path).resolve() == Path(new.path).resolve() and old.format == new.format
+            else f"it holds {new.path} ({new.format}), the warehouse {old.path} ({old.format})")
+    raise InputError(f"the source folder changed, but {what}. An unattended import does not replace the "
+                     f"warehouse's source; to replace it run `revintel run --source {new.path}`")
 
 
 def _check_as_of(con, source: SourceResource, report) -> None:
@@ -85,9 +113,7 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     """After the import: the previous source replaced, quarantine and source metadata written, the
     transaction months and deal dates registered, and what was read reported."""
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
-    replaced = replace_previous_source(context.instance, wh, mlflow_tracking,
-                                       Source(str(report.layout.folder), report.layout.name,
-                                              dt.date.fromisoformat(report.export_date) if report.export_date else None))
+    replaced = replace_previous_source(context.instance, wh, mlflow_tracking, _new_source(report))
     if replaced:
         context.log.warning(replaced)
     wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "

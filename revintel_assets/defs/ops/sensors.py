@@ -3,6 +3,7 @@ plan sets its models off."""
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +14,11 @@ from revintel_resources.source import SourceResource, held_source
 from revintel_resources.warehouse import PublishRefused, Warehouse
 
 
+# An export is written over minutes (a Data Loader job, a copy): a folder is imported once none of
+# its files has changed for this long. The sensor imported a half-written sales_pipeline.csv.
+SETTLE_SECONDS = 120
+
+
 def fingerprint(folder: Path) -> str:
     """Names, sizes and modification times of the source files: cheap, and any re-export changes it."""
     if not folder.is_dir():
@@ -21,12 +27,25 @@ def fingerprint(folder: Path) -> str:
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
+def quiet_for(folder: Path) -> float:
+    """Seconds since the last change to any file of the folder."""
+    times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
+    return time.time() - max(times) if times else float("inf")
+
+
 @dg.sensor(job_name=plan.job("import_job").name, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Starts an import when files in the source folder appear or change.")
+           description="Starts an import when files in the source folder appear or change, once they have "
+                       f"not changed for {SETTLE_SECONDS} s.")
 def source_files_changed(context: dg.SensorEvaluationContext, source: SourceResource):
     print_ = fingerprint(source.folder())
-    if print_ == "missing" or print_ == context.cursor:
+    if print_ == "missing":
+        return dg.SkipReason(f"the source folder {source.folder()} is missing")
+    if print_ == context.cursor:
         return dg.SkipReason(f"no change in {source.folder()}")
+    quiet = quiet_for(source.folder())
+    if quiet < SETTLE_SECONDS:  # the cursor stays: the next tick looks again
+        return dg.SkipReason(f"files in {source.folder()} changed {quiet:.0f} s ago: waiting until they have not "
+                             f"changed for {SETTLE_SECONDS} s (an export still being written)")
     first_look = context.cursor is None
     context.update_cursor(print_)
     if first_look and _already_imported(source.folder()):
