@@ -205,10 +205,47 @@ def one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+# loky restarts a worker whose memory grew by 300 MB since its first task, counting what it
+# imported after it: the demo's first task is the generator, and the model code it imports next
+# (LightGBM, scikit-learn, numba: 87 -> 374 MiB measured) restarted the worker after the first
+# fit, to import it all again. The allowance is moved by the imports' size: a worker that holds
+# on to 300 MB of a task's memory is still recycled (a `revintel run`'s first task is the import).
+WORKER_GROWTH_LIMIT = 600 << 20
+
+
+def _worker_init() -> None:
+    """In each pool process, at its start: the growth allowance above, and a watch on the parent."""
+    import threading
+
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = WORKER_GROWTH_LIMIT
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="revintel-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A `revintel run` killed with SIGKILL left its pool processes running for good (460 MB each,
+    an operations audit); a worker whose parent is gone (it was re-parented) exits."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _pool(n: int):
-    """loky's reusable executor (the same processes from call to call while n stays the same;
-    they exit after 5 idle minutes)."""
-    return get_reusable_executor(max_workers=n, timeout=300, env=ONE_THREAD)
+    """loky's reusable executor: the same processes from call to call (they exit after 5 idle
+    minutes). It never shrinks: shrinking ends a worker that has imported the model code, and
+    the next call wanting more starts a fresh one to import it again (the forecast steps ask for
+    a pool of 2, the others for 1: four worker starts in the demo, ~2 s of imports each). A call
+    asking for fewer keeps as many tasks in flight as before (`_with_pool`'s depth), so the
+    queued one may run at once on the extra process."""
+    size = max(n, _SIZE[0])
+    _SIZE[0] = size
+    return get_reusable_executor(max_workers=size, timeout=300, env=ONE_THREAD, initializer=_worker_init)
+
+
+_SIZE = [0]  # the pool's size so far
 
 
 def warm_up(fn: Callable, n_workers: int | None = None, *, here: bool = True) -> None:

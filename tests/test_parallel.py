@@ -1,6 +1,7 @@
 """parallel.map_tasks / map_rows: the same numbers as one process, whatever the number of workers."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,36 @@ def test_pool_only_tasks_run_in_the_pool_built_in_order():
     assert os.getpid() not in {pid for _, pid in out}
     assert len({pid for _, pid in out}) <= 2
     assert [pid for _, pid in parallel.map_tasks(_pid, [(0,)], 2, here=False)] == [os.getpid()]  # one task: here
+
+
+def _interval(i: int) -> tuple[int, float, float]:
+    import time
+
+    start = time.monotonic()
+    time.sleep(0.15)
+    return os.getpid(), start, time.monotonic()
+
+
+def _growth_limit(i: int) -> int:
+    from joblib.externals.loky import process_executor
+
+    return process_executor._MAX_MEMORY_LEAK_SIZE
+
+
+def test_the_pool_never_shrinks_and_keeps_its_depth():
+    """A call wanting fewer pool processes than the pool has keeps them all (shrinking ended a
+    worker that had imported the model code; the next larger call started a fresh one), and has
+    no more tasks in flight than its depth (one process here and a pool of one: two)."""
+    list(parallel.map_tasks(_pid, [(i,) for i in range(6)], 3, here=False))  # a pool of 3
+    before = set(parallel._pool(1)._processes)
+    assert len(before) == 3
+    out = list(parallel.map_tasks(_interval, [(i,) for i in range(8)], 2))  # here + one pool process
+    assert set(parallel._pool(1)._processes) == before  # no worker ended, none started
+    pooled = sorted((s, e) for pid, s, e in out if pid != os.getpid())
+    assert pooled and all(c[0] >= a[1] for a, c in zip(pooled, pooled[2:]))  # never three at a time
+    assert [pid for pid, _, _ in out].count(os.getpid()) >= 1
+    # loky's restart of a worker that grew by 300 MB is moved by the model code's imports (~290 MB)
+    assert set(parallel.map_tasks(_growth_limit, [(i,) for i in range(4)], 3, here=False)) == {parallel.WORKER_GROWTH_LIMIT}
 
 
 def _frames(i: int, n: int):
@@ -247,3 +278,37 @@ def test_a_process_that_loads_the_definitions_calls_blas_with_one_thread():
     assert out["before"] == [cores]  # numpy's BLAS starts with every core: the limit is what changes it
     assert len(out["blas"]) >= 2 and set(out["blas"]) == {1}
     assert out["openmp"] and set(out["openmp"]) == {cores}
+
+
+_ORPHAN = """
+import os, sys, time
+from revintel_assets import parallel
+def pid(i): return os.getpid()
+print(" ".join(str(p) for p in {p for p in parallel.map_tasks(pid, [(i,) for i in range(6)], 3, here=False)}), flush=True)
+time.sleep(60)
+"""
+
+
+def test_pool_processes_exit_when_their_parent_is_killed(tmp_path):
+    """`kill -9` of a run left its loky workers running for good (460 MB each at scale 0.1); each
+    watches its parent and exits when it is gone."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN)
+    repo = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": repo})
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers and all(os.path.exists(f"/proc/{w}") for w in workers)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    for w in alive:
+        os.kill(w, 9)
+    assert alive == []
