@@ -53,7 +53,11 @@ def cmd_generate(args) -> int:
     if out.exists() and not out.is_dir():
         print(f"revintel: --out {out} is a file; give a folder (it is created when missing)", file=sys.stderr)
         return 2
-    summary = _generate(out, args.scale, args.seed, args.drift)
+    try:
+        summary = _generate(out, args.scale, args.seed, args.drift)
+    except OSError as exc:
+        print(f"revintel: {_storage_failure(exc) or _unusable_dir(exc, '--out', out)}", file=sys.stderr)
+        return 1
     drift = f", drift {args.drift:g}" if args.drift else ""
     print(f"Wrote the demo company (scale {args.scale:g}, seed {args.seed}{drift}) to {out}")
     for key in ("opportunities", "accounts", "reps", "transaction_lines", "closed_win_rate"):
@@ -125,10 +129,8 @@ def _materialize(source: dict[str, str], args, ready=None) -> int:
         return 3
     except OSError as exc:  # the data directory itself cannot be created or locked
         storage = _storage_failure(exc)
-        if storage:
-            print(f"revintel: {storage}", file=sys.stderr)
-            return 1
-        raise
+        print(f"revintel: {storage or _unusable_dir(exc, 'REVINTEL_DATA_DIR')}", file=sys.stderr)
+        return 1
     if args.no_serve:
         return 0
     # the UI's sensors and launchpad default to the source just materialized; not to its --as-of: that
@@ -354,7 +356,13 @@ def _recover_runs_of_a_stopped_ui() -> None:
 
 
 def cmd_ui(args) -> int:
-    return _serve(args.dagster_port, args.streamlit_port)
+    try:
+        return _serve(args.dagster_port, args.streamlit_port)
+    except OSError as exc:  # the data directory cannot be made (a file in its place, /proc ...)
+        if exc.errno not in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.EACCES, errno.EROFS, errno.ENOSPC):
+            raise
+        print(f"revintel: {_storage_failure(exc) or _unusable_dir(exc, 'REVINTEL_DATA_DIR')}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     u.set_defaults(fn=cmd_ui)
 
     args = parser.parse_args(argv)
+    bad = _settings_problems()
+    if bad:
+        print(f"revintel: {bad}", file=sys.stderr)
+        return 2
     try:
         return args.fn(args)
     except BaseException as exc:  # Ctrl+C during a run (Dagster's form of it too): its run is marked failed
@@ -407,6 +419,35 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("\nrevintel: interrupted; the published analyst file is unchanged", file=sys.stderr)
         return 130
+
+
+def _unusable_dir(exc: OSError, what: str, folder: Path | None = None) -> str:
+    """A directory that cannot be made or used (a file in its place, /proc, a path through a file):
+    one line naming it (it was FileExistsError's traceback)."""
+    return f"cannot use {folder or exc.filename or 'the directory'} ({what}): {exc.strerror or exc}"
+
+
+def _settings_problems() -> str | None:
+    """The REVINTEL_* environment checked before anything runs: an invalid value is one line naming
+    the variable and what it must be (it was a pydantic traceback, exit 1); a name that is not a
+    setting but close to one is named with the one meant (REVINTEL_DATADIR was ignored in silence,
+    and the run wrote to ./data)."""
+    import difflib
+
+    from pydantic import ValidationError
+
+    from revintel_resources.settings import Settings, settings
+
+    names = [f"REVINTEL_{f.upper()}" for f in Settings.model_fields]
+    for var in sorted(v for v in os.environ if v.upper().startswith("REVINTEL_") and v.upper() not in names):
+        meant = difflib.get_close_matches(var.upper(), names, n=1, cutoff=0.85)
+        if meant:
+            print(f"revintel: warning: {var} is not a setting revintel reads; did you mean {meant[0]}?", file=sys.stderr)
+    try:
+        settings()
+    except ValidationError as exc:
+        return "; ".join(f"REVINTEL_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors())
+    return None
 
 
 def command() -> int:

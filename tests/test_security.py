@@ -780,3 +780,32 @@ def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, mon
         assert con.execute("SELECT export_date::VARCHAR FROM meta.source").fetchall() == [("2024-12-05",)]
         assert con.execute("SELECT count(*) FROM staging.transactions").fetchall() == [(36,)]  # not the 18 read
     assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success  # a person: replaced
+
+
+@pytest.mark.parametrize("env, argv, code, said", [
+    ({"REVINTEL_WORKERS": "abc"}, ["generate", "--out", "{tmp}/g"], 2, "REVINTEL_WORKERS='abc': Input should be a valid integer"),
+    ({"REVINTEL_FISCAL_YEAR_START_MONTH": "13"}, ["ui"], 2, "REVINTEL_FISCAL_YEAR_START_MONTH='13'"),
+    ({"REVINTEL_DATA_DIR": "{tmp}/afile/sub"}, ["run", "--no-serve", "--source", "{tmp}"], 1,
+     "cannot use {tmp}/afile/sub (REVINTEL_DATA_DIR): Not a directory"),
+    ({"REVINTEL_DATA_DIR": "{tmp}/afile/sub"}, ["ui"], 1, "cannot use {tmp}/afile/sub (REVINTEL_DATA_DIR)"),
+    ({}, ["generate", "--out", "{tmp}/afile/sub"], 1, "cannot use {tmp}/afile/sub (--out)"),
+])
+def test_bad_settings_and_unusable_folders_are_one_line(tmp_path, monkeypatch, capsys, env, argv, code, said):
+    """An operations audit: each of these was a Python traceback (pydantic's ValidationError,
+    NotADirectoryError from the run lock's mkdir)."""
+    from revintel_assets.cli import main
+
+    (tmp_path / "afile").write_text("a file where a folder should be")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v.format(tmp=tmp_path))
+    assert main([a.format(tmp=tmp_path) for a in argv]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"revintel: {said.format(tmp=tmp_path)}"] or (len(err) == 1 and said.format(tmp=tmp_path) in err[0]), err
+
+
+def test_a_misspelt_setting_is_named_with_the_one_meant(tmp_path, monkeypatch, capsys):
+    from revintel_assets.cli import _settings_problems
+
+    monkeypatch.setenv("REVINTEL_DATADIR", str(tmp_path))
+    assert _settings_problems() is None
+    assert "REVINTEL_DATADIR is not a setting revintel reads; did you mean REVINTEL_DATA_DIR?" in capsys.readouterr().err
