@@ -114,6 +114,10 @@ def _materialize(source: dict[str, str], args, ready=None) -> int:
             print(f"revintel: materializing the asset graph on {source['path']}"
                   + (f"\n          (library messages and stack traces: {log})" if log else ""))
             start = time.perf_counter()
+            unreachable = _cluster_problem(args.cluster)
+            if unreachable:
+                print(f"revintel: {unreachable}", file=sys.stderr)
+                return 2
             try:
                 resources = {"source": source, **({"compute": {"cluster": args.cluster}} if args.cluster else {})}
                 defs = load()
@@ -419,6 +423,26 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("\nrevintel: interrupted; the published analyst file is unchanged", file=sys.stderr)
         return 130
+
+
+def _cluster_problem(given: str | None) -> str | None:
+    """The Dask scheduler the run's tasks go to, reached before the first job: it was first asked
+    for in the fourth job, after the import (a new source already switched to), with a raw
+    ConnectionRefusedError, ValueError or MemoryError (something not Dask answering)."""
+    from revintel_resources.settings import settings
+
+    address, where = (given, "--cluster") if given else (settings().cluster, "REVINTEL_CLUSTER")
+    if not address:
+        return None
+    from revintel_assets import parallel
+
+    try:
+        parallel._client(address)
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 (whatever answered, or nothing did)
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        return (f"cannot reach the Dask scheduler at {address} ({where}): {reason}. Start it (`dask scheduler`, "
+                "then `dask worker ADDRESS`) or leave the setting out to use this machine's cores")
+    return None
 
 
 def _unusable_dir(exc: OSError, what: str, folder: Path | None = None) -> str:

@@ -789,6 +789,8 @@ def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, mon
      "cannot use {tmp}/afile/sub (REVINTEL_DATA_DIR): Not a directory"),
     ({"REVINTEL_DATA_DIR": "{tmp}/afile/sub"}, ["ui"], 1, "cannot use {tmp}/afile/sub (REVINTEL_DATA_DIR)"),
     ({}, ["generate", "--out", "{tmp}/afile/sub"], 1, "cannot use {tmp}/afile/sub (--out)"),
+    ({"REVINTEL_DATA_DIR": "{tmp}/data"}, ["run", "--no-serve", "--source", "{tmp}", "--cluster", "not a url"], 2,
+     "cannot reach the Dask scheduler at not a url (--cluster): ValueError: missing port number"),
 ])
 def test_bad_settings_and_unusable_folders_are_one_line(tmp_path, monkeypatch, capsys, env, argv, code, said):
     """An operations audit: each of these was a Python traceback (pydantic's ValidationError,
