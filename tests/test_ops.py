@@ -257,3 +257,21 @@ def test_a_materialization_from_the_asset_graph_is_published(instance, tmp_path,
     assert not isinstance(result, dg.SkipReason), result
     with duckdb.connect(str(wh.analyst_path), read_only=True) as con:
         assert con.execute("SELECT opportunity_id FROM scores.deal_scores").fetchall() == [("O1",)]
+
+
+def test_a_source_without_deals_gets_its_icp_refreshed_monthly_once_per_import(instance, published):
+    """Online Retail (a transaction log): no training cutoff, and monthly_retrain skipped ("no
+    registered training_cutoff"), so its ICP and whitespace went stale for good."""
+    from dagster._core.instance import DynamicPartitionsStore  # noqa: F401 (the instance is one)
+
+    instance.delete_dynamic_partition("training_cutoff", "2025-08-01")
+    instance.delete_dynamic_partition("training_cutoff", "2025-12-31")
+    tick = dt.datetime(2026, 4, 1, 3, 0, tzinfo=dt.timezone.utc)
+    first = monthly_retrain(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(first, dg.RunRequest) and first.job_name == "icp_plan_job"
+    instance.report_runless_asset_event(dg.AssetMaterialization(["features", "icp_cutoffs"]))
+    done = monthly_retrain(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(done, dg.SkipReason) and "no deals" in done.skip_message
+    instance.report_runless_asset_event(dg.AssetMaterialization(["staging", "source_import"]))  # a new export
+    again = monthly_retrain(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert isinstance(again, dg.RunRequest) and again.run_key != first.run_key

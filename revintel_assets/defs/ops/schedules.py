@@ -81,7 +81,10 @@ def _plan_tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPart
     if last is None:
         return dg.SkipReason("no published warehouse with a source yet: run `revintel demo` or `revintel run`")
     if key is None:
-        return dg.SkipReason(f"no registered {partitions.name} on or before {min(wanted, last)}")
+        registered = context.instance.get_dynamic_partitions(partitions.name)
+        return dg.SkipReason(f"no registered {partitions.name} on or before {min(wanted, last)}" + (
+            "" if registered else ": the source has no deals (a transaction log?); its ICP is refreshed by "
+                                  "monthly_retrain after each import"))
     if done_since_import(context.instance, asset, key):
         return dg.SkipReason(f"{what} as of {key} is already done and no new data arrived (the data ends "
                              f"{last}; the tick wanted {wanted})")
@@ -114,9 +117,30 @@ def nightly_rescore(context: dg.ScheduleEvaluationContext):
                          "data's last date if earlier) as cutoff, promoted only through its gate, and refresh the "
                          "ICP plan (its models follow); skipped when that cutoff is already trained.")
 def monthly_retrain(context: dg.ScheduleEvaluationContext):
+    if not context.instance.get_dynamic_partitions(training_cutoffs.name):
+        return _icp_only(context)
     return tick(context, training_cutoffs, dg.AssetKey(["models", "win_probability"]), "training", lambda key: [
         dg.RunRequest(run_key=f"retrain-{key}", partition_key=key, tags={"revintel/schedule": "monthly"}),
         dg.RunRequest(run_key=f"icp-plan-{key}", job_name=ICP_FIRST, tags={"revintel/schedule": "monthly"})])
+
+
+ICP_PLAN = dg.AssetKey(["features", "icp_cutoffs"])
+
+
+def _icp_only(context: dg.ScheduleEvaluationContext):
+    """A source with no deals (a transaction log) has no training cutoff, and the tick skipped for
+    want of one: its only analysis, the ICP and whitespace, never refreshed unattended, whatever
+    exports the sensor imported. Its ICP refresh runs once after each import."""
+    last = data_last_date(Warehouse.from_env().analyst_path)
+    if last is None:
+        return dg.SkipReason("no published warehouse with a source yet: run `revintel demo` or `revintel run`")
+    imported = context.instance.get_latest_materialization_event(IMPORT)
+    planned = context.instance.get_latest_materialization_event(ICP_PLAN)
+    if planned is not None and (imported is None or planned.timestamp >= imported.timestamp):
+        return dg.SkipReason(f"the source has no deals (no win model to train) and its ICP plan is up to date with "
+                             f"the last import (the data ends {last})")
+    stamp = f"{imported.timestamp:.6f}" if imported is not None else "0"
+    return dg.RunRequest(run_key=f"icp-plan-{last}-{stamp}", job_name=ICP_FIRST, tags={"revintel/schedule": "monthly"})
 
 
 defs = dg.Definitions(schedules=[nightly_rescore, monthly_retrain])
