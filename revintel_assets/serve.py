@@ -11,12 +11,16 @@ goes to log files under the data directory, not to this console.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +45,26 @@ def port_answers(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """In a child, before it runs: SIGTERM when this process dies, whatever kills it. A `kill -9`
+    of `revintel ui` left `dagster dev` (its webserver, daemon, code server) and Streamlit running,
+    holding the ports, and the next `revintel ui` started a second daemon on the same instance."""
+    def arm() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG; sent when the parent's thread ends (main: for good)
+        if os.getppid() != parent:  # the parent died before the prctl
+            os._exit(1)
+    return arm
+
+
 def serve(children: list[Child], host: str, cwd: Path, env: dict[str, str], say=print) -> int:
     """Run the children until a signal or until one exits; 0 when stopped by a signal."""
+    taken = [c for c in children if port_answers(host, c.port)]
+    if taken:  # it said "is up (0s)" (whatever held the port answered), then the child died
+        print("revintel: " + "; ".join(f"port {c.port} ({c.name}) is already in use" for c in taken)
+              + ": another `revintel ui`, or another program, holds it. Stop it, or choose other ports "
+              "(--dagster-port, --streamlit-port)", file=sys.stderr)
+        return 1
     stop = threading.Event()
     caught: list[int] = []
 
@@ -57,7 +79,8 @@ def serve(children: list[Child], host: str, cwd: Path, env: dict[str, str], say=
             c.log.parent.mkdir(parents=True, exist_ok=True)
             with open(c.log, "ab") as out:  # the child keeps its own descriptor
                 c.proc = subprocess.Popen(c.argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          preexec_fn=_die_with_parent(os.getpid()))
         for c in children:
             say(f"{c.name + ':':<15}http://{host}:{c.port}   (log: {c.log})")
         say("Starting; Ctrl+C stops both.")

@@ -120,7 +120,7 @@ def gone(p: psutil.Process) -> bool:
         return True
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_ui_stops_every_child_and_frees_its_ports(tmp_path, sig):
     ports = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "revintel_assets.cli", "ui", "--dagster-port", str(ports[0]),
@@ -136,14 +136,21 @@ def test_ui_stops_every_child_and_frees_its_ports(tmp_path, sig):
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         assert "dagster_webserver" in names and "dagster._daemon" in names and "streamlit" in names, names
         proc.send_signal(sig)
+        if sig == signal.SIGKILL:  # nothing of it runs: its children must stop on their own
+            proc.wait(timeout=10)
+            psutil.wait_procs(tree, timeout=120)
+            again = sum(answers(p) for p in ports)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:  # the test failed: do not leave the UI running
             stop = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
             for p in stop:
                 p.kill()
-    assert proc.returncode == 0, out
-    assert f"{sig.name} received" in out and "are free" in out, out
+    if sig == signal.SIGKILL:
+        assert again == 0  # nothing left answering on the ports
+    else:
+        assert proc.returncode == 0, out
+        assert f"{sig.name} received" in out and "are free" in out, out
     alive = [" ".join(p.cmdline()[:4]) for p in tree if not gone(p)]
     assert not alive, f"still running after {sig.name}: {alive}"
     assert all(port_is_free(p) for p in ports), out
@@ -177,3 +184,20 @@ def test_any_other_failure_is_one_line_exit_1_naming_the_run(tmp_path, monkeypat
                    f"not aligned (stack trace: the Dagster run log of run 01234567 (forecast_job) and {log})"]
     assert "Traceback" in log.read_text() and "more detail" in log.read_text()
     logging.getLogger().handlers = [h for h in logging.getLogger().handlers if not isinstance(h, logging.FileHandler)]
+
+
+def test_ui_refuses_ports_already_taken(tmp_path, capsys):
+    """Another program (or an orphaned UI) on the port: it said "Streamlit app is up (0s)" (the
+    other program answered), then "exited with code 1" with old log lines."""
+    import socket
+
+    from revintel_assets.serve import Child, serve
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        code = serve([Child("Streamlit app", [sys.executable, "-c", "pass"], port, tmp_path / "s.log")],
+                     "127.0.0.1", tmp_path, dict(os.environ))
+    assert code == 1 and not (tmp_path / "s.log").exists()
+    assert f"port {port} (Streamlit app) is already in use" in capsys.readouterr().err
