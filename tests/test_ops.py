@@ -262,8 +262,6 @@ def test_a_materialization_from_the_asset_graph_is_published(instance, tmp_path,
 def test_a_source_without_deals_gets_its_icp_refreshed_monthly_once_per_import(instance, published):
     """Online Retail (a transaction log): no training cutoff, and monthly_retrain skipped ("no
     registered training_cutoff"), so its ICP and whitespace went stale for good."""
-    from dagster._core.instance import DynamicPartitionsStore  # noqa: F401 (the instance is one)
-
     instance.delete_dynamic_partition("training_cutoff", "2025-08-01")
     instance.delete_dynamic_partition("training_cutoff", "2025-12-31")
     tick = dt.datetime(2026, 4, 1, 3, 0, tzinfo=dt.timezone.utc)

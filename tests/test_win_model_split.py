@@ -351,14 +351,12 @@ def test_censored_validation_rows_are_imputed_from_data_known_at_the_cutoff(snap
     assert level < closed - 0.01
 
 
-def test_training_rows_keep_the_deals_still_open_at_the_export(snaps):
-    """The deals open at the export date have no label, but at a training cutoff they are censored
-    deals like the ones that closed later: the asset's training rows must keep them, or q's risk
-    set loses them and the imputed deals are chosen by closing between the cutoff and the export
-    (at the latest cutoff: no imputed deal at all)."""
+def _snapshot_warehouse(snaps: pl.DataFrame):
+    """features.deal_snapshot holding `snaps` (every training column), behind the one call
+    training_rows makes of a warehouse."""
     import duckdb
 
-    from revintel_assets.defs.deals.assets import TRAINING_COLUMNS, training_rows
+    from revintel_assets.defs.deals.assets import TRAINING_COLUMNS
 
     table = snaps.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in TRAINING_COLUMNS if c not in snaps.columns))
     con = duckdb.connect()
@@ -370,8 +368,19 @@ def test_training_rows_keep_the_deals_still_open_at_the_export(snaps):
         def query(self, sql, params=None):
             return pl.from_pandas(con.execute(sql, params).fetchdf())
 
+    return Warehouse()
+
+
+def test_training_rows_keep_the_deals_still_open_at_the_export(snaps):
+    """The deals open at the export date have no label, but at a training cutoff they are censored
+    deals like the ones that closed later: the asset's training rows must keep them, or q's risk
+    set loses them and the imputed deals are chosen by closing between the cutoff and the export
+    (at the latest cutoff: no imputed deal at all)."""
+    from revintel_assets.defs.deals.assets import training_rows
+
+    wh = _snapshot_warehouse(snaps)
     horizon = CUTOFF + dt.timedelta(days=Windows().holdout_days)
-    rows, share = training_rows(Warehouse(), horizon, 10**9)
+    rows, share = training_rows(wh, horizon, 10**9)
     assert share == 1.0 and len(rows) == snaps.filter(pl.col("as_of_date") < horizon).height
     open_at_export = set(rows.filter(pl.col("is_won").is_null())["opportunity_id"])
     censored = set(split_by_time(rows, CUTOFF, Windows()).censored["opportunity_id"])
@@ -382,30 +391,19 @@ def test_outcomes_after_the_runs_as_of_date_are_not_known(snaps):
     """`--as-of D` on an export that goes on past D: the closes after D are not known on D, so the
     model that scores D is not judged (nor gated) on them: its holdout (the deals open on D) is
     empty, as on a run as of the export date; earlier rows keep only outcomes known by D."""
-    import duckdb
+    from revintel_assets.defs.deals.assets import training_rows
 
-    from revintel_assets.defs.deals.assets import TRAINING_COLUMNS, training_rows
-
-    table = snaps.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in TRAINING_COLUMNS if c not in snaps.columns))
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA features")
-    con.register("t", table.to_arrow())
-    con.execute("CREATE TABLE features.deal_snapshot AS SELECT * FROM t")
-
-    class Warehouse:
-        def query(self, sql, params=None):
-            return pl.from_pandas(con.execute(sql, params).fetchdf())
-
+    wh = _snapshot_warehouse(snaps)
     as_of = CUTOFF + dt.timedelta(days=30)
     later = snaps.filter((pl.col("as_of_date") <= as_of) & (pl.col("outcome_date") > as_of))
     assert later.height  # the fixture has deals open on the as-of date that closed after it
-    rows, _ = training_rows(Warehouse(), as_of + dt.timedelta(days=1), 10**9, known_by=as_of)
+    rows, _ = training_rows(wh, as_of + dt.timedelta(days=1), 10**9, known_by=as_of)
     assert rows.filter(pl.col("outcome_date") > pl.lit(as_of)).height == 0
     assert rows.filter(pl.col("outcome_date").is_null()).height >= later.height
     assert split_by_time(rows.filter(pl.col("as_of_date") >= as_of), as_of, Windows()).holdout.height == 0
     assert split_by_time(snaps.filter(pl.col("as_of_date") >= as_of), as_of, Windows()).holdout.height > 0  # before
-    unchanged, _ = training_rows(Warehouse(), as_of + dt.timedelta(days=1), 10**9, known_by=snaps["outcome_date"].max())
-    assert unchanged.equals(training_rows(Warehouse(), as_of + dt.timedelta(days=1), 10**9)[0])
+    unchanged, _ = training_rows(wh, as_of + dt.timedelta(days=1), 10**9, known_by=snaps["outcome_date"].max())
+    assert unchanged.equals(training_rows(wh, as_of + dt.timedelta(days=1), 10**9)[0])
 
 
 class _Fixed:
