@@ -436,6 +436,9 @@ def _cluster_problem(given: str | None) -> str | None:
         return None
     from revintel_assets import parallel
 
+    said = _scheduler_silent(address)
+    if said:
+        return f"cannot reach the Dask scheduler at {address} ({where}): {said}"
     try:
         parallel._client(address)
     except (Exception, MemoryError) as exc:  # noqa: BLE001 (whatever answered, or nothing did)
@@ -443,6 +446,33 @@ def _cluster_problem(given: str | None) -> str | None:
         return (f"cannot reach the Dask scheduler at {address} ({where}): {reason}. Start it (`dask scheduler`, "
                 "then `dask worker ADDRESS`) or leave the setting out to use this machine's cores")
     return None
+
+
+def _scheduler_silent(address: str) -> str | None:
+    """Why a tcp:// address is no Dask scheduler, from a plain socket in seconds: a scheduler writes
+    its handshake as soon as it accepts a connection. Dask's own client waited 30 s on a refused
+    port and for ever on a program that accepts and says nothing (an HTTP server, the dashboard's
+    port 8787 for the scheduler's 8786), holding the run lock."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme != "tcp" or not host or not port:
+        return None  # tls://, inproc:// ...: Dask's client judges them (it names a malformed one)
+    try:
+        with socket.create_connection((host, port), timeout=5) as conn:
+            conn.settimeout(5)
+            first = conn.recv(1)
+    except socket.timeout:
+        return ("something accepts connections there but sent no Dask handshake in 5 s (the scheduler's port, "
+                "8786 by default, not its dashboard's 8787?)")
+    except OSError as exc:
+        return f"{exc.strerror or exc}. Start it (`dask scheduler`, then `dask worker ADDRESS`) or leave the setting out"
+    return None if first else "it closed the connection without a Dask handshake"
 
 
 def _unusable_dir(exc: OSError, what: str, folder: Path | None = None) -> str:

@@ -779,7 +779,15 @@ def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, mon
     with duckdb.connect(str(tmp_path / "data" / "warehouse" / ".work" / "revintel.duckdb"), read_only=True) as con:
         assert con.execute("SELECT export_date::VARCHAR FROM meta.source").fetchall() == [("2024-12-05",)]
         assert con.execute("SELECT count(*) FROM staging.transactions").fetchall() == [(36,)]  # not the 18 read
-    assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success  # a person: replaced
+    # the same dates, but a file cut off and left so (an exporter that crashed): two customers' rows gone
+    (folder / "transactions.csv").write_text("\n".join([lines[0]] + [x for x in lines[1:] if x.startswith("C0,")]) + "\n")
+    cut = _import_with(tmp_path, monkeypatch, folder, {"revintel/trigger": "source files"})
+    err = cut.get_step_failure_events()[0].event_specific_data.error
+    message = err.cause.message if err.cause else err.message
+    assert "transactions.csv holds 12 rows, 36 at the last import (a file cut off?)" in message, message
+    assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success  # a person: taken
+    (folder / "transactions.csv").write_text("\n".join([lines[0]] + [x for x in lines[1:] if x.split(",")[1] < "2024-07"]) + "\n")
+    assert _import_with(tmp_path, monkeypatch, folder, {"revintel/launched_by": "cli"}).success  # the older one: replaced
 
 
 @pytest.mark.parametrize("env, argv, code, said", [
@@ -791,6 +799,8 @@ def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, mon
     ({}, ["generate", "--out", "{tmp}/afile/sub"], 1, "cannot use {tmp}/afile/sub (--out)"),
     ({"REVINTEL_DATA_DIR": "{tmp}/data"}, ["run", "--no-serve", "--source", "{tmp}", "--cluster", "not a url"], 2,
      "cannot reach the Dask scheduler at not a url (--cluster): ValueError: missing port number"),
+    ({"REVINTEL_DATA_DIR": "{tmp}/data", "REVINTEL_CLUSTER": "tcp://127.0.0.1:1"}, ["run", "--no-serve", "--source", "{tmp}"],
+     2, "cannot reach the Dask scheduler at tcp://127.0.0.1:1 (REVINTEL_CLUSTER): Connection refused"),
 ])
 def test_bad_settings_and_unusable_folders_are_one_line(tmp_path, monkeypatch, capsys, env, argv, code, said):
     """An operations audit: each of these was a Python traceback (pydantic's ValidationError,
@@ -811,3 +821,24 @@ def test_a_misspelt_setting_is_named_with_the_one_meant(tmp_path, monkeypatch, c
     monkeypatch.setenv("REVINTEL_DATADIR", str(tmp_path))
     assert _settings_problems() is None
     assert "REVINTEL_DATADIR is not a setting revintel reads; did you mean REVINTEL_DATA_DIR?" in capsys.readouterr().err
+
+
+def test_a_cluster_address_where_something_else_listens_is_refused_in_seconds(tmp_path, monkeypatch, capsys):
+    """An HTTP server (or Dask's dashboard port) at the --cluster address: the run hung for good in
+    Dask's handshake, holding the run lock (an operations audit)."""
+    import http.server
+    import threading
+    import time
+
+    from revintel_assets.cli import main
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    start = time.monotonic()
+    try:
+        code = main(["run", "--no-serve", "--source", str(tmp_path), "--cluster", f"tcp://127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+    assert code == 2 and time.monotonic() - start < 30
+    assert "sent no Dask handshake in 5 s" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from revintel_assets.defs.deals import partitions as deal_partitions
@@ -84,6 +85,7 @@ def _check_unattended_switch(con, report, tags) -> None:
         return
     old, new = previous_source(con), _new_source(report)
     if not is_switch(old, new):
+        _check_shrunk_files(con, report)
         return
     what = (f"its data now ends {new.export_date}, before the {old.export_date} of the export the warehouse holds "
             "(a file still being written, or an older export copied back?)"
@@ -91,6 +93,27 @@ def _check_unattended_switch(con, report, tags) -> None:
             else f"it holds {new.path} ({new.format}), the warehouse {old.path} ({old.format})")
     raise InputError(f"the source folder changed, but {what}. An unattended import does not replace the "
                      f"warehouse's source; to replace it run `revintel run --source {new.path}`")
+
+
+SHRUNK = 0.5  # an unattended re-export whose file holds fewer than half the rows it held is refused
+
+
+def _check_shrunk_files(con, report) -> None:
+    """The same source, its data not ending earlier, but a file cut off and left so (an exporter
+    that crashed: accounts.csv at 36 of its 86 lines): imported by the sensor and published, half
+    the accounts became stubs without firmographics. A sensor's import refuses a file that shrank
+    below SHRUNK of the rows it held at the last import; a person's run takes it as it is."""
+    try:
+        before = dict(con.execute("SELECT source_file, raw_rows FROM meta.source_files").fetchall())
+    except duckdb.CatalogException:
+        return
+    shrunk = [f"{name} holds {info['raw_rows']:,} rows, {before[name]:,} at the last import"
+              for name, info in report.files.items()
+              if before.get(name, 0) >= 20 and info.get("raw_rows", 0) < SHRUNK * before[name]]
+    if shrunk:
+        raise InputError(f"the source folder changed, but {'; '.join(shrunk)} (a file cut off?). An unattended "
+                         "import does not take it; to import it as it is run `revintel run --source "
+                         f"{report.layout.folder}`")
 
 
 def _check_as_of(con, source: SourceResource, report) -> None:
