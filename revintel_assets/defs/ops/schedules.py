@@ -30,6 +30,7 @@ NIGHTLY_JOB = plan.job(plan.NIGHTLY_JOB).name
 MONTHLY_JOB = plan.job(plan.RETRAIN_JOB).name
 ICP_FIRST = next(iter(plan.icp_chain()))  # the monthly ICP refresh starts with its first link
 IMPORT = dg.AssetKey(["staging", "source_import"])
+NO_SOURCE = "no published warehouse with a source yet: run `revintel demo` or `revintel run`"
 
 
 def day_before(context: dg.ScheduleEvaluationContext) -> dt.date:
@@ -79,7 +80,7 @@ def _plan_tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPart
     last = data_last_date(Warehouse.from_env().analyst_path)
     key = target_key(wanted, last, context.instance.get_dynamic_partitions(partitions.name))
     if last is None:
-        return dg.SkipReason("no published warehouse with a source yet: run `revintel demo` or `revintel run`")
+        return dg.SkipReason(NO_SOURCE)
     if key is None:
         registered = context.instance.get_dynamic_partitions(partitions.name)
         return dg.SkipReason(f"no registered {partitions.name} on or before {min(wanted, last)}" + (
@@ -133,7 +134,7 @@ def _icp_only(context: dg.ScheduleEvaluationContext):
     exports the sensor imported. Its ICP refresh runs once after each import."""
     last = data_last_date(Warehouse.from_env().analyst_path)
     if last is None:
-        return dg.SkipReason("no published warehouse with a source yet: run `revintel demo` or `revintel run`")
+        return dg.SkipReason(NO_SOURCE)
     imported = context.instance.get_latest_materialization_event(IMPORT)
     planned = context.instance.get_latest_materialization_event(ICP_PLAN)
     if planned is not None and (imported is None or planned.timestamp >= imported.timestamp):
