@@ -436,16 +436,15 @@ def _cluster_problem(given: str | None) -> str | None:
         return None
     from revintel_assets import parallel
 
-    said = _scheduler_silent(address)
-    if said:
-        return f"cannot reach the Dask scheduler at {address} ({where}): {said}"
-    try:
-        parallel._client(address)
-    except (Exception, MemoryError) as exc:  # noqa: BLE001 (whatever answered, or nothing did)
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-        return (f"cannot reach the Dask scheduler at {address} ({where}): {reason}. Start it (`dask scheduler`, "
-                "then `dask worker ADDRESS`) or leave the setting out to use this machine's cores")
-    return None
+    reason = _scheduler_silent(address)
+    if reason is None:
+        try:
+            parallel._client(address)
+            return None
+        except (Exception, MemoryError) as exc:  # noqa: BLE001 (whatever answered, or nothing did)
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+    return (f"cannot reach the Dask scheduler at {address} ({where}): {reason}. Start it (`dask scheduler`, "
+            "then `dask worker ADDRESS`) or leave the setting out to use this machine's cores")
 
 
 def _scheduler_silent(address: str) -> str | None:
@@ -471,7 +470,7 @@ def _scheduler_silent(address: str) -> str | None:
         return ("something accepts connections there but sent no Dask handshake in 5 s (the scheduler's port, "
                 "8786 by default, not its dashboard's 8787?)")
     except OSError as exc:
-        return f"{exc.strerror or exc}. Start it (`dask scheduler`, then `dask worker ADDRESS`) or leave the setting out"
+        return str(exc.strerror or exc)
     return None if first else "it closed the connection without a Dask handshake"
 
 
