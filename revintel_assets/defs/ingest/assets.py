@@ -211,6 +211,8 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.warning(f"dates not taken as the export date: {', '.join(report.stray_dates)} (after today, or "
                             f"more than half a year past every other date: a typo?); the export date is "
                             f"{report.export_date} (--as-of sets it)")
+    for name, why in report.unread.items():  # a file of the folder the import did not read: said, never silent
+        context.log.warning(f"{name}: not read: {why}")
     for name, how in report.layout.user_mapping.read_as.items():
         context.log.warning(f"{name} read as {how} (a revintel_mapping.yaml can name other columns)")
     notes = {name: f["missing_optional_columns"] for name, f in report.files.items()
@@ -239,6 +241,7 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         "replaced_source": replaced or "",
         "files": dg.MetadataValue.json(report.files),
         "unmapped_skus": dg.MetadataValue.json(report.unmapped),
+        "files_not_read": dg.MetadataValue.json(report.unread),
         **{f"quarantine_{k}": v for k, v in table_metadata(wh, "star.quarantine").items()
            if k == "preview"},
     })

@@ -160,19 +160,24 @@ def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str
     amounts, read as 14.904 before) than with commas; else `decimal` (a mapping's `decimal:` always wins)."""
     if not exprs:
         return decimal
-    cells = " UNION ALL ".join(f"SELECT regexp_replace(trim(({e})::VARCHAR), '[^0-9.,]', '', 'g') AS v FROM {table}"
-                               for e in exprs)
+    # a number in scientific notation ('1.5E+05') votes with its mantissa: without its exponent
+    # stripped first it read '1.505', dot-grouped thousands, and turned a whole file to decimal comma
+    cells = " UNION ALL ".join(
+        f"SELECT regexp_replace(regexp_replace(trim(({e})::VARCHAR), '^([-+]?[0-9]+([.,][0-9]+)?)[eE][-+]?[0-9]+$', '\\1'), "
+        f"'[^0-9.,]', '', 'g') AS v FROM {table}" for e in exprs)
     # a separator "can only be" the decimal one when the cell cannot be read as groups of three:
-    # 1-2 digits after it, 4+ digits before it ('1054.000'), 4+ after it, or groups of the other kind before it
+    # 1-2 digits after it, 4+ digits before it ('1054.000'), 4+ after it, groups of the other kind
+    # before it, or a lone 0 before it ('0.850': no grouping of thousands starts with a 0; a price
+    # list of three decimals was read as 850, 1,000 times too large)
     comma, point, dot_groups, comma_groups = con.execute(rf"""
         SELECT count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(\.\d{{3}})+|\d+),\d{{1,2}}')
                                    OR regexp_full_match(v, '\d{{1,3}}(\.\d{{3}})+,\d+')
-                                   OR regexp_full_match(v, '\d{{4,}},\d+|\d*,\d{{4,}}')),
+                                   OR regexp_full_match(v, '\d{{4,}},\d+|\d*,\d{{4,}}|0,\d+')),
                count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(,\d{{3}})+|\d*)\.\d{{1,2}}')
                                    OR regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+\.\d+')
-                                   OR regexp_full_match(v, '\d{{4,}}\.\d+|\d*\.\d{{4,}}')),
-               count(*) FILTER (WHERE regexp_full_match(v, '\d{{1,3}}(\.\d{{3}})+')),
-               count(*) FILTER (WHERE regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+'))
+                                   OR regexp_full_match(v, '\d{{4,}}\.\d+|\d*\.\d{{4,}}|0\.\d+')),
+               count(*) FILTER (WHERE regexp_full_match(v, '[1-9]\d{{0,2}}(\.\d{{3}})+')),
+               count(*) FILTER (WHERE regexp_full_match(v, '[1-9]\d{{0,2}}(,\d{{3}})+'))
         FROM ({cells}) WHERE v <> ''""").fetchall()[0]
     if comma != point:
         return "," if comma > point else "."
@@ -307,8 +312,12 @@ def id_sql(expr: str) -> str:
 
 
 def key_sql(expr: str) -> str:
-    """Matching key for names spelt differently across files ('GTXPro' vs 'GTX Pro')."""
-    return f"lower(regexp_replace({expr}, '[^A-Za-z0-9]', '', 'g'))"
+    """Matching key for names spelt differently across files ('GTXPro' vs 'GTX Pro'); NULL only
+    for NULL."""
+    # letters and digits of any script (a key of A-Z and 0-9 only was '' for every Chinese or
+    # Cyrillic name: an audit's six such accounts became two), accents dropped ('Müller' is
+    # 'Muller'); a name with none keeps itself (so '?' matches only '?', never another such name)
+    return f"coalesce(nullif(lower(regexp_replace(strip_accents({expr}), '[^\\pL\\pN]', '', 'g')), ''), {expr})"
 
 
 @dataclass

@@ -194,6 +194,7 @@ def read_header(path: Path) -> list[str]:
         except SourceError:
             return []
     line = read_header_line(path)
+    _refuse_sep_line(path, line)
     # the delimiter the line holds most of (ties: the comma): Excel in most of Europe saves CSV with
     # semicolons, and such a report went unrecognised as one column
     bare = re.sub(r'"[^"]*"', "", line)  # outside quotes: a label may hold ';' ("Notes (a;b)")
@@ -204,6 +205,17 @@ def read_header(path: Path) -> list[str]:
     except csv.Error:  # a stray carriage return or NUL: the plain split, as before
         cells = line.split(delimiter)
     return [c.strip().strip('"').strip() for c in cells]
+
+
+def _refuse_sep_line(path: Path, line: str) -> None:
+    """Excel's `sep=;` first line (a hint to Excel, above the header) was taken for the header: the
+    deals file was refused for lacking every column ("found sep="), or the folder advised a
+    transaction-log mapping. Said as what it is."""
+    m = re.fullmatch(r'\s*"?sep=(.?)"?\s*', line, re.IGNORECASE)
+    if m:
+        raise SourceError(path, 1, "the header row on line 1",
+                          f"line 1 is {line.strip()!r}, Excel's hint naming the delimiter, above the header: delete "
+                          "that line (or save the file again from Excel as 'CSV UTF-8') and import again")
 
 
 def read_header_line(path: Path) -> str:
@@ -460,6 +472,7 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     # message); a mapping's delimiter names one for every file, and the comma-separated accounts file
     # beside the semicolon deals it was written for is read with commas
     first = data.split(b"\n", 1)[0]
+    _refuse_sep_line(path, first.decode("utf-8", "replace").lstrip("\ufeff"))
     if delimiter.encode() not in first:
         delimiter = next((d for d in ((";",) if delimiter == "," else (",", ";", "\t", "|")) if d.encode() in first),
                          delimiter)

@@ -96,6 +96,7 @@ class ImportReport:
     unmapped: dict = field(default_factory=dict)  # order lines whose SKU the SKU map lacks
     stray_dates: list[str] = field(default_factory=list)  # latest dates not taken as the export date
     dated_after_today: bool = False  # every date after the machine's today: the data's latest taken
+    unread: dict[str, str] = field(default_factory=dict)  # data files of the folder not read -> why
 
     @property
     def currencies(self) -> dict[str, int]:
@@ -183,21 +184,28 @@ def _tidy_hint(folder: Path) -> str:
 
 def _excel_alternatives(folder: Path, mapping: Mapping) -> None:
     """Any file of a layout may come as an Excel workbook (CONTRACT §2): `Opportunity.xlsx` stands
-    for `Opportunity.csv` when there is no CSV (recorded in the mapping's files:)."""
+    for `Opportunity.csv` when there is no CSV, and a name may come in any case (`account.csv`,
+    `OPPORTUNITY.CSV`: a lower-case Account file was skipped without a word, its accounts left as
+    stubs); what stands for a file is recorded in the mapping's files:."""
     names = [*maventech.FILES.values(), *salesforce.FILES.values(), hubspot.FILE]
+    by_lower: dict[str, list[str]] = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if path.is_file() and not path.name.startswith("~$"):  # ~$: Excel's lock file of an open workbook
+            by_lower.setdefault(path.name.lower(), []).append(path.name)
     for canonical in names:
         if canonical in mapping.files or (folder / canonical).exists():
             continue
-        stem = canonical.rsplit(".", 1)[0]
-        book = next((folder / f"{stem}{ext}" for ext in (".xlsx", ".XLSX", ".xlsm") if (folder / f"{stem}{ext}").exists()),
-                    None)
-        if book is not None:
-            mapping.files[canonical] = book.name
+        stem = canonical.rsplit(".", 1)[0].lower()
+        for name in (canonical.lower(), f"{stem}.xlsx", f"{stem}.xlsm"):
+            found = by_lower.get(name)
+            if found:
+                mapping.files[canonical] = found[0]
+                break
 
 
 def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     """A CRM file exported under another name: recognised by its header, remembered in the mapping."""
-    for path in sorted([*folder.glob("*.csv"), *folder.glob("*.xlsx")]):
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".xlsx") and p.is_file()):
         if path.name.startswith("~$"):  # Excel's lock file of an open workbook
             continue
         columns = read_header(path)
@@ -318,6 +326,7 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
     _check_partition_keys(con, layout.folder)
     label_sheet_rows(con)
     report.export_date, report.stray_dates, report.dated_after_today = _export_date(con)
+    report.unread = unread_files(layout.folder, report.files, user)
     lines, revenue, skus = con.execute("SELECT count(*), coalesce(sum(amount), 0), count(DISTINCT product_id) "
                                        "FROM staging.transactions WHERE division = ?", [UNMAPPED]).fetchall()[0]
     if lines:
@@ -325,6 +334,37 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
                            "share_of_lines": round(lines / max(1, con.execute(
                                "SELECT count(*) FROM staging.transactions").fetchall()[0][0]), 4)}
     return report
+
+
+DATA_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".tsv", ".txt", ".gz")
+
+
+def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[str, str]:
+    """Data files in the folder the import did not read, each with why: a second export of a kind
+    already read (HubSpot deals exported per pipeline, a transaction log split by half-year) was
+    skipped in silence, half the deals or lines missing."""
+    done = {name.lower() for name in read}
+    if mapping.path is not None:
+        done.add(Path(mapping.path).name.lower())
+    headers: dict[tuple, str] = {}
+    for name in sorted(read):
+        try:
+            headers.setdefault(tuple(norm(c) for c in read_header(folder / name)), name)
+        except Exception:  # noqa: BLE001 (a file read through the mapping under another name: no header to compare)
+            continue
+    out: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        if (not path.is_file() or path.name.startswith(("~$", ".")) or path.name.lower() in done
+                or not path.name.lower().endswith(DATA_SUFFIXES)):
+            continue
+        try:
+            twin = headers.get(tuple(norm(c) for c in read_header(path)))
+        except Exception:  # noqa: BLE001 (unreadable as a table: still named, not read)
+            twin = None
+        out[path.name] = (f"it has the columns of {twin}, which was read: revintel reads one file of each kind, so "
+                          f"put its rows into {twin} (one header) to have them imported" if twin else
+                          "not a file of this layout (revintel_mapping.yaml's files: can name it)")
+    return out
 
 
 # Divisions become Dagster partition keys (icp_division; "cutoff|division" in the multi-partition

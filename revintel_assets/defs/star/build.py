@@ -51,13 +51,13 @@ def dim_rep() -> str:
     audit's variant made a stub rep without manager or region); an id (Salesforce) exactly."""
     return f"""
     WITH reps AS (SELECT coalesce(rep_id, rep_name) AS rep_id, rep_name, manager, region FROM staging.reps),
-    named AS (SELECT DISTINCT {_rep_key('rep_name')} AS k FROM reps WHERE rep_name IS NOT NULL),
+    named AS (SELECT DISTINCT {key_sql('rep_name')} AS k FROM reps WHERE rep_name IS NOT NULL),
     seen AS (
         SELECT DISTINCT coalesce(rep_id, rep_name) AS rep_id, rep_name, NULL AS region, rep_id IS NULL AS by_name
         FROM staging.opportunities WHERE coalesce(rep_id, rep_name) IS NOT NULL
         UNION ALL SELECT DISTINCT rep_name, rep_name, region, true FROM staging.transactions WHERE rep_name IS NOT NULL),
     unknown AS (
-        SELECT *, CASE WHEN by_name THEN coalesce({_rep_key('rep_id')}, rep_id) ELSE rep_id END AS k FROM seen
+        SELECT *, CASE WHEN by_name THEN {key_sql('rep_id')} ELSE rep_id END AS k FROM seen
         WHERE rep_id NOT IN (SELECT rep_id FROM reps WHERE rep_id IS NOT NULL)),
     stubs AS (
         SELECT min(rep_id) AS rep_id, min(rep_name) AS rep_name, min(region) AS region FROM unknown
@@ -67,18 +67,12 @@ def dim_rep() -> str:
     ORDER BY rep_id"""
 
 
-def _rep_key(expr: str) -> str:
-    """key_sql for a rep's name, NULL where it leaves nothing (a name in another script, '?'):
-    such names match only themselves, never each other (their keys were all '')."""
-    return f"nullif({key_sql(expr)}, '')"
-
-
 def _rep_by_name(names: str) -> str:
     """(name, rep_id) for each distinct rep name of `names` (a query with a `name` column): the rep
     of star.dim_rep whose name has the same spelling key (dim_rep)."""
     return f"""(SELECT n.name, r.rep_id FROM (SELECT DISTINCT name FROM ({names}) WHERE name IS NOT NULL) n
-        JOIN (SELECT {_rep_key('rep_name')} AS k, min(rep_id) AS rep_id FROM star.dim_rep GROUP BY 1) r
-          ON r.k = {_rep_key('n.name')})"""
+        JOIN (SELECT {key_sql('rep_name')} AS k, min(rep_id) AS rep_id FROM star.dim_rep GROUP BY 1) r
+          ON r.k = {key_sql('n.name')})"""
 
 
 def dim_product() -> str:

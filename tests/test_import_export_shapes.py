@@ -1,0 +1,135 @@
+"""Export shapes an audit of real-export habits found mishandled (session 49), each silent before:
+company names in other scripts merged into one account, a price list of three decimals read 1,000
+times too large, amounts in scientific notation turning a file to decimal comma, a second export of
+the same kind skipped, companion files named in another case skipped, Excel's `sep=;` line taken
+for the header."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import assert_reconciled, build_star
+from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.source import import_source
+
+HUBSPOT = "Record ID,Deal Name,Deal Stage,Close Date,Deal owner,Amount,Create Date,Pipeline,Associated Company\n"
+ORII = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+
+
+def _write(folder: Path, **files: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _deals(rows: list[tuple[str, str]], first_id: int = 1) -> str:
+    """HubSpot deal rows (company, stage): amounts 1,000, one a week from January 2024."""
+    return "".join(f"{first_id + i},Deal {i},{stage},2024-03-{1 + i % 27:02d} 10:00,Ann Lee,1000,"
+                   f"2024-01-{1 + i % 27:02d} 10:00,Sales Pipeline,{company}\n" for i, (company, stage) in enumerate(rows))
+
+
+def test_company_names_in_other_scripts_stay_apart(tmp_path):
+    """The spelling key kept A-Z and 0-9 only: every Chinese or Cyrillic name had the key '', and
+    'Epsilon 日本' / 'Epsilon 中国' the key 'epsilon': six companies became two accounts."""
+    names = ["北京科技有限公司", "上海贸易有限公司", "ООО Ромашка", "ООО Лютик", "Epsilon 日本", "Epsilon 中国"]
+    src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv":
+                                     HUBSPOT + _deals([(n, "Closed Won") for n in names * 2])})
+    con = duckdb.connect()
+    build_star(con, src)
+    assert_reconciled(con)
+    per_account = con.execute("""SELECT a.account_name, count(*) FROM star.fact_opportunity o
+                                 JOIN star.dim_account a USING (account_id) GROUP BY 1""").fetchall()
+    assert dict(per_account) == {n: 2 for n in names}
+
+
+def test_names_spelt_differently_still_match(tmp_path):
+    """What the key is for, kept: case, spaces, punctuation and accents do not split a company."""
+    src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv": HUBSPOT + _deals(
+        [("Müller GmbH", "Closed Won"), ("MULLER GMBH", "Closed Lost"), ("Müller-GmbH.", "Closed Won"),
+         ("Ромашка", "Closed Won"), ("РОМАШКА", "Closed Lost")])})
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT count(DISTINCT account_id) FROM star.fact_opportunity").fetchone() == (2,)
+
+
+def test_prices_with_three_decimals_are_not_thousands(tmp_path):
+    """'0.850' was counted as dot-grouped thousands (like a German '1.020'), the file read with a
+    decimal comma: 0.85 became 850, every amount 1,000 times too large."""
+    lines = "".join(f"4894{i:02d},85123A,HEART,2,1/{4 + i}/2010 13:31,{p},1300{i}.0,United Kingdom\n"
+                    for i, p in enumerate(["0.850", "3.390", "2.750", "7.650", "0.420", "12.500"]))
+    src = _write(tmp_path / "orii", **{"online_retail_II.csv": ORII + lines})
+    con = duckdb.connect()
+    report = build_star(con, src)
+    amounts = sorted(r[0] for r in con.execute("SELECT amount FROM star.fact_transactions").fetchall())
+    assert amounts == pytest.approx(sorted(2 * p for p in [0.85, 3.39, 2.75, 7.65, 0.42, 12.5]))
+    assert "amounts_read_with_decimal_comma" not in report.files["online_retail_II.csv"].get("flagged_kept", {})
+
+
+@pytest.mark.parametrize("cells, expected", [
+    (["1.5E+05", "2.5E+05", "3.5E+04", "12000", "4.5E+05"], [150000.0, 250000.0, 35000.0, 12000.0, 450000.0]),
+    (["1.020", "2.500", "870"], [1020.0, 2500.0, 870.0]),  # a German export's whole amounts: still thousands
+])
+def test_amounts_in_scientific_notation_keep_the_decimal_point(tmp_path, cells, expected):
+    """'1.5E+05' was reduced to '1.505' before the vote on the decimal separator: dot-grouped
+    thousands, so the file went to decimal comma and 18 of 30 deals were quarantined."""
+    rows = "".join(f"006A{i:02d},Closed Won,{c},2024-02-{10 + i:02d},2024-01-03T10:22:31.000+0000,true,true\n"
+                   for i, c in enumerate(cells))
+    src = _write(tmp_path / "sf", **{"Opportunity.csv": "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon\n" + rows})
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.files["Opportunity.csv"].get("quarantined", {}) == {}
+    got = sorted(r[0] for r in con.execute("SELECT amount FROM star.fact_opportunity").fetchall())
+    assert got == pytest.approx(sorted(expected))
+
+
+def test_a_second_export_of_the_same_kind_is_named_not_skipped_in_silence(tmp_path):
+    """HubSpot deals exported per pipeline, a log split by half-year: the first file was read, the
+    second skipped without a word (half the deals missing, the export date months early)."""
+    src = _write(tmp_path / "hs", **{
+        "hubspot-crm-exports-renewals-pipeline-2024-06-03.csv": HUBSPOT + _deals([("Acme", "Closed Won")] * 3),
+        "hubspot-crm-exports-sales-pipeline-2024-06-03.csv": HUBSPOT + _deals([("Beta", "Closed Won")] * 3, 100),
+        "notes.csv": "when,what\n2024-01-01,kick-off\n"})
+    con = duckdb.connect()
+    report = import_source(con, src, locked=False)
+    assert list(report.files) == ["hubspot-crm-exports-renewals-pipeline-2024-06-03.csv"]
+    assert set(report.unread) == {"hubspot-crm-exports-sales-pipeline-2024-06-03.csv", "notes.csv"}
+    assert "has the columns of hubspot-crm-exports-renewals-pipeline" in report.unread[
+        "hubspot-crm-exports-sales-pipeline-2024-06-03.csv"]
+    assert "not a file of this layout" in report.unread["notes.csv"]
+
+
+def test_every_file_read_is_not_named_unread(tmp_path):
+    lines = "".join(f"4894{i:02d},85123A,HEART,2,1/{4 + i}/2010 13:31,2.55,1300{i},United Kingdom\n" for i in range(3))
+    src = _write(tmp_path / "orii", **{"online_retail_II.csv": ORII + lines,
+                                       "sku_map.csv": "stock_code,description,division\n85123A,HEART,Lighting\n"})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert set(report.files) == {"online_retail_II.csv", "sku_map.csv"} and report.unread == {}
+
+
+def test_companion_files_in_another_case_are_read(tmp_path):
+    """A Salesforce export saved as `opportunity.csv` and `account.csv`: the deals were found by
+    their header, the accounts file never read (every account a stub without industry or country)."""
+    src = _write(tmp_path / "sf", **{
+        "opportunity.csv": "Id,AccountId,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon\n"
+                           "006A1,001A,Closed Won,100,2024-02-12,2024-01-03T10:22:31.000+0000,true,true\n"
+                           "006A2,001B,Closed Lost,200,2024-02-13,2024-01-04T10:22:31.000+0000,true,false\n",
+        "ACCOUNT.CSV": "Id,Name,Industry,BillingCountry\n001A,Acme,Technology,France\n001B,Beta,Retail,Spain\n"})
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert "ACCOUNT.CSV" in report.files and report.unread == {}
+    assert con.execute("SELECT account_id, sector, is_stub FROM star.dim_account ORDER BY 1").fetchall() == [
+        ("001A", "Technology", False), ("001B", "Retail", False)]
+
+
+@pytest.mark.parametrize("name", ["deals.csv", "hubspot-crm-exports-all-deals-2024-06-03.csv"])
+def test_excels_sep_line_is_named_as_what_it_is(tmp_path, name):
+    """`sep=;` above the header (Excel's hint): the file was refused for lacking every column
+    ("found sep="), or the folder was advised a transaction-log mapping."""
+    src = _write(tmp_path / "x", **{name: "sep=;\n" + HUBSPOT.replace(",", ";") + _deals([("Acme", "Closed Won")]).replace(",", ";")})
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert err.value.line == 1 and "'sep=;'" in str(err.value) and "delete that line" in str(err.value)
