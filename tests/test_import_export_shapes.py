@@ -99,7 +99,7 @@ def test_a_second_export_of_the_same_kind_is_named_not_skipped_in_silence(tmp_pa
     assert set(report.unread) == {"hubspot-crm-exports-sales-pipeline-2024-06-03.csv", "notes.csv"}
     assert "has the columns of hubspot-crm-exports-renewals-pipeline" in report.unread[
         "hubspot-crm-exports-sales-pipeline-2024-06-03.csv"]
-    assert "not a file of this layout" in report.unread["notes.csv"]
+    assert "not one of the files revintel reads" in report.unread["notes.csv"]
 
 
 def test_every_file_read_is_not_named_unread(tmp_path):
@@ -133,3 +133,72 @@ def test_excels_sep_line_is_named_as_what_it_is(tmp_path, name):
     with pytest.raises(SourceError) as err:
         import_source(duckdb.connect(), src, locked=False)
     assert err.value.line == 1 and "'sep=;'" in str(err.value) and "delete that line" in str(err.value)
+
+
+def test_a_multi_currency_reports_converted_amount_is_the_amount(tmp_path):
+    """A Salesforce report of a multi-currency org has 'Amount' in each deal's currency and
+    'Amount (converted)' in the corporate one: the amounts in three currencies were added as given
+    (a pipeline of 3.9M for 26k USD here), with a warning whose advice (CurrencyType.csv) does not
+    fit a report."""
+    head = ('"Opportunity Owner","Account Name","Opportunity Name","Stage","Amount Currency","Amount",'
+            '"Amount (converted) Currency","Amount (converted)","Close Date","Created Date","Opportunity ID"\n')
+    rows = ('"Chen Wei","Acme","Deal 0","Closed Won","USD","17,500.00","USD","17,500.00","4/10/2023","1/5/2023","0065g00000R000XAAA"\n'
+            '"Chen Wei","Beta","Deal 1","Closed Lost","EUR","33,300.00","USD","37,000.00","2/19/2023","1/14/2023","0065g00000R001XAAA"\n'
+            '"Chen Wei","Gamma","Deal 2","Prospecting","JPY","3,900,000.00","USD","26,000.00","4/30/2023","1/23/2023","0065g00000R002XAAA"\n')
+    src = _write(tmp_path / "sf", **{"report1713178320000.csv": head + rows})
+    con = duckdb.connect()
+    report = import_source(con, src, locked=False)
+    assert dict(con.execute("SELECT opportunity_id, close_value FROM staging.opportunities").fetchall()) == {
+        "0065g00000R000X": 17500.0, "0065g00000R001X": 37000.0, "0065g00000R002X": 26000.0}
+    assert report.currency == "USD"
+
+
+def test_a_mapped_column_wins_over_a_column_of_revintels_name(tmp_path):
+    """A mapping naming `close_value: Net Value` in a file that also has a `close_value` column was
+    ignored in silence (the rename needed the name free): the mapping is the user's word."""
+    src = _write(tmp_path / "mt", **{
+        "sales_pipeline.csv": "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value,Net Value\n"
+                              "A1,Ann,X,Acme,Won,2017-01-02,2017-02-01,100,90\n",
+        "revintel_mapping.yaml": "columns:\n  close_value: Net Value\n"})
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT amount FROM star.fact_opportunity").fetchall() == [(90.0,)]
+
+
+def test_rows_of_empty_fields_below_the_table_are_skipped_and_counted(tmp_path):
+    """A CSV saved by Excel ends with rows of commas where cells were once filled: each was
+    quarantined as a deal whose Record ID is empty (43 raw rows for 40 deals)."""
+    text = HUBSPOT + _deals([("Acme", "Closed Won"), ("Beta", "Closed Lost")]) + ",,,,,,,,\n,,,,,,,,\n"
+    src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv": text})
+    con = duckdb.connect()
+    report = build_star(con, src)
+    f = report.files["hubspot-crm-exports-all-deals-2024-06-03.csv"]
+    assert f["raw_rows"] == 2 and f["quarantined"] == {} and f["empty_rows_skipped"] == 2
+    assert con.execute("SELECT count(*) FROM star.quarantine").fetchone() == (0,)
+
+
+def test_a_deal_export_without_an_amount_column_says_so(tmp_path):
+    text = "Record ID,Deal Name,Deal Stage,Close Date,Create Date\n1,D,Closed Won,2024-03-01,2024-01-01\n"
+    src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv": text})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert report.files["hubspot-crm-exports-all-deals-2024-06-03.csv"]["missing_optional_columns"] == ["Amount"]
+
+
+def test_a_report_without_created_date_is_told_what_it_lacks(tmp_path):
+    """It was not recognised as a report at all: "expected a CRM export" and a transaction-log mapping."""
+    src = _write(tmp_path / "sf", **{"report1713178320000.csv":
+                 '"Opportunity Name","Stage","Amount","Close Date","Opportunity ID"\n"D","Closed Won","10","4/10/2023","0065g00000R000XAAA"\n'})
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert "'Created Date' column" in str(err.value) and "transaction" not in str(err.value)
+
+
+def test_a_title_above_the_header_names_the_headers_line(tmp_path):
+    """A title and a blank line above the header: "line 1 ... found column0, column1" and a mapping
+    to fill in, although every column was there on line 3."""
+    text = ('"Opportunities - all, exported 2024-06-03"\n\n"Id","StageName","Amount","CloseDate","CreatedDate"\n'
+            '"006A1","Closed Won","10","2024-02-12","2024-01-03"\n')
+    src = _write(tmp_path / "sf", **{"Opportunity.csv": text})
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert err.value.line == 3 and "the header is on line 3" in str(err.value)

@@ -211,6 +211,10 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.warning(f"dates not taken as the export date: {', '.join(report.stray_dates)} (after today, or "
                             f"more than half a year past every other date: a typo?); the export date is "
                             f"{report.export_date} (--as-of sets it)")
+    for name, f in report.files.items():
+        if f.get("empty_rows_skipped"):
+            context.log.info(f"{name}: {f['empty_rows_skipped']} row(s) of empty fields only (a spreadsheet's "
+                             "blank rows saved as delimiters) skipped")
     for name, why in report.unread.items():  # a file of the folder the import did not read: said, never silent
         context.log.warning(f"{name}: not read: {why}")
     for name, how in report.layout.user_mapping.read_as.items():

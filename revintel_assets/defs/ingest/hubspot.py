@@ -68,7 +68,10 @@ def import_hubspot(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mappin
                        rename=mapping.columns_for(FILE), optional=OPTIONAL, delimiter=mapping.delimiter,
                        encoding=mapping.encoding, canonical_file=FILE)
     caught, extra = _deals(con, raw.columns, path.name, d)
-    return {path.name: {**file_report(raw, caught), **extra}}
+    report = {**file_report(raw, caught), **extra}
+    if not {"Amount", "Amount in company currency"} & set(raw.columns):  # said, as MavenTech's missing columns are
+        report["missing_optional_columns"] = [*report.get("missing_optional_columns", []), "Amount"]
+    return {path.name: report}
 
 
 def _opt(columns: list[str], name: str) -> str:

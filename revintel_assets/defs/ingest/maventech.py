@@ -101,6 +101,8 @@ def file_report(raw, caught: dict[str, int]) -> dict:
     out = {"raw_rows": raw.rows + raw.rejected, "rejected_unreadable": raw.rejected - raw.footer, "quarantined": caught}
     if raw.footer:
         out["report_footer"] = raw.footer
+    if getattr(raw, "empty_rows", 0):
+        out["empty_rows_skipped"] = raw.empty_rows
     if raw.encoding == "utf-16":
         out["encoding"] = "utf-16 (read as UTF-16 little-endian)"
     elif raw.encoding == "xlsx" and len(raw.sheets) > 1:

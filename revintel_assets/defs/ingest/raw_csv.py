@@ -68,6 +68,7 @@ class RawLoad:
     skipped_sheets: tuple = ()  # a workbook: (name, why) of the later sheets with rows that were not read
     footer: int = 0  # of the rejected lines, a report's footer (_report_footer)
     title_rows: tuple = ()  # a workbook: (sheet, rows above its header) where the table starts lower
+    empty_rows: int = 0  # records of delimiters only (',,,,' below a table Excel saved): skipped, counted
 
 
 def _sql_str(value: str) -> str:
@@ -544,7 +545,20 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
     absent = tuple(c for c in (noted or []) if c not in columns)
     footer = _report_footer(con, path, table) if rejected else 0
-    return RawLoad(path.name, table, columns, accepted, rejected, enc, renamed, exact, absent, footer=footer)
+    empty = _drop_empty_records(con, table) if select == "*" else 0
+    return RawLoad(path.name, table, columns, accepted - empty, rejected, enc, renamed, exact, absent, footer=footer,
+                   empty_rows=empty)
+
+
+def _drop_empty_records(con, table: str) -> int:
+    """Records with every field empty: the rows of commas a spreadsheet saves below its table (blank
+    lines and a workbook's blank rows were skipped already; these were quarantined as deals whose
+    id is empty). Deleted here, their number reported."""
+    cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "_line"]
+    if not cols:
+        return 0
+    where = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in cols)
+    return con.execute(f"DELETE FROM {table} WHERE {where}").fetchall()[0][0]
 
 
 # A Salesforce report exported as CSV ends with its totals and a notice, one field a line:
@@ -636,11 +650,37 @@ def _check_header(con, table: str, path: Path, required: list[str], layout: str,
                               f"one column {shown[0][:120]!r}: the file looks {name}-separated. Add "
                               f"`delimiter: {other!r}` to revintel_mapping.yaml in the source folder"
                               + (" (and `decimal: ','` if amounts are written 1.234,56)" if other == ";" else ""))
+        lower = _header_below(path, [rename.get(c, c) if rename else c for c in required])
+        if lower:  # a title line above the header: "found column0, column1" and a mapping to fill in
+            raise SourceError(path, lower, f"the {layout} header on line 1",
+                              f"the header is on line {lower}; the {lower - 1} line(s) above it (a title?) are not "
+                              "part of the table: delete them and import again")
         raise SourceError(
             path, 1, f"the {layout} header with columns {', '.join(required)}",
             f"missing column(s) {', '.join(missing)}; found {', '.join(shown)}.\n"
             + example(canonical_file or path.name, missing, shown, required + (optional or [])))
     return columns, renamed
+
+
+def _header_below(path: Path, required: list[str], lines: int = 20) -> int | None:
+    """The line (2..lines) of a CSV whose cells name every required column, if line 1 does not."""
+    if is_excel(path):
+        return None
+    try:
+        text = read_bytes(path, 1 << 16).decode("utf-8-sig", errors="replace")
+    except SourceError:
+        return None
+    want = {norm(c) for c in required}
+    for k, line in enumerate(text.splitlines()[1:lines], start=2):
+        bare = re.sub(r'"[^"]*"', "", line)
+        delimiter = max((",", ";", "\t", "|"), key=lambda d: (bare.count(d), d == ","))
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if want <= {norm(c) for c in cells}:
+            return k
+    return None
 
 
 def _load_excel(con, path: Path, table: str, required: list[str], layout: str, rename, optional,
@@ -737,8 +777,10 @@ def _rename_map(columns: list[str], wanted: list[str], rename: dict[str, str]) -
     out: dict[str, str] = {}
     present = set(columns)
     for ours, theirs in rename.items():
-        if theirs in present and ours not in present and theirs not in out:
-            out[theirs] = ours
+        if theirs in present and theirs != ours and theirs not in out:
+            if ours in present and ours not in out:  # the file has a column of that name: the mapping's
+                out[ours] = f"{ours} (not read: {theirs} is)"  # wins ('Amount (converted)' beside 'Amount'
+            out[theirs] = ours                                    # was ignored, the amounts read as given)
     by_key: dict[str, list[str]] = {}
     for c in columns:
         by_key.setdefault(norm(c), []).append(c)

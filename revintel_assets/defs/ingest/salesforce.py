@@ -106,6 +106,15 @@ def report_columns(header: list[str]) -> dict[str, str] | None:
         found = next((by_key[k] for k in labels if k in by_key and by_key[k] not in out.values()), None)
         if found:
             out[api] = found
+    # A multi-currency org's report has each deal's Amount in its own currency and 'Amount
+    # (converted)' in the corporate one beside it: totals add the converted one (as HubSpot's
+    # 'Amount in company currency'); its currency column, when there, names the currency. The
+    # amounts in three currencies were added as given, a pipeline of 13.7M for 393k USD.
+    if "amountconverted" in by_key:
+        out["Amount"] = by_key["amountconverted"]
+        out.pop("CurrencyIsoCode", None)
+        if "amountconvertedcurrency" in by_key:
+            out["CurrencyIsoCode"] = by_key["amountconvertedcurrency"]
     return out
 
 

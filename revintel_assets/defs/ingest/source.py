@@ -217,6 +217,11 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
         if _salesforce_report(path, columns, mapping):
             mapping.files.setdefault(salesforce.FILES["opportunity"], path.name)
             return "salesforce"
+        if (salesforce.REPORT_SIGNATURE - {"createddate"} <= header
+                and "CreatedDate" not in mapping.columns_for(salesforce.FILES["opportunity"])):  # was: "expected a CRM export" and a
+            raise SourceError(path, 1, "a Salesforce opportunity report with a 'Created Date' column (in the "  # log mapping
+                              "report: Columns > add 'Created Date', then export again), or CreatedDate mapped in "
+                              "revintel_mapping.yaml", "found a report without it: a deal's age is counted from it")
     return None
 
 
@@ -363,7 +368,8 @@ def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[
             twin = None
         out[path.name] = (f"it has the columns of {twin}, which was read: revintel reads one file of each kind, so "
                           f"put its rows into {twin} (one header) to have them imported" if twin else
-                          "not a file of this layout (revintel_mapping.yaml's files: can name it)")
+                          "not one of the files revintel reads for this source (if it holds one of them under "
+                          "another name, revintel_mapping.yaml's files: can name it)")
     return out
 
 
