@@ -117,6 +117,7 @@ def test_maventech_files_as_xlsx(tmp_path):
     con = duckdb.connect()
     report = build_star(con, src)
     assert report.layout.name == "maventech" and set(report.files) == {"sales_pipeline.xlsx", "products.xlsx"}
+    assert report.unread == {}  # every workbook read is known as read (not named as a file left out)
     assert con.execute("SELECT opportunity_id, stage, engage_date::VARCHAR, close_value, division "
                        "FROM star.fact_opportunity ORDER BY 1").fetchall() == [
         ("A1", "Won", "2017-01-05", 550.0, "GTX"), ("A2", "Engaging", "2017-02-05", None, "GTX")]
@@ -133,7 +134,7 @@ def test_tidy_transactions_and_sku_map_as_xlsx(tmp_path):
     _xlsx(src / "sku_map.xlsx", ["sku", "division"], [["85048", "Home Decor"], ["22350", "Kitchen"]])
     con = duckdb.connect()
     report = build_star(con, src)
-    assert report.layout.name == "tidy"
+    assert report.layout.name == "tidy" and report.unread == {}
     assert con.execute("SELECT account_id, division, round(amount, 2), order_date::VARCHAR FROM star.fact_transactions "
                        "ORDER BY 1").fetchall() == [("13085", "Home Decor", 83.4, "2009-12-01"),
                                                     ("13086", "Kitchen", 5.0, "2009-12-02")]
