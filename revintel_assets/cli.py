@@ -360,6 +360,10 @@ def _recover_runs_of_a_stopped_ui() -> None:
 
 
 def cmd_ui(args) -> int:
+    unreachable = _cluster_problem(None)  # the daemon's runs send their kernels there: said now, not in a run
+    if unreachable:
+        print(f"revintel: {unreachable}", file=sys.stderr)
+        return 2
     try:
         return _serve(args.dagster_port, args.streamlit_port)
     except OSError as exc:  # the data directory cannot be made (a file in its place, /proc ...)

@@ -801,6 +801,8 @@ def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, mon
      "cannot reach the Dask scheduler at not a url (--cluster): ValueError: missing port number"),
     ({"REVINTEL_DATA_DIR": "{tmp}/data", "REVINTEL_CLUSTER": "tcp://127.0.0.1:1"}, ["run", "--no-serve", "--source", "{tmp}"],
      2, "cannot reach the Dask scheduler at tcp://127.0.0.1:1 (REVINTEL_CLUSTER): Connection refused"),
+    ({"REVINTEL_DATA_DIR": "{tmp}/data", "REVINTEL_CLUSTER": "tcp://127.0.0.1:1"}, ["ui"],  # it started the UI, and
+     2, "cannot reach the Dask scheduler at tcp://127.0.0.1:1 (REVINTEL_CLUSTER): Connection refused"),  # every run failed
 ])
 def test_bad_settings_and_unusable_folders_are_one_line(tmp_path, monkeypatch, capsys, env, argv, code, said):
     """An operations audit: each of these was a Python traceback (pydantic's ValidationError,
