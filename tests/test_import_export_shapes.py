@@ -46,14 +46,27 @@ def test_company_names_in_other_scripts_stay_apart(tmp_path):
     assert dict(per_account) == {n: 2 for n in names}
 
 
+def test_a_mark_that_makes_another_name_keeps_it_apart(tmp_path):
+    """Accents are dropped from names in Latin or Greek letters only: in other scripts a mark makes
+    another name (a re-check found サンデン / サンテン, ООО Зайка / ООО Заика merged)."""
+    names = ["サンデン", "サンテン", "कमल इंडस्ट्रीज", "कोमल इंडस्ट्रीज", "บริษัท ดีดี จำกัด", "บริษัท ดูดี จำกัด",
+             "ООО Зайка", "ООО Заика"]
+    src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv":
+                                     HUBSPOT + _deals([(n, "Closed Won") for n in names])})
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT count(DISTINCT account_id) FROM star.fact_opportunity").fetchone() == (len(names),)
+
+
 def test_names_spelt_differently_still_match(tmp_path):
     """What the key is for, kept: case, spaces, punctuation and accents do not split a company."""
     src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv": HUBSPOT + _deals(
         [("Müller GmbH", "Closed Won"), ("MULLER GMBH", "Closed Lost"), ("Müller-GmbH.", "Closed Won"),
-         ("Ромашка", "Closed Won"), ("РОМАШКА", "Closed Lost")])})
+         ("Ромашка", "Closed Won"), ("РОМАШКА", "Closed Lost"), ("ＡＣＭＥ Corp", "Closed Won"), ("ACME Corp", "Closed Won"),
+         ("Μυτιληναίος", "Closed Won"), ("ΜΥΤΙΛΗΝΑΙΟΣ", "Closed Won"), ("Straße AG", "Closed Won"), ("STRASSE AG", "Closed Won")])})
     con = duckdb.connect()
     build_star(con, src)
-    assert con.execute("SELECT count(DISTINCT account_id) FROM star.fact_opportunity").fetchone() == (2,)
+    assert con.execute("SELECT count(DISTINCT account_id) FROM star.fact_opportunity").fetchone() == (5,)
 
 
 def test_prices_with_three_decimals_are_not_thousands(tmp_path):
@@ -72,7 +85,8 @@ def test_prices_with_three_decimals_are_not_thousands(tmp_path):
 @pytest.mark.parametrize("cells, expected", [
     (["1.5E+05", "2.5E+05", "3.5E+04", "12000", "4.5E+05"], [150000.0, 250000.0, 35000.0, 12000.0, 450000.0]),
     (["1.020", "2.500", "870"], [1020.0, 2500.0, 870.0]),  # a German export's whole amounts: still thousands
-])
+    (["1.235E+05", "2.500E+05", "9.875E+04", "12000"], [123500.0, 250000.0, 98750.0, 12000.0]),  # a mantissa of
+])                                                                              # three decimals is no thousands group
 def test_amounts_in_scientific_notation_keep_the_decimal_point(tmp_path, cells, expected):
     """'1.5E+05' was reduced to '1.505' before the vote on the decimal separator: dot-grouped
     thousands, so the file went to decimal comma and 18 of 30 deals were quarantined."""
@@ -202,3 +216,27 @@ def test_a_title_above_the_header_names_the_headers_line(tmp_path):
     with pytest.raises(SourceError) as err:
         import_source(duckdb.connect(), src, locked=False)
     assert err.value.line == 3 and "the header is on line 3" in str(err.value)
+
+
+def test_an_unrelated_file_with_a_sep_line_does_not_stop_the_import(tmp_path):
+    src = _write(tmp_path / "hs", **{"hubspot-crm-exports-all-deals-2024-06-03.csv": HUBSPOT + _deals([("Acme", "Closed Won")]),
+                                     "quota_notes.csv": "sep=;\nrep;note\nAnn Lee;ramp-up\n"})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert list(report.files) == ["hubspot-crm-exports-all-deals-2024-06-03.csv"] and list(report.unread) == ["quota_notes.csv"]
+
+
+def test_a_report_without_created_date_does_not_block_a_complete_one(tmp_path):
+    head = '"Opportunity Name","Stage","Amount","Close Date","Created Date","Opportunity ID"\n'
+    src = _write(tmp_path / "sf", **{
+        "a_pipeline_by_stage.csv": '"Opportunity Name","Stage","Amount","Close Date"\n"D","Closed Won","10","4/10/2023"\n',
+        "report1713178320000.csv": head + '"D","Closed Won","10","4/10/2023","1/5/2023","0065g00000R000XAAA"\n'})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert list(report.files) == ["report1713178320000.csv"] and list(report.unread) == ["a_pipeline_by_stage.csv"]
+
+
+def test_two_files_differing_only_in_case_are_both_accounted_for(tmp_path):
+    head = "Id,StageName,Amount,CloseDate,CreatedDate\n"
+    src = _write(tmp_path / "sf", **{"Opportunity.csv": head + "006A1,Closed Won,10,2024-02-12,2024-01-03\n",
+                                     "opportunity.csv": head + "006A2,Closed Won,20,2024-02-12,2024-01-03\n"})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert list(report.files) == ["Opportunity.csv"] and "has the columns of Opportunity.csv" in report.unread["opportunity.csv"]

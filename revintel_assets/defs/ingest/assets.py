@@ -215,14 +215,22 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         if f.get("empty_rows_skipped"):
             context.log.info(f"{name}: {f['empty_rows_skipped']} row(s) of empty fields only (a spreadsheet's "
                              "blank rows saved as delimiters) skipped")
-    for name, why in report.unread.items():  # a file of the folder the import did not read: said, never silent
-        context.log.warning(f"{name}: not read: {why}")
+    # a file of the folder the import did not read: said, never silent; a second export of a kind
+    # read is a warning of its own, the other files (a data dictionary, a Contact.csv) one line
+    others = [name for name, why in report.unread.items() if not why.startswith("it has the columns of")]
+    for name, why in report.unread.items():
+        if name not in others:
+            context.log.warning(f"{name}: not read: {why}")
+    if others:
+        context.log.warning(f"not read, not among the files revintel reads for this source: {', '.join(others)} "
+                            "(revintel_mapping.yaml's files: can name one that holds a file revintel reads)")
     for name, how in report.layout.user_mapping.read_as.items():
         context.log.warning(f"{name} read as {how} (a revintel_mapping.yaml can name other columns)")
     notes = {name: f["missing_optional_columns"] for name, f in report.files.items()
              if f.get("missing_optional_columns")}
-    for name, cols in notes.items():
-        context.log.info(f"{name}: optional column(s) {', '.join(cols)} not in the export; left empty")
+    for name, cols in notes.items():  # no amount column is no deal value at all: a warning, not a note
+        log = context.log.warning if "Amount" in cols else context.log.info
+        log(f"{name}: optional column(s) {', '.join(cols)} not in the export; left empty")
     for name, f in report.files.items():  # sheets of a workbook that were not read: said, never silent
         for sheet, why in (f.get("skipped_sheets") or {}).items():
             context.log.warning(f"{name}: sheet '{sheet}' not read: {why}")

@@ -195,7 +195,8 @@ def read_header(path: Path) -> list[str]:
         except SourceError:
             return []
     line = read_header_line(path)
-    _refuse_sep_line(path, line)
+    if _SEP_LINE.fullmatch(line):  # Excel's hint above the header: detection reads the header below it (the
+        line = read_header_line(path, 2)  # load refuses the file, saying so: _refuse_sep_line)
     # the delimiter the line holds most of (ties: the comma): Excel in most of Europe saves CSV with
     # semicolons, and such a report went unrecognised as one column
     bare = re.sub(r'"[^"]*"', "", line)  # outside quotes: a label may hold ';' ("Notes (a;b)")
@@ -208,20 +209,22 @@ def read_header(path: Path) -> list[str]:
     return [c.strip().strip('"').strip() for c in cells]
 
 
+_SEP_LINE = re.compile(r'\s*"?sep=.?"?\s*', re.IGNORECASE)
+
+
 def _refuse_sep_line(path: Path, line: str) -> None:
     """Excel's `sep=;` first line (a hint to Excel, above the header) was taken for the header: the
     deals file was refused for lacking every column ("found sep="), or the folder advised a
     transaction-log mapping. Said as what it is."""
-    m = re.fullmatch(r'\s*"?sep=(.?)"?\s*', line, re.IGNORECASE)
-    if m:
+    if _SEP_LINE.fullmatch(line):
         raise SourceError(path, 1, "the header row on line 1",
                           f"line 1 is {line.strip()!r}, Excel's hint naming the delimiter, above the header: delete "
                           "that line (or save the file again from Excel as 'CSV UTF-8') and import again")
 
 
-def read_header_line(path: Path) -> str:
-    """The first line of a CSV as text (BOM removed; UTF-16 decoded, big-endian too, so that the
-    import names its encoding), "" when unreadable or a workbook."""
+def read_header_line(path: Path, number: int = 1) -> str:
+    """The first line (or line `number`) of a CSV as text (BOM removed; UTF-16 decoded, big-endian
+    too, so that the import names its encoding), "" when unreadable or a workbook."""
     if is_excel(path):
         return ""
     try:
@@ -234,8 +237,9 @@ def read_header_line(path: Path) -> str:
             "utf-16-le" if utf16 == "utf-16" else "utf-16-be")
         text = head.decode(codec, errors="replace")
     else:
-        text = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
-    return text.split("\n", 1)[0].strip("\r\n")
+        text = b"\n".join(head.split(b"\n", number)[:number]).decode("utf-8-sig", errors="replace")
+    lines = text.split("\n")
+    return lines[number - 1].strip("\r\n") if len(lines) >= number else ""
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")

@@ -205,6 +205,7 @@ def _excel_alternatives(folder: Path, mapping: Mapping) -> None:
 
 def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     """A CRM file exported under another name: recognised by its header, remembered in the mapping."""
+    near = None  # a report without Created Date: said when no other file is the CRM export
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".xlsx") and p.is_file()):
         if path.name.startswith("~$"):  # Excel's lock file of an open workbook
             continue
@@ -217,11 +218,13 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
         if _salesforce_report(path, columns, mapping):
             mapping.files.setdefault(salesforce.FILES["opportunity"], path.name)
             return "salesforce"
-        if (salesforce.REPORT_SIGNATURE - {"createddate"} <= header
-                and "CreatedDate" not in mapping.columns_for(salesforce.FILES["opportunity"])):  # was: "expected a CRM export" and a
-            raise SourceError(path, 1, "a Salesforce opportunity report with a 'Created Date' column (in the "  # log mapping
-                              "report: Columns > add 'Created Date', then export again), or CreatedDate mapped in "
-                              "revintel_mapping.yaml", "found a report without it: a deal's age is counted from it")
+        if (near is None and salesforce.REPORT_SIGNATURE - {"createddate"} <= header
+                and "CreatedDate" not in mapping.columns_for(salesforce.FILES["opportunity"])):
+            near = path
+    if near is not None:  # it was "expected a CRM export" and a transaction-log mapping
+        raise SourceError(near, 1, "a Salesforce opportunity report with a 'Created Date' column (in the "
+                          "report: Columns > add 'Created Date', then export again), or CreatedDate mapped in "
+                          "revintel_mapping.yaml", "found a report without it: a deal's age is counted from it")
     return None
 
 
@@ -341,16 +344,16 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
     return report
 
 
-DATA_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".tsv", ".txt", ".gz")
+DATA_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".tsv", ".csv.gz")
 
 
 def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[str, str]:
     """Data files in the folder the import did not read, each with why: a second export of a kind
     already read (HubSpot deals exported per pipeline, a transaction log split by half-year) was
     skipped in silence, half the deals or lines missing."""
-    done = {name.lower() for name in read}
+    done = set(read)  # exact names: 'account.csv' beside the 'Account.csv' read is a file left out
     if mapping.path is not None:
-        done.add(Path(mapping.path).name.lower())
+        done.add(Path(mapping.path).name)
     headers: dict[tuple, str] = {}
     for name in sorted(read):
         try:
@@ -359,7 +362,7 @@ def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[
             continue
     out: dict[str, str] = {}
     for path in sorted(folder.iterdir()):
-        if (not path.is_file() or path.name.startswith(("~$", ".")) or path.name.lower() in done
+        if (not path.is_file() or path.name.startswith(("~$", ".")) or path.name in done
                 or not path.name.lower().endswith(DATA_SUFFIXES)):
             continue
         try:
