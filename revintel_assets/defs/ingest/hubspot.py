@@ -45,6 +45,8 @@ SIGNATURE = {"dealname", "dealstage"}  # plus Record ID or Deal ID, checked as a
 REQUIRED = ["Record ID", "Deal Stage", "Create Date"]
 # the deal's lead source, as HubSpot portals label it (the first present is read)
 LEAD_SOURCE = ["Original Source Type", "Original Traffic Source", "Lead Source"]
+# a multi-currency portal's converted amount first: it is the amount when the export has it
+AMOUNTS = ("Amount in company currency", "Amount")
 OPTIONAL = ["Deal Name", "Amount", "Amount in company currency", "Deal currency code", "Close Date", "Deal owner",
             "Pipeline", "Associated Company",
             "Deal probability", "Is Closed Won", "Is closed", "Deal Type", "Forecast category", *LEAD_SOURCE]
@@ -69,7 +71,7 @@ def import_hubspot(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Mappin
                        encoding=mapping.encoding, canonical_file=FILE)
     caught, extra = _deals(con, raw.columns, path.name, d)
     report = {**file_report(raw, caught), **extra}
-    if not {"Amount", "Amount in company currency"} & set(raw.columns):  # said, as MavenTech's missing columns are
+    if not set(AMOUNTS) & set(raw.columns):  # said, as MavenTech's missing columns are
         report["missing_optional_columns"] = [*report.get("missing_optional_columns", []), "Amount"]
     return {path.name: report}
 
@@ -88,7 +90,7 @@ def _deal_type(columns: list[str]) -> str:
 def _deals(con, columns, file, d: Dialect):
     t = "temp.raw_hs_deals"
     d = d.settled(con, t, [c for c in ("Create Date", "Close Date") if c in columns],
-                  [c for c in ("Amount in company currency", "Amount") if c in columns])
+                  [c for c in AMOUNTS if c in columns])
     # A portal with several pipelines may export a stage with its pipeline in brackets ('Closed Won
     # (Sales Pipeline)'): the label without them is tried when the whole label is not a stage.
     bare = f"regexp_replace({col('Deal Stage')}, '\\s*\\([^()]*\\)\\s*$', '')"
@@ -114,7 +116,7 @@ def _deals(con, columns, file, d: Dialect):
     close = d.date("Close Date") if "Close Date" in columns else "NULL::DATE"
     # A multi-currency portal exports each deal's Amount in its own currency and the converted
     # "Amount in company currency" beside it: totals add the converted one.
-    money = next((c for c in ("Amount in company currency", "Amount") if c in columns), None)
+    money = next((c for c in AMOUNTS if c in columns), None)
     amount = d.money(money) if money else "NULL::DOUBLE"
     latest = latest_date(con, t, [created])
     loaded = f"coalesce({created} > {close}, false)"

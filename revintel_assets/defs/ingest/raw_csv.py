@@ -197,8 +197,13 @@ def read_header(path: Path) -> list[str]:
     line = read_header_line(path)
     if _SEP_LINE.fullmatch(line):  # Excel's hint above the header: detection reads the header below it (the
         line = read_header_line(path, 2)  # load refuses the file, saying so: _refuse_sep_line)
-    # the delimiter the line holds most of (ties: the comma): Excel in most of Europe saves CSV with
-    # semicolons, and such a report went unrecognised as one column
+    return header_cells(line)
+
+
+def header_cells(line: str) -> list[str]:
+    """A header line's stripped cells, split at the delimiter the line holds most of (ties: the
+    comma): Excel in most of Europe saves CSV with semicolons, and such a report went unrecognised
+    as one column."""
     bare = re.sub(r'"[^"]*"', "", line)  # outside quotes: a label may hold ';' ("Notes (a;b)")
     counts = {d: bare.count(d) for d in (",", ";", "\t", "|")}
     delimiter = max(counts, key=lambda d: (counts[d], d == ","))
@@ -676,13 +681,7 @@ def _header_below(path: Path, required: list[str], lines: int = 20) -> int | Non
         return None
     want = {norm(c) for c in required}
     for k, line in enumerate(text.splitlines()[1:lines], start=2):
-        bare = re.sub(r'"[^"]*"', "", line)
-        delimiter = max((",", ";", "\t", "|"), key=lambda d: (bare.count(d), d == ","))
-        try:
-            cells = next(csv.reader([line], delimiter=delimiter), [])
-        except csv.Error:
-            continue
-        if want <= {norm(c) for c in cells}:
+        if want <= {norm(c) for c in header_cells(line)}:
             return k
     return None
 
