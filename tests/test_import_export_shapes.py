@@ -240,3 +240,15 @@ def test_two_files_differing_only_in_case_are_both_accounted_for(tmp_path):
                                      "opportunity.csv": head + "006A2,Closed Won,20,2024-02-12,2024-01-03\n"})
     report = import_source(duckdb.connect(), src, locked=False)
     assert list(report.files) == ["Opportunity.csv"] and "has the columns of Opportunity.csv" in report.unread["opportunity.csv"]
+
+
+def test_rows_of_commas_below_a_wide_sales_log_are_skipped_and_counted(tmp_path):
+    """The same rows below a wide sales log (read through a narrow projection: its SKU cells one
+    list per order) were still quarantined, 'CustomerId is empty' (a re-check)."""
+    src = _write(tmp_path / "log", **{"sales_log.csv": "CustomerId,Customer,Rec Date,Division,Rep,Branch,A,A_Qty,B,B_Qty\n"
+                                      "C1,One,2024-01-02,D,R,E,10,1,,\n,,,,,,,,,\n,,,,,,,,,\n"})
+    con = duckdb.connect()
+    report = import_source(con, src, locked=False)
+    f = report.files["sales_log.csv"]
+    assert f["raw_rows"] == 1 and f["empty_rows_skipped"] == 2 and f["quarantined"] == {}
+    assert con.execute("SELECT count(*) FROM staging.quarantine_new").fetchone() == (0,)

@@ -554,7 +554,7 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
     absent = tuple(c for c in (noted or []) if c not in columns)
     footer = _report_footer(con, path, table) if rejected else 0
-    empty = _drop_empty_records(con, table) if select == "*" else 0
+    empty = _drop_empty_records(con, table)
     return RawLoad(path.name, table, columns, accepted - empty, rejected, enc, renamed, exact, absent, footer=footer,
                    empty_rows=empty)
 
@@ -563,10 +563,13 @@ def _drop_empty_records(con, table: str) -> int:
     """Records with every field empty: the rows of commas a spreadsheet saves below its table (blank
     lines and a workbook's blank rows were skipped already; these were quarantined as deals whose
     id is empty). Deleted here, their number reported."""
-    cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "_line"]
+    cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "_line"]
     if not cols:
         return 0
-    where = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" for c in cols)
+    # text cells empty or blank; a narrow read's list (the wide sales log's SKU pairs) empty
+    where = " AND ".join(f"nullif(trim({quote_ident(c)}), '') IS NULL" if t == "VARCHAR" else
+                         f"({quote_ident(c)} IS NULL OR len({quote_ident(c)}) = 0)" if t.endswith("[]") else
+                         f"{quote_ident(c)} IS NULL" for c, t in cols)
     return con.execute(f"DELETE FROM {table} WHERE {where}").fetchall()[0][0]
 
 
