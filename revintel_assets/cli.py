@@ -503,7 +503,8 @@ def _settings_problems() -> str | None:
     try:
         settings()
     except ValidationError as exc:
-        return "; ".join(f"REVINTEL_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors())
+        return "; ".join(f"REVINTEL_{str(e['loc'][0]).upper()}={e.get('input')!r}: "
+                         f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
     return None
 
 

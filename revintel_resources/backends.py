@@ -17,7 +17,6 @@ joins, `QUALIFY`, list parameters; docs/SCALING.md says what moving there takes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -70,9 +69,12 @@ def memory_limit(env: Mapping[str, str] | None = None) -> str | None:
     value = (env.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT).strip()
     if value.lower() in ("none", "default"):
         return None
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
-        raise UnknownWarehouseBackend(f"{MEMORY_ENV}={value!r}: expected a size such as 6GB or 512MiB, or none")
-    return value
+    from revintel_resources.settings import Settings
+
+    try:  # the one rule, Settings' (the CLI has checked it before anything runs)
+        return Settings._memory_limit(value)
+    except ValueError as exc:
+        raise UnknownWarehouseBackend(f"{MEMORY_ENV}={value!r}: {exc}") from None
 
 
 def backend_name(env: Mapping[str, str] | None = None) -> str:

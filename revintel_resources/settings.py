@@ -9,9 +9,10 @@ and the Dagster launchpad override them per run through the resources' config
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,18 +52,34 @@ class Settings(BaseSettings):
     currency: str = Field("USD", description="Currency shown on every amount in the app when the source names "
                                              "none (an ISO code such as EUR, or a symbol such as €)")
     warehouse: str = Field("duckdb", description="Warehouse engine: duckdb (local files) or motherduck")
-    duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file (`none`: "
-                                                        "DuckDB's default)")
+    duckdb_memory_limit: str = Field("6GB", description="DuckDB memory_limit of the local file: a size (6GB, "
+                                                        "512MiB) or a share of this machine's memory (50%); "
+                                                        "`none`: DuckDB's default")
     motherduck_database: str = Field("revintel", validation_alias=AliasChoices(
         "MOTHERDUCK_DATABASE", "REVINTEL_MOTHERDUCK_DATABASE"), description="MotherDuck database name")
     motherduck_token: str | None = Field(None, validation_alias=AliasChoices(
         "MOTHERDUCK_TOKEN", "motherduck_token"), repr=False,
         description="MotherDuck token (MOTHERDUCK_TOKEN)")
 
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str) -> str:
+        # checked here, before anything runs: it was refused only when the first job opened the
+        # warehouse, and DuckDB's own percentage form (`80%`) was refused though DuckDB takes it
+        value = value.strip()
+        if value.lower() in ("none", "default") or MEMORY_SIZE.fullmatch(value):
+            return value
+        share = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", value)
+        if share and 0 < float(share.group(1)) <= 100:
+            return value
+        raise ValueError("expected a size such as 6GB or 512MiB, a share of this machine's memory such as "
+                         "50%, or none")
+
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
 
 
+MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 READ_PREFIXES = ("REVINTEL_", "MOTHERDUCK_")  # every variable Settings reads (names are case-insensitive)
 _BUILT: dict[tuple, Settings] = {}
 

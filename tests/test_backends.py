@@ -27,6 +27,11 @@ def test_duckdb_memory_limit():
     assert backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": "none"}).memory_limit is None
     with pytest.raises(backends.UnknownWarehouseBackend, match="expected a size"):
         backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": "lots"})
+    # DuckDB's own share-of-memory form (it was refused), but not one DuckDB refuses
+    assert backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": " 80% "}).memory_limit == "80%"
+    for bad in ("120%", "0%", "%"):
+        with pytest.raises(backends.UnknownWarehouseBackend, match="a share of this machine's memory"):
+            backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": bad})
 
 
 def test_motherduck_selection_without_network():
