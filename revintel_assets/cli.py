@@ -505,6 +505,12 @@ def _settings_problems() -> str | None:
     except ValidationError as exc:
         return "; ".join(f"REVINTEL_{str(e['loc'][0]).upper()}={e.get('input')!r}: "
                          f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+    from revintel_resources.backends import UnknownWarehouseBackend, resolve
+
+    try:  # the warehouse engine too: it was refused in the first job, exit 1 and a stack trace logged
+        resolve()
+    except UnknownWarehouseBackend as exc:
+        return str(exc)
     return None
 
 
