@@ -252,3 +252,27 @@ def test_rows_of_commas_below_a_wide_sales_log_are_skipped_and_counted(tmp_path)
     f = report.files["sales_log.csv"]
     assert f["raw_rows"] == 1 and f["empty_rows_skipped"] == 2 and f["quarantined"] == {}
     assert con.execute("SELECT count(*) FROM staging.quarantine_new").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("name, text, line, kind", [
+    ("deals_q2.csv", "Deals - all pipelines, exported 2024-05-09\n\n" + HUBSPOT + _deals([("Acme", "Closed Won")]), 3,
+     "a HubSpot deals export"),
+    ("report1713178320000.csv", '"Opportunities by stage"\n"As of 2024-05-09"\n\n"Opportunity ID","Opportunity Name",'
+     '"Stage","Amount","Close Date","Created Date"\n"0065g00000R000XAAA","D","Closed Won","10","4/10/2023","1/5/2023"\n', 4,
+     "a Salesforce opportunity report"),
+])
+def test_a_title_above_a_crm_export_under_another_name_names_the_headers_line(tmp_path, name, text, line, kind):
+    """Found by its header, not its name: it was "expected a CRM export ... or tidy transactions" and a
+    transaction-log mapping to fill in (the header search below line 1 ran only for files found by name)."""
+    src = _write(tmp_path / "crm", **{name: text})
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert err.value.line == line and f"expected {kind}'s header on line 1; the header is on line {line}" in str(err.value)
+    assert "transaction" not in str(err.value)
+
+
+def test_a_titled_copy_does_not_block_a_complete_export(tmp_path):
+    src = _write(tmp_path / "hs", **{"deals_q2.csv": HUBSPOT + _deals([("Acme", "Closed Won")]),
+                                     "deals_q2_for_the_board.csv": "Board pack\n" + HUBSPOT + _deals([("Acme", "Closed Won")])})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert list(report.files) == ["deals_q2.csv"] and list(report.unread) == ["deals_q2_for_the_board.csv"]

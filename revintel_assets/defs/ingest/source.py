@@ -19,7 +19,8 @@ from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mappi
 from revintel_assets.defs.ingest.parse_sql import ANY_DOLLAR, UNMAPPED, key_sql
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
-from revintel_assets.defs.ingest.raw_csv import label_sheet_rows, norm, read_header, transcoded_copies
+from revintel_assets.defs.ingest.raw_csv import (header_cells, label_sheet_rows, norm, read_bytes, read_header,
+                                                transcoded_copies)
 from revintel_assets.defs.ingest.salesforce import import_salesforce
 from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
 from revintel_assets.defs.ingest.quotas import load_quotas
@@ -72,6 +73,8 @@ CRM_SIGNATURES = {
     "salesforce": ("Opportunity.csv", {"id", "stagename", "closedate"}),
     "hubspot": (hubspot.FILE, hubspot.SIGNATURE),
 }
+CRM_NAMES = {"maventech": "a MavenTech sales_pipeline export", "salesforce": "a Salesforce Opportunity export",
+             "hubspot": "a HubSpot deals export"}
 
 
 @dataclass
@@ -221,10 +224,35 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
         if (near is None and salesforce.REPORT_SIGNATURE - {"createddate"} <= header
                 and "CreatedDate" not in mapping.columns_for(salesforce.FILES["opportunity"])):
             near = path
+    titled = _crm_below_title(folder)
+    if titled is not None:  # it was "expected a CRM export" and a transaction-log mapping
+        path, line, kind = titled
+        raise SourceError(path, line, f"{kind}'s header on line 1", f"the header is on line {line}; the "
+                          f"{line - 1} line(s) above it (a title?) are not part of the table: delete them and "
+                          "import again")
     if near is not None:  # it was "expected a CRM export" and a transaction-log mapping
         raise SourceError(near, 1, "a Salesforce opportunity report with a 'Created Date' column (in the "
                           "report: Columns > add 'Created Date', then export again), or CreatedDate mapped in "
                           "revintel_mapping.yaml", "found a report without it: a deal's age is counted from it")
+    return None
+
+
+def _crm_below_title(folder: Path, lines: int = 20) -> tuple[Path, int, str] | None:
+    """(file, line, what it is) of a CSV whose header, a CRM export's or a Salesforce report's, stands below
+    line 1 (a title or an export note above it), when no file is one from line 1. A file found by
+    its name says so when loaded (raw_csv._header_below); one under another name was met with "expected a
+    CRM export" and a transaction-log mapping to fill in."""
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()):
+        try:
+            text = read_bytes(path, 1 << 16).decode("utf-8-sig", errors="replace")
+        except SourceError:
+            continue
+        for k, line in enumerate(text.splitlines()[1:lines], start=2):
+            cells = header_cells(line)
+            header = {norm(c) for c in cells}
+            kind = next((CRM_NAMES[crm] for crm, (_, sig) in CRM_SIGNATURES.items() if sig <= header), None)
+            if kind or salesforce.report_columns(cells):
+                return path, k, kind or "a Salesforce opportunity report"
     return None
 
 
