@@ -162,6 +162,9 @@ def _star(con, lines):
     con.execute("CREATE TABLE star.fact_transactions (account_id VARCHAR, division VARCHAR, order_date DATE, "
                 "amount DECIMAL(18, 2), rep_id VARCHAR)")
     con.executemany("INSERT INTO star.fact_transactions VALUES (?, ?, ?, ?, NULL)", lines)
+    con.execute("ALTER TABLE star.fact_transactions ADD COLUMN quantity DOUBLE")
+    con.execute("ALTER TABLE star.fact_transactions ADD COLUMN source VARCHAR")
+    con.execute("UPDATE star.fact_transactions SET quantity = sign(amount), source = 'tidy'")
     con.execute("CREATE TABLE star.dim_account AS SELECT DISTINCT account_id, account_id AS account_name, "
                 "NULL::VARCHAR AS sector, NULL::VARCHAR AS country, NULL::INT AS employees, "
                 "NULL::DOUBLE AS annual_revenue, NULL::INT AS year_established, NULL::VARCHAR AS parent_account_id "

@@ -109,6 +109,14 @@ def _tiny(con, lines: list[tuple[str, str, str, float]]) -> None:
     con.execute("CREATE TABLE star.fact_transactions (account_id VARCHAR, order_date DATE, division VARCHAR, "
                 "amount DOUBLE, rep_id VARCHAR)")
     con.executemany("INSERT INTO star.fact_transactions VALUES (?, ?::DATE, ?, ?, NULL)", lines)
+    _unit_lines(con)
+
+
+def _unit_lines(con, source: str = "tidy") -> None:
+    """One unit per line: a negative amount is a return (a tidy log's sign convention)."""
+    con.execute("ALTER TABLE star.fact_transactions ADD COLUMN quantity DOUBLE")
+    con.execute(f"ALTER TABLE star.fact_transactions ADD COLUMN source VARCHAR DEFAULT '{source}'")
+    con.execute("UPDATE star.fact_transactions SET quantity = sign(amount), source = ?", [source])
 
 
 def test_labels_and_same_day_orders():
@@ -139,11 +147,34 @@ def test_labels_and_same_day_orders():
     assert features(con, dt.date(2024, 8, 1), ["X"], as_of=dt.date(2024, 9, 30))["label"].null_count() == 3
 
 
+def test_a_purchase_is_a_positive_quantity_and_at_a_loss_still_one_in_a_gross_profit_log():
+    """An audit: the ledger took a purchase to be a positive amount. In the wide sales log, whose
+    amounts are gross profit, a customer buying a division every month at cost was 'never bought'
+    (propensity 0.05-0.15, whitespace's first recommendation to them); in a tidy log a return written
+    with a negative quantity and a positive amount was a purchase."""
+    lines = [("A1", "2024-01-10", "X", -3.0), ("A1", "2024-02-10", "X", 0.0),   # sold at or below cost
+             ("A1", "2024-04-10", "X", -1.0),                                   # ... in the label window
+             ("A2", "2024-01-10", "X", 50.0), ("A2", "2024-02-10", "X", 20.0)]
+    con = duckdb.connect()
+    _tiny(con, lines)
+    con.execute("UPDATE star.fact_transactions SET quantity = 2, source = 'sales_log'")
+    row = features(con, dt.date(2024, 3, 1), ["X"]).filter(pl.col("account_id") == "A1").row(0, named=True)
+    assert row["is_buyer"] is True and row["div_frequency_all"] == 2 and row["label"] is True
+    assert row["div_monetary_all"] == -3.0 and row["returned_12m"] == 0  # its gross profit, not a return
+    # the same lines in a tidy log are revenue: no sale at 0 or below, the negative ones are returns
+    con.execute("UPDATE star.fact_transactions SET source = 'tidy'")
+    assert features(con, dt.date(2024, 3, 1), ["X"])["account_id"].to_list() == ["A2"]
+    # a return with a negative quantity is no purchase, whatever the sign of its amount
+    con.execute("UPDATE star.fact_transactions SET quantity = -2 WHERE account_id = 'A2' AND order_date = '2024-02-10'")
+    a2 = features(con, dt.date(2024, 3, 1), ["X"]).row(0, named=True)
+    assert a2["div_frequency_all"] == 1 and a2["div_monetary_all"] == 50.0
+
+
 def test_divisions_come_from_the_data():
     con = duckdb.connect()
     _tiny(con, [("A1", "2024-01-10", "X", 1.0), ("A1", "2024-01-11", "Y", 1.0)])
     assert con.sql(divisions_sql()).pl()["division"].to_list() == ["X", "Y"]  # Z has no sales yet
-    con.execute("INSERT INTO star.fact_transactions VALUES ('A2', DATE '2024-01-12', 'Z', 1.0, NULL)")
+    con.execute("INSERT INTO star.fact_transactions VALUES ('A2', DATE '2024-01-12', 'Z', 1.0, NULL, 1, 'tidy')")
     assert con.sql(divisions_sql()).pl()["division"].to_list() == ["X", "Y", "Z"]
 
 

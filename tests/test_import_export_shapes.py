@@ -276,3 +276,15 @@ def test_a_titled_copy_does_not_block_a_complete_export(tmp_path):
                                      "deals_q2_for_the_board.csv": "Board pack\n" + HUBSPOT + _deals([("Acme", "Closed Won")])})
     report = import_source(duckdb.connect(), src, locked=False)
     assert list(report.files) == ["deals_q2.csv"] and list(report.unread) == ["deals_q2_for_the_board.csv"]
+
+
+def test_a_return_with_a_negative_quantity_and_a_positive_amount_is_a_return(tmp_path):
+    """An ERP's credit-note lines: quantity -3, amount 30.00. They were kept as revenue without a word."""
+    log = ("customer_id,order_date,sku,quantity,amount\nC1,2024-01-05,S1,3,30.00\nC1,2024-01-20,S1,-3,30.00\n"
+           "C2,2024-01-06,S1,-1,-10.00\n")
+    src = _write(tmp_path / "tx", **{"transactions.csv": log})
+    con = duckdb.connect()
+    report = import_source(con, src, locked=False)
+    amounts = con.execute("SELECT customer_id, quantity, amount FROM staging.transactions ORDER BY _line").fetchall()
+    assert amounts == [("C1", 3, 30.0), ("C1", -3, -30.0), ("C2", -1, -10.0)]
+    assert report.files["transactions.csv"]["flagged_kept"] == {"negative_quantity_with_positive_amount_read_as_return": 1}

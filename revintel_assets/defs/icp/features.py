@@ -151,21 +151,28 @@ SEASON_YEARS = (1, 2, 3)
 # such months with a purchase day in (c - N months, c] is the number whose first purchase day is
 # <= c and whose last is > c - N months: the window is at least 12 months long, so no month holds
 # both ends (each end month needs only its one condition, the months between hold both).
+# A purchase line: a positive quantity at a positive amount; in the wide sales log, whose amounts are
+# gross profit, at any amount (an order sold at or below cost is still bought: counting only positive
+# profit left a customer who buys a division every month at cost as never having bought it, and
+# whitespace recommended it to them). `gross` is a day's purchase lines' amount, NULL on a day without
+# one; `returned` the negative amounts of the other lines.
+PURCHASE = "quantity > 0 AND (amount > 0 OR source = 'sales_log')"
 LEDGER = {
     "icp_days": f"""
-        SELECT *, CASE WHEN gross > 0 THEN order_date - lag(order_date) OVER (
-                   PARTITION BY account_id, division, gross > 0 ORDER BY order_date) END AS gap
+        SELECT *, CASE WHEN gross IS NOT NULL THEN order_date - lag(order_date) OVER (
+                   PARTITION BY account_id, division, gross IS NOT NULL ORDER BY order_date) END AS gap
         FROM (SELECT account_id, division, order_date,
-                     sum(amount::{MONEY}) FILTER (WHERE amount > 0) AS gross,
-                     sum(least(amount, 0)::{MONEY}) AS returned
+                     sum(amount::{MONEY}) FILTER (WHERE {PURCHASE}) AS gross,
+                     coalesce(sum(least(amount, 0)::{MONEY}) FILTER (WHERE NOT ({PURCHASE})), 0) AS returned
               FROM {{star}}.fact_transactions WHERE account_id IS NOT NULL AND division IS NOT NULL GROUP BY ALL)""",
     "icp_account_days": """
         SELECT *, order_date - lag(order_date) OVER (PARTITION BY account_id ORDER BY order_date) AS gap
-        FROM (SELECT account_id, order_date, sum(gross) AS gross FROM {ledger}icp_days WHERE gross > 0 GROUP BY ALL)""",
+        FROM (SELECT account_id, order_date, sum(gross) AS gross FROM {ledger}icp_days WHERE gross IS NOT NULL
+              GROUP BY ALL)""",
     "icp_months": """
         SELECT account_id, division, date_trunc('month', order_date) AS month,
                min(order_date) AS first_day, max(order_date) AS last_day
-        FROM {ledger}icp_days WHERE gross > 0 GROUP BY ALL""",
+        FROM {ledger}icp_days WHERE gross IS NOT NULL GROUP BY ALL""",
     "icp_account_months": """
         SELECT account_id, date_trunc('month', order_date) AS month,
                min(order_date) AS first_day, max(order_date) AS last_day
@@ -230,7 +237,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
     -- per account, division and day: what was bought (lines dated on or before the cutoff)
     days AS (SELECT account_id, division, order_date, gross, returned FROM {prefix}icp_days, c
              WHERE order_date <= c.c),
-    buy_days AS (SELECT * FROM days WHERE gross > 0),
+    buy_days AS (SELECT * FROM days WHERE gross IS NOT NULL),
     acct_gaps AS (SELECT account_id, order_date, gross, gap FROM {prefix}icp_account_days, c
                   WHERE order_date <= c.c),
     acct_months AS ({_active_months(f"{prefix}icp_account_months", "account_id", "")}),
@@ -252,7 +259,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
         SELECT account_id, -sum(returned) FILTER (WHERE order_date > c.c - INTERVAL 12 MONTH) AS returned_12m
         FROM days, c GROUP BY account_id),
     div_gaps AS (SELECT account_id, division, order_date, gross, gap FROM {prefix}icp_days, c
-                 WHERE gross > 0 AND order_date <= c.c),
+                 WHERE gross IS NOT NULL AND order_date <= c.c),
     div_months AS ({_active_months(f"{prefix}icp_months", "account_id, division", "div_")}),
     ad_rfm AS (  -- the account in each division it bought
         SELECT account_id, division,
@@ -323,7 +330,7 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
         FROM {star}.fact_opportunity o, c WHERE o.account_id IS NOT NULL GROUP BY o.account_id, o.division, c.c),
     opp_acct AS (SELECT account_id, sum(open_opps) AS open_opps_all, sum(lost_opps_12m) AS lost_opps_12m_all
                  FROM opp GROUP BY 1),
-    label AS (  -- gross is the day's positive lines: NULL where it had none
+    label AS (  -- gross is the day's purchase lines: NULL where it had none
         SELECT account_id, division, sum(gross)::DOUBLE AS label_amount FROM {prefix}icp_days, c
         WHERE order_date > c.c AND order_date <= c.label_end AND gross IS NOT NULL GROUP BY 1, 2)
     SELECT c.c AS cutoff_date, d.division, a.account_id,

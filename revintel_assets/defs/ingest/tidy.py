@@ -225,4 +225,11 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
         WHERE {cust} NOT IN (SELECT account_id FROM staging.accounts WHERE account_id IS NOT NULL)
         GROUP BY 1""")
     flags = decimal_flag(con, "temp.raw_tidy", Dialect(decimal=decimal, decimal_given=user.decimal_given))
+    # A return written with a negative quantity and a positive amount (an ERP's credit-note lines; Online
+    # Retail writes both negative): the amount takes the quantity's sign. It was kept as revenue without a
+    # word, and the ICP counted the return as a purchase of the division.
+    (returns,) = con.execute("UPDATE staging.transactions SET amount = -amount WHERE source_file = ? "
+                             "AND source = 'tidy' AND quantity < 0 AND amount > 0", [path.name]).fetchone()
+    if returns:
+        flags["negative_quantity_with_positive_amount_read_as_return"] = returns
     return {path.name: {**file_report(raw, caught), **({"flagged_kept": flags} if flags else {})}}
