@@ -288,3 +288,15 @@ def test_a_return_with_a_negative_quantity_and_a_positive_amount_is_a_return(tmp
     amounts = con.execute("SELECT customer_id, quantity, amount FROM staging.transactions ORDER BY _line").fetchall()
     assert amounts == [("C1", 3, 30.0), ("C1", -3, -30.0), ("C2", -1, -10.0)]
     assert report.files["transactions.csv"]["flagged_kept"] == {"negative_quantity_with_positive_amount_read_as_return": 1}
+
+
+def test_a_wide_sales_log_saved_by_a_european_excel_reads_its_decimal_commas(tmp_path):
+    """`;` and '146,40': every order was quarantined as 'SKU column A1 is not a number', exit 0, no hint."""
+    log = ("CustomerId;Customer;Rec Date;Division;Rep;Branch;A1;A1_Qty;B1;B1_Qty\n"
+           "C1;One;31/12/2023;North;Ann;HQ;146,40;2;;\nC2;Two;15/11/2023;North;Ann;HQ;1.234,50;1;-3,10;1\n")
+    src = _write(tmp_path / "wide", **{"sales_log.csv": log, "sku_map.csv": "sku,division\nA1,Alpha\nB1,Beta\n"})
+    con = duckdb.connect()
+    report = import_source(con, src, locked=False)
+    rows = con.execute("SELECT customer_id, product_id, amount, quantity FROM staging.transactions ORDER BY _line, product_id").fetchall()
+    assert rows == [("C1", "A1", 146.4, 2), ("C2", "A1", 1234.5, 1), ("C2", "B1", -3.1, 1)]
+    assert report.files["sales_log.csv"]["flagged_kept"] == {"amounts_read_with_decimal_comma": 2}

@@ -10,6 +10,7 @@ Gross profit may be negative (a loss-making order), so negative cells are kept.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -17,11 +18,13 @@ import duckdb
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.mapping import Mapping
 from revintel_assets.defs.ingest.maventech import file_report
-from revintel_assets.defs.ingest.parse_sql import UNMAPPED, Dialect, blank, col, id_sql, lit, money_expr
+from revintel_assets.defs.ingest.parse_sql import (UNMAPPED, Dialect, blank, col, decimal_flag, id_sql, lit, money_expr,
+                                                   settle_decimal)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, csv_field, latest_date
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm, read_header
 
 FIXED = ["CustomerId", "Customer", "Rec Date", "Division", "Rep", "Branch"]
+DECIMAL_SAMPLE = 20_000  # orders whose SKU cells settle the decimal separator
 
 
 def looks_like_sales_log(header: list[str]) -> bool:
@@ -82,11 +85,17 @@ def _list(values) -> str:
 
 def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping | None = None) -> dict[str, dict]:
     mapping = mapping or Mapping()
-    d = Dialect(mapping.date_formats, mapping.decimal, mapping.stages)
+    d = Dialect(mapping.date_formats, mapping.decimal, mapping.stages, decimal_given=mapping.decimal_given)
     raw = load_raw_csv(con, path, "temp.raw_sales_log", FIXED, "wide sales log",
                        rename=mapping.columns_for("sales_log.csv"), delimiter=mapping.delimiter,
                        encoding=mapping.encoding, canonical_file="sales_log.csv", narrow=_narrow)
     d = d.settled(con, "temp.raw_sales_log", ["Rec Date"])
+    if not d.decimal_given:  # the SKU cells' decimal separator, as a tidy log's (settle_decimal): a log
+        # saved by a European Excel ('146,40') was quarantined whole as 'SKU column X is not a number',
+        # exit 0 and no hint. The first orders' cells decide (a scan of every cell costs seconds at scale 100).
+        d = replace(d, decimal=settle_decimal(
+            con, f"(SELECT unnest(_pairs).a AS a FROM (SELECT _pairs FROM temp.raw_sales_log LIMIT {DECIMAL_SAMPLE}))",
+            ["a"], d.decimal))
     skus = sku_columns(raw.columns)
     if not skus:
         raise SourceError(path, 1, "per-SKU column pairs '<SKU>' and '<SKU>_Qty'",
@@ -155,8 +164,11 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     # an amount without its quantity is one unit, as before; now counted and said, never silent
     (guessed,) = con.execute("UPDATE staging.transactions SET quantity = 1 WHERE quantity IS NULL AND source_file = ?",
                              [path.name]).fetchone()
+    flags = decimal_flag(con, "temp.raw_sales_log", d)
     if guessed:
-        report[path.name]["flagged_kept"] = {"sku_amount_without_quantity_taken_as_1_unit": guessed}
+        flags["sku_amount_without_quantity_taken_as_1_unit"] = guessed
+    if flags:
+        report[path.name]["flagged_kept"] = flags
     # A log with no accounts of the source's own beside it: its customers are the accounts (as a
     # tidy log's are, tidy.py), not stubs reported on every line. Next to a CRM's accounts a
     # customer they lack stays a stub, reported (star.unknown_references).
