@@ -72,7 +72,36 @@ def _scores(con, lines: list[str], latest=None):
                     "not learned from outcomes"))
     share = f" ({at_risk / value:.0%} of the pipeline)" if value else ""
     lines.append(f"At risk (High/Critical): {money(at_risk)} in {n_risk:,} deals{share}")
+    flat = _flat_scores(con, as_of, n)
+    if flat:
+        lines.append(flat)
     return as_of
+
+
+def _flat_scores(con, as_of, n_open: int) -> str | None:
+    """A warning when the win probabilities cannot rank the open deals: the export holds closed deals
+    of one outcome only (won and open deals, a common partial export: every deal scored 0.9999), or
+    every open deal has the same score (no model promoted, and a stage baseline that saw no stage
+    before a close: an export without a change log has every closed deal in its first stage until
+    it closed). Both went without a word: the headline read "expected 3.88M" of a 3.88M pipeline."""
+    known = table_exists(con, "star.fact_opportunity") and con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'star' AND table_name = 'fact_opportunity' "
+        "AND column_name = 'is_won'").fetchall()[0][0]
+    won, lost = con.execute("SELECT count(*) FILTER (WHERE is_won), count(*) FILTER (WHERE NOT is_won) "
+                            "FROM star.fact_opportunity WHERE is_closed AND close_date <= ?", [as_of]).fetchall()[0] \
+        if known else (None, None)
+    if won is not None and won + lost and not (won and lost):
+        one, other = ("won", "lost") if won else ("lost", "won")
+        return (f"Warning: the {won + lost:,} deals closed by {as_of} are all {one}, none {other}: every win "
+                f"probability is the share won ({'about 1' if won else 'about 0'}) and ranks nothing. Were the "
+                f"{other} deals left out of the export (a report filter)?")
+    values = con.execute("SELECT count(DISTINCT round(win_probability, 6)), any_value(win_probability) "
+                         "FROM scores.deal_scores WHERE as_of_date = ?", [as_of]).fetchall()[0]
+    if n_open > 1 and values[0] == 1:
+        return (f"Warning: every open deal has the same win probability ({values[1]:.3f}): the scores do not rank "
+                "the deals. No model was promoted, and the stage baseline learned no stage's own rate (a source "
+                "without a change log has no closed deal's stage before it closed).")
+    return None
 
 
 def _closed_deals(con, as_of) -> int | None:

@@ -129,3 +129,21 @@ def test_a_champion_nothing_chose_is_called_a_default(con):
     con.execute("UPDATE validation.icp_models SET champion_reason = 'no validation rows: default' WHERE division = 'B'")
     assert headline(con)[4] == ("ICP champion per division (cutoff 2025-11-01): baseline_logistic in 2 (A, C); "
                                 "division_propensity (by default: no validation rows) in 1 (B)")
+
+
+def test_scores_that_rank_nothing_are_said_to(con):
+    """An audit: an export of won and open deals only scored every deal 0.9999 ("expected 3.88M" of a
+    3.88M pipeline), one without a change log every deal 0.430; the headline gave them as figures."""
+    con.execute("CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, is_closed BOOLEAN, is_won BOOLEAN, "
+                "close_date DATE)")
+    con.execute("INSERT INTO star.fact_opportunity VALUES ('c1', true, true, DATE '2025-10-01'), "
+                "('c2', true, true, DATE '2025-10-02'), ('c3', true, false, DATE '2025-12-01')")  # lost after the as-of
+    lines = headline(con)
+    assert lines[2] == ("Warning: the 2 deals closed by 2025-11-14 are all won, none lost: every win probability is "
+                        "the share won (about 1) and ranks nothing. Were the lost deals left out of the export "
+                        "(a report filter)?")
+    con.execute("UPDATE star.fact_opportunity SET close_date = DATE '2025-10-03' WHERE opportunity_id = 'c3'")
+    assert not any(x.startswith("Warning") for x in headline(con))  # both outcomes, four different scores
+    con.execute("UPDATE scores.deal_scores SET win_probability = 0.43")
+    assert headline(con)[2].startswith("Warning: every open deal has the same win probability (0.430): the scores "
+                                       "do not rank the deals.")

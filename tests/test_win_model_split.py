@@ -441,3 +441,27 @@ def test_the_gate_judges_the_model_against_the_stage_baseline_it_would_replace(s
     assert beats is expect, (best, ev.gains["holdout"])
     if case != "is_the_stage_baseline":
         assert best == "baseline_naive_bayes"
+
+
+def _rows(deals: int, won: int, rows_per_deal: int = 2) -> pl.DataFrame:
+    ids = [f"D{i}" for i in range(deals) for _ in range(rows_per_deal)]
+    return pl.DataFrame({"opportunity_id": ids, "is_won": [int(d[1:]) < won for d in ids]})
+
+
+@pytest.mark.parametrize("train_won, val_won, said", [
+    (0, 60, "0 won deals to fit on (need 20)"),            # an export of won and open deals only
+    (300, 60, "0 lost deals to fit on (need 20)"),         # ... or of lost and open ones: it crashed
+    (150, 0, "0 won validation rows (need 20)"),           # no win in the validation slice: Brier 0.0000
+    (150, 60, None),
+])
+def test_a_model_needs_both_outcomes_to_fit_and_calibrate_on(train_won, val_won, said):
+    """An audit: an export without lost deals crashed the run (ZeroDivisionError in the naive Bayes
+    baseline); one without wins in the validation slice was calibrated on it (Brier 0.0000 reported)."""
+    from revintel_assets.defs.deals.assets import too_little_to_train
+    from revintel_assets.defs.deals.baselines import naive_bayes
+
+    split = Split(train=_rows(300, train_won), validation=_rows(60, val_won // 2), holdout=_rows(0, 0))
+    assert too_little_to_train(split) == said
+    rows = pl.DataFrame({c: ["x"] for c in ("stage", "product_id", "account_sector", "rep_id", "division")})
+    train = _rows(300, train_won).with_columns(**{c: pl.lit("x") for c in rows.columns})
+    assert 0 <= naive_bayes(train, rows)[0] <= 1  # the base rate when one outcome is missing

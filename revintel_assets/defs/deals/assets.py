@@ -29,6 +29,25 @@ from revintel_resources.warehouse import PartitionFilter
 
 MIN_TRAIN_DEALS = 200  # below this a booster learns noise; the run says so and goes on
 MIN_VALIDATION_ROWS = 100
+MIN_PER_OUTCOME = 20  # won and lost deals to fit on, and validation rows of each outcome: an export with no
+# lost deals crashed the run (ZeroDivisionError); one with no wins in its validation slice was calibrated
+# on it and reported Brier 0.0000
+
+
+def too_little_to_train(split) -> str | None:
+    """Why a cutoff's split is too small to fit and calibrate a model on (only what falls short), or None."""
+    n_val = len(split.validation)
+    closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
+    short = [f"{closed} closed deals before the validation slice (need at least {MIN_TRAIN_DEALS})"
+             ] if closed < MIN_TRAIN_DEALS else []
+    short += [f"{n_val} validation rows (need {MIN_VALIDATION_ROWS})"] if n_val < MIN_VALIDATION_ROWS else []
+    if not short:
+        won = split.train.filter(pl.col("is_won"))["opportunity_id"].n_unique()
+        v_won = int(split.validation["is_won"].sum())
+        outcomes = {"won deals to fit on": won, "lost deals to fit on": closed - won,
+                    "won validation rows": v_won, "lost validation rows": n_val - v_won}
+        short = [f"{v} {k} (need {MIN_PER_OUTCOME})" for k, v in outcomes.items() if v < MIN_PER_OUTCOME]
+    return " and ".join(short) or None
 
 STAR = [dg.AssetKey(["star", t]) for t in
         ("fact_opportunity", "fact_opportunity_history", "dim_account", "dim_product")]
@@ -166,13 +185,8 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
         split = split_by_time(snap, cutoff, windows)
         del snap  # the split holds what training needs; at scale the whole frame is gigabytes
         n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
-        closed = split.train["opportunity_id"].n_unique() if len(split.train) else 0
-        if closed < MIN_TRAIN_DEALS or n["validation"] < MIN_VALIDATION_ROWS:
-            short = [f"{closed} closed deals before the validation slice (need at least {MIN_TRAIN_DEALS})"
-                     ] if closed < MIN_TRAIN_DEALS else []
-            short += [f"{n['validation']} validation rows (need {MIN_VALIDATION_ROWS})"
-                      ] if n["validation"] < MIN_VALIDATION_ROWS else []
-            reason = " and ".join(short)  # only what falls short
+        reason = too_little_to_train(split)
+        if reason:
             context.log.warning(f"win_probability not trained for cutoff {cutoff}: {reason}")
             outcome[cutoff] = _too_little(cutoff, reason)
             continue

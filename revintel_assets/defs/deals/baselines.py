@@ -30,6 +30,8 @@ def naive_bayes(train: pl.DataFrame, rows: pl.DataFrame, alpha: float = 1.0) -> 
     won = pl.col("is_won").cast(pl.Float64)
     n_won = float(train["is_won"].cast(pl.Float64).sum())
     n_lost = len(train) - n_won
+    if n_won == 0 or n_lost == 0:  # one outcome only: no odds to start from, and nothing to tell apart
+        return base_rate(train, rows)
     log_odds = np.full(len(rows), np.log(n_won / n_lost))
     for col in NB_FEATURES:
         counts = train.group_by(col).agg(won.sum().alias("won"), (1 - won).sum().alias("lost"))
