@@ -99,3 +99,36 @@ def test_whitespace_values_pairs_by_the_fitted_model():
     assert np.allclose(got["expected_value"].to_numpy(), want, rtol=1e-9)
     assert (ws["whitespace_score"] - ws["propensity"] * ws["expected_value"]).abs().max() < 1e-9
     assert con.sql("SELECT count(*) FROM scores.icp_scores").fetchall()[0][0] > 0
+
+
+def test_too_few_never_bought_accounts_give_their_size_not_metrics():
+    """An audit: AUC 1.0 or 0.1 on 8-11 never-bought rows, ECE 0.28 on 5 rows without a buyer, were
+    stored as results; and a top-25 of 20 whitespace rows gave every ranking the same figures."""
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from revintel_assets.defs.icp.evaluate import evaluate
+    from revintel_assets.defs.icp.whitespace import whitespace_holdout_metrics
+
+    rng = np.random.default_rng(3)
+    n = 400
+    is_buyer = np.arange(n) >= 30  # 30 never-bought accounts
+    label = np.where(is_buyer, rng.random(n) < 0.6, np.arange(n) < 5)  # 5 of them buy
+    rows = pl.DataFrame({"account_id": [f"A{i}" for i in range(n)], "label": label, "is_buyer": is_buyer,
+                         "label_amount": np.where(label, 100.0, np.nan)})
+    out = evaluate(rows, {"m": rng.random(n)}, dt.date(2024, 1, 1), "X", versions={"m": "m"})["metrics"]
+    never = dict(out.filter(pl.col("segment") == "never_bought").select("metric", "value").iter_rows())
+    assert never == {"n": 30.0, "positives": 5.0}
+    assert {"auc", "ece", "brier"} <= set(out.filter(pl.col("segment") == "all")["metric"])
+    rows = rows.with_columns(label=pl.Series(np.where(is_buyer, label, np.arange(n) < 20)))
+    never = set(evaluate(rows[:60].vstack(rows[30:60]), {"m": rng.random(90)}, dt.date(2024, 1, 1), "X",
+                         versions={"m": "m"})["metrics"].filter(pl.col("segment") == "never_bought")["metric"])
+    assert "auc" not in never  # 20 buyers, 10 non-buyers
+    ws = pl.DataFrame({"whitespace_score": rng.random(60), "propensity": rng.random(60), "expected_value": rng.random(60),
+                       "label": rng.random(60) < 0.2, "label_amount": rng.random(60) * 100, "is_buyer": [False] * 60,
+                       "cutoff_date": [dt.date(2024, 1, 1)] * 60,
+                       **{c: rng.random(60) for c in ("div_recency_days", "div_frequency_12m", "div_monetary_12m",
+                                                       "recency_days", "frequency_12m", "monetary_12m")}})
+    assert {k for _, k, _, _ in whitespace_holdout_metrics(ws)} == {25}  # 60 rows: a top 25, no top 100

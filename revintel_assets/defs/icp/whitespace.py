@@ -196,6 +196,8 @@ def whitespace_holdout_metrics(rows, ks=TOP_K):
     for name in RANKINGS:
         order = np.lexsort((tie, *[-np.nan_to_num(k.astype(float), nan=-np.inf) for k in reversed(keys[name])]))
         for k in ks:
+            if rows.height <= k:  # every ranking's top k is every row: equal by construction, not "equally good"
+                continue
             top = order[:k]
             out.append((name, k, float(amount[top].sum()), float(bought[top].sum())))
     return out
