@@ -139,11 +139,11 @@ def test_scores_that_rank_nothing_are_said_to(con):
     con.execute("INSERT INTO star.fact_opportunity VALUES ('c1', true, true, DATE '2025-10-01'), "
                 "('c2', true, true, DATE '2025-10-02'), ('c3', true, false, DATE '2025-12-01')")  # lost after the as-of
     lines = headline(con)
-    assert lines[2] == ("Warning: the 2 deals closed by 2025-11-14 are all won, none lost: every win probability is "
+    assert lines[2] == ("warning: the 2 deals closed by 2025-11-14 are all won, none lost: every win probability is "
                         "the share won (about 1) and ranks nothing. Were the lost deals left out of the export "
                         "(a report filter)?")
     con.execute("UPDATE star.fact_opportunity SET close_date = DATE '2025-10-03' WHERE opportunity_id = 'c3'")
-    assert not any(x.startswith("Warning") for x in headline(con))  # both outcomes, four different scores
+    assert not any(x.startswith("warning") for x in headline(con))  # both outcomes, four different scores
     con.execute("UPDATE scores.deal_scores SET win_probability = 0.43")
-    assert headline(con)[2].startswith("Warning: every open deal has the same win probability (0.430): the scores "
+    assert headline(con)[2].startswith("warning: every open deal has the same win probability (0.430): the scores "
                                        "do not rank the deals.")

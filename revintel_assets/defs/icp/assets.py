@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from revintel_assets.defs.icp import docs
-from revintel_assets.defs.icp.calendar import IcpPlan, default_window
+from revintel_assets.defs.icp.calendar import IcpPlan, default_window, history_caveats
 from revintel_assets.defs.icp.evaluate import FAMILY, MODEL_NAME, evaluate, metric
 from revintel_assets.defs.icp.features import divisions_sql, feature_sql, ledger_tables
 from revintel_assets.defs.icp.model import (BLEND, CANDIDATES, HOLDOUT, TRAIN, VALIDATION, NotEnoughData, account_fold,
@@ -99,6 +99,11 @@ def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse:
                             "was quarantined: star.quarantine says why)")
     elif not plan_rows:
         context.log.warning("ICP: not enough history for any model (need a few months of transactions)")
+    else:
+        months = dict(wh.query("SELECT month_start, count(*) AS n FROM star.fact_transactions "
+                               "WHERE month_start <= ? GROUP BY 1", [as_of]).iter_rows())
+        for caveat in history_caveats(months, as_of, plan.window_months):
+            context.log.warning(caveat)
     frame = pl.DataFrame(plan_rows, schema={
         "cutoff_date": pl.Date, "role": pl.Utf8, "label_end": pl.Date, "labelled": pl.Boolean,
         "train_cutoffs": pl.List(pl.Date), "window_months": pl.Int64, "first_date": pl.Date, "as_of": pl.Date,

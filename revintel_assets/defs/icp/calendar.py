@@ -122,3 +122,34 @@ class IcpPlan:
         if c == self.holdout_cutoff and c in self.eval_cutoffs:
             return "holdout"
         return "evaluation" if c in self.eval_cutoffs else "training"
+
+
+def history_caveats(lines_per_month: dict[dt.date, int], as_of: dt.date, window_months: int) -> list[str]:
+    """What the log's calendar makes the propensities miss, said in the run (an audit found both
+    silent): months inside the log with no line, or under a tenth of the median month's (an export
+    with a hole: every label window over it reads "did not buy", and the propensities of a log with a
+    3-month gap came out at half the observed rate); and a log shorter than a year plus a window, whose
+    training windows never saw the season the scoring window covers (Seasonal 0.105 predicted vs 0.414
+    observed on 9 months of Online Retail). `lines_per_month`: order lines per month start."""
+    if not lines_per_month:
+        return []
+    first, last = min(lines_per_month), month_start(as_of)  # the as-of month may be partial: not judged
+    months, m = [], first
+    while m < last:
+        months.append(m)
+        m = add_months(m, 1)
+    counts = sorted(lines_per_month.get(m, 0) for m in months)
+    median = counts[len(counts) // 2] if counts else 0
+    thin = [m for m in months if lines_per_month.get(m, 0) < 0.1 * median]
+    out = []
+    if thin:
+        out.append(f"ICP: the transaction log has {len(thin)} month(s) with no line or under a tenth of the median "
+                   f"month's ({', '.join(f'{m:%Y-%m}' for m in thin[:6])}{' ...' if len(thin) > 6 else ''}): a label "
+                   "window over them reads 'did not buy' for every account, so the propensities learned from it are "
+                   "too low: export the missing months")
+    span = len(months) + 1
+    if span < 12 + window_months:
+        out.append(f"ICP: the transaction log covers {span} months, less than a year plus the {window_months}-month "
+                   "window: no training window saw the season the scoring window covers, so a seasonal division's "
+                   "propensities carry another season's level")
+    return out
