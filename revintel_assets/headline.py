@@ -155,11 +155,15 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
             SELECT any_value(cutoff_date), any_value(model_version) FILTER (WHERE model_name = 'win_probability'),
                    max(value) FILTER (WHERE model_name = 'win_probability'),
                    max(value) FILTER (WHERE model_name LIKE 'baseline_%'),
-                   arg_max(model_name, value) FILTER (WHERE model_name LIKE 'baseline_%') FROM h""", [as_of]).fetchall()
-        cutoff, version, auc, base, base_name = rows[0]
+                   arg_max(model_name, value) FILTER (WHERE model_name LIKE 'baseline_%'),
+                   (SELECT max(value) FILTER (WHERE metric = 'deals') FROM validation.model_metrics m
+                    WHERE m.model_name = 'win_probability' AND m.split = 'holdout' AND m.model_family = 'deals'
+                      AND m.cutoff_date = any_value(h.cutoff_date)) FROM h""", [as_of]).fetchall()
+        cutoff, version, auc, base, base_name, deals = rows[0]
         if auc is not None:
             text += f"; latest holdout evidence: {version} (trained to {cutoff}) AUC {auc:.3f}" + (
-                f" vs best baseline {base_name} {base:.3f}" if base is not None else "")
+                f" vs best baseline {base_name} {base:.3f}" if base is not None else "") + (
+                f" on {deals:,.0f} deals" if deals is not None else "")
     lines.append(text)
 
 

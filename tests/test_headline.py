@@ -43,6 +43,8 @@ def con(tmp_path):
                 "cutoff_date DATE, division VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE)")
     con.executemany("INSERT INTO validation.model_metrics VALUES (?, ?, ?, ?, 'all', ?, ?, ?)", [
         ("deals", "win_probability", "win_probability/1", dt.date(2025, 7, 1), "holdout", "auc", 0.77),
+        ("deals", "win_probability", "win_probability/1", dt.date(2025, 7, 1), "holdout", "deals", 99),
+        ("deals", "win_probability", "win_probability/1", dt.date(2025, 7, 1), "validation", "deals", 50),
         ("deals", "baseline_stage", "baseline_stage@2025-07-01", dt.date(2025, 7, 1), "holdout", "auc", 0.60),
         ("deals", "baseline_naive_bayes", "x", dt.date(2025, 7, 1), "holdout", "auc", 0.65),
         ("deals", "win_probability", "win_probability/2", dt.date(2025, 11, 14), "validation", "auc", 0.99),
@@ -68,7 +70,7 @@ def test_headline_reads_the_published_tables(con):
     assert lines[2] == ("Booked revenue forecast, this quarter (2025-11-15 .. 2025-12-31, the rest of Q4 2025): "
                         "P10 1.20k / P50 2.50k / P90 4.10k")
     assert lines[3] == ("Deal model that scored: win_probability/2; latest holdout evidence: win_probability/1 "
-                        "(trained to 2025-07-01) AUC 0.770 vs best baseline baseline_naive_bayes 0.650")
+                        "(trained to 2025-07-01) AUC 0.770 vs best baseline baseline_naive_bayes 0.650 on 99 deals")
     assert lines[4] == ("ICP champion per division (cutoff 2025-11-01): baseline_logistic in 2 (A, C); "
                         "division_propensity in 1 (B)")
 

@@ -68,6 +68,7 @@ def evaluate(model: WinModel, split: Split, cutoff: dt.date, version: str,
         if len(rows) == 0:
             continue
         y = rows["is_won"].cast(pl.Int8).to_numpy()
+        deals = float(rows["opportunity_id"].n_unique())  # `n` counts (deal, week) rows: 702 rows were 99 deals
         preds = predictions(model, split, split_name)
         if truth is not None:
             oracle = rows.select("opportunity_id").join(truth, on="opportunity_id", how="left",
@@ -79,6 +80,7 @@ def evaluate(model: WinModel, split: Split, cutoff: dt.date, version: str,
         for name, p in preds.items():
             v = version if name == MODEL_NAME else f"{name}@{cutoff}"
             metric_rows += [(name, v, split_name, k, val) for k, val in classification_metrics(y, p).items()]
+            metric_rows.append((name, v, split_name, "deals", deals))
             bin_rows.append(calibration_bins(y, p).with_columns(
                 pl.lit(name).alias("model_name"), pl.lit(split_name).alias("split")))
     metrics = pl.DataFrame(metric_rows, schema=["model_name", "model_version", "split", "metric", "value"],
