@@ -84,9 +84,7 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
     every open deal has the same score (no model promoted, and a stage baseline that saw no stage
     before a close: an export without a change log has every closed deal in its first stage until
     it closed). Both went without a word: the headline read "expected 3.88M" of a 3.88M pipeline."""
-    known = table_exists(con, "star.fact_opportunity") and con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'star' AND table_name = 'fact_opportunity' "
-        "AND column_name = 'is_won'").fetchall()[0][0]
+    known = _has_columns(con, "star", "fact_opportunity", "is_won")
     won, lost = con.execute("SELECT count(*) FILTER (WHERE is_won), count(*) FILTER (WHERE NOT is_won) "
                             "FROM star.fact_opportunity WHERE is_closed AND close_date <= ?", [as_of]).fetchall()[0] \
         if known else (None, None)
@@ -102,6 +100,12 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
                 "the deals. No model was promoted, and the stage baseline learned no stage's own rate (a source "
                 "without a change log has no closed deal's stage before it closed).")
     return None
+
+
+def _has_columns(con, schema: str, table: str, *columns: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+                       f"AND column_name IN ({', '.join('?' * len(columns))})",
+                       [schema, table, *columns]).fetchall()[0][0] == len(columns)
 
 
 def _closed_deals(con, as_of) -> int | None:
@@ -126,12 +130,19 @@ def _forecast(con, as_of, lines: list[str]) -> None:
         lines.append(f"Forecast: no total forecast as of {as_of}")
         return
     kind, start, first, last, p10, p50, p90 = rows[0]
+    booked = con.execute("SELECT count(*), count(*) FILTER (WHERE coalesce(amount, 0) <> 0) FROM star.fact_opportunity "
+                         "WHERE is_won AND close_date <= ?", [as_of]).fetchall()[0] \
+        if as_of is not None and _has_columns(con, "star", "fact_opportunity", "is_won", "amount") else (0, 0)
     if kind == "quarter":
         what = f"this quarter ({first} .. {last}, the rest of {quarter_name(start, settings().fiscal_year_start_month)})"
     else:  # a forecast without quarter periods: its first whole month, said as such
         what = f"the {kind} of {start:%B %Y}" if kind == "month" else f"the week of {start}"
     prior = "" if as_of is None or _closed_deals(con, as_of) != 0 else " (from prior win probabilities: no deal had closed)"
     lines.append(f"Booked revenue forecast, {what}: P10 {money(p10)} / P50 {money(p50)} / P90 {money(p90)}{prior}")
+    if booked[0] and not booked[1]:  # a CRM whose Amount defaults to 0: the forecast and its backtest read 0 / 0 / 0
+        lines.append(f"warning: the {booked[0]:,} deals won by {as_of} all have an amount of 0 or none: the revenue "
+                     "forecast and its backtest are of amounts the export does not hold (fill in Amount, or map the "
+                     "column that holds it in revintel_mapping.yaml)")
 
 
 def _deal_model(con, as_of, lines: list[str]) -> None:
