@@ -190,10 +190,15 @@ def _validation_auc(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> pl.Dat
     (written by earlier cutoffs of this asset; cutoffs run oldest first). Never holdout rows."""
     earlier = [e for e in plan.eval_cutoffs if e < cutoff]
     if not earlier or not wh.table_exists("validation.model_metrics"):
-        return pl.DataFrame(schema={"cutoff_date": pl.Date, "model_name": pl.Utf8, "value": pl.Float64})
-    return wh.query("SELECT cutoff_date, model_name, value FROM validation.model_metrics WHERE model_family = ? "
-                    "AND division = ? AND split = 'validation' AND segment = 'all' AND metric = 'auc' "
-                    "AND cutoff_date IN (SELECT unnest(?))", [FAMILY, division, earlier])
+        return pl.DataFrame(schema={"cutoff_date": pl.Date, "model_name": pl.Utf8, "value": pl.Float64,
+                                    "n": pl.Float64, "positives": pl.Float64})
+    # with each cutoff's accounts and buyers: how far apart two AUCs must be to tell them apart
+    return wh.query("SELECT cutoff_date, model_name, max(value) FILTER (WHERE metric = 'auc') AS value, "
+                    "max(value) FILTER (WHERE metric = 'n') AS n, max(value) FILTER (WHERE metric = 'positives') "
+                    "AS positives FROM validation.model_metrics WHERE model_family = ? AND division = ? "
+                    "AND split = 'validation' AND segment = 'all' AND metric IN ('auc', 'n', 'positives') "
+                    "AND cutoff_date IN (SELECT unnest(?)) GROUP BY ALL HAVING value IS NOT NULL",
+                    [FAMILY, division, earlier])
 
 
 # Feature rows in a fixed order: LightGBM's bagging draws rows by position, so the order is part of
