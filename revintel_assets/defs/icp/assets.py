@@ -443,9 +443,13 @@ def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
             return dg.MaterializeResult(metadata={"status": "skipped: no ICP scores",
                                                   "dagster/row_count": dg.MetadataValue.int(0)})
         values = {}
+        divisions = wh.query("SELECT count(DISTINCT division) AS n FROM scores.icp_scores")["n"][0]
+        if divisions < 2:  # the warning below (per cutoff) named the value rule, not why nothing is ranked
+            context.log.warning("whitespace: the ICP covers one division, which every scored account buys; a "
+                                "whitespace needs a second division an account has not bought")
         for c in cuts:
             values[c] = value = _value_model(wh, plan, c)
-            if value is None:
+            if value is None and divisions >= 2:
                 context.log.warning(f"whitespace @ {c}: too few first purchases in the training windows to fit what one "
                                     "is worth; expected value by the share-of-wallet rule")
             sql, params = whitespace_sql(c, plan.window_months, value)
