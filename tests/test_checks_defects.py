@@ -372,8 +372,8 @@ def test_run_scoped_checks_read_the_dates_the_run_wrote(demo, tmp_path):
 
 ICP_LEAKS = {  # a clause of the real feature SQL -> the same clause reading into the label window
     # the division's purchase days: every RFM feature in the division sees the window's purchases
-    "division_days": ("FROM icp_days, c\n                 WHERE gross > 0 AND order_date <= c.c)",
-                      "FROM icp_days, c\n                 WHERE gross > 0 AND order_date <= c.label_end)"),
+    "division_days": ("FROM icp_days, c\n                 WHERE gross IS NOT NULL AND order_date <= c.c)",
+                      "FROM icp_days, c\n                 WHERE gross IS NOT NULL AND order_date <= c.label_end)"),
     # open opportunities counted with deals created after the cutoff
     "later_deals": ("count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.c\n",
                     "count(*) FILTER (WHERE coalesce(o.created_date, o.engage_date) <= c.label_end\n"),
