@@ -401,6 +401,7 @@ def test_a_hole_in_the_log_and_a_log_shorter_than_a_season_are_said():
     full = {add_months(first, k): 1000 for k in range(36)}
     as_of = dt.date(2024, 12, 15)
     assert history_caveats(full, as_of, 6) == []
+    assert history_caveats({**full, first: 20}, as_of, 6) == []  # a log starting late in its first month
     holed = {m: (0 if dt.date(2023, 4, 1) <= m < dt.date(2023, 7, 1) else n) for m, n in full.items()}
     holed[dt.date(2023, 9, 1)] = 50  # a month exported in part
     del holed[dt.date(2023, 4, 1)]

@@ -140,7 +140,7 @@ def history_caveats(lines_per_month: dict[dt.date, int], as_of: dt.date, window_
         m = add_months(m, 1)
     counts = sorted(lines_per_month.get(m, 0) for m in months)
     median = counts[len(counts) // 2] if counts else 0
-    thin = [m for m in months if lines_per_month.get(m, 0) < 0.1 * median]
+    thin = [m for m in months[1:] if lines_per_month.get(m, 0) < 0.1 * median]  # the first may start late
     out = []
     if thin:
         out.append(f"ICP: the transaction log has {len(thin)} month(s) with no line or under a tenth of the median "

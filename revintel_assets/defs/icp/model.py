@@ -110,6 +110,7 @@ def choose_champion(validation: pl.DataFrame) -> tuple[str, dict]:
     return best, {"champion_reason": f"{reason} over {n} cutoff(s)", "validation_cutoffs": n,
                   **{f"validation_auc_{c}": scores.get(c) for c in CANDIDATES}}
 
+
 def _difference_se(val: pl.DataFrame, a: str, b: str) -> float:
     """Standard error of the difference of two candidates' mean validation AUC (Hanley & McNeil's
     AUC variance from each cutoff's buyers and non-buyers, the two taken as independent: an upper
