@@ -102,6 +102,18 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
     return None
 
 
+def _won_value(con, as_of) -> tuple[int, int]:
+    """(deals won by `as_of`, those with a value: a non-zero amount, else their product's list price,
+    as forecast.accuracy books them)."""
+    if not _has_columns(con, "star", "fact_opportunity", "is_won", "amount", "product_id"):
+        return 0, 0
+    priced = _has_columns(con, "star", "dim_product", "product_id", "list_price")
+    price = "p.list_price" if priced else "NULL"
+    join = "LEFT JOIN star.dim_product p USING (product_id)" if priced else ""
+    return con.execute(f"SELECT count(*), count(*) FILTER (WHERE coalesce(nullif(o.amount, 0), {price}, 0) <> 0) "
+                       f"FROM star.fact_opportunity o {join} WHERE o.is_won AND o.close_date <= ?", [as_of]).fetchall()[0]
+
+
 def _has_columns(con, schema: str, table: str, *columns: str) -> bool:
     return con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
                        f"AND column_name IN ({', '.join('?' * len(columns))})",
@@ -130,9 +142,7 @@ def _forecast(con, as_of, lines: list[str]) -> None:
         lines.append(f"Forecast: no total forecast as of {as_of}")
         return
     kind, start, first, last, p10, p50, p90 = rows[0]
-    booked = con.execute("SELECT count(*), count(*) FILTER (WHERE coalesce(amount, 0) <> 0) FROM star.fact_opportunity "
-                         "WHERE is_won AND close_date <= ?", [as_of]).fetchall()[0] \
-        if as_of is not None and _has_columns(con, "star", "fact_opportunity", "is_won", "amount") else (0, 0)
+    booked = _won_value(con, as_of) if as_of is not None else (0, 0)
     if kind == "quarter":
         what = f"this quarter ({first} .. {last}, the rest of {quarter_name(start, settings().fiscal_year_start_month)})"
     else:  # a forecast without quarter periods: its first whole month, said as such
@@ -140,9 +150,9 @@ def _forecast(con, as_of, lines: list[str]) -> None:
     prior = "" if as_of is None or _closed_deals(con, as_of) != 0 else " (from prior win probabilities: no deal had closed)"
     lines.append(f"Booked revenue forecast, {what}: P10 {money(p10)} / P50 {money(p50)} / P90 {money(p90)}{prior}")
     if booked[0] and not booked[1]:  # a CRM whose Amount defaults to 0: the forecast and its backtest read 0 / 0 / 0
-        lines.append(f"warning: the {booked[0]:,} deals won by {as_of} all have an amount of 0 or none: the revenue "
-                     "forecast and its backtest are of amounts the export does not hold (fill in Amount, or map the "
-                     "column that holds it in revintel_mapping.yaml)")
+        lines.append(f"warning: the {booked[0]:,} deals won by {as_of} all have an amount of 0 or none, and no list "
+                     "price: the revenue forecast and its backtest are of amounts the export does not hold (fill in "
+                     "Amount, or map the column that holds it in revintel_mapping.yaml)")
 
 
 def _deal_model(con, as_of, lines: list[str]) -> None:

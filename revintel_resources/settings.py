@@ -67,19 +67,20 @@ class Settings(BaseSettings):
         # checked here, before anything runs: it was refused only when the first job opened the
         # warehouse, and DuckDB's own percentage form (`80%`) was refused though DuckDB takes it
         value = value.strip()
-        if value.lower() in ("none", "default") or MEMORY_SIZE.fullmatch(value):
+        size = MEMORY_SIZE.fullmatch(value)
+        if value.lower() in ("none", "default") or (size and float(size.group(1)) > 0):
             return value
         share = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", value)
-        if share and 0 < float(share.group(1)) <= 100:
+        if share and 1 <= float(share.group(1)) <= 100:
             return value
-        raise ValueError("expected a size such as 6GB or 512MiB, a share of this machine's memory such as "
-                         "50%, or none")
+        raise ValueError("expected a size above 0 such as 6GB or 512MiB, a share of this machine's memory from "
+                         "1% to 100% such as 50%, or none")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
 
 
-MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 READ_PREFIXES = ("REVINTEL_", "MOTHERDUCK_")  # every variable Settings reads (names are case-insensitive)
 _BUILT: dict[tuple, Settings] = {}
 

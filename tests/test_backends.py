@@ -29,7 +29,7 @@ def test_duckdb_memory_limit():
         backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": "lots"})
     # DuckDB's own share-of-memory form (it was refused), but not one DuckDB refuses
     assert backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": " 80% "}).memory_limit == "80%"
-    for bad in ("120%", "0%", "%"):
+    for bad in ("120%", "0%", "%", "0.5%", "0GB", "0 MiB"):
         with pytest.raises(backends.UnknownWarehouseBackend, match="a share of this machine's memory"):
             backends.resolve({"REVINTEL_DUCKDB_MEMORY_LIMIT": bad})
 

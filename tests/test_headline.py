@@ -155,10 +155,12 @@ def test_won_deals_without_amounts_are_said_to_make_the_forecast_meaningless(con
     """An audit: a CRM whose Amount defaults to 0 gave a forecast of 0 / 0 / 0 and backtest pinball
     losses of 0.0, a perfect model to read, without a word."""
     con.execute("CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, is_closed BOOLEAN, is_won BOOLEAN, "
-                "close_date DATE, amount DOUBLE)")
-    con.execute("INSERT INTO star.fact_opportunity VALUES ('c1', true, true, DATE '2025-10-01', 0), "
-                "('c2', true, true, DATE '2025-10-02', NULL), ('c3', true, false, DATE '2025-10-03', 0)")
+                "close_date DATE, amount DOUBLE, product_id VARCHAR)")
+    con.execute("INSERT INTO star.fact_opportunity VALUES ('c1', true, true, DATE '2025-10-01', 0, 'P2'), "
+                "('c2', true, true, DATE '2025-10-02', NULL, 'P2'), ('c3', true, false, DATE '2025-10-03', 0, 'P2')")
     lines = headline(con)
-    assert lines[3].startswith("warning: the 2 deals won by 2025-11-14 all have an amount of 0 or none")
-    con.execute("UPDATE star.fact_opportunity SET amount = 10 WHERE opportunity_id = 'c2'")
+    assert lines[3].startswith("warning: the 2 deals won by 2025-11-14 all have an amount of 0 or none, and no list price")
+    con.execute("UPDATE star.fact_opportunity SET product_id = 'P1' WHERE opportunity_id = 'c2'")  # list price 500
+    assert not any(x.startswith("warning") for x in headline(con))  # the re-check: MavenTech won deals without a value
+    con.execute("UPDATE star.fact_opportunity SET amount = 10, product_id = 'P2' WHERE opportunity_id = 'c2'")
     assert not any(x.startswith("warning") for x in headline(con))

@@ -408,6 +408,8 @@ def test_a_hole_in_the_log_and_a_log_shorter_than_a_season_are_said():
     said = history_caveats(holed, as_of, 6)
     assert len(said) == 1 and "4 month(s) with no line or under a tenth" in said[0]
     assert "2023-04, 2023-05, 2023-06, 2023-09" in said[0]
+    closed = {m: (0 if m.month == 8 else n) for m, n in full.items()}  # closed every August: a season
+    assert history_caveats(closed, as_of, 6) == []
     short = {add_months(dt.date(2024, 4, 1), k): 1000 for k in range(9)}
     said = history_caveats(short, dt.date(2024, 12, 20), 3)
     assert len(said) == 1 and "covers 9 months, less than a year plus the 3-month window" in said[0]

@@ -168,6 +168,9 @@ def test_a_purchase_is_a_positive_quantity_and_at_a_loss_still_one_in_a_gross_pr
     con.execute("UPDATE star.fact_transactions SET quantity = -2 WHERE account_id = 'A2' AND order_date = '2024-02-10'")
     a2 = features(con, dt.date(2024, 3, 1), ["X"]).row(0, named=True)
     assert a2["div_frequency_all"] == 1 and a2["div_monetary_all"] == 50.0
+    # a service billed with quantity 0 is bought (the re-check: a division of such lines lost every buyer)
+    con.execute("UPDATE star.fact_transactions SET quantity = 0 WHERE account_id = 'A2' AND order_date = '2024-02-10'")
+    assert features(con, dt.date(2024, 3, 1), ["X"]).row(0, named=True)["div_frequency_all"] == 2
 
 
 def test_divisions_come_from_the_data():

@@ -300,3 +300,11 @@ def test_a_wide_sales_log_saved_by_a_european_excel_reads_its_decimal_commas(tmp
     rows = con.execute("SELECT customer_id, product_id, amount, quantity FROM staging.transactions ORDER BY _line, product_id").fetchall()
     assert rows == [("C1", "A1", 146.4, 2), ("C2", "A1", 1234.5, 1), ("C2", "B1", -3.1, 1)]
     assert report.files["sales_log.csv"]["flagged_kept"] == {"amounts_read_with_decimal_comma": 2}
+
+
+def test_a_crm_like_row_in_another_file_does_not_stop_a_transaction_log(tmp_path):
+    """The re-check: a notes file with 'Deal Name,Deal Stage' on line 3 refused a tidy log's import."""
+    log = "customer_id,order_date,sku,quantity,amount\nC1,2024-01-05,S1,3,30.00\n"
+    src = _write(tmp_path / "tx", **{"transactions.csv": log, "export_spec.csv": "Spec\n\nDeal Name,Deal Stage\nx,y\n"})
+    report = import_source(duckdb.connect(), src, locked=False)
+    assert list(report.files) == ["transactions.csv"]

@@ -794,7 +794,7 @@ def test_an_unattended_import_never_replaces_the_warehouses_source(tmp_path, mon
     ({"REVINTEL_WORKERS": "abc"}, ["generate", "--out", "{tmp}/g"], 2, "REVINTEL_WORKERS='abc': Input should be a valid integer"),
     ({"REVINTEL_FISCAL_YEAR_START_MONTH": "13"}, ["ui"], 2, "REVINTEL_FISCAL_YEAR_START_MONTH='13'"),
     ({"REVINTEL_DATA_DIR": "{tmp}/data", "REVINTEL_DUCKDB_MEMORY_LIMIT": "lots"}, ["run", "--no-serve", "--source", "{tmp}"],
-     2, "REVINTEL_DUCKDB_MEMORY_LIMIT='lots': expected a size such as 6GB or 512MiB"),  # it failed in the first job
+     2, "REVINTEL_DUCKDB_MEMORY_LIMIT='lots': expected a size above 0 such as 6GB or 512MiB"),  # it failed in the first job
     ({"REVINTEL_DATA_DIR": "{tmp}/data", "REVINTEL_WAREHOUSE": "snowflake"}, ["run", "--no-serve", "--source", "{tmp}"],
      2, "REVINTEL_WAREHOUSE='snowflake' is not a warehouse revintel can write to"),  # so did this
     ({"REVINTEL_DATA_DIR": "{tmp}/afile/sub"}, ["run", "--no-serve", "--source", "{tmp}"], 1,

@@ -100,8 +100,9 @@ def icp_cutoffs(context: dg.AssetExecutionContext, config: IcpConfig, warehouse:
     elif not plan_rows:
         context.log.warning("ICP: not enough history for any model (need a few months of transactions)")
     else:
+        # a transaction log's months (won CRM deals standing in for one have months without a win)
         months = dict(wh.query("SELECT month_start, count(*) AS n FROM star.fact_transactions "
-                               "WHERE month_start <= ? GROUP BY 1", [as_of]).iter_rows())
+                               "WHERE month_start <= ? AND source <> 'crm_won' GROUP BY 1", [as_of]).iter_rows())
         for caveat in history_caveats(months, as_of, plan.window_months):
             context.log.warning(caveat)
     frame = pl.DataFrame(plan_rows, schema={
@@ -443,9 +444,9 @@ def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
             return dg.MaterializeResult(metadata={"status": "skipped: no ICP scores",
                                                   "dagster/row_count": dg.MetadataValue.int(0)})
         values = {}
-        divisions = wh.query("SELECT count(DISTINCT division) AS n FROM scores.icp_scores")["n"][0]
+        divisions = wh.query("SELECT count(*) AS n FROM features.icp_divisions")["n"][0]
         if divisions < 2:  # the warning below (per cutoff) named the value rule, not why nothing is ranked
-            context.log.warning("whitespace: the ICP covers one division, which every scored account buys; a "
+            context.log.warning("whitespace: the source has one division, which every scored account buys; a "
                                 "whitespace needs a second division an account has not bought")
         for c in cuts:
             values[c] = value = _value_model(wh, plan, c)

@@ -140,13 +140,17 @@ def history_caveats(lines_per_month: dict[dt.date, int], as_of: dt.date, window_
         m = add_months(m, 1)
     counts = sorted(lines_per_month.get(m, 0) for m in months)
     median = counts[len(counts) // 2] if counts else 0
-    thin = [m for m in months[1:] if lines_per_month.get(m, 0) < 0.1 * median]  # the first may start late
+    low = {m for m in months if lines_per_month.get(m, 0) < 0.1 * median}
+    # a hole, not a season: the same calendar month is not low in every year the log covers twice or more
+    # (a business closed every August is no missing export); the first month may start late
+    thin = [m for m in months[1:] if m in low
+            and not (sum(x.month == m.month for x in months) >= 2 and all(x in low for x in months if x.month == m.month))]
     out = []
     if thin:
         out.append(f"ICP: the transaction log has {len(thin)} month(s) with no line or under a tenth of the median "
                    f"month's ({', '.join(f'{m:%Y-%m}' for m in thin[:6])}{' ...' if len(thin) > 6 else ''}): a label "
-                   "window over them reads 'did not buy' for every account, so the propensities learned from it are "
-                   "too low: export the missing months")
+                   "window over them counts no purchase made in them, so the propensities learned from it are too "
+                   "low if the export lost them")
     span = len(months) + 1
     if span < 12 + window_months:
         out.append(f"ICP: the transaction log covers {span} months, less than a year plus the {window_months}-month "

@@ -151,12 +151,13 @@ SEASON_YEARS = (1, 2, 3)
 # such months with a purchase day in (c - N months, c] is the number whose first purchase day is
 # <= c and whose last is > c - N months: the window is at least 12 months long, so no month holds
 # both ends (each end month needs only its one condition, the months between hold both).
-# A purchase line: a positive quantity at a positive amount; in the wide sales log, whose amounts are
-# gross profit, at any amount (an order sold at or below cost is still bought: counting only positive
-# profit left a customer who buys a division every month at cost as never having bought it, and
-# whitespace recommended it to them). `gross` is a day's purchase lines' amount, NULL on a day without
-# one; `returned` the negative amounts of the other lines.
-PURCHASE = "quantity > 0 AND (amount > 0 OR source = 'sales_log')"
+# A purchase line: a positive amount at a quantity that is not negative (a service billed with quantity
+# 0 is bought; a credit note with a negative quantity is not); in the wide sales log, whose amounts are
+# gross profit, also a positive quantity at any amount (an order sold at or below cost is still bought:
+# counting only positive profit left a customer who buys a division every month at cost as never having
+# bought it, and whitespace recommended it to them). `gross` is a day's purchase lines' amount, NULL on
+# a day without one; `returned` the negative amounts of the other lines.
+PURCHASE = "(amount > 0 AND quantity >= 0) OR (source = 'sales_log' AND quantity > 0)"
 LEDGER = {
     "icp_days": f"""
         SELECT *, CASE WHEN gross IS NOT NULL THEN order_date - lag(order_date) OVER (

@@ -24,7 +24,7 @@ from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, csv_field,
 from revintel_assets.defs.ingest.raw_csv import load_raw_csv, norm, read_header
 
 FIXED = ["CustomerId", "Customer", "Rec Date", "Division", "Rep", "Branch"]
-DECIMAL_SAMPLE = 20_000  # orders whose SKU cells settle the decimal separator
+DECIMAL_SAMPLE = 20_000  # about this many orders, spread over the file, settle its decimal separator
 
 
 def looks_like_sales_log(header: list[str]) -> bool:
@@ -92,10 +92,13 @@ def import_sales_log(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mappin
     d = d.settled(con, "temp.raw_sales_log", ["Rec Date"])
     if not d.decimal_given:  # the SKU cells' decimal separator, as a tidy log's (settle_decimal): a log
         # saved by a European Excel ('146,40') was quarantined whole as 'SKU column X is not a number',
-        # exit 0 and no hint. The first orders' cells decide (a scan of every cell costs seconds at scale 100).
+        # exit 0 and no hint. Every k-th order's cells decide, spread over the whole file (the first
+        # 20,000 orders missed a file whose later orders changed convention; every cell costs seconds at
+        # scale 100), by line number: the same orders every run.
+        (orders,) = con.execute("SELECT count(*) FROM temp.raw_sales_log").fetchall()[0]
+        step = max(1, -(-orders // DECIMAL_SAMPLE))
         d = replace(d, decimal=settle_decimal(
-            con, f"(SELECT unnest(_pairs).a AS a FROM (SELECT _pairs FROM temp.raw_sales_log LIMIT {DECIMAL_SAMPLE}))",
-            ["a"], d.decimal))
+            con, f"(SELECT unnest(_pairs).a AS a FROM temp.raw_sales_log WHERE _line % {step} = 0)", ["a"], d.decimal))
     skus = sku_columns(raw.columns)
     if not skus:
         raise SourceError(path, 1, "per-SKU column pairs '<SKU>' and '<SKU>_Qty'",

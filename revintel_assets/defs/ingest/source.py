@@ -159,6 +159,13 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
             layout.transactions_file, layout.mapping = find_tidy(folder, mapping, force=True) or (None, None)
         if layout.transactions == "sales_log" and layout.transactions_file is None:
             layout.transactions_file = find_sales_log(folder, force=True)
+    titled = _crm_below_title(folder) if layout.crm is None and layout.transactions is None else None
+    if titled is not None:  # said instead of "expected a CRM export" and a transaction-log mapping; only
+        # when nothing else is found (a CRM-like row in a spec or notes file stopped a transaction log's import)
+        path, line, kind = titled
+        raise SourceError(path, line, f"{kind}'s header on line 1", f"the header is on line {line}; the "
+                          f"{line - 1} line(s) above it (a title?) are not part of the table: delete them and "
+                          "import again")
     if layout.crm is None and layout.transactions is None:
         raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv, Opportunity.csv or a HubSpot deals "
                           "export), a "
@@ -224,12 +231,6 @@ def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
         if (near is None and salesforce.REPORT_SIGNATURE - {"createddate"} <= header
                 and "CreatedDate" not in mapping.columns_for(salesforce.FILES["opportunity"])):
             near = path
-    titled = _crm_below_title(folder)
-    if titled is not None:  # it was "expected a CRM export" and a transaction-log mapping
-        path, line, kind = titled
-        raise SourceError(path, line, f"{kind}'s header on line 1", f"the header is on line {line}; the "
-                          f"{line - 1} line(s) above it (a title?) are not part of the table: delete them and "
-                          "import again")
     if near is not None:  # it was "expected a CRM export" and a transaction-log mapping
         raise SourceError(near, 1, "a Salesforce opportunity report with a 'Created Date' column (in the "
                           "report: Columns > add 'Created Date', then export again), or CreatedDate mapped in "
