@@ -195,7 +195,8 @@ if db.table_exists("forecast.deal_contributions"):
                      "ORDER BY sd_revenue DESC, opportunity_id LIMIT 15", [horizon, as_of, *seg_params])
     st.caption(f"Open deals whose outcome moves the next {horizon} weeks the most: sd = amount × √(p(1−p)), "
                "p = chance it is won *and* closes inside the horizon. A deal without an amount counts at its "
-               "product's list price, as on Pipeline Risk.")
+               "product's list price, as on Pipeline Risk, and without either at the mean amount of its division's "
+               "wins in the year before (Pipeline Risk counts it as 0).")
     deals = fmt.with_names(deals, account="account_id", rep="rep_id")
     if len(deals):
         top = deals.row(0, named=True)

@@ -74,18 +74,22 @@ class Prepared:
 def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: Segments,
             opps: pl.DataFrame | None, new: tuple | None = None) -> Prepared:
     """`deals`: open deals on T with snapshot features, `win_probability`, `amount`, `list_price`.
-    new: fit_new_pipeline's (mu, pools) when the caller has it (else fitted here from `opps`).
+    new: fit_new_pipeline's (mu, pools, typical_won) when the caller has it (else fitted here from `opps`).
+    A deal without an amount or a list price is valued at its division's typical_won (new_pipeline.py): it
+    counted as 0, and an export without a change log has no open deal's amount on any past date, so every
+    backtest origin forecast a fraction of what was booked (P50 1.8M of 9.0M a year, coverage 0.12-0.15).
     The deals are sorted by id: a deal's place decides which draws the engine gives it, and the
     warehouse returns a date's rows in an order that varies from run to run (a join's, an IN-list's)."""
     rep_ix = {r: i for i, r in enumerate(segments.reps)}
     div_ix = {d: i for i, d in enumerate(segments.divisions)}
-    new_mu, pools = new if new is not None else (fit_new_pipeline(opps, cal, segments.reps, segments.divisions)
-                                                 if opps is not None else (None, []))
+    new_mu, pools, typical = new if new is not None else (
+        fit_new_pipeline(opps, cal, segments.reps, segments.divisions) if opps is not None else (None, [], None))
     deals = deals.sort("opportunity_id").with_columns(pl.col("rep_id").fill_null(UNASSIGNED),
                                                       pl.col("division").fill_null(UNASSIGNED))
-    deals = deals.with_columns(deal_value().alias("amount") if not pools else
-                               pl.coalesce(pl.col("amount").cast(pl.Float64), pl.col("list_price").cast(pl.Float64),
-                                           _typical_won(deals["division"], pools, div_ix)).alias("amount"))
+    deals = deals.with_columns(deal_value().alias("amount") if typical is None else pl.coalesce(
+        pl.col("amount").cast(pl.Float64), pl.col("list_price").cast(pl.Float64),
+        pl.Series(typical[deals["division"].replace_strict(div_ix, return_dtype=pl.Int64).to_numpy()],
+                  dtype=pl.Float64)).alias("amount"))
     q = deal_atoms(deals, timing, cal)
     engine = simulate.EngineInput(
         q=q, amount=deals["amount"].to_numpy().astype(np.float64),
@@ -93,17 +97,6 @@ def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: S
         division=deals["division"].replace_strict(div_ix, return_dtype=pl.Int64).to_numpy(),
         n_reps=len(segments.reps), n_divisions=len(segments.divisions), new_mu=new_mu, new_amounts=pools)
     return Prepared(deals, engine, cal, segments)
-
-
-def _typical_won(division: pl.Series, pools: list[np.ndarray], div_ix: dict) -> pl.Series:
-    """A deal without an amount or a list price, valued at the mean amount of its division's wins known
-    on the date (the new pipeline's pool: won in the year before, the company's when a division has
-    fewer than 5). It counted as 0: an export without a change log has no open deal's amount on any
-    past date, so every backtest origin forecast a fraction of what was booked (P50 1.8M of 9.0M a
-    year, coverage 0.12-0.15 in validation.model_metrics), and a HubSpot deal left without an amount
-    added nothing to the forecast however likely its win."""
-    means = np.array([float(p.mean()) if len(p) else 0.0 for p in pools])
-    return pl.Series(means[division.replace_strict(div_ix, return_dtype=pl.Int64).to_numpy()], dtype=pl.Float64)
 
 
 def deal_atoms(deals: pl.DataFrame, timing: TimingModel, cal: Calendar) -> np.ndarray:
@@ -323,7 +316,7 @@ def forecast(deals: pl.DataFrame, timing_model: TimingModel, cal: Calendar, dim_
              workers: int | None = None, segments: Segments | None = None,
              new: tuple | None = None) -> tuple[pl.DataFrame, Prepared, int]:
     """(forecast.revenue_forecast rows, the prepared inputs, bookings simulated) for one as-of date.
-    segments / new: segments_of(...) and fit_new_pipeline's (mu, pools) when the caller has them
+    segments / new: segments_of(...) and fit_new_pipeline's (mu, pools, typical_won) when the caller has them
     (a task sent to another process: then dim_rep and opps need not travel with it).
 
     Reps are summarised chunk by chunk inside the engine (their quantiles need only their own

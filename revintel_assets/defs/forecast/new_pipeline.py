@@ -41,7 +41,7 @@ def code_opps(opps: pl.DataFrame, reps: list[str], divisions: list[str]) -> pl.D
 
 def fit_new_pipeline(opps: pl.DataFrame, cal: Calendar, reps: list[str], divisions: list[str],
                      lookback_days: int = 182, coded: pl.DataFrame | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(mu (n_reps, n_divisions, n_atoms), won amounts per division) known on cal.as_of.
+    """(mu (n_reps, n_divisions, n_atoms), won amounts per division, typical_won) known on cal.as_of.
 
     `opps` needs opportunity_id, rep_id, division, created_date, close_date, is_won, amount
     (list price optional). Only rows created on or before T and outcomes closed on or before T are
@@ -80,4 +80,16 @@ def fit_new_pipeline(opps: pl.DataFrame, cal: Calendar, reps: list[str], divisio
     pools = [np.sort(amounts.filter(pl.col("d") == k)["amount"].drop_nulls().to_numpy()) for k in range(n_div)]
     everyone = np.sort(amounts["amount"].drop_nulls().to_numpy())
     pools = [p if len(p) >= 5 else everyone for p in pools]  # too few wins: the company's amounts
-    return mu, pools
+    return mu, pools, typical_won(known, t, n_div)
+
+
+def typical_won(known: pl.DataFrame, t: dt.date, n_div: int, days: int = 365) -> np.ndarray:
+    """Per division, the mean amount of the deals won in the `days` before t (the company's where a
+    division has fewer than 5; 0 without any): what model.prepare values a deal at that has neither an
+    amount nor a list price. `known`: code_opps rows created by t."""
+    won = known.filter(pl.col("is_won").fill_null(False) & (pl.col("close_date") <= t)
+                       & (pl.col("close_date") > t - dt.timedelta(days=days))).drop_nulls(["d", "amount"])
+    d, amount = won["d"].to_numpy(), won["amount"].to_numpy().astype(np.float64)
+    n, total = np.bincount(d, minlength=n_div), np.bincount(d, amount, minlength=n_div)
+    overall = float(amount.mean()) if len(amount) else 0.0
+    return np.where(n >= 5, total / np.maximum(n, 1), overall)
