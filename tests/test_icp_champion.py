@@ -132,10 +132,10 @@ def test_champion_is_the_blend_unless_beaten_on_validation_by_the_margin():
     assert choose_champion(beaten.filter(pl.col("model_name") != BLEND))[0] == "baseline_logistic"
     # with the accounts behind each AUC: a lead the noise of so few explains is not enough (an audit:
     # 0.742 vs 0.716 on one cutoff of 151 accounts, 25 buyers, made the RFM rule champion)
-    few = beaten.with_columns(n=pl.lit(151.0), positives=pl.lit(25.0))
+    few = beaten.with_columns(diff_se=pl.lit(0.02))  # the paired standard error of each AUC minus the blend's
     name, why = choose_champion(few)
-    assert name == BLEND and "by more than 0.1" in why["champion_reason"]
-    many = beaten.with_columns(n=pl.lit(200_000.0), positives=pl.lit(50_000.0))
+    assert name == BLEND and "by more than 0.040" in why["champion_reason"]
+    many = beaten.with_columns(diff_se=pl.lit(0.001))
     assert choose_champion(many)[0] == "baseline_logistic"  # the fixed margin still applies
     # no validation rows: the blend stays, and says why
     empty = val.head(0)
@@ -246,7 +246,7 @@ def test_demo_champion_on_validation(demo_data):
     evals = sorted(q("SELECT cutoff_date FROM features.icp_cutoffs WHERE role IN ('evaluation', 'holdout')")
                    ["cutoff_date"].dt.date().to_list())
     val = q("SELECT cutoff_date, division, model_name, max(value) FILTER (WHERE metric = 'auc') AS value, "
-            "max(value) FILTER (WHERE metric = 'n') AS n, max(value) FILTER (WHERE metric = 'positives') AS positives "
+            "max(value) FILTER (WHERE metric = 'auc_diff_se') AS diff_se "
             "FROM validation.model_metrics WHERE model_family = 'icp' AND split = 'validation' AND segment = 'all' "
             "GROUP BY ALL HAVING value IS NOT NULL").with_columns(pl.col("cutoff_date").dt.date())
     models = q("SELECT cutoff_date, division, champion FROM validation.icp_models WHERE status = 'trained'")
@@ -415,3 +415,21 @@ def test_a_hole_in_the_log_and_a_log_shorter_than_a_season_are_said():
     assert len(said) == 1 and "covers 9 months, less than a year plus the 3-month window" in said[0]
     assert history_caveats({dt.date(2024, 12, 1): 5}, dt.date(2024, 12, 20), 3)[0].startswith(
         "ICP: the transaction log covers 1 months")
+
+
+def test_the_paired_standard_error_of_an_auc_difference_matches_the_bootstrap():
+    """DeLong's standard error of AUC(a) - AUC(b) on the same rows, against 2,000 bootstrap draws."""
+    from sklearn.metrics import roc_auc_score
+
+    from revintel_assets.defs.validation.metrics import auc_difference_se
+
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.3
+    z = rng.normal(size=400) + y
+    a, b = z + rng.normal(scale=0.5, size=400), z + rng.normal(scale=0.5, size=400)
+    boot = []
+    for _ in range(2000):
+        i = rng.integers(0, 400, 400)
+        boot.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
+    assert auc_difference_se(y, a, b) == pytest.approx(np.std(boot), rel=0.1)
+    assert auc_difference_se(y, a, a) == 0.0 and np.isnan(auc_difference_se(y[:3] & False, a[:3], b[:3]))

@@ -192,12 +192,12 @@ def _validation_auc(wh, plan: IcpPlan, cutoff: dt.date, division: str) -> pl.Dat
     earlier = [e for e in plan.eval_cutoffs if e < cutoff]
     if not earlier or not wh.table_exists("validation.model_metrics"):
         return pl.DataFrame(schema={"cutoff_date": pl.Date, "model_name": pl.Utf8, "value": pl.Float64,
-                                    "n": pl.Float64, "positives": pl.Float64})
-    # with each cutoff's accounts and buyers: how far apart two AUCs must be to tell them apart
+                                    "diff_se": pl.Float64})
+    # with the paired standard error of each candidate's AUC minus the blend's: how far apart they must be
     return wh.query("SELECT cutoff_date, model_name, max(value) FILTER (WHERE metric = 'auc') AS value, "
-                    "max(value) FILTER (WHERE metric = 'n') AS n, max(value) FILTER (WHERE metric = 'positives') "
-                    "AS positives FROM validation.model_metrics WHERE model_family = ? AND division = ? "
-                    "AND split = 'validation' AND segment = 'all' AND metric IN ('auc', 'n', 'positives') "
+                    "max(value) FILTER (WHERE metric = 'auc_diff_se') AS diff_se "
+                    "FROM validation.model_metrics WHERE model_family = ? AND division = ? "
+                    "AND split = 'validation' AND segment = 'all' AND metric IN ('auc', 'auc_diff_se') "
                     "AND cutoff_date IN (SELECT unnest(?)) GROUP BY ALL HAVING value IS NOT NULL",
                     [FAMILY, division, earlier])
 
@@ -272,7 +272,7 @@ def _train_cutoff(context, wh, tracking: MLflowResource, plan: IcpPlan, cutoff: 
                 if part["label"].drop_nulls().n_unique() == 2:
                     parts[split] = evaluate(part, {name: p[mask] for name, p in preds.items()}, cutoff, d,
                                             versions={MODEL_NAME: "pending", BLEND: "pending", **{b: b for b in BASELINES}},
-                                            split=split, truth=truth)
+                                            split=split, truth=truth, versus=BLEND if split == "validation" else None)
             if parts:
                 ev = {"metrics": pl.concat([p["metrics"] for p in parts.values()]),
                       "gains": parts["holdout"]["gains"] if "holdout" in parts else None,

@@ -15,8 +15,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from revintel_assets.defs.validation.metrics import (calibration_bins, classification_metrics, gains_table,
-                                                propensity_metrics)
+from revintel_assets.defs.validation.metrics import (auc_difference_se, calibration_bins, classification_metrics,
+                                                gains_table, propensity_metrics)
 
 MODEL_NAME = "division_propensity"
 FAMILY = "icp"
@@ -33,8 +33,10 @@ def measurable(y: np.ndarray) -> bool:
 
 def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, division: str,
              versions: dict[str, str], split: str = "holdout",
-             truth: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
-    """`rows`: labelled feature rows of one (cutoff, division); `preds`: model name -> probability."""
+             truth: pl.DataFrame | None = None, versus: str | None = None) -> dict[str, pl.DataFrame]:
+    """`rows`: labelled feature rows of one (cutoff, division); `preds`: model name -> probability.
+    `versus`: a candidate every other is also compared with on these rows, paired (metric
+    `auc_diff_se`: the standard error of its AUC minus `versus`'s, what the champion rule needs)."""
     y = rows["label"].cast(pl.Int8).to_numpy()
     value = rows["label_amount"].to_numpy()
     never = ~rows["is_buyer"].to_numpy()
@@ -42,6 +44,8 @@ def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, 
     for name, p in preds.items():
         scores = {**classification_metrics(y, p), **propensity_metrics(y, p, value)}
         metrics += [(name, k, v, "all") for k, v in scores.items()]
+        if versus in preds and name != versus:
+            metrics.append((name, "auc_diff_se", auc_difference_se(y, p, preds[versus]), "all"))
         if never.any():
             sub = {**classification_metrics(y[never], p[never]), **propensity_metrics(y[never], p[never], value[never])}
             if not measurable(y[never]):  # its size only (n, positives): see MIN_PER_OUTCOME

@@ -66,6 +66,27 @@ def classification_metrics(y, p, n_bins: int = 10) -> dict[str, float]:
     }
 
 
+def auc_difference_se(y, a, b) -> float:
+    """Standard error of AUC(a) - AUC(b) on the same rows (DeLong, DeLong & Clarke-Pearson 1988:
+    each row's placement among the other class, midranks for ties), NaN with fewer than 2 of a class.
+    Paired: two candidates that rank the same accounts alike differ by less than their own AUCs' noise."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    m, n = int(y.sum()), int((~y).sum())
+    if m < 2 or n < 2:
+        return float("nan")
+
+    def placements(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ranks = rankdata(s)
+        v10 = (ranks[y] - rankdata(s[y])) / n  # per positive: the share of negatives ranked below it
+        v01 = 1.0 - (ranks[~y] - rankdata(s[~y])) / m  # per negative: the share of positives above it
+        return v10, v01
+
+    (a10, a01), (b10, b01) = placements(np.asarray(a, float)), placements(np.asarray(b, float))
+    return float(math.sqrt(np.var(a10 - b10, ddof=1) / m + np.var(a01 - b01, ddof=1) / n))
+
+
 def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
     # equal-width bins; p == 1 falls into the last bin rather than a bin of its own
     return np.minimum((np.clip(p, 0, 1) * n_bins).astype(int), n_bins - 1)
