@@ -133,6 +133,19 @@ def model_note(versions: list[str], as_of: dt.date, closed: int | None = None) -
     return f"Deals open on {as_of}, scored by " + "; ".join(parts) + "."
 
 
+def flat_note(probabilities: pl.Series, as_of: dt.date, versions: list[str] | None = None) -> str | None:
+    """A warning when every open deal of the date has the same win probability: the scores rank
+    nothing (a HubSpot export without a change log showed 0.430 on every deal, an export without lost
+    deals 0.9999, without a word; the run's summary says the same: revintel_assets/headline.py)."""
+    values = probabilities.drop_nulls()
+    if len(values) < 2 or values.round(6).n_unique() > 1:
+        return None
+    why = (" No model was promoted and the stage baseline learned no stage's own rate (a source without a change "
+           "log, or whose closed deals are all won or all lost).") if versions and all(map(is_baseline, versions)) else ""
+    return (f"Every deal open on {as_of} has the same win probability ({values[0]:.1%}): these scores do not rank "
+            f"the deals.{why}")
+
+
 def is_baseline(version: str | None) -> bool:
     return bool(version) and str(version).startswith("baseline_stage@")
 

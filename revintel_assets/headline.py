@@ -93,12 +93,14 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
         return (f"warning: the {won + lost:,} deals closed by {as_of} are all {one}, none {other}: every win "
                 f"probability is the share won ({'about 1' if won else 'about 0'}) and ranks nothing. Were the "
                 f"{other} deals left out of the export (a report filter)?")
-    values = con.execute("SELECT count(DISTINCT round(win_probability, 6)), any_value(win_probability) "
-                         "FROM scores.deal_scores WHERE as_of_date = ?", [as_of]).fetchall()[0]
+    values = con.execute("SELECT count(DISTINCT round(win_probability, 6)), any_value(win_probability), "
+                         "bool_and(model_version LIKE 'baseline_stage@%') FROM scores.deal_scores WHERE as_of_date = ?",
+                         [as_of]).fetchall()[0]
     if n_open > 1 and values[0] == 1:
         return (f"warning: every open deal has the same win probability ({values[1]:.3f}): the scores do not rank "
-                "the deals. No model was promoted, and the stage baseline learned no stage's own rate (a source "
-                "without a change log has no closed deal's stage before it closed).")
+                "the deals." + (" No model was promoted, and the stage baseline learned no stage's own rate (a "
+                                "source without a change log has no closed deal's stage before it closed)."
+                                if values[2] else ""))
     return None
 
 

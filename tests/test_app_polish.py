@@ -344,3 +344,13 @@ def test_a_zero_contribution_and_a_fresh_champion_are_worded_as_they_are():
     note = dd.model_note(["win_probability/2"], dt.date(2025, 12, 31))
     assert "held-out" not in note and "champion gate" in note
     assert "overall rate" in dd.model_note(["baseline_stage@2017-12-31"], dt.date(2017, 12, 31), closed=12)
+
+
+def test_scores_that_rank_nothing_are_said_to_on_pipeline_risk():
+    """A HubSpot export without a change log: every deal 0.430 on Pipeline Risk, without a word."""
+    day = dt.date(2025, 12, 31)
+    note = dd.flat_note(pl.Series([0.4298] * 5), day, ["baseline_stage@2025-12-31"])
+    assert note.startswith("Every deal open on 2025-12-31 has the same win probability (43.0%)")
+    assert "stage baseline learned no stage's own rate" in note
+    assert "stage baseline" not in dd.flat_note(pl.Series([0.4298] * 5), day, ["win_probability/3"])
+    assert dd.flat_note(pl.Series([0.43, 0.44]), day) is None and dd.flat_note(pl.Series([0.5]), day) is None

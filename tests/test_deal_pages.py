@@ -179,6 +179,11 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
                                               "UPDATE scores.deal_scores SET expected_close_estimated = true"])
         text = render_page(browser, url, "pipeline-risk", name="pipeline_risk_no_close_dates", expect_text="Open deals")
         assert "Slips are not counted: the source gives no expected close dates" in text
+        assert "these scores do not rank the deals" not in text
+        # every deal scored alike (a HubSpot export without a change log: 0.430 each): said, not shown as a ranking
+        build_analyst_db(data_dir, extra_sql=[*FIXTURE, "UPDATE scores.deal_scores SET win_probability = 0.43"])
+        text = render_page(browser, url, "pipeline-risk", name="pipeline_risk_flat", expect_text="Open deals")
+        assert "has the same win probability (43.0%): these scores do not rank the deals" in text
 
         # The stage baseline scored (no model beat it), no history / rep table, and an unknown deal id in
         # the link: all said plainly, the riskiest deal shown instead, no crash.

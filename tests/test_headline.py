@@ -149,6 +149,9 @@ def test_scores_that_rank_nothing_are_said_to(con):
     con.execute("UPDATE scores.deal_scores SET win_probability = 0.43")
     assert headline(con)[2].startswith("warning: every open deal has the same win probability (0.430): the scores "
                                        "do not rank the deals.")
+    assert "stage baseline" not in headline(con)[2]  # a model scored them: no claim about why
+    con.execute("UPDATE scores.deal_scores SET model_version = 'baseline_stage@2025-11-14'")
+    assert "No model was promoted, and the stage baseline learned no stage's own rate" in headline(con)[2]
 
 
 def test_won_deals_without_amounts_are_said_to_make_the_forecast_meaningless(con):

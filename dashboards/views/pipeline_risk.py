@@ -118,6 +118,9 @@ else:
     m[4].metric(f"Slips past {q}", fmt.money_short(slip, CURRENCY), border=True,
                 help=f"{fmt.money(slip, CURRENCY)}: the sum of value × the chance the deal is won, but after {q}")
 st.caption(dd.model_note(deals["model_version"].unique().to_list(), as_of, dd.closed_by(as_of)))
+flat = dd.flat_note(deals["win_probability"], as_of, deals["model_version"].unique().to_list())
+if flat:
+    st.warning(flat, icon=":material/warning:")
 if period != "all" and bounds[period][1] - as_of <= dt.timedelta(days=1):
     st.info(f"{dd.quarter_label(bounds[period][0])} ends on the as-of date: no deal can close in it any more, so "
             "nothing is expected in it. Look at the next quarter.", icon=":material/event_busy:")
