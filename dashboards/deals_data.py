@@ -16,7 +16,7 @@ from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
 from revintel_assets.defs.deals.explain import NO_EFFECT
 from revintel_assets.defs.deals.snapshot import TRAILING
 from revintel_assets.defs.forecast import outlook as _outlook
-from revintel_assets.rules import CLOSED_BY_SQL, deal_value, quarter_name, value_is_estimate
+from revintel_assets.rules import CLOSED_BY_SQL, FLAT_BASELINE_REASON, deal_value, quarter_name, value_is_estimate
 from revintel_resources.settings import settings
 
 SCORES = "scores.deal_scores"
@@ -140,8 +140,7 @@ def flat_note(probabilities: pl.Series, as_of: dt.date, versions: list[str] | No
     values = probabilities.drop_nulls()
     if len(values) < 2 or values.round(6).n_unique() > 1:
         return None
-    why = (" No model was promoted and the stage baseline learned no stage's own rate (a source without a change "
-           "log, or whose closed deals are all won or all lost).") if versions and all(map(is_baseline, versions)) else ""
+    why = f" {FLAT_BASELINE_REASON}" if versions and all(map(is_baseline, versions)) else ""
     return (f"Every deal open on {as_of} has the same win probability ({values[0]:.1%}): these scores do not rank "
             f"the deals.{why}")
 

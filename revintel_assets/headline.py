@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import duckdb
 
-from revintel_assets.rules import CLOSED_BY_SQL, VALUE_SQL, quarter_name  # VALUE_SQL: an open deal's value, as every page sums it
+# VALUE_SQL: an open deal's value, as every page sums it
+from revintel_assets.rules import CLOSED_BY_SQL, FLAT_BASELINE_REASON, VALUE_SQL, quarter_name
 from revintel_resources.settings import settings
-from revintel_resources.warehouse import table_exists
+from revintel_resources.warehouse import has_columns, table_exists
 
 AT_RISK = ("High", "Critical")  # the risk categories the app counts as at risk (dashboards/deals_data.py)
 
@@ -84,7 +85,7 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
     every open deal has the same score (no model promoted, and a stage baseline that saw no stage
     before a close: an export without a change log has every closed deal in its first stage until
     it closed). Both went without a word: the headline read "expected 3.88M" of a 3.88M pipeline."""
-    known = _has_columns(con, "star", "fact_opportunity", "is_won")
+    known = has_columns(con, "star.fact_opportunity", "is_won")
     won, lost = con.execute("SELECT count(*) FILTER (WHERE is_won), count(*) FILTER (WHERE NOT is_won) "
                             "FROM star.fact_opportunity WHERE is_closed AND close_date <= ?", [as_of]).fetchall()[0] \
         if known else (None, None)
@@ -98,28 +99,20 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
                          [as_of]).fetchall()[0]
     if n_open > 1 and values[0] == 1:
         return (f"warning: every open deal has the same win probability ({values[1]:.3f}): the scores do not rank "
-                "the deals." + (" No model was promoted, and the stage baseline learned no stage's own rate (a "
-                                "source without a change log has no closed deal's stage before it closed)."
-                                if values[2] else ""))
+                "the deals." + (f" {FLAT_BASELINE_REASON}" if values[2] else ""))
     return None
 
 
 def _won_value(con, as_of) -> tuple[int, int]:
     """(deals won by `as_of`, those with a value: a non-zero amount, else their product's list price,
     as forecast.accuracy books them)."""
-    if not _has_columns(con, "star", "fact_opportunity", "is_won", "amount", "product_id"):
+    if not has_columns(con, "star.fact_opportunity", "is_won", "amount", "product_id"):
         return 0, 0
-    priced = _has_columns(con, "star", "dim_product", "product_id", "list_price")
+    priced = has_columns(con, "star.dim_product", "product_id", "list_price")
     price = "p.list_price" if priced else "NULL"
     join = "LEFT JOIN star.dim_product p USING (product_id)" if priced else ""
     return con.execute(f"SELECT count(*), count(*) FILTER (WHERE coalesce(nullif(o.amount, 0), {price}, 0) <> 0) "
                        f"FROM star.fact_opportunity o {join} WHERE o.is_won AND o.close_date <= ?", [as_of]).fetchall()[0]
-
-
-def _has_columns(con, schema: str, table: str, *columns: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-                       f"AND column_name IN ({', '.join('?' * len(columns))})",
-                       [schema, table, *columns]).fetchall()[0][0] == len(columns)
 
 
 def _closed_deals(con, as_of) -> int | None:

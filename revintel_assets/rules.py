@@ -181,9 +181,18 @@ VALUE_SQL = "coalesce(amount, list_price, 0)"
 CLOSED_BY_SQL = "SELECT count(*) FROM star.fact_opportunity WHERE is_closed AND close_date <= ?"
 
 
-def deal_value(amount: str = "amount", list_price: str = "list_price") -> pl.Expr:
-    """VALUE_SQL as a polars expression (Float64)."""
-    return pl.coalesce(pl.col(amount).cast(pl.Float64), pl.col(list_price).cast(pl.Float64)).fill_null(0.0)
+def deal_value(amount: str = "amount", list_price: str = "list_price", otherwise: pl.Expr | pl.Series | None = None
+               ) -> pl.Expr:
+    """VALUE_SQL as a polars expression (Float64); `otherwise`: the value of a deal with neither (the
+    forecast's: its division's typical win), else 0."""
+    parts = [pl.col(amount).cast(pl.Float64), pl.col(list_price).cast(pl.Float64)]
+    return pl.coalesce(*parts, *([otherwise] if otherwise is not None else [])).fill_null(0.0)
+
+
+# Why every open deal can score alike: said by the run's summary (headline.py) and Pipeline Risk
+FLAT_BASELINE_REASON = ("No model was promoted, and the stage baseline learned no stage's own rate (a source "
+                        "without a change log has no closed deal's stage before it closed; or the closed deals "
+                        "are all won or all lost).")
 
 
 def value_is_estimate(amount: str = "amount") -> pl.Expr:

@@ -634,6 +634,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return con.execute(sql, [schema, name]).fetchone()[0] > 0
 
 
+def has_columns(con: duckdb.DuckDBPyConnection, table: str, *columns: str) -> bool:
+    """Does `table` exist with every one of `columns` (a reader of a file an older revintel wrote)?"""
+    return set(columns) <= set(_columns(con, table))
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     schema, name = split_table(table)
     rows = con.execute(

@@ -86,10 +86,9 @@ def prepare(deals: pl.DataFrame, timing: TimingModel, cal: Calendar, segments: S
         fit_new_pipeline(opps, cal, segments.reps, segments.divisions) if opps is not None else (None, [], None))
     deals = deals.sort("opportunity_id").with_columns(pl.col("rep_id").fill_null(UNASSIGNED),
                                                       pl.col("division").fill_null(UNASSIGNED))
-    deals = deals.with_columns(deal_value().alias("amount") if typical is None else pl.coalesce(
-        pl.col("amount").cast(pl.Float64), pl.col("list_price").cast(pl.Float64),
-        pl.Series(typical[deals["division"].replace_strict(div_ix, return_dtype=pl.Int64).to_numpy()],
-                  dtype=pl.Float64)).alias("amount"))
+    otherwise = None if typical is None else pl.Series(
+        typical[deals["division"].replace_strict(div_ix, return_dtype=pl.Int64).to_numpy()], dtype=pl.Float64)
+    deals = deals.with_columns(deal_value(otherwise=otherwise).alias("amount"))
     q = deal_atoms(deals, timing, cal)
     engine = simulate.EngineInput(
         q=q, amount=deals["amount"].to_numpy().astype(np.float64),
