@@ -73,9 +73,7 @@ def _scores(con, lines: list[str], latest=None):
                     "not learned from outcomes"))
     share = f" ({at_risk / value:.0%} of the pipeline)" if value else ""
     lines.append(f"At risk (High/Critical): {money(at_risk)} in {n_risk:,} deals{share}")
-    flat = _flat_scores(con, as_of, n)
-    if flat:
-        lines.append(flat)
+    lines += [w for w in (_flat_scores(con, as_of, n), _outcome_gap(con, as_of)) if w]
     return as_of
 
 
@@ -100,6 +98,38 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
     if n_open > 1 and values[0] == 1:
         return (f"warning: every open deal has the same win probability ({values[1]:.3f}): the scores do not rank "
                 "the deals." + (f" {FLAT_BASELINE_REASON}" if values[2] else ""))
+    return None
+
+
+# How unlikely a run of closes of one outcome must be, at the later share of the other, before the
+# summary calls it a gap in the export rather than luck: (1 - share) ** closes below this.
+GAP_P = 1e-3
+GAP_MIN_CLOSES = 20
+
+
+def _outcome_gap(con, as_of) -> str | None:
+    """A warning when the early history holds closes of one outcome only and the other starts later:
+    a CRM whose old lost deals were deleted (an audit: no loss before 2025, half lost after). The
+    win model and the scores of those months then take every deal of that time for a win, silently
+    (every 2024 score was 0.9998). Luck is ruled out by the later share: (1 - share) ** n < GAP_P."""
+    if not has_columns(con, "star.fact_opportunity", "is_won", "close_date"):
+        return None
+    rows = con.execute("""
+        WITH c AS (SELECT date_trunc('month', close_date)::DATE AS m, is_won FROM star.fact_opportunity
+                   WHERE is_closed AND close_date <= ?),
+        f AS (SELECT min(m) FILTER (WHERE is_won) AS won, min(m) FILTER (WHERE NOT is_won) AS lost FROM c)
+        SELECT o, first, (SELECT count(*) FROM c WHERE m < first),
+               (SELECT count(*) FROM c WHERE m >= first), (SELECT count(*) FILTER (WHERE is_won = (o = 'won')) FROM c WHERE m >= first)
+        FROM (SELECT 'won' AS o, won AS first FROM f UNION ALL SELECT 'lost', lost FROM f) WHERE first IS NOT NULL""",
+                       [as_of]).fetchall()
+    for outcome, first, before, after, of_it in rows:
+        share = of_it / after if after else 0.0
+        if before >= GAP_MIN_CLOSES and 0 < share < 1 and (1 - share) ** before < GAP_P:
+            other = "lost" if outcome == "won" else "won"
+            return (f"warning: no deal closed {outcome} before {first:%Y-%m} ({before:,} closed {other} before it), "
+                    f"then {share:.0%} {outcome}: were older {outcome} deals left out of the export or deleted? The win "
+                    f"model learns from those months as if every deal then was {other}, and the scores of dates "
+                    f"before {first:%Y-%m} rank nothing.")
     return None
 
 

@@ -167,3 +167,23 @@ def test_won_deals_without_amounts_are_said_to_make_the_forecast_meaningless(con
     assert not any(x.startswith("warning") for x in headline(con))  # the re-check: MavenTech won deals without a value
     con.execute("UPDATE star.fact_opportunity SET amount = 10, product_id = 'P2' WHERE opportunity_id = 'c2'")
     assert not any(x.startswith("warning") for x in headline(con))
+
+
+def test_a_history_whose_early_closes_are_all_won_is_said_to(con):
+    """An audit: a CRM whose lost deals before 2025 were deleted scored every 2024 date 0.9998 and
+    trained its model on a year of wins only, without a word (the export date had both outcomes)."""
+    con.execute("CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, is_closed BOOLEAN, is_won BOOLEAN, "
+                "close_date DATE)")
+    early = [(f"w{i}", True, True, dt.date(2024, 1 + i % 12, 10)) for i in range(25)]
+    late = [(f"l{i}", True, i % 2 == 1, dt.date(2025, 1 + i % 10, 5)) for i in range(20)]
+    con.executemany("INSERT INTO star.fact_opportunity VALUES (?, ?, ?, ?)", early + late)
+    warnings = [x for x in headline(con) if x.startswith("warning")]
+    assert warnings == ["warning: no deal closed lost before 2025-01 (25 closed won before it), then 50% lost: were "
+                        "older lost deals left out of the export or deleted? The win model learns from those months as "
+                        "if every deal then was won, and the scores of dates before 2025-01 rank nothing."]
+    # the same run of wins is luck when few deals are lost later: (1 - 1/20) ** 25 = 0.28
+    con.execute("UPDATE star.fact_opportunity SET is_won = true WHERE opportunity_id LIKE 'l%' AND opportunity_id <> 'l0'")
+    assert not any(x.startswith("warning") for x in headline(con))
+    # and lost deals that all close later than the as-of date are not known yet (the export-date warning speaks)
+    con.execute("UPDATE star.fact_opportunity SET close_date = DATE '2025-12-01' WHERE opportunity_id = 'l0'")
+    assert [x for x in headline(con) if x.startswith("warning")][0].startswith("warning: the 44 deals closed by 2025-11-14 are all won")
