@@ -173,6 +173,20 @@ def test_a_purchase_is_a_positive_quantity_and_at_a_loss_still_one_in_a_gross_pr
     assert features(con, dt.date(2024, 3, 1), ["X"]).row(0, named=True)["div_frequency_all"] == 2
 
 
+def test_a_won_deal_standing_in_for_the_log_is_a_purchase_whatever_its_amount():
+    """An audit: a CRM-only source whose won deals have no amount (or 0) had no buyer at all, so no
+    ICP model and no whitespace; the deals were won, so the accounts bought."""
+    con = duckdb.connect()
+    _tiny(con, [("A1", "2024-01-10", "X", None), ("A1", "2024-04-10", "X", 0.0), ("A2", "2024-02-10", "X", 0.0)])
+    con.execute("UPDATE star.fact_transactions SET quantity = 1, source = 'crm_won'")
+    f = {r["account_id"]: r for r in features(con, dt.date(2024, 3, 1), ["X"]).iter_rows(named=True)}
+    assert f["A1"]["is_buyer"] and f["A1"]["div_frequency_all"] == 1 and f["A1"]["label"] is True
+    assert f["A1"]["div_monetary_all"] == 0.0 and f["A2"]["is_buyer"]
+    # the same lines in a tidy log are no purchases (an amount of 0 or none sells nothing)
+    con.execute("UPDATE star.fact_transactions SET source = 'tidy'")
+    assert features(con, dt.date(2024, 3, 1), ["X"]).height == 0
+
+
 def test_divisions_come_from_the_data():
     con = duckdb.connect()
     _tiny(con, [("A1", "2024-01-10", "X", 1.0), ("A1", "2024-01-11", "Y", 1.0)])

@@ -155,15 +155,17 @@ SEASON_YEARS = (1, 2, 3)
 # 0 is bought; a credit note with a negative quantity is not); in the wide sales log, whose amounts are
 # gross profit, also a positive quantity at any amount (an order sold at or below cost is still bought:
 # counting only positive profit left a customer who buys a division every month at cost as never having
-# bought it, and whitespace recommended it to them). `gross` is a day's purchase lines' amount, NULL on
-# a day without one; `returned` the negative amounts of the other lines.
-PURCHASE = "(amount > 0 AND quantity >= 0) OR (source = 'sales_log' AND quantity > 0)"
+# bought it, and whitespace recommended it to them). A won deal standing in for a log (`crm_won`) is a
+# purchase whatever its amount: a CRM whose amounts are 0 or empty had no buyer at all. `gross` is a
+# day's purchase lines' amount (an empty amount counts 0), NULL on a day without one; `returned` the
+# negative amounts of the other lines.
+PURCHASE = "(amount > 0 AND quantity >= 0) OR (source = 'sales_log' AND quantity > 0) OR source = 'crm_won'"
 LEDGER = {
     "icp_days": f"""
         SELECT *, CASE WHEN gross IS NOT NULL THEN order_date - lag(order_date) OVER (
                    PARTITION BY account_id, division, gross IS NOT NULL ORDER BY order_date) END AS gap
         FROM (SELECT account_id, division, order_date,
-                     sum(amount::{MONEY}) FILTER (WHERE {PURCHASE}) AS gross,
+                     sum(coalesce(amount, 0)::{MONEY}) FILTER (WHERE {PURCHASE}) AS gross,
                      coalesce(sum(least(amount, 0)::{MONEY}) FILTER (WHERE NOT ({PURCHASE})), 0) AS returned
               FROM {{star}}.fact_transactions WHERE account_id IS NOT NULL AND division IS NOT NULL GROUP BY ALL)""",
     "icp_account_days": """
