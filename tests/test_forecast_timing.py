@@ -188,3 +188,18 @@ def test_rows_prepared_once_fit_every_cutoff_as_the_frame_does(data):
     short = timing.fit(prepared, CUTOFF, 120)
     assert set(short.speed_rep) == set(snaps.filter(
         (pl.col("as_of_date") < CUTOFF) & (pl.col("as_of_date") >= CUTOFF - dt.timedelta(days=120)))["rep_id"].drop_nulls())
+
+
+def test_a_date_years_ahead_is_not_closed_within_weeks(data):
+    """An audit: open deals whose CRM close date lay four years ahead put most of their wins in this
+    quarter, since a cell of few deals took the stage's hazard, which mixes in deals due this week.
+    A date a year or more ahead is its own cell, shrunk toward the stage's 120-364 days."""
+    snaps, _, _ = data
+    fitted = timing.fit(snaps, CUTOFF)
+    base = snaps.filter(pl.col("as_of_date") == CUTOFF).head(1).with_columns(
+        pl.lit("Engaging").alias("stage"), pl.lit(0).alias("n_pushes"), pl.lit(100).alias("deal_age_days"))
+    within_90 = {d: fitted.close_given_won(base.with_columns(pl.lit(d).alias("days_to_expected_close")), CUTOFF, 90)[0, :90].sum()
+                 for d in (7, 150, 500, 1500)}
+    assert within_90[1500] == within_90[500] < 0.15 < within_90[7]  # the data: 6 % of such rows closed within 90 days
+    # the far deals' own rows count: the cell is not just its prior (the 120-364 cell)
+    assert within_90[500] != within_90[150]
