@@ -65,6 +65,25 @@ def test_whitespace_rules():
     assert per_rep["n"].max() <= 10 and per_rep["worst"].max() <= 10
 
 
+def test_rows_of_equal_score_are_ranked_by_propensity():
+    """An audit: a CRM whose won deals carry no amount values every whitespace row at 0; the ranks
+    then followed the account ids (an account's first recommendation its least likely division)."""
+    con = _scored_star()
+    con.execute("UPDATE features.customer_division SET is_buyer = false, open_opps = 0")
+    nothing = ValueModel(level=-1e4, elasticity=0.0, offsets={}, rows=0)  # what a first purchase of amount 0 fits
+    sql, params = whitespace_sql(CUTOFF, WINDOW, nothing)
+    ws = con.sql(sql, params=params).pl()
+    assert ws.height > 100 and (ws["whitespace_score"] == 0).all()
+    assert ws.sort("rank_overall")["propensity"].is_sorted(descending=True)
+    per_account = ws.sort("account_id", "rank_in_account").group_by("account_id", maintain_order=True).agg("propensity")
+    assert all(pl.Series(p).is_sorted(descending=True) for p in per_account["propensity"].to_list())
+    con.execute(f"CREATE TABLE scores.whitespace AS {sql}", params)
+    con.execute(rep_view_sql())
+    by_rep = con.sql("SELECT rep_id, rank_for_rep, propensity FROM scores.whitespace_by_rep ORDER BY rep_id, rank_for_rep").pl()
+    assert all(pl.Series(p).is_sorted(descending=True)
+               for p in by_rep.group_by("rep_id", maintain_order=True).agg("propensity")["propensity"].to_list())
+
+
 def test_first_purchase_value_is_fitted_not_assumed():
     """fit_value recovers the mean of a first purchase: its elasticity to the account's spend and
     the divisions' levels, from log-normal amounts (the share-of-wallet rule assumes elasticity 1)."""

@@ -131,10 +131,13 @@ def whitespace_sql(cutoff: dt.date, window_months: int, value: ValueModel | None
         WHERE NOT f.is_buyer AND f.open_opps = 0)
     SELECT c.cutoff_date, c.account_id, c.division, c.propensity, coalesce(c.expected_value, 0) AS expected_value,
            c.propensity * coalesce(c.expected_value, 0) AS whitespace_score,
-           row_number() OVER (ORDER BY c.propensity * coalesce(c.expected_value, 0) DESC, c.account_id, c.division)
-               AS rank_overall,
+           -- equal scores go to the likelier purchase (a CRM whose won deals have no amount values every
+           -- row at 0, and the ranks followed the account ids)
+           row_number() OVER (ORDER BY c.propensity * coalesce(c.expected_value, 0) DESC, c.propensity DESC,
+                              c.account_id, c.division) AS rank_overall,
            row_number() OVER (PARTITION BY c.account_id
-                              ORDER BY c.propensity * coalesce(c.expected_value, 0) DESC, c.division) AS rank_in_account,
+                              ORDER BY c.propensity * coalesce(c.expected_value, 0) DESC, c.propensity DESC,
+                                       c.division) AS rank_in_account,
            coalesce(t.rep_id, o.rep_id) AS rep_id, r.region, r.manager,
            c.account_name, c.sector, c.country, c.monetary_12m AS account_spend_12m
     FROM cand c LEFT JOIN tx_rep t USING (account_id) LEFT JOIN opp_rep o USING (account_id)
@@ -149,7 +152,8 @@ def rep_view_sql() -> str:
     CREATE OR REPLACE VIEW scores.whitespace_by_rep AS
     SELECT * FROM (
         SELECT *, row_number() OVER (PARTITION BY cutoff_date, rep_id
-                                     ORDER BY whitespace_score DESC, account_id, division) AS rank_for_rep
+                                     ORDER BY whitespace_score DESC, propensity DESC, account_id, division)
+                   AS rank_for_rep
         FROM scores.whitespace)
     WHERE rank_for_rep <= {TOP_N_PER_REP}"""
 
@@ -175,8 +179,9 @@ def whitespace_holdout_sql(cutoff: dt.date) -> str:
 
 def whitespace_holdout_metrics(rows, ks=TOP_K):
     """Revenue (label_amount) and buyers realised in the recommended division among the top-k
-    rows of each ranking: the whitespace score (propensity x expected value), the propensity
-    alone, and the RFM rule (ties broken by expected value). `rows`: whitespace_holdout_sql's
+    rows of each ranking: the whitespace score (propensity x expected value; ties broken by
+    propensity, as the table ranks), the propensity alone, and the RFM rule (ties broken by expected
+    value). `rows`: whitespace_holdout_sql's
     rows, already restricted to the accounts to judge on. Returns (ranking, k, revenue, buyers)."""
     import numpy as np
     import polars as pl
@@ -186,7 +191,7 @@ def whitespace_holdout_metrics(rows, ks=TOP_K):
     if rows.is_empty():
         return []
     rfm = rfm_score(rows)
-    keys = {"whitespace_score": [rows["whitespace_score"].to_numpy()],
+    keys = {"whitespace_score": [rows["whitespace_score"].to_numpy(), rows["propensity"].to_numpy()],
             "propensity_only": [rows["propensity"].to_numpy()],
             "baseline_rfm": [rfm, rows["expected_value"].to_numpy()]}
     amount = rows["label_amount"].to_numpy().astype(float)
