@@ -530,3 +530,27 @@ def test_a_source_dated_after_today_takes_its_own_latest_date(tmp_path):
                          f"A2,Ann,GTX Basic,Acme,Engaging,{day(40)},,\n")
     report = import_source(duckdb.connect(), src, locked=False)
     assert report.export_date == day(40) and report.stray_dates == [] and report.dated_after_today
+
+
+def test_an_unknown_reference_names_the_same_file_whatever_order_the_rows_come_in():
+    """An audit: a rep on line 9 of both the pipeline and the sales log was reported in either file
+    on two runs of one export (arg_min broke the tie as rows arrived): the first line, then the file
+    name, decide."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA star; CREATE SCHEMA staging")
+    con.execute("CREATE TABLE star.dim_account (account_id VARCHAR, is_stub BOOLEAN)")
+    con.execute("CREATE TABLE star.dim_product (product_id VARCHAR, is_stub BOOLEAN)")
+    con.execute("CREATE TABLE star.dim_rep AS SELECT 'Kary' AS rep_id, true AS is_stub")
+    con.execute("CREATE TABLE star.fact_opportunity (account_id VARCHAR, rep_id VARCHAR, product_id VARCHAR, "
+                "source_file VARCHAR, source_line BIGINT)")
+    con.execute("CREATE TABLE staging.transactions (customer_id VARCHAR, rep_name VARCHAR, product_id VARCHAR, "
+                "source_file VARCHAR, _line BIGINT)")
+    got = set()
+    for order in ((9, 12), (12, 9), (9, 9)):
+        con.execute("DELETE FROM star.fact_opportunity; DELETE FROM staging.transactions")
+        con.execute("INSERT INTO staging.transactions VALUES ('a', 'Kary', 'p', 'sales_log.csv', ?)", [order[0]])
+        con.execute("INSERT INTO star.fact_opportunity VALUES ('a', 'Kary', 'p', 'sales_pipeline.csv', ?)", [order[1]])
+        for _ in range(5):
+            got.add((order, con.execute(build.unknown_references()).fetchall()[0][3:]))
+    assert got == {((9, 12), ("sales_log.csv", 9)), ((12, 9), ("sales_pipeline.csv", 9)),
+                   ((9, 9), ("sales_log.csv", 9))}

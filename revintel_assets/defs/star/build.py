@@ -283,7 +283,7 @@ def unmapped_skus() -> str:
     return f"""
     SELECT product_id AS sku, count(*)::BIGINT AS lines, sum(quantity) AS quantity, sum(amount) AS revenue,
            min(order_date) AS first_order, max(order_date) AS last_order,
-           arg_min(source_file, _line) AS source_file, min(_line) AS first_line
+           min({'{'}'line': _line, 'file': source_file{'}'}).file AS source_file, min(_line) AS first_line
     FROM staging.transactions WHERE division = {lit(UNMAPPED)}
     GROUP BY 1 ORDER BY revenue DESC, sku"""
 
@@ -354,5 +354,7 @@ def unknown_references() -> str:
         SELECT 'product', product_id, source_file, _line FROM staging.transactions
         WHERE product_id IN (SELECT product_id FROM star.dim_product WHERE is_stub))
     SELECT member, key, count(*)::BIGINT AS referencing_rows,
-           arg_min(source_file, source_line) AS source_file, min(source_line) AS first_line
+           -- the first line of the first file to hold it: lines of two files tie (both files' line 9), and
+           -- arg_min broke the tie as rows arrived (one export named either file on two runs)
+           min({'line': source_line, 'file': source_file}).file AS source_file, min(source_line) AS first_line
     FROM refs GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"""
