@@ -38,6 +38,9 @@ def test_is_switch():
     assert source_switch.is_switch(Source("/data/a", "maventech", later), Source("/data/a", "maventech", older))
     assert not source_switch.is_switch(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
     assert not source_switch.is_switch(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
+    assert source_switch.is_newer_export(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
+    assert not source_switch.is_newer_export(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
+    assert not source_switch.is_newer_export(Source("/data/b", "maventech", older), Source("/data/a", "maventech", later))
 
 
 def test_an_older_export_of_the_same_folder_replaces_the_newer_one_twice_over(tmp_path):
@@ -57,6 +60,43 @@ def test_an_older_export_of_the_same_folder_replaces_the_newer_one_twice_over(tm
     names = sorted(m.name for m in tracking.configure().search_registered_models())
     label = Source("/data/a", "maventech").label
     assert names == [f"win_probability--{label}", f"win_probability--{label}-2"]
+
+
+def test_a_newer_export_a_person_runs_is_rebuilt_from_alone_and_keeps_one_archive(tmp_path):
+    """An audit: exports of one CRM run in turn into one folder kept each older export's date as an
+    as-of date and a training cutoff, its plan and ICP cutoffs beside the rebuilt scores, and its
+    models scoring and gating: one export's P(hit quota) was 0.62, 0.91 or 0.75 by what ran before.
+    `revintel run` (rebuild_newer) now rebuilds a newer export alone; the sensor's import keeps the
+    history (the nightly adds its date); weekly exports leave one archive per model, not one a week."""
+    wh = Warehouse.from_env(tmp_path)
+    tracking = MLflowResource(data_dir=str(tmp_path))
+    (tmp_path / "dagster").mkdir()
+    label = Source("/data/a", "maventech").label
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        for held, new in ((dt.date(2025, 9, 24), dt.date(2025, 10, 1)), (dt.date(2025, 10, 1), dt.date(2025, 10, 8))):
+            wh.execute("CREATE SCHEMA IF NOT EXISTS meta; CREATE SCHEMA IF NOT EXISTS scores; "
+                       "CREATE OR REPLACE TABLE meta.source AS SELECT '/data/a' AS source_path, 'maventech' AS "
+                       f"source_format, DATE '{held}' AS export_date; "
+                       f"CREATE OR REPLACE TABLE scores.deal_scores AS SELECT DATE '{held}' AS as_of_date")
+            instance.add_dynamic_partitions("as_of_date", [str(held)])
+            version = tracking.register((tmp_path / "model").as_uri(), "win_probability", tags={"cutoff": str(held)})
+            tracking.set_alias("win_probability", "champion", version)
+            # the sensor's import (no rebuild_newer): the same source, nothing goes
+            kept = replace_previous_source(instance, wh, tracking, Source("/data/a", "maventech", new))
+            assert kept is None and instance.get_dynamic_partitions("as_of_date") == [str(held)]
+            # the same export again, by a person: nothing goes either
+            assert replace_previous_source(instance, wh, tracking, Source("/data/a", "maventech", held),
+                                           rebuild_newer=True) is None
+            note = replace_previous_source(instance, wh, tracking, Source("/data/a", "maventech", new), rebuild_newer=True)
+            assert note.startswith(f"a newer export of /data/a (its data ends {new}; the warehouse held one ending "
+                                   f"{held}): rebuilt from it alone")
+            assert instance.get_dynamic_partitions("as_of_date") == []
+            assert wh.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'scores'").item() == 0
+            assert tracking.get_alias("win_probability", "champion") is None and tracking.versions("win_probability") == []
+            archived = tracking.configure().get_registered_model(f"win_probability--{label}")
+            assert archived.tags["champion_before_archive"] == str(version)
+    names = sorted(m.name for m in tracking.configure().search_registered_models())
+    assert names == [f"win_probability--{label}"]  # the second export's archive replaced the first's
 
 
 def test_switch_replaces_tables_partitions_and_models(tmp_path):

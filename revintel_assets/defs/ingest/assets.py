@@ -135,8 +135,10 @@ def _check_as_of(con, source: SourceResource, report) -> None:
 def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflow_tracking: MLflowResource, report):
     """After the import: the previous source replaced, quarantine and source metadata written, the
     transaction months and deal dates registered, and what was read reported."""
-    # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1).
-    replaced = replace_previous_source(context.instance, wh, mlflow_tracking, _new_source(report))
+    # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1);
+    # so do an older export's when `revintel run` reads a newer one (source_switch.py)
+    by_cli = context.run.tags.get("revintel/launched_by") == "cli" and not any(t in context.run.tags for t in UNATTENDED)
+    replaced = replace_previous_source(context.instance, wh, mlflow_tracking, _new_source(report), rebuild_newer=by_cli)
     if replaced:
         context.log.warning(replaced)
     wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
