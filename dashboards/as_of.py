@@ -35,3 +35,26 @@ def warn_if_past_the_data(as_of: dt.date | None) -> None:
     text = past_the_data(as_of, data_last_date())
     if text:
         st.warning(text, icon=":material/event_busy:")
+
+
+def unscored_request(asked: str | None, dates: list, last: dt.date | None) -> str | None:
+    """The banner text when a URL asks for an as-of date (`?as_of=`) that is not among the scored
+    `dates`: the page shows its latest date instead, and said nothing (an audit: ?as_of=2027-01-01
+    showed 2025-12-31 and rewrote the URL)."""
+    if not asked or asked in {str(d) for d in dates}:
+        return None
+    try:
+        day = dt.date.fromisoformat(asked)
+    except ValueError:
+        return f"**?as_of={asked} is not a date.** Showing the latest scored date instead."
+    if last is not None and day > last:
+        return (f"**{day} is after the data's last date ({last}):** nothing is scored past the data. Showing the "
+                "latest scored date instead.")
+    return f"**{day} is not a scored as-of date** (the weekly dates and the export date are). Showing the latest instead."
+
+
+def warn_if_unscored_request(dates: list) -> None:
+    """Call before the as-of widget that binds `?as_of=`: it replaces an unknown value silently."""
+    text = unscored_request(st.query_params.get("as_of"), dates, data_last_date())
+    if text:
+        st.warning(text, icon=":material/event_busy:")

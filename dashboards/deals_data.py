@@ -159,7 +159,7 @@ def explanations(as_of: dt.date, opportunity_id: str) -> pl.DataFrame:
                     [as_of, opportunity_id])
 
 
-MONEY_FEATURES = {"amount", "list_price", "account_revenue"}
+MONEY_FEATURES = {"amount", "list_price"}  # not account_revenue: in the export's unit (MavenTech: millions)
 RATE_FEATURES = {"account_win_rate", "rep_win_rate"}
 LIFT_FEATURES = set(TRAILING)  # rate differences
 RATIO_FEATURES = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
@@ -179,6 +179,8 @@ def feature_value(feature: str, value: str | None, products: dict[str, str] | No
         return value[:40]
     if feature in MONEY_FEATURES:
         return fmt.money(x)
+    if feature == "account_revenue":  # an audit: MavenTech's 526.01 (millions) read "$526"
+        return f"{x:,.0f} (in the export's unit)" if abs(x) >= 100 else f"{x:,.2f} (in the export's unit)"
     if feature in RATE_FEATURES:
         return fmt.pct(x)
     if feature in LIFT_FEATURES:

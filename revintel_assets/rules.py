@@ -149,6 +149,23 @@ HAS_COMMIT_SQL = (f"SELECT EXISTS (SELECT 1 FROM features.deal_snapshot "
 # Case, by its stage or by the CRM's own category (Salesforce's ForecastCategoryName). MavenTech's plan
 # showed a commit and a best case of 0 (booked to date) beside a forecast whose commit was NULL.
 CALL_STAGES = tuple(s for s, c in FORECAST_CATEGORY_BY_STAGE.items() if c in ("Commit", "Best Case"))
+# The quota file's rows the import quarantined, per file and reason: a file whose every row was
+# rejected (calendar quarters under a February fiscal year) read "no quotas ... load quotas.csv".
+QUARANTINED_QUOTAS_SQL = ("SELECT source_file, reason, count(*) AS n FROM star.quarantine "
+                          "WHERE regexp_matches(lower(source_file), '(^|/)(quotas|forecastingquota)[.](csv|xlsx)$') "
+                          "GROUP BY ALL ORDER BY n DESC, reason")
+
+
+def quarantined_quotas_note(rows: list[tuple]) -> str | None:
+    """What QUARANTINED_QUOTAS_SQL's rows say, in one sentence (None without any)."""
+    if not rows:
+        return None
+    files = sorted({r[0] for r in rows})
+    n = sum(r[2] for r in rows)
+    return (f"{' and '.join(files)} {'was' if len(files) == 1 else 'were'} read, but every one of its {n:,} rows was "
+            f"quarantined (star.quarantine), the most for: {rows[0][1]} ({rows[0][2]:,})")
+
+
 HAS_CALL_SQL = (f"SELECT EXISTS (SELECT 1 FROM features.deal_snapshot WHERE stage IN "
                 f"({', '.join(repr(s) for s in CALL_STAGES)})) OR EXISTS (SELECT 1 FROM star.fact_opportunity "
                 f"WHERE forecast_category IN ('Commit', 'Best Case')) AS has_call")

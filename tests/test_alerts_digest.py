@@ -169,3 +169,26 @@ def test_a_webhook_that_refuses_or_is_gone_is_named_with_its_url():
         server.server_close()
     with pytest.raises(WebhookFailed, match=rf"digest webhook {url} .* could not be reached"):
         post_webhook(url, "x", timeout=2)
+
+
+def test_the_digest_does_not_list_score_drops_a_new_model_made_as_new_risks():
+    """An audit: the week the first model replaced the stage baseline, 11 of a rep's 14 "new risks"
+    were drops of the model's making ("(model changed: ...)")."""
+    import datetime as dt
+
+    import polars as pl
+
+    from revintel_assets.defs.pipeline.digest import manager_digest
+
+    alerts = pl.DataFrame({"opportunity_id": ["o1", "o2", "o3"], "rep_id": ["Ann"] * 3,
+                           "alert_type": ["score_dropped", "score_dropped", "stalled"],
+                           "detail": ["win probability 94% -> 74% since 2025-12-29 (model changed: a -> b)",
+                                      "win probability 60% -> 40% since 2025-12-29 (model changed: a -> b)",
+                                      "2.5x the usual time in Engaging (40 days)"]})
+    changes = pl.DataFrame(schema={"rep_id": pl.Utf8, "opportunity_id": pl.Utf8, "category": pl.Utf8,
+                                   "amount_before": pl.Float64, "amount_after": pl.Float64,
+                                   "expected_close_before": pl.Date, "expected_close_after": pl.Date})
+    md = manager_digest("Max", dt.date(2025, 12, 31), dt.date(2025, 12, 29), changes, alerts, "http://app")
+    risks = md[md.index("**New risks**"):md.index("**Slipped deals**")]
+    assert "o3" in risks and "o1" not in risks and "o2" not in risks
+    assert "(and 2 score drops that came with a change of model, not listed" in risks

@@ -62,6 +62,23 @@ def test_a_high_risk_without_a_warning_sign_says_what_adds_up():
     assert b["risk_category"] == "Low" and b["risk_drivers"] == "no risk signal" and b["recommended_action"].startswith("On track")
 
 
+def test_a_high_risk_large_deal_is_not_on_track():
+    """An audit: a $119k Prospecting deal at 37 %, risk 51.4 (High), whose only driver was 'large deal',
+    was told 'On track' (366-473 High deal-dates a demo)."""
+    deals = pl.DataFrame({"opportunity_id": ["big", "b", "c", "d", "e"],
+                          "amount": [119_490.0, 1_000.0, 2_000.0, 3_000.0, 4_000.0], "list_price": [None] * 5,
+                          "win_probability": [0.37, 0.9, 0.9, 0.9, 0.9], "stage": ["Prospecting"] * 5,
+                          "stage_time_ratio": [1.0] * 5, "n_pushes": [0] * 5, "days_to_expected_close": [30] * 5},
+                         schema_overrides={"list_price": pl.Float64})
+    big, b = list(score_risk(deals).iter_rows(named=True))[:2]
+    assert big["risk_category"] == "High" and big["risk_drivers"] == "large deal (top 1% by value); win probability 37%"
+    assert big["recommended_action"].startswith("Protect:")
+    assert b["recommended_action"].startswith("On track")  # a small likely deal stays on track
+    # a large deal that is not high risk keeps its plain driver and its action
+    calm = score_risk(deals.with_columns(pl.lit(0.95).alias("win_probability"))).row(0, named=True)
+    assert calm["risk_category"] != "High" and calm["risk_drivers"] == "large deal (top 1% by value)"
+
+
 def test_a_missing_deal_table_of_a_transactions_only_source_says_why():
     """A transactions-only source (Online Retail) never has deal tables: 'Run revintel demo' was the
     wrong advice on six pages. Tables a CRM source has not built yet keep the old message."""

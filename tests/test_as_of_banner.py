@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dashboards.as_of import past_the_data
+from dashboards.as_of import past_the_data, unscored_request
 
 REPO = Path(__file__).resolve().parents[1]
 LAST = dt.date(2025, 12, 31)
@@ -20,6 +20,15 @@ def test_banner_only_past_the_data():
     assert past_the_data(None, LAST) is None and past_the_data(LAST, None) is None
     text = past_the_data(dt.date(2026, 11, 21), LAST)
     assert "2026-11-21" in text and "2025-12-31" in text
+
+
+def test_an_unscored_date_asked_in_the_url_is_said_to():
+    """An audit: /deal-detail?as_of=2027-01-01 showed 2025-12-31 without a word and rewrote the URL."""
+    dates = [LAST, dt.date(2025, 12, 29)]
+    assert unscored_request(None, dates, LAST) is None and unscored_request("2025-12-29", dates, LAST) is None
+    assert "after the data's last date (2025-12-31)" in unscored_request("2027-01-01", dates, LAST)
+    assert "2025-12-30 is not a scored as-of date" in unscored_request("2025-12-30", dates, LAST)
+    assert "not a date" in unscored_request("yesterday", dates, LAST)
 
 
 @pytest.mark.parametrize("scored, banner", [(dt.date(2026, 11, 21), True), (LAST, False)])

@@ -142,6 +142,18 @@ def test_trailing_lifts_read_as_points_above_or_below_the_company():
     assert out[3].startswith("Rep's win rate over the last 180 days is 5 points below the company's; deals like this win less")
 
 
+def test_an_unknown_value_reads_as_a_sentence():
+    """An audit: every deal without an amount was explained "Priced at unknownx list"."""
+    ids = pl.DataFrame({"as_of_date": [dt.date(2025, 1, 1)] * 2, "opportunity_id": ["a", "b"]})
+    feats = pl.DataFrame({"amount_to_list": [None, 1.25], "account_win_rate": [None, 0.5]},
+                         schema={"amount_to_list": pl.Float64, "account_win_rate": pl.Float64})
+    out = top_contributions(ids, feats, np.array([[-0.5, -0.1], [0.4, 0.3]]), k=2,
+                            names=["amount_to_list", "account_win_rate"])["explanation"].to_list()
+    assert out[0] == "No amount yet to set against the list price; deals like this win less often"
+    assert out[1] == "Account win rate so far unknown; deals like this win less often"
+    assert out[2] == "Priced at 1.2x list; deals like this win more often"
+
+
 def test_a_contribution_of_float_noise_has_no_direction():
     """A model or baseline that scores every deal alike explained MavenTech's deals with +-6e-16
     (77,602 rows "raises", 15,121 "lowers"); the demo had 531 "raises" of exactly 0. Such a

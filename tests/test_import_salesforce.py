@@ -425,6 +425,22 @@ def test_a_multi_currency_org_is_converted_with_its_currency_types(tmp_path):
     assert_reconciled(con)
 
 
+def test_bare_amounts_of_an_org_with_a_corporate_currency_are_in_it(tmp_path):
+    """An audit: CurrencyType.csv named EUR as the corporate currency and Opportunity.csv had no
+    CurrencyIsoCode column; meta.source.currency stayed NULL and every amount showed in dollars."""
+    src = tmp_path / "eur"
+    write(src, "Opportunity.csv", "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon\r\n"
+          "006A1,Closed Won,1000,2024-03-01,2024-01-02T05:00:00.000Z,true,true\r\n"
+          "006A2,Prospecting,,2024-06-30,2024-02-01T05:00:00.000Z,false,false\r\n")
+    write(src, "CurrencyType.csv", "Id,IsoCode,ConversionRate,IsCorporate,IsActive\r\n"
+          "01L1,EUR,1,true,true\r\n01L2,USD,1.1,false,true\r\n")
+    report = build_star(duckdb.connect(), src)
+    assert report.currency == "EUR" and report.currencies == {"EUR": 1}
+    # no corporate row: nothing is claimed
+    write(src, "CurrencyType.csv", "Id,IsoCode,ConversionRate,IsCorporate,IsActive\r\n01L1,EUR,1,false,true\r\n")
+    assert build_star(duckdb.connect(), src).currency is None
+
+
 # --- exports as Salesforce and Excel really write them (an audit's fixtures, 2026-12-07) ---------
 
 def _report_rows(replace: dict[str, str] | None = None, header: dict[str, str] | None = None) -> str:

@@ -371,3 +371,23 @@ def test_no_call_without_a_commit_or_best_case_deal():
     con.execute("DELETE FROM star.fact_opportunity WHERE forecast_category = 'Best Case'")
     con.execute("INSERT INTO features.deal_snapshot VALUES ('Negotiation')")  # a commit stage
     assert con.execute(HAS_CALL_SQL).fetchone() == (True,)
+
+
+def test_a_quota_file_whose_rows_were_all_quarantined_is_not_called_missing():
+    """An audit: under a February fiscal year every calendar-quarter row of quotas.csv was quarantined
+    (rightly), and the run and the Plan page then asked for quotas.csv to be loaded."""
+    import duckdb
+
+    from revintel_assets import rules
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA star; CREATE TABLE star.quarantine (source_file VARCHAR, line_number BIGINT, "
+                "raw_row VARCHAR, reason VARCHAR)")
+    assert rules.quarantined_quotas_note(con.execute(rules.QUARANTINED_QUOTAS_SQL).fetchall()) is None
+    start = "period_start 2025-01-01 does not begin a fiscal quarter"
+    con.executemany("INSERT INTO star.quarantine VALUES (?, ?, '', ?)",
+                    [("quotas.csv", i, start) for i in range(2, 262)] + [("quotas.csv", 262, "amount is negative")]
+                    + [("sales_pipeline.csv", 5, "unknown stage"), ("old_quotas.csv", 3, "x")])
+    note = rules.quarantined_quotas_note(con.execute(rules.QUARANTINED_QUOTAS_SQL).fetchall())
+    assert note == (f"quotas.csv was read, but every one of its 261 rows was quarantined (star.quarantine), the most "
+                    f"for: {start} (260)")

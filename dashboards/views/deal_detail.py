@@ -24,6 +24,7 @@ if not dates:
     st.stop()
 
 pick = st.columns([1, 3], gap="medium")
+as_of_banner.warn_if_unscored_request(dates)  # before the widget, which drops an unknown ?as_of= silently
 as_of = pick[0].selectbox("As of", dates, index=0, format_func=str, key="as_of", bind="query-params")
 as_of_banner.warn_if_past_the_data(as_of)
 deals = dd.scored_deals(as_of)  # highest risk first
@@ -55,7 +56,8 @@ st.markdown(f"**Account** {md(d['account'])} &nbsp;·&nbsp; **Rep** {md(rep)} &n
             f"&nbsp;·&nbsp; **Stage** {md(d['stage'])}")
 close = d["expected_close_date"]
 days = (close - as_of).days if close else None
-due = None if days is None else f"{-days} days overdue" if days < 0 else "today" if days == 0 else f"in {days} days"
+due = (None if days is None else f"{-days} day{'s' * (days != -1)} overdue" if days < 0 else "today" if days == 0
+       else f"in {days} day{'s' * (days != 1)}")
 m = st.columns(4)
 m[0].metric("Win probability", dd.pct(d["win_probability"]), border=True, help="Calibrated probability of a win")
 m[1].metric("Risk score", f"{d['risk_score']:g} / 100", border=True,

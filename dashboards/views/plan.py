@@ -11,6 +11,7 @@ from scipy.special import ndtr
 
 from dashboards import as_of as as_of_banner
 from dashboards import db, fmt, segments
+from revintel_assets import rules
 
 st.title("Plan: will we make the number?")
 st.caption("Quota next to what is booked, the reps' call (Commit; Commit + Best Case) and revintel's forecast of the "
@@ -55,6 +56,9 @@ if total["quota"] is None:
     if other:  # the quotas were loaded, for other periods: say so rather than ask for the file again
         st.info(f"The quotas loaded are per {' and '.join(other)}, none per {period}: no attainment or chance of "
                 f"making it for a {period}. The forecast and the reps' call are shown without.")
+    elif rejected := rules.quarantined_quotas_note(db.query(rules.QUARANTINED_QUOTAS_SQL).rows()):
+        st.warning(f"No quota for the total in this period: {rejected}. The forecast and the reps' call are shown "
+                   "without.")
     else:
         st.info("No quota for the total in this period: load quotas.csv (or Salesforce ForecastingQuota.csv) to see "
                 "attainment and the chance of making it. The forecast and the reps' call are shown without.")

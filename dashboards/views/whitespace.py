@@ -12,7 +12,9 @@ ALL = "All"
 
 st.title("Whitespace")
 st.caption("Every account × division the account has never bought (and has no open opportunity in), "
-           "scored propensity × expected value: what similar accounts spend in that division, capped.")
+           "scored propensity × value if bought: what a first purchase of that division brought in the training "
+           "windows, fitted to the account's spend (the share similar accounts spend there when too few first "
+           "purchases were made). Equal scores go to the likelier purchase.")
 why.stop_unless_icp("scores.whitespace")
 
 cutoffs = db.query("SELECT DISTINCT cutoff_date FROM scores.whitespace ORDER BY 1 DESC")["cutoff_date"].to_list()
@@ -76,14 +78,14 @@ st.altair_chart(chart, width="stretch")
 st.subheader(":material/target: Best opportunities", divider="gray")
 cols = [c for c in ("rank_overall", "account", "division", "propensity", "expected_value",
                     "whitespace_score", "rank_in_account", "rep", "region", "sector", "country") if c in view.columns]
-table = view.sort("whitespace_score", descending=True).select(cols)
+table = view.sort("rank_overall").select(cols)  # the table's ranking: equal scores by propensity
 st.dataframe(table.head(200), hide_index=True, width="stretch",
              column_config={"rank_overall": "Rank", "account": "Account", "division": "Division", "rep": "Rep",
                             "region": "Region", "sector": "Sector", "country": "Country",
                             "rank_in_account": "Rank in account",
                             "propensity": st.column_config.ProgressColumn("Propensity", format="percent",
                                                                          min_value=0, max_value=1),
-                            "expected_value": fmt.money_column("Expected value", CURRENCY),
+                            "expected_value": fmt.money_column("Value if bought", CURRENCY),
                             "whitespace_score": fmt.money_column("Whitespace score", CURRENCY)})
 csv_cols = [c for c in ("rank_overall", "account_id", "account", "division", "propensity", "expected_value",
                         "whitespace_score", "rank_in_account", "rep_id", "rep", "region", "sector", "country")

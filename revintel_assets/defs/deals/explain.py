@@ -48,6 +48,18 @@ PHRASES = {
     "deal_type": "deal type {v}",
     "lead_source": "lead source {v}",
 }
+# ... and where the value is unknown, a phrase of its own where "unknown" would not read ("priced at
+# unknownx list", an audit, for every deal without an amount)
+UNKNOWN_PHRASES = {
+    "amount_to_list": "no amount yet to set against the list price",
+    "amount_change_ratio": "no earlier amount to compare with",
+    "stage_time_ratio": "no usual time known for this stage",
+    "amount": "no amount yet",
+    "list_price": "no list price",
+    "days_to_expected_close": "no expected close date",
+    "account_employees": "account size unknown",
+    "account_revenue": "account revenue unknown",
+}
 RATES = {"account_win_rate", "rep_win_rate"}
 LIFTS = set(TRAILING)  # rate differences: "12 points below"
 RATIOS = {"stage_time_ratio", "amount_change_ratio", "amount_to_list"}
@@ -115,7 +127,10 @@ def _pretty_value() -> pl.Expr:
 
 
 def _sentence() -> pl.Expr:
-    phrase = pl.col("feature").replace_strict(PHRASES, default="{v}").str.replace("{v}", _pretty_value(), literal=True)
+    phrase = (pl.when(pl.col("feature_value").is_null() & pl.col("feature").is_in(list(UNKNOWN_PHRASES)))
+              .then(pl.col("feature").replace_strict(UNKNOWN_PHRASES, default=""))
+              .otherwise(pl.col("feature").replace_strict(PHRASES, default="{v}")
+                         .str.replace("{v}", _pretty_value(), literal=True)))
     tail = (pl.when(pl.col("direction") == "raises").then(pl.lit("; deals like this win more often"))
             .when(pl.col("direction") == "lowers").then(pl.lit("; deals like this win less often"))
             .otherwise(pl.lit("; no effect on this deal's score")))

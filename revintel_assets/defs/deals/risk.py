@@ -61,7 +61,8 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         pl.when(stalled).then(ratio.round(1).cast(pl.Utf8) + "x the usual time in " + pl.col("stage")),
         pl.when(pushed).then(pl.lit("close date pushed ") + pl.col("n_pushes").cast(pl.Utf8) + " times"),
         pl.when(overdue).then(pl.lit("past expected close by ")
-                              + (-pl.col("days_to_expected_close")).cast(pl.Utf8) + " days"),
+                              + (-pl.col("days_to_expected_close")).cast(pl.Utf8)
+                              + pl.when(pl.col("days_to_expected_close") == -1).then(pl.lit(" day")).otherwise(pl.lit(" days"))),
         pl.when(big).then(pl.lit("large deal (top ") + ((1 - pl.col("_value_pct")) * 100).ceil()
                           .cast(pl.Int64).clip(1, 100).cast(pl.Utf8) + "% by value)"),
     ], separator="; ", ignore_nulls=True)
@@ -76,15 +77,22 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     # High or Critical with no single warning sign: the parts that add up to it are said (a moderate
     # win probability, some time in stage, a larger deal), not "no risk signal" and "On track"
     # beside a High badge (0.5 % of the demo's High deal-dates)
-    quiet = (drivers == "") & (pl.col("risk_score") >= mid)
+    high = pl.col("risk_score") >= mid
+    quiet = (drivers == "") & high
     parts = (pl.lit("no single warning sign; together: win probability ")
              + (p * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%, " + ratio.round(1).cast(pl.Utf8)
              + "x the usual time in " + pl.col("stage") + ", value in the top "
              + ((1 - pl.col("_value_pct")) * 100).ceil().cast(pl.Int64).clip(1, 100).cast(pl.Utf8) + "%")
+    # ... and one whose only sign is its size: what is at stake is said with the odds that make it a
+    # risk, and it is to be protected, not "On track" (an audit: 366-473 High deal-dates a demo)
+    big_only = big & high & ~(overdue | stalled | pushed | unlikely)
     return df.with_columns(
-        pl.when(quiet).then(parts).when(drivers == "").then(pl.lit("no risk signal")).otherwise(drivers)
-        .alias("risk_drivers"),
+        pl.when(quiet).then(parts).when(drivers == "").then(pl.lit("no risk signal"))
+        .when(big_only).then(drivers + "; win probability " + (p * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%")
+        .otherwise(drivers).alias("risk_drivers"),
         pl.when(quiet).then(pl.lit("Watch: confirm the next step and the buyer's timeline this week"))
+        .when(big_only).then(pl.lit("Protect: a large deal at risk; confirm the decision maker, the next step and "
+                                    "the timeline this week"))
         .otherwise(action).alias("recommended_action"),
     ).drop("_value_pct", "_stagnation")
 

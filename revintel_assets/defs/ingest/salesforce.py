@@ -182,9 +182,18 @@ def _currencies(con, raw, kind: str, dialect: Dialect) -> dict:
     if "CurrencyIsoCode" not in raw.columns:
         # with the decimal separator the amounts were read with (settled per file): '11.500,00 €' under
         # the mapping's default '.' is no amount, and its euro went unsaid (the app then showed dollars)
-        return (currency_report(con, "temp.raw_sf_opportunity", "Amount",
-                                dialect.settled(con, "temp.raw_sf_opportunity", [], ["Amount"]).decimal)
-                if "Amount" in raw.columns else {})
+        marks = (currency_report(con, "temp.raw_sf_opportunity", "Amount",
+                                 dialect.settled(con, "temp.raw_sf_opportunity", [], ["Amount"]).decimal)
+                 if "Amount" in raw.columns else {})
+        # bare amounts of an org whose CurrencyType.csv names its corporate currency are in it (an
+        # audit: EUR corporate, every amount shown in dollars)
+        corporate = con.execute("SELECT DISTINCT iso_code FROM staging.currency_rates WHERE is_corporate "
+                                "AND iso_code IS NOT NULL").fetchall()
+        if marks or len(corporate) != 1 or "Amount" not in raw.columns:
+            return marks
+        n = con.execute(f"SELECT count(*) FROM temp.raw_sf_opportunity WHERE nullif(trim({col('Amount')}), '') "
+                        "IS NOT NULL").fetchall()[0][0]
+        return {"currencies": {corporate[0][0]: n}} if n else {}
     rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "

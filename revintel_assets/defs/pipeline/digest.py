@@ -40,9 +40,15 @@ def manager_digest(manager: str, as_of: dt.date, compare: dt.date | None, change
         lines += [f"- {_link(app_url, as_of, r['opportunity_id'])}: {r['category'].replace('_', ' ')}, "
                   f"{r['delta']:+,.0f}" for r in movers.iter_rows(named=True)] or ["- none"]
         risks = new_alerts.filter(pl.col("rep_id") == rep).sort("opportunity_id", "alert_type")
+        # a score that fell with a change of model fell by the model, not by anything the deal did (an
+        # audit: 11 of a rep's 14 "new risks" the week the first model replaced the stage baseline)
+        remodelled = risks["detail"].str.contains("(model changed:", literal=True)
         lines += ["", "**New risks**"]
         lines += [f"- {_link(app_url, as_of, r['opportunity_id'])}: {r['detail']}"
-                  for r in risks.iter_rows(named=True)] or ["- none"]
+                  for r in risks.filter(~remodelled).iter_rows(named=True)] or ["- none"]
+        if remodelled.any():
+            lines.append(f"- (and {int(remodelled.sum())} score drop{'s' * (int(remodelled.sum()) != 1)} that came "
+                         "with a change of model, not listed: the deal pages show them)")
         slipped = mine.filter(pl.col("category") == "pushed_out").sort("opportunity_id")
         lines += ["", "**Slipped deals**"]
         lines += [f"- {_link(app_url, as_of, r['opportunity_id'])}: close {r['expected_close_before']} → "

@@ -104,8 +104,11 @@ def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, ware
                                          config.n_sims, config.seed, sigma_h, sigma_w,
                                          settings().fiscal_year_start_month, _crm_categories(wh, as_of))
     if inputs.quotas.is_empty():
-        context.log.warning("no quotas (quotas.csv / ForecastingQuota.csv, or either as .xlsx): attainment without quota, coverage or "
-                            "p_hit_quota; the forecast and the call are still written")
+        rejected = rules.quarantined_quotas_note(wh.query(rules.QUARANTINED_QUOTAS_SQL).rows()) \
+            if wh.table_exists("star.quarantine") else None
+        context.log.warning((rejected or "no quotas (quotas.csv / ForecastingQuota.csv, or either as .xlsx)")
+                            + ": attainment without quota, coverage or p_hit_quota; the forecast and the call are "
+                            "still written")
     if not wh.query(rules.HAS_CALL_SQL)["has_call"][0]:  # no deal ever in Commit or Best Case: no call
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("commit"), pl.lit(None, pl.Float64).alias("best_case"))
     owned = dict(partition_column="as_of_date", partition_values=[as_of], run_id=context.run_id)
