@@ -33,7 +33,8 @@ RAISES, LOWERS = "#2e7d32", "#c62828"
 SHAP_CAVEAT = ("Contributions are TreeSHAP values in the model's raw log-odds; the probability shown is "
                "calibrated afterwards, so the bars show direction and relative weight, not percentage points.")
 BASELINE_CAVEAT = ("The stage baseline scored this deal, so there is one contribution: its stage's historical "
-                   "win rate against the overall win rate, in log-odds. The probability shown is that stage rate.")
+                   "win rate against the overall win rate, in log-odds. The probability shown is that stage rate "
+                   "(the overall rate where the stage has no rate of its own: a contribution of 0).")
 
 
 # how a page names an expected close date revintel estimated (scores.deal_scores.expected_close_estimated)

@@ -184,6 +184,14 @@ def test_pipeline_risk_and_deal_detail(tmp_path):
         build_analyst_db(data_dir, extra_sql=[*FIXTURE, "UPDATE scores.deal_scores SET win_probability = 0.43"])
         text = render_page(browser, url, "pipeline-risk", name="pipeline_risk_flat", expect_text="Open deals")
         assert "has the same win probability (43.0%): these scores do not rank the deals" in text
+        # ... and Deal Detail says it too (an audit: MavenTech's showed 68.1 % as "that stage's rate")
+        _, text, _ = open_page(browser, url, f"deal-detail?as_of={AS_OF}&deal=O5", name="deal_detail_flat",
+                               expect_text="O5 — Betatech")
+        assert "has the same win probability (43.0%): these scores do not rank the deals" in text
+        # a date the URL asks for that was not scored is said to, not swapped silently (an audit)
+        _, text, _ = open_page(browser, url, "deal-detail?as_of=2027-01-01&deal=O5", name="deal_detail_unscored",
+                               expect_text="O5 — Betatech")
+        assert "2027-01-01 is after the data's last date" in text or "2027-01-01 is not a scored as-of date" in text
 
         # The stage baseline scored (no model beat it), no history / rep table, and an unknown deal id in
         # the link: all said plainly, the riskiest deal shown instead, no crash.

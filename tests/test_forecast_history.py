@@ -305,3 +305,15 @@ def test_a_source_without_a_commit_stage_has_no_commit_call(tmp_path, monkeypatc
     assert fc["commit"].is_null().all() and fc["weighted_pipeline"].sum() > 0
     commit = acc.filter(pl.col("model_name") == "commit")
     assert len(commit) and commit["p50"].is_null().all() and commit["error"].is_null().all()
+
+
+def test_the_forecasts_commit_on_the_export_date_is_the_crms_call():
+    """An audit: on the export date forecast.revenue_forecast's commit (the stage rule: every
+    Negotiation deal) read 973,818 and forecast.quota_attainment's (the CRM's category: 12 of them
+    marked Omitted) 737,999 for the same quarter. The CRM's category now wins in both."""
+    deals = pl.DataFrame({"opportunity_id": ["a", "b", "c", "d"],
+                          "stage": ["Negotiation", "Negotiation", "Proposal", "Engaging"]})
+    rule = deals.select(history.commit_category()).to_series().to_list()
+    assert rule == ["Commit", "Commit", "Best Case", "Pipeline"]
+    crm = deals.select(history.commit_category({"b": "Omitted", "d": "Commit"})).to_series().to_list()
+    assert crm == ["Commit", "Omitted", "Best Case", "Commit"]  # a deal the CRM does not name keeps the rule

@@ -80,6 +80,11 @@ with right:
     st.markdown("**:material/task_alt: Recommended action**")
     st.info(md(d["recommended_action"]) or "—", icon=":material/arrow_forward:")
 st.caption(dd.model_note([d["model_version"]], as_of, dd.closed_by(as_of)))
+# as Pipeline Risk says it: a probability every deal of the date shares ranks nothing (an audit: MavenTech's
+# Deal Detail showed 68.1 % as "that stage's rate" on every deal)
+flat = dd.flat_note(deals["win_probability"], as_of, deals["model_version"].unique().to_list())
+if flat:
+    st.warning(flat, icon=":material/warning:")
 
 # ---------------------------------------------------------------- what moved the score
 st.subheader(":material/balance: What moved the win probability", divider="gray")

@@ -156,5 +156,9 @@ def _stage_only(ids: pl.DataFrame, rows: pl.DataFrame, contribution: np.ndarray)
         pl.lit(1, dtype=pl.Int32).alias("rank"), pl.lit("stage").alias("feature"),
         rows["stage"].alias("feature_value"), pl.Series("contribution", contribution, dtype=pl.Float64),
     ).with_columns(*direction()).with_columns(
-        (pl.lit("Stage is ") + pl.col("feature_value")
-         + "; the stage baseline scores every deal in it at that stage's historical win rate").alias("explanation"))
+        pl.when(pl.col("direction") == "none")  # no stage rate of its own (MavenTech: none has one)
+        .then(pl.lit("Stage is ") + pl.col("feature_value")
+              + "; the stage baseline has no win rate of its own for it: the deal gets the overall win rate")
+        .otherwise(pl.lit("Stage is ") + pl.col("feature_value")
+                   + "; the stage baseline scores every deal in it at that stage's historical win rate")
+        .alias("explanation"))

@@ -63,6 +63,16 @@ def fit_rows(wh, first: dt.date, last: dt.date) -> Callable[[], timing.FitRows]:
 _FITS: dict[tuple, timing.TimingModel] = {}
 
 
+def crm_categories(wh, as_of: dt.date) -> pl.DataFrame | None:
+    """The CRM's forecast categories of open deals, for the export date only: the CRM holds today's
+    category, not the one a deal had on a past date (there the stage rule of that date stands).
+    The forecast's and the plan's calls both read them."""
+    export = wh.query("SELECT max(export_date)::DATE AS d FROM meta.source")["d"][0] if wh.table_exists("meta.source") else None
+    if export is None or as_of != export:
+        return None
+    return wh.query("SELECT opportunity_id, forecast_category FROM star.fact_opportunity WHERE NOT is_closed")
+
+
 def snapshot_version(wh) -> tuple | None:
     """The snapshot table's logged writes (latest time, count) and this process's unlogged opens of
     the warehouse: what timing_fit keys its fits on (None: no write log, nothing is kept)."""
@@ -445,7 +455,10 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
                     for d, (frame, contributions) in zip([d for d in batch if d != dates[-1]], results)}
             if dates[-1] in batch:  # the last batch: every past date is done, the pool is free
                 cal, deals, fit, n_sims, sigma, tuned_on, source = prepare(dates[-1])
-                frame, prep, bookings = history.forecast_date(cal, deals, fit, dim_rep, opps, n_sims, config.seed, sigma)
+                crm = crm_categories(wh, dates[-1])
+                frame, prep, bookings = history.forecast_date(
+                    cal, deals, fit, dim_rep, opps, n_sims, config.seed, sigma,
+                    crm=None if crm is None else dict(crm.drop_nulls("forecast_category").iter_rows()))
                 done[dates[-1]] = (frame.with_columns(*tags_of.pop(dates[-1])), model.deal_contributions(prep))
                 last = dict(date=dates[-1], cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=sigma,
                             tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)

@@ -13,8 +13,8 @@ from revintel_assets import rules
 from revintel_assets.defs.deals.assets import deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import backtest, history, probabilities
-from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, _shock, fit_rows,
-                                                  snapshot_version, timing_fit)
+from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, _shock, crm_categories,
+                                                  fit_rows, snapshot_version, timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.defs.validation.metrics import defined
@@ -73,15 +73,6 @@ class _Inputs:
                                        rows=rows, label_counts=self.counts, scored=scored)
 
 
-def _crm_categories(wh, as_of: dt.date) -> pl.DataFrame | None:
-    """The CRM's forecast categories of open deals, for the export date only: the CRM holds today's
-    category, not the one a deal had on a past date (there the stage rule of that date stands)."""
-    export = wh.query("SELECT max(export_date)::DATE AS d FROM meta.source")["d"][0] if wh.table_exists("meta.source") else None
-    if export is None or as_of != export:
-        return None
-    return wh.query("SELECT opportunity_id, forecast_category FROM star.fact_opportunity WHERE NOT is_closed")
-
-
 @dg.multi_asset(specs=[
     dg.AssetSpec(ATTAINMENT, deps=[deal_snapshot.key, SCORES, dg.AssetKey(["models", "win_probability"]), *STAR,
                                    *SHOCK_DEPS],
@@ -102,7 +93,7 @@ def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, ware
         context.log.warning("no backtest tuning of the shared shock yet: ranges and p_hit_quota without it (too sure)")
     frame, deals = attainment.attainment(inputs.origin(as_of, config.horizon_weeks), inputs.quotas, inputs.opps,
                                          config.n_sims, config.seed, sigma_h, sigma_w,
-                                         settings().fiscal_year_start_month, _crm_categories(wh, as_of))
+                                         settings().fiscal_year_start_month, crm_categories(wh, as_of))
     if inputs.quotas.is_empty():
         rejected = rules.quarantined_quotas_note(wh.query(rules.QUARANTINED_QUOTAS_SQL).rows()) \
             if wh.table_exists("star.quarantine") else None
