@@ -66,7 +66,8 @@ if total["quota"] is None:
 rows = plan.filter(pl.col("segment_type") == seg_type).sort("p_hit_quota", "segment", nulls_last=True)
 st.markdown(f"**Per {seg_type}: revintel vs the call**")
 chart_rows = rows.select("segment", "quota", "booked_to_date", "commit", "best_case", "p10", "p50", "p90").to_pandas()
-base = alt.Chart(chart_rows).encode(y=alt.Y("segment:N", sort=None, title=None))
+# every segment named: a fixed height squeezed five managers into three labels (Vega drops overlapping ones)
+base = alt.Chart(chart_rows).encode(y=alt.Y("segment:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)))
 layers = [base.mark_bar(opacity=0.3, color="#4c78a8", height=14).encode(x=alt.X("p10:Q", title=f"period total ({CURRENCY})"), x2="p90:Q",
                                                                          tooltip=["segment", alt.Tooltip("p10:Q", format=",.0f"),
                                                                                   alt.Tooltip("p50:Q", format=",.0f"),
@@ -78,7 +79,7 @@ layers = [base.mark_bar(opacity=0.3, color="#4c78a8", height=14).encode(x=alt.X(
               x="best_case:Q", tooltip=[alt.Tooltip("best_case:Q", format=",.0f")]),
           base.mark_tick(color="#e45756", thickness=2, size=26).encode(x="quota:Q", tooltip=[
               alt.Tooltip("quota:Q", format=",.0f")])]
-st.altair_chart(alt.layer(*layers).properties(height=max(160, 34 * len(chart_rows))), width="stretch")
+st.altair_chart(alt.layer(*layers).properties(height=alt.Step(34)), width="stretch")
 st.caption("Blue bar: P10–P90 of the period total, blue tick: P50; orange diamond: Commit, orange triangle: "
            "Commit + Best Case; red tick: quota.")
 money_cols = ("quota", "booked_to_date", "commit", "best_case", "weighted_pipeline", "p10", "p50", "p90", "gap_to_plan",
@@ -123,7 +124,8 @@ if db.table_exists("forecast.plan_deals"):
         st.markdown(f"**{segment}**: quota {money(row['quota'])}, booked {money(row['booked_to_date'])}, "
                     f"{money(max(short, 0))} still to book; forecast P50 {money(row['p50'])}, "
                     f"chance of making it **{row['p_hit_quota']:.0%}**.")
-    cfg = {"amount": fmt.money_column("amount", CURRENCY),
+    cfg = {"opportunity_id": "deal", "rep_id": "rep", "forecast_category": "forecast category",
+           "amount": fmt.money_column("amount", CURRENCY),
            "expected_in_period": fmt.money_column("expected", CURRENCY),
            "sd_in_period": fmt.money_column("spread (sd)", CURRENCY),
            "upside": fmt.money_column("adds if won", CURRENCY),
