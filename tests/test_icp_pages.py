@@ -66,6 +66,7 @@ def test_icp_whitespace_model_health_pages(tmp_path):
         n_pairs = 2 * sum(1 for i in range(1, 41) if i % 3)
         assert f"{n_pairs:,}" in text
         assert "Expected value by division" in text
+        assert "propensity × value if bought" in text and "capped" not in text  # the value rule as it is (an audit)
 
         text = render_page(browser, url, "model-health", name="model_health",
                            expect_text=["Latest holdout of every model", "Gains / lift", "Calibration",

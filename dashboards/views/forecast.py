@@ -200,7 +200,8 @@ if db.table_exists("forecast.deal_contributions"):
     deals = fmt.with_names(deals, account="account_id", rep="rep_id")
     if len(deals):
         top = deals.row(0, named=True)
-        st.markdown(f"Largest single source of spread: **{md(top['opportunity_id'])}** ({md(top['account'])}, "
+        account = "no account" if top["account"] == fmt.NO_ACCOUNT else top["account"]  # not "((no account), ..."
+        st.markdown(f"Largest single source of spread: **{md(top['opportunity_id'])}** ({md(account)}, "
                     f"{md(top['rep'])}, {md(top['stage'])}), amount {md(fmt.money(top['amount'], CURRENCY))}, "
                     f"{fmt.pct(top['p_in_horizon'])} chance to book inside the horizon, "
                     f"sd {md(fmt.money(top['sd_revenue'], CURRENCY))}.")

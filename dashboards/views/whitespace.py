@@ -79,6 +79,9 @@ st.subheader(":material/target: Best opportunities", divider="gray")
 cols = [c for c in ("rank_overall", "account", "division", "propensity", "expected_value",
                     "whitespace_score", "rank_in_account", "rep", "region", "sector", "country") if c in view.columns]
 table = view.sort("rank_overall").select(cols)  # the table's ranking: equal scores by propensity
+# a transaction log has no regions or sectors: a dash, not "None" in every row
+table = table.with_columns(pl.col(c).cast(pl.Utf8).fill_null("—") for c in ("rep", "region", "sector", "country")
+                           if c in table.columns)
 st.dataframe(table.head(200), hide_index=True, width="stretch",
              column_config={"rank_overall": "Rank", "account": "Account", "division": "Division", "rep": "Rep",
                             "region": "Region", "sector": "Sector", "country": "Country",
