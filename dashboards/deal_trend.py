@@ -14,7 +14,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, fmt
 from dashboards import deals_data as dd
 from dashboards.safe import md
 from revintel_resources.glossary import feature_name
@@ -52,14 +52,10 @@ def moved(contrib: pl.DataFrame, before: dt.date, after: dt.date) -> pl.DataFram
         pl.col("change").abs(), "feature", descending=[True, False])
 
 
-def _value(v: str | None) -> str:
-    if v is None:
-        return "—"
-    try:
-        x = float(v)
-    except ValueError:
-        return v[:24]
-    return f"{x:,.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.2f}"
+def _value(feature: str, v: str | None, products: dict[str, str]) -> str:
+    """As the explanation above prints it ("46%", "September", the product's name; an audit found
+    "0.51", "9" and "APX-ENT" here); "—" where that date did not store it (not in its top 5)."""
+    return "—" if v is None else dd.feature_value(feature, v, products)
 
 
 def _chart(t: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
@@ -130,9 +126,11 @@ def render(opportunity_id: str, as_of: dt.date) -> None:
                  alt.Tooltip("c_now:Q", format="+.3f", title=str(after)), alt.Tooltip("change:Q", format="+.3f")])
         .properties(height=alt.Step(28)))
     ccol.altair_chart(bars + alt.Chart().mark_rule(color="#888").encode(x=alt.datum(0)), width="stretch")
+    products = fmt.names("star.dim_product", "product_id", "product_name")
     tcol.markdown("\n".join(
         f"- {':green' if r['change'] >= 0 else ':red'}[{'▲' if r['change'] >= 0 else '▼'} {r['change']:+.2f}] "
-        f"**{md(r['name'])}**: {md(_value(r['value_then']))} → {md(_value(r['value_now']))}"
+        f"**{md(r['name'])}**: {md(_value(r['feature'], r['value_then'], products))} → "
+        f"{md(_value(r['feature'], r['value_now'], products))}"
         + ("" if r["listed"] == "both" else f" *(in the top 5 on {before if r['listed'] == 'then only' else after} only)*")
         for r in mv.head(8).iter_rows(named=True)))
     notes = ["Change in each feature's TreeSHAP contribution (log-odds), largest movers first. Only each date's top 5 "

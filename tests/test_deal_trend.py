@@ -58,6 +58,6 @@ def test_deal_detail_shows_the_trend_and_why_it_moved(tmp_path):
     assert "was High" in text
     # stage_time_ratio -0.30 -> -0.82 (-0.52), days_to_expected_close only now (-0.55), n_pushes only then (+0.12)
     assert "▼ -0.55" in text and "▼ -0.52" in text and "▲ +0.12" in text
-    assert "2.40 → 3.10" in text
+    assert "2.4x → 3.1x" in text  # as the explanation prints a ratio (an audit: raw "0.51", "9" for a rate, a month)
     assert text.index("▼ -0.55") < text.index("▼ -0.52") < text.index("▲ +0.12")  # largest movers first
     assert "different models (win_probability/2 then, win_probability/3 now)" in text
