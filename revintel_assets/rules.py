@@ -162,8 +162,9 @@ def quarantined_quotas_note(rows: list[tuple]) -> str | None:
         return None
     files = sorted({r[0] for r in rows})
     n = sum(r[2] for r in rows)
+    # the reason sentences name the row's own values (a date), so one is given as an example
     return (f"{' and '.join(files)} {'was' if len(files) == 1 else 'were'} read, but every one of its {n:,} rows was "
-            f"quarantined (star.quarantine), the most for: {rows[0][1]} ({rows[0][2]:,})")
+            f"quarantined (star.quarantine), e.g. {rows[0][1]}")
 
 
 HAS_CALL_SQL = (f"SELECT EXISTS (SELECT 1 FROM features.deal_snapshot WHERE stage IN "
