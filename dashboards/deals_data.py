@@ -168,6 +168,14 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
           "November", "December"]
 
 
+def revenue_in_millions() -> bool:
+    """MavenTech-layout accounts.csv (and the demo's) give revenue in millions (star.dim_account's
+    column comment); Salesforce's AnnualRevenue and the others in currency units."""
+    if not db.table_exists("meta.source"):
+        return False
+    return "maventech" in str(db.scalar("SELECT max(source_format) FROM meta.source") or "").split("+")
+
+
 def feature_value(feature: str, value: str | None, products: dict[str, str] | None = None) -> str:
     """A feature's value for people: "$85,620", "58%", "3.6x", "March", a product's name."""
     if value is None:
@@ -181,7 +189,7 @@ def feature_value(feature: str, value: str | None, products: dict[str, str] | No
     if feature in MONEY_FEATURES:
         return fmt.money(x)
     if feature == "account_revenue":  # an audit: MavenTech's 526.01 (millions) read "$526"
-        return f"{x:,.0f} (in the export's unit)" if abs(x) >= 100 else f"{x:,.2f} (in the export's unit)"
+        return fmt.money_short(x * 1e6) if revenue_in_millions() else fmt.money(x)
     if feature in RATE_FEATURES:
         return fmt.pct(x)
     if feature in LIFT_FEATURES:

@@ -105,6 +105,9 @@ def _flat_scores(con, as_of, n_open: int) -> str | None:
 # summary calls it a gap in the export rather than luck: (1 - share) ** closes below this.
 GAP_P = 1e-3
 GAP_MIN_CLOSES = 20
+# ... over at least this many months with closes: a CRM's first month often closes quick losses only
+# (a re-check: 34 lost deals in January, wins from February, at its go-live) before any win is due
+GAP_MIN_MONTHS = 3
 
 
 def _outcome_gap(con, as_of) -> str | None:
@@ -118,13 +121,13 @@ def _outcome_gap(con, as_of) -> str | None:
         WITH c AS (SELECT date_trunc('month', close_date)::DATE AS m, is_won FROM star.fact_opportunity
                    WHERE is_closed AND close_date <= ?),
         f AS (SELECT min(m) FILTER (WHERE is_won) AS won, min(m) FILTER (WHERE NOT is_won) AS lost FROM c)
-        SELECT o, first, (SELECT count(*) FROM c WHERE m < first),
+        SELECT o, first, (SELECT count(*) FROM c WHERE m < first), (SELECT count(DISTINCT m) FROM c WHERE m < first),
                (SELECT count(*) FROM c WHERE m >= first), (SELECT count(*) FILTER (WHERE is_won = (o = 'won')) FROM c WHERE m >= first)
         FROM (SELECT 'won' AS o, won AS first FROM f UNION ALL SELECT 'lost', lost FROM f) WHERE first IS NOT NULL""",
                        [as_of]).fetchall()
-    for outcome, first, before, after, of_it in rows:
+    for outcome, first, before, months, after, of_it in rows:
         share = of_it / after if after else 0.0
-        if before >= GAP_MIN_CLOSES and 0 < share < 1 and (1 - share) ** before < GAP_P:
+        if before >= GAP_MIN_CLOSES and months >= GAP_MIN_MONTHS and 0 < share < 1 and (1 - share) ** before < GAP_P:
             other = "lost" if outcome == "won" else "won"
             return (f"warning: no deal closed {outcome} before {first:%Y-%m} ({before:,} closed {other} before it), "
                     f"then {share:.0%} {outcome}: were older {outcome} deals left out of the export or deleted? The win "

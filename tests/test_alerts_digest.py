@@ -192,3 +192,6 @@ def test_the_digest_does_not_list_score_drops_a_new_model_made_as_new_risks():
     risks = md[md.index("**New risks**"):md.index("**Slipped deals**")]
     assert "o3" in risks and "o1" not in risks and "o2" not in risks
     assert "(and 2 score drops that came with a change of model, not listed" in risks
+    only = manager_digest("Max", dt.date(2025, 12, 31), dt.date(2025, 12, 29), changes, alerts.head(1), "http://app")
+    risks = only[only.index("**New risks**"):only.index("**Slipped deals**")]
+    assert "- none" not in risks and "- (1 score drop that came with a change of model" in risks

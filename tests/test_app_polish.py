@@ -74,6 +74,9 @@ def test_a_high_risk_large_deal_is_not_on_track():
     assert big["risk_category"] == "High" and big["risk_drivers"] == "large deal (top 1% by value); win probability 37%"
     assert big["recommended_action"].startswith("Protect:")
     assert b["recommended_action"].startswith("On track")  # a small likely deal stays on track
+    # the same deal without an expected close date (a re-check: a null date made the rule null)
+    undated = score_risk(deals.with_columns(pl.lit(None, pl.Int64).alias("days_to_expected_close"))).row(0, named=True)
+    assert undated["risk_category"] == "High" and undated["recommended_action"].startswith("Protect:")
     # a large deal that is not high risk keeps its plain driver and its action
     calm = score_risk(deals.with_columns(pl.lit(0.95).alias("win_probability"))).row(0, named=True)
     assert calm["risk_category"] != "High" and calm["risk_drivers"] == "large deal (top 1% by value)"

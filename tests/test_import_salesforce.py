@@ -436,6 +436,10 @@ def test_bare_amounts_of_an_org_with_a_corporate_currency_are_in_it(tmp_path):
           "01L1,EUR,1,true,true\r\n01L2,USD,1.1,false,true\r\n")
     report = build_star(duckdb.connect(), src)
     assert report.currency == "EUR" and report.currencies == {"EUR": 1}
+    # a CurrencyIsoCode column empty on every row is bare amounts too (a re-check)
+    write(src, "Opportunity.csv", "Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon,CurrencyIsoCode\r\n"
+          "006A1,Closed Won,1000,2024-03-01,2024-01-02T05:00:00.000Z,true,true,\r\n")
+    assert build_star(duckdb.connect(), src).currency == "EUR"
     # no corporate row: nothing is claimed
     write(src, "CurrencyType.csv", "Id,IsoCode,ConversionRate,IsCorporate,IsActive\r\n01L1,EUR,1,false,true\r\n")
     assert build_star(duckdb.connect(), src).currency is None

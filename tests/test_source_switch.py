@@ -41,6 +41,13 @@ def test_is_switch():
     assert source_switch.is_newer_export(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
     assert not source_switch.is_newer_export(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
     assert not source_switch.is_newer_export(Source("/data/b", "maventech", older), Source("/data/a", "maventech", later))
+    # the same last date from other files (a corrected export, a demo regenerated with another seed: a
+    # re-check found it kept the models of the export before it); the same files, or a warehouse from
+    # before the fingerprint was kept, are the same export
+    a1, a2 = Source("/data/a", "maventech", later, "f1"), Source("/data/a", "maventech", later, "f2")
+    assert source_switch.is_newer_export(a1, a2)
+    assert not source_switch.is_newer_export(a1, Source("/data/a", "maventech", later, "f1"))
+    assert not source_switch.is_newer_export(Source("/data/a", "maventech", later), a2)
 
 
 def test_an_older_export_of_the_same_folder_replaces_the_newer_one_twice_over(tmp_path):
@@ -285,3 +292,23 @@ def test_demo_then_maventech_then_demo_in_one_data_dir(tmp_path):
     assert state["tables"].keys() == first_demo["tables"].keys()
     exact = {t: n for t, n in first_demo["tables"].items() if t.split(".")[0] in ("star", "features", "scores")}
     assert {t: state["tables"][t] for t in exact} == exact
+
+
+def test_the_fingerprint_is_kept_and_read_back(tmp_path):
+    """meta.source.fingerprint: names, sizes and times of the folder's files; a warehouse written
+    before it existed reads back None (the same export, nothing rebuilt)."""
+    import duckdb
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    first = source_switch.fingerprint(folder)
+    assert first == source_switch.fingerprint(folder) and source_switch.fingerprint(tmp_path / "none") == "missing"
+    (folder / "a.csv").write_text("x\n12\n")
+    assert source_switch.fingerprint(folder) != first
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA meta; CREATE TABLE meta.source AS SELECT '/d' AS source_path, 'tidy' AS source_format, "
+                "DATE '2025-01-01' AS export_date")
+    assert source_switch.previous_source(con) == Source("/d", "tidy", dt.date(2025, 1, 1), None)
+    con.execute("ALTER TABLE meta.source ADD COLUMN fingerprint VARCHAR; UPDATE meta.source SET fingerprint = 'f'")
+    assert source_switch.previous_source(con).fingerprint == "f"

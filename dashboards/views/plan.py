@@ -56,7 +56,10 @@ if total["quota"] is None:
     if other:  # the quotas were loaded, for other periods: say so rather than ask for the file again
         st.info(f"The quotas loaded are per {' and '.join(other)}, none per {period}: no attainment or chance of "
                 f"making it for a {period}. The forecast and the reps' call are shown without.")
-    elif rejected := rules.quarantined_quotas_note(db.query(rules.QUARANTINED_QUOTAS_SQL).rows()):
+    # only when no quota row was kept: with some kept, this period simply has none (a re-check: one
+    # bad row read "every one of its 1 rows was quarantined" beside 221 quotas)
+    elif not (db.table_exists("star.quotas") and db.scalar("SELECT count(*) FROM star.quotas")) and (
+            rejected := rules.quarantined_quotas_note(db.query(rules.QUARANTINED_QUOTAS_SQL).rows())):
         st.warning(f"No quota for the total in this period: {rejected}. The forecast and the reps' call are shown "
                    "without.")
     else:

@@ -50,9 +50,11 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         .when(pl.col("risk_score") >= lo).then(pl.lit("Medium")).otherwise(pl.lit("Low"))
         .alias("risk_category"))
 
-    overdue = pl.col("days_to_expected_close") < 0
+    # a deal without an expected close date (or pushes) is not overdue (or pushed): a null here made
+    # "Protect" below null too, and a High large deal without a date was "On track" (a re-check)
+    overdue = (pl.col("days_to_expected_close") < 0).fill_null(False)
     stalled = ratio >= 1.5
-    pushed = pl.col("n_pushes") >= 2
+    pushed = (pl.col("n_pushes") >= 2).fill_null(False)
     unlikely = p < 0.35
     big = (pl.col("_value_pct") >= 0.8) & ~value_is_estimate()  # a list-price estimate is not "large"
     drivers = pl.concat_str([

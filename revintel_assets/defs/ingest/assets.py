@@ -17,7 +17,7 @@ from revintel_assets.defs.ingest.mapping import USER_MAPPING
 from revintel_assets.defs.ingest.source import import_source
 from revintel_assets.defs.partitions import register
 from revintel_assets.metadata import table_metadata
-from revintel_assets.source_switch import Source, is_switch, previous_source, replace_previous_source
+from revintel_assets.source_switch import Source, fingerprint, is_switch, previous_source, replace_previous_source
 from revintel_assets.defs.star.docs import table_doc
 from revintel_assets.defs.star.partitions import transaction_months
 from revintel_resources.resources import WarehouseResource
@@ -72,7 +72,8 @@ UNATTENDED = ("dagster/sensor_name", "dagster/schedule_name", "revintel/trigger"
 
 def _new_source(report) -> Source:
     return Source(str(report.layout.folder), report.layout.name,
-                  dt.date.fromisoformat(report.export_date) if report.export_date else None)
+                  dt.date.fromisoformat(report.export_date) if report.export_date else None,
+                  fingerprint(Path(report.layout.folder)))
 
 
 def _check_unattended_switch(con, report, tags) -> None:
@@ -138,7 +139,8 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     # Another source than the warehouse holds: its tables, partitions and models go first (docs/CONTRACT.md §1);
     # so do an older export's when `revintel run` reads a newer one (source_switch.py)
     by_cli = context.run.tags.get("revintel/launched_by") == "cli" and not any(t in context.run.tags for t in UNATTENDED)
-    replaced = replace_previous_source(context.instance, wh, mlflow_tracking, _new_source(report), rebuild_newer=by_cli)
+    new = _new_source(report)
+    replaced = replace_previous_source(context.instance, wh, mlflow_tracking, new, rebuild_newer=by_cli)
     if replaced:
         context.log.warning(replaced)
     wh.write("star.quarantine", sql="SELECT *, current_timestamp::TIMESTAMP AS loaded_at "
@@ -146,9 +148,10 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
              run_id=context.run_id, **table_doc("star.quarantine"))
     currencies = report.currencies
     wh.write("meta.source", sql="SELECT ? AS source_path, ? AS source_format, ?::DATE AS export_date, "
-             "current_timestamp::TIMESTAMP AS loaded_at, ? AS files, ?::VARCHAR AS currency",
+             "current_timestamp::TIMESTAMP AS loaded_at, ? AS files, ?::VARCHAR AS currency, "
+             "?::VARCHAR AS fingerprint",
              params=[str(report.layout.folder), report.layout.name, report.export_date,
-                     json.dumps(report.files), report.currency],
+                     json.dumps(report.files), report.currency, new.fingerprint],
              run_id=context.run_id)
     if len(currencies) > 1 and report.currency:
         context.log.info(f"amounts in {len(currencies)} currencies converted to {report.currency} at CurrencyType.csv's rates")

@@ -185,21 +185,27 @@ def _currencies(con, raw, kind: str, dialect: Dialect) -> dict:
         marks = (currency_report(con, "temp.raw_sf_opportunity", "Amount",
                                  dialect.settled(con, "temp.raw_sf_opportunity", [], ["Amount"]).decimal)
                  if "Amount" in raw.columns else {})
-        # bare amounts of an org whose CurrencyType.csv names its corporate currency are in it (an
-        # audit: EUR corporate, every amount shown in dollars)
-        corporate = con.execute("SELECT DISTINCT iso_code FROM staging.currency_rates WHERE is_corporate "
-                                "AND iso_code IS NOT NULL").fetchall()
-        if marks or len(corporate) != 1 or "Amount" not in raw.columns:
-            return marks
-        n = con.execute(f"SELECT count(*) FROM temp.raw_sf_opportunity WHERE nullif(trim({col('Amount')}), '') "
-                        "IS NOT NULL").fetchall()[0][0]
-        return {"currencies": {corporate[0][0]: n}} if n else {}
+        return marks or _corporate_currency(con, raw)
     rows = con.execute(f"SELECT upper(trim({col('CurrencyIsoCode')})) AS c, count(*) FROM temp.raw_sf_opportunity "
                        f"WHERE nullif(trim({col('CurrencyIsoCode')}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     corporate = con.execute("SELECT iso_code FROM staging.currency_rates WHERE iso_code IS NOT NULL "
                             "ORDER BY coalesce(is_corporate, false) DESC, abs(rate - 1), _line LIMIT 1").fetchall()
     converted = {"converted_to": corporate[0][0]} if corporate and _converted(con) else {}
-    return {"currencies": dict(rows), **converted} if rows else {}
+    if not rows:  # the column is there but empty on every row: bare amounts, as without it (a re-check)
+        return _corporate_currency(con, raw)
+    return {"currencies": dict(rows), **converted}
+
+
+def _corporate_currency(con, raw) -> dict:
+    """Bare amounts of an org whose CurrencyType.csv names one corporate currency are in it (an
+    audit: EUR corporate, no CurrencyIsoCode, every amount shown in dollars); {} otherwise."""
+    corporate = con.execute("SELECT DISTINCT iso_code FROM staging.currency_rates WHERE is_corporate "
+                            "AND iso_code IS NOT NULL").fetchall()
+    if len(corporate) != 1 or "Amount" not in raw.columns:
+        return {}
+    n = con.execute(f"SELECT count(*) FROM temp.raw_sf_opportunity WHERE nullif(trim({col('Amount')}), '') "
+                    "IS NOT NULL").fetchall()[0][0]
+    return {"currencies": {corporate[0][0]: n}} if n else {}
 
 
 PLACED_NAMES = "custom_stages_placed"  # file report key: custom stage name -> the stage its deals were placed in

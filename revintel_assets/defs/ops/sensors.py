@@ -1,8 +1,6 @@
 """Sensors: new source files start an import; finished runs publish the analyst file; a new ICP
 plan sets its models off."""
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import dagster as dg
 
 from revintel_assets import plan
 from revintel_assets.defs.jobs import JOBS
+from revintel_assets.source_switch import fingerprint  # the import keeps the same one in meta.source
 from revintel_resources.source import SourceResource, held_source
 from revintel_resources.warehouse import PublishRefused, Warehouse
 
@@ -19,12 +18,6 @@ from revintel_resources.warehouse import PublishRefused, Warehouse
 SETTLE_SECONDS = 120
 
 
-def fingerprint(folder: Path) -> str:
-    """Names, sizes and modification times of the source files: cheap, and any re-export changes it."""
-    if not folder.is_dir():
-        return "missing"
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
-    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
 def quiet_for(folder: Path) -> float:

@@ -44,11 +44,13 @@ def manager_digest(manager: str, as_of: dt.date, compare: dt.date | None, change
         # audit: 11 of a rep's 14 "new risks" the week the first model replaced the stage baseline)
         remodelled = risks["detail"].str.contains("(model changed:", literal=True)
         lines += ["", "**New risks**"]
-        lines += [f"- {_link(app_url, as_of, r['opportunity_id'])}: {r['detail']}"
-                  for r in risks.filter(~remodelled).iter_rows(named=True)] or ["- none"]
-        if remodelled.any():
-            lines.append(f"- (and {int(remodelled.sum())} score drop{'s' * (int(remodelled.sum()) != 1)} that came "
-                         "with a change of model, not listed: the deal pages show them)")
+        listed = [f"- {_link(app_url, as_of, r['opportunity_id'])}: {r['detail']}"
+                  for r in risks.filter(~remodelled).iter_rows(named=True)]
+        n = int(remodelled.sum())
+        if n:
+            listed.append(f"- ({'and ' if listed else ''}{n} score drop{'s' * (n != 1)} that came with a change of "
+                          "model, not listed as risks: the deal pages show them)")
+        lines += listed or ["- none"]
         slipped = mine.filter(pl.col("category") == "pushed_out").sort("opportunity_id")
         lines += ["", "**Slipped deals**"]
         lines += [f"- {_link(app_url, as_of, r['opportunity_id'])}: close {r['expected_close_before']} → "
