@@ -130,6 +130,16 @@ def test_every_feature_has_a_readable_name():
     assert dd.feature_value("created_month", "10") == "October"
 
 
+def test_account_revenue_is_read_in_its_layouts_unit(monkeypatch):
+    """An audit: MavenTech's revenue 526.01 (millions) read "$526" on Deal Detail; a re-check: the first
+    fix turned Salesforce's AnnualRevenue 15,210,000 into "15,210,000 (in the export's unit)"."""
+    monkeypatch.setattr(fmt, "currency", lambda: "USD")
+    monkeypatch.setattr(dd, "revenue_in_millions", lambda: True)
+    assert dd.feature_value("account_revenue", "526.01") == "$526.0M"
+    monkeypatch.setattr(dd, "revenue_in_millions", lambda: False)
+    assert dd.feature_value("account_revenue", "15210000") == "$15,210,000"
+
+
 def test_money_carries_its_currency():
     assert fmt.money(85_620, "USD") == "$85,620"
     assert fmt.money(-1_500.4, "EUR") == "-€1,500"
