@@ -338,8 +338,7 @@ def fit(snapshots: pl.DataFrame | FitRows, cutoff: dt.date, history_days: int = 
                                    (g_sd, n_sd, np.arange(n_sd) // N_DTEC),
                                    (g_full, n_full, np.arange(n_full) // (N_PUSH * N_AGE))):
         x, w, l = _grouped(codes, n_codes, g_dur, g_exit, weight)
-        prior_w, prior_l = hw[parent], hl[parent]
-        hw, hl = _shrink(w, x, prior_w), _shrink(l, x, prior_l)
+        hw, hl = _shrink(w, x, hw[parent]), _shrink(l, x, hl[parent])
         if n_codes == n_sd:  # a date a year or more ahead: shrunk toward the stage's 120-364 days, see FAR
             hw[FAR], hl[FAR] = _shrink(w[FAR], x[FAR], hw[FAR - 1]), _shrink(l[FAR], x[FAR], hl[FAR - 1])
 

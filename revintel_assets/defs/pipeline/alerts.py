@@ -22,6 +22,7 @@ class AlertRules:
     score_drop: float = 0.10  # win probability fell by this much since the previous scored date
 
 
+MODEL_CHANGED = "(model changed:"  # how a score drop that came with a new model says so (the digest reads it)
 ALERT_TYPES = ("stalled", "close_date_passed", "pushed_repeatedly", "amount_cut", "no_activity", "score_dropped")
 
 
@@ -42,7 +43,7 @@ def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None, lo
                       round(n.win_probability * 100)::INT, p.as_of_date::VARCHAR)
                -- a new champion (or the first model after the stage baseline) moves scores by itself
                || CASE WHEN split_part(p.model_version, '@', 1) <> split_part(n.model_version, '@', 1)
-                       THEN printf(' (model changed: %s -> %s)', split_part(p.model_version, '@', 1),
+                       THEN printf(' {MODEL_CHANGED} %s -> %s)', split_part(p.model_version, '@', 1),
                                    split_part(n.model_version, '@', 1)) ELSE '' END
         FROM scores.deal_scores n JOIN ({pairs_sql(keys, scored_dates)}) pv ON n.as_of_date = pv.as_of_date
         JOIN scores.deal_scores p ON p.as_of_date = pv.compare_date AND p.opportunity_id = n.opportunity_id

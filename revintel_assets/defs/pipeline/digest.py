@@ -12,6 +12,8 @@ import urllib.request
 import markdown
 import polars as pl
 
+from revintel_assets.defs.pipeline.alerts import MODEL_CHANGED
+
 MOVERS = ("won", "lost", "new", "amount_up", "amount_down", "pushed_out", "pulled_in")
 
 
@@ -42,7 +44,7 @@ def manager_digest(manager: str, as_of: dt.date, compare: dt.date | None, change
         risks = new_alerts.filter(pl.col("rep_id") == rep).sort("opportunity_id", "alert_type")
         # a score that fell with a change of model fell by the model, not by anything the deal did (an
         # audit: 11 of a rep's 14 "new risks" the week the first model replaced the stage baseline)
-        remodelled = risks["detail"].str.contains("(model changed:", literal=True)
+        remodelled = risks["detail"].str.contains(MODEL_CHANGED, literal=True)
         lines += ["", "**New risks**"]
         listed = [f"- {_link(app_url, as_of, r['opportunity_id'])}: {r['detail']}"
                   for r in risks.filter(~remodelled).iter_rows(named=True)]
