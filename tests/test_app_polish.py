@@ -82,6 +82,17 @@ def test_a_high_risk_large_deal_is_not_on_track():
     assert calm["risk_category"] != "High" and calm["risk_drivers"] == "large deal (top 1% by value)"
 
 
+def test_the_top_share_by_value_is_not_float_noise():
+    """(1 - 17/20) * 100 is 15.000000000000002: its ceiling read "top 16%" in one run and "top 15%" in a
+    batched one (CI: the batched rerun differed from the one-pass run in exactly such rows)."""
+    deals = pl.DataFrame({"opportunity_id": [f"d{i}" for i in range(20)], "amount": [1000.0 * (i + 1) for i in range(20)],
+                          "list_price": [None] * 20, "win_probability": [0.9] * 20, "stage": ["Engaging"] * 20,
+                          "stage_time_ratio": [1.0] * 20, "n_pushes": [0] * 20, "days_to_expected_close": [30] * 20},
+                         schema_overrides={"list_price": pl.Float64})
+    drivers = dict(zip(deals["opportunity_id"], score_risk(deals)["risk_drivers"]))
+    assert drivers["d16"] == "large deal (top 15% by value)"  # rank 17 of 20
+
+
 def test_a_missing_deal_table_of_a_transactions_only_source_says_why():
     """A transactions-only source (Online Retail) never has deal tables: 'Run revintel demo' was the
     wrong advice on six pages. Tables a CRM source has not built yet keep the old message."""

@@ -57,6 +57,10 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     pushed = (pl.col("n_pushes") >= 2).fill_null(False)
     unlikely = p < 0.35
     big = (pl.col("_value_pct") >= 0.8) & ~value_is_estimate()  # a list-price estimate is not "large"
+    # "top N% by value", rounded before the ceiling: (1 - 0.85) * 100 is 15.000000000000002 in one float
+    # path and 15.0 in another (Polars' kernels differ with the frame's chunks), and one deal read "top
+    # 15%" in a one-pass run and "top 16%" in a batched one
+    top = ((1 - pl.col("_value_pct")) * 100).round(6).ceil().cast(pl.Int64).clip(1, 100).cast(pl.Utf8)
     drivers = pl.concat_str([
         pl.when(unlikely).then(pl.lit("low win probability (") + pl.when((p * 100).round(0) < 1).then(pl.lit("<1"))
                                .otherwise((p * 100).round(0).cast(pl.Int64).cast(pl.Utf8)) + "%)"),
@@ -65,8 +69,7 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         pl.when(overdue).then(pl.lit("past expected close by ")
                               + (-pl.col("days_to_expected_close")).cast(pl.Utf8)
                               + pl.when(pl.col("days_to_expected_close") == -1).then(pl.lit(" day")).otherwise(pl.lit(" days"))),
-        pl.when(big).then(pl.lit("large deal (top ") + ((1 - pl.col("_value_pct")) * 100).ceil()
-                          .cast(pl.Int64).clip(1, 100).cast(pl.Utf8) + "% by value)"),
+        pl.when(big).then(pl.lit("large deal (top ") + top + "% by value)"),
     ], separator="; ", ignore_nulls=True)
     action = (
         pl.when(overdue).then(pl.lit("Confirm a realistic close date with the buyer and update the forecast"))
@@ -83,8 +86,7 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
     quiet = (drivers == "") & high
     parts = (pl.lit("no single warning sign; together: win probability ")
              + (p * 100).round(0).cast(pl.Int64).cast(pl.Utf8) + "%, " + ratio.round(1).cast(pl.Utf8)
-             + "x the usual time in " + pl.col("stage") + ", value in the top "
-             + ((1 - pl.col("_value_pct")) * 100).ceil().cast(pl.Int64).clip(1, 100).cast(pl.Utf8) + "%")
+             + "x the usual time in " + pl.col("stage") + ", value in the top " + top + "%")
     # ... and one whose only sign is its size: what is at stake is said with the odds that make it a
     # risk, and it is to be protected, not "On track" (an audit: 366-473 High deal-dates a demo)
     big_only = big & high & ~(overdue | stalled | pushed | unlikely)
