@@ -14,7 +14,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db, fmt
+from dashboards import db
 from dashboards import deals_data as dd
 from dashboards.safe import md
 from revintel_resources.glossary import feature_name
@@ -77,7 +77,7 @@ def _chart(t: pl.DataFrame, as_of: dt.date) -> alt.LayerChart:
     return alt.layer(p, r, now).resolve_scale(y="independent").properties(height=260)
 
 
-def render(opportunity_id: str, as_of: dt.date) -> None:
+def render(opportunity_id: str, as_of: dt.date, products: dict[str, str]) -> None:
     """The trend chart and the why-it-moved comparison, under Deal Detail's explanation."""
     st.subheader(":material/trending_up: Trend and why it moved", divider="gray")
     t = trend(opportunity_id)
@@ -126,7 +126,6 @@ def render(opportunity_id: str, as_of: dt.date) -> None:
                  alt.Tooltip("c_now:Q", format="+.3f", title=str(after)), alt.Tooltip("change:Q", format="+.3f")])
         .properties(height=alt.Step(28)))
     ccol.altair_chart(bars + alt.Chart().mark_rule(color="#888").encode(x=alt.datum(0)), width="stretch")
-    products = fmt.names("star.dim_product", "product_id", "product_name")
     tcol.markdown("\n".join(
         f"- {':green' if r['change'] >= 0 else ':red'}[{'▲' if r['change'] >= 0 else '▼'} {r['change']:+.2f}] "
         f"**{md(r['name'])}**: {md(_value(r['feature'], r['value_then'], products))} → "

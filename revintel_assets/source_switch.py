@@ -85,7 +85,7 @@ def fingerprint(folder: Path) -> str:
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
-def is_newer_export(previous: Source | None, new: Source) -> bool:
+def is_changed_export(previous: Source | None, new: Source) -> bool:
     """The same folder and layout, its data ending later than the export the warehouse holds, or on
     the same date from other files (a corrected export kept the models of the one before it: 14,603
     deal-date scores moved by up to 0.35, a re-check)."""
@@ -183,7 +183,7 @@ def replace_previous_source(instance: dg.DagsterInstance, wh: Warehouse, trackin
     and redoes the whole switch."""
     with wh.connect(writes=False) as con:
         old = previous_source(con)
-    newer = rebuild_newer and is_newer_export(old, new)
+    newer = rebuild_newer and is_changed_export(old, new)
     if not (newer or is_switch(old, new)):
         return None
     models = archive_models(tracking, old, replace_archive=newer)

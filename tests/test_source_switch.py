@@ -38,16 +38,16 @@ def test_is_switch():
     assert source_switch.is_switch(Source("/data/a", "maventech", later), Source("/data/a", "maventech", older))
     assert not source_switch.is_switch(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
     assert not source_switch.is_switch(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
-    assert source_switch.is_newer_export(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
-    assert not source_switch.is_newer_export(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
-    assert not source_switch.is_newer_export(Source("/data/b", "maventech", older), Source("/data/a", "maventech", later))
+    assert source_switch.is_changed_export(Source("/data/a", "maventech", older), Source("/data/a", "maventech", later))
+    assert not source_switch.is_changed_export(Source("/data/a", "maventech", later), Source("/data/a", "maventech", later))
+    assert not source_switch.is_changed_export(Source("/data/b", "maventech", older), Source("/data/a", "maventech", later))
     # the same last date from other files (a corrected export, a demo regenerated with another seed: a
     # re-check found it kept the models of the export before it); the same files, or a warehouse from
     # before the fingerprint was kept, are the same export
     a1, a2 = Source("/data/a", "maventech", later, "f1"), Source("/data/a", "maventech", later, "f2")
-    assert source_switch.is_newer_export(a1, a2)
-    assert not source_switch.is_newer_export(a1, Source("/data/a", "maventech", later, "f1"))
-    assert not source_switch.is_newer_export(Source("/data/a", "maventech", later), a2)
+    assert source_switch.is_changed_export(a1, a2)
+    assert not source_switch.is_changed_export(a1, Source("/data/a", "maventech", later, "f1"))
+    assert not source_switch.is_changed_export(Source("/data/a", "maventech", later), a2)
 
 
 def test_an_older_export_of_the_same_folder_replaces_the_newer_one_twice_over(tmp_path):

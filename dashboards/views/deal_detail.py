@@ -89,10 +89,10 @@ if flat:
 # ---------------------------------------------------------------- what moved the score
 st.subheader(":material/balance: What moved the win probability", divider="gray")
 ex = dd.explanations(as_of, deal_id)
+products = fmt.names("star.dim_product", "product_id", "product_name")  # names for both value lists below
 if ex.is_empty():
     st.caption(f"No explanation for this deal in `{dd.EXPLANATIONS}`.")
 else:
-    products = fmt.names("star.dim_product", "product_id", "product_name")
     ex = ex.with_columns(
         pl.struct("feature", "feature_value").map_elements(
             lambda r: dd.feature_label(r["feature"], r["feature_value"], products), return_dtype=pl.String).alias("label"),
@@ -117,7 +117,7 @@ else:
     tcol.markdown("\n".join(f"- {mark[effect]} {md(e)}" for effect, e in ex.select("effect", "sentence").iter_rows()))
     st.caption(dd.BASELINE_CAVEAT if dd.is_baseline(d["model_version"]) else dd.SHAP_CAVEAT)
 
-deal_trend.render(deal_id, as_of)  # the score on every as-of date, and why it moved
+deal_trend.render(deal_id, as_of, products)  # the score on every as-of date, and why it moved
 
 # ---------------------------------------------------------------- history
 st.subheader(":material/history: History", divider="gray")
