@@ -14,8 +14,6 @@ from revintel_resources.glossary import feature_name
 from revintel_resources.settings import settings
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-# Streamlit's NumberColumn formats for the currencies it knows (whole units, separators)
-_COLUMN_FORMATS = {"USD": "dollar", "EUR": "euro", "JPY": "yen"}
 
 
 def currency() -> str:
@@ -75,11 +73,12 @@ def money_axis(code: str | None = None) -> str:
 
 
 def money_column(label: str, code: str | None = None, **kw):
-    """A NumberColumn for money: the currency in the cells where Streamlit knows it, and in the header."""
+    """A NumberColumn for money in whole units, its currency in the cells ("$72,800", "CHF 72,800") and in
+    the header. A printf format, not Streamlit's "dollar" with step=1: a step truncates the cell to it
+    (126,438.69 showed as 126,438 beside a sentence's 126,439); printf rounds (a negative reads "$-1,500")."""
     code = code or currency()
-    fmt = _COLUMN_FORMATS.get(code.upper(), "localized")
-    kw.setdefault("step", 1)  # whole units: $72,800, not $72,800.00
-    return st.column_config.NumberColumn(f"{label} ({code})", format=fmt, **kw)
+    pre, post = _affix(code)
+    return st.column_config.NumberColumn(f"{label} ({code})", format=f"{pre}%,.0f{post}", **kw)
 
 
 def pct(p: float | None) -> str:

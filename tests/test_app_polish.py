@@ -158,6 +158,15 @@ def test_money_carries_its_currency():
     assert fmt.money_short(4_712_364, "USD") == "$4.7M" and fmt.money_short(13_000, "GBP") == "£13k"
 
 
+def test_money_cells_round_to_whole_units():
+    """An audit: a Plan cell read 126,438 beside a sentence's 126,439. Streamlit truncates a NumberColumn's
+    cells to its `step` (the grid's `ld`: Math.trunc); a printf format rounds (seen in headless Chromium:
+    126,438.69 -> "$126,439", and "CHF 126,439" where the named formats printed no currency)."""
+    for code, want in (("USD", "$%,.0f"), ("EUR", "€%,.0f"), ("CHF", "CHF %,.0f")):
+        cfg = fmt.money_column("amount", code)["type_config"]
+        assert cfg.get("step") is None and cfg["format"] == want, cfg
+
+
 def test_psi_reads_stable_and_shifted():
     rng = np.random.default_rng(3)
     ref = rng.normal(size=4000)
