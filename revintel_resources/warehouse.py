@@ -354,6 +354,31 @@ class Warehouse:
         with self.connect(writes=False) as con:
             return con.execute(sql).fetchone()[0]
 
+    def ensure_view(self, view: str, select: str) -> bool:
+        """CREATE OR REPLACE VIEW `view` AS `select`, only when the file's view is missing or defined
+        otherwise; True when it was (re)made. A view is not in the write log, so making it costs the
+        next publish a whole copy: re-made on every whitespace run, it did so for every ICP refresh.
+        DuckDB keeps a view's SQL normalised, so the wanted one is made in a transaction rolled back
+        (nothing written) and its normalised SQL compared."""
+        schema, name = split_table(view)
+        normalised = ("SELECT sql FROM duckdb_views() WHERE database_name = current_database() "
+                      "AND schema_name = ? AND view_name = ?")
+        with self.connect(writes=False) as con:
+            have = con.execute(normalised, [schema, name]).fetchall()
+            if have:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(f"CREATE OR REPLACE VIEW {qualified(view)} AS {select}")
+                    want = con.execute(normalised, [schema, name]).fetchall()
+                finally:
+                    con.execute("ROLLBACK")
+                if want == have:
+                    return False
+        with self.connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            con.execute(f"CREATE OR REPLACE VIEW {qualified(view)} AS {select}")
+        return True
+
     def ensure_placeholders(self, tables: dict[str, dict[str, str]], why: str) -> list[str]:
         """An empty view with the given columns ({column: DuckDB type}) for every table of `tables`
         that is neither a table nor a view yet, so that a query naming it finds no rows instead of

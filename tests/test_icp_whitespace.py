@@ -11,7 +11,7 @@ import polars as pl
 from icp_fixtures import DIVISIONS, random_star
 
 from revintel_assets.defs.icp.features import feature_sql
-from revintel_assets.defs.icp.whitespace import (CAP_QUANTILE, VALUE_MIN_ROWS, ValueModel, fit_value, rep_view_sql,
+from revintel_assets.defs.icp.whitespace import (REP_VIEW, CAP_QUANTILE, VALUE_MIN_ROWS, ValueModel, fit_value, rep_view_sql,
                                                  whitespace_sql)
 
 CUTOFF, WINDOW = dt.date(2024, 6, 1), 6
@@ -59,7 +59,7 @@ def test_whitespace_rules():
     assert ws["rep_id"].null_count() == 0 and ws["region"].null_count() == 0
 
     con.execute(f"CREATE TABLE scores.whitespace AS {whitespace_sql(CUTOFF, WINDOW)[0]}")
-    con.execute(rep_view_sql())
+    con.execute(f"CREATE VIEW {REP_VIEW} AS {rep_view_sql()}")
     per_rep = con.sql("SELECT rep_id, count(*) AS n, max(rank_for_rep) AS worst FROM scores.whitespace_by_rep "
                       "GROUP BY 1").pl()
     assert per_rep["n"].max() <= 10 and per_rep["worst"].max() <= 10
@@ -78,7 +78,7 @@ def test_rows_of_equal_score_are_ranked_by_propensity():
     per_account = ws.sort("account_id", "rank_in_account").group_by("account_id", maintain_order=True).agg("propensity")
     assert all(pl.Series(p).is_sorted(descending=True) for p in per_account["propensity"].to_list())
     con.execute(f"CREATE TABLE scores.whitespace AS {sql}", params)
-    con.execute(rep_view_sql())
+    con.execute(f"CREATE VIEW {REP_VIEW} AS {rep_view_sql()}")
     by_rep = con.sql("SELECT rep_id, rank_for_rep, propensity FROM scores.whitespace_by_rep ORDER BY rep_id, rank_for_rep").pl()
     assert all(pl.Series(p).is_sorted(descending=True)
                for p in by_rep.group_by("rep_id", maintain_order=True).agg("propensity")["propensity"].to_list())

@@ -187,3 +187,23 @@ def test_a_standby_whose_log_has_other_columns_still_publishes_the_work_file(wh)
     wh.write("features.snap", rows([1], 4, 2), partition_column="as_of_date", partition_values=[day(1)])
     wh.publish()
     assert differences(wh) == {}, wh.last_publish
+
+
+def test_a_view_made_again_unchanged_keeps_the_publish_a_replay(wh):
+    """The whitespace step re-made scores.whitespace_by_rep on every run, a write outside the log: every
+    ICP refresh published by a whole copy. ensure_view makes it only when it is missing or differs."""
+    _two_publishes(wh)
+    assert wh.ensure_view("features.top", "SELECT * FROM features.snap WHERE id < 3")  # new: made
+    wh.publish()
+    wh.publish()
+    assert differences(wh) == {}
+    assert not wh.ensure_view("features.top", "select *  from features.snap where id<3")  # the same, spelt otherwise
+    wh.write("features.snap", rows([1], 4, 1), partition_column="as_of_date", partition_values=[day(1)])
+    wh.publish()
+    assert wh.last_publish.startswith("replayed"), wh.last_publish
+    assert differences(wh) == {}
+    assert wh.ensure_view("features.top", "SELECT * FROM features.snap WHERE id < 2")  # changed: made again
+    wh.publish()
+    assert wh.last_publish.startswith("copied") and differences(wh) == {}
+    with duckdb.connect(str(wh.analyst_path), read_only=True) as con:
+        assert con.execute("SELECT max(id) FROM features.top").fetchone()[0] == 1

@@ -22,7 +22,7 @@ from revintel_assets.defs.icp.partitions import (INVALID, MODEL_READS_FEATURES, 
 from revintel_assets.defs.partitions import register
 from revintel_assets.defs.icp.registry import log_and_register, registered_model
 from revintel_assets.defs.icp.tasks import fit_division
-from revintel_assets.defs.icp.whitespace import (ValueModel, first_purchases_sql, fit_value, rep_view_sql,
+from revintel_assets.defs.icp.whitespace import (REP_VIEW, ValueModel, first_purchases_sql, fit_value, rep_view_sql,
                                                  whitespace_holdout_metrics, whitespace_holdout_sql, whitespace_sql)
 from revintel_assets.metadata import family_rows, table_metadata
 from revintel_assets.parallel import LazyTasks, map_tasks, warm_up
@@ -144,7 +144,7 @@ STAR_ALL = [dg.AssetDep(k, partition_mapping=dg.AllPartitionMapping()) if k.path
 @warehouse_step
 def customer_division(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    with wh.session() as con, wh.scratch() as ledger:  # one connection for the step (Warehouse.session)
+    with wh.session(writes=False) as con, wh.scratch() as ledger:  # one connection for the step (Warehouse.session)
         plan, _ = load_plan(wh)
         rows = 0
         groups = [(dt.date.fromisoformat(c), divs) for c, divs in by_cutoff(context.partition_keys).items()]
@@ -324,7 +324,7 @@ VALIDATION_TABLES = ("validation.model_metrics", "validation.holdout_gains", "va
 def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         mlflow_tracking: MLflowResource, source: SourceResource, compute: ComputeResource):
     wh = warehouse.get()
-    with wh.session():  # one connection for the step (Warehouse.session)
+    with wh.session(writes=False):  # one connection for the step (Warehouse.session)
         plan, _ = load_plan(wh)
         groups = {dt.date.fromisoformat(c): ds for c, ds in by_cutoff(context.partition_keys).items()}
         truth = oracle.division_truth(source.truth_folder(), [c for c in groups if plan.labelled(c)], plan.window_months)
@@ -400,7 +400,7 @@ def _model_metadata(plan: IcpPlan, cutoff: dt.date, models: list[dict], evals: l
 def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    with wh.session():  # one connection for the step (Warehouse.session)
+    with wh.session(writes=False):  # one connection for the step (Warehouse.session)
         written = 0
         for cutoff, divs in by_cutoff(context.partition_keys).items():
             c = dt.date.fromisoformat(cutoff)
@@ -436,7 +436,7 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 @warehouse_step
 def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    with wh.session():  # one connection for the step (Warehouse.session)
+    with wh.session(writes=False):  # one connection for the step (Warehouse.session)
         plan, _ = load_plan(wh)
         written, cuts = 0, sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
         if not wh.table_exists("scores.icp_scores"):  # docs/CONTRACT.md §4: too little data is a warning, not a crash
@@ -457,7 +457,7 @@ def whitespace(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
             written += wh.write("scores.whitespace", sql=sql, params=params, partition_column="cutoff_date",
                                 partition_values=[c], run_id=context.run_id, comment=docs.WHITESPACE[0],
                                 column_comments=docs.WHITESPACE[1])
-        wh.execute(rep_view_sql())
+        wh.ensure_view(REP_VIEW, rep_view_sql())
         judged = _judge_whitespace(context, wh, plan, [c for c in cuts if plan.labelled(c)])
         where = f"cutoff_date IN ({', '.join('?' * len(cuts))})"
         total = wh.query(f"SELECT coalesce(sum(expected_value * propensity), 0) AS v FROM scores.whitespace WHERE {where}",

@@ -146,10 +146,12 @@ def whitespace_sql(cutoff: dt.date, window_months: int, value: ValueModel | None
     return sql, params
 
 
+REP_VIEW = "scores.whitespace_by_rep"
+
+
 def rep_view_sql() -> str:
-    """Each rep's top-N whitespace per cutoff (a view: always in step with the table)."""
+    """The SELECT of REP_VIEW, each rep's top-N whitespace per cutoff (a view: always in step with the table)."""
     return f"""
-    CREATE OR REPLACE VIEW scores.whitespace_by_rep AS
     SELECT * FROM (
         SELECT *, row_number() OVER (PARTITION BY cutoff_date, rep_id
                                      ORDER BY whitespace_score DESC, propensity DESC, account_id, division)

@@ -209,15 +209,26 @@ def money_expr(expr: str, decimal: str = ".") -> str:
             f"THEN try_cast({expr} AS DOUBLE) ELSE {money_full_expr(expr, decimal)} END)")
 
 
+# What may stand before or after an amount's digits: spaces, currency symbols, a sign, parentheses and a
+# currency word (a three-letter code in capitals, a dollar's country (US$, R$), or a short local one).
+# Anywhere else, or any other word, the cell is not an amount: '12abc', '2500 pending' and '12 34'
+# were read as 12, 2500 and 1234 (an audit), a lower-case 'usd 12' is not read either.
+_CURRENCY_WORD = r"(?:[A-Z]{3}|[A-Z]{1,3}\$|[Kk]r|Fr|Rs|Rp|Ft|zł|Kč|lei)\.?"
+_AFFIX = rf"(?:[\s\x{{00a0}}\x{{202f}}$€£¥₹₽¢()+-]|{_CURRENCY_WORD})*"
+
+
 def money_full_expr(expr: str, decimal: str = ".") -> str:
     """money_expr without its fast path: every value through the general rules."""
     t = f"trim({expr})"
-    # drop currency codes / words, symbols, spaces (incl. no-break), apostrophes (Swiss 1'000)
-    core = (f"regexp_replace(regexp_replace({t}, '[A-Za-z]{{2,}}\\.?', '', 'g'), "
-            f"'[\\s\\x{{00a0}}\\x{{202f}}''’$€£¥₹₽¢()]', '', 'g')")
-    sign = (f"CASE WHEN regexp_matches({t}, '^[^0-9]*\\(.*\\)[^0-9]*$') OR regexp_matches({core}, '^-|-$') "
+    # the digits with their separators: affixes dropped from both ends; a space (or no-break space)
+    # or an apostrophe between digits (1 200, Swiss 1'000) is a thousands separator, so it must
+    # group by three like the others
+    group = "," if decimal != "," else "."
+    core = (f"regexp_replace(regexp_replace(regexp_replace({t}, '^{_AFFIX}', ''), '{_AFFIX}$', ''), "
+            f"'[\\s\\x{{00a0}}\\x{{202f}}''’]', '{group}', 'g')")
+    sign = (f"CASE WHEN regexp_matches({t}, '^[^0-9]*\\(.*\\)[^0-9]*$') OR regexp_matches({t}, '^[^0-9]*-|-[^0-9]*$') "
             "THEN -1 ELSE 1 END")
-    digits = f"trim({core}, '+-')"
+    digits = core
     if decimal == ",":
         grouped, plain = r"^(\d{1,3}(\.\d{3})+|\d+)?(,\d+)?$", r"^\d+(,\d+)?([eE][+-]?\d+)?$"
         number = f"replace(replace({digits}, '.', ''), ',', '.')"

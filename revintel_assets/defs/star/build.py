@@ -128,8 +128,11 @@ def _resolved_opportunities() -> str:
     hist AS (
         SELECT opportunity_id, min(changed_at) AS first_change,
                min(changed_at) FILTER (WHERE stage NOT IN ('Prospecting')) AS first_engaged,
-               arg_max(expected_close_date, changed_at) FILTER (WHERE expected_close_date IS NOT NULL) AS expected_close,
-               arg_max(amount, changed_at) FILTER (WHERE amount IS NOT NULL) AS last_amount
+               -- two changes on one day: the later line, as the snapshots order events (deals/snapshot.py);
+               -- arg_max on the date alone took either, and a deal's fact row kept an older close date
+               last(expected_close_date ORDER BY changed_at, _line) FILTER (WHERE expected_close_date IS NOT NULL)
+                   AS expected_close,
+               last(amount ORDER BY changed_at, _line) FILTER (WHERE amount IS NOT NULL) AS last_amount
         FROM staging.history GROUP BY 1)
     SELECT o.* EXCLUDE (account_id, product_id, rep_id),
            coalesce(ai.account_id, a.account_id) AS account_id,
