@@ -14,7 +14,8 @@ Up to date means one of two things:
   took 60-75 s to write.
 * **copied whole**, as every publish did before: the first publish of each standby, after any
   other access that may have written (`Warehouse.connect()` without `writes=False`, `execute()`,
-  a `session()`: the import, the ICP steps, a source switch), when a reader still holds the
+  a `session()` without `writes=False`: the import, a source switch, a view made or changed by
+  `Warehouse.ensure_view`), when a reader still holds the
   standby open, or when the replayed standby does not match the work file (the same tables and
   views, the same row count in each).
 
