@@ -137,7 +137,10 @@ def test_too_few_never_bought_accounts_give_their_size_not_metrics():
     label = np.where(is_buyer, rng.random(n) < 0.6, np.arange(n) < 5)  # 5 of them buy
     rows = pl.DataFrame({"account_id": [f"A{i}" for i in range(n)], "label": label, "is_buyer": is_buyer,
                          "label_amount": np.where(label, 100.0, np.nan)})
-    out = evaluate(rows, {"m": rng.random(n)}, dt.date(2024, 1, 1), "X", versions={"m": "m"})["metrics"]
+    full = evaluate(rows, {"m": rng.random(n)}, dt.date(2024, 1, 1), "X", versions={"m": "m"}, split="holdout")
+    out = full["metrics"]
+    # an audit: the bins carried no split, so `WHERE split = 'holdout'` dropped every ICP bin (CONTRACT §3 key)
+    assert full["bins"]["split"].unique().to_list() == ["holdout"] and full["bins"]["n"].sum() == n
     never = dict(out.filter(pl.col("segment") == "never_bought").select("metric", "value").iter_rows())
     assert never == {"n": 30.0, "positives": 5.0}
     assert {"auc", "ece", "brier"} <= set(out.filter(pl.col("segment") == "all")["metric"])

@@ -77,8 +77,11 @@ def evaluate(rows: pl.DataFrame, preds: dict[str, np.ndarray], cutoff: dt.date, 
         "gains": pl.concat(gains).with_columns(**keys).select(
             "model_family", "model_name", "cutoff_date", "division", "decile", "n", "positives", "rate", "lift",
             "cumulative_capture", "value", "cumulative_value_capture"),
-        "bins": pl.concat(bins).with_columns(**keys).select(
-            "model_family", "model_name", "cutoff_date", "division", "bin", "mean_predicted", "observed_rate", "n"),
+        # the split too (CONTRACT §3 keys a bin by it): without it a query for split = 'holdout' dropped
+        # every ICP bin, and a source without deals had no such column at all (an audit)
+        "bins": pl.concat(bins).with_columns(**keys, split=pl.lit(split)).select(
+            "model_family", "model_name", "cutoff_date", "division", "split", "bin", "mean_predicted",
+            "observed_rate", "n"),
     }
 
 
