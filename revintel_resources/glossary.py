@@ -33,7 +33,10 @@ GLOSSARY = {
     "split": "validation (used for early stopping / calibration) or holdout (never seen by any choice)",
     "metric": "Metric name (docs/CONTRACT.md §3)",
     "value": "Metric value",
-    "segment": "Rows the metric covers (e.g. all accounts, or those that never bought the division)",
+    # one column name, two uses (an audit: the forecast tables' segments read as ICP accounts)
+    "segment": "What the row covers: in forecast and plan tables the region, manager, rep or division named "
+               "by segment_type ('total' for all); in model metrics the rows measured ('all', or 'never_bought': "
+               "accounts that had not bought the division)",
     "bin": "Equal-width probability bin, 1..10",
     "mean_predicted": "Mean predicted probability in the bin",
     "observed_rate": "Observed positive rate in the bin",

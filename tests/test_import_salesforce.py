@@ -334,6 +334,8 @@ def test_a_reports_footer_is_set_aside_as_such(tmp_path):
     assert f["report_footer"] == 5 and f["rejected_unreadable"] == 1 and f["raw_rows"] == 9
     reasons = dict(con.execute("SELECT line_number, reason FROM star.quarantine").fetchall())
     assert sorted(reasons) == [3, 7, 10, 11, 12, 13]
+    # an audit: the per-rule counts left the unreadable row (and the footer) out of `quarantined`
+    assert f["quarantined"] == {"unreadable_row": 1, "report_footer": 5}
     assert reasons[3].startswith("unreadable row")
     assert {reasons[n] for n in (7, 10, 11, 12, 13)} == {"report footer: the totals and notice a Salesforce report "
                                                         "appends, not a record"}

@@ -184,8 +184,7 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
         context.log.info(f"deal as-of dates: {len(plan.snapshot_dates)}, training cutoffs: {plan.model_cutoffs}")
 
     raw_rows = sum(f["raw_rows"] for f in report.files.values())
-    quarantined = sum(sum(f.get("quarantined", {}).values()) + f.get("rejected_unreadable", 0)
-                      for f in report.files.values())
+    quarantined = sum(sum(f.get("quarantined", {}).values()) for f in report.files.values())  # unreadable, footers too
     by_rule: dict[str, int] = {}
     flagged: dict[str, int] = {}
     for name, f in report.files.items():
@@ -195,8 +194,6 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
                          + (f", {f['encoding']}" if f.get("encoding") else ""))
         for rule, n in (f.get("quarantined") or {}).items():
             by_rule[rule] = by_rule.get(rule, 0) + n
-        if f.get("rejected_unreadable"):
-            by_rule["unreadable_row"] = by_rule.get("unreadable_row", 0) + f["rejected_unreadable"]
         for flag, n in (f.get("flagged_kept") or {}).items():
             flagged[flag] = flagged.get(flag, 0) + n
     if quarantined:
