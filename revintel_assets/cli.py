@@ -119,7 +119,9 @@ def _materialize(source: dict[str, str], args, ready=None) -> int:
                 print(f"revintel: {unreachable}", file=sys.stderr)
                 return 2
             try:
-                resources = {"source": source, **({"compute": {"cluster": args.cluster}} if args.cluster else {})}
+                # "" (--cluster ""): this machine's cores, whatever REVINTEL_CLUSTER says
+                resources = {"source": source,
+                             **({"compute": {"cluster": args.cluster}} if args.cluster is not None else {})}
                 defs = load()
                 if ready is not None:
                     ready()
@@ -361,6 +363,9 @@ def _recover_runs_of_a_stopped_ui() -> None:
 
 def cmd_ui(args) -> int:
     unreachable = _cluster_problem(None)  # the daemon's runs send their kernels there: said now, not in a run
+    from revintel_assets import parallel
+
+    parallel.close_clients()  # checked; this process only serves (its connection stayed open for as long)
     if unreachable:
         print(f"revintel: {unreachable}", file=sys.stderr)
         return 2
@@ -435,18 +440,24 @@ def _cluster_problem(given: str | None) -> str | None:
     ConnectionRefusedError, ValueError or MemoryError (something not Dask answering)."""
     from revintel_resources.settings import settings
 
-    address, where = (given, "--cluster") if given else (settings().cluster, "REVINTEL_CLUSTER")
-    if not address:
+    address, where = (given, "--cluster") if given is not None else (settings().cluster, "REVINTEL_CLUSTER")
+    if not address:  # unset, or --cluster "": this machine
         return None
     from revintel_assets import parallel
 
     reason = _scheduler_silent(address)
     if reason is None:
         try:
-            parallel._client(address)
-            return None
+            # its workers too: one that cannot import revintel died on its first task and the run waited
+            # for ever; one with other code would give other numbers (an audit of the cluster)
+            problems = parallel.worker_problems(address)
         except (Exception, MemoryError) as exc:  # noqa: BLE001 (whatever answered, or nothing did)
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        else:
+            if not problems:
+                return None
+            return (f"the Dask cluster at {address} ({where}) cannot run revintel's tasks: " + "; ".join(problems[:3])
+                    + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
     return (f"cannot reach the Dask scheduler at {address} ({where}): {reason}. Start it (`dask scheduler`, "
             "then `dask worker ADDRESS`) or leave the setting out to use this machine's cores")
 
@@ -462,12 +473,18 @@ def _scheduler_silent(address: str) -> str | None:
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
         host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
+    except ValueError:  # Dask's client waited 30 s on it, then said it timed out
+        return "its port is not a number from 1 to 65535"
     if parts.scheme != "tcp" or not host or not port:
         return None  # tls://, inproc:// ...: Dask's client judges them (it names a malformed one)
     try:
-        with socket.create_connection((host, port), timeout=5) as conn:
+        conn = socket.create_connection((host, port), timeout=5)
+    except socket.timeout:  # dropped, not refused: not "something accepts connections there"
+        return "nothing answered within 5 s (the host is down, or a firewall drops the connection)"
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    try:
+        with conn:
             conn.settimeout(5)
             first = conn.recv(1)
     except socket.timeout:

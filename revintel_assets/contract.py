@@ -52,7 +52,8 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "scores.deal_scores": {
         "as_of_date": "DATE", "opportunity_id": "VARCHAR", "account_id": "VARCHAR", "rep_id": "VARCHAR",
-        "product_id": "VARCHAR", "stage": "VARCHAR", "amount": "DOUBLE", "win_probability": "DOUBLE",
+        "product_id": "VARCHAR", "stage": "VARCHAR", "amount": "DOUBLE", "value": "DOUBLE",
+        "value_is_estimate": "BOOLEAN", "win_probability": "DOUBLE",
         "expected_close_date": "DATE", "expected_close_estimated": "BOOLEAN", "risk_score": "DOUBLE",
         "risk_category": "VARCHAR",
         "risk_drivers": "VARCHAR", "recommended_action": "VARCHAR", "model_version": "VARCHAR",

@@ -26,6 +26,7 @@ OpenMP thread there, as in the local pool, so the numbers are the same whichever
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -80,6 +81,23 @@ def using(address: str | None):
         _SCOPE.pop()
 
 
+_STEPS: list[bool] = []  # per open Dagster step (`step`): does it take the `compute` resource?
+
+
+@contextmanager
+def step(compute=None):
+    """A Dagster step's body (resources.warehouse_step opens it): map_tasks inside it sends its tasks
+    where the step's `compute` resource says (a run's --cluster, the launchpad's compute.cluster). A
+    step without one must not call map_tasks, which then fails loudly: plan_job's quota attainment
+    took no compute resource, so its engine's tasks ignored --cluster (an audit of the cluster)."""
+    _STEPS.append(compute is not None)
+    try:
+        with compute.active() if compute is not None else contextlib.nullcontext():
+            yield
+    finally:
+        _STEPS.pop()
+
+
 def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None, *,
               threads: bool = False, here: bool = True) -> Iterator:
     """fn(*task) for every task, yielded in task order, on up to n_workers processes (default
@@ -95,8 +113,11 @@ def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None
     process run it, nothing is pickled. Issue 17 (a Dask cluster) plugs in here: the tasks are
     already self-contained (module-level fn, per-task arguments, results in task order), so
     with a cluster configured (`cluster()`) they all go to it, in task order."""
+    if _STEPS and not _STEPS[-1]:
+        raise RuntimeError(f"map_tasks({getattr(fn, '__name__', fn)}) in a step without the `compute` resource: "
+                           "its tasks would ignore the run's --cluster; give the asset `compute: ComputeResource`")
     address = cluster()
-    if address and tasks:
+    if address and tasks and not _on_a_worker():
         return _on_cluster(address, fn, tasks)
     k = min(n_workers or workers(), len(tasks))
     if k <= 1:
@@ -105,6 +126,33 @@ def map_tasks(fn: Callable, tasks: Sequence[tuple], n_workers: int | None = None
         return _in_threads(fn, tasks, k)
     return _with_pool(fn, tasks, k - 1) if here else _with_pool(fn, tasks, k, run_here=False)
 
+
+def _on_a_worker() -> bool:
+    """Is this a Dask worker running one of our tasks? Its nested map_tasks (a past date's engine)
+    runs here: a worker that submitted to its own cluster (REVINTEL_CLUSTER in its environment)
+    would wait on tasks queued behind it."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+        return True
+    except ValueError:
+        return False
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot run the run's tasks (lost, or no worker able to): said in revintel's
+    words, with the address, not as a library's ConnectionResetError or an endless wait."""
+
+
+# A task waits at most this long for a worker able to run it (none joined, the only one died, every
+# one paused at its memory limit): the run waited for ever, saying only which step was running.
+NO_WORKER_S = 120.0
+_POLL_S = 5.0
 
 _CLIENTS: dict = {}
 
@@ -115,8 +163,69 @@ def _client(address: str):
 
     client = _CLIENTS.get(address)
     if client is None or client.status not in ("running", "connecting", "newly-created"):
-        client = _CLIENTS[address] = Client(address, timeout="30s", set_as_default=False)
+        try:
+            client = _CLIENTS[address] = Client(address, timeout="30s", set_as_default=False)
+        except (OSError, ValueError) as exc:  # e.g. the scheduler went away between two steps
+            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {type(exc).__name__}: "
+                               f"{_first_line(exc)}") from exc
     return client
+
+
+def close_clients() -> None:
+    """Close this process's connections to Dask schedulers (`revintel ui` checks the address, then only
+    serves: its connection stayed open for as long as it ran)."""
+    while _CLIENTS:
+        _CLIENTS.popitem()[1].close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def code_fingerprint() -> str:
+    """A hash of revintel's code (every .py of its packages): a worker whose differs runs other
+    code, and its results need not be this machine's (CONTRACT §1: identical whichever backend)."""
+    import hashlib
+    from pathlib import Path
+
+    if not _FINGERPRINT:
+        digest = hashlib.sha256()
+        root = Path(__file__).resolve().parents[1]
+        for package in ("revintel_assets", "revintel_resources"):
+            for path in sorted((root / package).rglob("*.py")):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        _FINGERPRINT.append(digest.hexdigest()[:16])
+    return _FINGERPRINT[0]
+
+
+_FINGERPRINT: list[str] = []
+
+
+def worker_problems(address: str) -> list[str]:
+    """What keeps the cluster's workers from running revintel's tasks, one sentence per worker (none:
+    fine). A worker that could not import revintel died on its first task and the run waited for
+    ever; one with other code would give other numbers."""
+    client = _client(address)
+
+    def probe():  # local, so that cloudpickle ships it by value: it must load where revintel does not
+        import importlib
+
+        try:
+            return importlib.import_module("revintel_assets.parallel").code_fingerprint()
+        except Exception as exc:  # noqa: BLE001 (whatever keeps revintel from loading there)
+            return f"!{type(exc).__name__}: {exc}"
+
+    ours, problems = code_fingerprint(), []
+    for worker, answer in sorted(client.run(probe, on_error="return").items()):
+        if isinstance(answer, BaseException):
+            problems.append(f"worker {worker} failed the check: {type(answer).__name__}: {_first_line(answer)}")
+        elif answer.startswith("!"):
+            problems.append(f"worker {worker} cannot import revintel ({answer[1:][:160]}): start it where revintel "
+                            "is installed (the same PYTHONPATH or virtualenv)")
+        elif answer != ours:
+            problems.append(f"worker {worker} runs other revintel code (fingerprint {answer}, here {ours}): its "
+                            "results would not be this machine's; install the same revision there")
+    return problems
 
 
 def _on_cluster(address: str, fn: Callable, tasks: Sequence[tuple]) -> Iterator:
@@ -137,9 +246,49 @@ def _on_cluster(address: str, fn: Callable, tasks: Sequence[tuple]) -> Iterator:
                 futures.append(client.submit(_one_thread, fn, *tasks[submitted], pure=False,
                                              key=f"revintel-{name}-{uuid.uuid4().hex}"))
                 submitted += 1
-            yield futures.popleft().result()  # re-raises the task's exception here
+            yield _result(client, address, futures.popleft(), name)  # re-raises the task's exception here
     finally:  # stopped early or failed: free the workers of what is left
-        client.cancel(list(futures))
+        if client.status == "running":
+            client.cancel(list(futures))
+
+
+def _result(client, address: str, future, name: str):
+    """The task's result, waited for in slices: a cluster where no worker can run it (none, or every
+    one paused) for NO_WORKER_S, or a scheduler that went away, ends the wait with a ClusterError."""
+    import time
+
+    from distributed.client import FutureCancelledError
+    from distributed.comm import CommClosedError
+
+    stuck = None
+    while True:
+        try:
+            return future.result(timeout=_POLL_S)
+        except TimeoutError:
+            pass
+        except (CommClosedError, ConnectionError, FutureCancelledError) as exc:  # cancelled: the connection lost
+            raise ClusterError(f"lost the Dask scheduler at {address} while {name} ran: {type(exc).__name__}: "
+                               f"{_first_line(exc)}; the steps before this one kept their tables") from exc
+        if client.status != "running":
+            raise ClusterError(f"lost the Dask scheduler at {address} while {name} ran (the client is "
+                               f"{client.status}); the steps before this one kept their tables")
+        try:
+            workers = client.scheduler_info()["workers"].values()
+        except (OSError, CommClosedError) as exc:
+            raise ClusterError(f"lost the Dask scheduler at {address} while {name} ran: {type(exc).__name__}: "
+                               f"{_first_line(exc)}") from exc
+        if any(w.get("status", "running") == "running" for w in workers):
+            stuck = None
+            continue
+        stuck = stuck or time.monotonic()
+        if time.monotonic() - stuck >= NO_WORKER_S:
+            paused = sum(w.get("status") == "paused" for w in workers)
+            state = (f"its {paused} worker(s) paused (a memory limit below what revintel's imports take, "
+                     "~400 MB?)" if paused else "no worker (none started, or every one died: see the workers' "
+                     "logs, e.g. one that cannot import revintel)")
+            future.cancel()
+            raise ClusterError(f"the Dask cluster at {address} had {state} for {NO_WORKER_S:.0f} s while {name} "
+                               "waited; start workers (`dask worker ADDRESS`) or leave --cluster out")
 
 
 def _one_thread(fn: Callable, *args):

@@ -31,9 +31,16 @@ def warehouse_step(fn: Callable) -> Callable:
     (a run-wide lock would, between steps, and another process's step holding the pool would wait
     for that lock). Not for the import, which locks its connection's configuration down."""
 
+    @contextlib.contextmanager
     def scope(kwargs: dict):
+        from revintel_assets import parallel
+
         resource = kwargs.get("warehouse")
-        return resource.get().step_session() if isinstance(resource, WarehouseResource) else contextlib.nullcontext()
+        # and the step's `compute` resource decides where its map_tasks go (its run's --cluster), for the
+        # whole step: declared here once, not by each asset (plan_job's quota attainment had not)
+        with resource.get().step_session() if isinstance(resource, WarehouseResource) else contextlib.nullcontext(), \
+                parallel.step(kwargs.get("compute")):
+            yield
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)

@@ -264,8 +264,10 @@ def test_demo_champion_on_validation(demo_data):
         per = hold.group_by("cutoff_date", "division").agg(pl.col("model_name").n_unique().alias("m"),
                                                           pl.col("value").n_unique().alias("n"))
         assert per["m"].min() == len(CANDIDATES) and per["n"].max() == 1
-    ws = q("SELECT DISTINCT model_name FROM validation.model_metrics WHERE metric = 'whitespace_revenue_top_k'")
+    ws = q("SELECT DISTINCT model_name, model_version IS NULL AS no_version FROM validation.model_metrics "
+           "WHERE metric = 'whitespace_revenue_top_k'")
     assert set(ws["model_name"]) == {"whitespace_score", "propensity_only", "baseline_rfm"}
+    assert not ws["no_version"].any()  # an audit: NULL in a column of the table's key
 
 
 def test_demo_holdout_figures_are_of_the_scores_served(demo_data):

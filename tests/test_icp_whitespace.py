@@ -154,3 +154,17 @@ def test_too_few_never_bought_accounts_give_their_size_not_metrics():
                        **{c: rng.random(60) for c in ("div_recency_days", "div_frequency_12m", "div_monetary_12m",
                                                        "recency_days", "frequency_12m", "monetary_12m")}})
     assert {k for _, k, _, _ in whitespace_holdout_metrics(ws)} == {25}  # 60 rows: a top 25, no top 100
+
+
+def test_a_division_the_account_returned_goods_of_is_not_whitespace():
+    """An audit: 167 Online Retail pairs recommended a division the customer had only returned goods of
+    before the cutoff (bought before the log began)."""
+    con = _scored_star()
+    con.execute("UPDATE features.customer_division SET is_buyer = false, open_opps = 0")
+    keys = ["account_id", "division"]
+    returned = con.sql(f"""SELECT DISTINCT account_id, division FROM star.fact_transactions
+        WHERE order_date <= DATE '{CUTOFF}' AND (quantity < 0 OR amount < 0)""").pl()
+    every = con.sql("SELECT account_id, division FROM features.customer_division").pl()
+    ws = con.sql(whitespace_sql(CUTOFF, WINDOW)[0]).pl()
+    assert returned.height > 50 and ws.join(returned, on=keys).is_empty()
+    assert ws.height == every.join(returned, on=keys, how="anti").height  # every other pair is there

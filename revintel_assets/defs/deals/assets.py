@@ -163,8 +163,7 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
     wh = warehouse.get()
     cutoffs = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
     if len(cutoffs) > 1:
-        with compute.active():
-            warm_up(fit_win_model)  # the pool process starts and imports the model code while rows are read
+        warm_up(fit_win_model)  # the pool process starts and imports the model code while rows are read
     bounds = wh.query("SELECT min(created_date) AS first, max(as_of_date) AS last FROM features.deal_snapshot")
     # the run's as-of date: nothing after it is read (an earlier --as-of leaves a previous run's later
     # snapshot dates in place, and the export's later closes are outcomes not known then)
@@ -196,14 +195,13 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
     # (parallel.map_tasks: this machine's cores or the Dask cluster); only what follows a fit, the
     # registration and the champion gate, must go in cutoff order: the gate of a later cutoff
     # meets the champion an earlier one may have just become. Same models whichever process fits.
-    with compute.active():
-        fits = map_tasks(fit_win_model, [(fit_part(split), numeric, categorical) for _, split, _, _ in ready])
-        while ready:
-            # each split is dropped once judged (its training rows stay with the fit tasks until the
-            # last fit is back): the step holds every cutoff's rows at once, 5.9 GiB at scale 10
-            cutoff, split, n, share = ready.pop(0)
-            outcome[cutoff] = _judge(context, wh, mlflow_tracking, next(fits), split, cutoff, windows, n, share, truth)
-            del split
+    fits = map_tasks(fit_win_model, [(fit_part(split), numeric, categorical) for _, split, _, _ in ready])
+    while ready:
+        # each split is dropped once judged (its training rows stay with the fit tasks until the
+        # last fit is back): the step holds every cutoff's rows at once, 5.9 GiB at scale 10
+        cutoff, split, n, share = ready.pop(0)
+        outcome[cutoff] = _judge(context, wh, mlflow_tracking, next(fits), split, cutoff, windows, n, share, truth)
+        del split
     records = [outcome[c] for c in cutoffs]
     trained = [r for r in records if "status" not in r]
     yield dg.MaterializeResult(asset_key=["validation", "win_probability"], metadata={
@@ -282,6 +280,8 @@ def _write_validation(wh, ev: Evaluation, cutoff: dt.date, run_id: str) -> None:
 ALL_MODELS = dg.AssetDep(dg.AssetKey(["models", "win_probability"]), partition_mapping=dg.AllPartitionMapping())
 SCORES_DOC = ("Every deal open on as_of_date, scored by the model that was champion then "
               "(model_version), with a 0-100 risk score, its drivers and a recommended action.", {
+    "value": "What the deal is worth where pipeline is summed: its amount, else its product's list price",
+    "value_is_estimate": "True when value is the list price (the source gave the deal no amount)",
     "win_probability": "Calibrated probability the deal is won (isotonic or sigmoid on a later time slice)",
     "risk_score": "(1 - p) * 50 + stagnation vs usual time in stage (up to 30) + value percentile (up to 20)",
     "risk_category": "Low < 30 <= Medium < 50 <= High < 70 <= Critical",
@@ -318,31 +318,30 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     # outcomes known on each date, reduced in DuckDB to per-stage counts (one statement for the range;
     # a range join of every date with the labelled history instead would hold dates x rows at scale)
     stats = outcome_stats_by_date(wh.query, dates)
-    with compute.active():  # TreeSHAP blocks: this machine or the Dask cluster
-        for version in sorted(set(chosen.values()), key=str):  # a handful: one pass per model, all its dates
-            group = [d for d in dates if chosen[d] == version]
-            model = load(mlflow_tracking, version) if version and any(n_rows.get(d) for d in group) else None
-            name = f"{MODEL_NAME}/{version}" if version else None
-            # a batch of dates at a time, each written as it is done (the partitions it owns): memory
-            # follows ROWS_PER_PASS, not the range (scale 100: 28.7 M snapshot rows over 154 dates)
-            for batch in date_batches(group, n_rows, ROWS_PER_PASS):
-                rows = wh.query(f"SELECT * FROM features.deal_snapshot WHERE as_of_date IN ({', '.join('?' * len(batch))})",
-                                batch)
-                s, e = score_dates(rows, stats, model, name)
-                owned = dict(partition_column="as_of_date", partition_values=[d.isoformat() for d in batch],
-                             run_id=context.run_id)
-                wh.write("scores.deal_scores", s, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)
-                wh.write("scores.deal_explanations", e, comment=EXPLAIN_DOC[0], column_comments=EXPLAIN_DOC[1], **owned)
-                if dates[-1] in batch:  # the figures a reader compares run to run
-                    latest = s.filter(pl.col("as_of_date") == dates[-1])
-                family = (name or "baseline_stage").split("@")[0]
-                scored = [d for d in batch if n_rows.get(d)]
-                counts = by_model.setdefault(family, [0, 0])  # dates, rows
-                counts[0], counts[1] = counts[0] + len(scored), counts[1] + len(s)
-                del rows, s, e
-            by = name or "the stage baseline of each date"
-            context.log.info(f"{len(group)} as-of date(s) {group[0]}..{group[-1]}: "
-                             f"{sum(n_rows.get(d, 0) for d in group)} deals scored by {by}")
+    for version in sorted(set(chosen.values()), key=str):  # a handful: one pass per model, all its dates
+        group = [d for d in dates if chosen[d] == version]
+        model = load(mlflow_tracking, version) if version and any(n_rows.get(d) for d in group) else None
+        name = f"{MODEL_NAME}/{version}" if version else None
+        # a batch of dates at a time, each written as it is done (the partitions it owns): memory
+        # follows ROWS_PER_PASS, not the range (scale 100: 28.7 M snapshot rows over 154 dates)
+        for batch in date_batches(group, n_rows, ROWS_PER_PASS):
+            rows = wh.query(f"SELECT * FROM features.deal_snapshot WHERE as_of_date IN ({', '.join('?' * len(batch))})",
+                            batch)
+            s, e = score_dates(rows, stats, model, name)
+            owned = dict(partition_column="as_of_date", partition_values=[d.isoformat() for d in batch],
+                         run_id=context.run_id)
+            wh.write("scores.deal_scores", s, comment=SCORES_DOC[0], column_comments=SCORES_DOC[1], **owned)
+            wh.write("scores.deal_explanations", e, comment=EXPLAIN_DOC[0], column_comments=EXPLAIN_DOC[1], **owned)
+            if dates[-1] in batch:  # the figures a reader compares run to run
+                latest = s.filter(pl.col("as_of_date") == dates[-1])
+            family = (name or "baseline_stage").split("@")[0]
+            scored = [d for d in batch if n_rows.get(d)]
+            counts = by_model.setdefault(family, [0, 0])  # dates, rows
+            counts[0], counts[1] = counts[0] + len(scored), counts[1] + len(s)
+            del rows, s, e
+        by = name or "the stage baseline of each date"
+        context.log.info(f"{len(group)} as-of date(s) {group[0]}..{group[-1]}: "
+                         f"{sum(n_rows.get(d, 0) for d in group)} deals scored by {by}")
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     mix = latest["risk_category"].value_counts().rows()
     yield dg.MaterializeResult(asset_key=["scores", "deal_scores"], metadata={
@@ -351,7 +350,7 @@ def deal_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "model_versions": "; ".join(f"{m}: {d} date(s), {n} rows" for m, (d, n) in sorted(by_model.items())),
         "latest_as_of_date": str(dates[-1]),
         "mean_win_probability": dg.MetadataValue.float(float(latest["win_probability"].mean() or 0)),
-        "pipeline_value": dg.MetadataValue.float(float(latest["amount"].sum() or 0)),
+        "pipeline_value": dg.MetadataValue.float(float(latest["value"].sum() or 0)),
         **{f"deals_{cat.lower()}": dg.MetadataValue.int(n) for cat, n in mix}})
     yield dg.MaterializeResult(asset_key=["scores", "deal_explanations"],
                                metadata=range_metadata(wh, "scores.deal_explanations", where, keys))

@@ -15,10 +15,11 @@ import polars as pl
 from revintel_assets.defs.deals.explain import direction, top_contributions
 from revintel_assets.defs.deals.risk import RiskWeights, score_risk
 from revintel_assets.defs.deals.win_model import WinModel
-from revintel_assets.rules import expected_close, known_history, stage_win_rate, weighted_median
+from revintel_assets.rules import (deal_value, expected_close, known_history, stage_win_rate, value_is_estimate,
+                                   weighted_median)
 
 SCORE_COLUMNS = ["as_of_date", "opportunity_id", "account_id", "rep_id", "product_id", "division", "stage",
-                 "amount", "win_probability", "expected_close_date", "expected_close_estimated", "risk_score",
+                 "amount", "value", "value_is_estimate", "win_probability", "expected_close_date", "expected_close_estimated", "risk_score",
                  "risk_category",
                  "risk_drivers", "recommended_action", "model_version"]
 
@@ -146,7 +147,10 @@ def score_dates(rows: pl.DataFrame, stats: dict[dt.date, pl.DataFrame], model: W
     estimated = rows["expected_close_date"].is_null().alias("expected_close_estimated")
     scored = rows.with_columns(pl.Series("win_probability", p, dtype=pl.Float64), close, estimated,
                                version.alias("model_version"))
-    scored = score_risk(scored, weights)
+    # what the deal is worth where pipeline is summed (CONTRACT §3): its amount, else its product's list
+    # price; an analyst summing `amount` got NULL for MavenTech's every open deal (an audit)
+    scored = score_risk(scored, weights).with_columns(deal_value().alias("value"),
+                                                      value_is_estimate().alias("value_is_estimate"))
     return scored.select(SCORE_COLUMNS), explanations
 
 

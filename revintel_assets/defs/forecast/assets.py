@@ -270,27 +270,26 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig,
     # process runs its share. Split by chunks of reps instead, an origin's multinomial draws, group
     # sums and period statistics ran here while the pool waited (the scale-100 job's pool process
     # was busy 81 s of its 300 s)
-    with compute.active():
-        hits = list(map_tasks(backtest_tuning, LazyTasks(range(len(chosen)), tuning_task), here=False))
-        # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
-        # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
-        window = backtest.tuning_window(config.origin_every_weeks)
-        sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits[-window:]))
-        in_sample = backtest.choose_shock(sum(hits))[:2]  # tuned on every origin it is then scored on
-        walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks, window)
-        # pass 2: score each origin on its evaluation sims with its walk-forward shock, the in-sample
-        # one, and none; origins with a walk-forward shock are also scored without any, to show what
-        # the swing adds
-        judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
-        eval_seed = config.seed + backtest.EVAL_SEED_OFFSET
-        shocks = [{"in_sample": in_sample, **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
-                  for wf in walk]
-        tasks = [(o, n_eval, eval_seed, list(sh.values())) for o, sh in zip(prepared, shocks)]
-        for o, sh, scored in zip(prepared, shocks, map_tasks(backtest_evaluation, tasks)):
-            for (kind, (s_h, s_w)), rows_o in zip(sh.items(), scored):
-                judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
-                                                        pl.lit(s_h).alias("sigma_horizon"), pl.lit(s_w).alias("sigma_week")))
-        del tasks, prepared[:]
+    hits = list(map_tasks(backtest_tuning, LazyTasks(range(len(chosen)), tuning_task), here=False))
+    # the forecast of as_of uses the shock tuned on every origin (all of them lie before it); the
+    # figures reported as holdout use, for each origin, only origins observed before it (walk forward)
+    window = backtest.tuning_window(config.origin_every_weeks)
+    sigma_h, sigma_w, grid = backtest.choose_shock(sum(hits[-window:]))
+    in_sample = backtest.choose_shock(sum(hits))[:2]  # tuned on every origin it is then scored on
+    walk = backtest.walk_forward_shocks(chosen, hits, config.horizon_weeks, window)
+    # pass 2: score each origin on its evaluation sims with its walk-forward shock, the in-sample
+    # one, and none; origins with a walk-forward shock are also scored without any, to show what
+    # the swing adds
+    judged = {"walk_forward": [], "in_sample": [], "no_swing": []}
+    eval_seed = config.seed + backtest.EVAL_SEED_OFFSET
+    shocks = [{"in_sample": in_sample, **({"walk_forward": wf, "no_swing": (0.0, 0.0)} if wf else {})}
+              for wf in walk]
+    tasks = [(o, n_eval, eval_seed, list(sh.values())) for o, sh in zip(prepared, shocks)]
+    for o, sh, scored in zip(prepared, shocks, map_tasks(backtest_evaluation, tasks)):
+        for (kind, (s_h, s_w)), rows_o in zip(sh.items(), scored):
+            judged[kind].append(rows_o.with_columns(pl.lit(o.model_version).alias("win_model_version"),
+                                                    pl.lit(s_h).alias("sigma_horizon"), pl.lit(s_w).alias("sigma_week")))
+    del tasks, prepared[:]
     if not judged["walk_forward"]:
         context.log.warning(f"forecast backtest: fewer than {backtest.MIN_PRIOR_ORIGINS} origins observed before "
                             "any other: no walk-forward figures; the in-sample ones are reported as validation")
@@ -389,91 +388,90 @@ def revenue_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, 
     version = snapshot_version(wh)  # this step does not write the snapshot: read once for its fits
     segments_of = model.segments_for(dim_rep, opps)
     has_commit = bool(wh.query(rules.HAS_COMMIT_SQL)["has_commit"][0])  # else no commit call: NULL (rules.py)
-    with compute.active():  # the dates' tasks and the engine's chunks: this machine or the Dask cluster
-        if len(dates) > 2:
-            warm_up(forecast_past_date, here=False)  # the pool imports the forecast code while the first rows are read
-        # every date but the latest is a task (history_sims: its engine is small, one process is
-        # enough) for the pool processes (parallel.map_tasks, here=False: this machine's cores, or
-        # the Dask cluster), prepared when it is taken (LazyTasks): this process reads and prepares
-        # the next dates (rows, win probabilities, timing, new pipeline) while the pool forecasts
-        # the ones before, and only the dates in flight are held. One stream over the whole range:
-        # while this process writes a batch, the pool goes on with the next batch's dates (a stream
-        # per batch left the pool idle through every write and every batch's first and last task).
-        # The latest date (n_sims) runs here at the end, its engine split over chunks on the same cores.
-        batches = date_batches(dates, n_rows, ROWS_PER_PASS)
-        batch_of = {d: i for i, b in enumerate(batches) for d in b}
-        rows_of = _origin_rows(wh, dates, n_rows)  # each date's rows, read in date order
-        tags_of: dict[dt.date, tuple] = {}
-        scores: dict[int, dict] = {}  # one batch's deal scores at a time: {batch: {(date,): frame}}
-        coded: dict = {}  # the opportunities coded for fit_new_pipeline, per segments
+    if len(dates) > 2:
+        warm_up(forecast_past_date, here=False)  # the pool imports the forecast code while the first rows are read
+    # every date but the latest is a task (history_sims: its engine is small, one process is
+    # enough) for the pool processes (parallel.map_tasks, here=False: this machine's cores, or
+    # the Dask cluster), prepared when it is taken (LazyTasks): this process reads and prepares
+    # the next dates (rows, win probabilities, timing, new pipeline) while the pool forecasts
+    # the ones before, and only the dates in flight are held. One stream over the whole range:
+    # while this process writes a batch, the pool goes on with the next batch's dates (a stream
+    # per batch left the pool idle through every write and every batch's first and last task).
+    # The latest date (n_sims) runs here at the end, its engine split over chunks on the same cores.
+    batches = date_batches(dates, n_rows, ROWS_PER_PASS)
+    batch_of = {d: i for i, b in enumerate(batches) for d in b}
+    rows_of = _origin_rows(wh, dates, n_rows)  # each date's rows, read in date order
+    tags_of: dict[dt.date, tuple] = {}
+    scores: dict[int, dict] = {}  # one batch's deal scores at a time: {batch: {(date,): frame}}
+    coded: dict = {}  # the opportunities coded for fit_new_pipeline, per segments
 
-        def prepare(d: dt.date) -> tuple:
-            """What the forecast of d needs, known on d: its deals with their win probabilities,
-            the timing fit of its block, its calendar and swing; the date's column tags go to
-            tags_of. Called in date order (rows_of is read in order, one fit and one batch's deal
-            scores kept at a time)."""
-            nonlocal fitted
-            if has_scores and batch_of[d] not in scores:
-                b = batches[batch_of[d]]
-                scores.clear()
-                scores[batch_of[d]] = wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores WHERE "
-                                               f"as_of_date IN ({', '.join('?' * len(b))})", b).partition_by(
-                    "as_of_date", as_dict=True, include_key=False)
-            rows = next(rows_of)
-            if rows["as_of_date"][0] != d:  # LazyTasks builds in order; a change there must not mix dates up
-                raise RuntimeError(f"forecast of {d} was given the snapshot rows of {rows['as_of_date'][0]}")
-            scored = scores.get(batch_of[d], {}).get((d,))
-            deals, source = probabilities.known_deals(d, rows, scored, prob_fn, counts)
-            del rows
-            sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
-            if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
-                fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
-            sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
-            cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
-            n_sims = config.n_sims if d == dates[-1] else config.history_sims
-            tags_of[d] = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
-                          pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
-                          pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"),
-                          pl.lit(cutoffs[d]).alias("timing_cutoff"))
-            return cal, deals, fitted[cutoffs[d]], n_sims, (sigma_h, sigma_w), tuned_on, source
+    def prepare(d: dt.date) -> tuple:
+        """What the forecast of d needs, known on d: its deals with their win probabilities,
+        the timing fit of its block, its calendar and swing; the date's column tags go to
+        tags_of. Called in date order (rows_of is read in order, one fit and one batch's deal
+        scores kept at a time)."""
+        nonlocal fitted
+        if has_scores and batch_of[d] not in scores:
+            b = batches[batch_of[d]]
+            scores.clear()
+            scores[batch_of[d]] = wh.query(f"SELECT as_of_date, {SCORED_COLUMNS} FROM scores.deal_scores WHERE "
+                                           f"as_of_date IN ({', '.join('?' * len(b))})", b).partition_by(
+                "as_of_date", as_dict=True, include_key=False)
+        rows = next(rows_of)
+        if rows["as_of_date"][0] != d:  # LazyTasks builds in order; a change there must not mix dates up
+            raise RuntimeError(f"forecast of {d} was given the snapshot rows of {rows['as_of_date'][0]}")
+        scored = scores.get(batch_of[d], {}).get((d,))
+        deals, source = probabilities.known_deals(d, rows, scored, prob_fn, counts)
+        del rows
+        sources[source.split("@")[0]] = sources.get(source.split("@")[0], 0) + 1
+        if cutoffs[d] not in fitted:  # dates come in order: only the current block's fit is kept
+            fitted = {cutoffs[d]: timing_fit(wh, cutoffs[d], snaps, version)}
+        sigma_h, sigma_w, tuned_on = _pick_shock(choices, d, config.horizon_weeks)
+        cal = calendar(d, config.horizon_weeks, settings().fiscal_year_start_month)
+        n_sims = config.n_sims if d == dates[-1] else config.history_sims
+        tags_of[d] = (pl.lit(n_sims).alias("n_sims"), pl.lit(sigma_h).alias("sigma_horizon"),
+                      pl.lit(sigma_w).alias("sigma_week"), pl.lit(source).alias("win_model_version"),
+                      pl.lit(tuned_on, dtype=pl.Date).alias("shock_tuned_for"),
+                      pl.lit(cutoffs[d]).alias("timing_cutoff"))
+        return cal, deals, fitted[cutoffs[d]], n_sims, (sigma_h, sigma_w), tuned_on, source
 
-        def past_task(d: dt.date) -> tuple:
-            """A past date's forecast_past_date arguments (its segments and new pipeline too)."""
-            cal, deals, fit, n_sims, sigma, _, _ = prepare(d)
-            deals = deals.select(model.DEAL_COLUMNS)
-            segments = segments_of(deals)
-            if coded.get("segments") is not segments:  # the same segments for every date, as a rule
-                coded.update(segments=segments, opps=code_opps(opps, segments.reps, segments.divisions))
-            new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions, coded=coded["opps"])
-            return cal, deals, fit, segments, new, n_sims, config.seed, sigma
+    def past_task(d: dt.date) -> tuple:
+        """A past date's forecast_past_date arguments (its segments and new pipeline too)."""
+        cal, deals, fit, n_sims, sigma, _, _ = prepare(d)
+        deals = deals.select(model.DEAL_COLUMNS)
+        segments = segments_of(deals)
+        if coded.get("segments") is not segments:  # the same segments for every date, as a rule
+            coded.update(segments=segments, opps=code_opps(opps, segments.reps, segments.divisions))
+        new = fit_new_pipeline(opps, cal, segments.reps, segments.divisions, coded=coded["opps"])
+        return cal, deals, fit, segments, new, n_sims, config.seed, sigma
 
-        past = dates[:-1]
-        results = map_tasks(forecast_past_date, LazyTasks(past, past_task), here=False)
+    past = dates[:-1]
+    results = map_tasks(forecast_past_date, LazyTasks(past, past_task), here=False)
+    start = time.perf_counter()
+    for batch in batches:  # written a batch at a time: memory follows ROWS_PER_PASS, not the range
+        done = {d: (frame.with_columns(*tags_of.pop(d)), contributions)
+                for d, (frame, contributions) in zip([d for d in batch if d != dates[-1]], results)}
+        if dates[-1] in batch:  # the last batch: every past date is done, the pool is free
+            cal, deals, fit, n_sims, sigma, tuned_on, source = prepare(dates[-1])
+            crm = crm_categories(wh, dates[-1])
+            frame, prep, bookings = history.forecast_date(
+                cal, deals, fit, dim_rep, opps, n_sims, config.seed, sigma,
+                crm=None if crm is None else dict(crm.drop_nulls("forecast_category").iter_rows()))
+            done[dates[-1]] = (frame.with_columns(*tags_of.pop(dates[-1])), model.deal_contributions(prep))
+            last = dict(date=dates[-1], cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=sigma,
+                        tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)
+        frames = [done[d][0] if has_commit else done[d][0].with_columns(pl.lit(None, pl.Float64).alias("commit"))
+                  for d in batch]
+        contributions = [done[d][1] for d in batch]
+        del done
+        seconds += time.perf_counter() - start
+        owned = dict(partition_column="as_of_date", partition_values=batch, run_id=context.run_id)
+        wh.write("forecast.revenue_forecast", pl.concat(frames), comment=docs.FORECAST[0],
+                 column_comments=docs.FORECAST[1], **owned)
+        wh.write("forecast.deal_contributions", pl.concat(contributions), comment=docs.CONTRIBUTIONS[0],
+                 column_comments=docs.CONTRIBUTIONS[1], **owned)
+        del contributions
         start = time.perf_counter()
-        for batch in batches:  # written a batch at a time: memory follows ROWS_PER_PASS, not the range
-            done = {d: (frame.with_columns(*tags_of.pop(d)), contributions)
-                    for d, (frame, contributions) in zip([d for d in batch if d != dates[-1]], results)}
-            if dates[-1] in batch:  # the last batch: every past date is done, the pool is free
-                cal, deals, fit, n_sims, sigma, tuned_on, source = prepare(dates[-1])
-                crm = crm_categories(wh, dates[-1])
-                frame, prep, bookings = history.forecast_date(
-                    cal, deals, fit, dim_rep, opps, n_sims, config.seed, sigma,
-                    crm=None if crm is None else dict(crm.drop_nulls("forecast_category").iter_rows()))
-                done[dates[-1]] = (frame.with_columns(*tags_of.pop(dates[-1])), model.deal_contributions(prep))
-                last = dict(date=dates[-1], cal=cal, prep=prep, bookings=bookings, deals=len(deals), sigma=sigma,
-                            tuned_on=tuned_on, source=source, timing_rows=fit.n_rows)
-            frames = [done[d][0] if has_commit else done[d][0].with_columns(pl.lit(None, pl.Float64).alias("commit"))
-                      for d in batch]
-            contributions = [done[d][1] for d in batch]
-            del done
-            seconds += time.perf_counter() - start
-            owned = dict(partition_column="as_of_date", partition_values=batch, run_id=context.run_id)
-            wh.write("forecast.revenue_forecast", pl.concat(frames), comment=docs.FORECAST[0],
-                     column_comments=docs.FORECAST[1], **owned)
-            wh.write("forecast.deal_contributions", pl.concat(contributions), comment=docs.CONTRIBUTIONS[0],
-                     column_comments=docs.CONTRIBUTIONS[1], **owned)
-            del contributions
-            start = time.perf_counter()
     snaps.cache_clear()
     context.log.info(f"{len(dates)} as-of dates; win probabilities from: "
                      + ", ".join(f"{k} ({n} dates)" for k, n in sorted(sources.items())))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from revintel_assets import parallel
 from revintel_assets.defs.forecast import model, simulate, timing
 from revintel_assets.defs.forecast.periods import Calendar, calendar
 
@@ -149,7 +150,8 @@ def recompute(base: Base, edits: Edits = Edits(), n_sims: int = 10_000, seed: in
     forecast.revenue_forecast), and with `quota` (the quarter's remaining target: quota minus
     booked so far) p_hit_quota on the quarter row: the share of simulations that reach it."""
     inp = engine_input(base, edits)
-    res = simulate.simulate_blocks(inp, n_sims, seed, groups=np.ones((1, inp.n_reps)), workers=1)
+    with parallel.using(""):  # a page's edit runs here, never waiting on a Dask cluster (REVINTEL_CLUSTER)
+        res = simulate.simulate_blocks(inp, n_sims, seed, groups=np.ones((1, inp.n_reps)), workers=1)
     shock_t = np.ascontiguousarray(simulate.shock(n_sims, base.cal.atom_week_all, *base.sigma, seed).T,
                                    dtype=np.float32)
     ptypes = base.cal.period_types()

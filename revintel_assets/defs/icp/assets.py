@@ -333,13 +333,12 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
         # fit, reads earlier cutoffs' validation rows), so they all fan out at once (parallel.map_tasks:
         # this machine's cores or the Dask cluster) while this process evaluates, registers and writes
         # them in order. Each fit is seeded by its config, not by the worker: same models either way.
-        with compute.active():  # decides where the tasks go (map_tasks reads it when called)
-            warm_up(fit_division)  # the pool process starts and imports the model code meanwhile
-            # each fit's rows are read when its task is taken, not all before the first fit: the pool
-            # process starts on its first task while this one reads the next (and holds fewer frames)
-            tasks = LazyTasks([(c, d) for c, divs in groups.items() for d in divs],
-                              lambda key: _training_task(wh, plan, *key))
-            fits = map_tasks(fit_division, tasks)
+        warm_up(fit_division)  # the pool process starts and imports the model code meanwhile
+        # each fit's rows are read when its task is taken, not all before the first fit: the pool
+        # process starts on its first task while this one reads the next (and holds fewer frames)
+        tasks = LazyTasks([(c, d) for c, divs in groups.items() for d in divs],
+                          lambda key: _training_task(wh, plan, *key))
+        fits = map_tasks(fit_division, tasks)
         with ThreadPoolExecutor(1, thread_name_prefix="revintel-mlflow") as logger:  # _train_cutoff
             for cutoff, divs in groups.items():
                 models, evals, importances = _train_cutoff(context, wh, mlflow_tracking, plan, cutoff, divs, truth, fits,
@@ -493,7 +492,9 @@ def _judge_whitespace(context, wh, plan: IcpPlan, cuts: list[dt.date]) -> dict:
         rows = wh.query(whitespace_holdout_sql(c))
         rows = rows.filter(pl.Series(account_fold(rows["account_id"].to_list()) == HOLDOUT)) if rows.height else rows
         res = whitespace_holdout_metrics(rows)
-        metrics = [{"model_family": FAMILY, "model_name": name, "model_version": None, "cutoff_date": c,
+        # a version for each ranking (part of the table's key; it was NULL): what it ranks
+        version = {"whitespace_score": f"scores.whitespace@{c}", "propensity_only": f"scores.icp_scores@{c}"}
+        metrics = [{"model_family": FAMILY, "model_name": name, "model_version": version.get(name, name), "cutoff_date": c,
                     "division": WHITESPACE_DIVISION, "split": "holdout", "segment": f"top_{k}", "metric": m,
                     "value": v} for name, k, revenue, buyers in res
                    for m, v in (("whitespace_revenue_top_k", revenue), ("whitespace_buyers_top_k", buyers))]

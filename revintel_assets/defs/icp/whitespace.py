@@ -9,8 +9,9 @@ few such first purchases it falls back to a share-of-wallet rule: the median sha
 the division's buyers in the account's segment (sector, else country) give it, applied to the
 account's own 12-month spend (or, for an account without recent spend, the segment's median
 division spend), capped at the 95th percentile of the division's buyers. Pairs with an
-open opportunity in the division are skipped: someone is on it. Everything is known at the
-cutoff (features.customer_division is).
+open opportunity in the division are skipped: someone is on it; so are pairs where the account
+returned goods of the division (a return shows a purchase made before the log began). Everything
+is known at the cutoff (features.customer_division is).
 """
 
 from __future__ import annotations
@@ -128,7 +129,12 @@ def whitespace_sql(cutoff: dt.date, window_months: int, value: ValueModel | None
         FROM f JOIN scores.icp_scores s
              ON s.cutoff_date = f.cutoff_date AND s.division = f.division AND s.account_id = f.account_id
         {joins}
-        WHERE NOT f.is_buyer AND f.open_opps = 0)
+        WHERE NOT f.is_buyer AND f.open_opps = 0
+          -- a return in the division shows a purchase made before the log began: not whitespace (an
+          -- audit: 167 Online Retail pairs recommended a division the customer had returned goods of)
+          AND NOT EXISTS (SELECT 1 FROM star.fact_transactions t
+                          WHERE t.account_id = f.account_id AND t.division = f.division AND t.order_date <= {c}
+                            AND (t.quantity < 0 OR t.amount < 0)))
     SELECT c.cutoff_date, c.account_id, c.division, c.propensity, coalesce(c.expected_value, 0) AS expected_value,
            c.propensity * coalesce(c.expected_value, 0) AS whitespace_score,
            -- equal scores go to the likelier purchase (a CRM whose won deals have no amount values every

@@ -19,6 +19,7 @@ from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.defs.validation.metrics import defined
 from revintel_assets.metadata import family_rows, table_metadata
+from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.settings import settings
 from revintel_resources.tracking import MLflowResource
@@ -83,7 +84,7 @@ class _Inputs:
     partitions_def=as_of_dates, pool="warehouse")
 @warehouse_step
 def quota_attainment(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
-                     mlflow_tracking: MLflowResource):
+                     mlflow_tracking: MLflowResource, compute: ComputeResource):  # the engine: here or the cluster
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
     start = time.perf_counter()
@@ -164,7 +165,7 @@ def _walk_forward_shock(wh, as_of: dt.date) -> pl.DataFrame:
           **SPEC)
 @warehouse_step
 def quota_attainment_validation(context: dg.AssetExecutionContext, config: PlanConfig, warehouse: WarehouseResource,
-                                mlflow_tracking: MLflowResource) -> dg.MaterializeResult:
+                                mlflow_tracking: MLflowResource, compute: ComputeResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     as_of = dt.date.fromisoformat(context.partition_key)
     fy = settings().fiscal_year_start_month
