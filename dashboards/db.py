@@ -108,10 +108,6 @@ def query(sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
     return _cached_query(str(path), version, sql, tuple(params) if params is not None else None)
 
 
-def query_pandas(sql: str, params: Sequence[Any] | None = None):
-    return query(sql, params).to_pandas()
-
-
 def scalar(sql: str, params: Sequence[Any] | None = None) -> Any:
     df = query(sql, params)
     return None if df.is_empty() else df.item(0, 0)

@@ -14,6 +14,7 @@ import polars as pl
 from dashboards import db, fmt
 from dashboards.fmt import pct  # noqa: F401  (pages call dd.pct)
 from revintel_assets.defs.deals.explain import NO_EFFECT
+from revintel_assets.defs.deals.risk import AT_RISK, CATEGORIES  # noqa: F401 (pages call dd.CATEGORIES)
 from revintel_assets.defs.deals.snapshot import TRAILING
 from revintel_assets.defs.forecast import outlook as _outlook
 from revintel_assets.rules import CLOSED_BY_SQL, FLAT_BASELINE_REASON, deal_value, quarter_name, value_is_estimate
@@ -22,13 +23,9 @@ from revintel_resources.settings import settings
 SCORES = "scores.deal_scores"
 EXPLANATIONS = "scores.deal_explanations"
 HISTORY = "star.fact_opportunity_history"
-CATEGORIES = ["Low", "Medium", "High", "Critical"]
 CATEGORY_COLORS = {"Low": "#2e7d32", "Medium": "#f9a825", "High": "#ef6c00", "Critical": "#c62828"}
 BADGE_COLORS = {"Low": "green", "Medium": "yellow", "High": "orange", "Critical": "red"}
-AT_RISK = ("High", "Critical")
 # Vega axis labels for money: 950, 12k, 3.4M (d3's "~s" prints 0.4k for 400)
-COMPACT = ("abs(datum.value) >= 1e6 ? format(datum.value / 1e6, ',.1~f') + 'M' : abs(datum.value) >= 1e3 "
-           "? format(datum.value / 1e3, ',.1~f') + 'k' : format(datum.value, ',~f')")
 RAISES, LOWERS = "#2e7d32", "#c62828"
 SHAP_CAVEAT = ("Contributions are TreeSHAP values in the model's raw log-odds; the probability shown is "
                "calibrated afterwards, so the bars show direction and relative weight, not percentage points.")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import duckdb
 
 # VALUE_SQL: an open deal's value, as every page sums it
+from revintel_assets.defs.deals.risk import AT_RISK
 from revintel_assets.rules import CLOSED_BY_SQL, FLAT_BASELINE_REASON, VALUE_SQL, quarter_name
 from revintel_resources.settings import settings
 from revintel_resources.warehouse import has_columns, table_exists
 
-AT_RISK = ("High", "Critical")  # the risk categories the app counts as at risk (dashboards/deals_data.py)
 
 
 def money(x: float | None) -> str:

@@ -34,10 +34,6 @@ def writer_lock_path() -> Path:
     return work_dir() / "writer.lock"
 
 
-def mlflow_uri() -> str:
-    return f"sqlite:///{data_dir() / 'mlflow' / 'mlflow.db'}"
-
-
 def dagster_home() -> Path:
     return data_dir() / "dagster_home"
 

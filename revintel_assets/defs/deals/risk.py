@@ -17,6 +17,10 @@ import polars as pl
 from revintel_assets.rules import deal_value, value_is_estimate
 
 
+CATEGORIES = ("Low", "Medium", "High", "Critical")  # by the bands below, lowest first
+AT_RISK = CATEGORIES[2:]  # what the run's headline and the pages count as at risk
+
+
 @dataclass(frozen=True)
 class RiskWeights:
     probability: float = 50.0
@@ -45,9 +49,9 @@ def score_risk(deals: pl.DataFrame, w: RiskWeights = RiskWeights()) -> pl.DataFr
         ((1 - p) * w.probability + pl.col("_stagnation") * w.stagnation
          + pl.col("_value_pct") * w.value).clip(0, 100).round(1).alias("risk_score"),
     ).with_columns(
-        pl.when(pl.col("risk_score") >= hi).then(pl.lit("Critical"))
-        .when(pl.col("risk_score") >= mid).then(pl.lit("High"))
-        .when(pl.col("risk_score") >= lo).then(pl.lit("Medium")).otherwise(pl.lit("Low"))
+        pl.when(pl.col("risk_score") >= hi).then(pl.lit(CATEGORIES[3]))
+        .when(pl.col("risk_score") >= mid).then(pl.lit(CATEGORIES[2]))
+        .when(pl.col("risk_score") >= lo).then(pl.lit(CATEGORIES[1])).otherwise(pl.lit(CATEGORIES[0]))
         .alias("risk_category"))
 
     # a deal without an expected close date (or pushes) is not overdue (or pushed): a null here made

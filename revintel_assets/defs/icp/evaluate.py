@@ -15,15 +15,15 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from revintel_assets.defs.icp.model import MIN_POSITIVES, MODEL_NAME  # noqa: F401 (MODEL_NAME: evaluate's callers)
 from revintel_assets.defs.validation.metrics import (auc_difference_se, calibration_bins, classification_metrics,
                                                 gains_table, propensity_metrics)
 
-MODEL_NAME = "division_propensity"
 FAMILY = "icp"
 # The never-bought accounts of a holdout fold are few in a small log: AUC 1.0 or 0.1 on 8-11 rows,
 # ECE 0.28 on 5 rows without a buyer were stored as results (an audit). Below this many buyers and
-# non-buyers, only the segment's size is written (the training gate's bar: model.py).
-MIN_PER_OUTCOME = 20
+# non-buyers, only the segment's size is written (the training gate's bar, MIN_POSITIVES).
+MIN_PER_OUTCOME = MIN_POSITIVES
 SIZE_METRICS = ("n", "positives")
 
 

@@ -502,7 +502,3 @@ def train_baselines(frame: pl.DataFrame, folds: int = 4, seed: int = SEED) -> Ba
     logistic = make_pipeline(FunctionTransformer(_signed_log).fit(x[:1]), *fitted.named_steps.values())
     return Baselines(logistic, features, {"baseline_logistic": calibrate_bounded(out_of_fold, y),
                                           "baseline_rfm": calibrate_bounded(rfm_score(frame), y)})
-
-
-def safe_float(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)

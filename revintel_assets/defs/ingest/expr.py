@@ -184,15 +184,6 @@ def parse(text: str) -> Node:
     return _Parser(str(text)).parse()
 
 
-def single_column(text: str) -> str | None:
-    """The column name when the text is one column (`Amount`, `"Unit Price"`), else None."""
-    try:
-        node = parse(text)
-    except ExprError:
-        return None
-    return node.value if node.kind == "col" else None
-
-
 def is_compound(text: str) -> bool:
     """True when the text parses as an expression that is more than one column name."""
     try:

@@ -54,7 +54,6 @@ OPTIONAL = {
     # the deal's type (new business, upgrade, renewal) and lead source when the CRM records them
     "pipeline": ["forecast_category", "deal_type", "lead_source"],
 }
-OPTIONAL_FILES = {"history", "accounts", "teams", "products"}
 LAYOUT = "MavenTech CRM"
 
 

@@ -23,9 +23,6 @@ class AlertRules:
 
 
 MODEL_CHANGED = "(model changed:"  # how a score drop that came with a new model says so (the digest reads it)
-ALERT_TYPES = ("stalled", "close_date_passed", "pushed_repeatedly", "amount_cut", "no_activity", "score_dropped")
-
-
 def alerts_sql(keys: list[str], rules: AlertRules, scored_dates: list | None, logged_history: bool = True) -> str:
     """`scored_dates`: the as-of dates of scores.deal_scores (ascending; None: no scores yet).
     `logged_history`: the source has a change log (snapshot.LOGGED_HISTORY_MIN). Without one there is
