@@ -291,10 +291,6 @@ def unmapped_skus() -> str:
     GROUP BY 1 ORDER BY revenue DESC, sku"""
 
 
-def transaction_months() -> str:
-    return f"SELECT DISTINCT month_start FROM ({fact_transactions()}) ORDER BY 1"
-
-
 def dim_date() -> str:
     """Every day from the first date in the data to a year past the last (forecast horizon)."""
     return """
