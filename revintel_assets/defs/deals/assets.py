@@ -277,6 +277,7 @@ def _write_validation(wh, ev: Evaluation, cutoff: dt.date, run_id: str) -> None:
 
 
 # a date is scored by whichever promoted model was trained by then, so scores depend on all of them
+SCORES = dg.AssetKey(["scores", "deal_scores"])  # read by the forecast, the plan, the pipeline and the checks
 ALL_MODELS = dg.AssetDep(dg.AssetKey(["models", "win_probability"]), partition_mapping=dg.AllPartitionMapping())
 SCORES_DOC = ("Every deal open on as_of_date, scored by the model that was champion then "
               "(model_version), with a 0-100 risk score, its drivers and a recommended action.", {
@@ -299,7 +300,7 @@ EXPLAIN_DOC = ("Top features behind each open deal's score. contribution is Tree
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(["scores", "deal_scores"], deps=[deal_snapshot.key, ALL_MODELS],
+    specs=[dg.AssetSpec(SCORES, deps=[deal_snapshot.key, ALL_MODELS],
                         kinds={"duckdb"}, metadata={"partition_expr": "as_of_date"}, description=SCORES_DOC[0],
                         group_name="deals", owners=["team:revenue-data-science"]),
            dg.AssetSpec(["scores", "deal_explanations"], deps=[deal_snapshot.key, ALL_MODELS],

@@ -6,13 +6,12 @@ import random
 import dagster as dg
 import numpy as np
 
-from revintel_assets.defs.deals.assets import deal_snapshot
+from revintel_assets.defs.deals.assets import SCORES, deal_snapshot
 from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql, star_as_of_sql
 from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.warehouse import key_violations, rows_moved
 from revintel_resources.tracking import MLflowResource
 
-SCORES = dg.AssetKey(["scores", "deal_scores"])
 
 
 def run_dates(context: dg.AssetCheckExecutionContext) -> tuple[str, list, str]:

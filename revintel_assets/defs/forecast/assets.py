@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from revintel_assets import rules
-from revintel_assets.defs.deals.assets import deal_snapshot
+from revintel_assets.defs.deals.assets import SCORES, deal_snapshot
 from revintel_assets.defs.deals.partitions import ROWS_PER_PASS, as_of_dates, date_batches, rows_by_date
 from revintel_assets.defs.deals.scoring import LABEL_COUNTS_SQL
 from revintel_assets.defs.forecast import accuracy, backtest, docs, history, model, outlook, probabilities, timing
@@ -32,7 +32,6 @@ from revintel_resources.warehouse import TABLE_LOG, PartitionFilter
 
 FAMILY = "forecast"
 COMMON = dict(group_name="forecast", owners=["team:revenue-data-science"], pool="warehouse")
-SCORES = dg.AssetKey(["scores", "deal_scores"])
 STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product")]
 # what timing.fit reads of the snapshots, and how far back (its history_days)
 TIMING_COLUMNS = ["as_of_date", "opportunity_id", "stage", "days_to_expected_close", "n_pushes", "deal_age_days",

@@ -14,6 +14,7 @@ import datetime as dt
 import dagster as dg
 import duckdb
 
+from revintel_assets.defs.deals.assets import SCORES
 from revintel_assets.defs.forecast.assets import BACKTEST
 from revintel_assets.defs.icp.assets import icp_scores
 from revintel_assets.defs.star.assets import dim_account, fact_opportunity
@@ -21,7 +22,6 @@ from revintel_resources.resources import WarehouseResource, warehouse_step
 from revintel_resources.source import SourceResource
 from revintel_resources.warehouse import key_violations, table_exists
 
-SCORES = dg.AssetKey(["scores", "deal_scores"])
 COVERAGE_BAND = (0.70, 0.90)
 
 

@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 
 from revintel_assets import plan
+from revintel_assets.defs.deals.assets import SCORES
 from revintel_assets.defs.deals.partitions import as_of_dates, training_cutoffs
 from revintel_resources.publish import connect_published
 from revintel_resources.warehouse import Warehouse
@@ -108,7 +109,7 @@ def tick(context: dg.ScheduleEvaluationContext, partitions: dg.DynamicPartitions
                          "previous day, or the data's last date if that is earlier (skipped when already scored); "
                          "a successful run publishes the analyst file.")
 def nightly_rescore(context: dg.ScheduleEvaluationContext):
-    return tick(context, as_of_dates, dg.AssetKey(["scores", "deal_scores"]), "scoring", lambda key: dg.RunRequest(
+    return tick(context, as_of_dates, SCORES, "scoring", lambda key: dg.RunRequest(
         run_key=f"nightly-{key}", partition_key=key, tags={"revintel/schedule": "nightly"}))
 
 

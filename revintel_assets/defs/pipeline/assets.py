@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from revintel_assets.defs.deals.assets import deal_snapshot
+from revintel_assets.defs.deals.assets import SCORES, deal_snapshot
 from revintel_assets.defs.deals.partitions import as_of_dates, snapshot_batches
 from revintel_assets.defs.deals.snapshot import LOGGED_HISTORY_MIN, LOGGED_SHARE_SQL
 from revintel_assets.defs.pipeline import changes, digest
@@ -109,7 +109,7 @@ ALERTS_DOC = ("Deal warnings on the as-of date: stalled in stage, close date pas
 
 
 @dg.asset(key=["scores", "deal_alerts"], partitions_def=as_of_dates, backfill_policy=dg.BackfillPolicy.single_run(),
-          deps=[deal_snapshot.key, dg.AssetKey(["scores", "pipeline_changes"]), dg.AssetKey(["scores", "deal_scores"]),
+          deps=[deal_snapshot.key, dg.AssetKey(["scores", "pipeline_changes"]), SCORES,
                 dg.AssetKey(["star", "fact_opportunity_history"])],
           kinds={"duckdb", "sql"}, metadata={"partition_expr": "as_of_date"}, description=ALERTS_DOC[0],
           pool="warehouse", **SPEC)

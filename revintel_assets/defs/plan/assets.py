@@ -10,11 +10,11 @@ import dagster as dg
 import polars as pl
 
 from revintel_assets import rules
-from revintel_assets.defs.deals.assets import deal_snapshot
+from revintel_assets.defs.deals.assets import SCORES, deal_snapshot  # SCORES: the date's scores (_Inputs.origin)
 from revintel_assets.defs.deals.partitions import as_of_dates
 from revintel_assets.defs.forecast import backtest, history, probabilities
-from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, _shock, crm_categories,
-                                                  fit_rows, snapshot_version, timing_fit)
+from revintel_assets.defs.forecast.assets import (LABEL_COUNTS_SQL, OPPS_SQL, SCORED_SQL, ForecastConfig, _shock,
+                                                  crm_categories, fit_rows, snapshot_version, timing_fit)
 from revintel_assets.defs.forecast.periods import DEFAULT_HORIZON_WEEKS
 from revintel_assets.defs.plan import attainment, honesty
 from revintel_assets.defs.validation.metrics import defined
@@ -28,15 +28,17 @@ from revintel_resources.warehouse import PartitionFilter
 SPEC = dict(group_name="plan", owners=["team:revenue-data-science"])
 STAR = [dg.AssetKey(["star", t]) for t in ("fact_opportunity", "dim_rep", "dim_product", "quotas")]
 ATTAINMENT = dg.AssetKey(["forecast", "quota_attainment"])
-SCORES = dg.AssetKey(["scores", "deal_scores"])  # the date's deal scores (_Inputs.origin), as the forecast reads
 SHOCK_DEPS = [dg.AssetKey(["forecast", "shock_tuning"]), dg.AssetKey(["forecast", "forecast_backtest"])]
+
+
+_FORECAST = ForecastConfig()  # the plan's defaults are the forecast's (declared there once)
 
 
 class PlanConfig(dg.Config):
     horizon_weeks: int = DEFAULT_HORIZON_WEEKS  # the forecast calendar (a quarter needs 13 weeks)
-    n_sims: int = 10_000  # as the revenue forecast: the same seed gives the same shock draws
-    backtest_sims: int = 2_000  # per past origin of the honesty check
-    seed: int = 7
+    n_sims: int = _FORECAST.n_sims  # as the revenue forecast: the same seed gives the same shock draws
+    backtest_sims: int = _FORECAST.backtest_sims  # per past origin of the honesty check
+    seed: int = _FORECAST.seed
 
 
 class _Inputs:
