@@ -189,8 +189,8 @@ def feature_value(feature: str, value: str | None, products: dict[str, str] | No
         return fmt.money_short(x * 1e6) if revenue_in_millions() else fmt.money(x)
     if feature in RATE_FEATURES:
         return fmt.pct(x)
-    if feature in LIFT_FEATURES:
-        return f"{x * 100:+.0f} points"
+    if feature in LIFT_FEATURES:  # as the stored explanation words it (deals/explain.py): "12 points below"
+        return f"{abs(x) * 100:.0f} points {'above' if x >= 0 else 'below'}"
     if feature in RATIO_FEATURES:
         return f"{x:.1f}x"
     if feature in ("month_of_year", "created_month") and 1 <= x <= 12:

@@ -139,6 +139,9 @@ def test_every_feature_has_a_readable_name():
     assert dd.feature_value("rep_win_rate", "0.004") == "<1%"
     assert dd.feature_value("month_of_year", "3") == "March"
     assert dd.feature_value("created_month", "10") == "October"
+    # as the stored explanation (scores.deal_explanations) words it; the page read "-12 points" (a review)
+    assert dd.feature_value("rep_win_lift_180d", "-0.12") == "12 points below"
+    assert dd.feature_value("product_win_lift_180d", "0.05") == "5 points above"
 
 
 def test_account_revenue_is_read_in_its_layouts_unit(monkeypatch):
