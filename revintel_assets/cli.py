@@ -455,6 +455,9 @@ def _cluster_problem(given: str | None) -> str | None:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
         else:
             if not problems:
+                if not parallel._client(address).scheduler_info()["workers"]:  # allowed: workers may join later
+                    print(f"revintel: the Dask cluster at {address} has no worker yet: its tasks wait for one "
+                          f"(at most {parallel.NO_WORKER_S:.0f} s without any)")
                 return None
             return (f"the Dask cluster at {address} ({where}) cannot run revintel's tasks: " + "; ".join(problems[:3])
                     + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
