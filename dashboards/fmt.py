@@ -6,6 +6,7 @@ Currency: `meta.source.currency` when the loaded source names one, else the `cur
 
 from __future__ import annotations
 
+import math
 import polars as pl
 import streamlit as st
 
@@ -45,12 +46,13 @@ def as_text(df: pl.DataFrame, formats: dict) -> pl.DataFrame:
 
 
 def money(x: float | None, code: str | None = None) -> str:
-    """85620 -> "$85,620"; None -> "—"."""
-    if x is None:
+    """85620 -> "$85,620"; None (or NaN) -> "—"."""
+    if x is None or not math.isfinite(x):
         return "—"
     pre, post = _affix(code or currency())
-    sign = "-" if x < 0 else ""
-    return f"{sign}{pre}{abs(x):,.0f}{post}"
+    whole = int(abs(x) + 0.5)  # half up, as the tables' cells (money_column's printf) round: 126,438.50 -> 126,439
+    sign = "-" if x < 0 and whole else ""
+    return f"{sign}{pre}{whole:,}{post}"
 
 
 def money_short(x: float | None, code: str | None = None) -> str:

@@ -452,6 +452,8 @@ def _cluster_problem(given: str | None) -> str | None:
             # for ever; one with other code would give other numbers (an audit of the cluster)
             problems = parallel.worker_problems(address)
         except (Exception, MemoryError) as exc:  # noqa: BLE001 (whatever answered, or nothing did)
+            if isinstance(exc, parallel.ClusterError) and exc.__cause__ is not None:
+                exc = exc.__cause__  # the connection's own error: this line says the rest
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
         else:
             if not problems:

@@ -277,13 +277,16 @@ def _result(client, address: str, future, name: str):
         except (OSError, CommClosedError) as exc:
             raise ClusterError(f"lost the Dask scheduler at {address} while {name} ran: {type(exc).__name__}: "
                                f"{_first_line(exc)}") from exc
-        if any(w.get("status", "running") == "running" for w in workers):
+        # able: running, or paused while it still executes a task (a busy worker over its memory pause
+        # level finishes what it runs: a re-check saw a healthy 40 s task called stalled)
+        if any(w.get("status", "running") == "running"
+               or (w.get("metrics") or {}).get("task_counts", {}).get("executing", 0) > 0 for w in workers):
             stuck = None
             continue
         stuck = stuck or time.monotonic()
         if time.monotonic() - stuck >= NO_WORKER_S:
             paused = sum(w.get("status") == "paused" for w in workers)
-            state = (f"its {paused} worker(s) paused (a memory limit below what revintel's imports take, "
+            state = (f"its {paused} worker(s) paused and idle (a memory limit below what revintel's imports take, "
                      "~400 MB?)" if paused else "no worker (none started, or every one died: see the workers' "
                      "logs, e.g. one that cannot import revintel)")
             future.cancel()

@@ -89,13 +89,21 @@ def test_an_amount_with_words_or_odd_spaces_in_it_is_quarantined_not_read(damage
     assert_reconciled(con)
     # what exports do write still reads, in either decimal convention
     cells = {"EUR 12": 12, "12 EUR": 12, "US$1,200": 1200, "(1,200)": -1200, "1,200-": -1200, "12 345": 12345,
-             "1\u00a0200": 1200, "CHF 1'000.50": 1000.5, "Rs. 1,200": 1200, "£22,640.00": 22640}
+             "1\u00a0200": 1200, "CHF 1'000.50": 1000.5, "Rs. 1,200": 1200, "£22,640.00": 22640,
+             # a re-check: currency words in any case, and what is still no amount
+             "1,200 dollars": 1200, "US $1,234": 1234, "EURO 1,234": 1234, "zł 1 234": 1234, "1 234 Kč": 1234,
+             "usd 12": 12, "1,234 567": None, "1\t234": None, "1e400": None, "TBD5000x": None}
     got = dict(con.execute(f"SELECT v, {money_expr('v')} FROM (SELECT unnest(?::VARCHAR[]) AS v)", [list(cells)]).fetchall())
     assert got == cells
     comma = {"1 200,50": 1200.5, "1.200,50 €": 1200.5, "R$ 1.200,00": 1200, "12 34": None, "12,5 pending": None}
     got = dict(con.execute(f"SELECT v, {money_expr('v', ',')} FROM (SELECT unnest(?::VARCHAR[]) AS v)",
                            [list(comma)]).fetchall())
     assert got == comma
+    # the words it reads name their currency in the run's report (zł and Kč were summed as bare numbers)
+    from revintel_assets.defs.ingest.parse_sql import amount_currencies
+
+    con.execute("CREATE TABLE marks AS SELECT unnest(['zł 1 234', '1 234 Kč', 'C$ 1,234', '1,200 dollars', '12']) AS v")
+    assert amount_currencies(con, "marks", "v") == {"$": 1, "CAD": 1, "CZK": 1, "PLN": 1}
 
 
 @pytest.mark.parametrize("content,found", [

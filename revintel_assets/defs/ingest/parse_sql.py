@@ -209,11 +209,27 @@ def money_expr(expr: str, decimal: str = ".") -> str:
             f"THEN try_cast({expr} AS DOUBLE) ELSE {money_full_expr(expr, decimal)} END)")
 
 
+# Currency words and marks an amount may carry beside its symbol or code (any case), and the currency
+# each names ("kr", "Rs": several currencies, named as written). Declared once: the amount parser
+# drops them, amount_currencies names them (a re-check: 'zł 1 234' read as a bare number was summed
+# with the file's other currency without a word).
+CURRENCY_WORDS = {
+    **{c.lower(): c for c in ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN",
+                              "CZK", "HUF", "INR", "BRL", "MXN", "ZAR", "CNY", "HKD", "SGD")},
+    "us": "USD", "us$": "USD", "c$": "CAD", "ca$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD", "hk$": "HKD", "s$": "SGD",
+    "r$": "BRL", "mx$": "MXN", "nt$": "TWD", "dollar": "$", "dollars": "$", "euro": "EUR", "euros": "EUR",
+    "pound": "GBP", "pounds": "GBP", "yen": "JPY", "sfr": "CHF", "fr": "CHF", "franc": "CHF", "francs": "CHF",
+    "kr": "kr", "krona": "kr", "kronor": "kr", "krone": "kr", "kroner": "kr", "rs": "Rs", "rupee": "Rs",
+    "rupees": "Rs", "rp": "IDR", "ft": "HUF", "zł": "PLN", "zl": "PLN", "zloty": "PLN", "kč": "CZK", "lei": "RON",
+    "tl": "TRY", "lira": "TRY", "rm": "MYR", "ringgit": "MYR", "ksh": "KES", "rand": "ZAR", "reais": "BRL",
+}
+# longest first: RE2 takes the first alternative that matches ('fr' before 'francs' left 'ancs')
+_WORDS = "|".join(w.replace("$", "\\$") for w in sorted(CURRENCY_WORDS, key=lambda w: (-len(w), w)))
 # What may stand before or after an amount's digits: spaces, currency symbols, a sign, parentheses and a
-# currency word (a three-letter code in capitals, a dollar's country (US$, R$), or a short local one).
-# Anywhere else, or any other word, the cell is not an amount: '12abc', '2500 pending' and '12 34'
-# were read as 12, 2500 and 1234 (an audit), a lower-case 'usd 12' is not read either.
-_CURRENCY_WORD = r"(?:[A-Z]{3}|[A-Z]{1,3}\$|[Kk]r|Fr|Rs|Rp|Ft|zł|Kč|lei)\.?"
+# currency word (a three-letter code in capitals, or one of CURRENCY_WORDS). Anywhere else, or any other
+# word, the cell is not an amount: '12abc', '2500 pending' and '12 34' were read as 12, 2500 and 1234
+# (an audit).
+_CURRENCY_WORD = rf"(?:(?i:{_WORDS})|[A-Z]{{3}})\.?"  # the words first: 'EURO' is not 'EUR' and an 'O'
 _AFFIX = rf"(?:[\s\x{{00a0}}\x{{202f}}$€£¥₹₽¢()+-]|{_CURRENCY_WORD})*"
 
 
@@ -224,8 +240,11 @@ def money_full_expr(expr: str, decimal: str = ".") -> str:
     # or an apostrophe between digits (1 200, Swiss 1'000) is a thousands separator, so it must
     # group by three like the others
     group = "," if decimal != "," else "."
-    core = (f"regexp_replace(regexp_replace(regexp_replace({t}, '^{_AFFIX}', ''), '{_AFFIX}$', ''), "
-            f"'[\\s\\x{{00a0}}\\x{{202f}}''’]', '{group}', 'g')")
+    raw = f"regexp_replace(regexp_replace({t}, '^{_AFFIX}', ''), '{_AFFIX}$', '')"
+    spaces = "'[ \\x{00a0}\\x{202f}''’]'"
+    core = f"regexp_replace({raw}, {spaces}, '{group}', 'g')"
+    # one kind of thousands separator per number: '1,234 567' is no amount (it read as 1,234,567)
+    mixed = f"(regexp_matches({raw}, {spaces}) AND strpos({raw}, '{group}') > 0)"
     sign = (f"CASE WHEN regexp_matches({t}, '^[^0-9]*\\(.*\\)[^0-9]*$') OR regexp_matches({t}, '^[^0-9]*-|-[^0-9]*$') "
             "THEN -1 ELSE 1 END")
     digits = core
@@ -235,9 +254,10 @@ def money_full_expr(expr: str, decimal: str = ".") -> str:
     else:
         grouped, plain = r"^(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?$", r"^\d*\.?\d+([eE][+-]?\d+)?$"
         number = f"replace({digits}, ',', '')"
-    ok = (f"(regexp_matches({digits}, '\\d') AND (regexp_matches({digits}, '{grouped}') "
+    ok = (f"(regexp_matches({digits}, '\\d') AND NOT {mixed} AND (regexp_matches({digits}, '{grouped}') "
           f"OR regexp_matches({digits}, '{plain}')))")
-    return f"(CASE WHEN {ok} THEN {sign} * try_cast({number} AS DOUBLE) END)"
+    # isfinite: '1e400' read as infinity
+    return f"(CASE WHEN {ok} AND isfinite(try_cast({number} AS DOUBLE)) THEN {sign} * try_cast({number} AS DOUBLE) END)"
 
 
 # The currency an amount cell names ("EUR 1,200.00", "£22,640.00", "1.200,50 €"): money_expr drops
@@ -260,10 +280,13 @@ def amount_currencies(con, table: str, name: str, decimal: str = ".") -> dict[st
     symbol = "CASE regexp_extract(v, '[€£¥₹₽$]') " + " ".join(
         f"WHEN {lit(k)} THEN {lit(v)}" for k, v in CURRENCY_SYMBOLS.items()) + " END"
     code = r"'(^|[^A-Za-z])([A-Z]{3})([^A-Za-z]|$)'"
+    word = f"'(?i)(^|[^a-zł])({_WORDS})([^a-zł]|$)'"  # CURRENCY_WORDS, any case ('zł 1 234', '1,234 dollars')
+    named = "CASE lower(regexp_extract(v, " + word + ", 2)) " + " ".join(
+        f"WHEN {lit(k)} THEN {lit(v)}" for k, v in CURRENCY_WORDS.items()) + " END"
     marked = f"{table} WHERE regexp_matches({col(name)}, {lit(_NOT_A_BARE_NUMBER)})"
     # MATERIALIZED: a fence, or the optimizer runs the extractions on every cell before the filter
     rows = con.execute(f"""WITH cells AS MATERIALIZED (SELECT trim({col(name)}) AS v FROM {marked})
-        SELECT c, count(*) FROM (SELECT coalesce(nullif(regexp_extract(v, {code}, 2), ''), {symbol}) AS c
+        SELECT c, count(*) FROM (SELECT coalesce(nullif(regexp_extract(v, {code}, 2), ''), {named}, {symbol}) AS c
                                  FROM cells WHERE {money_full_expr('v', decimal)} IS NOT NULL)
         WHERE c IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
     marks = dict(rows)
