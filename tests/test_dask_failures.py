@@ -145,3 +145,13 @@ def test_a_step_without_the_compute_resource_may_not_fan_out():
 class _Compute:
     def active(self):
         return parallel.using("")
+
+
+def test_an_empty_cluster_option_means_this_machine(monkeypatch):
+    """`--cluster ""` could not override REVINTEL_CLUSTER: the run refused with the environment's address."""
+    monkeypatch.setenv("REVINTEL_CLUSTER", f"tcp://127.0.0.1:{_port()}")  # nothing listens there
+    assert cli._cluster_problem("") is None
+    problem = cli._cluster_problem(None)
+    assert problem and "(REVINTEL_CLUSTER)" in problem and "refused" in problem.lower(), problem
+    with parallel.using(""):
+        assert parallel.cluster() is None
