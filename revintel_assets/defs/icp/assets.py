@@ -427,7 +427,10 @@ def icp_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 
 @dg.asset(key=["scores", "whitespace"], partitions_def=model_cutoffs, deps=[icp_scores.key],
           backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "sql"},
-          metadata={"table": "scores.whitespace", "partition_expr": "cutoff_date"},
+          # it also judges the ranking on the holdout (validation.model_metrics, division 'all'): declared, so
+          # the table's producers are found from the graph (a review found this writer undeclared)
+          metadata={"table": "scores.whitespace", "tables": "validation.model_metrics",
+                    "partition_expr": "cutoff_date"},
           description="Every account × division it has never bought (and has no open opportunity in), "
                       "scored propensity × expected value (what a first purchase brought in the training windows, "
                       "by the account's spend) and ranked overall and within the account, with the "
