@@ -19,9 +19,9 @@ from revintel_assets.rules import (deal_value, expected_close, known_history, st
                                    weighted_median)
 
 SCORE_COLUMNS = ["as_of_date", "opportunity_id", "account_id", "rep_id", "product_id", "division", "stage",
-                 "amount", "value", "value_is_estimate", "win_probability", "expected_close_date", "expected_close_estimated", "risk_score",
-                 "risk_category",
-                 "risk_drivers", "recommended_action", "model_version"]
+                 "amount", "value", "value_is_estimate", "win_probability", "expected_close_date",
+                 "expected_close_estimated", "risk_score", "risk_category", "risk_drivers", "recommended_action",
+                 "model_version"]
 
 
 def expected_close_from_rows(rows: pl.DataFrame, known: pl.DataFrame) -> pl.Series:

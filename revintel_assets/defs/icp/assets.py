@@ -497,7 +497,8 @@ def _judge_whitespace(context, wh, plan: IcpPlan, cuts: list[dt.date]) -> dict:
         res = whitespace_holdout_metrics(rows)
         # a version for each ranking (part of the table's key; it was NULL): what it ranks
         version = {"whitespace_score": f"scores.whitespace@{c}", "propensity_only": f"scores.icp_scores@{c}"}
-        metrics = [{"model_family": FAMILY, "model_name": name, "model_version": version.get(name, name), "cutoff_date": c,
+        metrics = [{"model_family": FAMILY, "model_name": name, "model_version": version.get(name, name),
+                    "cutoff_date": c,
                     "division": WHITESPACE_DIVISION, "split": "holdout", "segment": f"top_{k}", "metric": m,
                     "value": v} for name, k, revenue, buyers in res
                    for m, v in (("whitespace_revenue_top_k", revenue), ("whitespace_buyers_top_k", buyers))]

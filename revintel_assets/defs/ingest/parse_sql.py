@@ -216,8 +216,8 @@ def money_expr(expr: str, decimal: str = ".") -> str:
 CURRENCY_WORDS = {
     **{c.lower(): c for c in ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN",
                               "CZK", "HUF", "INR", "BRL", "MXN", "ZAR", "CNY", "HKD", "SGD")},
-    "us": "USD", "us$": "USD", "c$": "CAD", "ca$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD", "hk$": "HKD", "s$": "SGD",
-    "r$": "BRL", "mx$": "MXN", "nt$": "TWD", "dollar": "$", "dollars": "$", "euro": "EUR", "euros": "EUR",
+    "us": "USD", "us$": "USD", "c$": "CAD", "ca$": "CAD", "a$": "AUD", "au$": "AUD", "nz$": "NZD", "hk$": "HKD",
+    "s$": "SGD", "r$": "BRL", "mx$": "MXN", "nt$": "TWD", "dollar": "$", "dollars": "$", "euro": "EUR", "euros": "EUR",
     "pound": "GBP", "pounds": "GBP", "yen": "JPY", "sfr": "CHF", "fr": "CHF", "franc": "CHF", "francs": "CHF",
     "kr": "kr", "krona": "kr", "kronor": "kr", "krone": "kr", "kroner": "kr", "rs": "Rs", "rupee": "Rs",
     "rupees": "Rs", "rp": "IDR", "ft": "HUF", "zł": "PLN", "zl": "PLN", "zloty": "PLN", "kč": "CZK", "lei": "RON",
@@ -247,15 +247,14 @@ def money_full_expr(expr: str, decimal: str = ".") -> str:
     mixed = f"(regexp_matches({raw}, {spaces}) AND strpos({raw}, '{group}') > 0)"
     sign = (f"CASE WHEN regexp_matches({t}, '^[^0-9]*\\(.*\\)[^0-9]*$') OR regexp_matches({t}, '^[^0-9]*-|-[^0-9]*$') "
             "THEN -1 ELSE 1 END")
-    digits = core
     if decimal == ",":
         grouped, plain = r"^(\d{1,3}(\.\d{3})+|\d+)?(,\d+)?$", r"^\d+(,\d+)?([eE][+-]?\d+)?$"
-        number = f"replace(replace({digits}, '.', ''), ',', '.')"
+        number = f"replace(replace({core}, '.', ''), ',', '.')"
     else:
         grouped, plain = r"^(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?$", r"^\d*\.?\d+([eE][+-]?\d+)?$"
-        number = f"replace({digits}, ',', '')"
-    ok = (f"(regexp_matches({digits}, '\\d') AND NOT {mixed} AND (regexp_matches({digits}, '{grouped}') "
-          f"OR regexp_matches({digits}, '{plain}')))")
+        number = f"replace({core}, ',', '')"
+    ok = (f"(regexp_matches({core}, '\\d') AND NOT {mixed} AND (regexp_matches({core}, '{grouped}') "
+          f"OR regexp_matches({core}, '{plain}')))")
     # isfinite: '1e400' read as infinity
     return f"(CASE WHEN {ok} AND isfinite(try_cast({number} AS DOUBLE)) THEN {sign} * try_cast({number} AS DOUBLE) END)"
 
