@@ -49,6 +49,7 @@ def money(x: float | None, code: str | None = None) -> str:
     """85620 -> "$85,620"; None (or NaN) -> "—"."""
     if x is None or not math.isfinite(x):
         return "—"
+    x = float(x)  # a DECIMAL sum comes as Decimal, which does not add a float
     pre, post = _affix(code or currency())
     whole = int(abs(x) + 0.5)  # half up, as the tables' cells (money_column's printf) round: 126,438.50 -> 126,439
     sign = "-" if x < 0 and whole else ""

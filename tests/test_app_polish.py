@@ -160,6 +160,9 @@ def test_money_carries_its_currency():
     assert fmt.money(85_620, "CHF") == "CHF 85,620"
     # half up, as the tables' cells round (Python's format rounds half to even: 126,438 beside a cell's 126,439)
     assert fmt.money(126_438.5, "USD") == "$126,439" and fmt.money(-0.4, "USD") == "$0"
+    from decimal import Decimal
+
+    assert fmt.money(Decimal("-1500.40"), "USD") == "-$1,500"  # a DECIMAL sum (What Changed's): it broke the page
     assert fmt.money_short(4_712_364, "USD") == "$4.7M" and fmt.money_short(13_000, "GBP") == "£13k"
 
 
