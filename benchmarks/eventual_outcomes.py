@@ -22,14 +22,18 @@ from revintel_assets.demo.deals import simulate_deals
 from revintel_assets.demo.drift import build_drift
 from revintel_assets.demo.generator import BLOCK, World, _rng, company_size
 from revintel_assets.demo.purchases import truth_windows
+from revintel_resources.settings import settings
 
 
-def eventual_outcomes(seed: int, scale: float, drift: float = 0.0) -> pl.DataFrame:
-    """opportunity_id, true_win_probability, eventual_won, eventual_close_date (all deals)."""
+def eventual_outcomes(seed: int, scale: float, drift: float = 0.0, fy_start_month: int | None = None) -> pl.DataFrame:
+    """opportunity_id, true_win_probability, eventual_won, eventual_close_date (all deals).
+    fy_start_month: the fiscal year the company was generated with (None: the setting, as
+    `revintel generate` reads it)."""
+    fy = settings().fiscal_year_start_month if fy_start_month is None else fy_start_month
     n_accounts, n_reps = company_size(scale)
     cat, team = C.build_catalog(), C.build_team(n_reps, _rng(seed, 1))
     world = World(seed, cat, team, C.name_permutation(_rng(seed, 2)), truth_windows(scale),
-                  build_drift(drift, team, cat, _rng(seed, 5)))
+                  build_drift(drift, team, cat, _rng(seed, 5)), fy)
     parts, next_opp = [], 1
     for b in range(math.ceil(n_accounts / BLOCK)):
         rngs = [np.random.Generator(np.random.PCG64(s))
@@ -37,7 +41,7 @@ def eventual_outcomes(seed: int, scale: float, drift: float = 0.0) -> pl.DataFra
         first = b * BLOCK
         acc = make_accounts(first, min(BLOCK, n_accounts - first), world.names, world.team, rngs[0])
         drng = None if world.drift is None else _rng(seed, 6, b)
-        deals = simulate_deals(acc, world.team, world.cat, rngs[1], world.drift, drng)
+        deals = simulate_deals(acc, world.team, world.cat, rngs[1], world.drift, drng, world.fy_start_month)
         n = len(deals.account)
         parts.append(pl.DataFrame({
             "opportunity_id": C.prefixed_ids("O", next_opp + np.arange(n), 8, "opportunity_id"),

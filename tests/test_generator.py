@@ -269,3 +269,29 @@ def test_business_day_arithmetic(day, n):
     assert C.weekday(np.array([out]))[0] < 5 and out >= day
     assert C.business_days_between(C.next_business_day(d), np.array([out]))[0] == n
     assert C.prev_business_day(d)[0] <= day <= C.next_business_day(d)[0]
+
+
+def test_demo_quarters_are_the_products_fiscal_quarters():
+    """The generator's quarter-end habits and the product's quarter rule are one calendar."""
+    from revintel_assets.rules import fiscal_quarter_start
+    days = np.arange(C.EXPORT_DAY - 800, C.EXPORT_DAY)
+    dates = [(C.EPOCH + np.timedelta64(int(d), "D")).astype(object) for d in days]
+    for fy in range(1, 13):
+        starts = C.quarter_start(days, fy)
+        assert [(C.EPOCH + np.timedelta64(int(q), "D")).astype(object) for q in starts] == [
+            fiscal_quarter_start(d, fy) for d in dates], fy
+        assert (C.quarter_end(days, fy) == C.quarter_start(C.quarter_end(days, fy) + 1, fy) - 1).all()
+
+
+def test_quarter_end_rush_follows_the_fiscal_year(tmp_path):
+    """A company whose year starts in February closes its won deals in the last two weeks of
+    February, May, August and November, not of the calendar quarters; the default is unchanged."""
+    def rush_share(fy: int) -> float:
+        generate_company(tmp_path / str(fy), scale=SCALE, seed=42, progress=False, fy_start_month=fy)
+        won = pl.read_csv(tmp_path / str(fy) / "sales_pipeline.csv", try_parse_dates=True).filter(
+            pl.col("deal_stage") == "Won")
+        days = (won["close_date"].cast(pl.Date).to_numpy() - C.EPOCH).astype(np.int64)
+        return {q: float(np.mean(C.quarter_end(days, q) - days < 14)) for q in (1, 2)}
+    calendar, february = rush_share(1), rush_share(2)
+    assert calendar[1] > calendar[2] + 0.05, calendar
+    assert february[2] > february[1] + 0.05, february

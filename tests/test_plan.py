@@ -38,6 +38,23 @@ def test_fiscal_quarter_rule_is_one_rule_in_python_polars_and_sql():
             assert (d.year - q.year) * 12 + d.month - q.month < 3
 
 
+def test_days_to_quarter_end_counts_to_the_fiscal_quarters_end(tmp_path):
+    """The win model's quarter-end feature follows settings.fiscal_year_start_month as every quarter
+    of the product does (reps push deals at their fiscal quarter's end, not the calendar's)."""
+    from conftest import build_star
+    from revintel_assets.defs.deals.snapshot import snapshot_sql
+    write(tmp_path / "sf", "Opportunity.csv", OPPORTUNITY)
+    con = duckdb.connect()
+    build_star(con, tmp_path / "sf")
+    dates = "SELECT DATE '2024-01-15' AS as_of_date UNION ALL SELECT DATE '2024-02-01'"
+    got = {fy: dict(con.execute(f"SELECT DISTINCT as_of_date, days_to_quarter_end FROM ({snapshot_sql(dates, fy_start_month=fy)})")
+                    .fetchall()) for fy in (1, 2, 12)}
+    jan15, feb1 = dt.date(2024, 1, 15), dt.date(2024, 2, 1)
+    assert got[1] == {jan15: 77, feb1: 60}  # to 2024-04-01
+    assert got[2] == {jan15: 17, feb1: 90}  # to 2024-02-01, then to 2024-05-01
+    assert got[12] == {jan15: 46, feb1: 29}  # to 2024-03-01 (quarters Dec-Feb, Mar-May, ...)
+
+
 def test_forecast_category_rule():
     stages = pl.Series(["Won", "Lost", "Negotiation", "Proposal", "Engaging", "Prospecting", "Custom"])
     assert pl.select(forecast_category_expr(pl.lit(stages))).to_series().to_list() == [

@@ -38,14 +38,16 @@ def month_end(days: np.ndarray) -> np.ndarray:
     return month_start(month_index(days) + 1) - 1
 
 
-def quarter_start(days: np.ndarray) -> np.ndarray:
+def quarter_start(days: np.ndarray, fy_start_month: int = 1) -> np.ndarray:
+    """First day of the fiscal quarter holding each day (fy_start_month 1: calendar quarters;
+    month number 0 is a January)."""
     m = month_index(days)
-    return month_start(m - m % 3)
+    return month_start(m - (m - (fy_start_month - 1)) % 3)
 
 
-def quarter_end(days: np.ndarray) -> np.ndarray:
+def quarter_end(days: np.ndarray, fy_start_month: int = 1) -> np.ndarray:
     m = month_index(days)
-    return month_start(m - m % 3 + 3) - 1
+    return month_start(m - (m - (fy_start_month - 1)) % 3 + 3) - 1
 
 
 def weekday(days: np.ndarray) -> np.ndarray:

@@ -191,26 +191,28 @@ def _stage_path(created, pros_bd, z, stalled, won, p, rng):
     return entry, close, last_start
 
 
-def _timing_quirks(close, won, last_start, rng):
-    """Quarter-end rush, quarter-end sweeps of losers and the August slowdown."""
+def _timing_quirks(close, won, last_start, rng, fy: int = 1):
+    """Quarter-end rush, quarter-end sweeps of losers and the August slowdown (the quarters are
+    the company's fiscal ones: fy, the month its year starts in)."""
     n = len(close)
-    qe = C.quarter_end(close)
+    qe = C.quarter_end(close, fy)
     gap = qe - close
     drag = won & (gap >= 10) & (gap <= 35) & (rng.random(n) < 0.5)
     close = np.where(drag, np.maximum(C.prev_business_day(qe - rng.integers(0, 10, n)), close), close)
-    prev_qe = C.quarter_start(close) - 1
+    prev_qe = C.quarter_start(close, fy) - 1
     pull = C.prev_business_day(prev_qe - rng.integers(0, 6, n))
     pull_ok = won & ~drag & (close - prev_qe <= 12) & (pull > last_start) & (rng.random(n) < 0.25)
     close = np.where(pull_ok, pull, close)
-    sweep_day = C.prev_business_day(C.quarter_end(close) - rng.integers(0, 5, n))
-    sweep = ~won & (C.quarter_end(close) - close <= 30) & (sweep_day > close) & (rng.random(n) < 0.3)
+    sweep_day = C.prev_business_day(C.quarter_end(close, fy) - rng.integers(0, 5, n))
+    sweep = ~won & (C.quarter_end(close, fy) - close <= 30) & (sweep_day > close) & (rng.random(n) < 0.3)
     close = np.where(sweep, sweep_day, close)
     august = (C.month_index(close) % 12 == 7) & (rng.random(n) < 0.3)
     return np.where(august, C.add_business_days(close, rng.integers(10, 21, n)), close)
 
 
 def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.Generator,
-                   drift: Drift | None = None, drng: np.random.Generator | None = None) -> Deals:
+                   drift: Drift | None = None, drng: np.random.Generator | None = None,
+                   fy: int = 1) -> Deals:
     a, created, rep, division, tier, sku, qty = _draw_opportunities(acc, team, cat, rng, drift, drng)
     n = len(a)
     discount = np.round(np.clip(0.07 + team.discount[rep] + 0.02 * (acc.log_emp[a] - 2.9)
@@ -228,10 +230,10 @@ def simulate_deals(acc: Accounts, team: C.Team, cat: C.Catalog, rng: np.random.G
                          drift, created)
     won = rng.random(n) < p
     entry, close, last_start = _stage_path(created, pros_bd, z, stalled, won, p, rng)
-    close = _timing_quirks(close, won, last_start, rng)
+    close = _timing_quirks(close, won, last_start, rng, fy)
     deals = Deals(a, rep, sku, division, qty, created, entry, close, won, p,
                   final_amount=np.zeros(n, np.int64))
-    deals.history = _history(deals, cat, discount, e0, n_e, slip_deal, slip_day, rng)
+    deals.history = _history(deals, cat, discount, e0, n_e, slip_deal, slip_day, rng, fy)
     return deals
 
 
@@ -266,7 +268,7 @@ def _events(deal, day, seq, stage=None, expected=None, amount=None) -> pl.DataFr
                          "expected": col(expected), "amount": col(amount)})
 
 
-def _amounts(d: Deals, cat: C.Catalog, discount, rng):
+def _amounts(d: Deals, cat: C.Catalog, discount, rng, fy: int = 1):
     """Creation estimate, Engaging rescope (day, amount), Proposal quote, Negotiation concession."""
     n = len(d.account)
     list_value = cat.price[d.sku] * d.qty
@@ -278,7 +280,7 @@ def _amounts(d: Deals, cat: C.Catalog, discount, rng):
     rescope = np.maximum(10, np.rint(estimate * rng.uniform(0.75, 1.3, n) / 10) * 10)
     rescope = np.where(rescope == estimate, estimate + 10, rescope)  # a rescope changes the amount
     quote = np.rint(list_value * (1 - discount))
-    qe_close = d.won & (C.quarter_end(d.close) - d.close < 14)
+    qe_close = d.won & (C.quarter_end(d.close, fy) - d.close < 14)
     conceded = (d.entry[:, 2] >= 0) & (rng.random(n) < np.where(qe_close, 0.6, 0.3))
     final_offer = np.rint(list_value * (1 - discount - rng.uniform(0.02, 0.08, n)))
     final = np.where(conceded, final_offer, np.where(d.entry[:, 1] >= 0, quote,
@@ -286,13 +288,13 @@ def _amounts(d: Deals, cat: C.Catalog, discount, rng):
     return estimate, (rescoped, rescope_day, rescope), quote, (conceded, final_offer), final
 
 
-def _history(d: Deals, cat, discount, e0, n_e, slip_deal, slip_day, rng) -> pl.DataFrame:
+def _history(d: Deals, cat, discount, e0, n_e, slip_deal, slip_day, rng, fy: int = 1) -> pl.DataFrame:
     """Long event table (deal, day, seq = event code, stage, expected, amount), forward-filled
     and cut at the export date. Event codes: 0 create, 1-3 stage entries, 5 push, 6 rescope,
     9 close; on one day a stage change sorts before a push."""
     n = len(d.account)
     idx = np.arange(n)
-    amounts = _amounts(d, cat, discount, rng)
+    amounts = _amounts(d, cat, discount, rng, fy)
     estimate, (rescoped, rescope_day, rescope), quote, (conceded, offer), final = amounts
     d.final_amount = final.astype(np.int64)
     slip_e = C.month_end(C.month_start(C.month_index(e0[slip_deal]) + 1 + (

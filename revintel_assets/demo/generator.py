@@ -83,6 +83,7 @@ class World:
     names: np.ndarray
     windows: list[tuple[int, int]]
     drift: Drift | None = None  # None: the stationary company (drift.py)
+    fy_start_month: int = 1  # the fiscal year's first month: quotas and quarter-end habits follow it
 
 
 def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress: bool = True,
@@ -91,7 +92,7 @@ def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress
 
     Files are built in out_dir/.generating and moved into place at the end, summary.json
     last, so a crash never leaves a complete-looking but partial company behind. quotas.csv's
-    quarters follow `fy_start_month` (the fiscal year's first month).
+    quarters and the deals' quarter-end habits follow `fy_start_month` (the fiscal year's first month).
     """
     out_dir = Path(out_dir)
     work = out_dir / ".generating"
@@ -101,7 +102,7 @@ def generate_company(out_dir: Path, scale: float = 1.0, seed: int = 42, progress
     n_accounts, n_reps = company_size(scale)
     cat, team = C.build_catalog(), C.build_team(n_reps, _rng(seed, 1))
     world = World(seed, cat, team, C.name_permutation(_rng(seed, 2)), truth_windows(scale),
-                  build_drift(drift, team, cat, _rng(seed, 5)))
+                  build_drift(drift, team, cat, _rng(seed, 5)), fy_start_month)
     n_blocks = math.ceil(n_accounts / BLOCK)
     stats = Stats(scale, seed, world.windows)
     with tqdm(total=n_blocks + C.N_MONTHS, desc="demo company", unit="step",
@@ -136,7 +137,7 @@ def _simulate_blocks(work: Path, world: World, n_accounts: int, stats: Stats, ba
             acc = make_accounts(first, min(BLOCK, n_accounts - first), world.names, world.team, rngs[0])
             dr = world.drift
             drng = None if dr is None else _rng(world.seed, 6, b)
-            deals = simulate_deals(acc, world.team, world.cat, rngs[1], dr, drng)
+            deals = simulate_deals(acc, world.team, world.cat, rngs[1], dr, drng, world.fy_start_month)
             season = SEASON if dr is None else dr.purchase_season(SEASON)
             lam, buying = hazards(acc, first_crm_win(len(acc), deals), rngs[2], season)
             lines = run_rate_lines(acc, buying, world.cat, rngs[2])

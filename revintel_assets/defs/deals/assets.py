@@ -23,6 +23,7 @@ from revintel_assets.defs.validation.oracle import deal_truth
 from revintel_assets.defs.validation.metrics import defined
 from revintel_resources.compute import ComputeResource
 from revintel_resources.resources import WarehouseResource, warehouse_step
+from revintel_resources.settings import settings
 from revintel_resources.source import SourceResource
 from revintel_resources.tracking import MLflowResource
 from revintel_resources.warehouse import PartitionFilter
@@ -88,7 +89,8 @@ def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     n_open = dict(wh.query(open_deals_sql(dates_sql(keys))).iter_rows())
     # each batch of dates one statement and one transaction (its partitions), written as it is done
     for batch in date_batches(sorted(dt.date.fromisoformat(k) for k in keys), n_open, SNAPSHOT_ROWS_PER_STATEMENT):
-        wh.write("features.deal_snapshot", sql=snapshot_sql(dates_sql(batch)), partition_column="as_of_date",
+        sql = snapshot_sql(dates_sql(batch), fy_start_month=settings().fiscal_year_start_month)
+        wh.write("features.deal_snapshot", sql=sql, partition_column="as_of_date",
                  partition_values=[d.isoformat() for d in batch], run_id=context.run_id, comment=SNAPSHOT_DOC[0],
                  column_comments=SNAPSHOT_DOC[1])
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"

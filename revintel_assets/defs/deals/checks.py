@@ -9,6 +9,7 @@ import numpy as np
 from revintel_assets.defs.deals.assets import SCORES, deal_snapshot
 from revintel_assets.defs.deals.snapshot import FEATURES, snapshot_sql, star_as_of_sql
 from revintel_resources.resources import WarehouseResource, warehouse_step
+from revintel_resources.settings import settings
 from revintel_resources.warehouse import key_violations, rows_moved
 from revintel_resources.tracking import MLflowResource
 
@@ -65,7 +66,8 @@ def snapshot_time_travel(warehouse: WarehouseResource) -> dg.AssetCheckResult:
             for stmt in star_as_of_sql(t, "time_travel.cut"):
                 con.execute(stmt)
             # rebuilt once (the full snapshot query is the expensive part), then compared both ways
-            rebuilt = snapshot_sql(f"SELECT DATE '{t}' AS as_of_date", star="time_travel.cut")
+            rebuilt = snapshot_sql(f"SELECT DATE '{t}' AS as_of_date", star="time_travel.cut",
+                                   fy_start_month=settings().fiscal_year_start_month)
             con.execute(f"CREATE TABLE time_travel.cut.rebuilt AS SELECT {cols} FROM ({rebuilt})")
             diff = rows_moved(con, f"SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = DATE '{t}'",
                               f"SELECT {cols} FROM time_travel.cut.rebuilt")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from revintel_assets.rules import fiscal_quarter_start_sql
+
 FEATURES_NUMERIC = [
     "deal_age_days", "days_in_stage", "stage_norm_days", "stage_time_ratio", "n_stage_changes",
     "n_pushes", "total_slip_days", "days_to_expected_close", "n_amount_changes", "amount",
@@ -203,8 +205,11 @@ def open_deals_sql(dates: str) -> str:
                ON {_open_on()} GROUP BY 1"""
 
 
-def snapshot_sql(dates_sql: str, export_date_sql: str = EXPORT_DATE_SQL, star: str = "star") -> str:
+def snapshot_sql(dates_sql: str, export_date_sql: str = EXPORT_DATE_SQL, star: str = "star",
+                 fy_start_month: int = 1) -> str:
     """SELECT of features.deal_snapshot for every as-of date in `dates_sql` (one DATE column `as_of_date`).
+    fy_start_month: the month the company's fiscal year starts in (settings.fiscal_year_start_month):
+    days_to_quarter_end counts to the end of its fiscal quarter, where reps push deals.
 
     Deals with no dated event at all (e.g. MavenTech prospecting deals without engage date) can
     only be placed on the export date, so they join the snapshot from that date on.
@@ -287,7 +292,8 @@ def snapshot_sql(dates_sql: str, export_date_sql: str = EXPORT_DATE_SQL, star: s
         ((coalesce(g.rep_wins, 0) + {SHRINK} * coalesce(g.global_rate, 0.5))
             / (coalesce(g.rep_n, 0) + {SHRINK}))::DOUBLE AS rep_win_rate,
         coalesce(g.rep_open_deals, 0) AS rep_open_deals,
-        (date_trunc('quarter', g.as_of_date) + INTERVAL 3 MONTH)::DATE - g.as_of_date AS days_to_quarter_end,
+        ({fiscal_quarter_start_sql('g.as_of_date', fy_start_month)} + INTERVAL 3 MONTH)::DATE - g.as_of_date
+            AS days_to_quarter_end,
         month(g.as_of_date) AS month_of_year,
         -- no close of its own in the window: fully shrunk, lift 0 (NULL when the company has none)
         coalesce(g.rep_lift, g.co_rate * 0) AS {TRAILING[0]},
