@@ -57,9 +57,10 @@ def money(x: float | None, code: str | None = None) -> str:
 
 
 def money_short(x: float | None, code: str | None = None) -> str:
-    """1_234_567 -> "$1.2M", 45_000 -> "$45k"."""
-    if x is None:
+    """1_234_567 -> "$1.2M", 45_000 -> "$45k"; None (or NaN) -> "—"."""
+    if x is None or not math.isfinite(x):
         return "—"
+    x = float(x)  # a Decimal, as in money()
     pre, post = _affix(code or currency())
     sign, v = ("-" if x < 0 else ""), abs(x)
     body = f"{v / 1e6:,.1f}M" if v >= 1e6 else f"{v / 1e3:,.0f}k" if v >= 1e4 else f"{v:,.0f}"

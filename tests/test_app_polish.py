@@ -164,6 +164,7 @@ def test_money_carries_its_currency():
 
     assert fmt.money(Decimal("-1500.40"), "USD") == "-$1,500"  # a DECIMAL sum (What Changed's): it broke the page
     assert fmt.money_short(4_712_364, "USD") == "$4.7M" and fmt.money_short(13_000, "GBP") == "£13k"
+    assert fmt.money_short(Decimal("-4712364.5"), "USD") == "-$4.7M" and fmt.money_short(float("nan")) == "—"
 
 
 def test_money_cells_round_to_whole_units():

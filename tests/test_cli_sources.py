@@ -178,6 +178,24 @@ def test_too_little_maventech_variant_completes(tmp_path):
                        "(SELECT max(as_of_date) FROM scores.deal_scores)") == [(2,)]
 
 
+def test_an_export_with_no_deal_open_on_any_date_completes(tmp_path):
+    """An audit: one HubSpot deal, won on the export date, left features.deal_snapshot empty and the
+    win model's time windows crashed on it (TypeError: date - NoneType, exit 1). Too little data is a
+    warning (CONTRACT §4)."""
+    src = tmp_path / "hs"
+    src.mkdir()
+    (src / "deals.csv").write_text("Record ID,Deal Name,Deal Stage,Amount,Close Date,Create Date,Deal owner\n"
+                                   "152837000001,Deal 0,Closed Won,75000,2023-07-15 10:22,2023-06-16 09:00,Ann Lee\n")
+    data = tmp_path / "data"
+    proc = run_cli(src, data)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    assert "win_probability not trained for cutoff 2023-07-15: no deal was open on any as-of date" in proc.stdout
+    assert query(data, "SELECT count(*) FROM star.fact_opportunity") == [(1,)]
+    assert query(data, "SELECT count(*) FROM scores.deal_scores") == [(0,)]
+
+
 def test_every_transaction_line_quarantined_is_a_warning_not_a_crash(tmp_path):
     """A tidy log whose every line lacks its customer: nothing reaches star.fact_transactions (its
     months are never registered), and the ICP plan used to fail reading that table (exit 1, no

@@ -46,9 +46,13 @@ class Cluster:
                                                stdout=open(tmp / f"worker{i}.log", "w"), stderr=subprocess.STDOUT))
         from distributed import Client
 
-        with Client(self.address, timeout="60s") as c:
-            if workers:
-                c.wait_for_workers(len(workers), timeout=120)
+        try:
+            with Client(self.address, timeout="60s") as c:
+                if workers:
+                    c.wait_for_workers(len(workers), timeout=120)
+        except BaseException:  # the fixture never sees a cluster that did not start: stop its processes here
+            self.stop()
+            raise
 
     def stop(self) -> None:
         parallel.close_clients()

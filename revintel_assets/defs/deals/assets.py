@@ -170,7 +170,10 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
     # the run's as-of date: nothing after it is read (an earlier --as-of leaves a previous run's later
     # snapshot dates in place, and the export's later closes are outcomes not known then)
     as_of = source.as_of_date(wh) or bounds["last"][0]
-    windows = DealPlan(bounds["first"][0], as_of).windows
+    # an empty snapshot (no deal open on any as-of date: a one-deal export closed on its export date)
+    # has no time span to split: every cutoff is too little, as a thin one is (CONTRACT §4)
+    empty = bounds["first"][0] is None
+    windows = None if empty else DealPlan(bounds["first"][0], as_of).windows
     logged = float(wh.query(LOGGED_SHARE_SQL)["share"][0] or 0.0)
     numeric, categorical = model_features(logged)
     absent = [c for c in DEAL_ATTRIBUTES if c not in _attributes(wh)]
@@ -181,12 +184,15 @@ def win_probability(context: dg.AssetExecutionContext, config: WinModelConfig, w
                             f"(stage, amount, expected close and their changes) and learns from {numeric + categorical}")
     ready, outcome = [], {}  # (cutoff, split, row counts, deal share) to fit; per cutoff what became of it
     for cutoff in cutoffs:
-        horizon = min(cutoff + dt.timedelta(days=windows.holdout_days), as_of + dt.timedelta(days=1))
-        snap, share = training_rows(wh, horizon, config.max_training_rows, known_by=as_of)
-        split = split_by_time(snap, cutoff, windows)
-        del snap  # the split holds what training needs; at scale the whole frame is gigabytes
-        n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
-        reason = too_little_to_train(split)
+        if empty:
+            reason = "no deal was open on any as-of date (features.deal_snapshot is empty)"
+        else:
+            horizon = min(cutoff + dt.timedelta(days=windows.holdout_days), as_of + dt.timedelta(days=1))
+            snap, share = training_rows(wh, horizon, config.max_training_rows, known_by=as_of)
+            split = split_by_time(snap, cutoff, windows)
+            del snap  # the split holds what training needs; at scale the whole frame is gigabytes
+            n = {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)}
+            reason = too_little_to_train(split)
         if reason:
             context.log.warning(f"win_probability not trained for cutoff {cutoff}: {reason}")
             outcome[cutoff] = _too_little(cutoff, reason)
