@@ -92,10 +92,13 @@ def test_an_amount_with_words_or_odd_spaces_in_it_is_quarantined_not_read(damage
              "1\u00a0200": 1200, "CHF 1'000.50": 1000.5, "Rs. 1,200": 1200, "£22,640.00": 22640,
              # a re-check: currency words in any case, and what is still no amount
              "1,200 dollars": 1200, "US $1,234": 1234, "EURO 1,234": 1234, "zł 1 234": 1234, "1 234 Kč": 1234,
-             "usd 12": 12, "1,234 567": None, "1\t234": None, "1e400": None, "TBD5000x": None}
+             "usd 12": 12, "1,234 567": None, "1\t234": None, "1e400": None, "TBD5000x": None,
+             # Excel's Accounting zero, as a CSV saved from it writes it; a bare dash is still no amount
+             " $ -   ": 0, " € - ": 0, "USD -": 0, " -   ": 0, "-": None, "--": None, "$ -5": -5}
     got = dict(con.execute(f"SELECT v, {money_expr('v')} FROM (SELECT unnest(?::VARCHAR[]) AS v)", [list(cells)]).fetchall())
     assert got == cells
-    comma = {"1 200,50": 1200.5, "1.200,50 €": 1200.5, "R$ 1.200,00": 1200, "12 34": None, "12,5 pending": None}
+    comma = {"1 200,50": 1200.5, "1.200,50 €": 1200.5, "R$ 1.200,00": 1200, "12 34": None, "12,5 pending": None,
+             " € -   ": 0}
     got = dict(con.execute(f"SELECT v, {money_expr('v', ',')} FROM (SELECT unnest(?::VARCHAR[]) AS v)",
                            [list(comma)]).fetchall())
     assert got == comma
