@@ -321,3 +321,31 @@ def test_deal_probability_written_with_a_percent_sign(tmp_path):
     got = dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall())
     assert got == {"9001": "Lost", "9002": "Engaging", "9003": "Won", "9004": "Prospecting"}
     assert_reconciled(con)
+
+
+def test_error_cells_of_a_workbook_are_judged_as_excel_shows_them(tmp_path):
+    """An audit: a HubSpot export whose Amount is a VLOOKUP, four cells caching #N/A or #REF!. fastexcel
+    reads an error cell as empty: three won deals lost their amount, nothing in the quarantine (the
+    same sheet saved as CSV quarantined all four). Each is now the text Excel shows."""
+    src = tmp_path / "hs"
+    src.mkdir()
+    wb = xlsxwriter.Workbook(str(src / "deals-export.xlsx"))
+    ws = wb.add_worksheet("Deals")
+    ws.write_row(0, 0, ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date"])
+    errors = {2: ("=NA()", "#N/A"), 4: ("=#REF!", "#REF!"), 5: ("=1/0", "#DIV/0!")}
+    for i in range(1, 7):
+        ws.write_row(i, 0, [f"90{i}", f"Deal {i}", "Closed Won" if i % 2 else "Closed Lost"])
+        if i in errors:
+            ws.write_formula(i, 3, errors[i][0], None, errors[i][1])
+        else:
+            ws.write_number(i, 3, 1000 * i)
+        ws.write_row(i, 4, ["2025-03-02", "2025-01-10"])
+    wb.close()
+    con = duckdb.connect()
+    build_star(con, src)
+    q = dict(con.execute("SELECT line_number, reason FROM star.quarantine").fetchall())
+    assert q == {3: "Amount '#N/A' is not a number", 5: "Amount '#REF!' is not a number",
+                 6: "Amount '#DIV/0!' is not a number"}, q
+    assert con.execute("SELECT opportunity_id, amount FROM star.fact_opportunity ORDER BY 1").fetchall() == [
+        ("901", 1000.0), ("903", 3000.0), ("906", 6000.0)]
+    assert_reconciled(con)
