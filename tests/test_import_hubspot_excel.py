@@ -349,3 +349,27 @@ def test_error_cells_of_a_workbook_are_judged_as_excel_shows_them(tmp_path):
     assert con.execute("SELECT opportunity_id, amount FROM star.fact_opportunity ORDER BY 1").fetchall() == [
         ("901", 1000.0), ("903", 3000.0), ("906", 6000.0)]
     assert_reconciled(con)
+
+
+def test_number_cells_of_three_decimals_are_no_thousands(tmp_path):
+    """An audit: a workbook's unit prices 1.125 and 12.875 (number cells) voted as dot-grouped thousands
+    and were read as 1,125 and 12,875 (the log's revenue 1,000 times too large, only a flag said so). A
+    number cell carries no separator convention; the same cells as text in a CSV still settle a comma."""
+    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+    rows = [["489434", "85048", "GLASS BALL", "8", "2009-12-01 07:45", "1.125", "13085", "United Kingdom"],
+            ["489435", "22350", "CAT BOWL", "2", "2009-12-02 07:46", "12.875", "13086", "France"]]
+    src = tmp_path / "tx"
+    src.mkdir()
+    _xlsx(src / "online_retail_II.xlsx", header, rows, dates=(4,))
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert "amounts_read_with_decimal_comma" not in str(report.files)
+    assert con.execute("SELECT account_id, amount FROM star.fact_transactions ORDER BY 1").fetchall() == [
+        ("13085", 9.0), ("13086", 25.75)]
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    (csv / "online_retail_II.csv").write_text(",".join(header) + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    con = duckdb.connect()
+    build_star(con, csv)  # the same cells in a CSV: a German log's whole thousands, as before
+    assert con.execute("SELECT account_id, amount FROM star.fact_transactions ORDER BY 1").fetchall() == [
+        ("13085", 9000.0), ("13086", 25750.0)]

@@ -152,12 +152,35 @@ def settle_day_month(con, table: str, exprs: list[str], formats: list[str]) -> t
     return formats, ()
 
 
+# The raw tables of this import read from a workbook (raw_csv._load_excel marks them). A workbook's
+# number cells come as plain text ('1.125', '14904'): they never group thousands, so there a cell like
+# '1.125' is no vote for a decimal comma (an audit: unit prices of three decimals read 1,000 times too
+# large). Cells that can only be read with a decimal comma ('1.234,56') are text and still vote.
+WORKBOOK_TABLES = "temp._revintel_workbook_tables"
+
+
+def mark_workbook(con, table: str, workbook: bool) -> None:
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {WORKBOOK_TABLES} (name VARCHAR)")
+    con.execute(f"DELETE FROM {WORKBOOK_TABLES} WHERE name = ?", [table])
+    if workbook:
+        con.execute(f"INSERT INTO {WORKBOOK_TABLES} VALUES (?)", [table])
+
+
+def from_workbook(con, table: str) -> bool:
+    """`table` (a raw table, or a query reading one) was read from a workbook."""
+    if not con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = "
+                       f"'{WORKBOOK_TABLES.split('.')[-1]}'").fetchall()[0][0]:
+        return False
+    return any(name in table for (name,) in con.execute(f"SELECT name FROM {WORKBOOK_TABLES}").fetchall())
+
+
 def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str:
     """The decimal separator of one file's amount cells (the text expressions `exprs` over
     `table`), settled like the day / month order: ',' when more cells can only be read with a
     decimal comma ('1.234,56', '14904,50') than with a decimal point ('1,234.56', '14904.5'); with
     neither, ',' when more cells group thousands with dots ('14.904', a German export's whole
-    amounts, read as 14.904 before) than with commas; else `decimal` (a mapping's `decimal:` always wins)."""
+    amounts, read as 14.904 before) than with commas, unless the cells are a workbook's
+    (WORKBOOK_TABLES); else `decimal` (a mapping's `decimal:` always wins)."""
     if not exprs:
         return decimal
     # a number in scientific notation votes only for the separator of its mantissa ('1.5E+05',
@@ -183,7 +206,7 @@ def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str
         FROM ({cells}) WHERE v <> ''""").fetchall()[0]
     if comma != point:
         return "," if comma > point else "."
-    if dot_groups != comma_groups:
+    if dot_groups != comma_groups and not from_workbook(con, table):
         return "," if dot_groups > comma_groups else "."
     return decimal
 

@@ -39,6 +39,7 @@ import duckdb
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import example, inside
+from revintel_assets.defs.ingest.parse_sql import mark_workbook
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.synonyms import SYNONYMS
 
@@ -493,6 +494,7 @@ def load_raw_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, require
         inside(path.parent, path.name)
     except ValueError as exc:
         raise SourceError(path, 0, "a file inside the source folder", f"{path.name} is {exc}") from None
+    mark_workbook(con, table, is_excel(path))
     if is_excel(path):
         return _load_excel(con, path, table, required, layout, rename, optional, canonical_file, noted, narrow)
     data = read_bytes(path)
