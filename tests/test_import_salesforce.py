@@ -469,6 +469,18 @@ def test_a_custom_lost_stage_at_probability_zero_is_lost(tmp_path):
     assert report.files["report1713178320000.csv"]["custom_stages_placed"] == {"lost to competitor": "Lost"}
 
 
+def test_probability_written_as_a_fraction_places_custom_stages_as_percentages(tmp_path):
+    """A report's percent cells saved as a workbook hold fractions (1.0 for 100 %): read as 1 %, an
+    audit's custom won stage ('Signed', 26 deals) became open pipeline at Prospecting."""
+    text = _report_rows({'"Closed Won"': '"Signed"', '"Closed Lost"': '"Lost to Competitor"',
+                         '"Negotiation/Review"': '"Verbal Yes"', '"0%"': '"0"', '"100%"': '"1"', '"90%"': '"0.9"'})
+    write(tmp_path / "rep", "report1713178320000.csv", text)
+    con = duckdb.connect()
+    build_star(con, tmp_path / "rep")
+    assert dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall()) == {
+        "0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Won", "0065g00000Rep3X": "Negotiation"}
+
+
 @pytest.mark.parametrize("label", ["Opportunity ID (18-char)", "Opportunity ID (Case Safe)"])
 def test_a_report_with_the_case_safe_id_column(tmp_path, label):
     write(tmp_path / "rep", "report1713178320000.csv", _report_rows(header={'"Opportunity ID"': f'"{label}"'}))

@@ -341,11 +341,25 @@ def _converted(con) -> bool:
                             [OPPORTUNITY_RATE]).fetchall()[0][0])
 
 
-def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str, close: str, latest: str | None) -> str:
+def _probability_scale(con, t: str, columns: list[str]) -> int:
+    """100 when the file writes Probability as a fraction (every value in [0, 1], none with '%'): a
+    report's percent cells saved as a workbook hold 1.0 for 100 %, and read as 1 % they made an
+    audit's 26 won deals open pipeline. Else 1 (Salesforce's 0-100)."""
+    if "Probability" not in columns:
+        return 1
+    top, percent = con.execute(f"SELECT max(try_cast(replace(trim({col('Probability')}), '%', '') AS DOUBLE)), "
+                               f"bool_or(contains({col('Probability')}, '%')) FROM {t}").fetchall()[0]
+    return 100 if top is not None and 0 < top <= 1 and not percent else 1
+
+
+def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str, close: str, latest: str | None,
+                  scale: int = 1) -> str:
     """The stage of a deal, placed from the other fields Salesforce exports when nothing knows its
-    StageName (module docstring, "Unknown stages"); NULL when nothing places it."""
+    StageName (module docstring, "Unknown stages"); NULL when nothing places it. scale: what turns
+    the file's Probability into 0-100 (_probability_scale)."""
     fc = forecast_category_expr(col("ForecastCategoryName")) if "ForecastCategoryName" in columns else "NULL"
-    prob = f"try_cast(replace(trim({col('Probability')}), '%', '') AS DOUBLE)" if "Probability" in columns else "NULL"
+    prob = (f"({scale} * try_cast(replace(trim({col('Probability')}), '%', '') AS DOUBLE))"
+            if "Probability" in columns else "NULL")
     open_by = (f"CASE WHEN {prob} >= 90 THEN 'Negotiation' WHEN {prob} >= 75 THEN 'Proposal' "
                f"WHEN {prob} >= 20 THEN 'Engaging' WHEN {prob} >= 0 THEN 'Prospecting' "
                f"WHEN {fc} IN ('Commit', 'Closed') THEN 'Negotiation' WHEN {fc} = 'Best Case' THEN 'Proposal' "
@@ -387,7 +401,8 @@ def _opportunities(con, columns, file, d: Dialect):
     created, close = d.date("CreatedDate"), d.date("CloseDate")
     since = d.date("LastStageChangeDate") if "LastStageChangeDate" in columns else "NULL::DATE"
     latest = latest_date(con, t, [created] + ([since] if "LastStageChangeDate" in columns else []))
-    named = _placed_stage(columns, known, is_closed, is_won, close, latest)
+    scale = _probability_scale(con, t, columns)
+    named = _placed_stage(columns, known, is_closed, is_won, close, latest, scale)
     closed = f"coalesce({is_closed}, {named} IN {CLOSED})"
     won = f"coalesce({is_won} AND {closed}, {named} = 'Won')"
     # CreatedDate as a load date (module docstring, "Load dates"): after CloseDate, or the one date
@@ -433,7 +448,7 @@ def _opportunities(con, columns, file, d: Dialect):
     # inlined, the nested expressions made one ~350 KB INSERT that DuckDB took ~3 s to bind per file.
     src = (f"(SELECT *, coalesce(__is_won AND __closed, __named = 'Won') AS __won, {loaded} AS __loaded FROM "
            f"(SELECT *, coalesce(__is_closed, __named IN {CLOSED}) AS __closed FROM "
-           f"(SELECT *, {_placed_stage(columns, '__known', '__is_closed', '__is_won', '__close', latest)} AS __named FROM "
+           f"(SELECT *, {_placed_stage(columns, '__known', '__is_closed', '__is_won', '__close', latest, scale)} AS __named FROM "
            f"(SELECT *, {is_closed} AS __is_closed, {is_won} AS __is_won, {known} AS __known, "
            f"{created} AS __created, {close} AS __close, {since} AS __since, "
            f"{'coalesce(__rate, 1.0)' if rated else '1.0'} AS __fx FROM {t}"
