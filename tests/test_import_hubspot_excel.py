@@ -373,3 +373,17 @@ def test_number_cells_of_three_decimals_are_no_thousands(tmp_path):
     build_star(con, csv)  # the same cells in a CSV: a German log's whole thousands, as before
     assert con.execute("SELECT account_id, amount FROM star.fact_transactions ORDER BY 1").fetchall() == [
         ("13085", 9000.0), ("13086", 25750.0)]
+
+
+def test_a_deal_with_several_associated_companies_belongs_to_the_first(tmp_path):
+    """An audit: 'Acme Corp;Globex' became an account of its own (12 accounts for 8 companies)."""
+    header = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date", "Associated Company"]
+    rows = [["9001", "A", "closedwon", "100", "2025-03-02", "2025-01-10", "Acme Corp;Globex"],
+            ["9002", "B", "closedlost", "50", "2025-03-05", "2025-01-12", "Globex"],
+            ["9003", "C", "closedwon", "70", "2025-03-01", "2025-01-12", "Acme Corp"]]
+    con = duckdb.connect()
+    report = build_star(con, _hubspot_csv(tmp_path, header, rows))
+    assert dict(con.execute("SELECT opportunity_id, account_id FROM star.fact_opportunity").fetchall()) == {
+        "9001": "Acme Corp", "9002": "Globex", "9003": "Acme Corp"}
+    assert next(iter(report.files.values()))["flagged_kept"] == {"account_first_of_several_companies": 1}
+    assert_reconciled(con)

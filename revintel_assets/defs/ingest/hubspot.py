@@ -150,7 +150,14 @@ def _deals(con, columns, file, d: Dialect):
                   f"|| {placed} END")
     load_flag = (f"CASE WHEN {loaded} THEN 'Create Date ' || {created}::VARCHAR || ' is after Close Date (a load date); "
                  f"created taken as Close Date - {cycle} days' END")
-    account = _opt(columns, "Associated Company")
+    # a deal associated with several companies is exported with their names joined by ';' ('Acme Corp;
+    # Globex'): the first is its account, and the row says so (an audit: 12 accounts for 8 companies,
+    # each list a company of its own, without a word)
+    listed = f"contains(coalesce({col('Associated Company')}, ''), ';')" if "Associated Company" in columns else "false"
+    account = (f"nullif(trim(split_part({col('Associated Company')}, ';', 1)), '')"
+               if "Associated Company" in columns else "NULL::VARCHAR")
+    company_flag = (f"CASE WHEN {listed} THEN 'Associated Company lists several companies (' || "
+                    f"{col('Associated Company')} || '); the first is the account' END")
     con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
         trim({col('Record ID')}) AS opportunity_id, {account} AS account_name,
         {_opt(columns, 'Deal owner')} AS rep_name, NULL::VARCHAR AS product_name,
@@ -160,11 +167,12 @@ def _deals(con, columns, file, d: Dialect):
         {forecast_category_expr(col('Forecast category')) if 'Forecast category' in columns else 'NULL'} AS forecast_category,
         {_deal_type(columns)} AS deal_type,
         {next((_opt(columns, c) for c in LEAD_SOURCE if c in columns), 'NULL::VARCHAR')} AS lead_source,
-        nullif(concat_ws('; ', {stage_flag}, {load_flag}), '') AS import_flag,
+        nullif(concat_ws('; ', {stage_flag}, {load_flag}, {company_flag}), '') AS import_flag,
         {lit(file)} AS source_file, _line FROM {t}""")
     flags = decimal_flag(con, t, d)
     for key, cond in (("created_date_is_load_date", "import_flag LIKE '%a load date%'"),
-                      ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'")):
+                      ("stage_placed_from_other_fields", "import_flag LIKE '%unknown; placed as%'"),
+                      ("account_first_of_several_companies", "import_flag LIKE '%lists several companies%'")):
         n = con.execute(f"SELECT count(*) FROM staging.opportunities WHERE {cond} AND source_file = ?",
                         [file]).fetchall()[0][0]
         if n:
