@@ -387,3 +387,31 @@ def test_a_deal_with_several_associated_companies_belongs_to_the_first(tmp_path)
         "9001": "Acme Corp", "9002": "Globex", "9003": "Acme Corp"}
     assert next(iter(report.files.values()))["flagged_kept"] == {"account_first_of_several_companies": 1}
     assert_reconciled(con)
+
+
+def test_a_grouped_report_merges_its_labels_down_each_group(tmp_path):
+    """A Salesforce formatted report grouped by owner, saved as a workbook, merges each owner's cell down
+    the group's rows; fastexcel gives the value to the top cell only, and an audit's report came in with
+    56 of 60 deals without an owner, without a word. Every cell of a merged range below the header takes
+    its value; a merged title above the header is left alone."""
+    src = tmp_path / "rep"
+    src.mkdir()
+    wb = xlsxwriter.Workbook(str(src / "report1713178320000.xlsx"))
+    ws = wb.add_worksheet("Report")
+    ws.merge_range(0, 0, 0, 4, "Opportunities by Owner")  # a title over five cells
+    ws.write_row(2, 0, ["Opportunity Owner", "Opportunity Name", "Opportunity ID", "Stage", "Amount", "Close Date",
+                        "Created Date"])
+    deals = [("0065g00000Opp1XAAA", "Closed Won", 100), ("0065g00000Opp2XAAA", "Closed Lost", 50),
+             ("0065g00000Opp3XAAA", "Closed Won", 70), ("0065g00000Opp4XAAA", "Closed Won", 20)]
+    ws.merge_range(3, 0, 5, 0, "Ann Lee")  # the group's label, merged down its three rows
+    ws.write(6, 0, "Bob Stone")
+    for r, (oid, stage, amount) in enumerate(deals, start=3):
+        ws.write_row(r, 1, [f"Deal {r}", oid, stage, amount, "2024-03-28", "2024-01-15"])
+    wb.close()
+    con = duckdb.connect()
+    build_star(con, src)
+    assert con.execute("SELECT opportunity_id, r.rep_name FROM star.fact_opportunity o JOIN star.dim_rep r "
+                       "USING (rep_id) ORDER BY 1").fetchall() == [
+        ("0065g00000Opp1X", "Ann Lee"), ("0065g00000Opp2X", "Ann Lee"), ("0065g00000Opp3X", "Ann Lee"),
+        ("0065g00000Opp4X", "Bob Stone")]
+    assert_reconciled(con)

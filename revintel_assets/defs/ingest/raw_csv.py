@@ -37,6 +37,7 @@ from pathlib import Path
 import duckdb
 
 from revintel_assets.defs.ingest.errors import SourceError
+from revintel_assets.defs.ingest.excel_cells import error_cells_as_text, fill_merged_cells
 from revintel_assets.defs.ingest.expr import quote_ident
 from revintel_assets.defs.ingest.mapping import example, inside
 from revintel_assets.defs.ingest.parse_sql import mark_workbook
@@ -145,45 +146,21 @@ def _column_names(cells) -> list[str]:
     return names
 
 
-# An error cell (a formula's cached #N/A, #REF!, ...) reads as the text Excel shows and a CSV saved from
-# the sheet holds, so the same rules judge it (an amount '#N/A' is no number: quarantined). fastexcel
-# reads such a cell as empty and only reports it: an audit's VLOOKUP amounts made three won deals
-# without an amount, and nothing in the quarantine.
-EXCEL_ERRORS = {"Div0": "#DIV/0!", "NA": "#N/A", "Name": "#NAME?", "Null": "#NULL!", "Num": "#NUM!", "Ref": "#REF!",
-                "Value": "#VALUE!", "GettingData": "#GETTING_DATA"}
-
-
-def _error_cells_as_text(table, errors):
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    cells: dict[int, dict[int, str]] = {}
-    for e in getattr(errors, "errors", None) or ():
-        kind = re.search(r"Error\((\w+)\)", e.detail)
-        if kind:
-            row, column = e.position
-            cells.setdefault(column, {})[row] = EXCEL_ERRORS.get(kind.group(1), f"#{kind.group(1).upper()}")
-    for column, by_row in cells.items():
-        rows = sorted(r for r in by_row if r < table.num_rows)
-        mask = np.zeros(table.num_rows, dtype=bool)
-        mask[rows] = True
-        filled = pc.replace_with_mask(table.column(column), pa.array(mask),
-                                      pa.array([by_row[r] for r in rows], pa.string()))
-        table = table.set_column(column, table.schema.field(column), filled)
-    return table
-
-
-def _load_sheet(book, sheet, header_only: bool = False):
+def _load_sheet(book, sheet, header_only: bool = False, path: Path | None = None):
     """(the sheet as an all-text Arrow table named by its header, the header's 0-based row). One
     parse of the sheet: read without a header, then cut at the header row (a second load with
-    the header found costs a whole parse again: 2.2 s for Online Retail's 541,909 rows)."""
+    the header found costs a whole parse again: 2.2 s for Online Retail's 541,909 rows). Cells as
+    Excel shows them (excel_cells): error cells as their text, merged cells below the header filled
+    (`path`: the workbook, whose XML names its merged ranges)."""
     raw, errors = book.load_sheet(sheet, header_row=None, dtypes="string",
                                   n_rows=TITLE_PROBE_ROWS if header_only else None).to_arrow_with_errors()
-    raw = _error_cells_as_text(raw, errors)
+    raw = error_cells_as_text(raw, errors)
     if not raw.num_rows:
         return raw, 0
     h = header_row(raw.slice(0, TITLE_PROBE_ROWS).to_pylist())
+    if path is not None and not header_only:
+        name = sheet if isinstance(sheet, str) else book.sheet_names[sheet]
+        raw = fill_merged_cells(path, name, raw, below=h)
     table = raw.slice(h + 1).rename_columns(_column_names(raw.slice(h, 1).to_pylist()[0].values()))
     return (table.slice(0, 0) if header_only else table), h
 
@@ -199,7 +176,7 @@ def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[s
     want = "an Excel workbook (.xlsx) with a header row on its first sheet"
     try:
         book = fastexcel.read_excel(str(path))
-        first, h = _load_sheet(book, 0, header_only)
+        first, h = _load_sheet(book, 0, header_only, path)
     except Exception as exc:  # fastexcel raises its own error types for every kind of bad file
         raise SourceError(path, 1, want, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     names = book.sheet_names
@@ -207,7 +184,7 @@ def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[s
     header = [str(c).strip() for c in first.schema.names]
     for name in ([] if header_only else names[1:]):
         try:
-            table, h = _load_sheet(book, name)
+            table, h = _load_sheet(book, name, path=path)
         except Exception:  # an empty sheet (no header row) has nothing to read
             continue
         if [str(c).strip() for c in table.schema.names] == header:
