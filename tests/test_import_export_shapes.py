@@ -308,3 +308,37 @@ def test_a_crm_like_row_in_another_file_does_not_stop_a_transaction_log(tmp_path
     src = _write(tmp_path / "tx", **{"transactions.csv": log, "export_spec.csv": "Spec\n\nDeal Name,Deal Stage\nx,y\n"})
     report = import_source(duckdb.connect(), src, locked=False)
     assert list(report.files) == ["transactions.csv"]
+
+
+def test_excels_unicode_text_named_txt_is_read(tmp_path):
+    """Excel's "Unicode Text" save is UTF-16, tab-separated and named .txt: it was refused ("found
+    deals.txt"), though the same bytes named .csv were read (an audit, 2026-12-08)."""
+    rows = _deals([("Acme", "Closed Won"), ("Beta", "Closed Lost"), ("Acme", "Appointment Scheduled")])
+    text = (HUBSPOT + rows).replace(",", "\t").replace("\n", "\r\n")
+    src = tmp_path / "hs"
+    src.mkdir()
+    (src / "deals.txt").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    (src / "notes.txt").write_text("a note, not a table\n")  # a plain .txt is still no data file
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.layout.name == "hubspot" and list(report.files) == ["deals.txt"]
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(3,)]
+    assert_reconciled(con)
+
+
+def test_a_crm_export_saved_as_xlsm_under_its_own_name_is_found(tmp_path):
+    """The README: any layout as .xlsx or .xlsm; a HubSpot export saved as .xlsm under its own name was
+    refused (the header search looked at .csv and .xlsx only)."""
+    import xlsxwriter
+
+    src = tmp_path / "hs"
+    src.mkdir()
+    wb = xlsxwriter.Workbook(str(src / "deals-q2.xlsm"))
+    ws = wb.add_worksheet()
+    for r, line in enumerate((HUBSPOT + _deals([("Acme", "Closed Won"), ("Beta", "Closed Lost")])).splitlines()):
+        ws.write_row(r, 0, line.split(","))
+    wb.close()
+    con = duckdb.connect()
+    report = build_star(con, src)
+    assert report.layout.name == "hubspot"
+    assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(2,)]

@@ -100,6 +100,22 @@ def is_excel(path: Path) -> bool:
     return Path(path).name.lower().endswith(EXCEL_SUFFIXES)
 
 
+def is_unicode_text(path: Path) -> bool:
+    """Excel's "Unicode Text" save (UTF-16 with its byte-order mark, tab-separated), which Excel names
+    .txt: read like a CSV (it was named in the refusal as a file found, nothing more)."""
+    if Path(path).suffix.lower() != ".txt" or not Path(path).is_file():
+        return False
+    try:
+        return read_bytes(Path(path), 2) in (b"\xff\xfe", b"\xfe\xff")
+    except SourceError:
+        return False
+
+
+def is_crm_candidate(path: Path) -> bool:
+    """A file that may hold a CRM export under a name of its own (found by its header)."""
+    return Path(path).suffix.lower() == ".csv" or is_excel(path) or is_unicode_text(path)
+
+
 def read_excel_sheet(path: Path, header_only: bool = False):
     """The first worksheet of an Excel workbook as an all-text Arrow table (polars' engine,
     fastexcel / calamine): header on its row (header_row), every cell as its text, blank rows

@@ -19,8 +19,8 @@ from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mappi
 from revintel_assets.defs.ingest.parse_sql import ANY_DOLLAR, UNMAPPED, key_sql
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
-from revintel_assets.defs.ingest.raw_csv import (header_cells, label_sheet_rows, norm, read_bytes, read_header,
-                                                transcoded_copies)
+from revintel_assets.defs.ingest.raw_csv import (header_cells, is_crm_candidate, is_unicode_text, label_sheet_rows, norm,
+                                                 read_bytes, read_header, transcoded_copies)
 from revintel_assets.defs.ingest.salesforce import import_salesforce
 from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
 from revintel_assets.defs.ingest.quotas import load_quotas
@@ -216,7 +216,7 @@ def _excel_alternatives(folder: Path, mapping: Mapping) -> None:
 def _crm_by_header(folder: Path, mapping: Mapping) -> str | None:
     """A CRM file exported under another name: recognised by its header, remembered in the mapping."""
     near = None  # a report without Created Date: said when no other file is the CRM export
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".xlsx") and p.is_file()):
+    for path in sorted(p for p in folder.iterdir() if is_crm_candidate(p) and p.is_file()):
         if path.name.startswith("~$"):  # Excel's lock file of an open workbook
             continue
         columns = read_header(path)
@@ -243,7 +243,7 @@ def _crm_below_title(folder: Path, lines: int = 20) -> tuple[Path, int, str] | N
     line 1 (a title or an export note above it), when no file is one from line 1. A file found by
     its name says so when loaded (raw_csv._header_below); one under another name was met with "expected a
     CRM export" and a transaction-log mapping to fill in."""
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()):
+    for path in sorted(p for p in folder.iterdir() if (p.suffix.lower() == ".csv" or is_unicode_text(p)) and p.is_file()):
         try:
             text = read_bytes(path, 1 << 16).decode("utf-8-sig", errors="replace")
         except SourceError:
@@ -392,7 +392,7 @@ def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[
     out: dict[str, str] = {}
     for path in sorted(folder.iterdir()):
         if (not path.is_file() or path.name.startswith(("~$", ".")) or path.name in done
-                or not path.name.lower().endswith(DATA_SUFFIXES)):
+                or not (path.name.lower().endswith(DATA_SUFFIXES) or is_unicode_text(path))):
             continue
         try:
             twin = headers.get(tuple(norm(c) for c in read_header(path)))

@@ -24,7 +24,7 @@ from revintel_assets.defs.ingest.parse_sql import (EARLIEST, FUTURE_YEARS, NO_SK
                                                    decimal_flag, key_sql, lit, money_expr, settle_day_month,
                                                    settle_decimal, Dialect)
 from revintel_assets.defs.ingest.quarantine import Rule, apply_rules, latest_date
-from revintel_assets.defs.ingest.raw_csv import load_raw_csv, read_header
+from revintel_assets.defs.ingest.raw_csv import EXCEL_SUFFIXES, is_unicode_text, load_raw_csv, read_header
 from revintel_assets.defs.ingest.synonyms import resolve
 
 CANONICAL = ["customer_id", "order_date", "sku", "quantity", "amount"]
@@ -35,7 +35,8 @@ _IDENT = re.compile(r"^[\w .#/-]+$")
 
 
 def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.lower().endswith((".csv", ".csv.gz", ".xlsx"))
+    return sorted(p for p in folder.iterdir() if (p.name.lower().endswith((".csv", ".csv.gz", *EXCEL_SUFFIXES))
+                                                  or is_unicode_text(p))
                   and not p.name.startswith(("sku_map", "sku_divisions", "~$")))
 
 
