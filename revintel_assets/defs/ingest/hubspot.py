@@ -153,11 +153,12 @@ def _deals(con, columns, file, d: Dialect):
     # a deal associated with several companies is exported with their names joined by ';' ('Acme Corp;
     # Globex'): the first is its account, and the row says so (an audit: 12 accounts for 8 companies,
     # each list a company of its own, without a word)
-    listed = f"contains(coalesce({col('Associated Company')}, ''), ';')" if "Associated Company" in columns else "false"
-    account = (f"nullif(trim(split_part({col('Associated Company')}, ';', 1)), '')"
-               if "Associated Company" in columns else "NULL::VARCHAR")
-    company_flag = (f"CASE WHEN {listed} THEN 'Associated Company lists several companies (' || "
-                    f"{col('Associated Company')} || '); the first is the account' END")
+    account, company_flag = "NULL::VARCHAR", "NULL"
+    if "Associated Company" in columns:
+        company = col("Associated Company")
+        account = f"nullif(trim(split_part({company}, ';', 1)), '')"
+        company_flag = (f"CASE WHEN contains({company}, ';') THEN 'Associated Company lists several companies (' "
+                        f"|| {company} || '); the first is the account' END")
     con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
         trim({col('Record ID')}) AS opportunity_id, {account} AS account_name,
         {_opt(columns, 'Deal owner')} AS rep_name, NULL::VARCHAR AS product_name,
