@@ -11,13 +11,15 @@ import streamlit as st
 
 from dashboards import as_of as as_of_banner
 from dashboards import db, fmt, forecast_whatif, segments
+from dashboards import deals_data as dd
 from dashboards.safe import md
 from revintel_assets.defs.forecast import whatif
 from revintel_assets.rules import UNASSIGNED
 
 st.title("Revenue Forecast")
-st.caption("Booked revenue = won amounts by close date. The band is P10–P90 of 10,000 simulations: "
-           "8 periods in 10 should land inside it. Backtests below say how often it did.")
+st.caption("Booked revenue = won amounts by close date. The band is P10–P90 of the simulations (their number "
+           "is below; past as-of dates are stored with fewer): 8 periods in 10 should land inside it. Backtests "
+           "below say how often it did.")
 db.require_tables("forecast.revenue_forecast")
 
 as_ofs = db.query("SELECT DISTINCT as_of_date FROM forecast.revenue_forecast ORDER BY 1 DESC")["as_of_date"].to_list()
@@ -67,12 +69,16 @@ actual = pl.DataFrame(schema={"period_start": pl.Date, "actual": pl.Float64})
 booked_so_far = pl.DataFrame(schema={"period_start": pl.Date, "booked": pl.Float64})
 if db.table_exists("star.fact_opportunity"):
     try:
+        # every period of the window, 0 where nothing was won (an audit: the line ran straight over a rep's
+        # empty weeks, reading as revenue every week)
         actual = db.query(
-            f"SELECT period_start, sum(amount)::DOUBLE AS actual FROM (SELECT date_trunc('{trunc}', o.close_date)::DATE "
-            "AS period_start, o.amount FROM star.fact_opportunity o LEFT JOIN star.dim_rep r USING (rep_id) "
+            f"WITH periods AS (SELECT unnest(generate_series(date_trunc('{trunc}', ?::DATE), ?::DATE, {length}))::DATE "
+            f"AS period_start), won AS (SELECT date_trunc('{trunc}', o.close_date)::DATE AS period_start, o.amount "
+            "FROM star.fact_opportunity o LEFT JOIN star.dim_rep r USING (rep_id) "
             f"WHERE o.is_won AND o.close_date >= date_trunc('{trunc}', ?::DATE) AND o.close_date <= ? AND {seg_filter}) "
-            f"GROUP BY 1 HAVING (period_start + {length})::DATE - 1 <= ? ORDER BY 1",
-            [look_back, horizon_end, *params, data_last])
+            "SELECT p.period_start, coalesce(sum(w.amount), 0)::DOUBLE AS actual FROM periods p LEFT JOIN won w "
+            f"USING (period_start) WHERE (p.period_start + {length})::DATE - 1 <= ? GROUP BY 1 ORDER BY 1",
+            [look_back, horizon_end, look_back, horizon_end, *params, data_last])
         booked_so_far = db.query(
             f"SELECT date_trunc('{trunc}', ?::DATE)::DATE AS period_start, coalesce(sum(o.amount), 0)::DOUBLE AS booked "
             "FROM star.fact_opportunity o LEFT JOIN star.dim_rep r USING (rep_id) "
@@ -97,7 +103,8 @@ if first:
     k[0].metric(f"This {period_type} (P50)", fmt.money(first['p50'], CURRENCY),
                 help=f"Includes {fmt.money(so_far, CURRENCY)} already booked this {period_type}" if partial else None)
     k[1].metric("P10 – P90", f"{fmt.money_short(first['p10'], CURRENCY)} – {fmt.money_short(first['p90'], CURRENCY)}")
-k[2].metric(f"{len(fc)} {period_type}s: mean total", fmt.money(fc['mean'].sum(), CURRENCY) if len(fc) else "—")
+k[2].metric(f"{len(fc)} {period_type}{'' if len(fc) == 1 else 's'}: mean total",
+            fmt.money(fc['mean'].sum(), CURRENCY) if len(fc) else "—")
 k[3].metric("Simulations", f"{int(fc['n_sims'][0]):,}" if len(fc) and "n_sims" in fc.columns else "—")
 
 if len(fc):
@@ -198,6 +205,11 @@ if db.table_exists("forecast.deal_contributions"):
                "product's list price, as on Pipeline Risk, and without either at the mean amount of its division's "
                "wins in the year before (Pipeline Risk counts it as 0).")
     deals = fmt.with_names(deals, account="account_id", rep="rep_id")
+    # the win probabilities behind the spread: said when the stage baseline gave them (MavenTech's 68.14 % on
+    # every deal was listed here without a word, where Pipeline Risk and Deal Detail say it)
+    versions = fc["win_model_version"].unique().to_list() if "win_model_version" in fc.columns else []
+    if any(dd.is_baseline(v) for v in versions):
+        st.caption(dd.model_note(versions, as_of, dd.closed_by(as_of)))
     if len(deals):
         top = deals.row(0, named=True)
         account = "no account" if top["account"] == fmt.NO_ACCOUNT else top["account"]  # not "((no account), ..."

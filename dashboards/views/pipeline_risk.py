@@ -38,8 +38,17 @@ bounds = dd.quarter_bounds(as_of)
 if period != "all":
     outlook = dd.outlook(as_of, period)
     if outlook.is_empty():
-        st.info(f"`{dd.OUTLOOK}` has no rows for {as_of}: the quarter view needs the deal outlook "
-                "(materialize scores/deal_outlook).", icon=":material/hourglass_empty:")
+        # the outlook is computed for the latest as-of date (and a few past ones it is judged on), not for
+        # every date the list offers: say which have it (an audit: 153 of 154 dates told to materialize it)
+        held = (db.query(f"SELECT DISTINCT as_of_date FROM {dd.OUTLOOK} ORDER BY 1 DESC")["as_of_date"].to_list()
+                if db.table_exists(dd.OUTLOOK) else [])
+        if held:
+            st.info(f"The quarter view is kept for the as-of date(s) the deal outlook was computed on: "
+                    f"{', '.join(map(str, held[:5]))}{' …' if len(held) > 5 else ''}; pick one of them under As of, "
+                    "or All open deals for this date.", icon=":material/event_busy:")
+        else:
+            st.info(f"`{dd.OUTLOOK}` has no rows yet: the quarter view needs the deal outlook "
+                    "(materialize scores/deal_outlook).", icon=":material/hourglass_empty:")
         st.stop()
     deals = deals.join(outlook, on="opportunity_id", how="inner")
     p_win = pl.col("p_win_in_period")
@@ -216,13 +225,13 @@ if by == "manager" and view["manager"].is_null().all():
 roll = dd.rollup(view, dd.rep_history(as_of), by)
 # a push is a change of the CRM's expected close date: a source that gives none (MavenTech) cannot show one
 no_close_dates = deals.height > 0 and deals["expected_close_estimated"].fill_null(False).all()
-if no_close_dates:
-    roll = roll.with_columns(pl.lit(None, dtype=pl.Int64).alias("slips"))
+# without them the column is left out (its empty cells printed "None"); the caption says why
+shown = [by, "deals", "pipeline", "expected", "at_risk", "at_risk_share", "win_rate", "won", "closed",
+         *([] if no_close_dates else ["slips"])]
 expected_label = "Expected" if period == "all" else f"Expected in {dd.quarter_label(bounds[period][0])}"
 st.dataframe(
     roll.with_columns(fmt.pct_expr("win_rate").alias("win_rate"), fmt.pct_expr("at_risk_share").alias("at_risk_share"))
-    .select(by, "deals", "pipeline", "expected", "at_risk", "at_risk_share", "win_rate", "won", "closed", "slips")
-    .to_pandas(),
+    .select(shown).to_pandas(),
     hide_index=True, width="stretch", height=min(38 + 35 * roll.height, 460),
     column_config={
         by: st.column_config.TextColumn(by.capitalize(), pinned=True), "deals": "Open deals",
