@@ -1,7 +1,8 @@
 """Table and column comments (COMMENT ON) of the forecast tables, for analysts."""
 
 FORECAST = (
-    "Revenue forecast as of as_of_date, for every weekly as-of date, each made from what was known on it: "
+    "Revenue forecast as of as_of_date, for every weekly as-of date (but those before which no deal had been "
+    "won: nothing says when a deal closes), each made from what was known on it: "
     "booked revenue (won amounts by close date) per week, per month and for the rest of the quarter, per "
     "segment (total / region / manager / rep / division), from n_sims Monte-Carlo simulations "
     "of the open deals (calibrated win probability x close-date distribution), new pipeline (deals not "
