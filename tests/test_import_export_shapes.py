@@ -342,3 +342,23 @@ def test_a_crm_export_saved_as_xlsm_under_its_own_name_is_found(tmp_path):
     report = build_star(con, src)
     assert report.layout.name == "hubspot"
     assert con.execute("SELECT count(*) FROM star.fact_opportunity").fetchall() == [(2,)]
+
+
+def test_an_export_on_a_later_sheet_is_named(tmp_path):
+    """A workbook with a 'Summary' sheet first and the deals on 'Deals': it was "expected a CRM export" and
+    a transaction-log mapping for the summary's columns. The refusal now names the sheet to move."""
+    import xlsxwriter
+
+    src = tmp_path / "hs"
+    src.mkdir()
+    wb = xlsxwriter.Workbook(str(src / "deals-export.xlsx"))
+    summary = wb.add_worksheet("Summary")
+    summary.write_row(0, 0, ["Stage", "Deals", "Amount"])
+    summary.write_row(1, 0, ["Closed Won", 2, 2000])
+    deals = wb.add_worksheet("Deals")
+    for r, line in enumerate((HUBSPOT + _deals([("Acme", "Closed Won"), ("Beta", "Closed Won")])).splitlines()):
+        deals.write_row(r, 0, line.split(","))
+    wb.close()
+    with pytest.raises(SourceError) as err:
+        import_source(duckdb.connect(), src, locked=False)
+    assert "its sheet 'Deals' has a HubSpot deals export's header: move that sheet first" in str(err.value)

@@ -210,6 +210,25 @@ def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[s
     return sheets, skipped
 
 
+def later_sheet_headers(path: Path) -> list[tuple[str, list[str]]]:
+    """(sheet name, header) of every sheet of a workbook after its first ([] when unreadable)."""
+    import fastexcel
+
+    try:
+        book = fastexcel.read_excel(str(path))
+        names = book.sheet_names[1:]
+    except Exception:  # noqa: BLE001 (fastexcel's own error types: not a workbook)
+        return []
+    out = []
+    for name in names:
+        try:
+            table, _ = _load_sheet(book, name, header_only=True)
+        except Exception:  # noqa: BLE001 (an empty sheet)
+            continue
+        out.append((name, [str(c).strip() for c in table.schema.names]))
+    return out
+
+
 def read_header(path: Path) -> list[str]:
     """First line of a CSV (or row of a workbook's first sheet) as stripped column names (BOM
     removed); for format detection."""

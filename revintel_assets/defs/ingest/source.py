@@ -19,8 +19,8 @@ from revintel_assets.defs.ingest.mapping import Mapping, check_files, load_mappi
 from revintel_assets.defs.ingest.parse_sql import ANY_DOLLAR, UNMAPPED, key_sql
 from revintel_assets.defs.ingest.maventech import import_maventech
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
-from revintel_assets.defs.ingest.raw_csv import (header_cells, is_crm_candidate, is_unicode_text, label_sheet_rows, norm,
-                                                 read_bytes, read_header, transcoded_copies)
+from revintel_assets.defs.ingest.raw_csv import (header_cells, is_crm_candidate, is_excel, is_unicode_text, label_sheet_rows,
+                                                 later_sheet_headers, norm, read_bytes, read_header, transcoded_copies)
 from revintel_assets.defs.ingest.salesforce import import_salesforce
 from revintel_assets.defs.ingest.sales_log import find_sales_log, import_sales_log
 from revintel_assets.defs.ingest.quotas import load_quotas
@@ -167,12 +167,27 @@ def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | No
                           f"{line - 1} line(s) above it (a title?) are not part of the table: delete them and "
                           "import again")
     if layout.crm is None and layout.transactions is None:
+        _refuse_data_on_a_later_sheet(folder)
         raise SourceError(folder, 0, "a CRM export (sales_pipeline.csv, Opportunity.csv or a HubSpot deals "
                           "export), a "
                           "sales log (CustomerId, Customer, Rec Date, ...) or tidy transactions "
                           "(customer_id, order_date, sku, quantity, amount)",
                           f"found {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}" + _tidy_hint(folder))
     return layout
+
+
+def _refuse_data_on_a_later_sheet(folder: Path) -> None:
+    """A workbook whose export is on a later sheet (a 'Summary' sheet first): said, naming the sheet. It
+    was "expected a CRM export" with a transaction-log mapping for the summary's columns (an audit)."""
+    for path in sorted(p for p in folder.iterdir() if is_excel(p) and p.is_file() and not p.name.startswith("~$")):
+        for sheet, header in later_sheet_headers(path):
+            keys = {norm(c) for c in header}
+            kind = next((CRM_NAMES[crm] for crm, (_, sig) in CRM_SIGNATURES.items() if sig <= keys), None)
+            if kind or salesforce.report_columns(header):
+                raise SourceError(path, 1, "the export on the workbook's first sheet (revintel reads the first "
+                                  "sheet, and later sheets with its header)",
+                                  f"its sheet '{sheet}' has {kind or 'a Salesforce opportunity report'}'s header: "
+                                  "move that sheet first (or save it as a CSV) and import again")
 
 
 def _tidy_hint(folder: Path) -> str:
