@@ -362,3 +362,16 @@ def test_an_export_on_a_later_sheet_is_named(tmp_path):
     with pytest.raises(SourceError) as err:
         import_source(duckdb.connect(), src, locked=False)
     assert "its sheet 'Deals' has a HubSpot deals export's header: move that sheet first" in str(err.value)
+
+
+def test_ids_excel_rounded_to_scientific_notation_are_said_to_be(tmp_path):
+    """HubSpot ids saved by Excel as 1.52837E+11: every row but one was 'Record ID already on line 2 with
+    other contents', with no word of why."""
+    text = HUBSPOT + "".join(f"1.52837E+11,Deal {i},Closed Won,2024-03-0{i + 1} 10:00,Ann Lee,1000,2024-01-02 10:00,"
+                             f"Sales Pipeline,Acme\n" for i in range(3))
+    src = _write(tmp_path / "hs", **{"deals-export.csv": text})
+    con = duckdb.connect()
+    build_star(con, src)
+    reasons = [r for (r,) in con.execute("SELECT reason FROM star.quarantine ORDER BY line_number").fetchall()]
+    assert len(reasons) == 2 and all("scientific notation: Excel rounded the ids" in r for r in reasons), reasons
+    assert_reconciled(con)

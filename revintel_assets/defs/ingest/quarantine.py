@@ -78,15 +78,19 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: str, file: str, colu
     same = "true" if not conflicts else "raw_row = first_raw"
     # the repeats by their key alone; raw rows built for them and their first rows only
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS
-        SELECT d._line, d.first_line, {raw_row_sql(columns, 't')} AS raw_row, {raw_row_sql(columns, 'f')} AS first_raw
-        FROM (SELECT _line, first_value(_line) OVER w AS first_line FROM {table}
+        SELECT d._line, d.first_line, d.k, {raw_row_sql(columns, 't')} AS raw_row, {raw_row_sql(columns, 'f')} AS first_raw
+        FROM (SELECT _line, first_value(_line) OVER w AS first_line, ({key})::VARCHAR AS k FROM {table}
               WINDOW w AS (PARTITION BY {key} ORDER BY _line) QUALIFY row_number() OVER w > 1) d
         JOIN {table} t ON t._line = d._line JOIN {table} f ON f._line = d.first_line""")
     rows = con.execute(f"""SELECT count(*) FILTER (WHERE {same}),
                            count(*) FILTER (WHERE NOT ({same})) FROM _dups""").fetchall()[0]
     con.execute(f"""INSERT INTO {QUARANTINE_STAGING} SELECT ?, _line, raw_row,
         CASE WHEN {same} THEN 'exact duplicate of line ' || first_line || ' (merged)'
-             ELSE ? || ' already on line ' || first_line || ' with other contents' END FROM _dups ORDER BY _line""",
+             ELSE ? || ' already on line ' || first_line || ' with other contents'
+                  -- ids Excel shows in scientific notation (1.52837E+11) were rounded when the sheet was saved
+                  || CASE WHEN regexp_full_match(trim(k), '[0-9](\.[0-9]+)?[eE]\+?[0-9]+')
+                     THEN ' (the id is in scientific notation: Excel rounded the ids when it saved the file; '
+                          || 'export them as text)' ELSE '' END END FROM _dups ORDER BY _line""",
                 [file, what])
     con.execute(f"DELETE FROM {table} WHERE _line IN (SELECT _line FROM _dups)")
     con.execute("DROP TABLE _dups")
