@@ -60,6 +60,7 @@ run_coordinator:
 run_monitoring:
   enabled: true  # a launched run whose process died is marked failed, freeing its pool slot
   poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 60  # a run that ended without freeing its slot (killed) frees it
 telemetry:
   enabled: false
 """
@@ -76,7 +77,25 @@ def ensure_dagster_home(home: Path | None = None) -> Path:
         config.write_text(DAGSTER_YAML.format(home=home))
     else:
         relocate_config(config, home)
+        free_slots_after_run_end(config)
     return home
+
+
+FREE_SLOTS = "  free_slots_after_run_end_seconds: 60  # a run that ended without freeing its slot (killed) frees it\n"
+
+
+def free_slots_after_run_end(config: Path) -> bool:
+    """A dagster.yaml written before `free_slots_after_run_end_seconds` gets it under its run_monitoring:
+    without it a run killed with SIGKILL (the OOM killer) ended FAILURE but kept its `warehouse` pool
+    slot, and every later run, the nightly included, queued for ever (an audit). True when changed."""
+    text = config.read_text()
+    if "free_slots_after_run_end_seconds" in text or not re.search(r"^run_monitoring:\s*$", text, re.MULTILINE):
+        return False
+    new = re.sub(r"^(run_monitoring:\s*\n)", lambda m: m.group(1) + FREE_SLOTS, text, count=1, flags=re.MULTILINE)
+    tmp = config.with_suffix(".yaml.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, config)
+    return True
 
 
 def relocate_config(config: Path, home: Path) -> bool:
@@ -158,4 +177,14 @@ def recover_dead_runs(instance, every_started: bool = False) -> list[str]:
         # runs); an in-process run's slots are freed here, through the event log storage
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         recovered.append(run.run_id)
+    # a run that ended (FAILURE after a SIGKILL: Dagster marks it so from outside) but still holds a pool
+    # slot: its slots are freed too, or the next warehouse run queues behind a finished run for ever
+    storage = instance.event_log_storage
+    if getattr(storage, "supports_global_concurrency_limits", False):
+        for run_id in storage.get_concurrency_run_ids():
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+                if run_id not in recovered:
+                    recovered.append(run_id)
     return recovered

@@ -550,6 +550,47 @@ def test_run_killed_before_it_started_is_marked_failed(tmp_path):
         instance.dispose()
 
 
+def test_a_finished_run_holding_a_pool_slot_frees_it(tmp_path):
+    """An audit: a run killed with SIGKILL was marked FAILURE by Dagster but kept its `warehouse` slot, and
+    every later warehouse run queued for ever, across `revintel ui` restarts. recover_dead_runs frees the
+    slots of finished runs, and a dagster.yaml of an older data directory gains
+    free_slots_after_run_end_seconds (the daemon's own release)."""
+    import dagster as dg
+
+    from revintel_resources.instance import ensure_dagster_home, recover_dead_runs
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    old = ("run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
+           "concurrency:\n  pools:\n    default_limit: 1\n")
+    (home / "dagster.yaml").write_text(old)
+    ensure_dagster_home(home)
+    assert "free_slots_after_run_end_seconds: 60" in (home / "dagster.yaml").read_text()
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("warehouse", 1)
+        run = instance.create_run_for_job(job_def=tiny)
+        live = instance.create_run_for_job(job_def=tiny)
+        assert storage.claim_concurrency_slot("warehouse", run.run_id, "revenue_forecast").is_claimed
+        instance.report_run_failed(run, message="terminated by signal 9 (SIGKILL)")
+        assert run.run_id in recover_dead_runs(instance)
+        assert storage.get_concurrency_info("warehouse").active_slot_count == 0
+        assert storage.claim_concurrency_slot("warehouse", live.run_id, "deal_scores").is_claimed
+        assert live.run_id not in recover_dead_runs(instance)  # a run not finished keeps its slot
+        assert storage.get_concurrency_info("warehouse").active_slot_count == 1
+    finally:
+        instance.dispose()
+
+
 def test_motherduck_token_is_not_in_repr():
     from revintel_resources.backends import Backend
     from revintel_resources.settings import Settings
