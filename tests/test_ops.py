@@ -273,3 +273,26 @@ def test_a_source_without_deals_gets_its_icp_refreshed_monthly_once_per_import(i
     instance.report_runless_asset_event(dg.AssetMaterialization(["staging", "source_import"]))  # a new export
     again = monthly_retrain(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
     assert isinstance(again, dg.RunRequest) and again.run_key != first.run_key
+
+
+def test_an_import_the_cli_did_not_start_rebuilds_every_transaction_month(instance):
+    """An audit: after the source sensor imported a newer export, its new month was registered but never
+    built (transactions_job ran from no schedule or sensor): star_reconciles failed and the monthly ICP
+    refresh scored a cutoff without that month. A successful import not started by the CLI (which runs
+    transactions_job itself) now requests it over every registered month."""
+    from revintel_assets.defs.ops.sensors import transactions_after_import
+
+    def evaluate(tags):
+        run = instance.create_run_for_job(job_def=defs.resolve_job_def("import_job"), status=dg.DagsterRunStatus.SUCCESS,
+                                          tags=tags)
+        event = dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name)
+        return transactions_after_import(dg.build_run_status_sensor_context(
+            sensor_name="transactions_after_import", dagster_instance=instance, dagster_run=run, dagster_event=event))
+
+    assert isinstance(evaluate({"revintel/trigger": "source files"}), dg.SkipReason)  # nothing registered yet
+    instance.add_dynamic_partitions("transaction_month", ["2025-11-01", "2025-12-01", "2026-01-01"])
+    request = evaluate({"revintel/trigger": "source files"})
+    assert isinstance(request, dg.RunRequest), request
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
+        == ("2025-11-01", "2026-01-01")
+    assert isinstance(evaluate({"revintel/launched_by": "cli"}), dg.SkipReason)

@@ -1,5 +1,5 @@
-"""Sensors: new source files start an import; finished runs publish the analyst file; a new ICP
-plan sets its models off."""
+"""Sensors: new source files start an import; an import rebuilds the transaction months; finished
+runs publish the analyst file; a new ICP plan sets its models off."""
 
 import time
 from pathlib import Path
@@ -8,6 +8,7 @@ import dagster as dg
 
 from revintel_assets import plan
 from revintel_assets.defs.jobs import JOBS
+from revintel_assets.defs.star.partitions import transaction_months
 from revintel_assets.source_switch import fingerprint  # the import keeps the same one in meta.source
 from revintel_resources.source import SourceResource, held_source
 from revintel_resources.warehouse import PublishRefused, Warehouse
@@ -73,6 +74,30 @@ def publish_after_success(context: dg.RunStatusSensorContext):
     context.log.info(f"published {path}: {wh.last_publish}")
 
 
+IMPORT, TRANSACTIONS = plan.job("import_job").name, plan.job("transactions_job").name
+
+
+@dg.run_status_sensor(name="transactions_after_import", run_status=dg.DagsterRunStatus.SUCCESS,
+                      default_status=dg.DefaultSensorStatus.RUNNING, monitored_jobs=[JOBS[IMPORT]],
+                      request_job=JOBS[TRANSACTIONS],
+                      description="After an import the CLI did not start (the source sensor's, the launchpad's): "
+                                  "rebuild star.fact_transactions over every month the import registered.")
+def transactions_after_import(context: dg.RunStatusSensorContext):
+    # the import rebuilds the dimensions and opportunities but not the monthly order lines: after the
+    # sensor imported a newer export, its new month stayed unbuilt, star_reconciles failed and the
+    # monthly ICP refresh scored a cutoff without that month (an audit). Every month is rebuilt, as
+    # `revintel run` does: a corrected export may change any of them.
+    run = context.dagster_run
+    if run.tags.get("revintel/launched_by") == "cli":
+        return dg.SkipReason("the CLI runs transactions_job itself")
+    keys = sorted(context.instance.get_dynamic_partitions(transaction_months.name))
+    if not keys:
+        return dg.SkipReason("no transaction month registered (a source without order lines or won deals)")
+    return dg.RunRequest(run_key=f"transactions-{run.run_id}", tags={
+        "revintel/trigger": "import", "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1]})
+
+
 # The monthly ICP refresh, step by step: each job starts when the one before it succeeded, so
 # features exist before models and models before whitespace. Only runs started by the monthly
 # schedule carry the tag; the CLI sequences its own runs.
@@ -99,4 +124,5 @@ def icp_monthly_chain(context: dg.RunStatusSensorContext):
         "dagster/asset_partition_range_end": keys[-1]})
 
 
-defs = dg.Definitions(sensors=[source_files_changed, publish_after_success, icp_monthly_chain])
+defs = dg.Definitions(sensors=[source_files_changed, publish_after_success, transactions_after_import,
+                               icp_monthly_chain])
