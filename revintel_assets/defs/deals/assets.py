@@ -12,8 +12,9 @@ from revintel_assets.defs.deals.partitions import (ROWS_PER_PASS, SNAPSHOT_ROWS_
 from revintel_assets.defs.deals.registry import decide_promotion, eligible_by_date, load, log_and_register, reliability_plot
 from revintel_assets.defs.deals.scoring import outcome_stats_by_date, score_dates
 from revintel_assets.defs.deals.snapshot import (ATTRIBUTE_MIN_SHARE, DEAL_ATTRIBUTES, FEATURES, LOGGED_SHARE_SQL,
-                                                  MODEL_FEATURES, OUTCOME, TRAILING, TRAILING_DAYS, dates_sql,
-                                                  model_features, open_deals_sql, snapshot_sql)
+                                                  MODEL_FEATURES, OUTCOME, STALE_OUTCOMES_SQL, TRAILING, TRAILING_DAYS,
+                                                  dates_sql, fresh_outcomes_sql, model_features, open_deals_sql,
+                                                  snapshot_sql)
 from revintel_assets.defs.deals.calendar import DealPlan
 from revintel_assets.defs.deals.tasks import fit_part, fit_win_model
 from revintel_assets.defs.deals.win_model import ROW_KEY, split_by_time
@@ -81,7 +82,8 @@ SNAPSHOT_DOC = (
     metadata={"table": "features.deal_snapshot", "partition_expr": "as_of_date"},
     description="Leakage-free as-of deal features, one partition per as-of date. A range of dates "
                 "materializes in one run (single-run backfill), a few vectorised statements of up to "
-                "SNAPSHOT_ROWS_PER_STATEMENT rows each.", **COMMON)
+                "SNAPSHOT_ROWS_PER_STATEMENT rows each. Rows of earlier dates whose deal closed since they "
+                "were written get its outcome (the labels only).", **COMMON)
 @warehouse_step
 def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -93,6 +95,10 @@ def deal_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         wh.write("features.deal_snapshot", sql=sql, partition_column="as_of_date",
                  partition_values=[d.isoformat() for d in batch], run_id=context.run_id, comment=SNAPSHOT_DOC[0],
                  column_comments=SNAPSHOT_DOC[1])
+    refreshed = _refresh_outcomes(wh, set(keys), context.run_id)
+    if refreshed:
+        context.log.info(f"outcomes known since were given to {refreshed[1]:,} rows of {refreshed[0]} earlier as-of "
+                         "date(s) (deals closed after those dates were written)")
     where = f"as_of_date IN ({', '.join('?' * len(keys))})"
     meta = range_metadata(wh, "features.deal_snapshot", where, keys)
     labelled = wh.query(f"SELECT count(is_won) AS n FROM features.deal_snapshot WHERE {where}", keys)["n"][0]
@@ -146,6 +152,23 @@ def _too_little(cutoff: dt.date, reason: str) -> dict:
 LEARNS_FROM = [dg.AssetDep(deal_snapshot, partition_mapping=dg.AllPartitionMapping())]  # every as-of date
 VALIDATION_TABLES = ("validation.model_metrics", "validation.calibration_bins")
 SPEC = dict(group_name=COMMON["group_name"], owners=COMMON["owners"])
+
+
+def _refresh_outcomes(wh, written: set[str], run_id: str | None) -> tuple[int, int] | None:
+    """The stored partitions of other dates whose rows kept an outcome the star has since changed
+    (snapshot.STALE_OUTCOMES_SQL) are rewritten with the star's outcomes, a batch of dates per write
+    (logged: the publish replays them). Returns (dates, rows changed), None when none was stale."""
+    stale = {d: n for d, n in wh.query(STALE_OUTCOMES_SQL).iter_rows() if d.isoformat() not in written}
+    if not stale:
+        return None
+    sizes = dict(wh.query("SELECT as_of_date, count(*) AS n FROM features.deal_snapshot GROUP BY 1").iter_rows())
+    with wh.session(writes=False) as con, wh.scratch() as db:
+        for batch in date_batches(sorted(stale), sizes, SNAPSHOT_ROWS_PER_STATEMENT):
+            con.execute(f"CREATE OR REPLACE TABLE {db}.fresh AS {fresh_outcomes_sql(dates_sql(batch))}")
+            wh.write("features.deal_snapshot", sql=f"SELECT * FROM {db}.fresh", partition_column="as_of_date",
+                     partition_values=[d.isoformat() for d in batch], run_id=run_id, comment=SNAPSHOT_DOC[0],
+                     column_comments=SNAPSHOT_DOC[1])
+    return len(stale), sum(stale.values())
 
 
 @dg.multi_asset(specs=[

@@ -205,6 +205,25 @@ def open_deals_sql(dates: str) -> str:
                ON {_open_on()} GROUP BY 1"""
 
 
+# A row's label is its deal's outcome as the star knows it when the row is written (snapshot_sql:
+# the fact's close_date and is_won). A partition written before a newer export (the nightly after
+# the source sensor's import writes only its own date) kept "open" for deals won or lost since: the
+# nightly called a won deal "lost" and the monthly retrain never saw a new outcome (an audit). These
+# find such partitions and give their rows the star's outcome, features untouched.
+_FRESH_OUTCOME = "CASE WHEN o.close_date IS NOT NULL THEN o.is_won END"
+STALE_OUTCOMES_SQL = f"""SELECT s.as_of_date, count(*) AS n FROM features.deal_snapshot s
+    JOIN star.fact_opportunity o USING (opportunity_id)
+    WHERE s.outcome_date IS DISTINCT FROM o.close_date OR s.is_won IS DISTINCT FROM {_FRESH_OUTCOME}
+    GROUP BY 1 ORDER BY 1"""
+
+
+def fresh_outcomes_sql(dates: str) -> str:
+    """Every stored row of the dates of `dates` (a dates_sql) with its deal's outcome as the star knows it."""
+    return f"""SELECT s.* REPLACE (o.close_date AS outcome_date, {_FRESH_OUTCOME} AS is_won)
+        FROM features.deal_snapshot s LEFT JOIN star.fact_opportunity o USING (opportunity_id)
+        WHERE s.as_of_date IN (SELECT as_of_date FROM ({dates}))"""
+
+
 def snapshot_sql(dates_sql: str, export_date_sql: str = EXPORT_DATE_SQL, star: str = "star",
                  fy_start_month: int = 1) -> str:
     """SELECT of features.deal_snapshot for every as-of date in `dates_sql` (one DATE column `as_of_date`).

@@ -1,0 +1,43 @@
+"""Stored snapshot partitions learn outcomes known since they were written (an audit: after the source
+sensor imported a newer export, the nightly wrote only its own date; an older partition kept a deal
+that had been won since as open, the pipeline changes called it "lost", the digest told its manager so,
+and the training rows of the monthly retrain never gained a new outcome)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from conftest import build_star
+from test_import_salesforce import OPPORTUNITY, write
+
+
+def test_a_deal_closed_since_gets_its_outcome_in_earlier_partitions(tmp_path, monkeypatch):
+    from revintel_assets.defs.deals.assets import deal_snapshot
+    from revintel_assets.defs.deals.partitions import as_of_dates
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.warehouse import Warehouse
+
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    write(tmp_path / "sf", "Opportunity.csv", OPPORTUNITY)
+    wh = Warehouse.from_env()
+    with wh.connect() as con:
+        build_star(con, tmp_path / "sf")
+    instance = dg.DagsterInstance.ephemeral()
+    a, b = "2024-02-01", "2024-02-15"
+    instance.add_dynamic_partitions(as_of_dates.name, [a, b])
+    resources = {"warehouse": WarehouseResource()}
+    assert dg.materialize([deal_snapshot], partition_key=a, instance=instance, resources=resources).success
+    cols = "opportunity_id, days_in_stage, amount, is_won, outcome_date"
+    before = {r[0]: r for r in wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = '{a}'").rows()}
+    open_at_a = sorted(o for o, r in before.items() if r[3] is None)
+    assert open_at_a, before
+    deal = open_at_a[0]
+    # the newer export, as the sensor's import leaves the star: the deal was won on 2024-02-10
+    with wh.connect() as con:
+        con.execute("UPDATE star.fact_opportunity SET stage = 'Won', is_closed = true, is_won = true, "
+                    "close_date = DATE '2024-02-10' WHERE opportunity_id = ?", [deal])
+    assert dg.materialize([deal_snapshot], partition_key=b, instance=instance, resources=resources).success
+    after = {r[0]: r for r in wh.query(f"SELECT {cols} FROM features.deal_snapshot WHERE as_of_date = '{a}'").rows()}
+    assert after[deal][3:] == (True, __import__("datetime").date(2024, 2, 10))
+    assert after[deal][:3] == before[deal][:3]  # the features as they were on the date
+    assert {o: r for o, r in after.items() if o != deal} == {o: r for o, r in before.items() if o != deal}
