@@ -413,3 +413,30 @@ def test_scores_that_rank_nothing_are_said_to_on_pipeline_risk():
     assert "stage baseline learned no stage's own rate" in note
     assert "stage baseline" not in dd.flat_note(pl.Series([0.4298] * 5), day, ["win_probability/3"])
     assert dd.flat_note(pl.Series([0.43, 0.44]), day) is None and dd.flat_note(pl.Series([0.5]), day) is None
+
+
+def test_a_chosen_filter_value_that_is_gone_is_said():
+    """An audit: after a publish under an open page, Forecast's division 'GTX Pro' silently became 'GTK' and
+    Pipeline Risk dropped its Division filter. The page now says which value went and what it shows."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import streamlit as st
+
+        from dashboards.filters import note_dropped
+
+        options = st.session_state.get("options", ["GTK", "GTX Pro"])
+        chosen = st.selectbox("Division", options, index=options.index("GTX Pro") if "GTX Pro" in options else 0)
+        note_dropped("division", "Division", options, chosen)
+        picked = st.multiselect("Region", options, default=[o for o in ["GTX Pro"] if o in options])
+        note_dropped("region", "Region", options, picked)
+
+    app = AppTest.from_function(page).run()
+    assert not app.caption
+    app.session_state["options"] = ["GTK", "MG"]  # a newer run published: GTX Pro is gone
+    app.run()
+    said = [c.value for c in app.caption]
+    assert any("Division GTX Pro: not among the choices any more" in c and "showing GTK" in c for c in said), said
+    assert any("Region GTX Pro: not among the choices any more" in c for c in said), said
+    app.run()  # said once, not on every rerun
+    assert not app.caption

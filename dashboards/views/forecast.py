@@ -12,6 +12,7 @@ import streamlit as st
 from dashboards import as_of as as_of_banner
 from dashboards import db, fmt, forecast_whatif, segments
 from dashboards import deals_data as dd
+from dashboards.filters import note_dropped
 from dashboards.safe import md
 from revintel_assets.defs.forecast import whatif
 from revintel_assets.rules import UNASSIGNED
@@ -48,6 +49,7 @@ with c4:
     rep_names = fmt.names("star.dim_rep", "rep_id", "rep_name") if seg_type == "rep" else {}
     segment = s2.selectbox(seg_type.capitalize(), segs, label_visibility="visible",
                            format_func=lambda v: rep_names.get(v, v))
+note_dropped(f"forecast_{seg_type}", seg_type.capitalize(), segs, segment)
 
 horizon_end = as_of + dt.timedelta(days=1) - dt.timedelta(days=(as_of + dt.timedelta(days=1)).weekday()) \
     + dt.timedelta(weeks=horizon) - dt.timedelta(days=1)

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboards import as_of as as_of_banner
 from dashboards import db, fmt, safe
 from dashboards import deals_data as dd
+from dashboards.filters import note_dropped
 from revintel_assets.rules import OPEN_STAGES
 
 st.title("Pipeline Risk")
@@ -88,6 +89,7 @@ for box, (label, col) in zip(boxes, [("Account", "account"), ("Rep", "rep"), ("M
     opts = values(col)
     filters[col] = box.multiselect(label, opts, placeholder="All", disabled=not opts,
                                    help=None if opts else f"No {label.lower()} in this warehouse")
+    note_dropped(f"risk_{col}", label, opts, filters[col])
 
 view = deals.filter(pl.col("risk_score").is_between(lo, hi) & pl.col("value").is_between(*amount_range))
 if cats:
