@@ -55,7 +55,7 @@ def source_import(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         report = import_source(con, source.folder(), source.forced_format(), source.mapping_file(),
                                locked=wh.backend.local_file, fy_start_month=settings().fiscal_year_start_month)
         try:
-            _check_as_of(con, source, report)  # before the new staging tables are committed
+            _check_as_of(con, source, report, context.run.tags)  # before the new staging tables are committed
             _check_unattended_switch(con, report, context.run.tags)
         except InputError:
             con.execute("ROLLBACK")
@@ -117,7 +117,7 @@ def _check_shrunk_files(con, report) -> None:
                          f"{report.layout.folder}`")
 
 
-def _check_as_of(con, source: SourceResource, report) -> None:
+def _check_as_of(con, source: SourceResource, report, tags: dict | None = None) -> None:
     """An --as-of before everything in the data has nothing to score, train or rank on (it
     crashed in the win model's windows): refused, naming the dates the data covers, inside the
     import's transaction, so that staging and the warehouse keep the source they held."""
@@ -128,9 +128,12 @@ def _check_as_of(con, source: SourceResource, report) -> None:
                         "FROM staging.opportunities UNION ALL SELECT min(changed_at) FROM staging.history "
                         "UNION ALL SELECT min(order_date) FROM staging.transactions)").fetchone()[0]
     if first is not None and asked < first:
-        raise InputError(f"--as-of {asked} is before the first date in the source ({first}): nothing was known "
+        # named as the user gave it: the CLI's flag, else the launchpad's field (it said --as-of to a
+        # launchpad user who never typed one)
+        given = "source.as_of" if source.as_of and (tags or {}).get("revintel/launched_by") != "cli" else "--as-of"
+        raise InputError(f"{given} {asked} is before the first date in the source ({first}): nothing was known "
                          f"then. Give a date from {first} to {report.export_date or 'the export date'}, or no "
-                         "--as-of to score as of the export date")
+                         f"{given} to score as of the export date")
 
 
 def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflow_tracking: MLflowResource, report):
