@@ -157,8 +157,11 @@ def _closed_deals(con, as_of) -> int | None:
 
 
 def _forecast(con, as_of, lines: list[str]) -> None:
+    # no deal won by the date: the forecast step wrote none for it (forecast/assets.py), and says why
+    unwon = as_of is not None and _won_value(con, as_of)[0] == 0
     if not table_exists(con, "forecast.revenue_forecast"):
-        lines.append("Forecast: not built (it needs open deals and a win model or baseline)")
+        lines.append(f"Forecast: not built (no deal had been won by {as_of}: nothing says when an open deal closes)"
+                     if unwon else "Forecast: not built (it needs open deals and a win model or baseline)")
         return
     rows = con.execute("""
         WITH f AS (SELECT * FROM forecast.revenue_forecast WHERE segment_type = 'total'
@@ -167,7 +170,8 @@ def _forecast(con, as_of, lines: list[str]) -> None:
         ORDER BY CASE period_type WHEN 'quarter' THEN 0 WHEN 'month' THEN 1 ELSE 2 END,
                  first_day = period_start DESC, period_start LIMIT 1""", [as_of]).fetchall()
     if not rows:
-        lines.append(f"Forecast: no total forecast as of {as_of}")
+        lines.append(f"Forecast: no total forecast as of {as_of}"
+                     + (" (no deal had been won by then: nothing says when an open deal closes)" if unwon else ""))
         return
     kind, start, first, last, p10, p50, p90 = rows[0]
     booked = _won_value(con, as_of) if as_of is not None else (0, 0)

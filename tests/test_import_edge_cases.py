@@ -67,13 +67,15 @@ def test_money_and_date_spellings(tmp_path):
                            "A2,Ann,X,Acme,Won,2017-01-15 10:30:00,2017-02-01T08:00:00.000Z,\"$1,200.50\"\n"
                            "A3,Ann,X,Acme,Won,2017-01-15,2017-02-01,\"1.200,50\"\n"    # 4: ambiguous: not a number
                            "A4,Ann,X,Acme,Won,15.01.2017,2017-02-01,5\n"             # 5: dotted: day-first
-                           "A5,Ann,X,Acme,Won,1/15/17,2017-02-01,5\n"))              # 6: Excel's short year
+                           "A5,Ann,X,Acme,Won,1/15/17,2017-02-01,5\n"              # 6: Excel's short year
+                           "A6,Ann,X,Acme,Lost,2017-01-15,2017-02-01,-\n"))       # 7: a dash: no amount, kept
     assert set(q) == {4}
     assert "is not a number" in q[4]
     rows = con.execute("SELECT opportunity_id, engage_date::VARCHAR, close_date::VARCHAR, close_value "
                        "FROM star.fact_opportunity ORDER BY 1").fetchall()
     assert rows == [("A1", "2017-01-15", "2017-02-01", 1200.0), ("A2", "2017-01-15", "2017-02-01", 1200.5),
-                    ("A4", "2017-01-15", "2017-02-01", 5.0), ("A5", "2017-01-15", "2017-02-01", 5.0)]
+                    ("A4", "2017-01-15", "2017-02-01", 5.0), ("A5", "2017-01-15", "2017-02-01", 5.0),
+                    ("A6", "2017-01-15", "2017-02-01", None)]
 
 
 def test_blank_lines_and_quoted_newlines_keep_physical_line_numbers(tmp_path):

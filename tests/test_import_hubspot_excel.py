@@ -333,19 +333,20 @@ def test_error_cells_of_a_workbook_are_judged_as_excel_shows_them(tmp_path):
     ws = wb.add_worksheet("Deals")
     ws.write_row(0, 0, ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date"])
     errors = {2: ("=NA()", "#N/A"), 4: ("=#REF!", "#REF!"), 5: ("=1/0", "#DIV/0!")}
-    for i in range(1, 7):
+    for i in range(1, 8):
         ws.write_row(i, 0, [f"90{i}", f"Deal {i}", "Closed Won" if i % 2 else "Closed Lost"])
         if i in errors:
             ws.write_formula(i, 3, errors[i][0], None, errors[i][1])
         else:
             ws.write_number(i, 3, 1000 * i)
         ws.write_row(i, 4, ["2025-03-02", "2025-01-10"])
+    ws.write_formula(7, 0, "=NA()", None, "#N/A")  # a re-check: an id that is an error is no deal '#N/A'
     wb.close()
     con = duckdb.connect()
     build_star(con, src)
     q = dict(con.execute("SELECT line_number, reason FROM star.quarantine").fetchall())
     assert q == {3: "Amount '#N/A' is not a number", 5: "Amount '#REF!' is not a number",
-                 6: "Amount '#DIV/0!' is not a number"}, q
+                 6: "Amount '#DIV/0!' is not a number", 8: "Record ID is empty"}, q
     assert con.execute("SELECT opportunity_id, amount FROM star.fact_opportunity ORDER BY 1").fetchall() == [
         ("901", 1000.0), ("903", 3000.0), ("906", 6000.0)]
     assert_reconciled(con)
@@ -373,6 +374,22 @@ def test_number_cells_of_three_decimals_are_no_thousands(tmp_path):
     build_star(con, csv)  # the same cells in a CSV: a German log's whole thousands, as before
     assert con.execute("SELECT account_id, amount FROM star.fact_transactions ORDER BY 1").fetchall() == [
         ("13085", 9000.0), ("13086", 25750.0)]
+    # text cells no number cell could be ('2.350': calamine drops a number's trailing zeros) still group
+    # thousands in a workbook (a re-check: they were read 1,000 times too small)
+    text = tmp_path / "text"
+    text.mkdir()
+    wb = xlsxwriter.Workbook(str(text / "online_retail_II.xlsx"))
+    ws = wb.add_worksheet()
+    ws.write_row(0, 0, header)
+    for r, (row, price) in enumerate(zip(rows, ["1.125", "2.350"]), start=1):
+        ws.write_row(r, 0, row[:5])
+        ws.write_string(r, 5, price)
+        ws.write_row(r, 6, row[6:])
+    wb.close()
+    con = duckdb.connect()
+    build_star(con, text)
+    assert con.execute("SELECT account_id, amount FROM star.fact_transactions ORDER BY 1").fetchall() == [
+        ("13085", 9000.0), ("13086", 4700.0)]
 
 
 def test_a_deal_with_several_associated_companies_belongs_to_the_first(tmp_path):
@@ -380,12 +397,13 @@ def test_a_deal_with_several_associated_companies_belongs_to_the_first(tmp_path)
     header = ["Record ID", "Deal Name", "Deal Stage", "Amount", "Close Date", "Create Date", "Associated Company"]
     rows = [["9001", "A", "closedwon", "100", "2025-03-02", "2025-01-10", "Acme Corp;Globex"],
             ["9002", "B", "closedlost", "50", "2025-03-05", "2025-01-12", "Globex"],
-            ["9003", "C", "closedwon", "70", "2025-03-01", "2025-01-12", "Acme Corp"]]
+            ["9003", "C", "closedwon", "70", "2025-03-01", "2025-01-12", "Acme Corp"],
+            ["9004", "D", "closedwon", "20", "2025-03-01", "2025-01-12", ";Globex"]]  # the first named (a re-check)
     con = duckdb.connect()
     report = build_star(con, _hubspot_csv(tmp_path, header, rows))
     assert dict(con.execute("SELECT opportunity_id, account_id FROM star.fact_opportunity").fetchall()) == {
-        "9001": "Acme Corp", "9002": "Globex", "9003": "Acme Corp"}
-    assert next(iter(report.files.values()))["flagged_kept"] == {"account_first_of_several_companies": 1}
+        "9001": "Acme Corp", "9002": "Globex", "9003": "Acme Corp", "9004": "Globex"}
+    assert next(iter(report.files.values()))["flagged_kept"] == {"account_first_of_several_companies": 2}
     assert_reconciled(con)
 
 
@@ -404,14 +422,23 @@ def test_a_grouped_report_merges_its_labels_down_each_group(tmp_path):
     deals = [("0065g00000Opp1XAAA", "Closed Won", 100), ("0065g00000Opp2XAAA", "Closed Lost", 50),
              ("0065g00000Opp3XAAA", "Closed Won", 70), ("0065g00000Opp4XAAA", "Closed Won", 20)]
     ws.merge_range(3, 0, 5, 0, "Ann Lee")  # the group's label, merged down its three rows
-    ws.write(6, 0, "Bob Stone")
-    for r, (oid, stage, amount) in enumerate(deals, start=3):
+    ws.write(7, 0, "Bob Stone")
+    for r, (oid, stage, amount) in enumerate(deals[:3], start=3):
         ws.write_row(r, 1, [f"Deal {r}", oid, stage, amount, "2024-03-28", "2024-01-15"])
+    # a re-check: a subtotal merged across the name, id and stage cells is no deal (it became one), and
+    # an amount merged down rows is the first row's alone (copied, it was counted on every row)
+    ws.merge_range(6, 1, 6, 3, "Subtotal")
+    ws.write(6, 4, 220)
+    ws.write_row(7, 1, ["Deal 7", deals[3][0], deals[3][1]])
+    ws.merge_range(7, 4, 8, 4, 20)
+    ws.write_row(7, 5, ["2024-03-28", "2024-01-15"])
     wb.close()
     con = duckdb.connect()
-    build_star(con, src)
+    report = build_star(con, src)
     assert con.execute("SELECT opportunity_id, r.rep_name FROM star.fact_opportunity o JOIN star.dim_rep r "
                        "USING (rep_id) ORDER BY 1").fetchall() == [
         ("0065g00000Opp1X", "Ann Lee"), ("0065g00000Opp2X", "Ann Lee"), ("0065g00000Opp3X", "Ann Lee"),
         ("0065g00000Opp4X", "Bob Stone")]
+    assert con.execute("SELECT sum(amount) FROM star.fact_opportunity").fetchall() == [(240.0,)]
+    assert report.files["report1713178320000.xlsx"]["merged_cells_filled"] == {"Report": {"Opportunity Owner": 2}}
     assert_reconciled(con)

@@ -479,6 +479,14 @@ def test_probability_written_as_a_fraction_places_custom_stages_as_percentages(t
     build_star(con, tmp_path / "rep")
     assert dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall()) == {
         "0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Won", "0065g00000Rep3X": "Negotiation"}
+    # 0s and 1s alone are 0 % and 1 % (a re-check: open 'Nurture' deals at 1 % were placed as Won)
+    text = _report_rows({'"Closed Won"': '"Nurture"', '"Negotiation/Review"': '"Nurture"', '"0%"': '"0"',
+                         '"100%"': '"1"', '"90%"': '"1"', '"6/22/2023"': '"6/22/2024"', '"12/15/2023"': '"12/15/2024"'})
+    write(tmp_path / "rep01", "report1713178320000.csv", text)
+    con = duckdb.connect()
+    build_star(con, tmp_path / "rep01")
+    assert dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall()) == {
+        "0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Prospecting", "0065g00000Rep3X": "Prospecting"}
 
 
 @pytest.mark.parametrize("label", ["Opportunity ID (18-char)", "Opportunity ID (Case Safe)"])

@@ -239,6 +239,9 @@ def _record(context: dg.AssetExecutionContext, wh, source: SourceResource, mlflo
     for name, f in report.files.items():  # sheets of a workbook that were not read: said, never silent
         for sheet, why in (f.get("skipped_sheets") or {}).items():
             context.log.warning(f"{name}: sheet '{sheet}' not read: {why}")
+        for sheet, columns in (f.get("merged_cells_filled") or {}).items():
+            context.log.warning(f"{name}: sheet '{sheet}': merged cells filled down their range (a grouped report's "
+                                "labels): " + ", ".join(f"{c} ({n:,} cells)" for c, n in columns.items()))
         for sheet, above in (f.get("title_rows") or {}).items():
             context.log.warning(f"{name}: sheet '{sheet}' has its header on row {above + 1}; the {above} row(s) above "
                                 "it (a title) were not read")

@@ -156,9 +156,9 @@ def _deals(con, columns, file, d: Dialect):
     account, company_flag = "NULL::VARCHAR", "NULL"
     if "Associated Company" in columns:
         company = col("Associated Company")
-        account = f"nullif(trim(split_part({company}, ';', 1)), '')"
+        account = f"nullif(trim(list_filter(string_split({company}, ';'), lambda s: trim(s) <> '')[1]), '')"
         company_flag = (f"CASE WHEN contains({company}, ';') THEN 'Associated Company lists several companies (' "
-                        f"|| {company} || '); the first is the account' END")
+                        f"|| {company} || '); the first named is the account' END")
     con.execute(f"""INSERT INTO staging.opportunities BY NAME SELECT
         trim({col('Record ID')}) AS opportunity_id, {account} AS account_name,
         {_opt(columns, 'Deal owner')} AS rep_name, NULL::VARCHAR AS product_name,

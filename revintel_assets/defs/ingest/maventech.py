@@ -117,6 +117,8 @@ def file_report(raw, caught: dict[str, int]) -> dict:
         out["format"] = "Excel workbook (first sheet; line numbers are sheet rows)"
     if raw.title_rows:  # line numbers stay sheet rows (of the first sheet: as in Excel)
         out["title_rows"] = dict(raw.title_rows)
+    if getattr(raw, "merged_filled", None):  # cells given the value of the range merged over them
+        out["merged_cells_filled"] = raw.merged_filled
     if getattr(raw, "skipped_sheets", ()):
         out["skipped_sheets"] = dict(raw.skipped_sheets)
     elif raw.encoding != "utf-8":

@@ -155,7 +155,8 @@ def settle_day_month(con, table: str, exprs: list[str], formats: list[str]) -> t
 # The raw tables of this import read from a workbook (raw_csv._load_excel marks them). A workbook's
 # number cells come as plain text ('1.125', '14904'): they never group thousands, so there a cell like
 # '1.125' is no vote for a decimal comma (an audit: unit prices of three decimals read 1,000 times too
-# large). Cells that can only be read with a decimal comma ('1.234,56') are text and still vote.
+# large). Cells that can only be read with a decimal comma ('1.234,56') or only as grouped text
+# ('2.350', '1.000.000') still vote (settle_decimal).
 WORKBOOK_TABLES = "temp._revintel_workbook_tables"
 
 
@@ -179,8 +180,8 @@ def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str
     `table`), settled like the day / month order: ',' when more cells can only be read with a
     decimal comma ('1.234,56', '14904,50') than with a decimal point ('1,234.56', '14904.5'); with
     neither, ',' when more cells group thousands with dots ('14.904', a German export's whole
-    amounts, read as 14.904 before) than with commas, unless the cells are a workbook's
-    (WORKBOOK_TABLES); else `decimal` (a mapping's `decimal:` always wins)."""
+    amounts, read as 14.904 before) than with commas (in a workbook, only cells no number cell could
+    be: WORKBOOK_TABLES); else `decimal` (a mapping's `decimal:` always wins)."""
     if not exprs:
         return decimal
     # a number in scientific notation votes only for the separator of its mantissa ('1.5E+05',
@@ -194,7 +195,10 @@ def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str
     # 1-2 digits after it, 4+ digits before it ('1054.000'), 4+ after it, groups of the other kind
     # before it, or a lone 0 before it ('0.850': no grouping of thousands starts with a 0; a price
     # list of three decimals was read as 850, 1,000 times too large)
-    comma, point, dot_groups, comma_groups = con.execute(rf"""
+    # in a workbook a number cell reads '1.125' (no grouping): only a cell no number cell could be, two
+    # groups or a last group ending in 0 ('1.000.000', '2.350': calamine drops trailing zeros), is text
+    # grouping thousands (a re-check: text cells '2.350', '12.000' were read 1,000 times too small)
+    comma, point, dot_groups, comma_groups, dot_text = con.execute(rf"""
         SELECT count(*) FILTER (WHERE regexp_full_match(v, '(\d{{1,3}}(\.\d{{3}})+|\d+),\d{{1,2}}')
                                    OR regexp_full_match(v, '\d{{1,3}}(\.\d{{3}})+,\d+')
                                    OR regexp_full_match(v, '\d{{4,}},\d+|\d*,\d{{4,}}|0,\d+')),
@@ -202,11 +206,14 @@ def settle_decimal(con, table: str, exprs: list[str], decimal: str = ".") -> str
                                    OR regexp_full_match(v, '\d{{1,3}}(,\d{{3}})+\.\d+')
                                    OR regexp_full_match(v, '\d{{4,}}\.\d+|\d*\.\d{{4,}}|0\.\d+')),
                count(*) FILTER (WHERE regexp_full_match(v, '[1-9]\d{{0,2}}(\.\d{{3}})+')),
-               count(*) FILTER (WHERE regexp_full_match(v, '[1-9]\d{{0,2}}(,\d{{3}})+'))
+               count(*) FILTER (WHERE regexp_full_match(v, '[1-9]\d{{0,2}}(,\d{{3}})+')),
+               count(*) FILTER (WHERE regexp_full_match(v, '[1-9]\d{{0,2}}(\.\d{{3}}){{2,}}|[1-9]\d{{0,2}}\.\d{{2}}0'))
         FROM ({cells}) WHERE v <> ''""").fetchall()[0]
     if comma != point:
         return "," if comma > point else "."
-    if dot_groups != comma_groups and not from_workbook(con, table):
+    if from_workbook(con, table):
+        dot_groups = dot_text
+    if dot_groups != comma_groups:
         return "," if dot_groups > comma_groups else "."
     return decimal
 
@@ -345,7 +352,11 @@ def bad_date(name: str, formats: list[str] | None = None, exclude: tuple[str, ..
 
 
 def bad_money(name: str, decimal: str = ".") -> str:
-    return f"(CASE WHEN {col(name)} IS NULL THEN false ELSE NOT {blank(name)} AND {money_sql(name, decimal)} IS NULL END)"
+    """A cell that holds something but no amount. A bare '-' is no amount and nothing bad: an empty
+    amount, as exports write "none" (a re-check: lost deals with '-' were quarantined, skewing the
+    win rate, while the same deals with an empty cell were kept)."""
+    return (f"(CASE WHEN {col(name)} IS NULL THEN false ELSE NOT {blank(name)} AND trim({col(name)}) <> '-' "
+            f"AND {money_sql(name, decimal)} IS NULL END)")
 
 
 def stage_expr(expr: str, extra: dict[str, str] | None = None) -> str:

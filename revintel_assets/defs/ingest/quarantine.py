@@ -88,7 +88,7 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: str, file: str, colu
         CASE WHEN {same} THEN 'exact duplicate of line ' || first_line || ' (merged)'
              ELSE ? || ' already on line ' || first_line || ' with other contents'
                   -- ids Excel shows in scientific notation (1.52837E+11) were rounded when the sheet was saved
-                  || CASE WHEN regexp_full_match(trim(k), '[0-9](\.[0-9]+)?[eE]\+?[0-9]+')
+                  || CASE WHEN regexp_full_match(trim(k), '[0-9]([.][0-9]+)?[eE][+]?[0-9]+')
                      THEN ' (the id is in scientific notation: Excel rounded the ids when it saved the file; '
                           || 'export them as text)' ELSE '' END END FROM _dups ORDER BY _line""",
                 [file, what])

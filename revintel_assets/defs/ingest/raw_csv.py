@@ -71,6 +71,7 @@ class RawLoad:
     footer: int = 0  # of the rejected lines, a report's footer (_report_footer)
     title_rows: tuple = ()  # a workbook: (sheet, rows above its header) where the table starts lower
     empty_rows: int = 0  # records of delimiters only (',,,,' below a table Excel saved): skipped, counted
+    merged_filled: dict = field(default_factory=dict)  # a workbook: {sheet: {column: cells}} filled from merges
 
 
 def _sql_str(value: str) -> str:
@@ -162,7 +163,7 @@ def _column_names(cells) -> list[str]:
     return names
 
 
-def _load_sheet(book, sheet, header_only: bool = False, path: Path | None = None):
+def _load_sheet(book, sheet, header_only: bool = False, path: Path | None = None, filled: dict | None = None):
     """(the sheet as an all-text Arrow table named by its header, the header's 0-based row). One
     parse of the sheet: read without a header, then cut at the header row (a second load with
     the header found costs a whole parse again: 2.2 s for Online Retail's 541,909 rows). Cells as
@@ -170,29 +171,33 @@ def _load_sheet(book, sheet, header_only: bool = False, path: Path | None = None
     (`path`: the workbook, whose XML names its merged ranges)."""
     raw, errors = book.load_sheet(sheet, header_row=None, dtypes="string",
                                   n_rows=TITLE_PROBE_ROWS if header_only else None).to_arrow_with_errors()
-    raw = error_cells_as_text(raw, errors)
     if not raw.num_rows:
         return raw, 0
     h = header_row(raw.slice(0, TITLE_PROBE_ROWS).to_pylist())
+    raw = error_cells_as_text(raw, errors, h)
     if path is not None and not header_only:
         name = sheet if isinstance(sheet, str) else book.sheet_names[sheet]
-        raw = fill_merged_cells(path, name, raw, below=h)
+        raw, merged = fill_merged_cells(path, name, raw, below=h)
+        if merged and filled is not None:
+            filled[name] = merged
     table = raw.slice(h + 1).rename_columns(_column_names(raw.slice(h, 1).to_pylist()[0].values()))
     return (table.slice(0, 0) if header_only else table), h
 
 
-def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[str, object, int]], list[tuple[str, str]]]:
+def read_excel_book(path: Path, header_only: bool = False,
+                    filled: dict | None = None) -> tuple[list[tuple[str, object, int]], list[tuple[str, str]]]:
     """([(sheet name, all-text Arrow table, header row)] of the first sheet and of every later
     sheet with the same header, [(sheet name, why)] of the later sheets with rows that were not
     read). A workbook is often one table split by year over several sheets (UCI Online Retail II:
     "Year 2009-2010", "Year 2010-2011"); reading only the first would drop the rest without a word.
-    Each sheet's header is found below a title block (header_row)."""
+    Each sheet's header is found below a title block (header_row). `filled`: gets {sheet: {column:
+    cells}} of the merged cells filled (excel_cells)."""
     import fastexcel
 
     want = "an Excel workbook (.xlsx) with a header row on its first sheet"
     try:
         book = fastexcel.read_excel(str(path))
-        first, h = _load_sheet(book, 0, header_only, path)
+        first, h = _load_sheet(book, 0, header_only, path, filled)
     except Exception as exc:  # fastexcel raises its own error types for every kind of bad file
         raise SourceError(path, 1, want, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     names = book.sheet_names
@@ -200,7 +205,7 @@ def read_excel_book(path: Path, header_only: bool = False) -> tuple[list[tuple[s
     header = [str(c).strip() for c in first.schema.names]
     for name in ([] if header_only else names[1:]):
         try:
-            table, h = _load_sheet(book, name, path=path)
+            table, h = _load_sheet(book, name, path=path, filled=filled)
         except Exception:  # an empty sheet (no header row) has nothing to read
             continue
         if [str(c).strip() for c in table.schema.names] == header:
@@ -742,7 +747,8 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
     the reason names the sheet and its row (label_sheet_rows)."""
     import pyarrow as pa
 
-    sheets, skipped = read_excel_book(path)
+    merged: dict = {}
+    sheets, skipped = read_excel_book(path, filled=merged)
     first = sheets[0][1]
     names = [str(c).strip() for c in first.schema.names]
     if not first.num_rows and not any(names):
@@ -777,7 +783,7 @@ def _load_excel(con, path: Path, table: str, required: list[str], layout: str, r
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     absent = tuple(c for c in (noted or []) if c not in columns)
     return RawLoad(path.name, table, columns, rows, footer, "xlsx", renamed, True, absent, tuple(read), tuple(skipped),
-                   title_rows=tuple(titles), footer=footer)
+                   title_rows=tuple(titles), footer=footer, merged_filled=merged)
 
 
 def _excel_footer(con, path: Path, columns: list[str], blank: str, read: list) -> int:

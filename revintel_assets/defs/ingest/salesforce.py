@@ -342,14 +342,17 @@ def _converted(con) -> bool:
 
 
 def _probability_scale(con, t: str, columns: list[str]) -> int:
-    """100 when the file writes Probability as a fraction (every value in [0, 1], none with '%'): a
-    report's percent cells saved as a workbook hold 1.0 for 100 %, and read as 1 % they made an
-    audit's 26 won deals open pipeline. Else 1 (Salesforce's 0-100)."""
+    """100 when the file writes Probability as a fraction (every value in [0, 1], some strictly
+    between, none with '%'): a report's percent cells saved as a workbook hold 1.0 for 100 %, and
+    read as 1 % they made an audit's 26 won deals open pipeline. Else 1 (Salesforce's 0-100)."""
     if "Probability" not in columns:
         return 1
-    top, percent = con.execute(f"SELECT max(try_cast(replace(trim({col('Probability')}), '%', '') AS DOUBLE)), "
-                               f"bool_or(contains({col('Probability')}, '%')) FROM {t}").fetchall()[0]
-    return 100 if top is not None and 0 < top <= 1 and not percent else 1
+    p = f"try_cast(replace(trim({col('Probability')}), '%', '') AS DOUBLE)"
+    top, between, percent = con.execute(f"SELECT max({p}), count(*) FILTER (WHERE {p} > 0 AND {p} < 1), "
+                                        f"bool_or(contains({col('Probability')}, '%')) FROM {t}").fetchall()[0]
+    # a value strictly between 0 and 1 is what shows a fraction: a file of 0s and 1s alone is read as
+    # 0 % and 1 % (a re-check: two open 'Nurture' deals at 1 % were placed as Won)
+    return 100 if top is not None and top <= 1 and between and not percent else 1
 
 
 def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str, close: str, latest: str | None,

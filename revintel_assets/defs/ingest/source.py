@@ -391,6 +391,11 @@ def _import_source(con: duckdb.DuckDBPyConnection, folder: Path, forced: str | N
 DATA_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".tsv", ".csv.gz")
 
 
+def _unicode_table(path: Path) -> bool:
+    """Excel's Unicode Text with a header of columns (a UTF-16 readme from Notepad is no data file)."""
+    return is_unicode_text(path) and len(read_header(path)) > 1
+
+
 def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[str, str]:
     """Data files in the folder the import did not read, each with why: a second export of a kind
     already read (HubSpot deals exported per pipeline, a transaction log split by half-year) was
@@ -407,7 +412,7 @@ def unread_files(folder: Path, read: dict[str, dict], mapping: Mapping) -> dict[
     out: dict[str, str] = {}
     for path in sorted(folder.iterdir()):
         if (not path.is_file() or path.name.startswith(("~$", ".")) or path.name in done
-                or not (path.name.lower().endswith(DATA_SUFFIXES) or is_unicode_text(path))):
+                or not (path.name.lower().endswith(DATA_SUFFIXES) or _unicode_table(path))):
             continue
         try:
             twin = headers.get(tuple(norm(c) for c in read_header(path)))
