@@ -474,19 +474,18 @@ def test_probability_written_as_a_fraction_places_custom_stages_as_percentages(t
     audit's custom won stage ('Signed', 26 deals) became open pipeline at Prospecting."""
     text = _report_rows({'"Closed Won"': '"Signed"', '"Closed Lost"': '"Lost to Competitor"',
                          '"Negotiation/Review"': '"Verbal Yes"', '"0%"': '"0"', '"100%"': '"1"', '"90%"': '"0.9"'})
-    write(tmp_path / "rep", "report1713178320000.csv", text)
-    con = duckdb.connect()
-    build_star(con, tmp_path / "rep")
-    assert dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall()) == {
-        "0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Won", "0065g00000Rep3X": "Negotiation"}
+    def stages(folder: str, text: str) -> dict:
+        write(tmp_path / folder, "report1713178320000.csv", text)
+        con = duckdb.connect()
+        build_star(con, tmp_path / folder)
+        return dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall())
+
+    assert stages("rep", text) == {"0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Won", "0065g00000Rep3X": "Negotiation"}
     # 0s and 1s alone are 0 % and 1 % (a re-check: open 'Nurture' deals at 1 % were placed as Won)
     text = _report_rows({'"Closed Won"': '"Nurture"', '"Negotiation/Review"': '"Nurture"', '"0%"': '"0"',
                          '"100%"': '"1"', '"90%"': '"1"', '"6/22/2023"': '"6/22/2024"', '"12/15/2023"': '"12/15/2024"'})
-    write(tmp_path / "rep01", "report1713178320000.csv", text)
-    con = duckdb.connect()
-    build_star(con, tmp_path / "rep01")
-    assert dict(con.execute("SELECT opportunity_id, stage FROM star.fact_opportunity").fetchall()) == {
-        "0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Prospecting", "0065g00000Rep3X": "Prospecting"}
+    assert stages("rep01", text) == {"0065g00000Rep1X": "Lost", "0065g00000Rep2X": "Prospecting",
+                                     "0065g00000Rep3X": "Prospecting"}
 
 
 @pytest.mark.parametrize("label", ["Opportunity ID (18-char)", "Opportunity ID (Case Safe)"])

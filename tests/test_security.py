@@ -89,6 +89,20 @@ def test_mapping_payload_is_rejected_with_file_and_line(box, name):
     assert SECRET not in _everything(con)
 
 
+
+def tiny_job():
+    """A one-op Dagster job: runs to create, fail and recover in an instance."""
+    import dagster as dg
+
+    @dg.op
+    def step():
+        return 1
+
+    @dg.job
+    def tiny():
+        step()
+    return tiny
+
 def test_expression_grammar_still_maps_real_exports(box):
     """`Quantity * UnitPrice` (the README's example; before the fix it failed on the all-text staging
     table) and the Online Retail mapping's try_cast form give the same amounts."""
@@ -335,13 +349,7 @@ def test_copied_data_dir_writes_only_into_itself(tmp_path):
         def predict(self, context, model_input, params=None):
             return [1] * len(model_input)
 
-    @dg.op
-    def step():
-        return 1
-
-    @dg.job
-    def tiny():
-        step()
+    tiny = tiny_job()
 
     def use(data: Path, tag: str) -> str:
         instance = dg.DagsterInstance.from_config(str(ensure_dagster_home(data / "dagster_home")))
@@ -528,13 +536,7 @@ def test_run_killed_before_it_started_is_marked_failed(tmp_path):
 
     from revintel_resources.instance import PID_TAG, ensure_dagster_home, recover_dead_runs
 
-    @dg.op
-    def step():
-        return 1
-
-    @dg.job
-    def tiny():
-        step()
+    tiny = tiny_job()
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -559,13 +561,7 @@ def test_a_finished_run_holding_a_pool_slot_frees_it(tmp_path):
 
     from revintel_resources.instance import ensure_dagster_home, recover_dead_runs
 
-    @dg.op
-    def step():
-        return 1
-
-    @dg.job
-    def tiny():
-        step()
+    tiny = tiny_job()
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -758,13 +754,7 @@ def test_a_run_left_started_by_a_stopped_ui_is_failed_and_frees_its_slot_when_th
 
     monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path))
 
-    @dg.op
-    def step():
-        return 1
-
-    @dg.job
-    def tiny():
-        step()
+    tiny = tiny_job()
 
     instance = dagster_instance()
     try:
