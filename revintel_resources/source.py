@@ -98,6 +98,26 @@ def held_source() -> str | None:
     return row[0] if row else None
 
 
+def held_fingerprint() -> str | None:
+    """The fingerprint of the files the published warehouse was imported from (meta.source; None when
+    none, or a warehouse from before fingerprints were kept)."""
+    import duckdb
+
+    from revintel_resources.publish import connect_published
+
+    try:
+        con = connect_published(paths.analyst_db_path())
+    except (FileNotFoundError, duckdb.Error):
+        return None
+    try:
+        row = con.execute("SELECT fingerprint FROM meta.source LIMIT 1").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
 def clamp_as_of(override: dt.date | None, export_date: dt.date | None) -> dt.date | None:
     """The as-of date of a run: `--as-of` when given, but never after the data's last date (the
     export date): there is nothing to score past it (docs/CONTRACT.md §4: scores never run past

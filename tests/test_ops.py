@@ -296,3 +296,31 @@ def test_an_import_the_cli_did_not_start_rebuilds_every_transaction_month(instan
     assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
         == ("2025-11-01", "2026-01-01")
     assert isinstance(evaluate({"revintel/launched_by": "cli"}), dg.SkipReason)
+
+
+def test_a_newer_export_copied_in_before_the_sensors_first_look_is_imported(instance, tmp_path, monkeypatch):
+    """A re-check: files copied over the source folder after `revintel demo` (or before the first `revintel
+    ui`) were never imported: the sensor's first settled look asked only whether the warehouse came from
+    this folder. It now asks whether it came from these files (meta.source.fingerprint)."""
+    import duckdb
+
+    from revintel_assets.source_switch import fingerprint
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n")
+    _settled(folder)
+    data = tmp_path / "data"
+    (data / "warehouse").mkdir(parents=True)
+    con = duckdb.connect(str(data / "warehouse" / "revintel.duckdb"))
+    con.execute("CREATE SCHEMA meta; CREATE TABLE meta.source AS SELECT ? AS source_path, ? AS fingerprint",
+                [str(folder), fingerprint(folder)])
+    con.close()
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
+    source = SourceResource(path=str(folder))
+    tick = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source}))
+    assert isinstance(tick, dg.SkipReason) and "first look" in str(tick.skip_message)  # the files it holds
+    (folder / "sales_pipeline.csv").write_text("opportunity_id\n1\n2\n")  # a newer export, copied in
+    _settled(folder)
+    first = source_files_changed(dg.build_sensor_context(instance=instance, resources={"source": source}))
+    assert isinstance(first, dg.RunRequest), first

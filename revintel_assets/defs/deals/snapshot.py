@@ -210,16 +210,21 @@ def open_deals_sql(dates: str) -> str:
 # the source sensor's import writes only its own date) kept "open" for deals won or lost since: the
 # nightly called a won deal "lost" and the monthly retrain never saw a new outcome (an audit). These
 # find such partitions and give their rows the star's outcome, features untouched.
-_FRESH_OUTCOME = "CASE WHEN o.close_date IS NOT NULL THEN o.is_won END"
+# A close the newer export dates on or before the row's own date (entered late, backdated) is not
+# given to the row: the deal was open there as far as the row knew, and an outcome before its as-of
+# date would make a training row closing in negative days (a re-check); it keeps what it had.
+_LATER = "(o.close_date IS NULL OR o.close_date > s.as_of_date)"
+_FRESH_DATE = f"CASE WHEN {_LATER} THEN o.close_date ELSE s.outcome_date END"
+_FRESH_WON = f"CASE WHEN NOT {_LATER} THEN s.is_won WHEN o.close_date IS NOT NULL THEN o.is_won END"
 STALE_OUTCOMES_SQL = f"""SELECT s.as_of_date, count(*) AS n FROM features.deal_snapshot s
     JOIN star.fact_opportunity o USING (opportunity_id)
-    WHERE s.outcome_date IS DISTINCT FROM o.close_date OR s.is_won IS DISTINCT FROM {_FRESH_OUTCOME}
+    WHERE s.outcome_date IS DISTINCT FROM {_FRESH_DATE} OR s.is_won IS DISTINCT FROM {_FRESH_WON}
     GROUP BY 1 ORDER BY 1"""
 
 
 def fresh_outcomes_sql(dates: str) -> str:
     """Every stored row of the dates of `dates` (a dates_sql) with its deal's outcome as the star knows it."""
-    return f"""SELECT s.* REPLACE (o.close_date AS outcome_date, {_FRESH_OUTCOME} AS is_won)
+    return f"""SELECT s.* REPLACE ({_FRESH_DATE} AS outcome_date, {_FRESH_WON} AS is_won)
         FROM features.deal_snapshot s LEFT JOIN star.fact_opportunity o USING (opportunity_id)
         WHERE s.as_of_date IN (SELECT as_of_date FROM ({dates}))"""
 

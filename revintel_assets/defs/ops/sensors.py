@@ -10,7 +10,7 @@ from revintel_assets import plan
 from revintel_assets.defs.jobs import JOBS
 from revintel_assets.defs.star.partitions import transaction_months
 from revintel_assets.source_switch import fingerprint  # the import keeps the same one in meta.source
-from revintel_resources.source import SourceResource, held_source
+from revintel_resources.source import SourceResource, held_fingerprint, held_source
 from revintel_resources.warehouse import PublishRefused, Warehouse
 
 
@@ -48,9 +48,15 @@ def source_files_changed(context: dg.SensorEvaluationContext, source: SourceReso
 
 
 def _already_imported(folder: Path) -> bool:
-    """Did the published warehouse come from this folder? (read-only; readers never block)"""
+    """Did the published warehouse come from this folder's files as they are? (read-only; readers
+    never block). The folder alone said yes to a newer export copied in before the sensor's first
+    settled look (after `revintel demo`, or before the first `revintel ui`): it was never imported (a
+    re-check). A warehouse without a fingerprint is judged by its folder, as before."""
     held = held_source()
-    return held is not None and Path(held) == folder
+    if held is None or Path(held) != folder:
+        return False
+    kept = held_fingerprint()
+    return kept is None or kept == fingerprint(folder)
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitor_all_code_locations=False,
