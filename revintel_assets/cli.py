@@ -320,6 +320,9 @@ def _serve(dagster_port: int = 3000, streamlit_port: int = 8501, settings_env: d
     # publish_after_success publishes inside the sensor's evaluation; a whole copy of a scale-100 file
     # (after an import or the ICP steps) takes 60-75 s here, past Dagster's 60 s default for a sensor
     env.setdefault("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS", "600")
+    # the digest's links to Deal Detail reach the app this UI serves, unless REVINTEL_APP_URL says
+    # otherwise (they pointed at 8501 while the app ran on --streamlit-port 8630: a re-check)
+    env.setdefault("REVINTEL_APP_URL", f"http://127.0.0.1:{streamlit_port}")
     logs = paths.log_file().parent
     try:
         return _serve_children(dagster_port, streamlit_port, env, logs)

@@ -201,3 +201,19 @@ def test_ui_refuses_ports_already_taken(tmp_path, capsys):
                      "127.0.0.1", tmp_path, dict(os.environ))
     assert code == 1 and not (tmp_path / "s.log").exists()
     assert f"port {port} (Streamlit app) is already in use" in capsys.readouterr().err
+
+
+def test_ui_gives_the_digest_the_apps_own_port(tmp_path, monkeypatch):
+    """A re-check: the digest's Deal Detail links pointed at 127.0.0.1:8501 while `revintel ui
+    --streamlit-port 8630` served the app there. The children get REVINTEL_APP_URL on that port, unless
+    the user set it."""
+    from revintel_assets import cli
+
+    seen = []
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("REVINTEL_APP_URL", raising=False)
+    monkeypatch.setattr(cli, "_serve_children", lambda d, s, env, logs: seen.append(env["REVINTEL_APP_URL"]) or 0)
+    cli._serve(3330, 8630)
+    monkeypatch.setenv("REVINTEL_APP_URL", "https://revintel.example.com")
+    cli._serve(3330, 8630)
+    assert seen == ["http://127.0.0.1:8630", "https://revintel.example.com"]
