@@ -158,7 +158,9 @@ def _closed_deals(con, as_of) -> int | None:
 
 def _forecast(con, as_of, lines: list[str]) -> None:
     # no deal won by the date: the forecast step wrote none for it (forecast/assets.py), and says why
-    unwon = as_of is not None and _won_value(con, as_of)[0] == 0
+    unwon = (as_of is not None and has_columns(con, "star.fact_opportunity", "is_won", "close_date")
+             and not con.execute("SELECT count(*) FROM star.fact_opportunity WHERE is_won AND close_date <= ?",
+                                 [as_of]).fetchall()[0][0])
     if not table_exists(con, "forecast.revenue_forecast"):
         lines.append(f"Forecast: not built (no deal had been won by {as_of}: nothing says when an open deal closes)"
                      if unwon else "Forecast: not built (it needs open deals and a win model or baseline)")

@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from revintel_assets.headline import headline, money
+from revintel_assets.headline import _forecast, headline, money
 
 AS_OF = dt.date(2025, 11, 14)
 
@@ -195,3 +195,22 @@ def test_a_history_whose_early_closes_are_all_won_is_said_to(con):
     # and lost deals that all close later than the as-of date are not known yet (the export-date warning speaks)
     con.execute("UPDATE star.fact_opportunity SET close_date = DATE '2025-12-01' WHERE opportunity_id = 'l0'")
     assert [x for x in headline(con) if x.startswith("warning")][0].startswith("warning: the 44 deals closed by 2025-11-14 are all won")
+
+
+def test_the_headline_says_why_a_source_without_a_won_deal_has_no_forecast():
+    """The forecast writes none for a date before which no deal had been won (nothing says when a deal
+    closes); the summary said "not built (it needs open deals and a win model or baseline)" beside an
+    open deal and a baseline (a re-check)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA star; CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, is_won BOOLEAN, "
+                "close_date DATE); INSERT INTO star.fact_opportunity VALUES ('o1', NULL, NULL), "
+                "('o2', false, DATE '2025-11-01')")
+    lines: list[str] = []
+    _forecast(con, AS_OF, lines)
+    assert lines == [f"Forecast: not built (no deal had been won by {AS_OF}: nothing says when an open deal closes)"]
+    con.execute("UPDATE star.fact_opportunity SET is_won = true WHERE opportunity_id = 'o2'")
+    lines = []
+    _forecast(con, AS_OF, lines)
+    assert lines == ["Forecast: not built (it needs open deals and a win model or baseline)"]
