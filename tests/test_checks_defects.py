@@ -448,3 +448,28 @@ def test_icp_time_travel_check_samples_only_the_plans_cutoffs(demo, tmp_path):
     stored = wh.query("SELECT DISTINCT cutoff_date FROM features.customer_division")["cutoff_date"].to_list()
     assert dt.date(2000, 1, 1) in stored and dt.date(2000, 1, 1) not in candidates and len(candidates) >= 2
     assert run(icp_checks.features_time_travel, data).passed is True
+
+
+def test_attainment_reconciles_the_date_plan_job_wrote_not_what_a_later_close_moved(tmp_path):
+    """A re-check: a close entered after an earlier nightly, dated before it, moved that date's won total,
+    and the ERROR check failed on every later nightly until a full rebuild. It reconciles the latest
+    stored date (plan_job writes one date per run); a planted error there still fails it."""
+    data = tmp_path / "data"
+    (data / WORK).parent.mkdir(parents=True)
+    con = duckdb.connect(str(data / WORK))
+    con.execute("CREATE SCHEMA star; CREATE SCHEMA forecast")
+    con.execute("CREATE TABLE star.dim_product (product_id VARCHAR, list_price DOUBLE)")
+    con.execute("CREATE TABLE star.fact_opportunity (opportunity_id VARCHAR, product_id VARCHAR, amount DOUBLE, "
+                "is_won BOOLEAN, close_date DATE)")
+    con.execute("INSERT INTO star.fact_opportunity VALUES ('o1', NULL, 100, true, DATE '2026-01-05'), "
+                "('o2', NULL, 50, true, DATE '2026-01-10')")  # o2: entered after the 01-12 run
+    con.execute("CREATE TABLE forecast.quota_attainment (as_of_date DATE, period VARCHAR, period_start DATE, "
+                "segment_type VARCHAR, booked_to_date DOUBLE)")
+    con.execute("INSERT INTO forecast.quota_attainment VALUES (DATE '2026-01-12', 'quarter', DATE '2026-01-01', "
+                "'total', 100), (DATE '2026-01-19', 'quarter', DATE '2026-01-01', 'total', 150)")
+    con.close()
+    assert run(plan_assets.attainment_reconciles, data).passed
+    con = duckdb.connect(str(data / WORK))
+    con.execute("UPDATE forecast.quota_attainment SET booked_to_date = 151 WHERE as_of_date = DATE '2026-01-19'")
+    con.close()
+    assert not run(plan_assets.attainment_reconciles, data).passed
