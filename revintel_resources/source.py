@@ -81,26 +81,18 @@ def held_source() -> str | None:
     source): `revintel ui` in a directory last run on a real export, with a demo folder left from an
     earlier `revintel demo`, imported the demo on its sensor's first tick and replaced the user's data
     (an operations pass)."""
-    import duckdb
-
-    from revintel_resources.publish import connect_published
-
-    try:
-        con = connect_published(paths.analyst_db_path())
-    except (FileNotFoundError, duckdb.Error):
-        return None
-    try:
-        row = con.execute("SELECT source_path FROM meta.source LIMIT 1").fetchone()
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
-    return row[0] if row else None
+    return _held("source_path")
 
 
 def held_fingerprint() -> str | None:
     """The fingerprint of the files the published warehouse was imported from (meta.source; None when
     none, or a warehouse from before fingerprints were kept)."""
+    return _held("fingerprint")
+
+
+def _held(column: str) -> str | None:
+    """meta.source's `column` in the published warehouse (read-only; readers never block), None when
+    there is no warehouse, no row or no such column."""
     import duckdb
 
     from revintel_resources.publish import connect_published
@@ -110,7 +102,7 @@ def held_fingerprint() -> str | None:
     except (FileNotFoundError, duckdb.Error):
         return None
     try:
-        row = con.execute("SELECT fingerprint FROM meta.source LIMIT 1").fetchone()
+        row = con.execute(f"SELECT {column} FROM meta.source LIMIT 1").fetchone()
     except duckdb.Error:
         return None
     finally:
