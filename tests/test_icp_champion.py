@@ -109,7 +109,7 @@ def test_season_shift_matches_the_same_season_last_year():
     cuts = [dt.date(2024, m, 1) for m in (5, 7, 9)] + [dt.date(2025, m, 1) for m in (1, 2, 3)]
     assert same_season_cutoff(cuts, dt.date(2025, 9, 1)) == dt.date(2024, 9, 1)
     assert same_season_cutoff(cuts, dt.date(2025, 8, 1)) == dt.date(2024, 7, 1)  # a month off: the nearer
-    assert same_season_cutoff(cuts, dt.date(2025, 10, 15)) is None  # nothing within a month of 2024-10-15
+    assert same_season_cutoff(cuts, dt.date(2025, 11, 10)) is None  # nothing within a month of 2024-11-01
     assert same_season_cutoff([dt.datetime(2024, 9, 1)], dt.date(2025, 9, 1)) == dt.date(2024, 9, 1)
 
 
@@ -162,6 +162,63 @@ def test_training_cutoffs_cover_the_year_where_history_allows():
     # one year of data (Online Retail): the spread months would precede the data, none is added
     short = IcpPlan(dt.date(2010, 12, 1), dt.date(2011, 12, 9), 3)
     assert all(t >= short.earliest_cutoff for t in short.train_cutoffs(short.score_cutoff))
+
+
+def test_a_cutoff_late_in_a_month_takes_the_next_months_season():
+    """An export dated 30 September opens an October window: its season is October (calendar.
+    season_anchor), the score model trains on the October window a year back, and the level shift is
+    fitted there (an audit: the September window was used, a summer division over-predicted by 37 %).
+    Month-start cutoffs and cutoffs in the first half of a month keep the cutoffs they had."""
+    from revintel_assets.defs.icp.calendar import season_anchor
+    from revintel_assets.defs.icp.model import same_season_cutoff
+
+    assert season_anchor(dt.date(2025, 9, 30)) == season_anchor(dt.date(2025, 9, 16)) == dt.date(2025, 10, 1)
+    assert season_anchor(dt.date(2025, 9, 15)) == season_anchor(dt.date(2025, 9, 1)) == dt.date(2025, 9, 1)
+    late = IcpPlan(dt.date(2023, 7, 1), dt.date(2025, 9, 30), 3)
+    cuts = late.train_cutoffs(late.score_cutoff)
+    assert dt.date(2024, 10, 1) in cuts and same_season_cutoff(cuts, late.score_cutoff) == dt.date(2024, 10, 1)
+    assert all(late.label_end(t) <= late.score_cutoff for t in cuts)
+    early = IcpPlan(dt.date(2023, 7, 1), dt.date(2025, 9, 10), 3)
+    assert early.train_cutoffs(early.score_cutoff) == [dt.date(2024, m, 1) for m in (7, 9, 11)] + [
+        dt.date(2025, m, 1) for m in range(1, 7)]
+    assert same_season_cutoff(early.train_cutoffs(early.score_cutoff), early.score_cutoff) == dt.date(2024, 9, 1)
+    # month-start cutoffs: the six newest windows and the spread 7/9/11 months before the newest, as before
+    six = IcpPlan(dt.date(2022, 1, 1), dt.date(2025, 6, 30), 6)
+    assert six.train_cutoffs(dt.date(2025, 1, 1)) == [dt.date(2023, m, 1) for m in (8, 10, 12)] + [
+        dt.date(2024, m, 1) for m in range(2, 8)]
+    # the month features follow the season: a 31 October cutoff is November's, 1 November's too
+    con = duckdb.connect()
+    _star(con, [(a, "Other", dt.date(2023, 1, 5), 10) for a in "AB"])
+    for cutoff in (dt.date(2024, 10, 31), dt.date(2024, 11, 1), dt.date(2024, 11, 15)):
+        row = con.sql(feature_sql(cutoff, ["Other"], 2, dt.date(2025, 6, 1))).pl().row(0, named=True)
+        assert row["cutoff_month_sin"] == pytest.approx(np.sin(2 * np.pi * 11 / 12)), cutoff
+        assert row["cutoff_month_cos"] == pytest.approx(np.cos(2 * np.pi * 11 / 12)), cutoff
+
+
+def test_a_division_trains_only_on_cutoffs_by_which_it_had_sold(tmp_path):
+    """A division launched during the training windows: its rows at cutoffs before its first sale
+    (no owner: every label 0, every division feature empty) are not trained on; the other divisions
+    keep every cutoff (an audit: they stopped its LightGBM at 4 trees, AUC 0.56 on the future)."""
+    from revintel_assets.defs.icp.assets import _training_task
+    from tests.conftest import ReadOnlyWarehouse
+
+    plan = IcpPlan(dt.date(2023, 7, 1), dt.date(2025, 9, 10), 3)
+    cuts = plan.train_cutoffs(plan.score_cutoff)
+    launch = dt.date(2025, 1, 1)
+    path = tmp_path / "f.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA features")
+    con.execute("CREATE TABLE features.customer_division (cutoff_date DATE, division VARCHAR, account_id VARCHAR, "
+                "label BOOLEAN, division_penetration DOUBLE)")
+    rows = [(c, d, f"a{i}", i % 3 == 0 and (d == "Old" or c >= launch),
+             (0.3 if d == "Old" or c >= launch else 0.0)) for c in cuts for d in ("Old", "New") for i in range(6)]
+    con.executemany("INSERT INTO features.customer_division VALUES (?, ?, ?, ?, ?)", rows)
+    con.close()
+    wh = ReadOnlyWarehouse(path)
+    new, _, _ = _training_task(wh, plan, plan.score_cutoff, "New")
+    old, _, _ = _training_task(wh, plan, plan.score_cutoff, "Old")
+    assert sorted(set(new["cutoff_date"])) == [c for c in cuts if c >= launch]
+    assert sorted(set(old["cutoff_date"])) == cuts and old.height == 6 * len(cuts)
 
 
 def _star(con, lines):

@@ -30,6 +30,22 @@ def month_start(d: dt.date) -> dt.date:
     return d.replace(day=1)
 
 
+# A window (c, c + W] opened by a cutoff late in a month runs mostly over the next months: a log
+# exported on 30 September opens an October-December window, not a September one. The season of a
+# cutoff is therefore the month start about nearest to it (the cutoff itself for a month start, so every
+# training and evaluation cutoff keeps its own month); only a scoring cutoff, the export date, moves.
+# Its month features and its same-season window a year back follow it (an audit: an export ending on
+# 30 September was levelled on last year's September-November window and over-predicted a summer
+# division by 37 %; the same log with one line on 1 October by 14 %).
+SEASON_ANCHOR_DAYS = 15
+
+
+def season_anchor(d: dt.date) -> dt.date:
+    """The month start of d + 15 days: d's month start in the first half of its month, the next one's in
+    the second half."""
+    return month_start(d + dt.timedelta(days=SEASON_ANCHOR_DAYS))
+
+
 def default_window(first_date: dt.date, as_of: dt.date) -> int:
     """6 months with at least 2.5 years of history, else 3 (a year of data cannot hold a
     6-month training window and a 6-month holdout window)."""
@@ -87,8 +103,10 @@ class IcpPlan:
         return self.label_end(cutoff) <= self.as_of
 
     def train_cutoffs(self, c: dt.date) -> list[dt.date]:
-        """The n_train latest month starts whose windows ended by c, plus the spread months
-        before the newest of them where history reaches, oldest first."""
+        """The n_train latest month starts whose windows ended by c, plus the spread months before
+        the season the newest of them would have (season_anchor(c) - W: the newest itself for a
+        cutoff in the first half of a month) where history reaches, oldest first: 12 months before
+        season_anchor(c) is among them for W = 3, so the same season last year is a training window."""
         t = month_start(add_months(c, -self.window_months))
         out = []
         while len(out) < self.n_train and t >= self.earliest_cutoff:
@@ -96,8 +114,8 @@ class IcpPlan:
                 out.append(t)
             t = add_months(t, -1)
         if out:
-            newest = max(out)
-            out += [s for s in (add_months(newest, -m) for m in self.spread_months)
+            base = add_months(season_anchor(c), -self.window_months)
+            out += [s for s in (add_months(base, -m) for m in self.spread_months)
                     if s >= self.earliest_cutoff and s not in out]
         return sorted(out)
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from revintel_assets.defs.icp.calendar import SEASON_ANCHOR_DAYS
+
 WINDOWS = (3, 6, 12, 24)  # months
 # Window lengths W whose coming-window columns every cutoff carries: the two default_window picks.
 FEATURE_WINDOWS = (3, 6)
@@ -373,8 +375,10 @@ def feature_sql(cutoff: dt.date, divisions: Sequence[str], window_months: int, a
            coalesce(ss.owners, 0) / nullif(sz.n, 0) AS segment_penetration,
            sz.n AS segment_accounts,
            {_each(ws, "s.division_season_index_w{w}")}, s.division_momentum,
-           -- month of year of the cutoff (a cycle) and the division's rate in the same season before
-           sin(2 * pi() * month(c.c) / 12) AS cutoff_month_sin, cos(2 * pi() * month(c.c) / 12) AS cutoff_month_cos,
+           -- month of year of the cutoff's season (a cycle; calendar.season_anchor) and the division's
+           -- rate in the same season before
+           sin(2 * pi() * month(c.c + INTERVAL {SEASON_ANCHOR_DAYS} DAY) / 12) AS cutoff_month_sin,
+           cos(2 * pi() * month(c.c + INTERVAL {SEASON_ANCHOR_DAYS} DAY) / 12) AS cutoff_month_cos,
            {same_season},
            f.employees, f.annual_revenue, f.year_established, f.has_parent,
            (po.account_id IS NOT NULL) AS parent_owns_division,

@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 
 import hashlib
 
-from revintel_assets.defs.icp.calendar import add_months
+from revintel_assets.defs.icp.calendar import add_months, season_anchor
 from revintel_assets.defs.icp.features import base_name, model_features
 from revintel_assets.defs.validation.metrics import P_FLOOR, BoundedCalibrator, calibrate_bounded
 
@@ -328,8 +328,9 @@ MAX_SEASON_SHIFT = 2.0  # log-odds
 
 
 def same_season_cutoff(train_cutoffs, cutoff: dt.date) -> dt.date | None:
-    """The training cutoff nearest to 12 months before `cutoff`, within SEASON_TOLERANCE_DAYS."""
-    target = add_months(_day(cutoff), -12)
+    """The training cutoff nearest to 12 months before `cutoff`'s season (calendar.season_anchor),
+    within SEASON_TOLERANCE_DAYS."""
+    target = add_months(season_anchor(_day(cutoff)), -12)
     near = [t for t in map(_day, train_cutoffs) if abs((t - target).days) <= SEASON_TOLERANCE_DAYS]
     return min(near, key=lambda t: (abs((t - target).days), t)) if near else None
 
