@@ -92,7 +92,7 @@ def scored_deals(as_of: dt.date) -> pl.DataFrame:
         pl.coalesce("score_division", "product_division").alias("division"),
         # one rule for what an open deal is worth on every page (revintel_assets/rules.py)
         deal_value(list_price="list_price").alias("value"),
-        value_is_estimate().alias("value_is_list_price"),
+        value_is_estimate().alias("value_is_estimate"),
     ).drop("score_division", "product_division")
 
 

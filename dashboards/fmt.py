@@ -67,6 +67,14 @@ def money_short(x: float | None, code: str | None = None) -> str:
     return f"{sign}{pre}{body}{post}"
 
 
+def money_card(x: float | None, code: str | None = None) -> str:
+    """An amount in a metric card: whole units below ten million, short from there ("$471.3M": a card
+    cut "$471,322,644" to "$471,322,…" at scale 10); the exact figure goes in the card's help."""
+    if x is None or not math.isfinite(x) or abs(float(x)) < 1e7:
+        return money(x, code)
+    return money_short(x, code)
+
+
 def money_axis(code: str | None = None) -> str:
     """A Vega labelExpr for money axes: $950, $12k, $3.4M."""
     pre, post = _affix(code or currency())

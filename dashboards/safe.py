@@ -25,8 +25,9 @@ def neutralise(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def csv_bytes(df: pl.DataFrame) -> bytes:
-    """The frame as a CSV download, formula cells neutralised."""
-    return neutralise(df).write_csv().encode()
+    """The frame as a CSV download, formula cells neutralised, with a UTF-8 byte-order mark: Excel opens
+    a CSV without one as the machine's ANSI code page ("Müller GmbH" read "MÃ¼ller GmbH")."""
+    return neutralise(df).write_csv(include_bom=True).encode()
 
 
 # Data shown through Streamlit's Markdown (st.markdown, st.info, st.warning, st.subheader):

@@ -165,6 +165,9 @@ def test_money_carries_its_currency():
     assert fmt.money(Decimal("-1500.40"), "USD") == "-$1,500"  # a DECIMAL sum (What Changed's): it broke the page
     assert fmt.money_short(4_712_364, "USD") == "$4.7M" and fmt.money_short(13_000, "GBP") == "£13k"
     assert fmt.money_short(Decimal("-4712364.5"), "USD") == "-$4.7M" and fmt.money_short(float("nan")) == "—"
+    # a metric card: whole units up to ten million, short from there (a scale-10 card read "$471,322,…")
+    assert fmt.money_card(9_999_999, "USD") == "$9,999,999" and fmt.money_card(471_322_644, "USD") == "$471.3M"
+    assert fmt.money_card(Decimal("-25000000"), "EUR") == "-€25.0M" and fmt.money_card(None) == "—"
 
 
 def test_money_cells_round_to_whole_units():
@@ -440,3 +443,24 @@ def test_a_chosen_filter_value_that_is_gone_is_said():
     assert any("Region GTX Pro: not among the choices any more" in c for c in said), said
     app.run()  # said once, not on every rerun
     assert not app.caption
+
+
+def test_pipeline_risk_renders_past_the_styler_limit(demo_data, monkeypatch):
+    """An audit at scale 10: past 262,144 cells (15,000 open deals) Streamlit refused the deal table's
+    pandas Styler, and the page crashed under it with its download and roll-up. The demo's table is
+    put past a lowered limit: the page renders its deals (uncoloured), the download and the roll-up."""
+    import pandas as pd
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    data, _, _ = demo_data
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(data))
+    monkeypatch.chdir(repo)
+    with pd.option_context("styler.render.max_elements", 500):
+        app = AppTest.from_file(str(repo / "dashboards" / "views" / "pipeline_risk.py"), default_timeout=120).run()
+    assert not app.exception, [e.value for e in app.exception]
+    grid = app.dataframe[0].value
+    assert grid.size > 500 and "risk_category" in grid.columns
+    assert any(s.value.endswith("Reps and managers") for s in app.subheader), [s.value for s in app.subheader]

@@ -63,7 +63,7 @@ m[0].metric("Win probability", dd.pct(d["win_probability"]), border=True, help="
 m[1].metric("Risk score", f"{d['risk_score']:g} / 100", border=True,
             help="Low < 30 ≤ Medium < 50 ≤ High < 70 ≤ Critical")
 m[2].metric("Amount", fmt.money(d["value"]), border=True,
-            delta="list price: no amount yet" if d["value_is_list_price"] else None, delta_color="off", delta_arrow="off",
+            delta="list price: no amount yet" if d["value_is_estimate"] else None, delta_color="off", delta_arrow="off",
             help="A deal without an amount is valued at its product's list price, on every page")
 estimated = d["expected_close_estimated"] is True
 m[3].metric("Expected close" + (f" — {dd.ESTIMATED_CLOSE}" if estimated else ""), str(close or "—"), border=True,

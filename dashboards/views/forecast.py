@@ -102,11 +102,13 @@ date_axis = alt.Axis(format="%b %d, %Y" if period_type == "week" else "%B %Y", l
 k = st.columns(4)
 first = fc.head(1).to_dicts()[0] if len(fc) else None
 if first:
-    k[0].metric(f"This {period_type} (P50)", fmt.money(first['p50'], CURRENCY),
-                help=f"Includes {fmt.money(so_far, CURRENCY)} already booked this {period_type}" if partial else None)
+    k[0].metric(f"This {period_type} (P50)", fmt.money_card(first['p50'], CURRENCY),
+                help=fmt.money(first['p50'], CURRENCY)
+                + (f", including {fmt.money(so_far, CURRENCY)} already booked this {period_type}" if partial else ""))
     k[1].metric("P10 – P90", f"{fmt.money_short(first['p10'], CURRENCY)} – {fmt.money_short(first['p90'], CURRENCY)}")
 k[2].metric(f"{len(fc)} {period_type}{'' if len(fc) == 1 else 's'}: mean total",
-            fmt.money(fc['mean'].sum(), CURRENCY) if len(fc) else "—")
+            fmt.money_card(fc['mean'].sum(), CURRENCY) if len(fc) else "—",
+            help=fmt.money(fc['mean'].sum(), CURRENCY) if len(fc) else None)
 k[3].metric("Simulations", f"{int(fc['n_sims'][0]):,}" if len(fc) and "n_sims" in fc.columns else "—")
 
 if len(fc):

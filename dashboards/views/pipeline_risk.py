@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import altair as alt
+import pandas as pd
 import polars as pl
 import streamlit as st
 
@@ -106,7 +107,7 @@ for col, chosen in filters.items():
 value = float(view["value"].sum() or 0) if view.height else 0.0
 at_risk = float(view.filter(pl.col("risk_category").is_in(dd.AT_RISK))["value"].sum() or 0) if view.height else 0.0
 expected = float(view["expected"].sum() or 0) if view.height else 0.0
-estimated = view.filter(pl.col("value_is_list_price"))
+estimated = view.filter(pl.col("value_is_estimate"))
 m = st.columns(5)
 m[0].metric("Open deals", f"{view.height:,}", border=True,
             help=None if view.height == deals.height else f"{deals.height:,} open on {as_of} before filters")
@@ -170,7 +171,7 @@ quarter_cols = [] if period == "all" else ["p_win_in_period_pct", "p_slip_pct"]
 table = view.with_columns(
     (pl.lit(f"deal-detail?as_of={as_of}&deal=") + pl.col("opportunity_id")).alias("deal"),
     fmt.pct_expr("win_probability").alias("win_pct"),
-    pl.when(pl.col("value_is_list_price")).then(pl.lit("list price (no amount yet)")).otherwise(pl.lit("amount"))
+    pl.when(pl.col("value_is_estimate")).then(pl.lit("list price (no amount yet)")).otherwise(pl.lit("amount"))
     .alias("valued_at"),
     pl.when(pl.col("expected_close_estimated")).then(pl.lit(dd.ESTIMATED_CLOSE))
     .when(pl.col("expected_close_estimated").not_()).then(pl.lit("CRM")).alias("close_date_from"),
@@ -186,8 +187,14 @@ def _category_style(v: str) -> str:
     return f"color: {color}; font-weight: 600" if color else ""
 
 
+# the category's colour is a pandas Styler, which Streamlit refuses past pandas' styler.render.max_elements
+# (262,144 cells: 15,000 deals at scale 10 crashed the page and took its download with it); the category
+# is written in the cell, so a larger table goes without the colour
+shown = table.to_pandas()
+if shown.size <= pd.get_option("styler.render.max_elements"):
+    shown = shown.style.map(_category_style, subset=["risk_category"])
 st.dataframe(
-    table.to_pandas().style.map(_category_style, subset=["risk_category"]),
+    shown,
     hide_index=True, width="stretch", height=min(38 + 35 * table.height, 560),
     column_config={
         "deal": st.column_config.LinkColumn("Deal", display_text=r"deal=([^&]+)$", pinned=True,

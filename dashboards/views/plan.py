@@ -42,11 +42,16 @@ def money(v) -> str:
     return "—" if v is None else fmt.money(v, CURRENCY)  # with its currency (CONTRACT §3)
 
 
+def card(v) -> str:
+    return "—" if v is None else fmt.money_card(v, CURRENCY)
+
+
 k = st.columns(5)
-k[0].metric("Quota", money(total["quota"]))
-k[1].metric("Booked to date", money(total["booked_to_date"]),
-            help="Won amount closed from the period start to the as-of date")
-k[2].metric("Forecast P50", money(total["p50"]), help=f"P10 {money(total['p10'])} – P90 {money(total['p90'])}")
+k[0].metric("Quota", card(total["quota"]), help=money(total["quota"]))
+k[1].metric("Booked to date", card(total["booked_to_date"]),
+            help=f"{money(total['booked_to_date'])}: won amount closed from the period start to the as-of date")
+k[2].metric("Forecast P50", card(total["p50"]),
+            help=f"{money(total['p50'])}; P10 {money(total['p10'])} – P90 {money(total['p90'])}")
 k[3].metric("Chance of making it", "—" if total["p_hit_quota"] is None else f"{total['p_hit_quota']:.0%}")
 k[4].metric("Coverage", "—" if total["coverage_ratio"] is None else f"{total['coverage_ratio']:.1f}×",
             help="Open pipeline expected by the period end / quota still to book")

@@ -10,8 +10,8 @@ import streamlit as st
 from dashboards import db, fmt
 from dashboards import deals_data as dd
 from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
-from revintel_assets.defs.pipeline.changes import (DATES_SQL, empty_waterfall_sql, no_change_log_note, pairs_sql,
-                                                     why_empty)
+from revintel_assets.defs.pipeline.changes import (DATES_SQL, deals_behind, empty_waterfall_sql, no_change_log_note,
+                                                     pairs_sql, why_empty)
 from revintel_assets.rules import UNASSIGNED
 from revintel_resources.settings import settings
 
@@ -64,13 +64,17 @@ if not deals.get("start") and deals.get("new") and db.table_exists("star.fact_op
         st.warning(note)
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric(f"Pipeline on {compare}", fmt.money(amount.get('start', 0), CURRENCY), border=True)
-m2.metric(f"Pipeline on {as_of}", fmt.money(amount.get('end', 0), CURRENCY),
-          delta=fmt.money(amount.get('end', 0) - amount.get('start', 0), CURRENCY), border=True)
-m3.metric("Won", fmt.money(-amount.get('won', 0), CURRENCY), help=f"{deals.get('won', 0)} deals", border=True)
-m4.metric("Lost or pushed out", fmt.money(-(amount.get('lost', 0) + amount.get('pushed_out', 0)), CURRENCY),
-          border=True, help="Net of deals pushed into the period from an earlier quarter (a negative figure: more "
-                            "came in than left)")
+start_amount, end_amount = amount.get('start', 0), amount.get('end', 0)
+m1.metric(f"Pipeline on {compare}", fmt.money_card(start_amount, CURRENCY), border=True,
+          help=fmt.money(start_amount, CURRENCY))
+m2.metric(f"Pipeline on {as_of}", fmt.money_card(end_amount, CURRENCY), help=fmt.money(end_amount, CURRENCY),
+          delta=fmt.money_card(end_amount - start_amount, CURRENCY), border=True)
+m3.metric("Won", fmt.money_card(-amount.get('won', 0), CURRENCY), border=True,
+          help=f"{deals.get('won', 0)} deals, {fmt.money(-amount.get('won', 0), CURRENCY)}")
+lost = -(amount.get('lost', 0) + amount.get('pushed_out', 0))
+m4.metric("Lost or pushed out", fmt.money_card(lost, CURRENCY), border=True,
+          help=f"{fmt.money(lost, CURRENCY)}, net of deals pushed into the period from an earlier quarter (a negative "
+               "figure: more came in than left)")
 
 # a waterfall: each movement a bar from the running total before it to the one after it
 bars, running = [], 0.0
@@ -102,12 +106,7 @@ cats = [c for c in LABELS if c not in ("start", "end") and deals.get(c)]
 chosen = st.selectbox("Movement", cats, format_func=lambda c: f"{LABELS[c]} ({deals.get(c, 0)} deals)")
 # the deals of the chosen period only (in its pipeline on either date, as the waterfall counts them):
 # the list under "Lost (23 deals)" held 43, the lost deals of every quarter
-start, end = bounds[period]
-changes = db.query("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes c "
-                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ? AND c.category = ? "
-                   "AND (c.expected_close_before >= ? AND c.expected_close_before < ? "
-                   "OR c.expected_close_after >= ? AND c.expected_close_after < ?)",
-                   [as_of, chosen, start, end, start, end])
+changes = db.query(*deals_behind(as_of, chosen, period, *bounds[period]))
 if seg_type != "total":
     col = {"rep": "rep_id"}.get(seg_type, seg_type)
     changes = changes.filter(pl.col(col).fill_null(UNASSIGNED) == segment)  # as the waterfall names a missing one
