@@ -45,7 +45,7 @@ class Settings(BaseSettings):
                                                        "set it to limit what the launchpad can point the import at")
     app_url: str = Field("http://127.0.0.1:8501", description="Where the Streamlit app is reached: the digest's "
                                                                "links to Deal Detail start with it")
-    digest_webhook_url: str | None = Field(None, description="POST the weekly digest here as JSON {\"text\": ...} "
+    digest_webhook_url: str | None = Field(None, repr=False, description="POST the weekly digest here as JSON {\"text\": ...} "
                                                              "(a Slack incoming webhook, or any endpoint)")
     fiscal_year_start_month: int = Field(1, ge=1, le=12, description="Month (1-12) the fiscal year starts in; "
                                                                       "every quarter (quotas, plan, forecast, outlook, waterfall) follows it")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import socket
 import threading
 
 import dagster as dg
@@ -160,15 +161,68 @@ def test_a_webhook_that_refuses_or_is_gone_is_named_with_its_url():
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Refuses)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/hook"
+    url = f"http://127.0.0.1:{server.server_port}/services/T1/B2/secretToken"
+    named = rf"digest webhook http://127.0.0.1:{server.server_port}/… \(REVINTEL_DIGEST_WEBHOOK_URL\)"
     try:
-        with pytest.raises(WebhookFailed, match=rf"digest webhook {url} .* answered HTTP 500"):
+        with pytest.raises(WebhookFailed, match=rf"{named} answered HTTP 500") as e:
             post_webhook(url, "x")
+        assert "secretToken" not in str(e.value)  # a Slack webhook's path is its secret: not in logs
     finally:
         server.shutdown()
         server.server_close()
-    with pytest.raises(WebhookFailed, match=rf"digest webhook {url} .* could not be reached"):
+    with pytest.raises(WebhookFailed, match=rf"{named} could not be reached"):
         post_webhook(url, "x", timeout=2)
+
+
+def test_data_in_the_digest_is_text_not_markup():
+    """An audit: a rep named with an <img> and a Markdown link, a manager with a <script>, a deal id with
+    an onerror handler were live in the digest's HTML, and "<!channel>" pinged a Slack channel."""
+    from revintel_assets.defs.pipeline.digest import file_names, manager_digest, to_html
+
+    rep = "Ravi <img src=http://h/x.png> [rephish](http://h/l) <!channel>"
+    deal = "O<img src=x onerror=alert(1)>)[p](http://h/d"
+    moved = pl.DataFrame({"rep_id": [rep], "category": ["won"], "amount_before": [1.0], "amount_after": [None],
+                          "opportunity_id": [deal], "expected_close_before": [None], "expected_close_after": [None]},
+                         schema_overrides={"amount_after": pl.Float64, "expected_close_before": pl.Date,
+                                           "expected_close_after": pl.Date})
+    alerts = pl.DataFrame(schema={"rep_id": pl.Utf8, "opportunity_id": pl.Utf8, "alert_type": pl.Utf8,
+                                  "detail": pl.Utf8})
+    md = manager_digest("<script>fetch(1)</script>Cecily", A, None, moved, alerts, "http://app:8501")
+    page = to_html(md, "Pipeline digest — <script>x</script>")
+    assert "<script" not in page and "<img" not in page and 'href="http://h/' not in page
+    assert "<!channel>" not in md and "&lt;!channel&gt;" in md
+    assert page.count("<a href=") == 1 and "deal=O%3Cimg" in page  # the deal's own link, its id encoded
+    assert "<li>" in page  # the items are a list, not one paragraph
+    names = file_names(["Mia Park", "Mia-Park", "Li Wu"])
+    assert names["Mia Park"] != names["Mia-Park"] and names["Li Wu"] == "Li_Wu"
+
+
+def test_a_webhook_that_fails_does_not_stop_the_run(tmp_path, monkeypatch):
+    """An unreachable digest webhook stopped `revintel run` at its digest step: nothing after it ran or was
+    published. The step now writes the files, says what failed and succeeds."""
+    from revintel_assets.defs.deals.partitions import as_of_dates
+    from revintel_assets.defs.pipeline.assets import deal_alerts, weekly_digest
+    from revintel_resources.resources import WarehouseResource
+    from revintel_resources.warehouse import Warehouse
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REVINTEL_DIGEST_WEBHOOK_URL", f"http://127.0.0.1:{port}/services/secretToken")
+    with Warehouse.from_env().connect() as con:
+        _warehouse(con)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(as_of_dates.name, [str(C), str(A)])
+    resources = {"warehouse": WarehouseResource()}
+    for key in (str(C), str(A)):
+        assert dg.materialize([deal_alerts], partition_key=key, instance=instance, resources=resources,
+                              selection=[deal_alerts]).success
+    result = dg.materialize([weekly_digest], partition_key=str(A), instance=instance, resources=resources)
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert "could not be reached" in meta["webhook_error"].value and "secretToken" not in meta["webhook_error"].value
+    assert (tmp_path / "data" / "digests" / str(A) / "Mia_Park.md").exists()
 
 
 def test_the_digest_does_not_list_score_drops_a_new_model_made_as_new_risks():

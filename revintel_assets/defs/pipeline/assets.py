@@ -155,25 +155,30 @@ def weekly_digest(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     folder.mkdir(parents=True, exist_ok=True)
     s = settings()
     managers = sorted(set(moved["manager"]) | set(alerts["manager"]))
+    names = digest.file_names(managers)
     texts = []
     for manager in managers:
         md = digest.manager_digest(manager, as_of, compare, moved.filter(pl.col("manager") == manager),
                                    alerts.filter(pl.col("manager") == manager), s.app_url)
-        name = "".join(ch if ch.isalnum() else "_" for ch in manager)
+        name = names[manager]
         (folder / f"{name}.md").write_text(md)
         (folder / f"{name}.html").write_text(digest.to_html(md, f"Pipeline digest — {manager}"))
         texts.append(md)
-    posted = None
+    posted, failed = None, None
     if s.digest_webhook_url and texts:
+        # an unreachable or refusing webhook is said, not raised: it stopped `revintel run` at step 7 of 14,
+        # so nothing after it ran and nothing was published, for a chat outage (an audit)
         try:
             posted = digest.post_webhook(s.digest_webhook_url, "\n\n".join(texts))
-        except digest.WebhookFailed as e:  # the files are written: say so, and fail the step for a retry
-            raise digest.WebhookFailed(f"{e}; the digest files were written to {folder}") from e
-        context.log.info(f"digest posted to the webhook: HTTP {posted}")
+            context.log.info(f"digest posted to the webhook: HTTP {posted}")
+        except digest.WebhookFailed as e:
+            failed = f"{e}; the digest files were written to {folder}"
+            context.log.warning(failed)
     return dg.MaterializeResult(metadata={"folder": dg.MetadataValue.path(str(folder)),
                                           "managers": dg.MetadataValue.int(len(managers)),
                                           "new_risks": dg.MetadataValue.int(len(alerts)),
-                                          "webhook_status": dg.MetadataValue.int(posted or 0)})
+                                          "webhook_status": dg.MetadataValue.int(posted or 0),
+                                          **({"webhook_error": dg.MetadataValue.text(failed)} if failed else {})})
 
 
 defs = dg.Definitions(assets=[pipeline_changes, deal_alerts, weekly_digest],
