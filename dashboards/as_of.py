@@ -11,7 +11,7 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, safe
 
 
 def past_the_data(as_of: dt.date | None, last: dt.date | None) -> str | None:
@@ -46,7 +46,8 @@ def unscored_request(asked: str | None, dates: list, last: dt.date | None) -> st
     try:
         day = dt.date.fromisoformat(asked)
     except ValueError:
-        return f"**?as_of={asked} is not a date.** Showing the latest scored date instead."
+        # the URL's text as text (safe.md): "?as_of=x [sign in again](http://phish)" rendered a live link
+        return f"**?as_of={safe.md(asked)} is not a date.** Showing the latest scored date instead."
     if last is not None and day > last:
         return (f"**{day} is after the data's last date ({last}):** nothing is scored past the data. Showing the "
                 "latest scored date instead.")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboards import safe
+
 
 def note_dropped(name: str, label: str, options: list, chosen) -> None:
     """Remember `chosen` (a value, or a list for a multiselect) under `name`; when the previous choice
@@ -18,8 +20,8 @@ def note_dropped(name: str, label: str, options: list, chosen) -> None:
         instead = "the filter no longer holds them" if len(lost) > 1 else "the filter no longer holds it"
     else:
         lost = [before] if before is not None and before != chosen and before not in options else []
-        instead = f"showing {chosen}"
+        instead = f"showing {safe.md(chosen)}"
     if lost:
-        st.caption(f":material/filter_alt_off: {label} {', '.join(map(str, lost))}: not among the choices any "
+        st.caption(f":material/filter_alt_off: {label} {', '.join(map(safe.md, lost))}: not among the choices any "
                    f"more (no data for it on this date, or a newer run was published); {instead}.")
     st.session_state[key] = list(chosen) if isinstance(chosen, list) else chosen

@@ -7,6 +7,7 @@ Currency: `meta.source.currency` when the loaded source names one, else the `cur
 from __future__ import annotations
 
 import math
+import re
 import polars as pl
 import streamlit as st
 
@@ -23,7 +24,8 @@ def currency() -> str:
             db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'meta' "
                      "AND table_name = 'source'")["column_name"].to_list()):
         found = db.scalar("SELECT max(currency) FROM meta.source")
-        if found:
+        # a code or a symbol only (a warehouse imported before the import checked it may hold any text)
+        if found and re.fullmatch(r"[A-Z]{3}|[^\w\s\[\]()!<>`*_\\]", str(found).strip().upper()):
             return str(found).strip().upper()
     return settings().currency.strip() or "USD"
 

@@ -13,6 +13,8 @@ import re
 
 import polars as pl
 
+from revintel_resources.text import md  # noqa: F401 (the pages import it from here)
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -28,24 +30,6 @@ def csv_bytes(df: pl.DataFrame) -> bytes:
     """The frame as a CSV download, formula cells neutralised, with a UTF-8 byte-order mark: Excel opens
     a CSV without one as the machine's ANSI code page ("Müller GmbH" read "MÃ¼ller GmbH")."""
     return neutralise(df).write_csv(include_bom=True).encode()
-
-
-# Data shown through Streamlit's Markdown (st.markdown, st.info, st.warning, st.subheader):
-# an account named "![x](http://host/beacon.png)" or a ?deal= link "[verify](http://phish)"
-# would render an image or a link. Data goes in as text: every ASCII punctuation character is
-# backslash-escaped (CommonMark renders it literally; this also defuses $math$ and Streamlit's
-# :color[...] / :material/...: directives), or as a code span. GFM turns bare URLs and e-mail
-# addresses into links after escapes are resolved, so a zero-width space goes between "http" and
-# "://", "www" and ".", and before "@" (invisible; measured in Chromium: no link is rendered).
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|www)(?=\\[:.])|(?=\\@)")
-ZWSP = "\u200b"
-
-
-def md(value) -> str:
-    """Any value as literal text inside Markdown (one line): no link, image, heading or directive."""
-    text = " ".join(str(value).split()) if value is not None else ""
-    return _AUTOLINK.sub(lambda m: (m.group(1) or "") + ZWSP, _PUNCTUATION.sub(r"\\\1", text))
 
 
 def code(value) -> str:

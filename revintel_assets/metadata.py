@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from revintel_resources.text import md
 from revintel_resources.warehouse import Warehouse
 
 
@@ -21,8 +22,17 @@ def table_metadata(wh: Warehouse, table: str, where: str = "TRUE", params: list 
         **({"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t, description=d) for c, t, d in cols])}
            if schema else {}),
         "table": dg.MetadataValue.text(table),
-        "preview": dg.MetadataValue.md(preview.to_pandas().to_markdown(index=False) if n else "(empty)"),
+        # text cells escaped: a rep named "[x](http://phish)" or "![x](http://host/x.png)" was a live link
+        # and image in the Dagster UI's preview of star.dim_rep (an audit)
+        "preview": dg.MetadataValue.md(_escaped(preview).to_pandas().to_markdown(index=False) if n else "(empty)"),
     }
+
+
+def _escaped(frame):
+    import polars as pl
+
+    return frame.with_columns(pl.col(c).map_elements(md, return_dtype=pl.Utf8) for c, t in frame.schema.items()
+                              if t == pl.Utf8)
 
 
 def range_metadata(wh: Warehouse, table: str, where: str, keys: list) -> dict:

@@ -879,3 +879,31 @@ def test_a_cluster_address_where_something_else_listens_is_refused_in_seconds(tm
         server.shutdown()
     assert code == 2 and time.monotonic() - start < 30
     assert "sent no Dask handshake in 5 s" in capsys.readouterr().err
+
+
+def test_an_expression_that_divides_by_zero_is_quarantined_not_infinite(box):
+    """An audit: `amount: "Gesamt / Menge"` over a line of quantity 0 imported an infinite amount, nothing
+    quarantined, and the run failed later casting it to a decimal. It is quarantined as not a number."""
+    (box["src"] / "transactions.csv").write_text(TIDY.replace("C2,2024-02-05,S2,1,3,1,3", "C2,2024-02-05,S2,1,3,0,3"))
+    _mapping(box["src"], "layout: tidy\ncolumns:\n  amount: UnitPrice / Qty\n")
+    con, _ = _import(box["src"])
+    assert con.execute("SELECT customer_id, amount FROM staging.transactions ORDER BY 1").fetchall() == [("C1", 2.625)]
+    assert con.execute("SELECT reason FROM staging.quarantine_new WHERE line_number = 3").fetchall() == [("amount 'inf' is not a number",)]
+
+
+def test_data_never_reaches_markdown_as_markup_outside_the_pages():
+    """An audit: a ?as_of= link, a currency code and the Dagster UI's table previews rendered data as
+    Markdown (a phishing link, image beacons)."""
+    import polars as pl
+
+    from dashboards.as_of import unscored_request
+    from revintel_assets.defs.ingest.source import ImportReport, SourceLayout
+    from revintel_assets.metadata import _escaped
+
+    said = unscored_request("x** [Session expired](http://evil/phish) ![b](http://evil/b.png) **", [], None)
+    assert "](" not in said and "http://" not in said
+    report = ImportReport(SourceLayout(Path(".")), files={"Opportunity.csv": {"currencies": {"![C](HTTP://E/X.PNG)": 3}}})
+    assert report.currency is None
+    assert ImportReport(SourceLayout(Path(".")), files={"Opportunity.csv": {"currencies": {"EUR": 3}}}).currency == "EUR"
+    preview = _escaped(pl.DataFrame({"rep_name": ["[rephish](http://evil/l)"], "n": [1]}))
+    assert "](" not in preview["rep_name"][0] and preview["n"][0] == 1

@@ -8,7 +8,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db
+from dashboards import db, safe
 from revintel_assets.defs.forecast.accuracy import summary
 
 st.title("Forecast Accuracy")
@@ -89,5 +89,5 @@ else:
     worst = view.filter(pl.col("model_name") == "revenue_forecast").sort(pl.col("bias").abs(), descending=True).head(1)
     if len(worst):
         w = worst.row(0, named=True)
-        st.markdown(f"Most {w['direction']}: **{w['segment']}**, revintel's P50 {w['bias']:+.0%} of what it booked "
+        st.markdown(f"Most {w['direction']}: **{safe.md(w['segment'])}**, revintel's P50 {w['bias']:+.0%} of what it booked "
                     f"over {w['n']} {period_type} forecasts.")

@@ -10,7 +10,7 @@ import streamlit as st
 from scipy.special import ndtr
 
 from dashboards import as_of as as_of_banner
-from dashboards import db, fmt, segments
+from dashboards import db, fmt, safe, segments
 from revintel_assets import rules
 
 st.title("Plan: will we make the number?")
@@ -129,7 +129,7 @@ if db.table_exists("forecast.plan_deals"):
         deals = deals.with_columns(pl.lit(None, dtype=pl.Float64).alias("chance_swing"))
     if row["quota"] is not None:
         short = row["quota"] - row["booked_to_date"]
-        st.markdown(f"**{segment}**: quota {money(row['quota'])}, booked {money(row['booked_to_date'])}, "
+        st.markdown(f"**{safe.md(segment)}**: quota {money(row['quota'])}, booked {money(row['booked_to_date'])}, "
                     f"{money(max(short, 0))} still to book; forecast P50 {money(row['p50'])}, "
                     f"chance of making it **{row['p_hit_quota']:.0%}**.")
     cfg = {"opportunity_id": "deal", "rep_id": "rep", "forecast_category": "forecast category",
@@ -155,8 +155,8 @@ if db.table_exists("forecast.plan_deals"):
     if len(in_play):
         top = in_play.row(0, named=True)
         swing = "" if top["chance_swing"] is None else f"; winning it moves the chance by {top['chance_swing']:.0%}"
-        st.caption(f"Biggest swing deal: {top['opportunity_id']} ({top['rep_id']}, {top['stage']}, "
-                   f"{top['forecast_category']}), {money(top['amount'])}, {top['p_in_period']:.0%} chance to be won "
+        st.caption(f"Biggest swing deal: {safe.md(top['opportunity_id'])} ({safe.md(top['rep_id'])}, "
+                   f"{safe.md(top['stage'])}, {safe.md(top['forecast_category'])}), {money(top['amount'])}, {top['p_in_period']:.0%} chance to be won "
                    f"inside the period{swing}. The swing takes the {seg_type}'s total as normal (mean and P10–P90 of "
                    "the simulations): a guide to where to look, not a re-simulation.")
 

@@ -7,6 +7,7 @@ SQL whatever the source looked like.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,8 @@ CRM_SIGNATURES = {
 CRM_NAMES = {"maventech": "a MavenTech sales_pipeline export", "salesforce": "a Salesforce Opportunity export",
              "hubspot": "a HubSpot deals export"}
 
+ISO_CODE = re.compile(r"[A-Z]{3}")
+
 
 @dataclass
 class SourceLayout:
@@ -113,7 +116,10 @@ class ImportReport:
         """The currency every amount is in: the one code, or the corporate one they were converted to."""
         converted = next((f["converted_to"] for f in self.files.values() if f.get("converted_to")), None)
         one = next(iter(self.currencies)) if len(self.currencies) == 1 else None
-        return converted or (one if one != ANY_DOLLAR else None)
+        code = converted or (one if one != ANY_DOLLAR else None)
+        # an ISO 4217 code or nothing: the app prints it beside every amount, and a CurrencyIsoCode of
+        # "![c](http://host/x.png)" was rendered as an image in its metric cards (an audit)
+        return code if code is not None and ISO_CODE.fullmatch(str(code)) else None
 
 
 def detect_layout(folder: Path, forced: str | None = None, mapping: Mapping | None = None) -> SourceLayout:

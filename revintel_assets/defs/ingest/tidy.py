@@ -49,7 +49,11 @@ def _user_tidy(user: Mapping, path: Path) -> dict | None:
     if not any(k in cols for k in CANONICAL):
         return None
     cols = {**{c: c for c in CANONICAL}, **cols}
-    signature = user.signature or [v for k, v in cols.items() if k in CANONICAL and _IDENT.match(v)]
+    # the header names it reads, not its expressions: "UnitPrice / Qty" matched as a name (spaces and "/"
+    # are in names), was not in the header, and a file that also had an `amount` column was read with the
+    # built-in names instead, the mapping ignored without a word (an audit)
+    signature = user.signature or [v for k, v in cols.items()
+                                   if k in CANONICAL and _IDENT.match(v) and not mexpr.is_compound(v)]
     lines = {k: user.line("columns", path.name, k) if isinstance(user.columns.get(path.name), dict)
              and k in user.columns[path.name] else user.line("columns", k) for k in cols}
     return {"layout": "tidy", "signature": signature, "columns": cols, "date_formats": user.date_formats,
@@ -170,7 +174,12 @@ def import_tidy(con: duckdb.DuckDBPyConnection, path: Path, mapping: dict,
                                      [*user.date_formats, *mapping.get("date_formats", [])])
     date = date_expr(f"{expr['order_date']}::VARCHAR", fmts, exclude)
     def number(k: str) -> str:  # a column as exported (money rules), or an expression's value
-        return money_expr(expr[k], decimal) if cols[k] in raw.columns else f"try_cast({expr[k]} AS DOUBLE)"
+        if cols[k] in raw.columns:
+            return money_expr(expr[k], decimal)
+        # a finite one: "Gesamt / Menge" over a line of quantity 0 was an infinite amount, imported, and the
+        # run failed later casting it to a decimal (an audit); it is quarantined as not a number
+        value = f"try_cast({expr[k]} AS DOUBLE)"
+        return f"(CASE WHEN isfinite({value}) THEN {value} END)"
 
     qty, amount = number("quantity"), number("amount")
     latest = latest_date(con, "temp.raw_tidy", [date])
