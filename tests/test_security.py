@@ -907,3 +907,37 @@ def test_data_never_reaches_markdown_as_markup_outside_the_pages():
     assert ImportReport(SourceLayout(Path(".")), files={"Opportunity.csv": {"currencies": {"EUR": 3}}}).currency == "EUR"
     preview = _escaped(pl.DataFrame({"rep_name": ["[rephish](http://evil/l)"], "n": [1]}))
     assert "](" not in preview["rep_name"][0] and preview["n"][0] == 1
+
+
+def test_a_mapping_with_aliases_or_deep_nesting_is_one_clear_message(box):
+    """An audit: nine levels of nine YAML aliases held the run at 2.9 GB until a MemoryError, and
+    100,000 nested brackets ended in a RecursionError trace. Both are refused naming the file."""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    path = _mapping(box["src"], "stages:\n" + "".join("  " + line + "\n" for line in bomb.splitlines()))
+    with pytest.raises(SourceError, match="alias") as err:
+        import_source(duckdb.connect(), box["src"])
+    assert err.value.path == path
+    _mapping(box["src"], "columns: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(SourceError, match="nesting too deep|mapping"):
+        import_source(duckdb.connect(), box["src"])
+
+
+def test_symlinks_out_of_the_folder_are_never_read_not_even_for_a_hint(box):
+    """An audit: a notes.csv symlinked to a credentials file had its header quoted in the run's hint, and
+    a revintel_mapping.yaml symlinked to a config file had its keys quoted in the mapping error."""
+    from revintel_assets.defs.ingest.source import detect_layout
+
+    (box["src"] / "transactions.csv").unlink()
+    (box["src"] / "notes.csv").symlink_to(box["secret"])
+    with pytest.raises(SourceError) as err:
+        detect_layout(box["src"])
+    assert SECRET not in str(err.value)
+    (box["src"] / "notes.csv").unlink()
+    (box["src"] / "transactions.csv").write_text(TIDY)
+    config = box["secret"].parent / "app.yaml"
+    config.write_text(f"db_password: {SECRET}\n")
+    (box["src"] / "revintel_mapping.yaml").symlink_to(config)
+    with pytest.raises(SourceError, match="symlink") as err:
+        import_source(duckdb.connect(), box["src"])
+    assert SECRET not in str(err.value)

@@ -87,23 +87,45 @@ def mapping_path(folder: Path, explicit: str | Path | None = None) -> Path | Non
             raise SourceError(path, 0, "a mapping file (YAML)", "it does not exist")
         return path
     path = Path(folder) / USER_MAPPING
-    return path if path.exists() else None
+    if not path.exists():
+        return None
+    try:  # the folder's own mapping stays inside it: a symlink to a config file had its keys quoted (an audit)
+        return inside(folder, USER_MAPPING)
+    except ValueError as exc:
+        raise SourceError(path, 0, "a mapping file inside the source folder", str(exc)) from None
+
+
+# A mapping is a few dozen keys. An alias (*name) lets a 1 kB file expand to gigabytes ("a billion
+# laughs": nine levels of nine aliases held the run at 2.9 GB until it died, an audit): none is read.
+MAX_MAPPING_BYTES = 1_000_000
+
+
+class _NoAliases(yaml.SafeLoader):
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "an alias (*name): write the value out",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def load_mapping(folder: Path, explicit: str | Path | None = None) -> Mapping:
     path = mapping_path(folder, explicit)
     if path is None:
         return Mapping()
+    expected = "a YAML mapping file (see README, 'Bring your own export')"
+    if path.stat().st_size > MAX_MAPPING_BYTES:
+        raise SourceError(path, 0, expected, f"a file of {path.stat().st_size:,} bytes (at most {MAX_MAPPING_BYTES:,})")
     try:
         text = path.read_text(encoding="utf-8-sig")
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_NoAliases) or {}
         lines = key_lines(text)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
         # the kind of problem only: never the text of a file that may not be a mapping at all
         problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise SourceError(path, line, "a YAML mapping file (see README, 'Bring your own export')",
-                          str(problem).splitlines()[0]) from exc
+        raise SourceError(path, line, expected, str(problem).splitlines()[0]) from exc
+    except RecursionError:  # 100,000 nested brackets: a trace, where a mapping is a few flat keys
+        raise SourceError(path, 0, expected, "nesting too deep") from None
     mapping = parse_mapping(data, path, lines)
     check_files(mapping, Path(folder))
     return mapping

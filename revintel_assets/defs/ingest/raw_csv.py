@@ -234,9 +234,19 @@ def later_sheet_headers(path: Path) -> list[tuple[str, list[str]]]:
     return out
 
 
+def refuse_link_out(path: Path) -> None:
+    """A symlink in the source folder leading out of it is never read, detection and hints included:
+    an unrelated `notes.csv` pointing at a credentials file had its first line quoted in the run's hint
+    (an audit; the import's own check came later)."""
+    if Path(path).is_symlink() and Path(path).parent.resolve() not in Path(path).resolve().parents:
+        raise SourceError(path, 0, "a file inside the source folder",
+                          "a symlink that leads out of the folder (copy the file in, or point --source at the real folder)")
+
+
 def read_header(path: Path) -> list[str]:
     """First line of a CSV (or row of a workbook's first sheet) as stripped column names (BOM
     removed); for format detection."""
+    refuse_link_out(path)
     if is_excel(path):
         try:
             return [str(c).strip() for c in read_excel_sheet(path, header_only=True).schema.names]
@@ -278,6 +288,7 @@ def _refuse_sep_line(path: Path, line: str) -> None:
 def read_header_line(path: Path, number: int = 1) -> str:
     """The first line (or line `number`) of a CSV as text (BOM removed; UTF-16 decoded, big-endian
     too, so that the import names its encoding), "" when unreadable or a workbook."""
+    refuse_link_out(path)
     if is_excel(path):
         return ""
     try:
