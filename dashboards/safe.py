@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import polars as pl
+import streamlit as st
 
 from revintel_resources.text import md  # noqa: F401 (the pages import it from here)
 
@@ -24,6 +25,27 @@ def neutralise(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(
         pl.when(pl.col(c).str.contains(pattern)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
         for c, dtype in df.schema.items() if dtype == pl.String)
+
+
+# What a page's grids show: Streamlit's own "Download as CSV" on every table writes its cells as shown,
+# formulas live (an audit: a deal id =HYPERLINK(...) from Plan's table opened as a link in a
+# spreadsheet). The same prefix as the downloads, except a signed number written as text ("-$1,500",
+# "+12 %" in a formatted column), which no spreadsheet runs and which the apostrophe would only clutter.
+_SIGNED_NUMBER = r"^[+-][0-9\s.,$€£¥%]*$"
+
+
+def shown(df: pl.DataFrame) -> pl.DataFrame:
+    """The frame as a page's grid shows it: formula-like text cells prefixed by an apostrophe."""
+    def risky(c: str) -> pl.Expr:
+        return pl.col(c).str.contains(r"^[=@\t\r]") | (pl.col(c).str.contains(r"^[+-]")
+                                                        & ~pl.col(c).str.contains(_SIGNED_NUMBER))
+    return df.with_columns(pl.when(risky(c)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+                           for c, dtype in df.schema.items() if dtype == pl.String)
+
+
+def dataframe(data, **kwargs):
+    """st.dataframe of a polars frame through `shown` (every page's grids go through here)."""
+    return st.dataframe(shown(data) if isinstance(data, pl.DataFrame) else data, **kwargs)
 
 
 def csv_bytes(df: pl.DataFrame) -> bytes:

@@ -629,6 +629,22 @@ def test_every_dashboard_download_goes_through_the_neutraliser():
     assert offenders == []
 
 
+def test_the_grids_show_formulas_as_text_for_their_own_csv_download():
+    """An audit: Streamlit's "Download as CSV" on Plan's table wrote a deal id =HYPERLINK(...) as a live
+    formula. Every grid goes through safe.dataframe; a signed number written as text stays as it is."""
+    import polars as pl
+
+    from dashboards import safe
+
+    df = pl.DataFrame({"deal": ['=HYPERLINK("http://evil/";"x")', "@SUM(A1)", "-2+3", "-$1,500", "+12 %", "O-1"]})
+    assert safe.shown(df)["deal"].to_list() == ["'=HYPERLINK(\"http://evil/\";\"x\")", "'@SUM(A1)", "'-2+3",
+                                                "-$1,500", "+12 %", "O-1"]
+    direct = [str(p.relative_to(REPO)) for p in (REPO / "dashboards").rglob("*.py")
+              if "st.dataframe(" in p.read_text() and p.name != "safe.py"
+              and "safe.shown(" not in p.read_text()]
+    assert direct == []
+
+
 def test_streamlit_binds_localhost_and_hides_tracebacks():
     import tomllib
 

@@ -6,7 +6,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import as_of as as_of_banner
+from dashboards import as_of as as_of_banner, safe
 from dashboards import db, fmt
 from dashboards.safe import code, md
 from dashboards import deals_data as dd
@@ -146,7 +146,7 @@ st.caption(f"Each dot is a change (hover for details); the dashed line is the as
            "changes after it were not known when the deal was scored.")
 shown = fmt.as_text(hist.select("changed_at", "stage", "expected_close_date", "amount", "change"),
                     {"expected_close_date": lambda d: str(d)[:10], "amount": fmt.money})  # "—", never "None", where unknown
-st.dataframe(shown, hide_index=True,
+safe.dataframe(shown, hide_index=True,
              width="stretch", height=min(38 + 35 * hist.height, 600), column_config={
                  "changed_at": st.column_config.DateColumn("Date"), "stage": "Stage",
                  "expected_close_date": "Expected close",

@@ -9,7 +9,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import as_of as as_of_banner
+from dashboards import as_of as as_of_banner, safe
 from dashboards import db, fmt, forecast_whatif, segments
 from dashboards import deals_data as dd
 from dashboards.filters import note_dropped
@@ -127,7 +127,7 @@ if len(fc):
     st.caption("Blue band: P10–P90; blue line: P50; red dashed: revenue actually booked, in whole periods. "
                + (f"The {period_type} holding the as-of date counts what it booked by then "
                   f"({fmt.money(so_far, CURRENCY)}) plus the forecast of its remaining days." if partial else ""))
-    st.dataframe(fc.select(pl.col("period_start", "first_day", "last_day").cast(pl.Date).cast(pl.Utf8), "p10", "p50", "p90", "mean"),
+    safe.dataframe(fc.select(pl.col("period_start", "first_day", "last_day").cast(pl.Date).cast(pl.Utf8), "p10", "p50", "p90", "mean"),
                  hide_index=True,
                  width="stretch", column_config={"period_start": "Period", "first_day": "Forecast from",
                                                  "last_day": "to",
@@ -188,7 +188,7 @@ else:
     months = after.filter(pl.col("period_type") == "month").join(
         before.filter(pl.col("period_type") == "month").select("period_start", pl.col("p50").alias("p50_before")),
         on="period_start")
-    st.dataframe(months.select(pl.col("period_start").cast(pl.Utf8).alias("month"), "p50_before",
+    safe.dataframe(months.select(pl.col("period_start").cast(pl.Utf8).alias("month"), "p50_before",
                                pl.col("p10"), pl.col("p50").alias("p50_what_if"), "p90"),
                  hide_index=True, width="stretch",
                  column_config={c: fmt.money_column(c.replace("_", " "), CURRENCY)
@@ -221,7 +221,7 @@ if db.table_exists("forecast.deal_contributions"):
                     f"{md(top['rep'])}, {md(top['stage'])}), amount {md(fmt.money(top['amount'], CURRENCY))}, "
                     f"{fmt.pct(top['p_in_horizon'])} chance to book inside the horizon, "
                     f"sd {md(fmt.money(top['sd_revenue'], CURRENCY))}.")
-    st.dataframe(deals.select("opportunity_id", "account", "rep", "division", "stage", "amount", "win_probability",
+    safe.dataframe(deals.select("opportunity_id", "account", "rep", "division", "stage", "amount", "win_probability",
                               "p_in_horizon", "expected_revenue", "sd_revenue"),
                  hide_index=True, width="stretch", column_config={
         "opportunity_id": "Deal", "account": "Account", "rep": "Rep", "division": "Division", "stage": "Stage",

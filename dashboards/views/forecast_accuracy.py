@@ -61,7 +61,7 @@ with right:
 if total.filter(pl.col("model_name") == "commit")["p50"].null_count() == total.filter(pl.col("model_name") == "commit").height:
     st.caption("The commit category has no call here: the source has no forecast categories (shown as empty, "
                "never made up).")
-st.dataframe(by_week.with_columns(pl.col("model_name").replace(named).alias("caller")).select(
+safe.dataframe(by_week.with_columns(pl.col("model_name").replace(named).alias("caller")).select(
     "week_of_quarter", "caller", "n", "wape", "bias", "coverage_p10_p90", "pinball_p50"), hide_index=True,
     width="stretch", column_config={
         "wape": st.column_config.NumberColumn("error (WAPE)", format="percent"),

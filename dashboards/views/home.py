@@ -9,7 +9,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import as_of as as_of_banner
+from dashboards import as_of as as_of_banner, safe
 from dashboards import db
 from dashboards.safe import code, md
 
@@ -202,7 +202,7 @@ else:
     )
     if not has_log:
         st.caption("No `meta.table_log` in this warehouse: freshness unknown.")
-    st.dataframe(
+    safe.dataframe(
         shown.select(
             "schema",
             pl.col("name").alias("table"),

@@ -6,7 +6,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db, fmt, why
+from dashboards import db, fmt, safe, why
 
 st.title("ICP — division propensity")
 st.caption("Calibrated probability that each account buys from the division within the window after the "
@@ -54,7 +54,7 @@ with lcol:
     top = fmt.with_names(top, account="account_id") if "account_name" not in top.columns else top.with_columns(
         pl.coalesce("account_name", "account_id").alias("account"))
     cols = [c for c in ("account", "propensity", "decile", "segment") if c in top.columns]
-    st.dataframe(top.sort("propensity", descending=True).head(25).select(cols), hide_index=True, width="stretch",
+    safe.dataframe(top.sort("propensity", descending=True).head(25).select(cols), hide_index=True, width="stretch",
                  column_config={"account": "Account", "decile": "Decile", "segment": "Segment",
                                 "propensity": st.column_config.ProgressColumn("Propensity", format="percent",
                                                                              min_value=0, max_value=1)})

@@ -7,7 +7,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db, fmt
+from dashboards import db, fmt, safe
 from dashboards import drift as drift_mod
 from revintel_assets.defs.deals.snapshot import FEATURES_NUMERIC
 
@@ -39,7 +39,7 @@ wide = (latest.filter(pl.col("metric").is_in(HEADLINE))
                aggregate_function="first")
         .sort("model_family", "division", "model_name").with_columns(pl.col("cutoff_date").cast(pl.Date).cast(pl.Utf8)))
 # a metric a model has no value for (a forecast model's AUC) reads "—", not "None"
-st.dataframe(fmt.as_text(wide.select([c for c in ["model_family", "division", "model_name", "cutoff_date", *HEADLINE]
+safe.dataframe(fmt.as_text(wide.select([c for c in ["model_family", "division", "model_name", "cutoff_date", *HEADLINE]
                                       if c in wide.columns]), {m: ("{:,.0f}" if m in ("n", "positives") else "{:.3f}").format for m in HEADLINE}),
              hide_index=True, width="stretch")
 
@@ -144,7 +144,7 @@ if db.table_exists("scores.deal_scores"):
         pl.when(pl.col("model_version").str.starts_with("baseline_stage"))
         .then(pl.lit("stage baseline (no trained model had beaten it)"))
         .otherwise(pl.lit("LightGBM win-probability model")).alias("what"))
-    st.dataframe(fmt.as_text(champions.select("model_version", "what", "trained_on", "first_date", "last_date", "dates",
+    safe.dataframe(fmt.as_text(champions.select("model_version", "what", "trained_on", "first_date", "last_date", "dates",
                                               "deals_scored"), {"trained_on": lambda d: str(d)[:10]}),  # the stage baseline: "—"
                  hide_index=True, width="stretch", column_config={
         "model_version": "Deal model", "what": "What it is", "trained_on": "Training cutoff",
@@ -160,7 +160,7 @@ if db.table_exists("validation.icp_models"):
         icp = db.query("SELECT cutoff_date, division, champion, champion_reason FROM validation.icp_models "
                        "WHERE status = 'trained' ORDER BY cutoff_date DESC, division")
         with st.expander(f"ICP champions ({icp.height} cutoff × division models)"):
-            st.dataframe(icp, hide_index=True, width="stretch", column_config={
+            safe.dataframe(icp, hide_index=True, width="stretch", column_config={
                 "cutoff_date": st.column_config.DateColumn("Cutoff", format="YYYY-MM-DD"), "division": "Division",
                 "champion": "Champion", "champion_reason": st.column_config.TextColumn("Why", width="large")})
 

@@ -190,7 +190,7 @@ def _category_style(v: str) -> str:
 # the category's colour is a pandas Styler, which Streamlit refuses past pandas' styler.render.max_elements
 # (262,144 cells: 15,000 deals at scale 10 crashed the page and took its download with it); the category
 # is written in the cell, so a larger table goes without the colour
-shown = table.to_pandas()
+shown = safe.shown(table).to_pandas()  # formula-like cells as the other grids (safe.dataframe)
 if shown.size <= pd.get_option("styler.render.max_elements"):
     shown = shown.style.map(_category_style, subset=["risk_category"])
 st.dataframe(
@@ -238,7 +238,7 @@ no_close_dates = deals.height > 0 and deals["expected_close_estimated"].fill_nul
 shown = [by, "deals", "pipeline", "expected", "at_risk", "at_risk_share", "win_rate", "won", "closed",
          *([] if no_close_dates else ["slips"])]
 expected_label = "Expected" if period == "all" else f"Expected in {dd.quarter_label(bounds[period][0])}"
-st.dataframe(
+safe.dataframe(
     roll.with_columns(fmt.pct_expr("win_rate").alias("win_rate"), fmt.pct_expr("at_risk_share").alias("at_risk_share"))
     .select(shown).to_pandas(),
     hide_index=True, width="stretch", height=min(38 + 35 * roll.height, 460),

@@ -94,7 +94,7 @@ money_cols = ("quota", "booked_to_date", "commit", "best_case", "weighted_pipeli
               "open_pipeline")
 # a column no segment has a value in (the quota's for a month, with quarterly quotas; the call without
 # Commit / Best Case deals) is left out: every cell read "None"
-st.dataframe(rows.select([c for c in ("segment", "quota", "booked_to_date", "commit", "best_case", "weighted_pipeline",
+safe.dataframe(rows.select([c for c in ("segment", "quota", "booked_to_date", "commit", "best_case", "weighted_pipeline",
                                       "p10", "p50", "p90", "p_hit_quota", "coverage_ratio", "gap_to_plan",
                                       "open_pipeline")
                           if rows[c].null_count() < rows.height]),
@@ -143,14 +143,14 @@ if db.table_exists("forecast.plan_deals"):
     left, right = st.container(), st.container()  # stacked: both tables need the width
     with left:
         st.markdown("**Largest contribution to the spread** (amount × √(p(1−p)))")
-        st.dataframe(deals.sort("sd_in_period", descending=True).select(SHOWN).head(10), hide_index=True,
+        safe.dataframe(deals.sort("sd_in_period", descending=True).select(SHOWN).head(10), hide_index=True,
                      width="stretch", column_config=cfg)
     gap_key = "chance_swing" if row["quota"] is not None else "expected_in_period"
     in_play = deals.filter(pl.col("p_in_period") >= IN_PLAY).sort(gap_key, descending=True, nulls_last=True)
     with right:
         st.markdown(f"**Largest contribution to the gap** (deals with at least {IN_PLAY:.0%} chance in the period: "
                     "how much winning it, rather than not, moves the chance of making the quota)")
-        st.dataframe(in_play.select(*SHOWN[:-2], gap_key, "upside").head(10), hide_index=True, width="stretch",
+        safe.dataframe(in_play.select(*SHOWN[:-2], gap_key, "upside").head(10), hide_index=True, width="stretch",
                      column_config=cfg)
     if len(in_play):
         top = in_play.row(0, named=True)
@@ -187,7 +187,7 @@ st.markdown(f"Of the (segment, quarter) pairs where revintel said **70–90 %**,
             f"({int(v.get(('p_hit_quota', 'n_quarters'), 0))} quarters, split: {mm['split'][0]}).")
 h1, h2 = st.columns([1.3, 1], gap="large")
 with h1:
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
+    safe.dataframe(table, hide_index=True, width="stretch", column_config={
         "predicted": st.column_config.NumberColumn(format="%.2f"),
         "made rate": st.column_config.NumberColumn(format="%.2f")})
 with h2:

@@ -7,7 +7,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboards import db, fmt
+from dashboards import db, fmt, safe
 from dashboards import deals_data as dd
 from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
 from revintel_assets.defs.pipeline.changes import (DATES_SQL, deals_behind, empty_waterfall_sql, no_change_log_note,
@@ -110,7 +110,7 @@ changes = db.query(*deals_behind(as_of, chosen, period, *bounds[period]))
 if seg_type != "total":
     col = {"rep": "rep_id"}.get(seg_type, seg_type)
     changes = changes.filter(pl.col(col).fill_null(UNASSIGNED) == segment)  # as the waterfall names a missing one
-st.dataframe(changes.select("opportunity_id", "account_id", "rep_id", "division", "stage_before", "stage_after",
+safe.dataframe(changes.select("opportunity_id", "account_id", "rep_id", "division", "stage_before", "stage_after",
                             "amount_before", "amount_after", "expected_close_before", "expected_close_after"),
              hide_index=True, width="stretch",
              column_config={**{c: st.column_config.DateColumn(format="YYYY-MM-DD")

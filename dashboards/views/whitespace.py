@@ -82,7 +82,7 @@ table = view.sort("rank_overall").select(cols)  # the table's ranking: equal sco
 # a transaction log has no regions or sectors: a dash, not "None" in every row
 table = table.with_columns(pl.col(c).cast(pl.Utf8).fill_null("—") for c in ("rep", "region", "sector", "country")
                            if c in table.columns)
-st.dataframe(table.head(200), hide_index=True, width="stretch",
+safe.dataframe(table.head(200), hide_index=True, width="stretch",
              column_config={"rank_overall": "Rank", "account": "Account", "division": "Division", "rep": "Rep",
                             "region": "Region", "sector": "Sector", "country": "Country",
                             "rank_in_account": "Rank in account",
