@@ -9,6 +9,7 @@ nothing was printed for a while, says which step is running and for how long.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,16 @@ def clock(seconds: float) -> str:
         return f"{seconds:.1f}s"
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+# A warning can name files of the source folder, whose names may hold a newline or a terminal escape:
+# a name with "\n      star|quarantine: 0 rows" printed a forged line of the summary, and "\x1b[2J"
+# cleared the screen (an audit). Control characters are printed escaped, as Python writes them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
 class RunWatch:
@@ -71,7 +82,7 @@ class RunWatch:
             event = entry.dagster_event
             if event is None:
                 if entry.level == logging.WARNING:  # context.log.warning: quarantined rows, skipped models
-                    self._say(f"      warning: {entry.user_message}")
+                    self._say(f"      warning: {printable(entry.user_message)}")
             elif event.event_type_value == "STEP_START":
                 self.running[event.step_key] = time.perf_counter()
             elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):

@@ -957,3 +957,13 @@ def test_symlinks_out_of_the_folder_are_never_read_not_even_for_a_hint(box):
     with pytest.raises(SourceError, match="symlink") as err:
         import_source(duckdb.connect(), box["src"])
     assert SECRET not in str(err.value)
+
+
+def test_a_file_name_cannot_forge_a_console_line():
+    """An audit: an empty file named with a newline and terminal escapes printed a forged summary line
+    inside the run's 'not read' warning and cleared the screen. Step warnings are echoed escaped."""
+    from revintel_assets.progress import printable
+
+    name = "x\n      star|quarantine: 0 rows (FORGED)\x1b[2J\x1b[31m.csv"
+    shown = printable(f"not read: {name}")
+    assert "\n" not in shown and "\x1b" not in shown and "\\x1b[2J" in shown and "FORGED" in shown
