@@ -967,3 +967,14 @@ def test_a_file_name_cannot_forge_a_console_line():
     name = "x\n      star|quarantine: 0 rows (FORGED)\x1b[2J\x1b[31m.csv"
     shown = printable(f"not read: {name}")
     assert "\n" not in shown and "\x1b" not in shown and "\\x1b[2J" in shown and "FORGED" in shown
+
+
+@pytest.mark.parametrize("body, key", [("encoding: 123\n", "encoding"), ("encoding: rot13\n", "encoding"),
+                                       ("date_formats: ['%Q-%d']\n", "date_formats")])
+def test_a_mapping_value_of_the_wrong_kind_names_its_line(box, body, key):
+    """An audit: `encoding: 123` ended in an AttributeError trace, `encoding: rot13` was taken, and a date
+    format DuckDB does not know failed the run inside DuckDB."""
+    path = _mapping(box["src"], "layout: tidy\n" + body)
+    with pytest.raises(SourceError, match=key) as err:
+        import_source(duckdb.connect(), box["src"])
+    assert err.value.path == path and err.value.line == 2

@@ -28,9 +28,11 @@ the mapping file and line (docs/SECURITY.md).
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import yaml
 
 from revintel_assets.defs.ingest import expr
@@ -211,12 +213,38 @@ def parse_mapping(data: dict, path: Path | None = None, lines: dict[tuple, int] 
     formats = data.get("date_formats") or []
     if isinstance(formats, str):
         formats = [formats]
+    # each checked here, naming the mapping's line: a wrong one failed the run in DuckDB, or as a trace
+    if not isinstance(formats, list) or any(not _strptime_format(f) for f in formats):
+        raise SourceError(where, lines.get(("date_formats",), 1), "date_formats: strptime formats such as "
+                          "'%d.%m.%Y' (see DuckDB's format specifiers)", "got " + repr(formats)[:200])
+    encoding = data.get("encoding")
+    if encoding is not None and not _codec(encoding):
+        raise SourceError(where, lines.get(("encoding",), 1), "encoding: a text encoding such as utf-8, "
+                          "latin-1, cp1252 or utf-16", "got " + repr(encoding)[:200])
     return Mapping(path=path, layout=data.get("layout"), files={str(k): v for k, v in files.items()},
                    columns=columns, lines=lines,
                    stages=stages, date_formats=[str(f) for f in formats], decimal=decimal,
                    decimal_given="decimal" in data,
-                   delimiter=str(data.get("delimiter", ",")), encoding=data.get("encoding"),
+                   delimiter=str(data.get("delimiter", ",")), encoding=encoding,
                    signature=data.get("signature"), non_sellable=[str(v).strip() for v in non_sellable])
+
+
+def _strptime_format(value) -> bool:
+    if not isinstance(value, str) or "%" not in value:
+        return False
+    try:
+        duckdb.sql("SELECT try_strptime('2024-01-31', ?)", params=[value]).fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _codec(value) -> bool:
+    """A text encoding Python knows (rot13 is a codec, but of text to text, not of bytes)."""
+    try:
+        return isinstance(value, str) and codecs.lookup(value)._is_text_encoding
+    except LookupError:
+        return False
 
 
 def _columns(values: dict, where: Path, lines: dict, prefix: tuple) -> dict[str, str]:
