@@ -218,7 +218,10 @@ def _deal_model(con, as_of, lines: list[str]) -> None:
         if auc is not None:
             text += f"; latest holdout evidence: {version} (trained to {cutoff}) AUC {auc:.3f}" + (
                 f" vs best baseline {base_name} {base:.3f}" if base is not None else "") + (
-                f" on {deals:,.0f} deals" if deals is not None else "")
+                # closed by the export: the deals of the holdout's dates still open then have no outcome, and
+                # leaving them out flatters the figure (held-out companies: 0.020-0.039 above the AUC on every
+                # deal of those dates by its eventual outcome; README "Deal intelligence")
+                f" on {deals:,.0f} deals closed by the export" if deals is not None else "")
     lines.append(text)
 
 

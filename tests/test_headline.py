@@ -70,7 +70,8 @@ def test_headline_reads_the_published_tables(con):
     assert lines[2] == ("Booked revenue forecast, this quarter (2025-11-15 .. 2025-12-31, the rest of Q4 2025): "
                         "P10 1.20k / P50 2.50k / P90 4.10k")
     assert lines[3] == ("Deal model that scored: win_probability/2; latest holdout evidence: win_probability/1 "
-                        "(trained to 2025-07-01) AUC 0.770 vs best baseline baseline_naive_bayes 0.650 on 99 deals")
+                        "(trained to 2025-07-01) AUC 0.770 vs best baseline baseline_naive_bayes 0.650 on 99 deals closed "
+                        "by the export")
     assert lines[4] == ("ICP champion per division (cutoff 2025-11-01): baseline_logistic in 2 (A, C); "
                         "division_propensity in 1 (B)")
 
