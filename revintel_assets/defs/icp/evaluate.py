@@ -89,3 +89,21 @@ def metric(frame: pl.DataFrame, model: str, name: str, segment: str = "all", spl
     row = frame.filter((pl.col("model_name") == model) & (pl.col("metric") == name) & (pl.col("segment") == segment)
                        & (pl.col("split") == split))
     return None if row.is_empty() or row["value"][0] is None else float(row["value"][0])
+
+
+LEVEL_TOLERANCE = 0.25  # issue 14: a division's mean propensity within 25 % (relative) of its observed rate
+
+
+def level_misses(levels: pl.DataFrame, tolerance: float = LEVEL_TOLERANCE) -> str | None:
+    """The run's warning when the champion's mean propensity on the holdout window (columns division,
+    predicted, observed) is off the observed rate by more than `tolerance` (relative) in a division."""
+    off = levels.filter(pl.col("observed") > 0).with_columns(
+        (pl.col("predicted") / pl.col("observed") - 1).alias("error")).filter(pl.col("error").abs() > tolerance)
+    if off.is_empty():
+        return None
+    cutoff_words = ", ".join(f"{d} {e:+.0%} ({p:.3f} vs {o:.3f})" for d, e, p, o in
+                             off.sort(pl.col("error").abs(), descending=True).select(
+                                 "division", "error", "predicted", "observed").iter_rows())
+    return (f"ICP: on the holdout window the champion's mean propensity missed the observed rate by more than "
+            f"{tolerance:.0%} in {off.height} division(s): {cutoff_words}. Rankings may hold (validation."
+            "model_metrics); the level is off where a season or the market moved since the training windows.")
