@@ -10,7 +10,7 @@ import streamlit as st
 from dashboards import db, fmt, safe
 from dashboards import deals_data as dd
 from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
-from revintel_assets.defs.pipeline.changes import (DATES_SQL, deals_behind, empty_waterfall_sql, no_change_log_note,
+from revintel_assets.defs.pipeline.changes import (DATES_SQL, empty_waterfall_sql, in_period_sql, no_change_log_note,
                                                      pairs_sql, why_empty)
 from revintel_assets.rules import UNASSIGNED
 from revintel_resources.settings import settings
@@ -106,7 +106,10 @@ cats = [c for c in LABELS if c not in ("start", "end") and deals.get(c)]
 chosen = st.selectbox("Movement", cats, format_func=lambda c: f"{LABELS[c]} ({deals.get(c, 0)} deals)")
 # the deals of the chosen period only (in its pipeline on either date, as the waterfall counts them):
 # the list under "Lost (23 deals)" held 43, the lost deals of every quarter
-changes = db.query(*deals_behind(as_of, chosen, period, *bounds[period]))
+in_period, bounds_params = in_period_sql(period, *bounds[period])
+changes = db.query("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes c "
+                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ? AND c.category = ? "
+                   f"AND {in_period}", [as_of, chosen, *bounds_params])
 if seg_type != "total":
     col = {"rep": "rep_id"}.get(seg_type, seg_type)
     changes = changes.filter(pl.col(col).fill_null(UNASSIGNED) == segment)  # as the waterfall names a missing one

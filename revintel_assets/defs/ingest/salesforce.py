@@ -33,7 +33,8 @@ in `import_flag`; only a deal nothing places is quarantined (`unknown_stage`). F
 Load dates: migrated orgs carry the bulk-load date in CreatedDate. A CreatedDate after CloseDate,
 the one CreatedDate shared by at least half of the rows (and 5 or more), or the one most rows dated
 after their CloseDate share when it holds ten times the median day's creations (an org that migrated
-its older deals only), is taken as a load date: the row is kept and flagged in `import_flag`, and its creation is the earliest evidence:
+its older deals only), is taken as a load date: the row is kept and flagged in `import_flag`, and
+its creation is the earliest evidence:
 LastStageChangeDate when earlier than the load date, CloseDate minus the typical cycle (median
 CloseDate - CreatedDate of the closed deals whose CreatedDate is real; 90 days when there is
 none), and never later than the load date itself.

@@ -99,16 +99,15 @@ def changes_sql(pairs: str, fy: int = 1) -> str:
     FROM j ORDER BY as_of_date, opportunity_id"""
 
 
-def deals_behind(as_of, category: str, period: str, start, end) -> tuple[str, list]:
-    """(SQL, params): the rows of scores.pipeline_changes behind a waterfall bar of `period` (its
-    quarter [start, end)), with the rep's manager and region: the deals in that period's pipeline on
-    either date, as waterfall_sql counts them. This quarter's holds the open deals whose expected close
-    has passed (no lower bound): What Changed's "Won (731 deals)" listed 310 without them (an audit)."""
-    side = "c.expected_close_{0} < ?" + ("" if period == "this_quarter" else " AND c.expected_close_{0} >= ?")
+def in_period_sql(period: str, start, end, alias: str = "c") -> tuple[str, list]:
+    """(SQL condition, params) on scores.pipeline_changes rows (`alias`): the deal was in `period`'s
+    pipeline (its quarter [start, end)) on either date, as waterfall_sql counts it. This quarter's holds
+    the open deals whose expected close has passed (no lower bound): What Changed's list behind
+    "Won (731 deals)" held 310 without them (an audit)."""
+    lower = "" if period == "this_quarter" else f" AND {alias}.expected_close_{{0}} >= ?"
+    side = f"{alias}.expected_close_{{0}} < ?" + lower
     bounds = [end] if period == "this_quarter" else [end, start]
-    return ("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes c LEFT JOIN star.dim_rep r USING (rep_id) "
-            f"WHERE c.as_of_date = ? AND c.category = ? AND ({side.format('before')} OR {side.format('after')})",
-            [as_of, category, *bounds, *bounds])
+    return f"({side.format('before')} OR {side.format('after')})", [*bounds, *bounds]
 
 
 def waterfall_sql(pairs: str, fy: int = 1) -> str:
