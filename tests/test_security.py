@@ -978,3 +978,19 @@ def test_a_mapping_value_of_the_wrong_kind_names_its_line(box, body, key):
     with pytest.raises(SourceError, match=key) as err:
         import_source(duckdb.connect(), box["src"])
     assert err.value.path == path and err.value.line == 2
+
+
+def test_a_gzip_bomb_is_refused_before_it_fills_memory(box, monkeypatch):
+    """An audit: 4 MB of .csv.gz expanding to 4 GB ended in a MemoryError. A gzip file expanding past
+    500x its size (and past a floor, lowered here) is refused, naming the file."""
+    import gzip
+
+    from revintel_assets.defs.ingest import raw_csv
+
+    monkeypatch.setattr(raw_csv, "BOMB_FLOOR", 2**20)
+    (box["src"] / "transactions.csv").unlink()
+    with gzip.open(box["src"] / "transactions.csv.gz", "wb") as fh:
+        fh.write(TIDY.splitlines(keepends=True)[0].encode() + b",,,,,,\n" * 10_000_000)  # 70 MB in ~70 kB
+    with pytest.raises(SourceError, match="expands past") as err:
+        import_source(duckdb.connect(), box["src"])
+    assert err.value.path.name == "transactions.csv.gz"

@@ -83,11 +83,28 @@ def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+# A gzip file that expands past this ratio to its size, beyond BOMB_FLOOR bytes, is refused before it
+# fills memory: 4 MB expanding to 4 GB ended in a MemoryError (an audit). Real exports compress 5-20x;
+# a file of empty quoted fields ~100x.
+BOMB_RATIO, BOMB_FLOOR, CHUNK = 500, 256 * 2**20, 64 * 2**20
+
+
 def read_bytes(path: Path, limit: int | None = None) -> bytes:
     try:
         if path.name.endswith(".gz"):
+            cap = max(BOMB_FLOOR, BOMB_RATIO * path.stat().st_size)
+            parts, total = [], 0
             with gzip.open(path, "rb") as fh:
-                return fh.read(-1 if limit is None else limit)
+                while limit is None or total < limit:
+                    part = fh.read(CHUNK if limit is None else min(CHUNK, limit - total))
+                    if not part:
+                        break
+                    parts.append(part)
+                    total += len(part)
+                    if total > cap:
+                        raise SourceError(path, 0, "a gzip-compressed CSV export",
+                                          f"it expands past {cap:,} bytes, {BOMB_RATIO}x its size: not an export")
+            return b"".join(parts)
         with open(path, "rb") as fh:
             return fh.read(-1 if limit is None else limit)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
