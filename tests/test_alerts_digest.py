@@ -249,3 +249,15 @@ def test_the_digest_does_not_list_score_drops_a_new_model_made_as_new_risks():
     only = manager_digest("Max", dt.date(2025, 12, 31), dt.date(2025, 12, 29), changes, alerts.head(1), "http://app")
     risks = only[only.index("**New risks**"):only.index("**Slipped deals**")]
     assert "- none" not in risks and "- (1 score drop that came with a change of model" in risks
+
+
+@pytest.mark.parametrize("url", ["hooks.example/services/T1/B2/secretToken", "http://127.0.0.1:99999/secretToken",
+                                 "http://[::1/secretToken", "ftp://example/secretToken"])
+def test_a_webhook_url_that_cannot_be_used_is_a_webhook_failure_without_its_secret(url):
+    """A re-check: a URL without its scheme failed the run (ValueError: unknown url type) with the token
+    in the message; a port out of range or a broken IPv6 address raised from the redaction itself."""
+    from revintel_assets.defs.pipeline.digest import WebhookFailed, post_webhook
+
+    with pytest.raises(WebhookFailed) as e:
+        post_webhook(url, "x", timeout=2)
+    assert "secretToken" not in str(e.value) and "REVINTEL_DIGEST_WEBHOOK_URL" in str(e.value)

@@ -97,8 +97,11 @@ def file_names(managers: list[str]) -> dict[str, str]:
 def redact(url: str) -> str:
     """The webhook URL as messages and logs name it: scheme and host, not the path or query that hold its
     secret (a Slack webhook's token is its path)."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
+    try:  # never raises: a port out of range or a broken IPv6 address raised from here (a re-check)
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
+    except ValueError:
+        return "(a URL that does not parse)"
 
 
 class WebhookFailed(RuntimeError):
@@ -108,15 +111,18 @@ class WebhookFailed(RuntimeError):
 def post_webhook(url: str, text: str, timeout: float = 10.0) -> int:
     """POST {"text": ...} (Slack's incoming-webhook shape) and return the HTTP status; a refusal
     or an unreachable URL is a WebhookFailed naming the URL (it was a bare urllib error)."""
-    req = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    named = f"the digest webhook {redact(url)} (REVINTEL_DIGEST_WEBHOOK_URL)"
+    if not url.lower().startswith(("http://", "https://")):  # "hooks.slack.com/..." failed the run (a re-check)
+        raise WebhookFailed(f"{named} is not an http:// or https:// URL")
     try:
+        req = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a URL the operator configured)
             return resp.status
     except urllib.error.HTTPError as e:
-        raise WebhookFailed(f"the digest webhook {redact(url)} (REVINTEL_DIGEST_WEBHOOK_URL) answered HTTP {e.code} "
-                            f"{e.reason}") from e
+        raise WebhookFailed(f"{named} answered HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise WebhookFailed(f"the digest webhook {redact(url)} (REVINTEL_DIGEST_WEBHOOK_URL) could not be reached: "
-                            f"{reason}") from e
+        raise WebhookFailed(f"{named} could not be reached: {getattr(e, 'reason', e)}") from None
+    except Exception as e:  # noqa: BLE001 (an invalid port, a non-HTTP answer: said, never a failed run)
+        # the message of a URL error can quote the URL, its secret path included: the kind only
+        raise WebhookFailed(f"{named} could not be used: {type(e).__name__}") from None
