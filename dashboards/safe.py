@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import polars as pl
 import streamlit as st
 
@@ -44,8 +45,13 @@ def shown(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def dataframe(data, **kwargs):
-    """st.dataframe of a polars frame through `shown` (every page's grids go through here)."""
-    return st.dataframe(shown(data) if isinstance(data, pl.DataFrame) else data, **kwargs)
+    """st.dataframe through `shown`, a polars or a pandas frame (every page's grids go through here: the
+    roll-up of Pipeline Risk, handed over as pandas, still exported a manager =HYPERLINK(...) live)."""
+    if isinstance(data, pl.DataFrame):
+        data = shown(data)
+    elif isinstance(data, pd.DataFrame):
+        data = shown(pl.from_pandas(data)).to_pandas()
+    return st.dataframe(data, **kwargs)
 
 
 def csv_bytes(df: pl.DataFrame) -> bytes:

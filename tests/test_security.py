@@ -639,6 +639,21 @@ def test_the_grids_show_formulas_as_text_for_their_own_csv_download():
     df = pl.DataFrame({"deal": ['=HYPERLINK("http://evil/";"x")', "@SUM(A1)", "-2+3", "-$1,500", "+12 %", "O-1"]})
     assert safe.shown(df)["deal"].to_list() == ["'=HYPERLINK(\"http://evil/\";\"x\")", "'@SUM(A1)", "'-2+3",
                                                 "-$1,500", "+12 %", "O-1"]
+    import pandas as pd
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import pandas as pd
+        import polars as pl
+
+        from dashboards import safe
+
+        safe.dataframe(pl.DataFrame({"manager": ['=HYPERLINK("http://evil/")']}))
+        safe.dataframe(pd.DataFrame({"manager": ['=HYPERLINK("http://evil/")']}))  # a re-check: pandas got through
+
+    app = AppTest.from_function(page).run()
+    assert [g.value["manager"][0] for g in app.dataframe] == ["'=HYPERLINK(\"http://evil/\")"] * 2
+    assert isinstance(app.dataframe[1].value, pd.DataFrame)
     direct = [str(p.relative_to(REPO)) for p in (REPO / "dashboards").rglob("*.py")
               if "st.dataframe(" in p.read_text() and p.name != "safe.py"
               and "safe.shown(" not in p.read_text()]
