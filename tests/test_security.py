@@ -985,6 +985,7 @@ def test_a_file_name_cannot_forge_a_console_line():
 
 
 @pytest.mark.parametrize("body, key", [("encoding: 123\n", "encoding"), ("encoding: rot13\n", "encoding"),
+                                       ("encoding: ISO-8859-15\n", "encoding"),  # a re-check: read as UTF-8
                                        ("date_formats: ['%Q-%d']\n", "date_formats")])
 def test_a_mapping_value_of_the_wrong_kind_names_its_line(box, body, key):
     """An audit: `encoding: 123` ended in an AttributeError trace, `encoding: rot13` was taken, and a date

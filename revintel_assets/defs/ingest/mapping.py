@@ -219,8 +219,9 @@ def parse_mapping(data: dict, path: Path | None = None, lines: dict[tuple, int] 
                           "'%d.%m.%Y' (see DuckDB's format specifiers)", "got " + repr(formats)[:200])
     encoding = data.get("encoding")
     if encoding is not None and not _codec(encoding):
-        raise SourceError(where, lines.get(("encoding",), 1), "encoding: a text encoding such as utf-8, "
-                          "latin-1, cp1252 or utf-16", "got " + repr(encoding)[:200])
+        raise SourceError(where, lines.get(("encoding",), 1), "encoding: one revintel reads: utf-8, utf-16, "
+                          "cp1252 / windows-1252 or latin-1 (convert other files to UTF-8 first)",
+                          "got " + repr(encoding)[:200])
     return Mapping(path=path, layout=data.get("layout"), files={str(k): v for k, v in files.items()},
                    columns=columns, lines=lines,
                    stages=stages, date_formats=[str(f) for f in formats], decimal=decimal,
@@ -239,12 +240,21 @@ def _strptime_format(value) -> bool:
     return True
 
 
+WINDOWS = ("latin-1", "latin1", "iso-8859-1", "cp1252", "windows-1252")  # read through a UTF-8 copy (raw_csv)
+READ_ENCODINGS = ("utf-8", "utf8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", *WINDOWS)
+
+
 def _codec(value) -> bool:
-    """A text encoding Python knows (rot13 is a codec, but of text to text, not of bytes)."""
+    """An encoding the reader implements (raw_csv: UTF-8, UTF-16, Windows-1252 / Latin-1 under their names):
+    another one Python knows (ISO-8859-15, cp850) passed the check and was then read as UTF-8 without a word,
+    every accented row quarantined (a re-check)."""
+    if not isinstance(value, str):
+        return False
     try:
-        return isinstance(value, str) and codecs.lookup(value)._is_text_encoding
+        name = codecs.lookup(value).name
     except LookupError:
         return False
+    return value.lower() in READ_ENCODINGS or name in ("utf-8", "utf-16", "utf-16-le", "utf-16-be")
 
 
 def _columns(values: dict, where: Path, lines: dict, prefix: tuple) -> dict[str, str]:

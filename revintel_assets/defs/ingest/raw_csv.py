@@ -39,7 +39,7 @@ import duckdb
 from revintel_assets.defs.ingest.errors import SourceError
 from revintel_assets.defs.ingest.excel_cells import error_cells_as_text, fill_merged_cells
 from revintel_assets.defs.ingest.expr import quote_ident
-from revintel_assets.defs.ingest.mapping import example, inside
+from revintel_assets.defs.ingest.mapping import WINDOWS, example, inside
 from revintel_assets.defs.ingest.parse_sql import mark_workbook
 from revintel_assets.defs.ingest.quarantine import QUARANTINE_STAGING, ensure_quarantine_staging
 from revintel_assets.defs.ingest.synonyms import SYNONYMS
@@ -48,7 +48,6 @@ from revintel_assets.defs.ingest.synonyms import SYNONYMS
 _COPIES: contextvars.ContextVar[Path | None] = contextvars.ContextVar("revintel_transcoded", default=None)
 # Windows-1252 leaves five bytes undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D): read as latin-1 does
 codecs.register_error("revintel_latin1", lambda e: (e.object[e.start:e.end].decode("latin-1"), e.end))
-WINDOWS = ("latin-1", "latin1", "iso-8859-1", "cp1252", "windows-1252")  # names the mapping may use
 _CHUNK = 1 << 24  # bytes per step of the scans below (memory: a small multiple of this, not of the file)
 SCAN_LIMIT = 2 << 30  # files larger than this (uncompressed) are trusted to have no blank lines
 _UTF8_MULTI = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
