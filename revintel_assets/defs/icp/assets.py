@@ -374,7 +374,7 @@ def division_propensity(context: dg.AssetExecutionContext, warehouse: WarehouseR
 # The champion's mean propensity against the observed rate on the holdout window, per division: the
 # validation tables said a seasonal division was 54 % too high, the run said nothing (an audit).
 HOLDOUT_LEVEL_SQL = """SELECT b.division, sum(b.n * b.mean_predicted) / sum(b.n) AS predicted,
-        sum(b.n * b.observed_rate) / sum(b.n) AS observed
+        sum(b.n * b.observed_rate) / sum(b.n) AS observed, sum(b.n) AS n
     FROM validation.calibration_bins b JOIN validation.icp_models m
       ON m.cutoff_date = b.cutoff_date AND m.division = b.division AND m.champion = b.model_name
     WHERE b.model_family = 'icp' AND b.split = 'holdout' AND b.cutoff_date = ? GROUP BY 1 ORDER BY 1"""
