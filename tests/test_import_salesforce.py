@@ -257,32 +257,6 @@ def test_created_date_shared_by_most_rows_is_a_load_date(tmp_path):
         "SELECT import_flag FROM star.fact_opportunity WHERE opportunity_id = '006L0'").fetchall()[0][0]
 
 
-def test_a_load_date_of_a_minority_of_the_rows_is_found_by_its_spike(tmp_path):
-    """An audit's org migrated its older deals only: 871 of 11,000 rows on one CreatedDate (14 a day
-    otherwise), 136 of them after their close. Only those 136 were flagged; the other 735 kept the load
-    date as their creation. A date most after-close rows share, holding ten times the median day's
-    creations, is the load date for every row on it."""
-    import datetime as dt
-
-    lines = ["Id,StageName,Amount,CloseDate,CreatedDate,IsClosed,IsWon"]
-    start = dt.date(2024, 1, 1)
-    for i in range(300):  # one real deal created a day, closed 60 days later
-        created = start + dt.timedelta(days=i)
-        if created != dt.date(2024, 6, 1):
-            lines.append(f"006N{i},Closed Won,100,{created + dt.timedelta(days=60)},{created}T05:00:00.000Z,true,true")
-    load = dt.date(2024, 6, 1)
-    for i in range(40):  # migrated on 2024-06-01: 10 closed before it, 30 after
-        close = load + dt.timedelta(days=(-20 if i < 10 else 20) - i % 5)
-        lines.append(f"006M{i},Closed Lost,100,{close},{load}T05:00:00.000Z,true,false")
-    write(tmp_path / "sf", "Opportunity.csv", "\r\n".join(lines) + "\r\n", bom=True)
-    con = duckdb.connect()
-    report = build_star(con, tmp_path / "sf")
-    assert report.files["Opportunity.csv"]["flagged_kept"] == {"created_date_is_load_date": 40}
-    got = dict(con.execute("SELECT opportunity_id, created_date FROM star.fact_opportunity").fetchall())
-    assert all(got[f"006M{i}"] < load for i in range(40))  # the earliest evidence, not the load date
-    assert got["006N10"] == dt.date(2024, 1, 11)  # the real ones keep theirs
-
-
 def test_history_rows_stamped_with_the_load_date_do_not_date_closed_deals(tmp_path):
     """A migration inserts one history row per deal, stamped when inserted (adversarial fixture of a
     real migrated org): on a deal closed before that date the row dates the load, not a stage

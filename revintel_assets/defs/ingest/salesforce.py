@@ -31,10 +31,8 @@ Probability 0 lost once its CloseDate has passed (unless ForecastCategoryName sa
 in `import_flag`; only a deal nothing places is quarantined (`unknown_stage`). ForecastCategoryName is kept as `forecast_category`.
 
 Load dates: migrated orgs carry the bulk-load date in CreatedDate. A CreatedDate after CloseDate,
-the one CreatedDate shared by at least half of the rows (and 5 or more), or the one most rows dated
-after their CloseDate share when it holds ten times the median day's creations (an org that migrated
-its older deals only), is taken as a load date: the row is kept and flagged in `import_flag`, and
-its creation is the earliest evidence:
+or the one CreatedDate shared by at least half of the rows (and 5 or more), is taken as a load
+date: the row is kept and flagged in `import_flag`, and its creation is the earliest evidence:
 LastStageChangeDate when earlier than the load date, CloseDate minus the typical cycle (median
 CloseDate - CreatedDate of the closed deals whose CreatedDate is real; 90 days when there is
 none), and never later than the load date itself.
@@ -159,7 +157,6 @@ def import_salesforce(con: duckdb.DuckDBPyConnection, folder: Path, mapping: Map
     report: dict[str, dict] = {}
     con.execute(f"DROP TABLE IF EXISTS temp.{OPPORTUNITY_RATE}")  # another import's, on the same connection
     con.execute(f"DROP TABLE IF EXISTS temp.{DELETED}")
-    con.execute(f"DROP TABLE IF EXISTS {LOAD_DATE_TABLE}")
     for kind, loader in loaders.items():
         if kind not in files:
             continue
@@ -386,36 +383,14 @@ def _placed_stage(columns: list[str], named: str, is_closed: str, is_won: str, c
             f"ELSE {open_by} END)")
 
 
-LOAD_SPIKE = 10  # a load date holds at least this many times the median day's creations (see _load_date)
-LOAD_DATE_TABLE = "temp.sf_load_date"  # the Opportunity file's load date, for its history file
-
-
-def _load_date(con, t: str, created: str, close: str | None = None) -> tuple[str | None, int, int]:
-    """The date the records were bulk-loaded, not their creation: the CreatedDate shared by most rows
-    (at least 5 and half of them), or the one most rows dated after their CloseDate share (5 or more)
-    when it holds LOAD_SPIKE times the median day's rows: a migration of the older deals only (871 of
-    11,000 rows on one day against 14 a day; 136 of them after their close) kept the load date as the
-    creation of the other 735 (an audit). Without either, the history file takes the Opportunity
-    file's (LOAD_DATE_TABLE). Returns (that date, its rows, all rows)."""
+def _load_date(con, t: str, created: str) -> tuple[str | None, int, int]:
+    """A CreatedDate shared by most rows (at least 5 and half of them): the date the records were
+    bulk-loaded, not their creation. Returns (that date, its rows, all rows)."""
     n = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-    per_day = f"SELECT {created} AS d, count(*) AS c FROM {t} WHERE {created} IS NOT NULL GROUP BY 1"
-    row = con.execute(f"SELECT d, c FROM ({per_day}) ORDER BY c DESC, d DESC LIMIT 1").fetchall()
+    row = con.execute(f"SELECT d, c FROM (SELECT {created} AS d, count(*) AS c FROM {t} GROUP BY 1) "
+                      "WHERE d IS NOT NULL ORDER BY c DESC, d DESC LIMIT 1").fetchall()
     if row and row[0][1] >= max(5, n / 2):
         return row[0][0].isoformat(), row[0][1], n
-    if close is not None:
-        after = con.execute(f"""SELECT {created} AS d FROM {t} WHERE {created} > {close}
-            GROUP BY 1 HAVING count(*) >= 5 ORDER BY count(*) DESC, d DESC LIMIT 1""").fetchall()
-        if after:
-            c, median = con.execute(f"SELECT max(c) FILTER (WHERE d = ?), median(c) FROM ({per_day})",
-                                    [after[0][0]]).fetchall()[0]
-            if c >= LOAD_SPIKE * median:
-                return after[0][0].isoformat(), c, n
-    elif con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = "
-                     f"'{LOAD_DATE_TABLE.split('.')[1]}'").fetchall()[0][0]:
-        found = con.execute(f"SELECT d FROM {LOAD_DATE_TABLE}").fetchall()
-        if found:
-            c = con.execute(f"SELECT count(*) FROM {t} WHERE {created} = ?", [found[0][0]]).fetchall()[0][0]
-            return (found[0][0].isoformat(), c, n) if c else (None, 0, n)
     return None, 0, n
 
 
@@ -436,9 +411,7 @@ def _opportunities(con, columns, file, d: Dialect):
     # CreatedDate as a load date (module docstring, "Load dates"): after CloseDate, or the one date
     # most rows share. Creation is then the earliest evidence: LastStageChangeDate when earlier,
     # CloseDate minus the typical cycle of the deals whose CreatedDate is real (90 days without any).
-    bulk, bulk_rows, n_rows = _load_date(con, t, created, close)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {LOAD_DATE_TABLE.split('.')[1]} AS SELECT "
-                f"{'DATE ' + lit(bulk) if bulk else 'NULL::DATE'} AS d WHERE {'true' if bulk else 'false'}")
+    bulk, bulk_rows, n_rows = _load_date(con, t, created)
     loaded = f"coalesce({created} > {close}" + (f" OR {created} = DATE {lit(bulk)}, false)" if bulk else ", false)")
     cycle = con.execute(f"""SELECT round(median(datediff('day', {created}, {close})))::INTEGER FROM {t}
         WHERE {closed} AND NOT {loaded} AND {close} >= {created}""").fetchall()[0][0]
