@@ -10,7 +10,7 @@ import streamlit as st
 from dashboards import db, fmt, safe
 from dashboards import deals_data as dd
 from revintel_assets.defs.deals.snapshot import LOGGED_SHARE_SQL
-from revintel_assets.defs.pipeline.changes import (DATES_SQL, empty_waterfall_sql, in_period_sql, no_change_log_note,
+from revintel_assets.defs.pipeline.changes import (DATES_SQL, deal_rows_sql, empty_waterfall_sql, no_change_log_note,
                                                      pairs_sql, why_empty)
 from revintel_assets.rules import UNASSIGNED
 from revintel_resources.settings import settings
@@ -26,7 +26,7 @@ st.title("What changed")
 st.caption("The open pipeline expected to close in the period (this quarter's includes the deals whose expected "
            "close has passed, still open), on the date before and on the chosen date, and every movement in "
            "between. Start + the movements = end, to the cent.")
-db.require_tables("scores.pipeline_waterfall", "scores.pipeline_changes")
+db.require_tables("scores.pipeline_waterfall", "features.deal_snapshot")
 
 dates = db.query("SELECT DISTINCT as_of_date FROM scores.pipeline_waterfall ORDER BY 1 DESC")["as_of_date"].to_list()
 if not dates:  # say why rather than show an empty chart (e.g. an export without expected close dates)
@@ -104,12 +104,13 @@ st.altair_chart(chart, width="stretch")
 st.subheader(":material/list: The deals behind each bar", divider="gray")
 cats = [c for c in LABELS if c not in ("start", "end") and deals.get(c)]
 chosen = st.selectbox("Movement", cats, format_func=lambda c: f"{LABELS[c]} ({deals.get(c, 0)} deals)")
-# the deals of the chosen period only (in its pipeline on either date, as the waterfall counts them):
-# the list under "Lost (23 deals)" held 43, the lost deals of every quarter
-in_period, bounds_params = in_period_sql(period, *bounds[period])
-changes = db.query("SELECT c.*, r.manager, r.region FROM scores.pipeline_changes c "
-                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE c.as_of_date = ? AND c.category = ? "
-                   f"AND {in_period}", [as_of, chosen, *bounds_params])
+# the deals the bar counts: its period's deal rows as the waterfall builds them (changes.deal_rows_sql),
+# for this date's pair only. The list read the per-deal changes table, one category per deal whatever the
+# period: "Lost (23 deals)" held 43, and a bar of 273 pushed-out deals listed 4,367 at a quarter's start
+pairs = pairs_sql([str(as_of)], db.query(DATES_SQL)["as_of_date"].to_list())
+changes = db.query(f"SELECT d.*, r.manager, r.region FROM ({deal_rows_sql(pairs, settings().fiscal_year_start_month)}) d "
+                   "LEFT JOIN star.dim_rep r USING (rep_id) WHERE d.period = ? AND d.category = ? "
+                   "ORDER BY d.opportunity_id", [period, chosen])
 if seg_type != "total":
     col = {"rep": "rep_id"}.get(seg_type, seg_type)
     changes = changes.filter(pl.col(col).fill_null(UNASSIGNED) == segment)  # as the waterfall names a missing one
@@ -120,5 +121,5 @@ safe.dataframe(changes.select("opportunity_id", "account_id", "rep_id", "divisio
                                for c in ("expected_close_before", "expected_close_after")},
                             "amount_before": fmt.money_column("amount before", CURRENCY),
                             "amount_after": fmt.money_column("amount after", CURRENCY)})
-st.caption("Deals are categorised by what happened to them overall (a deal pushed into another quarter counts "
-           "as pushed out even if its amount changed too); the waterfall counts each deal once per period.")
+st.caption("Each deal is listed under the movement its bar counts it in, once per period (a deal pushed from this "
+           "quarter into the next is pushed out of this one's pipeline and pushed into the next one's).")

@@ -99,21 +99,9 @@ def changes_sql(pairs: str, fy: int = 1) -> str:
     FROM j ORDER BY as_of_date, opportunity_id"""
 
 
-def in_period_sql(period: str, start, end, alias: str = "c") -> tuple[str, list]:
-    """(SQL condition, params) on scores.pipeline_changes rows (`alias`): the deal was in `period`'s
-    pipeline (its quarter [start, end)) on either date, as waterfall_sql counts it. This quarter's holds
-    the open deals whose expected close has passed (no lower bound): What Changed's list behind
-    "Won (731 deals)" held 310 without them (an audit)."""
-    lower = "" if period == "this_quarter" else f" AND {alias}.expected_close_{{0}} >= ?"
-    side = f"{alias}.expected_close_{{0}} < ?" + lower
-    bounds = [end] if period == "this_quarter" else [end, start]
-    return f"({side.format('before')} OR {side.format('after')})", [*bounds, *bounds]
-
-
-def waterfall_sql(pairs: str, fy: int = 1) -> str:
-    """scores.pipeline_waterfall: per period and segment, the open pipeline closing in the period
-    on the compare date (`start`) and on the as-of date (`end`), and the signed change of each
-    category in between; start + the changes = end, exactly."""
+def _deal_rows(pairs: str, fy: int = 1) -> str:
+    """The CTEs up to `deal_rows`: every deal in a period's pipeline on either date of a pair, once per
+    period, with the category the waterfall counts it under (this quarter's holds the overdue deals)."""
     # this quarter's pipeline holds the overdue deals too (expected close already passed, still open):
     # they are expected now, and forecast.quota_attainment's open_pipeline counts them (a demo quarter's
     # waterfall ended at 6.22M where the attainment's open pipeline was 9.12M: 134 overdue deals)
@@ -121,13 +109,8 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
             "AND (period = 'this_quarter' OR expected_close_{when} >= p_start)")
     before, after = in_p.format(side="open_before", when="before"), in_p.format(side="open_after", when="after")
     rank = lambda col: f"(CASE {col} {_RANK} END)"  # noqa: E731
-    segments = "\n        UNION ALL ".join(
-        f"SELECT *, '{s}' AS segment_type, {expr} AS segment FROM per_rep"
-        for s, expr in (("total", "'total'"), ("region", f"coalesce(region, '{UNASSIGNED}')"),
-                        ("manager", f"coalesce(manager, '{UNASSIGNED}')"), ("rep", f"coalesce(rep_id, '{UNASSIGNED}')"),
-                        ("division", f"coalesce(division, '{UNASSIGNED}')")))
     return f"""
-    WITH {_joined(pairs)},
+    {_joined(pairs)},
     periods AS (
         SELECT as_of_date, 'this_quarter' AS period, {_current('as_of_date', fy)} AS p_start
         FROM pairs
@@ -157,7 +140,27 @@ def waterfall_sql(pairs: str, fy: int = 1) -> str:
                (CASE WHEN in_after THEN amount_after ELSE 0 END)
                - (CASE WHEN in_before THEN amount_before ELSE 0 END) AS delta
         FROM flagged
-        WHERE in_before OR in_after),
+        WHERE in_before OR in_after)"""
+
+
+def deal_rows_sql(pairs: str, fy: int = 1) -> str:
+    """The deals behind the waterfall's bars: one row per deal, period and the category it is counted
+    under there, as waterfall_sql counts them (What Changed lists them: its list read
+    scores.pipeline_changes' one category per deal, and 4,367 deals stood behind a bar of 273, a re-check)."""
+    return f"WITH {_deal_rows(pairs, fy)} SELECT * FROM deal_rows"
+
+
+def waterfall_sql(pairs: str, fy: int = 1) -> str:
+    """scores.pipeline_waterfall: per period and segment, the open pipeline closing in the period
+    on the compare date (`start`) and on the as-of date (`end`), and the signed change of each
+    category in between; start + the changes = end, exactly."""
+    segments = "\n        UNION ALL ".join(
+        f"SELECT *, '{s}' AS segment_type, {expr} AS segment FROM per_rep"
+        for s, expr in (("total", "'total'"), ("region", f"coalesce(region, '{UNASSIGNED}')"),
+                        ("manager", f"coalesce(manager, '{UNASSIGNED}')"), ("rep", f"coalesce(rep_id, '{UNASSIGNED}')"),
+                        ("division", f"coalesce(division, '{UNASSIGNED}')")))
+    return f"""
+    WITH {_deal_rows(pairs, fy)},
     -- summed per (rep, division, category) once, then rolled up into the five segment types: each
     -- segment is a union of (rep, division) cells, and the sums are exact DECIMAL cents, so the
     -- rollup equals summing the deal rows of each segment (which read every deal row 15 times)
