@@ -266,7 +266,10 @@ def split_training(frame: pl.DataFrame, validation_share: float = 0.25,
     memorising accounts (validation AUC rising while the holdout falls)."""
     frame = _labelled(frame)
     if frame["cutoff_date"].n_unique() < 2:
-        raise NotEnoughData(f"{frame['cutoff_date'].n_unique()} labelled training cutoff(s), need at least 2")
+        # the training rows are the cutoffs by which the division had sold (icp assets._training_task): a
+        # line launched after them has none, which "0 labelled training cutoff(s)" did not say (a re-check)
+        raise NotEnoughData(f"{frame['cutoff_date'].n_unique()} training cutoff(s) by which the division had sold "
+                            "and whose window had ended, need at least 2 (a division launched late has too few)")
     accounts = frame["account_id"].unique().sort()
     draw = np.random.default_rng(seed).random(len(accounts)) < validation_share
     val_accounts = accounts.filter(pl.Series(draw))
