@@ -98,13 +98,13 @@ def webhook():
     server.shutdown()
 
 
-def test_digest_asset_writes_files_and_posts_to_a_local_webhook(tmp_path, monkeypatch, webhook):
+def _digest_run(tmp_path, monkeypatch, url: str):
+    """The fixture warehouse's alerts on both dates, then the digest of A posted to `url`: its result."""
     from revintel_assets.defs.deals.partitions import as_of_dates
     from revintel_assets.defs.pipeline.assets import deal_alerts, weekly_digest
     from revintel_resources.resources import WarehouseResource
     from revintel_resources.warehouse import Warehouse
 
-    url, received = webhook
     monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("REVINTEL_DIGEST_WEBHOOK_URL", url)
     monkeypatch.setenv("REVINTEL_APP_URL", "http://app.example:8501")
@@ -116,7 +116,12 @@ def test_digest_asset_writes_files_and_posts_to_a_local_webhook(tmp_path, monkey
     for key in (str(C), str(A)):
         assert dg.materialize([deal_alerts], partition_key=key, instance=instance, resources=resources,
                               selection=[deal_alerts]).success
-    assert dg.materialize([weekly_digest], partition_key=str(A), instance=instance, resources=resources).success
+    return dg.materialize([weekly_digest], partition_key=str(A), instance=instance, resources=resources)
+
+
+def test_digest_asset_writes_files_and_posts_to_a_local_webhook(tmp_path, monkeypatch, webhook):
+    url, received = webhook
+    assert _digest_run(tmp_path, monkeypatch, url).success
     md = (tmp_path / "data" / "digests" / str(A) / "Mia_Park.md").read_text()
     assert "## r1" in md and "## r2" in md
     assert "[pushy](http://app.example:8501/deal-detail?as_of=2025-10-13&deal=pushy): close 2025-12-01 → 2026-02-01" in md
@@ -200,25 +205,10 @@ def test_data_in_the_digest_is_text_not_markup():
 def test_a_webhook_that_fails_does_not_stop_the_run(tmp_path, monkeypatch):
     """An unreachable digest webhook stopped `revintel run` at its digest step: nothing after it ran or was
     published. The step now writes the files, says what failed and succeeds."""
-    from revintel_assets.defs.deals.partitions import as_of_dates
-    from revintel_assets.defs.pipeline.assets import deal_alerts, weekly_digest
-    from revintel_resources.resources import WarehouseResource
-    from revintel_resources.warehouse import Warehouse
-
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("REVINTEL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("REVINTEL_DIGEST_WEBHOOK_URL", f"http://127.0.0.1:{port}/services/secretToken")
-    with Warehouse.from_env().connect() as con:
-        _warehouse(con)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(as_of_dates.name, [str(C), str(A)])
-    resources = {"warehouse": WarehouseResource()}
-    for key in (str(C), str(A)):
-        assert dg.materialize([deal_alerts], partition_key=key, instance=instance, resources=resources,
-                              selection=[deal_alerts]).success
-    result = dg.materialize([weekly_digest], partition_key=str(A), instance=instance, resources=resources)
+    result = _digest_run(tmp_path, monkeypatch, f"http://127.0.0.1:{port}/services/secretToken")
     assert result.success
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert "could not be reached" in meta["webhook_error"].value and "secretToken" not in meta["webhook_error"].value
