@@ -59,13 +59,15 @@ def money(x: float | None, code: str | None = None) -> str:
 
 
 def money_short(x: float | None, code: str | None = None) -> str:
-    """1_234_567 -> "$1.2M", 45_000 -> "$45k"; None (or NaN) -> "—"."""
+    """1_234_567 -> "$1.2M", 45_000 -> "$45k", 2.3e9 -> "$2.3B"; None (or NaN) -> "—". A unit is chosen by the
+    rounded figure: 999,600 is "$1.0M", not "$1,000k" (a re-check), and 1.2e12 is "$1,200.0B", not millions."""
     if x is None or not math.isfinite(x):
         return "—"
     x = float(x)  # a Decimal, as in money()
     pre, post = _affix(code or currency())
     sign, v = ("-" if x < 0 else ""), abs(x)
-    body = f"{v / 1e6:,.1f}M" if v >= 1e6 else f"{v / 1e3:,.0f}k" if v >= 1e4 else f"{v:,.0f}"
+    body = (f"{v / 1e9:,.1f}B" if v >= 999.95e6 else f"{v / 1e6:,.1f}M" if v >= 999.5e3
+            else f"{v / 1e3:,.0f}k" if v >= 1e4 else f"{v:,.0f}")
     return f"{sign}{pre}{body}{post}"
 
 

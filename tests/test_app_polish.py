@@ -165,6 +165,9 @@ def test_money_carries_its_currency():
     assert fmt.money(Decimal("-1500.40"), "USD") == "-$1,500"  # a DECIMAL sum (What Changed's): it broke the page
     assert fmt.money_short(4_712_364, "USD") == "$4.7M" and fmt.money_short(13_000, "GBP") == "£13k"
     assert fmt.money_short(Decimal("-4712364.5"), "USD") == "-$4.7M" and fmt.money_short(float("nan")) == "—"
+    # the unit by the rounded figure (a re-check: 999,600 read "$1,000k"; billions read "$1,200,000.0M")
+    assert fmt.money_short(999_600, "USD") == "$1.0M" and fmt.money_short(999_400, "USD") == "$999k"
+    assert fmt.money_short(1.2e12, "USD") == "$1,200.0B" and fmt.money_short(999_960_000, "USD") == "$1.0B"
     # a metric card: whole units up to ten million, short from there (a scale-10 card read "$471,322,…")
     assert fmt.money_card(9_999_999, "USD") == "$9,999,999" and fmt.money_card(471_322_644, "USD") == "$471.3M"
     assert fmt.money_card(Decimal("-25000000"), "EUR") == "-€25.0M" and fmt.money_card(None) == "—"
